@@ -1,0 +1,139 @@
+//! `fleetform cloud init` and `fleetform cloud serve`.
+
+use super::parse_duration;
+use crate::localcloud::{self, Faults, ServerOptions};
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, Subcommand)]
+pub enum CloudCommand {
+    /// Create a local cloud store with an organization and an API key, and print the key as
+    /// `export VIAM_API_KEY_ID=…` / `export VIAM_API_KEY=…` lines (the only time it is shown).
+    ///
+    /// Running it again on the same store adds another organization and key.
+    ///
+    /// Example: eval "$(fleetform cloud init --db fleet.db)"
+    Init(InitArgs),
+    /// Serve a local cloud over gRPC (plaintext HTTP/2) until SIGINT or SIGTERM.
+    ///
+    /// Prints `listening on http://ADDR` once ready. Point fleetform at it with
+    /// `--cloud http://ADDR` and the key printed by `fleetform cloud init`; the official Viam
+    /// SDKs work too (dial with insecure=True).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The SQLite database file (created if missing).
+    #[arg(long, default_value = ".fleetform/cloud.db")]
+    pub db: PathBuf,
+    /// Name of the organization to create.
+    #[arg(long, default_value = "local")]
+    pub org: String,
+    /// Email of the organization's founding member.
+    #[arg(long, default_value = "owner@fleetform.local")]
+    pub owner_email: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The SQLite database file (created if missing; run `cloud init` for credentials).
+    #[arg(long, default_value = ".fleetform/cloud.db")]
+    pub db: PathBuf,
+    /// Address to listen on. Port 0 picks a free port. Binding anything but loopback exposes
+    /// the cloud to the network.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Delay added to every call, e.g. 20ms (to simulate a distant cloud).
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    pub latency: Duration,
+    /// Probability (0 to 1) that an app call fails with UNAVAILABLE before doing anything.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
+    pub error_rate: f64,
+    /// Probability (0 to 1) that an app call does its work, then fails with UNAVAILABLE.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
+    pub drop_after_commit_rate: f64,
+    /// How long access tokens stay valid.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub token_ttl: Duration,
+}
+
+fn parse_probability(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number; expected a probability such as 0.1"))?;
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("{p} is not between 0 and 1"))
+    }
+}
+
+pub async fn run(cmd: CloudCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CloudCommand::Init(args) => {
+            let key = localcloud::init(&args.db, &args.org, &args.owner_email)
+                .with_context(|| format!("cannot initialise {}", args.db.display()))?;
+            eprintln!(
+                "Created organization {:?} ({}) in {}.",
+                args.org,
+                key.org_id,
+                args.db.display()
+            );
+            // The one place a key is ever printed: on request, for `eval`.
+            println!("export VIAM_API_KEY_ID={}", key.key_id);
+            println!("export VIAM_API_KEY={}", key.key.expose());
+            Ok(ExitCode::SUCCESS)
+        }
+        CloudCommand::Serve(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let opts = ServerOptions {
+        db: args.db.clone(),
+        listen: args.listen,
+        faults: Faults {
+            latency: args.latency,
+            error_rate: args.error_rate,
+            drop_after_commit_rate: args.drop_after_commit_rate,
+        },
+        token_ttl: args.token_ttl,
+    };
+    if !args.listen.ip().is_loopback() {
+        eprintln!(
+            "warning: listening on {}, which is reachable from other machines",
+            args.listen
+        );
+    }
+    let server = localcloud::start(&opts).await?;
+    println!("listening on {}", server.endpoint());
+    if !opts.faults.is_none() {
+        eprintln!("fault injection on: {:?}", opts.faults);
+    }
+    shutdown_signal().await?;
+    eprintln!("shutting down: finishing in-flight calls");
+    server.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

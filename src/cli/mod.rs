@@ -1,0 +1,78 @@
+//! The `fleetform` command line: argument definitions, dispatch, and all printing.
+
+mod cloud_cmd;
+mod org_cmd;
+pub mod target;
+
+use clap::{Args, Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Declarative, GitOps-style fleet management for the Viam robotics cloud.
+///
+/// fleetform talks to a Viam cloud chosen with --cloud: the real one
+/// (https://app.viam.com:443), a `fleetform cloud serve` server (http://127.0.0.1:8080),
+/// or, by default, an embedded local cloud kept in .fleetform/cloud.db.
+#[derive(Debug, Parser)]
+#[command(name = "fleetform", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Which cloud to talk to: `local` (embedded, state in .fleetform/cloud.db),
+    /// `http://HOST:PORT` (plaintext, e.g. `fleetform cloud serve`) or `https://HOST[:PORT]`
+    /// (TLS; the real cloud is https://app.viam.com:443).
+    #[arg(long, global = true, env = "FLEETFORM_CLOUD", default_value = "local")]
+    pub cloud: String,
+
+    /// API key id for a remote cloud (a UUID). Defaults to $VIAM_API_KEY_ID.
+    #[arg(long, global = true, env = "VIAM_API_KEY_ID", hide_env_values = true)]
+    pub api_key_id: Option<String>,
+
+    /// API key for a remote cloud. Prefer $VIAM_API_KEY: a flag is visible to other users of
+    /// this machine. Never printed or logged.
+    #[arg(long, global = true, env = "VIAM_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// Per-call deadline for cloud requests.
+    #[arg(long, global = true, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+
+    /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run or set up a local, Viam-compatible cloud (for trying manifests, CI and tests).
+    #[command(subcommand)]
+    Cloud(cloud_cmd::CloudCommand),
+    /// Organizations the API key can see.
+    #[command(subcommand)]
+    Org(org_cmd::OrgCommand),
+}
+
+/// Output format for commands that report data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::model::parse_duration(s)
+}
+
+/// Runs the parsed command line and returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Cloud(cmd) => cloud_cmd::run(cmd).await,
+        Command::Org(cmd) => org_cmd::run(cmd, &cli.global).await,
+    }
+}

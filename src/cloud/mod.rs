@@ -1,0 +1,157 @@
+//! Talking to a Viam cloud: the [`CloudApi`] trait in domain terms, its errors, and the gRPC
+//! client that implements it (authentication, TLS, deadlines, retries).
+//!
+//! Everything above this module (observe, plan, apply, the CLI) sees only [`CloudApi`] and the
+//! types of [`crate::model`]; the generated protobuf types stay inside `cloud` and `localcloud`.
+
+mod client;
+mod convert;
+mod error;
+
+pub use client::{Client, ClientOptions, Credentials, RetryPolicy};
+pub use error::{CloudError, Code};
+
+use crate::model::{
+    Fragment, Grant, HistoryEntry, Invite, Location, LocationSecret, LogEntry, LogPage, LogQuery,
+    Machine, Member, Organization, Part, Timestamp, Visibility,
+};
+use std::pin::Pin;
+
+/// A stream of log batches from [`CloudApi::tail_part_logs`]; every batch is non-empty.
+pub type LogStream =
+    Pin<Box<dyn futures_core::Stream<Item = Result<Vec<LogEntry>, CloudError>> + Send>>;
+
+/// How `update_location` should treat the parent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParentChange {
+    /// Leave the parent as it is.
+    Keep,
+    /// Move to the top level.
+    Root,
+    /// Move under this location id.
+    To(String),
+}
+
+/// The Viam cloud operations fleetform uses, in domain terms.
+///
+/// Implemented by [`Client`] over gRPC. Every method is one RPC (except `tail_part_logs`, a
+/// stream). Read methods are safe to retry; write methods are not retried by the client when
+/// their outcome is unknown — the caller decides (apply re-observes before retrying a create).
+#[async_trait::async_trait]
+pub trait CloudApi: Send + Sync {
+    // Organizations and access.
+    async fn list_organizations(&self) -> Result<Vec<Organization>, CloudError>;
+    async fn get_organization(&self, org_id: &str) -> Result<Organization, CloudError>;
+    async fn namespace_available(&self, namespace: &str) -> Result<bool, CloudError>;
+    async fn list_members(&self, org_id: &str) -> Result<(Vec<Member>, Vec<Invite>), CloudError>;
+    async fn create_invite(
+        &self,
+        org_id: &str,
+        email: &str,
+        grants: &[Grant],
+    ) -> Result<Invite, CloudError>;
+    async fn update_invite_grants(
+        &self,
+        org_id: &str,
+        email: &str,
+        add: &[Grant],
+        remove: &[Grant],
+    ) -> Result<Invite, CloudError>;
+    async fn delete_invite(&self, org_id: &str, email: &str) -> Result<(), CloudError>;
+
+    // Locations and their secrets.
+    async fn list_locations(&self, org_id: &str) -> Result<Vec<Location>, CloudError>;
+    async fn get_location(&self, location_id: &str) -> Result<Location, CloudError>;
+    async fn create_location(
+        &self,
+        org_id: &str,
+        name: &str,
+        parent_id: Option<&str>,
+    ) -> Result<Location, CloudError>;
+    async fn update_location(
+        &self,
+        location_id: &str,
+        name: Option<&str>,
+        parent: ParentChange,
+    ) -> Result<Location, CloudError>;
+    async fn delete_location(&self, location_id: &str) -> Result<(), CloudError>;
+    async fn location_secrets(&self, location_id: &str) -> Result<Vec<LocationSecret>, CloudError>;
+    async fn create_location_secret(
+        &self,
+        location_id: &str,
+    ) -> Result<Vec<LocationSecret>, CloudError>;
+    async fn delete_location_secret(
+        &self,
+        location_id: &str,
+        secret_id: &str,
+    ) -> Result<(), CloudError>;
+
+    // Machines.
+    async fn list_machines(&self, location_id: &str) -> Result<Vec<Machine>, CloudError>;
+    async fn list_machines_for_org(&self, org_id: &str) -> Result<Vec<Machine>, CloudError>;
+    async fn get_machine(&self, machine_id: &str) -> Result<Machine, CloudError>;
+    /// Creates a machine (and its main part `<name>-main`); returns the machine id.
+    async fn new_machine(&self, name: &str, location_id: &str) -> Result<String, CloudError>;
+    /// Renames and/or moves a machine. `None` leaves that attribute unchanged.
+    async fn update_machine(
+        &self,
+        machine_id: &str,
+        name: Option<&str>,
+        location_id: Option<&str>,
+    ) -> Result<Machine, CloudError>;
+    async fn delete_machine(&self, machine_id: &str) -> Result<(), CloudError>;
+
+    // Parts.
+    async fn get_parts(&self, machine_id: &str) -> Result<Vec<Part>, CloudError>;
+    async fn get_part(&self, part_id: &str) -> Result<Part, CloudError>;
+    /// Creates a part; returns its id.
+    async fn new_part(&self, machine_id: &str, name: &str) -> Result<String, CloudError>;
+    /// Renames a part and (when `config` is given) replaces its config. With
+    /// `last_known_update`, the cloud refuses the write if the part changed since then.
+    async fn update_part(
+        &self,
+        part_id: &str,
+        name: &str,
+        config: Option<&serde_json::Value>,
+        last_known_update: Option<Timestamp>,
+    ) -> Result<Part, CloudError>;
+    async fn delete_part(&self, part_id: &str) -> Result<(), CloudError>;
+    async fn mark_part_main(&self, part_id: &str) -> Result<(), CloudError>;
+    /// Newest first, at most `limit` entries when given.
+    async fn part_history(
+        &self,
+        part_id: &str,
+        limit: Option<i64>,
+    ) -> Result<Vec<HistoryEntry>, CloudError>;
+
+    // Logs.
+    async fn part_logs(&self, part_id: &str, query: &LogQuery) -> Result<LogPage, CloudError>;
+    async fn tail_part_logs(
+        &self,
+        part_id: &str,
+        errors_only: bool,
+        filter: Option<&str>,
+    ) -> Result<LogStream, CloudError>;
+    /// Pushes log entries for a part (`RobotService/Log`, what machines call).
+    async fn push_logs(&self, part_id: &str, entries: &[LogEntry]) -> Result<(), CloudError>;
+
+    // Fragments.
+    async fn list_fragments(&self, org_id: &str) -> Result<Vec<Fragment>, CloudError>;
+    async fn get_fragment(&self, fragment_id: &str) -> Result<Fragment, CloudError>;
+    async fn create_fragment(
+        &self,
+        org_id: &str,
+        name: &str,
+        config: &serde_json::Value,
+        visibility: Visibility,
+    ) -> Result<Fragment, CloudError>;
+    async fn update_fragment(
+        &self,
+        fragment_id: &str,
+        name: &str,
+        config: Option<&serde_json::Value>,
+        visibility: Option<Visibility>,
+        last_known_update: Option<Timestamp>,
+    ) -> Result<Fragment, CloudError>;
+    async fn delete_fragment(&self, fragment_id: &str) -> Result<(), CloudError>;
+}

@@ -1,0 +1,35 @@
+//! fleetform: a declarative, GitOps-style reconciler for fleets of robots on the Viam cloud.
+//!
+//! # Layout
+//! - [`model`]: domain types (locations, machines, parts, fragments, invites, logs), no I/O.
+//! - [`cloud`]: the [`cloud::CloudApi`] trait and the gRPC client that speaks Viam's protocol.
+//! - [`localcloud`]: an embedded, SQLite-backed, Viam-compatible cloud for trying things out,
+//!   CI and tests. It shares no code with the client, so a bug in one cannot hide one in the other.
+//! - [`cli`]: the `fleetform` commands; the only module that prints.
+//! - [`proto`]: code generated from `proto/` by `build.rs`.
+
+pub mod cli;
+pub mod cloud;
+pub mod localcloud;
+pub mod model;
+
+/// Code generated from `proto/` (Viam's wire format).
+pub mod proto {
+    pub mod rpc {
+        pub mod v1 {
+            tonic::include_proto!("proto.rpc.v1");
+        }
+    }
+    pub mod viam {
+        pub mod common {
+            pub mod v1 {
+                tonic::include_proto!("viam.common.v1");
+            }
+        }
+        pub mod app {
+            pub mod v1 {
+                tonic::include_proto!("viam.app.v1");
+            }
+        }
+    }
+}

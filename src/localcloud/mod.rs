@@ -1,0 +1,199 @@
+//! The embedded local cloud: a Viam-compatible gRPC server over a SQLite store.
+//!
+//! It serves `proto.rpc.v1.AuthService/Authenticate`, `viam.app.v1.AppService` (the fleet
+//! management RPCs fleetform and the official SDKs use) and `viam.app.v1.RobotService/Log`, with
+//! the same package, service and method names and field numbers as Viam's cloud, so the official
+//! Python SDK works against it unchanged. It binds loopback unless told otherwise, requires a
+//! bearer token on every app call, and can inject latency and faults ([`Faults`]).
+//!
+//! This module imports only generated code and the crate's error-free helpers; it never uses
+//! the client side (`crate::cloud`), so a bug in one cannot hide a bug in the other.
+//!
+//! Decisions where Viam's behaviour is undocumented (see the service module for each):
+//! duplicate location and fragment names are allowed; part names are unique per location;
+//! the main part can never be deleted (mark another part main first, or delete the machine);
+//! the last location secret cannot be deleted; a fragment used by parts cannot be deleted;
+//! empty `name`/`location` in `UpdateRobot` and an empty `name` in `UpdateLocation` mean
+//! "unchanged".
+
+mod auth;
+mod faults;
+mod service;
+mod store;
+
+pub use faults::Faults;
+pub use store::StoreOpenError;
+
+use crate::proto::rpc::v1::auth_service_server::AuthServiceServer;
+use crate::proto::viam::app::v1::app_service_server::AppServiceServer;
+use crate::proto::viam::app::v1::robot_service_server::RobotServiceServer;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Errors starting or initialising the local cloud.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Open(#[from] StoreOpenError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("local cloud store: {0}")]
+    Store(String),
+    #[error("the local cloud server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// How to run a server.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    pub db: PathBuf,
+    pub listen: SocketAddr,
+    pub faults: Faults,
+    /// How long an access token stays valid. The Python SDK never refreshes its token, so the
+    /// default is long (24 h).
+    pub token_ttl: Duration,
+}
+
+impl ServerOptions {
+    pub fn new(db: impl Into<PathBuf>) -> Self {
+        ServerOptions {
+            db: db.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            faults: Faults::default(),
+            token_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// A running server; dropping it does not stop it, call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
+}
+
+impl RunningServer {
+    /// The bound address (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`, the endpoint a client dials.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting calls, lets in-flight calls finish, and waits for the server to end.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task
+            .await
+            .map_err(|e| Error::Store(format!("server task: {e}")))?
+    }
+
+    /// Waits until the server ends (after a shutdown signal or an error).
+    pub async fn wait(mut self) -> Result<(), Error> {
+        let _keep_open = self.stop.take();
+        (&mut self.task)
+            .await
+            .map_err(|e| Error::Store(format!("server task: {e}")))?
+    }
+}
+
+/// Opens the store at `opts.db` (creating it if needed), binds `opts.listen`, and serves in a
+/// background task until [`RunningServer::shutdown`] or `stop` resolves.
+pub async fn start(opts: &ServerOptions) -> Result<RunningServer, Error> {
+    let store = Arc::new(store::Store::open(&opts.db)?);
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: opts.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: opts.listen,
+        source,
+    })?;
+    let tokens = auth::Tokens::new(opts.token_ttl);
+    let (logs, _) = tokio::sync::broadcast::channel(1024);
+    let app = service::AppService {
+        store: Arc::clone(&store),
+        logs,
+    };
+    let robot = service::RobotService { app: app.clone() };
+    let auth_svc = auth::AuthService {
+        store,
+        tokens: Arc::clone(&tokens),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let router = tonic::transport::Server::builder()
+        .layer(faults::FaultLayer(opts.faults))
+        .add_service(AuthServiceServer::new(auth_svc))
+        .add_service(AppServiceServer::with_interceptor(
+            app,
+            tokens.interceptor(),
+        ))
+        .add_service(RobotServiceServer::with_interceptor(
+            robot,
+            tokens.interceptor(),
+        ));
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let task = tokio::spawn(async move {
+        router
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stop_rx.await;
+            })
+            .await
+            .map_err(Error::from)
+    });
+    tracing::info!(%addr, "local cloud listening");
+    Ok(RunningServer {
+        addr,
+        stop: Some(stop_tx),
+        task,
+    })
+}
+
+/// Credentials made by [`init`]. The key is shown once and stored only as a hash.
+#[derive(Clone)]
+pub struct NewKey {
+    pub org_id: String,
+    pub key_id: String,
+    pub key: crate::model::Sensitive,
+}
+
+impl std::fmt::Debug for NewKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewKey")
+            .field("org_id", &self.org_id)
+            .field("key_id", &self.key_id)
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+/// Creates the store at `db` if needed, an organization named `org_name` with a founding
+/// member `owner_email`, and an API key for it.
+pub fn init(db: &Path, org_name: &str, owner_email: &str) -> Result<NewKey, Error> {
+    let store = store::Store::open(db)?;
+    let (org_id, (key_id, key)) = store
+        .write_blocking(|tx| {
+            let org = store::create_org(tx, org_name, owner_email)?;
+            let key = store::create_api_key(tx, &org)?;
+            Ok((org, key))
+        })
+        .map_err(|s| Error::Store(s.message().to_string()))?;
+    Ok(NewKey {
+        org_id,
+        key_id,
+        key: crate::model::Sensitive::new(key),
+    })
+}

@@ -1,0 +1,1386 @@
+//! The local cloud's SQLite store: schema, connections, and the queries every RPC is built from.
+//!
+//! One writer connection (mutating calls run in one `IMMEDIATE` transaction each) and a small
+//! pool of reader connections; WAL mode lets readers proceed while a write commits. All work runs
+//! on tokio's blocking pool. Queries return generated protobuf types directly: the store exists
+//! only to serve the wire API, and business rules that need the data (nesting depth, unique
+//! names, the main part) live here, next to it, as `tonic::Status` errors.
+
+use crate::proto::viam::app::v1 as pb;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tonic::Status;
+
+pub type R<T> = Result<T, Status>;
+
+/// Schema version stored in `meta`; bump with a migration when the schema changes.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orgs (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, public_namespace TEXT NOT NULL DEFAULT '',
+    created_us INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id), key_sha256 TEXT NOT NULL,
+    created_us INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS members (
+    org_id TEXT NOT NULL REFERENCES orgs(id), user_id TEXT NOT NULL, email TEXT NOT NULL,
+    date_added_us INTEGER NOT NULL, PRIMARY KEY (org_id, user_id));
+CREATE TABLE IF NOT EXISTS locations (
+    id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id), name TEXT NOT NULL,
+    parent_id TEXT REFERENCES locations(id), created_us INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS locations_org ON locations(org_id);
+CREATE TABLE IF NOT EXISTS location_secrets (
+    id TEXT PRIMARY KEY, location_id TEXT NOT NULL REFERENCES locations(id), secret TEXT NOT NULL,
+    created_us INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS location_secrets_loc ON location_secrets(location_id);
+CREATE TABLE IF NOT EXISTS robots (
+    id TEXT PRIMARY KEY, location_id TEXT NOT NULL REFERENCES locations(id), name TEXT NOT NULL,
+    created_us INTEGER NOT NULL, last_access_us INTEGER, UNIQUE (location_id, name));
+CREATE TABLE IF NOT EXISTS parts (
+    id TEXT PRIMARY KEY, robot_id TEXT NOT NULL REFERENCES robots(id), name TEXT NOT NULL,
+    main INTEGER NOT NULL, config TEXT NOT NULL, secret TEXT NOT NULL, created_us INTEGER NOT NULL,
+    last_updated_us INTEGER NOT NULL, last_access_us INTEGER);
+CREATE INDEX IF NOT EXISTS parts_robot ON parts(robot_id);
+CREATE TABLE IF NOT EXISTS part_fragments (
+    part_id TEXT NOT NULL REFERENCES parts(id), fragment_id TEXT NOT NULL,
+    PRIMARY KEY (part_id, fragment_id));
+CREATE INDEX IF NOT EXISTS part_fragments_fragment ON part_fragments(fragment_id);
+CREATE TABLE IF NOT EXISTS part_history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, part_id TEXT NOT NULL, robot_id TEXT NOT NULL,
+    when_us INTEGER NOT NULL, old BLOB NOT NULL, editor_type INTEGER NOT NULL,
+    editor_value TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS part_history_part ON part_history(part_id, seq);
+CREATE TABLE IF NOT EXISTS logs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, part_id TEXT NOT NULL, time_us INTEGER NOT NULL,
+    level TEXT NOT NULL, message TEXT NOT NULL, entry BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS logs_part ON logs(part_id, seq);
+CREATE TABLE IF NOT EXISTS fragments (
+    id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id), name TEXT NOT NULL,
+    config TEXT NOT NULL, visibility INTEGER NOT NULL, created_us INTEGER NOT NULL,
+    last_updated_us INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS fragments_org ON fragments(org_id);
+CREATE TABLE IF NOT EXISTS invites (
+    org_id TEXT NOT NULL REFERENCES orgs(id), email TEXT NOT NULL, created_us INTEGER NOT NULL,
+    PRIMARY KEY (org_id, email));
+CREATE TABLE IF NOT EXISTS invite_auths (
+    org_id TEXT NOT NULL, email TEXT NOT NULL, resource_type TEXT NOT NULL,
+    resource_id TEXT NOT NULL, role TEXT NOT NULL,
+    PRIMARY KEY (org_id, email, resource_type, resource_id, role));
+"#;
+
+/// Number of read-only connections kept open for concurrent reads.
+const READERS: usize = 4;
+
+/// The store: one writer, a pool of readers, all over the same database file.
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(format!("local cloud store: {e}"))
+}
+
+impl From<StoreOpenError> for Status {
+    fn from(e: StoreOpenError) -> Status {
+        internal(e)
+    }
+}
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the local cloud database {path}: {source}")]
+pub struct StoreOpenError {
+    path: String,
+    #[source]
+    source: rusqlite::Error,
+}
+
+fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a write is on disk before the RPC that made it is answered.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreOpenError> {
+        let err = |source| StoreOpenError {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        }
+        let writer = open_conn(path).map_err(err)?;
+        writer.execute_batch(SCHEMA).map_err(err)?;
+        writer
+            .execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
+                params![SCHEMA_VERSION.to_string()],
+            )
+            .map_err(err)?;
+        let readers = (0..READERS)
+            .map(|_| open_conn(path))
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(err)?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(readers),
+        })
+    }
+
+    /// Runs `f` on a reader connection on the blocking pool.
+    pub async fn read<T, F>(self: &Arc<Self>, f: F) -> R<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> R<T> + Send + 'static,
+    {
+        let store = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let conn = store.readers.lock().map_err(internal)?.pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => open_conn(&store.path).map_err(internal)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut pool) = store.readers.lock() {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    /// Runs `f` in one write transaction on the blocking pool; commits only if `f` succeeds.
+    pub async fn write<T, F>(self: &Arc<Self>, f: F) -> R<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction) -> R<T> + Send + 'static,
+    {
+        let store = Arc::clone(self);
+        tokio::task::spawn_blocking(move || store.write_blocking(f))
+            .await
+            .map_err(internal)?
+    }
+
+    /// Like [`Store::write`] but on the calling thread (for `cloud init` and tests).
+    pub fn write_blocking<T, F>(&self, f: F) -> R<T>
+    where
+        F: FnOnce(&Transaction) -> R<T>,
+    {
+        let mut conn = self.writer.lock().map_err(internal)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(internal)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(internal)?;
+        Ok(out)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers.
+
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+pub fn ts(us: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: us.div_euclid(1_000_000),
+        nanos: (us.rem_euclid(1_000_000) * 1_000) as i32,
+    }
+}
+
+pub fn ts_us(t: &prost_types::Timestamp) -> i64 {
+    t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000
+}
+
+pub fn new_uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A random lowercase alphanumeric string of `len` characters.
+pub fn random_alnum(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = fastrand::Rng::with_seed(seed());
+    (0..len)
+        .map(|_| ALPHABET[rng.usize(..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Seeds from the OS random source (via a v4 UUID) so ids and secrets are unpredictable.
+fn seed() -> u64 {
+    let b = uuid::Uuid::new_v4().into_bytes();
+    u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+        ^ u64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]])
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+/// `INVALID_ARGUMENT` unless `value` is non-empty.
+pub fn require<'a>(field: &str, value: &'a str) -> R<&'a str> {
+    if value.trim().is_empty() {
+        Err(Status::invalid_argument(format!("{field} is required")))
+    } else {
+        Ok(value)
+    }
+}
+
+/// `INVALID_ARGUMENT` unless `value` is a UUID.
+pub fn require_uuid<'a>(field: &str, value: &'a str) -> R<&'a str> {
+    require(field, value)?;
+    if uuid::Uuid::parse_str(value).is_err() {
+        return Err(Status::invalid_argument(format!(
+            "{field} {value:?} is not a valid id (expected a UUID)"
+        )));
+    }
+    Ok(value)
+}
+
+/// `INVALID_ARGUMENT` unless `value` looks like a location id (10 lowercase alphanumerics).
+pub fn require_location_id<'a>(field: &str, value: &'a str) -> R<&'a str> {
+    require(field, value)?;
+    if value.len() != 10
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        return Err(Status::invalid_argument(format!(
+            "{field} {value:?} is not a valid location id (expected 10 lowercase letters or digits)"
+        )));
+    }
+    Ok(value)
+}
+
+fn q<T>(r: rusqlite::Result<T>) -> R<T> {
+    r.map_err(internal)
+}
+
+pub fn struct_from_json(v: &serde_json::Value) -> prost_types::Struct {
+    match json_to_value(v).kind {
+        Some(prost_types::value::Kind::StructValue(s)) => s,
+        _ => prost_types::Struct::default(),
+    }
+}
+
+fn json_to_value(v: &serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match v {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+        serde_json::Value::Array(a) => Kind::ListValue(prost_types::ListValue {
+            values: a.iter().map(json_to_value).collect(),
+        }),
+        serde_json::Value::Object(o) => Kind::StructValue(prost_types::Struct {
+            fields: o
+                .iter()
+                .map(|(k, v)| (k.clone(), json_to_value(v)))
+                .collect(),
+        }),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+pub fn json_from_struct(s: &prost_types::Struct) -> serde_json::Value {
+    serde_json::Value::Object(
+        s.fields
+            .iter()
+            .map(|(k, v)| (k.clone(), value_to_json(v)))
+            .collect(),
+    )
+}
+
+fn value_to_json(v: &prost_types::Value) -> serde_json::Value {
+    use prost_types::value::Kind;
+    match &v.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(*b),
+        Some(Kind::NumberValue(n)) => {
+            if n.fract() == 0.0 && n.abs() <= 9_007_199_254_740_992.0 {
+                serde_json::Value::from(*n as i64)
+            } else {
+                serde_json::Number::from_f64(*n)
+                    .map(serde_json::Value::Number)
+                    .unwrap_or(serde_json::Value::Null)
+            }
+        }
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s.clone()),
+        Some(Kind::ListValue(l)) => {
+            serde_json::Value::Array(l.values.iter().map(value_to_json).collect())
+        }
+        Some(Kind::StructValue(s)) => json_from_struct(s),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Organizations, API keys, members.
+
+pub struct OrgRow {
+    pub id: String,
+    pub name: String,
+    pub public_namespace: String,
+    pub created_us: i64,
+}
+
+impl OrgRow {
+    pub fn to_pb(&self) -> pb::Organization {
+        pb::Organization {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            created_on: Some(ts(self.created_us)),
+            public_namespace: self.public_namespace.clone(),
+            default_region: "local".into(),
+        }
+    }
+}
+
+pub fn org(db: &Connection, id: &str) -> R<Option<OrgRow>> {
+    q(db.query_row(
+        "SELECT id, name, public_namespace, created_us FROM orgs WHERE id = ?1",
+        params![id],
+        |r| {
+            Ok(OrgRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                public_namespace: r.get(2)?,
+                created_us: r.get(3)?,
+            })
+        },
+    )
+    .optional())
+}
+
+/// The caller's own organization, or `PERMISSION_DENIED` / `NOT_FOUND` for any other id.
+pub fn caller_org(db: &Connection, caller_org: &str, requested: &str, field: &str) -> R<OrgRow> {
+    require_uuid(field, requested)?;
+    if requested != caller_org {
+        return Err(match org(db, requested)? {
+            Some(_) => Status::permission_denied(format!(
+                "the API key has no access to organization {requested}"
+            )),
+            None => Status::not_found(format!("organization {requested} not found")),
+        });
+    }
+    org(db, requested)?
+        .ok_or_else(|| Status::not_found(format!("organization {requested} not found")))
+}
+
+pub fn namespace_taken(db: &Connection, ns: &str) -> R<bool> {
+    q(db.query_row(
+        "SELECT EXISTS(SELECT 1 FROM orgs WHERE public_namespace = ?1)",
+        params![ns],
+        |r| r.get(0),
+    ))
+}
+
+/// Creates an organization with its founding member and first API key; returns the org id.
+pub fn create_org(tx: &Transaction, name: &str, owner_email: &str) -> R<String> {
+    let id = new_uuid();
+    let now = now_us();
+    q(tx.execute(
+        "INSERT INTO orgs (id, name, created_us) VALUES (?1, ?2, ?3)",
+        params![id, name, now],
+    ))?;
+    q(tx.execute(
+        "INSERT INTO members (org_id, user_id, email, date_added_us) VALUES (?1, ?2, ?3, ?4)",
+        params![id, new_uuid(), owner_email, now],
+    ))?;
+    Ok(id)
+}
+
+/// Adds an API key to `org_id`; returns `(key_id, key)`. Only the key's hash is stored.
+pub fn create_api_key(tx: &Transaction, org_id: &str) -> R<(String, String)> {
+    let key_id = new_uuid();
+    let key = random_alnum(32);
+    q(tx.execute(
+        "INSERT INTO api_keys (id, org_id, key_sha256, created_us) VALUES (?1, ?2, ?3, ?4)",
+        params![key_id, org_id, sha256_hex(&key), now_us()],
+    ))?;
+    Ok((key_id, key))
+}
+
+/// The organization of an API key whose secret hashes to `key_sha256`.
+pub fn api_key_org(db: &Connection, key_id: &str, key_sha256: &str) -> R<Option<String>> {
+    let row: Option<(String, String)> = q(db
+        .query_row(
+            "SELECT org_id, key_sha256 FROM api_keys WHERE id = ?1",
+            params![key_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional())?;
+    Ok(row.and_then(|(org, hash)| constant_time_eq(&hash, key_sha256).then_some(org)))
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+pub fn members(db: &Connection, org_id: &str) -> R<Vec<pb::OrganizationMember>> {
+    let mut st = q(db.prepare(
+        "SELECT user_id, email, date_added_us FROM members WHERE org_id = ?1 ORDER BY date_added_us, user_id",
+    ))?;
+    let rows = q(st.query_map(params![org_id], |r| {
+        Ok(pb::OrganizationMember {
+            user_id: r.get(0)?,
+            emails: vec![r.get(1)?],
+            date_added: Some(ts(r.get(2)?)),
+        })
+    }))?;
+    q(rows.collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invites.
+
+pub fn invites(db: &Connection, org_id: &str) -> R<Vec<pb::OrganizationInvite>> {
+    let emails: Vec<String> = {
+        let mut st = q(db.prepare("SELECT email FROM invites WHERE org_id = ?1 ORDER BY email"))?;
+        let rows = q(st.query_map(params![org_id], |r| r.get(0)))?;
+        q(rows.collect())?
+    };
+    emails
+        .iter()
+        .map(|e| invite(db, org_id, e)?.ok_or_else(|| internal("invite vanished")))
+        .collect()
+}
+
+pub fn invite(db: &Connection, org_id: &str, email: &str) -> R<Option<pb::OrganizationInvite>> {
+    let created: Option<i64> = q(db
+        .query_row(
+            "SELECT created_us FROM invites WHERE org_id = ?1 AND email = ?2",
+            params![org_id, email],
+            |r| r.get(0),
+        )
+        .optional())?;
+    let Some(created) = created else {
+        return Ok(None);
+    };
+    let mut st = q(db.prepare(
+        "SELECT resource_type, resource_id, role FROM invite_auths WHERE org_id = ?1 AND email = ?2 \
+         ORDER BY resource_type, resource_id, role",
+    ))?;
+    let rows = q(st.query_map(params![org_id, email], |r| {
+        let (rt, rid, role): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        Ok(pb::Authorization {
+            authorization_type: "role".into(),
+            authorization_id: format!("{rt}_{role}"),
+            resource_type: rt,
+            resource_id: rid,
+            identity_id: String::new(),
+            organization_id: org_id.to_string(),
+            identity_type: String::new(),
+        })
+    }))?;
+    Ok(Some(pb::OrganizationInvite {
+        organization_id: org_id.to_string(),
+        email: email.to_string(),
+        created_on: Some(ts(created)),
+        authorizations: q(rows.collect())?,
+    }))
+}
+
+/// A validated authorization: `(resource_type, resource_id, role)`.
+pub type AuthKey = (String, String, String);
+
+/// Checks an authorization's shape and that its resource exists in `org_id`.
+pub fn validate_auth(db: &Connection, org_id: &str, a: &pb::Authorization) -> R<AuthKey> {
+    if a.authorization_type != "role" {
+        return Err(Status::invalid_argument(format!(
+            "authorization_type must be \"role\", got {:?}",
+            a.authorization_type
+        )));
+    }
+    let Some((rt, role)) = a.authorization_id.rsplit_once('_') else {
+        return Err(Status::invalid_argument(format!(
+            "authorization_id {:?} is not of the form <resource_type>_<role>",
+            a.authorization_id
+        )));
+    };
+    if !matches!(role, "owner" | "operator") {
+        return Err(Status::invalid_argument(format!(
+            "authorization_id {:?}: role must be owner or operator",
+            a.authorization_id
+        )));
+    }
+    if rt != a.resource_type {
+        return Err(Status::invalid_argument(format!(
+            "authorization_id {:?} does not match resource_type {:?}",
+            a.authorization_id, a.resource_type
+        )));
+    }
+    if !a.organization_id.is_empty() && a.organization_id != org_id {
+        return Err(Status::invalid_argument(format!(
+            "authorization organization_id {:?} is not the invite's organization",
+            a.organization_id
+        )));
+    }
+    let exists = match rt {
+        "organization" => a.resource_id == org_id,
+        "location" => location_row(db, &a.resource_id)?.is_some_and(|l| l.org_id == org_id),
+        "robot" => robot_row(db, &a.resource_id)?.is_some_and(|r| r.org_id == org_id),
+        other => {
+            return Err(Status::invalid_argument(format!(
+                "resource_type must be organization, location or robot, got {other:?}"
+            )));
+        }
+    };
+    if !exists {
+        return Err(Status::not_found(format!(
+            "{rt} {:?} not found in organization {org_id}",
+            a.resource_id
+        )));
+    }
+    Ok((rt.to_string(), a.resource_id.clone(), role.to_string()))
+}
+
+pub fn replace_invite_auths(
+    tx: &Transaction,
+    org_id: &str,
+    email: &str,
+    auths: &[AuthKey],
+) -> R<()> {
+    // An invite holds one role per resource.
+    let mut seen = std::collections::HashSet::new();
+    for (rt, rid, _) in auths {
+        if !seen.insert((rt, rid)) {
+            return Err(Status::invalid_argument(format!(
+                "an invite can hold only one role on {rt} {rid}"
+            )));
+        }
+    }
+    q(tx.execute(
+        "DELETE FROM invite_auths WHERE org_id = ?1 AND email = ?2",
+        params![org_id, email],
+    ))?;
+    for (rt, rid, role) in auths {
+        q(tx.execute(
+            "INSERT INTO invite_auths (org_id, email, resource_type, resource_id, role) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![org_id, email, rt, rid, role],
+        ))?;
+    }
+    Ok(())
+}
+
+pub fn insert_invite(tx: &Transaction, org_id: &str, email: &str) -> R<()> {
+    q(tx.execute(
+        "INSERT INTO invites (org_id, email, created_us) VALUES (?1, ?2, ?3)",
+        params![org_id, email, now_us()],
+    ))
+    .map(|_| ())
+}
+
+pub fn delete_invite(tx: &Transaction, org_id: &str, email: &str) -> R<bool> {
+    q(tx.execute(
+        "DELETE FROM invite_auths WHERE org_id = ?1 AND email = ?2",
+        params![org_id, email],
+    ))?;
+    Ok(q(tx.execute(
+        "DELETE FROM invites WHERE org_id = ?1 AND email = ?2",
+        params![org_id, email],
+    ))? > 0)
+}
+
+/// Removes authorizations that point at a deleted resource.
+fn drop_auths_on(tx: &Transaction, resource_type: &str, resource_id: &str) -> R<()> {
+    q(tx.execute(
+        "DELETE FROM invite_auths WHERE resource_type = ?1 AND resource_id = ?2",
+        params![resource_type, resource_id],
+    ))
+    .map(|_| ())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locations and secrets.
+
+pub struct LocationRow {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub parent_id: Option<String>,
+    pub created_us: i64,
+}
+
+pub fn location_row(db: &Connection, id: &str) -> R<Option<LocationRow>> {
+    q(db.query_row(
+        "SELECT id, org_id, name, parent_id, created_us FROM locations WHERE id = ?1",
+        params![id],
+        |r| {
+            Ok(LocationRow {
+                id: r.get(0)?,
+                org_id: r.get(1)?,
+                name: r.get(2)?,
+                parent_id: r.get(3)?,
+                created_us: r.get(4)?,
+            })
+        },
+    )
+    .optional())
+}
+
+/// The location `id` in the caller's organization: `INVALID_ARGUMENT` for a malformed id,
+/// `NOT_FOUND` for an unknown one.
+pub fn location_in(db: &Connection, org_id: &str, field: &str, id: &str) -> R<LocationRow> {
+    require_location_id(field, id)?;
+    match location_row(db, id)? {
+        Some(l) if l.org_id == org_id => Ok(l),
+        _ => Err(Status::not_found(format!("location {id} not found"))),
+    }
+}
+
+/// Depth of a location: 1 for a top-level one.
+pub fn depth(db: &Connection, id: &str) -> R<usize> {
+    let mut d = 0;
+    let mut cur = Some(id.to_string());
+    while let Some(c) = cur {
+        d += 1;
+        if d > 64 {
+            return Err(internal("location parent chain too long"));
+        }
+        cur = location_row(db, &c)?.and_then(|l| l.parent_id);
+    }
+    Ok(d)
+}
+
+fn children(db: &Connection, id: &str) -> R<Vec<String>> {
+    let mut st = q(db.prepare("SELECT id FROM locations WHERE parent_id = ?1"))?;
+    let rows = q(st.query_map(params![id], |r| r.get(0)))?;
+    q(rows.collect())
+}
+
+/// Levels in the subtree rooted at `id` (1 for a leaf).
+pub fn height(db: &Connection, id: &str) -> R<usize> {
+    let mut h = 0;
+    for c in children(db, id)? {
+        h = h.max(height(db, &c)?);
+    }
+    Ok(h + 1)
+}
+
+pub fn is_descendant_or_self(db: &Connection, ancestor: &str, id: &str) -> R<bool> {
+    let mut cur = Some(id.to_string());
+    while let Some(c) = cur {
+        if c == ancestor {
+            return Ok(true);
+        }
+        cur = location_row(db, &c)?.and_then(|l| l.parent_id);
+    }
+    Ok(false)
+}
+
+pub fn location_secrets(db: &Connection, location_id: &str) -> R<Vec<pb::SharedSecret>> {
+    let mut st = q(db.prepare(
+        "SELECT id, secret, created_us FROM location_secrets WHERE location_id = ?1 ORDER BY created_us, id",
+    ))?;
+    let rows = q(st.query_map(params![location_id], |r| {
+        Ok(pb::SharedSecret {
+            id: r.get(0)?,
+            secret: r.get(1)?,
+            created_on: Some(ts(r.get(2)?)),
+            state: pb::shared_secret::State::Enabled as i32,
+        })
+    }))?;
+    q(rows.collect())
+}
+
+pub fn location_auth(db: &Connection, location_id: &str) -> R<pb::LocationAuth> {
+    Ok(pb::LocationAuth {
+        location_id: location_id.to_string(),
+        secrets: location_secrets(db, location_id)?,
+    })
+}
+
+pub fn add_location_secret(tx: &Transaction, location_id: &str) -> R<()> {
+    q(tx.execute(
+        "INSERT INTO location_secrets (id, location_id, secret, created_us) VALUES (?1, ?2, ?3, ?4)",
+        params![new_uuid(), location_id, random_alnum(32), now_us()],
+    ))
+    .map(|_| ())
+}
+
+pub fn location_pb(db: &Connection, l: &LocationRow) -> R<pb::Location> {
+    let robot_count: i64 = q(db.query_row(
+        "SELECT COUNT(*) FROM robots WHERE location_id = ?1",
+        params![l.id],
+        |r| r.get(0),
+    ))?;
+    Ok(pb::Location {
+        id: l.id.clone(),
+        name: l.name.clone(),
+        created_on: Some(ts(l.created_us)),
+        parent_location_id: l.parent_id.clone().unwrap_or_default(),
+        auth: Some(location_auth(db, &l.id)?),
+        robot_count: robot_count as i32,
+    })
+}
+
+pub fn list_locations(db: &Connection, org_id: &str) -> R<Vec<pb::Location>> {
+    let mut st = q(db.prepare(
+        "SELECT id, org_id, name, parent_id, created_us FROM locations WHERE org_id = ?1 ORDER BY created_us, id",
+    ))?;
+    let rows = q(st.query_map(params![org_id], |r| {
+        Ok(LocationRow {
+            id: r.get(0)?,
+            org_id: r.get(1)?,
+            name: r.get(2)?,
+            parent_id: r.get(3)?,
+            created_us: r.get(4)?,
+        })
+    }))?;
+    let rows: Vec<LocationRow> = q(rows.collect())?;
+    rows.iter().map(|l| location_pb(db, l)).collect()
+}
+
+pub fn insert_location(
+    tx: &Transaction,
+    org_id: &str,
+    name: &str,
+    parent: Option<&str>,
+) -> R<String> {
+    let id = random_alnum(10);
+    q(tx.execute(
+        "INSERT INTO locations (id, org_id, name, parent_id, created_us) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, org_id, name, parent, now_us()],
+    ))?;
+    add_location_secret(tx, &id)?;
+    Ok(id)
+}
+
+pub fn delete_location(tx: &Transaction, id: &str) -> R<()> {
+    let robots: i64 = q(tx.query_row(
+        "SELECT COUNT(*) FROM robots WHERE location_id = ?1",
+        params![id],
+        |r| r.get(0),
+    ))?;
+    if robots > 0 {
+        return Err(Status::failed_precondition(format!(
+            "location {id} still has {robots} machine(s); delete or move them first"
+        )));
+    }
+    let kids = children(tx, id)?;
+    if !kids.is_empty() {
+        return Err(Status::failed_precondition(format!(
+            "location {id} still has {} child location(s); delete or move them first",
+            kids.len()
+        )));
+    }
+    q(tx.execute(
+        "DELETE FROM location_secrets WHERE location_id = ?1",
+        params![id],
+    ))?;
+    q(tx.execute("DELETE FROM locations WHERE id = ?1", params![id]))?;
+    drop_auths_on(tx, "location", id)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Robots.
+
+pub struct RobotRow {
+    pub id: String,
+    pub org_id: String,
+    pub location_id: String,
+    pub name: String,
+    pub created_us: i64,
+    pub last_access_us: Option<i64>,
+}
+
+const ROBOT_COLS: &str = "r.id, l.org_id, r.location_id, r.name, r.created_us, r.last_access_us \
+                          FROM robots r JOIN locations l ON l.id = r.location_id";
+
+fn robot_from(r: &rusqlite::Row) -> rusqlite::Result<RobotRow> {
+    Ok(RobotRow {
+        id: r.get(0)?,
+        org_id: r.get(1)?,
+        location_id: r.get(2)?,
+        name: r.get(3)?,
+        created_us: r.get(4)?,
+        last_access_us: r.get(5)?,
+    })
+}
+
+impl RobotRow {
+    pub fn to_pb(&self) -> pb::Robot {
+        pb::Robot {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            location: self.location_id.clone(),
+            last_access: self.last_access_us.map(ts),
+            created_on: Some(ts(self.created_us)),
+            online_state: if self.last_access_us.is_some() {
+                pb::OnlineState::Offline
+            } else {
+                pb::OnlineState::AwaitingSetup
+            } as i32,
+            seconds_since_online: 0,
+        }
+    }
+}
+
+pub fn robot_row(db: &Connection, id: &str) -> R<Option<RobotRow>> {
+    q(db.query_row(
+        &format!("SELECT {ROBOT_COLS} WHERE r.id = ?1"),
+        params![id],
+        robot_from,
+    )
+    .optional())
+}
+
+pub fn robot_in(db: &Connection, org_id: &str, field: &str, id: &str) -> R<RobotRow> {
+    require_uuid(field, id)?;
+    match robot_row(db, id)? {
+        Some(r) if r.org_id == org_id => Ok(r),
+        _ => Err(Status::not_found(format!("machine {id} not found"))),
+    }
+}
+
+pub fn robots_where(db: &Connection, cond: &str, arg: &str) -> R<Vec<pb::Robot>> {
+    let mut st = q(db.prepare(&format!(
+        "SELECT {ROBOT_COLS} WHERE {cond} ORDER BY r.created_us, r.id"
+    )))?;
+    let rows = q(st.query_map(params![arg], robot_from))?;
+    let rows: Vec<RobotRow> = q(rows.collect())?;
+    Ok(rows.iter().map(RobotRow::to_pb).collect())
+}
+
+pub fn robot_name_taken(db: &Connection, location_id: &str, name: &str, except: &str) -> R<bool> {
+    q(db.query_row(
+        "SELECT EXISTS(SELECT 1 FROM robots WHERE location_id = ?1 AND name = ?2 AND id != ?3)",
+        params![location_id, name, except],
+        |r| r.get(0),
+    ))
+}
+
+/// Whether a part named `name` exists in `location_id` (other than part `except`).
+pub fn part_name_taken(db: &Connection, location_id: &str, name: &str, except: &str) -> R<bool> {
+    q(db.query_row(
+        "SELECT EXISTS(SELECT 1 FROM parts p JOIN robots r ON r.id = p.robot_id \
+         WHERE r.location_id = ?1 AND p.name = ?2 AND p.id != ?3)",
+        params![location_id, name, except],
+        |r| r.get(0),
+    ))
+}
+
+pub fn insert_robot(tx: &Transaction, location_id: &str, name: &str) -> R<String> {
+    let id = new_uuid();
+    q(tx.execute(
+        "INSERT INTO robots (id, location_id, name, created_us) VALUES (?1, ?2, ?3, ?4)",
+        params![id, location_id, name, now_us()],
+    ))?;
+    insert_part(tx, &id, &format!("{name}-main"), true)?;
+    Ok(id)
+}
+
+pub fn delete_robot(tx: &Transaction, id: &str) -> R<()> {
+    let parts: Vec<String> = {
+        let mut st = q(tx.prepare("SELECT id FROM parts WHERE robot_id = ?1"))?;
+        let rows = q(st.query_map(params![id], |r| r.get(0)))?;
+        q(rows.collect())?
+    };
+    for p in &parts {
+        remove_part(tx, p)?;
+    }
+    q(tx.execute("DELETE FROM robots WHERE id = ?1", params![id]))?;
+    drop_auths_on(tx, "robot", id)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parts.
+
+pub struct PartRow {
+    pub id: String,
+    pub robot_id: String,
+    pub location_id: String,
+    pub org_id: String,
+    pub name: String,
+    pub main: bool,
+    pub config: String,
+    pub secret: String,
+    pub created_us: i64,
+    pub last_updated_us: i64,
+    pub last_access_us: Option<i64>,
+}
+
+const PART_COLS: &str = "p.id, p.robot_id, r.location_id, l.org_id, p.name, p.main, p.config, p.secret, \
+                         p.created_us, p.last_updated_us, p.last_access_us \
+                         FROM parts p JOIN robots r ON r.id = p.robot_id JOIN locations l ON l.id = r.location_id";
+
+fn part_from(r: &rusqlite::Row) -> rusqlite::Result<PartRow> {
+    Ok(PartRow {
+        id: r.get(0)?,
+        robot_id: r.get(1)?,
+        location_id: r.get(2)?,
+        org_id: r.get(3)?,
+        name: r.get(4)?,
+        main: r.get(5)?,
+        config: r.get(6)?,
+        secret: r.get(7)?,
+        created_us: r.get(8)?,
+        last_updated_us: r.get(9)?,
+        last_access_us: r.get(10)?,
+    })
+}
+
+/// A DNS label made from a part name: lowercase alphanumerics and dashes.
+fn dns_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+impl PartRow {
+    pub fn config_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.config).unwrap_or_else(|_| serde_json::json!({}))
+    }
+
+    pub fn to_pb(&self) -> pb::RobotPart {
+        let dns = dns_name(&self.name);
+        pb::RobotPart {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            secret: self.secret.clone(),
+            robot: self.robot_id.clone(),
+            robot_config: Some(struct_from_json(&self.config_json())),
+            last_access: self.last_access_us.map(ts),
+            user_supplied_info: None,
+            main_part: self.main,
+            fqdn: format!("{dns}.{}.local.viam.cloud", self.location_id),
+            dns_name: dns.clone(),
+            local_fqdn: format!("{dns}.{}.local.viam.cloud", self.location_id),
+            location_id: self.location_id.clone(),
+            created_on: Some(ts(self.created_us)),
+            secrets: vec![pb::SharedSecret {
+                id: format!("{}-secret", self.id),
+                secret: self.secret.clone(),
+                created_on: Some(ts(self.created_us)),
+                state: pb::shared_secret::State::Enabled as i32,
+            }],
+            last_updated: Some(ts(self.last_updated_us)),
+            online_state: if self.last_access_us.is_some() {
+                pb::OnlineState::Offline
+            } else {
+                pb::OnlineState::AwaitingSetup
+            } as i32,
+            seconds_since_online: 0,
+            robot_config_json: Some(self.config.clone()),
+        }
+    }
+}
+
+pub fn part_row(db: &Connection, id: &str) -> R<Option<PartRow>> {
+    q(db.query_row(
+        &format!("SELECT {PART_COLS} WHERE p.id = ?1"),
+        params![id],
+        part_from,
+    )
+    .optional())
+}
+
+pub fn part_in(db: &Connection, org_id: &str, field: &str, id: &str) -> R<PartRow> {
+    require_uuid(field, id)?;
+    match part_row(db, id)? {
+        Some(p) if p.org_id == org_id => Ok(p),
+        _ => Err(Status::not_found(format!("part {id} not found"))),
+    }
+}
+
+pub fn parts_of(db: &Connection, robot_id: &str) -> R<Vec<PartRow>> {
+    let mut st = q(db.prepare(&format!(
+        "SELECT {PART_COLS} WHERE p.robot_id = ?1 ORDER BY p.main DESC, p.created_us, p.id"
+    )))?;
+    let rows = q(st.query_map(params![robot_id], part_from))?;
+    q(rows.collect())
+}
+
+pub fn insert_part(tx: &Transaction, robot_id: &str, name: &str, main: bool) -> R<String> {
+    let id = new_uuid();
+    let now = now_us();
+    q(tx.execute(
+        "INSERT INTO parts (id, robot_id, name, main, config, secret, created_us, last_updated_us) \
+         VALUES (?1, ?2, ?3, ?4, '{}', ?5, ?6, ?6)",
+        params![id, robot_id, name, main, random_alnum(32), now],
+    ))?;
+    Ok(id)
+}
+
+fn remove_part(tx: &Transaction, id: &str) -> R<()> {
+    for sql in [
+        "DELETE FROM part_fragments WHERE part_id = ?1",
+        "DELETE FROM part_history WHERE part_id = ?1",
+        "DELETE FROM logs WHERE part_id = ?1",
+        "DELETE FROM parts WHERE id = ?1",
+    ] {
+        q(tx.execute(sql, params![id]))?;
+    }
+    Ok(())
+}
+
+pub fn delete_part(tx: &Transaction, p: &PartRow) -> R<()> {
+    if p.main {
+        let others = parts_of(tx, &p.robot_id)?.len() - 1;
+        return Err(Status::failed_precondition(if others > 0 {
+            format!(
+                "part {} is the machine's main part and {others} other part(s) exist; \
+                 mark another part as main first",
+                p.id
+            )
+        } else {
+            format!(
+                "part {} is the machine's only part; a machine always has a main part (delete the machine instead)",
+                p.id
+            )
+        }));
+    }
+    remove_part(tx, &p.id)
+}
+
+pub fn mark_main(tx: &Transaction, p: &PartRow) -> R<()> {
+    q(tx.execute(
+        "UPDATE parts SET main = (id = ?1) WHERE robot_id = ?2",
+        params![p.id, p.robot_id],
+    ))
+    .map(|_| ())
+}
+
+/// Fragment ids a config references through `fragments`: `["id", …]` or `[{"id": …}, …]`.
+pub fn fragment_refs(config: &serde_json::Value) -> Vec<String> {
+    let mut ids: Vec<String> = config
+        .get("fragments")
+        .and_then(|f| f.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|f| match f {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Object(o) => o.get("id").and_then(|v| v.as_str()).map(String::from),
+            _ => None,
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// Stores a new name/config for `old`, bumping `last_updated` and appending a history entry
+/// that holds the part as it was and who changed it.
+pub fn update_part(
+    tx: &Transaction,
+    old: &PartRow,
+    name: &str,
+    config: Option<&serde_json::Value>,
+    editor: (pb::AuthenticationType, &str),
+) -> R<()> {
+    use prost::Message;
+    let now = now_us().max(old.last_updated_us + 1);
+    let config_text = match config {
+        Some(c) => serde_json::to_string(c).map_err(internal)?,
+        None => old.config.clone(),
+    };
+    q(tx.execute(
+        "INSERT INTO part_history (part_id, robot_id, when_us, old, editor_type, editor_value) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            old.id,
+            old.robot_id,
+            now,
+            old.to_pb().encode_to_vec(),
+            editor.0 as i32,
+            editor.1
+        ],
+    ))?;
+    q(tx.execute(
+        "UPDATE parts SET name = ?2, config = ?3, last_updated_us = ?4 WHERE id = ?1",
+        params![old.id, name, config_text, now],
+    ))?;
+    if let Some(c) = config {
+        q(tx.execute(
+            "DELETE FROM part_fragments WHERE part_id = ?1",
+            params![old.id],
+        ))?;
+        for f in fragment_refs(c) {
+            q(tx.execute(
+                "INSERT INTO part_fragments (part_id, fragment_id) VALUES (?1, ?2)",
+                params![old.id, f],
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// History of a part, newest first, entries with `seq < before` when paging.
+pub fn part_history(
+    db: &Connection,
+    part_id: &str,
+    before: Option<i64>,
+    start_us: Option<i64>,
+    end_us: Option<i64>,
+    limit: i64,
+) -> R<(Vec<pb::RobotPartHistoryEntry>, Option<i64>)> {
+    use prost::Message;
+    let mut st = q(db.prepare(
+        "SELECT seq, part_id, robot_id, when_us, old, editor_type, editor_value FROM part_history \
+         WHERE part_id = ?1 AND seq < ?2 AND when_us >= ?3 AND when_us <= ?4 ORDER BY seq DESC LIMIT ?5",
+    ))?;
+    let rows = q(st.query_map(
+        params![
+            part_id,
+            before.unwrap_or(i64::MAX),
+            start_us.unwrap_or(i64::MIN),
+            end_us.unwrap_or(i64::MAX),
+            limit + 1
+        ],
+        |r| {
+            let blob: Vec<u8> = r.get(4)?;
+            Ok((
+                r.get::<_, i64>(0)?,
+                pb::RobotPartHistoryEntry {
+                    part: r.get(1)?,
+                    robot: r.get(2)?,
+                    when: Some(ts(r.get(3)?)),
+                    old: pb::RobotPart::decode(blob.as_slice()).ok(),
+                    edited_by: Some(pb::AuthenticatorInfo {
+                        r#type: r.get(5)?,
+                        value: r.get(6)?,
+                        is_deactivated: false,
+                    }),
+                },
+            ))
+        },
+    ))?;
+    let mut rows: Vec<(i64, pb::RobotPartHistoryEntry)> = q(rows.collect())?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|(seq, _)| *seq)
+    } else {
+        None
+    };
+    Ok((rows.into_iter().map(|(_, e)| e).collect(), next))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logs.
+
+pub struct LogFilter {
+    pub before: Option<i64>,
+    pub filter: Option<String>,
+    pub levels: Vec<String>,
+    pub start_us: Option<i64>,
+    pub end_us: Option<i64>,
+    pub limit: i64,
+}
+
+pub fn insert_logs(
+    tx: &Transaction,
+    part_id: &str,
+    logs: &[crate::proto::viam::common::v1::LogEntry],
+) -> R<()> {
+    use prost::Message;
+    let mut st = q(tx.prepare(
+        "INSERT INTO logs (part_id, time_us, level, message, entry) VALUES (?1, ?2, ?3, ?4, ?5)",
+    ))?;
+    let now = now_us();
+    for l in logs {
+        q(st.execute(params![
+            part_id,
+            l.time.as_ref().map(ts_us).unwrap_or(now),
+            l.level.to_ascii_lowercase(),
+            l.message,
+            l.encode_to_vec()
+        ]))?;
+    }
+    Ok(())
+}
+
+/// Log entries of a part, newest first, and the token of the next (older) page.
+pub fn part_logs(
+    db: &Connection,
+    part_id: &str,
+    f: &LogFilter,
+) -> R<(Vec<crate::proto::viam::common::v1::LogEntry>, Option<i64>)> {
+    use prost::Message;
+    let levels: Vec<String> = f.levels.iter().map(|l| l.to_ascii_lowercase()).collect();
+    let levels_json = serde_json::to_string(&levels).map_err(internal)?;
+    let mut st = q(db.prepare(
+        "SELECT seq, entry FROM logs WHERE part_id = ?1 AND seq < ?2 AND time_us >= ?3 AND time_us <= ?4 \
+         AND (?5 = '' OR instr(message, ?5) > 0) \
+         AND (?6 = '[]' OR level IN (SELECT value FROM json_each(?6))) \
+         ORDER BY seq DESC LIMIT ?7",
+    ))?;
+    let rows = q(st.query_map(
+        params![
+            part_id,
+            f.before.unwrap_or(i64::MAX),
+            f.start_us.unwrap_or(i64::MIN),
+            f.end_us.unwrap_or(i64::MAX),
+            f.filter.clone().unwrap_or_default(),
+            levels_json,
+            f.limit + 1
+        ],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+    ))?;
+    let mut rows: Vec<(i64, Vec<u8>)> = q(rows.collect())?;
+    let next = if rows.len() as i64 > f.limit {
+        rows.truncate(f.limit as usize);
+        rows.last().map(|(seq, _)| *seq)
+    } else {
+        None
+    };
+    let entries = rows
+        .iter()
+        .map(|(_, b)| {
+            crate::proto::viam::common::v1::LogEntry::decode(b.as_slice()).map_err(internal)
+        })
+        .collect::<R<Vec<_>>>()?;
+    Ok((entries, next))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fragments.
+
+pub struct FragmentRow {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub config: String,
+    pub visibility: i32,
+    pub created_us: i64,
+    pub last_updated_us: i64,
+}
+
+const FRAGMENT_COLS: &str =
+    "id, org_id, name, config, visibility, created_us, last_updated_us FROM fragments";
+
+fn fragment_from(r: &rusqlite::Row) -> rusqlite::Result<FragmentRow> {
+    Ok(FragmentRow {
+        id: r.get(0)?,
+        org_id: r.get(1)?,
+        name: r.get(2)?,
+        config: r.get(3)?,
+        visibility: r.get(4)?,
+        created_us: r.get(5)?,
+        last_updated_us: r.get(6)?,
+    })
+}
+
+pub fn fragment_row(db: &Connection, id: &str) -> R<Option<FragmentRow>> {
+    q(db.query_row(
+        &format!("SELECT {FRAGMENT_COLS} WHERE id = ?1"),
+        params![id],
+        fragment_from,
+    )
+    .optional())
+}
+
+/// A fragment the caller may read: its own organization's, or any public one.
+pub fn fragment_visible(db: &Connection, org_id: &str, id: &str) -> R<FragmentRow> {
+    require_uuid("id", id)?;
+    match fragment_row(db, id)? {
+        Some(f) if f.org_id == org_id || f.visibility != pb::FragmentVisibility::Private as i32 => {
+            Ok(f)
+        }
+        _ => Err(Status::not_found(format!("fragment {id} not found"))),
+    }
+}
+
+pub fn fragment_owned(db: &Connection, org_id: &str, id: &str) -> R<FragmentRow> {
+    let f = fragment_visible(db, org_id, id)?;
+    if f.org_id != org_id {
+        return Err(Status::permission_denied(format!(
+            "fragment {id} belongs to another organization"
+        )));
+    }
+    Ok(f)
+}
+
+pub fn fragment_part_count(db: &Connection, id: &str) -> R<i64> {
+    q(db.query_row(
+        "SELECT COUNT(*) FROM part_fragments WHERE fragment_id = ?1",
+        params![id],
+        |r| r.get(0),
+    ))
+}
+
+pub fn fragment_pb(db: &Connection, f: &FragmentRow) -> R<pb::Fragment> {
+    let org_name = org(db, &f.org_id)?.map(|o| o.name).unwrap_or_default();
+    let count = fragment_part_count(db, &f.id)?;
+    let config: serde_json::Value =
+        serde_json::from_str(&f.config).unwrap_or_else(|_| serde_json::json!({}));
+    let orgs_using: i64 = q(db.query_row(
+        "SELECT COUNT(DISTINCT l.org_id) FROM part_fragments pf JOIN parts p ON p.id = pf.part_id \
+         JOIN robots r ON r.id = p.robot_id JOIN locations l ON l.id = r.location_id WHERE pf.fragment_id = ?1",
+        params![f.id],
+        |r| r.get(0),
+    ))?;
+    Ok(pb::Fragment {
+        id: f.id.clone(),
+        name: f.name.clone(),
+        fragment: Some(struct_from_json(&config)),
+        organization_owner: f.org_id.clone(),
+        public: f.visibility == pb::FragmentVisibility::Public as i32,
+        created_on: Some(ts(f.created_us)),
+        organization_name: org_name,
+        robot_part_count: count as i32,
+        organization_count: orgs_using as i32,
+        only_used_by_owner: orgs_using == 0
+            || (orgs_using == 1 && count > 0 && {
+                let owner_uses: i64 = q(db.query_row(
+                    "SELECT COUNT(*) FROM part_fragments pf JOIN parts p ON p.id = pf.part_id \
+                 JOIN robots r ON r.id = p.robot_id JOIN locations l ON l.id = r.location_id \
+                 WHERE pf.fragment_id = ?1 AND l.org_id = ?2",
+                    params![f.id, f.org_id],
+                    |r| r.get(0),
+                ))?;
+                owner_uses == count
+            }),
+        visibility: f.visibility,
+        last_updated: Some(ts(f.last_updated_us)),
+    })
+}
+
+pub fn list_fragments(
+    db: &Connection,
+    org_id: &str,
+    show_public: bool,
+    visibilities: &[i32],
+) -> R<Vec<pb::Fragment>> {
+    let mut st = q(db.prepare(&format!(
+        "SELECT {FRAGMENT_COLS} WHERE org_id = ?1 OR (?2 AND visibility = ?3) ORDER BY created_us, id"
+    )))?;
+    let rows = q(st.query_map(
+        params![org_id, show_public, pb::FragmentVisibility::Public as i32],
+        fragment_from,
+    ))?;
+    let rows: Vec<FragmentRow> = q(rows.collect())?;
+    rows.iter()
+        .filter(|f| visibilities.is_empty() || visibilities.contains(&f.visibility))
+        .map(|f| fragment_pb(db, f))
+        .collect()
+}

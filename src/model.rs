@@ -1,0 +1,405 @@
+//! Domain types shared by observe, plan, apply and the CLI.
+//!
+//! These are fleetform's own words for what the Viam cloud holds (organizations, locations,
+//! machines, parts, fragments, invites, logs). They carry no I/O and know nothing of protobuf;
+//! `cloud` converts the wire messages into them. Secret values are wrapped in [`Sensitive`] so
+//! that a stray `{:?}` can never print them.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A point in time as the cloud reports it: seconds and nanoseconds since the Unix epoch (UTC).
+///
+/// Kept exactly as received so it can be sent back as an optimistic-concurrency precondition
+/// (`last_known_update`) and compare equal on the server.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Timestamp {
+    pub seconds: i64,
+    pub nanos: i32,
+}
+
+impl Timestamp {
+    /// The current wall-clock time, truncated to microseconds (the precision the cloud stores).
+    pub fn now() -> Self {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self::from_micros(d.as_micros() as i64)
+    }
+
+    pub fn from_micros(micros: i64) -> Self {
+        Timestamp {
+            seconds: micros.div_euclid(1_000_000),
+            nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
+        }
+    }
+
+    pub fn as_micros(&self) -> i64 {
+        self.seconds * 1_000_000 + i64::from(self.nanos) / 1_000
+    }
+
+    /// Seconds elapsed from `self` until `later` (negative if `later` is earlier).
+    pub fn seconds_until(&self, later: Timestamp) -> i64 {
+        later.seconds - self.seconds
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC, e.g. `2026-11-25T19:22:26.123456Z`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let days = self.seconds.div_euclid(86_400);
+        let secs = self.seconds.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+            secs / 3600,
+            (secs / 60) % 60,
+            secs % 60
+        )?;
+        if self.nanos != 0 {
+            write!(f, ".{:06}", self.nanos / 1_000)?;
+        }
+        f.write_str("Z")
+    }
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// A value that must never be shown: location secrets, part secrets, API keys.
+///
+/// `Debug` and `Display` print `(sensitive)`; the value is reachable only through
+/// [`Sensitive::expose`], which makes every place that reveals it easy to find.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Sensitive(String);
+
+impl Sensitive {
+    pub fn new(value: impl Into<String>) -> Self {
+        Sensitive(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(sensitive)")
+    }
+}
+
+impl fmt::Display for Sensitive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(sensitive)")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Organization {
+    pub id: String,
+    pub name: String,
+    pub public_namespace: String,
+    pub created_on: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    pub id: String,
+    pub name: String,
+    /// `None` for a top-level location.
+    pub parent_id: Option<String>,
+    pub robot_count: i32,
+    pub created_on: Option<Timestamp>,
+    pub secrets: Vec<LocationSecret>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocationSecret {
+    pub id: String,
+    pub secret: Sensitive,
+    pub created_on: Option<Timestamp>,
+    pub enabled: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnlineState {
+    #[default]
+    Unknown,
+    Online,
+    Offline,
+    AwaitingSetup,
+}
+
+/// A machine (a "robot" on the wire).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Machine {
+    pub id: String,
+    pub name: String,
+    pub location_id: String,
+    pub created_on: Option<Timestamp>,
+    pub last_access: Option<Timestamp>,
+    pub online_state: OnlineState,
+}
+
+/// A machine part with its configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    pub id: String,
+    pub name: String,
+    pub machine_id: String,
+    pub location_id: String,
+    pub main: bool,
+    /// The part's configuration as a JSON object (`{}` when empty).
+    pub config: serde_json::Value,
+    /// Bumped by the cloud on every update; the optimistic-concurrency token.
+    pub last_updated: Option<Timestamp>,
+    pub created_on: Option<Timestamp>,
+    pub last_access: Option<Timestamp>,
+    pub online_state: OnlineState,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    #[default]
+    Private,
+    Public,
+    PublicUnlisted,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fragment {
+    pub id: String,
+    pub name: String,
+    pub organization_id: String,
+    pub config: serde_json::Value,
+    pub visibility: Visibility,
+    /// How many parts reference this fragment.
+    pub robot_part_count: i32,
+    pub created_on: Option<Timestamp>,
+    pub last_updated: Option<Timestamp>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Operator,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Operator => "operator",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "owner" => Some(Role::Owner),
+            "operator" => Some(Role::Operator),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceKind {
+    Organization,
+    Location,
+    /// A machine; `robot` on the wire.
+    Robot,
+}
+
+impl ResourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Organization => "organization",
+            ResourceKind::Location => "location",
+            ResourceKind::Robot => "robot",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ResourceKind> {
+        match s {
+            "organization" => Some(ResourceKind::Organization),
+            "location" => Some(ResourceKind::Location),
+            "robot" => Some(ResourceKind::Robot),
+            _ => None,
+        }
+    }
+}
+
+/// A role on one resource, as held by an invite or a member.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Grant {
+    pub role: Role,
+    pub resource_kind: ResourceKind,
+    pub resource_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    pub email: String,
+    pub grants: Vec<Grant>,
+    pub created_on: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub user_id: String,
+    pub emails: Vec<String>,
+    pub date_added: Option<Timestamp>,
+}
+
+/// Who made a change recorded in a part's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Editor {
+    /// `api-key`, `web-oauth`, … (empty when the cloud does not say).
+    pub kind: String,
+    /// The key id or the user's email.
+    pub value: String,
+}
+
+/// One entry of a part's history: the part as it was before an edit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub part_id: String,
+    pub machine_id: String,
+    pub when: Option<Timestamp>,
+    pub old: Part,
+    pub edited_by: Option<Editor>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub host: String,
+    pub level: String,
+    pub time: Option<Timestamp>,
+    pub logger_name: String,
+    pub message: String,
+    pub caller: Option<serde_json::Value>,
+    pub stack: String,
+    pub fields: Vec<serde_json::Value>,
+}
+
+/// What to read from a part's log history.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogQuery {
+    /// Substring the message must contain.
+    pub filter: Option<String>,
+    /// Levels to include (case-insensitive); empty means all.
+    pub levels: Vec<String>,
+    pub errors_only: bool,
+    pub start: Option<Timestamp>,
+    pub end: Option<Timestamp>,
+    /// Page size wanted; the cloud may cap it.
+    pub limit: Option<i64>,
+    /// Token from the previous page; `None` for the newest page.
+    pub page_token: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogPage {
+    /// Newest first.
+    pub entries: Vec<LogEntry>,
+    /// `None` when there are no older entries.
+    pub next_page_token: Option<String>,
+}
+
+/// Parses a human duration: a number followed by a unit, `ms`, `s`, `m`, `h` or `d`
+/// (`250ms`, `1.5s`, `5m`, `90d`). Several parts may be joined (`1h30m`).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err("empty duration; expected e.g. 250ms, 30s, 5m, 2h or 90d".into());
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(num_len);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let n: f64 = num.parse().map_err(|_| {
+            format!("invalid duration {text:?}; expected e.g. 250ms, 30s, 5m, 2h or 90d")
+        })?;
+        let scale = match unit {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86_400.0,
+            "" => return Err(format!("duration {text:?} needs a unit: ms, s, m, h or d")),
+            other => {
+                return Err(format!(
+                    "unknown unit {other:?} in duration {text:?}; use ms, s, m, h or d"
+                ));
+            }
+        };
+        total += n * scale;
+        rest = next;
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_formats_as_rfc3339() {
+        let t = Timestamp {
+            seconds: 1_795_634_546,
+            nanos: 123_456_000,
+        };
+        assert_eq!(t.to_string(), "2026-11-25T19:22:26.123456Z");
+        assert_eq!(Timestamp::default().to_string(), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn timestamp_micros_round_trip() {
+        for m in [0, 1, 999_999, 1_000_000, 1_795_634_546_123_456, -1] {
+            assert_eq!(Timestamp::from_micros(m).as_micros(), m);
+        }
+    }
+
+    #[test]
+    fn durations_parse() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86_400)));
+        assert!(parse_duration("10").unwrap_err().contains("needs a unit"));
+        assert!(parse_duration("5y").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn sensitive_never_prints() {
+        let s = Sensitive::new("hunter2");
+        assert_eq!(format!("{s:?} {s}"), "(sensitive) (sensitive)");
+        assert_eq!(s.expose(), "hunter2");
+    }
+}

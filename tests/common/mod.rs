@@ -1,0 +1,165 @@
+//! Shared harness for integration tests: a local cloud on `127.0.0.1:0` over a temporary
+//! database, and raw gRPC clients that carry a bearer token.
+
+#![allow(dead_code)]
+
+use fleetform::localcloud::{self, Faults, RunningServer, ServerOptions};
+use fleetform::proto::rpc::v1 as rpc;
+use fleetform::proto::viam::app::v1 as pb;
+use std::path::PathBuf;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub type Bearer =
+    Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>;
+pub type App = pb::app_service_client::AppServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Robot = pb::robot_service_client::RobotServiceClient<InterceptedService<Channel, Bearer>>;
+
+pub struct Cloud {
+    pub dir: tempfile::TempDir,
+    pub db: PathBuf,
+    pub org_id: String,
+    pub key_id: String,
+    pub key: String,
+    pub server: Option<RunningServer>,
+}
+
+impl Cloud {
+    /// A fresh store with one organization and key, served with `faults`.
+    pub async fn start_with(faults: Faults) -> Cloud {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("cloud.db");
+        let key = localcloud::init(&db, "test-org", "owner@example.com").expect("init");
+        let mut opts = ServerOptions::new(&db);
+        opts.faults = faults;
+        let server = localcloud::start(&opts).await.expect("start");
+        Cloud {
+            dir,
+            db,
+            org_id: key.org_id,
+            key_id: key.key_id,
+            key: key.key.expose().to_string(),
+            server: Some(server),
+        }
+    }
+
+    pub async fn start() -> Cloud {
+        Self::start_with(Faults::default()).await
+    }
+
+    pub fn endpoint(&self) -> String {
+        self.server.as_ref().expect("running").endpoint()
+    }
+
+    /// Stops the server and starts a new one over the same database file.
+    pub async fn restart(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await.expect("shutdown");
+        }
+        let server = localcloud::start(&ServerOptions::new(&self.db))
+            .await
+            .expect("restart");
+        self.server = Some(server);
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.endpoint())
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    pub async fn token(&self) -> String {
+        authenticate(&self.channel().await, &self.key_id, &self.key)
+            .await
+            .expect("authenticate")
+    }
+
+    pub async fn app(&self) -> App {
+        let token = self.token().await;
+        pb::app_service_client::AppServiceClient::with_interceptor(
+            self.channel().await,
+            bearer(token),
+        )
+    }
+
+    pub async fn robot(&self) -> Robot {
+        let token = self.token().await;
+        pb::robot_service_client::RobotServiceClient::with_interceptor(
+            self.channel().await,
+            bearer(token),
+        )
+    }
+}
+
+pub async fn authenticate(
+    channel: &Channel,
+    entity: &str,
+    key: &str,
+) -> Result<String, tonic::Status> {
+    let mut auth = rpc::auth_service_client::AuthServiceClient::new(channel.clone());
+    let resp = auth
+        .authenticate(rpc::AuthenticateRequest {
+            entity: entity.to_string(),
+            credentials: Some(rpc::Credentials {
+                r#type: "api-key".into(),
+                payload: key.to_string(),
+            }),
+        })
+        .await?;
+    Ok(resp.into_inner().access_token)
+}
+
+pub fn bearer(token: String) -> Bearer {
+    Box::new(move |mut req: tonic::Request<()>| {
+        req.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header value"),
+        );
+        Ok(req)
+    })
+}
+
+/// Asserts a call failed with `code` and its message mentions `needle`.
+#[track_caller]
+pub fn assert_code<T: std::fmt::Debug>(
+    r: Result<T, tonic::Status>,
+    code: tonic::Code,
+    needle: &str,
+) {
+    match r {
+        Ok(v) => panic!("expected {code:?} mentioning {needle:?}, got Ok({v:?})"),
+        Err(s) => {
+            assert_eq!(s.code(), code, "unexpected status: {s:?}");
+            assert!(
+                s.message().contains(needle),
+                "message {:?} does not mention {needle:?}",
+                s.message()
+            );
+        }
+    }
+}
+
+pub fn json_struct(v: serde_json::Value) -> prost_types::Struct {
+    fn value(v: &serde_json::Value) -> prost_types::Value {
+        use prost_types::value::Kind;
+        let kind = match v {
+            serde_json::Value::Null => Kind::NullValue(0),
+            serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+            serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().expect("number")),
+            serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+            serde_json::Value::Array(a) => Kind::ListValue(prost_types::ListValue {
+                values: a.iter().map(value).collect(),
+            }),
+            serde_json::Value::Object(o) => Kind::StructValue(prost_types::Struct {
+                fields: o.iter().map(|(k, v)| (k.clone(), value(v))).collect(),
+            }),
+        };
+        prost_types::Value { kind: Some(kind) }
+    }
+    match value(&v).kind {
+        Some(prost_types::value::Kind::StructValue(s)) => s,
+        _ => panic!("not an object"),
+    }
+}

@@ -1,0 +1,1512 @@
+//! The local cloud's wire behaviour, RPC by RPC, through raw generated gRPC clients.
+
+mod common;
+
+use common::{Cloud, assert_code, authenticate, bearer, json_struct};
+use fleetform::proto::viam::app::v1 as pb;
+use fleetform::proto::viam::common::v1::LogEntry;
+use serde_json::json;
+use tonic::Code;
+
+async fn location(
+    app: &mut common::App,
+    org: &str,
+    name: &str,
+    parent: Option<&str>,
+) -> pb::Location {
+    app.create_location(pb::CreateLocationRequest {
+        organization_id: org.into(),
+        name: name.into(),
+        parent_location_id: parent.map(String::from),
+    })
+    .await
+    .expect("create location")
+    .into_inner()
+    .location
+    .expect("location")
+}
+
+async fn robot(app: &mut common::App, name: &str, location: &str) -> String {
+    app.new_robot(pb::NewRobotRequest {
+        name: name.into(),
+        location: location.into(),
+    })
+    .await
+    .expect("new robot")
+    .into_inner()
+    .id
+}
+
+async fn parts(app: &mut common::App, robot_id: &str) -> Vec<pb::RobotPart> {
+    app.get_robot_parts(pb::GetRobotPartsRequest {
+        robot_id: robot_id.into(),
+    })
+    .await
+    .expect("parts")
+    .into_inner()
+    .parts
+}
+
+fn log(level: &str, message: &str) -> LogEntry {
+    LogEntry {
+        host: "h".into(),
+        level: level.into(),
+        time: None,
+        logger_name: "test".into(),
+        message: message.into(),
+        caller: None,
+        stack: String::new(),
+        fields: vec![],
+    }
+}
+
+// -- Authentication ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn authenticate_accepts_only_the_configured_key() {
+    let cloud = Cloud::start().await;
+    let ch = cloud.channel().await;
+    assert!(authenticate(&ch, &cloud.key_id, &cloud.key).await.is_ok());
+    let wrong = authenticate(&ch, &cloud.key_id, "not-the-key")
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::PermissionDenied);
+    assert!(
+        !wrong.message().contains(&cloud.key),
+        "error must not echo a key"
+    );
+    let unknown = authenticate(&ch, &uuid_like(), &cloud.key)
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::PermissionDenied);
+
+    let mut auth =
+        fleetform::proto::rpc::v1::auth_service_client::AuthServiceClient::new(ch.clone());
+    let other_type = auth
+        .authenticate(fleetform::proto::rpc::v1::AuthenticateRequest {
+            entity: cloud.key_id.clone(),
+            credentials: Some(fleetform::proto::rpc::v1::Credentials {
+                r#type: "robot-secret".into(),
+                payload: cloud.key.clone(),
+            }),
+        })
+        .await;
+    assert_code(other_type, Code::InvalidArgument, "credential type");
+    let none = auth
+        .authenticate(fleetform::proto::rpc::v1::AuthenticateRequest {
+            entity: cloud.key_id.clone(),
+            credentials: None,
+        })
+        .await;
+    assert_code(none, Code::InvalidArgument, "credentials required");
+}
+
+fn micros(t: &Option<prost_types::Timestamp>) -> i64 {
+    let t = t.as_ref().expect("timestamp");
+    t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000
+}
+
+fn uuid_like() -> String {
+    "00000000-0000-4000-8000-000000000000".into()
+}
+
+#[tokio::test]
+async fn app_calls_need_a_valid_bearer_token() {
+    let cloud = Cloud::start().await;
+    let ch = cloud.channel().await;
+    let mut bare = pb::app_service_client::AppServiceClient::new(ch.clone());
+    assert_code(
+        bare.list_organizations(pb::ListOrganizationsRequest {})
+            .await,
+        Code::Unauthenticated,
+        "authentication required",
+    );
+    let mut forged = pb::app_service_client::AppServiceClient::with_interceptor(
+        ch.clone(),
+        bearer("forged".into()),
+    );
+    assert_code(
+        forged
+            .list_organizations(pb::ListOrganizationsRequest {})
+            .await,
+        Code::Unauthenticated,
+        "invalid or expired",
+    );
+    let mut robot = pb::robot_service_client::RobotServiceClient::new(ch.clone());
+    assert_code(
+        robot
+            .log(pb::LogRequest {
+                id: uuid_like(),
+                logs: vec![],
+            })
+            .await,
+        Code::Unauthenticated,
+        "authentication required",
+    );
+    let mut app = cloud.app().await;
+    let orgs = app
+        .list_organizations(pb::ListOrganizationsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(orgs.organizations.len(), 1);
+    assert_eq!(orgs.organizations[0].id, cloud.org_id);
+    assert_eq!(orgs.organizations[0].name, "test-org");
+}
+
+#[tokio::test]
+async fn tokens_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let key = fleetform::localcloud::init(&db, "o", "a@b.example").unwrap();
+    let mut opts = fleetform::localcloud::ServerOptions::new(&db);
+    opts.token_ttl = std::time::Duration::from_millis(200);
+    let server = fleetform::localcloud::start(&opts).await.unwrap();
+    let ch = tonic::transport::Channel::from_shared(server.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let token = authenticate(&ch, &key.key_id, key.key.expose())
+        .await
+        .unwrap();
+    let mut app = pb::app_service_client::AppServiceClient::with_interceptor(ch, bearer(token));
+    assert!(
+        app.list_organizations(pb::ListOrganizationsRequest {})
+            .await
+            .is_ok()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_code(
+        app.list_organizations(pb::ListOrganizationsRequest {})
+            .await,
+        Code::Unauthenticated,
+        "expired",
+    );
+    server.shutdown().await.unwrap();
+}
+
+// -- Organizations ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn organizations_and_namespaces() {
+    let cloud = Cloud::start().await;
+    let mut app = cloud.app().await;
+    let org = app
+        .get_organization(pb::GetOrganizationRequest {
+            organization_id: cloud.org_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap();
+    assert_eq!(org.name, "test-org");
+    assert!(org.created_on.is_some());
+    assert_code(
+        app.get_organization(pb::GetOrganizationRequest {
+            organization_id: uuid_like(),
+        })
+        .await,
+        Code::NotFound,
+        "not found",
+    );
+    assert_code(
+        app.get_organization(pb::GetOrganizationRequest {
+            organization_id: "nope".into(),
+        })
+        .await,
+        Code::InvalidArgument,
+        "organization_id",
+    );
+    let ns = |n: &str| pb::GetOrganizationNamespaceAvailabilityRequest {
+        public_namespace: n.into(),
+        organization_id: String::new(),
+    };
+    assert!(
+        app.get_organization_namespace_availability(ns("my-robots"))
+            .await
+            .unwrap()
+            .into_inner()
+            .available
+    );
+    assert_code(
+        app.get_organization_namespace_availability(ns("")).await,
+        Code::InvalidArgument,
+        "public_namespace",
+    );
+    assert_code(
+        app.get_organization_namespace_availability(ns("Bad_NS"))
+            .await,
+        Code::InvalidArgument,
+        "lowercase",
+    );
+}
+
+#[tokio::test]
+async fn invites_lifecycle() {
+    let cloud = Cloud::start().await;
+    let mut app = cloud.app().await;
+    let org = cloud.org_id.clone();
+    let hq = location(&mut app, &org, "HQ", None).await;
+    let auth = |rt: &str, rid: &str, role: &str| pb::Authorization {
+        authorization_type: "role".into(),
+        authorization_id: format!("{rt}_{role}"),
+        resource_type: rt.into(),
+        resource_id: rid.into(),
+        identity_id: String::new(),
+        organization_id: org.clone(),
+        identity_type: String::new(),
+    };
+    let create = |email: &str, auths: Vec<pb::Authorization>| pb::CreateOrganizationInviteRequest {
+        organization_id: org.clone(),
+        email: email.into(),
+        authorizations: auths,
+        send_email_invite: Some(false),
+    };
+    assert_code(
+        app.create_organization_invite(create(
+            "not-an-email",
+            vec![auth("organization", &org, "operator")],
+        ))
+        .await,
+        Code::InvalidArgument,
+        "email",
+    );
+    assert_code(
+        app.create_organization_invite(create("ops@acme.example", vec![]))
+            .await,
+        Code::InvalidArgument,
+        "authorizations",
+    );
+    assert_code(
+        app.create_organization_invite(create(
+            "ops@acme.example",
+            vec![auth("location", "zzzzzzzzzz", "owner")],
+        ))
+        .await,
+        Code::NotFound,
+        "location",
+    );
+    assert_code(
+        app.create_organization_invite(create(
+            "ops@acme.example",
+            vec![auth("planet", "x", "owner")],
+        ))
+        .await,
+        Code::InvalidArgument,
+        "resource_type",
+    );
+    let inv = app
+        .create_organization_invite(create(
+            "ops@acme.example",
+            vec![auth("location", &hq.id, "operator")],
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .invite
+        .unwrap();
+    assert_eq!(inv.authorizations.len(), 1);
+    assert_code(
+        app.create_organization_invite(create(
+            "ops@acme.example",
+            vec![auth("organization", &org, "owner")],
+        ))
+        .await,
+        Code::AlreadyExists,
+        "already exists",
+    );
+
+    let update = |add: Vec<pb::Authorization>, remove: Vec<pb::Authorization>| {
+        pb::UpdateOrganizationInviteAuthorizationsRequest {
+            organization_id: org.clone(),
+            email: "ops@acme.example".into(),
+            add_authorizations: add,
+            remove_authorizations: remove,
+        }
+    };
+    let inv = app
+        .update_organization_invite_authorizations(update(
+            vec![auth("organization", &org, "operator")],
+            vec![],
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .invite
+        .unwrap();
+    assert_eq!(inv.authorizations.len(), 2);
+    assert_code(
+        app.update_organization_invite_authorizations(update(vec![], vec![]))
+            .await,
+        Code::InvalidArgument,
+        "both empty",
+    );
+    assert_code(
+        app.update_organization_invite_authorizations(update(
+            vec![auth("organization", &org, "owner")],
+            vec![],
+        ))
+        .await,
+        Code::InvalidArgument,
+        "one role",
+    );
+    // Swapping a role in one call is fine.
+    let inv = app
+        .update_organization_invite_authorizations(update(
+            vec![auth("organization", &org, "owner")],
+            vec![auth("organization", &org, "operator")],
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .invite
+        .unwrap();
+    assert!(
+        inv.authorizations
+            .iter()
+            .any(|a| a.authorization_id == "organization_owner")
+    );
+    assert_code(
+        app.update_organization_invite_authorizations(update(
+            vec![],
+            vec![auth("location", &hq.id, "owner")],
+        ))
+        .await,
+        Code::NotFound,
+        "no authorization",
+    );
+    let inv = app
+        .update_organization_invite_authorizations(update(
+            vec![],
+            vec![auth("organization", &org, "owner")],
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .invite
+        .unwrap();
+    assert_eq!(
+        inv.authorizations,
+        vec![auth("location", &hq.id, "operator")]
+    );
+    assert_code(
+        app.update_organization_invite_authorizations(update(
+            vec![],
+            vec![auth("location", &hq.id, "operator")],
+        ))
+        .await,
+        Code::FailedPrecondition,
+        "delete the invite",
+    );
+
+    let members = app
+        .list_organization_members(pb::ListOrganizationMembersRequest {
+            organization_id: org.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(members.members.len(), 1);
+    assert_eq!(
+        members.members[0].emails,
+        vec!["owner@example.com".to_string()]
+    );
+    assert_eq!(members.invites.len(), 1);
+    assert_eq!(members.invites[0].authorizations.len(), 1);
+
+    let del = |email: &str| pb::DeleteOrganizationInviteRequest {
+        organization_id: org.clone(),
+        email: email.into(),
+    };
+    app.delete_organization_invite(del("ops@acme.example"))
+        .await
+        .unwrap();
+    assert_code(
+        app.delete_organization_invite(del("ops@acme.example"))
+            .await,
+        Code::NotFound,
+        "no invite",
+    );
+    let members = app
+        .list_organization_members(pb::ListOrganizationMembersRequest {
+            organization_id: org.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(members.invites.is_empty());
+}
+
+// -- Locations --------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn locations_nest_at_most_three_levels_and_never_cycle() {
+    let cloud = Cloud::start().await;
+    let mut app = cloud.app().await;
+    let org = cloud.org_id.clone();
+    let a = location(&mut app, &org, "A", None).await;
+    assert_eq!(a.id.len(), 10);
+    assert!(
+        a.id.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    );
+    assert_eq!(a.parent_location_id, "");
+    let b = location(&mut app, &org, "B", Some(&a.id)).await;
+    let c = location(&mut app, &org, "C", Some(&b.id)).await;
+    assert_eq!(c.parent_location_id, b.id);
+    let fourth = app
+        .create_location(pb::CreateLocationRequest {
+            organization_id: org.clone(),
+            name: "D".into(),
+            parent_location_id: Some(c.id.clone()),
+        })
+        .await;
+    assert_code(fourth, Code::FailedPrecondition, "3 levels");
+    assert_code(
+        app.create_location(pb::CreateLocationRequest {
+            organization_id: org.clone(),
+            name: " ".into(),
+            parent_location_id: None,
+        })
+        .await,
+        Code::InvalidArgument,
+        "name",
+    );
+    assert_code(
+        app.create_location(pb::CreateLocationRequest {
+            organization_id: org.clone(),
+            name: "x".into(),
+            parent_location_id: Some("abcdefghij".into()),
+        })
+        .await,
+        Code::NotFound,
+        "abcdefghij",
+    );
+
+    let upd = |id: &str, name: Option<&str>, parent: Option<&str>| pb::UpdateLocationRequest {
+        location_id: id.into(),
+        name: name.map(String::from),
+        parent_location_id: parent.map(String::from),
+        region: None,
+    };
+    // Cycle: A under its own grandchild.
+    assert_code(
+        app.update_location(upd(&a.id, None, Some(&c.id))).await,
+        Code::InvalidArgument,
+        "descendant",
+    );
+    assert_code(
+        app.update_location(upd(&a.id, None, Some(&a.id))).await,
+        Code::InvalidArgument,
+        "itself",
+    );
+    // Depth: a two-level subtree (B/C) under C's sibling at level 3 would make 4 levels... move B under a new level-2 location.
+    let e = location(&mut app, &org, "E", Some(&a.id)).await;
+    assert_code(
+        app.update_location(upd(&b.id, None, Some(&e.id))).await,
+        Code::FailedPrecondition,
+        "levels",
+    );
+    // Unset fields stay as they are.
+    let renamed = app
+        .update_location(upd(&c.id, Some("C2"), None))
+        .await
+        .unwrap()
+        .into_inner()
+        .location
+        .unwrap();
+    assert_eq!(
+        (renamed.name.as_str(), renamed.parent_location_id.as_str()),
+        ("C2", b.id.as_str())
+    );
+    let moved = app
+        .update_location(upd(&c.id, None, Some(&e.id)))
+        .await
+        .unwrap()
+        .into_inner()
+        .location
+        .unwrap();
+    assert_eq!(
+        (moved.name.as_str(), moved.parent_location_id.as_str()),
+        ("C2", e.id.as_str())
+    );
+    // Present-but-empty parent: to the top level.
+    let top = app
+        .update_location(upd(&c.id, None, Some("")))
+        .await
+        .unwrap()
+        .into_inner()
+        .location
+        .unwrap();
+    assert_eq!(top.parent_location_id, "");
+    assert_eq!(top.name, "C2");
+
+    assert_code(
+        app.get_location(pb::GetLocationRequest {
+            location_id: "zzzzzzzzzz".into(),
+        })
+        .await,
+        Code::NotFound,
+        "zzzzzzzzzz",
+    );
+    assert_code(
+        app.get_location(pb::GetLocationRequest {
+            location_id: String::new(),
+        })
+        .await,
+        Code::InvalidArgument,
+        "location_id",
+    );
+    assert_code(
+        app.get_location(pb::GetLocationRequest {
+            location_id: "UPPER".into(),
+        })
+        .await,
+        Code::InvalidArgument,
+        "location_id",
+    );
+    let got = app
+        .get_location(pb::GetLocationRequest {
+            location_id: b.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .location
+        .unwrap();
+    assert_eq!(got.name, "B");
+    let all = app
+        .list_locations(pb::ListLocationsRequest {
+            organization_id: org.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .locations;
+    assert_eq!(all.len(), 4);
+}
+
+#[tokio::test]
+async fn delete_location_refuses_machines_and_children() {
+    let cloud = Cloud::start().await;
+    let mut app = cloud.app().await;
+    let org = cloud.org_id.clone();
+    let a = location(&mut app, &org, "A", None).await;
+    let b = location(&mut app, &org, "B", Some(&a.id)).await;
+    let del = |id: &str| pb::DeleteLocationRequest {
+        location_id: id.into(),
+    };
+    assert_code(
+        app.delete_location(del(&a.id)).await,
+        Code::FailedPrecondition,
+        "child location",
+    );
+    let r = robot(&mut app, "m1", &b.id).await;
+    assert_code(
+        app.delete_location(del(&b.id)).await,
+        Code::FailedPrecondition,
+        "machine",
+    );
+    let loc = app
+        .get_location(pb::GetLocationRequest {
+            location_id: b.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .location
+        .unwrap();
+    assert_eq!(loc.robot_count, 1);
+    app.delete_robot(pb::DeleteRobotRequest { id: r })
+        .await
+        .unwrap();
+    app.delete_location(del(&b.id)).await.unwrap();
+    app.delete_location(del(&a.id)).await.unwrap();
+    assert_code(
+        app.delete_location(del(&a.id)).await,
+        Code::NotFound,
+        "not found",
+    );
+}
+
+#[tokio::test]
+async fn location_secrets_start_at_one_and_cap_at_two() {
+    let cloud = Cloud::start().await;
+    let mut app = cloud.app().await;
+    let a = location(&mut app, &cloud.org_id, "A", None).await;
+    let first = a.auth.unwrap().secrets;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].state, pb::shared_secret::State::Enabled as i32);
+    let auth = app
+        .create_location_secret(pb::CreateLocationSecretRequest {
+            location_id: a.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .auth
+        .unwrap();
+    assert_eq!(auth.secrets.len(), 2);
+    assert_code(
+        app.create_location_secret(pb::CreateLocationSecretRequest {
+            location_id: a.id.clone(),
+        })
+        .await,
+        Code::FailedPrecondition,
+        "at most 2",
+    );
+    let del = |id: &str| pb::DeleteLocationSecretRequest {
+        location_id: a.id.clone(),
+        secret_id: id.into(),
+    };
+    assert_code(
+        app.delete_location_secret(del(&uuid_like())).await,
+        Code::NotFound,
+        "secret",
+    );
+    assert_code(
+        app.delete_location_secret(del("")).await,
+        Code::InvalidArgument,
+        "secret_id",
+    );
+    app.delete_location_secret(del(&first[0].id)).await.unwrap();
+    let auth = app
+        .location_auth(pb::LocationAuthRequest {
+            location_id: a.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .auth
+        .unwrap();
+    assert_eq!(auth.secrets.len(), 1);
+    assert_ne!(auth.secrets[0].id, first[0].id);
+    assert_code(
+        app.delete_location_secret(del(&auth.secrets[0].id)).await,
+        Code::FailedPrecondition,
+        "last secret",
+    );
+    assert_code(
+        app.location_auth(pb::LocationAuthRequest {
+            location_id: String::new(),
+        })
+        .await,
+        Code::InvalidArgument,
+        "location_id",
+    );
+}
+
+// -- Machines and parts -----------------------------------------------------------------------
+
+#[tokio::test]
+async fn new_robot_creates_its_main_part_and_names_are_unique() {
+    let cloud = Cloud::start().await;
+    let mut app = cloud.app().await;
+    let org = cloud.org_id.clone();
+    let a = location(&mut app, &org, "A", None).await;
+    let b = location(&mut app, &org, "B", None).await;
+    let id = robot(&mut app, "arm-01", &a.id).await;
+    let ps = parts(&mut app, &id).await;
+    assert_eq!(ps.len(), 1);
+    assert_eq!(ps[0].name, "arm-01-main");
+    assert!(ps[0].main_part);
+    assert_eq!(ps[0].robot, id);
+    assert_eq!(ps[0].location_id, a.id);
+    assert!(ps[0].robot_config.is_some());
+    assert_code(
+        app.new_robot(pb::NewRobotRequest {
+            name: "arm-01".into(),
+            location: a.id.clone(),
+        })
+        .await,
+        Code::AlreadyExists,
+        "arm-01",
+    );
+    assert_code(
+        app.new_robot(pb::NewRobotRequest {
+            name: "".into(),
+            location: a.id.clone(),
+        })
+        .await,
+        Code::InvalidArgument,
+        "name",
+    );
+    assert_code(
+        app.new_robot(pb::NewRobotRequest {
+            name: "x".into(),
+            location: String::new(),
+        })
+        .await,
+        Code::InvalidArgument,
+        "location",
+    );
+    // Same name elsewhere is fine.
+    let other = robot(&mut app, "arm-01", &b.id).await;
+
+    let get = app
+        .get_robot(pb::GetRobotRequest { id: id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .robot
+        .unwrap();
+    assert_eq!(
+        (get.name.as_str(), get.location.as_str()),
+        ("arm-01", a.id.as_str())
+    );
+    assert_code(
+        app.get_robot(pb::GetRobotRequest { id: uuid_like() }).await,
+        Code::NotFound,
+        "not found",
+    );
+    assert_code(
+        app.get_robot(pb::GetRobotRequest { id: "x".into() }).await,
+        Code::InvalidArgument,
+        "id",
+    );
+
+    let upd = |name: &str, loc: &str| pb::UpdateRobotRequest {
+        id: id.clone(),
+        name: name.into(),
+        location: loc.into(),
+    };
+    // Moving into B where arm-01 exists is refused; rename then move works.
+    assert_code(
+        app.update_robot(upd("", &b.id)).await,
+        Code::AlreadyExists,
+        "arm-01",
+    );
+    let r = app
+        .update_robot(upd("arm-02", ""))
+        .await
+        .unwrap()
+        .into_inner()
+        .robot
+        .unwrap();
+    assert_eq!(
+        (r.name.as_str(), r.location.as_str()),
+        ("arm-02", a.id.as_str())
+    );
+    // Its main part is still `arm-01-main`, and part names are unique per location.
+    assert_code(
+        app.update_robot(upd("", &b.id)).await,
+        Code::AlreadyExists,
+        "arm-01-main",
+    );
+    let main = parts(&mut app, &id).await.remove(0);
+    app.update_robot_part(pb::UpdateRobotPartRequest {
+        id: main.id,
+        name: "arm-02-main".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let r = app
+        .update_robot(upd("", &b.id))
+        .await
+        .unwrap()
+        .into_inner()
+        .robot
+        .unwrap();
+    assert_eq!(
+        (r.name.as_str(), r.location.as_str()),
+        ("arm-02", b.id.as_str())
+    );
+    assert_eq!(parts(&mut app, &id).await[0].location_id, b.id);
+
+    let in_b = app
+        .list_robots(pb::ListRobotsRequest {
+            location_id: b.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .robots;
+    assert_eq!(in_b.len(), 2);
+    let in_a = app
+        .list_robots(pb::ListRobotsRequest {
+            location_id: a.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .robots;
+    assert!(in_a.is_empty());
+    let all = app
+        .list_robots_for_org(pb::ListRobotsForOrgRequest {
+            org_id: org.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .robots;
+    assert_eq!(all.len(), 2);
+
+    let main_part = parts(&mut app, &other).await.remove(0).id;
+    app.delete_robot(pb::DeleteRobotRequest { id: other.clone() })
+        .await
+        .unwrap();
+    assert_code(
+        app.get_robot_part(pb::GetRobotPartRequest { id: main_part })
+            .await,
+        Code::NotFound,
+        "not found",
+    );
+    assert_code(
+        app.delete_robot(pb::DeleteRobotRequest { id: other }).await,
+        Code::NotFound,
+        "not found",
+    );
+}
+
+#[tokio::test]
+async fn parts_main_rules() {
+    let cloud = Cloud::start().await;
+    let mut app = cloud.app().await;
+    let a = location(&mut app, &cloud.org_id, "A", None).await;
+    let id = robot(&mut app, "rover", &a.id).await;
+    let main = parts(&mut app, &id).await.remove(0);
+    let second = app
+        .new_robot_part(pb::NewRobotPartRequest {
+            robot_id: id.clone(),
+            part_name: "rover-aux".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .part_id;
+    assert_code(
+        app.new_robot_part(pb::NewRobotPartRequest {
+            robot_id: id.clone(),
+            part_name: "rover-aux".into(),
+        })
+        .await,
+        Code::AlreadyExists,
+        "rover-aux",
+    );
+    assert_code(
+        app.new_robot_part(pb::NewRobotPartRequest {
+            robot_id: id.clone(),
+            part_name: "".into(),
+        })
+        .await,
+        Code::InvalidArgument,
+        "part_name",
+    );
+    assert_code(
+        app.new_robot_part(pb::NewRobotPartRequest {
+            robot_id: uuid_like(),
+            part_name: "p".into(),
+        })
+        .await,
+        Code::NotFound,
+        "not found",
+    );
+
+    let del = |p: &str| pb::DeleteRobotPartRequest { part_id: p.into() };
+    assert_code(
+        app.delete_robot_part(del(&main.id)).await,
+        Code::FailedPrecondition,
+        "main part",
+    );
+    app.mark_part_as_main(pb::MarkPartAsMainRequest {
+        part_id: second.clone(),
+    })
+    .await
+    .unwrap();
+    let ps = parts(&mut app, &id).await;
+    assert_eq!(ps.iter().filter(|p| p.main_part).count(), 1);
+    assert!(ps.iter().find(|p| p.id == second).unwrap().main_part);
+    app.delete_robot_part(del(&main.id)).await.unwrap();
+    assert_eq!(parts(&mut app, &id).await.len(), 1);
+    assert_code(
+        app.delete_robot_part(del(&main.id)).await,
+        Code::NotFound,
+        "not found",
+    );
+    assert_code(
+        app.mark_part_as_main(pb::MarkPartAsMainRequest {
+            part_id: String::new(),
+        })
+        .await,
+        Code::InvalidArgument,
+        "part_id",
+    );
+
+    let got = app
+        .get_robot_part(pb::GetRobotPartRequest { id: second.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.part.unwrap().name, "rover-aux");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&got.config_json).unwrap(),
+        json!({})
+    );
+}
+
+#[tokio::test]
+async fn update_robot_part_is_optimistic_and_keeps_history() {
+    let cloud = Cloud::start().await;
+    let mut app = cloud.app().await;
+    let a = location(&mut app, &cloud.org_id, "A", None).await;
+    let id = robot(&mut app, "arm", &a.id).await;
+    let p0 = parts(&mut app, &id).await.remove(0);
+    let config = json!({"components": [{"name": "arm", "model": "fake", "attributes": {"speed": 2.5, "n": 3}}]});
+    let upd = |name: &str, cfg: Option<serde_json::Value>, lku: Option<prost_types::Timestamp>| {
+        pb::UpdateRobotPartRequest {
+            id: p0.id.clone(),
+            name: name.into(),
+            robot_config: cfg.map(json_struct),
+            last_known_update: lku,
+            robot_config_json: None,
+        }
+    };
+    assert_code(
+        app.update_robot_part(upd("", None, None)).await,
+        Code::InvalidArgument,
+        "name",
+    );
+    let p1 = app
+        .update_robot_part(upd("arm-main", Some(config.clone()), p0.last_updated))
+        .await
+        .unwrap()
+        .into_inner()
+        .part
+        .unwrap();
+    assert!(micros(&p1.last_updated) > micros(&p0.last_updated));
+    let got = app
+        .get_robot_part(pb::GetRobotPartRequest { id: p0.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&got.config_json).unwrap(),
+        config
+    );
+
+    // A stale precondition is refused and nothing is written.
+    let stale = app
+        .update_robot_part(upd("renamed", Some(json!({"x": 1})), p0.last_updated))
+        .await;
+    assert_code(
+        stale,
+        Code::FailedPrecondition,
+        "modified since last_known_update",
+    );
+    let after = app
+        .get_robot_part(pb::GetRobotPartRequest { id: p0.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.part.as_ref().unwrap().name, "arm-main");
+    assert_eq!(after.part.unwrap().last_updated, p1.last_updated);
+
+    // Unset config keeps the config; a rename alone still bumps last_updated and records history.
+    let p2 = app
+        .update_robot_part(upd("arm-main-2", None, None))
+        .await
+        .unwrap()
+        .into_inner()
+        .part
+        .unwrap();
+    assert!(micros(&p2.last_updated) > micros(&p1.last_updated));
+    let got = app
+        .get_robot_part(pb::GetRobotPartRequest { id: p0.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&got.config_json).unwrap(),
+        config
+    );
+
+    let hist = app
+        .get_robot_part_history(pb::GetRobotPartHistoryRequest {
+            id: p0.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(hist.history.len(), 2);
+    assert_eq!(
+        hist.history[0].old.as_ref().unwrap().name,
+        "arm-main",
+        "newest first"
+    );
+    assert_eq!(hist.history[1].old.as_ref().unwrap().name, "arm-main");
+    assert_eq!(
+        hist.history[1].old.as_ref().unwrap().robot_config,
+        Some(json_struct(json!({})))
+    );
+    let editor = hist.history[0].edited_by.as_ref().unwrap();
+    assert_eq!(editor.value, cloud.key_id);
+    assert_eq!(editor.r#type, pb::AuthenticationType::ApiKey as i32);
+    assert_eq!(hist.next_page_token, "");
+    let page = app
+        .get_robot_part_history(pb::GetRobotPartHistoryRequest {
+            id: p0.id.clone(),
+            page_limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.history.len(), 1);
+    let rest = app
+        .get_robot_part_history(pb::GetRobotPartHistoryRequest {
+            id: p0.id.clone(),
+            page_token: Some(page.next_page_token.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rest.history.len(), 1);
+    assert_eq!(rest.history[0].when, hist.history[1].when);
+
+    // robot_config_json takes precedence and must be an object.
+    let mut r = upd("arm-main-2", None, None);
+    r.robot_config_json = Some("[1]".into());
+    assert_code(
+        app.update_robot_part(r).await,
+        Code::InvalidArgument,
+        "robot_config_json",
+    );
+
+    // Part names are unique per location.
+    let other = robot(&mut app, "other", &a.id).await;
+    let other_main = parts(&mut app, &other).await.remove(0);
+    let mut clash = upd("arm-main-2", None, None);
+    clash.id = other_main.id;
+    assert_code(
+        app.update_robot_part(clash).await,
+        Code::AlreadyExists,
+        "arm-main-2",
+    );
+}
+
+// -- Logs -------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn logs_page_newest_first_with_filters() {
+    let cloud = Cloud::start().await;
+    let mut app = cloud.app().await;
+    let mut robot_svc = cloud.robot().await;
+    let a = location(&mut app, &cloud.org_id, "A", None).await;
+    let id = robot(&mut app, "arm", &a.id).await;
+    let part = parts(&mut app, &id).await.remove(0).id;
+    let batch: Vec<LogEntry> = (0..250)
+        .map(|i| {
+            log(
+                if i % 10 == 0 { "error" } else { "info" },
+                &format!("msg {i}"),
+            )
+        })
+        .collect();
+    robot_svc
+        .log(pb::LogRequest {
+            id: part.clone(),
+            logs: batch,
+        })
+        .await
+        .unwrap();
+    assert_code(
+        robot_svc
+            .log(pb::LogRequest {
+                id: uuid_like(),
+                logs: vec![],
+            })
+            .await,
+        Code::NotFound,
+        "not found",
+    );
+
+    let get = |token: Option<String>| pb::GetRobotPartLogsRequest {
+        id: part.clone(),
+        filter: Some(String::new()),
+        page_token: Some(token.unwrap_or_default()),
+        ..Default::default()
+    };
+    let mut all = vec![];
+    let mut token = None;
+    let mut pages = 0;
+    loop {
+        let page = app
+            .get_robot_part_logs(get(token.clone()))
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        all.extend(page.logs);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = Some(page.next_page_token);
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(all.len(), 250);
+    assert_eq!(all[0].message, "msg 249");
+    assert_eq!(all[249].message, "msg 0");
+
+    let errors = app
+        .get_robot_part_logs(pb::GetRobotPartLogsRequest {
+            id: part.clone(),
+            levels: vec!["ERROR".into()],
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(errors.logs.len(), 25);
+    #[allow(deprecated)]
+    let errors_only = app
+        .get_robot_part_logs(pb::GetRobotPartLogsRequest {
+            id: part.clone(),
+            errors_only: true,
+            limit: Some(5),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(errors_only.logs.len(), 5);
+    assert!(errors_only.logs.iter().all(|l| l.level == "error"));
+    let filtered = app
+        .get_robot_part_logs(pb::GetRobotPartLogsRequest {
+            id: part.clone(),
+            filter: Some("msg 24".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let msgs: Vec<_> = filtered.logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(
+        msgs,
+        [
+            "msg 249", "msg 248", "msg 247", "msg 246", "msg 245", "msg 244", "msg 243", "msg 242",
+            "msg 241", "msg 240", "msg 24"
+        ]
+    );
+    assert_code(
+        app.get_robot_part_logs(pb::GetRobotPartLogsRequest {
+            id: part.clone(),
+            page_token: Some("garbage".into()),
+            ..Default::default()
+        })
+        .await,
+        Code::InvalidArgument,
+        "page_token",
+    );
+}
+
+#[tokio::test]
+async fn tail_streams_new_entries_and_never_empty_batches() {
+    use tokio_stream::StreamExt;
+    let cloud = Cloud::start().await;
+    let mut app = cloud.app().await;
+    let mut robot_svc = cloud.robot().await;
+    let a = location(&mut app, &cloud.org_id, "A", None).await;
+    let id = robot(&mut app, "arm", &a.id).await;
+    let part = parts(&mut app, &id).await.remove(0).id;
+    robot_svc
+        .log(pb::LogRequest {
+            id: part.clone(),
+            logs: vec![log("error", "before")],
+        })
+        .await
+        .unwrap();
+    let mut stream = app
+        .tail_robot_part_logs(pb::TailRobotPartLogsRequest {
+            id: part.clone(),
+            errors_only: true,
+            filter: Some(String::new()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Only info entries: filtered out, and no empty batch is sent for them.
+    robot_svc
+        .log(pb::LogRequest {
+            id: part.clone(),
+            logs: vec![log("info", "quiet")],
+        })
+        .await
+        .unwrap();
+    robot_svc
+        .log(pb::LogRequest {
+            id: part.clone(),
+            logs: vec![log("info", "a"), log("error", "boom")],
+        })
+        .await
+        .unwrap();
+    let batch = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
+        .await
+        .expect("a batch in time")
+        .expect("stream open")
+        .expect("ok");
+    let msgs: Vec<_> = batch.logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(msgs, ["boom"]);
+    assert_code(
+        app.tail_robot_part_logs(pb::TailRobotPartLogsRequest {
+            id: uuid_like(),
+            errors_only: false,
+            filter: None,
+        })
+        .await
+        .map(|_| ()),
+        Code::NotFound,
+        "not found",
+    );
+}
+
+// -- Fragments --------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn fragments_count_their_parts() {
+    let cloud = Cloud::start().await;
+    let mut app = cloud.app().await;
+    let org = cloud.org_id.clone();
+    let f = app
+        .create_fragment(pb::CreateFragmentRequest {
+            name: "camera-kit".into(),
+            config: Some(json_struct(json!({"components": [{"name": "cam"}]}))),
+            organization_id: org.clone(),
+            visibility: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .fragment
+        .unwrap();
+    assert_eq!(f.visibility, pb::FragmentVisibility::Private as i32);
+    assert_eq!(f.organization_name, "test-org");
+    assert_code(
+        app.create_fragment(pb::CreateFragmentRequest {
+            name: "".into(),
+            config: None,
+            organization_id: org.clone(),
+            visibility: None,
+        })
+        .await,
+        Code::InvalidArgument,
+        "name",
+    );
+    let a = location(&mut app, &org, "A", None).await;
+    for (i, form) in [json!([{"id": f.id}]), json!([f.id])]
+        .into_iter()
+        .enumerate()
+    {
+        let id = robot(&mut app, &format!("m{i}"), &a.id).await;
+        let p = parts(&mut app, &id).await.remove(0);
+        app.update_robot_part(pb::UpdateRobotPartRequest {
+            id: p.id,
+            name: p.name,
+            robot_config: Some(json_struct(json!({"fragments": form}))),
+            last_known_update: None,
+            robot_config_json: None,
+        })
+        .await
+        .unwrap();
+    }
+    let got = app
+        .get_fragment(pb::GetFragmentRequest {
+            id: f.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .fragment
+        .unwrap();
+    assert_eq!(got.robot_part_count, 2);
+    assert_eq!(got.organization_count, 1);
+    assert_code(
+        app.delete_fragment(pb::DeleteFragmentRequest { id: f.id.clone() })
+            .await,
+        Code::FailedPrecondition,
+        "used by 2",
+    );
+
+    let upd = app
+        .update_fragment(pb::UpdateFragmentRequest {
+            id: f.id.clone(),
+            name: "camera-kit-v2".into(),
+            config: None,
+            public: None,
+            visibility: Some(pb::FragmentVisibility::PublicUnlisted as i32),
+            last_known_update: f.last_updated,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .fragment
+        .unwrap();
+    assert_eq!(upd.name, "camera-kit-v2");
+    assert_eq!(
+        upd.visibility,
+        pb::FragmentVisibility::PublicUnlisted as i32
+    );
+    assert_eq!(upd.fragment, f.fragment, "unset config is kept");
+    assert_code(
+        app.update_fragment(pb::UpdateFragmentRequest {
+            id: f.id.clone(),
+            name: "x".into(),
+            last_known_update: f.last_updated,
+            ..Default::default()
+        })
+        .await,
+        Code::FailedPrecondition,
+        "modified since",
+    );
+    let list = app
+        .list_fragments(pb::ListFragmentsRequest {
+            organization_id: org.clone(),
+            show_public: false,
+            fragment_visibility: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .fragments;
+    assert_eq!(list.len(), 1);
+    let only_private = app
+        .list_fragments(pb::ListFragmentsRequest {
+            organization_id: org.clone(),
+            show_public: false,
+            fragment_visibility: vec![pb::FragmentVisibility::Private as i32],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .fragments;
+    assert!(only_private.is_empty());
+    let empty = app
+        .create_fragment(pb::CreateFragmentRequest {
+            name: "empty".into(),
+            config: None,
+            organization_id: org.clone(),
+            visibility: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .fragment
+        .unwrap();
+    app.delete_fragment(pb::DeleteFragmentRequest {
+        id: empty.id.clone(),
+    })
+    .await
+    .unwrap();
+    assert_code(
+        app.get_fragment(pb::GetFragmentRequest {
+            id: empty.id,
+            ..Default::default()
+        })
+        .await,
+        Code::NotFound,
+        "not found",
+    );
+}
+
+// -- Persistence ------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn state_survives_a_restart_on_the_same_file() {
+    let mut cloud = Cloud::start().await;
+    let org = cloud.org_id.clone();
+    let (loc_id, robot_id) = {
+        let mut app = cloud.app().await;
+        let a = location(&mut app, &org, "A", None).await;
+        let id = robot(&mut app, "arm", &a.id).await;
+        let p = parts(&mut app, &id).await.remove(0);
+        app.update_robot_part(pb::UpdateRobotPartRequest {
+            id: p.id,
+            name: p.name,
+            robot_config: Some(json_struct(json!({"k": "v"}))),
+            last_known_update: None,
+            robot_config_json: None,
+        })
+        .await
+        .unwrap();
+        (a.id, id)
+    };
+    cloud.restart().await;
+    let mut app = cloud.app().await;
+    let locs = app
+        .list_locations(pb::ListLocationsRequest {
+            organization_id: org,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .locations;
+    assert_eq!(locs.len(), 1);
+    assert_eq!(locs[0].id, loc_id);
+    let ps = parts(&mut app, &robot_id).await;
+    assert_eq!(ps[0].robot_config, Some(json_struct(json!({"k": "v"}))));
+    let hist = app
+        .get_robot_part_history(pb::GetRobotPartHistoryRequest {
+            id: ps[0].id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(hist.history.len(), 1);
+}
+
+// -- Fault injection --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn faults_fail_before_or_after_the_write() {
+    let faults = fleetform::localcloud::Faults {
+        error_rate: 1.0,
+        ..Default::default()
+    };
+    let cloud = Cloud::start_with(faults).await;
+    // Authentication is never failed on purpose.
+    let mut app = cloud.app().await;
+    let r = app
+        .create_location(pb::CreateLocationRequest {
+            organization_id: cloud.org_id.clone(),
+            name: "A".into(),
+            parent_location_id: None,
+        })
+        .await;
+    assert_code(r, Code::Unavailable, "injected");
+
+    let faults = fleetform::localcloud::Faults {
+        drop_after_commit_rate: 1.0,
+        ..Default::default()
+    };
+    let cloud2 = Cloud::start_with(faults).await;
+    let mut app = cloud2.app().await;
+    let r = app
+        .create_location(pb::CreateLocationRequest {
+            organization_id: cloud2.org_id.clone(),
+            name: "A".into(),
+            parent_location_id: None,
+        })
+        .await;
+    assert_code(r, Code::Unavailable, "after the call was handled");
+    // The write happened: visible after a restart without faults.
+    let mut cloud2 = cloud2;
+    cloud2.restart().await;
+    let mut app = cloud2.app().await;
+    let locs = app
+        .list_locations(pb::ListLocationsRequest {
+            organization_id: cloud2.org_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .locations;
+    assert_eq!(locs.len(), 1);
+    assert_eq!(locs[0].name, "A");
+}
