@@ -1323,7 +1323,6 @@ mod tests {
         let err = Client::connect(fast_options(endpoint.clone()))
             .await
             .expect_err("nothing listens");
-        eprintln!("MSG {err}");
         assert_eq!(err.rpc, "Connect");
         assert!(err.is_transient());
         assert!(err.message.contains(&endpoint), "{err}");
@@ -1336,12 +1335,10 @@ mod tests {
         let err = Client::connect(fast_options(endpoint.clone()))
             .await
             .expect_err("no TLS there");
-        eprintln!("MSG {err}");
         assert_eq!(err.rpc, "Connect");
         assert!(err.message.contains(&endpoint), "{err}");
         let lazy = Client::connect_lazy(fast_options(endpoint)).expect("lazy");
         let err = lazy.list_organizations().await.expect_err("no TLS there");
-        eprintln!("MSG {err}");
         assert_eq!(err.rpc, "Authenticate", "{err}");
         assert!(err.message.contains(KEY_ID), "{err}");
     }

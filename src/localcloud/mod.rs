@@ -145,7 +145,8 @@ pub async fn start(opts: &ServerOptions) -> Result<RunningServer, Error> {
             robot,
             tokens.interceptor(),
         ));
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Without TCP_NODELAY, small gRPC replies wait on delayed ACKs (~40 ms each).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let task = tokio::spawn(async move {
         router
             .serve_with_incoming_shutdown(incoming, async {

@@ -93,6 +93,77 @@ impl Cloud {
     }
 }
 
+/// An authenticated AppService client for the server at `endpoint`.
+pub async fn connect_app(endpoint: &str, key_id: &str, key: &str) -> App {
+    let channel = Channel::from_shared(endpoint.to_string())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let token = authenticate(&channel, key_id, key)
+        .await
+        .expect("authenticate");
+    pb::app_service_client::AppServiceClient::with_interceptor(channel, bearer(token))
+}
+
+/// A `fleetform` child process, killed when dropped.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `fleetform cloud init --db DB` and returns `(key_id, key)` from its export lines.
+pub fn cli_init(db: &std::path::Path) -> (String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleetform"))
+        .args(["cloud", "init", "--db"])
+        .arg(db)
+        .output()
+        .expect("run fleetform cloud init");
+    assert!(
+        out.status.success(),
+        "cloud init failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    let get = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {stdout:?}"))
+            .to_string()
+    };
+    (get("VIAM_API_KEY_ID"), get("VIAM_API_KEY"))
+}
+
+/// Starts `fleetform cloud serve --db DB --listen 127.0.0.1:0 EXTRA…` and returns the child
+/// and its endpoint, read from the `listening on` line.
+pub fn cli_serve(db: &std::path::Path, extra: &[&str]) -> (Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fleetform"))
+        .args(["cloud", "serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn fleetform cloud serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read");
+    let endpoint = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (Child(child), endpoint)
+}
+
 pub async fn authenticate(
     channel: &Channel,
     entity: &str,
