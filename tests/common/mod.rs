@@ -51,14 +51,15 @@ impl Cloud {
         self.server.as_ref().expect("running").endpoint()
     }
 
-    /// Stops the server and starts a new one over the same database file.
+    /// Stops the server and starts a new one on the same address over the same database file.
     pub async fn restart(&mut self) {
+        let addr = self.server.as_ref().expect("running").addr();
         if let Some(s) = self.server.take() {
             s.shutdown().await.expect("shutdown");
         }
-        let server = localcloud::start(&ServerOptions::new(&self.db))
-            .await
-            .expect("restart");
+        let mut opts = ServerOptions::new(&self.db);
+        opts.listen = addr;
+        let server = localcloud::start(&opts).await.expect("restart");
         self.server = Some(server);
     }
 
@@ -74,6 +75,17 @@ impl Cloud {
         authenticate(&self.channel().await, &self.key_id, &self.key)
             .await
             .expect("authenticate")
+    }
+
+    /// A fleetform client (the code under test in client tests).
+    pub async fn client(&self) -> fleetform::cloud::Client {
+        let creds = fleetform::cloud::Credentials::new(&self.key_id, &self.key);
+        fleetform::cloud::Client::connect(fleetform::cloud::ClientOptions::new(
+            self.endpoint(),
+            creds,
+        ))
+        .await
+        .expect("client connect")
     }
 
     pub async fn app(&self) -> App {
