@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`model`]: domain types (locations, machines, parts, fragments, invites, logs), no I/O.
+//! - [`manifest`]: YAML manifest → validated [`model::Desired`] (includes, env refs, schema).
+//! - [`plan`]: the pure diff of desired against observed state into a [`plan::Plan`].
 //! - [`cloud`]: the [`cloud::CloudApi`] trait and the gRPC client that speaks Viam's protocol.
 //! - [`localcloud`]: an embedded, SQLite-backed, Viam-compatible cloud for trying things out,
 //!   CI and tests. It shares no code with the client, so a bug in one cannot hide one in the other.
@@ -11,7 +13,9 @@
 pub mod cli;
 pub mod cloud;
 pub mod localcloud;
+pub mod manifest;
 pub mod model;
+pub mod plan;
 
 /// Code generated from `proto/` (Viam's wire format).
 pub mod proto {

@@ -5,6 +5,15 @@
 //! `cloud` converts the wire messages into them. Secret values are wrapped in [`Sensitive`] so
 //! that a stray `{:?}` can never print them.
 
+mod desired;
+mod observed;
+
+pub use desired::{
+    Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
+    DesiredPart, GrantTarget, Identity, OrgRef, SensitiveValue,
+};
+pub use observed::Observed;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

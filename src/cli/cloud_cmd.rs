@@ -110,30 +110,35 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             args.listen
         );
     }
+    // Handlers first: a signal that arrives as soon as we say we are listening is honoured.
+    let stop = shutdown_signal()?;
     let server = localcloud::start(&opts).await?;
     println!("listening on {}", server.endpoint());
     if !opts.faults.is_none() {
         eprintln!("fault injection on: {:?}", opts.faults);
     }
-    shutdown_signal().await?;
+    stop.await;
     eprintln!("shutting down: finishing in-flight calls");
     server.shutdown().await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() -> anyhow::Result<()> {
+/// Installs SIGINT and SIGTERM handlers now; the returned future resolves on either.
+pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -1,0 +1,164 @@
+//! What the manifest asks for: the validated `Desired` model that planning starts from.
+//!
+//! Built only by `crate::manifest` after validation, so every invariant below holds: names are
+//! unique among siblings, locations nest at most 3 levels, each machine has exactly one main
+//! part, fragment references name declared fragments, grants name declared paths, `ignore`
+//! entries are valid JSON pointers, and `${env:…}` references are resolved.
+
+use super::{Role, Visibility};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The whole manifest, validated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Desired {
+    pub organization: OrgRef,
+    /// Delete undeclared things inside the managed scope.
+    pub prune: bool,
+    pub fragments: Vec<DesiredFragment>,
+    /// Top-level locations; children nest inside.
+    pub locations: Vec<DesiredLocation>,
+    /// `None` when the manifest has no `access:` section: invites are then not managed at all.
+    pub invites: Option<Vec<DesiredInvite>>,
+    /// SHA-256 (hex) over the manifest and every file it includes, with sensitive values
+    /// hashed, so a saved plan can name exactly what it was made from.
+    pub digest: String,
+}
+
+/// How the manifest names its organization.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgRef {
+    /// A UUID: matched against organization ids.
+    Id(String),
+    /// Anything else: matched against organization names.
+    Name(String),
+}
+
+/// Identity options every resource has.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// `id:` pins the resource to a cloud id (renames and moves keep it).
+    pub id: Option<String>,
+    /// `moved_from:` the path (or, for fragments, the name) it had before.
+    pub moved_from: Option<String>,
+    /// `protect: true`: a plan that would delete it fails.
+    pub protect: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DesiredFragment {
+    pub name: String,
+    pub identity: Identity,
+    pub visibility: Visibility,
+    pub config: Config,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DesiredLocation {
+    pub name: String,
+    /// Name path from the top, e.g. `HQ/Assembly`.
+    pub path: String,
+    pub identity: Identity,
+    /// Rotate the location secret when the newest one is older than this.
+    pub rotate_secrets_after: Option<Duration>,
+    pub locations: Vec<DesiredLocation>,
+    pub machines: Vec<DesiredMachine>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DesiredMachine {
+    pub name: String,
+    /// e.g. `HQ/Assembly/arm-01`.
+    pub path: String,
+    pub identity: Identity,
+    /// At least one; exactly one has `main: true`.
+    pub parts: Vec<DesiredPart>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DesiredPart {
+    pub name: String,
+    /// e.g. `HQ/Assembly/arm-01/arm-01-main`.
+    pub path: String,
+    pub identity: Identity,
+    pub main: bool,
+    /// The config without its `fragments` key; fragment references are in `fragments`.
+    pub config: Config,
+    /// Names of declared fragments this part uses, in order.
+    pub fragments: Vec<String>,
+    /// JSON pointers into the config that fleetform neither compares nor overwrites.
+    pub ignore: Vec<String>,
+}
+
+/// A JSON object config, with the places whose values came from `${env:NAME}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub value: serde_json::Value,
+    pub sensitive: Vec<SensitiveValue>,
+}
+
+/// A value resolved from the environment: shown as `(sensitive)`, saved only as a hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SensitiveValue {
+    /// JSON pointer of the string holding the value (the whole string is sensitive).
+    pub pointer: String,
+    /// The environment variable(s) it came from.
+    pub env: Vec<String>,
+    /// SHA-256 (hex) of the resolved string.
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredInvite {
+    pub email: String,
+    pub grants: Vec<DesiredGrant>,
+    pub protect: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DesiredGrant {
+    pub role: Role,
+    pub target: GrantTarget,
+}
+
+/// What a grant applies to, by manifest path.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantTarget {
+    Organization,
+    /// A declared location path, e.g. `HQ/Assembly`.
+    Location(String),
+    /// A declared machine path, e.g. `HQ/Assembly/arm-01`.
+    Machine(String),
+}
+
+impl Desired {
+    /// Every declared location, parents before children.
+    pub fn all_locations(&self) -> Vec<&DesiredLocation> {
+        fn walk<'a>(ls: &'a [DesiredLocation], out: &mut Vec<&'a DesiredLocation>) {
+            for l in ls {
+                out.push(l);
+                walk(&l.locations, out);
+            }
+        }
+        let mut out = vec![];
+        walk(&self.locations, &mut out);
+        out
+    }
+
+    /// Every declared machine with its location.
+    pub fn all_machines(&self) -> Vec<(&DesiredLocation, &DesiredMachine)> {
+        self.all_locations()
+            .into_iter()
+            .flat_map(|l| l.machines.iter().map(move |m| (l, m)))
+            .collect()
+    }
+
+    /// True when the manifest declares nothing at all (no fragments, locations or invites).
+    pub fn is_empty(&self) -> bool {
+        self.fragments.is_empty()
+            && self.locations.is_empty()
+            && self.invites.as_ref().is_none_or(|i| i.is_empty())
+    }
+}

@@ -1,0 +1,32 @@
+//! What the cloud reported: the `Observed` model that planning compares against.
+//!
+//! Built by `crate::cloud::observe` from list calls. It covers the manifest's scope: every
+//! location, machine and fragment of the organization (list calls return them anyway), the
+//! parts of machines inside managed locations, invites when the manifest manages access, and
+//! fresh secrets for locations with a rotation policy.
+
+use super::{
+    Fragment, Invite, Location, LocationSecret, Machine, Member, Organization, Part, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    pub organization: Organization,
+    /// All locations of the organization, flat (`parent_id` links them).
+    pub locations: Vec<Location>,
+    /// All machines of the organization.
+    pub machines: Vec<Machine>,
+    /// Parts by machine id, for machines in managed locations (and pinned machines).
+    pub parts: BTreeMap<String, Vec<Part>>,
+    /// The organization's own fragments.
+    pub fragments: Vec<Fragment>,
+    /// `None` when access is not managed (not read).
+    pub invites: Option<Vec<Invite>>,
+    pub members: Vec<Member>,
+    /// Freshly read secrets for locations with a rotation policy, by location id.
+    pub secrets: BTreeMap<String, Vec<LocationSecret>>,
+    /// When the observation was made (for secret ages).
+    pub observed_at: Timestamp,
+}

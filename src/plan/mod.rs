@@ -1,0 +1,5 @@
+//! Planning: the pure diff of a [`Desired`] against an [`Observed`] into a [`Plan`].
+
+mod types;
+
+pub use types::*;
