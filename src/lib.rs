@@ -4,12 +4,14 @@
 //! - [`model`]: domain types (locations, machines, parts, fragments, invites, logs), no I/O.
 //! - [`manifest`]: YAML manifest → validated [`model::Desired`] (includes, env refs, schema).
 //! - [`plan`]: the pure diff of desired against observed state into a [`plan::Plan`].
+//! - [`apply`]: executes a plan's changes in dependency order, in parallel, safely.
 //! - [`cloud`]: the [`cloud::CloudApi`] trait and the gRPC client that speaks Viam's protocol.
 //! - [`localcloud`]: an embedded, SQLite-backed, Viam-compatible cloud for trying things out,
 //!   CI and tests. It shares no code with the client, so a bug in one cannot hide one in the other.
 //! - [`cli`]: the `fleetform` commands; the only module that prints.
 //! - [`proto`]: code generated from `proto/` by `build.rs`.
 
+pub mod apply;
 pub mod cli;
 pub mod cloud;
 pub mod localcloud;

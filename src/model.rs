@@ -12,7 +12,7 @@ pub use desired::{
     Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
     DesiredPart, GrantTarget, Identity, OrgRef, SensitiveValue,
 };
-pub use observed::Observed;
+pub use observed::{Observed, location_paths};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -1,8 +1,9 @@
 //! Resolving `--cloud` into a connected client.
 //!
 //! - `local` (the default): the embedded cloud over `.fleetform/cloud.db`, served in-process on
-//!   an ephemeral loopback port for the life of the command. On first use the store is created
-//!   with an organization and an API key, kept in `.fleetform/credentials.json` (mode 0600,
+//!   an ephemeral loopback port for the life of the command. The first time an organization is
+//!   needed it is created — named as the manifest's `organization:` (or `local` for commands
+//!   without a manifest) — with an API key kept in `.fleetform/credentials.json` (mode 0600,
 //!   ignored by git). The client then dials it exactly as it would a remote cloud.
 //! - `http://…` / `https://…`: a remote cloud, with credentials from `--api-key-id`/`--api-key`
 //!   or `VIAM_API_KEY_ID`/`VIAM_API_KEY`.
@@ -36,17 +37,35 @@ impl Target {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+/// One organization of the local cloud and the API key fleetform uses for it.
+#[derive(Clone, Serialize, Deserialize)]
 struct LocalCredentials {
+    org_name: String,
     org_id: String,
     key_id: String,
     key: Sensitive,
 }
 
+/// The organization a command wants from the local cloud.
+#[derive(Clone, Copy, Debug)]
+pub enum LocalOrg<'a> {
+    /// Any (the first one); `local` is created if there is none.
+    Any,
+    /// The manifest's `organization:` name: created on first use.
+    Name(&'a str),
+    /// The manifest's `organization:` id: must already exist.
+    Id(&'a str),
+}
+
 /// Connects to the cloud named by the global arguments.
 pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Target> {
+    connect_for(global, LocalOrg::Any).await
+}
+
+/// Like [`connect`], naming the organization wanted from a local cloud.
+pub async fn connect_for(global: &GlobalArgs, org: LocalOrg<'_>) -> anyhow::Result<Target> {
     match global.cloud.as_str() {
-        "local" => connect_local(Path::new(LOCAL_DIR), global).await,
+        "local" => connect_local(Path::new(LOCAL_DIR), global, org).await,
         url if url.starts_with("http://") || url.starts_with("https://") => {
             let (Some(key_id), Some(key)) = (&global.api_key_id, &global.api_key) else {
                 bail!(
@@ -77,9 +96,13 @@ pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Target> {
 }
 
 /// Starts the embedded cloud over `dir/cloud.db` and connects to it.
-pub async fn connect_local(dir: &Path, global: &GlobalArgs) -> anyhow::Result<Target> {
+pub async fn connect_local(
+    dir: &Path,
+    global: &GlobalArgs,
+    org: LocalOrg<'_>,
+) -> anyhow::Result<Target> {
     let db = dir.join("cloud.db");
-    let creds = local_credentials(dir, &db)?;
+    let creds = local_credentials(dir, &db, org)?;
     let server = localcloud::start(&ServerOptions::new(&db))
         .await
         .with_context(|| format!("cannot start the local cloud over {}", db.display()))?;
@@ -101,30 +124,50 @@ pub async fn connect_local(dir: &Path, global: &GlobalArgs) -> anyhow::Result<Ta
     })
 }
 
-/// Reads the local credentials, creating the store and a key on first use.
-fn local_credentials(dir: &Path, db: &Path) -> anyhow::Result<LocalCredentials> {
+/// The local credentials for `org`, creating the store, the organization and a key as needed.
+fn local_credentials(dir: &Path, db: &Path, org: LocalOrg<'_>) -> anyhow::Result<LocalCredentials> {
     let path: PathBuf = dir.join("credentials.json");
-    if path.exists() {
+    let mut all: Vec<LocalCredentials> = if path.exists() {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        return serde_json::from_str(&text).with_context(|| {
+        serde_json::from_str(&text).with_context(|| {
             format!(
                 "{} is not valid\nhint: delete {} to start a fresh local cloud",
                 path.display(),
                 dir.display()
             )
-        });
+        })?
+    } else {
+        vec![]
+    };
+    let found = match org {
+        LocalOrg::Any => all.first(),
+        LocalOrg::Name(name) => all.iter().find(|c| c.org_name == name),
+        LocalOrg::Id(id) => all.iter().find(|c| c.org_id == id),
+    };
+    if let Some(c) = found {
+        return Ok(c.clone());
     }
+    let name = match org {
+        LocalOrg::Any => "local",
+        LocalOrg::Name(name) => name,
+        LocalOrg::Id(id) => bail!(
+            "the local cloud has no organization with id {id}\nhint: name the organization in the \
+             manifest instead (`organization: acme`); the local cloud creates it on first use"
+        ),
+    };
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let key = localcloud::init(db, "local", "owner@fleetform.local")
+    let key = localcloud::init(db, name, "owner@fleetform.local")
         .with_context(|| format!("cannot initialise {}", db.display()))?;
     let creds = LocalCredentials {
+        org_name: name.to_string(),
         org_id: key.org_id,
         key_id: key.key_id,
         key: key.key,
     };
-    write_private(&path, &serde_json::to_vec_pretty(&creds)?)?;
-    tracing::info!(db = %db.display(), "created the local cloud");
+    all.push(creds.clone());
+    write_private(&path, &serde_json::to_vec_pretty(&all)?)?;
+    tracing::info!(db = %db.display(), org = name, "created an organization in the local cloud");
     Ok(creds)
 }
 
@@ -132,7 +175,7 @@ fn local_credentials(dir: &Path, db: &Path) -> anyhow::Result<LocalCredentials> 
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
+    opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

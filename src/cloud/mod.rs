@@ -7,6 +7,7 @@
 mod client;
 mod convert;
 mod error;
+pub mod observe;
 
 pub use client::{Client, ClientOptions, Credentials, RetryPolicy};
 pub use error::{CloudError, Code};

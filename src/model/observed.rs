@@ -9,7 +9,7 @@ use super::{
     Fragment, Invite, Location, LocationSecret, Machine, Member, Organization, Part, Timestamp,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Observed {
@@ -30,3 +30,31 @@ pub struct Observed {
     /// When the observation was made (for secret ages).
     pub observed_at: Timestamp,
 }
+
+/// The name path from the top (`HQ/Assembly/Line-1`) of every observed location, by id.
+///
+/// Locations whose parent chain is broken — a parent id not in the list, or a cycle — are left
+/// out: they have no well-defined path and so never match a declared path.
+pub fn location_paths(locations: &[Location]) -> BTreeMap<String, String> {
+    let by_id: BTreeMap<&str, &Location> = locations.iter().map(|l| (l.id.as_str(), l)).collect();
+    let mut paths = BTreeMap::new();
+    'locations: for location in locations {
+        let mut names = vec![location.name.as_str()];
+        let mut seen = BTreeSet::from([location.id.as_str()]);
+        let mut current = location;
+        while let Some(parent_id) = current.parent_id.as_deref() {
+            let Some(parent) = by_id.get(parent_id) else {
+                continue 'locations; // dangling parent
+            };
+            if !seen.insert(parent.id.as_str()) {
+                continue 'locations; // cycle
+            }
+            names.push(parent.name.as_str());
+            current = parent;
+        }
+        names.reverse();
+        paths.insert(location.id.clone(), names.join("/"));
+    }
+    paths
+}
+

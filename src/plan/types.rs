@@ -131,7 +131,7 @@ pub enum Precondition {
 }
 
 /// An id that exists now, or one that an earlier change of this plan will create.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IdRef {
     Existing(String),
@@ -159,8 +159,8 @@ pub struct PlannedGrant {
 #[serde(rename_all = "snake_case")]
 pub enum GrantRef {
     Organization(String),
-    Location(String),
-    Machine(String),
+    Location(IdRef),
+    Machine(IdRef),
 }
 
 /// A config as it will be written: the JSON object without `fragments`, the fragments it
@@ -202,9 +202,11 @@ pub enum Op {
     DeleteMachine {
         id: String,
     },
+    /// Creates a part, then (when `config` is given) writes its config.
     CreatePart {
         machine: IdRef,
         name: String,
+        config: Option<PlannedConfig>,
     },
     /// Renames and/or reconfigures a part. `config: None` leaves the config as it is.
     UpdatePart {
@@ -244,12 +246,12 @@ pub enum Op {
     DeleteInvite {
         email: String,
     },
-    /// Creates a new secret and deletes the oldest. When the location already holds the
-    /// maximum of 2, `delete_first` is deleted before creating (the newer one stays valid).
+    /// Replaces a location's secrets with one new secret: creates it, then deletes the old
+    /// ones (oldest first). When the location already holds the maximum of 2, the oldest is
+    /// deleted before creating, so a valid secret exists at every moment.
     RotateSecret {
         location_id: String,
-        delete_first: Option<String>,
-        delete_after: Option<String>,
+        old_secret_ids: Vec<String>,
     },
 }
 

@@ -1,0 +1,582 @@
+//! Carrying out one change: the cloud calls for each [`Op`], and what to do when a call's
+//! outcome is unknown.
+//!
+//! A write that fails with a transient error (`UNAVAILABLE`, a deadline, a lost connection)
+//! may or may not have happened. Before trying again, each operation re-reads what it was
+//! writing: a create looks for the resource by name (so nothing is ever created twice), an
+//! update checks whether the cloud already holds the wanted state, a delete checks whether the
+//! resource is gone. Only then is the call repeated.
+
+use super::Resolved;
+use crate::cloud::{CloudApi, CloudError, Code, ParentChange};
+use crate::model::{Grant, ResourceKind, Timestamp};
+use crate::plan::canonical::{canonical, fragment_ids, without_fragments};
+use crate::plan::{
+    Change, GrantRef, IdRef, Op, PartRef, PlannedConfig, PlannedGrant, Precondition,
+};
+use serde_json::Value;
+use std::time::Duration;
+
+/// How often a write with an unknown outcome is re-checked and repeated.
+const UNKNOWN_OUTCOME_ATTEMPTS: u32 = 4;
+
+/// Why a change failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    #[error("{0}")]
+    Cloud(#[from] CloudError),
+    /// The resource changed since the plan was made; nothing was written.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What a successful change produced: the id of a created resource, if any.
+pub type ExecResult = Result<Option<String>, ExecError>;
+
+/// Runs `write`; when its outcome is unknown, runs `settle` to learn whether it took effect
+/// (`Some(result)`) before repeating it.
+async fn with_unknown_outcome<W, WF, S, SF>(mut write: W, mut settle: S) -> ExecResult
+where
+    W: FnMut() -> WF,
+    WF: std::future::Future<Output = Result<Option<String>, CloudError>>,
+    S: FnMut() -> SF,
+    SF: std::future::Future<Output = Result<Option<Option<String>>, CloudError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Ok(r) => return Ok(r),
+            Err(e) if e.outcome_unknown() && attempt < UNKNOWN_OUTCOME_ATTEMPTS => {
+                tracing::debug!(
+                    rpc = e.rpc,
+                    attempt,
+                    "outcome unknown; re-reading before retrying"
+                );
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                match settle().await {
+                    Ok(Some(done)) => return Ok(done),
+                    Ok(None) => {}
+                    Err(read) if read.is_transient() => {}
+                    Err(read) => return Err(read.into()),
+                }
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// A config ready to write: the planned value plus `fragments` as `[{"id": …}]`.
+fn build_config(cfg: &PlannedConfig, r: &Resolved) -> Result<Value, ExecError> {
+    let mut v = cfg.value.clone();
+    if !cfg.fragments.is_empty() {
+        let ids = cfg
+            .fragments
+            .iter()
+            .map(|f| r.id(f).map(|id| serde_json::json!({ "id": id })))
+            .collect::<Result<Vec<_>, _>>()?;
+        match &mut v {
+            Value::Object(o) => {
+                o.insert("fragments".into(), Value::Array(ids));
+            }
+            _ => {
+                return Err(ExecError::Other(
+                    "a part config must be a JSON object".into(),
+                ));
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// Whether `have` already is the config `want` (semantically).
+fn same_config(have: &Value, want: &Value) -> bool {
+    canonical(&without_fragments(have)) == canonical(&without_fragments(want))
+        && fragment_ids(have) == fragment_ids(want)
+}
+
+fn grant(g: &PlannedGrant, r: &Resolved) -> Result<Grant, ExecError> {
+    let (kind, id) = match &g.target {
+        GrantRef::Organization(id) => (ResourceKind::Organization, id.clone()),
+        GrantRef::Location(x) => (ResourceKind::Location, r.id(x)?),
+        GrantRef::Machine(x) => (ResourceKind::Robot, r.id(x)?),
+    };
+    Ok(Grant {
+        role: g.role,
+        resource_kind: kind,
+        resource_id: id,
+    })
+}
+
+/// Executes one change against the cloud.
+pub async fn execute(
+    api: &dyn CloudApi,
+    org_id: &str,
+    change: &Change,
+    r: &Resolved,
+) -> ExecResult {
+    match &change.op {
+        Op::CreateLocation { name, parent } => {
+            let parent = parent.as_ref().map(|p| r.id(p)).transpose()?;
+            let p = parent.as_deref();
+            let known: Vec<String> = api
+                .list_locations(org_id)
+                .await?
+                .into_iter()
+                .map(|l| l.id)
+                .collect();
+            with_unknown_outcome(
+                || async { Ok(Some(api.create_location(org_id, name, p).await?.id)) },
+                || async {
+                    let now = api.list_locations(org_id).await?;
+                    Ok(now
+                        .into_iter()
+                        .find(|l| {
+                            &l.name == name && l.parent_id.as_deref() == p && !known.contains(&l.id)
+                        })
+                        .map(|l| Some(l.id)))
+                },
+            )
+            .await
+        }
+        Op::UpdateLocation { id, name, parent } => {
+            let parent = match parent {
+                None => ParentChange::Keep,
+                Some(None) => ParentChange::Root,
+                Some(Some(p)) => ParentChange::To(r.id(p)?),
+            };
+            // Idempotent: repeating it is harmless.
+            with_unknown_outcome(
+                || async {
+                    api.update_location(id, name.as_deref(), parent.clone())
+                        .await
+                        .map(|_| None)
+                },
+                || async { Ok(None) },
+            )
+            .await
+        }
+        Op::DeleteLocation { id } => {
+            delete(|| api.delete_location(id), || api.get_location(id)).await
+        }
+        Op::CreateMachine { name, location } => {
+            let loc = r.id(location)?;
+            let known: Vec<String> = api
+                .list_machines(&loc)
+                .await?
+                .into_iter()
+                .map(|m| m.id)
+                .collect();
+            with_unknown_outcome(
+                || async { Ok(Some(api.new_machine(name, &loc).await?)) },
+                || async {
+                    let now = api.list_machines(&loc).await?;
+                    Ok(now
+                        .into_iter()
+                        .find(|m| &m.name == name && !known.contains(&m.id))
+                        .map(|m| Some(m.id)))
+                },
+            )
+            .await
+            .map_err(|e| already_exists_hint(e, "machine", name))
+        }
+        Op::UpdateMachine { id, name, location } => {
+            let location = location.as_ref().map(|l| r.id(l)).transpose()?;
+            with_unknown_outcome(
+                || async {
+                    api.update_machine(id, name.as_deref(), location.as_deref())
+                        .await
+                        .map(|_| None)
+                },
+                || async { Ok(None) },
+            )
+            .await
+        }
+        Op::DeleteMachine { id } => delete(|| api.delete_machine(id), || api.get_machine(id)).await,
+        Op::CreatePart {
+            machine,
+            name,
+            config,
+        } => {
+            let machine = r.id(machine)?;
+            let known: Vec<String> = api
+                .get_parts(&machine)
+                .await?
+                .into_iter()
+                .map(|p| p.id)
+                .collect();
+            let id = with_unknown_outcome(
+                || async { Ok(Some(api.new_part(&machine, name).await?)) },
+                || async {
+                    let now = api.get_parts(&machine).await?;
+                    Ok(now
+                        .into_iter()
+                        .find(|p| &p.name == name && !known.contains(&p.id))
+                        .map(|p| Some(p.id)))
+                },
+            )
+            .await?
+            .ok_or_else(|| ExecError::Other("the cloud returned no part id".into()))?;
+            if let Some(cfg) = config {
+                let value = build_config(cfg, r)?;
+                write_part(api, &id, name, Some(&value), None).await?;
+            }
+            Ok(Some(id))
+        }
+        Op::UpdatePart { part, name, config } => {
+            let (id, current_name) = match part {
+                PartRef::MainPartOf(c) => {
+                    let machine = r.created(c)?;
+                    let main = api
+                        .get_parts(&machine)
+                        .await?
+                        .into_iter()
+                        .find(|p| p.main)
+                        .ok_or_else(|| {
+                            ExecError::Other("the new machine has no main part".into())
+                        })?;
+                    (main.id, Some(main.name))
+                }
+                other => (r.part(other)?, None),
+            };
+            if config.is_none() && current_name.as_deref() == Some(name.as_str()) {
+                return Ok(Some(id));
+            }
+            let lku = match (&change.precondition, part) {
+                (Some(Precondition::LastUpdated(t)), PartRef::Existing(_)) => Some(*t),
+                _ => None,
+            };
+            let value = config.as_ref().map(|c| build_config(c, r)).transpose()?;
+            write_part(api, &id, name, value.as_ref(), lku).await?;
+            Ok(Some(id))
+        }
+        Op::MarkPartAsMain { part } => {
+            let id = r.part(part)?;
+            with_unknown_outcome(
+                || async { api.mark_part_main(&id).await.map(|_| None) },
+                || async { Ok(None) },
+            )
+            .await
+        }
+        Op::DeletePart { id } => delete(|| api.delete_part(id), || api.get_part(id)).await,
+        Op::CreateFragment {
+            name,
+            config,
+            visibility,
+        } => {
+            let value = build_config(config, r)?;
+            let known: Vec<String> = api
+                .list_fragments(org_id)
+                .await?
+                .into_iter()
+                .map(|f| f.id)
+                .collect();
+            with_unknown_outcome(
+                || async {
+                    Ok(Some(
+                        api.create_fragment(org_id, name, &value, *visibility)
+                            .await?
+                            .id,
+                    ))
+                },
+                || async {
+                    let now = api.list_fragments(org_id).await?;
+                    Ok(now
+                        .into_iter()
+                        .find(|f| &f.name == name && !known.contains(&f.id))
+                        .map(|f| Some(f.id)))
+                },
+            )
+            .await
+        }
+        Op::UpdateFragment {
+            id,
+            name,
+            config,
+            visibility,
+        } => {
+            let value = config.as_ref().map(|c| build_config(c, r)).transpose()?;
+            let lku = match &change.precondition {
+                Some(Precondition::LastUpdated(t)) => Some(*t),
+                _ => None,
+            };
+            write_fragment(api, id, name, value.as_ref(), *visibility, lku).await?;
+            Ok(None)
+        }
+        Op::DeleteFragment { id } => {
+            delete(|| api.delete_fragment(id), || api.get_fragment(id)).await
+        }
+        Op::CreateInvite { email, grants } => {
+            let grants = grants
+                .iter()
+                .map(|g| grant(g, r))
+                .collect::<Result<Vec<_>, _>>()?;
+            with_unknown_outcome(
+                || async {
+                    api.create_invite(org_id, email, &grants)
+                        .await
+                        .map(|_| None)
+                },
+                || async {
+                    let (_, invites) = api.list_members(org_id).await?;
+                    Ok(invites
+                        .iter()
+                        .any(|i| i.email.eq_ignore_ascii_case(email))
+                        .then_some(None))
+                },
+            )
+            .await
+        }
+        Op::UpdateInvite { email, add, remove } => {
+            let add = add
+                .iter()
+                .map(|g| grant(g, r))
+                .collect::<Result<Vec<_>, _>>()?;
+            let remove = remove
+                .iter()
+                .map(|g| grant(g, r))
+                .collect::<Result<Vec<_>, _>>()?;
+            with_unknown_outcome(
+                || async {
+                    api.update_invite_grants(org_id, email, &add, &remove)
+                        .await
+                        .map(|_| None)
+                },
+                || async {
+                    let (_, invites) = api.list_members(org_id).await?;
+                    let Some(inv) = invites.iter().find(|i| i.email.eq_ignore_ascii_case(email))
+                    else {
+                        return Ok(None);
+                    };
+                    let done = add.iter().all(|g| inv.grants.contains(g))
+                        && remove.iter().all(|g| !inv.grants.contains(g));
+                    Ok(done.then_some(None))
+                },
+            )
+            .await
+        }
+        Op::DeleteInvite { email } => {
+            with_unknown_outcome(
+                || async {
+                    match api.delete_invite(org_id, email).await {
+                        Err(e) if e.code == Code::NotFound => Ok(None),
+                        other => other.map(|_| None),
+                    }
+                },
+                || async {
+                    let (_, invites) = api.list_members(org_id).await?;
+                    Ok(
+                        (!invites.iter().any(|i| i.email.eq_ignore_ascii_case(email)))
+                            .then_some(None),
+                    )
+                },
+            )
+            .await
+        }
+        Op::RotateSecret {
+            location_id,
+            old_secret_ids,
+        } => rotate(api, location_id, old_secret_ids).await,
+    }
+}
+
+/// `ALREADY_EXISTS` on a create means the plan is out of date: say so.
+fn already_exists_hint(e: ExecError, kind: &str, name: &str) -> ExecError {
+    match e {
+        ExecError::Cloud(c) if c.code == Code::AlreadyExists => ExecError::Conflict(format!(
+            "a {kind} named {name:?} appeared since the plan was made ({})",
+            c.message
+        )),
+        other => other,
+    }
+}
+
+fn conflict_on_stale(e: ExecError) -> ExecError {
+    match e {
+        ExecError::Cloud(c)
+            if c.code == Code::FailedPrecondition && c.message.contains("last_known_update") =>
+        {
+            ExecError::Conflict(format!(
+                "it was changed in the cloud after the plan was made; nothing was written ({})",
+                c.message
+            ))
+        }
+        other => other,
+    }
+}
+
+/// What a write guarded by `last_known_update` does after an unknown outcome, given the
+/// resource as read back: done, retry with the same precondition, or conflict.
+fn settle_guarded(
+    done: bool,
+    read_back: Option<Timestamp>,
+    lku: Option<Timestamp>,
+) -> Option<Result<(), ExecError>> {
+    if done {
+        Some(Ok(()))
+    } else if lku.is_none() || read_back == lku {
+        None
+    } else {
+        Some(Err(ExecError::Conflict(
+            "it changed in the cloud while fleetform was writing it; nothing more was written"
+                .into(),
+        )))
+    }
+}
+
+/// Writes a part's name and (optionally) config with optimistic concurrency, settling unknown
+/// outcomes by reading the part back.
+async fn write_part(
+    api: &dyn CloudApi,
+    id: &str,
+    name: &str,
+    value: Option<&Value>,
+    lku: Option<Timestamp>,
+) -> Result<(), ExecError> {
+    let mut attempt = 1;
+    loop {
+        match api.update_part(id, name, value, lku).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.outcome_unknown() && attempt < UNKNOWN_OUTCOME_ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                match api.get_part(id).await {
+                    Ok(p) => {
+                        let done =
+                            p.name == name && value.is_none_or(|v| same_config(&p.config, v));
+                        if let Some(r) = settle_guarded(done, p.last_updated, lku) {
+                            return r;
+                        }
+                    }
+                    Err(read) if read.is_transient() => {}
+                    Err(read) => return Err(read.into()),
+                }
+                attempt += 1;
+            }
+            Err(e) => return Err(conflict_on_stale(e.into())),
+        }
+    }
+}
+
+async fn write_fragment(
+    api: &dyn CloudApi,
+    id: &str,
+    name: &str,
+    value: Option<&Value>,
+    visibility: Option<crate::model::Visibility>,
+    lku: Option<Timestamp>,
+) -> Result<(), ExecError> {
+    let mut attempt = 1;
+    loop {
+        match api.update_fragment(id, name, value, visibility, lku).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.outcome_unknown() && attempt < UNKNOWN_OUTCOME_ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                match api.get_fragment(id).await {
+                    Ok(f) => {
+                        let done = f.name == name
+                            && value.is_none_or(|v| canonical(&f.config) == canonical(v))
+                            && visibility.is_none_or(|v| f.visibility == v);
+                        if let Some(r) = settle_guarded(done, f.last_updated, lku) {
+                            return r;
+                        }
+                    }
+                    Err(read) if read.is_transient() => {}
+                    Err(read) => return Err(read.into()),
+                }
+                attempt += 1;
+            }
+            Err(e) => return Err(conflict_on_stale(e.into())),
+        }
+    }
+}
+
+/// Deletes idempotently: `NOT_FOUND` counts as done, and an unknown outcome is settled by
+/// checking whether the resource still exists.
+async fn delete<D, DF, G, GF, T>(del: D, get: G) -> ExecResult
+where
+    D: Fn() -> DF,
+    DF: std::future::Future<Output = Result<(), CloudError>>,
+    G: Fn() -> GF,
+    GF: std::future::Future<Output = Result<T, CloudError>>,
+{
+    with_unknown_outcome(
+        || async {
+            match del().await {
+                Err(e) if e.code == Code::NotFound => Ok(None),
+                other => other.map(|_| None),
+            }
+        },
+        || async {
+            match get().await {
+                Err(e) if e.is_not_found() => Ok(Some(None)),
+                Err(e) => Err(e),
+                Ok(_) => Ok(None),
+            }
+        },
+    )
+    .await
+}
+
+/// Replaces a location's secrets by one new secret, never leaving it without a valid one.
+async fn rotate(api: &dyn CloudApi, location_id: &str, old: &[String]) -> ExecResult {
+    let current = api.location_secrets(location_id).await?;
+    let has_new = current.iter().any(|s| !old.contains(&s.id));
+    if !has_new {
+        if current.len() >= 2 {
+            // At the cap: drop the oldest first; the other stays valid meanwhile.
+            let oldest = current
+                .iter()
+                .min_by_key(|s| (s.created_on, s.id.clone()))
+                .map(|s| s.id.clone());
+            if let Some(oldest) = oldest {
+                delete(
+                    || api.delete_location_secret(location_id, &oldest),
+                    || async { Ok::<(), CloudError>(()) },
+                )
+                .await?;
+            }
+        }
+        with_unknown_outcome(
+            || async { api.create_location_secret(location_id).await.map(|_| None) },
+            || async {
+                let now = api.location_secrets(location_id).await?;
+                Ok(now.iter().any(|s| !old.contains(&s.id)).then_some(None))
+            },
+        )
+        .await?;
+    }
+    for s in api.location_secrets(location_id).await? {
+        if old.contains(&s.id) {
+            match api.delete_location_secret(location_id, &s.id).await {
+                Ok(()) => {}
+                Err(e) if e.code == Code::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(None)
+}
+
+impl Resolved {
+    /// The cloud id an [`IdRef`] stands for.
+    pub fn id(&self, r: &IdRef) -> Result<String, ExecError> {
+        match r {
+            IdRef::Existing(id) => Ok(id.clone()),
+            IdRef::CreatedBy(c) => self.created(c),
+        }
+    }
+
+    fn part(&self, r: &PartRef) -> Result<String, ExecError> {
+        match r {
+            PartRef::Existing(id) => Ok(id.clone()),
+            PartRef::CreatedBy(c) => self.created(c),
+            PartRef::MainPartOf(c) => self.main_parts.get(c).cloned().ok_or_else(|| {
+                ExecError::Other(format!(
+                    "the main part of the machine created by {c} is not known yet"
+                ))
+            }),
+        }
+    }
+}

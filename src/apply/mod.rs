@@ -1,0 +1,282 @@
+//! Apply: walk a plan's dependency graph against a [`CloudApi`], in parallel, safely.
+//!
+//! - At most `parallelism` changes run at once, and never two on one resource.
+//! - A change starts when everything it depends on has been applied; ids of created resources
+//!   flow to the changes that need them.
+//! - A change that fails skips its dependents (transitively); independent branches continue.
+//! - A stop request (SIGINT) starts nothing new; calls in flight finish, the rest are reported
+//!   as not started.
+//! - The engine emits [`Event`]s and never prints; the CLI renders them.
+//!
+//! How each change is carried out, including writes whose outcome is unknown, is in `exec.rs`;
+//! checking a saved plan against the cloud before applying it is in `stale.rs`.
+
+mod exec;
+mod stale;
+
+pub use exec::ExecError;
+pub use stale::{Stale, check_preconditions};
+
+use crate::cloud::CloudApi;
+use crate::plan::{Action, Kind, Plan};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+
+/// How to apply.
+#[derive(Clone, Debug)]
+pub struct ApplyOptions {
+    /// Changes in flight at once (default 10).
+    pub parallelism: usize,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions { parallelism: 10 }
+    }
+}
+
+/// Ids produced while applying: what each create made.
+#[derive(Clone, Debug, Default)]
+pub struct Resolved {
+    /// Change id → id of the resource it created.
+    created: HashMap<String, String>,
+    /// Machine-creating change id → id of the main part that came with the machine.
+    main_parts: HashMap<String, String>,
+}
+
+impl Resolved {
+    fn created(&self, change: &str) -> Result<String, ExecError> {
+        self.created.get(change).cloned().ok_or_else(|| {
+            ExecError::Other(format!("change {change} has not created its resource"))
+        })
+    }
+}
+
+/// How one change ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Applied,
+    Failed {
+        cause: String,
+    },
+    /// The resource changed since the plan; nothing was written to it.
+    Conflict {
+        cause: String,
+    },
+    /// Not attempted because a change it depends on did not apply.
+    Skipped {
+        because: String,
+    },
+    /// Not attempted because apply was interrupted.
+    NotStarted,
+}
+
+/// Progress, for whoever displays it.
+#[derive(Clone, Debug)]
+pub enum Event {
+    Started { id: String },
+    Finished { id: String, outcome: Outcome },
+}
+
+/// The result of one change.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChangeResult {
+    pub id: String,
+    pub action: Action,
+    pub kind: Kind,
+    pub path: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// What happened to every change of the plan, in plan order.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub results: Vec<ChangeResult>,
+    pub interrupted: bool,
+}
+
+impl Report {
+    pub fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.results.iter().filter(|r| f(&r.outcome)).count()
+    }
+    pub fn applied(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Applied))
+    }
+    pub fn failed(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Failed { .. } | Outcome::Conflict { .. }))
+    }
+    pub fn skipped(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Skipped { .. } | Outcome::NotStarted))
+    }
+    pub fn is_success(&self) -> bool {
+        self.results.iter().all(|r| r.outcome == Outcome::Applied)
+    }
+}
+
+/// The key that serializes changes touching the same resource.
+fn resource_key(c: &crate::plan::Change) -> String {
+    match &c.resource_id {
+        Some(id) => id.clone(),
+        None => format!("{}:{}", c.kind.as_str(), c.path),
+    }
+}
+
+/// Applies `plan`. `stop` turning `true` stops starting new changes.
+pub async fn apply(
+    api: Arc<dyn CloudApi>,
+    plan: &Plan,
+    opts: &ApplyOptions,
+    events: Option<mpsc::UnboundedSender<Event>>,
+    mut stop: watch::Receiver<bool>,
+) -> Report {
+    let n = plan.changes.len();
+    let index: HashMap<&str, usize> = plan
+        .changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.as_str(), i))
+        .collect();
+    let mut outcome: Vec<Option<Outcome>> = vec![None; n];
+    let mut running: HashSet<usize> = HashSet::new();
+    let mut busy: HashSet<String> = HashSet::new();
+    let resolved = Arc::new(std::sync::Mutex::new(Resolved::default()));
+    let mut tasks: tokio::task::JoinSet<(usize, Result<Option<String>, ExecError>)> =
+        tokio::task::JoinSet::new();
+    let send = |e: Event| {
+        if let Some(tx) = &events {
+            let _ = tx.send(e);
+        }
+    };
+    let parallelism = opts.parallelism.max(1);
+    let mut interrupted = *stop.borrow();
+    let mut stop_closed = false;
+
+    loop {
+        // Skip everything whose dependencies can no longer apply.
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for i in 0..n {
+                if outcome[i].is_some() || running.contains(&i) {
+                    continue;
+                }
+                let blocker = plan.changes[i].depends_on.iter().find(|d| {
+                    index.get(d.as_str()).is_some_and(
+                        |&j| matches!(outcome[j], Some(ref o) if *o != Outcome::Applied),
+                    )
+                });
+                if let Some(b) = blocker {
+                    let o = Outcome::Skipped { because: b.clone() };
+                    send(Event::Finished {
+                        id: plan.changes[i].id.clone(),
+                        outcome: o.clone(),
+                    });
+                    outcome[i] = Some(o);
+                    changed = true;
+                }
+            }
+        }
+        // Start what is ready.
+        if !interrupted {
+            for i in 0..n {
+                if running.len() >= parallelism {
+                    break;
+                }
+                if outcome[i].is_some() || running.contains(&i) {
+                    continue;
+                }
+                let c = &plan.changes[i];
+                let ready = c.depends_on.iter().all(|d| {
+                    index
+                        .get(d.as_str())
+                        .is_none_or(|&j| outcome[j] == Some(Outcome::Applied))
+                });
+                let key = resource_key(c);
+                if !ready || busy.contains(&key) {
+                    continue;
+                }
+                busy.insert(key);
+                running.insert(i);
+                send(Event::Started { id: c.id.clone() });
+                let api = Arc::clone(&api);
+                let change = c.clone();
+                let org = plan.organization_id.clone();
+                let snapshot = resolved.lock().map(|r| r.clone()).unwrap_or_default();
+                tasks.spawn(async move {
+                    let result = exec::execute(api.as_ref(), &org, &change, &snapshot).await;
+                    (i, result)
+                });
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = tasks.join_next() => {
+                let Some(joined) = joined else { break };
+                let (i, result) = match joined {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // A panicked task: find which one is gone by elimination is not possible,
+                        // so report it against every running change.
+                        for &i in &running {
+                            outcome[i] = Some(Outcome::Failed { cause: format!("internal error: {e}") });
+                        }
+                        running.clear();
+                        continue;
+                    }
+                };
+                running.remove(&i);
+                busy.remove(&resource_key(&plan.changes[i]));
+                let c = &plan.changes[i];
+                let o = match result {
+                    Ok(created) => {
+                        if let (Some(id), Ok(mut r)) = (created, resolved.lock()) {
+                            match &c.op {
+                                crate::plan::Op::UpdatePart { part: crate::plan::PartRef::MainPartOf(m), .. } => {
+                                    r.main_parts.insert(m.clone(), id.clone());
+                                    r.created.insert(c.id.clone(), id);
+                                }
+                                _ => {
+                                    r.created.insert(c.id.clone(), id);
+                                }
+                            }
+                        }
+                        Outcome::Applied
+                    }
+                    Err(ExecError::Conflict(cause)) => Outcome::Conflict { cause },
+                    Err(e) => Outcome::Failed { cause: e.to_string() },
+                };
+                send(Event::Finished { id: c.id.clone(), outcome: o.clone() });
+                outcome[i] = Some(o);
+            }
+            res = stop.changed(), if !interrupted && !stop_closed => {
+                match res {
+                    Ok(()) => interrupted = *stop.borrow(),
+                    Err(_) => stop_closed = true,
+                }
+            }
+        }
+    }
+
+    let results = plan
+        .changes
+        .iter()
+        .zip(outcome)
+        .map(|(c, o)| ChangeResult {
+            id: c.id.clone(),
+            action: c.action,
+            kind: c.kind,
+            path: c.path.clone(),
+            outcome: o.unwrap_or(Outcome::NotStarted),
+        })
+        .collect();
+    Report {
+        results,
+        interrupted,
+    }
+}

@@ -1,0 +1,201 @@
+//! Is a saved plan still true? Each change recorded what it assumed about the resource it
+//! changes (a `last_updated`, a fingerprint of the attributes it depends on, or that nothing
+//! exists yet at its path). Before applying a saved plan those assumptions are read again;
+//! any that no longer hold make the plan stale, and apply refuses it, naming each resource.
+
+use crate::cloud::{CloudApi, CloudError};
+use crate::plan::{
+    Change, IdRef, Kind, Op, Plan, Precondition, grants_fingerprint, location_fingerprint,
+    machine_fingerprint, secrets_fingerprint,
+};
+use std::sync::Arc;
+
+/// A precondition that no longer holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stale {
+    pub change_id: String,
+    pub kind: Kind,
+    pub path: String,
+    /// What changed, for people: "its config was changed at …", "it was deleted", …
+    pub what: String,
+}
+
+impl std::fmt::Display for Stale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.kind.as_str(), self.path, self.what)
+    }
+}
+
+/// Reads the cloud again and returns every change whose precondition no longer holds.
+pub async fn check_preconditions(
+    api: Arc<dyn CloudApi>,
+    plan: &Plan,
+) -> Result<Vec<Stale>, CloudError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut stale = vec![];
+    for chunk in plan.changes.chunks(32) {
+        for c in chunk.iter().cloned() {
+            let api = Arc::clone(&api);
+            let org = plan.organization_id.clone();
+            tasks.spawn(async move {
+                check(api.as_ref(), &org, &c)
+                    .await
+                    .map(|w| w.map(|what| (c, what)))
+            });
+        }
+        // Bounded: wait for this chunk before starting the next.
+        while let Some(r) = tasks.join_next().await {
+            let r =
+                r.map_err(|e| CloudError::new("check", crate::cloud::Code::Other, e.to_string()))?;
+            if let Some((c, what)) = r? {
+                stale.push(Stale {
+                    change_id: c.id,
+                    kind: c.kind,
+                    path: c.path,
+                    what,
+                });
+            }
+        }
+    }
+    stale.sort_by_key(|s| {
+        s.change_id
+            .trim_start_matches('c')
+            .parse::<usize>()
+            .unwrap_or(0)
+    });
+    Ok(stale)
+}
+
+fn gone(e: &CloudError) -> bool {
+    e.is_not_found()
+}
+
+/// `Some(what changed)` when `c`'s precondition no longer holds.
+async fn check(api: &dyn CloudApi, org: &str, c: &Change) -> Result<Option<String>, CloudError> {
+    let Some(pre) = &c.precondition else {
+        return Ok(None);
+    };
+    let id = c.resource_id.clone().unwrap_or_default();
+    match pre {
+        Precondition::LastUpdated(t) => {
+            let now = match c.kind {
+                Kind::Fragment => api.get_fragment(&id).await.map(|f| f.last_updated),
+                _ => api.get_part(&id).await.map(|p| p.last_updated),
+            };
+            match now {
+                Err(e) if gone(&e) => Ok(Some("it was deleted since the plan was made".into())),
+                Err(e) => Err(e),
+                Ok(now) if now == Some(*t) => Ok(None),
+                Ok(now) => Ok(Some(format!(
+                    "it was changed in the cloud at {} (the plan saw {t})",
+                    now.map(|n| n.to_string())
+                        .unwrap_or_else(|| "an unknown time".into())
+                ))),
+            }
+        }
+        Precondition::Fingerprint(fp) => {
+            let now = match c.kind {
+                Kind::Location => api
+                    .get_location(&id)
+                    .await
+                    .map(|l| location_fingerprint(&l)),
+                Kind::Machine => api.get_machine(&id).await.map(|m| machine_fingerprint(&m)),
+                Kind::LocationSecret => api.location_secrets(&id).await.map(|s| {
+                    secrets_fingerprint(&id, &s.iter().map(|x| x.id.clone()).collect::<Vec<_>>())
+                }),
+                Kind::Invite => {
+                    let (_, invites) = api.list_members(org).await?;
+                    match invites
+                        .iter()
+                        .find(|i| i.email.eq_ignore_ascii_case(&c.path))
+                    {
+                        Some(i) => Ok(grants_fingerprint(&i.email, &i.grants)),
+                        None => {
+                            return Ok(Some(
+                                "the invite was deleted since the plan was made".into(),
+                            ));
+                        }
+                    }
+                }
+                Kind::Fragment | Kind::Part => return Ok(None),
+            };
+            match now {
+                Err(e) if gone(&e) => Ok(Some("it was deleted since the plan was made".into())),
+                Err(e) => Err(e),
+                Ok(now) if &now == fp => Ok(None),
+                Ok(_) => Ok(Some(match c.kind {
+                    Kind::LocationSecret => "its secrets changed since the plan was made".into(),
+                    Kind::Invite => "its grants changed since the plan was made".into(),
+                    _ => "it was renamed or moved since the plan was made".into(),
+                })),
+            }
+        }
+        Precondition::Absent => absent(api, org, c).await,
+    }
+}
+
+/// For creates: does something now exist where the plan will create?
+async fn absent(api: &dyn CloudApi, org: &str, c: &Change) -> Result<Option<String>, CloudError> {
+    let exists = |what: &str| {
+        Ok(Some(format!(
+            "a {what} with this name now exists; plan again"
+        )))
+    };
+    match &c.op {
+        Op::CreateLocation { name, parent } => {
+            let parent = match parent {
+                None => None,
+                Some(IdRef::Existing(p)) => Some(p.as_str()),
+                Some(IdRef::CreatedBy(_)) => return Ok(None),
+            };
+            let found = api
+                .list_locations(org)
+                .await?
+                .into_iter()
+                .any(|l| &l.name == name && l.parent_id.as_deref() == parent);
+            if found { exists("location") } else { Ok(None) }
+        }
+        Op::CreateMachine {
+            name,
+            location: IdRef::Existing(l),
+        } => {
+            if api.list_machines(l).await?.iter().any(|m| &m.name == name) {
+                exists("machine")
+            } else {
+                Ok(None)
+            }
+        }
+        Op::CreatePart {
+            machine: IdRef::Existing(m),
+            name,
+            ..
+        } => {
+            if api.get_parts(m).await?.iter().any(|p| &p.name == name) {
+                exists("part")
+            } else {
+                Ok(None)
+            }
+        }
+        Op::CreateFragment { name, .. } => {
+            if api
+                .list_fragments(org)
+                .await?
+                .iter()
+                .any(|f| &f.name == name)
+            {
+                exists("fragment")
+            } else {
+                Ok(None)
+            }
+        }
+        Op::CreateInvite { email, .. } => {
+            let (_, invites) = api.list_members(org).await?;
+            if invites.iter().any(|i| i.email.eq_ignore_ascii_case(email)) {
+                exists("invite")
+            } else {
+                Ok(None)
+            }
+        }
+        _ => Ok(None),
+    }
+}

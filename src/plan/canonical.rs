@@ -1,0 +1,217 @@
+//! Canonical JSON, so config equality is semantic: object keys sorted, numbers normalised
+//! (`1`, `1.0` and `1e0` are one number), `fragments` compared as a set of ids whichever form
+//! (`["id"]` or `[{"id": "id"}]`) holds them, and `ignore` pointers removed.
+
+use serde_json::{Map, Value};
+
+/// `v` with keys sorted at every level and integral numbers written as integers.
+pub fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            let mut out = Map::new();
+            for k in keys {
+                out.insert(k.clone(), canonical(&o[k]));
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
+        Value::Number(n) => normalize_number(n),
+        other => other.clone(),
+    }
+}
+
+fn normalize_number(n: &serde_json::Number) -> Value {
+    if n.is_i64() || n.is_u64() {
+        return Value::Number(n.clone());
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => Value::from(f as i64),
+        _ => Value::Number(n.clone()),
+    }
+}
+
+/// The fragment ids a config references, sorted and de-duplicated.
+pub fn fragment_ids(config: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = config
+        .get("fragments")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|f| match f {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(o) => o.get("id").and_then(Value::as_str).map(String::from),
+            _ => None,
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// `config` without its `fragments` key.
+pub fn without_fragments(config: &Value) -> Value {
+    let mut v = config.clone();
+    if let Value::Object(o) = &mut v {
+        o.remove("fragments");
+    }
+    v
+}
+
+/// Splits an RFC 6901 pointer into unescaped tokens; `""` is the whole document.
+fn tokens(pointer: &str) -> Vec<String> {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect()
+}
+
+/// Removes the value at `pointer`, if any. Removing an array element shifts the rest.
+pub fn remove_pointer(v: &mut Value, pointer: &str) {
+    let toks = tokens(pointer);
+    let Some((last, parents)) = toks.split_last() else {
+        return;
+    };
+    let mut cur = v;
+    for t in parents {
+        cur = match cur {
+            Value::Object(o) => match o.get_mut(t) {
+                Some(next) => next,
+                None => return,
+            },
+            Value::Array(a) => match t.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+                Some(next) => next,
+                None => return,
+            },
+            _ => return,
+        };
+    }
+    match cur {
+        Value::Object(o) => {
+            o.remove(last);
+        }
+        Value::Array(a) => {
+            if let Ok(i) = last.parse::<usize>()
+                && i < a.len()
+            {
+                a.remove(i);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Sets the value at `pointer` when its parent exists (objects gain the key; arrays only
+/// replace an existing element). Returns whether it was set.
+pub fn set_pointer(v: &mut Value, pointer: &str, value: Value) -> bool {
+    let toks = tokens(pointer);
+    let Some((last, parents)) = toks.split_last() else {
+        *v = value;
+        return true;
+    };
+    let mut cur = v;
+    for t in parents {
+        cur = match cur {
+            Value::Object(o) => match o.get_mut(t) {
+                Some(next) => next,
+                None => return false,
+            },
+            Value::Array(a) => match t.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+                Some(next) => next,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match cur {
+        Value::Object(o) => {
+            o.insert(last.clone(), value);
+            true
+        }
+        Value::Array(a) => match last.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+            Some(slot) => {
+                *slot = value;
+                true
+            }
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// The canonical form used for comparison: fragments dropped, `ignore` pointers removed.
+pub fn comparable(config: &Value, ignore: &[String]) -> Value {
+    let mut v = without_fragments(config);
+    // Remove deeper pointers first so array indices of earlier ones stay meaningful.
+    let mut sorted: Vec<&String> = ignore.iter().collect();
+    sorted.sort_by(|a, b| b.cmp(a));
+    for p in sorted {
+        remove_pointer(&mut v, p);
+    }
+    canonical(&v)
+}
+
+/// Pretty, canonical JSON text for diffs.
+pub fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(&canonical(v)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn key_order_and_number_form_do_not_matter() {
+        let a: Value = serde_json::from_str(r#"{"b": 1, "a": {"y": 2.0, "x": [1, 2.5]}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"a": {"x": [1.0, 2.5], "y": 2}, "b": 1e0}"#).unwrap();
+        assert_eq!(canonical(&a), canonical(&b));
+        assert_ne!(
+            canonical(&a),
+            canonical(&json!({"b": 1, "a": {"y": 2, "x": [2.5, 1]}}))
+        );
+    }
+
+    #[test]
+    fn fragments_in_either_form() {
+        assert_eq!(
+            fragment_ids(&json!({"fragments": ["b", "a"]})),
+            vec!["a", "b"]
+        );
+        assert_eq!(
+            fragment_ids(&json!({"fragments": [{"id": "a"}, {"id": "b", "version": "2"}]})),
+            vec!["a", "b"]
+        );
+        assert!(fragment_ids(&json!({})).is_empty());
+        assert_eq!(
+            without_fragments(&json!({"fragments": ["a"], "k": 1})),
+            json!({"k": 1})
+        );
+    }
+
+    #[test]
+    fn ignore_pointers_are_removed_before_comparing() {
+        let cloud =
+            json!({"components": [{"name": "arm", "attributes": {"calibration": 7, "speed": 1}}]});
+        let wanted = json!({"components": [{"name": "arm", "attributes": {"speed": 1}}]});
+        let ignore = vec!["/components/0/attributes/calibration".to_string()];
+        assert_eq!(comparable(&cloud, &ignore), comparable(&wanted, &ignore));
+        assert_ne!(comparable(&cloud, &[]), comparable(&wanted, &[]));
+    }
+
+    #[test]
+    fn pointers_set_and_remove_with_escapes() {
+        let mut v = json!({"a/b": {"c~d": 1}, "list": [1, 2, 3]});
+        assert!(set_pointer(&mut v, "/a~1b/c~0d", json!(2)));
+        assert_eq!(v["a/b"]["c~d"], json!(2));
+        assert!(set_pointer(&mut v, "/a~1b/new", json!(true)));
+        assert!(!set_pointer(&mut v, "/missing/x", json!(1)));
+        assert!(!set_pointer(&mut v, "/list/9", json!(1)));
+        remove_pointer(&mut v, "/list/1");
+        assert_eq!(v["list"], json!([1, 3]));
+        remove_pointer(&mut v, "/nothing/here");
+    }
+}

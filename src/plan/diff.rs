@@ -1,0 +1,1541 @@
+//! The diff itself: match declared resources to observed ones, then emit changes in an order
+//! that respects their dependencies.
+//!
+//! Matching, per resource: an `id:` pin wins; then `moved_from` (the old path, or for
+//! fragments the old name); then the path itself (for children: the name under the matched
+//! parent). An unmatched declaration is created; an observed resource inside the managed scope
+//! that no declaration matched is extraneous (kept and listed, or deleted under prune).
+//!
+//! Changes are emitted in a topological order by construction: fragments; locations parents
+//! first; machines; parts; invites; secret rotations; then deletes, deepest first. Every
+//! dependency therefore points to an earlier change, and `depends_on` records it explicitly
+//! for the apply engine.
+
+use super::canonical::{canonical, comparable, fragment_ids, set_pointer};
+use super::types::*;
+use crate::model::location_paths;
+use crate::model::{
+    Desired, DesiredFragment, DesiredLocation, DesiredMachine, DesiredPart, Grant, GrantTarget,
+    Location, Machine, Observed, Part, ResourceKind, SensitiveValue,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// Planning options that do not come from the manifest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Prune even when the manifest says `prune: false` (`--prune`).
+    pub prune: bool,
+}
+
+/// Why a plan cannot be made. All problems are collected, not just the first.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "{kind} {path} is ambiguous: the cloud has {} of them ({})\n  hint: pin the one you mean with `id:`",
+        ids.len(), ids.join(", ")
+    )]
+    Ambiguous {
+        kind: &'static str,
+        path: String,
+        ids: Vec<String>,
+    },
+    #[error(
+        "{kind} {path} is pinned to id {id}, which the cloud does not have\n  hint: fix or remove `id:`"
+    )]
+    PinnedNotFound {
+        kind: &'static str,
+        path: String,
+        id: String,
+    },
+    #[error("{kind} {path}: {message}")]
+    Invalid {
+        kind: &'static str,
+        path: String,
+        message: String,
+    },
+    #[error(
+        "{kind} {path} ({id}) would be matched by both {first} and {second}\n  hint: remove one `id:` or `moved_from`"
+    )]
+    MatchedTwice {
+        kind: &'static str,
+        path: String,
+        id: String,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "the plan would delete {kind} {path} ({id}), but {declared} is declared with `protect: true`\n  hint: if it moved, say so with `moved_from: {path}`; to delete it, remove `protect`"
+    )]
+    Protected {
+        kind: &'static str,
+        path: String,
+        id: String,
+        declared: String,
+    },
+    #[error(
+        "moving location {path} would nest locations {levels} levels deep (at most 3), counting its undeclared sub-locations\n  hint: move or delete those first"
+    )]
+    TooDeep { path: String, levels: usize },
+}
+
+/// Every problem found while planning.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanErrors(pub Vec<PlanError>);
+
+impl std::fmt::Display for PlanErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PlanErrors {}
+
+/// Plans the changes that make `observed` match `desired`. Pure: no I/O, same inputs, same plan.
+pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Plan, PlanErrors> {
+    let mut p = Planner::new(desired, observed, opts);
+    p.fragments();
+    for dl in desired.all_locations() {
+        p.location(dl);
+    }
+    for (dl, dm) in desired.all_machines() {
+        p.machine(dl, dm);
+    }
+    for (_, dm) in desired.all_machines() {
+        p.parts(dm);
+    }
+    p.invites();
+    p.secrets();
+    p.extraneous();
+    if !p.errors.is_empty() {
+        return Err(PlanErrors(p.errors));
+    }
+    Ok(Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        manifest_digest: desired.digest.clone(),
+        organization_id: observed.organization.id.clone(),
+        organization_name: observed.organization.name.clone(),
+        prune: p.prune,
+        changes: p.changes,
+        unmanaged: p.unmanaged,
+    })
+}
+
+/// SHA-256 over the given fields, for [`Precondition::Fingerprint`].
+pub fn fingerprint(fields: &[&str]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for f in fields {
+        h.update((f.len() as u64).to_le_bytes());
+        h.update(f.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// Fingerprint of an observed location's name and parent.
+pub fn location_fingerprint(l: &Location) -> String {
+    fingerprint(&["location", &l.name, l.parent_id.as_deref().unwrap_or("")])
+}
+
+/// Fingerprint of an observed machine's name and location.
+pub fn machine_fingerprint(m: &Machine) -> String {
+    fingerprint(&["machine", &m.name, &m.location_id])
+}
+
+/// Fingerprint of an invite's grants (order-insensitive).
+pub fn grants_fingerprint(email: &str, grants: &[Grant]) -> String {
+    let mut g: Vec<String> = grants
+        .iter()
+        .map(|g| {
+            format!(
+                "{}:{}:{}",
+                g.role.as_str(),
+                g.resource_kind.as_str(),
+                g.resource_id
+            )
+        })
+        .collect();
+    g.sort();
+    let mut fields = vec!["invite", email];
+    fields.extend(g.iter().map(String::as_str));
+    fingerprint(&fields)
+}
+
+/// Fingerprint of a location's secret ids.
+pub fn secrets_fingerprint(location_id: &str, secret_ids: &[String]) -> String {
+    let mut ids: Vec<&str> = secret_ids.iter().map(String::as_str).collect();
+    ids.sort();
+    let mut fields = vec!["secrets", location_id];
+    fields.extend(ids);
+    fingerprint(&fields)
+}
+
+/// Where a declared resource lives in the cloud, now or after the change that creates it.
+#[derive(Clone, Debug)]
+enum Matched {
+    Existing(String),
+    Created(String),
+}
+
+impl Matched {
+    fn id_ref(&self) -> IdRef {
+        match self {
+            Matched::Existing(id) => IdRef::Existing(id.clone()),
+            Matched::Created(c) => IdRef::CreatedBy(c.clone()),
+        }
+    }
+    fn existing(&self) -> Option<&str> {
+        match self {
+            Matched::Existing(id) => Some(id),
+            Matched::Created(_) => None,
+        }
+    }
+}
+
+struct Planner<'a> {
+    d: &'a Desired,
+    o: &'a Observed,
+    prune: bool,
+    changes: Vec<Change>,
+    errors: Vec<PlanError>,
+    unmanaged: Vec<Unmanaged>,
+    loc_paths: BTreeMap<String, String>,
+    /// Declared location path → where it is.
+    locations: HashMap<String, Matched>,
+    /// Declared location path → its create or move change.
+    location_changes: HashMap<String, String>,
+    /// Observed id → declared path that claimed it (for every kind).
+    claimed: HashMap<String, String>,
+    /// Observed location id → changes that move something out of it.
+    moved_out: HashMap<String, Vec<String>>,
+    /// Declared machine path → where it is, and its create change.
+    machines: HashMap<String, Matched>,
+    /// Fragment name → where it is, and its create change.
+    fragments: HashMap<String, Matched>,
+    /// Machine id → the change that marks a new main part.
+    mark_main: HashMap<String, String>,
+}
+
+fn change(action: Action, kind: Kind, path: &str, reason: impl Into<String>, op: Op) -> Change {
+    Change {
+        id: String::new(),
+        action,
+        kind,
+        path: path.to_string(),
+        from_path: None,
+        resource_id: None,
+        reason: reason.into(),
+        details: vec![],
+        config_before: None,
+        config_after: None,
+        attribution: None,
+        precondition: None,
+        depends_on: vec![],
+        op,
+    }
+}
+
+fn detail(field: &str, before: Option<&str>, after: Option<&str>) -> Detail {
+    Detail {
+        field: field.into(),
+        before: before.map(String::from),
+        after: after.map(String::from),
+    }
+}
+
+fn parent_path(path: &str) -> Option<&str> {
+    path.rsplit_once('/').map(|(p, _)| p)
+}
+
+fn last_segment(path: &str) -> &str {
+    path.rsplit_once('/').map_or(path, |(_, n)| n)
+}
+
+/// Sensitive markers for the observed config at the desired config's sensitive pointers, so a
+/// secret the cloud already holds is masked in "before" as well.
+fn observed_sensitive(
+    observed: &serde_json::Value,
+    wanted: &[SensitiveValue],
+) -> Vec<SensitiveValue> {
+    use sha2::Digest;
+    wanted
+        .iter()
+        .filter_map(|s| {
+            let v = observed.pointer(&s.pointer)?;
+            let text = v
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| v.to_string());
+            Some(SensitiveValue {
+                pointer: s.pointer.clone(),
+                env: s.env.clone(),
+                sha256: hex::encode(sha2::Sha256::digest(text.as_bytes())),
+            })
+        })
+        .collect()
+}
+
+impl<'a> Planner<'a> {
+    fn new(d: &'a Desired, o: &'a Observed, opts: &Options) -> Self {
+        Planner {
+            d,
+            o,
+            prune: d.prune || opts.prune,
+            changes: vec![],
+            errors: vec![],
+            unmanaged: vec![],
+            loc_paths: location_paths(&o.locations),
+            locations: HashMap::new(),
+            location_changes: HashMap::new(),
+            claimed: HashMap::new(),
+            moved_out: HashMap::new(),
+            machines: HashMap::new(),
+            fragments: HashMap::new(),
+            mark_main: HashMap::new(),
+        }
+    }
+
+    /// Appends a change and returns its id.
+    fn push(&mut self, mut c: Change) -> String {
+        c.id = format!("c{}", self.changes.len() + 1);
+        c.depends_on
+            .sort_by_key(|d| d.trim_start_matches('c').parse::<usize>().unwrap_or(0));
+        c.depends_on.dedup();
+        let id = c.id.clone();
+        self.changes.push(c);
+        id
+    }
+
+    /// Records that `path` claimed observed `id`; false (and an error) if it was claimed.
+    fn claim(&mut self, kind: &'static str, id: &str, path: &str) -> bool {
+        if let Some(first) = self.claimed.get(id) {
+            self.errors.push(PlanError::MatchedTwice {
+                kind,
+                path: self.observed_path(id).unwrap_or_else(|| id.to_string()),
+                id: id.to_string(),
+                first: first.clone(),
+                second: path.to_string(),
+            });
+            return false;
+        }
+        self.claimed.insert(id.to_string(), path.to_string());
+        true
+    }
+
+    fn observed_path(&self, id: &str) -> Option<String> {
+        if let Some(p) = self.loc_paths.get(id) {
+            return Some(p.clone());
+        }
+        if let Some(m) = self.o.machines.iter().find(|m| m.id == id) {
+            return Some(self.machine_path(m));
+        }
+        None
+    }
+
+    fn machine_path(&self, m: &Machine) -> String {
+        match self.loc_paths.get(&m.location_id) {
+            Some(l) => format!("{l}/{}", m.name),
+            None => m.name.clone(),
+        }
+    }
+
+    /// Picks the single candidate, or records an ambiguity.
+    fn one<T: Clone>(
+        &mut self,
+        kind: &'static str,
+        path: &str,
+        found: Vec<(String, T)>,
+    ) -> Option<(String, T)> {
+        match found.len() {
+            0 => None,
+            1 => found.into_iter().next(),
+            _ => {
+                self.errors.push(PlanError::Ambiguous {
+                    kind,
+                    path: path.to_string(),
+                    ids: found.into_iter().map(|(id, _)| id).collect(),
+                });
+                None
+            }
+        }
+    }
+
+    // -- Fragments ----------------------------------------------------------------------------
+
+    fn fragments(&mut self) {
+        for df in &self.d.fragments {
+            self.fragment(df);
+        }
+    }
+
+    fn fragment(&mut self, df: &DesiredFragment) {
+        let o = self.o;
+        let by_name = |name: &str| -> Vec<(String, &crate::model::Fragment)> {
+            o.fragments
+                .iter()
+                .filter(|f| f.name == name)
+                .map(|f| (f.id.clone(), f))
+                .collect()
+        };
+        let found = if let Some(id) = &df.identity.id {
+            match o.fragments.iter().find(|f| &f.id == id) {
+                Some(f) => Some((f.id.clone(), f)),
+                None => {
+                    self.errors.push(PlanError::PinnedNotFound {
+                        kind: "fragment",
+                        path: df.name.clone(),
+                        id: id.clone(),
+                    });
+                    return;
+                }
+            }
+        } else {
+            let old = df
+                .identity
+                .moved_from
+                .as_deref()
+                .map(by_name)
+                .unwrap_or_default();
+            match self.one(
+                "fragment",
+                df.identity.moved_from.as_deref().unwrap_or(""),
+                old,
+            ) {
+                Some(f) => Some(f),
+                None => {
+                    let cands = by_name(&df.name);
+                    self.one("fragment", &df.name, cands)
+                }
+            }
+        };
+        let config = PlannedConfig {
+            value: df.config.value.clone(),
+            fragments: vec![],
+            sensitive: df.config.sensitive.clone(),
+        };
+        let Some((id, f)) = found else {
+            let mut c = change(
+                Action::Create,
+                Kind::Fragment,
+                &df.name,
+                "declared, not in the cloud",
+                Op::CreateFragment {
+                    name: df.name.clone(),
+                    config: config.clone(),
+                    visibility: df.visibility,
+                },
+            );
+            c.config_after = Some(config);
+            c.precondition = Some(Precondition::Absent);
+            c.details.push(detail(
+                "visibility",
+                None,
+                Some(visibility_str(df.visibility)),
+            ));
+            let cid = self.push(c);
+            self.fragments
+                .insert(df.name.clone(), Matched::Created(cid));
+            return;
+        };
+        if !self.claim("fragment", &id, &df.name) {
+            return;
+        }
+        self.fragments
+            .insert(df.name.clone(), Matched::Existing(id.clone()));
+        let renamed = f.name != df.name;
+        let config_differs = canonical(&f.config) != canonical(&df.config.value);
+        let vis_differs = f.visibility != df.visibility;
+        if !(renamed || config_differs || vis_differs) {
+            return;
+        }
+        let action = if config_differs || vis_differs {
+            Action::Update
+        } else {
+            Action::Move
+        };
+        let mut c = change(
+            action,
+            Kind::Fragment,
+            &df.name,
+            reason(&[
+                (renamed, "renamed"),
+                (config_differs, "config differs"),
+                (vis_differs, "visibility differs"),
+            ]),
+            Op::UpdateFragment {
+                id: id.clone(),
+                name: df.name.clone(),
+                config: config_differs.then(|| config.clone()),
+                visibility: vis_differs.then_some(df.visibility),
+            },
+        );
+        c.resource_id = Some(id);
+        if renamed {
+            c.from_path = Some(f.name.clone());
+            c.details
+                .push(detail("name", Some(&f.name), Some(&df.name)));
+        }
+        if vis_differs {
+            c.details.push(detail(
+                "visibility",
+                Some(visibility_str(f.visibility)),
+                Some(visibility_str(df.visibility)),
+            ));
+        }
+        if config_differs {
+            c.config_before = Some(PlannedConfig {
+                value: f.config.clone(),
+                fragments: vec![],
+                sensitive: observed_sensitive(&f.config, &df.config.sensitive),
+            });
+            c.config_after = Some(config);
+        }
+        c.precondition = f.last_updated.map(Precondition::LastUpdated);
+        self.push(c);
+    }
+
+    // -- Locations ----------------------------------------------------------------------------
+
+    fn observed_location(&self, id: &str) -> Option<&'a Location> {
+        self.o.locations.iter().find(|l| l.id == id)
+    }
+
+    fn locations_at(&self, path: &str) -> Vec<(String, &'a Location)> {
+        self.o
+            .locations
+            .iter()
+            .filter(|l| self.loc_paths.get(&l.id).map(String::as_str) == Some(path))
+            .map(|l| (l.id.clone(), l))
+            .collect()
+    }
+
+    fn location(&mut self, dl: &DesiredLocation) {
+        let parent: Option<Matched> =
+            parent_path(&dl.path).and_then(|p| self.locations.get(p).cloned());
+        let found = if let Some(id) = &dl.identity.id {
+            match self.observed_location(id) {
+                Some(l) => Some((l.id.clone(), l)),
+                None => {
+                    self.errors.push(PlanError::PinnedNotFound {
+                        kind: "location",
+                        path: dl.path.clone(),
+                        id: id.clone(),
+                    });
+                    return;
+                }
+            }
+        } else {
+            let old = dl
+                .identity
+                .moved_from
+                .as_deref()
+                .map(|p| self.locations_at(p))
+                .unwrap_or_default();
+            match self.one(
+                "location",
+                dl.identity.moved_from.as_deref().unwrap_or(""),
+                old,
+            ) {
+                Some(l) => Some(l),
+                None => {
+                    let cands: Vec<(String, &Location)> = match &parent {
+                        Some(Matched::Created(_)) => vec![],
+                        Some(Matched::Existing(pid)) => self
+                            .o
+                            .locations
+                            .iter()
+                            .filter(|l| l.parent_id.as_deref() == Some(pid) && l.name == dl.name)
+                            .map(|l| (l.id.clone(), l))
+                            .collect(),
+                        None => self
+                            .o
+                            .locations
+                            .iter()
+                            .filter(|l| l.parent_id.is_none() && l.name == dl.name)
+                            .map(|l| (l.id.clone(), l))
+                            .collect(),
+                    };
+                    self.one("location", &dl.path, cands)
+                }
+            }
+        };
+        let parent_ref = parent.as_ref().map(Matched::id_ref);
+        let parent_change =
+            parent_path(&dl.path).and_then(|p| self.location_changes.get(p).cloned());
+        let Some((id, l)) = found else {
+            let mut c = change(
+                Action::Create,
+                Kind::Location,
+                &dl.path,
+                "declared, not in the cloud",
+                Op::CreateLocation {
+                    name: dl.name.clone(),
+                    parent: parent_ref,
+                },
+            );
+            c.precondition = Some(Precondition::Absent);
+            c.depends_on
+                .extend(parent_change.filter(|_| matches!(parent, Some(Matched::Created(_)))));
+            let cid = self.push(c);
+            self.locations
+                .insert(dl.path.clone(), Matched::Created(cid.clone()));
+            self.location_changes.insert(dl.path.clone(), cid);
+            return;
+        };
+        if !self.claim("location", &id, &dl.path) {
+            return;
+        }
+        self.locations
+            .insert(dl.path.clone(), Matched::Existing(id.clone()));
+        let renamed = l.name != dl.name;
+        let reparented = match (&parent, &l.parent_id) {
+            (None, None) => false,
+            (Some(Matched::Existing(want)), Some(have)) => want != have,
+            _ => true,
+        };
+        if !(renamed || reparented) {
+            return;
+        }
+        let old_path = self
+            .loc_paths
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| l.name.clone());
+        if reparented {
+            self.check_depth(dl, &id);
+        }
+        let mut c = change(
+            Action::Move,
+            Kind::Location,
+            &dl.path,
+            reason(&[(renamed, "renamed"), (reparented, "moved")]),
+            Op::UpdateLocation {
+                id: id.clone(),
+                name: renamed.then(|| dl.name.clone()),
+                parent: reparented.then(|| parent_ref.clone()),
+            },
+        );
+        c.resource_id = Some(id.clone());
+        c.from_path = Some(old_path);
+        if renamed {
+            c.details
+                .push(detail("name", Some(&l.name), Some(&dl.name)));
+        }
+        if reparented {
+            let before = l
+                .parent_id
+                .as_deref()
+                .and_then(|p| self.loc_paths.get(p))
+                .map(String::as_str);
+            c.details.push(detail(
+                "parent",
+                Some(before.unwrap_or("(top level)")),
+                Some(parent_path(&dl.path).unwrap_or("(top level)")),
+            ));
+            if let Some(Matched::Created(pc)) = &parent {
+                c.depends_on.push(pc.clone());
+            }
+            // Moving under one of its own current descendants: that descendant must move out first.
+            if let Some(Matched::Existing(dest)) = &parent {
+                let mut cur = Some(dest.clone());
+                while let Some(x) = cur {
+                    if x == id {
+                        break;
+                    }
+                    if let Some(p) = self
+                        .claimed
+                        .get(&x)
+                        .and_then(|path| self.location_changes.get(path))
+                    {
+                        c.depends_on.push(p.clone());
+                    }
+                    cur = self.observed_location(&x).and_then(|l| l.parent_id.clone());
+                }
+            }
+        }
+        c.precondition = Some(Precondition::Fingerprint(location_fingerprint(l)));
+        let cid = self.push(c);
+        if reparented && let Some(old_parent) = &l.parent_id {
+            self.moved_out
+                .entry(old_parent.clone())
+                .or_default()
+                .push(cid.clone());
+        }
+        self.location_changes.insert(dl.path.clone(), cid);
+    }
+
+    /// A moved location keeps its undeclared sub-locations; the result must still nest ≤ 3.
+    fn check_depth(&mut self, dl: &DesiredLocation, id: &str) {
+        let declared_depth = dl.path.split('/').count();
+        let height = self.observed_height(id, 0);
+        if declared_depth + height - 1 > 3 {
+            self.errors.push(PlanError::TooDeep {
+                path: dl.path.clone(),
+                levels: declared_depth + height - 1,
+            });
+        }
+    }
+
+    fn observed_height(&self, id: &str, guard: usize) -> usize {
+        if guard > 16 {
+            return 1;
+        }
+        1 + self
+            .o
+            .locations
+            .iter()
+            .filter(|l| l.parent_id.as_deref() == Some(id))
+            .map(|l| self.observed_height(&l.id, guard + 1))
+            .max()
+            .unwrap_or(0)
+    }
+
+    // -- Machines -----------------------------------------------------------------------------
+
+    fn machines_at(&self, path: &str) -> Vec<(String, &'a Machine)> {
+        let Some((loc, name)) = path.rsplit_once('/') else {
+            return vec![];
+        };
+        self.o
+            .machines
+            .iter()
+            .filter(|m| {
+                m.name == name
+                    && self.loc_paths.get(&m.location_id).map(String::as_str) == Some(loc)
+            })
+            .map(|m| (m.id.clone(), m))
+            .collect()
+    }
+
+    fn machine(&mut self, dl: &DesiredLocation, dm: &DesiredMachine) {
+        let Some(loc) = self.locations.get(&dl.path).cloned() else {
+            return; // the location failed to plan; its error is already recorded
+        };
+        let found = if let Some(id) = &dm.identity.id {
+            match self.o.machines.iter().find(|m| &m.id == id) {
+                Some(m) => Some((m.id.clone(), m)),
+                None => {
+                    self.errors.push(PlanError::PinnedNotFound {
+                        kind: "machine",
+                        path: dm.path.clone(),
+                        id: id.clone(),
+                    });
+                    return;
+                }
+            }
+        } else {
+            let old = dm
+                .identity
+                .moved_from
+                .as_deref()
+                .map(|p| self.machines_at(p))
+                .unwrap_or_default();
+            match self.one(
+                "machine",
+                dm.identity.moved_from.as_deref().unwrap_or(""),
+                old,
+            ) {
+                Some(m) => Some(m),
+                None => {
+                    let cands: Vec<(String, &Machine)> = match loc.existing() {
+                        Some(lid) => self
+                            .o
+                            .machines
+                            .iter()
+                            .filter(|m| m.location_id == lid && m.name == dm.name)
+                            .map(|m| (m.id.clone(), m))
+                            .collect(),
+                        None => vec![],
+                    };
+                    self.one("machine", &dm.path, cands)
+                }
+            }
+        };
+        let loc_change = self.location_changes.get(&dl.path).cloned();
+        let Some((id, m)) = found else {
+            let mut c = change(
+                Action::Create,
+                Kind::Machine,
+                &dm.path,
+                "declared, not in the cloud",
+                Op::CreateMachine {
+                    name: dm.name.clone(),
+                    location: loc.id_ref(),
+                },
+            );
+            c.precondition = Some(Precondition::Absent);
+            if let Matched::Created(lc) = &loc {
+                c.depends_on.push(lc.clone());
+            }
+            let cid = self.push(c);
+            self.machines.insert(dm.path.clone(), Matched::Created(cid));
+            return;
+        };
+        if !self.claim("machine", &id, &dm.path) {
+            return;
+        }
+        self.machines
+            .insert(dm.path.clone(), Matched::Existing(id.clone()));
+        let renamed = m.name != dm.name;
+        let relocated = loc.existing() != Some(m.location_id.as_str());
+        if !(renamed || relocated) {
+            return;
+        }
+        let mut c = change(
+            Action::Move,
+            Kind::Machine,
+            &dm.path,
+            reason(&[(renamed, "renamed"), (relocated, "moved")]),
+            Op::UpdateMachine {
+                id: id.clone(),
+                name: renamed.then(|| dm.name.clone()),
+                location: relocated.then(|| loc.id_ref()),
+            },
+        );
+        c.resource_id = Some(id.clone());
+        c.from_path = Some(self.machine_path(m));
+        if renamed {
+            c.details
+                .push(detail("name", Some(&m.name), Some(&dm.name)));
+        }
+        if relocated {
+            let before = self.loc_paths.get(&m.location_id).cloned();
+            c.details
+                .push(detail("location", before.as_deref(), Some(&dl.path)));
+            if let Matched::Created(_) = loc {
+                c.depends_on.extend(loc_change);
+            }
+        }
+        c.precondition = Some(Precondition::Fingerprint(machine_fingerprint(m)));
+        let cid = self.push(c);
+        if relocated {
+            self.moved_out
+                .entry(m.location_id.clone())
+                .or_default()
+                .push(cid);
+        }
+    }
+
+    // -- Parts --------------------------------------------------------------------------------
+
+    /// The config to write for `dp`: its value with ignored values kept from `current`.
+    fn planned_config(
+        &self,
+        dp: &DesiredPart,
+        current: Option<&serde_json::Value>,
+    ) -> PlannedConfig {
+        let mut value = dp.config.value.clone();
+        if let Some(cur) = current {
+            for p in &dp.ignore {
+                if let Some(v) = cur.pointer(p) {
+                    set_pointer(&mut value, p, v.clone());
+                }
+            }
+        }
+        PlannedConfig {
+            value,
+            fragments: dp
+                .fragments
+                .iter()
+                .filter_map(|n| self.fragments.get(n).map(Matched::id_ref))
+                .collect(),
+            sensitive: dp.config.sensitive.clone(),
+        }
+    }
+
+    /// Changes that create fragments `dp` references.
+    fn fragment_deps(&self, dp: &DesiredPart) -> Vec<String> {
+        dp.fragments
+            .iter()
+            .filter_map(|n| match self.fragments.get(n) {
+                Some(Matched::Created(c)) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn config_is_empty(dp: &DesiredPart) -> bool {
+        dp.fragments.is_empty() && dp.config.value.as_object().is_none_or(|o| o.is_empty())
+    }
+
+    fn parts(&mut self, dm: &DesiredMachine) {
+        match self.machines.get(&dm.path).cloned() {
+            None => {}
+            Some(Matched::Created(mc)) => self.parts_of_new_machine(dm, &mc),
+            Some(Matched::Existing(mid)) => self.parts_of_existing_machine(dm, &mid),
+        }
+    }
+
+    fn parts_of_new_machine(&mut self, dm: &DesiredMachine, machine_change: &str) {
+        let Some(main) = dm.parts.iter().find(|p| p.main) else {
+            return;
+        };
+        let cfg = (!Self::config_is_empty(main)).then(|| self.planned_config(main, None));
+        let mut c = change(
+            Action::Create,
+            Kind::Part,
+            &main.path,
+            format!(
+                "main part, adopted from the `{}-main` part the new machine comes with",
+                dm.name
+            ),
+            Op::UpdatePart {
+                part: PartRef::MainPartOf(machine_change.to_string()),
+                name: main.name.clone(),
+                config: cfg.clone(),
+            },
+        );
+        c.config_after = cfg;
+        c.depends_on.push(machine_change.to_string());
+        c.depends_on.extend(self.fragment_deps(main));
+        c.precondition = Some(Precondition::Absent);
+        let adopt = self.push(c);
+        for dp in dm.parts.iter().filter(|p| !p.main) {
+            let cfg = (!Self::config_is_empty(dp)).then(|| self.planned_config(dp, None));
+            let mut c = change(
+                Action::Create,
+                Kind::Part,
+                &dp.path,
+                "declared, not in the cloud",
+                Op::CreatePart {
+                    machine: IdRef::CreatedBy(machine_change.to_string()),
+                    name: dp.name.clone(),
+                    config: cfg.clone(),
+                },
+            );
+            c.config_after = cfg;
+            // After the adoption, which may free the `<machine>-main` name.
+            c.depends_on
+                .extend([machine_change.to_string(), adopt.clone()]);
+            c.depends_on.extend(self.fragment_deps(dp));
+            c.precondition = Some(Precondition::Absent);
+            self.push(c);
+        }
+    }
+
+    fn parts_of_existing_machine(&mut self, dm: &DesiredMachine, mid: &str) {
+        let Some(observed) = self.o.parts.get(mid) else {
+            self.errors.push(PlanError::Invalid {
+                kind: "machine",
+                path: dm.path.clone(),
+                message: "its parts were not read from the cloud (observation incomplete); run the plan again".into(),
+            });
+            return;
+        };
+        // Match declared parts to observed ones.
+        let mut matched: Vec<(&DesiredPart, Option<&Part>)> = vec![];
+        let mut taken: HashSet<&str> = HashSet::new();
+        for dp in &dm.parts {
+            let found = if let Some(id) = &dp.identity.id {
+                match observed.iter().find(|p| &p.id == id) {
+                    Some(p) => Some(p),
+                    None => {
+                        self.errors.push(PlanError::PinnedNotFound {
+                            kind: "part",
+                            path: dp.path.clone(),
+                            id: id.clone(),
+                        });
+                        continue;
+                    }
+                }
+            } else {
+                let old = dp.identity.moved_from.as_deref().map(last_segment);
+                old.and_then(|n| {
+                    observed
+                        .iter()
+                        .find(|p| p.name == n && !taken.contains(p.id.as_str()))
+                })
+                .or_else(|| {
+                    observed
+                        .iter()
+                        .find(|p| p.name == dp.name && !taken.contains(p.id.as_str()))
+                })
+            };
+            if let Some(p) = found
+                && (!taken.insert(p.id.as_str()) || !self.claim("part", &p.id, &dp.path))
+            {
+                continue;
+            }
+            matched.push((dp, found));
+        }
+        // Main-part adoption: an unmatched declared main part takes over the observed main part
+        // when nothing else claimed it, instead of creating a part and deleting that one.
+        if let Some(slot) = matched.iter_mut().find(|(dp, p)| dp.main && p.is_none())
+            && let Some(om) = observed
+                .iter()
+                .find(|p| p.main && !taken.contains(p.id.as_str()))
+            && self.claim("part", &om.id, &slot.0.path)
+        {
+            taken.insert(om.id.as_str());
+            slot.1 = Some(om);
+        }
+        let mut main_ref: Option<(PartRef, Option<String>, bool)> = None;
+        for (dp, found) in matched {
+            let r = match found {
+                Some(p) => {
+                    self.update_part(dp, p);
+                    (PartRef::Existing(p.id.clone()), None, p.main)
+                }
+                None => {
+                    let cfg = (!Self::config_is_empty(dp)).then(|| self.planned_config(dp, None));
+                    let mut c = change(
+                        Action::Create,
+                        Kind::Part,
+                        &dp.path,
+                        "declared, not in the cloud",
+                        Op::CreatePart {
+                            machine: IdRef::Existing(mid.to_string()),
+                            name: dp.name.clone(),
+                            config: cfg.clone(),
+                        },
+                    );
+                    c.config_after = cfg;
+                    c.depends_on.extend(self.fragment_deps(dp));
+                    c.precondition = Some(Precondition::Absent);
+                    let cid = self.push(c);
+                    (PartRef::CreatedBy(cid.clone()), Some(cid), false)
+                }
+            };
+            if dp.main {
+                main_ref = Some(r);
+            }
+        }
+        if let Some((part, created, already_main)) = main_ref
+            && !already_main
+        {
+            let path = dm
+                .parts
+                .iter()
+                .find(|p| p.main)
+                .map(|p| p.path.clone())
+                .unwrap_or_default();
+            let mut c = change(
+                Action::Update,
+                Kind::Part,
+                &path,
+                "becomes the machine's main part",
+                Op::MarkPartAsMain { part: part.clone() },
+            );
+            if let PartRef::Existing(id) = &part {
+                c.resource_id = Some(id.clone());
+            }
+            c.details.push(detail("main", Some("false"), Some("true")));
+            c.depends_on.extend(created);
+            let cid = self.push(c);
+            self.mark_main.insert(mid.to_string(), cid);
+        }
+    }
+
+    fn update_part(&mut self, dp: &DesiredPart, p: &Part) {
+        let renamed = p.name != dp.name;
+        let wanted_ids: Vec<Option<String>> = dp
+            .fragments
+            .iter()
+            .map(|n| {
+                self.fragments
+                    .get(n)
+                    .and_then(|m| m.existing().map(String::from))
+            })
+            .collect();
+        let fragments_differ = if wanted_ids.iter().any(Option::is_none) {
+            true
+        } else {
+            let mut w: Vec<String> = wanted_ids.into_iter().flatten().collect();
+            w.sort();
+            w.dedup();
+            w != fragment_ids(&p.config)
+        };
+        let config_differs = fragments_differ
+            || comparable(&p.config, &dp.ignore) != comparable(&dp.config.value, &dp.ignore);
+        if !(renamed || config_differs) {
+            return;
+        }
+        let cfg = config_differs.then(|| self.planned_config(dp, Some(&p.config)));
+        let action = if config_differs {
+            Action::Update
+        } else {
+            Action::Move
+        };
+        let mut c = change(
+            action,
+            Kind::Part,
+            &dp.path,
+            reason(&[(renamed, "renamed"), (config_differs, "config differs")]),
+            Op::UpdatePart {
+                part: PartRef::Existing(p.id.clone()),
+                name: dp.name.clone(),
+                config: cfg.clone(),
+            },
+        );
+        c.resource_id = Some(p.id.clone());
+        if renamed {
+            let machine_path = parent_path(&dp.path).unwrap_or("");
+            c.from_path = Some(format!("{machine_path}/{}", p.name));
+            c.details
+                .push(detail("name", Some(&p.name), Some(&dp.name)));
+        }
+        if config_differs {
+            c.config_before = Some(PlannedConfig {
+                value: crate::plan::canonical::without_fragments(&p.config),
+                fragments: fragment_ids(&p.config)
+                    .into_iter()
+                    .map(IdRef::Existing)
+                    .collect(),
+                sensitive: observed_sensitive(&p.config, &dp.config.sensitive),
+            });
+            c.config_after = cfg;
+            c.depends_on.extend(self.fragment_deps(dp));
+        }
+        c.precondition = p.last_updated.map(Precondition::LastUpdated);
+        self.push(c);
+    }
+
+    // -- Invites ------------------------------------------------------------------------------
+
+    fn grant_ref(&self, target: &GrantTarget) -> Option<(GrantRef, Option<String>)> {
+        let dep = |m: &Matched| match m {
+            Matched::Created(c) => Some(c.clone()),
+            Matched::Existing(_) => None,
+        };
+        match target {
+            GrantTarget::Organization => {
+                Some((GrantRef::Organization(self.o.organization.id.clone()), None))
+            }
+            GrantTarget::Location(p) => self
+                .locations
+                .get(p)
+                .map(|m| (GrantRef::Location(m.id_ref()), dep(m))),
+            GrantTarget::Machine(p) => self
+                .machines
+                .get(p)
+                .map(|m| (GrantRef::Machine(m.id_ref()), dep(m))),
+        }
+    }
+
+    fn invites(&mut self) {
+        let (Some(desired), Some(observed)) = (&self.d.invites, &self.o.invites) else {
+            return;
+        };
+        let mut declared = HashSet::new();
+        for di in desired {
+            declared.insert(di.email.to_ascii_lowercase());
+            let mut want: BTreeSet<PlannedGrant> = BTreeSet::new();
+            let mut deps = vec![];
+            for g in &di.grants {
+                if let Some((target, dep)) = self.grant_ref(&g.target) {
+                    want.insert(PlannedGrant {
+                        role: g.role,
+                        target,
+                    });
+                    deps.extend(dep);
+                }
+            }
+            let existing = observed
+                .iter()
+                .find(|i| i.email.eq_ignore_ascii_case(&di.email));
+            let Some(inv) = existing else {
+                let mut c = change(
+                    Action::Create,
+                    Kind::Invite,
+                    &di.email,
+                    "declared, not in the cloud",
+                    Op::CreateInvite {
+                        email: di.email.clone(),
+                        grants: want.iter().cloned().collect(),
+                    },
+                );
+                c.details.extend(
+                    want.iter()
+                        .map(|g| detail("grant", None, Some(&self.grant_label(g)))),
+                );
+                c.depends_on = deps;
+                c.precondition = Some(Precondition::Absent);
+                self.push(c);
+                continue;
+            };
+            let have: BTreeSet<PlannedGrant> =
+                inv.grants.iter().map(planned_from_observed).collect();
+            let add: Vec<PlannedGrant> = want.difference(&have).cloned().collect();
+            let remove: Vec<PlannedGrant> = have.difference(&want).cloned().collect();
+            if add.is_empty() && remove.is_empty() {
+                continue;
+            }
+            let mut c = change(
+                Action::Update,
+                Kind::Invite,
+                &di.email,
+                "grants differ",
+                Op::UpdateInvite {
+                    email: inv.email.clone(),
+                    add: add.clone(),
+                    remove: remove.clone(),
+                },
+            );
+            c.details.extend(
+                add.iter()
+                    .map(|g| detail("grant", None, Some(&self.grant_label(g)))),
+            );
+            c.details.extend(
+                remove
+                    .iter()
+                    .map(|g| detail("grant", Some(&self.grant_label(g)), None)),
+            );
+            c.depends_on = deps;
+            c.precondition = Some(Precondition::Fingerprint(grants_fingerprint(
+                &inv.email,
+                &inv.grants,
+            )));
+            self.push(c);
+        }
+        for inv in observed {
+            if declared.contains(&inv.email.to_ascii_lowercase()) {
+                continue;
+            }
+            if self.prune {
+                let mut c = change(
+                    Action::Delete,
+                    Kind::Invite,
+                    &inv.email,
+                    "not in the manifest (prune)",
+                    Op::DeleteInvite {
+                        email: inv.email.clone(),
+                    },
+                );
+                c.details.extend(inv.grants.iter().map(|g| {
+                    detail(
+                        "grant",
+                        Some(&self.grant_label(&planned_from_observed(g))),
+                        None,
+                    )
+                }));
+                c.precondition = Some(Precondition::Fingerprint(grants_fingerprint(
+                    &inv.email,
+                    &inv.grants,
+                )));
+                self.push(c);
+            } else {
+                self.unmanaged.push(Unmanaged {
+                    kind: Kind::Invite,
+                    path: inv.email.clone(),
+                    id: inv.email.clone(),
+                });
+            }
+        }
+    }
+
+    /// `operator on location HQ/Assembly`, for people.
+    fn grant_label(&self, g: &PlannedGrant) -> String {
+        let target = match &g.target {
+            GrantRef::Organization(_) => "organization".to_string(),
+            GrantRef::Location(r) => format!("location {}", self.ref_label(r, true)),
+            GrantRef::Machine(r) => format!("machine {}", self.ref_label(r, false)),
+        };
+        format!("{} on {target}", g.role.as_str())
+    }
+
+    fn ref_label(&self, r: &IdRef, location: bool) -> String {
+        match r {
+            IdRef::Existing(id) => {
+                let declared = self.claimed.get(id).cloned();
+                let observed = if location {
+                    self.loc_paths.get(id).cloned()
+                } else {
+                    self.observed_path(id)
+                };
+                declared.or(observed).unwrap_or_else(|| id.clone())
+            }
+            IdRef::CreatedBy(c) => self
+                .changes
+                .iter()
+                .find(|x| &x.id == c)
+                .map(|x| x.path.clone())
+                .unwrap_or_else(|| c.clone()),
+        }
+    }
+
+    // -- Secrets ------------------------------------------------------------------------------
+
+    fn secrets(&mut self) {
+        for dl in self.d.all_locations() {
+            let (Some(max_age), Some(Matched::Existing(id))) = (
+                dl.rotate_secrets_after,
+                self.locations.get(&dl.path).cloned(),
+            ) else {
+                continue;
+            };
+            let secrets = match self.o.secrets.get(&id) {
+                Some(s) => s.clone(),
+                None => self
+                    .observed_location(&id)
+                    .map(|l| l.secrets.clone())
+                    .unwrap_or_default(),
+            };
+            let mut old: Vec<_> = secrets.iter().collect();
+            old.sort_by_key(|s| (s.created_on, s.id.clone()));
+            let newest = old.last().and_then(|s| s.created_on);
+            let age = newest.map(|t| t.seconds_until(self.o.observed_at));
+            let due = match age {
+                None => true,
+                Some(a) => a > max_age.as_secs() as i64,
+            };
+            if !due {
+                continue;
+            }
+            let ids: Vec<String> = old.iter().map(|s| s.id.clone()).collect();
+            let mut c = change(
+                Action::Update,
+                Kind::LocationSecret,
+                &dl.path,
+                match age {
+                    Some(a) => format!(
+                        "newest secret is {} old (rotate after {})",
+                        human_age(a),
+                        human_age(max_age.as_secs() as i64)
+                    ),
+                    None => "the location has no dated secret".to_string(),
+                },
+                Op::RotateSecret {
+                    location_id: id.clone(),
+                    old_secret_ids: ids.clone(),
+                },
+            );
+            c.resource_id = Some(id.clone());
+            c.details.push(detail(
+                "secrets",
+                Some(&format!("{} old", ids.len())),
+                Some("1 new"),
+            ));
+            c.precondition = Some(Precondition::Fingerprint(secrets_fingerprint(&id, &ids)));
+            self.push(c);
+        }
+    }
+
+    // -- Extraneous: undeclared things inside the managed scope -------------------------------
+
+    fn extraneous(&mut self) {
+        let o = self.o;
+        // Managed scope: every claimed location and everything below it.
+        let mut managed: BTreeSet<String> = BTreeSet::new();
+        let mut stack: Vec<String> = o
+            .locations
+            .iter()
+            .filter(|l| self.claimed.contains_key(&l.id))
+            .map(|l| l.id.clone())
+            .collect();
+        while let Some(id) = stack.pop() {
+            if managed.insert(id.clone()) {
+                stack.extend(
+                    o.locations
+                        .iter()
+                        .filter(|l| l.parent_id.as_deref() == Some(&id))
+                        .map(|l| l.id.clone()),
+                );
+            }
+        }
+        // Parts of declared machines.
+        let mut part_deletes: HashMap<String, Vec<String>> = HashMap::new();
+        let declared_machines: Vec<&Machine> = o
+            .machines
+            .iter()
+            .filter(|m| self.claimed.contains_key(&m.id))
+            .collect();
+        for m in declared_machines {
+            let mpath = self.claimed[&m.id].clone();
+            for p in o.parts.get(&m.id).into_iter().flatten() {
+                if self.claimed.contains_key(&p.id) {
+                    continue;
+                }
+                let path = format!("{mpath}/{}", p.name);
+                if !self.prune {
+                    self.unmanaged.push(Unmanaged {
+                        kind: Kind::Part,
+                        path,
+                        id: p.id.clone(),
+                    });
+                    continue;
+                }
+                self.check_protect("part", Kind::Part, &path, &p.id, &p.name);
+                let mut c = change(
+                    Action::Delete,
+                    Kind::Part,
+                    &path,
+                    "not in the manifest (prune)",
+                    Op::DeletePart { id: p.id.clone() },
+                );
+                c.resource_id = Some(p.id.clone());
+                if p.main {
+                    c.depends_on.extend(self.mark_main.get(&m.id).cloned());
+                }
+                c.precondition = p.last_updated.map(Precondition::LastUpdated);
+                let cid = self.push(c);
+                part_deletes.entry(m.id.clone()).or_default().push(cid);
+            }
+        }
+        // Undeclared machines in managed locations.
+        let mut machine_deletes: HashMap<String, Vec<String>> = HashMap::new();
+        let mut extra_machines: Vec<&Machine> = o
+            .machines
+            .iter()
+            .filter(|m| managed.contains(&m.location_id) && !self.claimed.contains_key(&m.id))
+            .collect();
+        extra_machines.sort_by_key(|m| self.machine_path(m));
+        for m in extra_machines {
+            let path = self.machine_path(m);
+            if !self.prune {
+                self.unmanaged.push(Unmanaged {
+                    kind: Kind::Machine,
+                    path,
+                    id: m.id.clone(),
+                });
+                continue;
+            }
+            self.check_protect("machine", Kind::Machine, &path, &m.id, &m.name);
+            let mut c = change(
+                Action::Delete,
+                Kind::Machine,
+                &path,
+                "not in the manifest (prune); its parts go with it",
+                Op::DeleteMachine { id: m.id.clone() },
+            );
+            c.resource_id = Some(m.id.clone());
+            c.precondition = Some(Precondition::Fingerprint(machine_fingerprint(m)));
+            let cid = self.push(c);
+            machine_deletes
+                .entry(m.location_id.clone())
+                .or_default()
+                .push(cid);
+        }
+        // Undeclared locations inside the scope, deepest first.
+        let mut extra_locs: Vec<&Location> = o
+            .locations
+            .iter()
+            .filter(|l| managed.contains(&l.id) && !self.claimed.contains_key(&l.id))
+            .collect();
+        extra_locs.sort_by_key(|l| {
+            let p = self.loc_paths.get(&l.id).cloned().unwrap_or_default();
+            (std::cmp::Reverse(p.matches('/').count()), p)
+        });
+        let mut location_deletes: HashMap<String, String> = HashMap::new();
+        for l in extra_locs {
+            let path = self
+                .loc_paths
+                .get(&l.id)
+                .cloned()
+                .unwrap_or_else(|| l.name.clone());
+            if !self.prune {
+                self.unmanaged.push(Unmanaged {
+                    kind: Kind::Location,
+                    path,
+                    id: l.id.clone(),
+                });
+                continue;
+            }
+            self.check_protect("location", Kind::Location, &path, &l.id, &l.name);
+            let mut c = change(
+                Action::Delete,
+                Kind::Location,
+                &path,
+                "not in the manifest (prune)",
+                Op::DeleteLocation { id: l.id.clone() },
+            );
+            c.resource_id = Some(l.id.clone());
+            c.depends_on
+                .extend(machine_deletes.get(&l.id).cloned().unwrap_or_default());
+            c.depends_on
+                .extend(self.moved_out.get(&l.id).cloned().unwrap_or_default());
+            for child in o
+                .locations
+                .iter()
+                .filter(|x| x.parent_id.as_deref() == Some(&l.id))
+            {
+                c.depends_on
+                    .extend(location_deletes.get(&child.id).cloned());
+            }
+            c.precondition = Some(Precondition::Fingerprint(location_fingerprint(l)));
+            let cid = self.push(c);
+            location_deletes.insert(l.id.clone(), cid);
+        }
+        self.unmanaged
+            .sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
+    }
+
+    /// A delete of something named like a protected declaration of the same kind is most likely
+    /// a move or rename the manifest did not announce: refuse it.
+    fn check_protect(&mut self, kind: &'static str, k: Kind, path: &str, id: &str, name: &str) {
+        let declared: Option<String> = match k {
+            Kind::Location => self
+                .d
+                .all_locations()
+                .into_iter()
+                .find(|l| l.identity.protect && l.name == name)
+                .map(|l| l.path.clone()),
+            Kind::Machine => self
+                .d
+                .all_machines()
+                .into_iter()
+                .find(|(_, m)| m.identity.protect && m.name == name)
+                .map(|(_, m)| m.path.clone()),
+            Kind::Part => self
+                .d
+                .all_machines()
+                .into_iter()
+                .flat_map(|(_, m)| m.parts.iter())
+                .find(|p| p.identity.protect && p.name == name)
+                .map(|p| p.path.clone()),
+            _ => None,
+        };
+        if let Some(declared) = declared {
+            self.errors.push(PlanError::Protected {
+                kind,
+                path: path.to_string(),
+                id: id.to_string(),
+                declared,
+            });
+        }
+    }
+}
+
+fn planned_from_observed(g: &Grant) -> PlannedGrant {
+    let target = match g.resource_kind {
+        ResourceKind::Organization => GrantRef::Organization(g.resource_id.clone()),
+        ResourceKind::Location => GrantRef::Location(IdRef::Existing(g.resource_id.clone())),
+        ResourceKind::Robot => GrantRef::Machine(IdRef::Existing(g.resource_id.clone())),
+    };
+    PlannedGrant {
+        role: g.role,
+        target,
+    }
+}
+
+fn visibility_str(v: crate::model::Visibility) -> &'static str {
+    match v {
+        crate::model::Visibility::Private => "private",
+        crate::model::Visibility::Public => "public",
+        crate::model::Visibility::PublicUnlisted => "public_unlisted",
+    }
+}
+
+/// "renamed, config differs" from the flags that hold.
+fn reason(parts: &[(bool, &str)]) -> String {
+    parts
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, s)| *s)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `90d`, `5h`, `12m`, `30s`.
+pub fn human_age(secs: i64) -> String {
+    match secs {
+        s if s >= 86_400 => format!("{}d", s / 86_400),
+        s if s >= 3600 => format!("{}h", s / 3600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}

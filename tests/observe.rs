@@ -1,0 +1,453 @@
+//! `cloud::observe` against the local cloud: scope, RPC economy, bounded concurrency, errors
+//! and drift attribution.
+
+mod common;
+
+use common::Cloud;
+use fleetform::cloud::observe::{ObserveError, ObserveOptions, attribute, observe};
+use fleetform::cloud::{Client, ClientOptions, CloudApi, Code, Credentials, RetryPolicy};
+use fleetform::localcloud::Faults;
+use fleetform::model::{
+    Config, Desired, DesiredLocation, DesiredMachine, DesiredPart, Grant, Identity, Observed,
+    OrgRef, ResourceKind, Role, Timestamp, Visibility,
+};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::error::Error as _;
+use std::time::Duration;
+
+/// Ids of what [`build_fleet`] made.
+struct Fleet {
+    hq: String,
+    assembly: String,
+    line1: String,
+    spare: String,
+    lab: String,
+    /// Machine name → id.
+    machines: BTreeMap<&'static str, String>,
+}
+
+/// ```text
+/// HQ                       cam-01 (1 part)
+/// HQ/Assembly              arm-01 (2 parts)
+/// HQ/Assembly/Line1        arm-02 (2 parts)
+/// HQ/Spare                 spare-01          (undeclared child of a managed location)
+/// Lab                      lab-01, lab-02    (undeclared top-level location: out of scope)
+/// ```
+/// plus fragments `camera-kit` and `lidar-kit` and an invite for `ops@acme.example`.
+async fn build_fleet(c: &Client, org: &str) -> Fleet {
+    let hq = c.create_location(org, "HQ", None).await.unwrap().id;
+    let assembly = c
+        .create_location(org, "Assembly", Some(&hq))
+        .await
+        .unwrap()
+        .id;
+    let line1 = c
+        .create_location(org, "Line1", Some(&assembly))
+        .await
+        .unwrap()
+        .id;
+    let spare = c.create_location(org, "Spare", Some(&hq)).await.unwrap().id;
+    let lab = c.create_location(org, "Lab", None).await.unwrap().id;
+
+    let mut machines = BTreeMap::new();
+    for (name, location, extra_part) in [
+        ("cam-01", &hq, false),
+        ("arm-01", &assembly, true),
+        ("arm-02", &line1, true),
+        ("spare-01", &spare, false),
+        ("lab-01", &lab, false),
+        ("lab-02", &lab, true),
+    ] {
+        let id = c.new_machine(name, location).await.unwrap();
+        if extra_part {
+            c.new_part(&id, &format!("{name}-aux")).await.unwrap();
+        }
+        machines.insert(name, id);
+    }
+
+    for name in ["camera-kit", "lidar-kit"] {
+        c.create_fragment(org, name, &json!({"components": []}), Visibility::Private)
+            .await
+            .unwrap();
+    }
+    c.create_invite(
+        org,
+        "ops@acme.example",
+        &[Grant {
+            role: Role::Operator,
+            resource_kind: ResourceKind::Location,
+            resource_id: hq.clone(),
+        }],
+    )
+    .await
+    .unwrap();
+
+    Fleet {
+        hq,
+        assembly,
+        line1,
+        spare,
+        lab,
+        machines,
+    }
+}
+
+fn location(
+    path: &str,
+    locations: Vec<DesiredLocation>,
+    machines: Vec<DesiredMachine>,
+) -> DesiredLocation {
+    DesiredLocation {
+        name: path.rsplit('/').next().unwrap().to_string(),
+        path: path.to_string(),
+        identity: Identity::default(),
+        rotate_secrets_after: None,
+        locations,
+        machines,
+    }
+}
+
+fn machine(path: &str, identity: Identity) -> DesiredMachine {
+    let name = path.rsplit('/').next().unwrap().to_string();
+    DesiredMachine {
+        name: name.clone(),
+        path: path.to_string(),
+        identity,
+        parts: vec![DesiredPart {
+            name: format!("{name}-main"),
+            path: format!("{path}/{name}-main"),
+            identity: Identity::default(),
+            main: true,
+            config: Config {
+                value: json!({}),
+                sensitive: vec![],
+            },
+            fragments: vec![],
+            ignore: vec![],
+        }],
+    }
+}
+
+/// Declares `HQ` (with `cam-01`) and `HQ/Assembly` (secrets rotated every 90 days, with
+/// `arm-01`); `HQ/Assembly/Line1`, `HQ/Spare` and `Lab` are not declared.
+fn desired(organization: OrgRef) -> Desired {
+    let mut assembly = location(
+        "HQ/Assembly",
+        vec![],
+        vec![machine("HQ/Assembly/arm-01", Identity::default())],
+    );
+    assembly.rotate_secrets_after = Some(Duration::from_secs(90 * 86_400));
+    Desired {
+        organization,
+        prune: false,
+        fragments: vec![],
+        locations: vec![location(
+            "HQ",
+            vec![assembly],
+            vec![machine("HQ/cam-01", Identity::default())],
+        )],
+        invites: None,
+        digest: String::new(),
+    }
+}
+
+fn ids<'a>(it: impl IntoIterator<Item = &'a String>) -> BTreeSet<String> {
+    it.into_iter().cloned().collect()
+}
+
+fn count(counts: &BTreeMap<&'static str, u64>, rpc: &str) -> u64 {
+    counts.get(rpc).copied().unwrap_or(0)
+}
+
+/// `observed` without its timestamp, for comparing two observations.
+fn timeless(mut o: Observed) -> Observed {
+    o.observed_at = Timestamp::default();
+    o
+}
+
+#[tokio::test]
+async fn observes_the_whole_org_and_reads_parts_only_in_scope() {
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    let fleet = build_fleet(&c, &cloud.org_id).await;
+    let m = &fleet.machines;
+    let opts = ObserveOptions::default();
+
+    c.reset_rpc_counts();
+    let before = Timestamp::now();
+    let o = observe(&c, &desired(OrgRef::Name("test-org".into())), &opts)
+        .await
+        .unwrap();
+    let counts = c.rpc_counts();
+
+    // The organization, resolved by name; everything listed.
+    assert_eq!(o.organization.id, cloud.org_id);
+    assert!(o.observed_at >= before && o.observed_at <= Timestamp::now());
+    assert_eq!(
+        ids(o.locations.iter().map(|l| &l.id)),
+        ids([
+            &fleet.hq,
+            &fleet.assembly,
+            &fleet.line1,
+            &fleet.spare,
+            &fleet.lab
+        ])
+    );
+    assert_eq!(ids(o.machines.iter().map(|m| &m.id)), ids(m.values()));
+    let fragment_names: BTreeSet<&str> = o.fragments.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(fragment_names, BTreeSet::from(["camera-kit", "lidar-kit"]));
+
+    // Parts for every machine in the managed locations (HQ and all its descendants, declared
+    // or not), none for the machines in the undeclared top-level Lab.
+    assert_eq!(
+        ids(o.parts.keys()),
+        ids([&m["cam-01"], &m["arm-01"], &m["arm-02"], &m["spare-01"]])
+    );
+    assert_eq!(o.parts[&m["arm-01"]].len(), 2);
+    assert_eq!(o.parts[&m["arm-02"]].len(), 2);
+    assert_eq!(o.parts[&m["cam-01"]].len(), 1);
+    assert!(
+        o.parts[&m["arm-01"]]
+            .iter()
+            .any(|p| p.main && p.name == "arm-01-main")
+    );
+
+    // Secrets only for HQ/Assembly (the one location with a rotation policy).
+    assert_eq!(ids(o.secrets.keys()), ids([&fleet.assembly]));
+    assert_eq!(o.secrets[&fleet.assembly].len(), 1);
+
+    // No `access:` section: invites are not read.
+    assert_eq!(o.invites, None);
+    assert!(o.members.is_empty());
+
+    // RPC economy: list calls, one GetRobotParts per managed machine, nothing per resource.
+    assert_eq!(count(&counts, "ListOrganizations"), 1, "{counts:?}");
+    assert_eq!(count(&counts, "ListLocations"), 1, "{counts:?}");
+    assert_eq!(count(&counts, "ListRobotsForOrg"), 1, "{counts:?}");
+    assert_eq!(count(&counts, "ListFragments"), 1, "{counts:?}");
+    assert_eq!(count(&counts, "ListRobots"), 0, "{counts:?}");
+    assert_eq!(count(&counts, "GetRobot"), 0, "{counts:?}");
+    assert_eq!(count(&counts, "GetRobotPart"), 0, "{counts:?}");
+    assert_eq!(count(&counts, "GetLocation"), 0, "{counts:?}");
+    assert_eq!(count(&counts, "GetFragment"), 0, "{counts:?}");
+    assert_eq!(count(&counts, "GetRobotParts"), 4, "{counts:?}");
+    assert_eq!(count(&counts, "LocationAuth"), 1, "{counts:?}");
+    assert_eq!(count(&counts, "ListOrganizationMembers"), 0, "{counts:?}");
+
+    // Resolved by id, the same observation.
+    let by_id = observe(&c, &desired(OrgRef::Id(cloud.org_id.clone())), &opts)
+        .await
+        .unwrap();
+    assert_eq!(timeless(by_id), timeless(o.clone()));
+
+    // Bounded concurrency: with 2 reads in flight, the result is identical.
+    let narrow = observe(
+        &c,
+        &desired(OrgRef::Name("test-org".into())),
+        &ObserveOptions {
+            read_concurrency: 2,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(timeless(narrow), timeless(o.clone()));
+    let serial = observe(
+        &c,
+        &desired(OrgRef::Name("test-org".into())),
+        &ObserveOptions {
+            read_concurrency: 1,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(timeless(serial), timeless(o));
+}
+
+#[tokio::test]
+async fn invites_are_read_only_when_access_is_managed() {
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    build_fleet(&c, &cloud.org_id).await;
+
+    let mut d = desired(OrgRef::Name("test-org".into()));
+    d.invites = Some(vec![]);
+    c.reset_rpc_counts();
+    let o = observe(&c, &d, &ObserveOptions::default()).await.unwrap();
+    assert_eq!(count(&c.rpc_counts(), "ListOrganizationMembers"), 1);
+    let invites = o.invites.expect("invites read");
+    assert_eq!(invites.len(), 1);
+    assert_eq!(invites[0].email, "ops@acme.example");
+    assert!(
+        o.members
+            .iter()
+            .any(|m| m.emails.iter().any(|e| e == "owner@example.com")),
+        "{:?}",
+        o.members
+    );
+}
+
+#[tokio::test]
+async fn pinned_and_moved_machines_outside_scope_are_read() {
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    let fleet = build_fleet(&c, &cloud.org_id).await;
+    let m = &fleet.machines;
+
+    // Lab/lab-01 is pinned by a machine declared in HQ, Lab/lab-02 was moved to HQ; a
+    // top-level location pinned by id to Line1 brings Line1 into scope on its own.
+    let mut d = desired(OrgRef::Name("test-org".into()));
+    d.locations[0].machines.push(machine(
+        "HQ/camera-pinned",
+        Identity {
+            id: Some(m["lab-01"].clone()),
+            ..Default::default()
+        },
+    ));
+    d.locations[0].machines.push(machine(
+        "HQ/lab-02",
+        Identity {
+            moved_from: Some("Lab/lab-02".into()),
+            ..Default::default()
+        },
+    ));
+    c.reset_rpc_counts();
+    let o = observe(&c, &d, &ObserveOptions::default()).await.unwrap();
+    assert_eq!(
+        ids(o.parts.keys()),
+        ids([
+            &m["cam-01"],
+            &m["arm-01"],
+            &m["arm-02"],
+            &m["spare-01"],
+            &m["lab-01"],
+            &m["lab-02"]
+        ])
+    );
+    assert_eq!(count(&c.rpc_counts(), "GetRobotParts"), 6);
+
+    // Only Line1, pinned by id under a new name: Line1 and its machine are managed, HQ is not.
+    let mut line = location("Moved-Line", vec![], vec![]);
+    line.identity.id = Some(fleet.line1.clone());
+    line.rotate_secrets_after = Some(Duration::from_secs(86_400));
+    let d = Desired {
+        locations: vec![line],
+        ..desired(OrgRef::Name("test-org".into()))
+    };
+    let o = observe(&c, &d, &ObserveOptions::default()).await.unwrap();
+    assert_eq!(ids(o.parts.keys()), ids([&m["arm-02"]]));
+    assert_eq!(ids(o.secrets.keys()), ids([&fleet.line1]));
+}
+
+#[tokio::test]
+async fn unknown_organization_lists_what_the_key_can_see() {
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    let err = observe(
+        &c,
+        &desired(OrgRef::Name("acme".into())),
+        &ObserveOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(&err, ObserveError::OrganizationNotFound { wanted, visible }
+            if wanted == "acme" && visible == &[("test-org".to_string(), cloud.org_id.clone())]),
+        "{err:?}"
+    );
+    assert!(text.contains("`acme` not found"), "{text}");
+    assert!(text.contains("`test-org`"), "{text}");
+    assert!(text.contains(&cloud.org_id), "{text}");
+    assert!(text.contains("hint:"), "{text}");
+    assert!(!text.contains(&cloud.key), "never the key: {text}");
+
+    let err = observe(
+        &c,
+        &desired(OrgRef::Id("00000000-0000-4000-8000-000000000000".into())),
+        &ObserveOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ObserveError::OrganizationNotFound { .. }));
+}
+
+#[tokio::test]
+async fn cloud_failures_name_what_was_read() {
+    let cloud = Cloud::start_with(Faults {
+        error_rate: 1.0,
+        ..Default::default()
+    })
+    .await;
+    let creds = Credentials::new(&cloud.key_id, &cloud.key);
+    let mut opts = ClientOptions::new(cloud.endpoint(), creds);
+    opts.retry = RetryPolicy {
+        max_attempts: 1,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(1),
+    };
+    let c = Client::connect(opts).await.unwrap();
+    let err = observe(
+        &c,
+        &desired(OrgRef::Name("test-org".into())),
+        &ObserveOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    let ObserveError::Read { what, source } = &err else {
+        panic!("expected a read error, got {err:?}");
+    };
+    assert!(what.contains("organizations"), "{what}");
+    assert_eq!(source.rpc, "ListOrganizations");
+    assert_eq!(source.code, Code::Unavailable);
+    assert!(err.to_string().contains("could not read the organizations"));
+    let cause = err
+        .source()
+        .expect("the cloud error is the source")
+        .to_string();
+    assert!(cause.contains("UNAVAILABLE"), "{cause}");
+    assert!(!format!("{err} {err:?} {cause}").contains(&cloud.key));
+}
+
+#[tokio::test]
+async fn attribute_returns_the_newest_history_entry() {
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    let hq = c.create_location(&cloud.org_id, "HQ", None).await.unwrap();
+    let touched = c.new_machine("arm-01", &hq.id).await.unwrap();
+    let untouched = c.new_machine("arm-02", &hq.id).await.unwrap();
+    let touched = c.get_parts(&touched).await.unwrap().remove(0);
+    let untouched = c.get_parts(&untouched).await.unwrap().remove(0);
+    let first = json!({"components": [{"name": "arm", "attributes": {"speed": 1}}]});
+    let second = json!({"components": [{"name": "arm", "attributes": {"speed": 2}}]});
+    c.update_part(&touched.id, &touched.name, Some(&first), None)
+        .await
+        .unwrap();
+    c.update_part(&touched.id, &touched.name, Some(&second), None)
+        .await
+        .unwrap();
+
+    c.reset_rpc_counts();
+    let got = attribute(
+        &c,
+        &[touched.id.clone(), untouched.id.clone()],
+        &ObserveOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ids(got.keys()), ids([&touched.id]));
+    let newest = &got[&touched.id];
+    assert_eq!(
+        newest.old.config, first,
+        "the newest entry holds the state before the last edit"
+    );
+    assert_eq!(newest.edited_by.as_ref().unwrap().value, cloud.key_id);
+    assert_eq!(count(&c.rpc_counts(), "GetRobotPartHistory"), 2);
+
+    assert!(
+        attribute(&c, &[], &ObserveOptions::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
