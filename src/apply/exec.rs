@@ -121,21 +121,16 @@ pub async fn execute(
         Op::CreateLocation { name, parent } => {
             let parent = parent.as_ref().map(|p| r.id(p)).transpose()?;
             let p = parent.as_deref();
-            let known: Vec<String> = api
-                .list_locations(org_id)
-                .await?
-                .into_iter()
-                .map(|l| l.id)
-                .collect();
+            // The plan saw no such location; one that exists now is ours (the newest, should
+            // several have appeared).
             with_unknown_outcome(
                 || async { Ok(Some(api.create_location(org_id, name, p).await?.id)) },
                 || async {
                     let now = api.list_locations(org_id).await?;
                     Ok(now
                         .into_iter()
-                        .find(|l| {
-                            &l.name == name && l.parent_id.as_deref() == p && !known.contains(&l.id)
-                        })
+                        .filter(|l| &l.name == name && l.parent_id.as_deref() == p)
+                        .max_by_key(|l| l.created_on)
                         .map(|l| Some(l.id)))
                 },
             )
@@ -163,19 +158,14 @@ pub async fn execute(
         }
         Op::CreateMachine { name, location } => {
             let loc = r.id(location)?;
-            let known: Vec<String> = api
-                .list_machines(&loc)
-                .await?
-                .into_iter()
-                .map(|m| m.id)
-                .collect();
+            // Machine names are unique per location: one found by name after a lost reply is ours.
             with_unknown_outcome(
                 || async { Ok(Some(api.new_machine(name, &loc).await?)) },
                 || async {
                     let now = api.list_machines(&loc).await?;
                     Ok(now
                         .into_iter()
-                        .find(|m| &m.name == name && !known.contains(&m.id))
+                        .find(|m| &m.name == name)
                         .map(|m| Some(m.id)))
                 },
             )
@@ -201,23 +191,19 @@ pub async fn execute(
             config,
         } => {
             let machine = r.id(machine)?;
-            let known: Vec<String> = api
-                .get_parts(&machine)
-                .await?
-                .into_iter()
-                .map(|p| p.id)
-                .collect();
+            // Part names are unique per location: one found by name after a lost reply is ours.
             let id = with_unknown_outcome(
                 || async { Ok(Some(api.new_part(&machine, name).await?)) },
                 || async {
                     let now = api.get_parts(&machine).await?;
                     Ok(now
                         .into_iter()
-                        .find(|p| &p.name == name && !known.contains(&p.id))
+                        .find(|p| &p.name == name)
                         .map(|p| Some(p.id)))
                 },
             )
-            .await?
+            .await
+            .map_err(|e| already_exists_hint(e, "part", name))?
             .ok_or_else(|| ExecError::Other("the cloud returned no part id".into()))?;
             if let Some(cfg) = config {
                 let value = build_config(cfg, r)?;
@@ -267,12 +253,6 @@ pub async fn execute(
             visibility,
         } => {
             let value = build_config(config, r)?;
-            let known: Vec<String> = api
-                .list_fragments(org_id)
-                .await?
-                .into_iter()
-                .map(|f| f.id)
-                .collect();
             with_unknown_outcome(
                 || async {
                     Ok(Some(
@@ -285,7 +265,8 @@ pub async fn execute(
                     let now = api.list_fragments(org_id).await?;
                     Ok(now
                         .into_iter()
-                        .find(|f| &f.name == name && !known.contains(&f.id))
+                        .filter(|f| &f.name == name)
+                        .max_by_key(|f| f.created_on)
                         .map(|f| Some(f.id)))
                 },
             )

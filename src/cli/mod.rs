@@ -1,7 +1,10 @@
 //! The `fleetform` command line: argument definitions, dispatch, and all printing.
 
+mod apply_cmd;
 mod cloud_cmd;
 mod org_cmd;
+mod plan_cmd;
+pub mod render;
 pub mod target;
 
 use clap::{Args, Parser, Subcommand};
@@ -55,6 +58,24 @@ pub enum Command {
     /// Organizations the API key can see.
     #[command(subcommand)]
     Org(org_cmd::OrgCommand),
+    /// Show what apply would change to make the cloud match a manifest.
+    ///
+    /// Reads the manifest (an invalid one is reported before anything is sent to the cloud),
+    /// reads what the cloud holds for its organization, and prints the changes: `+` create,
+    /// `~` update, `→` move or rename, `-` delete, with config diffs and, for configs someone
+    /// changed in the cloud, who changed them and when. Nothing is written to the cloud.
+    ///
+    /// Undeclared resources inside managed locations and machines are listed as unmanaged
+    /// and kept, unless --prune (or `prune: true` in the manifest) plans their deletion.
+    ///
+    /// Save the plan with --out FILE and run `fleetform apply FILE` to perform exactly those
+    /// changes; apply refuses a saved plan if the cloud changed since it was made.
+    Plan(plan_cmd::PlanArgs),
+    /// Make the cloud match a manifest (or apply a plan saved by `plan --out`).
+    ///
+    /// Shows the plan, asks for confirmation (or takes --yes), then applies the changes in
+    /// dependency order, in parallel, and summarises what was applied, failed or skipped.
+    Apply(apply_cmd::ApplyArgs),
 }
 
 /// Output format for commands that report data.
@@ -74,5 +95,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Cloud(cmd) => cloud_cmd::run(cmd).await,
         Command::Org(cmd) => org_cmd::run(cmd, &cli.global).await,
+        Command::Plan(args) => plan_cmd::run(args, &cli.global).await,
+        Command::Apply(args) => apply_cmd::run(args, &cli.global).await,
     }
 }

@@ -1,1 +1,333 @@
+//! The manifest: YAML in, a validated [`Desired`] out, or every problem with its position.
+//!
+//! # Pipeline
+//! 1. `span` parses the text into a position tree (YAML syntax errors stop here).
+//! 2. The `version` is checked first: only version 1 is understood.
+//! 3. `structure` checks the shape against [`schema()`] on that tree: unknown keys (with the
+//!    allowed ones in the hint), missing keys, wrong types, duplicate keys, tags, merge keys.
+//!    Every such problem is reported at once; if there are any, validation stops here.
+//! 4. serde_yaml deserializes the `raw` structs (`deny_unknown_fields`).
+//! 5. `validate` (with `config` and `env`) checks the rules the schema cannot express, loads
+//!    `config_file`s, resolves `${env:NAME}`, and builds the [`Desired`] model with its digest.
+//!
+//! Every [`Diagnostic`] names a file, a 1-based line and column, a message and a hint, and
+//! displays as `fleet.yaml:12:9: error: <message>` + `\n  hint: <hint>`. Diagnostics are
+//! sorted by position, the manifest's own first. Messages never include environment values.
+//!
+//! # Semantics (DESIGN.md §4) and the decisions taken where it is silent
+//! - Paths: location `HQ/Assembly`, machine `HQ/Assembly/arm-01`, part
+//!   `HQ/Assembly/arm-01/arm-01-main`; fragments by name. Names are non-empty, have no `/`
+//!   and no surrounding whitespace, and are unique among siblings. Part names are also unique
+//!   within a location, because Viam requires it.
+//! - Locations nest at most 3 levels. A machine has at least one part; exactly one is
+//!   `main: true`, except that a single part is main implicitly (and `main: false` on it is an
+//!   error).
+//! - `config` or `config_file` (relative to the manifest; `.json` is JSON, `.yaml`/`.yml` is
+//!   YAML), not both; neither means `{}`. A config is a JSON object; a part's config may not
+//!   hold `fragments` (use the part's `fragments:` list). Problems inside a config file are
+//!   reported in that file.
+//! - `${env:NAME}` in config string values is replaced and recorded as a
+//!   [`SensitiveValue`](crate::model::SensitiveValue); `$${env:NAME}` is a literal.
+//! - `id:` pins (location ids are 10 lowercase letters or digits; others are UUIDs, which are
+//!   lowercased) may not repeat. `id:` together with `moved_from:` is an error (the id already
+//!   keeps the resource). `moved_from` is a full path (a fragment's old name), never the own
+//!   path, claimed by one resource only; a part's is in the same machine (under the machine's
+//!   path or its `moved_from`).
+//! - Invites: emails are lowercased and unique; each has at least one grant; a grant has one
+//!   role (`owner`/`operator`) and exactly one target (`organization: true`, or a declared
+//!   `location:` / `machine:` path); one grant per target. No `access:` section means invites
+//!   are not managed (`invites: None`); `access: { invites: [] }` manages them as none.
+//! - `organization`: a UUID is an id ([`OrgRef::Id`](crate::model::OrgRef)), else a name.
 
+mod config;
+mod env;
+mod error;
+mod include;
+mod raw;
+mod schema;
+mod span;
+mod structure;
+mod validate;
+
+pub use error::{Diagnostic, ManifestError};
+pub use include::included_files;
+pub use schema::schema;
+
+use crate::model::Desired;
+use span::{NodeKind, ScalarKind};
+use std::path::Path;
+
+/// Loads the manifest at `path`, resolving `${env:NAME}` from the process environment.
+pub fn load(path: &Path) -> Result<Desired, ManifestError> {
+    load_with_env(path, &|name| std::env::var(name).ok())
+}
+
+/// Loads the manifest at `path`, resolving `${env:NAME}` with `env`.
+pub fn load_with_env(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Desired, ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ManifestError::single(Diagnostic::new(
+            path,
+            1,
+            1,
+            format!("cannot read the manifest: {e}"),
+            "check the path and its permissions; the manifest must be UTF-8 YAML",
+        ))
+    })?;
+    parse_str(&text, path, env)
+}
+
+/// Parses and validates manifest `text`. `file` names it in diagnostics, and relative
+/// `config_file` paths are resolved against its directory.
+pub fn parse_str(
+    text: &str,
+    file: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Desired, ManifestError> {
+    // A UTF-8 byte order mark is not content (yaml-rust2 would read it as part of a key).
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let one = |line: usize, column: usize, message: String, hint: &str| {
+        ManifestError::single(Diagnostic::new(file, line, column, message, hint))
+    };
+    let docs = span::parse(text).map_err(|e| {
+        one(
+            e.pos.line,
+            e.pos.column,
+            format!("invalid YAML: {}", e.message),
+            "check the indentation and quoting here",
+        )
+    })?;
+    let root = match docs.as_slice() {
+        [] => {
+            return Err(one(
+                1,
+                1,
+                "the manifest is empty".into(),
+                "start with `version: 1` and `organization: <name>`",
+            ));
+        }
+        [root] => root,
+        [_, second, ..] => {
+            return Err(one(
+                second.pos.line,
+                second.pos.column,
+                "the manifest holds more than one YAML document".into(),
+                "keep one document per manifest (remove the `---` separator)",
+            ));
+        }
+    };
+    if let Some(v) = root.entry("version").map(|e| &e.value)
+        && let NodeKind::Scalar { value, .. } = &v.kind
+        && v.scalar_kind() == Some(ScalarKind::Int)
+        && value.parse::<i64>() != Ok(1)
+    {
+        return Err(one(
+            v.pos.line,
+            v.pos.column,
+            format!("unsupported manifest version {value}"),
+            "this fleetform reads version 1 manifests: write `version: 1`",
+        ));
+    }
+    let mut diags = Vec::new();
+    structure::check_yaml_subset(root, file, &mut diags);
+    structure::check_shape(&schema(), root, file, &mut diags);
+    if !diags.is_empty() {
+        return Err(ManifestError::sorted(file, diags));
+    }
+    let raw: raw::RawManifest = serde_yaml::from_str(text).map_err(|e| {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let message = e.to_string();
+        let message = message
+            .rfind(" at line ")
+            .map_or(message.as_str(), |i| &message[..i]);
+        one(
+            line,
+            column,
+            message.to_string(),
+            "see fleetform.schema.json for the manifest's shape",
+        )
+    })?;
+    validate::validate(&raw, text, root, file, env).map_err(|d| ManifestError::sorted(file, d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::GrantTarget;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse_str(text, Path::new("m.yaml"), &no_env) {
+            Ok(d) => panic!("expected errors, got {d:#?}"),
+            Err(e) => e.diagnostics.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn ok(text: &str) -> Desired {
+        parse_str(text, Path::new("m.yaml"), &no_env).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_root_must_be_a_mapping() {
+        let e = errors("- version: 1\n");
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("m.yaml:1:1: error: the manifest must be a mapping, found a list")
+        );
+    }
+
+    #[test]
+    fn version_must_be_the_number_1() {
+        assert!(
+            errors("version: \"1\"\norganization: a\n")[0]
+                .contains("`version` must be a whole number, found a string")
+        );
+        assert!(errors("version: 1.0\norganization: a\n")[0].contains("found a number"));
+        let e = errors("version: 3\nwhatever: true\n");
+        assert_eq!(e.len(), 1, "a newer version is not checked further: {e:#?}");
+        assert!(e[0].contains("unsupported manifest version 3"));
+    }
+
+    #[test]
+    fn numbers_where_strings_belong_suggest_quotes() {
+        let e = errors("version: 1\norganization: a\nlocations:\n  - name: 2024\n");
+        assert_eq!(
+            e,
+            [
+                "m.yaml:4:11: error: `name` must be a string, found a number\n  hint: quote it to make it a string: `\"2024\"`"
+            ]
+        );
+        let e = errors("version: 1\norganization: a\nfragments:\n");
+        assert!(e[0].contains("`fragments` must be a list, found an empty value"));
+        assert!(e[0].contains("write `fragments: []` for none"));
+        let e = errors("version: 1\norganization: a\naccess: {}\n");
+        assert!(e[0].contains("access section is missing the required key `invites`"));
+    }
+
+    #[test]
+    fn anchors_and_aliases_share_config() {
+        let d = ok("version: 1
+organization: a
+locations:
+  - name: Lab
+    machines:
+      - name: r1
+        parts:
+          - name: r1-main
+            config: &rover { components: [{ name: base, api: rdk:component:base }] }
+      - name: r2
+        parts:
+          - name: r2-main
+            config: *rover
+");
+        let ms = &d.locations[0].machines;
+        assert_eq!(ms[0].parts[0].config, ms[1].parts[0].config);
+        assert!(ms[0].parts[0].main);
+    }
+
+    #[test]
+    fn a_full_valid_manifest_builds_the_model() {
+        let d = ok("version: 1
+organization: Acme Robotics
+prune: true
+fragments:
+  - name: kit
+    id: 1B4E28BA-2FA1-11D2-883F-0016D3CCA427
+    protect: true
+  - name: kit-v2
+    moved_from: kit-old
+locations:
+  - name: Zürich
+    id: abcde12345
+    locations:
+      - name: Hall 1
+        moved_from: Zürich/Halle-1
+        machines:
+          - name: arm
+            moved_from: Zürich/old-arm
+            parts:
+              - name: arm-cam
+                moved_from: Zürich/old-arm/cam
+              - name: arm-main
+                main: true
+                fragments: [kit, kit-v2]
+                ignore: [/components/0/attributes/calibration, /a~1b]
+access:
+  invites:
+    - email: Ops@Acme.Example
+      protect: true
+      grants:
+        - { role: operator, location: Zürich/Hall 1 }
+        - { role: owner, machine: Zürich/Hall 1/arm }
+        - { role: operator, organization: true }
+");
+        assert_eq!(
+            d.organization,
+            crate::model::OrgRef::Name("Acme Robotics".into())
+        );
+        assert!(d.prune);
+        assert_eq!(
+            d.fragments[0].identity.id.as_deref(),
+            Some("1b4e28ba-2fa1-11d2-883f-0016d3cca427")
+        );
+        assert!(d.fragments[0].identity.protect);
+        assert_eq!(
+            d.fragments[1].identity.moved_from.as_deref(),
+            Some("kit-old")
+        );
+        assert_eq!(d.fragments[0].config.value, serde_json::json!({}));
+        let hall = &d.locations[0].locations[0];
+        assert_eq!(hall.path, "Zürich/Hall 1");
+        assert_eq!(d.locations[0].identity.id.as_deref(), Some("abcde12345"));
+        let arm = &hall.machines[0];
+        assert_eq!(arm.path, "Zürich/Hall 1/arm");
+        assert_eq!(
+            arm.parts[0].identity.moved_from.as_deref(),
+            Some("Zürich/old-arm/cam")
+        );
+        assert!(!arm.parts[0].main && arm.parts[1].main);
+        assert_eq!(arm.parts[1].path, "Zürich/Hall 1/arm/arm-main");
+        assert_eq!(arm.parts[1].fragments, ["kit", "kit-v2"]);
+        let invites = d.invites.as_ref().expect("invites");
+        assert_eq!(invites[0].email, "ops@acme.example");
+        assert!(invites[0].protect);
+        assert_eq!(
+            invites[0]
+                .grants
+                .iter()
+                .map(|g| g.target.clone())
+                .collect::<Vec<_>>(),
+            [
+                GrantTarget::Location("Zürich/Hall 1".into()),
+                GrantTarget::Machine("Zürich/Hall 1/arm".into()),
+                GrantTarget::Organization,
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_reported_alone() {
+        let e = errors("version: 1\norganization: [a\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("m.yaml:3:1: error: invalid YAML"), "{e:?}");
+    }
+
+    #[test]
+    fn crlf_line_endings_keep_positions() {
+        let e = errors(
+            "version: 1\r\norganization: a\r\nlocations:\r\n  - name: HQ\r\n    machnes: []\r\n",
+        );
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("m.yaml:5:5: error: unknown key `machnes`"),
+            "{e:?}"
+        );
+        let d = ok("\u{feff}version: 1\r\norganization: a\r\n");
+        assert_eq!(d.organization, crate::model::OrgRef::Name("a".into()));
+    }
+}

@@ -57,4 +57,3 @@ pub fn location_paths(locations: &[Location]) -> BTreeMap<String, String> {
     }
     paths
 }
-

@@ -880,10 +880,11 @@ impl<'a> Planner<'a> {
             Action::Create,
             Kind::Part,
             &main.path,
-            format!(
-                "main part, adopted from the `{}-main` part the new machine comes with",
-                dm.name
-            ),
+            if main.name == format!("{}-main", dm.name) {
+                "the main part the new machine comes with".to_string()
+            } else {
+                format!("the new machine's main part `{}-main`, renamed", dm.name)
+            },
             Op::UpdatePart {
                 part: PartRef::MainPartOf(machine_change.to_string()),
                 name: main.name.clone(),
@@ -1201,7 +1202,7 @@ impl<'a> Planner<'a> {
                     Action::Delete,
                     Kind::Invite,
                     &inv.email,
-                    "not in the manifest (prune)",
+                    "not in the manifest; prune is on",
                     Op::DeleteInvite {
                         email: inv.email.clone(),
                     },
@@ -1364,7 +1365,7 @@ impl<'a> Planner<'a> {
                     Action::Delete,
                     Kind::Part,
                     &path,
-                    "not in the manifest (prune)",
+                    "not in the manifest; prune is on",
                     Op::DeletePart { id: p.id.clone() },
                 );
                 c.resource_id = Some(p.id.clone());
@@ -1399,7 +1400,7 @@ impl<'a> Planner<'a> {
                 Action::Delete,
                 Kind::Machine,
                 &path,
-                "not in the manifest (prune); its parts go with it",
+                "not in the manifest; prune is on; its parts go with it",
                 Op::DeleteMachine { id: m.id.clone() },
             );
             c.resource_id = Some(m.id.clone());
@@ -1440,7 +1441,7 @@ impl<'a> Planner<'a> {
                 Action::Delete,
                 Kind::Location,
                 &path,
-                "not in the manifest (prune)",
+                "not in the manifest; prune is on",
                 Op::DeleteLocation { id: l.id.clone() },
             );
             c.resource_id = Some(l.id.clone());

@@ -1,0 +1,387 @@
+//! `fleetform apply MANIFEST | PLANFILE`: make the cloud match, safely.
+//!
+//! With a manifest it plans and applies in one go. With a plan saved by `fleetform plan --out`
+//! it first reads the cloud again and refuses the plan if anything it assumed has changed.
+//! Before writing it shows the plan and asks for confirmation (or takes `--yes`), enforces the
+//! delete budget and the empty-manifest guard, then runs the apply engine with a progress bar
+//! on a terminal (one line per finished change otherwise) and prints a summary.
+
+use super::GlobalArgs;
+use super::plan_cmd::{Status, make_plan};
+use super::render::{self, Format, RenderOptions};
+use super::target::{self, LocalOrg};
+use crate::apply::{self, ApplyOptions, Event, Outcome, Report};
+use crate::cloud::CloudApi;
+use crate::cloud::observe::ObserveOptions;
+use crate::model::{Desired, OrgRef};
+use crate::plan::{self, Action, Plan};
+use anyhow::{Context, bail};
+use clap::Args;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+const AFTER_HELP: &str = "\
+Safety:
+  - Shows the plan and asks for confirmation on a terminal; elsewhere (CI) pass --yes.
+  - Deleting more than --max-deletes resources (default 10) needs --allow-deletes.
+  - A manifest that declares nothing is never used to delete anything.
+  - A saved plan is refused if the cloud changed since it was made (plan again).
+  - Ctrl-C stops starting new changes, lets calls in flight finish, and prints the summary.
+
+Exit codes:
+  0    everything applied (or nothing to do)
+  1    an error, a refused plan, or a change that failed or was skipped
+  130  interrupted (Ctrl-C)
+
+Examples:
+  fleetform apply fleet.yaml                     # plan, confirm, apply
+  fleetform apply fleet.yaml --yes               # in CI after review
+  fleetform plan fleet.yaml --out plan.json && fleetform apply plan.json --yes";
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApplyOutput {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Arguments of `fleetform apply`.
+#[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct ApplyArgs {
+    /// A manifest (YAML) to plan and apply, or a plan file saved by `fleetform plan --out`.
+    #[arg(value_name = "MANIFEST|PLANFILE")]
+    pub input: PathBuf,
+    /// Apply without asking for confirmation.
+    #[arg(short = 'y', long, visible_alias = "auto-approve")]
+    pub yes: bool,
+    /// Changes in flight at once.
+    #[arg(long, default_value_t = 10, value_parser = parse_positive)]
+    pub parallelism: usize,
+    /// Reads in flight at once while observing the cloud.
+    #[arg(long, default_value_t = 32, value_parser = parse_positive)]
+    pub read_concurrency: usize,
+    /// Refuse a plan that deletes more than this many resources (unless --allow-deletes).
+    #[arg(long, default_value_t = 10)]
+    pub max_deletes: usize,
+    /// Allow a plan to delete more than --max-deletes resources.
+    #[arg(long)]
+    pub allow_deletes: bool,
+    /// Delete undeclared things inside the managed scope, as if the manifest said `prune: true`
+    /// (manifest input only).
+    #[arg(long)]
+    pub prune: bool,
+    /// How to report: text for people, json for programs (the plan is then not printed).
+    #[arg(long, value_enum, default_value_t = ApplyOutput::Text)]
+    pub output: ApplyOutput,
+}
+
+fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a number")),
+    }
+}
+
+/// A plan file: JSON with a `format_version`.
+fn read_saved_plan(text: &str) -> Option<anyhow::Result<Plan>> {
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let version = value.get("format_version")?.as_u64()?;
+    if version != u64::from(plan::PLAN_FORMAT_VERSION) {
+        return Some(Err(anyhow::anyhow!(
+            "the plan file has format_version {version}; this fleetform reads {}\nhint: plan again with this version",
+            plan::PLAN_FORMAT_VERSION
+        )));
+    }
+    Some(serde_json::from_value(value).context("the plan file is not a valid fleetform plan"))
+}
+
+pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.input)
+        .with_context(|| format!("cannot read {}", args.input.display()))?;
+    if let Some(saved) = read_saved_plan(&text) {
+        let plan = saved?;
+        let target = target::connect_for(global, LocalOrg::Id(&plan.organization_id)).await?;
+        let result = apply_saved(&args, &target.client, plan).await;
+        target.close().await?;
+        return result;
+    }
+    let desired: Desired = match crate::manifest::load(&args.input) {
+        Ok(d) => d,
+        Err(err) => {
+            eprintln!("{err}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let org = match &desired.organization {
+        OrgRef::Name(name) => LocalOrg::Name(name),
+        OrgRef::Id(id) => LocalOrg::Id(id),
+    };
+    let target = target::connect_for(global, org).await?;
+    let result = apply_manifest(&args, &target.client, &desired).await;
+    target.close().await?;
+    result
+}
+
+async fn apply_manifest(
+    args: &ApplyArgs,
+    client: &crate::cloud::Client,
+    desired: &Desired,
+) -> anyhow::Result<ExitCode> {
+    let observe_opts = ObserveOptions {
+        read_concurrency: args.read_concurrency,
+    };
+    let plan_opts = plan::Options { prune: args.prune };
+    let plan = match make_plan(client, desired, &plan_opts, &observe_opts, &Status::new()).await? {
+        Ok(plan) => plan,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if desired.is_empty() && plan.summary().delete > 0 {
+        bail!(
+            "the manifest declares nothing, and applying it would delete {} resource(s)\nhint: this is refused to protect against an empty or truncated manifest; delete them with a manifest that declares what stays",
+            plan.summary().delete
+        );
+    }
+    execute(args, client, plan).await
+}
+
+async fn apply_saved(
+    args: &ApplyArgs,
+    client: &crate::cloud::Client,
+    plan: Plan,
+) -> anyhow::Result<ExitCode> {
+    if args.prune {
+        bail!("--prune applies to manifests; a saved plan already says what it deletes");
+    }
+    let status = Status::new();
+    status.show("Checking the saved plan against the cloud…");
+    let stale = apply::check_preconditions(Arc::new(client.clone()), &plan).await;
+    status.clear();
+    let stale = stale.context("cannot check the saved plan against the cloud")?;
+    if !stale.is_empty() {
+        eprintln!("error: the saved plan is stale: the cloud changed since it was made");
+        for s in &stale {
+            eprintln!("  {s}");
+        }
+        eprintln!("hint: run `fleetform plan` again and review the new plan");
+        return Ok(ExitCode::FAILURE);
+    }
+    execute(args, client, plan).await
+}
+
+/// Shows the plan, applies the safety checks, asks, applies, reports.
+async fn execute(
+    args: &ApplyArgs,
+    client: &crate::cloud::Client,
+    plan: Plan,
+) -> anyhow::Result<ExitCode> {
+    let color = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let text_output = args.output == ApplyOutput::Text;
+    if text_output {
+        print!(
+            "{}",
+            render::render(&plan, Format::Text, &RenderOptions { color })
+        );
+    }
+    if plan.is_empty() {
+        if !text_output {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json_report(&plan, None))?
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let deletes = plan.summary().delete;
+    if deletes > args.max_deletes && !args.allow_deletes {
+        bail!(
+            "the plan deletes {deletes} resources, more than the budget of {} (--max-deletes)\nhint: review the deletions above; if they are intended, pass --allow-deletes",
+            args.max_deletes
+        );
+    }
+    if !args.yes {
+        confirm(&plan)?;
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nInterrupted: finishing the calls in flight, starting nothing new…");
+            let _ = stop_tx.send(true);
+        }
+    });
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let progress = tokio::spawn(show_progress(plan.clone(), events_rx, text_output));
+    let api: Arc<dyn CloudApi> = Arc::new(client.clone());
+    let report = apply::apply(
+        api,
+        &plan,
+        &ApplyOptions {
+            parallelism: args.parallelism,
+        },
+        Some(events_tx),
+        stop_rx,
+    )
+    .await;
+    ctrl_c.abort();
+    let _ = progress.await;
+
+    if text_output {
+        print_summary(&report);
+    } else {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json_report(&plan, Some(&report)))?
+        );
+    }
+    Ok(if report.interrupted {
+        ExitCode::from(130)
+    } else if report.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn confirm(plan: &Plan) -> anyhow::Result<()> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "refusing to apply without confirmation: stdin is not a terminal\nhint: review the plan, then pass --yes"
+        );
+    }
+    eprint!(
+        "\nApply these {} change(s) to organization {}? Only 'yes' will be accepted: ",
+        plan.changes.len(),
+        plan.organization_name
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() != "yes" {
+        bail!("apply cancelled; nothing was changed");
+    }
+    Ok(())
+}
+
+/// Renders engine events: a progress bar on a terminal, else one line per finished change.
+async fn show_progress(
+    plan: Plan,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    text_output: bool,
+) {
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(plan.changes.len() as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
+            bar.set_style(style);
+        }
+        Some(bar)
+    } else {
+        None
+    };
+    while let Some(e) = events.recv().await {
+        match e {
+            Event::Started { id } => {
+                if let (Some(bar), Some(c)) = (&bar, plan.change(&id)) {
+                    bar.set_message(format!(
+                        "{} {} {}",
+                        c.action.mark(),
+                        c.kind.as_str(),
+                        c.path
+                    ));
+                }
+            }
+            Event::Finished { id, outcome } => {
+                let Some(c) = plan.change(&id) else { continue };
+                let line = outcome_line(c.action, c.kind.as_str(), &c.path, &outcome);
+                match &bar {
+                    Some(bar) => {
+                        bar.inc(1);
+                        if outcome != Outcome::Applied {
+                            bar.println(line);
+                        }
+                    }
+                    None if text_output => println!("{line}"),
+                    None => {}
+                }
+            }
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+}
+
+fn outcome_line(action: Action, kind: &str, path: &str, outcome: &Outcome) -> String {
+    let what = format!("{} {kind} {path}", action.mark());
+    match outcome {
+        Outcome::Applied => format!("applied  {what}"),
+        Outcome::Failed { cause } => format!("failed   {what}: {cause}"),
+        Outcome::Conflict { cause } => format!("conflict {what}: {cause}"),
+        Outcome::Skipped { because } => {
+            format!("skipped  {what} (it needs {because}, which did not apply)")
+        }
+        Outcome::NotStarted => format!("skipped  {what} (interrupted before it started)"),
+    }
+}
+
+fn print_summary(report: &Report) {
+    let problems: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Failed { .. } | Outcome::Conflict { .. }))
+        .collect();
+    if !problems.is_empty() {
+        println!("\nFailed:");
+        for r in &problems {
+            println!(
+                "  {}",
+                outcome_line(r.action, r.kind.as_str(), &r.path, &r.outcome)
+            );
+        }
+    }
+    let head = if report.interrupted {
+        "Apply interrupted"
+    } else if report.is_success() {
+        "Apply complete"
+    } else {
+        "Apply finished with errors"
+    };
+    println!(
+        "\n{head}: {} applied, {} failed, {} skipped.",
+        report.applied(),
+        report.failed(),
+        report.skipped()
+    );
+    if !report.is_success() && !report.interrupted {
+        println!(
+            "Run the same apply again to retry what failed; it plans from the cloud as it is now."
+        );
+    }
+}
+
+/// The `--output json` report (format_version 1): the plan's summary and, after applying, each
+/// change's outcome (`applied`, `failed`, `conflict`, `skipped`, `not_started`).
+fn json_report(plan: &Plan, report: Option<&Report>) -> serde_json::Value {
+    serde_json::json!({
+        "format_version": 1,
+        "organization": { "id": plan.organization_id, "name": plan.organization_name },
+        "plan_summary": plan.summary(),
+        "results": report.map(|r| &r.results),
+        "applied": report.map_or(0, Report::applied),
+        "failed": report.map_or(0, Report::failed),
+        "skipped": report.map_or(0, Report::skipped),
+        "interrupted": report.is_some_and(|r| r.interrupted),
+    })
+}

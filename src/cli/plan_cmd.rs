@@ -1,0 +1,369 @@
+//! `fleetform plan MANIFEST`: what apply would change to make the cloud match a manifest.
+//!
+//! Steps: load the manifest (a bad one is reported before any cloud call), connect, observe,
+//! plan (pure), attribute config drift to whoever last changed each drifted part, render to
+//! stdout, and optionally save the plan for `fleetform apply FILE`.
+
+use super::GlobalArgs;
+use super::render::{self, Format, RenderOptions};
+use super::target::{self, LocalOrg};
+use crate::cloud::CloudApi;
+use crate::cloud::observe::{ObserveOptions, attribute, observe};
+use crate::model::{Desired, OrgRef};
+use crate::plan::{self, Attribution, Op, PartRef, Plan, PlanErrors};
+use anyhow::Context;
+use clap::Args;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Shown after the options in `fleetform plan --help` and `-h`.
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success (with --detailed-exitcode: success and no changes)
+  1  error: invalid manifest, unreachable cloud, or a plan that cannot be made
+  2  with --detailed-exitcode only: success, and there are changes to apply
+
+Examples:
+  fleetform plan fleet.yaml
+  fleetform plan fleet.yaml --detailed-exitcode      # in CI: fail or flag on drift
+  fleetform plan fleet.yaml --out plan.json && fleetform apply plan.json
+  fleetform plan fleet.yaml --output markdown > comment.md";
+
+/// Arguments of `fleetform plan`.
+#[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct PlanArgs {
+    /// The manifest (YAML) that says what the organization should hold.
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: PathBuf,
+
+    /// Also save the plan as JSON to FILE, for `fleetform apply FILE`.
+    ///
+    /// Apply then performs exactly these changes, and refuses to if the cloud changed since
+    /// (a stale plan). Sensitive values are saved only as SHA-256 hashes.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// How to print the plan on stdout.
+    ///
+    /// `text` for people (coloured at a terminal unless NO_COLOR is set), `json` for programs
+    /// (a versioned document, `format_version` 1), `markdown` for a pull-request comment.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
+    pub output: Format,
+
+    /// Exit 2 when there are changes, 0 when there are none (1 is always an error).
+    ///
+    /// Without it, a successful plan exits 0 whether or not it has changes.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+
+    /// Plan to delete undeclared resources inside managed locations and machines.
+    ///
+    /// The same as `prune: true` in the manifest. Without either, they are listed as
+    /// unmanaged and kept. Undeclared top-level locations and fragments are never touched.
+    #[arg(long)]
+    pub prune: bool,
+
+    /// Most cloud reads in flight at once while observing.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = ObserveOptions::default().read_concurrency,
+        value_parser = parse_positive
+    )]
+    pub read_concurrency: usize,
+}
+
+/// A count of at least 1.
+fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
+}
+
+/// Runs `fleetform plan`.
+pub async fn run(args: PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    // 1. The manifest, before any cloud call: a bad manifest costs nothing and touches nothing.
+    let desired: Desired = match crate::manifest::load(&args.manifest) {
+        Ok(d) => d,
+        Err(err) => {
+            eprintln!("{err}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+
+    // 2. The cloud.
+    let org = match &desired.organization {
+        OrgRef::Name(name) => LocalOrg::Name(name),
+        OrgRef::Id(id) => LocalOrg::Id(id),
+    };
+    let target = target::connect_for(global, org).await?;
+    let result = plan_and_print(&args, &target.client, &desired).await;
+    let closed = target.close().await;
+    let code = result?;
+    closed?;
+    Ok(code)
+}
+
+/// Steps 3–6, against a connected cloud.
+async fn plan_and_print(
+    args: &PlanArgs,
+    api: &dyn CloudApi,
+    desired: &Desired,
+) -> anyhow::Result<ExitCode> {
+    let observe_opts = ObserveOptions {
+        read_concurrency: args.read_concurrency,
+    };
+    let plan_opts = plan::Options { prune: args.prune };
+    let plan = match make_plan(api, desired, &plan_opts, &observe_opts, &Status::new()).await? {
+        Ok(plan) => plan,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+
+    // 5. Print, and save.
+    let color = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let rendered = render::render(&plan, args.output, &RenderOptions { color });
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(rendered.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        // The reader went away (`fleetform plan … | head`): not an error of ours.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.context("cannot write the plan to stdout")?,
+    }
+    drop(stdout);
+    if let Some(out) = &args.out {
+        write_atomically(out, render::json::saved_plan(&plan).as_bytes())
+            .with_context(|| format!("cannot save the plan to `{}`", out.display()))?;
+        eprintln!(
+            "Saved the plan to {0}; apply it with: fleetform apply {0}",
+            out.display()
+        );
+    }
+
+    // 6. The exit code.
+    Ok(if args.detailed_exitcode && !plan.is_empty() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Steps 3–4: observe, plan, and attribute config drift. The outer error is a failure to read
+/// the cloud; the inner one, a plan that cannot be made.
+pub(super) async fn make_plan(
+    api: &dyn CloudApi,
+    desired: &Desired,
+    plan_opts: &plan::Options,
+    observe_opts: &ObserveOptions,
+    status: &Status,
+) -> anyhow::Result<Result<Plan, PlanErrors>> {
+    status.show("Reading the cloud…");
+    let observed = observe(api, desired, observe_opts).await;
+    status.clear();
+    let mut plan = match plan::plan(desired, &observed?, plan_opts) {
+        Ok(plan) => plan,
+        Err(errors) => return Ok(Err(errors)),
+    };
+    attribute_drift(api, &mut plan, observe_opts, status).await;
+    Ok(Ok(plan))
+}
+
+/// Sets `attribution` on every config drift of an existing part, from the part's newest
+/// history entry. Attribution only explains a change, so failing to read it is a warning,
+/// not an error: the plan is still right.
+async fn attribute_drift(
+    api: &dyn CloudApi,
+    plan: &mut Plan,
+    opts: &ObserveOptions,
+    status: &Status,
+) {
+    let drifted = |op: &Op| match op {
+        Op::UpdatePart {
+            part: PartRef::Existing(id),
+            config: Some(_),
+            ..
+        } => Some(id.clone()),
+        _ => None,
+    };
+    let ids: Vec<String> = plan.changes.iter().filter_map(|c| drifted(&c.op)).collect();
+    if ids.is_empty() {
+        return;
+    }
+    status.show("Reading part history…");
+    let newest = attribute(api, &ids, opts).await;
+    status.clear();
+    let newest = match newest {
+        Ok(entries) => entries,
+        Err(err) => {
+            eprintln!(
+                "warning: cannot tell who changed the drifted parts: {:#}",
+                anyhow::Error::from(err)
+            );
+            return;
+        }
+    };
+    for change in &mut plan.changes {
+        if let Some(entry) = drifted(&change.op).and_then(|id| newest.get(&id)) {
+            change.attribution = Some(Attribution {
+                when: entry.when,
+                who: entry.edited_by.as_ref().map(|e| e.value.clone()),
+            });
+        }
+    }
+}
+
+/// Writes `bytes` to `path` so that readers see the old file or the new one, never a part:
+/// a temporary file next to it, flushed to disk, then renamed over it.
+pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A one-line progress message on stderr, shown only when stderr is a terminal (so logs and
+/// CI output stay clean).
+pub(super) struct Status {
+    enabled: bool,
+}
+
+impl Status {
+    pub(super) fn new() -> Self {
+        Status {
+            enabled: std::io::stderr().is_terminal(),
+        }
+    }
+
+    pub(super) fn show(&self, message: &str) {
+        if self.enabled {
+            eprint!("\r\x1b[2K{message}");
+            let _ = std::io::stderr().flush();
+        }
+    }
+
+    pub(super) fn clear(&self) {
+        if self.enabled {
+            eprint!("\r\x1b[2K");
+            let _ = std::io::stderr().flush();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::GlobalArgs;
+
+    /// A config drift on an existing part is attributed to whoever wrote the cloud's copy
+    /// (here: fleetform's own local API key), and the drift renders with a diff.
+    #[tokio::test]
+    async fn config_drift_is_attributed_from_part_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let global = GlobalArgs {
+            cloud: "local".into(),
+            api_key_id: None,
+            api_key: None,
+            timeout: std::time::Duration::from_secs(10),
+            verbose: 0,
+        };
+        let target =
+            target::connect_local(&dir.path().join("cloud"), &global, LocalOrg::Name("acme"))
+                .await
+                .unwrap();
+        let api: &dyn CloudApi = &target.client;
+        let org_id = target.local_org_id.clone().unwrap();
+        let loc = api.create_location(&org_id, "HQ", None).await.unwrap();
+        let machine = api.new_machine("rover", &loc.id).await.unwrap();
+        let main = api.get_parts(&machine).await.unwrap().remove(0);
+        let edited =
+            serde_json::json!({"components": [{"name": "cam", "attributes": {"fps": 60}}]});
+        api.update_part(&main.id, &main.name, Some(&edited), None)
+            .await
+            .unwrap();
+
+        let manifest = dir.path().join("fleet.yaml");
+        std::fs::write(
+            &manifest,
+            "version: 1\norganization: acme\nlocations:\n  - name: HQ\n    machines:\n      - name: rover\n        parts:\n          - name: rover-main\n            config: { components: [ { name: cam, attributes: { fps: 30 } } ] }\n",
+        )
+        .unwrap();
+        let desired = crate::manifest::load(&manifest).unwrap();
+        let plan = make_plan(
+            api,
+            &desired,
+            &plan::Options::default(),
+            &ObserveOptions::default(),
+            &Status { enabled: false },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        target.close().await.unwrap();
+
+        assert_eq!(plan.changes.len(), 1, "{plan:#?}");
+        let change = &plan.changes[0];
+        assert_eq!(change.path, "HQ/rover/rover-main");
+        let attribution = change.attribution.as_ref().expect("drift is attributed");
+        assert!(attribution.when.is_some(), "{attribution:?}");
+        let who = attribution.who.as_deref().unwrap_or_default();
+        assert!(!who.is_empty(), "{attribution:?}");
+
+        let text = render::render(&plan, Format::Text, &RenderOptions::default());
+        assert!(text.contains("-        \"fps\": 60"), "{text}");
+        assert!(text.contains("+        \"fps\": 30"), "{text}");
+        assert!(
+            text.contains(&format!("last changed in the cloud by {who} at ")),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("Plan: 0 to create, 1 to update, 0 to move, 0 to delete.\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn atomic_write_replaces_the_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        std::fs::write(&path, "old").unwrap();
+        write_atomically(&path, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["plan.json"]);
+    }
+
+    #[test]
+    fn atomic_write_into_a_missing_directory_fails_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing/plan.json");
+        assert!(write_atomically(&path, b"x").is_err());
+        assert!(!path.exists());
+    }
+}

@@ -1,0 +1,204 @@
+//! The plan as a JSON document for programs (`fleetform plan --output json`), and the saved
+//! plan file (`fleetform plan --out FILE`).
+//!
+//! # The `--output json` document, `format_version` 1
+//!
+//! One JSON object, pretty-printed, followed by a newline:
+//!
+//! ```json
+//! {
+//!   "format_version": 1,
+//!   "organization": { "id": "8d0f…", "name": "acme" },
+//!   "manifest_digest": "3b1c…",
+//!   "prune": false,
+//!   "summary": { "create": 1, "update": 2, "move": 0, "delete": 0 },
+//!   "changes": [ { "id": "c1", "action": "create", "kind": "location", … } ],
+//!   "unmanaged": [ { "kind": "machine", "path": "HQ/A/stray", "id": "…" } ]
+//! }
+//! ```
+//!
+//! Top-level fields:
+//!
+//! - `format_version` (integer): the version of this document's shape, [`FORMAT_VERSION`].
+//!   Check it before reading anything else.
+//! - `organization` (object): the organization planned against: `id` (the cloud's id) and
+//!   `name`.
+//! - `manifest_digest` (string): SHA-256 (hex) of the manifest and every file it includes,
+//!   with sensitive values hashed; names exactly what the plan was made from.
+//! - `prune` (boolean): whether undeclared resources inside the managed scope are deleted
+//!   (`prune: true` in the manifest or `--prune`) rather than listed in `unmanaged`.
+//! - `summary` (object): how many changes of each action: `create`, `update`, `move`,
+//!   `delete` (integers). All zero means the cloud matches the manifest.
+//! - `changes` (array): the changes in a valid execution order (dependencies first), each as
+//!   a saved plan holds it (the serde form of [`crate::plan::Change`]): `id` (`c1`, `c2`, …),
+//!   `action` (`create`, `update`, `move`, `delete`), `kind` (`fragment`, `location`,
+//!   `machine`, `part`, `invite`, `location_secret`), `path`, `from_path` (before a move or
+//!   rename, else `null`), `resource_id` (`null` for creates), `reason`, `details`
+//!   (`{field, before, after}`), `config_before` / `config_after` (`{value, fragments?,
+//!   sensitive?}` or `null`), `attribution` (`{when, who}` or `null`), `precondition`,
+//!   `depends_on` (change ids) and `op` (the cloud operation, tagged by its `op` field).
+//! - `unmanaged` (array): resources inside the managed scope that the manifest does not
+//!   declare and the plan keeps: `{kind, path, id}`.
+//!
+//! Timestamps are `{"seconds": N, "nanos": N}` (UTC, since the Unix epoch).
+//!
+//! **Sensitive values never appear.** Each string a config marks as sensitive is replaced by
+//! `{"$sensitive": "<sha256 hex of the value>"}` and listed in that config's `sensitive`
+//! array (`{pointer, env, sha256}`). A string of the cloud's config (`config_before`) that
+//! equals a known sensitive value at a pointer the manifest does not mark is masked the same
+//! way, with `env: []`.
+//!
+//! **Stability.** Within `format_version` 1, fields may be added (at any level) but are never
+//! renamed, removed or given a different meaning; consumers should ignore fields they do not
+//! know. Any other change bumps `format_version`.
+//!
+//! # The saved plan (`--out FILE`)
+//!
+//! [`saved_plan`]: the [`Plan`] exactly as serde writes it (what `fleetform apply FILE`
+//! reads), with sensitive values masked the same way. Its own version is the plan's
+//! `format_version` field ([`crate::plan::PLAN_FORMAT_VERSION`]).
+
+use super::{RenderOptions, with_known_secrets_marked};
+use crate::plan::{Change, Plan, Summary, Unmanaged};
+use serde::Serialize;
+use serde_json::Value;
+
+/// The version of the `--output json` document described in the module docs.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The `--output json` document.
+#[derive(Serialize)]
+struct Document<'a> {
+    format_version: u32,
+    organization: Organization<'a>,
+    manifest_digest: &'a str,
+    prune: bool,
+    summary: Summary,
+    changes: &'a [Change],
+    unmanaged: &'a [Unmanaged],
+}
+
+#[derive(Serialize)]
+struct Organization<'a> {
+    id: &'a str,
+    name: &'a str,
+}
+
+/// Renders the `--output json` document (see the module docs). Ends with a newline.
+pub fn render(plan: &Plan, _opts: &RenderOptions) -> String {
+    let plan = &*with_known_secrets_marked(plan);
+    let doc = Document {
+        format_version: FORMAT_VERSION,
+        organization: Organization {
+            id: &plan.organization_id,
+            name: &plan.organization_name,
+        },
+        manifest_digest: &plan.manifest_digest,
+        prune: plan.prune,
+        summary: plan.summary(),
+        changes: &plan.changes,
+        unmanaged: &plan.unmanaged,
+    };
+    pretty(&doc)
+}
+
+/// The plan as saved by `--out FILE`: pretty JSON of the [`Plan`] itself (what
+/// `fleetform apply FILE` reads), sensitive values masked. Ends with a newline.
+pub fn saved_plan(plan: &Plan) -> String {
+    pretty(&*with_known_secrets_marked(plan))
+}
+
+fn pretty(value: &impl Serialize) -> String {
+    // Plans hold only strings, numbers, booleans, sequences and string-keyed maps, so
+    // serializing them cannot fail.
+    let mut out = serde_json::to_string_pretty(value).expect("a plan serializes to JSON");
+    out.push('\n');
+    out
+}
+
+/// Parses a document rendered by [`render`] (for tests, and consumers written in Rust).
+pub fn parse(text: &str) -> serde_json::Result<Value> {
+    serde_json::from_str(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures;
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn top_level_fields_in_documented_order() {
+        let out = render(&fixtures::small(), &RenderOptions::default());
+        assert!(
+            out.starts_with("{\n  \"format_version\": 1,\n  \"organization\""),
+            "{out}"
+        );
+        let v = parse(&out).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "changes",
+                "format_version",
+                "manifest_digest",
+                "organization",
+                "prune",
+                "summary",
+                "unmanaged"
+            ]
+        );
+        assert_eq!(v["organization"], json!({"id": "org-1", "name": "acme"}));
+        assert_eq!(
+            v["summary"],
+            json!({"create": 1, "update": 2, "move": 1, "delete": 1})
+        );
+        assert_eq!(v["changes"].as_array().unwrap().len(), 5);
+        assert_eq!(v["changes"][0]["action"], "create");
+        assert_eq!(v["changes"][2]["from_path"], "HQ/A/arm-01");
+        assert_eq!(
+            v["unmanaged"],
+            json!([{"kind": "machine", "path": "HQ/A/stray", "id": "m-stray"}])
+        );
+    }
+
+    #[test]
+    fn empty_plan() {
+        let out = render(&fixtures::no_changes(), &RenderOptions::default());
+        insta::assert_snapshot!(out, @r#"
+        {
+          "format_version": 1,
+          "organization": {
+            "id": "org-1",
+            "name": "acme"
+          },
+          "manifest_digest": "d1gest",
+          "prune": false,
+          "summary": {
+            "create": 0,
+            "update": 0,
+            "move": 0,
+            "delete": 0
+          },
+          "changes": [],
+          "unmanaged": []
+        }
+        "#);
+    }
+
+    #[test]
+    fn secrets_become_hashes() {
+        let plan = fixtures::with_secret();
+        let out = render(&plan, &RenderOptions::default());
+        assert!(!out.contains("hunter2-secret"), "{out}");
+        assert!(out.contains("\"$sensitive\""), "{out}");
+    }
+
+    #[test]
+    fn saved_plan_round_trips() {
+        let plan = fixtures::small();
+        let back: Plan = serde_json::from_str(&saved_plan(&plan)).unwrap();
+        assert_eq!(back, plan);
+    }
+}

@@ -1,0 +1,244 @@
+//! The plan as GitHub-flavoured Markdown, for a pull-request comment
+//! (`fleetform plan --output markdown`).
+//!
+//! A `### fleetform plan for <org>` heading, the summary line in bold, a table of changes
+//! (`| | kind | path | reason |`), then one collapsed `<details>` block per change that has
+//! something more to show (attribute details, who last changed it, a ```` ```diff ```` of its
+//! config), and the unmanaged resources as a bullet list. Sensitive values are masked as in
+//! the text format. Never coloured.
+
+use super::{
+    RenderOptions, attribution_line, change_note, config_diff_lines, detail_line, summary_line,
+    with_known_secrets_marked,
+};
+use crate::plan::Plan;
+use std::fmt::Write;
+
+/// Renders the plan as Markdown. Ends with a newline.
+pub fn render(plan: &Plan, _opts: &RenderOptions) -> String {
+    let plan = &*with_known_secrets_marked(plan);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "### fleetform plan for {}\n",
+        inline(&plan.organization_name)
+    );
+    let _ = writeln!(out, "**{}**", summary_line(plan));
+
+    if !plan.changes.is_empty() {
+        out.push_str("\n| | kind | path | reason |\n|---|---|---|---|\n");
+        for c in &plan.changes {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                c.action.mark(),
+                c.kind.as_str(),
+                inline_cell(&c.path),
+                cell(&change_note(c)),
+            );
+        }
+    }
+
+    for c in &plan.changes {
+        let diff = config_diff_lines(c);
+        let attribution = attribution_line(c);
+        if c.details.is_empty() && diff.is_none() && attribution.is_none() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "\n<details><summary>{} {} {}</summary>\n",
+            c.action.mark(),
+            c.kind.as_str(),
+            html(&c.path)
+        );
+        for d in &c.details {
+            let _ = writeln!(out, "- {}", inline(&detail_line(d)));
+        }
+        if let Some(line) = attribution {
+            if !c.details.is_empty() {
+                out.push('\n');
+            }
+            let _ = writeln!(out, "_{}_", cell(&line));
+        }
+        if let Some(lines) = diff {
+            let body = lines.join("\n");
+            let fence = fence_for(&body);
+            let _ = writeln!(out, "\n{fence}diff\n{body}\n{fence}");
+        }
+        out.push_str("\n</details>\n");
+    }
+
+    if !plan.unmanaged.is_empty() {
+        out.push_str(
+            "\n**Unmanaged** (kept; run with `--prune` or set `prune: true` to delete):\n\n",
+        );
+        for u in &plan.unmanaged {
+            let _ = writeln!(
+                out,
+                "- {} {} ({})",
+                u.kind.as_str(),
+                inline(&u.path),
+                inline(&u.id)
+            );
+        }
+    }
+    out
+}
+
+/// `text` as inline code, with a backtick fence longer than any backtick run inside it.
+fn inline(text: &str) -> String {
+    let longest = longest_run(text, '`');
+    let ticks = "`".repeat(longest + 1);
+    // Inline code may not start or end with a backtick next to the fence.
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{ticks}{pad}{text}{pad}{ticks}")
+}
+
+/// [`inline`] for a table cell: `|` must be escaped even inside code there.
+fn inline_cell(text: &str) -> String {
+    inline(text).replace('|', "\\|")
+}
+
+/// `text` safe in a table cell and as Markdown: `|` escaped, newlines flattened, and, outside
+/// `code spans`, HTML and Markdown specials escaped. Backticks are kept as code spans when
+/// they pair up (the planner writes names that way), and escaped otherwise.
+fn cell(text: &str) -> String {
+    let code_spans = text.matches('`').count().is_multiple_of(2);
+    let mut in_code = false;
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '`' if code_spans => {
+                in_code = !in_code;
+                out.push(ch);
+            }
+            '|' => out.push_str("\\|"),
+            '\n' | '\r' => out.push(' '),
+            _ if in_code => out.push(ch),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '#' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `text` escaped for HTML (inside `<summary>`).
+fn html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A code fence longer than any backtick run in `body`, so config text cannot close it.
+fn fence_for(body: &str) -> String {
+    "`".repeat(longest_run(body, '`').max(2) + 1)
+}
+
+fn longest_run(text: &str, ch: char) -> usize {
+    let (mut longest, mut run) = (0, 0);
+    for c in text.chars() {
+        run = if c == ch { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    longest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures;
+    use super::*;
+
+    #[test]
+    fn small_plan() {
+        let out = render(&fixtures::small(), &RenderOptions::default());
+        insta::assert_snapshot!(out, @r#"
+        ### fleetform plan for `acme`
+
+        **Plan: 1 to create, 2 to update, 1 to move, 1 to delete.**
+
+        | | kind | path | reason |
+        |---|---|---|---|
+        | + | location | `Factory/Assembly` | declared, not in the cloud |
+        | ~ | part | `HQ/A/arm-01/arm-01-main` | config differs |
+        | → | machine | `HQ/B/arm-01` | from HQ/A/arm-01; moved |
+        | ~ | invite | `ops@acme.example` | grants differ |
+        | - | machine | `HQ/A/old` | not in the manifest (prune) |
+
+        <details><summary>~ part HQ/A/arm-01/arm-01-main</summary>
+
+        _last changed in the cloud by alice@acme.example at 2026-01-01T00:00:00Z_
+
+        ```diff
+        --- cloud
+        +++ manifest
+        @@ -3,12 +3,13 @@
+             {
+               "attributes": {
+                 "port": "/dev/ttyUSB0",
+        -        "speed": 10
+        +        "speed": 20
+               },
+               "name": "arm"
+             }
+           ],
+           "fragments": [
+        -    "frag-1"
+        +    "frag-1",
+        +    "(created by c9)"
+           ]
+         }
+        ```
+
+        </details>
+
+        <details><summary>→ machine HQ/B/arm-01</summary>
+
+        - `location: "HQ/A" → "HQ/B"`
+
+        </details>
+
+        <details><summary>~ invite ops@acme.example</summary>
+
+        - `+ grant operator on location HQ`
+        - `- grant owner on location HQ`
+
+        </details>
+
+        **Unmanaged** (kept; run with `--prune` or set `prune: true` to delete):
+
+        - machine `HQ/A/stray` (`m-stray`)
+        "#);
+    }
+
+    #[test]
+    fn no_changes() {
+        let out = render(&fixtures::no_changes(), &RenderOptions::default());
+        insta::assert_snapshot!(out, @"
+        ### fleetform plan for `acme`
+
+        **No changes. The cloud matches the manifest.**
+        ");
+    }
+
+    #[test]
+    fn names_cannot_break_the_table_or_the_fence() {
+        assert_eq!(inline_cell("a|b"), "`a\\|b`");
+        assert_eq!(inline("x`y"), "``x`y``");
+        assert_eq!(cell("<b>|x"), "&lt;b&gt;\\|x");
+        assert_eq!(cell("from `a_b|c` *x*"), "from `a_b\\|c` \\*x\\*");
+        assert_eq!(cell("odd ` tick_"), "odd \\` tick\\_");
+        assert_eq!(fence_for("\"```\""), "````");
+        assert_eq!(fence_for("plain"), "```");
+    }
+}

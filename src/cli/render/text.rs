@@ -1,0 +1,230 @@
+//! The plan for people at a terminal (`fleetform plan`, the default `--output text`).
+//!
+//! ```text
+//! fleetform plan for organization acme (org-1)
+//!
+//!   + location Factory/Assembly (declared, not in the cloud)
+//!   ~ part HQ/A/arm-01/arm-01-main (config differs)
+//!       --- cloud
+//!       +++ manifest
+//!       @@ -5,7 +5,7 @@
+//!       …
+//!       last changed in the cloud by alice@acme.example at 2026-01-01T00:00:00Z
+//!   → machine HQ/B/arm-01 (from HQ/A/arm-01; moved)
+//!       location: "HQ/A" → "HQ/B"
+//!   - machine HQ/A/old (not in the manifest (prune))
+//!
+//! Unmanaged (kept; run with --prune or set prune: true to delete):
+//!   machine HQ/A/stray (m-stray)
+//!
+//! Plan: 1 to create, 1 to update, 1 to move, 1 to delete.
+//! ```
+//!
+//! Colour (green `+`, yellow `~`, cyan `→`, red `-`, bold headings) only when
+//! [`RenderOptions::color`] is set.
+
+use super::{
+    RenderOptions, attribution_line, change_note, config_diff_lines, detail_line, summary_line,
+    with_known_secrets_marked,
+};
+use crate::plan::{Action, Plan};
+use std::fmt::Write;
+
+/// Indentation of a change's header line.
+const CHANGE_INDENT: &str = "  ";
+/// Indentation of what is shown under a change (details, diffs, attribution).
+const BODY_INDENT: &str = "      ";
+
+/// ANSI styles, applied only when colour is on.
+#[derive(Clone, Copy)]
+enum Style {
+    Bold,
+    Green,
+    Yellow,
+    Cyan,
+    Red,
+    Dim,
+}
+
+impl Style {
+    fn code(self) -> &'static str {
+        match self {
+            Style::Bold => "\x1b[1m",
+            Style::Green => "\x1b[32m",
+            Style::Yellow => "\x1b[33m",
+            Style::Cyan => "\x1b[36m",
+            Style::Red => "\x1b[31m",
+            Style::Dim => "\x1b[2m",
+        }
+    }
+
+    fn for_action(action: Action) -> Style {
+        match action {
+            Action::Create => Style::Green,
+            Action::Update => Style::Yellow,
+            Action::Move => Style::Cyan,
+            Action::Delete => Style::Red,
+        }
+    }
+}
+
+/// Wraps `text` in `style` when `color` is on.
+fn paint(color: bool, style: Style, text: &str) -> String {
+    if color {
+        format!("{}{text}\x1b[0m", style.code())
+    } else {
+        text.to_string()
+    }
+}
+
+/// Renders the plan as text. Ends with a newline.
+pub fn render(plan: &Plan, opts: &RenderOptions) -> String {
+    let color = opts.color;
+    let plan = &*with_known_secrets_marked(plan);
+    let mut out = String::new();
+    let org = format!(
+        "fleetform plan for organization {} ({})",
+        plan.organization_name, plan.organization_id
+    );
+    let _ = writeln!(out, "{}", paint(color, Style::Bold, &org));
+
+    if !plan.changes.is_empty() {
+        out.push('\n');
+    }
+    for c in &plan.changes {
+        let style = Style::for_action(c.action);
+        let note = change_note(c);
+        let note = if note.is_empty() {
+            String::new()
+        } else {
+            format!(" ({note})")
+        };
+        let _ = writeln!(
+            out,
+            "{CHANGE_INDENT}{} {} {}{note}",
+            paint(color, style, c.action.mark()),
+            c.kind.as_str(),
+            paint(color, Style::Bold, &c.path),
+        );
+        for d in &c.details {
+            let line = detail_line(d);
+            let line = match (&d.before, &d.after) {
+                (None, Some(_)) => paint(color, Style::Green, &line),
+                (Some(_), None) => paint(color, Style::Red, &line),
+                _ => line,
+            };
+            let _ = writeln!(out, "{BODY_INDENT}{line}");
+        }
+        if let Some(lines) = config_diff_lines(c) {
+            for l in lines {
+                let _ = writeln!(out, "{BODY_INDENT}{}", paint_diff_line(color, &l));
+            }
+        }
+        if let Some(line) = attribution_line(c) {
+            let _ = writeln!(out, "{BODY_INDENT}{}", paint(color, Style::Dim, &line));
+        }
+    }
+
+    if !plan.unmanaged.is_empty() {
+        out.push('\n');
+        let heading = "Unmanaged (kept; run with --prune or set prune: true to delete):";
+        let _ = writeln!(out, "{}", paint(color, Style::Bold, heading));
+        for u in &plan.unmanaged {
+            let _ = writeln!(
+                out,
+                "{CHANGE_INDENT}{} {} ({})",
+                u.kind.as_str(),
+                u.path,
+                u.id
+            );
+        }
+    }
+
+    out.push('\n');
+    let _ = writeln!(out, "{}", paint(color, Style::Bold, &summary_line(plan)));
+    out
+}
+
+/// Colours one line of a unified diff by its tag.
+fn paint_diff_line(color: bool, line: &str) -> String {
+    let style = if line.starts_with("---") || line.starts_with("+++") {
+        Style::Bold
+    } else if line.starts_with("@@") {
+        Style::Cyan
+    } else if line.starts_with('+') {
+        Style::Green
+    } else if line.starts_with('-') {
+        Style::Red
+    } else {
+        return line.to_string();
+    };
+    paint(color, style, line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures;
+    use super::*;
+
+    #[test]
+    fn small_plan() {
+        let out = render(&fixtures::small(), &RenderOptions::default());
+        insta::assert_snapshot!(out, @r#"
+        fleetform plan for organization acme (org-1)
+
+          + location Factory/Assembly (declared, not in the cloud)
+          ~ part HQ/A/arm-01/arm-01-main (config differs)
+              --- cloud
+              +++ manifest
+              @@ -3,12 +3,13 @@
+                   {
+                     "attributes": {
+                       "port": "/dev/ttyUSB0",
+              -        "speed": 10
+              +        "speed": 20
+                     },
+                     "name": "arm"
+                   }
+                 ],
+                 "fragments": [
+              -    "frag-1"
+              +    "frag-1",
+              +    "(created by c9)"
+                 ]
+               }
+              last changed in the cloud by alice@acme.example at 2026-01-01T00:00:00Z
+          → machine HQ/B/arm-01 (from HQ/A/arm-01; moved)
+              location: "HQ/A" → "HQ/B"
+          ~ invite ops@acme.example (grants differ)
+              + grant operator on location HQ
+              - grant owner on location HQ
+          - machine HQ/A/old (not in the manifest (prune))
+
+        Unmanaged (kept; run with --prune or set prune: true to delete):
+          machine HQ/A/stray (m-stray)
+
+        Plan: 1 to create, 2 to update, 1 to move, 1 to delete.
+        "#);
+    }
+
+    #[test]
+    fn no_changes() {
+        let out = render(&fixtures::no_changes(), &RenderOptions::default());
+        insta::assert_snapshot!(out, @"
+        fleetform plan for organization acme (org-1)
+
+        No changes. The cloud matches the manifest.
+        ");
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let plain = render(&fixtures::small(), &RenderOptions { color: false });
+        assert!(!plain.contains('\x1b'), "{plain}");
+        let coloured = render(&fixtures::small(), &RenderOptions { color: true });
+        assert!(coloured.contains("\x1b[32m+\x1b[0m location"), "{coloured}");
+        assert!(coloured.contains("\x1b[33m~\x1b[0m part"), "{coloured}");
+        assert!(coloured.contains("\x1b[36m→\x1b[0m machine"), "{coloured}");
+        assert!(coloured.contains("\x1b[31m-\x1b[0m machine"), "{coloured}");
+    }
+}

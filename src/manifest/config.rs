@@ -1,0 +1,297 @@
+//! Part and fragment configs: inline `config:` or `config_file:`, checked and resolved.
+//!
+//! A config file is relative to the manifest's directory and is JSON (`.json`) or YAML
+//! (`.yaml`, `.yml`). Problems inside a file (syntax, duplicate keys, `${env:…}`) are reported
+//! at their line and column in that file, with a hint naming where the manifest includes it;
+//! a file that cannot be read is reported at the manifest's `config_file:`. A config must be a
+//! JSON object, and a part's config may not hold `fragments` (the part's own `fragments:`
+//! list says which fragments it uses). `${env:…}` references are resolved last (see `env`).
+
+use super::env::{EnvProblem, resolve_config};
+use super::span::{self, Node, Pos, YPath};
+use super::structure::check_yaml_subset;
+use super::validate::Validator;
+use crate::model::Config;
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+/// Whose config it is: only parts forbid a `fragments` key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    Fragment,
+    Part,
+}
+
+/// Where a config's text came from, to place its diagnostics.
+struct Source {
+    file: PathBuf,
+    /// The config's own node (the whole document for a file), when it could be parsed.
+    tree: Option<Node>,
+    /// `fleet.yaml:12:18` for a config file; `None` when inline.
+    included_from: Option<String>,
+}
+
+impl Source {
+    fn pointer_pos(&self, pointer: &str) -> (Pos, Pos) {
+        self.tree
+            .as_ref()
+            .map_or((Pos::START, Pos::START), |t| t.at_pointer(pointer))
+    }
+
+    fn hint(&self, hint: &str) -> String {
+        match &self.included_from {
+            Some(from) => format!("{hint} (file included at {from})"),
+            None => hint.to_string(),
+        }
+    }
+}
+
+fn empty() -> Config {
+    Config {
+        value: Value::Object(Map::new()),
+        sensitive: Vec::new(),
+    }
+}
+
+fn describe(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing (null)",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// serde's messages end with " at line N column M"; the diagnostic says that already.
+fn strip_location(message: &str) -> &str {
+    message
+        .rfind(" at line ")
+        .map_or(message, |i| &message[..i])
+}
+
+impl Validator<'_> {
+    /// Loads, checks and resolves the config of the fragment or part at `at`.
+    pub(super) fn config(
+        &mut self,
+        inline: Option<&Value>,
+        file: Option<&str>,
+        at: &YPath,
+        owner: Owner,
+    ) -> Config {
+        let (value, source) = match (inline, file) {
+            (None, None) => return empty(),
+            (Some(_), Some(_)) => {
+                self.err_key(
+                    &at.key("config_file"),
+                    "set either `config` or `config_file`, not both",
+                    "keep the inline `config:` or move it into the file, then remove the other key",
+                );
+                return empty();
+            }
+            (Some(v), None) => (
+                v.clone(),
+                Source {
+                    file: self.file.to_path_buf(),
+                    tree: self.tree.get(&at.key("config")).cloned(),
+                    included_from: None,
+                },
+            ),
+            (None, Some(rel)) => match self.read_config_file(rel, &at.key("config_file")) {
+                Some(loaded) => loaded,
+                None => return empty(),
+            },
+        };
+        self.finish(value, &source, owner)
+    }
+
+    fn source_err(&mut self, source: &Source, pos: Pos, message: String, hint: &str) {
+        let d = super::error::Diagnostic::new(
+            &source.file,
+            pos.line,
+            pos.column,
+            message,
+            source.hint(hint),
+        );
+        self.diags.push(d);
+    }
+
+    fn finish(&mut self, value: Value, source: &Source, owner: Owner) -> Config {
+        let root_pos = source.pointer_pos("").0;
+        let mut map = match value {
+            Value::Object(map) => map,
+            other => {
+                let message = format!("config must be a JSON object, found {}", describe(&other));
+                self.source_err(
+                    source,
+                    root_pos,
+                    message,
+                    "write the config as a mapping, e.g. `{ components: [...] }`; an empty config is `{}`",
+                );
+                return empty();
+            }
+        };
+        if owner == Owner::Part && map.remove("fragments").is_some() {
+            let key_pos = source.pointer_pos("/fragments").1;
+            self.source_err(
+                source,
+                key_pos,
+                "a part's config must not contain `fragments`".to_string(),
+                "list fragment names in the part's own `fragments:` key instead, e.g. `fragments: [camera-kit]`",
+            );
+        }
+        let mut value = Value::Object(map);
+        let resolution = resolve_config(&mut value, self.env);
+        for problem in &resolution.problems {
+            match problem {
+                EnvProblem::Missing { pointer, name } => {
+                    let pos = source.pointer_pos(pointer).0;
+                    let hint = format!(
+                        "set {name} in the environment fleetform runs in, or write `$${{env:{name}}}` for a literal `${{env:{name}}}`"
+                    );
+                    self.source_err(
+                        source,
+                        pos,
+                        format!("environment variable `{name}` is not set"),
+                        &hint,
+                    );
+                }
+                EnvProblem::Malformed { pointer, reference } => {
+                    let pos = source.pointer_pos(pointer).0;
+                    self.source_err(
+                        source,
+                        pos,
+                        format!("malformed environment reference `{reference}`"),
+                        "write `${env:NAME}` where NAME is letters, digits and `_`, not starting with a digit; `$${env:` is a literal `${env:`",
+                    );
+                }
+            }
+        }
+        self.env_used.extend(resolution.used);
+        Config {
+            value,
+            sensitive: resolution.sensitive,
+        }
+    }
+
+    /// Reads, records (for the digest) and parses a config file.
+    fn read_config_file(&mut self, rel: &str, at: &YPath) -> Option<(Value, Source)> {
+        let pos = self.tree.pos_of(at);
+        let ext = Path::new(rel)
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        let json = match ext.as_deref() {
+            Some("json") => true,
+            Some("yaml" | "yml") => false,
+            _ => {
+                self.err_at(
+                    pos,
+                    format!("config_file `{rel}` must be a .json, .yaml or .yml file"),
+                    "name the file by its format: JSON (.json) or YAML (.yaml, .yml)",
+                );
+                return None;
+            }
+        };
+        let full = self.dir.join(rel);
+        let bytes = match std::fs::read(&full) {
+            Ok(b) => b,
+            Err(e) => {
+                let hint = format!(
+                    "config_file paths are relative to the manifest's directory; looked for `{}`",
+                    full.display()
+                );
+                self.err_at(pos, format!("cannot read config file `{rel}`: {e}"), hint);
+                return None;
+            }
+        };
+        if !self.includes.iter().any(|(_, p, _)| *p == full) {
+            self.includes
+                .push((rel.to_string(), full.clone(), bytes.clone()));
+        }
+        let included_from = format!("{}:{}:{}", self.file.display(), pos.line, pos.column);
+        let Ok(text) = String::from_utf8(bytes) else {
+            self.err_at(
+                pos,
+                format!("config file `{rel}` is not UTF-8 text"),
+                "save it as UTF-8 JSON or YAML",
+            );
+            return None;
+        };
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text).to_string();
+        let mut source = Source {
+            file: full,
+            tree: None,
+            included_from: Some(included_from),
+        };
+        match span::parse(&text) {
+            Ok(docs) => {
+                if let Some(second) = docs.get(1) {
+                    self.source_err(
+                        &source,
+                        second.pos,
+                        "config file holds more than one YAML document".to_string(),
+                        "keep one document (remove the `---` separator)",
+                    );
+                }
+                if let Some(doc) = docs.into_iter().next() {
+                    let mut diags = Vec::new();
+                    check_yaml_subset(&doc, &source.file, &mut diags);
+                    for d in diags {
+                        let hint = source.hint(&d.hint);
+                        self.diags.push(super::error::Diagnostic { hint, ..d });
+                    }
+                    source.tree = Some(doc);
+                }
+            }
+            Err(e) if !json => {
+                self.source_err(
+                    &source,
+                    e.pos,
+                    format!("invalid YAML in config file: {}", e.message),
+                    "check the indentation and quoting here",
+                );
+                return None;
+            }
+            // serde_json below gives JSON's own error.
+            Err(_) => {}
+        }
+        let parsed = if json {
+            serde_json::from_str::<Value>(&text).map_err(|e| {
+                let message = format!(
+                    "invalid JSON in config file: {}",
+                    strip_location(&e.to_string())
+                );
+                (
+                    Pos {
+                        line: e.line(),
+                        column: e.column(),
+                    },
+                    message,
+                )
+            })
+        } else if source.tree.is_none() {
+            Ok(Value::Null)
+        } else {
+            serde_yaml::from_str::<Value>(&text).map_err(|e| {
+                let p = e.location().map_or(Pos::START, |l| Pos {
+                    line: l.line(),
+                    column: l.column(),
+                });
+                let message = format!(
+                    "invalid YAML in config file: {}",
+                    strip_location(&e.to_string())
+                );
+                (p, message)
+            })
+        };
+        match parsed {
+            Ok(v) => Some((v, source)),
+            Err((p, message)) => {
+                self.source_err(&source, p, message, "fix the file's syntax here");
+                None
+            }
+        }
+    }
+}

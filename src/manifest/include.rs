@@ -1,0 +1,134 @@
+//! Included files and the manifest digest.
+//!
+//! [`included_files`] lists the manifest and every `config_file` it names, so `watch` can
+//! watch them all. It is deliberately lenient: it needs only readable YAML, not a valid
+//! manifest, so that watching continues while a manifest is being fixed, and it lists files
+//! whether or not they exist yet.
+//!
+//! [`digest`] is the SHA-256 that names exactly what a plan was made from: the manifest text,
+//! each included file (path as written, then bytes; in order of first use, each once), and the
+//! SHA-256 of the value of each environment variable used (sorted by name). Raw environment
+//! values never enter it.
+
+use super::error::{Diagnostic, ManifestError};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Hex SHA-256 over the manifest, its included files and its environment values' hashes.
+pub fn digest(
+    manifest: &str,
+    includes: &[(String, Vec<u8>)],
+    env_used: &BTreeMap<String, String>,
+) -> String {
+    let mut h = Sha256::new();
+    let mut field = |tag: &[u8], bytes: &[u8]| {
+        h.update(tag);
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(b"fleetform-manifest-v1", manifest.as_bytes());
+    for (rel, bytes) in includes {
+        field(b"file-path", rel.as_bytes());
+        field(b"file-bytes", bytes);
+    }
+    for (name, sha) in env_used {
+        field(b"env-name", name.as_bytes());
+        field(b"env-sha256", sha.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// The manifest at `path` followed by every config file it references (relative paths
+/// resolved against the manifest's directory), each once, in the order validation reads them:
+/// fragments first, then each location's machines' parts before its child locations.
+///
+/// Fails only when the manifest cannot be read or is not YAML; an otherwise invalid manifest
+/// still yields the files it names.
+pub fn included_files(path: &Path) -> Result<Vec<PathBuf>, ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ManifestError::single(Diagnostic::new(
+            path,
+            1,
+            1,
+            format!("cannot read the manifest: {e}"),
+            "check the path and its permissions",
+        ))
+    })?;
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        ManifestError::single(Diagnostic::new(
+            path,
+            line,
+            column,
+            format!("invalid YAML: {e}"),
+            "check the indentation and quoting here",
+        ))
+    })?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut out = vec![path.to_path_buf()];
+    let mut add = |v: &serde_yaml::Value| {
+        if let Some(rel) = v.get("config_file").and_then(serde_yaml::Value::as_str) {
+            let p = dir.join(rel);
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    };
+    for f in seq(&doc, "fragments") {
+        add(f);
+    }
+    fn locations<'v>(v: &'v serde_yaml::Value, add: &mut dyn FnMut(&'v serde_yaml::Value)) {
+        for loc in seq(v, "locations") {
+            for machine in seq(loc, "machines") {
+                for part in seq(machine, "parts") {
+                    add(part);
+                }
+            }
+            locations(loc, add);
+        }
+    }
+    locations(&doc, &mut add);
+    Ok(out)
+}
+
+fn seq<'v>(v: &'v serde_yaml::Value, key: &str) -> impl Iterator<Item = &'v serde_yaml::Value> {
+    v.get(key)
+        .and_then(serde_yaml::Value::as_sequence)
+        .into_iter()
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_changes_with_every_input() {
+        let none = BTreeMap::new();
+        let base = digest("a", &[("x.json".into(), b"{}".to_vec())], &none);
+        assert_eq!(base.len(), 64);
+        assert_ne!(
+            base,
+            digest("b", &[("x.json".into(), b"{}".to_vec())], &none)
+        );
+        assert_ne!(
+            base,
+            digest("a", &[("y.json".into(), b"{}".to_vec())], &none)
+        );
+        assert_ne!(
+            base,
+            digest("a", &[("x.json".into(), b"[]".to_vec())], &none)
+        );
+        let env = BTreeMap::from([("T".to_string(), "ab".to_string())]);
+        assert_ne!(
+            base,
+            digest("a", &[("x.json".into(), b"{}".to_vec())], &env)
+        );
+        // Field boundaries are unambiguous.
+        assert_ne!(
+            digest("ab", &[], &none),
+            digest("a", &[("b".into(), vec![])], &none)
+        );
+    }
+}

@@ -1,0 +1,389 @@
+//! The manifest's JSON Schema (draft 2020-12).
+//!
+//! [`schema()`] is the single description of the manifest's shape: editors use it (through
+//! the `# yaml-language-server: $schema=…` comment and the committed
+//! `fleetform.schema.json`), and the structural pass in `structure` walks it to report
+//! unknown keys, missing keys and wrong types with positions. Rules a schema cannot say well
+//! (unique names, one main part, declared references) are checked in `validate`.
+
+use serde_json::{Value, json};
+
+/// A name: non-empty, no `/`, no leading or trailing whitespace.
+pub(crate) const NAME_PATTERN: &str = r"^[^/\s](?:[^/]*[^/\s])?$";
+/// A name path such as `HQ/Assembly/arm-01`.
+const PATH_PATTERN: &str = r"^[^/\s](?:[^/]*[^/\s])?(?:/[^/\s](?:[^/]*[^/\s])?)*$";
+/// A UUID in its 8-4-4-4-12 form.
+const UUID_PATTERN: &str =
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+/// A location id: 10 lowercase letters or digits.
+const LOCATION_ID_PATTERN: &str = r"^[a-z0-9]{10}$";
+/// A non-empty RFC 6901 JSON pointer.
+const POINTER_PATTERN: &str = r"^(?:/(?:[^~/]|~[01])*)+$";
+const EMAIL_PATTERN: &str = r"^[^@\s]+@[^@\s]+\.[^@\s]+$";
+const DURATION_PATTERN: &str = r"^(?:[0-9]*\.?[0-9]+(?:ms|s|m|h|d))+$";
+const CONFIG_FILE_PATTERN: &str = r"\.(?:json|ya?ml)$";
+
+/// The JSON Schema (draft 2020-12) of a version 1 manifest.
+///
+/// Every object has `additionalProperties: false` except configs, which are free-form Viam
+/// configs. The committed `fleetform.schema.json` at the repository root is this value,
+/// pretty-printed; a test keeps the two equal.
+pub fn schema() -> Value {
+    let mut root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "manifest",
+        "description": "A fleetform manifest (version 1): the locations, machines, parts, part configs, fragments and access grants a Viam organization should have. fleetform plan shows how the cloud differs; fleetform apply makes it match.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["version", "organization"],
+        "properties": {
+            "version": {
+                "description": "The manifest format version. Always 1.",
+                "type": "integer",
+                "const": 1
+            },
+            "organization": {
+                "description": "The organization to manage: its name, or its id (a UUID). The API key must be able to see it.",
+                "type": "string",
+                "minLength": 1
+            },
+            "prune": {
+                "description": "Delete undeclared locations, machines and parts inside declared locations. When false (the default) they are listed as unmanaged and kept.",
+                "type": "boolean",
+                "default": false
+            },
+            "fragments": {
+                "description": "Fragments: reusable configs that parts include by name. Names are unique.",
+                "type": "array",
+                "items": { "$ref": "#/$defs/fragment" }
+            },
+            "locations": {
+                "description": "Top-level locations. Declared locations and everything inside them are managed; Viam allows 3 levels of nesting in all.",
+                "type": "array",
+                "items": { "$ref": "#/$defs/location" }
+            },
+            "access": {
+                "description": "Organization invites and the roles they grant. Without this section invites are not managed at all.",
+                "$ref": "#/$defs/access"
+            }
+        }
+    });
+    let mut defs = serde_json::Map::new();
+    defs.insert(
+        "name".into(),
+        json!({
+            "description": "A name: non-empty, without `/` and without leading or trailing whitespace.",
+            "type": "string",
+            "pattern": NAME_PATTERN
+        }),
+    );
+    defs.insert(
+        "uuid".into(),
+        json!({
+            "description": "A cloud id pin (a UUID such as 1b4e28ba-2fa1-11d2-883f-0016d3cca427). Pinning keeps the resource across renames and moves.",
+            "type": "string",
+            "pattern": UUID_PATTERN
+        }),
+    );
+    defs.insert(
+        "protect".into(),
+        json!({
+            "description": "Refuse any plan that would delete this resource.",
+            "type": "boolean",
+            "default": false
+        }),
+    );
+    defs.insert(
+        "config".into(),
+        json!({
+            "description": "A Viam config object (components, services, modules, …), written inline. `${env:NAME}` inside string values is replaced by the environment variable NAME and treated as sensitive; `$${env:NAME}` is a literal `${env:NAME}`.",
+            "type": "object"
+        }),
+    );
+    defs.insert(
+        "part_config".into(),
+        json!({
+            "description": "The part's Viam config object (components, services, modules, …), written inline. List fragments in the part's `fragments:` key, not here. `${env:NAME}` inside string values is replaced by the environment variable NAME and treated as sensitive; `$${env:NAME}` is a literal `${env:NAME}`.",
+            "type": "object",
+            "not": { "required": ["fragments"] }
+        }),
+    );
+    defs.insert(
+        "config_file".into(),
+        json!({
+            "description": "A file holding the config object, relative to the manifest: JSON (.json) or YAML (.yaml, .yml). Use either `config` or `config_file`.",
+            "type": "string",
+            "pattern": CONFIG_FILE_PATTERN
+        }),
+    );
+    defs.insert(
+        "fragment".into(),
+        json!({
+            "title": "fragment",
+            "description": "A fragment owned by the organization.",
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["name"],
+            "not": { "required": ["config", "config_file"] },
+            "properties": {
+                "name": { "description": "The fragment's name, unique among fragments. Parts refer to it by this name.", "$ref": "#/$defs/name" },
+                "id": { "description": "Pin to an existing fragment's id (a UUID): the fragment keeps its id when renamed.", "$ref": "#/$defs/uuid" },
+                "moved_from": { "description": "The fragment's previous name, to rename it in place instead of deleting and recreating it.", "$ref": "#/$defs/name" },
+                "protect": { "$ref": "#/$defs/protect" },
+                "visibility": {
+                    "description": "Who can see the fragment (default private).",
+                    "enum": ["private", "public", "public_unlisted"],
+                    "default": "private"
+                },
+                "config": { "$ref": "#/$defs/config" },
+                "config_file": { "$ref": "#/$defs/config_file" }
+            }
+        }),
+    );
+    defs.insert(
+        "location".into(),
+        json!({
+            "title": "location",
+            "description": "A location. Its path is its name prefixed by its parents' names, e.g. `HQ/Assembly`.",
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["name"],
+            "properties": {
+                "name": { "description": "The location's name, unique among its siblings.", "$ref": "#/$defs/name" },
+                "id": {
+                    "description": "Pin to an existing location's id (10 lowercase letters or digits): the location keeps its id when renamed or moved.",
+                    "type": "string",
+                    "pattern": LOCATION_ID_PATTERN
+                },
+                "moved_from": {
+                    "description": "The location's previous path (e.g. `HQ/Old-Name`), to rename or move it instead of deleting and recreating it.",
+                    "type": "string",
+                    "pattern": PATH_PATTERN
+                },
+                "protect": { "$ref": "#/$defs/protect" },
+                "secrets": { "$ref": "#/$defs/secrets" },
+                "locations": {
+                    "description": "Child locations (Viam allows 3 levels in all).",
+                    "type": "array",
+                    "items": { "$ref": "#/$defs/location" }
+                },
+                "machines": {
+                    "description": "Machines in this location. Names are unique within the location.",
+                    "type": "array",
+                    "items": { "$ref": "#/$defs/machine" }
+                }
+            }
+        }),
+    );
+    defs.insert(
+        "secrets".into(),
+        json!({
+            "title": "secrets policy",
+            "description": "How the location's secret is managed.",
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["rotate_after"],
+            "properties": {
+                "rotate_after": {
+                    "description": "Rotate the location secret when the newest one is older than this, e.g. `90d` (units ms, s, m, h, d).",
+                    "type": "string",
+                    "pattern": DURATION_PATTERN
+                }
+            }
+        }),
+    );
+    defs.insert(
+        "machine".into(),
+        json!({
+            "title": "machine",
+            "description": "A machine (robot). Its path is its location's path and its name, e.g. `HQ/Assembly/arm-01`.",
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["name", "parts"],
+            "properties": {
+                "name": { "description": "The machine's name, unique within its location.", "$ref": "#/$defs/name" },
+                "id": { "description": "Pin to an existing machine's id (a UUID): the machine keeps its id when renamed or moved.", "$ref": "#/$defs/uuid" },
+                "moved_from": {
+                    "description": "The machine's previous path (e.g. `HQ/Assembly/arm-00`), to rename or move it instead of deleting and recreating it.",
+                    "type": "string",
+                    "pattern": PATH_PATTERN
+                },
+                "protect": { "$ref": "#/$defs/protect" },
+                "parts": {
+                    "description": "The machine's parts: at least one, because a machine always has a main part. Exactly one is `main: true`; a single part is main implicitly.",
+                    "type": "array",
+                    "minItems": 1,
+                    "items": { "$ref": "#/$defs/part" }
+                }
+            }
+        }),
+    );
+    defs.insert(
+        "part".into(),
+        json!({
+            "title": "part",
+            "description": "A machine part and its config. Its path is the machine's path and its name, e.g. `HQ/Assembly/arm-01/arm-01-main`.",
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["name"],
+            "not": { "required": ["config", "config_file"] },
+            "properties": {
+                "name": { "description": "The part's name, unique within its machine (Viam also requires part names to be unique within a location).", "$ref": "#/$defs/name" },
+                "id": { "description": "Pin to an existing part's id (a UUID): the part keeps its id when renamed.", "$ref": "#/$defs/uuid" },
+                "moved_from": {
+                    "description": "The part's previous path in the same machine (e.g. `HQ/Assembly/arm-01/old-name`), to rename it in place. Parts cannot move between machines.",
+                    "type": "string",
+                    "pattern": PATH_PATTERN
+                },
+                "protect": { "$ref": "#/$defs/protect" },
+                "main": {
+                    "description": "Whether this is the machine's main part. Exactly one part per machine is main; a single part is main implicitly.",
+                    "type": "boolean"
+                },
+                "fragments": {
+                    "description": "Names of declared fragments this part includes, in order.",
+                    "type": "array",
+                    "uniqueItems": true,
+                    "items": { "$ref": "#/$defs/name" }
+                },
+                "config": { "$ref": "#/$defs/part_config" },
+                "config_file": { "$ref": "#/$defs/config_file" },
+                "ignore": {
+                    "description": "JSON pointers (RFC 6901) into the config that fleetform neither compares nor overwrites, e.g. `/components/0/attributes/calibration`.",
+                    "type": "array",
+                    "items": { "type": "string", "pattern": POINTER_PATTERN }
+                }
+            }
+        }),
+    );
+    defs.insert(
+        "access".into(),
+        json!({
+            "title": "access section",
+            "description": "Organization invites and the roles they grant.",
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["invites"],
+            "properties": {
+                "invites": {
+                    "description": "Invitations to join the organization, one per email.",
+                    "type": "array",
+                    "items": { "$ref": "#/$defs/invite" }
+                }
+            }
+        }),
+    );
+    defs.insert(
+        "invite".into(),
+        json!({
+            "title": "invite",
+            "description": "An invitation to join the organization.",
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["email", "grants"],
+            "properties": {
+                "email": {
+                    "description": "Who is invited (compared case-insensitively). One invite per email.",
+                    "type": "string",
+                    "format": "email",
+                    "pattern": EMAIL_PATTERN
+                },
+                "grants": {
+                    "description": "The roles the invite grants: at least one, one per target.",
+                    "type": "array",
+                    "minItems": 1,
+                    "items": { "$ref": "#/$defs/grant" }
+                },
+                "protect": { "$ref": "#/$defs/protect" }
+            }
+        }),
+    );
+    defs.insert(
+        "grant".into(),
+        json!({
+            "title": "grant",
+            "description": "A role on exactly one target: the organization, a declared location, or a declared machine.",
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["role"],
+            "oneOf": [
+                { "required": ["organization"] },
+                { "required": ["location"] },
+                { "required": ["machine"] }
+            ],
+            "properties": {
+                "role": {
+                    "description": "`owner` (full control) or `operator` (operate machines).",
+                    "enum": ["owner", "operator"]
+                },
+                "organization": {
+                    "description": "`true`: the role applies to the whole organization.",
+                    "const": true
+                },
+                "location": {
+                    "description": "The path of a location declared in this manifest, e.g. `HQ/Assembly`.",
+                    "type": "string",
+                    "pattern": PATH_PATTERN
+                },
+                "machine": {
+                    "description": "The path of a machine declared in this manifest, e.g. `HQ/Assembly/arm-01`.",
+                    "type": "string",
+                    "pattern": PATH_PATTERN
+                }
+            }
+        }),
+    );
+    if let Some(obj) = root.as_object_mut() {
+        obj.insert("$defs".into(), Value::Object(defs));
+    }
+    root
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const COMMITTED: &str = include_str!("../../fleetform.schema.json");
+
+    /// Set `FLEETFORM_BLESS=1` to rewrite `fleetform.schema.json` from [`schema()`].
+    #[test]
+    fn committed_schema_file_is_current() {
+        let pretty = serde_json::to_string_pretty(&schema()).unwrap_or_default() + "\n";
+        if std::env::var_os("FLEETFORM_BLESS").is_some() {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fleetform.schema.json");
+            std::fs::write(path, &pretty).expect("write fleetform.schema.json");
+            return;
+        }
+        let committed: Value =
+            serde_json::from_str(COMMITTED).expect("fleetform.schema.json is JSON");
+        assert!(
+            committed == schema(),
+            "fleetform.schema.json is stale; regenerate it with \
+             `FLEETFORM_BLESS=1 cargo test --lib manifest::schema`"
+        );
+    }
+
+    #[test]
+    fn every_object_denies_unknown_keys_and_documents_its_keys() {
+        fn walk(v: &Value, at: &str) {
+            if let Some(obj) = v.as_object() {
+                if let Some(props) = obj.get("properties").and_then(Value::as_object) {
+                    assert_eq!(
+                        obj.get("additionalProperties"),
+                        Some(&Value::Bool(false)),
+                        "{at} must deny unknown keys"
+                    );
+                    for (k, p) in props {
+                        let described = p.get("description").is_some() || p.get("$ref").is_some();
+                        assert!(described, "{at}.{k} needs a description");
+                    }
+                }
+                for (k, child) in obj {
+                    walk(child, &format!("{at}.{k}"));
+                }
+            }
+        }
+        walk(&schema(), "schema");
+    }
+}

@@ -1,0 +1,494 @@
+//! Positions: a YAML tree that remembers where every node and key starts.
+//!
+//! serde_yaml values forget their positions, so the manifest text is parsed a second time
+//! with yaml-rust2's event parser into a [`Node`] tree. Validation then looks nodes up by a
+//! [`YPath`] (`locations[0].machines[1].parts[0].name`) or, inside configs, by a JSON
+//! pointer, to name the line and column of every problem. Aliases are expanded (the copy
+//! keeps the anchor's inner positions); tags are kept so that they can be rejected.
+
+use std::collections::HashMap;
+use std::fmt;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// A 1-based line and column.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Pos {
+    /// The start of a file.
+    pub const START: Pos = Pos { line: 1, column: 1 };
+
+    /// yaml-rust2 markers have a 1-based line and a 0-based column.
+    fn from_marker(m: Marker) -> Pos {
+        Pos {
+            line: m.line().max(1),
+            column: m.col() + 1,
+        }
+    }
+}
+
+/// A YAML node with the position where it starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub pos: Pos,
+    /// A `!tag` written on the node, if any.
+    pub tag: Option<String>,
+    pub kind: NodeKind,
+}
+
+/// What a [`Node`] holds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeKind {
+    /// A scalar; `plain` is false for quoted and block scalars (always strings).
+    Scalar {
+        value: String,
+        plain: bool,
+    },
+    Seq(Vec<Node>),
+    Map(Vec<Entry>),
+}
+
+/// One `key: value` of a mapping.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub key: Node,
+    pub value: Node,
+}
+
+impl Entry {
+    /// The key's text (`<complex key>` for a mapping or list used as a key).
+    pub fn key_text(&self) -> &str {
+        match &self.key.kind {
+            NodeKind::Scalar { value, .. } => value,
+            _ => "<complex key>",
+        }
+    }
+}
+
+/// What a plain or quoted scalar means under YAML 1.2's core schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScalarKind {
+    Null,
+    Bool,
+    Int,
+    Float,
+    Str,
+}
+
+impl Node {
+    /// The type of a scalar node, resolved the way serde_yaml resolves it.
+    pub fn scalar_kind(&self) -> Option<ScalarKind> {
+        let NodeKind::Scalar { value, plain } = &self.kind else {
+            return None;
+        };
+        if !plain {
+            return Some(ScalarKind::Str);
+        }
+        Some(resolve_plain(value))
+    }
+
+    /// The mapping entry for `key`, when this is a mapping that has it.
+    pub fn entry(&self, key: &str) -> Option<&Entry> {
+        match &self.kind {
+            NodeKind::Map(entries) => entries.iter().find(|e| e.key_text() == key),
+            _ => None,
+        }
+    }
+
+    /// A scalar's text.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            NodeKind::Scalar { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+
+    /// The node at `path`, if it exists.
+    pub fn get(&self, path: &YPath) -> Option<&Node> {
+        let mut node = self;
+        for seg in &path.0 {
+            node = node.child(seg)?;
+        }
+        Some(node)
+    }
+
+    fn child(&self, seg: &Seg) -> Option<&Node> {
+        match (seg, &self.kind) {
+            (Seg::Key(k), NodeKind::Map(_)) => self.entry(k).map(|e| &e.value),
+            (Seg::Index(i), NodeKind::Seq(items)) => items.get(*i),
+            _ => None,
+        }
+    }
+
+    /// Where the value at `path` starts; for a path that does not exist, where its nearest
+    /// existing ancestor starts.
+    pub fn pos_of(&self, path: &YPath) -> Pos {
+        let mut node = self;
+        for seg in &path.0 {
+            match node.child(seg) {
+                Some(n) => node = n,
+                None => break,
+            }
+        }
+        node.pos
+    }
+
+    /// Where the key of the last segment of `path` starts (`name` in `name: x`); the value's
+    /// position for a list item, or the nearest ancestor's when the key is absent.
+    pub fn key_pos_of(&self, path: &YPath) -> Pos {
+        if let Some((Seg::Key(k), parent)) = path.0.split_last()
+            && let Some(parent) = self.get(&YPath(parent.to_vec()))
+            && let Some(e) = parent.entry(k)
+        {
+            return e.key.pos;
+        }
+        self.pos_of(path)
+    }
+
+    /// The node an RFC 6901 JSON pointer names inside this node, with the key position when
+    /// the last step is a mapping key. Falls back to the nearest existing ancestor.
+    pub fn at_pointer(&self, pointer: &str) -> (Pos, Pos) {
+        let mut node = self;
+        let mut key_pos = self.pos;
+        for token in pointer.split('/').skip(1) {
+            let token = token.replace("~1", "/").replace("~0", "~");
+            let next = match &node.kind {
+                NodeKind::Map(_) => node.entry(&token).map(|e| (e.key.pos, &e.value)),
+                NodeKind::Seq(items) => token
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| items.get(i))
+                    .map(|n| (n.pos, n)),
+                NodeKind::Scalar { .. } => None,
+            };
+            match next {
+                Some((k, n)) => {
+                    key_pos = k;
+                    node = n;
+                }
+                None => return (node.pos, node.pos),
+            }
+        }
+        (node.pos, key_pos)
+    }
+
+    /// A short description of what this node is, for "found …" in messages.
+    pub fn describe(&self) -> &'static str {
+        match (&self.kind, self.scalar_kind()) {
+            (NodeKind::Map(_), _) => "a mapping",
+            (NodeKind::Seq(_), _) => "a list",
+            (_, Some(ScalarKind::Null)) => "an empty value",
+            (_, Some(ScalarKind::Bool)) => "a boolean",
+            (_, Some(ScalarKind::Int | ScalarKind::Float)) => "a number",
+            _ => "a string",
+        }
+    }
+}
+
+/// YAML 1.2 core schema resolution of a plain scalar.
+fn resolve_plain(v: &str) -> ScalarKind {
+    match v {
+        "" | "~" | "null" | "Null" | "NULL" => return ScalarKind::Null,
+        "true" | "True" | "TRUE" | "false" | "False" | "FALSE" => return ScalarKind::Bool,
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
+        | ".nan" | ".NaN" | ".NAN" => return ScalarKind::Float,
+        _ => {}
+    }
+    let unsigned = v.strip_prefix(['-', '+']).unwrap_or(v);
+    let is_radix = |prefix: &str, digit: fn(char) -> bool| {
+        v.strip_prefix(prefix)
+            .is_some_and(|d| !d.is_empty() && d.chars().all(digit))
+    };
+    if (!unsigned.is_empty() && unsigned.chars().all(|c| c.is_ascii_digit()))
+        || is_radix("0x", |c| c.is_ascii_hexdigit())
+        || is_radix("0o", |c| matches!(c, '0'..='7'))
+    {
+        return ScalarKind::Int;
+    }
+    let float_chars = unsigned
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+'));
+    if float_chars && unsigned.chars().any(|c| c.is_ascii_digit()) && v.parse::<f64>().is_ok() {
+        return ScalarKind::Float;
+    }
+    ScalarKind::Str
+}
+
+/// One step of a [`YPath`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// A path into the manifest, e.g. `locations[0].machines[1].name`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct YPath(pub Vec<Seg>);
+
+impl YPath {
+    /// The document root.
+    pub fn root() -> Self {
+        YPath(Vec::new())
+    }
+
+    /// This path extended by a mapping key.
+    pub fn key(&self, k: &str) -> Self {
+        let mut v = self.0.clone();
+        v.push(Seg::Key(k.to_string()));
+        YPath(v)
+    }
+
+    /// This path extended by a list index.
+    pub fn idx(&self, i: usize) -> Self {
+        let mut v = self.0.clone();
+        v.push(Seg::Index(i));
+        YPath(v)
+    }
+
+    /// The last mapping key in the path, if any.
+    pub fn last_key(&self) -> Option<&str> {
+        self.0.iter().rev().find_map(|s| match s {
+            Seg::Key(k) => Some(k.as_str()),
+            Seg::Index(_) => None,
+        })
+    }
+}
+
+impl fmt::Display for YPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("(top level)");
+        }
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Seg::Key(k) if i == 0 => write!(f, "{k}")?,
+                Seg::Key(k) => write!(f, ".{k}")?,
+                Seg::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A YAML syntax error: where, and yaml-rust2's description.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub pos: Pos,
+    pub message: String,
+}
+
+/// Parses every document of `text` into position trees.
+pub fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    parser.load(&mut builder, true).map_err(|e| SyntaxError {
+        pos: Pos::from_marker(*e.marker()),
+        message: e.info().to_string(),
+    })?;
+    Ok(builder.docs)
+}
+
+enum Frame {
+    Seq {
+        pos: Pos,
+        tag: Option<String>,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        pos: Pos,
+        tag: Option<String>,
+        anchor: usize,
+        entries: Vec<Entry>,
+        key: Option<Node>,
+    },
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    docs: Vec<Node>,
+    anchors: HashMap<usize, Node>,
+}
+
+impl Builder {
+    fn finish(&mut self, node: Node, anchor: usize) {
+        if anchor != 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => self.docs.push(node),
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map { entries, key, .. }) => match key.take() {
+                None => *key = Some(node),
+                Some(k) => entries.push(Entry {
+                    key: k,
+                    value: node,
+                }),
+            },
+        }
+    }
+}
+
+fn tag_text(tag: Option<yaml_rust2::parser::Tag>) -> Option<String> {
+    tag.map(|t| format!("{}{}", t.handle, t.suffix))
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        let pos = Pos::from_marker(mark);
+        match ev {
+            Event::Scalar(value, style, anchor, tag) => {
+                let node = Node {
+                    pos,
+                    tag: tag_text(tag),
+                    kind: NodeKind::Scalar {
+                        value,
+                        plain: style == TScalarStyle::Plain,
+                    },
+                };
+                self.finish(node, anchor);
+            }
+            Event::SequenceStart(anchor, tag) => self.stack.push(Frame::Seq {
+                pos,
+                tag: tag_text(tag),
+                anchor,
+                items: Vec::new(),
+            }),
+            Event::MappingStart(anchor, tag) => self.stack.push(Frame::Map {
+                pos,
+                tag: tag_text(tag),
+                anchor,
+                entries: Vec::new(),
+                key: None,
+            }),
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (node, anchor) = match self.stack.pop() {
+                    Some(Frame::Seq {
+                        pos,
+                        tag,
+                        anchor,
+                        items,
+                    }) => (
+                        Node {
+                            pos,
+                            tag,
+                            kind: NodeKind::Seq(items),
+                        },
+                        anchor,
+                    ),
+                    Some(Frame::Map {
+                        pos,
+                        tag,
+                        anchor,
+                        entries,
+                        ..
+                    }) => {
+                        // A block mapping's start marker lies after its first key.
+                        let pos = entries.first().map_or(pos, |e| pos.min(e.key.pos));
+                        (
+                            Node {
+                                pos,
+                                tag,
+                                kind: NodeKind::Map(entries),
+                            },
+                            anchor,
+                        )
+                    }
+                    None => return,
+                };
+                self.finish(node, anchor);
+            }
+            Event::Alias(id) => {
+                let mut node = self.anchors.get(&id).cloned().unwrap_or(Node {
+                    pos,
+                    tag: None,
+                    kind: NodeKind::Scalar {
+                        value: String::new(),
+                        plain: true,
+                    },
+                });
+                node.pos = pos;
+                self.finish(node, 0);
+            }
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str) -> Node {
+        parse(text).expect("valid YAML").remove(0)
+    }
+
+    #[test]
+    fn positions_are_one_based() {
+        let root = doc("# c\nname: x\nitems:\n  - a: b\n  - {a: \"q\"}\n");
+        assert_eq!(root.pos, Pos { line: 2, column: 1 });
+        let p = YPath::root().key("items").idx(0);
+        assert_eq!(root.pos_of(&p), Pos { line: 4, column: 5 });
+        assert_eq!(root.key_pos_of(&p.key("a")), Pos { line: 4, column: 5 });
+        assert_eq!(root.pos_of(&p.key("a")), Pos { line: 4, column: 8 });
+        let q = YPath::root().key("items").idx(1);
+        assert_eq!(root.pos_of(&q), Pos { line: 5, column: 5 });
+        assert_eq!(root.pos_of(&q.key("a")), Pos { line: 5, column: 9 });
+        // Missing paths fall back to the nearest ancestor.
+        assert_eq!(root.pos_of(&q.key("zzz")), Pos { line: 5, column: 5 });
+        assert_eq!(p.to_string(), "items[0]");
+    }
+
+    #[test]
+    fn pointers_find_nodes() {
+        let root = doc("components:\n  - name: cam\n    attributes:\n      a/b: 1\n");
+        let (pos, key) = root.at_pointer("/components/0/attributes/a~1b");
+        assert_eq!(
+            pos,
+            Pos {
+                line: 4,
+                column: 12
+            }
+        );
+        assert_eq!(key, Pos { line: 4, column: 7 });
+        assert_eq!(root.at_pointer("").0, root.pos);
+    }
+
+    #[test]
+    fn scalars_resolve_like_yaml_1_2() {
+        for (v, k) in [
+            ("", ScalarKind::Null),
+            ("~", ScalarKind::Null),
+            ("true", ScalarKind::Bool),
+            ("yes", ScalarKind::Str),
+            ("12", ScalarKind::Int),
+            ("-3", ScalarKind::Int),
+            ("0x1f", ScalarKind::Int),
+            ("1.5", ScalarKind::Float),
+            ("1e3", ScalarKind::Float),
+            (".inf", ScalarKind::Float),
+            ("inf", ScalarKind::Str),
+            ("90d", ScalarKind::Str),
+            ("1_000", ScalarKind::Str),
+        ] {
+            assert_eq!(resolve_plain(v), k, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn aliases_expand_and_syntax_errors_have_positions() {
+        let root = doc("a: &x {b: 1}\nc: *x\n");
+        assert!(root.get(&YPath::root().key("c").key("b")).is_some());
+        let err = parse("a: b\n c: d\n").expect_err("invalid");
+        assert_eq!(err.pos, Pos { line: 2, column: 3 });
+    }
+}

@@ -1,0 +1,287 @@
+//! Plan fixtures: `tests/fixtures/<case>/` holds a manifest (`fleet.yaml`), the cloud's state
+//! (`cloud.yaml`, a compact description turned into an `Observed`), optional environment
+//! (`env.yaml`), and the expected output: `plan.txt` and `plan.json`, or `error.txt` when
+//! planning must fail. Run with `FLEETFORM_BLESS=1` to rewrite the expected files.
+
+use fleetform::model::*;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cloud {
+    organization: Org,
+    observed_at: i64,
+    #[serde(default)]
+    locations: Vec<Loc>,
+    #[serde(default)]
+    machines: Vec<Mach>,
+    #[serde(default)]
+    fragments: Vec<Frag>,
+    invites: Option<Vec<Inv>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Org {
+    id: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Loc {
+    id: String,
+    name: String,
+    parent: Option<String>,
+    #[serde(default)]
+    secrets: Vec<Secret>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Secret {
+    id: String,
+    created: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Mach {
+    id: String,
+    name: String,
+    location: String,
+    parts: Option<Vec<P>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct P {
+    id: String,
+    name: String,
+    main: bool,
+    last_updated: i64,
+    config: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Frag {
+    id: String,
+    name: String,
+    #[serde(default)]
+    visibility: Visibility,
+    config: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Inv {
+    email: String,
+    grants: Vec<G>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct G {
+    role: Role,
+    organization: Option<String>,
+    location: Option<String>,
+    machine: Option<String>,
+}
+
+fn ts(s: i64) -> Option<Timestamp> {
+    Some(Timestamp {
+        seconds: s,
+        nanos: 0,
+    })
+}
+
+fn observed(c: Cloud, manage_invites: bool) -> Observed {
+    let org = Organization {
+        id: c.organization.id,
+        name: c.organization.name,
+        public_namespace: String::new(),
+        created_on: ts(0),
+    };
+    let locations = c
+        .locations
+        .into_iter()
+        .map(|l| Location {
+            robot_count: c.machines.iter().filter(|m| m.location == l.id).count() as i32,
+            id: l.id,
+            name: l.name,
+            parent_id: l.parent,
+            created_on: ts(0),
+            secrets: l
+                .secrets
+                .into_iter()
+                .map(|s| LocationSecret {
+                    id: s.id,
+                    secret: Sensitive::new("x"),
+                    created_on: ts(s.created),
+                    enabled: true,
+                })
+                .collect(),
+        })
+        .collect();
+    let mut parts = BTreeMap::new();
+    let mut machines = vec![];
+    for m in c.machines {
+        if let Some(ps) = m.parts {
+            let list = ps
+                .into_iter()
+                .map(|p| Part {
+                    id: p.id,
+                    name: p.name,
+                    machine_id: m.id.clone(),
+                    location_id: m.location.clone(),
+                    main: p.main,
+                    config: p.config,
+                    last_updated: ts(p.last_updated),
+                    created_on: ts(0),
+                    last_access: None,
+                    online_state: OnlineState::Unknown,
+                })
+                .collect();
+            parts.insert(m.id.clone(), list);
+        }
+        machines.push(Machine {
+            id: m.id,
+            name: m.name,
+            location_id: m.location,
+            created_on: ts(0),
+            last_access: None,
+            online_state: OnlineState::Unknown,
+        });
+    }
+    let fragments = c
+        .fragments
+        .into_iter()
+        .map(|f| Fragment {
+            id: f.id,
+            name: f.name,
+            organization_id: org.id.clone(),
+            config: f.config,
+            visibility: f.visibility,
+            robot_part_count: 0,
+            created_on: ts(0),
+            last_updated: ts(1_700_000_000),
+        })
+        .collect();
+    let invites = manage_invites.then(|| {
+        c.invites
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| Invite {
+                email: i.email,
+                grants: i
+                    .grants
+                    .into_iter()
+                    .map(|g| {
+                        let (kind, id) = match (g.organization, g.location, g.machine) {
+                            (Some(o), None, None) => (ResourceKind::Organization, o),
+                            (None, Some(l), None) => (ResourceKind::Location, l),
+                            (None, None, Some(m)) => (ResourceKind::Robot, m),
+                            _ => panic!("a grant names exactly one target"),
+                        };
+                        Grant {
+                            role: g.role,
+                            resource_kind: kind,
+                            resource_id: id,
+                        }
+                    })
+                    .collect(),
+                created_on: ts(0),
+            })
+            .collect()
+    });
+    Observed {
+        organization: org,
+        locations,
+        machines,
+        parts,
+        fragments,
+        invites,
+        members: vec![],
+        secrets: BTreeMap::new(),
+        observed_at: Timestamp {
+            seconds: c.observed_at,
+            nanos: 0,
+        },
+    }
+}
+
+fn check(dir: &Path, name: &str, actual: &str, bless: bool, failures: &mut Vec<String>) {
+    let path = dir.join(name);
+    if bless {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing {}; run with FLEETFORM_BLESS=1", path.display()));
+    if expected != actual {
+        failures.push(format!(
+            "{}:\n--- expected\n{expected}\n--- actual\n{actual}",
+            path.display()
+        ));
+    }
+}
+
+#[test]
+fn fixtures() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let bless = std::env::var_os("FLEETFORM_BLESS").is_some();
+    let mut failures = vec![];
+    let mut cases: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 15, "fixture cases missing");
+    for dir in cases {
+        let env: BTreeMap<String, String> = std::fs::read_to_string(dir.join("env.yaml"))
+            .map(|t| serde_yaml::from_str(&t).unwrap())
+            .unwrap_or_default();
+        let desired =
+            fleetform::manifest::load_with_env(&dir.join("fleet.yaml"), &|k| env.get(k).cloned())
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let cloud: Cloud =
+            serde_yaml::from_str(&std::fs::read_to_string(dir.join("cloud.yaml")).unwrap())
+                .unwrap_or_else(|e| panic!("{}/cloud.yaml: {e}", dir.display()));
+        let observed = observed(cloud, desired.invites.is_some());
+        match fleetform::plan::plan(&desired, &observed, &fleetform::plan::Options::default()) {
+            Err(e) => check(&dir, "error.txt", &format!("{e}\n"), bless, &mut failures),
+            Ok(plan) => {
+                let opts = fleetform::cli::render::RenderOptions::default();
+                let text = fleetform::cli::render::render(
+                    &plan,
+                    fleetform::cli::render::Format::Text,
+                    &opts,
+                );
+                let json = fleetform::cli::render::render(
+                    &plan,
+                    fleetform::cli::render::Format::Json,
+                    &opts,
+                );
+                for secret in env.values() {
+                    assert!(
+                        !text.contains(secret.as_str()) && !json.contains(secret.as_str()),
+                        "{}: a sensitive value leaked",
+                        dir.display()
+                    );
+                }
+                check(&dir, "plan.txt", &text, bless, &mut failures);
+                check(&dir, "plan.json", &json, bless, &mut failures);
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} fixture(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
