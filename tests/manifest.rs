@@ -30,7 +30,7 @@ fn load_example() -> Desired {
 #[test]
 fn example_loads() {
     let d = load_example();
-    assert_eq!(d.organization, OrgRef::Name("local".into()));
+    assert_eq!(d.organization, OrgRef::Name("northwind-robotics".into()));
     assert!(!d.prune);
     assert_eq!(d.fragments.len(), 2);
     assert_eq!(d.all_locations().len(), 5);

@@ -159,11 +159,12 @@ async fn apply_manifest(
 async fn apply_saved(
     args: &ApplyArgs,
     client: &crate::cloud::Client,
-    plan: Plan,
+    mut plan: Plan,
 ) -> anyhow::Result<ExitCode> {
     if args.prune {
         bail!("--prune applies to manifests; a saved plan already says what it deletes");
     }
+    restore_sensitive(&mut plan, &|name| std::env::var(name).ok())?;
     let status = Status::new();
     status.show("Checking the saved plan against the cloud…");
     let stale = apply::check_preconditions(Arc::new(client.clone()), &plan).await;
@@ -178,6 +179,44 @@ async fn apply_saved(
         return Ok(ExitCode::FAILURE);
     }
     execute(args, client, plan).await
+}
+
+/// A saved plan holds sensitive values only as hashes: resolve each again from the
+/// environment and check it is the value the plan was made with.
+fn restore_sensitive(plan: &mut Plan, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+    use crate::plan::Op;
+    use sha2::Digest;
+    for change in &mut plan.changes {
+        let cfg = match &mut change.op {
+            Op::CreateFragment { config, .. } => Some(config),
+            Op::UpdateFragment { config, .. }
+            | Op::CreatePart { config, .. }
+            | Op::UpdatePart { config, .. } => config.as_mut(),
+            _ => None,
+        };
+        let Some(cfg) = cfg else { continue };
+        for s in &cfg.sensitive {
+            let value = crate::manifest::resolve_template(&s.template, env).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} {}: {e}\nhint: the saved plan needs the same environment it was made with",
+                    change.kind.as_str(),
+                    change.path
+                )
+            })?;
+            if hex::encode(sha2::Sha256::digest(value.as_bytes())) != s.sha256 {
+                bail!(
+                    "{} {}: the value of {} differs from the one the plan was made with\nhint: plan again, or restore the environment",
+                    change.kind.as_str(),
+                    change.path,
+                    s.env.join(", ")
+                );
+            }
+            if let Some(slot) = cfg.value.pointer_mut(&s.pointer) {
+                *slot = serde_json::Value::String(value);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Shows the plan, applies the safety checks, asks, applies, reports.
@@ -364,6 +403,10 @@ fn print_summary(report: &Report) {
         report.failed(),
         report.skipped()
     );
+    let not_started = report.count(|o| *o == Outcome::NotStarted);
+    if not_started > 0 {
+        println!("{not_started} change(s) were not started; run the same apply again to finish.");
+    }
     if !report.is_success() && !report.interrupted {
         println!(
             "Run the same apply again to retry what failed; it plans from the cloud as it is now."

@@ -76,6 +76,11 @@ pub enum Command {
     /// Shows the plan, asks for confirmation (or takes --yes), then applies the changes in
     /// dependency order, in parallel, and summarises what was applied, failed or skipped.
     Apply(apply_cmd::ApplyArgs),
+    /// Print the JSON Schema of the manifest (for editors and CI validation).
+    ///
+    /// Point an editor at it with a first line such as
+    /// `# yaml-language-server: $schema=fleetform.schema.json`.
+    Schema,
 }
 
 /// Output format for commands that report data.
@@ -97,5 +102,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Org(cmd) => org_cmd::run(cmd, &cli.global).await,
         Command::Plan(args) => plan_cmd::run(args, &cli.global).await,
         Command::Apply(args) => apply_cmd::run(args, &cli.global).await,
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::manifest::schema())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

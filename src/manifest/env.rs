@@ -58,6 +58,7 @@ fn walk(
                     if !r.names.is_empty() {
                         out.sensitive.push(SensitiveValue {
                             pointer: pointer.clone(),
+                            template: s.clone(),
                             env: r.names.clone(),
                             sha256: sha256_hex(r.value.as_bytes()),
                         });

@@ -53,6 +53,28 @@ pub use error::{Diagnostic, ManifestError};
 pub use include::included_files;
 pub use schema::schema;
 
+/// Resolves the `${env:NAME}` references of one manifest string (a sensitive value's
+/// template); the error names what is missing or malformed, never a value.
+pub fn resolve_template(
+    template: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    env::resolve_str(template, env)
+        .map(|r| r.value)
+        .map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|p| match p {
+                    env::StrProblem::Missing(name) => {
+                        format!("environment variable {name} is not set")
+                    }
+                    env::StrProblem::Malformed(r) => format!("malformed reference {r}"),
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+}
+
 use crate::model::Desired;
 use span::{NodeKind, ScalarKind};
 use std::path::Path;

@@ -103,6 +103,10 @@ pub struct Config {
 pub struct SensitiveValue {
     /// JSON pointer of the string holding the value (the whole string is sensitive).
     pub pointer: String,
+    /// The string as written, e.g. `Bearer ${env:TOKEN}` (names only, never a value):
+    /// applying a saved plan resolves it again and checks the result against `sha256`.
+    #[serde(default)]
+    pub template: String,
     /// The environment variable(s) it came from.
     pub env: Vec<String>,
     /// SHA-256 (hex) of the resolved string.

@@ -273,6 +273,7 @@ fn observed_sensitive(
                 .unwrap_or_else(|| v.to_string());
             Some(SensitiveValue {
                 pointer: s.pointer.clone(),
+                template: s.template.clone(),
                 env: s.env.clone(),
                 sha256: hex::encode(sha2::Sha256::digest(text.as_bytes())),
             })

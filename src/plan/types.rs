@@ -357,6 +357,7 @@ mod tests {
             fragments: vec![],
             sensitive: vec![SensitiveValue {
                 pointer: "/auth/token".into(),
+                template: "${env:TOKEN}".into(),
                 env: vec!["TOKEN".into()],
                 sha256: "abc123".into(),
             }],

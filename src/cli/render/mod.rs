@@ -152,6 +152,7 @@ pub fn with_known_secrets_marked(plan: &Plan) -> Cow<'_, Plan> {
             if !cfg.sensitive.iter().any(|s| s.pointer == pointer) {
                 cfg.sensitive.push(SensitiveValue {
                     pointer,
+                    template: String::new(),
                     env: vec![],
                     sha256,
                 });
@@ -456,6 +457,7 @@ pub(crate) mod fixtures {
         let mut plan = empty("acme");
         let secret = SensitiveValue {
             pointer: "/components/0/attributes/token".into(),
+            template: "${env:ARM_TOKEN}".into(),
             env: vec!["ARM_TOKEN".into()],
             sha256: sha256("hunter2-secret"),
         };

@@ -1,0 +1,412 @@
+//! `fleetform plan` and `fleetform apply` as users run them: the real binary against a
+//! `fleetform cloud serve` process (or the embedded local cloud).
+
+mod common;
+
+use fleetform::cloud::{Client, ClientOptions, CloudApi, Credentials};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+struct Env {
+    dir: tempfile::TempDir,
+    endpoint: String,
+    key_id: String,
+    key: String,
+    _server: common::Child,
+}
+
+impl Env {
+    fn start(extra: &[&str]) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("cloud.db");
+        let (key_id, key) = common::cli_init(&db);
+        let (server, endpoint) = common::cli_serve(&db, extra);
+        Env {
+            dir,
+            endpoint,
+            key_id,
+            key,
+            _server: server,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_fleetform"));
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("FLEETFORM_CLOUD", &self.endpoint)
+            .env("VIAM_API_KEY_ID", &self.key_id)
+            .env("VIAM_API_KEY", &self.key)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.dir.path().join(name), text).unwrap();
+    }
+
+    async fn client(&self) -> Client {
+        Client::connect(ClientOptions::new(
+            &self.endpoint,
+            Credentials::new(&self.key_id, &self.key),
+        ))
+        .await
+        .unwrap()
+    }
+}
+
+fn out(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const FLEET: &str = "version: 1
+organization: local
+locations:
+  - name: HQ
+    machines:
+      - name: arm
+        parts:
+          - name: arm-main
+            config: { components: [ { name: arm, model: ur5e, attributes: { speed: 1 } } ] }
+      - name: rover
+        parts:
+          - name: rover-main
+            config: { components: [ { name: base, model: wheeled } ] }
+";
+
+#[test]
+fn a_bad_manifest_is_reported_with_its_line_and_never_reaches_the_cloud() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "version: 1\norganization: acme\nlocations:\n  - name: HQ\n    colour: blue\n",
+    )
+    .unwrap();
+    for cloud in ["local", "http://127.0.0.1:1"] {
+        for cmd in ["plan", "apply"] {
+            let o = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+                .args([cmd, "bad.yaml", "--cloud", cloud])
+                .current_dir(dir.path())
+                .env("VIAM_API_KEY_ID", "00000000-0000-4000-8000-000000000000")
+                .env("VIAM_API_KEY", "k")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let text = out(&o);
+            assert_eq!(o.status.code(), Some(1), "{text}");
+            assert!(text.contains("bad.yaml:5:5"), "{text}");
+            assert!(text.contains("colour"), "{text}");
+            assert!(text.contains("hint:"), "{text}");
+            assert!(
+                !text.contains("connect"),
+                "no connection was attempted: {text}"
+            );
+        }
+    }
+    assert!(
+        !dir.path().join(".fleetform").exists(),
+        "the local cloud was not even created"
+    );
+}
+
+#[test]
+fn the_example_fleet_plans_applies_and_converges_on_the_local_cloud() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_fleetform"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("FLEETFORM_CLOUD")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let manifest = examples.join("fleet.yaml");
+    let m = manifest.to_str().unwrap();
+    let plan = run(&["plan", m, "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", out(&plan));
+    assert!(out(&plan).contains("to create"));
+    let refused = run(&["apply", m]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(out(&refused).contains("--yes"), "{}", out(&refused));
+    let apply = run(&["apply", m, "--yes"]);
+    assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
+    assert!(out(&apply).contains("Apply complete"));
+    let again = run(&["plan", m, "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", out(&again));
+    let json = run(&["plan", m, "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["summary"]["create"], 0);
+}
+
+#[tokio::test]
+async fn a_stale_saved_plan_is_refused_naming_what_changed() {
+    let env = Env::start(&[]);
+    env.write("fleet.yaml", FLEET);
+    let applied = env.run(&["apply", "fleet.yaml", "--yes"]);
+    assert!(applied.status.success(), "{}", out(&applied));
+    env.write(
+        "fleet.yaml",
+        &FLEET
+            .replace("speed: 1", "speed: 2")
+            .replace("model: wheeled", "model: tracked"),
+    );
+    let planned = env.run(&["plan", "fleet.yaml", "--out", "plan.json"]);
+    assert!(planned.status.success(), "{}", out(&planned));
+
+    // Someone edits arm-main in the app.
+    let c = env.client().await;
+    let org = c.list_organizations().await.unwrap().remove(0).id;
+    let arm = c
+        .list_machines_for_org(&org)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "arm")
+        .unwrap();
+    let part = c.get_parts(&arm.id).await.unwrap().remove(0);
+    c.update_part(
+        &part.id,
+        &part.name,
+        Some(&serde_json::json!({"components": []})),
+        None,
+    )
+    .await
+    .unwrap();
+
+    let stale = env.run(&["apply", "plan.json", "--yes"]);
+    let text = out(&stale);
+    assert_eq!(stale.status.code(), Some(1), "{text}");
+    assert!(text.contains("stale"), "{text}");
+    assert!(
+        text.contains("part HQ/arm/arm-main: it was changed in the cloud"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("rover-main:"),
+        "only what changed is named: {text}"
+    );
+    // Nothing was written: rover still has its old model, the hand edit stays.
+    let rover = c
+        .list_machines_for_org(&org)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "rover")
+        .unwrap();
+    assert_eq!(
+        c.get_parts(&rover.id).await.unwrap()[0].config["components"][0]["model"],
+        "wheeled"
+    );
+    assert_eq!(
+        c.get_part(&part.id).await.unwrap().config,
+        serde_json::json!({"components": []})
+    );
+
+    // A fresh plan applies.
+    assert!(
+        env.run(&["plan", "fleet.yaml", "--out", "plan.json"])
+            .status
+            .success()
+    );
+    let ok = env.run(&["apply", "plan.json", "--yes"]);
+    assert!(ok.status.success(), "{}", out(&ok));
+    assert_eq!(
+        env.run(&["plan", "fleet.yaml", "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[tokio::test]
+async fn saved_plans_keep_sensitive_values_out_and_check_them_on_apply() {
+    let env = Env::start(&[]);
+    env.write(
+        "fleet.yaml",
+        &FLEET.replace("speed: 1", "token: \"Bearer ${env:ARM_TOKEN}\""),
+    );
+    let planned = env
+        .cmd(&["plan", "fleet.yaml", "--out", "plan.json"])
+        .env("ARM_TOKEN", "tok-AAAA-1111")
+        .output()
+        .unwrap();
+    assert!(planned.status.success(), "{}", out(&planned));
+    assert!(!out(&planned).contains("tok-AAAA-1111"));
+    let saved = std::fs::read_to_string(env.dir.path().join("plan.json")).unwrap();
+    assert!(
+        !saved.contains("tok-AAAA-1111"),
+        "the saved plan holds only a hash"
+    );
+
+    let missing = env
+        .cmd(&["apply", "plan.json", "--yes"])
+        .env_remove("ARM_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        out(&missing).contains("ARM_TOKEN is not set"),
+        "{}",
+        out(&missing)
+    );
+    let other = env
+        .cmd(&["apply", "plan.json", "--yes"])
+        .env("ARM_TOKEN", "tok-BBBB-2222")
+        .output()
+        .unwrap();
+    assert_eq!(other.status.code(), Some(1));
+    assert!(out(&other).contains("differs"), "{}", out(&other));
+    assert!(!out(&other).contains("tok-"), "{}", out(&other));
+    let ok = env
+        .cmd(&["apply", "plan.json", "--yes"])
+        .env("ARM_TOKEN", "tok-AAAA-1111")
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", out(&ok));
+    assert!(!out(&ok).contains("tok-AAAA-1111"));
+
+    let c = env.client().await;
+    let org = c.list_organizations().await.unwrap().remove(0).id;
+    let arm = c
+        .list_machines_for_org(&org)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "arm")
+        .unwrap();
+    let part = c.get_parts(&arm.id).await.unwrap().remove(0);
+    assert_eq!(
+        part.config["components"][0]["attributes"]["token"],
+        "Bearer tok-AAAA-1111"
+    );
+}
+
+#[test]
+fn deletes_beyond_the_budget_need_allow_deletes() {
+    let env = Env::start(&[]);
+    let mut many =
+        String::from("version: 1\norganization: local\nlocations:\n  - name: HQ\n    machines:\n");
+    for i in 0..12 {
+        many.push_str(&format!(
+            "      - name: m{i}\n        parts:\n          - name: m{i}-main\n"
+        ));
+    }
+    env.write("fleet.yaml", &many);
+    assert!(env.run(&["apply", "fleet.yaml", "--yes"]).status.success());
+    env.write(
+        "fleet.yaml",
+        "version: 1\norganization: local\nprune: true\nlocations:\n  - name: HQ\n",
+    );
+    let refused = env.run(&["apply", "fleet.yaml", "--yes"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        out(&refused).contains("--allow-deletes"),
+        "{}",
+        out(&refused)
+    );
+    let ok = env.run(&["apply", "fleet.yaml", "--yes", "--allow-deletes"]);
+    assert!(ok.status.success(), "{}", out(&ok));
+    assert!(out(&ok).contains("12 applied"), "{}", out(&ok));
+}
+
+fn big_fleet(machines: usize) -> String {
+    let mut t = String::from("version: 1\norganization: local\nlocations:\n");
+    for s in 0..3 {
+        t.push_str(&format!("  - name: site-{s}\n    machines:\n"));
+        for m in 0..machines / 3 {
+            t.push_str(&format!(
+                "      - name: m{s}-{m}\n        parts:\n          - name: m{s}-{m}-main\n            main: true\n            config: {{ k: {m} }}\n          - name: m{s}-{m}-aux\n"
+            ));
+        }
+    }
+    t
+}
+
+#[test]
+fn sigint_stops_starting_changes_prints_the_summary_and_exits_130() {
+    let env = Env::start(&["--latency", "150ms"]);
+    env.write("fleet.yaml", &big_fleet(12));
+    let child = env
+        .cmd(&["apply", "fleet.yaml", "--yes", "--parallelism", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        Command::new("kill")
+            .arg("-INT")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = child.wait_with_output().unwrap();
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(130), "{text}");
+    assert!(text.contains("Apply interrupted"), "{text}");
+    assert!(text.contains("were not started"), "{text}");
+    // The next apply finishes the job.
+    let ok = env.run(&["apply", "fleet.yaml", "--yes"]);
+    assert!(ok.status.success(), "{}", out(&ok));
+    assert_eq!(
+        env.run(&["plan", "fleet.yaml", "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[tokio::test]
+async fn killing_apply_at_random_points_never_duplicates_and_a_rerun_converges() {
+    let env = Env::start(&["--latency", "3ms"]);
+    env.write("fleet.yaml", &big_fleet(24));
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..10 {
+        let mut child = env
+            .cmd(&["apply", "fleet.yaml", "--yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.u64(30..400)));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+    }
+    let ok = env.run(&["apply", "fleet.yaml", "--yes"]);
+    assert!(ok.status.success(), "{}", out(&ok));
+    assert_eq!(
+        env.run(&["plan", "fleet.yaml", "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let c = env.client().await;
+    let org = c.list_organizations().await.unwrap().remove(0).id;
+    let locations = c.list_locations(&org).await.unwrap();
+    assert_eq!(locations.len(), 3, "no duplicate locations: {locations:?}");
+    let machines = c.list_machines_for_org(&org).await.unwrap();
+    assert_eq!(machines.len(), 24);
+    for m in &machines {
+        assert_eq!(
+            c.get_parts(&m.id).await.unwrap().len(),
+            2,
+            "machine {}",
+            m.name
+        );
+    }
+}
