@@ -5,6 +5,8 @@
 //! - [`manifest`]: YAML manifest → validated [`model::Desired`] (includes, env refs, schema).
 //! - [`plan`]: the pure diff of desired against observed state into a [`plan::Plan`].
 //! - [`apply`]: executes a plan's changes in dependency order, in parallel, safely.
+//! - [`watch`]: keeps the cloud converged, level-triggered: file, git and timer triggers into
+//!   one queue, backoff and a circuit breaker, health and Prometheus metrics.
 //! - [`cloud`]: the [`cloud::CloudApi`] trait and the gRPC client that speaks Viam's protocol.
 //! - [`localcloud`]: an embedded, SQLite-backed, Viam-compatible cloud for trying things out,
 //!   CI and tests. It shares no code with the client, so a bug in one cannot hide one in the other.
@@ -18,6 +20,7 @@ pub mod localcloud;
 pub mod manifest;
 pub mod model;
 pub mod plan;
+pub mod watch;
 
 /// Code generated from `proto/` (Viam's wire format).
 pub mod proto {

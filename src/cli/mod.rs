@@ -2,10 +2,17 @@
 
 mod apply_cmd;
 mod cloud_cmd;
+mod history_cmd;
+mod import_cmd;
+mod logs_cmd;
 mod org_cmd;
 mod plan_cmd;
 pub mod render;
+mod resolve;
+mod secrets_cmd;
+mod status_cmd;
 pub mod target;
+mod watch_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
@@ -58,6 +65,25 @@ pub enum Command {
     /// Organizations the API key can see.
     #[command(subcommand)]
     Org(org_cmd::OrgCommand),
+    /// Write a manifest of what an organization already holds, to adopt fleetform.
+    ///
+    /// Reads every location, machine, part (with its config), fragment and invite, and writes
+    /// a manifest that `fleetform plan` shows no changes for. Configs go inline, or into
+    /// files under --config-dir. The manifest goes to stdout, or to --out FILE.
+    Import(import_cmd::ImportArgs),
+    /// Show locations, machines and parts with their online state, and which parts drifted.
+    ///
+    /// A tree of the organization with each machine's and part's online state and last
+    /// access; given a manifest, whether each part's config is in sync with it, drifted, or
+    /// not in the manifest at all.
+    Status(status_cmd::StatusArgs),
+    /// Print a part's recent log entries; with --follow, stream new ones until Ctrl-C.
+    Logs(logs_cmd::LogsArgs),
+    /// Show who changed a part's config and when, newest first, with a diff of each edit.
+    History(history_cmd::HistoryArgs),
+    /// List or rotate a location's secrets (values are shown only with --show-secrets).
+    #[command(subcommand)]
+    Secrets(secrets_cmd::SecretsCommand),
     /// Show what apply would change to make the cloud match a manifest.
     ///
     /// Reads the manifest (an invalid one is reported before anything is sent to the cloud),
@@ -76,6 +102,13 @@ pub enum Command {
     /// Shows the plan, asks for confirmation (or takes --yes), then applies the changes in
     /// dependency order, in parallel, and summarises what was applied, failed or skipped.
     Apply(apply_cmd::ApplyArgs),
+    /// Keep the cloud matching a manifest (a file or a git branch) until SIGINT or SIGTERM.
+    ///
+    /// Level-triggered: a change to the manifest or a file it includes, a new commit, or the
+    /// resync timer queues a pass that reloads, observes, plans and applies from scratch.
+    /// Invalid manifests apply nothing; failures back off and open a circuit breaker;
+    /// --detect-only only reports drift. Serves /healthz, /readyz and /metrics.
+    Watch(watch_cmd::WatchArgs),
     /// Print the JSON Schema of the manifest (for editors and CI validation).
     ///
     /// Point an editor at it with a first line such as
@@ -100,8 +133,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Cloud(cmd) => cloud_cmd::run(cmd).await,
         Command::Org(cmd) => org_cmd::run(cmd, &cli.global).await,
+        Command::Import(args) => import_cmd::run(args, &cli.global).await,
+        Command::Status(args) => status_cmd::run(args, &cli.global).await,
+        Command::Logs(args) => logs_cmd::run(args, &cli.global).await,
+        Command::History(args) => history_cmd::run(args, &cli.global).await,
+        Command::Secrets(cmd) => secrets_cmd::run(cmd, &cli.global).await,
         Command::Plan(args) => plan_cmd::run(args, &cli.global).await,
         Command::Apply(args) => apply_cmd::run(args, &cli.global).await,
+        Command::Watch(args) => watch_cmd::run(args, &cli.global).await,
         Command::Schema => {
             println!(
                 "{}",

@@ -146,21 +146,18 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> R<T> + Send + 'static,
     {
-        let store = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            let conn = store.readers.lock().map_err(internal)?.pop();
-            let conn = match conn {
-                Some(c) => c,
-                None => open_conn(&store.path).map_err(internal)?,
-            };
-            let out = f(&conn);
-            if let Ok(mut pool) = store.readers.lock() {
-                pool.push(conn);
-            }
-            out
-        })
-        .await
-        .map_err(internal)?
+        // Reads are short (indexed lookups on a local file), so they run inline: handing each
+        // to the blocking pool costs more than the query.
+        let conn = self.readers.lock().map_err(internal)?.pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => open_conn(&self.path).map_err(internal)?,
+        };
+        let out = f(&conn);
+        if let Ok(mut pool) = self.readers.lock() {
+            pool.push(conn);
+        }
+        out
     }
 
     /// Runs `f` in one write transaction on the blocking pool; commits only if `f` succeeds.

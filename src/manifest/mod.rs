@@ -42,6 +42,7 @@
 mod config;
 mod env;
 mod error;
+pub mod export;
 mod include;
 mod raw;
 mod schema;

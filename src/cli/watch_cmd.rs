@@ -1,0 +1,536 @@
+//! `fleetform watch MANIFEST` / `fleetform watch --git REPO`: keep the cloud converged until
+//! SIGINT or SIGTERM.
+//!
+//! This file turns arguments into a [`crate::watch::run`] call: it installs the signal
+//! handlers (first signal: graceful; second: exit now), opens the manifest source, connects to
+//! the cloud, serves the metrics endpoint, and sets up logging.
+//!
+//! Logging: `main` installs a plain-text stderr subscriber before it knows the command. A
+//! daemon's log is its output, so `watch` runs on a runtime of its own whose every thread
+//! (workers and blocking pool) defaults to the subscriber chosen here — `--log-format text`
+//! or `json`, `info` by default — so that every event, including the apply engine's and the
+//! client's, comes out in one format.
+
+use super::target::{self, LocalOrg};
+use super::{GlobalArgs, parse_duration};
+use crate::model::OrgRef;
+use crate::watch::{
+    self, BackoffPolicy, Debounce, GitRepo, GitSpec, Metrics, Source, WatchOptions,
+};
+use anyhow::{Context, bail};
+use clap::Args;
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+const AFTER_HELP: &str = "\
+How it works:
+  A trigger only queues a pass; every pass reloads the manifest, reads the cloud, plans and
+  applies from scratch. Triggers: a change to the manifest or any file it includes (debounced
+  until the files settle), a new commit on the followed git branch, and the resync timer,
+  which corrects changes made by hand in the cloud. One pass runs at a time; triggers that
+  arrive during a pass coalesce into one more.
+
+Safety:
+  - An invalid manifest is reported and nothing is applied; the cloud keeps the last good
+    state until a valid edit arrives.
+  - A pass that would delete more than --max-deletes resources is refused unless
+    --allow-deletes; a manifest that declares nothing never deletes anything.
+  - Failed passes back off exponentially (jittered, up to --max-backoff, reset by a success).
+    The same failure --breaker-threshold times in a row opens a circuit breaker: no passes
+    for --breaker-cooldown, then one trial.
+  - --detect-only never writes: it logs the drift and counts it in /metrics.
+  - SIGINT or SIGTERM: start nothing new, let the calls in flight finish, exit 0. A second
+    signal exits at once with status 130.
+
+Endpoints (with --metrics-addr):
+  /healthz  200 while the process runs
+  /readyz   200 once a pass has succeeded and the breaker is closed, else 503
+  /metrics  Prometheus text: passes by result, pass durations, drift, changes applied,
+            cloud calls by method and code, last success time, breaker state
+
+Examples:
+  # Apply fleet.yaml now and whenever it (or a config file it includes) changes
+  fleetform watch fleet.yaml
+
+  # Only report drift, every minute, for a Prometheus alert
+  fleetform watch fleet.yaml --detect-only --interval 1m --metrics-addr 127.0.0.1:9464
+
+  # GitOps: follow a branch against the real cloud, with logs for a log pipeline
+  export VIAM_API_KEY_ID=... VIAM_API_KEY=...
+  fleetform watch --git https://github.com/acme/fleet.git --ref main --path fleet.yaml \\
+      --cloud https://app.viam.com:443 --log-format json --metrics-addr 0.0.0.0:9464";
+
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people.
+    #[default]
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+/// Arguments of `fleetform watch`.
+#[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct WatchArgs {
+    /// The manifest (YAML) to keep applied; it and every file it includes are watched.
+    #[arg(
+        value_name = "MANIFEST",
+        required_unless_present = "git",
+        conflicts_with = "git"
+    )]
+    pub manifest: Option<PathBuf>,
+
+    /// Follow a git repository instead of a local file: any URL or path `git fetch` accepts.
+    ///
+    /// The manifest is read at the newest commit of --ref, fetched every --poll; each pass
+    /// logs the commit it applied. Uses your git credentials (SSH agent, credential helpers);
+    /// never prompts.
+    #[arg(long, value_name = "REPO", help_heading = "Git source")]
+    pub git: Option<String>,
+
+    /// Branch (or tag) to follow [default: HEAD, the repository's default branch].
+    #[arg(long = "ref", value_name = "BRANCH", help_heading = "Git source")]
+    pub reference: Option<String>,
+
+    /// The manifest's path inside the repository [default: fleet.yaml].
+    #[arg(long, value_name = "PATH", help_heading = "Git source")]
+    pub path: Option<PathBuf>,
+
+    /// How often to fetch the repository [default: 1m].
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = parse_positive_duration,
+        help_heading = "Git source"
+    )]
+    pub poll: Option<Duration>,
+
+    /// Resync period: reconcile at least this often, correcting drift made in the cloud.
+    ///
+    /// Each wait is randomly shortened by up to 10 %, so many watchers do not act in step and
+    /// drift never lasts longer than the interval.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_positive_duration)]
+    pub interval: Duration,
+
+    /// File changes are applied once the files have been quiet this long.
+    #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = parse_duration)]
+    pub debounce: Duration,
+
+    /// ...or at most this long after the first change, even if changes keep coming.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    pub max_delay: Duration,
+
+    /// Report drift (logs and /metrics) and never write to the cloud.
+    #[arg(long)]
+    pub detect_only: bool,
+
+    /// Delete undeclared things inside the managed scope, as if the manifest said `prune: true`.
+    #[arg(long)]
+    pub prune: bool,
+
+    /// Refuse a pass that would delete more than this many resources (unless --allow-deletes).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_deletes: usize,
+
+    /// Allow a pass to delete more than --max-deletes resources.
+    #[arg(long)]
+    pub allow_deletes: bool,
+
+    /// Changes in flight at once while applying.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = parse_positive)]
+    pub parallelism: usize,
+
+    /// Reads in flight at once while reading the cloud.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = parse_positive)]
+    pub read_concurrency: usize,
+
+    /// Longest wait between retries of a failing pass (the wait starts at 1s and doubles).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_positive_duration)]
+    pub max_backoff: Duration,
+
+    /// Identical consecutive failures that open the circuit breaker.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub breaker_threshold: u32,
+
+    /// How long an open circuit breaker pauses passes before one trial pass.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub breaker_cooldown: Duration,
+
+    /// Serve /healthz, /readyz and Prometheus /metrics on this address (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Log format on stderr: text for people, json (one object per line) for machines.
+    /// Level: info by default, -v for debug; RUST_LOG overrides.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+impl WatchArgs {
+    /// Checks what clap cannot: the git options need `--git`. (clap's `requires` is waived
+    /// when the required argument conflicts with one that is present, here MANIFEST.)
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.git.is_none() {
+            for (given, flag) in [
+                (self.reference.is_some(), "--ref"),
+                (self.path.is_some(), "--path"),
+                (self.poll.is_some(), "--poll"),
+            ] {
+                if given {
+                    bail!(
+                        "{flag} applies only to a git source\nhint: add --git REPO, or drop {flag} to watch a local file"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn git_spec(&self, repo: &str) -> GitSpec {
+        GitSpec {
+            repo: repo.to_string(),
+            reference: self.reference.clone().unwrap_or_else(|| "HEAD".into()),
+            path: self
+                .path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("fleet.yaml")),
+        }
+    }
+
+    fn poll(&self) -> Duration {
+        self.poll.unwrap_or(Duration::from_secs(60))
+    }
+
+    fn options(&self) -> WatchOptions {
+        WatchOptions {
+            interval: self.interval,
+            debounce: Debounce {
+                settle: self.debounce,
+                max_delay: self.max_delay.max(self.debounce),
+            },
+            detect_only: self.detect_only,
+            prune: self.prune,
+            max_deletes: self.max_deletes,
+            allow_deletes: self.allow_deletes,
+            parallelism: self.parallelism,
+            read_concurrency: self.read_concurrency,
+            backoff: BackoffPolicy {
+                max: self.max_backoff,
+                breaker_threshold: self.breaker_threshold,
+                breaker_cooldown: self.breaker_cooldown,
+                ..BackoffPolicy::default()
+            },
+        }
+    }
+}
+
+/// Runs `fleetform watch` on a runtime of its own (see the module docs for why), and returns
+/// once it has shut down.
+pub async fn run(args: WatchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    args.validate()?;
+    let dispatch = log_dispatch(args.log_format, global.verbose)?;
+    // The calling task only waits for the result; blocking it is what it would do anyway.
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("fleetform-watch".into())
+            .spawn_scoped(scope, move || {
+                let _default = tracing::dispatcher::set_default(&dispatch);
+                let for_threads = dispatch.clone();
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .thread_name("fleetform-watch-worker")
+                    .on_thread_start(move || set_thread_dispatch(Some(&for_threads)))
+                    .on_thread_stop(|| set_thread_dispatch(None))
+                    .build()
+                    .context("cannot start the async runtime")?;
+                let result = runtime.block_on(watch_until_signalled(args, global));
+                // Calls that outlived shutdown (none should) are not waited for.
+                runtime.shutdown_timeout(Duration::from_secs(5));
+                result
+            })
+            .context("cannot start the watch thread")?;
+        worker
+            .join()
+            .unwrap_or_else(|_| bail!("the watch thread panicked"))
+    })
+}
+
+thread_local! {
+    /// Keeps the runtime thread's default subscriber installed for the thread's life.
+    static THREAD_DISPATCH: RefCell<Option<tracing::dispatcher::DefaultGuard>> =
+        const { RefCell::new(None) };
+}
+
+fn set_thread_dispatch(dispatch: Option<&tracing::Dispatch>) {
+    let guard = dispatch.map(tracing::dispatcher::set_default);
+    THREAD_DISPATCH.with(|slot| {
+        let old = slot.replace(guard);
+        drop(old);
+    });
+}
+
+/// The subscriber for `--log-format`: stderr, coloured only on a terminal without
+/// `NO_COLOR`; `RUST_LOG` wins over `-v`.
+fn log_dispatch(format: LogFormat, verbose: u8) -> anyhow::Result<tracing::Dispatch> {
+    let default = match verbose {
+        // Pass summaries and changes, without the per-call chatter of observing.
+        0 => "warn,fleetform=info,fleetform::cloud=warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(color)
+        .with_writer(std::io::stderr);
+    Ok(match format {
+        LogFormat::Text => tracing::Dispatch::new(builder.finish()),
+        LogFormat::Json => tracing::Dispatch::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_span_list(false)
+                .finish(),
+        ),
+    })
+}
+
+/// Signals: the returned receiver turns `true` on the first SIGINT/SIGTERM; a second one
+/// exits the process at once (status 130), for when draining takes too long.
+fn install_signals() -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        tokio::spawn(async move {
+            let mut next = async || {
+                tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
+                }
+            };
+            let first = next().await;
+            tracing::info!(
+                signal = first,
+                "signal received: shutting down gracefully (send it again to exit now)"
+            );
+            let _ = tx.send(true);
+            let second = next().await;
+            tracing::warn!(
+                signal = second,
+                "second signal: exiting without waiting for calls in flight"
+            );
+            std::process::exit(130);
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = tx.send(true);
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(130);
+    });
+    Ok(rx)
+}
+
+/// Resolves when `rx` turns `true` (or its sender is gone).
+async fn signalled(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+async fn watch_until_signalled(args: WatchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    // Handlers first: a signal during start-up (cloning, connecting) is honoured.
+    let stop = install_signals()?;
+    let opts = args.options();
+
+    // 1. The manifest source.
+    let source = match &args.git {
+        Some(repo) => {
+            let spec = args.git_spec(repo);
+            let reference = spec.reference.clone();
+            let repo = tokio::select! {
+                r = GitRepo::open(spec) => r.with_context(|| format!(
+                    "cannot follow `{}` at `{reference}`",
+                    watch::git::redact(repo),
+                ))?,
+                () = signalled(stop.clone()) => return Ok(ExitCode::SUCCESS),
+            };
+            Source::Git {
+                repo,
+                poll: args.poll(),
+            }
+        }
+        None => {
+            let Some(path) = args.manifest.clone() else {
+                bail!("give a MANIFEST to watch, or --git REPO");
+            };
+            if !path.is_file() {
+                bail!(
+                    "`{}` is not a file\nhint: give the path of the manifest (YAML) to watch",
+                    path.display()
+                );
+            }
+            Source::File(path)
+        }
+    };
+    let manifest_now = match &source {
+        Source::File(p) => p.clone(),
+        Source::Git { repo, .. } => repo.current().manifest.clone(),
+    };
+
+    // 2. The cloud (for `local`: the organization the manifest names, made on first use).
+    let org = declared_org(&manifest_now);
+    let local_org = match &org {
+        Some(OrgRef::Name(n)) => LocalOrg::Name(n),
+        Some(OrgRef::Id(id)) => LocalOrg::Id(id),
+        None => LocalOrg::Any,
+    };
+    let target = tokio::select! {
+        t = target::connect_for(global, local_org) => t?,
+        () = signalled(stop.clone()) => return Ok(ExitCode::SUCCESS),
+    };
+
+    // 3. The metrics endpoint.
+    let metrics = Metrics::new();
+    let (endpoint_stop, endpoint_stop_rx) = tokio::sync::watch::channel(false);
+    let endpoint = match args.metrics_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for --metrics-addr"))?;
+            let bound = listener.local_addr()?;
+            tracing::info!(addr = %bound, "serving /healthz, /readyz and /metrics");
+            Some(tokio::spawn(watch::metrics::serve(
+                listener,
+                Arc::clone(&metrics),
+                signalled(endpoint_stop_rx),
+            )))
+        }
+        None => None,
+    };
+
+    // 4. Watch until signalled.
+    match &source {
+        Source::File(p) => tracing::info!(
+            manifest = %p.display(),
+            cloud = %global.cloud,
+            interval_s = opts.interval.as_secs_f64(),
+            detect_only = opts.detect_only,
+            "watching"
+        ),
+        Source::Git { repo, poll } => tracing::info!(
+            repo = ?repo,
+            cloud = %global.cloud,
+            poll_s = poll.as_secs_f64(),
+            interval_s = opts.interval.as_secs_f64(),
+            detect_only = opts.detect_only,
+            "watching"
+        ),
+    }
+    let api: Arc<dyn crate::cloud::CloudApi> = Arc::new(target.client.clone());
+    let result = watch::run(api, source, opts, metrics, signalled(stop)).await;
+
+    let _ = endpoint_stop.send(true);
+    if let Some(task) = endpoint {
+        let _ = task.await;
+    }
+    let closed = target.close().await;
+    result?;
+    closed?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The organization the manifest names, even when the manifest is otherwise invalid (then
+/// read leniently from its `organization:` key); `None` if it names none.
+fn declared_org(manifest: &Path) -> Option<OrgRef> {
+    if let Ok(d) = crate::manifest::load(manifest) {
+        return Some(d.organization);
+    }
+    let text = std::fs::read_to_string(manifest).ok()?;
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+    let name = doc.get("organization")?.as_str()?.to_string();
+    Some(OrgRef::Name(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<WatchArgs, clap::Error> {
+        #[derive(Debug, Parser)]
+        struct T {
+            #[command(flatten)]
+            w: WatchArgs,
+        }
+        T::try_parse_from(std::iter::once("watch").chain(args.iter().copied())).map(|t| t.w)
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let a = parse(&["fleet.yaml"]).unwrap();
+        let o = a.options();
+        assert_eq!(o.interval, Duration::from_secs(300));
+        assert_eq!(o.debounce.settle, Duration::from_millis(250));
+        assert_eq!(o.max_deletes, 10);
+        assert_eq!(o.parallelism, 10);
+        assert_eq!(o.backoff.breaker_threshold, 5);
+        assert!(!o.detect_only);
+        assert_eq!(a.log_format, LogFormat::Text);
+        assert!(a.metrics_addr.is_none());
+    }
+
+    #[test]
+    fn a_manifest_or_git_but_not_both() {
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["fleet.yaml", "--git", "r.git"]).is_err());
+        let g = parse(&["--git", "r.git", "--ref", "main", "--poll", "30s"]).unwrap();
+        g.validate().unwrap();
+        let spec = g.git_spec("r.git");
+        assert_eq!(spec.reference, "main");
+        assert_eq!(spec.path, PathBuf::from("fleet.yaml"));
+        assert_eq!(g.poll(), Duration::from_secs(30));
+        let d = parse(&["--git", "r.git"]).unwrap();
+        assert_eq!(d.git_spec("r.git").reference, "HEAD");
+        assert_eq!(d.poll(), Duration::from_secs(60));
+        for flag in [["--ref", "main"], ["--path", "x.yaml"], ["--poll", "1s"]] {
+            let a = parse(&["fleet.yaml", flag[0], flag[1]]).unwrap();
+            let err = a.validate().unwrap_err().to_string();
+            assert!(err.contains("applies only to a git source"), "{err}");
+        }
+    }
+
+    #[test]
+    fn zero_intervals_are_rejected() {
+        assert!(parse(&["fleet.yaml", "--interval", "0s"]).is_err());
+        assert!(parse(&["fleet.yaml", "--parallelism", "0"]).is_err());
+        assert!(parse(&["fleet.yaml", "--breaker-threshold", "0"]).is_err());
+    }
+}

@@ -1,0 +1,602 @@
+//! Watch: keep the cloud converged on a manifest, level-triggered, until told to stop.
+//!
+//! # The loop
+//!
+//! [`run`] waits on one coalescing [`trigger::Queue`]. Triggers (file changes, new git
+//! commits, the resync timer, retries) only *queue* a pass; each pass starts from scratch:
+//! reload the manifest → observe the cloud → plan → apply. One pass runs at a time, and every
+//! trigger that arrives during a pass becomes exactly one more pass. A pass never depends on
+//! *why* it runs, so a missed or duplicated event costs at most one redundant pass
+//! (kube-runtime's reconcile contract).
+//!
+//! # A pass, and its result (the `result` label of `fleetform_watch_passes_total`)
+//!
+//! 1. Load and validate the manifest. Invalid → `invalid_manifest`: the problems are logged,
+//!    nothing is sent to the cloud, and the cloud keeps the last good state. This is not
+//!    retried on a timer of its own; the next edit (or resync) loads it again.
+//! 2. Observe and plan. A read failure or a plan that cannot be made → `failed`.
+//! 3. `--detect-only`: log each drifted change, count it, write nothing → `success`.
+//! 4. Safety: a manifest that declares nothing never deletes, and more deletions than
+//!    `max_deletes` need `allow_deletes` → otherwise `refused`, nothing written.
+//! 5. Apply with bounded parallelism. All applied (or nothing to do) → `success`, else
+//!    `failed`.
+//!
+//! `failed` and `refused` passes back off and may open the circuit breaker (see
+//! [`backoff`]); while it is open, queued passes are not run and count as `breaker_open`.
+//!
+//! # Shutdown
+//!
+//! When `shutdown` resolves, triggers stop. A pass that is still reading the cloud is
+//! abandoned (reads are safe to drop); a pass that is applying is told to start nothing new
+//! (the apply engine's stop channel), its calls in flight finish, and then `run` returns.
+//!
+//! # Layout
+//! - `trigger.rs`: the queue, the file watcher (debounce), the resync timer, the git poller.
+//! - `backoff.rs`: exponential backoff and the circuit breaker (pure, unit-tested).
+//! - `metrics.rs`: counters, the `/healthz` `/readyz` `/metrics` endpoint, and the decorator
+//!   that counts cloud calls.
+//! - `git.rs`: fetching a branch and checking out its manifest with the `git` CLI.
+
+pub mod backoff;
+pub mod git;
+pub mod metrics;
+pub mod trigger;
+
+pub use backoff::{BackoffPolicy, BreakerState};
+pub use git::{GitError, GitRepo, GitSpec};
+pub use metrics::{CountingApi, Metrics};
+pub use trigger::{Debounce, Trigger};
+
+use crate::apply::{self, ApplyOptions, Outcome};
+use crate::cloud::CloudApi;
+use crate::cloud::observe::{ObserveOptions, observe};
+use crate::plan::{self, Plan};
+use backoff::{Admission, Backoff};
+use git::Checkout;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use trigger::{FileWatcher, Queue};
+
+/// How to watch. [`Default`] matches the CLI defaults.
+#[derive(Clone, Debug)]
+pub struct WatchOptions {
+    /// Resync period: a pass runs when none has finished for this long (minus up to 10 %
+    /// jitter), correcting drift made in the cloud.
+    pub interval: Duration,
+    /// How file-change bursts are grouped into one pass.
+    pub debounce: Debounce,
+    /// Report drift, never write.
+    pub detect_only: bool,
+    /// Delete undeclared resources inside the managed scope (as `prune: true`).
+    pub prune: bool,
+    /// Passes that would delete more than this are refused, unless `allow_deletes`.
+    pub max_deletes: usize,
+    pub allow_deletes: bool,
+    /// Changes in flight at once while applying.
+    pub parallelism: usize,
+    /// Reads in flight at once while observing.
+    pub read_concurrency: usize,
+    /// Backoff after failures, and the circuit breaker.
+    pub backoff: BackoffPolicy,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            interval: Duration::from_secs(300),
+            debounce: Debounce {
+                settle: Duration::from_millis(250),
+                max_delay: Duration::from_secs(3),
+            },
+            detect_only: false,
+            prune: false,
+            max_deletes: 10,
+            allow_deletes: false,
+            parallelism: 10,
+            read_concurrency: ObserveOptions::default().read_concurrency,
+            backoff: BackoffPolicy::default(),
+        }
+    }
+}
+
+/// Where the manifest comes from.
+#[derive(Debug)]
+pub enum Source {
+    /// A file on disk; it and every file it includes are watched.
+    File(PathBuf),
+    /// A git branch, already fetched (see [`GitRepo::open`]), polled every `poll`.
+    Git { repo: GitRepo, poll: Duration },
+}
+
+/// The result of one pass, as counted in `fleetform_watch_passes_total{result}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PassResult {
+    /// Converged (or, with detect-only, drift reported).
+    Success,
+    /// Observing, planning or applying failed.
+    Failed,
+    /// The manifest did not load; nothing was sent to the cloud.
+    InvalidManifest,
+    /// A safety check refused the plan (delete budget, empty manifest); nothing was written.
+    Refused,
+    /// Not run: the circuit breaker is open.
+    BreakerOpen,
+}
+
+impl PassResult {
+    /// Every result, in label order.
+    pub const ALL: [PassResult; 5] = [
+        PassResult::Success,
+        PassResult::Failed,
+        PassResult::InvalidManifest,
+        PassResult::Refused,
+        PassResult::BreakerOpen,
+    ];
+
+    /// The metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassResult::Success => "success",
+            PassResult::Failed => "failed",
+            PassResult::InvalidManifest => "invalid_manifest",
+            PassResult::Refused => "refused",
+            PassResult::BreakerOpen => "breaker_open",
+        }
+    }
+}
+
+/// Why watching could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The manifest's directory cannot be watched.
+    #[error("cannot watch `{path}` for changes")]
+    FileWatch {
+        path: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+}
+
+/// How a pass that ran ended.
+#[derive(Debug)]
+enum PassEnd {
+    Done(PassResult),
+    /// Failed or refused: `cause` identifies the failure for the breaker (the same problem
+    /// gives the same string; no ids or timestamps).
+    Failure {
+        result: PassResult,
+        cause: String,
+    },
+    /// Shutdown arrived during the pass.
+    Interrupted,
+}
+
+/// The manifest as of now: a file, or the newest git checkout.
+enum Manifest {
+    File(PathBuf),
+    Git(watch::Receiver<Arc<Checkout>>),
+}
+
+impl Manifest {
+    /// The path to load, the commit (git only), and the checkout to keep alive meanwhile.
+    fn current(&self) -> (PathBuf, Option<String>, Option<Arc<Checkout>>) {
+        match self {
+            Manifest::File(p) => (p.clone(), None, None),
+            Manifest::Git(rx) => {
+                let c = Arc::clone(&rx.borrow());
+                (c.manifest.clone(), Some(c.commit.clone()), Some(c))
+            }
+        }
+    }
+}
+
+/// Watches until `shutdown` resolves (see the module docs). Every cloud call is counted in
+/// `metrics`, which the caller may serve with [`metrics::serve`].
+///
+/// Returns an error only when watching cannot start; pass failures are logged and counted,
+/// never returned.
+pub async fn run(
+    api: Arc<dyn CloudApi>,
+    source: Source,
+    opts: WatchOptions,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), WatchError> {
+    let api: Arc<dyn CloudApi> = Arc::new(CountingApi::new(api, Arc::clone(&metrics)));
+    let queue = Arc::new(Queue::new(Arc::clone(&metrics)));
+    // Every trigger task is owned here and aborted when `run` returns.
+    let mut triggers = tokio::task::JoinSet::new();
+    let manifest = match source {
+        Source::File(path) => {
+            let watcher =
+                FileWatcher::new(&path, opts.debounce).map_err(|source| WatchError::FileWatch {
+                    path: path.clone(),
+                    source,
+                })?;
+            triggers.spawn(watcher.run(Arc::clone(&queue)));
+            Manifest::File(path)
+        }
+        Source::Git { repo, poll } => {
+            let (tx, rx) = watch::channel(repo.current());
+            triggers.spawn(trigger::poll_git(
+                repo,
+                tx,
+                Arc::clone(&queue),
+                Arc::clone(&metrics),
+                poll,
+            ));
+            Manifest::Git(rx)
+        }
+    };
+    triggers.spawn(trigger::resync(
+        Arc::clone(&queue),
+        opts.interval,
+        metrics.passes_finished(),
+    ));
+    metrics.set_breaker(BreakerState::Closed);
+    queue.push(Trigger::Startup);
+
+    let reconciler = Reconciler {
+        api,
+        opts,
+        metrics: Arc::clone(&metrics),
+    };
+    let mut backoff = Backoff::new(reconciler.opts.backoff.clone());
+    let mut retry_at: Option<Instant> = None;
+    tokio::pin!(shutdown);
+
+    'watch: loop {
+        // 1. Wait for a reason to run.
+        let mut reasons = tokio::select! {
+            () = &mut shutdown => break 'watch,
+            r = queue.next() => r,
+            () = sleep_until_opt(retry_at) => BTreeSet::from([Trigger::Retry]),
+        };
+        if reasons.contains(&Trigger::Retry) {
+            metrics.record_trigger(Trigger::Retry);
+        }
+        // 2. Backoff and breaker.
+        loop {
+            match backoff.admit(Instant::now()) {
+                Admission::Run => break,
+                Admission::WaitUntil(at) => {
+                    tracing::debug!(
+                        wait_ms = at.saturating_duration_since(Instant::now()).as_millis() as u64,
+                        "backing off before the next pass"
+                    );
+                    tokio::select! {
+                        () = &mut shutdown => break 'watch,
+                        () = tokio::time::sleep_until(at) => {}
+                    }
+                }
+                Admission::BreakerOpen { until } => {
+                    tracing::warn!(
+                        triggers = %trigger::describe(&reasons),
+                        retry_in_s = until.saturating_duration_since(Instant::now()).as_secs(),
+                        "circuit breaker open: pass not run"
+                    );
+                    metrics.record_pass(PassResult::BreakerOpen, None);
+                    retry_at = Some(until);
+                    continue 'watch;
+                }
+            }
+        }
+        metrics.set_breaker(backoff.breaker());
+        retry_at = None;
+        // Whatever arrived while backing off joins this pass.
+        reasons.extend(queue.take());
+
+        // 3. The pass. Shutdown during it: stop starting changes, let calls in flight finish.
+        let (path, revision, checkout) = manifest.current();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "pass",
+            triggers = %trigger::describe(&reasons),
+            commit = tracing::field::Empty,
+        );
+        if let Some(commit) = &revision {
+            span.record("commit", commit.as_str());
+        }
+        let pass = tracing::Instrument::instrument(
+            reconciler.pass(path, revision.clone(), checkout, stop_rx),
+            span,
+        );
+        tokio::pin!(pass);
+        let mut stopping = false;
+        let end = tokio::select! {
+            end = &mut pass => end,
+            () = &mut shutdown => {
+                stopping = true;
+                tracing::info!("shutting down: starting nothing new, letting calls in flight finish");
+                let _ = stop_tx.send(true);
+                pass.await
+            }
+        };
+        let elapsed = started.elapsed();
+
+        // 4. Record, and decide when to retry.
+        match end {
+            PassEnd::Done(result) => {
+                if result == PassResult::Success {
+                    backoff.record_success();
+                }
+                metrics.record_pass(result, Some(elapsed));
+            }
+            PassEnd::Failure { result, cause } => {
+                let at = backoff.record_failure(&cause, Instant::now(), fastrand::f64());
+                metrics.record_pass(result, Some(elapsed));
+                let retry_in_ms = at.saturating_duration_since(Instant::now()).as_millis() as u64;
+                if let BreakerState::Open { .. } = backoff.breaker() {
+                    tracing::error!(
+                        %cause,
+                        failures = backoff.failures(),
+                        retry_in_ms,
+                        "circuit breaker opened: the same failure keeps repeating; pausing passes"
+                    );
+                } else {
+                    tracing::info!(retry_in_ms, "will retry after backoff");
+                }
+                retry_at = Some(at);
+            }
+            PassEnd::Interrupted => {}
+        }
+        metrics.set_breaker(backoff.breaker());
+        if stopping {
+            break 'watch;
+        }
+    }
+    triggers.abort_all();
+    while triggers.join_next().await.is_some() {}
+    tracing::info!("watch stopped");
+    Ok(())
+}
+
+/// Sleeps until `at`, or forever when there is nothing scheduled.
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a pass needs; one per `run`.
+struct Reconciler {
+    api: Arc<dyn CloudApi>,
+    opts: WatchOptions,
+    metrics: Arc<Metrics>,
+}
+
+impl Reconciler {
+    /// One pass from scratch (see the module docs). Logs what it finds and does.
+    async fn pass(
+        &self,
+        path: PathBuf,
+        revision: Option<String>,
+        checkout: Option<Arc<Checkout>>,
+        mut stop: watch::Receiver<bool>,
+    ) -> PassEnd {
+        // 1. The manifest: nothing reaches the cloud unless it is valid.
+        let desired = match crate::manifest::load(&path) {
+            Ok(d) => d,
+            Err(err) => {
+                let mut text = err.to_string();
+                if let Some(c) = &checkout {
+                    // Name files as they are in the repository, not in our cache.
+                    text = text.replace(&format!("{}/", c.root.display()), "");
+                }
+                tracing::error!(
+                    manifest = %path.display(),
+                    problems = err.diagnostics.len(),
+                    "invalid manifest; nothing applied, the cloud keeps its last good state:\n{text}"
+                );
+                return PassEnd::Done(PassResult::InvalidManifest);
+            }
+        };
+
+        // 2. Observe (abandoned on shutdown: reads are safe to drop) and plan.
+        let observe_opts = ObserveOptions {
+            read_concurrency: self.opts.read_concurrency,
+        };
+        let observed = tokio::select! {
+            o = observe(self.api.as_ref(), &desired, &observe_opts) => o,
+            _ = stop.wait_for(|s| *s) => return PassEnd::Interrupted,
+        };
+        let observed = match observed {
+            Ok(o) => o,
+            Err(err) => {
+                let cause = match &err {
+                    crate::cloud::observe::ObserveError::Read { source, .. } => {
+                        format!("observe: {} {}", source.rpc, source.code.as_str())
+                    }
+                    other => format!("observe: {other}"),
+                };
+                tracing::error!(
+                    error = %error_chain(&err),
+                    "cannot read the cloud; will retry"
+                );
+                return PassEnd::Failure {
+                    result: PassResult::Failed,
+                    cause,
+                };
+            }
+        };
+        let plan_opts = plan::Options {
+            prune: self.opts.prune || desired.prune,
+        };
+        let plan = match plan::plan(&desired, &observed, &plan_opts) {
+            Ok(p) => p,
+            Err(errors) => {
+                let messages: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+                tracing::error!(
+                    "cannot make a plan; nothing applied:\n{}",
+                    messages.join("\n")
+                );
+                return PassEnd::Failure {
+                    result: PassResult::Failed,
+                    cause: format!("plan: {}", messages.join("; ")),
+                };
+            }
+        };
+        self.metrics.record_drift(&plan);
+        if plan.is_empty() {
+            tracing::info!(
+                organization = %plan.organization_name,
+                "in sync: nothing to change"
+            );
+            return PassEnd::Done(PassResult::Success);
+        }
+        let s = plan.summary();
+        let summary = format!(
+            "{} to create, {} to update, {} to move, {} to delete",
+            s.create, s.update, s.moves, s.delete
+        );
+
+        // 3. Detect only: report, never write.
+        if self.opts.detect_only {
+            for c in &plan.changes {
+                tracing::warn!(
+                    action = c.action.mark(),
+                    kind = c.kind.as_str(),
+                    path = %c.path,
+                    reason = %c.reason,
+                    "drift"
+                );
+            }
+            tracing::warn!(
+                organization = %plan.organization_name,
+                changes = plan.changes.len(),
+                "drift detected (detect-only: nothing written): {summary}"
+            );
+            return PassEnd::Done(PassResult::Success);
+        }
+
+        // 4. Safety.
+        if let Some(why) = self.refusal(&desired, &plan) {
+            tracing::error!("plan refused, nothing written: {why}");
+            return PassEnd::Failure {
+                result: PassResult::Refused,
+                cause: format!("refused: {why}"),
+            };
+        }
+
+        // 5. Apply.
+        tracing::info!(
+            organization = %plan.organization_name,
+            changes = plan.changes.len(),
+            "applying: {summary}"
+        );
+        let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let apply_opts = ApplyOptions {
+            parallelism: self.opts.parallelism,
+        };
+        let (report, ()) = tokio::join!(
+            apply::apply(
+                Arc::clone(&self.api),
+                &plan,
+                &apply_opts,
+                Some(events_tx),
+                stop,
+            ),
+            log_progress(&plan, events),
+        );
+        self.metrics.record_applied(&report);
+        let first_failure = report.results.iter().find_map(|r| match r.outcome {
+            Outcome::Failed { .. } | Outcome::Conflict { .. } => Some(format!(
+                "apply: {} {} {}",
+                r.action.mark(),
+                r.kind.as_str(),
+                r.path
+            )),
+            _ => None,
+        });
+        let (applied, failed, skipped) = (report.applied(), report.failed(), report.skipped());
+        if report.interrupted {
+            tracing::info!(
+                applied,
+                failed,
+                skipped,
+                "pass interrupted by shutdown: {applied} applied, {failed} failed, {skipped} not started or skipped"
+            );
+            return PassEnd::Interrupted;
+        }
+        if report.is_success() {
+            match &revision {
+                Some(commit) => tracing::info!(
+                    commit = %commit,
+                    applied,
+                    "applied commit {commit}: {applied} change(s)"
+                ),
+                None => tracing::info!(applied, "applied {applied} change(s)"),
+            }
+            PassEnd::Done(PassResult::Success)
+        } else {
+            tracing::error!(
+                applied,
+                failed,
+                skipped,
+                "apply finished with errors: {applied} applied, {failed} failed, {skipped} skipped"
+            );
+            PassEnd::Failure {
+                result: PassResult::Failed,
+                cause: first_failure.unwrap_or_else(|| "apply: changes skipped".into()),
+            }
+        }
+    }
+
+    /// Why the plan must not be applied, if it must not.
+    fn refusal(&self, desired: &crate::model::Desired, plan: &Plan) -> Option<String> {
+        let deletes = plan.summary().delete;
+        if desired.is_empty() && deletes > 0 {
+            return Some(format!(
+                "the manifest declares nothing, and applying it would delete {deletes} resource(s); an empty or truncated manifest is never used to delete"
+            ));
+        }
+        if deletes > self.opts.max_deletes && !self.opts.allow_deletes {
+            return Some(format!(
+                "the plan deletes {deletes} resources, more than the budget of {} (--max-deletes); pass --allow-deletes if that is intended",
+                self.opts.max_deletes
+            ));
+        }
+        None
+    }
+}
+
+/// Logs each change as the apply engine finishes it (the engine never logs or prints).
+/// Returns when the engine drops its sender, i.e. when apply returns.
+async fn log_progress(plan: &Plan, mut events: tokio::sync::mpsc::UnboundedReceiver<apply::Event>) {
+    while let Some(event) = events.recv().await {
+        let apply::Event::Finished { id, outcome } = event else {
+            continue;
+        };
+        let Some(c) = plan.change(&id) else { continue };
+        let what = format!("{} {} {}", c.action.mark(), c.kind.as_str(), c.path);
+        match outcome {
+            Outcome::Applied => tracing::info!("applied  {what}"),
+            Outcome::Failed { cause } | Outcome::Conflict { cause } => {
+                tracing::warn!("failed   {what}: {cause}");
+            }
+            Outcome::Skipped { because } => {
+                tracing::warn!("skipped  {what} (it needs {because}, which did not apply)");
+            }
+            Outcome::NotStarted => tracing::info!("not started  {what}"),
+        }
+    }
+}
+
+/// `top: cause: cause…` on one line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        source = e.source();
+    }
+    s
+}
