@@ -366,6 +366,41 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// The observed resource a declaration matches: the one its `id:` pin names, else the one
+    /// at its `moved_from`, else what `here` finds at its own path. `Err(())` when a pin names
+    /// nothing (the error is recorded); `Ok(None)` when nothing matches (it will be created).
+    fn find<T: Clone>(
+        &mut self,
+        kind: &'static str,
+        path: &str,
+        identity: &crate::model::Identity,
+        by_id: impl FnOnce(&Self, &str) -> Option<T>,
+        at: impl FnOnce(&Self, &str) -> Vec<(String, T)>,
+        here: impl FnOnce(&Self) -> Vec<(String, T)>,
+    ) -> Result<Option<(String, T)>, ()> {
+        if let Some(id) = &identity.id {
+            return match by_id(self, id) {
+                Some(t) => Ok(Some((id.clone(), t))),
+                None => {
+                    self.errors.push(PlanError::PinnedNotFound {
+                        kind,
+                        path: path.to_string(),
+                        id: id.clone(),
+                    });
+                    Err(())
+                }
+            };
+        }
+        if let Some(old) = identity.moved_from.as_deref()
+            && let candidates = at(self, old)
+            && let Some(found) = self.one(kind, old, candidates)
+        {
+            return Ok(Some(found));
+        }
+        let candidates = here(self);
+        Ok(self.one(kind, path, candidates))
+    }
+
     // -- Fragments ----------------------------------------------------------------------------
 
     fn fragments(&mut self) {
@@ -383,36 +418,15 @@ impl<'a> Planner<'a> {
                 .map(|f| (f.id.clone(), f))
                 .collect()
         };
-        let found = if let Some(id) = &df.identity.id {
-            match o.fragments.iter().find(|f| &f.id == id) {
-                Some(f) => Some((f.id.clone(), f)),
-                None => {
-                    self.errors.push(PlanError::PinnedNotFound {
-                        kind: "fragment",
-                        path: df.name.clone(),
-                        id: id.clone(),
-                    });
-                    return;
-                }
-            }
-        } else {
-            let old = df
-                .identity
-                .moved_from
-                .as_deref()
-                .map(by_name)
-                .unwrap_or_default();
-            match self.one(
-                "fragment",
-                df.identity.moved_from.as_deref().unwrap_or(""),
-                old,
-            ) {
-                Some(f) => Some(f),
-                None => {
-                    let cands = by_name(&df.name);
-                    self.one("fragment", &df.name, cands)
-                }
-            }
+        let Ok(found) = self.find(
+            "fragment",
+            &df.name,
+            &df.identity,
+            |_, id| o.fragments.iter().find(|f| f.id == id),
+            |_, old| by_name(old),
+            |_| by_name(&df.name),
+        ) else {
+            return;
         };
         let config = PlannedConfig {
             value: df.config.value.clone(),
@@ -518,52 +532,26 @@ impl<'a> Planner<'a> {
     fn location(&mut self, dl: &DesiredLocation) {
         let parent: Option<Matched> =
             parent_path(&dl.path).and_then(|p| self.locations.get(p).cloned());
-        let found = if let Some(id) = &dl.identity.id {
-            match self.observed_location(id) {
-                Some(l) => Some((l.id.clone(), l)),
-                None => {
-                    self.errors.push(PlanError::PinnedNotFound {
-                        kind: "location",
-                        path: dl.path.clone(),
-                        id: id.clone(),
-                    });
-                    return;
-                }
-            }
-        } else {
-            let old = dl
-                .identity
-                .moved_from
-                .as_deref()
-                .map(|p| self.locations_at(p))
-                .unwrap_or_default();
-            match self.one(
-                "location",
-                dl.identity.moved_from.as_deref().unwrap_or(""),
-                old,
-            ) {
-                Some(l) => Some(l),
-                None => {
-                    let cands: Vec<(String, &Location)> = match &parent {
-                        Some(Matched::Created(_)) => vec![],
-                        Some(Matched::Existing(pid)) => self
-                            .o
-                            .locations
-                            .iter()
-                            .filter(|l| l.parent_id.as_deref() == Some(pid) && l.name == dl.name)
-                            .map(|l| (l.id.clone(), l))
-                            .collect(),
-                        None => self
-                            .o
-                            .locations
-                            .iter()
-                            .filter(|l| l.parent_id.is_none() && l.name == dl.name)
-                            .map(|l| (l.id.clone(), l))
-                            .collect(),
-                    };
-                    self.one("location", &dl.path, cands)
-                }
-            }
+        let Ok(found) = self.find(
+            "location",
+            &dl.path,
+            &dl.identity,
+            |me, id| me.observed_location(id),
+            |me, old| me.locations_at(old),
+            |me| {
+                let parent_id = match &parent {
+                    Some(Matched::Created(_)) => return vec![],
+                    Some(Matched::Existing(pid)) => Some(pid.as_str()),
+                    None => None,
+                };
+                me.o.locations
+                    .iter()
+                    .filter(|l| l.parent_id.as_deref() == parent_id && l.name == dl.name)
+                    .map(|l| (l.id.clone(), l))
+                    .collect()
+            },
+        ) else {
+            return;
         };
         let parent_ref = parent.as_ref().map(Matched::id_ref);
         let parent_change =
@@ -717,45 +705,24 @@ impl<'a> Planner<'a> {
         let Some(loc) = self.locations.get(&dl.path).cloned() else {
             return; // the location failed to plan; its error is already recorded
         };
-        let found = if let Some(id) = &dm.identity.id {
-            match self.o.machines.iter().find(|m| &m.id == id) {
-                Some(m) => Some((m.id.clone(), m)),
-                None => {
-                    self.errors.push(PlanError::PinnedNotFound {
-                        kind: "machine",
-                        path: dm.path.clone(),
-                        id: id.clone(),
-                    });
-                    return;
-                }
-            }
-        } else {
-            let old = dm
-                .identity
-                .moved_from
-                .as_deref()
-                .map(|p| self.machines_at(p))
-                .unwrap_or_default();
-            match self.one(
-                "machine",
-                dm.identity.moved_from.as_deref().unwrap_or(""),
-                old,
-            ) {
-                Some(m) => Some(m),
-                None => {
-                    let cands: Vec<(String, &Machine)> = match loc.existing() {
-                        Some(lid) => self
-                            .o
-                            .machines
-                            .iter()
-                            .filter(|m| m.location_id == lid && m.name == dm.name)
-                            .map(|m| (m.id.clone(), m))
-                            .collect(),
-                        None => vec![],
-                    };
-                    self.one("machine", &dm.path, cands)
-                }
-            }
+        let o = self.o;
+        let Ok(found) = self.find(
+            "machine",
+            &dm.path,
+            &dm.identity,
+            |_, id| o.machines.iter().find(|m| m.id == id),
+            |me, old| me.machines_at(old),
+            |_| match loc.existing() {
+                Some(lid) => o
+                    .machines
+                    .iter()
+                    .filter(|m| m.location_id == lid && m.name == dm.name)
+                    .map(|m| (m.id.clone(), m))
+                    .collect(),
+                None => vec![],
+            },
+        ) else {
+            return;
         };
         let loc_change = self.location_changes.get(&dl.path).cloned();
         let Some((id, m)) = found else {
