@@ -26,14 +26,14 @@ impl Fleet {
         self.locations * self.machines_per_location
     }
 
-    /// The manifest, with machine `edited`'s part at `fps` and every other at 30.
-    fn manifest(&self, edited: usize, fps: u32) -> String {
+    /// The manifest, machine `i`'s part at `fps[i]`.
+    fn manifest(&self, fps: &[u32]) -> String {
         let mut s = String::from("version: 1\norganization: bench\nlocations:\n");
         for l in 0..self.locations {
             let _ = write!(s, "  - name: site-{l}\n    machines:\n");
             for m in 0..self.machines_per_location {
                 let index = l * self.machines_per_location + m;
-                let f = if index == edited { fps } else { 30 };
+                let f = fps[index];
                 let _ = write!(
                     s,
                     "      - name: bot-{index}\n        parts:\n          - name: bot-{index}-main\n            config: {{ components: [ {{ name: cam, model: webcam, attributes: {{ fps: {f}, width: 1280 }} }}, {{ name: base, model: wheeled }} ] }}\n"
@@ -101,7 +101,8 @@ async fn run_fleet(fleet: &Fleet, latency: Duration, edits: usize, dir: &Path) -
     .await
     .expect("connect");
     let manifest = dir.join(format!("{}.yaml", fleet.name));
-    std::fs::write(&manifest, fleet.manifest(usize::MAX, 0)).unwrap();
+    let mut fps = vec![30; fleet.machines()];
+    std::fs::write(&manifest, fleet.manifest(&fps)).unwrap();
 
     let metrics = Metrics::new();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -132,12 +133,14 @@ async fn run_fleet(fleet: &Fleet, latency: Duration, edits: usize, dir: &Path) -
     let mut calls = 0u64;
     for e in 0..edits {
         let machine = (e * 7) % fleet.machines();
-        let fps = 31 + e as u32;
+        // Exactly one part differs from what the cloud holds.
+        fps[machine] += 1;
+        let want = fps[machine];
         let successes = metrics.passes(PassResult::Success);
         let sum_before = pass_seconds_sum(&metrics);
         client.reset_rpc_counts();
         let edited_at = Instant::now();
-        std::fs::write(&manifest, fleet.manifest(machine, fps)).unwrap();
+        std::fs::write(&manifest, fleet.manifest(&fps)).unwrap();
         tokio::time::timeout(
             Duration::from_secs(120),
             finished.wait_for(|_| metrics.passes(PassResult::Success) > successes),
@@ -149,10 +152,16 @@ async fn run_fleet(fleet: &Fleet, latency: Duration, edits: usize, dir: &Path) -
         pass_times.push(Duration::from_secs_f64(
             (pass_seconds_sum(&metrics) - sum_before).max(0.0),
         ));
-        calls += client.rpc_counts().values().sum::<u64>();
+        let counts = client.rpc_counts();
+        assert_eq!(
+            counts.get("UpdateRobotPart"),
+            Some(&1),
+            "one write per edit"
+        );
+        calls += counts.values().sum::<u64>();
         assert_eq!(
             fps_of(&client, &key.org_id, &format!("bot-{machine}")).await,
-            Some(i64::from(fps)),
+            Some(i64::from(want)),
             "edit {e} converged"
         );
         // Separate bursts: let the debounce window close.
