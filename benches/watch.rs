@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A fleet shape: `locations` × `machines_per_location`, one (main) part each.
+/// A fleet shape: `locations` × `machines_per_location`, two parts each (as in the apply bench).
 struct Fleet {
     name: &'static str,
     locations: usize,
@@ -36,7 +36,7 @@ impl Fleet {
                 let f = fps[index];
                 let _ = write!(
                     s,
-                    "      - name: bot-{index}\n        parts:\n          - name: bot-{index}-main\n            config: {{ components: [ {{ name: cam, model: webcam, attributes: {{ fps: {f}, width: 1280 }} }}, {{ name: base, model: wheeled }} ] }}\n"
+                    "      - name: bot-{index}\n        parts:\n          - name: bot-{index}-main\n            main: true\n            config: {{ components: [ {{ name: cam, model: webcam, attributes: {{ fps: {f}, width: 1280 }} }}, {{ name: base, model: wheeled }} ] }}\n          - name: bot-{index}-aux\n            config: {{ components: [ {{ name: lidar, model: rplidar }} ] }}\n"
                 );
             }
         }
@@ -82,7 +82,7 @@ async fn fps_of(client: &Client, org: &str, machine: &str) -> Option<i64> {
         .into_iter()
         .find(|m| m.name == machine)?;
     let parts = client.get_parts(&m.id).await.ok()?;
-    parts[0].config["components"][0]["attributes"]["fps"].as_i64()
+    parts.iter().find(|p| p.main)?.config["components"][0]["attributes"]["fps"].as_i64()
 }
 
 async fn run_fleet(fleet: &Fleet, latency: Duration, edits: usize, dir: &Path) -> Row {
@@ -202,13 +202,13 @@ async fn main() {
     let fleets = [
         Fleet {
             name: "S",
-            locations: 1,
+            locations: 10,
             machines_per_location: 10,
         },
         Fleet {
             name: "M",
-            locations: 5,
-            machines_per_location: 20,
+            locations: 100,
+            machines_per_location: 10,
         },
     ];
     let mut rows = Vec::new();
@@ -220,7 +220,7 @@ async fn main() {
         latency.as_millis()
     );
     println!(
-        "| fleet | machines (1 part each) | edits | edit→converged p50 ms | p95 ms | max ms | pass p50 ms | cloud calls per pass |"
+        "| fleet | machines (2 parts each) | edits | edit→converged p50 ms | p95 ms | max ms | pass p50 ms | cloud calls per pass |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
