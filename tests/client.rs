@@ -373,14 +373,14 @@ async fn expired_tokens_are_renewed() {
     let db = dir.path().join("c.db");
     let key = fleetform::localcloud::init(&db, "o", "a@b.example").unwrap();
     let mut opts = fleetform::localcloud::ServerOptions::new(&db);
-    opts.token_ttl = Duration::from_millis(100);
+    opts.token_ttl = Duration::from_millis(1000);
     let server = fleetform::localcloud::start(&opts).await.unwrap();
     let creds = Credentials::new(&key.key_id, key.key.expose());
     let c = Client::connect(ClientOptions::new(server.endpoint(), creds))
         .await
         .unwrap();
     c.list_organizations().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
     c.list_organizations().await.unwrap();
     assert_eq!(c.rpc_counts()["Authenticate"], 2);
     server.shutdown().await.unwrap();

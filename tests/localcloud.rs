@@ -160,7 +160,7 @@ async fn tokens_expire() {
     let db = dir.path().join("c.db");
     let key = fleetform::localcloud::init(&db, "o", "a@b.example").unwrap();
     let mut opts = fleetform::localcloud::ServerOptions::new(&db);
-    opts.token_ttl = std::time::Duration::from_millis(200);
+    opts.token_ttl = std::time::Duration::from_millis(1000);
     let server = fleetform::localcloud::start(&opts).await.unwrap();
     let ch = tonic::transport::Channel::from_shared(server.endpoint())
         .unwrap()
@@ -176,7 +176,7 @@ async fn tokens_expire() {
             .await
             .is_ok()
     );
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
     assert_code(
         app.list_organizations(pb::ListOrganizationsRequest {})
             .await,

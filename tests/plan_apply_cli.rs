@@ -340,13 +340,32 @@ fn big_fleet(machines: usize) -> String {
 fn sigint_stops_starting_changes_prints_the_summary_and_exits_130() {
     let env = Env::start(&["--latency", "150ms"]);
     env.write("fleet.yaml", &big_fleet(12));
-    let child = env
+    let mut child = env
         .cmd(&["apply", "fleet.yaml", "--yes", "--parallelism", "2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Interrupt once the engine is running: after the first change is reported applied.
+    let stdout = child.stdout.take().unwrap();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut lines = vec![];
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.starts_with("applied") {
+                let _ = started_tx.send(());
+            }
+            lines.push(line);
+        }
+        lines.join("\n")
+    });
+    started_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("apply started");
     assert!(
         Command::new("kill")
             .arg("-INT")
@@ -355,9 +374,11 @@ fn sigint_stops_starting_changes_prints_the_summary_and_exits_130() {
             .unwrap()
             .success()
     );
-    let o = child.wait_with_output().unwrap();
-    let text = out(&o);
-    assert_eq!(o.status.code(), Some(130), "{text}");
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let text = format!("{}\n{stderr}", reader.join().unwrap());
+    assert_eq!(status.code(), Some(130), "{text}");
     assert!(text.contains("Apply interrupted"), "{text}");
     assert!(text.contains("were not started"), "{text}");
     // The next apply finishes the job.
