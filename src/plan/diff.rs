@@ -1307,7 +1307,6 @@ impl<'a> Planner<'a> {
             }
         }
         // Parts of declared machines.
-        let mut part_deletes: HashMap<String, Vec<String>> = HashMap::new();
         let declared_machines: Vec<&Machine> = o
             .machines
             .iter()
@@ -1319,30 +1318,22 @@ impl<'a> Planner<'a> {
                 if self.claimed.contains_key(&p.id) {
                     continue;
                 }
-                let path = format!("{mpath}/{}", p.name);
-                if !self.prune {
-                    self.unmanaged.push(Unmanaged {
-                        kind: Kind::Part,
-                        path,
-                        id: p.id.clone(),
-                    });
-                    continue;
-                }
-                self.check_protect("part", Kind::Part, &path, &p.id, &p.name);
-                let mut c = change(
-                    Action::Delete,
+                // The old main part goes only after another part became main.
+                let after = if p.main {
+                    self.mark_main.get(&m.id).cloned()
+                } else {
+                    None
+                };
+                self.extraneous_one(
                     Kind::Part,
-                    &path,
+                    format!("{mpath}/{}", p.name),
+                    &p.id,
+                    &p.name,
                     "not in the manifest; prune is on",
                     Op::DeletePart { id: p.id.clone() },
+                    p.last_updated.map(Precondition::LastUpdated),
+                    after.into_iter().collect(),
                 );
-                c.resource_id = Some(p.id.clone());
-                if p.main {
-                    c.depends_on.extend(self.mark_main.get(&m.id).cloned());
-                }
-                c.precondition = p.last_updated.map(Precondition::LastUpdated);
-                let cid = self.push(c);
-                part_deletes.entry(m.id.clone()).or_default().push(cid);
             }
         }
         // Undeclared machines in managed locations.
@@ -1354,32 +1345,23 @@ impl<'a> Planner<'a> {
             .collect();
         extra_machines.sort_by_key(|m| self.machine_path(m));
         for m in extra_machines {
-            let path = self.machine_path(m);
-            if !self.prune {
-                self.unmanaged.push(Unmanaged {
-                    kind: Kind::Machine,
-                    path,
-                    id: m.id.clone(),
-                });
-                continue;
-            }
-            self.check_protect("machine", Kind::Machine, &path, &m.id, &m.name);
-            let mut c = change(
-                Action::Delete,
+            let deleted = self.extraneous_one(
                 Kind::Machine,
-                &path,
+                self.machine_path(m),
+                &m.id,
+                &m.name,
                 "not in the manifest; prune is on; its parts go with it",
                 Op::DeleteMachine { id: m.id.clone() },
+                Some(Precondition::Fingerprint(machine_fingerprint(m))),
+                vec![],
             );
-            c.resource_id = Some(m.id.clone());
-            c.precondition = Some(Precondition::Fingerprint(machine_fingerprint(m)));
-            let cid = self.push(c);
             machine_deletes
                 .entry(m.location_id.clone())
                 .or_default()
-                .push(cid);
+                .extend(deleted);
         }
-        // Undeclared locations inside the scope, deepest first.
+        // Undeclared locations inside the scope, deepest first: each after its machines, its
+        // child locations, and whatever moves out of it.
         let mut extra_locs: Vec<&Location> = o
             .locations
             .iter()
@@ -1391,51 +1373,69 @@ impl<'a> Planner<'a> {
         });
         let mut location_deletes: HashMap<String, String> = HashMap::new();
         for l in extra_locs {
+            let mut after = machine_deletes.get(&l.id).cloned().unwrap_or_default();
+            after.extend(self.moved_out.get(&l.id).cloned().unwrap_or_default());
+            after.extend(
+                o.locations
+                    .iter()
+                    .filter(|x| x.parent_id.as_deref() == Some(&l.id))
+                    .filter_map(|child| location_deletes.get(&child.id).cloned()),
+            );
             let path = self
                 .loc_paths
                 .get(&l.id)
                 .cloned()
                 .unwrap_or_else(|| l.name.clone());
-            if !self.prune {
-                self.unmanaged.push(Unmanaged {
-                    kind: Kind::Location,
-                    path,
-                    id: l.id.clone(),
-                });
-                continue;
-            }
-            self.check_protect("location", Kind::Location, &path, &l.id, &l.name);
-            let mut c = change(
-                Action::Delete,
+            if let Some(cid) = self.extraneous_one(
                 Kind::Location,
-                &path,
+                path,
+                &l.id,
+                &l.name,
                 "not in the manifest; prune is on",
                 Op::DeleteLocation { id: l.id.clone() },
-            );
-            c.resource_id = Some(l.id.clone());
-            c.depends_on
-                .extend(machine_deletes.get(&l.id).cloned().unwrap_or_default());
-            c.depends_on
-                .extend(self.moved_out.get(&l.id).cloned().unwrap_or_default());
-            for child in o
-                .locations
-                .iter()
-                .filter(|x| x.parent_id.as_deref() == Some(&l.id))
-            {
-                c.depends_on
-                    .extend(location_deletes.get(&child.id).cloned());
+                Some(Precondition::Fingerprint(location_fingerprint(l))),
+                after,
+            ) {
+                location_deletes.insert(l.id.clone(), cid);
             }
-            c.precondition = Some(Precondition::Fingerprint(location_fingerprint(l)));
-            let cid = self.push(c);
-            location_deletes.insert(l.id.clone(), cid);
         }
         self.unmanaged
             .sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     }
 
+    /// An undeclared resource inside the managed scope: listed as kept, or, under prune, planned
+    /// for deletion after `after`. Returns the delete's change id.
+    #[allow(clippy::too_many_arguments)]
+    fn extraneous_one(
+        &mut self,
+        kind: Kind,
+        path: String,
+        id: &str,
+        name: &str,
+        reason: &str,
+        op: Op,
+        precondition: Option<Precondition>,
+        after: Vec<String>,
+    ) -> Option<String> {
+        if !self.prune {
+            self.unmanaged.push(Unmanaged {
+                kind,
+                path,
+                id: id.to_string(),
+            });
+            return None;
+        }
+        self.check_protect(kind, &path, id, name);
+        let mut c = change(Action::Delete, kind, &path, reason, op);
+        c.resource_id = Some(id.to_string());
+        c.depends_on = after;
+        c.precondition = precondition;
+        Some(self.push(c))
+    }
+
     /// A delete of something named like a protected declaration of the same kind is most likely
     /// a move or rename the manifest did not announce: refuse it.
-    fn check_protect(&mut self, kind: &'static str, k: Kind, path: &str, id: &str, name: &str) {
+    fn check_protect(&mut self, k: Kind, path: &str, id: &str, name: &str) {
         let declared: Option<String> = match k {
             Kind::Location => self
                 .d
@@ -1460,7 +1460,7 @@ impl<'a> Planner<'a> {
         };
         if let Some(declared) = declared {
             self.errors.push(PlanError::Protected {
-                kind,
+                kind: k.as_str(),
                 path: path.to_string(),
                 id: id.to_string(),
                 declared,
