@@ -867,29 +867,26 @@ impl Validator<'_> {
                 return None;
             }
         }
-        if let Some(l) = &g.location {
-            if !decls.locations.contains(l) {
-                let hint = undeclared_hint(l, &decls.locations, "location");
+        let targets = [
+            (
+                &g.location,
+                &decls.locations,
+                "location",
+                GrantTarget::Location as fn(String) -> GrantTarget,
+            ),
+            (&g.machine, &decls.machines, "machine", GrantTarget::Machine),
+        ];
+        for (path, declared, noun, target) in targets {
+            let Some(path) = path else { continue };
+            if !declared.contains(path) {
                 self.err(
-                    &at.key("location"),
-                    format!("grant on undeclared location `{l}`"),
-                    hint,
+                    &at.key(noun),
+                    format!("grant on undeclared {noun} `{path}`"),
+                    undeclared_hint(path, declared, noun),
                 );
                 return None;
             }
-            return Some(GrantTarget::Location(l.clone()));
-        }
-        if let Some(m) = &g.machine {
-            if !decls.machines.contains(m) {
-                let hint = undeclared_hint(m, &decls.machines, "machine");
-                self.err(
-                    &at.key("machine"),
-                    format!("grant on undeclared machine `{m}`"),
-                    hint,
-                );
-                return None;
-            }
-            return Some(GrantTarget::Machine(m.clone()));
+            return Some(target(path.clone()));
         }
         Some(GrantTarget::Organization)
     }
