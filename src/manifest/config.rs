@@ -132,7 +132,7 @@ impl Validator<'_> {
                 return empty();
             }
         };
-        if owner == Owner::Part && map.remove("fragments").is_some() {
+        if owner == Owner::Part && map.shift_remove("fragments").is_some() {
             let key_pos = source.pointer_pos("/fragments").1;
             self.source_err(
                 source,

@@ -54,7 +54,7 @@ pub fn fragment_ids(config: &Value) -> Vec<String> {
 pub fn without_fragments(config: &Value) -> Value {
     let mut v = config.clone();
     if let Value::Object(o) = &mut v {
-        o.remove("fragments");
+        o.shift_remove("fragments");
     }
     v
 }
@@ -90,7 +90,7 @@ pub fn remove_pointer(v: &mut Value, pointer: &str) {
     }
     match cur {
         Value::Object(o) => {
-            o.remove(last);
+            o.shift_remove(last);
         }
         Value::Array(a) => {
             if let Ok(i) = last.parse::<usize>()
