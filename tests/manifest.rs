@@ -89,7 +89,10 @@ fn example_loads() {
     let main = &amr.parts[0];
     assert_eq!(main.path, "Factory/Warehouse/amr-01/amr-01-main");
     assert!(main.main && !amr.parts[1].main);
-    assert_eq!(main.fragments, ["telemetry"]);
+    assert_eq!(
+        main.fragments,
+        [fleetform::model::FragmentUse::named("telemetry")]
+    );
     assert_eq!(main.config.value["services"][0]["name"], "nav");
     let (_, arm) = machines[0];
     assert_eq!(

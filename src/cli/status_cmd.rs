@@ -611,6 +611,7 @@ mod tests {
         Desired {
             organization: OrgRef::Name("acme".into()),
             prune: false,
+            default_fragments: None,
             fragments: vec![],
             locations: vec![DesiredLocation {
                 name: "HQ".into(),
