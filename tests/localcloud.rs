@@ -273,12 +273,49 @@ async fn invites_lifecycle() {
         Code::InvalidArgument,
         "email",
     );
-    assert_code(
-        app.create_organization_invite(create("ops@acme.example", vec![]))
-            .await,
-        Code::InvalidArgument,
-        "authorizations",
+    // Without authorizations an invite makes an owner of the organization; the SDK default
+    // (send_email_invite absent) is to email it, and the choice is recorded.
+    let owner = app
+        .create_organization_invite(pb::CreateOrganizationInviteRequest {
+            send_email_invite: None,
+            ..create("boss@acme.example", vec![])
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .invite
+        .unwrap();
+    assert_eq!(owner.authorizations.len(), 1);
+    assert_eq!(
+        owner.authorizations[0].authorization_id,
+        "organization_owner"
     );
+    assert_eq!(owner.authorizations[0].resource_id, org);
+    app.create_organization_invite(create(
+        "quiet@acme.example",
+        vec![auth("organization", &org, "operator")],
+    ))
+    .await
+    .unwrap();
+    let db = rusqlite::Connection::open(&cloud.db).unwrap();
+    let send_email = |email: &str| -> bool {
+        db.query_row(
+            "SELECT send_email FROM invites WHERE email = ?1",
+            [email],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert!(send_email("boss@acme.example"));
+    assert!(!send_email("quiet@acme.example"));
+    for email in ["boss@acme.example", "quiet@acme.example"] {
+        app.delete_organization_invite(pb::DeleteOrganizationInviteRequest {
+            organization_id: org.clone(),
+            email: email.into(),
+        })
+        .await
+        .unwrap();
+    }
     assert_code(
         app.create_organization_invite(create(
             "ops@acme.example",
@@ -1335,6 +1372,7 @@ async fn fragments_count_their_parts() {
 
     let upd = app
         .update_fragment(pb::UpdateFragmentRequest {
+            fragment_config_json: None,
             id: f.id.clone(),
             name: "camera-kit-v2".into(),
             config: None,

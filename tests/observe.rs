@@ -79,6 +79,7 @@ async fn build_fleet(c: &Client, org: &str) -> Fleet {
             resource_kind: ResourceKind::Location,
             resource_id: hq.clone(),
         }],
+        false,
     )
     .await
     .unwrap();

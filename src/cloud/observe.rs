@@ -578,6 +578,7 @@ mod tests {
 
     fn loc(id: &str, name: &str, parent: Option<&str>) -> Location {
         Location {
+            organizations: vec![],
             id: id.into(),
             name: name.into(),
             parent_id: parent.map(Into::into),
@@ -780,6 +781,7 @@ mod tests {
 
     fn org(id: &str, name: &str) -> Organization {
         Organization {
+            default_fragments: None,
             id: id.into(),
             name: name.into(),
             public_namespace: String::new(),
