@@ -388,20 +388,8 @@ async fn fleet_on(unimplemented: &'static [&'static str]) -> (Cloud, Client, Fle
 
 #[tokio::test]
 async fn machines_are_listed_on_clouds_lacking_a_list_rpc() {
-    let reference = {
-        let (cloud, c, _) = fleet_on(&[]).await;
-        let o = observe(
-            &c,
-            &desired(OrgRef::Id(cloud.org_id.clone())),
-            &ObserveOptions::default(),
-        )
-        .await
-        .unwrap();
-        let mut names: Vec<String> = o.machines.iter().map(|m| m.name.clone()).collect();
-        names.sort();
-        names
-    };
-    assert_eq!(reference.len(), 6);
+    // Every machine build_fleet makes, in and out of scope.
+    let reference = ["arm-01", "arm-02", "cam-01", "lab-01", "lab-02", "spare-01"];
     let cases: [(&'static [&'static str], &str, u64); 2] = [
         (&["ListRobotsForLocations"], "ListRobotsForOrg", 1),
         (
