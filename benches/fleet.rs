@@ -243,6 +243,7 @@ fn plan_cpu() {
     let d = desired(&fleet_yaml(100, 10, false));
     let empty = Observed {
         organization: fleetform::model::Organization {
+            default_fragments: None,
             id: "org".into(),
             name: "bench".into(),
             public_namespace: String::new(),
@@ -293,6 +294,7 @@ fn converged(d: &Desired, base: &Observed) -> Observed {
     for (li, l) in d.locations.iter().enumerate() {
         let lid = format!("loc{li:07}");
         o.locations.push(Location {
+            organizations: vec![],
             id: lid.clone(),
             name: l.name.clone(),
             parent_id: None,

@@ -119,12 +119,37 @@ impl fmt::Display for Sensitive {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Organization {
     pub id: String,
     pub name: String,
     pub public_namespace: String,
     pub created_on: Option<Timestamp>,
+    /// The fragments every machine of the organization imports (`None` when the cloud does not
+    /// say, which is not the same as an empty list).
+    #[serde(default)]
+    pub default_fragments: Option<Vec<FragmentImport>>,
+}
+
+/// A fragment import in its proto form (`FragmentImport`), as used by an organization's
+/// default fragments. (Inside a part config, imports are plain JSON in `fragments`.)
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FragmentImport {
+    pub fragment_id: String,
+    /// A revision or a tag name; `None` means the latest revision.
+    pub version: Option<String>,
+    pub prefix: Option<String>,
+    /// The deprecated string-only variables.
+    pub variables: std::collections::BTreeMap<String, String>,
+    /// The variables as a JSON object.
+    pub fragment_variables: Option<serde_json::Value>,
+}
+
+/// An organization that a location belongs to; the primary one owns it, others have it shared.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocationOrganization {
+    pub organization_id: String,
+    pub primary: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +161,19 @@ pub struct Location {
     pub robot_count: i32,
     pub created_on: Option<Timestamp>,
     pub secrets: Vec<LocationSecret>,
+    /// The organizations the location belongs to (empty when the cloud does not say).
+    #[serde(default)]
+    pub organizations: Vec<LocationOrganization>,
+}
+
+impl Location {
+    /// The id of the organization that owns the location, when the cloud says.
+    pub fn primary_organization(&self) -> Option<&str> {
+        self.organizations
+            .iter()
+            .find(|o| o.primary)
+            .map(|o| o.organization_id.as_str())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,6 +242,56 @@ pub struct Fragment {
     pub robot_part_count: i32,
     pub created_on: Option<Timestamp>,
     pub last_updated: Option<Timestamp>,
+    /// The current revision (`""` when the cloud does not say).
+    #[serde(default)]
+    pub revision: String,
+}
+
+/// One revision of a fragment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FragmentRevision {
+    pub revision: String,
+    pub created_at: Option<Timestamp>,
+}
+
+/// A named pointer to a fragment revision (e.g. `stable`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FragmentTag {
+    pub tag: String,
+    pub revision: String,
+}
+
+/// A fragment with its revisions and tags (`GetFragment`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FragmentVersions {
+    /// The fragment; at the requested version when one was asked for.
+    pub fragment: Fragment,
+    pub revisions: Vec<FragmentRevision>,
+    pub tags: Vec<FragmentTag>,
+}
+
+/// How many machines import a fragment at one version (`GetFragmentUsage`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FragmentUsage {
+    /// The revision or tag the machines import; `None` = the latest revision.
+    pub version: Option<String>,
+    pub organizations: i32,
+    pub machines: i32,
+    pub machines_in_current_org: i32,
+}
+
+/// One entry of a fragment's history: one edit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FragmentHistoryEntry {
+    pub fragment_id: String,
+    /// The revision the edit made (`""` when the cloud does not say).
+    pub revision: String,
+    pub when: Option<Timestamp>,
+    /// The fragment as it was before the edit.
+    pub old: Fragment,
+    /// The config the edit wrote (`None` when the cloud does not say).
+    pub config: Option<serde_json::Value>,
+    pub edited_by: Option<Editor>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -225,6 +225,7 @@ async fn domain_round_trip_through_every_area() {
             org,
             "ops@acme.example",
             &[g(Role::Operator, ResourceKind::Location, &hq.id)],
+            false,
         )
         .await
         .unwrap();

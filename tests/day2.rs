@@ -172,6 +172,7 @@ async fn populate(api: &dyn CloudApi) -> Fleet {
             resource_kind: ResourceKind::Location,
             resource_id: assembly.id.clone(),
         }],
+        false,
     )
     .await
     .unwrap();

@@ -273,12 +273,49 @@ async fn invites_lifecycle() {
         Code::InvalidArgument,
         "email",
     );
-    assert_code(
-        app.create_organization_invite(create("ops@acme.example", vec![]))
-            .await,
-        Code::InvalidArgument,
-        "authorizations",
+    // Without authorizations an invite makes an owner of the organization; the SDK default
+    // (send_email_invite absent) is to email it, and the choice is recorded.
+    let owner = app
+        .create_organization_invite(pb::CreateOrganizationInviteRequest {
+            send_email_invite: None,
+            ..create("boss@acme.example", vec![])
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .invite
+        .unwrap();
+    assert_eq!(owner.authorizations.len(), 1);
+    assert_eq!(
+        owner.authorizations[0].authorization_id,
+        "organization_owner"
     );
+    assert_eq!(owner.authorizations[0].resource_id, org);
+    app.create_organization_invite(create(
+        "quiet@acme.example",
+        vec![auth("organization", &org, "operator")],
+    ))
+    .await
+    .unwrap();
+    let db = rusqlite::Connection::open(&cloud.db).unwrap();
+    let send_email = |email: &str| -> bool {
+        db.query_row(
+            "SELECT send_email FROM invites WHERE email = ?1",
+            [email],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert!(send_email("boss@acme.example"));
+    assert!(!send_email("quiet@acme.example"));
+    for email in ["boss@acme.example", "quiet@acme.example"] {
+        app.delete_organization_invite(pb::DeleteOrganizationInviteRequest {
+            organization_id: org.clone(),
+            email: email.into(),
+        })
+        .await
+        .unwrap();
+    }
     assert_code(
         app.create_organization_invite(create(
             "ops@acme.example",
@@ -1335,6 +1372,7 @@ async fn fragments_count_their_parts() {
 
     let upd = app
         .update_fragment(pb::UpdateFragmentRequest {
+            fragment_config_json: None,
             id: f.id.clone(),
             name: "camera-kit-v2".into(),
             config: None,
@@ -1509,4 +1547,743 @@ async fn faults_fail_before_or_after_the_write() {
         .locations;
     assert_eq!(locs.len(), 1);
     assert_eq!(locs[0].name, "A");
+}
+
+// -- Fragment versions, tags, history and usage ------------------------------------------------
+
+async fn fragment(
+    app: &mut common::App,
+    org: &str,
+    name: &str,
+    config: serde_json::Value,
+) -> pb::Fragment {
+    app.create_fragment(pb::CreateFragmentRequest {
+        name: name.into(),
+        config: Some(json_struct(config)),
+        organization_id: org.into(),
+        visibility: None,
+    })
+    .await
+    .expect("create fragment")
+    .into_inner()
+    .fragment
+    .expect("fragment")
+}
+
+fn update_fragment_json(f: &pb::Fragment, text: &str) -> pb::UpdateFragmentRequest {
+    pb::UpdateFragmentRequest {
+        id: f.id.clone(),
+        name: f.name.clone(),
+        fragment_config_json: Some(text.into()),
+        ..Default::default()
+    }
+}
+
+async fn get_fragment(
+    app: &mut common::App,
+    id: &str,
+    version: Option<&str>,
+) -> pb::GetFragmentResponse {
+    app.get_fragment(pb::GetFragmentRequest {
+        id: id.into(),
+        current_organization_id: String::new(),
+        version: version.map(String::from),
+    })
+    .await
+    .expect("get fragment")
+    .into_inner()
+}
+
+fn tag(tag: &str, revision: &str) -> pb::FragmentTag {
+    pb::FragmentTag {
+        tag: tag.into(),
+        revision: revision.into(),
+    }
+}
+
+#[tokio::test]
+async fn fragment_updates_make_revisions_that_tags_point_at() {
+    let cloud = Cloud::start().await;
+    let mut app = cloud.app().await;
+    let org = cloud.org_id.clone();
+    let f = fragment(&mut app, &org, "camera-kit", json!({"v": 1})).await;
+    assert_eq!(f.revision, "1");
+    assert_eq!(f.fragment_config_json.as_deref(), Some(r#"{"v":1}"#));
+
+    // Every update is a new revision; the JSON text is stored as written.
+    let text2 = "{\"z\": 8,\n \"a\": 8.0, \"ü\": [1, 2.5]}";
+    let f2 = app
+        .update_fragment(update_fragment_json(&f, text2))
+        .await
+        .unwrap()
+        .into_inner()
+        .fragment
+        .unwrap();
+    assert_eq!(f2.revision, "2");
+    assert_eq!(f2.fragment_config_json.as_deref(), Some(text2));
+    assert_eq!(
+        f2.fragment,
+        Some(json_struct(json!({"z": 8, "a": 8.0, "ü": [1, 2.5]})))
+    );
+    let f3 = app
+        .update_fragment(pb::UpdateFragmentRequest {
+            id: f.id.clone(),
+            name: "camera-kit-v3".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .fragment
+        .unwrap();
+    assert_eq!(f3.revision, "3", "a rename is a revision too");
+    assert_eq!(
+        f3.fragment_config_json.as_deref(),
+        Some(text2),
+        "config unchanged"
+    );
+
+    // A stale last_known_update is refused and makes no revision.
+    assert_code(
+        app.update_fragment(pb::UpdateFragmentRequest {
+            last_known_update: f2.last_updated,
+            ..update_fragment_json(&f, "{}")
+        })
+        .await,
+        Code::FailedPrecondition,
+        "last_known_update",
+    );
+    let now = get_fragment(&mut app, &f.id, None).await;
+    assert_eq!(now.fragment.unwrap().revision, "3");
+    let revisions: Vec<String> = now.revisions.iter().map(|r| r.revision.clone()).collect();
+    assert_eq!(revisions, ["1", "2", "3"]);
+    assert!(now.revisions.iter().all(|r| r.created_at.is_some()));
+    assert!(now.tags.is_empty());
+
+    // Tags: set, move, list sorted, delete.
+    let set = |tag: &str, revision: &str| pb::SetFragmentTagRequest {
+        fragment_id: f.id.clone(),
+        tag: tag.into(),
+        revision: revision.into(),
+    };
+    let tags = app
+        .set_fragment_tag(set("stable", "1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .tags;
+    assert_eq!(tags, [tag("stable", "1")]);
+    for rev in ["2", "3"] {
+        let tags = app
+            .set_fragment_tag(set("stable", rev))
+            .await
+            .unwrap()
+            .into_inner()
+            .tags;
+        assert_eq!(tags, [tag("stable", rev)], "stable moves to {rev}");
+    }
+    let tags = app
+        .set_fragment_tag(set("beta", "2"))
+        .await
+        .unwrap()
+        .into_inner()
+        .tags;
+    assert_eq!(tags, [tag("beta", "2"), tag("stable", "3")]);
+    assert_code(
+        app.set_fragment_tag(set("stable", "9")).await,
+        Code::NotFound,
+        "revision 9",
+    );
+    assert_code(
+        app.set_fragment_tag(set("stable", "two")).await,
+        Code::InvalidArgument,
+        "revision",
+    );
+    assert_code(
+        app.set_fragment_tag(set("7", "1")).await,
+        Code::InvalidArgument,
+        "number",
+    );
+    assert_code(
+        app.set_fragment_tag(set("", "1")).await,
+        Code::InvalidArgument,
+        "tag",
+    );
+
+    // GetFragment by tag or revision serves that revision.
+    let beta = get_fragment(&mut app, &f.id, Some("beta")).await;
+    let beta = beta.fragment.unwrap();
+    assert_eq!(beta.revision, "2");
+    assert_eq!(beta.fragment_config_json.as_deref(), Some(text2));
+    assert_eq!(beta.name, "camera-kit");
+    let first = get_fragment(&mut app, &f.id, Some("1"))
+        .await
+        .fragment
+        .unwrap();
+    assert_eq!(first.fragment_config_json.as_deref(), Some(r#"{"v":1}"#));
+    assert_eq!(first.fragment, Some(json_struct(json!({"v": 1}))));
+    assert_code(
+        app.get_fragment(pb::GetFragmentRequest {
+            id: f.id.clone(),
+            current_organization_id: String::new(),
+            version: Some("nightly".into()),
+        })
+        .await,
+        Code::NotFound,
+        "nightly",
+    );
+
+    let del = |tag: &str| pb::DeleteFragmentTagRequest {
+        fragment_id: f.id.clone(),
+        tag: tag.into(),
+    };
+    let tags = app
+        .delete_fragment_tag(del("beta"))
+        .await
+        .unwrap()
+        .into_inner()
+        .tags;
+    assert_eq!(tags, [tag("stable", "3")]);
+    assert_code(
+        app.delete_fragment_tag(del("beta")).await,
+        Code::NotFound,
+        "beta",
+    );
+    let tags = get_fragment(&mut app, &f.id, None).await.tags;
+    assert_eq!(tags, [tag("stable", "3")]);
+}
+
+#[tokio::test]
+async fn fragment_history_pages_newest_first() {
+    let cloud = Cloud::start().await;
+    let mut app = cloud.app().await;
+    let org = cloud.org_id.clone();
+    let f = fragment(&mut app, &org, "kit", json!({"n": 0})).await;
+    for n in 1..=4 {
+        app.update_fragment(update_fragment_json(&f, &format!("{{\"n\": {n}}}")))
+            .await
+            .unwrap();
+    }
+    let page = |token: Option<String>| pb::GetFragmentHistoryRequest {
+        id: f.id.clone(),
+        page_token: token,
+        page_limit: Some(3),
+    };
+    let first = app
+        .get_fragment_history(page(None))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.history.len(), 3);
+    assert!(!first.next_page_token.is_empty());
+    let second = app
+        .get_fragment_history(page(Some(first.next_page_token.clone())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.history.len(), 1);
+    assert_eq!(second.next_page_token, "");
+    let all: Vec<&pb::FragmentHistoryEntry> = first.history.iter().chain(&second.history).collect();
+    for (entry, n) in all.iter().zip([4, 3, 2, 1]) {
+        // Each entry: the revision the edit made, its config, and the fragment before it.
+        assert_eq!(entry.fragment, f.id);
+        assert_eq!(entry.revision, (n + 1).to_string());
+        assert_eq!(entry.config, Some(json_struct(json!({"n": n}))));
+        let old = entry.old.as_ref().unwrap();
+        assert_eq!(old.revision, n.to_string());
+        assert_eq!(old.fragment, Some(json_struct(json!({"n": n - 1}))));
+        assert!(entry.edited_on.is_some());
+        let editor = entry.edited_by.as_ref().unwrap();
+        assert_eq!(editor.r#type, pb::AuthenticationType::ApiKey as i32);
+        assert_eq!(editor.value, cloud.key_id);
+    }
+    assert_code(
+        app.get_fragment_history(page(Some("garbage".into()))).await,
+        Code::InvalidArgument,
+        "page_token",
+    );
+    let default = app
+        .get_fragment_history(pb::GetFragmentHistoryRequest {
+            id: f.id.clone(),
+            page_token: None,
+            page_limit: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(default.history.len(), 4);
+}
+
+#[tokio::test]
+async fn fragment_usage_counts_machines_by_imported_version() {
+    let cloud = Cloud::start().await;
+    let mut app = cloud.app().await;
+    let org = cloud.org_id.clone();
+    let f = fragment(&mut app, &org, "kit", json!({})).await;
+    let other = fragment(&mut app, &org, "other", json!({})).await;
+    let site = location(&mut app, &org, "Site", None).await;
+    let imports = [
+        ("m1", vec![json!(f.id)]),
+        (
+            "m2",
+            vec![json!({"id": f.id, "version": "stable", "prefix": "front"})],
+        ),
+        (
+            "m3",
+            vec![json!({"id": f.id, "version": "2"}), json!(other.id)],
+        ),
+        ("m4", vec![json!({"id": f.id})]),
+        ("m5", vec![json!(other.id)]),
+    ];
+    for (name, fragments) in imports {
+        let id = robot(&mut app, name, &site.id).await;
+        let p = parts(&mut app, &id).await.remove(0);
+        app.update_robot_part(pb::UpdateRobotPartRequest {
+            id: p.id,
+            name: p.name,
+            robot_config_json: Some(json!({"fragments": fragments}).to_string()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    // A second part of m4 importing the same fragment counts m4 once.
+    let m4 = app
+        .list_robots(pb::ListRobotsRequest {
+            location_id: site.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .robots
+        .into_iter()
+        .find(|r| r.name == "m4")
+        .unwrap();
+    let extra = app
+        .new_robot_part(pb::NewRobotPartRequest {
+            robot_id: m4.id.clone(),
+            part_name: "m4-extra".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .part_id;
+    app.update_robot_part(pb::UpdateRobotPartRequest {
+        id: extra,
+        name: "m4-extra".into(),
+        robot_config_json: Some(json!({"fragments": [f.id]}).to_string()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    let usage = app
+        .get_fragment_usage(pb::GetFragmentUsageRequest {
+            fragment_id: f.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .version_usages;
+    let summary: Vec<(Option<String>, i32, i32, i32)> = usage
+        .iter()
+        .map(|u| {
+            (
+                u.version.clone(),
+                u.machines,
+                u.organizations,
+                u.machines_in_current_org,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (None, 2, 1, 2),
+            (Some("2".to_string()), 1, 1, 1),
+            (Some("stable".to_string()), 1, 1, 1),
+        ]
+    );
+    assert!(usage.iter().all(|u| u.fragment_id == f.id));
+    let other_usage = app
+        .get_fragment_usage(pb::GetFragmentUsageRequest {
+            fragment_id: other.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .version_usages;
+    assert_eq!(other_usage.len(), 1);
+    assert_eq!(other_usage[0].machines, 2);
+    assert_code(
+        app.get_fragment_usage(pb::GetFragmentUsageRequest {
+            fragment_id: uuid_like(),
+        })
+        .await,
+        Code::NotFound,
+        "fragment",
+    );
+}
+
+// -- Locations' organizations and ListRobotsForLocations ----------------------------------------
+
+#[tokio::test]
+async fn locations_name_their_primary_organization_and_list_robots_together() {
+    let cloud = Cloud::start().await;
+    let mut app = cloud.app().await;
+    let org = cloud.org_id.clone();
+    let a = location(&mut app, &org, "A", None).await;
+    let b = location(&mut app, &org, "B", Some(&a.id)).await;
+    let c = location(&mut app, &org, "C", None).await;
+    let ours = vec![pb::LocationOrganization {
+        organization_id: org.clone(),
+        primary: true,
+    }];
+    assert_eq!(a.organizations, ours);
+    let listed = app
+        .list_locations(pb::ListLocationsRequest {
+            organization_id: org.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .locations;
+    assert!(listed.iter().all(|l| l.organizations == ours));
+    let got = app
+        .get_location(pb::GetLocationRequest {
+            location_id: b.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .location
+        .unwrap();
+    assert_eq!(got.organizations, ours);
+
+    let ra = robot(&mut app, "ra", &a.id).await;
+    let rb = robot(&mut app, "rb", &b.id).await;
+    robot(&mut app, "rc", &c.id).await;
+    let list = |ids: Vec<String>| pb::ListRobotsForLocationsRequest { location_ids: ids };
+    let robots = app
+        .list_robots_for_locations(list(vec![a.id.clone(), b.id.clone(), a.id.clone()]))
+        .await
+        .unwrap()
+        .into_inner()
+        .robots;
+    let ids: Vec<&str> = robots.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, [ra.as_str(), rb.as_str()]);
+    assert!(
+        app.list_robots_for_locations(list(vec![]))
+            .await
+            .unwrap()
+            .into_inner()
+            .robots
+            .is_empty()
+    );
+    assert_code(
+        app.list_robots_for_locations(list(vec![a.id.clone(), "zzzzzzzzzz".into()]))
+            .await,
+        Code::NotFound,
+        "zzzzzzzzzz",
+    );
+    assert_code(
+        app.list_robots_for_locations(list(vec!["Not An Id".into()]))
+            .await,
+        Code::InvalidArgument,
+        "location_ids",
+    );
+}
+
+// -- Organization default fragments -------------------------------------------------------------
+
+#[tokio::test]
+async fn update_organization_sets_default_fragments() {
+    let cloud = Cloud::start().await;
+    let mut app = cloud.app().await;
+    let org = cloud.org_id.clone();
+    let get = |org: &str| pb::GetOrganizationRequest {
+        organization_id: org.into(),
+    };
+    let before = app
+        .get_organization(get(&org))
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap();
+    assert_eq!(before.default_fragments, None, "absent until set");
+    let f = fragment(&mut app, &org, "base", json!({})).await;
+    #[allow(deprecated)]
+    let import = pb::FragmentImport {
+        fragment_id: f.id.clone(),
+        version: "stable".into(),
+        prefix: Some("front".into()),
+        variables: [("site".to_string(), "hq".to_string())].into(),
+        fragment_variables: Some(json_struct(json!({"rate": 8}))),
+    };
+    let update = |fragments: Vec<pb::FragmentImport>| pb::UpdateOrganizationRequest {
+        organization_id: org.clone(),
+        default_fragments: Some(pb::FragmentImportList { fragments }),
+        ..Default::default()
+    };
+    let updated = app
+        .update_organization(update(vec![import.clone()]))
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap();
+    let want = Some(pb::FragmentImportList {
+        fragments: vec![import.clone()],
+    });
+    assert_eq!(updated.default_fragments, want);
+    let read = app
+        .get_organization(get(&org))
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap();
+    assert_eq!(read.default_fragments, want);
+    assert_eq!(read.name, "test-org", "other fields unchanged");
+
+    // A name-only update keeps them; an empty list clears them (present, empty).
+    app.update_organization(pb::UpdateOrganizationRequest {
+        organization_id: org.clone(),
+        name: Some("acme".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let read = app
+        .get_organization(get(&org))
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap();
+    assert_eq!(
+        (read.name.as_str(), read.default_fragments.clone()),
+        ("acme", want)
+    );
+    app.update_organization(update(vec![])).await.unwrap();
+    let read = app
+        .get_organization(get(&org))
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap();
+    assert_eq!(
+        read.default_fragments,
+        Some(pb::FragmentImportList::default())
+    );
+
+    let unknown = pb::FragmentImport {
+        fragment_id: uuid_like(),
+        ..import
+    };
+    assert_code(
+        app.update_organization(update(vec![unknown])).await,
+        Code::NotFound,
+        "fragment",
+    );
+    assert_code(
+        app.update_organization(pb::UpdateOrganizationRequest {
+            organization_id: org.clone(),
+            public_namespace: Some("Bad NS".into()),
+            ..Default::default()
+        })
+        .await,
+        Code::InvalidArgument,
+        "public_namespace",
+    );
+}
+
+// -- Configs as JSON text ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn robot_config_json_is_stored_and_served_as_written() {
+    let cloud = Cloud::start().await;
+    let mut app = cloud.app().await;
+    let org = cloud.org_id.clone();
+    let a = location(&mut app, &org, "A", None).await;
+    let id = robot(&mut app, "arm", &a.id).await;
+    let p = parts(&mut app, &id).await.remove(0);
+    let text =
+        "{\"z\": 1,\n  \"a\": [8.0, 8, 1e3],  \"ünïcode\": \"✓\", \"n\": {\"b\": 2, \"a\": 1}}";
+    let updated = app
+        .update_robot_part(pb::UpdateRobotPartRequest {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            robot_config: Some(json_struct(json!({"ignored": "the JSON text wins"}))),
+            robot_config_json: Some(text.into()),
+            last_known_update: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .part
+        .unwrap();
+    assert_eq!(updated.robot_config_json.as_deref(), Some(text));
+    let read = parts(&mut app, &id).await.remove(0);
+    assert_eq!(read.robot_config_json.as_deref(), Some(text));
+    assert_eq!(
+        read.robot_config,
+        Some(json_struct(
+            json!({"z": 1, "a": [8.0, 8, 1000], "ünïcode": "✓", "n": {"b": 2, "a": 1}})
+        ))
+    );
+    let got = app
+        .get_robot_part(pb::GetRobotPartRequest { id: p.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.part.unwrap().robot_config_json.as_deref(), Some(text));
+    let served: serde_json::Value = serde_json::from_str(&got.config_json).unwrap();
+    let keys: Vec<&String> = served.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["z", "a", "ünïcode", "n"], "key order kept");
+    for bad in ["not json", "[1, 2]"] {
+        assert_code(
+            app.update_robot_part(pb::UpdateRobotPartRequest {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                robot_config_json: Some(bad.into()),
+                ..Default::default()
+            })
+            .await,
+            Code::InvalidArgument,
+            "robot_config_json",
+        );
+    }
+}
+
+// -- ListFragments visibility ---------------------------------------------------------------
+
+#[tokio::test]
+async fn list_fragments_filters_by_visibility_and_owner() {
+    let cloud = Cloud::start().await;
+    let mut app = cloud.app().await;
+    let org = cloud.org_id.clone();
+    // A second organization in the same cloud, with one fragment of each visibility.
+    let other = fleetform::localcloud::init(&cloud.db, "other-org", "other@example.com").unwrap();
+    let mut app2 = common::connect_app(&cloud.endpoint(), &other.key_id, other.key.expose()).await;
+    for (name, vis) in [
+        ("their-private", pb::FragmentVisibility::Private),
+        ("their-public", pb::FragmentVisibility::Public),
+        ("their-unlisted", pb::FragmentVisibility::PublicUnlisted),
+    ] {
+        app2.create_fragment(pb::CreateFragmentRequest {
+            name: name.into(),
+            config: None,
+            organization_id: other.org_id.clone(),
+            visibility: Some(vis as i32),
+        })
+        .await
+        .unwrap();
+    }
+    fragment(&mut app, &org, "ours-private", json!({})).await;
+    app.create_fragment(pb::CreateFragmentRequest {
+        name: "ours-unlisted".into(),
+        config: None,
+        organization_id: org.clone(),
+        visibility: Some(pb::FragmentVisibility::PublicUnlisted as i32),
+    })
+    .await
+    .unwrap();
+
+    let mut list = async |show_public: bool, vis: &[pb::FragmentVisibility]| -> Vec<String> {
+        let mut names: Vec<String> = app
+            .list_fragments(pb::ListFragmentsRequest {
+                organization_id: org.clone(),
+                show_public,
+                fragment_visibility: vis.iter().map(|v| *v as i32).collect(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .fragments
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        names.sort();
+        names
+    };
+    use pb::FragmentVisibility::{Private, Public, PublicUnlisted};
+    assert_eq!(list(false, &[]).await, ["ours-private", "ours-unlisted"]);
+    assert_eq!(
+        list(true, &[]).await,
+        ["ours-private", "ours-unlisted", "their-public"]
+    );
+    assert_eq!(
+        list(false, &[Private, Public, PublicUnlisted]).await,
+        ["ours-private", "ours-unlisted", "their-public"]
+    );
+    assert_eq!(
+        list(true, &[Private]).await,
+        ["ours-private"],
+        "visibilities take precedence"
+    );
+    assert_eq!(list(false, &[PublicUnlisted]).await, ["ours-unlisted"]);
+}
+
+// -- Schema migration ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_version_1_store_is_migrated_and_a_newer_one_refused() {
+    let mut cloud = Cloud::start().await;
+    let org = cloud.org_id.clone();
+    let f = {
+        let mut app = cloud.app().await;
+        fragment(&mut app, &org, "kit", json!({"k": 1})).await
+    };
+    cloud.server.take().unwrap().shutdown().await.unwrap();
+    // Make the store what version 1 wrote: no revisions, tags, history or new columns.
+    {
+        let db = rusqlite::Connection::open(&cloud.db).unwrap();
+        db.execute_batch(
+            "DROP TABLE fragment_revisions; DROP TABLE fragment_tags; DROP TABLE fragment_history;
+             ALTER TABLE orgs DROP COLUMN default_fragments;
+             ALTER TABLE fragments DROP COLUMN revision;
+             ALTER TABLE invites DROP COLUMN send_email;
+             UPDATE meta SET value = '1' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    }
+    let server =
+        fleetform::localcloud::start(&fleetform::localcloud::ServerOptions::new(&cloud.db))
+            .await
+            .expect("a version 1 store opens");
+    cloud.server = Some(server);
+    let mut app = cloud.app().await;
+    let got = get_fragment(&mut app, &f.id, None).await;
+    assert_eq!(got.fragment.unwrap().revision, "1");
+    assert_eq!(got.revisions.len(), 1);
+    let f2 = app
+        .update_fragment(update_fragment_json(&f, r#"{"k": 2}"#))
+        .await
+        .unwrap()
+        .into_inner()
+        .fragment
+        .unwrap();
+    assert_eq!(f2.revision, "2");
+    let first = get_fragment(&mut app, &f.id, Some("1"))
+        .await
+        .fragment
+        .unwrap();
+    assert_eq!(first.fragment, Some(json_struct(json!({"k": 1}))));
+    cloud.server.take().unwrap().shutdown().await.unwrap();
+
+    rusqlite::Connection::open(&cloud.db)
+        .unwrap()
+        .execute(
+            "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+    let err = fleetform::localcloud::start(&fleetform::localcloud::ServerOptions::new(&cloud.db))
+        .await
+        .err()
+        .expect("a newer store is refused");
+    assert!(err.to_string().contains("schema version"), "{err}");
 }

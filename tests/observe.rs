@@ -79,6 +79,7 @@ async fn build_fleet(c: &Client, org: &str) -> Fleet {
             resource_kind: ResourceKind::Location,
             resource_id: hq.clone(),
         }],
+        false,
     )
     .await
     .unwrap();
@@ -225,7 +226,8 @@ async fn observes_the_whole_org_and_reads_parts_only_in_scope() {
     // RPC economy: list calls, one GetRobotParts per managed machine, nothing per resource.
     assert_eq!(count(&counts, "ListOrganizations"), 1, "{counts:?}");
     assert_eq!(count(&counts, "ListLocations"), 1, "{counts:?}");
-    assert_eq!(count(&counts, "ListRobotsForOrg"), 1, "{counts:?}");
+    assert_eq!(count(&counts, "ListRobotsForLocations"), 1, "{counts:?}");
+    assert_eq!(count(&counts, "ListRobotsForOrg"), 0, "{counts:?}");
     assert_eq!(count(&counts, "ListFragments"), 1, "{counts:?}");
     assert_eq!(count(&counts, "ListRobots"), 0, "{counts:?}");
     assert_eq!(count(&counts, "GetRobot"), 0, "{counts:?}");
@@ -371,6 +373,109 @@ async fn unknown_organization_lists_what_the_key_can_see() {
     .await
     .unwrap_err();
     assert!(matches!(err, ObserveError::OrganizationNotFound { .. }));
+}
+
+/// A cloud answering `UNIMPLEMENTED` to `unimplemented`, with fleet built on it.
+async fn fleet_on(unimplemented: &'static [&'static str]) -> (Cloud, Client, Fleet) {
+    let cloud = Cloud::start_with(Faults {
+        unimplemented,
+        ..Default::default()
+    })
+    .await;
+    let c = cloud.client().await;
+    let fleet = build_fleet(&c, &cloud.org_id).await;
+    (cloud, c, fleet)
+}
+
+#[tokio::test]
+async fn machines_are_listed_on_clouds_lacking_a_list_rpc() {
+    // Every machine build_fleet makes, in and out of scope.
+    let reference = ["arm-01", "arm-02", "cam-01", "lab-01", "lab-02", "spare-01"];
+    let cases: [(&'static [&'static str], &str, u64); 2] = [
+        (&["ListRobotsForLocations"], "ListRobotsForOrg", 1),
+        (
+            &["ListRobotsForLocations", "ListRobotsForOrg"],
+            "ListRobots",
+            5,
+        ),
+    ];
+    for (missing, used, calls) in cases {
+        let (cloud, c, fleet) = fleet_on(missing).await;
+        c.reset_rpc_counts();
+        let o = observe(
+            &c,
+            &desired(OrgRef::Id(cloud.org_id.clone())),
+            &ObserveOptions::default(),
+        )
+        .await
+        .unwrap();
+        let counts = c.rpc_counts();
+        let mut names: Vec<String> = o.machines.iter().map(|m| m.name.clone()).collect();
+        names.sort();
+        assert_eq!(names, reference, "{missing:?}");
+        assert_eq!(count(&counts, used), calls, "{missing:?}: {counts:?}");
+        for m in missing {
+            assert_eq!(
+                count(&counts, m),
+                1,
+                "asked once, then not again: {counts:?}"
+            );
+        }
+        assert!(o.parts.contains_key(&fleet.machines["arm-01"]));
+    }
+}
+
+#[tokio::test]
+async fn machines_of_many_locations_are_listed_in_batches() {
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    let n = fleetform::cloud::observe::LOCATIONS_PER_CALL + 3;
+    let mut ids = vec![];
+    for i in 0..n {
+        let l = c
+            .create_location(&cloud.org_id, &format!("site-{i}"), None)
+            .await
+            .unwrap();
+        c.new_machine(&format!("m-{i}"), &l.id).await.unwrap();
+        ids.push(l.id);
+    }
+    c.reset_rpc_counts();
+    let machines = fleetform::cloud::observe::list_machines(&c, &cloud.org_id, &ids, 4)
+        .await
+        .unwrap();
+    assert_eq!(machines.len(), n);
+    assert_eq!(count(&c.rpc_counts(), "ListRobotsForLocations"), 2);
+    let none = fleetform::cloud::observe::list_machines(&c, &cloud.org_id, &[], 4)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert_eq!(
+        count(&c.rpc_counts(), "ListRobotsForLocations"),
+        2,
+        "no call for no locations"
+    );
+}
+
+#[tokio::test]
+async fn observed_locations_carry_their_organizations() {
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    build_fleet(&c, &cloud.org_id).await;
+    let o = observe(
+        &c,
+        &desired(OrgRef::Id(cloud.org_id.clone())),
+        &ObserveOptions::default(),
+    )
+    .await
+    .unwrap();
+    for l in &o.locations {
+        assert_eq!(
+            l.primary_organization(),
+            Some(cloud.org_id.as_str()),
+            "{l:?}"
+        );
+        assert_eq!(l.organizations.len(), 1);
+    }
 }
 
 #[tokio::test]

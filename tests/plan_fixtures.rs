@@ -104,6 +104,7 @@ fn observed(c: Cloud, manage_invites: bool) -> Observed {
         name: c.organization.name,
         public_namespace: String::new(),
         created_on: ts(0),
+        default_fragments: None,
     };
     let locations = c
         .locations
@@ -124,6 +125,7 @@ fn observed(c: Cloud, manage_invites: bool) -> Observed {
                     enabled: true,
                 })
                 .collect(),
+            organizations: vec![],
         })
         .collect();
     let mut parts = BTreeMap::new();
@@ -168,6 +170,7 @@ fn observed(c: Cloud, manage_invites: bool) -> Observed {
             robot_part_count: 0,
             created_on: ts(0),
             last_updated: ts(1_700_000_000),
+            revision: String::new(),
         })
         .collect();
     let invites = manage_invites.then(|| {

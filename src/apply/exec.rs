@@ -282,7 +282,7 @@ pub async fn execute(
                 .collect::<Result<Vec<_>, _>>()?;
             with_unknown_outcome(
                 || async {
-                    api.create_invite(org_id, email, &grants)
+                    api.create_invite(org_id, email, &grants, true)
                         .await
                         .map(|_| None)
                 },
@@ -360,16 +360,14 @@ fn already_exists_hint(e: ExecError, kind: &str, name: &str) -> ExecError {
     }
 }
 
+/// A guarded write refused by the cloud (`FAILED_PRECONDITION` or `ABORTED`, recognised by code,
+/// never by message text) is a conflict with a change made after the plan.
 fn conflict_on_stale(e: ExecError) -> ExecError {
     match e {
-        ExecError::Cloud(c)
-            if c.code == Code::FailedPrecondition && c.message.contains("last_known_update") =>
-        {
-            ExecError::Conflict(format!(
-                "it was changed in the cloud after the plan was made; nothing was written ({})",
-                c.message
-            ))
-        }
+        ExecError::Cloud(c) if c.is_conflict() => ExecError::Conflict(format!(
+            "it was changed in the cloud after the plan was made; nothing was written ({})",
+            c.message
+        )),
         other => other,
     }
 }

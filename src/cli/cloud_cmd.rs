@@ -101,6 +101,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             latency: args.latency,
             error_rate: args.error_rate,
             drop_after_commit_rate: args.drop_after_commit_rate,
+            unimplemented: &[],
         },
         token_ttl: args.token_ttl,
     };

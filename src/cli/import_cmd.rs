@@ -913,6 +913,7 @@ mod tests {
 
     fn loc(id: &str, name: &str, parent: Option<&str>, created: i64) -> Location {
         Location {
+            organizations: vec![],
             id: id.into(),
             name: name.into(),
             parent_id: parent.map(String::from),
@@ -953,6 +954,7 @@ mod tests {
 
     fn fragment(id: &str, name: &str, org: &str, created: i64) -> Fragment {
         Fragment {
+            revision: String::new(),
             id: id.into(),
             name: name.into(),
             organization_id: org.into(),
@@ -970,6 +972,7 @@ mod tests {
     fn observed() -> Observed {
         Observed {
             organization: Organization {
+                default_fragments: None,
                 id: "org".into(),
                 name: "acme".into(),
                 public_namespace: String::new(),

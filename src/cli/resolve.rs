@@ -139,6 +139,9 @@ pub async fn resolve_part(
     places.part(api, arg).await
 }
 
+/// Most machine-list calls in flight while loading [`Places`].
+const READ_CONCURRENCY: usize = 8;
+
 /// The locations (and, when loaded, machines) of one organization, with their name paths:
 /// what resolution searches.
 pub struct Places {
@@ -158,7 +161,8 @@ impl Places {
             .await
             .with_context(|| format!("cannot list the locations of organization {org_id}"))?;
         let machines = if machines {
-            api.list_machines_for_org(org_id)
+            let ids: Vec<String> = locations.iter().map(|l| l.id.clone()).collect();
+            crate::cloud::observe::list_machines(api, org_id, &ids, READ_CONCURRENCY)
                 .await
                 .with_context(|| format!("cannot list the machines of organization {org_id}"))?
         } else {
@@ -483,6 +487,7 @@ mod tests {
 
     fn org(id: &str, name: &str) -> Organization {
         Organization {
+            default_fragments: None,
             id: id.into(),
             name: name.into(),
             public_namespace: String::new(),
@@ -492,6 +497,7 @@ mod tests {
 
     fn loc(id: &str, name: &str, parent: Option<&str>) -> Location {
         Location {
+            organizations: vec![],
             id: id.into(),
             name: name.into(),
             parent_id: parent.map(String::from),

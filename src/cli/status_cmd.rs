@@ -555,12 +555,14 @@ mod tests {
     fn observed() -> Observed {
         Observed {
             organization: Organization {
+                default_fragments: None,
                 id: "org".into(),
                 name: "acme".into(),
                 public_namespace: String::new(),
                 created_on: None,
             },
             locations: vec![Location {
+                organizations: vec![],
                 id: "hq00000001".into(),
                 name: "HQ".into(),
                 parent_id: None,

@@ -22,8 +22,9 @@
 use super::convert::{self, ConvertError};
 use super::{CloudApi, CloudError, Code, LogStream, ParentChange};
 use crate::model::{
-    Fragment, Grant, HistoryEntry, Invite, Location, LocationSecret, LogEntry, LogPage, LogQuery,
-    Machine, Member, Organization, Part, Sensitive, Timestamp, Visibility,
+    Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage, FragmentVersions,
+    Grant, HistoryEntry, Invite, Location, LocationSecret, LogEntry, LogPage, LogQuery, Machine,
+    Member, Organization, Part, Sensitive, Timestamp, Visibility,
 };
 use crate::proto::rpc::v1 as auth;
 use crate::proto::rpc::v1::auth_service_client::AuthServiceClient;
@@ -554,6 +555,26 @@ fn config_struct(
     convert::struct_from_json(config, "config").map_err(|e| invalid(rpc, e))
 }
 
+/// A config as JSON text, exactly as the domain value holds it (key order, integers and floats
+/// as written): what `robot_config_json` / `fragment_config_json` carry.
+fn config_text(rpc: &'static str, config: &serde_json::Value) -> Result<String, CloudError> {
+    if !config.is_object() {
+        return Err(invalid(rpc, ConvertError::NotAnObject { what: "config" }));
+    }
+    serde_json::to_string(config)
+        .map_err(|e| CloudError::new(rpc, Code::InvalidArgument, format!("config: {e}")))
+}
+
+/// Whether the `Struct` form carries `config` exactly (the same JSON text back): a `Struct` sorts
+/// keys and turns every number into a float.
+fn struct_is_exact(config: &serde_json::Value, s: &prost_types::Struct) -> bool {
+    let back = convert::json_from_struct(Some(s.clone()));
+    serde_json::to_string(&back).ok() == serde_json::to_string(config).ok()
+}
+
+/// How many fragment-history entries to ask for per page when paging.
+const FRAGMENT_HISTORY_PAGE: i64 = 100;
+
 fn app(channel: Channel) -> AppServiceClient<Channel> {
     AppServiceClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -608,6 +629,40 @@ impl CloudApi for Client {
         Ok(convert::organization(org))
     }
 
+    async fn update_organization_default_fragments(
+        &self,
+        org_id: &str,
+        fragments: &[FragmentImport],
+    ) -> Result<Organization, CloudError> {
+        const RPC: &str = "UpdateOrganization";
+        let fragments = fragments
+            .iter()
+            .map(convert::fragment_import_to_proto)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(RPC, e))?;
+        let req = pb::UpdateOrganizationRequest {
+            organization_id: org_id.to_string(),
+            name: None,
+            public_namespace: None,
+            region: None,
+            cid: None,
+            default_fragments: Some(pb::FragmentImportList { fragments }),
+        };
+        let resp = rpc!(
+            self,
+            Write,
+            "UpdateOrganization",
+            app.update_organization,
+            req
+        )
+        .await?;
+        Ok(convert::organization(required(
+            RPC,
+            "organization",
+            resp.organization,
+        )?))
+    }
+
     async fn namespace_available(&self, namespace: &str) -> Result<bool, CloudError> {
         let req = pb::GetOrganizationNamespaceAvailabilityRequest {
             public_namespace: namespace.to_string(),
@@ -647,12 +702,13 @@ impl CloudApi for Client {
         org_id: &str,
         email: &str,
         grants: &[Grant],
+        send_email: bool,
     ) -> Result<Invite, CloudError> {
         let req = pb::CreateOrganizationInviteRequest {
             organization_id: org_id.to_string(),
             email: email.to_string(),
             authorizations: grants_to_proto(grants, org_id),
-            send_email_invite: Some(false),
+            send_email_invite: Some(send_email),
         };
         let resp = rpc!(
             self,
@@ -836,6 +892,24 @@ impl CloudApi for Client {
         Ok(resp.robots.into_iter().map(convert::machine).collect())
     }
 
+    async fn list_machines_for_locations(
+        &self,
+        location_ids: &[String],
+    ) -> Result<Vec<Machine>, CloudError> {
+        let req = pb::ListRobotsForLocationsRequest {
+            location_ids: location_ids.to_vec(),
+        };
+        let resp = rpc!(
+            self,
+            Read,
+            "ListRobotsForLocations",
+            app.list_robots_for_locations,
+            req
+        )
+        .await?;
+        Ok(resp.robots.into_iter().map(convert::machine).collect())
+    }
+
     async fn get_machine(&self, machine_id: &str) -> Result<Machine, CloudError> {
         let req = pb::GetRobotRequest {
             id: machine_id.to_string(),
@@ -918,12 +992,14 @@ impl CloudApi for Client {
         last_known_update: Option<Timestamp>,
     ) -> Result<Part, CloudError> {
         const RPC: &str = "UpdateRobotPart";
+        // Both forms: the JSON text keeps the config as written; the struct serves clouds
+        // that do not know the JSON field.
         let req = pb::UpdateRobotPartRequest {
             id: part_id.to_string(),
             name: name.to_string(),
             robot_config: config.map(|c| config_struct(RPC, c)).transpose()?,
             last_known_update: last_known_update.map(convert::timestamp_to_proto),
-            robot_config_json: None,
+            robot_config_json: config.map(|c| config_text(RPC, c)).transpose()?,
         };
         let resp = rpc!(self, Write, "UpdateRobotPart", app.update_robot_part, req).await?;
         Ok(convert::part(required(RPC, "part", resp.part)?))
@@ -1037,13 +1113,140 @@ impl CloudApi for Client {
     }
 
     async fn list_fragments(&self, org_id: &str) -> Result<Vec<Fragment>, CloudError> {
+        // Every visibility, explicitly: `show_public` alone means different things to
+        // different clouds. Other organizations' public fragments are dropped.
         let req = pb::ListFragmentsRequest {
             organization_id: org_id.to_string(),
             show_public: false,
-            fragment_visibility: Vec::new(),
+            fragment_visibility: [
+                Visibility::Private,
+                Visibility::Public,
+                Visibility::PublicUnlisted,
+            ]
+            .into_iter()
+            .map(convert::visibility_to_proto)
+            .collect(),
         };
         let resp = rpc!(self, Read, "ListFragments", app.list_fragments, req).await?;
-        Ok(resp.fragments.into_iter().map(convert::fragment).collect())
+        Ok(resp
+            .fragments
+            .into_iter()
+            .map(convert::fragment)
+            .filter(|f| f.organization_id == org_id)
+            .collect())
+    }
+
+    async fn get_fragment_versions(
+        &self,
+        fragment_id: &str,
+        version: Option<&str>,
+    ) -> Result<FragmentVersions, CloudError> {
+        let req = pb::GetFragmentRequest {
+            id: fragment_id.to_string(),
+            current_organization_id: String::new(),
+            version: version.map(str::to_string),
+        };
+        let resp = rpc!(self, Read, "GetFragment", app.get_fragment, req).await?;
+        Ok(FragmentVersions {
+            fragment: convert::fragment(required("GetFragment", "fragment", resp.fragment)?),
+            revisions: resp
+                .revisions
+                .into_iter()
+                .map(convert::fragment_revision)
+                .collect(),
+            tags: resp.tags.into_iter().map(convert::fragment_tag).collect(),
+        })
+    }
+
+    async fn fragment_history(
+        &self,
+        fragment_id: &str,
+        limit: Option<i64>,
+    ) -> Result<Vec<FragmentHistoryEntry>, CloudError> {
+        let mut entries = Vec::new();
+        let mut page_token = None;
+        loop {
+            let wanted = limit.map(|l| l - entries.len() as i64);
+            if wanted.is_some_and(|w| w <= 0) {
+                break;
+            }
+            let req = pb::GetFragmentHistoryRequest {
+                id: fragment_id.to_string(),
+                page_token: page_token.take(),
+                page_limit: Some(
+                    wanted.map_or(FRAGMENT_HISTORY_PAGE, |w| w.min(FRAGMENT_HISTORY_PAGE)),
+                ),
+            };
+            let resp = rpc!(
+                self,
+                Read,
+                "GetFragmentHistory",
+                app.get_fragment_history,
+                req
+            )
+            .await?;
+            let got = resp.history.len();
+            entries.extend(
+                resp.history
+                    .into_iter()
+                    .map(convert::fragment_history_entry),
+            );
+            if resp.next_page_token.is_empty() || got == 0 {
+                break;
+            }
+            page_token = Some(resp.next_page_token);
+        }
+        if let Some(l) = limit {
+            entries.truncate(usize::try_from(l).unwrap_or(0));
+        }
+        Ok(entries)
+    }
+
+    async fn set_fragment_tag(
+        &self,
+        fragment_id: &str,
+        tag: &str,
+        revision: &str,
+    ) -> Result<Vec<FragmentTag>, CloudError> {
+        let req = pb::SetFragmentTagRequest {
+            fragment_id: fragment_id.to_string(),
+            tag: tag.to_string(),
+            revision: revision.to_string(),
+        };
+        let resp = rpc!(self, Write, "SetFragmentTag", app.set_fragment_tag, req).await?;
+        Ok(resp.tags.into_iter().map(convert::fragment_tag).collect())
+    }
+
+    async fn delete_fragment_tag(
+        &self,
+        fragment_id: &str,
+        tag: &str,
+    ) -> Result<Vec<FragmentTag>, CloudError> {
+        let req = pb::DeleteFragmentTagRequest {
+            fragment_id: fragment_id.to_string(),
+            tag: tag.to_string(),
+        };
+        let resp = rpc!(
+            self,
+            Write,
+            "DeleteFragmentTag",
+            app.delete_fragment_tag,
+            req
+        )
+        .await?;
+        Ok(resp.tags.into_iter().map(convert::fragment_tag).collect())
+    }
+
+    async fn fragment_usage(&self, fragment_id: &str) -> Result<Vec<FragmentUsage>, CloudError> {
+        let req = pb::GetFragmentUsageRequest {
+            fragment_id: fragment_id.to_string(),
+        };
+        let resp = rpc!(self, Read, "GetFragmentUsage", app.get_fragment_usage, req).await?;
+        Ok(resp
+            .version_usages
+            .into_iter()
+            .map(convert::fragment_usage)
+            .collect())
     }
 
     async fn get_fragment(&self, fragment_id: &str) -> Result<Fragment, CloudError> {
@@ -1068,14 +1271,44 @@ impl CloudApi for Client {
         visibility: Visibility,
     ) -> Result<Fragment, CloudError> {
         const RPC: &str = "CreateFragment";
+        let text = config_text(RPC, config)?;
+        let config_struct = config_struct(RPC, config)?;
+        let exact = struct_is_exact(config, &config_struct);
         let req = pb::CreateFragmentRequest {
             name: name.to_string(),
-            config: Some(config_struct(RPC, config)?),
+            config: Some(config_struct),
             organization_id: org_id.to_string(),
             visibility: Some(convert::visibility_to_proto(visibility)),
         };
         let resp = rpc!(self, Write, "CreateFragment", app.create_fragment, req).await?;
-        Ok(convert::fragment(required(RPC, "fragment", resp.fragment)?))
+        let created = convert::fragment(required(RPC, "fragment", resp.fragment)?);
+        if exact {
+            return Ok(created);
+        }
+        // `CreateFragment` has no JSON field, and the struct lost key order or number forms:
+        // write the JSON text at once, guarded so that nothing written in between is lost.
+        let req = pb::UpdateFragmentRequest {
+            id: created.id.clone(),
+            name: created.name.clone(),
+            config: None,
+            public: None,
+            visibility: None,
+            last_known_update: created.last_updated.map(convert::timestamp_to_proto),
+            fragment_config_json: Some(text),
+        };
+        match rpc!(self, Write, "UpdateFragment", app.update_fragment, req).await {
+            Ok(resp) => Ok(convert::fragment(required(
+                "UpdateFragment",
+                "fragment",
+                resp.fragment,
+            )?)),
+            Err(e) => {
+                // The fragment exists with the same config in struct form; only the form as
+                // written is missing. Report the fragment rather than a failed create.
+                tracing::warn!(fragment_id = %created.id, error = %e, "could not store the fragment config as JSON text");
+                Ok(created)
+            }
+        }
     }
 
     async fn update_fragment(
@@ -1094,6 +1327,7 @@ impl CloudApi for Client {
             public: None,
             visibility: visibility.map(convert::visibility_to_proto),
             last_known_update: last_known_update.map(convert::timestamp_to_proto),
+            fragment_config_json: config.map(|c| config_text(RPC, c)).transpose()?,
         };
         let resp = rpc!(self, Write, "UpdateFragment", app.update_fragment, req).await?;
         Ok(convert::fragment(required(RPC, "fragment", resp.fragment)?))

@@ -14,8 +14,10 @@
 //! fleetform adds or removes, they are never touched either.
 
 use crate::model::{
-    Editor, Fragment, Grant, HistoryEntry, Invite, Location, LocationSecret, LogEntry, Machine,
-    Member, OnlineState, Organization, Part, ResourceKind, Role, Sensitive, Timestamp, Visibility,
+    Editor, Fragment, FragmentHistoryEntry, FragmentImport, FragmentRevision, FragmentTag,
+    FragmentUsage, Grant, HistoryEntry, Invite, Location, LocationOrganization, LocationSecret,
+    LogEntry, Machine, Member, OnlineState, Organization, Part, ResourceKind, Role, Sensitive,
+    Timestamp, Visibility,
 };
 use crate::proto::viam::app::v1 as pb;
 use crate::proto::viam::common::v1 as common;
@@ -190,14 +192,51 @@ fn editor_kind(raw: i32) -> &'static str {
 // Organizations, locations, machines, parts, fragments
 // ---------------------------------------------------------------------------------------------
 
-/// An organization.
+/// An organization; absent `default_fragments` stay `None` (unknown), not an empty list.
 pub(super) fn organization(o: pb::Organization) -> Organization {
     Organization {
         id: o.id,
         name: o.name,
         public_namespace: o.public_namespace,
         created_on: opt_timestamp(o.created_on),
+        default_fragments: o
+            .default_fragments
+            .map(|list| list.fragments.into_iter().map(fragment_import).collect()),
     }
+}
+
+/// A wire fragment import; an empty `version` means the latest revision.
+#[allow(deprecated)] // `variables` is deprecated on the wire but still carried.
+pub(super) fn fragment_import(f: pb::FragmentImport) -> FragmentImport {
+    FragmentImport {
+        fragment_id: f.fragment_id,
+        version: Some(f.version).filter(|v| !v.is_empty()),
+        prefix: f.prefix,
+        variables: f.variables.into_iter().collect(),
+        fragment_variables: f.fragment_variables.map(|s| json_from_struct(Some(s))),
+    }
+}
+
+/// A fragment import for the wire; `fragment_variables` must be a JSON object when present.
+#[allow(deprecated)] // `variables` is deprecated on the wire but still carried.
+pub(super) fn fragment_import_to_proto(
+    f: &FragmentImport,
+) -> Result<pb::FragmentImport, ConvertError> {
+    let fragment_variables = match &f.fragment_variables {
+        None | Some(Json::Null) => None,
+        Some(v) => Some(struct_from_json(v, "fragment_variables")?),
+    };
+    Ok(pb::FragmentImport {
+        fragment_id: f.fragment_id.clone(),
+        version: f.version.clone().unwrap_or_default(),
+        prefix: f.prefix.clone(),
+        variables: f
+            .variables
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        fragment_variables,
+    })
 }
 
 /// A location; an empty `parent_location_id` means top level.
@@ -209,6 +248,14 @@ pub(super) fn location(l: pb::Location) -> Location {
         robot_count: l.robot_count,
         created_on: opt_timestamp(l.created_on),
         secrets: location_secrets(l.auth),
+        organizations: l
+            .organizations
+            .into_iter()
+            .map(|o| LocationOrganization {
+                organization_id: o.organization_id,
+                primary: o.primary,
+            })
+            .collect(),
     }
 }
 
@@ -242,15 +289,18 @@ pub(super) fn machine(r: pb::Robot) -> Machine {
     }
 }
 
+/// A config from its JSON text when that is present and parses as a JSON object (key order
+/// and number forms as written), else from the struct (`{}` when absent).
+fn config_from(json: Option<&str>, fallback: Option<prost_types::Struct>) -> Json {
+    json.and_then(|s| serde_json::from_str::<Json>(s).ok())
+        .filter(Json::is_object)
+        .unwrap_or_else(|| json_from_struct(fallback))
+}
+
 /// A robot part. The config comes from `robot_config_json` when it is present and parses as a JSON
 /// object, else from the `robot_config` struct (`{}` when absent).
 pub(super) fn part(p: pb::RobotPart) -> Part {
-    let from_json = p
-        .robot_config_json
-        .as_deref()
-        .and_then(|s| serde_json::from_str::<Json>(s).ok())
-        .filter(Json::is_object);
-    let config = from_json.unwrap_or_else(|| json_from_struct(p.robot_config));
+    let config = config_from(p.robot_config_json.as_deref(), p.robot_config);
     Part {
         id: p.id,
         name: p.name,
@@ -265,18 +315,63 @@ pub(super) fn part(p: pb::RobotPart) -> Part {
     }
 }
 
-/// A fragment (`fragment` is its config, `organization_owner` its organization id).
+/// A fragment (`organization_owner` is its organization id). The config comes from
+/// `fragment_config_json` when present and valid, else from the `fragment` struct.
 pub(super) fn fragment(f: pb::Fragment) -> Fragment {
     Fragment {
         visibility: visibility(f.visibility, f.public),
+        config: config_from(f.fragment_config_json.as_deref(), f.fragment),
         id: f.id,
         name: f.name,
         organization_id: f.organization_owner,
-        config: json_from_struct(f.fragment),
         robot_part_count: f.robot_part_count,
         created_on: opt_timestamp(f.created_on),
         last_updated: opt_timestamp(f.last_updated),
+        revision: f.revision,
     }
+}
+
+pub(super) fn fragment_revision(r: pb::FragmentRevision) -> FragmentRevision {
+    FragmentRevision {
+        revision: r.revision,
+        created_at: opt_timestamp(r.created_at),
+    }
+}
+
+pub(super) fn fragment_tag(t: pb::FragmentTag) -> FragmentTag {
+    FragmentTag {
+        tag: t.tag,
+        revision: t.revision,
+    }
+}
+
+/// A usage count; an empty `version` means the latest revision, like an absent one.
+pub(super) fn fragment_usage(u: pb::FragmentUsage) -> FragmentUsage {
+    FragmentUsage {
+        version: u.version.filter(|v| !v.is_empty()),
+        organizations: u.organizations,
+        machines: u.machines,
+        machines_in_current_org: u.machines_in_current_org,
+    }
+}
+
+/// One fragment-history entry; `old` is the fragment before the edit.
+pub(super) fn fragment_history_entry(h: pb::FragmentHistoryEntry) -> FragmentHistoryEntry {
+    FragmentHistoryEntry {
+        fragment_id: h.fragment,
+        revision: h.revision,
+        when: opt_timestamp(h.edited_on),
+        old: fragment(h.old.unwrap_or_default()),
+        config: h.config.map(|c| json_from_struct(Some(c))),
+        edited_by: editor(h.edited_by),
+    }
+}
+
+fn editor(e: Option<pb::AuthenticatorInfo>) -> Option<Editor> {
+    e.map(|e| Editor {
+        kind: editor_kind(e.r#type).to_string(),
+        value: e.value,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -362,10 +457,7 @@ pub(super) fn history_entry(h: pb::RobotPartHistoryEntry) -> HistoryEntry {
         machine_id: h.robot,
         when: opt_timestamp(h.when),
         old: part(h.old.unwrap_or_default()),
-        edited_by: h.edited_by.map(|e| Editor {
-            kind: editor_kind(e.r#type).to_string(),
-            value: e.value,
-        }),
+        edited_by: editor(h.edited_by),
     }
 }
 

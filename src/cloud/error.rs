@@ -15,6 +15,10 @@ pub enum Code {
     Unavailable,
     DeadlineExceeded,
     ResourceExhausted,
+    /// The server does not implement the RPC (an older or partial Viam-compatible cloud).
+    Unimplemented,
+    Internal,
+    OutOfRange,
     /// The request could not be sent, or the connection failed (no status from the server).
     Transport,
     Other,
@@ -33,6 +37,9 @@ impl Code {
             tonic::Code::Unavailable => Code::Unavailable,
             tonic::Code::DeadlineExceeded => Code::DeadlineExceeded,
             tonic::Code::ResourceExhausted => Code::ResourceExhausted,
+            tonic::Code::Unimplemented => Code::Unimplemented,
+            tonic::Code::Internal => Code::Internal,
+            tonic::Code::OutOfRange => Code::OutOfRange,
             _ => Code::Other,
         }
     }
@@ -57,6 +64,9 @@ impl Code {
             Code::Unavailable => "UNAVAILABLE",
             Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            Code::Unimplemented => "UNIMPLEMENTED",
+            Code::Internal => "INTERNAL",
+            Code::OutOfRange => "OUT_OF_RANGE",
             Code::Transport => "TRANSPORT",
             Code::Other => "UNKNOWN",
         }
@@ -103,6 +113,17 @@ impl CloudError {
         self.is_transient()
     }
 
+    /// Whether the write was refused because the resource changed since it was read (a stale
+    /// `last_known_update`): `FAILED_PRECONDITION` or `ABORTED`, whatever the message says.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self.code, Code::FailedPrecondition | Code::Aborted)
+    }
+
+    /// Whether the server does not implement the RPC.
+    pub fn is_unimplemented(&self) -> bool {
+        self.code == Code::Unimplemented
+    }
+
     pub fn is_not_found(&self) -> bool {
         // Authz-first services may answer PermissionDenied for ids the caller cannot see.
         matches!(self.code, Code::NotFound | Code::PermissionDenied)
@@ -122,3 +143,35 @@ impl fmt::Display for CloudError {
 }
 
 impl std::error::Error for CloudError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_keep_their_names() {
+        for (tonic_code, name) in [
+            (tonic::Code::Unimplemented, "UNIMPLEMENTED"),
+            (tonic::Code::Internal, "INTERNAL"),
+            (tonic::Code::OutOfRange, "OUT_OF_RANGE"),
+            (tonic::Code::Aborted, "ABORTED"),
+            (tonic::Code::DataLoss, "UNKNOWN"),
+        ] {
+            let err = CloudError::from_status("GetFragment", &tonic::Status::new(tonic_code, "x"));
+            assert_eq!(err.code.as_str(), name);
+            assert_eq!(err.to_string(), format!("GetFragment failed: {name}: x"));
+        }
+    }
+
+    #[test]
+    fn conflicts_are_recognised_by_code_alone() {
+        let status = |code| {
+            CloudError::from_status("UpdateRobotPart", &tonic::Status::new(code, "any text"))
+        };
+        assert!(status(tonic::Code::FailedPrecondition).is_conflict());
+        assert!(status(tonic::Code::Aborted).is_conflict());
+        assert!(!status(tonic::Code::InvalidArgument).is_conflict());
+        assert!(status(tonic::Code::Unimplemented).is_unimplemented());
+        assert!(!status(tonic::Code::Unimplemented).is_transient());
+    }
+}

@@ -13,8 +13,9 @@ pub use client::{Client, ClientOptions, Credentials, RetryPolicy};
 pub use error::{CloudError, Code};
 
 use crate::model::{
-    Fragment, Grant, HistoryEntry, Invite, Location, LocationSecret, LogEntry, LogPage, LogQuery,
-    Machine, Member, Organization, Part, Timestamp, Visibility,
+    Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage, FragmentVersions,
+    Grant, HistoryEntry, Invite, Location, LocationSecret, LogEntry, LogPage, LogQuery, Machine,
+    Member, Organization, Part, Timestamp, Visibility,
 };
 use std::pin::Pin;
 
@@ -44,12 +45,21 @@ pub trait CloudApi: Send + Sync {
     async fn list_organizations(&self) -> Result<Vec<Organization>, CloudError>;
     async fn get_organization(&self, org_id: &str) -> Result<Organization, CloudError>;
     async fn namespace_available(&self, namespace: &str) -> Result<bool, CloudError>;
+    /// Replaces the organization's default fragments (`UpdateOrganization`).
+    async fn update_organization_default_fragments(
+        &self,
+        org_id: &str,
+        fragments: &[FragmentImport],
+    ) -> Result<Organization, CloudError>;
     async fn list_members(&self, org_id: &str) -> Result<(Vec<Member>, Vec<Invite>), CloudError>;
+    /// Invites `email` with `grants` (no grants = owner of the organization, as on Viam's
+    /// cloud); `send_email` asks the cloud to email the invite.
     async fn create_invite(
         &self,
         org_id: &str,
         email: &str,
         grants: &[Grant],
+        send_email: bool,
     ) -> Result<Invite, CloudError>;
     async fn update_invite_grants(
         &self,
@@ -90,6 +100,11 @@ pub trait CloudApi: Send + Sync {
     // Machines.
     async fn list_machines(&self, location_id: &str) -> Result<Vec<Machine>, CloudError>;
     async fn list_machines_for_org(&self, org_id: &str) -> Result<Vec<Machine>, CloudError>;
+    /// The machines of several locations in one call (`ListRobotsForLocations`).
+    async fn list_machines_for_locations(
+        &self,
+        location_ids: &[String],
+    ) -> Result<Vec<Machine>, CloudError>;
     async fn get_machine(&self, machine_id: &str) -> Result<Machine, CloudError>;
     /// Creates a machine (and its main part `<name>-main`); returns the machine id.
     async fn new_machine(&self, name: &str, location_id: &str) -> Result<String, CloudError>;
@@ -137,8 +152,38 @@ pub trait CloudApi: Send + Sync {
     async fn push_logs(&self, part_id: &str, entries: &[LogEntry]) -> Result<(), CloudError>;
 
     // Fragments.
+    /// The organization's own fragments, of every visibility (fragments of other
+    /// organizations are never returned).
     async fn list_fragments(&self, org_id: &str) -> Result<Vec<Fragment>, CloudError>;
     async fn get_fragment(&self, fragment_id: &str) -> Result<Fragment, CloudError>;
+    /// The fragment (at `version`, a revision or tag, when given; else the latest) with its
+    /// revisions and tags (`GetFragment`).
+    async fn get_fragment_versions(
+        &self,
+        fragment_id: &str,
+        version: Option<&str>,
+    ) -> Result<FragmentVersions, CloudError>;
+    /// Newest first, at most `limit` entries when given (`GetFragmentHistory`).
+    async fn fragment_history(
+        &self,
+        fragment_id: &str,
+        limit: Option<i64>,
+    ) -> Result<Vec<FragmentHistoryEntry>, CloudError>;
+    /// Points `tag` at `revision`; returns all tags of the fragment.
+    async fn set_fragment_tag(
+        &self,
+        fragment_id: &str,
+        tag: &str,
+        revision: &str,
+    ) -> Result<Vec<FragmentTag>, CloudError>;
+    /// Removes `tag`; returns the remaining tags of the fragment.
+    async fn delete_fragment_tag(
+        &self,
+        fragment_id: &str,
+        tag: &str,
+    ) -> Result<Vec<FragmentTag>, CloudError>;
+    /// How many machines import the fragment, per imported version (`GetFragmentUsage`).
+    async fn fragment_usage(&self, fragment_id: &str) -> Result<Vec<FragmentUsage>, CloudError>;
     async fn create_fragment(
         &self,
         org_id: &str,

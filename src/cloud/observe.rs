@@ -5,10 +5,13 @@
 //! One observation is a fixed handful of list calls plus one read per managed machine:
 //!
 //! 1. `ListOrganizations` (once) resolves the manifest's `organization:` (an id or a name).
-//! 2. Concurrently: `ListLocations`, `ListRobotsForOrg` (all machines in one call, never
-//!    `ListRobots` per location), `ListFragments`, and `ListOrganizationMembers` only when the
-//!    manifest manages access (`access:` present, `Desired::invites` is `Some`).
-//! 3. Concurrently: `GetRobotParts` for every machine in the managed scope (see below), and
+//! 2. Concurrently: `ListLocations`, `ListFragments` (every visibility; only the organization's
+//!    own fragments are kept), and `ListOrganizationMembers` only when the manifest manages
+//!    access (`access:` present, `Desired::invites` is `Some`).
+//! 3. The machines of every listed location with `ListRobotsForLocations` (what Viam's official
+//!    SDKs use), [`LOCATIONS_PER_CALL`] locations per call, the calls concurrent — see
+//!    [`list_machines`] for the fallbacks on clouds that lack it.
+//! 4. Concurrently: `GetRobotParts` for every machine in the managed scope (see below), and
 //!    `LocationAuth` for every observed location matched to a declared location with a secret
 //!    rotation policy.
 //!
@@ -136,14 +139,14 @@ pub async fn observe(
     );
 
     // 2. The org-wide lists, concurrently.
-    let mut lists = vec![ListRead::Locations, ListRead::Machines, ListRead::Fragments];
+    let mut lists = vec![ListRead::Locations, ListRead::Fragments];
     if desired.invites.is_some() {
         lists.push(ListRead::Members);
     }
     tracing::info!(
         phase = "lists",
         calls = lists.len(),
-        "observe: listing locations, machines, fragments{}",
+        "observe: listing locations, fragments{}",
         if desired.invites.is_some() {
             " and members"
         } else {
@@ -158,11 +161,6 @@ pub async fn observe(
                 .await
                 .map(Listed::Locations)
                 .map_err(read_error(format!("the locations of {org_label}"))),
-            ListRead::Machines => api
-                .list_machines_for_org(org_id)
-                .await
-                .map(Listed::Machines)
-                .map_err(read_error(format!("the machines of {org_label}"))),
             ListRead::Fragments => api
                 .list_fragments(org_id)
                 .await
@@ -179,14 +177,12 @@ pub async fn observe(
     })
     .await?;
     let mut locations = vec![];
-    let mut machines = vec![];
     let mut fragments = vec![];
     let mut members = vec![];
     let mut invites = None;
     for listed in results {
         match listed {
             Listed::Locations(l) => locations = l,
-            Listed::Machines(m) => machines = m,
             Listed::Fragments(f) => fragments = f,
             Listed::Members(m, i) => {
                 members = m;
@@ -194,6 +190,11 @@ pub async fn observe(
             }
         }
     }
+    // 3. The machines of every location.
+    let location_ids: Vec<String> = locations.iter().map(|l| l.id.clone()).collect();
+    let machines = list_machines(api, org_id, &location_ids, limit)
+        .await
+        .map_err(read_error(format!("the machines of {org_label}")))?;
     tracing::info!(
         phase = "lists",
         locations = locations.len(),
@@ -202,7 +203,7 @@ pub async fn observe(
         "observe: listed"
     );
 
-    // 3. The managed scope: parts of its machines, secrets of rotating locations.
+    // 4. The managed scope: parts of its machines, secrets of rotating locations.
     let paths = location_paths(&locations);
     for l in &locations {
         if !paths.contains_key(&l.id) {
@@ -329,17 +330,58 @@ pub async fn attribute(
         .collect())
 }
 
+/// Most location ids in one `ListRobotsForLocations` call.
+pub const LOCATIONS_PER_CALL: usize = 50;
+
+/// The machines of `location_ids` (the locations of organization `org_id`), with at most `limit`
+/// calls in flight.
+///
+/// `ListRobotsForLocations` in batches of [`LOCATIONS_PER_CALL`] first. A cloud that answers
+/// `UNIMPLEMENTED` to it is asked `ListRobotsForOrg` instead; one that answers that with
+/// `UNIMPLEMENTED` or `PERMISSION_DENIED` too gets one `ListRobots` per location. No call is made
+/// for no locations.
+pub async fn list_machines(
+    api: &dyn CloudApi,
+    org_id: &str,
+    location_ids: &[String],
+    limit: usize,
+) -> Result<Vec<Machine>, CloudError> {
+    if location_ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let limit = limit.max(1);
+    let batches: Vec<&[String]> = location_ids.chunks(LOCATIONS_PER_CALL).collect();
+    match bounded(&batches, limit, |batch| {
+        api.list_machines_for_locations(batch)
+    })
+    .await
+    {
+        Ok(lists) => return Ok(lists.concat()),
+        Err(e) if e.is_unimplemented() => {
+            tracing::info!(error = %e, "observe: ListRobotsForLocations unavailable; trying ListRobotsForOrg");
+        }
+        Err(e) => return Err(e),
+    }
+    match api.list_machines_for_org(org_id).await {
+        Ok(machines) => return Ok(machines),
+        Err(e) if e.is_unimplemented() || e.code == crate::cloud::Code::PermissionDenied => {
+            tracing::info!(error = %e, "observe: ListRobotsForOrg unavailable; listing machines per location");
+        }
+        Err(e) => return Err(e),
+    }
+    let lists = bounded(location_ids, limit, |id| api.list_machines(id)).await?;
+    Ok(lists.concat())
+}
+
 /// The org-wide list reads of phase 2.
 enum ListRead {
     Locations,
-    Machines,
     Fragments,
     Members,
 }
 
 enum Listed {
     Locations(Vec<Location>),
-    Machines(Vec<Machine>),
     Fragments(Vec<Fragment>),
     Members(Vec<Member>, Vec<Invite>),
 }
@@ -578,6 +620,7 @@ mod tests {
 
     fn loc(id: &str, name: &str, parent: Option<&str>) -> Location {
         Location {
+            organizations: vec![],
             id: id.into(),
             name: name.into(),
             parent_id: parent.map(Into::into),
@@ -781,6 +824,7 @@ mod tests {
 
     fn org(id: &str, name: &str) -> Organization {
         Organization {
+            default_fragments: None,
             id: id.into(),
             name: name.into(),
             public_namespace: String::new(),

@@ -3,7 +3,9 @@
 //! A tower layer around the whole gRPC server. For every call it can add latency (all calls),
 //! and for calls to Viam's services (`/viam.…`, not authentication) it can fail with
 //! `UNAVAILABLE` before doing anything (`error_rate`) or do the work and then answer
-//! `UNAVAILABLE` anyway (`drop_after_commit_rate`) — the "did my write happen?" case.
+//! `UNAVAILABLE` anyway (`drop_after_commit_rate`) — the "did my write happen?" case. It can
+//! also answer `UNIMPLEMENTED` for named methods (`unimplemented`), to act as an older or partial
+//! Viam-compatible cloud.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,11 +21,16 @@ pub struct Faults {
     pub error_rate: f64,
     /// Probability in [0, 1] of doing the work, then failing with `UNAVAILABLE`.
     pub drop_after_commit_rate: f64,
+    /// Method names (`ListRobotsForOrg`, …) answered with `UNIMPLEMENTED`.
+    pub unimplemented: &'static [&'static str],
 }
 
 impl Faults {
     pub fn is_none(&self) -> bool {
-        self.latency.is_zero() && self.error_rate <= 0.0 && self.drop_after_commit_rate <= 0.0
+        self.latency.is_zero()
+            && self.error_rate <= 0.0
+            && self.drop_after_commit_rate <= 0.0
+            && self.unimplemented.is_empty()
     }
 }
 
@@ -77,6 +84,14 @@ where
                 tokio::time::sleep(faults.latency).await;
             }
             let injectable = path.starts_with("/viam.");
+            let method = path.rsplit('/').next().unwrap_or_default();
+            if injectable && faults.unimplemented.contains(&method) {
+                tracing::debug!(%path, "fault injected: unimplemented");
+                return Ok(tonic::Status::unimplemented(format!(
+                    "method {method} is not implemented by this server"
+                ))
+                .into_http());
+            }
             if injectable && faults.error_rate > 0.0 && fastrand::f64() < faults.error_rate {
                 tracing::debug!(%path, "fault injected: unavailable before handling");
                 return Ok(unavailable("injected fault: service unavailable"));

@@ -23,6 +23,8 @@ const DEFAULT_LOG_PAGE: i64 = 100;
 const MAX_LOG_PAGE: i64 = 1000;
 /// History page size when the request gives no limit.
 const DEFAULT_HISTORY_PAGE: i64 = 100;
+/// Fragment-history page size when the request gives no limit (the SDK's default).
+const DEFAULT_FRAGMENT_HISTORY_PAGE: i64 = 10;
 
 /// Log entries pushed with `RobotService/Log`, fanned out to `TailRobotPartLogs` streams.
 #[derive(Clone, Debug)]
@@ -107,22 +109,55 @@ fn check_namespace(ns: &str) -> R<&str> {
     }
 }
 
+/// The config a write carries: its JSON text (`json_field`) when present, kept exactly as sent,
+/// else the struct (serialized as JSON), else none.
 fn config_from(
-    robot_config: Option<&prost_types::Struct>,
+    config: Option<&prost_types::Struct>,
     json: Option<&str>,
-) -> R<Option<serde_json::Value>> {
+    json_field: &str,
+) -> R<Option<store::ConfigText>> {
     if let Some(text) = json {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-            Status::invalid_argument(format!("robot_config_json is not valid JSON: {e}"))
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            Status::invalid_argument(format!("{json_field} is not valid JSON: {e}"))
         })?;
-        if !v.is_object() {
-            return Err(Status::invalid_argument(
-                "robot_config_json must be a JSON object",
-            ));
+        if !value.is_object() {
+            return Err(Status::invalid_argument(format!(
+                "{json_field} must be a JSON object"
+            )));
         }
-        return Ok(Some(v));
+        return Ok(Some(store::ConfigText {
+            text: text.to_string(),
+            value,
+        }));
     }
-    Ok(robot_config.map(store::json_from_struct))
+    config
+        .map(|c| {
+            let value = store::json_from_struct(c);
+            let text =
+                serde_json::to_string(&value).map_err(|e| Status::internal(e.to_string()))?;
+            Ok(store::ConfigText { text, value })
+        })
+        .transpose()
+}
+
+/// A revision number as sent on the wire (decimal text).
+fn revision_number(field: &str, revision: &str) -> R<i64> {
+    require(field, revision)?;
+    revision.trim().parse::<i64>().map_err(|_| {
+        Status::invalid_argument(format!("{field} {revision:?} is not a revision number"))
+    })
+}
+
+/// Tag names: non-empty, no surrounding whitespace, and not a number (a version that is a
+/// number names a revision, so such a tag could never be used).
+fn check_tag(tag: &str) -> R<&str> {
+    require("tag", tag)?;
+    if tag.trim() != tag || tag.parse::<i64>().is_ok() {
+        return Err(Status::invalid_argument(format!(
+            "tag {tag:?} must not be a number or have surrounding whitespace"
+        )));
+    }
+    Ok(tag)
 }
 
 fn check_part_name(
@@ -192,6 +227,55 @@ impl pb::app_service_server::AppService for AppService {
         .await
     }
 
+    async fn update_organization(
+        &self,
+        req: Request<pb::UpdateOrganizationRequest>,
+    ) -> Res<pb::UpdateOrganizationResponse> {
+        write(self, req, |tx, who, r| {
+            let org = store::caller_org(tx, &who.org_id, &r.organization_id, "organization_id")?;
+            if let Some(name) = r.name.as_deref() {
+                let name = require("name", name)?.trim();
+                tx.execute("UPDATE orgs SET name = ?2 WHERE id = ?1", rusqlite::params![org.id, name])
+                    .map_err(|e| Status::internal(e.to_string()))?;
+            }
+            if let Some(ns) = r.public_namespace.as_deref() {
+                let ns = check_namespace(ns)?;
+                if org.public_namespace != ns {
+                    if !org.public_namespace.is_empty() {
+                        return Err(Status::failed_precondition(format!(
+                            "the organization's public namespace is already set to {:?} and cannot change",
+                            org.public_namespace
+                        )));
+                    }
+                    if store::namespace_taken(tx, ns)? {
+                        return Err(Status::already_exists(format!("public namespace {ns:?} is taken")));
+                    }
+                    tx.execute(
+                        "UPDATE orgs SET public_namespace = ?2 WHERE id = ?1",
+                        rusqlite::params![org.id, ns],
+                    )
+                    .map_err(|e| Status::internal(e.to_string()))?;
+                }
+            }
+            if r.region.as_deref().is_some_and(|reg| !reg.is_empty() && reg != "local") {
+                return Err(Status::invalid_argument("region: the local cloud has only the region \"local\""));
+            }
+            if r.cid.as_deref().is_some_and(|c| !c.is_empty()) {
+                return Err(Status::invalid_argument("cid: the local cloud keeps no CRM ids"));
+            }
+            if let Some(list) = &r.default_fragments {
+                // Each fragment must exist and be readable; versions are stored, not resolved.
+                for f in &list.fragments {
+                    store::fragment_visible(tx, &org.id, &f.fragment_id)?;
+                }
+                store::set_default_fragments(tx, &org.id, list)?;
+            }
+            let org = store::org(tx, &org.id)?.ok_or_else(|| Status::internal("organization vanished"))?;
+            Ok(pb::UpdateOrganizationResponse { organization: Some(org.to_pb()) })
+        })
+        .await
+    }
+
     async fn get_organization_namespace_availability(
         &self,
         req: Request<pb::GetOrganizationNamespaceAvailabilityRequest>,
@@ -227,22 +311,27 @@ impl pb::app_service_server::AppService for AppService {
         write(self, req, |tx, who, r| {
             let org = store::caller_org(tx, &who.org_id, &r.organization_id, "organization_id")?;
             let email = check_email(&r.email)?;
-            if r.authorizations.is_empty() {
-                return Err(Status::invalid_argument(
-                    "authorizations: an invite needs at least one",
-                ));
-            }
             if store::invite(tx, &org.id, email)?.is_some() {
                 return Err(Status::already_exists(format!(
                     "an invite for {email} already exists"
                 )));
             }
-            let auths = r
-                .authorizations
-                .iter()
-                .map(|a| store::validate_auth(tx, &org.id, a))
-                .collect::<R<Vec<_>>>()?;
-            store::insert_invite(tx, &org.id, email)?;
+            // As on Viam's cloud: an invite without authorizations makes an owner of the org.
+            let auths = if r.authorizations.is_empty() {
+                vec![(
+                    "organization".to_string(),
+                    org.id.clone(),
+                    "owner".to_string(),
+                )]
+            } else {
+                r.authorizations
+                    .iter()
+                    .map(|a| store::validate_auth(tx, &org.id, a))
+                    .collect::<R<Vec<_>>>()?
+            };
+            // The SDKs default `send_email_invite` to true; the local cloud sends no mail and
+            // only records the choice.
+            store::insert_invite(tx, &org.id, email, r.send_email_invite.unwrap_or(true))?;
             store::replace_invite_auths(tx, &org.id, email, &auths)?;
             Ok(pb::CreateOrganizationInviteResponse {
                 invite: store::invite(tx, &org.id, email)?,
@@ -525,6 +614,26 @@ impl pb::app_service_server::AppService for AppService {
         .await
     }
 
+    async fn list_robots_for_locations(
+        &self,
+        req: Request<pb::ListRobotsForLocationsRequest>,
+    ) -> Res<pb::ListRobotsForLocationsResponse> {
+        read(self, req, |db, who, r| {
+            // Every id must be a location of the caller's organization; the answer lists the
+            // machines of each location in the order asked (duplicates asked once).
+            let mut robots = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for id in &r.location_ids {
+                let l = store::location_in(db, &who.org_id, "location_ids", id)?;
+                if seen.insert(l.id.clone()) {
+                    robots.extend(store::robots_where(db, "r.location_id = ?1", &l.id)?);
+                }
+            }
+            Ok(pb::ListRobotsForLocationsResponse { robots })
+        })
+        .await
+    }
+
     async fn new_robot(&self, req: Request<pb::NewRobotRequest>) -> Res<pb::NewRobotResponse> {
         write(self, req, |tx, who, r| {
             let name = require("name", &r.name)?.trim();
@@ -650,7 +759,11 @@ impl pb::app_service_server::AppService for AppService {
         write(self, req, |tx, who, r| {
             let part = store::part_in(tx, &who.org_id, "id", &r.id)?;
             let name = require("name", &r.name)?.trim();
-            let config = config_from(r.robot_config.as_ref(), r.robot_config_json.as_deref())?;
+            let config = config_from(
+                r.robot_config.as_ref(),
+                r.robot_config_json.as_deref(),
+                "robot_config_json",
+            )?;
             if let Some(sent) = &r.last_known_update
                 && ts_us(sent) != part.last_updated_us
             {
@@ -832,6 +945,8 @@ impl pb::app_service_server::AppService for AppService {
                     r.show_public,
                     &r.fragment_visibility,
                 )?,
+                // Usage is served per fragment by GetFragmentUsage.
+                fragment_usages: Vec::new(),
             })
         })
         .await
@@ -843,8 +958,20 @@ impl pb::app_service_server::AppService for AppService {
     ) -> Res<pb::GetFragmentResponse> {
         read(self, req, |db, who, r| {
             let f = store::fragment_visible(db, &who.org_id, &r.id)?;
+            // A version (a tag or a revision number) selects that revision's name, config and
+            // visibility; counts and ids stay the fragment's own.
+            let shown = match r.version.as_deref() {
+                None | Some("") => f,
+                Some(v) => {
+                    let rev = store::resolve_version(db, &f, v)?;
+                    store::fragment_at(db, &f, rev)?
+                }
+            };
             Ok(pb::GetFragmentResponse {
-                fragment: Some(store::fragment_pb(db, &f)?),
+                fragment: Some(store::fragment_pb(db, &shown)?),
+                fragment_usage: None,
+                revisions: store::fragment_revisions(db, &shown.id)?,
+                tags: store::fragment_tags(db, &shown.id)?,
             })
         })
         .await
@@ -858,17 +985,14 @@ impl pb::app_service_server::AppService for AppService {
             let org = store::caller_org(tx, &who.org_id, &r.organization_id, "organization_id")?;
             let name = require("name", &r.name)?.trim();
             let vis = visibility(r.visibility.unwrap_or_default())?;
-            let config = r.config.as_ref().map(store::json_from_struct).unwrap_or_else(|| serde_json::json!({}));
-            let id = store::new_uuid();
-            let now = store::now_us();
-            tx.execute(
-                "INSERT INTO fragments (id, org_id, name, config, visibility, created_us, last_updated_us) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                rusqlite::params![id, org.id, name, config.to_string(), vis, now],
-            )
-            .map_err(|e| Status::internal(e.to_string()))?;
-            let row = store::fragment_row(tx, &id)?.ok_or_else(|| Status::internal("fragment vanished"))?;
-            Ok(pb::CreateFragmentResponse { fragment: Some(store::fragment_pb(tx, &row)?) })
+            let config = config_from(r.config.as_ref(), None, "config")?
+                .map_or_else(|| "{}".to_string(), |c| c.text);
+            let id = store::insert_fragment(tx, &org.id, name, &config, vis)?;
+            let row = store::fragment_row(tx, &id)?
+                .ok_or_else(|| Status::internal("fragment vanished"))?;
+            Ok(pb::CreateFragmentResponse {
+                fragment: Some(store::fragment_pb(tx, &row)?),
+            })
         })
         .await
     }
@@ -891,18 +1015,23 @@ impl pb::app_service_server::AppService for AppService {
                 (None, Some(false)) => pb::FragmentVisibility::Private as i32,
                 (None, None) => f.visibility,
             };
-            let config = match &r.config {
-                Some(c) => store::json_from_struct(c).to_string(),
-                None => f.config.clone(),
-            };
-            let now = store::now_us().max(f.last_updated_us + 1);
-            tx.execute(
-                "UPDATE fragments SET name = ?2, config = ?3, visibility = ?4, last_updated_us = ?5 WHERE id = ?1",
-                rusqlite::params![f.id, name, config, vis, now],
-            )
-            .map_err(|e| Status::internal(e.to_string()))?;
-            let row = store::fragment_row(tx, &f.id)?.ok_or_else(|| Status::internal("fragment vanished"))?;
-            Ok(pb::UpdateFragmentResponse { fragment: Some(store::fragment_pb(tx, &row)?) })
+            let config = config_from(
+                r.config.as_ref(),
+                r.fragment_config_json.as_deref(),
+                "fragment_config_json",
+            )?;
+            // Every update makes a new revision, even one that changes only the name.
+            let row = store::update_fragment(
+                tx,
+                &f,
+                name,
+                config.as_ref().map(|c| c.text.as_str()),
+                vis,
+                (pb::AuthenticationType::ApiKey, &who.key_id),
+            )?;
+            Ok(pb::UpdateFragmentResponse {
+                fragment: Some(store::fragment_pb(tx, &row)?),
+            })
         })
         .await
     }
@@ -921,12 +1050,81 @@ impl pb::app_service_server::AppService for AppService {
                     f.id
                 )));
             }
-            tx.execute(
-                "DELETE FROM fragments WHERE id = ?1",
-                rusqlite::params![f.id],
-            )
-            .map_err(|e| Status::internal(e.to_string()))?;
+            store::delete_fragment(tx, &f.id)?;
             Ok(pb::DeleteFragmentResponse {})
+        })
+        .await
+    }
+
+    async fn get_fragment_history(
+        &self,
+        req: Request<pb::GetFragmentHistoryRequest>,
+    ) -> Res<pb::GetFragmentHistoryResponse> {
+        read(self, req, |db, who, r| {
+            let f = store::fragment_owned(db, &who.org_id, &r.id)?;
+            let before = page_token(r.page_token.as_deref())?;
+            let limit = match r.page_limit {
+                Some(n) if n < 0 => {
+                    return Err(Status::invalid_argument("page_limit must not be negative"));
+                }
+                Some(0) | None => DEFAULT_FRAGMENT_HISTORY_PAGE,
+                Some(n) => n,
+            };
+            let (history, next) = store::fragment_history(db, &f.id, before, limit)?;
+            Ok(pb::GetFragmentHistoryResponse {
+                history,
+                next_page_token: next.map(|n| n.to_string()).unwrap_or_default(),
+            })
+        })
+        .await
+    }
+
+    async fn get_fragment_usage(
+        &self,
+        req: Request<pb::GetFragmentUsageRequest>,
+    ) -> Res<pb::GetFragmentUsageResponse> {
+        read(self, req, |db, who, r| {
+            let f = store::fragment_visible(db, &who.org_id, &r.fragment_id)?;
+            Ok(pb::GetFragmentUsageResponse {
+                version_usages: store::fragment_usage(db, &f.id, &who.org_id)?,
+            })
+        })
+        .await
+    }
+
+    async fn set_fragment_tag(
+        &self,
+        req: Request<pb::SetFragmentTagRequest>,
+    ) -> Res<pb::SetFragmentTagResponse> {
+        write(self, req, |tx, who, r| {
+            let f = store::fragment_owned(tx, &who.org_id, &r.fragment_id)?;
+            let tag = check_tag(&r.tag)?;
+            let revision = revision_number("revision", &r.revision)?;
+            store::fragment_at(tx, &f, revision)?;
+            store::set_fragment_tag(tx, &f.id, tag, revision)?;
+            Ok(pb::SetFragmentTagResponse {
+                tags: store::fragment_tags(tx, &f.id)?,
+            })
+        })
+        .await
+    }
+
+    async fn delete_fragment_tag(
+        &self,
+        req: Request<pb::DeleteFragmentTagRequest>,
+    ) -> Res<pb::DeleteFragmentTagResponse> {
+        write(self, req, |tx, who, r| {
+            let f = store::fragment_owned(tx, &who.org_id, &r.fragment_id)?;
+            let tag = require("tag", &r.tag)?;
+            if !store::delete_fragment_tag(tx, &f.id, tag)? {
+                return Err(Status::not_found(format!(
+                    "fragment {} has no tag {tag:?}",
+                    f.id
+                )));
+            }
+            Ok(pb::DeleteFragmentTagResponse {
+                tags: store::fragment_tags(tx, &f.id)?,
+            })
         })
         .await
     }

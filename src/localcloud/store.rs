@@ -14,14 +14,28 @@ use tonic::Status;
 
 pub type R<T> = Result<T, Status>;
 
-/// Schema version stored in `meta`; bump with a migration when the schema changes.
-const SCHEMA_VERSION: i64 = 1;
+/// Schema version stored in `meta`; bump with a migration in [`MIGRATIONS`] when the schema
+/// changes. [`SCHEMA`] always creates the newest schema.
+const SCHEMA_VERSION: i64 = 2;
+
+/// `MIGRATIONS[i]` brings a version `i + 1` database to version `i + 2`.
+const MIGRATIONS: &[&str] = &[
+    // 1 -> 2: organization default fragments, fragment revisions, tags and history, and
+    // whether an invite was to be emailed. Existing fragments become revision 1.
+    r#"
+    ALTER TABLE orgs ADD COLUMN default_fragments BLOB;
+    ALTER TABLE fragments ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE invites ADD COLUMN send_email INTEGER NOT NULL DEFAULT 1;
+    INSERT OR IGNORE INTO fragment_revisions (fragment_id, revision, name, config, visibility, created_us)
+        SELECT id, 1, name, config, visibility, last_updated_us FROM fragments;
+    "#,
+];
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS orgs (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, public_namespace TEXT NOT NULL DEFAULT '',
-    created_us INTEGER NOT NULL);
+    created_us INTEGER NOT NULL, default_fragments BLOB);
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id), key_sha256 TEXT NOT NULL,
     created_us INTEGER NOT NULL);
@@ -60,11 +74,23 @@ CREATE INDEX IF NOT EXISTS logs_part ON logs(part_id, seq);
 CREATE TABLE IF NOT EXISTS fragments (
     id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id), name TEXT NOT NULL,
     config TEXT NOT NULL, visibility INTEGER NOT NULL, created_us INTEGER NOT NULL,
-    last_updated_us INTEGER NOT NULL);
+    last_updated_us INTEGER NOT NULL, revision INTEGER NOT NULL DEFAULT 1);
 CREATE INDEX IF NOT EXISTS fragments_org ON fragments(org_id);
+CREATE TABLE IF NOT EXISTS fragment_revisions (
+    fragment_id TEXT NOT NULL, revision INTEGER NOT NULL, name TEXT NOT NULL,
+    config TEXT NOT NULL, visibility INTEGER NOT NULL, created_us INTEGER NOT NULL,
+    PRIMARY KEY (fragment_id, revision));
+CREATE TABLE IF NOT EXISTS fragment_tags (
+    fragment_id TEXT NOT NULL, tag TEXT NOT NULL, revision INTEGER NOT NULL,
+    PRIMARY KEY (fragment_id, tag));
+CREATE TABLE IF NOT EXISTS fragment_history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, fragment_id TEXT NOT NULL, revision INTEGER NOT NULL,
+    when_us INTEGER NOT NULL, old BLOB NOT NULL, editor_type INTEGER NOT NULL,
+    editor_value TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS fragment_history_fragment ON fragment_history(fragment_id, seq);
 CREATE TABLE IF NOT EXISTS invites (
     org_id TEXT NOT NULL REFERENCES orgs(id), email TEXT NOT NULL, created_us INTEGER NOT NULL,
-    PRIMARY KEY (org_id, email));
+    send_email INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (org_id, email));
 CREATE TABLE IF NOT EXISTS invite_auths (
     org_id TEXT NOT NULL, email TEXT NOT NULL, resource_type TEXT NOT NULL,
     resource_id TEXT NOT NULL, role TEXT NOT NULL,
@@ -110,6 +136,48 @@ fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Creates the schema in a new database, or brings an older one up to [`SCHEMA_VERSION`] with
+/// [`MIGRATIONS`], in one transaction. A database newer than this program is refused.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    )?;
+    let stored: Option<String> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match stored.map(|v| v.parse::<i64>()) {
+        None => {
+            tx.execute_batch(SCHEMA)?;
+        }
+        Some(Ok(v)) if (1..=SCHEMA_VERSION).contains(&v) => {
+            // New tables first (the migrations may fill them), then the column changes.
+            tx.execute_batch(SCHEMA)?;
+            for m in &MIGRATIONS[(v - 1) as usize..] {
+                tx.execute_batch(m)?;
+            }
+        }
+        Some(other) => {
+            return Err(rusqlite::Error::ToSqlConversionFailure(
+                format!(
+                    "unsupported schema version {other:?} (this program knows 1 to {SCHEMA_VERSION}); \
+                     use a newer fleetform"
+                )
+                .into(),
+            ));
+        }
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
+        params![SCHEMA_VERSION.to_string()],
+    )?;
+    tx.commit()
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreOpenError> {
@@ -121,14 +189,8 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .map_err(|e| err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
         }
-        let writer = open_conn(path).map_err(err)?;
-        writer.execute_batch(SCHEMA).map_err(err)?;
-        writer
-            .execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
-                params![SCHEMA_VERSION.to_string()],
-            )
-            .map_err(err)?;
+        let mut writer = open_conn(path).map_err(err)?;
+        migrate(&mut writer).map_err(err)?;
         let readers = (0..READERS)
             .map(|_| open_conn(path))
             .collect::<rusqlite::Result<Vec<_>>>()
@@ -338,23 +400,30 @@ pub struct OrgRow {
     pub name: String,
     pub public_namespace: String,
     pub created_us: i64,
+    /// An encoded `FragmentImportList`; `None` until default fragments are set.
+    pub default_fragments: Option<Vec<u8>>,
 }
 
 impl OrgRow {
     pub fn to_pb(&self) -> pb::Organization {
+        use prost::Message;
         pb::Organization {
             id: self.id.clone(),
             name: self.name.clone(),
             created_on: Some(ts(self.created_us)),
             public_namespace: self.public_namespace.clone(),
             default_region: "local".into(),
+            default_fragments: self
+                .default_fragments
+                .as_deref()
+                .and_then(|b| pb::FragmentImportList::decode(b).ok()),
         }
     }
 }
 
 pub fn org(db: &Connection, id: &str) -> R<Option<OrgRow>> {
     q(db.query_row(
-        "SELECT id, name, public_namespace, created_us FROM orgs WHERE id = ?1",
+        "SELECT id, name, public_namespace, created_us, default_fragments FROM orgs WHERE id = ?1",
         params![id],
         |r| {
             Ok(OrgRow {
@@ -362,10 +431,25 @@ pub fn org(db: &Connection, id: &str) -> R<Option<OrgRow>> {
                 name: r.get(1)?,
                 public_namespace: r.get(2)?,
                 created_us: r.get(3)?,
+                default_fragments: r.get(4)?,
             })
         },
     )
     .optional())
+}
+
+/// Replaces an organization's default fragments.
+pub fn set_default_fragments(
+    tx: &Transaction,
+    org_id: &str,
+    list: &pb::FragmentImportList,
+) -> R<()> {
+    use prost::Message;
+    q(tx.execute(
+        "UPDATE orgs SET default_fragments = ?2 WHERE id = ?1",
+        params![org_id, list.encode_to_vec()],
+    ))
+    .map(|_| ())
 }
 
 /// The caller's own organization, or `PERMISSION_DENIED` / `NOT_FOUND` for any other id.
@@ -583,10 +667,12 @@ pub fn replace_invite_auths(
     Ok(())
 }
 
-pub fn insert_invite(tx: &Transaction, org_id: &str, email: &str) -> R<()> {
+/// Records an invite; `send_email` is whether the cloud was asked to email it (the local cloud
+/// sends no mail, it only keeps the answer).
+pub fn insert_invite(tx: &Transaction, org_id: &str, email: &str, send_email: bool) -> R<()> {
     q(tx.execute(
-        "INSERT INTO invites (org_id, email, created_us) VALUES (?1, ?2, ?3)",
-        params![org_id, email, now_us()],
+        "INSERT INTO invites (org_id, email, created_us, send_email) VALUES (?1, ?2, ?3, ?4)",
+        params![org_id, email, now_us(), send_email],
     ))
     .map(|_| ())
 }
@@ -731,6 +817,11 @@ pub fn location_pb(db: &Connection, l: &LocationRow) -> R<pb::Location> {
         created_on: Some(ts(l.created_us)),
         parent_location_id: l.parent_id.clone().unwrap_or_default(),
         auth: Some(location_auth(db, &l.id)?),
+        // The local cloud does not share locations: the owning organization is the only one.
+        organizations: vec![pb::LocationOrganization {
+            organization_id: l.org_id.clone(),
+            primary: true,
+        }],
         robot_count: robot_count as i32,
     })
 }
@@ -1086,19 +1177,29 @@ pub fn fragment_refs(config: &serde_json::Value) -> Vec<String> {
     ids
 }
 
+/// A config as written (the exact JSON text, stored and served back byte for byte) and as
+/// parsed (for the fragments it references).
+pub struct ConfigText {
+    pub text: String,
+    pub value: serde_json::Value,
+}
+
+/// Who made a change: the authentication type and the key id or email.
+pub type EditorInfo<'a> = (pb::AuthenticationType, &'a str);
+
 /// Stores a new name/config for `old`, bumping `last_updated` and appending a history entry
 /// that holds the part as it was and who changed it.
 pub fn update_part(
     tx: &Transaction,
     old: &PartRow,
     name: &str,
-    config: Option<&serde_json::Value>,
-    editor: (pb::AuthenticationType, &str),
+    config: Option<&ConfigText>,
+    editor: EditorInfo<'_>,
 ) -> R<()> {
     use prost::Message;
     let now = now_us().max(old.last_updated_us + 1);
     let config_text = match config {
-        Some(c) => serde_json::to_string(c).map_err(internal)?,
+        Some(c) => c.text.clone(),
         None => old.config.clone(),
     };
     q(tx.execute(
@@ -1122,7 +1223,7 @@ pub fn update_part(
             "DELETE FROM part_fragments WHERE part_id = ?1",
             params![old.id],
         ))?;
-        for f in fragment_refs(c) {
+        for f in fragment_refs(&c.value) {
             q(tx.execute(
                 "INSERT INTO part_fragments (part_id, fragment_id) VALUES (?1, ?2)",
                 params![old.id, f],
@@ -1130,6 +1231,18 @@ pub fn update_part(
         }
     }
     Ok(())
+}
+
+/// One page of rows fetched with `LIMIT limit + 1`, newest first: the first `limit` items and,
+/// when there were more, the token of the next page (the sequence number of the last item kept).
+fn page<T>(mut rows: Vec<(i64, T)>, limit: i64) -> (Vec<T>, Option<i64>) {
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|(seq, _)| *seq)
+    } else {
+        None
+    };
+    (rows.into_iter().map(|(_, item)| item).collect(), next)
 }
 
 /// History of a part, newest first, entries with `seq < before` when paging.
@@ -1172,14 +1285,8 @@ pub fn part_history(
             ))
         },
     ))?;
-    let mut rows: Vec<(i64, pb::RobotPartHistoryEntry)> = q(rows.collect())?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|(seq, _)| *seq)
-    } else {
-        None
-    };
-    Ok((rows.into_iter().map(|(_, e)| e).collect(), next))
+    let rows: Vec<(i64, pb::RobotPartHistoryEntry)> = q(rows.collect())?;
+    Ok(page(rows, limit))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1243,18 +1350,11 @@ pub fn part_logs(
         ],
         |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
     ))?;
-    let mut rows: Vec<(i64, Vec<u8>)> = q(rows.collect())?;
-    let next = if rows.len() as i64 > f.limit {
-        rows.truncate(f.limit as usize);
-        rows.last().map(|(seq, _)| *seq)
-    } else {
-        None
-    };
+    let rows: Vec<(i64, Vec<u8>)> = q(rows.collect())?;
+    let (rows, next) = page(rows, f.limit);
     let entries = rows
         .iter()
-        .map(|(_, b)| {
-            crate::proto::viam::common::v1::LogEntry::decode(b.as_slice()).map_err(internal)
-        })
+        .map(|b| crate::proto::viam::common::v1::LogEntry::decode(b.as_slice()).map_err(internal))
         .collect::<R<Vec<_>>>()?;
     Ok((entries, next))
 }
@@ -1266,14 +1366,17 @@ pub struct FragmentRow {
     pub id: String,
     pub org_id: String,
     pub name: String,
+    /// The config as written (JSON text).
     pub config: String,
     pub visibility: i32,
     pub created_us: i64,
     pub last_updated_us: i64,
+    /// The current revision: 1 at creation, one more with every update.
+    pub revision: i64,
 }
 
 const FRAGMENT_COLS: &str =
-    "id, org_id, name, config, visibility, created_us, last_updated_us FROM fragments";
+    "id, org_id, name, config, visibility, created_us, last_updated_us, revision FROM fragments";
 
 fn fragment_from(r: &rusqlite::Row) -> rusqlite::Result<FragmentRow> {
     Ok(FragmentRow {
@@ -1284,6 +1387,7 @@ fn fragment_from(r: &rusqlite::Row) -> rusqlite::Result<FragmentRow> {
         visibility: r.get(4)?,
         created_us: r.get(5)?,
         last_updated_us: r.get(6)?,
+        revision: r.get(7)?,
     })
 }
 
@@ -1326,7 +1430,7 @@ pub fn fragment_part_count(db: &Connection, id: &str) -> R<i64> {
 }
 
 pub fn fragment_pb(db: &Connection, f: &FragmentRow) -> R<pb::Fragment> {
-    let org_name = org(db, &f.org_id)?.map(|o| o.name).unwrap_or_default();
+    let owner = org(db, &f.org_id)?;
     let count = fragment_part_count(db, &f.id)?;
     let config: serde_json::Value =
         serde_json::from_str(&f.config).unwrap_or_else(|_| serde_json::json!({}));
@@ -1343,7 +1447,7 @@ pub fn fragment_pb(db: &Connection, f: &FragmentRow) -> R<pb::Fragment> {
         organization_owner: f.org_id.clone(),
         public: f.visibility == pb::FragmentVisibility::Public as i32,
         created_on: Some(ts(f.created_us)),
-        organization_name: org_name,
+        organization_name: owner.as_ref().map(|o| o.name.clone()).unwrap_or_default(),
         robot_part_count: count as i32,
         organization_count: orgs_using as i32,
         only_used_by_owner: orgs_using == 0
@@ -1359,25 +1463,326 @@ pub fn fragment_pb(db: &Connection, f: &FragmentRow) -> R<pb::Fragment> {
             }),
         visibility: f.visibility,
         last_updated: Some(ts(f.last_updated_us)),
+        revision: f.revision.to_string(),
+        public_namespace: owner
+            .map(|o| o.public_namespace)
+            .filter(|ns| !ns.is_empty()),
+        fragment_config_json: Some(f.config.clone()),
     })
 }
 
+/// Fragments for `ListFragments`. The organization's own fragments, plus other organizations'
+/// `PUBLIC` ones when asked for: by `PUBLIC` in `visibilities` when that list is given (it takes
+/// precedence), else by `show_public`. With `visibilities`, only those visibilities are listed.
+/// Other organizations' unlisted and private fragments are never listed.
 pub fn list_fragments(
     db: &Connection,
     org_id: &str,
     show_public: bool,
     visibilities: &[i32],
 ) -> R<Vec<pb::Fragment>> {
+    let public = pb::FragmentVisibility::Public as i32;
+    let others_public = if visibilities.is_empty() {
+        show_public
+    } else {
+        visibilities.contains(&public)
+    };
     let mut st = q(db.prepare(&format!(
         "SELECT {FRAGMENT_COLS} WHERE org_id = ?1 OR (?2 AND visibility = ?3) ORDER BY created_us, id"
     )))?;
-    let rows = q(st.query_map(
-        params![org_id, show_public, pb::FragmentVisibility::Public as i32],
-        fragment_from,
-    ))?;
+    let rows = q(st.query_map(params![org_id, others_public, public], fragment_from))?;
     let rows: Vec<FragmentRow> = q(rows.collect())?;
     rows.iter()
         .filter(|f| visibilities.is_empty() || visibilities.contains(&f.visibility))
         .map(|f| fragment_pb(db, f))
         .collect()
+}
+
+/// Records revision `f.revision` of a fragment as it now is.
+fn insert_fragment_revision(tx: &Transaction, f: &FragmentRow) -> R<()> {
+    q(tx.execute(
+        "INSERT INTO fragment_revisions (fragment_id, revision, name, config, visibility, created_us) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![f.id, f.revision, f.name, f.config, f.visibility, f.last_updated_us],
+    ))
+    .map(|_| ())
+}
+
+/// Creates a fragment at revision 1; returns its id.
+pub fn insert_fragment(
+    tx: &Transaction,
+    org_id: &str,
+    name: &str,
+    config: &str,
+    visibility: i32,
+) -> R<String> {
+    let id = new_uuid();
+    let now = now_us();
+    q(tx.execute(
+        "INSERT INTO fragments (id, org_id, name, config, visibility, created_us, last_updated_us, revision) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)",
+        params![id, org_id, name, config, visibility, now],
+    ))?;
+    let row = fragment_row(tx, &id)?.ok_or_else(|| internal("fragment vanished"))?;
+    insert_fragment_revision(tx, &row)?;
+    Ok(id)
+}
+
+/// Writes a new name, config (JSON text; `None` keeps it) and visibility as the next revision,
+/// bumping `last_updated` and appending a history entry holding the fragment as it was.
+pub fn update_fragment(
+    tx: &Transaction,
+    old: &FragmentRow,
+    name: &str,
+    config: Option<&str>,
+    visibility: i32,
+    editor: EditorInfo<'_>,
+) -> R<FragmentRow> {
+    use prost::Message;
+    let new = FragmentRow {
+        id: old.id.clone(),
+        org_id: old.org_id.clone(),
+        name: name.to_string(),
+        config: config.map_or_else(|| old.config.clone(), str::to_string),
+        visibility,
+        created_us: old.created_us,
+        last_updated_us: now_us().max(old.last_updated_us + 1),
+        revision: old.revision + 1,
+    };
+    q(tx.execute(
+        "INSERT INTO fragment_history (fragment_id, revision, when_us, old, editor_type, editor_value) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            old.id,
+            new.revision,
+            new.last_updated_us,
+            fragment_pb(tx, old)?.encode_to_vec(),
+            editor.0 as i32,
+            editor.1
+        ],
+    ))?;
+    q(tx.execute(
+        "UPDATE fragments SET name = ?2, config = ?3, visibility = ?4, last_updated_us = ?5, revision = ?6 \
+         WHERE id = ?1",
+        params![new.id, new.name, new.config, new.visibility, new.last_updated_us, new.revision],
+    ))?;
+    insert_fragment_revision(tx, &new)?;
+    Ok(new)
+}
+
+/// Deletes a fragment with its revisions, tags and history.
+pub fn delete_fragment(tx: &Transaction, id: &str) -> R<()> {
+    for sql in [
+        "DELETE FROM fragment_tags WHERE fragment_id = ?1",
+        "DELETE FROM fragment_revisions WHERE fragment_id = ?1",
+        "DELETE FROM fragment_history WHERE fragment_id = ?1",
+        "DELETE FROM fragments WHERE id = ?1",
+    ] {
+        q(tx.execute(sql, params![id]))?;
+    }
+    Ok(())
+}
+
+/// The revision a version names: a tag of the fragment, else a revision number it has.
+/// `NOT_FOUND` for anything else.
+pub fn resolve_version(db: &Connection, f: &FragmentRow, version: &str) -> R<i64> {
+    let tagged: Option<i64> = q(db
+        .query_row(
+            "SELECT revision FROM fragment_tags WHERE fragment_id = ?1 AND tag = ?2",
+            params![f.id, version],
+            |r| r.get(0),
+        )
+        .optional())?;
+    if let Some(rev) = tagged {
+        return Ok(rev);
+    }
+    let exists = |rev: i64| -> R<bool> {
+        q(db.query_row(
+            "SELECT EXISTS(SELECT 1 FROM fragment_revisions WHERE fragment_id = ?1 AND revision = ?2)",
+            params![f.id, rev],
+            |r| r.get(0),
+        ))
+    };
+    match version.parse::<i64>() {
+        Ok(rev) if exists(rev)? => Ok(rev),
+        _ => Err(Status::not_found(format!(
+            "fragment {} has no revision or tag {version:?}",
+            f.id
+        ))),
+    }
+}
+
+/// The fragment as it was at `revision` (name, config, visibility and time of that revision).
+pub fn fragment_at(db: &Connection, f: &FragmentRow, revision: i64) -> R<FragmentRow> {
+    q(db.query_row(
+        "SELECT name, config, visibility, created_us FROM fragment_revisions \
+         WHERE fragment_id = ?1 AND revision = ?2",
+        params![f.id, revision],
+        |r| {
+            Ok(FragmentRow {
+                id: f.id.clone(),
+                org_id: f.org_id.clone(),
+                name: r.get(0)?,
+                config: r.get(1)?,
+                visibility: r.get(2)?,
+                created_us: f.created_us,
+                last_updated_us: r.get(3)?,
+                revision,
+            })
+        },
+    )
+    .optional())?
+    .ok_or_else(|| Status::not_found(format!("fragment {} has no revision {revision}", f.id)))
+}
+
+/// Every revision of a fragment, oldest first.
+pub fn fragment_revisions(db: &Connection, id: &str) -> R<Vec<pb::FragmentRevision>> {
+    let mut st = q(db.prepare(
+        "SELECT revision, created_us FROM fragment_revisions WHERE fragment_id = ?1 ORDER BY revision",
+    ))?;
+    let rows = q(st.query_map(params![id], |r| {
+        Ok(pb::FragmentRevision {
+            revision: r.get::<_, i64>(0)?.to_string(),
+            created_at: Some(ts(r.get(1)?)),
+        })
+    }))?;
+    q(rows.collect())
+}
+
+/// Every tag of a fragment, by name.
+pub fn fragment_tags(db: &Connection, id: &str) -> R<Vec<pb::FragmentTag>> {
+    let mut st = q(
+        db.prepare("SELECT tag, revision FROM fragment_tags WHERE fragment_id = ?1 ORDER BY tag")
+    )?;
+    let rows = q(st.query_map(params![id], |r| {
+        Ok(pb::FragmentTag {
+            tag: r.get(0)?,
+            revision: r.get::<_, i64>(1)?.to_string(),
+        })
+    }))?;
+    q(rows.collect())
+}
+
+/// Points `tag` at `revision` (creating or moving it).
+pub fn set_fragment_tag(tx: &Transaction, id: &str, tag: &str, revision: i64) -> R<()> {
+    q(tx.execute(
+        "INSERT INTO fragment_tags (fragment_id, tag, revision) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (fragment_id, tag) DO UPDATE SET revision = excluded.revision",
+        params![id, tag, revision],
+    ))
+    .map(|_| ())
+}
+
+/// Removes `tag`; whether it existed.
+pub fn delete_fragment_tag(tx: &Transaction, id: &str, tag: &str) -> R<bool> {
+    Ok(q(tx.execute(
+        "DELETE FROM fragment_tags WHERE fragment_id = ?1 AND tag = ?2",
+        params![id, tag],
+    ))? > 0)
+}
+
+/// History of a fragment, newest first, entries with `seq < before` when paging.
+pub fn fragment_history(
+    db: &Connection,
+    id: &str,
+    before: Option<i64>,
+    limit: i64,
+) -> R<(Vec<pb::FragmentHistoryEntry>, Option<i64>)> {
+    use prost::Message;
+    let mut st = q(db.prepare(
+        "SELECT h.seq, h.revision, h.when_us, h.old, h.editor_type, h.editor_value, v.config \
+         FROM fragment_history h LEFT JOIN fragment_revisions v \
+         ON v.fragment_id = h.fragment_id AND v.revision = h.revision \
+         WHERE h.fragment_id = ?1 AND h.seq < ?2 ORDER BY h.seq DESC LIMIT ?3",
+    ))?;
+    let rows = q(
+        st.query_map(params![id, before.unwrap_or(i64::MAX), limit + 1], |r| {
+            let blob: Vec<u8> = r.get(3)?;
+            let config: Option<String> = r.get(6)?;
+            Ok((
+                r.get::<_, i64>(0)?,
+                pb::FragmentHistoryEntry {
+                    fragment: id.to_string(),
+                    revision: r.get::<_, i64>(1)?.to_string(),
+                    edited_on: Some(ts(r.get(2)?)),
+                    old: pb::Fragment::decode(blob.as_slice()).ok(),
+                    edited_by: Some(pb::AuthenticatorInfo {
+                        r#type: r.get(4)?,
+                        value: r.get(5)?,
+                        is_deactivated: false,
+                    }),
+                    config: config
+                        .and_then(|c| serde_json::from_str::<serde_json::Value>(&c).ok())
+                        .map(|v| struct_from_json(&v)),
+                },
+            ))
+        }),
+    )?;
+    let rows: Vec<(i64, pb::FragmentHistoryEntry)> = q(rows.collect())?;
+    Ok(page(rows, limit))
+}
+
+/// The `version` of each import of `fragment_id` in a config's `fragments` list: `None` for a
+/// bare id or an object without a version (the latest revision). A numeric version counts as
+/// its decimal text.
+fn import_versions(config: &serde_json::Value, fragment_id: &str) -> Vec<Option<String>> {
+    config
+        .get("fragments")
+        .and_then(|f| f.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| match entry {
+            serde_json::Value::String(s) if s == fragment_id => Some(None),
+            serde_json::Value::Object(o)
+                if o.get("id").and_then(|v| v.as_str()) == Some(fragment_id) =>
+            {
+                Some(match o.get("version") {
+                    Some(serde_json::Value::String(v)) if !v.is_empty() => Some(v.clone()),
+                    Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+                    _ => None,
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// How many machines import a fragment, per version, computed from the parts' configs: for
+/// each version (`None` = the latest revision, listed first, then versions by name), the
+/// machines whose parts import it at that version, the organizations they belong to, and how
+/// many of them are in `current_org`.
+pub fn fragment_usage(
+    db: &Connection,
+    fragment_id: &str,
+    current_org: &str,
+) -> R<Vec<pb::FragmentUsage>> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut st = q(db.prepare(&format!(
+        "SELECT {PART_COLS} WHERE p.id IN (SELECT part_id FROM part_fragments WHERE fragment_id = ?1)"
+    )))?;
+    let rows = q(st.query_map(params![fragment_id], part_from))?;
+    let parts: Vec<PartRow> = q(rows.collect())?;
+    // version -> (machines, organizations, machines in the current organization)
+    type Counts = (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>);
+    let mut by_version: BTreeMap<Option<String>, Counts> = BTreeMap::new();
+    for p in &parts {
+        for version in import_versions(&p.config_json(), fragment_id) {
+            let (machines, orgs, local) = by_version.entry(version).or_default();
+            machines.insert(p.robot_id.clone());
+            orgs.insert(p.org_id.clone());
+            if p.org_id == current_org {
+                local.insert(p.robot_id.clone());
+            }
+        }
+    }
+    Ok(by_version
+        .into_iter()
+        .map(|(version, (machines, orgs, local))| pb::FragmentUsage {
+            fragment_id: fragment_id.to_string(),
+            organizations: orgs.len() as i32,
+            machines: machines.len() as i32,
+            machines_in_current_org: local.len() as i32,
+            version,
+        })
+        .collect())
 }

@@ -31,8 +31,9 @@ use super::backoff::BreakerState;
 use crate::apply::{Outcome, Report};
 use crate::cloud::{CloudApi, CloudError, LogStream, ParentChange};
 use crate::model::{
-    Fragment, Grant, HistoryEntry, Invite, Location, LocationSecret, LogEntry, LogPage, LogQuery,
-    Machine, Member, Organization, Part, Timestamp, Visibility,
+    Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage, FragmentVersions,
+    Grant, HistoryEntry, Invite, Location, LocationSecret, LogEntry, LogPage, LogQuery, Machine,
+    Member, Organization, Part, Timestamp, Visibility,
 };
 use crate::plan::{Action, Plan};
 use std::collections::BTreeMap;
@@ -566,6 +567,17 @@ impl CloudApi for CountingApi {
         let r = self.inner.namespace_available(namespace).await;
         self.count("GetOrganizationNamespaceAvailability", r)
     }
+    async fn update_organization_default_fragments(
+        &self,
+        org_id: &str,
+        fragments: &[FragmentImport],
+    ) -> Result<Organization, CloudError> {
+        let r = self
+            .inner
+            .update_organization_default_fragments(org_id, fragments)
+            .await;
+        self.count("UpdateOrganization", r)
+    }
     async fn list_members(&self, org_id: &str) -> Result<(Vec<Member>, Vec<Invite>), CloudError> {
         let r = self.inner.list_members(org_id).await;
         self.count("ListOrganizationMembers", r)
@@ -575,8 +587,12 @@ impl CloudApi for CountingApi {
         org_id: &str,
         email: &str,
         grants: &[Grant],
+        send_email: bool,
     ) -> Result<Invite, CloudError> {
-        let r = self.inner.create_invite(org_id, email, grants).await;
+        let r = self
+            .inner
+            .create_invite(org_id, email, grants, send_email)
+            .await;
         self.count("CreateOrganizationInvite", r)
     }
     async fn update_invite_grants(
@@ -655,6 +671,13 @@ impl CloudApi for CountingApi {
     async fn list_machines_for_org(&self, org_id: &str) -> Result<Vec<Machine>, CloudError> {
         let r = self.inner.list_machines_for_org(org_id).await;
         self.count("ListRobotsForOrg", r)
+    }
+    async fn list_machines_for_locations(
+        &self,
+        location_ids: &[String],
+    ) -> Result<Vec<Machine>, CloudError> {
+        let r = self.inner.list_machines_for_locations(location_ids).await;
+        self.count("ListRobotsForLocations", r)
     }
     async fn get_machine(&self, machine_id: &str) -> Result<Machine, CloudError> {
         let r = self.inner.get_machine(machine_id).await;
@@ -748,6 +771,46 @@ impl CloudApi for CountingApi {
     async fn get_fragment(&self, fragment_id: &str) -> Result<Fragment, CloudError> {
         let r = self.inner.get_fragment(fragment_id).await;
         self.count("GetFragment", r)
+    }
+    async fn get_fragment_versions(
+        &self,
+        fragment_id: &str,
+        version: Option<&str>,
+    ) -> Result<FragmentVersions, CloudError> {
+        let r = self.inner.get_fragment_versions(fragment_id, version).await;
+        self.count("GetFragment", r)
+    }
+    async fn fragment_history(
+        &self,
+        fragment_id: &str,
+        limit: Option<i64>,
+    ) -> Result<Vec<FragmentHistoryEntry>, CloudError> {
+        let r = self.inner.fragment_history(fragment_id, limit).await;
+        self.count("GetFragmentHistory", r)
+    }
+    async fn set_fragment_tag(
+        &self,
+        fragment_id: &str,
+        tag: &str,
+        revision: &str,
+    ) -> Result<Vec<FragmentTag>, CloudError> {
+        let r = self
+            .inner
+            .set_fragment_tag(fragment_id, tag, revision)
+            .await;
+        self.count("SetFragmentTag", r)
+    }
+    async fn delete_fragment_tag(
+        &self,
+        fragment_id: &str,
+        tag: &str,
+    ) -> Result<Vec<FragmentTag>, CloudError> {
+        let r = self.inner.delete_fragment_tag(fragment_id, tag).await;
+        self.count("DeleteFragmentTag", r)
+    }
+    async fn fragment_usage(&self, fragment_id: &str) -> Result<Vec<FragmentUsage>, CloudError> {
+        let r = self.inner.fragment_usage(fragment_id).await;
+        self.count("GetFragmentUsage", r)
     }
     async fn create_fragment(
         &self,
