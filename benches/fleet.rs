@@ -256,6 +256,9 @@ fn plan_cpu() {
         invites: None,
         members: vec![],
         secrets: Default::default(),
+        fragment_tags: Default::default(),
+        fragment_revisions: Default::default(),
+        fragment_usage: Default::default(),
         observed_at: fleetform::model::Timestamp::now(),
     };
     // A converged state: build it by "applying" the create plan to an in-memory model.

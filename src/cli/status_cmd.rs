@@ -593,6 +593,9 @@ mod tests {
             invites: None,
             members: vec![],
             secrets: BTreeMap::new(),
+            fragment_tags: BTreeMap::new(),
+            fragment_revisions: BTreeMap::new(),
+            fragment_usage: BTreeMap::new(),
             observed_at: Timestamp::default(),
         }
     }

@@ -11,9 +11,11 @@
 //! 3. The machines of every listed location with `ListRobotsForLocations` (what Viam's official
 //!    SDKs use), [`LOCATIONS_PER_CALL`] locations per call, the calls concurrent — see
 //!    [`list_machines`] for the fallbacks on clouds that lack it.
-//! 4. Concurrently: `GetRobotParts` for every machine in the managed scope (see below), and
+//! 4. Concurrently: `GetRobotParts` for every machine in the managed scope (see below),
 //!    `LocationAuth` for every observed location matched to a declared location with a secret
-//!    rotation policy.
+//!    rotation policy, `GetFragmentUsage` for every observed fragment a declaration may match
+//!    (by `id:`, name or `moved_from:`; for the blast radius of fragment changes), and
+//!    `GetFragment` (revisions and tags) for those of them whose declaration manages `tags:`.
 //!
 //! All reads in flight at once are bounded by [`ObserveOptions::read_concurrency`] (default 32).
 //! No per-resource `Get` is ever made where a list call serves.
@@ -40,10 +42,10 @@
 //! - Location secrets are read for every observed location matched to a declared location
 //!   with `rotate_secrets_after` set.
 
-use super::{CloudApi, CloudError};
+use super::{CloudApi, CloudError, Code};
 use crate::model::{
-    Desired, DesiredLocation, Fragment, HistoryEntry, Invite, Location, LocationSecret, Machine,
-    Member, Observed, OrgRef, Organization, Part, Timestamp,
+    Desired, DesiredLocation, Fragment, FragmentTag, FragmentUsage, HistoryEntry, Invite, Location,
+    LocationSecret, Machine, Member, Observed, OrgRef, Organization, Part, Timestamp,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -240,10 +242,13 @@ pub async fn observe(
         },
         None => format!("machine {id}"),
     };
+    let (usage_ids, version_ids) = fragments_to_read(desired, &fragments);
     let scoped: Vec<ScopedRead> = machine_ids
         .into_iter()
         .map(ScopedRead::Parts)
         .chain(secret_ids.into_iter().map(ScopedRead::Secrets))
+        .chain(usage_ids.into_iter().map(ScopedRead::Usage))
+        .chain(version_ids.into_iter().map(ScopedRead::Versions))
         .collect();
     let results = bounded(&scoped, limit, |read| {
         let describe_location = &describe_location;
@@ -264,12 +269,37 @@ pub async fn observe(
                         source,
                     }),
                 },
+                ScopedRead::Usage(id) => match api.fragment_usage(id).await {
+                    Ok(u) => Ok(Scoped::Usage(id.clone(), u)),
+                    // A cloud that cannot say leaves the blast radius unknown.
+                    Err(e) if matches!(e.code, Code::Unimplemented | Code::PermissionDenied) => {
+                        Ok(Scoped::Nothing)
+                    }
+                    Err(source) => Err(ObserveError::Read {
+                        what: format!("the usage of fragment {id}"),
+                        source,
+                    }),
+                },
+                ScopedRead::Versions(id) => match api.get_fragment_versions(id, None).await {
+                    Ok(v) => Ok(Scoped::Versions(
+                        id.clone(),
+                        v.tags,
+                        v.revisions.into_iter().map(|r| r.revision).collect(),
+                    )),
+                    Err(source) => Err(ObserveError::Read {
+                        what: format!("the revisions and tags of fragment {id}"),
+                        source,
+                    }),
+                },
             }
         }
     })
     .await?;
     let mut parts = BTreeMap::new();
     let mut secrets = BTreeMap::new();
+    let mut fragment_usage = BTreeMap::new();
+    let mut fragment_tags = BTreeMap::new();
+    let mut fragment_revisions = BTreeMap::new();
     for scoped in results {
         match scoped {
             Scoped::Parts(id, p) => {
@@ -278,6 +308,14 @@ pub async fn observe(
             Scoped::Secrets(id, s) => {
                 secrets.insert(id, s);
             }
+            Scoped::Usage(id, u) => {
+                fragment_usage.insert(id, u);
+            }
+            Scoped::Versions(id, tags, revisions) => {
+                fragment_tags.insert(id.clone(), tags);
+                fragment_revisions.insert(id, revisions);
+            }
+            Scoped::Nothing => {}
         }
     }
     tracing::info!(
@@ -298,8 +336,31 @@ pub async fn observe(
         invites,
         members,
         secrets,
+        fragment_tags,
+        fragment_revisions,
+        fragment_usage,
         observed_at,
     })
+}
+
+/// The observed fragments a declaration may match (by pinned id, name or `moved_from:`): all of
+/// them get their usage read; those whose declaration manages `tags:` also their versions.
+pub fn fragments_to_read(desired: &Desired, fragments: &[Fragment]) -> (Vec<String>, Vec<String>) {
+    let mut usage = BTreeSet::new();
+    let mut versions = BTreeSet::new();
+    for df in &desired.fragments {
+        for f in fragments.iter().filter(|f| {
+            df.identity.id.as_deref() == Some(f.id.as_str())
+                || f.name == df.name
+                || df.identity.moved_from.as_deref() == Some(f.name.as_str())
+        }) {
+            usage.insert(f.id.clone());
+            if df.tags.is_some() {
+                versions.insert(f.id.clone());
+            }
+        }
+    }
+    (usage.into_iter().collect(), versions.into_iter().collect())
 }
 
 /// The newest part-history entry of each part (one `GetRobotPartHistory` with limit 1 per
@@ -390,11 +451,17 @@ enum Listed {
 enum ScopedRead {
     Parts(String),
     Secrets(String),
+    Usage(String),
+    Versions(String),
 }
 
 enum Scoped {
     Parts(String, Vec<Part>),
     Secrets(String, Vec<LocationSecret>),
+    Usage(String, Vec<FragmentUsage>),
+    /// Tags, and revisions oldest first.
+    Versions(String, Vec<FragmentTag>, Vec<String>),
+    Nothing,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@
 //! fresh secrets for locations with a rotation policy.
 
 use super::{
-    Fragment, Invite, Location, LocationSecret, Machine, Member, Organization, Part, Timestamp,
+    Fragment, FragmentTag, FragmentUsage, Invite, Location, LocationSecret, Machine, Member,
+    Organization, Part, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,6 +28,15 @@ pub struct Observed {
     pub members: Vec<Member>,
     /// Freshly read secrets for locations with a rotation policy, by location id.
     pub secrets: BTreeMap<String, Vec<LocationSecret>>,
+    /// Tags of the fragments whose declaration manages tags, by fragment id.
+    #[serde(default)]
+    pub fragment_tags: BTreeMap<String, Vec<FragmentTag>>,
+    /// Revisions of the fragments whose declaration manages tags, by fragment id, oldest first.
+    #[serde(default)]
+    pub fragment_revisions: BTreeMap<String, Vec<String>>,
+    /// How many machines import each declared fragment, per version, by fragment id.
+    #[serde(default)]
+    pub fragment_usage: BTreeMap<String, Vec<FragmentUsage>>,
     /// When the observation was made (for secret ages).
     pub observed_at: Timestamp,
 }
