@@ -242,6 +242,8 @@ fn sdk(py: &Path, s: &Server, locations: usize, machines: usize, workload: &str)
 fn plan_cpu() {
     let d = desired(&fleet_yaml(100, 10, false));
     let empty = Observed {
+        fragment_tags: Default::default(),
+        fragment_usage: Default::default(),
         organization: fleetform::model::Organization {
             default_fragments: None,
             id: "org".into(),

@@ -201,6 +201,8 @@ fn observed(c: Cloud, manage_invites: bool) -> Observed {
             .collect()
     });
     Observed {
+        fragment_tags: Default::default(),
+        fragment_usage: Default::default(),
         organization: org,
         locations,
         machines,

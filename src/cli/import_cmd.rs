@@ -935,6 +935,8 @@ mod tests {
 
     fn observed() -> Observed {
         Observed {
+            fragment_tags: Default::default(),
+            fragment_usage: Default::default(),
             organization: Organization {
                 default_fragments: None,
                 id: "org".into(),

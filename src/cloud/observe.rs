@@ -11,7 +11,10 @@
 //! 3. The machines of every listed location with `ListRobotsForLocations` (what Viam's official
 //!    SDKs use), [`LOCATIONS_PER_CALL`] locations per call, the calls concurrent — see
 //!    [`list_machines`] for the fallbacks on clouds that lack it.
-//! 4. Concurrently: `GetRobotParts` for every machine in the managed scope (see below), and
+//! 4. Concurrently, for every fragment of the organization that the manifest declares (by name
+//!    or pinned id): `GetFragment` (its tags) and `GetFragmentUsage` (how many machines import
+//!    it, per version). A cloud answering `UNIMPLEMENTED` to either leaves them unread.
+//!    Along with these: `GetRobotParts` for every machine in the managed scope (see below), and
 //!    `LocationAuth` for every observed location matched to a declared location with a secret
 //!    rotation policy.
 //!
@@ -42,8 +45,8 @@
 
 use super::{CloudApi, CloudError};
 use crate::model::{
-    Desired, DesiredLocation, Fragment, HistoryEntry, Invite, Location, LocationSecret, Machine,
-    Member, Observed, OrgRef, Organization, Part, Timestamp,
+    Desired, DesiredLocation, Fragment, FragmentTag, FragmentUsage, HistoryEntry, Invite, Location,
+    LocationSecret, Machine, Member, Observed, OrgRef, Organization, Part, Timestamp,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -218,12 +221,14 @@ pub async fn observe(
     let managed = managed_locations(&matches, &locations);
     let machine_ids = machines_to_read(desired, &machines, &managed, &paths);
     let secret_ids = secrets_to_read(desired, &matches);
+    let fragment_ids = fragments_to_read(desired, &fragments);
     tracing::info!(
         phase = "scope",
         managed_locations = managed.len(),
         machines = machine_ids.len(),
         secrets = secret_ids.len(),
-        "observe: reading parts of managed machines and secrets of rotating locations"
+        fragments = fragment_ids.len(),
+        "observe: reading parts of managed machines, secrets of rotating locations, tags and usage of declared fragments"
     );
 
     // Error descriptions are built only when a read fails.
@@ -240,14 +245,21 @@ pub async fn observe(
         },
         None => format!("machine {id}"),
     };
+    let describe_fragment = |id: &str| match fragments.iter().find(|f| f.id == id) {
+        Some(f) => format!("fragment `{}` ({id})", f.name),
+        None => format!("fragment {id}"),
+    };
     let scoped: Vec<ScopedRead> = machine_ids
         .into_iter()
         .map(ScopedRead::Parts)
         .chain(secret_ids.into_iter().map(ScopedRead::Secrets))
+        .chain(fragment_ids.iter().cloned().map(ScopedRead::FragmentTags))
+        .chain(fragment_ids.iter().cloned().map(ScopedRead::FragmentUsage))
         .collect();
     let results = bounded(&scoped, limit, |read| {
         let describe_location = &describe_location;
         let describe_machine = &describe_machine;
+        let describe_fragment = &describe_fragment;
         async move {
             match read {
                 ScopedRead::Parts(id) => match api.get_parts(id).await {
@@ -264,12 +276,30 @@ pub async fn observe(
                         source,
                     }),
                 },
+                ScopedRead::FragmentTags(id) => match api.get_fragment_versions(id, None).await {
+                    Ok(v) => Ok(Scoped::FragmentTags(id.clone(), Some(v.tags))),
+                    Err(e) if e.is_unimplemented() => Ok(Scoped::FragmentTags(id.clone(), None)),
+                    Err(source) => Err(ObserveError::Read {
+                        what: format!("the tags of {}", describe_fragment(id)),
+                        source,
+                    }),
+                },
+                ScopedRead::FragmentUsage(id) => match api.fragment_usage(id).await {
+                    Ok(u) => Ok(Scoped::FragmentUsage(id.clone(), Some(u))),
+                    Err(e) if e.is_unimplemented() => Ok(Scoped::FragmentUsage(id.clone(), None)),
+                    Err(source) => Err(ObserveError::Read {
+                        what: format!("the usage of {}", describe_fragment(id)),
+                        source,
+                    }),
+                },
             }
         }
     })
     .await?;
     let mut parts = BTreeMap::new();
     let mut secrets = BTreeMap::new();
+    let mut fragment_tags = BTreeMap::new();
+    let mut fragment_usage = BTreeMap::new();
     for scoped in results {
         match scoped {
             Scoped::Parts(id, p) => {
@@ -277,6 +307,15 @@ pub async fn observe(
             }
             Scoped::Secrets(id, s) => {
                 secrets.insert(id, s);
+            }
+            Scoped::FragmentTags(id, Some(t)) => {
+                fragment_tags.insert(id, t);
+            }
+            Scoped::FragmentUsage(id, Some(u)) => {
+                fragment_usage.insert(id, u);
+            }
+            Scoped::FragmentTags(id, None) | Scoped::FragmentUsage(id, None) => {
+                tracing::debug!(fragment_id = %id, "observe: the cloud does not serve fragment tags or usage");
             }
         }
     }
@@ -298,6 +337,8 @@ pub async fn observe(
         invites,
         members,
         secrets,
+        fragment_tags,
+        fragment_usage,
         observed_at,
     })
 }
@@ -386,15 +427,20 @@ enum Listed {
     Members(Vec<Member>, Vec<Invite>),
 }
 
-/// The per-resource reads of phase 3.
+/// The per-resource reads of phase 4.
 enum ScopedRead {
     Parts(String),
     Secrets(String),
+    FragmentTags(String),
+    FragmentUsage(String),
 }
 
+/// What a phase-4 read returned; `None` when the cloud does not implement the read.
 enum Scoped {
     Parts(String, Vec<Part>),
     Secrets(String, Vec<LocationSecret>),
+    FragmentTags(String, Option<Vec<FragmentTag>>),
+    FragmentUsage(String, Option<Vec<FragmentUsage>>),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -527,6 +573,22 @@ pub fn machines_to_read(
                         .is_some_and(|p| moved_from.contains(format!("{p}/{}", m.name).as_str())))
         })
         .map(|m| m.id.clone())
+        .collect()
+}
+
+/// The observed fragments (ids, in listing order) whose tags and usage to read: those the
+/// manifest declares, by pinned id or by name.
+pub fn fragments_to_read(desired: &Desired, fragments: &[Fragment]) -> Vec<String> {
+    fragments
+        .iter()
+        .filter(|f| {
+            desired.fragments.iter().any(|d| {
+                d.identity.id.as_deref() == Some(f.id.as_str())
+                    || d.name == f.name
+                    || d.identity.moved_from.as_deref() == Some(f.name.as_str())
+            })
+        })
+        .map(|f| f.id.clone())
         .collect()
 }
 

@@ -6,7 +6,8 @@
 //! fresh secrets for locations with a rotation policy.
 
 use super::{
-    Fragment, Invite, Location, LocationSecret, Machine, Member, Organization, Part, Timestamp,
+    Fragment, FragmentTag, FragmentUsage, Invite, Location, LocationSecret, Machine, Member,
+    Organization, Part, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,6 +28,14 @@ pub struct Observed {
     pub members: Vec<Member>,
     /// Freshly read secrets for locations with a rotation policy, by location id.
     pub secrets: BTreeMap<String, Vec<LocationSecret>>,
+    /// Tags of the fragments the manifest declares, by fragment id (absent: not read, or the
+    /// cloud does not serve tags).
+    #[serde(default)]
+    pub fragment_tags: BTreeMap<String, Vec<FragmentTag>>,
+    /// How many machines import each fragment the manifest declares, per version, by fragment
+    /// id (absent: not read, or the cloud does not serve usage).
+    #[serde(default)]
+    pub fragment_usage: BTreeMap<String, Vec<FragmentUsage>>,
     /// When the observation was made (for secret ages).
     pub observed_at: Timestamp,
 }
