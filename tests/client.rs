@@ -645,3 +645,156 @@ async fn organization_defaults_invites_and_locations_through_the_client() {
     assert_eq!(machines.len(), 1);
     assert_eq!(machines[0].id, m);
 }
+
+/// The corpus of part configs in the forms real fleets write (`tests/fixtures/real_configs`),
+/// as `(file name, parsed config)`, parsed with key order kept.
+fn real_configs() -> Vec<(String, serde_json::Value)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real_configs");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, serde_json::from_str(&text).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn real_form_configs_survive_the_wire_byte_for_byte() {
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    let org = &cloud.org_id;
+    let corpus = real_configs();
+    assert!(corpus.len() >= 12, "{} configs", corpus.len());
+    let hq = c.create_location(org, "HQ", None).await.unwrap();
+    for (i, (name, config)) in corpus.iter().enumerate() {
+        let written = serde_json::to_string(config).unwrap();
+        let machine = c.new_machine(&format!("m-{i}"), &hq.id).await.unwrap();
+        let part = c.get_parts(&machine).await.unwrap().remove(0);
+        c.update_part(&part.id, &part.name, Some(config), part.last_updated)
+            .await
+            .unwrap();
+        let read = c.get_part(&part.id).await.unwrap();
+        assert_eq!(
+            serde_json::to_string(&read.config).unwrap(),
+            written,
+            "{name}"
+        );
+        let listed = c.get_parts(&machine).await.unwrap().remove(0);
+        assert_eq!(
+            serde_json::to_string(&listed.config).unwrap(),
+            written,
+            "{name}"
+        );
+        let f = c
+            .create_fragment(org, &format!("frag-{i}"), config, Visibility::Private)
+            .await
+            .unwrap();
+        let read = c.get_fragment(&f.id).await.unwrap();
+        assert_eq!(
+            serde_json::to_string(&read.config).unwrap(),
+            written,
+            "{name} as a fragment"
+        );
+    }
+}
+
+/// A random JSON value: nested objects (keys in random order, some unicode) and lists,
+/// integers (some beyond 2^53), floats (some integral, like `3.0`), strings, booleans, nulls.
+fn random_json(rng: &mut fastrand::Rng, depth: u32) -> serde_json::Value {
+    use serde_json::Value;
+    let leaf = depth == 0 || rng.u8(..4) == 0;
+    match if leaf { rng.u8(..6) } else { rng.u8(6..8) } {
+        0 => Value::Null,
+        1 => Value::Bool(rng.bool()),
+        2 => match rng.u8(..3) {
+            0 => json!(rng.i64(-1000..1000)),
+            1 => json!(rng.u64(9_007_199_254_740_993..u64::MAX)),
+            _ => json!(rng.i64(..)),
+        },
+        3 => {
+            let f = if rng.bool() {
+                rng.i32(-100..100) as f64
+            } else {
+                (rng.f64() - 0.5) * 10f64.powi(rng.i32(-8..12))
+            };
+            json!(f)
+        }
+        4 | 5 => {
+            let alphabet = ['a', 'z', '0', ' ', 'ü', '✓', '"', '\\', '\n', '日'];
+            Value::String(
+                (0..rng.usize(..8))
+                    .map(|_| alphabet[rng.usize(..alphabet.len())])
+                    .collect(),
+            )
+        }
+        6 => Value::Array(
+            (0..rng.usize(..5))
+                .map(|_| random_json(rng, depth - 1))
+                .collect(),
+        ),
+        _ => random_object(rng, depth - 1),
+    }
+}
+
+fn random_object(rng: &mut fastrand::Rng, depth: u32) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for _ in 0..rng.usize(..6) {
+        let key: String = (0..rng.usize(1..6))
+            .map(|_| ['z', 'b', 'a', 'ß', '_', '9'][rng.usize(..6)])
+            .collect();
+        map.insert(key, random_json(rng, depth));
+    }
+    serde_json::Value::Object(map)
+}
+
+#[tokio::test]
+async fn random_configs_survive_the_wire_unchanged() {
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    let org = &cloud.org_id;
+    let hq = c.create_location(org, "HQ", None).await.unwrap();
+    let machine = c.new_machine("m", &hq.id).await.unwrap();
+    let part = c.get_parts(&machine).await.unwrap().remove(0);
+    let f = c
+        .create_fragment(org, "kit", &json!({}), Visibility::Private)
+        .await
+        .unwrap();
+    let mut rng = fastrand::Rng::with_seed(9);
+    for case in 0..150 {
+        let config = random_object(&mut rng, 4);
+        let written = serde_json::to_string(&config).unwrap();
+        let p = c
+            .update_part(&part.id, &part.name, Some(&config), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::to_string(&p.config).unwrap(),
+            written,
+            "case {case}"
+        );
+        let read = c.get_part(&part.id).await.unwrap();
+        assert_eq!(read.config, config, "case {case}");
+        assert_eq!(
+            serde_json::to_string(&read.config).unwrap(),
+            written,
+            "case {case}"
+        );
+        let g = c
+            .update_fragment(&f.id, "kit", Some(&config), None, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::to_string(&g.config).unwrap(),
+            written,
+            "case {case}"
+        );
+    }
+}
