@@ -646,10 +646,10 @@ async fn organization_defaults_invites_and_locations_through_the_client() {
     assert_eq!(machines[0].id, m);
 }
 
-/// The corpus of part configs in the forms real fleets write (`tests/fixtures/real_configs`),
+/// The corpus of part configs in the forms real fleets write (`tests/real_configs`),
 /// as `(file name, parsed config)`, parsed with key order kept.
 fn real_configs() -> Vec<(String, serde_json::Value)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real_configs");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/real_configs");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
