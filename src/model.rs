@@ -10,7 +10,8 @@ mod observed;
 
 pub use desired::{
     Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
-    DesiredPart, GrantTarget, Identity, OrgRef, SensitiveValue,
+    DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, OrgRef, SensitiveValue,
+    TagTarget,
 };
 pub use observed::{Observed, location_paths};
 

@@ -89,7 +89,10 @@ fn example_loads() {
     let main = &amr.parts[0];
     assert_eq!(main.path, "Factory/Warehouse/amr-01/amr-01-main");
     assert!(main.main && !amr.parts[1].main);
-    assert_eq!(main.fragments, ["telemetry"]);
+    assert_eq!(
+        main.fragments,
+        [fleetform::model::FragmentUse::named("telemetry")]
+    );
     assert_eq!(main.config.value["services"][0]["name"], "nav");
     let (_, arm) = machines[0];
     assert_eq!(
@@ -218,13 +221,14 @@ fn env_references_resolve_and_are_sensitive() {
     assert_eq!(attrs["cost"], "$5");
     let sensitive = &part.config.sensitive;
     assert_eq!(sensitive.len(), 2, "{sensitive:#?}");
-    assert_eq!(sensitive[0].pointer, "/components/0/attributes/host");
-    assert_eq!(sensitive[0].env, ["DB_HOST"]);
-    assert_eq!(sensitive[0].sha256, sha256("db.internal"));
-    assert_eq!(sensitive[1].pointer, "/components/0/attributes/url");
-    assert_eq!(sensitive[1].env, ["DB_PASS", "DB_HOST"]);
+    // In the order the config is written.
+    assert_eq!(sensitive[0].pointer, "/components/0/attributes/url");
+    assert_eq!(sensitive[0].env, ["DB_PASS", "DB_HOST"]);
+    assert_eq!(sensitive[1].pointer, "/components/0/attributes/host");
+    assert_eq!(sensitive[1].env, ["DB_HOST"]);
+    assert_eq!(sensitive[1].sha256, sha256("db.internal"));
     assert_eq!(
-        sensitive[1].sha256,
+        sensitive[0].sha256,
         sha256("postgres://svc:hunter2@db.internal/fleet")
     );
     let frag = &d.fragments[0].config;
@@ -405,7 +409,7 @@ fn diagnostics_display_file_line_column_and_hint() {
     assert_eq!(
         err.to_string(),
         "fleet.yaml:5:5: error: unknown key `machnes` in location `HQ`\n  \
-         hint: did you mean `machines`? allowed keys: id, locations, machines, moved_from, name, protect, secrets"
+         hint: did you mean `machines`? allowed keys: name, id, moved_from, protect, secrets, locations, machines"
     );
     let e: &dyn std::error::Error = &err;
     assert!(e.to_string().starts_with("fleet.yaml:5:5"));

@@ -142,6 +142,7 @@ fn desired(organization: OrgRef) -> Desired {
     Desired {
         organization,
         prune: false,
+        default_fragments: None,
         fragments: vec![],
         locations: vec![location(
             "HQ",

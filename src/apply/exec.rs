@@ -10,7 +10,7 @@
 use super::Resolved;
 use crate::cloud::{CloudApi, CloudError, Code, ParentChange};
 use crate::model::{Grant, ResourceKind, Timestamp};
-use crate::plan::canonical::{canonical, fragment_ids, without_fragments};
+use crate::plan::canonical::{canonical, import_meanings, without_fragments};
 use crate::plan::{
     Change, GrantRef, IdRef, Op, PartRef, PlannedConfig, PlannedGrant, Precondition,
 };
@@ -68,33 +68,19 @@ where
     }
 }
 
-/// A config ready to write: the planned value plus `fragments` as `[{"id": …}]`.
+/// A config ready to write: the planned value with its `fragments` list put back where it
+/// goes, each import's id resolved.
 fn build_config(cfg: &PlannedConfig, r: &Resolved) -> Result<Value, ExecError> {
-    let mut v = cfg.value.clone();
-    if !cfg.fragments.is_empty() {
-        let ids = cfg
-            .fragments
-            .iter()
-            .map(|f| r.id(f).map(|id| serde_json::json!({ "id": id })))
-            .collect::<Result<Vec<_>, _>>()?;
-        match &mut v {
-            Value::Object(o) => {
-                o.insert("fragments".into(), Value::Array(ids));
-            }
-            _ => {
-                return Err(ExecError::Other(
-                    "a part config must be a JSON object".into(),
-                ));
-            }
-        }
+    if !cfg.value.is_object() {
+        return Err(ExecError::Other("a config must be a JSON object".into()));
     }
-    Ok(v)
+    cfg.assemble(cfg.value.clone(), |f| r.id(f))
 }
 
 /// Whether `have` already is the config `want` (semantically).
 fn same_config(have: &Value, want: &Value) -> bool {
     canonical(&without_fragments(have)) == canonical(&without_fragments(want))
-        && fragment_ids(have) == fragment_ids(want)
+        && import_meanings(have) == import_meanings(want)
 }
 
 fn grant(g: &PlannedGrant, r: &Resolved) -> Result<Grant, ExecError> {

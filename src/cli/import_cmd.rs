@@ -31,8 +31,8 @@ use crate::cloud::observe::{ObserveOptions, observe};
 use crate::manifest::export::{ExportOptions, export};
 use crate::model::{
     Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
-    DesiredPart, Fragment, GrantTarget, Identity, Location, Machine, Observed, OrgRef,
-    Organization, Part, ResourceKind,
+    DesiredPart, Fragment, FragmentRef, FragmentUse, GrantTarget, Identity, Location, Machine,
+    Observed, OrgRef, Organization, Part, ResourceKind,
 };
 use crate::plan::canonical;
 use anyhow::{Context, bail};
@@ -276,6 +276,7 @@ pub(super) async fn observe_subtrees(
         organization: OrgRef::Id(org.id.clone()),
         prune: false,
         fragments: vec![],
+        default_fragments: None,
         locations: roots
             .iter()
             .map(|id| DesiredLocation {
@@ -410,6 +411,7 @@ pub fn build(observed: &Observed, roots: Option<&[String]>, org_name_shared: boo
             fragments,
             locations,
             invites,
+            default_fragments: None,
             digest: String::new(),
         },
         warnings: b.warnings,
@@ -440,6 +442,24 @@ struct Builder<'a> {
 /// Whether a manifest can hold `name`: non-empty, no `/`, no surrounding whitespace.
 fn name_ok(name: &str) -> bool {
     !name.is_empty() && !name.contains('/') && name.trim() == name
+}
+
+/// A config's import entry as a manifest import by id (named once the declared fragments
+/// are chosen): the id, and every other key as it is.
+fn import_use(entry: &serde_json::Value) -> Option<FragmentUse> {
+    let (fragment, options) = match entry {
+        serde_json::Value::String(id) => (id.clone(), serde_json::Map::new()),
+        serde_json::Value::Object(o) => {
+            let mut options = o.clone();
+            let id = options.shift_remove("id")?.as_str()?.to_string();
+            (id, options)
+        }
+        _ => return None,
+    };
+    Some(FragmentUse {
+        fragment: FragmentRef::Id(fragment),
+        options,
+    })
 }
 
 /// Fragment ids a config references, in order, without repeats.
@@ -539,6 +559,7 @@ impl<'a> Builder<'a> {
                     value: keep.config.clone(),
                     sensitive: vec![],
                 },
+                tags: None,
             });
         }
         out
@@ -716,7 +737,10 @@ impl<'a> Builder<'a> {
                 value: canonical::without_fragments(&p.config),
                 sensitive: vec![],
             },
-            fragments: fragment_refs(&p.config),
+            fragments: canonical::imports(&p.config)
+                .iter()
+                .filter_map(import_use)
+                .collect(),
             ignore: vec![],
         }
     }
@@ -783,6 +807,7 @@ impl<'a> Builder<'a> {
                 email: inv.email.to_lowercase(),
                 grants,
                 protect: false,
+                send_email: true,
             });
         }
         if out.is_empty() && !observed.is_empty() {
@@ -805,22 +830,33 @@ fn resolve_fragment_refs(
         resolve_fragment_refs(&mut l.locations, names, observed, warnings);
         for m in &mut l.machines {
             for p in &mut m.parts {
-                let ids = std::mem::take(&mut p.fragments);
-                for id in ids {
-                    match names.get(&id) {
-                        Some(name) => p.fragments.push(name.clone()),
-                        None => {
-                            let why = match observed.fragments.iter().find(|f| f.id == id) {
-                                Some(f) if f.organization_id == observed.organization.id => {
-                                    format!("its fragment `{}` is not declared", f.name)
-                                }
-                                _ => "the organization does not own that fragment (another organization's public fragment?)".to_string(),
-                            };
-                            warnings.push(format!(
-                                "part `{}` uses fragment {id}, left out of the manifest: {why}; `fleetform plan` will show this part's config as changed",
-                                p.path
-                            ));
-                        }
+                let uses = std::mem::take(&mut p.fragments);
+                for mut u in uses {
+                    let FragmentRef::Id(id) = &u.fragment else {
+                        p.fragments.push(u);
+                        continue;
+                    };
+                    if let Some(name) = names.get(id) {
+                        u.fragment = FragmentRef::Name(name.clone());
+                        p.fragments.push(u);
+                        continue;
+                    }
+                    let owned = observed
+                        .fragments
+                        .iter()
+                        .find(|f| &f.id == id)
+                        .filter(|f| f.organization_id == observed.organization.id);
+                    match owned {
+                        // Another organization's fragment (e.g. a public one): by id.
+                        None if resolve::is_uuid(id) => p.fragments.push(u),
+                        None => warnings.push(format!(
+                            "part `{}` imports fragment `{id}`, left out of the manifest: it is not a fragment id (a UUID); `fleetform plan` will show this part's config as changed",
+                            p.path
+                        )),
+                        Some(f) => warnings.push(format!(
+                            "part `{}` imports fragment {id}, left out of the manifest: its fragment `{}` is not declared; `fleetform plan` will show this part's config as changed",
+                            p.path, f.name
+                        )),
                     }
                 }
             }
@@ -1029,7 +1065,7 @@ mod tests {
         let arm = &d.locations[0].locations[0].machines[0];
         assert_eq!(arm.parts[0].name, "arm-01-main");
         assert!(arm.parts[0].main && !arm.parts[1].main);
-        assert_eq!(arm.parts[0].fragments, ["kit"]);
+        assert_eq!(arm.parts[0].fragments, [FragmentUse::named("kit")]);
         assert_eq!(arm.parts[0].config.value, json!({"components": [1]}));
         assert!(
             built.warnings.iter().any(|w| w.contains("foreign")),

@@ -615,6 +615,7 @@ mod tests {
         Desired {
             organization: OrgRef::Name("acme".into()),
             prune: false,
+            default_fragments: None,
             fragments: vec![],
             locations: vec![DesiredLocation {
                 name: "HQ".into(),

@@ -736,6 +736,7 @@ mod tests {
         Desired {
             organization: OrgRef::Name("acme".into()),
             prune: false,
+            default_fragments: None,
             fragments: vec![],
             locations,
             invites: None,

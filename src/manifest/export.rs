@@ -20,7 +20,7 @@
 
 use crate::model::{
     Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
-    DesiredPart, GrantTarget, Identity, OrgRef, Visibility,
+    DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, OrgRef, TagTarget, Visibility,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -69,7 +69,14 @@ pub fn export(desired: &Desired, opts: &ExportOptions) -> Exported {
     let org = match &desired.organization {
         OrgRef::Id(id) | OrgRef::Name(id) => id,
     };
-    w.line(0, &format!("organization: {}", scalar(org)));
+    match &desired.default_fragments {
+        None => w.line(0, &format!("organization: {}", scalar(org))),
+        Some(uses) => {
+            w.line(0, "organization:");
+            w.line(2, &format!("name: {}", scalar(org)));
+            write_entry(&mut w, 2, "default_fragments", &imports_value(uses));
+        }
+    }
     if desired.prune {
         w.line(0, "prune: true");
     }
@@ -152,6 +159,23 @@ impl Writer<'_> {
         }
         let file = ["fragments".to_string(), safe_segment(&f.name)];
         self.config(indent, &f.config, &file);
+        if let Some(tags) = &f.tags {
+            let map: serde_json::Map<String, Value> = tags
+                .iter()
+                .map(|(tag, target)| {
+                    let v = match target {
+                        TagTarget::Current => Value::String("current".into()),
+                        TagTarget::Revision(r) => Value::String(r.clone()),
+                    };
+                    (tag.clone(), v)
+                })
+                .collect();
+            if map.is_empty() {
+                self.line(indent, "tags: {}");
+            } else {
+                write_entry(self, indent, "tags", &Value::Object(map));
+            }
+        }
     }
 
     fn location(&mut self, indent: usize, l: &DesiredLocation) {
@@ -205,7 +229,7 @@ impl Writer<'_> {
             self.line(indent, "main: true");
         }
         if !p.fragments.is_empty() {
-            self.line(indent, &format!("fragments: {}", flow_list(&p.fragments)));
+            write_entry(self, indent, "fragments", &imports_value(&p.fragments));
         }
         if !p.ignore.is_empty() {
             self.line(indent, &format!("ignore: {}", flow_list(&p.ignore)));
@@ -261,6 +285,9 @@ impl Writer<'_> {
         if inv.protect {
             self.line(indent, "protect: true");
         }
+        if !inv.send_email {
+            self.line(indent, "send_email: false");
+        }
         if inv.grants.is_empty() {
             self.line(indent, "grants: []");
             return;
@@ -286,6 +313,27 @@ fn grant(g: &DesiredGrant) -> String {
 fn flow_list(items: &[String]) -> String {
     let items: Vec<String> = items.iter().map(|s| scalar(s)).collect();
     format!("[{}]", items.join(", "))
+}
+
+/// A list of fragment imports as the manifest writes them: a bare name, or a mapping with
+/// `name:` (or `id:`) first and the import's other keys as they are.
+fn imports_value(uses: &[FragmentUse]) -> Value {
+    let items = uses
+        .iter()
+        .map(|u| match (&u.fragment, u.options.is_empty()) {
+            (FragmentRef::Name(n), true) => Value::String(n.clone()),
+            (fragment, _) => {
+                let mut o = serde_json::Map::new();
+                match fragment {
+                    FragmentRef::Name(n) => o.insert("name".into(), Value::String(n.clone())),
+                    FragmentRef::Id(id) => o.insert("id".into(), Value::String(id.clone())),
+                };
+                o.extend(u.options.clone());
+                Value::Object(o)
+            }
+        })
+        .collect();
+    Value::Array(items)
 }
 
 /// The config as it should appear in the manifest: literal `${env:` escaped, and values that
@@ -505,7 +553,7 @@ mod tests {
                 value: config,
                 sensitive: vec![],
             },
-            fragments: fragments.iter().map(|s| s.to_string()).collect(),
+            fragments: fragments.iter().map(|s| FragmentUse::named(*s)).collect(),
             ignore: vec![],
         }
     }
@@ -565,6 +613,7 @@ mod tests {
         Desired {
             organization: OrgRef::Name("acme".into()),
             prune: true,
+            default_fragments: None,
             fragments: vec![
                 DesiredFragment {
                     name: "camera-kit".into(),
@@ -574,6 +623,7 @@ mod tests {
                         value: json!({"components": [{"name": "c"}]}),
                         sensitive: vec![],
                     },
+                    tags: None,
                 },
                 DesiredFragment {
                     name: "kit:v2".into(),
@@ -583,6 +633,7 @@ mod tests {
                         value: json!({}),
                         sensitive: vec![],
                     },
+                    tags: None,
                 },
                 DesiredFragment {
                     name: "true".into(),
@@ -596,6 +647,7 @@ mod tests {
                         value: json!({}),
                         sensitive: vec![],
                     },
+                    tags: None,
                 },
             ],
             locations: vec![DesiredLocation {
@@ -648,6 +700,7 @@ mod tests {
                     },
                 ],
                 protect: false,
+                send_email: true,
             }]),
             digest: String::new(),
         }

@@ -178,7 +178,7 @@ pub fn parse_str(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::GrantTarget;
+    use crate::model::{FragmentUse, GrantTarget};
 
     fn no_env(_: &str) -> Option<String> {
         None
@@ -315,7 +315,10 @@ access:
         );
         assert!(!arm.parts[0].main && arm.parts[1].main);
         assert_eq!(arm.parts[1].path, "Zürich/Hall 1/arm/arm-main");
-        assert_eq!(arm.parts[1].fragments, ["kit", "kit-v2"]);
+        assert_eq!(
+            arm.parts[1].fragments,
+            [FragmentUse::named("kit"), FragmentUse::named("kit-v2")]
+        );
         let invites = d.invites.as_ref().expect("invites");
         assert_eq!(invites[0].email, "ops@acme.example");
         assert!(invites[0].protect);

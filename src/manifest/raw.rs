@@ -12,7 +12,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct RawManifest {
     pub version: i64,
-    pub organization: String,
+    pub organization: RawOrganization,
     #[serde(default)]
     pub prune: bool,
     #[serde(default)]
@@ -21,6 +21,33 @@ pub struct RawManifest {
     pub locations: Vec<RawLocation>,
     #[serde(default)]
     pub access: Option<RawAccess>,
+}
+
+/// `organization: acme`, or `organization: {name: acme, default_fragments: [...]}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawOrganization {
+    Name(String),
+    Settings(RawOrgSettings),
+}
+
+/// The organization with the settings fleetform manages.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrgSettings {
+    pub name: String,
+    /// Fragment imports, each a name or an import mapping (checked in `validate`).
+    #[serde(default)]
+    pub default_fragments: Option<Vec<serde_json::Value>>,
+}
+
+impl RawOrganization {
+    pub fn name(&self) -> &str {
+        match self {
+            RawOrganization::Name(n) => n,
+            RawOrganization::Settings(s) => &s.name,
+        }
+    }
 }
 
 /// A fragment: reusable config that parts include by name.
@@ -40,6 +67,9 @@ pub struct RawFragment {
     pub config: Option<serde_json::Value>,
     #[serde(default)]
     pub config_file: Option<String>,
+    /// Tag name → revision (a string or a number) or `current`.
+    #[serde(default)]
+    pub tags: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A location, with its child locations and machines.
@@ -96,8 +126,9 @@ pub struct RawPart {
     pub protect: bool,
     #[serde(default)]
     pub main: Option<bool>,
+    /// Each a fragment name or an import mapping (checked in `validate`).
     #[serde(default)]
-    pub fragments: Vec<String>,
+    pub fragments: Vec<serde_json::Value>,
     #[serde(default)]
     pub config: Option<serde_json::Value>,
     #[serde(default)]
@@ -122,6 +153,8 @@ pub struct RawInvite {
     pub grants: Vec<RawGrant>,
     #[serde(default)]
     pub protect: bool,
+    #[serde(default)]
+    pub send_email: Option<bool>,
 }
 
 /// One role on one target.

@@ -43,9 +43,11 @@ pub fn schema() -> Value {
                 "const": 1
             },
             "organization": {
-                "description": "The organization to manage: its name, or its id (a UUID). The API key must be able to see it.",
-                "type": "string",
-                "minLength": 1
+                "description": "The organization to manage: its name, or its id (a UUID), which the API key must be able to see. Written as a mapping, it also manages organization settings: `{name: acme, default_fragments: [...]}`.",
+                "anyOf": [
+                    { "type": "string", "minLength": 1 },
+                    { "$ref": "#/$defs/organization" }
+                ]
             },
             "prune": {
                 "description": "Delete undeclared locations, machines and parts inside declared locations. When false (the default) they are listed as unmanaged and kept.",
@@ -117,6 +119,53 @@ pub fn schema() -> Value {
         }),
     );
     defs.insert(
+        "organization".into(),
+        json!({
+            "title": "organization",
+            "description": "The organization and the settings fleetform manages.",
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["name"],
+            "properties": {
+                "name": { "description": "The organization's name, or its id (a UUID).", "type": "string", "minLength": 1 },
+                "default_fragments": {
+                    "description": "Fragments every machine of the organization imports (Viam's organization default fragments), in order; each a fragment name or an import mapping like a part's `fragments:` entries. Without this key they are not managed.",
+                    "type": "array",
+                    "items": { "$ref": "#/$defs/fragment_import" }
+                }
+            }
+        }),
+    );
+    defs.insert(
+        "fragment_import".into(),
+        json!({
+            "description": "A fragment import: the name of a declared fragment, or a mapping `{name: camera-kit, version: stable, prefix: front, variables: {...}}` (`id:` instead of `name:` imports a fragment the manifest does not declare, e.g. a public one).",
+            "anyOf": [
+                { "$ref": "#/$defs/name" },
+                { "$ref": "#/$defs/fragment_import_options" }
+            ]
+        }),
+    );
+    defs.insert(
+        "fragment_import_options".into(),
+        json!({
+            "title": "fragment import",
+            "description": "How a fragment is imported. Exactly one of `name` and `id`. Keys not listed here are written into the config's import entry exactly as given.",
+            "type": "object",
+            "additionalProperties": true,
+            "properties": {
+                "name": { "description": "A fragment declared in this manifest.", "$ref": "#/$defs/name" },
+                "id": { "description": "A fragment's id (a UUID), for a fragment the manifest does not declare.", "$ref": "#/$defs/uuid" },
+                "version": {
+                    "description": "Pin to a revision (e.g. `\"3\"`) or a tag (e.g. `stable`). Without it the part takes the fragment's latest revision.",
+                    "anyOf": [ { "type": "string", "minLength": 1 }, { "type": "integer" } ]
+                },
+                "prefix": { "description": "A prefix Viam adds to the names of the resources the fragment brings.", "type": "string" },
+                "variables": { "description": "Values for the fragment's variables.", "type": "object" }
+            }
+        }),
+    );
+    defs.insert(
         "fragment".into(),
         json!({
             "title": "fragment",
@@ -136,7 +185,14 @@ pub fn schema() -> Value {
                     "default": "private"
                 },
                 "config": { "$ref": "#/$defs/config" },
-                "config_file": { "$ref": "#/$defs/config_file" }
+                "config_file": { "$ref": "#/$defs/config_file" },
+                "tags": {
+                    "description": "The fragment's tags, e.g. `{stable: 3, beta: current}`: each points at a revision, or at `current`, the revision this apply leaves the fragment at. Parts pinned to a tag (`version: stable`) take the revision it points at. Without this key tags are not managed.",
+                    "type": "object",
+                    "additionalProperties": {
+                        "anyOf": [ { "type": "string", "minLength": 1 }, { "type": "integer" } ]
+                    }
+                }
             }
         }),
     );
@@ -241,10 +297,9 @@ pub fn schema() -> Value {
                     "type": "boolean"
                 },
                 "fragments": {
-                    "description": "Names of declared fragments this part includes, in order.",
+                    "description": "The fragments this part imports, in order: each a declared fragment's name, or a mapping such as `{name: camera-kit, version: stable, prefix: front}`.",
                     "type": "array",
-                    "uniqueItems": true,
-                    "items": { "$ref": "#/$defs/name" }
+                    "items": { "$ref": "#/$defs/fragment_import" }
                 },
                 "config": { "$ref": "#/$defs/part_config" },
                 "config_file": { "$ref": "#/$defs/config_file" },
@@ -280,7 +335,7 @@ pub fn schema() -> Value {
             "description": "An invitation to join the organization.",
             "type": "object",
             "additionalProperties": false,
-            "required": ["email", "grants"],
+            "required": ["email"],
             "properties": {
                 "email": {
                     "description": "Who is invited (compared case-insensitively). One invite per email.",
@@ -289,12 +344,16 @@ pub fn schema() -> Value {
                     "pattern": EMAIL_PATTERN
                 },
                 "grants": {
-                    "description": "The roles the invite grants: at least one, one per target.",
+                    "description": "The roles the invite grants, one per target. Without grants the invite makes its recipient an owner of the organization, as the Viam cloud does.",
                     "type": "array",
-                    "minItems": 1,
                     "items": { "$ref": "#/$defs/grant" }
                 },
-                "protect": { "$ref": "#/$defs/protect" }
+                "protect": { "$ref": "#/$defs/protect" },
+                "send_email": {
+                    "description": "Whether the cloud emails the invitation (default true).",
+                    "type": "boolean",
+                    "default": true
+                }
             }
         }),
     );
@@ -369,9 +428,11 @@ mod tests {
         fn walk(v: &Value, at: &str) {
             if let Some(obj) = v.as_object() {
                 if let Some(props) = obj.get("properties").and_then(Value::as_object) {
+                    // A fragment import passes unknown keys through to the cloud on purpose.
+                    let passthrough = obj.get("title") == Some(&json!("fragment import"));
                     assert_eq!(
                         obj.get("additionalProperties"),
-                        Some(&Value::Bool(false)),
+                        Some(&Value::Bool(passthrough)),
                         "{at} must deny unknown keys"
                     );
                     for (k, p) in props {

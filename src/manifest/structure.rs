@@ -114,6 +114,23 @@ impl<'a> Walker<'a> {
     fn walk(&mut self, schema: &'a Value, node: &Node, path: &YPath, desc: Option<&'a str>) {
         let (schema, own_desc) = self.resolve(schema);
         let desc = desc.or(own_desc);
+        if let Some(alternatives) = schema.get("anyOf").and_then(Value::as_array) {
+            // The first alternative of the node's type is the one that applies.
+            let fits = alternatives.iter().find(|alt| {
+                expected_type(self.resolve(alt).0).is_none_or(|t| type_matches(t, node))
+            });
+            match fits {
+                Some(alt) => self.walk(alt, node, path, desc),
+                None => {
+                    let names: Vec<&str> = alternatives
+                        .iter()
+                        .filter_map(|alt| expected_type(self.resolve(alt).0))
+                        .collect();
+                    self.type_error(&names.join("|"), node, path, desc);
+                }
+            }
+            return;
+        }
         if let Some(expected) = expected_type(schema)
             && !type_matches(expected, node)
         {
@@ -242,7 +259,11 @@ fn type_matches(expected: &str, node: &Node) -> bool {
     }
 }
 
-fn type_name(t: &str) -> &'static str {
+fn type_name(t: &str) -> String {
+    if t.contains('|') {
+        let names: Vec<String> = t.split('|').map(type_name).collect();
+        return names.join(" or ");
+    }
     match t {
         "object" => "a mapping",
         "array" => "a list",
@@ -252,6 +273,7 @@ fn type_name(t: &str) -> &'static str {
         "boolean" => "true or false",
         _ => "a value",
     }
+    .to_string()
 }
 
 /// `a machine`, `machine `arm-01``, or `None` at the top level.

@@ -22,13 +22,17 @@
 //!   (that would ignore the whole config).
 
 use super::error::Diagnostic;
-use super::raw::{RawAccess, RawFragment, RawLocation, RawMachine, RawManifest, RawPart};
+use super::raw::{
+    RawAccess, RawFragment, RawLocation, RawMachine, RawManifest, RawOrganization, RawPart,
+};
 use super::span::{Node, Pos, YPath};
 use super::structure::closest;
 use crate::model::{
     Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
-    DesiredPart, GrantTarget, Identity, OrgRef, Role, Visibility, parse_duration,
+    DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, OrgRef, Role, TagTarget,
+    Visibility, parse_duration,
 };
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -113,10 +117,17 @@ pub fn validate(
             "this fleetform reads version 1 manifests: write `version: 1`",
         );
     }
-    let organization = v.organization(&raw.organization);
+    let organization = v.organization(raw.organization.name());
     let mut decls = Decls {
         fragments: raw.fragments.iter().map(|f| f.name.clone()).collect(),
         ..Decls::default()
+    };
+    let default_fragments = match &raw.organization {
+        RawOrganization::Settings(s) => s.default_fragments.as_ref().map(|list| {
+            let at = root.key("organization").key("default_fragments");
+            v.fragment_uses(list, &at, "the organization's default fragments", &decls)
+        }),
+        RawOrganization::Name(_) => None,
     };
     let fragments = v.fragments(&raw.fragments);
     let locations = v.locations(&raw.locations, None, 1, &root.key("locations"), &mut decls);
@@ -135,6 +146,7 @@ pub fn validate(
         fragments,
         locations,
         invites,
+        default_fragments,
         digest: super::include::digest(text, &includes, &v.env_used),
     })
 }
@@ -160,7 +172,13 @@ impl Validator<'_> {
     }
 
     fn organization(&mut self, org: &str) -> OrgRef {
-        let at = YPath::root().key("organization");
+        let at = match self
+            .tree
+            .get(&YPath::root().key("organization").key("name"))
+        {
+            Some(_) => YPath::root().key("organization").key("name"),
+            None => YPath::root().key("organization"),
+        };
         if org.trim().is_empty() {
             self.err(
                 &at,
@@ -275,11 +293,13 @@ impl Validator<'_> {
                     &at,
                     super::config::Owner::Fragment,
                 );
+                let tags = f.tags.as_ref().map(|t| self.tags(t, &at.key("tags")));
                 DesiredFragment {
                     name: f.name.clone(),
                     identity,
                     visibility,
                     config,
+                    tags,
                 }
             })
             .collect()
@@ -543,37 +563,12 @@ impl Validator<'_> {
             at,
             Some(machine),
         );
-        let mut listed: HashSet<&str> = HashSet::new();
-        for (i, f) in raw.fragments.iter().enumerate() {
-            let fat = at.key("fragments").idx(i);
-            if !decls.fragments.iter().any(|d| d == f) {
-                let declared: Vec<&str> = decls.fragments.iter().map(String::as_str).collect();
-                let hint = match (closest(f, &declared), declared.is_empty()) {
-                    (_, true) => format!(
-                        "no fragments are declared; add `{{ name: {f} }}` under the top-level `fragments:`"
-                    ),
-                    (Some(c), false) => format!(
-                        "did you mean `{c}`? declared fragments: {}",
-                        declared.join(", ")
-                    ),
-                    (None, false) => format!(
-                        "declare it under the top-level `fragments:`; declared fragments: {}",
-                        declared.join(", ")
-                    ),
-                };
-                self.err(
-                    &fat,
-                    format!("part `{path}` uses undeclared fragment `{f}`"),
-                    hint,
-                );
-            } else if !listed.insert(f) {
-                self.err(
-                    &fat,
-                    format!("fragment `{f}` is listed twice in part `{path}`"),
-                    "list each fragment once",
-                );
-            }
-        }
+        let fragments = self.fragment_uses(
+            &raw.fragments,
+            &at.key("fragments"),
+            &format!("part `{path}`"),
+            decls,
+        );
         let config = self.config(
             raw.config.as_ref(),
             raw.config_file.as_deref(),
@@ -595,7 +590,7 @@ impl Validator<'_> {
             identity,
             main,
             config,
-            fragments: raw.fragments.clone(),
+            fragments,
             ignore: raw.ignore.clone(),
         }
     }
@@ -776,13 +771,7 @@ impl Validator<'_> {
             } else {
                 seen.insert(email.clone(), self.tree.pos_of(&email_at).line);
             }
-            if inv.grants.is_empty() {
-                self.err_key(
-                    &at.key("grants"),
-                    format!("invite for `{email}` has no grants"),
-                    "add at least one grant, e.g. `grants: [{ role: operator, location: HQ }]`, or remove the invite",
-                );
-            }
+
             let mut targets: HashMap<GrantTarget, usize> = HashMap::new();
             let mut grants = Vec::new();
             for (gi, g) in inv.grants.iter().enumerate() {
@@ -815,11 +804,192 @@ impl Validator<'_> {
                     grants.push(DesiredGrant { role, target });
                 }
             }
+            if inv.grants.is_empty() {
+                // As on the Viam cloud: an invite without authorizations makes an owner.
+                grants.push(DesiredGrant {
+                    role: Role::Owner,
+                    target: GrantTarget::Organization,
+                });
+            }
             out.push(DesiredInvite {
                 email,
                 grants,
                 protect: inv.protect,
+                send_email: inv.send_email.unwrap_or(true),
             });
+        }
+        out
+    }
+
+    /// Checks a list of fragment imports (a part's `fragments:` or the organization's
+    /// `default_fragments:`); `owner` names whose list it is in messages.
+    fn fragment_uses(
+        &mut self,
+        raw: &[Value],
+        list: &YPath,
+        owner: &str,
+        decls: &Decls,
+    ) -> Vec<FragmentUse> {
+        let mut out: Vec<FragmentUse> = Vec::new();
+        let mut listed: HashMap<FragmentRef, usize> = HashMap::new();
+        for (i, entry) in raw.iter().enumerate() {
+            let at = list.idx(i);
+            let Some(u) = self.fragment_use(entry, &at, owner, decls) else {
+                continue;
+            };
+            let line = self.tree.pos_of(&at).line;
+            if let Some(first) = listed.get(&u.fragment) {
+                self.err(
+                    &at,
+                    format!(
+                        "fragment `{}` is listed twice in {owner} (first at line {first})",
+                        match &u.fragment {
+                            FragmentRef::Name(n) | FragmentRef::Id(n) => n,
+                        }
+                    ),
+                    "list each fragment once",
+                );
+                continue;
+            }
+            listed.insert(u.fragment.clone(), line);
+            out.push(u);
+        }
+        out
+    }
+
+    /// One import: a declared fragment's name, or a mapping with `name:` or `id:` and options.
+    fn fragment_use(
+        &mut self,
+        entry: &Value,
+        at: &YPath,
+        owner: &str,
+        decls: &Decls,
+    ) -> Option<FragmentUse> {
+        let (name_at, fragment, mut options) = match entry {
+            Value::String(name) => (
+                at.clone(),
+                FragmentRef::Name(name.clone()),
+                serde_json::Map::new(),
+            ),
+            Value::Object(o) => {
+                let mut options = o.clone();
+                let name = options.shift_remove("name");
+                let id = options.shift_remove("id");
+                match (name, id) {
+                    (Some(Value::String(n)), None) => {
+                        (at.key("name"), FragmentRef::Name(n), options)
+                    }
+                    (None, Some(Value::String(id))) => {
+                        if !is_uuid(&id) {
+                            self.err(
+                                &at.key("id"),
+                                format!("fragment id `{id}` is not a UUID"),
+                                "a fragment id looks like 1b4e28ba-2fa1-11d2-883f-0016d3cca427; to import a declared fragment write `name:` instead",
+                            );
+                            return None;
+                        }
+                        (
+                            at.key("id"),
+                            FragmentRef::Id(id.to_ascii_lowercase()),
+                            options,
+                        )
+                    }
+                    (Some(_), Some(_)) => {
+                        self.err(
+                            at,
+                            "a fragment import has both `name` and `id`",
+                            "use `name:` for a fragment this manifest declares, `id:` for any other",
+                        );
+                        return None;
+                    }
+                    _ => {
+                        self.err(
+                            at,
+                            "a fragment import needs `name` (a declared fragment) or `id`",
+                            "write e.g. `{ name: camera-kit, version: stable }`",
+                        );
+                        return None;
+                    }
+                }
+            }
+            _ => return None, // the structural pass reported the type
+        };
+        if let FragmentRef::Name(f) = &fragment
+            && !decls.fragments.iter().any(|d| d == f)
+        {
+            let declared: Vec<&str> = decls.fragments.iter().map(String::as_str).collect();
+            let hint = match (closest(f, &declared), declared.is_empty()) {
+                (_, true) => format!(
+                    "no fragments are declared; add `{{ name: {f} }}` under the top-level `fragments:`, or import it by `id:`"
+                ),
+                (Some(c), false) => format!(
+                    "did you mean `{c}`? declared fragments: {}",
+                    declared.join(", ")
+                ),
+                (None, false) => format!(
+                    "declare it under the top-level `fragments:`, or import it by `id:`; declared fragments: {}",
+                    declared.join(", ")
+                ),
+            };
+            self.err(
+                &name_at,
+                format!("{owner} uses undeclared fragment `{f}`"),
+                hint,
+            );
+            return None;
+        }
+        // `version: 3` is the revision "3": Viam names revisions and tags with strings.
+        if let Some(Value::Number(n)) = options.get("version") {
+            let text = n.to_string();
+            options.insert("version".into(), Value::String(text));
+        }
+        let known = ["name", "id", "version", "prefix", "variables"];
+        for key in options.keys() {
+            if known.contains(&key.as_str()) {
+                continue;
+            }
+            if let Some(c) = closest(key, &known) {
+                self.err_key(
+                    &at.key(key),
+                    format!("unknown key `{key}` in a fragment import"),
+                    format!("did you mean `{c}`? Keys other than name, id, version, prefix and variables are written to the cloud as given"),
+                );
+            }
+        }
+        Some(FragmentUse { fragment, options })
+    }
+
+    /// A fragment's `tags:` mapping.
+    fn tags(
+        &mut self,
+        raw: &serde_json::Map<String, Value>,
+        at: &YPath,
+    ) -> Vec<(String, TagTarget)> {
+        let mut out = Vec::new();
+        for (tag, target) in raw {
+            let tat = at.key(tag);
+            if tag.is_empty() || tag.trim() != tag || tag.chars().any(char::is_control) {
+                self.err_key(
+                    &tat,
+                    format!("invalid tag name `{tag}`"),
+                    "a tag name is non-empty, without surrounding spaces, e.g. `stable`",
+                );
+                continue;
+            }
+            let target = match target {
+                Value::String(s) if s == "current" => TagTarget::Current,
+                Value::String(s) if !s.trim().is_empty() => TagTarget::Revision(s.clone()),
+                Value::Number(n) if n.is_u64() => TagTarget::Revision(n.to_string()),
+                _ => {
+                    self.err(
+                        &tat,
+                        format!("tag `{tag}` must name a revision or `current`"),
+                        "write a revision such as `3`, or `current` for the revision this apply leaves the fragment at",
+                    );
+                    continue;
+                }
+            };
+            out.push((tag.clone(), target));
         }
         out
     }

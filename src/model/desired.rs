@@ -20,6 +20,10 @@ pub struct Desired {
     pub locations: Vec<DesiredLocation>,
     /// `None` when the manifest has no `access:` section: invites are then not managed at all.
     pub invites: Option<Vec<DesiredInvite>>,
+    /// The organization's default fragments (`organization: {default_fragments: [...]}`);
+    /// `None` when the manifest does not say, so they are not managed.
+    #[serde(default)]
+    pub default_fragments: Option<Vec<FragmentUse>>,
     /// SHA-256 (hex) over the manifest and every file it includes, with sensitive values
     /// hashed, so a saved plan can name exactly what it was made from.
     pub digest: String,
@@ -52,6 +56,59 @@ pub struct DesiredFragment {
     pub identity: Identity,
     pub visibility: Visibility,
     pub config: Config,
+    /// `tags: {stable: 3, beta: current}`, in the order written; `None` when the manifest does
+    /// not manage the fragment's tags.
+    #[serde(default)]
+    pub tags: Option<Vec<(String, TagTarget)>>,
+}
+
+/// Where a fragment tag should point.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TagTarget {
+    /// A revision, as the cloud names it (e.g. `"3"`).
+    Revision(String),
+    /// The revision the fragment has once this apply is done (`current`).
+    Current,
+}
+
+/// Which fragment a part (or the organization's defaults) imports.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FragmentRef {
+    /// A fragment the manifest declares, by name.
+    Name(String),
+    /// Any fragment by id, e.g. another organization's public fragment.
+    Id(String),
+}
+
+/// One entry of a part's `fragments:` list: the fragment and how it is imported.
+///
+/// `options` holds every key of the import other than the fragment itself, as written and in
+/// order: `version` (a revision or a tag; absent means the latest), `prefix`, `variables`,
+/// and any key fleetform does not model, which is written through untouched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FragmentUse {
+    pub fragment: FragmentRef,
+    #[serde(default)]
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+impl FragmentUse {
+    /// An import of the declared fragment `name`, with no options.
+    pub fn named(name: impl Into<String>) -> Self {
+        FragmentUse {
+            fragment: FragmentRef::Name(name.into()),
+            options: serde_json::Map::new(),
+        }
+    }
+
+    /// The pinned version (revision or tag), if any.
+    pub fn version(&self) -> Option<&str> {
+        self.options
+            .get("version")
+            .and_then(serde_json::Value::as_str)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,8 +142,8 @@ pub struct DesiredPart {
     pub main: bool,
     /// The config without its `fragments` key; fragment references are in `fragments`.
     pub config: Config,
-    /// Names of declared fragments this part uses, in order.
-    pub fragments: Vec<String>,
+    /// The fragments this part imports, in order.
+    pub fragments: Vec<FragmentUse>,
     /// JSON pointers into the config that fleetform neither compares nor overwrites.
     pub ignore: Vec<String>,
 }
@@ -116,8 +173,16 @@ pub struct SensitiveValue {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredInvite {
     pub email: String,
+    /// At least one; an invite written with no grants is an owner of the organization.
     pub grants: Vec<DesiredGrant>,
     pub protect: bool,
+    /// Whether the cloud emails the invitation (default true, as the Viam SDK).
+    #[serde(default = "yes")]
+    pub send_email: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -50,6 +50,46 @@ pub fn fragment_ids(config: &Value) -> Vec<String> {
     ids
 }
 
+/// A config's `fragments` entries as written (empty when it has none).
+pub fn imports(config: &Value) -> &[Value] {
+    config
+        .get("fragments")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// What an import entry means, for comparison: its fragment id and its other keys in
+/// canonical form. A bare `"ID"` is `{"id": "ID"}` with no other keys. `None` for an entry
+/// without an id.
+pub fn import_meaning(entry: &Value) -> Option<(String, Value)> {
+    match entry {
+        Value::String(id) => Some((id.clone(), Value::Object(Map::new()))),
+        Value::Object(o) => {
+            let id = o.get("id")?.as_str()?.to_string();
+            let mut rest = o.clone();
+            rest.shift_remove("id");
+            Some((id, canonical(&Value::Object(rest))))
+        }
+        _ => None,
+    }
+}
+
+/// The meanings of a config's imports, in order; entries without an id compare as themselves.
+pub fn import_meanings(config: &Value) -> Vec<Value> {
+    imports(config)
+        .iter()
+        .map(|e| match import_meaning(e) {
+            Some((id, rest)) => serde_json::json!([id, rest]),
+            None => canonical(e),
+        })
+        .collect()
+}
+
+/// Where the `fragments` key stands among a config's keys.
+pub fn fragments_position(config: &Value) -> Option<usize> {
+    config.as_object()?.keys().position(|k| k == "fragments")
+}
+
 /// `config` without its `fragments` key.
 pub fn without_fragments(config: &Value) -> Value {
     let mut v = config.clone();

@@ -11,12 +11,16 @@
 //! dependency therefore points to an earlier change, and `depends_on` records it explicitly
 //! for the apply engine.
 
-use super::canonical::{canonical, comparable, fragment_ids, set_pointer};
+use super::canonical::{
+    canonical, comparable, fragments_position, import_meaning, import_meanings, imports,
+    set_pointer, without_fragments,
+};
 use super::types::*;
 use crate::model::location_paths;
 use crate::model::{
-    Desired, DesiredFragment, DesiredLocation, DesiredMachine, DesiredPart, Grant, GrantTarget,
-    Location, Machine, Observed, Part, ResourceKind, SensitiveValue,
+    Desired, DesiredFragment, DesiredLocation, DesiredMachine, DesiredPart, FragmentRef,
+    FragmentUse, Grant, GrantTarget, Location, Machine, Observed, Part, ResourceKind,
+    SensitiveValue,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -281,6 +285,22 @@ fn observed_sensitive(
         .collect()
 }
 
+/// A part config as the cloud holds it, in the planned form (for the "before" side).
+fn observed_config(config: &serde_json::Value, wanted: &[SensitiveValue]) -> PlannedConfig {
+    PlannedConfig {
+        value: without_fragments(config),
+        fragments: imports(config)
+            .iter()
+            .map(|e| PlannedImport {
+                fragment: IdRef::Existing(import_meaning(e).map(|(id, _)| id).unwrap_or_default()),
+                entry: e.clone(),
+            })
+            .collect(),
+        fragments_at: fragments_position(config),
+        sensitive: observed_sensitive(config, wanted),
+    }
+}
+
 impl<'a> Planner<'a> {
     fn new(d: &'a Desired, o: &'a Observed, opts: &Options) -> Self {
         Planner {
@@ -430,8 +450,8 @@ impl<'a> Planner<'a> {
         };
         let config = PlannedConfig {
             value: df.config.value.clone(),
-            fragments: vec![],
             sensitive: df.config.sensitive.clone(),
+            ..PlannedConfig::default()
         };
         let Some((id, f)) = found else {
             let mut c = change(
@@ -505,8 +525,8 @@ impl<'a> Planner<'a> {
         if config_differs {
             c.config_before = Some(PlannedConfig {
                 value: f.config.clone(),
-                fragments: vec![],
                 sensitive: observed_sensitive(&f.config, &df.config.sensitive),
+                ..PlannedConfig::default()
             });
             c.config_after = Some(config);
         }
@@ -791,7 +811,56 @@ impl<'a> Planner<'a> {
 
     // -- Parts --------------------------------------------------------------------------------
 
-    /// The config to write for `dp`: its value with ignored values kept from `current`.
+    /// Where an import's fragment is: a declared fragment by name, or any fragment by id.
+    fn import_ref(&self, u: &FragmentUse) -> Option<IdRef> {
+        match &u.fragment {
+            FragmentRef::Name(n) => self.fragments.get(n).map(Matched::id_ref),
+            FragmentRef::Id(id) => Some(IdRef::Existing(id.clone())),
+        }
+    }
+
+    /// What an import means once its fragment's id is known (see [`import_meaning`]);
+    /// `None` while the fragment is yet to be created.
+    fn import_meaning_of(&self, u: &FragmentUse) -> Option<serde_json::Value> {
+        let IdRef::Existing(id) = self.import_ref(u)? else {
+            return None;
+        };
+        let rest = canonical(&serde_json::Value::Object(u.options.clone()));
+        Some(serde_json::json!([id, rest]))
+    }
+
+    /// The planned import entries for `uses`. An entry whose meaning the cloud already holds
+    /// (in `current`) is kept exactly as the cloud has it: a bare id stays a bare id, and key
+    /// order and unknown keys survive. Others are written `{"id": …, <options as written>}`.
+    fn planned_imports(
+        &self,
+        uses: &[FragmentUse],
+        current: &[serde_json::Value],
+    ) -> Vec<PlannedImport> {
+        uses.iter()
+            .filter_map(|u| {
+                let fragment = self.import_ref(u)?;
+                let meaning = self.import_meaning_of(u);
+                let kept = current.iter().find(|e| {
+                    let m = import_meaning(e).map(|(id, rest)| serde_json::json!([id, rest]));
+                    m.is_some() && m == meaning
+                });
+                let entry = match kept {
+                    Some(e) => e.clone(),
+                    None => {
+                        let mut o = serde_json::Map::new();
+                        o.insert("id".into(), serde_json::Value::String(String::new()));
+                        o.extend(u.options.clone());
+                        serde_json::Value::Object(o)
+                    }
+                };
+                Some(PlannedImport { fragment, entry })
+            })
+            .collect()
+    }
+
+    /// The config to write for `dp`: its value with ignored values kept from `current`, and
+    /// its imports where `current` has its `fragments` key.
     fn planned_config(
         &self,
         dp: &DesiredPart,
@@ -807,11 +876,8 @@ impl<'a> Planner<'a> {
         }
         PlannedConfig {
             value,
-            fragments: dp
-                .fragments
-                .iter()
-                .filter_map(|n| self.fragments.get(n).map(Matched::id_ref))
-                .collect(),
+            fragments: self.planned_imports(&dp.fragments, current.map_or(&[], imports)),
+            fragments_at: current.and_then(fragments_position),
             sensitive: dp.config.sensitive.clone(),
         }
     }
@@ -820,9 +886,12 @@ impl<'a> Planner<'a> {
     fn fragment_deps(&self, dp: &DesiredPart) -> Vec<String> {
         dp.fragments
             .iter()
-            .filter_map(|n| match self.fragments.get(n) {
-                Some(Matched::Created(c)) => Some(c.clone()),
-                _ => None,
+            .filter_map(|u| match &u.fragment {
+                FragmentRef::Name(n) => match self.fragments.get(n) {
+                    Some(Matched::Created(c)) => Some(c.clone()),
+                    _ => None,
+                },
+                FragmentRef::Id(_) => None,
             })
             .collect()
     }
@@ -1002,23 +1071,13 @@ impl<'a> Planner<'a> {
 
     fn update_part(&mut self, dp: &DesiredPart, p: &Part) {
         let renamed = p.name != dp.name;
-        let wanted_ids: Vec<Option<String>> = dp
+        let wanted: Vec<Option<serde_json::Value>> = dp
             .fragments
             .iter()
-            .map(|n| {
-                self.fragments
-                    .get(n)
-                    .and_then(|m| m.existing().map(String::from))
-            })
+            .map(|u| self.import_meaning_of(u))
             .collect();
-        let fragments_differ = if wanted_ids.iter().any(Option::is_none) {
-            true
-        } else {
-            let mut w: Vec<String> = wanted_ids.into_iter().flatten().collect();
-            w.sort();
-            w.dedup();
-            w != fragment_ids(&p.config)
-        };
+        let fragments_differ = wanted.iter().any(Option::is_none)
+            || wanted.into_iter().flatten().collect::<Vec<_>>() != import_meanings(&p.config);
         let config_differs = fragments_differ
             || comparable(&p.config, &dp.ignore) != comparable(&dp.config.value, &dp.ignore);
         if !(renamed || config_differs) {
@@ -1049,14 +1108,7 @@ impl<'a> Planner<'a> {
                 .push(detail("name", Some(&p.name), Some(&dp.name)));
         }
         if config_differs {
-            c.config_before = Some(PlannedConfig {
-                value: crate::plan::canonical::without_fragments(&p.config),
-                fragments: fragment_ids(&p.config)
-                    .into_iter()
-                    .map(IdRef::Existing)
-                    .collect(),
-                sensitive: observed_sensitive(&p.config, &dp.config.sensitive),
-            });
+            c.config_before = Some(observed_config(&p.config, &dp.config.sensitive));
             c.config_after = cfg;
             c.depends_on.extend(self.fragment_deps(dp));
         }

@@ -164,12 +164,45 @@ pub enum GrantRef {
 }
 
 /// A config as it will be written: the JSON object without `fragments`, the fragments it
-/// references (resolved to ids at apply time), and which strings are sensitive.
+/// imports (ids resolved at apply time), where the `fragments` key goes, and which strings
+/// are sensitive.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PlannedConfig {
     pub value: serde_json::Value,
-    pub fragments: Vec<IdRef>,
+    pub fragments: Vec<PlannedImport>,
+    /// The position of the `fragments` key among the config's keys, kept from the config
+    /// being replaced (which then keeps the key even when the list is empty). `None`: after
+    /// the other keys, and only when something is imported.
+    pub fragments_at: Option<usize>,
     pub sensitive: Vec<SensitiveValue>,
+}
+
+/// One entry of a config's `fragments` list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlannedImport {
+    pub fragment: IdRef,
+    /// The entry as it will be written, with the id slot filled in at apply time: a bare id
+    /// string, or an object whose `id` key is replaced (other keys in order, untouched).
+    pub entry: serde_json::Value,
+}
+
+impl PlannedImport {
+    /// The entry with `id` standing for the fragment.
+    pub fn with_id(&self, id: &str) -> serde_json::Value {
+        match &self.entry {
+            serde_json::Value::Object(o) => {
+                let mut o = o.clone();
+                match o.get_mut("id") {
+                    Some(slot) => *slot = serde_json::Value::String(id.to_string()),
+                    None => {
+                        o.shift_insert(0, "id".into(), serde_json::Value::String(id.to_string()));
+                    }
+                }
+                serde_json::Value::Object(o)
+            }
+            _ => serde_json::Value::String(id.to_string()),
+        }
+    }
 }
 
 /// The cloud operation a change performs.
@@ -303,12 +336,37 @@ impl Plan {
 struct PlannedConfigWire {
     value: serde_json::Value,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    fragments: Vec<IdRef>,
+    fragments: Vec<PlannedImport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fragments_at: Option<usize>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     sensitive: Vec<SensitiveValue>,
 }
 
 impl PlannedConfig {
+    /// The whole config: `value` (this config's value, possibly masked) with the `fragments`
+    /// list put back at its position; `id` gives each import's fragment id (or label).
+    pub fn assemble<E>(
+        &self,
+        value: serde_json::Value,
+        id: impl Fn(&IdRef) -> Result<String, E>,
+    ) -> Result<serde_json::Value, E> {
+        let serde_json::Value::Object(mut o) = value else {
+            return Ok(value);
+        };
+        if self.fragments.is_empty() && self.fragments_at.is_none() {
+            return Ok(serde_json::Value::Object(o));
+        }
+        let list = self
+            .fragments
+            .iter()
+            .map(|f| Ok(f.with_id(&id(&f.fragment)?)))
+            .collect::<Result<Vec<_>, E>>()?;
+        let at = self.fragments_at.unwrap_or(o.len()).min(o.len());
+        o.shift_insert(at, "fragments".into(), serde_json::Value::Array(list));
+        Ok(serde_json::Value::Object(o))
+    }
+
     /// The value with every sensitive string replaced by `replacement(sensitive)`.
     pub fn masked_with(
         &self,
@@ -329,6 +387,7 @@ impl Serialize for PlannedConfig {
         PlannedConfigWire {
             value: self.masked_with(|s| serde_json::json!({ "$sensitive": s.sha256 })),
             fragments: self.fragments.clone(),
+            fragments_at: self.fragments_at,
             sensitive: self.sensitive.clone(),
         }
         .serialize(serializer)
@@ -341,6 +400,7 @@ impl<'de> Deserialize<'de> for PlannedConfig {
         Ok(PlannedConfig {
             value: w.value,
             fragments: w.fragments,
+            fragments_at: w.fragments_at,
             sensitive: w.sensitive,
         })
     }
@@ -355,6 +415,7 @@ mod tests {
         let cfg = PlannedConfig {
             value: serde_json::json!({"auth": {"token": "s3cr3t"}, "plain": "x"}),
             fragments: vec![],
+            fragments_at: None,
             sensitive: vec![SensitiveValue {
                 pointer: "/auth/token".into(),
                 template: "${env:TOKEN}".into(),

@@ -35,7 +35,11 @@
 //!   `machine`, `part`, `invite`, `location_secret`), `path`, `from_path` (before a move or
 //!   rename, else `null`), `resource_id` (`null` for creates), `reason`, `details`
 //!   (`{field, before, after}`), `config_before` / `config_after` (`{value, fragments?,
-//!   sensitive?}` or `null`), `attribution` (`{when, who}` or `null`), `precondition`,
+//!   fragments_at?, sensitive?}` or `null`: `value` is the config without its `fragments`
+//!   key; each of `fragments` is `{fragment, entry}`, where `fragment` is `{"existing": ID}`
+//!   or `{"created_by": CHANGE}` and `entry` the import as written with its id filled in at
+//!   apply time; `fragments_at` is the key's position among the config's keys),
+//!   `attribution` (`{when, who}` or `null`), `precondition`,
 //!   `depends_on` (change ids) and `op` (the cloud operation, tagged by its `op` field).
 //! - `unmanaged` (array): resources inside the managed scope that the manifest does not
 //!   declare and the plan keeps: `{kind, path, id}`.

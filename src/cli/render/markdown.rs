@@ -182,7 +182,7 @@ mod tests {
         ```diff
         --- cloud
         +++ manifest
-        @@ -3,12 +3,13 @@
+        @@ -3,7 +3,7 @@
              {
                "attributes": {
                  "port": "/dev/ttyUSB0",
@@ -191,11 +191,14 @@ mod tests {
                },
                "name": "arm"
              }
-           ],
+        @@ -11,6 +11,9 @@
            "fragments": [
-        -    "frag-1"
-        +    "frag-1",
-        +    "(created by c9)"
+             {
+               "id": "frag-1"
+        +    },
+        +    {
+        +      "id": "(created by c9)"
+             }
            ]
          }
         ```

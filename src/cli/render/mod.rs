@@ -210,21 +210,14 @@ fn display_config_with(
     cfg: &PlannedConfig,
     label: impl Fn(&SensitiveValue) -> &'static str,
 ) -> Value {
-    let mut v = cfg.masked_with(|s| Value::String(label(s).to_string()));
-    if !cfg.fragments.is_empty()
-        && let Value::Object(o) = &mut v
-    {
-        let ids = cfg
-            .fragments
-            .iter()
-            .map(|f| match f {
-                IdRef::Existing(id) => Value::String(id.clone()),
-                IdRef::CreatedBy(c) => Value::String(format!("(created by {c})")),
-            })
-            .collect();
-        o.insert("fragments".to_string(), Value::Array(ids));
-    }
-    v
+    let masked = cfg.masked_with(|s| Value::String(label(s).to_string()));
+    cfg.assemble(masked, |f| {
+        Ok::<_, std::convert::Infallible>(match f {
+            IdRef::Existing(id) => id.clone(),
+            IdRef::CreatedBy(c) => format!("(created by {c})"),
+        })
+    })
+    .unwrap_or_else(|never| match never {})
 }
 
 /// What a masked value is shown as.
@@ -296,6 +289,13 @@ pub(crate) mod fixtures {
     use crate::plan::*;
     use serde_json::json;
 
+    fn import(fragment: IdRef) -> PlannedImport {
+        PlannedImport {
+            fragment,
+            entry: json!({"id": ""}),
+        }
+    }
+
     fn change(id: &str, action: Action, kind: Kind, path: &str, reason: &str, op: Op) -> Change {
         Change {
             id: id.to_string(),
@@ -352,15 +352,17 @@ pub(crate) mod fixtures {
 
         let before = PlannedConfig {
             value: json!({"components": [{"name": "arm", "attributes": {"speed": 10, "port": "/dev/ttyUSB0"}}]}),
-            fragments: vec![IdRef::Existing("frag-1".into())],
+            fragments: vec![import(IdRef::Existing("frag-1".into()))],
+            fragments_at: None,
             sensitive: vec![],
         };
         let after = PlannedConfig {
             value: json!({"components": [{"name": "arm", "attributes": {"speed": 20, "port": "/dev/ttyUSB0"}}]}),
             fragments: vec![
-                IdRef::Existing("frag-1".into()),
-                IdRef::CreatedBy("c9".into()),
+                import(IdRef::Existing("frag-1".into())),
+                import(IdRef::CreatedBy("c9".into())),
             ],
+            fragments_at: None,
             sensitive: vec![],
         };
         let mut c2 = change(
@@ -463,8 +465,8 @@ pub(crate) mod fixtures {
         };
         let cfg = |token: &str| PlannedConfig {
             value: json!({"components": [{"name": "arm", "attributes": {"token": token, "speed": 1}}]}),
-            fragments: vec![],
             sensitive: vec![secret.clone()],
+            ..PlannedConfig::default()
         };
         let c1 = {
             let mut c = change(
@@ -486,8 +488,7 @@ pub(crate) mod fixtures {
             // The cloud holds the secret at a pointer the manifest no longer marks.
             let before = PlannedConfig {
                 value: json!({"components": [{"name": "arm", "attributes": {"old_token": "hunter2-secret"}}]}),
-                fragments: vec![],
-                sensitive: vec![],
+                ..PlannedConfig::default()
             };
             let mut c = change(
                 "c2",
@@ -566,7 +567,10 @@ mod tests {
         let plan = fixtures::small();
         let lines = config_diff_lines(&plan.changes[1]).unwrap();
         let text = lines.join("\n");
-        assert!(text.contains("+    \"(created by c9)\""), "{text}");
+        assert!(
+            text.contains("+      \"id\": \"(created by c9)\""),
+            "{text}"
+        );
         assert!(text.starts_with("--- cloud\n+++ manifest\n@@"), "{text}");
     }
 }

@@ -176,7 +176,7 @@ mod tests {
           ~ part HQ/A/arm-01/arm-01-main (config differs)
               --- cloud
               +++ manifest
-              @@ -3,12 +3,13 @@
+              @@ -3,7 +3,7 @@
                    {
                      "attributes": {
                        "port": "/dev/ttyUSB0",
@@ -185,11 +185,14 @@ mod tests {
                      },
                      "name": "arm"
                    }
-                 ],
+              @@ -11,6 +11,9 @@
                  "fragments": [
-              -    "frag-1"
-              +    "frag-1",
-              +    "(created by c9)"
+                   {
+                     "id": "frag-1"
+              +    },
+              +    {
+              +      "id": "(created by c9)"
+                   }
                  ]
                }
               last changed in the cloud by alice@acme.example at 2026-01-01T00:00:00Z
