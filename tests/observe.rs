@@ -489,6 +489,7 @@ fn desired_with_camera_kit(org: &str) -> Desired {
             value: json!({"components": []}),
             sensitive: vec![],
         },
+        tags: None,
     });
     d
 }
