@@ -386,3 +386,415 @@ async fn expired_tokens_are_renewed() {
     assert_eq!(c.rpc_counts()["Authenticate"], 2);
     server.shutdown().await.unwrap();
 }
+
+/// Configs as a user writes them: integers and floats, keys out of order, unicode, nesting.
+fn unusual_config() -> serde_json::Value {
+    serde_json::from_str(
+        r#"{"z_last_first": 1, "fragments": [{"id": "F1", "version": "1", "prefix": "front"}, "F2"],
+            "components": [{"name": "motor", "attributes": {"max_rpm": 8, "ratio": 8.0, "pid": [0.5, 1, -2]}}],
+            "ünïcode": "✓ ok", "a": {"y": null, "x": true}}"#,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn configs_round_trip_as_json_text_with_order_and_number_forms() {
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    let org = &cloud.org_id;
+    let config = unusual_config();
+    let text = serde_json::to_string(&config).unwrap();
+    assert!(text.contains(r#""ratio":8.0"#) && text.contains(r#""max_rpm":8,"#));
+
+    // Parts: written and read back byte-equal, through every read.
+    let hq = c.create_location(org, "HQ", None).await.unwrap();
+    let machine = c.new_machine("arm-01", &hq.id).await.unwrap();
+    let part = c.get_parts(&machine).await.unwrap().remove(0);
+    let written = c
+        .update_part(&part.id, &part.name, Some(&config), part.last_updated)
+        .await
+        .unwrap();
+    for read in [
+        written,
+        c.get_part(&part.id).await.unwrap(),
+        c.get_parts(&machine).await.unwrap().remove(0),
+    ] {
+        assert_eq!(serde_json::to_string(&read.config).unwrap(), text);
+    }
+    let old = &c.part_history(&part.id, Some(1)).await.unwrap()[0].old;
+    assert_eq!(old.config, json!({}));
+
+    // Fragments: created (the struct cannot carry this config, so the JSON text follows at
+    // once) and updated, byte-equal on every read.
+    let f = c
+        .create_fragment(org, "kit", &config, Visibility::Private)
+        .await
+        .unwrap();
+    assert_eq!(serde_json::to_string(&f.config).unwrap(), text);
+    let read = c.get_fragment(&f.id).await.unwrap();
+    assert_eq!(serde_json::to_string(&read.config).unwrap(), text);
+    let mut changed = config.clone();
+    changed["z_last_first"] = json!(2.5);
+    let f2 = c
+        .update_fragment(&f.id, "kit", Some(&changed), None, f.last_updated)
+        .await
+        .unwrap();
+    let changed_text = serde_json::to_string(&changed).unwrap();
+    assert_eq!(serde_json::to_string(&f2.config).unwrap(), changed_text);
+    let listed = c.list_fragments(org).await.unwrap();
+    assert_eq!(
+        serde_json::to_string(&listed[0].config).unwrap(),
+        changed_text
+    );
+
+    // A config the struct carries exactly is created in one call, as revision 1.
+    c.reset_rpc_counts();
+    let plain = c
+        .create_fragment(
+            org,
+            "plain",
+            &json!({"a": 1, "b": [true]}),
+            Visibility::Private,
+        )
+        .await
+        .unwrap();
+    assert_eq!(plain.revision, "1");
+    assert_eq!(c.rpc_counts().get("UpdateFragment"), None);
+}
+
+#[tokio::test]
+async fn fragment_versions_tags_history_and_usage_through_the_client() {
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    let org = &cloud.org_id;
+    let f = c
+        .create_fragment(org, "kit", &json!({"n": 0}), Visibility::Private)
+        .await
+        .unwrap();
+    assert_eq!(f.revision, "1");
+    let mut last = f.last_updated;
+    for n in 1..=3 {
+        let updated = c
+            .update_fragment(&f.id, "kit", Some(&json!({"n": n})), None, last)
+            .await
+            .unwrap();
+        assert_eq!(updated.revision, (n + 1).to_string());
+        last = updated.last_updated;
+    }
+    // A stale write is a conflict, recognised by its code.
+    let err = c
+        .update_fragment(&f.id, "kit", Some(&json!({"n": 9})), None, f.last_updated)
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+
+    let tags = c.set_fragment_tag(&f.id, "stable", "2").await.unwrap();
+    assert_eq!(tags.len(), 1);
+    let tags = c.set_fragment_tag(&f.id, "beta", "4").await.unwrap();
+    assert_eq!(
+        tags.iter()
+            .map(|t| (t.tag.as_str(), t.revision.as_str()))
+            .collect::<Vec<_>>(),
+        [("beta", "4"), ("stable", "2")]
+    );
+    let v = c
+        .get_fragment_versions(&f.id, Some("stable"))
+        .await
+        .unwrap();
+    assert_eq!(v.fragment.revision, "2");
+    assert_eq!(v.fragment.config, json!({"n": 1}));
+    assert_eq!(v.revisions.len(), 4);
+    assert_eq!(v.tags.len(), 2);
+    let latest = c.get_fragment_versions(&f.id, None).await.unwrap();
+    assert_eq!(latest.fragment.config, json!({"n": 3}));
+    let tags = c.delete_fragment_tag(&f.id, "beta").await.unwrap();
+    assert_eq!(tags.len(), 1);
+    let err = c.delete_fragment_tag(&f.id, "beta").await.unwrap_err();
+    assert_eq!(err.code, Code::NotFound);
+
+    // History: newest first, paged through by the client.
+    let all = c.fragment_history(&f.id, None).await.unwrap();
+    let revisions: Vec<&str> = all.iter().map(|h| h.revision.as_str()).collect();
+    assert_eq!(revisions, ["4", "3", "2"]);
+    assert_eq!(all[0].old.config, json!({"n": 2}));
+    assert_eq!(all[0].config, Some(json!({"n": 3})));
+    assert_eq!(all[0].edited_by.as_ref().unwrap().value, cloud.key_id);
+    let two = c.fragment_history(&f.id, Some(2)).await.unwrap();
+    assert_eq!(two.len(), 2);
+    assert_eq!(two[1].revision, "3");
+
+    // Usage by version.
+    let hq = c.create_location(org, "HQ", None).await.unwrap();
+    for (name, import) in [
+        ("a", json!(f.id)),
+        ("b", json!({"id": f.id, "version": "stable"})),
+    ] {
+        let m = c.new_machine(name, &hq.id).await.unwrap();
+        let p = c.get_parts(&m).await.unwrap().remove(0);
+        c.update_part(&p.id, &p.name, Some(&json!({"fragments": [import]})), None)
+            .await
+            .unwrap();
+    }
+    let usage = c.fragment_usage(&f.id).await.unwrap();
+    let summary: Vec<(Option<&str>, i32)> = usage
+        .iter()
+        .map(|u| (u.version.as_deref(), u.machines))
+        .collect();
+    assert_eq!(summary, [(None, 1), (Some("stable"), 1)]);
+}
+
+#[tokio::test]
+async fn fragments_listed_are_only_the_organizations_own() {
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    let other = fleetform::localcloud::init(&cloud.db, "other-org", "o@example.com").unwrap();
+    let theirs = Client::connect(ClientOptions::new(
+        cloud.endpoint(),
+        Credentials::new(&other.key_id, other.key.expose()),
+    ))
+    .await
+    .unwrap();
+    theirs
+        .create_fragment(
+            &other.org_id,
+            "their-public",
+            &json!({}),
+            Visibility::Public,
+        )
+        .await
+        .unwrap();
+    for (name, vis) in [
+        ("ours", Visibility::Private),
+        ("ours-public", Visibility::Public),
+        ("ours-unlisted", Visibility::PublicUnlisted),
+    ] {
+        c.create_fragment(&cloud.org_id, name, &json!({}), vis)
+            .await
+            .unwrap();
+    }
+    let mut names: Vec<String> = c
+        .list_fragments(&cloud.org_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["ours", "ours-public", "ours-unlisted"]);
+}
+
+#[tokio::test]
+async fn organization_defaults_invites_and_locations_through_the_client() {
+    use fleetform::model::FragmentImport;
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    let org = &cloud.org_id;
+    assert_eq!(
+        c.get_organization(org).await.unwrap().default_fragments,
+        None
+    );
+    let f = c
+        .create_fragment(org, "base", &json!({}), Visibility::Private)
+        .await
+        .unwrap();
+    let imports = vec![
+        FragmentImport {
+            fragment_id: f.id.clone(),
+            version: Some("stable".into()),
+            prefix: Some("front".into()),
+            variables: [("site".to_string(), "hq".to_string())].into(),
+            fragment_variables: Some(json!({"rate": 8})),
+        },
+        FragmentImport {
+            fragment_id: f.id.clone(),
+            ..Default::default()
+        },
+    ];
+    let updated = c
+        .update_organization_default_fragments(org, &imports)
+        .await
+        .unwrap();
+    assert_eq!(updated.default_fragments.as_ref(), Some(&imports));
+    assert_eq!(
+        c.get_organization(org).await.unwrap().default_fragments,
+        Some(imports)
+    );
+
+    // An invite without grants is an owner invite.
+    let inv = c
+        .create_invite(org, "boss@acme.example", &[], true)
+        .await
+        .unwrap();
+    assert_eq!(
+        inv.grants,
+        [Grant {
+            role: Role::Owner,
+            resource_kind: ResourceKind::Organization,
+            resource_id: org.clone(),
+        }]
+    );
+
+    // Locations say which organization owns them; machines list per location set.
+    let hq = c.create_location(org, "HQ", None).await.unwrap();
+    assert_eq!(hq.primary_organization(), Some(org.as_str()));
+    let m = c.new_machine("arm", &hq.id).await.unwrap();
+    let machines = c
+        .list_machines_for_locations(std::slice::from_ref(&hq.id))
+        .await
+        .unwrap();
+    assert_eq!(machines.len(), 1);
+    assert_eq!(machines[0].id, m);
+}
+
+/// The corpus of part configs in the forms real fleets write (`tests/real_configs`),
+/// as `(file name, parsed config)`, parsed with key order kept.
+fn real_configs() -> Vec<(String, serde_json::Value)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/real_configs");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, serde_json::from_str(&text).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn real_form_configs_survive_the_wire_byte_for_byte() {
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    let org = &cloud.org_id;
+    let corpus = real_configs();
+    assert!(corpus.len() >= 12, "{} configs", corpus.len());
+    let hq = c.create_location(org, "HQ", None).await.unwrap();
+    for (i, (name, config)) in corpus.iter().enumerate() {
+        let written = serde_json::to_string(config).unwrap();
+        let machine = c.new_machine(&format!("m-{i}"), &hq.id).await.unwrap();
+        let part = c.get_parts(&machine).await.unwrap().remove(0);
+        c.update_part(&part.id, &part.name, Some(config), part.last_updated)
+            .await
+            .unwrap();
+        let read = c.get_part(&part.id).await.unwrap();
+        assert_eq!(
+            serde_json::to_string(&read.config).unwrap(),
+            written,
+            "{name}"
+        );
+        let listed = c.get_parts(&machine).await.unwrap().remove(0);
+        assert_eq!(
+            serde_json::to_string(&listed.config).unwrap(),
+            written,
+            "{name}"
+        );
+        let f = c
+            .create_fragment(org, &format!("frag-{i}"), config, Visibility::Private)
+            .await
+            .unwrap();
+        let read = c.get_fragment(&f.id).await.unwrap();
+        assert_eq!(
+            serde_json::to_string(&read.config).unwrap(),
+            written,
+            "{name} as a fragment"
+        );
+    }
+}
+
+/// A random JSON value: nested objects (keys in random order, some unicode) and lists,
+/// integers (some beyond 2^53), floats (some integral, like `3.0`), strings, booleans, nulls.
+fn random_json(rng: &mut fastrand::Rng, depth: u32) -> serde_json::Value {
+    use serde_json::Value;
+    let leaf = depth == 0 || rng.u8(..4) == 0;
+    match if leaf { rng.u8(..6) } else { rng.u8(6..8) } {
+        0 => Value::Null,
+        1 => Value::Bool(rng.bool()),
+        2 => match rng.u8(..3) {
+            0 => json!(rng.i64(-1000..1000)),
+            1 => json!(rng.u64(9_007_199_254_740_993..u64::MAX)),
+            _ => json!(rng.i64(..)),
+        },
+        3 => {
+            let f = if rng.bool() {
+                rng.i32(-100..100) as f64
+            } else {
+                (rng.f64() - 0.5) * 10f64.powi(rng.i32(-8..12))
+            };
+            json!(f)
+        }
+        4 | 5 => {
+            let alphabet = ['a', 'z', '0', ' ', 'ü', '✓', '"', '\\', '\n', '日'];
+            Value::String(
+                (0..rng.usize(..8))
+                    .map(|_| alphabet[rng.usize(..alphabet.len())])
+                    .collect(),
+            )
+        }
+        6 => Value::Array(
+            (0..rng.usize(..5))
+                .map(|_| random_json(rng, depth - 1))
+                .collect(),
+        ),
+        _ => random_object(rng, depth - 1),
+    }
+}
+
+fn random_object(rng: &mut fastrand::Rng, depth: u32) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for _ in 0..rng.usize(..6) {
+        let key: String = (0..rng.usize(1..6))
+            .map(|_| ['z', 'b', 'a', 'ß', '_', '9'][rng.usize(..6)])
+            .collect();
+        map.insert(key, random_json(rng, depth));
+    }
+    serde_json::Value::Object(map)
+}
+
+#[tokio::test]
+async fn random_configs_survive_the_wire_unchanged() {
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    let org = &cloud.org_id;
+    let hq = c.create_location(org, "HQ", None).await.unwrap();
+    let machine = c.new_machine("m", &hq.id).await.unwrap();
+    let part = c.get_parts(&machine).await.unwrap().remove(0);
+    let f = c
+        .create_fragment(org, "kit", &json!({}), Visibility::Private)
+        .await
+        .unwrap();
+    let mut rng = fastrand::Rng::with_seed(9);
+    for case in 0..150 {
+        let config = random_object(&mut rng, 4);
+        let written = serde_json::to_string(&config).unwrap();
+        let p = c
+            .update_part(&part.id, &part.name, Some(&config), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::to_string(&p.config).unwrap(),
+            written,
+            "case {case}"
+        );
+        let read = c.get_part(&part.id).await.unwrap();
+        assert_eq!(read.config, config, "case {case}");
+        assert_eq!(
+            serde_json::to_string(&read.config).unwrap(),
+            written,
+            "case {case}"
+        );
+        let g = c
+            .update_fragment(&f.id, "kit", Some(&config), None, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::to_string(&g.config).unwrap(),
+            written,
+            "case {case}"
+        );
+    }
+}

@@ -526,6 +526,55 @@ async fn history_shows_the_diff_of_two_updates_newest_first() {
     assert_eq!(doc["part"]["path"], "HQ/Assembly/arm-01/arm-01-cam");
 }
 
+#[tokio::test]
+async fn history_shows_a_fragments_edits_by_name_or_id() {
+    let env = Env::start();
+    let api = env.client().await;
+    let org_id = api.list_organizations().await.unwrap().remove(0).id;
+    let kit = api
+        .create_fragment(
+            &org_id,
+            "lidar-kit",
+            &json!({"rate": 5}),
+            Visibility::Private,
+        )
+        .await
+        .unwrap();
+    for rate in [10, 20] {
+        api.update_fragment(
+            &kit.id,
+            "lidar-kit",
+            Some(&json!({"rate": rate})),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let run = env
+        .run(&["history", "--fragment", "lidar-kit", "-n", "1"])
+        .ok();
+    let out = &run.stdout;
+    assert!(out.contains("  revision 2 → 3"), "{}", run.explain());
+    assert!(out.contains("+  \"rate\": 20"), "{}", run.explain());
+    assert!(out.contains("older edits not shown"), "{}", run.explain());
+
+    let doc = env
+        .run(&["history", "--fragment", &kit.id, "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(doc["fragment"]["name"], "lidar-kit");
+    let edits = doc["edits"].as_array().unwrap();
+    assert_eq!(edits.len(), 2);
+    assert_eq!(edits[1]["config_before"]["rate"], 5);
+    assert_eq!(edits[1]["revision_after"], "2");
+
+    let run = env.run(&["history", "--fragment", "nope"]).fails();
+    assert!(run.stderr.contains("lidar-kit"), "{}", run.explain());
+    let run = env.run(&["history"]);
+    assert_ne!(run.code, Some(0), "a PART or --fragment is required");
+}
+
 // -- secrets ----------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]

@@ -478,6 +478,94 @@ async fn observed_locations_carry_their_organizations() {
     }
 }
 
+/// `desired` declaring the fragment `camera-kit`, managing its tags.
+fn desired_with_camera_kit(org: &str) -> Desired {
+    let mut d = desired(OrgRef::Id(org.to_string()));
+    d.fragments.push(fleetform::model::DesiredFragment {
+        name: "camera-kit".into(),
+        identity: Identity::default(),
+        visibility: Visibility::Private,
+        config: Config {
+            value: json!({"components": []}),
+            sensitive: vec![],
+        },
+        tags: Some(vec![]),
+    });
+    d
+}
+
+#[tokio::test]
+async fn declared_fragments_have_their_tags_and_usage_read() {
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    let fleet = build_fleet(&c, &cloud.org_id).await;
+    let kit = c
+        .list_fragments(&cloud.org_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.name == "camera-kit")
+        .unwrap();
+    c.update_fragment(
+        &kit.id,
+        "camera-kit",
+        Some(&json!({"components": [1]})),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    c.set_fragment_tag(&kit.id, "stable", "1").await.unwrap();
+    let part = c
+        .get_parts(&fleet.machines["cam-01"])
+        .await
+        .unwrap()
+        .remove(0);
+    c.update_part(
+        &part.id,
+        &part.name,
+        Some(&json!({"fragments": [{"id": kit.id, "version": "stable"}]})),
+        None,
+    )
+    .await
+    .unwrap();
+
+    c.reset_rpc_counts();
+    let o = observe(
+        &c,
+        &desired_with_camera_kit(&cloud.org_id),
+        &ObserveOptions::default(),
+    )
+    .await
+    .unwrap();
+    let counts = c.rpc_counts();
+    assert_eq!(o.fragment_tags.len(), 1, "only the declared fragment");
+    assert_eq!(o.fragment_tags[&kit.id][0].tag, "stable");
+    assert_eq!(o.fragment_tags[&kit.id][0].revision, "1");
+    let usage = &o.fragment_usage[&kit.id];
+    assert_eq!(usage.len(), 1);
+    assert_eq!(
+        (usage[0].version.as_deref(), usage[0].machines),
+        (Some("stable"), 1)
+    );
+    let current = o.fragments.iter().find(|f| f.id == kit.id).unwrap();
+    assert_eq!(current.revision, "2");
+    assert_eq!(count(&counts, "GetFragment"), 1, "{counts:?}");
+    assert_eq!(count(&counts, "GetFragmentUsage"), 1, "{counts:?}");
+
+    // A cloud without fragment tags or usage: observed all the same, with nothing for them.
+    let (old_cloud, old, _) = fleet_on(&["GetFragment", "GetFragmentUsage"]).await;
+    let o = observe(
+        &old,
+        &desired_with_camera_kit(&old_cloud.org_id),
+        &ObserveOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(o.fragment_tags.is_empty() && o.fragment_usage.is_empty());
+    assert_eq!(o.fragments.len(), 2);
+}
+
 #[tokio::test]
 async fn cloud_failures_name_what_was_read() {
     let cloud = Cloud::start_with(Faults {

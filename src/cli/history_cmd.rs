@@ -1,37 +1,45 @@
-//! `fleetform history PART`: who changed a part, when, and what: newest first, each edit as a
-//! unified diff of the config before and after it.
+//! `fleetform history PART` and `fleetform history --fragment FRAGMENT`: who changed a part or a
+//! fragment, when, and what: newest first, each edit as a unified diff of the config before and
+//! after it (for a fragment, also the revision each edit made).
 //!
-//! The cloud's history entries hold the part as it was *before* each edit (`old`), newest
-//! first. So the edit recorded by entry `i` turned `entries[i].old` into the next newer state:
-//! `entries[i - 1].old`, or, for the newest entry, the part as it is now. Configs are compared
-//! as canonical pretty JSON (sorted keys), so a key-order difference is never shown as a change.
+//! The cloud's history entries hold the part or fragment as it was *before* each edit (`old`),
+//! newest first. So the edit recorded by entry `i` turned `entries[i].old` into the next newer
+//! state: `entries[i - 1].old`, or, for the newest entry, the resource as it is now. Configs are
+//! compared as canonical pretty JSON (sorted keys), so a key-order difference is never shown as
+//! a change.
 
 use super::resolve;
 use super::status_cmd::{ago, emit, outln};
 use super::{GlobalArgs, OutputFormat};
 use crate::cloud::CloudApi;
-use crate::model::{HistoryEntry, Part, Timestamp};
+use crate::model::{Editor, Fragment, FragmentHistoryEntry, HistoryEntry, Part, Timestamp};
 use crate::plan::canonical;
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
 use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
 PART is a part path (HQ/Assembly/arm-01/arm-01-main), a machine path (HQ/Assembly/arm-01, for
-its main part) or a part id.
+its main part) or a part id. With --fragment, the history of a fragment of the organization
+(by name or id) instead: each edit is a new revision of the fragment.
 
 Examples:
   fleetform history HQ/Assembly/arm-01/arm-01-main
-  fleetform history HQ/Assembly/arm-01 -n 3 --output json";
+  fleetform history HQ/Assembly/arm-01 -n 3 --output json
+  fleetform history --fragment camera-kit";
 
 /// Arguments of `fleetform history`.
 #[derive(Debug, Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct HistoryArgs {
     /// The part: a part path, a machine path (its main part) or a part id.
-    #[arg(value_name = "PART")]
-    pub part: String,
+    #[arg(value_name = "PART", required_unless_present = "fragment")]
+    pub part: Option<String>,
+
+    /// Show the history of this fragment (a name or an id) instead of a part's.
+    #[arg(long, value_name = "FRAGMENT", conflicts_with = "part")]
+    pub fragment: Option<String>,
 
     /// The organization (a name or an id). Default: the only one the API key sees.
     #[arg(long, value_name = "ORG")]
@@ -56,7 +64,7 @@ pub async fn run(args: HistoryArgs, global: &GlobalArgs) -> anyhow::Result<ExitC
     Ok(code)
 }
 
-/// One edit of a part: the state before and after it.
+/// One edit of a part or a fragment: the state before and after it.
 #[derive(Debug, Serialize)]
 pub struct Edit {
     pub when: Option<Timestamp>,
@@ -66,8 +74,16 @@ pub struct Edit {
     pub by_kind: Option<String>,
     pub name_before: String,
     pub name_after: String,
-    pub main_before: bool,
-    pub main_after: bool,
+    /// Parts only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub main_before: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub main_after: Option<bool>,
+    /// Fragments only: the revision before the edit and the one it made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision_before: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision_after: Option<String>,
     pub config_before: serde_json::Value,
     pub config_after: serde_json::Value,
     /// Unified diff of the canonical configs; empty when the config did not change.
@@ -76,22 +92,39 @@ pub struct Edit {
 
 async fn history(args: &HistoryArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCode> {
     let org = resolve::organization(api, args.org.as_deref()).await?;
-    let (path, part) = resolve::resolve_part(api, &org.id, &args.part).await?;
     let limit = i64::try_from(args.count.saturating_add(1)).unwrap_or(i64::MAX);
-    let entries = api
-        .part_history(&part.id, Some(limit))
-        .await
-        .with_context(|| format!("cannot read the history of `{path}`"))?;
-    let more = entries.len() > args.count;
-    let edits = edits(&part, &entries, args.count, &path);
+    let (subject, path, more, edits) = match (&args.fragment, &args.part) {
+        (Some(wanted), _) => {
+            let fragment = resolve_fragment(api, &org.id, wanted).await?;
+            let path = fragment.name.clone();
+            let entries = api
+                .fragment_history(&fragment.id, Some(limit))
+                .await
+                .with_context(|| format!("cannot read the history of fragment `{path}`"))?;
+            let more = entries.len() > args.count;
+            let edits = fragment_edits(&fragment, &entries, args.count);
+            let subject = serde_json::json!({ "fragment": { "id": fragment.id, "name": path } });
+            (subject, path, more, edits)
+        }
+        (None, Some(arg)) => {
+            let (path, part) = resolve::resolve_part(api, &org.id, arg).await?;
+            let entries = api
+                .part_history(&part.id, Some(limit))
+                .await
+                .with_context(|| format!("cannot read the history of `{path}`"))?;
+            let more = entries.len() > args.count;
+            let edits = edits(&part, &entries, args.count, &path);
+            let subject = serde_json::json!({ "part": { "id": part.id, "path": path } });
+            (subject, path, more, edits)
+        }
+        (None, None) => bail!("name a PART or a --fragment"),
+    };
     let mut out = String::new();
     match args.output {
         OutputFormat::Json => {
-            let doc = serde_json::json!({
-                "part": { "id": part.id, "path": path },
-                "edits": edits,
-                "more": more,
-            });
+            let mut doc = subject;
+            doc["edits"] = serde_json::to_value(&edits)?;
+            doc["more"] = more.into();
             outln!(out, "{}", serde_json::to_string_pretty(&doc)?);
         }
         OutputFormat::Text => {
@@ -119,6 +152,121 @@ async fn history(args: &HistoryArgs, api: &dyn CloudApi) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// The fragment the organization owns with id or name `wanted` (a name must be unique).
+async fn resolve_fragment(
+    api: &dyn CloudApi,
+    org_id: &str,
+    wanted: &str,
+) -> anyhow::Result<Fragment> {
+    let wanted = wanted.trim();
+    let fragments = api
+        .list_fragments(org_id)
+        .await
+        .with_context(|| format!("cannot list the fragments of organization {org_id}"))?;
+    if let Some(f) = fragments.iter().find(|f| f.id == wanted) {
+        return Ok(f.clone());
+    }
+    let named: Vec<&Fragment> = fragments.iter().filter(|f| f.name == wanted).collect();
+    match named.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => {
+            let mut names: Vec<&str> = fragments.iter().map(|f| f.name.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            bail!(
+                "no fragment named or with id `{wanted}` in organization {org_id}\nhint: its fragments are: {}",
+                if names.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )
+        }
+        many => bail!(
+            "fragment name `{wanted}` is ambiguous: fragments {} have it\nhint: pass the id of the one you mean",
+            many.iter()
+                .map(|f| f.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// A part or fragment at one point of its history.
+struct State<'a> {
+    name: &'a str,
+    main: Option<bool>,
+    revision: Option<&'a str>,
+    config: &'a serde_json::Value,
+    last_updated: Option<Timestamp>,
+}
+
+impl<'a> From<&'a Part> for State<'a> {
+    fn from(p: &'a Part) -> Self {
+        State {
+            name: &p.name,
+            main: Some(p.main),
+            revision: None,
+            config: &p.config,
+            last_updated: p.last_updated,
+        }
+    }
+}
+
+impl<'a> From<&'a Fragment> for State<'a> {
+    fn from(f: &'a Fragment) -> Self {
+        State {
+            name: &f.name,
+            main: None,
+            revision: Some(f.revision.as_str()).filter(|r| !r.is_empty()),
+            config: &f.config,
+            last_updated: f.last_updated,
+        }
+    }
+}
+
+/// The edit at `when` by `by` that turned `before` into `after`.
+fn edit(
+    before: State<'_>,
+    after: State<'_>,
+    when: Option<Timestamp>,
+    by: Option<&Editor>,
+    path: &str,
+) -> Edit {
+    let (cb, ca) = (
+        canonical::canonical(before.config),
+        canonical::canonical(after.config),
+    );
+    let diff = if cb == ca {
+        String::new()
+    } else {
+        let (b, a) = (canonical::pretty(&cb) + "\n", canonical::pretty(&ca) + "\n");
+        let stamp = |t: Option<Timestamp>| t.map_or_else(|| "?".to_string(), |t| t.to_string());
+        similar::TextDiff::from_lines(&b, &a)
+            .unified_diff()
+            .context_radius(3)
+            .header(
+                &format!("{path} {}", stamp(before.last_updated)),
+                &format!("{path} {}", stamp(when)),
+            )
+            .to_string()
+    };
+    Edit {
+        when,
+        by: by.map(|e| e.value.clone()),
+        by_kind: by.map(|e| e.kind.clone()).filter(|k| !k.is_empty()),
+        name_before: before.name.to_string(),
+        name_after: after.name.to_string(),
+        main_before: before.main,
+        main_after: after.main,
+        revision_before: before.revision.map(str::to_string),
+        revision_after: after.revision.map(str::to_string),
+        config_before: before.config.clone(),
+        config_after: after.config.clone(),
+        diff,
+    }
+}
+
 /// The newest `n` edits of `current`, from its history `entries` (newest first).
 pub fn edits(current: &Part, entries: &[HistoryEntry], n: usize, path: &str) -> Vec<Edit> {
     entries
@@ -127,42 +275,37 @@ pub fn edits(current: &Part, entries: &[HistoryEntry], n: usize, path: &str) -> 
         .enumerate()
         .map(|(i, entry)| {
             let after = if i == 0 { current } else { &entries[i - 1].old };
-            let before = &entry.old;
-            let (cb, ca) = (
-                canonical::canonical(&before.config),
-                canonical::canonical(&after.config),
-            );
-            let diff = if cb == ca {
-                String::new()
-            } else {
-                let (b, a) = (canonical::pretty(&cb) + "\n", canonical::pretty(&ca) + "\n");
-                let when =
-                    |t: Option<Timestamp>| t.map_or_else(|| "?".to_string(), |t| t.to_string());
-                similar::TextDiff::from_lines(&b, &a)
-                    .unified_diff()
-                    .context_radius(3)
-                    .header(
-                        &format!("{path} {}", when(before.last_updated)),
-                        &format!("{path} {}", when(entry.when)),
-                    )
-                    .to_string()
-            };
-            Edit {
-                when: entry.when,
-                by: entry.edited_by.as_ref().map(|e| e.value.clone()),
-                by_kind: entry
-                    .edited_by
-                    .as_ref()
-                    .map(|e| e.kind.clone())
-                    .filter(|k| !k.is_empty()),
-                name_before: before.name.clone(),
-                name_after: after.name.clone(),
-                main_before: before.main,
-                main_after: after.main,
-                config_before: before.config.clone(),
-                config_after: after.config.clone(),
-                diff,
+            edit(
+                (&entry.old).into(),
+                after.into(),
+                entry.when,
+                entry.edited_by.as_ref(),
+                path,
+            )
+        })
+        .collect()
+}
+
+/// The newest `n` edits of fragment `current`, from its history `entries` (newest first).
+/// An entry's own revision, when the cloud gives it, is the revision the edit made.
+pub fn fragment_edits(current: &Fragment, entries: &[FragmentHistoryEntry], n: usize) -> Vec<Edit> {
+    entries
+        .iter()
+        .take(n)
+        .enumerate()
+        .map(|(i, entry)| {
+            let after = if i == 0 { current } else { &entries[i - 1].old };
+            let mut after = State::from(after);
+            if !entry.revision.is_empty() {
+                after.revision = Some(&entry.revision);
             }
+            edit(
+                (&entry.old).into(),
+                after,
+                entry.when,
+                entry.edited_by.as_ref(),
+                &current.name,
+            )
         })
         .collect()
 }
@@ -184,12 +327,17 @@ fn render_edit(e: &Edit, now: Timestamp) -> String {
             e.name_before, e.name_after
         ));
     }
-    if e.main_before != e.main_after {
-        out.push_str(if e.main_after {
+    if let (Some(before), Some(after)) = (e.main_before, e.main_after)
+        && before != after
+    {
+        out.push_str(if after {
             "  became the main part\n"
         } else {
             "  stopped being the main part\n"
         });
+    }
+    if let (Some(before), Some(after)) = (&e.revision_before, &e.revision_after) {
+        out.push_str(&format!("  revision {before} → {after}\n"));
     }
     if e.diff.is_empty() {
         if e.name_before == e.name_after && e.main_before == e.main_after {
@@ -296,6 +444,72 @@ mod tests {
             text.contains("  --- HQ/m/arm-main 1970-01-01T00:03:20Z\n"),
             "{text}"
         );
+    }
+
+    fn fragment(name: &str, revision: &str, config: serde_json::Value) -> Fragment {
+        Fragment {
+            id: "f".into(),
+            name: name.into(),
+            organization_id: "o".into(),
+            config,
+            visibility: crate::model::Visibility::Private,
+            robot_part_count: 0,
+            created_on: None,
+            last_updated: None,
+            revision: revision.into(),
+        }
+    }
+
+    #[test]
+    fn fragment_edits_show_the_revision_each_edit_made() {
+        let r1 = fragment("kit", "1", json!({"fps": 10}));
+        let r2 = fragment("kit", "2", json!({"fps": 20}));
+        let current = fragment("kit", "3", json!({"fps": 30}));
+        let entry = |old: Fragment, revision: &str, when: i64| FragmentHistoryEntry {
+            fragment_id: "f".into(),
+            revision: revision.into(),
+            when: Some(Timestamp {
+                seconds: when,
+                nanos: 0,
+            }),
+            old,
+            config: None,
+            edited_by: Some(Editor {
+                kind: "api-key".into(),
+                value: "k".into(),
+            }),
+        };
+        let history = vec![entry(r2, "3", 300), entry(r1, "2", 200)];
+        let edits = fragment_edits(&current, &history, 10);
+        assert_eq!(edits.len(), 2);
+        let revisions: Vec<(Option<&str>, Option<&str>)> = edits
+            .iter()
+            .map(|e| (e.revision_before.as_deref(), e.revision_after.as_deref()))
+            .collect();
+        assert_eq!(revisions, [(Some("2"), Some("3")), (Some("1"), Some("2"))]);
+        assert!(
+            edits[0].diff.contains("+  \"fps\": 30"),
+            "{}",
+            edits[0].diff
+        );
+        assert!(
+            edits[1].diff.contains("-  \"fps\": 10"),
+            "{}",
+            edits[1].diff
+        );
+        assert_eq!(edits[0].main_before, None);
+        let text = render_edit(
+            &edits[0],
+            Timestamp {
+                seconds: 400,
+                nanos: 0,
+            },
+        );
+        assert!(text.contains("  revision 2 → 3\n"), "{text}");
+        assert!(!text.contains("main part"), "{text}");
+        let doc = serde_json::to_value(&edits[0]).unwrap();
+        assert!(doc.get("main_before").is_none(), "{doc}");
+        assert_eq!(doc["revision_after"], "3");
     }
 
     #[test]

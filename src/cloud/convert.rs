@@ -683,6 +683,112 @@ mod tests {
     }
 
     #[test]
+    fn fragments_prefer_their_json_text_and_carry_the_revision() {
+        let f = fragment(pb::Fragment {
+            id: "f1".into(),
+            fragment: Some(struct_from_json(&json!({"b": 1, "a": 2}), "c").expect("obj")),
+            fragment_config_json: Some(r#"{"b": 1.0, "a": 2}"#.into()),
+            revision: "7".into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            serde_json::to_string(&f.config).unwrap(),
+            r#"{"b":1.0,"a":2}"#
+        );
+        assert_eq!(f.revision, "7");
+        let no_text = fragment(pb::Fragment {
+            fragment: Some(struct_from_json(&json!({"b": 1}), "c").expect("obj")),
+            ..Default::default()
+        });
+        assert_eq!(no_text.config, json!({"b": 1}));
+        assert_eq!(no_text.revision, "");
+    }
+
+    #[test]
+    #[allow(deprecated)]
+    fn fragment_imports_round_trip_and_empty_version_means_latest() {
+        let import = FragmentImport {
+            fragment_id: "f1".into(),
+            version: Some("stable".into()),
+            prefix: Some("front".into()),
+            variables: [("k".to_string(), "v".to_string())].into(),
+            fragment_variables: Some(json!({"n": 8, "s": "x"})),
+        };
+        let wire = fragment_import_to_proto(&import).expect("valid");
+        assert_eq!(wire.version, "stable");
+        assert_eq!(fragment_import(wire), import);
+        let latest = FragmentImport {
+            fragment_id: "f2".into(),
+            ..Default::default()
+        };
+        let wire = fragment_import_to_proto(&latest).expect("valid");
+        assert_eq!((wire.version.as_str(), wire.prefix.as_deref()), ("", None));
+        assert_eq!(fragment_import(wire), latest);
+        let bad = FragmentImport {
+            fragment_variables: Some(json!([1])),
+            ..latest
+        };
+        assert!(fragment_import_to_proto(&bad).is_err());
+    }
+
+    #[test]
+    fn organizations_keep_absent_and_empty_default_fragments_apart() {
+        let absent = organization(pb::Organization::default());
+        assert_eq!(absent.default_fragments, None);
+        let empty = organization(pb::Organization {
+            default_fragments: Some(pb::FragmentImportList::default()),
+            ..Default::default()
+        });
+        assert_eq!(empty.default_fragments, Some(vec![]));
+    }
+
+    #[test]
+    fn locations_usage_and_history_convert() {
+        let l = location(pb::Location {
+            organizations: vec![
+                pb::LocationOrganization {
+                    organization_id: "other".into(),
+                    primary: false,
+                },
+                pb::LocationOrganization {
+                    organization_id: "owner".into(),
+                    primary: true,
+                },
+            ],
+            ..Default::default()
+        });
+        assert_eq!(l.primary_organization(), Some("owner"));
+        assert_eq!(
+            location(pb::Location::default()).primary_organization(),
+            None
+        );
+        let u = fragment_usage(pb::FragmentUsage {
+            version: Some(String::new()),
+            machines: 3,
+            ..Default::default()
+        });
+        assert_eq!((u.version, u.machines), (None, 3));
+        let h = fragment_history_entry(pb::FragmentHistoryEntry {
+            fragment: "f1".into(),
+            revision: "4".into(),
+            old: Some(pb::Fragment {
+                revision: "3".into(),
+                ..Default::default()
+            }),
+            config: Some(struct_from_json(&json!({"x": 1}), "c").expect("obj")),
+            edited_by: Some(pb::AuthenticatorInfo {
+                r#type: pb::AuthenticationType::WebOauth as i32,
+                value: "a@b.c".into(),
+                is_deactivated: false,
+            }),
+            ..Default::default()
+        });
+        assert_eq!((h.revision.as_str(), h.old.revision.as_str()), ("4", "3"));
+        assert_eq!(h.config, Some(json!({"x": 1})));
+        assert_eq!(h.edited_by.map(|e| e.kind), Some("web-oauth".to_string()));
+    }
+
+    #[test]
     fn grants_round_trip_through_authorizations() {
         for kind in [
             ResourceKind::Organization,

@@ -15,6 +15,40 @@
 //! the last location secret cannot be deleted; a fragment used by parts cannot be deleted;
 //! empty `name`/`location` in `UpdateRobot` and an empty `name` in `UpdateLocation` mean
 //! "unchanged".
+//!
+//! Configs, fragments and organizations:
+//!
+//! - **Configs as written.** `robot_config_json` / `fragment_config_json` are stored as sent and
+//!   served back byte for byte (key order, `8` vs `8.0`, whitespace); a write carrying only the
+//!   `Struct` is stored as its JSON. Reads fill both the `Struct` and the JSON text.
+//! - **Fragment revisions.** A fragment is revision `1` when created; every `UpdateFragment`
+//!   (even a rename) makes the next revision, keeps the old one, and appends a history entry.
+//!   `UpdateFragment` honours `last_known_update` like `UpdateRobotPart` (`FAILED_PRECONDITION`).
+//! - **Versions and tags.** A version is a tag name or a revision number. `GetFragment` with a
+//!   version serves that revision's name, config and visibility. `SetFragmentTag` creates or
+//!   moves a tag to an existing revision; tag names cannot be numbers. Part configs and default
+//!   fragments may name any version: it is stored, never resolved.
+//! - **History.** `GetFragmentHistory` pages newest first (10 per page by default, as the SDK);
+//!   each entry's `old` is the fragment before the edit, `revision` and `config` what the edit
+//!   made.
+//! - **Usage.** `GetFragmentUsage` counts, per imported `version` (absent = the latest), the
+//!   machines whose part configs import the fragment in `fragments` (a bare id or an object with
+//!   `id`); organization default fragments are not counted.
+//! - **`ListFragments`.** The caller's own fragments, plus other organizations' `PUBLIC` ones
+//!   when asked for: by `PUBLIC` in `fragment_visibility` when that list is non-empty (it takes
+//!   precedence, as Viam's SDKs document), else by `show_public`. A non-empty list also filters
+//!   the own fragments by visibility. Unlisted and private fragments of other organizations
+//!   are never listed.
+//! - **Locations** are never shared here, so `Location.organizations` is the owning
+//!   organization, as primary. `ListRobotsForLocations` refuses ids outside the caller's
+//!   organization (`NOT_FOUND`).
+//! - **Invites** without authorizations make an owner of the organization (as on Viam's cloud);
+//!   `send_email_invite` (absent = true, the SDK default) is recorded, no mail is sent.
+//! - **Default fragments** (`UpdateOrganization.default_fragments`) are stored as given after
+//!   checking each fragment exists; `Organization.default_fragments` is absent until set.
+//!
+//! The store versions its schema (`meta.schema_version`) and migrates older stores on open; a
+//! store written by a newer fleetform is refused.
 
 mod auth;
 mod faults;

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import re
 import sys
 import time
@@ -28,7 +29,13 @@ from viam.app.app_client import AppClient, Fragment
 from viam.app.viam_client import ViamClient
 from viam.gen.app.v1.robot_grpc import RobotServiceStub
 from viam.gen.app.v1.robot_pb2 import LogRequest
-from viam.proto.app import Authorization
+from viam.proto.app import (
+    Authorization,
+    DeleteFragmentTagRequest,
+    GetFragmentRequest,
+    GetFragmentUsageRequest,
+    SetFragmentTagRequest,
+)
 from viam.proto.common import LogEntry as LogEntryPB
 from viam.rpc.dial import Credentials, DialOptions
 from viam.utils import dict_to_struct
@@ -894,6 +901,115 @@ async def section_fragments(ctx: Ctx) -> None:
     await call(app.delete_location(loc))
 
 
+async def section_real_fleets(ctx: Ctx) -> None:
+    """What real fleets use: location organizations, owner invites, configs as JSON text,
+    ListRobotsForLocations, and fragment revisions, tags, history and usage."""
+    c, app, org = ctx.c, ctx.app, ctx.org_id
+
+    # Location.organizations names our organization as the primary one.
+    loc, robot, part_id = await ctx.new_machine("fleet")
+    got = await call(app.get_location(loc))
+    c.eq(
+        "get_location: organizations lists the owner as primary",
+        [(o.organization_id, o.primary) for o in got.organizations],
+        [(org, True)],
+    )
+    listed = [l for l in await call(app.list_locations(org)) if l.id == loc]
+    c.eq(
+        "list_locations: organizations set",
+        [(o.organization_id, o.primary) for l in listed for o in l.organizations],
+        [(org, True)],
+    )
+
+    # An invite without authorizations makes an owner of the organization.
+    email = f"owner-{RUN}@example.com"
+    inv = await call(app.create_organization_invite(org, email))
+    c.eq(
+        "create_organization_invite: no authorizations = organization owner",
+        auth_keys(inv),
+        {("role", "organization_owner", "organization", org)},
+    )
+    await call(app.delete_organization_invite(org, email))
+
+    # robot_config_json is stored and read back exactly as written.
+    text = '{"z": 1,\n "components": [{"name": "m", "attributes": {"max_rpm": 8, "ratio": 8.0}}], "\u00fc": "\u2713"}'
+    p = await call(app.get_robot_part(part_id))
+    upd = await call(app.update_robot_part(part_id, p.name, robot_config_json=text))
+    c.eq("update_robot_part(robot_config_json): returned as written", upd.robot_config_json, text)
+    got = await call(app.get_robot_part(part_id))
+    c.eq("get_robot_part: robot_config_json read back as written", got.robot_config_json, text)
+    c.eq("get_robot_part: robot_config matches the JSON text", got.robot_config, json.loads(text))
+
+    # ListRobotsForLocations lists the machines of several locations at once.
+    loc2 = await ctx.new_location(f"fleet-loc2-{RUN}")
+    robot2 = await call(app.new_robot(f"fleet-bot2-{RUN}", loc2))
+    robots = await call(app.list_robots_for_locations([loc, loc2]))
+    c.eq("list_robots_for_locations: machines of both locations", sorted(r.id for r in robots), sorted([robot, robot2]))
+    await c.status(
+        "list_robots_for_locations: unknown location: NOT_FOUND",
+        Status.NOT_FOUND,
+        app.list_robots_for_locations(["zzzzzzzzzz"]),
+    )
+
+    # Fragment revisions and tags (GetFragment's revisions and tags through the raw stub: the
+    # SDK's get_fragment returns only the fragment).
+    stub, md = app._app_client, ctx.metadata
+    frag = await call(app.create_fragment(org, f"fleet-frag-{RUN}", {"n": 0}))
+    for n in (1, 2):
+        await call(app.update_fragment(frag.id, frag.name, {"n": n}))
+    resp = await call(stub.GetFragment(GetFragmentRequest(id=frag.id), metadata=md))
+    c.eq("GetFragment: revisions", [r.revision for r in resp.revisions], ["1", "2", "3"])
+    c.eq("GetFragment: current revision", resp.fragment.revision, "3")
+    c.eq("GetFragment: no tags yet", list(resp.tags), [])
+    tags = await call(stub.SetFragmentTag(SetFragmentTagRequest(fragment_id=frag.id, tag="stable", revision="2"), metadata=md))
+    c.eq("SetFragmentTag: stable -> 2", [(t.tag, t.revision) for t in tags.tags], [("stable", "2")])
+    tags = await call(stub.SetFragmentTag(SetFragmentTagRequest(fragment_id=frag.id, tag="stable", revision="3"), metadata=md))
+    c.eq("SetFragmentTag: stable moves to 3", [(t.tag, t.revision) for t in tags.tags], [("stable", "3")])
+    await call(stub.SetFragmentTag(SetFragmentTagRequest(fragment_id=frag.id, tag="beta", revision="1"), metadata=md))
+    resp = await call(stub.GetFragment(GetFragmentRequest(id=frag.id), metadata=md))
+    c.eq("GetFragment: tags", [(t.tag, t.revision) for t in resp.tags], [("beta", "1"), ("stable", "3")])
+    old = await call(app.get_fragment(frag.id, version="beta"))
+    c.eq("get_fragment(version=tag): that revision's config", old.fragment, {"n": 0})
+    old = await call(app.get_fragment(frag.id, version="2"))
+    c.eq("get_fragment(version=revision): that revision's config", old.fragment, {"n": 1})
+    tags = await call(stub.DeleteFragmentTag(DeleteFragmentTagRequest(fragment_id=frag.id, tag="beta"), metadata=md))
+    c.eq("DeleteFragmentTag: beta removed", [(t.tag, t.revision) for t in tags.tags], [("stable", "3")])
+    await c.status(
+        "DeleteFragmentTag: unknown tag: NOT_FOUND",
+        Status.NOT_FOUND,
+        stub.DeleteFragmentTag(DeleteFragmentTagRequest(fragment_id=frag.id, tag="beta"), metadata=md),
+    )
+
+    # GetFragmentHistory through the SDK helper: newest first, the fragment before each edit.
+    hist = await call(app.get_fragment_history(frag.id, page_limit=10))
+    c.eq("get_fragment_history: one entry per update", len(hist), 2)
+    if len(hist) == 2:
+        c.eq("get_fragment_history: newest first (old config)", [h.old.fragment for h in hist], [{"n": 1}, {"n": 0}])
+        c.ok("get_fragment_history: entries name the fragment", all(h.fragment == frag.id for h in hist), short(hist))
+        c.ok("get_fragment_history: edited_on set", all(h.edited_on is not None for h in hist), short(hist))
+    page = await call(app.get_fragment_history(frag.id, page_limit=1))
+    c.eq("get_fragment_history: page_limit", len(page), 1)
+
+    # GetFragmentUsage counts machines per imported version.
+    await call(app.update_robot_part(part_id, p.name, {"fragments": [{"id": frag.id, "version": "stable"}]}))
+    parts2 = await call(app.get_robot_parts(robot2))
+    await call(app.update_robot_part(parts2[0].id, parts2[0].name, {"fragments": [frag.id]}))
+    usage = await call(stub.GetFragmentUsage(GetFragmentUsageRequest(fragment_id=frag.id), metadata=md))
+    c.eq(
+        "GetFragmentUsage: machines per version",
+        [(u.version if u.HasField("version") else None, u.machines) for u in usage.version_usages],
+        [(None, 1), ("stable", 1)],
+    )
+
+    for pid, name in ((part_id, p.name), (parts2[0].id, parts2[0].name)):
+        await call(app.update_robot_part(pid, name, {"components": []}))
+    await call(app.delete_fragment(frag.id))
+    await call(app.delete_robot(robot))
+    await call(app.delete_robot(robot2))
+    await call(app.delete_location(loc))
+    await call(app.delete_location(loc2))
+
+
 SECTIONS: list[tuple[str, Callable[[Ctx], Awaitable[None]]]] = [
     ("connect", section_connect),
     ("organizations", section_organizations),
@@ -905,6 +1021,7 @@ SECTIONS: list[tuple[str, Callable[[Ctx], Awaitable[None]]]] = [
     ("logs", section_logs),
     ("tail", section_tail),
     ("fragments", section_fragments),
+    ("real fleets", section_real_fleets),
 ]
 
 
