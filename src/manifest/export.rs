@@ -604,16 +604,39 @@ mod tests {
         let mut aux = part("HQ/Assembly/arm-01/arm-01-aux", false, json!({}), &[]);
         aux.ignore = vec!["/components/0/attributes/calibration".into()];
         aux.identity.id = Some("1b4e28ba-2fa1-11d2-883f-0016d3cca427".into());
-        let solo = part(
+        let mut solo = part(
             "HQ/rover/rover-main",
             true,
             json!({"a": {"b": [1]}}),
             &["kit:v2", "camera-kit"],
         );
+        // An import with options (in their written order, an unknown key among them), and
+        // another organization's fragment by id.
+        solo.fragments[1]
+            .options
+            .insert("prefix".into(), json!("front"));
+        solo.fragments[1]
+            .options
+            .insert("version".into(), json!("3"));
+        solo.fragments[1]
+            .options
+            .insert("later_key".into(), json!({"b": 1, "a": [2.0]}));
+        solo.fragments.push(FragmentUse {
+            fragment: FragmentRef::Id("3b4e28ba-2fa1-11d2-883f-0016d3cca427".into()),
+            options: serde_json::Map::new(),
+        });
         Desired {
             organization: OrgRef::Name("acme".into()),
             prune: true,
-            default_fragments: None,
+            default_fragments: Some(vec![
+                FragmentUse::named("camera-kit"),
+                FragmentUse {
+                    fragment: FragmentRef::Name("kit:v2".into()),
+                    options: [("version".to_string(), json!("stable"))]
+                        .into_iter()
+                        .collect(),
+                },
+            ]),
             fragments: vec![
                 DesiredFragment {
                     name: "camera-kit".into(),
@@ -623,7 +646,10 @@ mod tests {
                         value: json!({"components": [{"name": "c"}]}),
                         sensitive: vec![],
                     },
-                    tags: None,
+                    tags: Some(vec![
+                        ("stable".into(), TagTarget::Revision("2".into())),
+                        ("beta".into(), TagTarget::Current),
+                    ]),
                 },
                 DesiredFragment {
                     name: "kit:v2".into(),

@@ -356,4 +356,60 @@ access:
         let d = ok("\u{feff}version: 1\r\norganization: a\r\n");
         assert_eq!(d.organization, crate::model::OrgRef::Name("a".into()));
     }
+
+    #[test]
+    fn fragment_imports_tags_default_fragments_and_invites() {
+        use crate::model::{FragmentRef, Role, TagTarget};
+        let d = ok(r#"version: 1
+organization:
+  name: acme
+  default_fragments: [kit, { id: 1B4E28BA-2FA1-11D2-883F-0016D3CCA427, version: stable }]
+fragments:
+  - name: kit
+    tags: { stable: 3, beta: current }
+locations:
+  - name: HQ
+    machines:
+      - name: arm
+        parts:
+          - name: arm-main
+            fragments:
+              - kit
+              - { name: kit, prefix: rear, version: 2, variables: { port: /dev/ttyUSB1 }, enabled: true }
+access:
+  invites:
+    - email: ops@acme.example
+      send_email: false
+"#);
+        assert_eq!(d.organization, crate::model::OrgRef::Name("acme".into()));
+        let defaults = d.default_fragments.as_ref().expect("managed");
+        assert_eq!(defaults[0], FragmentUse::named("kit"));
+        assert_eq!(
+            defaults[1].fragment,
+            FragmentRef::Id("1b4e28ba-2fa1-11d2-883f-0016d3cca427".into())
+        );
+        assert_eq!(defaults[1].version(), Some("stable"));
+        assert_eq!(
+            d.fragments[0].tags,
+            Some(vec![
+                ("stable".into(), TagTarget::Revision("3".into())),
+                ("beta".into(), TagTarget::Current),
+            ])
+        );
+        let uses = &d.locations[0].machines[0].parts[0].fragments;
+        assert_eq!(uses[0], FragmentUse::named("kit"));
+        // Options as written, in order; a numeric version is the revision's name.
+        let keys: Vec<&str> = uses[1].options.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["prefix", "version", "variables", "enabled"]);
+        assert_eq!(uses[1].version(), Some("2"));
+        let invite = &d.invites.as_ref().unwrap()[0];
+        assert!(!invite.send_email);
+        assert_eq!(
+            invite.grants.len(),
+            1,
+            "no grants: owner of the organization"
+        );
+        assert_eq!(invite.grants[0].role, Role::Owner);
+        assert_eq!(invite.grants[0].target, GrantTarget::Organization);
+    }
 }

@@ -843,14 +843,20 @@ impl Validator<'_> {
         decls: &Decls,
     ) -> Vec<FragmentUse> {
         let mut out: Vec<FragmentUse> = Vec::new();
-        let mut listed: HashMap<FragmentRef, usize> = HashMap::new();
+        // One fragment may be imported more than once (e.g. under two prefixes), but not
+        // twice the same way.
+        let mut listed: HashMap<(FragmentRef, String), usize> = HashMap::new();
         for (i, entry) in raw.iter().enumerate() {
             let at = list.idx(i);
             let Some(u) = self.fragment_use(entry, &at, owner, decls) else {
                 continue;
             };
             let line = self.tree.pos_of(&at).line;
-            if let Some(first) = listed.get(&u.fragment) {
+            let key = (
+                u.fragment.clone(),
+                Value::Object(u.options.clone()).to_string(),
+            );
+            if let Some(first) = listed.get(&key) {
                 self.err(
                     &at,
                     format!(
@@ -859,11 +865,11 @@ impl Validator<'_> {
                             FragmentRef::Name(n) | FragmentRef::Id(n) => n,
                         }
                     ),
-                    "list each fragment once",
+                    "list each import once; import a fragment again only with other options, e.g. another `prefix`",
                 );
                 continue;
             }
-            listed.insert(u.fragment.clone(), line);
+            listed.insert(key, line);
             out.push(u);
         }
         out

@@ -246,3 +246,27 @@ pub fn json_struct(v: serde_json::Value) -> prost_types::Struct {
         _ => panic!("not an object"),
     }
 }
+
+/// The corpus of part configs in the forms real fleets write (`tests/real_configs`), as
+/// `(file name, JSON text)`, in file-name order.
+pub fn real_configs() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/real_configs");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/real_configs")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let name = p
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let text = std::fs::read_to_string(&p).expect("readable corpus file");
+            (name, text)
+        })
+        .collect()
+}
