@@ -12,7 +12,7 @@ pub use desired::{
     Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
     DesiredPart, GrantTarget, Identity, OrgRef, SensitiveValue,
 };
-pub use observed::{Observed, location_paths};
+pub use observed::{Observed, TEMPORARY_SUFFIX, location_paths, temporary_name};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -21,7 +21,7 @@ pub mod markdown;
 pub mod text;
 
 use crate::model::SensitiveValue;
-use crate::plan::{Change, Detail, IdRef, Op, Plan, PlannedConfig, canonical};
+use crate::plan::{Change, Detail, IdRef, Notice, NoticeLevel, Op, Plan, PlannedConfig, canonical};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -44,6 +44,9 @@ pub struct RenderOptions {
     /// Use ANSI colours and bold. The command sets it only when stdout is a terminal and
     /// `NO_COLOR` is unset or empty. Ignored by the JSON and Markdown formats.
     pub color: bool,
+    /// Show every step (`--detail`): also the temporary steps of swaps and rotations, which
+    /// are otherwise hidden behind the moves they make possible. JSON always has them all.
+    pub detail: bool,
 }
 
 /// Renders `plan` in `format`. The result ends with a newline.
@@ -75,6 +78,15 @@ pub(crate) fn change_note(change: &Change) -> String {
         (Some(from), false) => format!("from {from}; {}", change.reason),
         (None, _) => change.reason.clone(),
     }
+}
+
+/// `warning: machine HQ/A/arm: …` / `note: …`, for the notices sections.
+pub(crate) fn notice_line(n: &Notice) -> String {
+    let level = match n.level {
+        NoticeLevel::Warning => "warning",
+        NoticeLevel::Info => "note",
+    };
+    format!("{level}: {} {}: {}", n.kind.as_str(), n.path, n.message)
 }
 
 /// The line for one attribute detail: `name: "a" → "b"`, `+ grant …` or `- grant …`.
@@ -312,6 +324,7 @@ pub(crate) mod fixtures {
             precondition: None,
             depends_on: vec![],
             op,
+            temporary: false,
         }
     }
 
@@ -324,6 +337,7 @@ pub(crate) mod fixtures {
             prune: false,
             changes: vec![],
             unmanaged: vec![],
+            notices: vec![],
         }
     }
 
@@ -535,7 +549,10 @@ mod tests {
     fn sensitive_values_never_appear_in_any_format() {
         let plan = fixtures::with_secret();
         for color in [false, true] {
-            let opts = RenderOptions { color };
+            let opts = RenderOptions {
+                color,
+                detail: false,
+            };
             for format in [Format::Text, Format::Json, Format::Markdown] {
                 let out = render(&plan, format, &opts);
                 assert!(

@@ -24,10 +24,10 @@
 //! [`RenderOptions::color`] is set.
 
 use super::{
-    RenderOptions, attribution_line, change_note, config_diff_lines, detail_line, summary_line,
-    with_known_secrets_marked,
+    RenderOptions, attribution_line, change_note, config_diff_lines, detail_line, notice_line,
+    summary_line, with_known_secrets_marked,
 };
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, NoticeLevel, Plan};
 use std::fmt::Write;
 
 /// Indentation of a change's header line.
@@ -91,7 +91,7 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> String {
     if !plan.changes.is_empty() {
         out.push('\n');
     }
-    for c in &plan.changes {
+    for c in plan.changes.iter().filter(|c| opts.detail || !c.temporary) {
         let style = Style::for_action(c.action);
         let note = change_note(c);
         let note = if note.is_empty() {
@@ -137,6 +137,19 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> String {
                 u.path,
                 u.id
             );
+        }
+    }
+
+    if !plan.notices.is_empty() {
+        out.push('\n');
+        let _ = writeln!(out, "{}", paint(color, Style::Bold, "Notices:"));
+        for n in &plan.notices {
+            let style = match n.level {
+                NoticeLevel::Warning => Style::Red,
+                NoticeLevel::Info => Style::Dim,
+            };
+            let text = notice_line(n).replace('\n', &format!("\n{BODY_INDENT}"));
+            let _ = writeln!(out, "{CHANGE_INDENT}{}", paint(color, style, &text));
         }
     }
 
@@ -219,9 +232,21 @@ mod tests {
 
     #[test]
     fn colour_only_when_asked() {
-        let plain = render(&fixtures::small(), &RenderOptions { color: false });
+        let plain = render(
+            &fixtures::small(),
+            &RenderOptions {
+                color: false,
+                detail: false,
+            },
+        );
         assert!(!plain.contains('\x1b'), "{plain}");
-        let coloured = render(&fixtures::small(), &RenderOptions { color: true });
+        let coloured = render(
+            &fixtures::small(),
+            &RenderOptions {
+                color: true,
+                detail: false,
+            },
+        );
         assert!(coloured.contains("\x1b[32m+\x1b[0m location"), "{coloured}");
         assert!(coloured.contains("\x1b[33m~\x1b[0m part"), "{coloured}");
         assert!(coloured.contains("\x1b[36m→\x1b[0m machine"), "{coloured}");
