@@ -440,3 +440,177 @@ fn map_op_refs(op: &mut Op, map: &impl Fn(&mut String)) {
         | Op::RotateSecret { .. } => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A machine rename `from` → `to` of resource `res`, planned as change `id`.
+    fn rename(id: &str, res: &str, from: &str, to: &str) -> (Change, Placement) {
+        let c = Change {
+            id: id.into(),
+            action: Action::Move,
+            kind: Kind::Machine,
+            path: format!("L/{to}"),
+            from_path: Some(format!("L/{from}")),
+            resource_id: Some(res.into()),
+            reason: "renamed".into(),
+            details: vec![],
+            config_before: None,
+            config_after: None,
+            attribution: None,
+            precondition: None,
+            depends_on: vec![],
+            op: Op::UpdateMachine {
+                id: res.into(),
+                name: Some(to.into()),
+                location: None,
+            },
+            temporary: false,
+        };
+        let p = Placement {
+            change: id.into(),
+            resource: Some(res.into()),
+            to: Some(slot(to)),
+        };
+        (c, p)
+    }
+
+    fn slot(name: &str) -> Slot {
+        Slot {
+            kind: Kind::Machine,
+            scope: "L".into(),
+            name: name.into(),
+        }
+    }
+
+    fn run(renames: &[(&str, &str, &str)], held: &[(&str, &str)]) -> (Vec<Change>, Vec<PlanError>) {
+        let (mut changes, placements): (Vec<Change>, Vec<Placement>) = renames
+            .iter()
+            .enumerate()
+            .map(|(i, (res, from, to))| rename(&format!("c{}", i + 1), res, from, to))
+            .unzip();
+        let mut occupants = Occupants::new();
+        for (res, name) in held {
+            occupants
+                .entry(slot(name))
+                .or_default()
+                .push(res.to_string());
+        }
+        let mut errors = vec![];
+        sequence(
+            &mut changes,
+            &placements,
+            &occupants,
+            &|id| format!("L/{id}"),
+            &mut errors,
+        );
+        (changes, errors)
+    }
+
+    /// Executes the renames in order from `held`, checking that no two machines ever share a
+    /// name and that every dependency ran first; returns the final names.
+    fn execute(changes: &[Change], held: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut names: BTreeMap<String, String> = held
+            .iter()
+            .map(|(r, n)| (r.to_string(), n.to_string()))
+            .collect();
+        let mut done = BTreeSet::new();
+        for c in changes {
+            assert!(
+                c.depends_on.iter().all(|d| done.contains(d)),
+                "{} runs before {:?}",
+                c.id,
+                c.depends_on
+            );
+            if let Op::UpdateMachine {
+                id, name: Some(n), ..
+            } = &c.op
+            {
+                names.insert(id.clone(), n.clone());
+            }
+            let distinct: BTreeSet<&String> = names.values().collect();
+            assert_eq!(distinct.len(), names.len(), "after {}: {names:?}", c.id);
+            done.insert(c.id.clone());
+        }
+        names
+    }
+
+    #[test]
+    fn a_rotation_goes_through_one_temporary_name_and_never_collides() {
+        let held = [("r1", "a"), ("r2", "b"), ("r3", "c")];
+        let (changes, errors) = run(
+            &[("r1", "a", "b"), ("r2", "b", "c"), ("r3", "c", "a")],
+            &held,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(changes.len(), 4);
+        let temporary: Vec<&Change> = changes.iter().filter(|c| c.temporary).collect();
+        assert_eq!(temporary.len(), 1);
+        // The member whose path sorts first (`L/a`, moving r3) is parked.
+        assert_eq!(temporary[0].resource_id.as_deref(), Some("r3"));
+        assert_eq!(temporary[0].path, "L/a-fleetform-tmp");
+        let ids: Vec<&str> = changes.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["c1", "c2", "c3", "c4"]);
+        let names = execute(&changes, &held);
+        assert_eq!(names["r1"], "b");
+        assert_eq!(names["r2"], "c");
+        assert_eq!(names["r3"], "a");
+    }
+
+    #[test]
+    fn a_chain_is_reordered_without_temporary_names() {
+        // r1 takes r2's name; r2 moves to a free one: r2 must go first.
+        let held = [("r1", "a"), ("r2", "b")];
+        let (changes, errors) = run(&[("r1", "a", "b"), ("r2", "b", "c")], &held);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(changes.iter().all(|c| !c.temporary));
+        assert_eq!(changes[0].resource_id.as_deref(), Some("r2"));
+        assert_eq!(changes[0].id, "c1");
+        assert_eq!(changes[1].depends_on, ["c1"]);
+        let names = execute(&changes, &held);
+        assert_eq!((names["r1"].as_str(), names["r2"].as_str()), ("b", "c"));
+    }
+
+    #[test]
+    fn a_chain_of_three_beside_a_swap() {
+        // r5 takes r1's name, r1 takes r2's, r2 a free one; r3 and r4 swap.
+        let held = [
+            ("r1", "a"),
+            ("r2", "b"),
+            ("r3", "c"),
+            ("r4", "d"),
+            ("r5", "e"),
+        ];
+        let (changes, errors) = run(
+            &[
+                ("r5", "e", "a"),
+                ("r1", "a", "b"),
+                ("r2", "b", "f"),
+                ("r3", "c", "d"),
+                ("r4", "d", "c"),
+            ],
+            &held,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(changes.iter().filter(|c| c.temporary).count(), 1);
+        let names = execute(&changes, &held);
+        assert_eq!(names["r5"], "a");
+        assert_eq!(names["r3"], "d");
+        assert_eq!(names["r4"], "c");
+    }
+
+    #[test]
+    fn a_name_held_by_a_kept_resource_is_an_error() {
+        let (_, errors) = run(&[("r1", "a", "b")], &[("r1", "a"), ("stray", "b")]);
+        assert_eq!(
+            errors,
+            [PlanError::InTheWay {
+                kind: "machine",
+                path: "L/stray".into(),
+                id: "stray".into(),
+                wanted_by: "L/b".into(),
+            }]
+        );
+    }
+}
