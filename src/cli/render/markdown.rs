@@ -169,6 +169,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn swaps_show_the_moves_asked_for_and_the_notices() {
+        let out = render(&fixtures::swap(), &RenderOptions::default());
+        assert!(!out.contains("fleetform-tmp"), "{out}");
+        assert!(
+            out.contains("| → | machine | `L/x` | from L/y; renamed |"),
+            "{out}"
+        );
+        assert!(out.contains("**Notices:**"), "{out}");
+        assert!(
+            out.contains("- warning: machine L/z: the plan deletes machine L/z"),
+            "{out}"
+        );
+        let detail = RenderOptions {
+            detail: true,
+            ..RenderOptions::default()
+        };
+        let out = render(&fixtures::swap(), &detail);
+        assert!(out.contains("`L/y-fleetform-tmp`"), "{out}");
+    }
+
+    #[test]
     fn small_plan() {
         let out = render(&fixtures::small(), &RenderOptions::default());
         insta::assert_snapshot!(out, @r#"

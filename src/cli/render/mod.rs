@@ -466,6 +466,53 @@ pub(crate) mod fixtures {
         plan
     }
 
+    /// A swap of two machine names (one through a temporary name), a satisfied
+    /// `moved_from` note and a replacement warning.
+    pub fn swap() -> Plan {
+        let mut plan = empty("acme");
+        let rename = |id: &str, res: &str, path: &str, from: &str, name: &str| {
+            let mut c = change(
+                id,
+                Action::Move,
+                Kind::Machine,
+                path,
+                "renamed",
+                Op::UpdateMachine {
+                    id: res.into(),
+                    name: Some(name.into()),
+                    location: None,
+                },
+            );
+            c.from_path = Some(from.into());
+            c.resource_id = Some(res.into());
+            c
+        };
+        let mut c1 = rename("c1", "m-x", "L/y-fleetform-tmp", "L/x", "y-fleetform-tmp");
+        c1.reason = "temporary name, frees the old name for the swap; then renamed to `y`".into();
+        c1.temporary = true;
+        let mut c2 = rename("c2", "m-y", "L/x", "L/y", "x");
+        c2.depends_on = vec!["c1".into()];
+        let mut c3 = rename("c3", "m-x", "L/y", "L/x", "y");
+        c3.depends_on = vec!["c1".into(), "c2".into()];
+        plan.changes = vec![c1, c2, c3];
+        plan.notices = vec![
+            Notice {
+                level: NoticeLevel::Info,
+                kind: Kind::Location,
+                path: "L".into(),
+                message: "`moved_from: Old` is done (the location is at L); you can remove it"
+                    .into(),
+            },
+            Notice {
+                level: NoticeLevel::Warning,
+                kind: Kind::Machine,
+                path: "L/z".into(),
+                message: "the plan deletes machine L/z (m-z) and puts a different one at the same path\n  hint: pin it with `id: m-z`".into(),
+            },
+        ];
+        plan
+    }
+
     /// A create and a drift whose configs hold the sensitive value `hunter2-secret`.
     pub fn with_secret() -> Plan {
         let mut plan = empty("acme");

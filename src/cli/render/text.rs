@@ -17,8 +17,14 @@
 //! Unmanaged (kept; run with --prune or set prune: true to delete):
 //!   machine HQ/A/stray (m-stray)
 //!
+//! Notices:
+//!   note: machine HQ/B/arm-02: `moved_from: HQ/B/arm-01` is done (…); you can remove it
+//!
 //! Plan: 1 to create, 1 to update, 1 to move, 1 to delete.
 //! ```
+//!
+//! The temporary step of a swap or rotation (`temporary: true`) is shown only with
+//! [`RenderOptions::detail`] (`plan --detail`); the moves it makes possible always are.
 //!
 //! Colour (green `+`, yellow `~`, cyan `→`, red `-`, bold headings) only when
 //! [`RenderOptions::color`] is set.
@@ -148,7 +154,7 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> String {
                 NoticeLevel::Warning => Style::Red,
                 NoticeLevel::Info => Style::Dim,
             };
-            let text = notice_line(n).replace('\n', &format!("\n{BODY_INDENT}"));
+            let text = notice_line(n).replace('\n', &format!("\n{CHANGE_INDENT}  "));
             let _ = writeln!(out, "{CHANGE_INDENT}{}", paint(color, style, &text));
         }
     }
@@ -228,6 +234,37 @@ mod tests {
 
         No changes. The cloud matches the manifest.
         ");
+    }
+
+    #[test]
+    fn swaps_hide_their_temporary_step_unless_detail() {
+        let out = render(&fixtures::swap(), &RenderOptions::default());
+        insta::assert_snapshot!(out, @r"
+        fleetform plan for organization acme (org-1)
+
+          → machine L/x (from L/y; renamed)
+          → machine L/y (from L/x; renamed)
+
+        Notices:
+          note: location L: `moved_from: Old` is done (the location is at L); you can remove it
+          warning: machine L/z: the plan deletes machine L/z (m-z) and puts a different one at the same path
+              hint: pin it with `id: m-z`
+
+        Plan: 0 to create, 0 to update, 2 to move, 0 to delete.
+        ");
+        let detail = RenderOptions {
+            detail: true,
+            ..RenderOptions::default()
+        };
+        let out = render(&fixtures::swap(), &detail);
+        assert!(
+            out.contains("  → machine L/y-fleetform-tmp (from L/x; temporary name, frees the old name for the swap; then renamed to `y`)\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("Plan: 0 to create, 0 to update, 2 to move"),
+            "{out}"
+        );
     }
 
     #[test]
