@@ -979,7 +979,7 @@ async fn any_sequence_of_manifests_applies_then_plans_empty_and_keeps_ids() {
         .unwrap_or(6);
     const STEPS: usize = 6;
     // What the sequences exercised, so that the law cannot hold vacuously.
-    let (mut temporary, mut moves, mut deletes) = (0, 0, 0);
+    let (mut temporary, mut moves, mut deletes, mut interrupted) = (0, 0, 0, 0);
     for seed in 0..seeds {
         let (cloud, client) = start().await;
         let mut rng = fastrand::Rng::with_seed(seed);
@@ -991,7 +991,6 @@ async fn any_sequence_of_manifests_applies_then_plans_empty_and_keeps_ids() {
         world.add_location(&mut rng);
         world.add_location(&mut rng);
         let mut ids: BTreeMap<(Kind, u32), String> = BTreeMap::new();
-        let mut history = vec![];
         for step in 0..=STEPS {
             let before = world.paths();
             let parents_before = world.parents();
@@ -1002,13 +1001,27 @@ async fn any_sequence_of_manifests_applies_then_plans_empty_and_keeps_ids() {
                 world.identify(&before, &parents_before, &mut rng);
             }
             let text = world.manifest(&ids);
-            history.push(text.clone());
             let context = format!("seed {seed} step {step}:\n{text}");
             let d = fleetform::manifest::parse_str(&text, Path::new("fleet.yaml"), &|_| None)
                 .unwrap_or_else(|e| panic!("{context}\ninvalid: {e}"));
-            let p = try_plan(client.as_ref(), &d)
+            let mut p = try_plan(client.as_ref(), &d)
                 .await
                 .unwrap_or_else(|e| panic!("{context}\nplan failed: {e}"));
+            // Now and then the apply is interrupted (only a prefix of the plan, in its order,
+            // applies); the next plan must finish the job.
+            if p.changes.len() > 1 && rng.u32(0..3) == 0 {
+                let mut prefix = p.clone();
+                prefix.changes.truncate(rng.usize(1..p.changes.len()));
+                let report = run(&client, &prefix).await;
+                assert!(report.is_success(), "{context}\n{}", failures(&report));
+                interrupted += 1;
+                p = try_plan(client.as_ref(), &d).await.unwrap_or_else(|e| {
+                    panic!(
+                        "{context}\ninterrupted after:\n{}\nplanning again failed: {e}",
+                        describe(&prefix)
+                    )
+                });
+            }
             temporary += p.changes.iter().filter(|c| c.temporary).count();
             moves += p.summary().moves;
             deletes += p.summary().delete;
@@ -1053,8 +1066,8 @@ async fn any_sequence_of_manifests_applies_then_plans_empty_and_keeps_ids() {
         }
     }
     assert!(
-        temporary > 0 && moves > 0 && deletes > 0,
-        "the sequences exercised too little: {temporary} temporary steps, {moves} moves, {deletes} deletes"
+        temporary > 0 && moves > 0 && deletes > 0 && interrupted > 0,
+        "the sequences exercised too little: {temporary} temporary steps, {moves} moves, {deletes} deletes, {interrupted} interrupted applies"
     );
 }
 

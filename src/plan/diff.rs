@@ -123,6 +123,7 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Pl
     p.secrets();
     p.extraneous();
     p.replacement_warnings();
+    p.moves_before_their_old_parents();
     p.sequence();
     if !p.errors.is_empty() {
         return Err(PlanErrors(p.errors));
@@ -240,6 +241,8 @@ struct Planner<'a> {
     moved_from: HashMap<(Kind, String), String>,
     /// Every create, rename and move, for [`sequence`].
     placements: Vec<Placement>,
+    /// Resources matched through `moved_from`: (id, the old path).
+    moved_via: Vec<(String, String)>,
 }
 
 fn change(action: Action, kind: Kind, path: &str, reason: impl Into<String>, op: Op) -> Change {
@@ -335,6 +338,7 @@ impl<'a> Planner<'a> {
                 })
                 .collect(),
             placements: vec![],
+            moved_via: vec![],
         }
     }
 
@@ -459,6 +463,9 @@ impl<'a> Planner<'a> {
         };
         let before = unpinned(self, at(self, old));
         let found = self.one(kind, old, before)?;
+        if let Some((id, _)) = &found {
+            self.moved_via.push((id.clone(), old.to_string()));
+        }
         if found.is_none() {
             self.notice(
                 NoticeLevel::Info,
@@ -648,12 +655,52 @@ impl<'a> Planner<'a> {
         self.o.locations.iter().find(|l| l.id == id)
     }
 
-    fn locations_at(&self, path: &str) -> Vec<(String, &'a Location)> {
+    /// The observed locations whose observed path is `path`.
+    fn observed_at(&self, path: &str) -> Vec<&'a Location> {
         self.o
             .locations
             .iter()
             .filter(|l| self.loc_paths.get(&l.id).map(String::as_str) == Some(path))
-            .map(|l| (l.id.clone(), l))
+            .collect()
+    }
+
+    /// The observed locations an old path (a `moved_from`) means, read through the manifest's
+    /// own moves: a path a declared location moved from means that location, wherever it is
+    /// now (so a `moved_from` under it still resolves once it moved, e.g. after an interrupted
+    /// apply); else the location at that observed path; else the child of that name under
+    /// what the parent path means.
+    fn locations_at(&self, path: &str) -> Vec<(String, &'a Location)> {
+        let pair = |l: &'a Location| (l.id.clone(), l);
+        let moved: Vec<(String, &'a Location)> = self
+            .d
+            .all_locations()
+            .into_iter()
+            .filter(|dl| dl.identity.moved_from.as_deref() == Some(path))
+            .filter_map(|dl| self.locations.get(&dl.path).and_then(Matched::existing))
+            .filter_map(|id| self.observed_location(id))
+            .map(pair)
+            .collect();
+        if !moved.is_empty() {
+            return moved;
+        }
+        let direct: Vec<(String, &'a Location)> =
+            self.observed_at(path).into_iter().map(pair).collect();
+        let Some((parent, name)) = path.rsplit_once('/') else {
+            return direct;
+        };
+        if !direct.is_empty() {
+            return direct;
+        }
+        let parents: Vec<String> = self
+            .locations_at(parent)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        self.o
+            .locations
+            .iter()
+            .filter(|l| l.name == name && l.parent_id.as_ref().is_some_and(|p| parents.contains(p)))
+            .map(pair)
             .collect()
     }
 
@@ -824,17 +871,21 @@ impl<'a> Planner<'a> {
 
     // -- Machines -----------------------------------------------------------------------------
 
+    /// The observed machines an old path (a `moved_from`) means: by name, in what the old
+    /// location path means (see [`Self::locations_at`]).
     fn machines_at(&self, path: &str) -> Vec<(String, &'a Machine)> {
         let Some((loc, name)) = path.rsplit_once('/') else {
             return vec![];
         };
+        let locations: Vec<String> = self
+            .locations_at(loc)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         self.o
             .machines
             .iter()
-            .filter(|m| {
-                m.name == name
-                    && self.loc_paths.get(&m.location_id).map(String::as_str) == Some(loc)
-            })
+            .filter(|m| m.name == name && locations.contains(&m.location_id))
             .map(|m| (m.id.clone(), m))
             .collect()
     }
@@ -1650,6 +1701,44 @@ impl<'a> Planner<'a> {
         self.notices.extend(warnings);
     }
 
+    /// A move found through `moved_from: OLD/PATH` runs before the locations along `OLD/PATH`
+    /// move, where that adds no cycle: an apply interrupted in between would otherwise leave
+    /// a `moved_from` naming a path that no longer exists (a location moved by `id:` leaves no
+    /// trace of its old path in the manifest).
+    fn moves_before_their_old_parents(&mut self) {
+        let moved_via = std::mem::take(&mut self.moved_via);
+        let change_of = |changes: &[Change], id: &str, kind: Option<Kind>| {
+            changes.iter().position(|c| {
+                c.resource_id.as_deref() == Some(id)
+                    && c.from_path.is_some()
+                    && kind.is_none_or(|k| c.kind == k)
+            })
+        };
+        for (id, old) in &moved_via {
+            let Some(m) = change_of(&self.changes, id, None) else {
+                continue;
+            };
+            let mut ancestor = parent_path(old);
+            while let Some(path) = ancestor {
+                let here: Vec<String> = self
+                    .observed_at(path)
+                    .into_iter()
+                    .map(|l| l.id.clone())
+                    .collect();
+                for lid in here {
+                    if let Some(l) = change_of(&self.changes, &lid, Some(Kind::Location))
+                        && l != m
+                        && !depends_on(&self.changes, m, l)
+                    {
+                        let first = self.changes[m].id.clone();
+                        self.changes[l].depends_on.push(first);
+                    }
+                }
+                ancestor = parent_path(path);
+            }
+        }
+    }
+
     /// Orders name changes so that none takes a name still held (see `identity.rs`).
     fn sequence(&mut self) {
         let o = self.o;
@@ -1745,6 +1834,31 @@ impl<'a> Planner<'a> {
             });
         }
     }
+}
+
+/// Whether change `from` depends, directly or not, on change `to` (indexes into `changes`).
+fn depends_on(changes: &[Change], from: usize, to: usize) -> bool {
+    let index: HashMap<&str, usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.as_str(), i))
+        .collect();
+    let mut seen = HashSet::new();
+    let mut stack = vec![from];
+    while let Some(i) = stack.pop() {
+        if i == to {
+            return true;
+        }
+        if seen.insert(i) {
+            stack.extend(
+                changes[i]
+                    .depends_on
+                    .iter()
+                    .filter_map(|d| index.get(d.as_str()).copied()),
+            );
+        }
+    }
+    false
 }
 
 /// Every declaration with an identity (`id:`, `moved_from`): kind, declared path, identity.

@@ -19,7 +19,10 @@
 //! 3. else a resource at its declared path under the temporary name of an unfinished swap
 //!    ([`temporary_name`]: an apply was interrupted between the two steps of a swap);
 //! 4. else, **only when nothing is at the declared path**, the resource at its
-//!    `moved_from` path;
+//!    `moved_from` path. That path is read through the manifest's own moves: a path a
+//!    declared location moved from means that location wherever it is now, so
+//!    `moved_from: Old/arm` still finds the machine once location `Old` has moved (a move
+//!    found this way is also ordered before the locations along its old path move);
 //! 5. else nothing: it is created.
 //!
 //! A resource pinned by one declaration is never matched by path to another. Several
