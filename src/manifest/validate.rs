@@ -10,7 +10,9 @@
 //! - `id:` and `moved_from:` together is an error: the id already keeps the resource.
 //! - `moved_from` is always a full path (a fragment's is its old name). A part's must be in
 //!   its own machine, under either the machine's path or the machine's own `moved_from`.
-//!   Two resources may not claim the same `moved_from`.
+//!   Two resources may not claim the same `moved_from`. A `moved_from` may not name a path
+//!   the manifest declares (also through a location's own `moved_from`: `Old/x` is `New/x`
+//!   when `New` moved from `Old`): a swap or rotation by name is ambiguous; pins are the way.
 //! - The same `id:` may not be pinned twice, across all kinds of resource.
 //! - UUID pins and an organization UUID are lowercased; emails are lowercased and compared
 //!   case-insensitively.
