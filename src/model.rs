@@ -13,7 +13,7 @@ pub use desired::{
     DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, OrgRef, SensitiveValue,
     TagTarget,
 };
-pub use observed::{Observed, location_paths};
+pub use observed::{Observed, TEMPORARY_SUFFIX, location_paths, temporary_name};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Cloud;
+use common::{Cloud, assert_no_duplicates, failures};
 use fleetform::apply::{ApplyOptions, Outcome, Report, apply};
 use fleetform::cloud::observe::{ObserveOptions, observe};
 use fleetform::cloud::{Client, ClientOptions, CloudApi, Credentials, RetryPolicy};
@@ -32,15 +32,6 @@ async fn run(api: Arc<dyn CloudApi>, p: &Plan, parallelism: usize) -> Report {
     apply(api, p, &ApplyOptions { parallelism }, None, stop).await
 }
 
-fn failures(r: &Report) -> String {
-    r.results
-        .iter()
-        .filter(|x| x.outcome != Outcome::Applied)
-        .map(|x| format!("{} {} {}: {:?}", x.id, x.kind.as_str(), x.path, x.outcome))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// Applies until the plan is empty (at most `tries` applies); returns how many it took.
 async fn converge(api: Arc<dyn CloudApi>, d: &Desired, tries: usize) -> usize {
     for i in 1..=tries {
@@ -60,35 +51,6 @@ async fn converge(api: Arc<dyn CloudApi>, d: &Desired, tries: usize) -> usize {
             .collect::<Vec<_>>()
     );
     tries
-}
-
-/// No two siblings share a name: locations under one parent, machines in one location,
-/// fragments in the org.
-async fn assert_no_duplicates(api: &dyn CloudApi, org: &str) {
-    let locs = api.list_locations(org).await.unwrap();
-    let mut seen = HashSet::new();
-    for l in &locs {
-        assert!(
-            seen.insert((l.parent_id.clone(), l.name.clone())),
-            "duplicate location {} under {:?}",
-            l.name,
-            l.parent_id
-        );
-    }
-    let machines = api.list_machines_for_org(org).await.unwrap();
-    let mut seen = HashSet::new();
-    for m in &machines {
-        assert!(
-            seen.insert((m.location_id.clone(), m.name.clone())),
-            "duplicate machine {}",
-            m.name
-        );
-    }
-    let frags = api.list_fragments(org).await.unwrap();
-    let mut seen = HashSet::new();
-    for f in &frags {
-        assert!(seen.insert(f.name.clone()), "duplicate fragment {}", f.name);
-    }
 }
 
 const FLEET: &str = r#"

@@ -431,3 +431,52 @@ async fn killing_apply_at_random_points_never_duplicates_and_a_rerun_converges()
         );
     }
 }
+
+#[tokio::test]
+async fn a_swap_pinned_with_id_plans_as_two_moves_and_applies_from_a_saved_plan() {
+    let env = Env::start(&[]);
+    env.write("fleet.yaml", FLEET);
+    let applied = env.run(&["apply", "fleet.yaml", "--yes"]);
+    assert!(applied.status.success(), "{}", out(&applied));
+    let c = env.client().await;
+    let org = c.list_organizations().await.unwrap().remove(0).id;
+    let machines = c.list_machines_for_org(&org).await.unwrap();
+    let id = |name: &str| machines.iter().find(|m| m.name == name).unwrap().id.clone();
+    // `arm` and `rover` swap names; each keeps its parts.
+    let swapped = FLEET
+        .replace("- name: arm\n", "- name: rover\n        id: ARM\n")
+        .replace(
+            "- name: rover\n        parts:\n          - name: rover-main",
+            "- name: arm\n        id: ROVER\n        parts:\n          - name: rover-main",
+        )
+        .replace("ARM", &id("arm"))
+        .replace("ROVER", &id("rover"));
+    env.write("fleet.yaml", &swapped);
+
+    let plan = env.run(&["plan", "fleet.yaml"]);
+    let text = out(&plan);
+    assert!(plan.status.success(), "{text}");
+    assert!(
+        text.contains("→ machine HQ/rover (from HQ/arm; renamed)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("→ machine HQ/arm (from HQ/rover; renamed)"),
+        "{text}"
+    );
+    assert!(!text.contains("fleetform-tmp"), "{text}");
+    assert!(
+        text.contains("Plan: 0 to create, 0 to update, 2 to move, 0 to delete."),
+        "{text}"
+    );
+    let detail = env.run(&["plan", "fleet.yaml", "--detail", "--out", "plan.json"]);
+    assert!(out(&detail).contains("-fleetform-tmp"), "{}", out(&detail));
+
+    let apply = env.run(&["apply", "plan.json", "--yes"]);
+    assert!(apply.status.success(), "{}", out(&apply));
+    let again = env.run(&["plan", "fleet.yaml", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", out(&again));
+    let after = c.list_machines_for_org(&org).await.unwrap();
+    let now = |name: &str| after.iter().find(|m| m.name == name).unwrap().id.clone();
+    assert_eq!((now("rover"), now("arm")), (id("arm"), id("rover")));
+}

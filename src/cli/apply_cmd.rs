@@ -231,7 +231,14 @@ async fn execute(
     if text_output {
         print!(
             "{}",
-            render::render(&plan, Format::Text, &RenderOptions { color })
+            render::render(
+                &plan,
+                Format::Text,
+                &RenderOptions {
+                    color,
+                    detail: false
+                }
+            )
         );
     }
     if plan.is_empty() {

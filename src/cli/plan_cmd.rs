@@ -52,6 +52,12 @@ pub struct PlanArgs {
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
     pub output: Format,
 
+    /// Show every step, including the temporary names that swaps and rotations go through.
+    ///
+    /// Without it, a swap shows as the moves asked for. `--output json` always has every step.
+    #[arg(long)]
+    pub detail: bool,
+
     /// Exit 2 when there are changes, 0 when there are none (1 is always an error).
     ///
     /// Without it, a successful plan exits 0 whether or not it has changes.
@@ -131,7 +137,14 @@ async fn plan_and_print(
     // 5. Print, and save.
     let color = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let rendered = render::render(&plan, args.output, &RenderOptions { color });
+    let rendered = render::render(
+        &plan,
+        args.output,
+        &RenderOptions {
+            color,
+            detail: args.detail,
+        },
+    );
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(rendered.as_bytes())

@@ -30,9 +30,11 @@
 //!   cycle) has no path and never matches by path.
 //! - A declared location **matches** ([`match_locations`]) every observed location that
 //!   - has the pinned `id:`, or
-//!   - has the same name and sits where the declared one does: at the top level for a top-level
-//!     declaration, or directly under any observed location matched to the declared parent (so
-//!     children follow a pinned or moved parent), or whose path equals the declared path, or
+//!   - has the same name (or the temporary name of an unfinished swap, see
+//!     [`crate::model::temporary_name`]) and sits where the declared one does: at the top level
+//!     for a top-level declaration, or directly under any observed location matched to the
+//!     declared parent (so children follow a pinned or moved parent), or whose path equals the
+//!     declared path, or
 //!   - whose path equals the declared `moved_from:` path.
 //! - The **managed locations** ([`managed_locations`]) are every matched location plus all of
 //!   their descendants.
@@ -46,6 +48,7 @@ use super::{CloudApi, CloudError, Code};
 use crate::model::{
     Desired, DesiredLocation, Fragment, FragmentTag, FragmentUsage, HistoryEntry, Invite, Location,
     LocationSecret, Machine, Member, Observed, OrgRef, Organization, Part, Timestamp,
+    temporary_name,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -519,7 +522,8 @@ pub fn match_locations(
                 .iter()
                 .filter(|l| {
                     let pinned = d.identity.id.as_deref() == Some(l.id.as_str());
-                    let placed = l.name == d.name
+                    let named = l.name == d.name || l.name == temporary_name(&d.name);
+                    let placed = named
                         && match parent_matches {
                             None => l.parent_id.is_none(),
                             Some(parents) => {

@@ -10,7 +10,9 @@
 //! - `id:` and `moved_from:` together is an error: the id already keeps the resource.
 //! - `moved_from` is always a full path (a fragment's is its old name). A part's must be in
 //!   its own machine, under either the machine's path or the machine's own `moved_from`.
-//!   Two resources may not claim the same `moved_from`.
+//!   Two resources may not claim the same `moved_from`. A `moved_from` may not name a path
+//!   the manifest declares (also through a location's own `moved_from`: `Old/x` is `New/x`
+//!   when `New` moved from `Old`): a swap or rotation by name is ambiguous; pins are the way.
 //! - The same `id:` may not be pinned twice, across all kinds of resource.
 //! - UUID pins and an organization UUID are lowercased; emails are lowercased and compared
 //!   case-insensitively.
@@ -73,7 +75,8 @@ pub struct Validator<'a> {
     /// Environment variables used, with the SHA-256 of their values.
     pub env_used: BTreeMap<String, String>,
     pins: HashMap<String, (String, usize)>,
-    moves: HashMap<(Kind, String), (String, usize)>,
+    /// Every `moved_from` so far: (kind, path) → (who says it, line, where).
+    moves: HashMap<(Kind, String), (String, usize, YPath)>,
 }
 
 /// The names and paths a manifest declares, for checking references to them.
@@ -144,6 +147,7 @@ pub fn validate(
     let fragments = v.fragments(&raw.fragments);
     let locations = v.locations(&raw.locations, None, 1, &root.key("locations"), &mut decls);
     let invites = raw.access.as_ref().map(|a| v.invites(a, &decls));
+    v.moved_from_declared(&fragments, &locations);
     if !v.diags.is_empty() {
         return Err(v.diags);
     }
@@ -742,7 +746,7 @@ impl Validator<'_> {
         }
         let line = self.tree.pos_of(&m_at).line;
         match self.moves.get(&(kind, m.to_string())) {
-            Some((first, first_line)) => {
+            Some((first, first_line, _)) => {
                 let message =
                     format!("{what} and {first} (line {first_line}) both say `moved_from: {m}`");
                 self.err(
@@ -754,9 +758,74 @@ impl Validator<'_> {
             }
             None => {
                 self.moves
-                    .insert((kind, m.to_string()), (what.to_string(), line));
+                    .insert((kind, m.to_string()), (what.to_string(), line, m_at));
                 Some(m.to_string())
             }
+        }
+    }
+
+    /// A `moved_from` naming a path the manifest itself declares is ambiguous on its face (a
+    /// swap or rotation written by name, or a move onto a declared resource): an error
+    /// whatever the cloud holds. Paths under a location that has `moved_from` count at the
+    /// location's new path too: `moved_from: Old/x` names `New/x` when `New` moved from `Old`.
+    fn moved_from_declared(
+        &mut self,
+        fragments: &[DesiredFragment],
+        locations: &[DesiredLocation],
+    ) {
+        fn walk(
+            ls: &[DesiredLocation],
+            out: &mut HashSet<(Kind, String)>,
+            moved: &mut Vec<(String, String)>,
+        ) {
+            for l in ls {
+                out.insert((Kind::Location, l.path.clone()));
+                if let Some(old) = &l.identity.moved_from {
+                    moved.push((format!("{old}/"), format!("{}/", l.path)));
+                }
+                for m in &l.machines {
+                    out.insert((Kind::Machine, m.path.clone()));
+                    out.extend(m.parts.iter().map(|p| (Kind::Part, p.path.clone())));
+                }
+                walk(&l.locations, out, moved);
+            }
+        }
+        let mut declared: HashSet<(Kind, String)> = fragments
+            .iter()
+            .map(|f| (Kind::Fragment, f.name.clone()))
+            .collect();
+        let mut moved = vec![];
+        walk(locations, &mut declared, &mut moved);
+        // The path `m` has in this manifest, when one of its locations moved.
+        let follow = |m: &str| {
+            moved.iter().find_map(|(old, new)| {
+                m.strip_prefix(old.as_str())
+                    .map(|rest| format!("{new}{rest}"))
+            })
+        };
+        let mut found: Vec<(usize, String, YPath)> = self
+            .moves
+            .iter()
+            .filter_map(|((kind, m), (what, line, at))| {
+                let noun = kind.noun();
+                let message = if declared.contains(&(*kind, m.clone())) {
+                    format!("{what} says `moved_from: {m}`, but this manifest declares {noun} `{m}`")
+                } else {
+                    let now = follow(m).filter(|p| declared.contains(&(*kind, p.clone())))?;
+                    format!(
+                        "{what} says `moved_from: {m}`, but that {noun} is declared as `{now}` (its location moved)"
+                    )
+                };
+                Some((*line, message, at.clone()))
+            })
+            .collect();
+        found.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        for (_, message, at) in found {
+            self.err(
+                &at,
+                message,
+                "a swap or rotation by name is ambiguous: pin each resource with `id:` instead of `moved_from` (fleetform applies it through temporary names); if the move is done, remove `moved_from`",
+            );
         }
     }
 

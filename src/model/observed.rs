@@ -67,3 +67,13 @@ pub fn location_paths(locations: &[Location]) -> BTreeMap<String, String> {
     }
     paths
 }
+
+/// What a temporary name ends with.
+pub const TEMPORARY_SUFFIX: &str = "-fleetform-tmp";
+
+/// The temporary name a resource bound for `name` holds while a swap or rotation of names is
+/// applied. A resource found under it where `name` is declared is that declaration's
+/// (an apply was interrupted between the two steps), so both observe and plan know it.
+pub fn temporary_name(name: &str) -> String {
+    format!("{name}{TEMPORARY_SUFFIX}")
+}

@@ -1,25 +1,26 @@
 //! The diff itself: match declared resources to observed ones, then emit changes in an order
 //! that respects their dependencies.
 //!
-//! Matching, per resource: an `id:` pin wins; then `moved_from` (the old path, or for
-//! fragments the old name); then the path itself (for children: the name under the matched
-//! parent). An unmatched declaration is created; an observed resource inside the managed scope
-//! that no declaration matched is extraneous (kept and listed, or deleted under prune).
+//! Matching follows the rules in the [`crate::plan`] module docs, in one routine
+//! ([`Planner::find`]) for every kind. An unmatched declaration is created; an observed
+//! resource inside the managed scope that no declaration matched is extraneous (kept and
+//! listed, or deleted under prune), unless a `moved_from` names it.
 //!
-//! Changes are emitted in a topological order by construction: fragments; locations parents
-//! first; machines; parts; invites; secret rotations; then deletes, deepest first. Every
-//! dependency therefore points to an earlier change, and `depends_on` records it explicitly
-//! for the apply engine.
+//! Changes are emitted in dependency order: fragments; locations parents first; machines;
+//! parts; invites; secret rotations; then deletes, deepest first. `identity.rs` then orders
+//! name changes so that none takes a name still held (swaps and rotations go through
+//! temporary names) and renumbers the changes when that moved any of them.
 
 use super::canonical::{
     canonical, comparable, fragments_position, import_entry, import_meaning, import_meanings,
     imports, set_pointer, without_fragments,
 };
+use super::identity::{Occupants, Placement, Slot, sequence, temporary_name};
 use super::types::*;
 use crate::model::location_paths;
 use crate::model::{
     Desired, DesiredFragment, DesiredLocation, DesiredMachine, DesiredPart, FragmentRef,
-    FragmentUse, Grant, GrantTarget, Location, Machine, Observed, Part, ResourceKind,
+    FragmentUse, Grant, GrantTarget, Identity, Location, Machine, Observed, Part, ResourceKind,
     SensitiveValue, TagTarget,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -77,6 +78,15 @@ pub enum PlanError {
         declared: String,
     },
     #[error(
+        "{kind} {path} ({id}) is in the way: {wanted_by} needs its name, and the plan keeps it\n  hint: declare it under another name, delete it, or set `prune: true` if it should go"
+    )]
+    InTheWay {
+        kind: &'static str,
+        path: String,
+        id: String,
+        wanted_by: String,
+    },
+    #[error(
         "moving location {path} would nest locations {levels} levels deep (at most 3), counting its undeclared sub-locations\n  hint: move or delete those first"
     )]
     TooDeep { path: String, levels: usize },
@@ -117,6 +127,9 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Pl
     p.invites();
     p.secrets();
     p.extraneous();
+    p.replacement_warnings();
+    p.moves_before_their_old_parents();
+    p.sequence();
     if !p.errors.is_empty() {
         return Err(PlanErrors(p.errors));
     }
@@ -128,6 +141,7 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Pl
         prune: p.prune,
         changes: p.changes,
         unmanaged: p.unmanaged,
+        notices: p.notices,
     })
 }
 
@@ -224,6 +238,16 @@ struct Planner<'a> {
     fragments: HashMap<String, Matched>,
     /// Machine id → the change that marks a new main part.
     mark_main: HashMap<String, String>,
+    notices: Vec<Notice>,
+    /// Every id pinned by a declaration: never matched by path to another declaration.
+    pinned: HashSet<String>,
+    /// Observed path a `moved_from` names (parts: under the declared machine) → the
+    /// declaration; prune never deletes what a `moved_from` could still claim.
+    moved_from: HashMap<(Kind, String), String>,
+    /// Every create, rename and move, for [`sequence`].
+    placements: Vec<Placement>,
+    /// Resources matched through `moved_from`: (id, the old path).
+    moved_via: Vec<(String, String)>,
 }
 
 fn change(action: Action, kind: Kind, path: &str, reason: impl Into<String>, op: Op) -> Change {
@@ -243,6 +267,7 @@ fn change(action: Action, kind: Kind, path: &str, reason: impl Into<String>, op:
         precondition: None,
         depends_on: vec![],
         op,
+        temporary: false,
     }
 }
 
@@ -337,6 +362,22 @@ impl<'a> Planner<'a> {
             machines: HashMap::new(),
             fragments: HashMap::new(),
             mark_main: HashMap::new(),
+            notices: vec![],
+            pinned: declared_identities(d)
+                .filter_map(|(_, _, i)| i.id.clone())
+                .collect(),
+            moved_from: declared_identities(d)
+                .filter_map(|(k, path, i)| {
+                    let old = i.moved_from.as_deref()?;
+                    let old = match (k, parent_path(path)) {
+                        (Kind::Part, Some(machine)) => format!("{machine}/{}", last_segment(old)),
+                        _ => old.to_string(),
+                    };
+                    Some(((k, old), path.to_string()))
+                })
+                .collect(),
+            placements: vec![],
+            moved_via: vec![],
         }
     }
 
@@ -384,45 +425,48 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Picks the single candidate, or records an ambiguity.
-    fn one<T: Clone>(
+    /// The single candidate, if any; `Err(())` (and an error) when there are several.
+    fn one<T>(
         &mut self,
-        kind: &'static str,
+        kind: Kind,
         path: &str,
         found: Vec<(String, T)>,
-    ) -> Option<(String, T)> {
+    ) -> Result<Option<(String, T)>, ()> {
         match found.len() {
-            0 => None,
-            1 => found.into_iter().next(),
+            0 | 1 => Ok(found.into_iter().next()),
             _ => {
                 self.errors.push(PlanError::Ambiguous {
-                    kind,
+                    kind: kind.as_str(),
                     path: path.to_string(),
                     ids: found.into_iter().map(|(id, _)| id).collect(),
                 });
-                None
+                Err(())
             }
         }
     }
 
-    /// The observed resource a declaration matches: the one its `id:` pin names, else the one
-    /// at its `moved_from`, else what `here` finds at its own path. `Err(())` when a pin names
-    /// nothing (the error is recorded); `Ok(None)` when nothing matches (it will be created).
-    fn find<T: Clone>(
+    /// The observed resource a declaration matches, by the rules in the [`crate::plan`] docs,
+    /// for every kind: its `id:` pin; else the one at its declared path (`named(me, name)`
+    /// lists the resources called `name` where the declaration says it is); else one parked
+    /// there under the temporary name of an unfinished swap; else, only when nothing is at the
+    /// declared path, the one at its `moved_from` (`at(me, old)`). A resource pinned by
+    /// another declaration is never matched by path. `Err(())` when the declaration cannot
+    /// be planned (the error is recorded); `Ok(None)` when nothing matches (it is created).
+    fn find<T>(
         &mut self,
-        kind: &'static str,
+        kind: Kind,
         path: &str,
-        identity: &crate::model::Identity,
+        identity: &Identity,
         by_id: impl FnOnce(&Self, &str) -> Option<T>,
-        at: impl FnOnce(&Self, &str) -> Vec<(String, T)>,
-        here: impl FnOnce(&Self) -> Vec<(String, T)>,
+        at: impl Fn(&Self, &str) -> Vec<(String, T)>,
+        named: impl Fn(&Self, &str) -> Vec<(String, T)>,
     ) -> Result<Option<(String, T)>, ()> {
         if let Some(id) = &identity.id {
             return match by_id(self, id) {
                 Some(t) => Ok(Some((id.clone(), t))),
                 None => {
                     self.errors.push(PlanError::PinnedNotFound {
-                        kind,
+                        kind: kind.as_str(),
                         path: path.to_string(),
                         id: id.clone(),
                     });
@@ -430,14 +474,101 @@ impl<'a> Planner<'a> {
                 }
             };
         }
-        if let Some(old) = identity.moved_from.as_deref()
-            && let candidates = at(self, old)
-            && let Some(found) = self.one(kind, old, candidates)
-        {
+        let unpinned = |me: &Self, found: Vec<(String, T)>| -> Vec<(String, T)> {
+            found
+                .into_iter()
+                .filter(|(id, _)| !me.pinned.contains(id))
+                .collect()
+        };
+        let name = last_segment(path);
+        let here = unpinned(self, named(self, name));
+        if let Some(found) = self.one(kind, path, here)? {
+            if let Some(old) = identity.moved_from.as_deref() {
+                let others: Vec<String> = unpinned(self, at(self, old))
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .filter(|id| *id != found.0)
+                    .collect();
+                self.moved_from_done(kind, path, old, &others);
+            }
             return Ok(Some(found));
         }
-        let candidates = here(self);
-        Ok(self.one(kind, path, candidates))
+        let parked = unpinned(self, named(self, &temporary_name(name)));
+        if let Some(found) = self.one(kind, path, parked)? {
+            return Ok(Some(found));
+        }
+        let Some(old) = identity.moved_from.as_deref() else {
+            return Ok(None);
+        };
+        let before = unpinned(self, at(self, old));
+        let found = self.one(kind, old, before)?;
+        if let Some((id, _)) = &found {
+            self.moved_via.push((id.clone(), old.to_string()));
+        }
+        if found.is_none() {
+            self.notice(
+                NoticeLevel::Info,
+                kind,
+                path,
+                format!(
+                    "`moved_from: {old}` names nothing in the cloud, so the {} is created",
+                    kind.as_str()
+                ),
+            );
+        }
+        Ok(found)
+    }
+
+    /// A declaration with `moved_from` found at its declared path: the move is done.
+    fn moved_from_done(&mut self, kind: Kind, path: &str, old: &str, others: &[String]) {
+        let message = if others.is_empty() {
+            format!(
+                "`moved_from: {old}` is done (the {} is at {path}); you can remove it",
+                kind.as_str()
+            )
+        } else {
+            format!(
+                "`moved_from: {old}` is not used: {path} exists in the cloud, so the {} at {old} ({}) is a different one\n  hint: remove `moved_from` if the move is done; pin the one you mean with `id:` otherwise",
+                kind.as_str(),
+                others.join(", ")
+            )
+        };
+        let level = if others.is_empty() {
+            NoticeLevel::Info
+        } else {
+            NoticeLevel::Warning
+        };
+        self.notice(level, kind, path, message);
+    }
+
+    fn notice(&mut self, level: NoticeLevel, kind: Kind, path: &str, message: String) {
+        self.notices.push(Notice {
+            level,
+            kind,
+            path: path.to_string(),
+            message,
+        });
+    }
+
+    /// Records a create, rename or move of `resource` (`None`: a create) to `name` in `scope`
+    /// (`None`: a scope the plan creates), for [`sequence`].
+    fn place(
+        &mut self,
+        change: &str,
+        resource: Option<&str>,
+        kind: Kind,
+        scope: Option<&str>,
+        name: &str,
+    ) {
+        self.placements.push(Placement {
+            change: change.to_string(),
+            resource: resource.map(String::from),
+            to: scope.map(|scope| Slot {
+                kind,
+                scope: scope.to_string(),
+                name: name.to_string(),
+            }),
+        });
     }
 
     // -- Fragments ----------------------------------------------------------------------------
@@ -678,12 +809,12 @@ impl<'a> Planner<'a> {
                 .collect()
         };
         let Ok(found) = self.find(
-            "fragment",
+            Kind::Fragment,
             &df.name,
             &df.identity,
             |_, id| o.fragments.iter().find(|f| f.id == id),
             |_, old| by_name(old),
-            |_| by_name(&df.name),
+            |_, name| by_name(name),
         ) else {
             return;
         };
@@ -712,6 +843,7 @@ impl<'a> Planner<'a> {
                 Some(visibility_str(df.visibility)),
             ));
             let cid = self.push(c);
+            self.place(&cid, None, Kind::Fragment, Some(""), &df.name);
             self.fragments
                 .insert(df.name.clone(), Matched::Created(cid));
             return;
@@ -748,7 +880,7 @@ impl<'a> Planner<'a> {
                 visibility: vis_differs.then_some(df.visibility),
             },
         );
-        c.resource_id = Some(id);
+        c.resource_id = Some(id.clone());
         if renamed {
             c.from_path = Some(f.name.clone());
             c.details
@@ -770,7 +902,10 @@ impl<'a> Planner<'a> {
             c.config_after = Some(config);
         }
         c.precondition = f.last_updated.map(Precondition::LastUpdated);
-        self.push(c);
+        let cid = self.push(c);
+        if renamed {
+            self.place(&cid, Some(&id), Kind::Fragment, Some(""), &df.name);
+        }
     }
 
     // -- Locations ----------------------------------------------------------------------------
@@ -786,12 +921,52 @@ impl<'a> Planner<'a> {
         self.o.locations.iter().find(|l| l.id == id)
     }
 
-    fn locations_at(&self, path: &str) -> Vec<(String, &'a Location)> {
+    /// The observed locations whose observed path is `path`.
+    fn observed_at(&self, path: &str) -> Vec<&'a Location> {
         self.o
             .locations
             .iter()
             .filter(|l| self.loc_paths.get(&l.id).map(String::as_str) == Some(path))
-            .map(|l| (l.id.clone(), l))
+            .collect()
+    }
+
+    /// The observed locations an old path (a `moved_from`) means, read through the manifest's
+    /// own moves: a path a declared location moved from means that location, wherever it is
+    /// now (so a `moved_from` under it still resolves once it moved, e.g. after an interrupted
+    /// apply); else the location at that observed path; else the child of that name under
+    /// what the parent path means.
+    fn locations_at(&self, path: &str) -> Vec<(String, &'a Location)> {
+        let pair = |l: &'a Location| (l.id.clone(), l);
+        let moved: Vec<(String, &'a Location)> = self
+            .d
+            .all_locations()
+            .into_iter()
+            .filter(|dl| dl.identity.moved_from.as_deref() == Some(path))
+            .filter_map(|dl| self.locations.get(&dl.path).and_then(Matched::existing))
+            .filter_map(|id| self.observed_location(id))
+            .map(pair)
+            .collect();
+        if !moved.is_empty() {
+            return moved;
+        }
+        let direct: Vec<(String, &'a Location)> =
+            self.observed_at(path).into_iter().map(pair).collect();
+        let Some((parent, name)) = path.rsplit_once('/') else {
+            return direct;
+        };
+        if !direct.is_empty() {
+            return direct;
+        }
+        let parents: Vec<String> = self
+            .locations_at(parent)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        self.o
+            .locations
+            .iter()
+            .filter(|l| l.name == name && l.parent_id.as_ref().is_some_and(|p| parents.contains(p)))
+            .map(pair)
             .collect()
     }
 
@@ -799,12 +974,12 @@ impl<'a> Planner<'a> {
         let parent: Option<Matched> =
             parent_path(&dl.path).and_then(|p| self.locations.get(p).cloned());
         let Ok(found) = self.find(
-            "location",
+            Kind::Location,
             &dl.path,
             &dl.identity,
             |me, id| me.observed_location(id),
             |me, old| me.locations_at(old),
-            |me| {
+            |me, name| {
                 let parent_id = match &parent {
                     Some(Matched::Created(_)) => return vec![],
                     Some(Matched::Existing(pid)) => Some(pid.as_str()),
@@ -812,7 +987,7 @@ impl<'a> Planner<'a> {
                 };
                 me.o.locations
                     .iter()
-                    .filter(|l| l.parent_id.as_deref() == parent_id && l.name == dl.name)
+                    .filter(|l| l.parent_id.as_deref() == parent_id && l.name == name)
                     .map(|l| (l.id.clone(), l))
                     .collect()
             },
@@ -837,6 +1012,11 @@ impl<'a> Planner<'a> {
             c.depends_on
                 .extend(parent_change.filter(|_| matches!(parent, Some(Matched::Created(_)))));
             let cid = self.push(c);
+            let scope = match &parent {
+                None => Some(""),
+                Some(p) => p.existing(),
+            };
+            self.place(&cid, None, Kind::Location, scope, &dl.name);
             self.locations
                 .insert(dl.path.clone(), Matched::Created(cid.clone()));
             self.location_changes.insert(dl.path.clone(), cid);
@@ -925,6 +1105,11 @@ impl<'a> Planner<'a> {
         }
         c.precondition = Some(Precondition::Fingerprint(location_fingerprint(l)));
         let cid = self.push(c);
+        let scope = match &parent {
+            None => Some(""),
+            Some(p) => p.existing(),
+        };
+        self.place(&cid, Some(&id), Kind::Location, scope, &dl.name);
         if reparented && let Some(old_parent) = &l.parent_id {
             self.moved_out
                 .entry(old_parent.clone())
@@ -962,17 +1147,21 @@ impl<'a> Planner<'a> {
 
     // -- Machines -----------------------------------------------------------------------------
 
+    /// The observed machines an old path (a `moved_from`) means: by name, in what the old
+    /// location path means (see [`Self::locations_at`]).
     fn machines_at(&self, path: &str) -> Vec<(String, &'a Machine)> {
         let Some((loc, name)) = path.rsplit_once('/') else {
             return vec![];
         };
+        let locations: Vec<String> = self
+            .locations_at(loc)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         self.o
             .machines
             .iter()
-            .filter(|m| {
-                m.name == name
-                    && self.loc_paths.get(&m.location_id).map(String::as_str) == Some(loc)
-            })
+            .filter(|m| m.name == name && locations.contains(&m.location_id))
             .map(|m| (m.id.clone(), m))
             .collect()
     }
@@ -983,16 +1172,16 @@ impl<'a> Planner<'a> {
         };
         let o = self.o;
         let Ok(found) = self.find(
-            "machine",
+            Kind::Machine,
             &dm.path,
             &dm.identity,
             |_, id| o.machines.iter().find(|m| m.id == id),
             |me, old| me.machines_at(old),
-            |_| match loc.existing() {
+            |_, name| match loc.existing() {
                 Some(lid) => o
                     .machines
                     .iter()
-                    .filter(|m| m.location_id == lid && m.name == dm.name)
+                    .filter(|m| m.location_id == lid && m.name == name)
                     .map(|m| (m.id.clone(), m))
                     .collect(),
                 None => vec![],
@@ -1017,6 +1206,7 @@ impl<'a> Planner<'a> {
                 c.depends_on.push(lc.clone());
             }
             let cid = self.push(c);
+            self.place(&cid, None, Kind::Machine, loc.existing(), &dm.name);
             self.machines.insert(dm.path.clone(), Matched::Created(cid));
             return;
         };
@@ -1057,6 +1247,7 @@ impl<'a> Planner<'a> {
         }
         c.precondition = Some(Precondition::Fingerprint(machine_fingerprint(m)));
         let cid = self.push(c);
+        self.place(&cid, Some(&id), Kind::Machine, loc.existing(), &dm.name);
         if relocated {
             self.moved_out
                 .entry(m.location_id.clone())
@@ -1169,6 +1360,18 @@ impl<'a> Planner<'a> {
     }
 
     fn parts_of_new_machine(&mut self, dm: &DesiredMachine, machine_change: &str) {
+        // Parts never move between machines: a pinned part cannot be in a new machine.
+        for dp in &dm.parts {
+            if let Some(id) = &dp.identity.id {
+                self.errors.push(PlanError::Invalid {
+                    kind: "part",
+                    path: dp.path.clone(),
+                    message: format!(
+                        "is pinned to id {id}, but its machine is created by this plan, and a part cannot move to another machine\n  hint: pin the machine with `id:` too, or remove the part's `id:`"
+                    ),
+                });
+            }
+        }
         let Some(main) = dm.parts.iter().find(|p| p.main) else {
             return;
         };
@@ -1225,58 +1428,59 @@ impl<'a> Planner<'a> {
             });
             return;
         };
-        // Match declared parts to observed ones.
+        // Match declared parts to observed ones (parts never change machines).
+        let named = |name: &str| -> Vec<(String, &Part)> {
+            observed
+                .iter()
+                .filter(|p| p.name == name)
+                .map(|p| (p.id.clone(), p))
+                .collect()
+        };
         let mut matched: Vec<(&DesiredPart, Option<&Part>)> = vec![];
-        let mut taken: HashSet<&str> = HashSet::new();
         for dp in &dm.parts {
-            let found = if let Some(id) = &dp.identity.id {
-                match observed.iter().find(|p| &p.id == id) {
-                    Some(p) => Some(p),
-                    None => {
-                        self.errors.push(PlanError::PinnedNotFound {
-                            kind: "part",
-                            path: dp.path.clone(),
-                            id: id.clone(),
-                        });
-                        continue;
-                    }
-                }
-            } else {
-                let old = dp.identity.moved_from.as_deref().map(last_segment);
-                old.and_then(|n| {
-                    observed
-                        .iter()
-                        .find(|p| p.name == n && !taken.contains(p.id.as_str()))
-                })
-                .or_else(|| {
-                    observed
-                        .iter()
-                        .find(|p| p.name == dp.name && !taken.contains(p.id.as_str()))
-                })
+            let Ok(found) = self.find(
+                Kind::Part,
+                &dp.path,
+                &dp.identity,
+                |_, id| observed.iter().find(|p| p.id == id),
+                |_, old| named(last_segment(old)),
+                |_, name| named(name),
+            ) else {
+                continue;
             };
+            let found = found.map(|(_, p)| p);
             if let Some(p) = found
-                && (!taken.insert(p.id.as_str()) || !self.claim("part", &p.id, &dp.path))
+                && !self.claim("part", &p.id, &dp.path)
             {
                 continue;
             }
             matched.push((dp, found));
         }
         // Main-part adoption: an unmatched declared main part takes over the observed main part
-        // when nothing else claimed it, instead of creating a part and deleting that one.
+        // when nothing else claimed or pinned it, instead of creating a part and deleting that one.
         if let Some(slot) = matched.iter_mut().find(|(dp, p)| dp.main && p.is_none())
-            && let Some(om) = observed
-                .iter()
-                .find(|p| p.main && !taken.contains(p.id.as_str()))
+            && let Some(om) = observed.iter().find(|p| {
+                p.main && !self.claimed.contains_key(&p.id) && !self.pinned.contains(&p.id)
+            })
             && self.claim("part", &om.id, &slot.0.path)
         {
-            taken.insert(om.id.as_str());
             slot.1 = Some(om);
         }
+        let scope = self
+            .o
+            .machines
+            .iter()
+            .find(|m| m.id == mid)
+            .map(|m| m.location_id.clone());
         let mut main_ref: Option<(PartRef, Option<String>, bool)> = None;
         for (dp, found) in matched {
             let r = match found {
                 Some(p) => {
-                    self.update_part(dp, p);
+                    if let Some(cid) = self.update_part(dp, p)
+                        && p.name != dp.name
+                    {
+                        self.place(&cid, Some(&p.id), Kind::Part, scope.as_deref(), &dp.name);
+                    }
                     (PartRef::Existing(p.id.clone()), None, p.main)
                 }
                 None => {
@@ -1296,6 +1500,7 @@ impl<'a> Planner<'a> {
                     c.depends_on.extend(self.fragment_deps(dp));
                     c.precondition = Some(Precondition::Absent);
                     let cid = self.push(c);
+                    self.place(&cid, None, Kind::Part, scope.as_deref(), &dp.name);
                     (PartRef::CreatedBy(cid.clone()), Some(cid), false)
                 }
             };
@@ -1329,7 +1534,8 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn update_part(&mut self, dp: &DesiredPart, p: &Part) {
+    /// Plans the rename and/or reconfiguration of `p`; returns the change, if any.
+    fn update_part(&mut self, dp: &DesiredPart, p: &Part) -> Option<String> {
         let renamed = p.name != dp.name;
         let wanted: Vec<Option<serde_json::Value>> = dp
             .fragments
@@ -1341,7 +1547,7 @@ impl<'a> Planner<'a> {
         let config_differs = fragments_differ
             || comparable(&p.config, &dp.ignore) != comparable(&dp.config.value, &dp.ignore);
         if !(renamed || config_differs) {
-            return;
+            return None;
         }
         let cfg = config_differs.then(|| self.planned_config(dp, Some(&p.config)));
         let action = if config_differs {
@@ -1373,7 +1579,7 @@ impl<'a> Planner<'a> {
             c.depends_on.extend(self.fragment_deps(dp));
         }
         c.precondition = p.last_updated.map(Precondition::LastUpdated);
-        self.push(c);
+        Some(self.push(c))
     }
 
     // -- Invites ------------------------------------------------------------------------------
@@ -1399,7 +1605,8 @@ impl<'a> Planner<'a> {
     }
 
     fn invites(&mut self) {
-        let (Some(desired), Some(observed)) = (&self.d.invites, &self.o.invites) else {
+        let (d, o) = (self.d, self.o);
+        let (Some(desired), Some(observed)) = (&d.invites, &o.invites) else {
             return;
         };
         let mut declared = HashSet::new();
@@ -1416,10 +1623,24 @@ impl<'a> Planner<'a> {
                     deps.extend(dep);
                 }
             }
-            let existing = observed
-                .iter()
-                .find(|i| i.email.eq_ignore_ascii_case(&di.email));
-            let Some(inv) = existing else {
+            // Invites have no `id:` or `moved_from`: the email is the identity.
+            let Ok(existing) = self.find(
+                Kind::Invite,
+                &di.email,
+                &Identity::default(),
+                |_, _| None,
+                |_, _| vec![],
+                |_, email| {
+                    observed
+                        .iter()
+                        .filter(|i| i.email.eq_ignore_ascii_case(email))
+                        .map(|i| (i.email.clone(), i))
+                        .collect()
+                },
+            ) else {
+                continue;
+            };
+            let Some((_, inv)) = existing else {
                 let mut c = change(
                     Action::Create,
                     Kind::Invite,
@@ -1732,6 +1953,23 @@ impl<'a> Planner<'a> {
         precondition: Option<Precondition>,
         after: Vec<String>,
     ) -> Option<String> {
+        if let Some(declared) = self.moved_from.get(&(kind, path.clone())).cloned() {
+            // A `moved_from` could still claim it: never delete it.
+            if self.prune {
+                self.notice(
+                    NoticeLevel::Warning,
+                    kind,
+                    &path,
+                    format!("kept although prune is on: `moved_from: {path}` of {declared} names it\n  hint: remove that `moved_from` to let prune delete it"),
+                );
+            }
+            self.unmanaged.push(Unmanaged {
+                kind,
+                path,
+                id: id.to_string(),
+            });
+            return None;
+        }
         if !self.prune {
             self.unmanaged.push(Unmanaged {
                 kind,
@@ -1746,6 +1984,135 @@ impl<'a> Planner<'a> {
         c.depends_on = after;
         c.precondition = precondition;
         Some(self.push(c))
+    }
+
+    /// A plan that deletes a resource and puts another of the same kind at the same path is
+    /// most likely a mistake (a missing `id:` or `moved_from`): say so loudly.
+    fn replacement_warnings(&mut self) {
+        // What lands at each path: a create, or a rename or move.
+        let arriving: HashSet<(Kind, &str)> = self
+            .changes
+            .iter()
+            .filter(|c| !c.temporary && (c.action == Action::Create || c.from_path.is_some()))
+            .map(|c| (c.kind, c.path.as_str()))
+            .collect();
+        let mut warnings = vec![];
+        for d in self.changes.iter().filter(|c| c.action == Action::Delete) {
+            if arriving.contains(&(d.kind, d.path.as_str())) {
+                let id = d.resource_id.clone().unwrap_or_default();
+                warnings.push(Notice {
+                    level: NoticeLevel::Warning,
+                    kind: d.kind,
+                    path: d.path.clone(),
+                    message: format!(
+                        "the plan deletes {} {} ({id}) and puts a different one at the same path: its history and config go with the delete\n  hint: if it is the same {}, pin it with `id: {id}`; add `protect: true` to make such a plan fail",
+                        d.kind.as_str(),
+                        d.path,
+                        d.kind.as_str()
+                    ),
+                });
+            }
+        }
+        self.notices.extend(warnings);
+    }
+
+    /// A move found through `moved_from: OLD/PATH` runs before the locations along `OLD/PATH`
+    /// move, where that adds no cycle: an apply interrupted in between would otherwise leave
+    /// a `moved_from` naming a path that no longer exists (a location moved by `id:` leaves no
+    /// trace of its old path in the manifest).
+    fn moves_before_their_old_parents(&mut self) {
+        let moved_via = std::mem::take(&mut self.moved_via);
+        let change_of = |changes: &[Change], id: &str, kind: Option<Kind>| {
+            changes.iter().position(|c| {
+                c.resource_id.as_deref() == Some(id)
+                    && c.from_path.is_some()
+                    && kind.is_none_or(|k| c.kind == k)
+            })
+        };
+        for (id, old) in &moved_via {
+            let Some(m) = change_of(&self.changes, id, None) else {
+                continue;
+            };
+            let mut ancestor = parent_path(old);
+            while let Some(path) = ancestor {
+                let here: Vec<String> = self
+                    .observed_at(path)
+                    .into_iter()
+                    .map(|l| l.id.clone())
+                    .collect();
+                for lid in here {
+                    if let Some(l) = change_of(&self.changes, &lid, Some(Kind::Location))
+                        && l != m
+                        && !depends_on(&self.changes, m, l)
+                    {
+                        let first = self.changes[m].id.clone();
+                        self.changes[l].depends_on.push(first);
+                    }
+                }
+                ancestor = parent_path(path);
+            }
+        }
+    }
+
+    /// Orders name changes so that none takes a name still held (see `identity.rs`).
+    fn sequence(&mut self) {
+        let o = self.o;
+        let mut held = Occupants::new();
+        let mut hold = |kind: Kind, scope: &str, name: &str, id: &str| {
+            held.entry(Slot {
+                kind,
+                scope: scope.to_string(),
+                name: name.to_string(),
+            })
+            .or_default()
+            .push(id.to_string());
+        };
+        for l in &o.locations {
+            hold(
+                Kind::Location,
+                l.parent_id.as_deref().unwrap_or(""),
+                &l.name,
+                &l.id,
+            );
+        }
+        for m in &o.machines {
+            hold(Kind::Machine, &m.location_id, &m.name, &m.id);
+            for p in o.parts.get(&m.id).into_iter().flatten() {
+                hold(Kind::Part, &m.location_id, &p.name, &p.id);
+            }
+        }
+        for f in &o.fragments {
+            hold(Kind::Fragment, "", &f.name, &f.id);
+        }
+        let mut errors = vec![];
+        let mut changes = std::mem::take(&mut self.changes);
+        let label = |id: &str| self.observed_label(id);
+        sequence(&mut changes, &self.placements, &held, &label, &mut errors);
+        self.changes = changes;
+        self.errors.extend(errors);
+    }
+
+    /// An observed resource's path (a fragment's name), for messages; its id if unknown.
+    fn observed_label(&self, id: &str) -> String {
+        if let Some(p) = self.observed_path(id) {
+            return p;
+        }
+        for m in &self.o.machines {
+            if let Some(p) = self
+                .o
+                .parts
+                .get(&m.id)
+                .into_iter()
+                .flatten()
+                .find(|p| p.id == id)
+            {
+                return format!("{}/{}", self.machine_path(m), p.name);
+            }
+        }
+        match self.o.fragments.iter().find(|f| f.id == id) {
+            Some(f) => f.name.clone(),
+            None => id.to_string(),
+        }
     }
 
     /// A delete of something named like a protected declaration of the same kind is most likely
@@ -1782,6 +2149,51 @@ impl<'a> Planner<'a> {
             });
         }
     }
+}
+
+/// Whether change `from` depends, directly or not, on change `to` (indexes into `changes`).
+fn depends_on(changes: &[Change], from: usize, to: usize) -> bool {
+    let index: HashMap<&str, usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.as_str(), i))
+        .collect();
+    let mut seen = HashSet::new();
+    let mut stack = vec![from];
+    while let Some(i) = stack.pop() {
+        if i == to {
+            return true;
+        }
+        if seen.insert(i) {
+            stack.extend(
+                changes[i]
+                    .depends_on
+                    .iter()
+                    .filter_map(|d| index.get(d.as_str()).copied()),
+            );
+        }
+    }
+    false
+}
+
+/// Every declaration with an identity (`id:`, `moved_from`): kind, declared path, identity.
+fn declared_identities(d: &Desired) -> impl Iterator<Item = (Kind, &str, &Identity)> {
+    let fragments = d
+        .fragments
+        .iter()
+        .map(|f| (Kind::Fragment, f.name.as_str(), &f.identity));
+    let locations = d
+        .all_locations()
+        .into_iter()
+        .map(|l| (Kind::Location, l.path.as_str(), &l.identity));
+    let machines = d.all_machines().into_iter().flat_map(|(_, m)| {
+        std::iter::once((Kind::Machine, m.path.as_str(), &m.identity)).chain(
+            m.parts
+                .iter()
+                .map(|p| (Kind::Part, p.path.as_str(), &p.identity)),
+        )
+    });
+    fragments.chain(locations).chain(machines)
 }
 
 fn planned_from_observed(g: &Grant) -> PlannedGrant {

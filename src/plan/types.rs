@@ -25,6 +25,32 @@ pub struct Plan {
     pub changes: Vec<Change>,
     /// Things inside the managed scope that the manifest does not declare and the plan keeps.
     pub unmanaged: Vec<Unmanaged>,
+    /// What the user should know that is not a change: satisfied `moved_from`s, resources a
+    /// `moved_from` still names, and loud warnings such as a delete and a create of the same
+    /// name in the same place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<Notice>,
+}
+
+/// How loudly a [`Notice`] is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeLevel {
+    /// Good to know; nothing is wrong (e.g. a `moved_from` that can be removed).
+    Info,
+    /// Probably not what the user meant; read before applying.
+    Warning,
+}
+
+/// A note about one declared or observed resource that is not a change of its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub level: NoticeLevel,
+    pub kind: Kind,
+    /// The declared path (or the observed path, for resources the manifest does not declare).
+    pub path: String,
+    /// One sentence for people, with a hint where there is something to do.
+    pub message: String,
 }
 
 /// The kind of resource a change or note is about.
@@ -108,6 +134,11 @@ pub struct Change {
     pub precondition: Option<Precondition>,
     pub depends_on: Vec<String>,
     pub op: Op,
+    /// A step through a temporary name, planned so that a swap or rotation of names never
+    /// collides: the change that follows it (same `resource_id`) is the move the user asked
+    /// for. Shown only in `--detail` and JSON, and not counted in the summary.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub temporary: bool,
 }
 
 /// How many machines a fragment change reaches, from the cloud's usage counts: those that
@@ -357,7 +388,7 @@ pub struct Summary {
 impl Plan {
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
-        for c in &self.changes {
+        for c in self.changes.iter().filter(|c| !c.temporary) {
             match c.action {
                 Action::Create => s.create += 1,
                 Action::Update => s.update += 1,

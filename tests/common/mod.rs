@@ -270,3 +270,48 @@ pub fn real_configs() -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// No two siblings share a name: locations under one parent, machines in one location, parts
+/// in one location, fragments in the organization.
+pub async fn assert_no_duplicates(api: &dyn fleetform::cloud::CloudApi, org: &str) {
+    let locs = api.list_locations(org).await.unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for l in &locs {
+        assert!(
+            seen.insert((l.parent_id.clone(), l.name.clone())),
+            "duplicate location {} under {:?}",
+            l.name,
+            l.parent_id
+        );
+    }
+    let mut machines = std::collections::HashSet::new();
+    let mut parts = std::collections::HashSet::new();
+    for m in api.list_machines_for_org(org).await.unwrap() {
+        assert!(
+            machines.insert((m.location_id.clone(), m.name.clone())),
+            "duplicate machine {}",
+            m.name
+        );
+        for p in api.get_parts(&m.id).await.unwrap() {
+            assert!(
+                parts.insert((m.location_id.clone(), p.name.clone())),
+                "duplicate part {}",
+                p.name
+            );
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for f in api.list_fragments(org).await.unwrap() {
+        assert!(seen.insert(f.name.clone()), "duplicate fragment {}", f.name);
+    }
+}
+
+/// The changes of an apply report that did not apply, one line each.
+pub fn failures(r: &fleetform::apply::Report) -> String {
+    r.results
+        .iter()
+        .filter(|x| x.outcome != fleetform::apply::Outcome::Applied)
+        .map(|x| format!("{} {} {}: {:?}", x.id, x.kind.as_str(), x.path, x.outcome))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -13,7 +13,8 @@
 //!   "prune": false,
 //!   "summary": { "create": 1, "update": 2, "move": 0, "delete": 0 },
 //!   "changes": [ { "id": "c1", "action": "create", "kind": "location", … } ],
-//!   "unmanaged": [ { "kind": "machine", "path": "HQ/A/stray", "id": "…" } ]
+//!   "unmanaged": [ { "kind": "machine", "path": "HQ/A/stray", "id": "…" } ],
+//!   "notices": [ { "level": "info", "kind": "machine", "path": "HQ/B/arm", "message": "…" } ]
 //! }
 //! ```
 //!
@@ -39,10 +40,17 @@
 //!   key; each of `fragments` is `{fragment, entry}`, where `fragment` is `{"existing": ID}`
 //!   or `{"created_by": CHANGE}` and `entry` the import as written with its id filled in at
 //!   apply time; `fragments_at` is the key's position among the config's keys),
-//!   `attribution` (`{when, who}` or `null`), `precondition`,
-//!   `depends_on` (change ids) and `op` (the cloud operation, tagged by its `op` field).
+//!   `attribution` (`{when, who}` or `null`), `blast_radius` (fragment changes and tag moves:
+//!   `{machines, machines_in_org, by_version: [{version, machines}]}`, absent when unknown),
+//!   `precondition`, `depends_on` (change ids), `op` (the cloud operation, tagged by its `op`
+//!   field), and `temporary: true` on the first step of a resource moved through a temporary
+//!   name in a swap or rotation (absent otherwise; such steps are not counted in `summary`).
 //! - `unmanaged` (array): resources inside the managed scope that the manifest does not
 //!   declare and the plan keeps: `{kind, path, id}`.
+//! - `notices` (array, present only when there are any): what is worth knowing but is not a
+//!   change: `{level, kind, path,
+//!   message}`, `level` being `info` (e.g. a `moved_from` whose move is done) or `warning`
+//!   (e.g. a delete and a create at the same path).
 //!
 //! Timestamps are `{"seconds": N, "nanos": N}` (UTC, since the Unix epoch).
 //!
@@ -63,7 +71,7 @@
 //! `format_version` field ([`crate::plan::PLAN_FORMAT_VERSION`]).
 
 use super::{RenderOptions, with_known_secrets_marked};
-use crate::plan::{Change, Plan, Summary, Unmanaged};
+use crate::plan::{Change, Notice, Plan, Summary, Unmanaged};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -80,6 +88,8 @@ struct Document<'a> {
     summary: Summary,
     changes: &'a [Change],
     unmanaged: &'a [Unmanaged],
+    #[serde(skip_serializing_if = "<[Notice]>::is_empty")]
+    notices: &'a [Notice],
 }
 
 #[derive(Serialize)]
@@ -102,6 +112,7 @@ pub fn render(plan: &Plan, _opts: &RenderOptions) -> String {
         summary: plan.summary(),
         changes: &plan.changes,
         unmanaged: &plan.unmanaged,
+        notices: &plan.notices,
     };
     pretty(&doc)
 }

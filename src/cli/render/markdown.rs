@@ -4,18 +4,20 @@
 //! A `### fleetform plan for <org>` heading, the summary line in bold, a table of changes
 //! (`| | kind | path | reason |`), then one collapsed `<details>` block per change that has
 //! something more to show (attribute details, who last changed it, a ```` ```diff ```` of its
-//! config), and the unmanaged resources as a bullet list. Sensitive values are masked as in
-//! the text format. Never coloured.
+//! config), the unmanaged resources and the notices as bullet lists. Temporary steps of swaps
+//! show only with `--detail`. Sensitive values are masked as in the text format. Never
+//! coloured.
 
 use super::{
     RenderOptions, attribution_line, blast_radius_line, change_note, config_diff_lines,
-    detail_line, summary_line, with_known_secrets_marked,
+    detail_line, notice_line, summary_line, with_known_secrets_marked,
 };
 use crate::plan::Plan;
 use std::fmt::Write;
 
 /// Renders the plan as Markdown. Ends with a newline.
-pub fn render(plan: &Plan, _opts: &RenderOptions) -> String {
+pub fn render(plan: &Plan, opts: &RenderOptions) -> String {
+    let shown = |c: &&crate::plan::Change| opts.detail || !c.temporary;
     let plan = &*with_known_secrets_marked(plan);
     let mut out = String::new();
     let _ = writeln!(
@@ -27,7 +29,7 @@ pub fn render(plan: &Plan, _opts: &RenderOptions) -> String {
 
     if !plan.changes.is_empty() {
         out.push_str("\n| | kind | path | reason |\n|---|---|---|---|\n");
-        for c in &plan.changes {
+        for c in plan.changes.iter().filter(shown) {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} |",
@@ -42,7 +44,7 @@ pub fn render(plan: &Plan, _opts: &RenderOptions) -> String {
         }
     }
 
-    for c in &plan.changes {
+    for c in plan.changes.iter().filter(shown) {
         let diff = config_diff_lines(c);
         let attribution = attribution_line(c);
         if c.details.is_empty() && diff.is_none() && attribution.is_none() {
@@ -84,6 +86,13 @@ pub fn render(plan: &Plan, _opts: &RenderOptions) -> String {
                 inline(&u.path),
                 inline(&u.id)
             );
+        }
+    }
+
+    if !plan.notices.is_empty() {
+        out.push_str("\n**Notices:**\n\n");
+        for n in &plan.notices {
+            let _ = writeln!(out, "- {}", cell(&notice_line(n)));
         }
     }
     out
@@ -161,6 +170,27 @@ fn longest_run(text: &str, ch: char) -> usize {
 mod tests {
     use super::super::fixtures;
     use super::*;
+
+    #[test]
+    fn swaps_show_the_moves_asked_for_and_the_notices() {
+        let out = render(&fixtures::swap(), &RenderOptions::default());
+        assert!(!out.contains("fleetform-tmp"), "{out}");
+        assert!(
+            out.contains("| → | machine | `L/x` | from L/y; renamed |"),
+            "{out}"
+        );
+        assert!(out.contains("**Notices:**"), "{out}");
+        assert!(
+            out.contains("- warning: machine L/z: the plan deletes machine L/z"),
+            "{out}"
+        );
+        let detail = RenderOptions {
+            detail: true,
+            ..RenderOptions::default()
+        };
+        let out = render(&fixtures::swap(), &detail);
+        assert!(out.contains("`L/y-fleetform-tmp`"), "{out}");
+    }
 
     #[test]
     fn small_plan() {

@@ -21,7 +21,7 @@ pub mod markdown;
 pub mod text;
 
 use crate::model::SensitiveValue;
-use crate::plan::{Change, Detail, IdRef, Op, Plan, PlannedConfig, canonical};
+use crate::plan::{Change, Detail, IdRef, Notice, NoticeLevel, Op, Plan, PlannedConfig, canonical};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -44,6 +44,9 @@ pub struct RenderOptions {
     /// Use ANSI colours and bold. The command sets it only when stdout is a terminal and
     /// `NO_COLOR` is unset or empty. Ignored by the JSON and Markdown formats.
     pub color: bool,
+    /// Show every step (`--detail`): also the temporary steps of swaps and rotations, which
+    /// are otherwise hidden behind the moves they make possible. JSON always has them all.
+    pub detail: bool,
 }
 
 /// Renders `plan` in `format`. The result ends with a newline.
@@ -75,6 +78,15 @@ pub(crate) fn change_note(change: &Change) -> String {
         (Some(from), false) => format!("from {from}; {}", change.reason),
         (None, _) => change.reason.clone(),
     }
+}
+
+/// `warning: machine HQ/A/arm: …` / `note: …`, for the notices sections.
+pub(crate) fn notice_line(n: &Notice) -> String {
+    let level = match n.level {
+        NoticeLevel::Warning => "warning",
+        NoticeLevel::Info => "note",
+    };
+    format!("{level}: {} {}: {}", n.kind.as_str(), n.path, n.message)
 }
 
 /// The line for one attribute detail: `name: "a" → "b"`, `+ grant …` or `- grant …`.
@@ -339,6 +351,7 @@ pub(crate) mod fixtures {
             precondition: None,
             depends_on: vec![],
             op,
+            temporary: false,
         }
     }
 
@@ -351,6 +364,7 @@ pub(crate) mod fixtures {
             prune: false,
             changes: vec![],
             unmanaged: vec![],
+            notices: vec![],
         }
     }
 
@@ -481,6 +495,53 @@ pub(crate) mod fixtures {
         plan
     }
 
+    /// A swap of two machine names (one through a temporary name), a satisfied
+    /// `moved_from` note and a replacement warning.
+    pub fn swap() -> Plan {
+        let mut plan = empty("acme");
+        let rename = |id: &str, res: &str, path: &str, from: &str, name: &str| {
+            let mut c = change(
+                id,
+                Action::Move,
+                Kind::Machine,
+                path,
+                "renamed",
+                Op::UpdateMachine {
+                    id: res.into(),
+                    name: Some(name.into()),
+                    location: None,
+                },
+            );
+            c.from_path = Some(from.into());
+            c.resource_id = Some(res.into());
+            c
+        };
+        let mut c1 = rename("c1", "m-x", "L/y-fleetform-tmp", "L/x", "y-fleetform-tmp");
+        c1.reason = "temporary name, frees the old name for the swap; then renamed to `y`".into();
+        c1.temporary = true;
+        let mut c2 = rename("c2", "m-y", "L/x", "L/y", "x");
+        c2.depends_on = vec!["c1".into()];
+        let mut c3 = rename("c3", "m-x", "L/y", "L/x", "y");
+        c3.depends_on = vec!["c1".into(), "c2".into()];
+        plan.changes = vec![c1, c2, c3];
+        plan.notices = vec![
+            Notice {
+                level: NoticeLevel::Info,
+                kind: Kind::Location,
+                path: "L".into(),
+                message: "`moved_from: Old` is done (the location is at L); you can remove it"
+                    .into(),
+            },
+            Notice {
+                level: NoticeLevel::Warning,
+                kind: Kind::Machine,
+                path: "L/z".into(),
+                message: "the plan deletes machine L/z (m-z) and puts a different one at the same path\n  hint: pin it with `id: m-z`".into(),
+            },
+        ];
+        plan
+    }
+
     /// A create and a drift whose configs hold the sensitive value `hunter2-secret`.
     pub fn with_secret() -> Plan {
         let mut plan = empty("acme");
@@ -563,7 +624,10 @@ mod tests {
     fn sensitive_values_never_appear_in_any_format() {
         let plan = fixtures::with_secret();
         for color in [false, true] {
-            let opts = RenderOptions { color };
+            let opts = RenderOptions {
+                color,
+                detail: false,
+            };
             for format in [Format::Text, Format::Json, Format::Markdown] {
                 let out = render(&plan, format, &opts);
                 assert!(

@@ -17,17 +17,23 @@
 //! Unmanaged (kept; run with --prune or set prune: true to delete):
 //!   machine HQ/A/stray (m-stray)
 //!
+//! Notices:
+//!   note: machine HQ/B/arm-02: `moved_from: HQ/B/arm-01` is done (…); you can remove it
+//!
 //! Plan: 1 to create, 1 to update, 1 to move, 1 to delete.
 //! ```
+//!
+//! The temporary step of a swap or rotation (`temporary: true`) is shown only with
+//! [`RenderOptions::detail`] (`plan --detail`); the moves it makes possible always are.
 //!
 //! Colour (green `+`, yellow `~`, cyan `→`, red `-`, bold headings) only when
 //! [`RenderOptions::color`] is set.
 
 use super::{
     RenderOptions, attribution_line, blast_radius_line, change_note, config_diff_lines,
-    detail_line, summary_line, with_known_secrets_marked,
+    detail_line, notice_line, summary_line, with_known_secrets_marked,
 };
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, NoticeLevel, Plan};
 use std::fmt::Write;
 
 /// Indentation of a change's header line.
@@ -91,7 +97,7 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> String {
     if !plan.changes.is_empty() {
         out.push('\n');
     }
-    for c in &plan.changes {
+    for c in plan.changes.iter().filter(|c| opts.detail || !c.temporary) {
         let style = Style::for_action(c.action);
         let note = change_note(c);
         let note = if note.is_empty() {
@@ -140,6 +146,19 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> String {
                 u.path,
                 u.id
             );
+        }
+    }
+
+    if !plan.notices.is_empty() {
+        out.push('\n');
+        let _ = writeln!(out, "{}", paint(color, Style::Bold, "Notices:"));
+        for n in &plan.notices {
+            let style = match n.level {
+                NoticeLevel::Warning => Style::Red,
+                NoticeLevel::Info => Style::Dim,
+            };
+            let text = notice_line(n).replace('\n', &format!("\n{CHANGE_INDENT}  "));
+            let _ = writeln!(out, "{CHANGE_INDENT}{}", paint(color, style, &text));
         }
     }
 
@@ -224,10 +243,53 @@ mod tests {
     }
 
     #[test]
+    fn swaps_hide_their_temporary_step_unless_detail() {
+        let out = render(&fixtures::swap(), &RenderOptions::default());
+        insta::assert_snapshot!(out, @r"
+        fleetform plan for organization acme (org-1)
+
+          → machine L/x (from L/y; renamed)
+          → machine L/y (from L/x; renamed)
+
+        Notices:
+          note: location L: `moved_from: Old` is done (the location is at L); you can remove it
+          warning: machine L/z: the plan deletes machine L/z (m-z) and puts a different one at the same path
+              hint: pin it with `id: m-z`
+
+        Plan: 0 to create, 0 to update, 2 to move, 0 to delete.
+        ");
+        let detail = RenderOptions {
+            detail: true,
+            ..RenderOptions::default()
+        };
+        let out = render(&fixtures::swap(), &detail);
+        assert!(
+            out.contains("  → machine L/y-fleetform-tmp (from L/x; temporary name, frees the old name for the swap; then renamed to `y`)\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("Plan: 0 to create, 0 to update, 2 to move"),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn colour_only_when_asked() {
-        let plain = render(&fixtures::small(), &RenderOptions { color: false });
+        let plain = render(
+            &fixtures::small(),
+            &RenderOptions {
+                color: false,
+                detail: false,
+            },
+        );
         assert!(!plain.contains('\x1b'), "{plain}");
-        let coloured = render(&fixtures::small(), &RenderOptions { color: true });
+        let coloured = render(
+            &fixtures::small(),
+            &RenderOptions {
+                color: true,
+                detail: false,
+            },
+        );
         assert!(coloured.contains("\x1b[32m+\x1b[0m location"), "{coloured}");
         assert!(coloured.contains("\x1b[33m~\x1b[0m part"), "{coloured}");
         assert!(coloured.contains("\x1b[36m→\x1b[0m machine"), "{coloured}");
