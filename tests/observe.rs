@@ -567,6 +567,50 @@ async fn declared_fragments_have_their_tags_and_usage_read() {
 }
 
 #[tokio::test]
+async fn a_location_shared_by_another_organization_is_observed_with_its_owner() {
+    let cloud = Cloud::start().await;
+    let owner = cloud.client().await;
+    let hq = owner
+        .create_location(&cloud.org_id, "HQ", None)
+        .await
+        .unwrap();
+    owner.new_machine("cam-01", &hq.id).await.unwrap();
+    let partner_key = fleetform::localcloud::init(&cloud.db, "partner", "p@example.com").unwrap();
+    let mut app = cloud.app().await;
+    app.share_location(fleetform::proto::viam::app::v1::ShareLocationRequest {
+        location_id: hq.id.clone(),
+        organization_id: partner_key.org_id.clone(),
+    })
+    .await
+    .unwrap();
+    let partner = Client::connect(ClientOptions::new(
+        cloud.endpoint(),
+        Credentials::new(&partner_key.key_id, partner_key.key.expose()),
+    ))
+    .await
+    .unwrap();
+    // The partner's manifest names HQ (with a secret rotation policy): observation works, the
+    // location says who owns it, and its secrets (the owner's) are not read.
+    let mut d = desired(OrgRef::Id(partner_key.org_id.clone()));
+    d.locations[0].rotate_secrets_after = Some(Duration::from_secs(86_400));
+    let o = observe(&partner, &d, &ObserveOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(o.locations.len(), 1);
+    assert_eq!(
+        o.locations[0].primary_organization(),
+        Some(cloud.org_id.as_str())
+    );
+    assert_eq!(o.machines.len(), 1);
+    assert_eq!(
+        o.parts.len(),
+        1,
+        "machines of a shared location can be read"
+    );
+    assert!(o.secrets.is_empty());
+}
+
+#[tokio::test]
 async fn cloud_failures_name_what_was_read() {
     let cloud = Cloud::start_with(Faults {
         error_rate: 1.0,
