@@ -242,8 +242,6 @@ fn sdk(py: &Path, s: &Server, locations: usize, machines: usize, workload: &str)
 fn plan_cpu() {
     let d = desired(&fleet_yaml(100, 10, false));
     let empty = Observed {
-        fragment_tags: Default::default(),
-        fragment_usage: Default::default(),
         organization: fleetform::model::Organization {
             default_fragments: None,
             id: "org".into(),
@@ -258,6 +256,9 @@ fn plan_cpu() {
         invites: None,
         members: vec![],
         secrets: Default::default(),
+        fragment_tags: Default::default(),
+        fragment_revisions: Default::default(),
+        fragment_usage: Default::default(),
         observed_at: fleetform::model::Timestamp::now(),
     };
     // A converged state: build it by "applying" the create plan to an in-memory model.

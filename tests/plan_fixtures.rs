@@ -201,8 +201,6 @@ fn observed(c: Cloud, manage_invites: bool) -> Observed {
             .collect()
     });
     Observed {
-        fragment_tags: Default::default(),
-        fragment_usage: Default::default(),
         organization: org,
         locations,
         machines,
@@ -211,6 +209,9 @@ fn observed(c: Cloud, manage_invites: bool) -> Observed {
         invites,
         members: vec![],
         secrets: BTreeMap::new(),
+        fragment_tags: BTreeMap::new(),
+        fragment_revisions: BTreeMap::new(),
+        fragment_usage: BTreeMap::new(),
         observed_at: Timestamp {
             seconds: c.observed_at,
             nanos: 0,

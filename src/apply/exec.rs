@@ -10,7 +10,7 @@
 use super::Resolved;
 use crate::cloud::{CloudApi, CloudError, Code, ParentChange};
 use crate::model::{Grant, ResourceKind, Timestamp};
-use crate::plan::canonical::{canonical, import_meanings, without_fragments};
+use crate::plan::canonical::{canonical, fragment_import, import_meanings, without_fragments};
 use crate::plan::{
     Change, GrantRef, IdRef, Op, PartRef, PlannedConfig, PlannedGrant, Precondition,
 };
@@ -275,14 +275,82 @@ pub async fn execute(
         Op::DeleteFragment { id } => {
             delete(|| api.delete_fragment(id), || api.get_fragment(id)).await
         }
-        Op::CreateInvite { email, grants } => {
+        Op::SetFragmentTag {
+            fragment,
+            tag,
+            revision,
+        } => {
+            let id = r.id(fragment)?;
+            // `None`: the revision the fragment has now, after the changes this one follows.
+            let revision = match revision {
+                Some(rev) => rev.clone(),
+                None => {
+                    let now = api.get_fragment(&id).await?.revision;
+                    if now.is_empty() {
+                        return Err(ExecError::Other(
+                            "the cloud did not say which revision the fragment is at".into(),
+                        ));
+                    }
+                    now
+                }
+            };
+            // Idempotent: pointing a tag where it points is harmless.
+            with_unknown_outcome(
+                || async {
+                    api.set_fragment_tag(&id, tag, &revision)
+                        .await
+                        .map(|_| None)
+                },
+                || async { Ok(None) },
+            )
+            .await
+        }
+        Op::DeleteFragmentTag { fragment, tag } => {
+            match api.delete_fragment_tag(fragment, tag).await {
+                Ok(_) => Ok(None),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) if e.outcome_unknown() => {
+                    let now = api.get_fragment_versions(fragment, None).await?;
+                    if now.tags.iter().any(|t| &t.tag == tag) {
+                        api.delete_fragment_tag(fragment, tag).await?;
+                    }
+                    Ok(None)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Op::SetDefaultFragments { fragments } => {
+            let imports = fragments
+                .iter()
+                .map(|f| {
+                    let entry = f.with_id(&r.id(&f.fragment)?);
+                    fragment_import(&entry).ok_or_else(|| {
+                        ExecError::Other(format!("default fragment {entry} has no id"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            with_unknown_outcome(
+                || async {
+                    api.update_organization_default_fragments(org_id, &imports)
+                        .await
+                        .map(|_| None)
+                },
+                || async { Ok(None) },
+            )
+            .await
+        }
+        Op::CreateInvite {
+            email,
+            grants,
+            send_email,
+        } => {
             let grants = grants
                 .iter()
                 .map(|g| grant(g, r))
                 .collect::<Result<Vec<_>, _>>()?;
             with_unknown_outcome(
                 || async {
-                    api.create_invite(org_id, email, &grants, true)
+                    api.create_invite(org_id, email, &grants, *send_email)
                         .await
                         .map(|_| None)
                 },

@@ -5,8 +5,8 @@
 
 use crate::cloud::{CloudApi, CloudError};
 use crate::plan::{
-    Change, IdRef, Kind, Op, Plan, Precondition, grants_fingerprint, location_fingerprint,
-    machine_fingerprint, secrets_fingerprint,
+    Change, IdRef, Kind, Op, Plan, Precondition, default_fragments_fingerprint, grants_fingerprint,
+    location_fingerprint, machine_fingerprint, secrets_fingerprint, tag_fingerprint,
 };
 use std::sync::Arc;
 
@@ -117,6 +117,23 @@ async fn check(api: &dyn CloudApi, org: &str, c: &Change) -> Result<Option<Strin
                         }
                     }
                 }
+                Kind::FragmentTag => {
+                    let tag = match &c.op {
+                        Op::SetFragmentTag { tag, .. } | Op::DeleteFragmentTag { tag, .. } => tag,
+                        _ => return Ok(None),
+                    };
+                    if id.is_empty() {
+                        return Ok(None); // the fragment is created by this plan
+                    }
+                    api.get_fragment_versions(&id, None).await.map(|v| {
+                        let now = v.tags.iter().find(|t| &t.tag == tag);
+                        tag_fingerprint(&id, tag, now.map(|t| t.revision.as_str()))
+                    })
+                }
+                Kind::Organization => api
+                    .get_organization(org)
+                    .await
+                    .map(|o| default_fragments_fingerprint(&o)),
                 Kind::Fragment | Kind::Part => return Ok(None),
             };
             match now {
@@ -126,6 +143,10 @@ async fn check(api: &dyn CloudApi, org: &str, c: &Change) -> Result<Option<Strin
                 Ok(_) => Ok(Some(match c.kind {
                     Kind::LocationSecret => "its secrets changed since the plan was made".into(),
                     Kind::Invite => "its grants changed since the plan was made".into(),
+                    Kind::FragmentTag => "the tag was moved since the plan was made".into(),
+                    Kind::Organization => {
+                        "its default fragments changed since the plan was made".into()
+                    }
                     _ => "it was renamed or moved since the plan was made".into(),
                 })),
             }

@@ -32,7 +32,7 @@ use crate::manifest::export::{ExportOptions, export};
 use crate::model::{
     Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
     DesiredPart, Fragment, FragmentRef, FragmentUse, GrantTarget, Identity, Location, Machine,
-    Observed, OrgRef, Organization, Part, ResourceKind,
+    Observed, OrgRef, Organization, Part, ResourceKind, TagTarget,
 };
 use crate::plan::canonical;
 use anyhow::{Context, bail};
@@ -115,7 +115,15 @@ async fn import(args: &ImportArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCod
             .map(|l| l.id.clone())
             .collect();
     }
-    let observed = observe_subtrees(api, &org, &roots, true).await?;
+    let mut observed = observe_subtrees(api, &org, &roots, true).await?;
+    // Tags are part of a fragment's declaration: read them for every fragment.
+    for f in &observed.fragments {
+        let versions = api
+            .get_fragment_versions(&f.id, None)
+            .await
+            .with_context(|| format!("reading the tags of fragment `{}` ({})", f.name, f.id))?;
+        observed.fragment_tags.insert(f.id.clone(), versions.tags);
+    }
     let same_name = api
         .list_organizations()
         .await
@@ -411,7 +419,7 @@ pub fn build(observed: &Observed, roots: Option<&[String]>, org_name_shared: boo
             fragments,
             locations,
             invites,
-            default_fragments: None,
+            default_fragments: default_fragments(observed, &b.fragment_names, &mut b.warnings),
             digest: String::new(),
         },
         warnings: b.warnings,
@@ -559,7 +567,16 @@ impl<'a> Builder<'a> {
                     value: keep.config.clone(),
                     sensitive: vec![],
                 },
-                tags: None,
+                tags: self
+                    .o
+                    .fragment_tags
+                    .get(&keep.id)
+                    .filter(|t| !t.is_empty())
+                    .map(|tags| {
+                        tags.iter()
+                            .map(|t| (t.tag.clone(), TagTarget::Revision(t.revision.clone())))
+                            .collect()
+                    }),
             });
         }
         out
@@ -818,6 +835,38 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// The organization's default fragments as manifest imports (declared ones by name, others
+/// by id); `None` when it has none, so the manifest leaves them unmanaged.
+fn default_fragments(
+    observed: &Observed,
+    names: &BTreeMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> Option<Vec<FragmentUse>> {
+    let list = observed.organization.default_fragments.as_ref()?;
+    if list.is_empty() {
+        return None;
+    }
+    let mut out = vec![];
+    for f in list {
+        let Some(mut u) = import_use(&canonical::import_entry(f)) else {
+            continue;
+        };
+        match names.get(&f.fragment_id) {
+            Some(name) => u.fragment = FragmentRef::Name(name.clone()),
+            None if resolve::is_uuid(&f.fragment_id) => {}
+            None => {
+                warnings.push(format!(
+                    "default fragment `{}` left out: it is not a fragment id (a UUID)",
+                    f.fragment_id
+                ));
+                continue;
+            }
+        }
+        out.push(u);
+    }
+    Some(out)
+}
+
 /// Replaces the fragment ids of every part with declared fragment names, dropping (with a
 /// warning) references the manifest cannot express.
 fn resolve_fragment_refs(
@@ -971,8 +1020,6 @@ mod tests {
 
     fn observed() -> Observed {
         Observed {
-            fragment_tags: Default::default(),
-            fragment_usage: Default::default(),
             organization: Organization {
                 default_fragments: None,
                 id: "org".into(),
@@ -1037,6 +1084,9 @@ mod tests {
             ]),
             members: vec![],
             secrets: BTreeMap::new(),
+            fragment_tags: BTreeMap::new(),
+            fragment_revisions: BTreeMap::new(),
+            fragment_usage: BTreeMap::new(),
             observed_at: Timestamp::default(),
         }
     }

@@ -554,8 +554,6 @@ mod tests {
 
     fn observed() -> Observed {
         Observed {
-            fragment_tags: Default::default(),
-            fragment_usage: Default::default(),
             organization: Organization {
                 default_fragments: None,
                 id: "org".into(),
@@ -595,6 +593,9 @@ mod tests {
             invites: None,
             members: vec![],
             secrets: BTreeMap::new(),
+            fragment_tags: BTreeMap::new(),
+            fragment_revisions: BTreeMap::new(),
+            fragment_usage: BTreeMap::new(),
             observed_at: Timestamp::default(),
         }
     }

@@ -11,12 +11,11 @@
 //! 3. The machines of every listed location with `ListRobotsForLocations` (what Viam's official
 //!    SDKs use), [`LOCATIONS_PER_CALL`] locations per call, the calls concurrent — see
 //!    [`list_machines`] for the fallbacks on clouds that lack it.
-//! 4. Concurrently, for every fragment of the organization that the manifest declares (by name
-//!    or pinned id): `GetFragment` (its tags) and `GetFragmentUsage` (how many machines import
-//!    it, per version). A cloud answering `UNIMPLEMENTED` to either leaves them unread.
-//!    Along with these: `GetRobotParts` for every machine in the managed scope (see below), and
+//! 4. Concurrently: `GetRobotParts` for every machine in the managed scope (see below),
 //!    `LocationAuth` for every observed location matched to a declared location with a secret
-//!    rotation policy.
+//!    rotation policy, `GetFragmentUsage` for every observed fragment a declaration may match
+//!    (by `id:`, name or `moved_from:`; for the blast radius of fragment changes), and
+//!    `GetFragment` (revisions and tags) for those of them whose declaration manages `tags:`.
 //!
 //! All reads in flight at once are bounded by [`ObserveOptions::read_concurrency`] (default 32).
 //! No per-resource `Get` is ever made where a list call serves.
@@ -46,7 +45,7 @@
 //! - Each observed location carries its `organizations` as the cloud reports them, so the
 //!   planner can tell the locations another organization owns and shares with ours.
 
-use super::{CloudApi, CloudError};
+use super::{CloudApi, CloudError, Code};
 use crate::model::{
     Desired, DesiredLocation, Fragment, FragmentTag, FragmentUsage, HistoryEntry, Invite, Location,
     LocationSecret, Machine, Member, Observed, OrgRef, Organization, Part, Timestamp,
@@ -232,14 +231,12 @@ pub async fn observe(
             .and_then(Location::primary_organization)
             .is_none_or(|owner| owner == org_id.as_str())
     });
-    let fragment_ids = fragments_to_read(desired, &fragments);
     tracing::info!(
         phase = "scope",
         managed_locations = managed.len(),
         machines = machine_ids.len(),
         secrets = secret_ids.len(),
-        fragments = fragment_ids.len(),
-        "observe: reading parts of managed machines, secrets of rotating locations, tags and usage of declared fragments"
+        "observe: reading parts of managed machines and secrets of rotating locations"
     );
 
     // Error descriptions are built only when a read fails.
@@ -256,21 +253,17 @@ pub async fn observe(
         },
         None => format!("machine {id}"),
     };
-    let describe_fragment = |id: &str| match fragments.iter().find(|f| f.id == id) {
-        Some(f) => format!("fragment `{}` ({id})", f.name),
-        None => format!("fragment {id}"),
-    };
+    let (usage_ids, version_ids) = fragments_to_read(desired, &fragments);
     let scoped: Vec<ScopedRead> = machine_ids
         .into_iter()
         .map(ScopedRead::Parts)
         .chain(secret_ids.into_iter().map(ScopedRead::Secrets))
-        .chain(fragment_ids.iter().cloned().map(ScopedRead::FragmentTags))
-        .chain(fragment_ids.iter().cloned().map(ScopedRead::FragmentUsage))
+        .chain(usage_ids.into_iter().map(ScopedRead::Usage))
+        .chain(version_ids.into_iter().map(ScopedRead::Versions))
         .collect();
     let results = bounded(&scoped, limit, |read| {
         let describe_location = &describe_location;
         let describe_machine = &describe_machine;
-        let describe_fragment = &describe_fragment;
         async move {
             match read {
                 ScopedRead::Parts(id) => match api.get_parts(id).await {
@@ -287,19 +280,25 @@ pub async fn observe(
                         source,
                     }),
                 },
-                ScopedRead::FragmentTags(id) => match api.get_fragment_versions(id, None).await {
-                    Ok(v) => Ok(Scoped::FragmentTags(id.clone(), Some(v.tags))),
-                    Err(e) if e.is_unimplemented() => Ok(Scoped::FragmentTags(id.clone(), None)),
+                ScopedRead::Usage(id) => match api.fragment_usage(id).await {
+                    Ok(u) => Ok(Scoped::Usage(id.clone(), u)),
+                    // A cloud that cannot say leaves the blast radius unknown.
+                    Err(e) if matches!(e.code, Code::Unimplemented | Code::PermissionDenied) => {
+                        Ok(Scoped::Nothing)
+                    }
                     Err(source) => Err(ObserveError::Read {
-                        what: format!("the tags of {}", describe_fragment(id)),
+                        what: format!("the usage of fragment {id}"),
                         source,
                     }),
                 },
-                ScopedRead::FragmentUsage(id) => match api.fragment_usage(id).await {
-                    Ok(u) => Ok(Scoped::FragmentUsage(id.clone(), Some(u))),
-                    Err(e) if e.is_unimplemented() => Ok(Scoped::FragmentUsage(id.clone(), None)),
+                ScopedRead::Versions(id) => match api.get_fragment_versions(id, None).await {
+                    Ok(v) => Ok(Scoped::Versions(
+                        id.clone(),
+                        v.tags,
+                        v.revisions.into_iter().map(|r| r.revision).collect(),
+                    )),
                     Err(source) => Err(ObserveError::Read {
-                        what: format!("the usage of {}", describe_fragment(id)),
+                        what: format!("the revisions and tags of fragment {id}"),
                         source,
                     }),
                 },
@@ -309,8 +308,9 @@ pub async fn observe(
     .await?;
     let mut parts = BTreeMap::new();
     let mut secrets = BTreeMap::new();
-    let mut fragment_tags = BTreeMap::new();
     let mut fragment_usage = BTreeMap::new();
+    let mut fragment_tags = BTreeMap::new();
+    let mut fragment_revisions = BTreeMap::new();
     for scoped in results {
         match scoped {
             Scoped::Parts(id, p) => {
@@ -319,15 +319,14 @@ pub async fn observe(
             Scoped::Secrets(id, s) => {
                 secrets.insert(id, s);
             }
-            Scoped::FragmentTags(id, Some(t)) => {
-                fragment_tags.insert(id, t);
-            }
-            Scoped::FragmentUsage(id, Some(u)) => {
+            Scoped::Usage(id, u) => {
                 fragment_usage.insert(id, u);
             }
-            Scoped::FragmentTags(id, None) | Scoped::FragmentUsage(id, None) => {
-                tracing::debug!(fragment_id = %id, "observe: the cloud does not serve fragment tags or usage");
+            Scoped::Versions(id, tags, revisions) => {
+                fragment_tags.insert(id.clone(), tags);
+                fragment_revisions.insert(id, revisions);
             }
+            Scoped::Nothing => {}
         }
     }
     tracing::info!(
@@ -349,9 +348,30 @@ pub async fn observe(
         members,
         secrets,
         fragment_tags,
+        fragment_revisions,
         fragment_usage,
         observed_at,
     })
+}
+
+/// The observed fragments a declaration may match (by pinned id, name or `moved_from:`): all of
+/// them get their usage read; those whose declaration manages `tags:` also their versions.
+pub fn fragments_to_read(desired: &Desired, fragments: &[Fragment]) -> (Vec<String>, Vec<String>) {
+    let mut usage = BTreeSet::new();
+    let mut versions = BTreeSet::new();
+    for df in &desired.fragments {
+        for f in fragments.iter().filter(|f| {
+            df.identity.id.as_deref() == Some(f.id.as_str())
+                || f.name == df.name
+                || df.identity.moved_from.as_deref() == Some(f.name.as_str())
+        }) {
+            usage.insert(f.id.clone());
+            if df.tags.is_some() {
+                versions.insert(f.id.clone());
+            }
+        }
+    }
+    (usage.into_iter().collect(), versions.into_iter().collect())
 }
 
 /// The newest part-history entry of each part (one `GetRobotPartHistory` with limit 1 per
@@ -438,20 +458,21 @@ enum Listed {
     Members(Vec<Member>, Vec<Invite>),
 }
 
-/// The per-resource reads of phase 4.
+/// The per-resource reads of phase 3.
 enum ScopedRead {
     Parts(String),
     Secrets(String),
-    FragmentTags(String),
-    FragmentUsage(String),
+    Usage(String),
+    Versions(String),
 }
 
-/// What a phase-4 read returned; `None` when the cloud does not implement the read.
 enum Scoped {
     Parts(String, Vec<Part>),
     Secrets(String, Vec<LocationSecret>),
-    FragmentTags(String, Option<Vec<FragmentTag>>),
-    FragmentUsage(String, Option<Vec<FragmentUsage>>),
+    Usage(String, Vec<FragmentUsage>),
+    /// Tags, and revisions oldest first.
+    Versions(String, Vec<FragmentTag>, Vec<String>),
+    Nothing,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -584,22 +605,6 @@ pub fn machines_to_read(
                         .is_some_and(|p| moved_from.contains(format!("{p}/{}", m.name).as_str())))
         })
         .map(|m| m.id.clone())
-        .collect()
-}
-
-/// The observed fragments (ids, in listing order) whose tags and usage to read: those the
-/// manifest declares, by pinned id or by name.
-pub fn fragments_to_read(desired: &Desired, fragments: &[Fragment]) -> Vec<String> {
-    fragments
-        .iter()
-        .filter(|f| {
-            desired.fragments.iter().any(|d| {
-                d.identity.id.as_deref() == Some(f.id.as_str())
-                    || d.name == f.name
-                    || d.identity.moved_from.as_deref() == Some(f.name.as_str())
-            })
-        })
-        .map(|f| f.id.clone())
         .collect()
 }
 

@@ -125,6 +125,18 @@ pub fn validate(
     let default_fragments = match &raw.organization {
         RawOrganization::Settings(s) => s.default_fragments.as_ref().map(|list| {
             let at = root.key("organization").key("default_fragments");
+            // The cloud keeps an organization's imports in a fixed form: no other keys.
+            for (i, entry) in list.iter().enumerate() {
+                for key in entry.as_object().into_iter().flat_map(|o| o.keys()) {
+                    if !["name", "id", "version", "prefix", "variables"].contains(&key.as_str()) {
+                        v.err_key(
+                            &at.idx(i).key(key),
+                            format!("unknown key `{key}` in a default fragment import"),
+                            "an organization's default fragments take name or id, version, prefix and variables only",
+                        );
+                    }
+                }
+            }
             v.fragment_uses(list, &at, "the organization's default fragments", &decls)
         }),
         RawOrganization::Name(_) => None,

@@ -28,12 +28,13 @@ pub struct Observed {
     pub members: Vec<Member>,
     /// Freshly read secrets for locations with a rotation policy, by location id.
     pub secrets: BTreeMap<String, Vec<LocationSecret>>,
-    /// Tags of the fragments the manifest declares, by fragment id (absent: not read, or the
-    /// cloud does not serve tags).
+    /// Tags of the fragments whose declaration manages tags, by fragment id.
     #[serde(default)]
     pub fragment_tags: BTreeMap<String, Vec<FragmentTag>>,
-    /// How many machines import each fragment the manifest declares, per version, by fragment
-    /// id (absent: not read, or the cloud does not serve usage).
+    /// Revisions of the fragments whose declaration manages tags, by fragment id, oldest first.
+    #[serde(default)]
+    pub fragment_revisions: BTreeMap<String, Vec<String>>,
+    /// How many machines import each declared fragment, per version, by fragment id.
     #[serde(default)]
     pub fragment_usage: BTreeMap<String, Vec<FragmentUsage>>,
     /// When the observation was made (for secret ages).

@@ -85,6 +85,57 @@ pub fn import_meanings(config: &Value) -> Vec<Value> {
         .collect()
 }
 
+/// An organization default-fragment import (proto form) as a config-style import entry:
+/// `{"id", "version"?, "prefix"?, "variables"?}`.
+pub fn import_entry(f: &crate::model::FragmentImport) -> Value {
+    let mut o = Map::new();
+    o.insert("id".into(), Value::String(f.fragment_id.clone()));
+    if let Some(v) = &f.version {
+        o.insert("version".into(), Value::String(v.clone()));
+    }
+    if let Some(p) = &f.prefix {
+        o.insert("prefix".into(), Value::String(p.clone()));
+    }
+    match &f.fragment_variables {
+        Some(v) => {
+            o.insert("variables".into(), v.clone());
+        }
+        None if !f.variables.is_empty() => {
+            let vars = f
+                .variables
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            o.insert("variables".into(), Value::Object(vars));
+        }
+        None => {}
+    }
+    Value::Object(o)
+}
+
+/// The proto form of an import entry (see [`import_entry`]); keys other than `id`,
+/// `version`, `prefix` and `variables` have no place in it.
+pub fn fragment_import(entry: &Value) -> Option<crate::model::FragmentImport> {
+    let (id, _) = import_meaning(entry)?;
+    let field = |k: &str| entry.get(k).and_then(Value::as_str).map(String::from);
+    let variables = entry.get("variables").filter(|v| v.is_object()).cloned();
+    Some(crate::model::FragmentImport {
+        fragment_id: id,
+        version: field("version"),
+        prefix: field("prefix"),
+        variables: variables
+            .as_ref()
+            .and_then(Value::as_object)
+            .map(|o| {
+                o.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        fragment_variables: variables,
+    })
+}
+
 /// Where the `fragments` key stands among a config's keys.
 pub fn fragments_position(config: &Value) -> Option<usize> {
     config.as_object()?.keys().position(|k| k == "fragments")

@@ -12,15 +12,15 @@
 //! for the apply engine.
 
 use super::canonical::{
-    canonical, comparable, fragments_position, import_meaning, import_meanings, imports,
-    set_pointer, without_fragments,
+    canonical, comparable, fragments_position, import_entry, import_meaning, import_meanings,
+    imports, set_pointer, without_fragments,
 };
 use super::types::*;
 use crate::model::location_paths;
 use crate::model::{
     Desired, DesiredFragment, DesiredLocation, DesiredMachine, DesiredPart, FragmentRef,
     FragmentUse, Grant, GrantTarget, Location, Machine, Observed, Part, ResourceKind,
-    SensitiveValue,
+    SensitiveValue, TagTarget,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -104,6 +104,7 @@ impl std::error::Error for PlanErrors {}
 pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Plan, PlanErrors> {
     let mut p = Planner::new(desired, observed, opts);
     p.fragments();
+    p.default_fragments();
     for dl in desired.all_locations() {
         p.location(dl);
     }
@@ -238,6 +239,7 @@ fn change(action: Action, kind: Kind, path: &str, reason: impl Into<String>, op:
         config_before: None,
         config_after: None,
         attribution: None,
+        blast_radius: None,
         precondition: None,
         depends_on: vec![],
         op,
@@ -283,6 +285,23 @@ fn observed_sensitive(
             })
         })
         .collect()
+}
+
+/// The precondition of a tag change: the fragment, the tag and where it pointed.
+pub fn tag_fingerprint(fragment_id: &str, tag: &str, revision: Option<&str>) -> String {
+    fingerprint(&["tag", fragment_id, tag, revision.unwrap_or("")])
+}
+
+/// The precondition of a default-fragments change: the organization's list as observed.
+pub fn default_fragments_fingerprint(org: &crate::model::Organization) -> String {
+    let list: Vec<serde_json::Value> = org
+        .default_fragments
+        .iter()
+        .flatten()
+        .map(import_entry)
+        .collect();
+    let text = serde_json::Value::Array(list).to_string();
+    fingerprint(&["default_fragments", &org.id, &text])
 }
 
 /// A part config as the cloud holds it, in the planned form (for the "before" side).
@@ -426,7 +445,227 @@ impl<'a> Planner<'a> {
     fn fragments(&mut self) {
         for df in &self.d.fragments {
             self.fragment(df);
+            self.fragment_reach_and_tags(df);
         }
+    }
+
+    /// The machines that take a change to fragment `id` at the given imported versions
+    /// (`None`: the latest revision), from the cloud's usage counts; `None` when unknown.
+    fn reach(&self, id: Option<&str>, versions: &[Option<String>]) -> Option<BlastRadius> {
+        let usage = self.o.fragment_usage.get(id?)?;
+        let mut r = BlastRadius {
+            machines: 0,
+            machines_in_org: 0,
+            by_version: vec![],
+        };
+        for u in usage.iter().filter(|u| versions.contains(&u.version)) {
+            r.machines += i64::from(u.machines);
+            r.machines_in_org += i64::from(u.machines_in_current_org);
+            r.by_version.push(VersionUsage {
+                version: u.version.clone().unwrap_or_else(|| "latest".into()),
+                machines: i64::from(u.machines),
+            });
+        }
+        Some(r)
+    }
+
+    /// After `df`'s own change: the blast radius of its config update, and its tag moves.
+    fn fragment_reach_and_tags(&mut self, df: &DesiredFragment) {
+        let Some(matched) = self.fragments.get(&df.name).cloned() else {
+            return; // ambiguous or otherwise unplannable: reported already
+        };
+        let existing = matched.existing().map(String::from);
+        // The change that creates the fragment or writes its config, if any.
+        let config_change = self.changes.iter().rposition(|c| {
+            c.kind == Kind::Fragment
+                && c.path == df.name
+                && matches!(
+                    c.op,
+                    Op::CreateFragment { .. }
+                        | Op::UpdateFragment {
+                            config: Some(_),
+                            ..
+                        }
+                )
+        });
+        let tags = df.tags.clone().unwrap_or_default();
+        if let Some(i) = config_change
+            && matches!(self.changes[i].op, Op::UpdateFragment { .. })
+        {
+            // Parts on the latest revision take the new config, and so do parts on a tag
+            // that this apply moves to it.
+            let mut versions = vec![None];
+            versions.extend(
+                tags.iter()
+                    .filter(|(_, t)| *t == TagTarget::Current)
+                    .map(|(tag, _)| Some(tag.clone())),
+            );
+            self.changes[i].blast_radius = self.reach(existing.as_deref(), &versions);
+        }
+        if df.tags.is_none() {
+            return;
+        }
+        let fid = existing.as_deref();
+        let observed_tags = fid
+            .and_then(|id| self.o.fragment_tags.get(id))
+            .cloned()
+            .unwrap_or_default();
+        let revisions = fid.and_then(|id| self.o.fragment_revisions.get(id));
+        let current = fid
+            .and_then(|id| self.o.fragments.iter().find(|f| f.id == id))
+            .map(|f| f.revision.clone())
+            .filter(|r| !r.is_empty() && config_change.is_none());
+        let depends_on: Vec<String> = config_change
+            .map(|i| self.changes[i].id.clone())
+            .into_iter()
+            .collect();
+        for (tag, target) in &tags {
+            let want = match target {
+                TagTarget::Revision(r) => {
+                    if revisions.is_some_and(|rs| !rs.is_empty() && !rs.contains(r)) {
+                        self.errors.push(PlanError::Invalid {
+                            kind: "fragment",
+                            path: df.name.clone(),
+                            message: format!(
+                                "tag `{tag}` names revision {r}, which the fragment does not have (its revisions: {})\n  hint: use `current` for the revision this apply leaves the fragment at",
+                                revisions.map(|rs| rs.join(", ")).unwrap_or_default()
+                            ),
+                        });
+                        continue;
+                    }
+                    Some(r.clone())
+                }
+                TagTarget::Current => current.clone(),
+            };
+            let have = observed_tags
+                .iter()
+                .find(|t| &t.tag == tag)
+                .map(|t| t.revision.clone());
+            if want.is_some() && have == want {
+                continue;
+            }
+            let shown = want
+                .clone()
+                .unwrap_or_else(|| "the revision this apply makes".into());
+            let (action, why) = match &have {
+                Some(h) => (Action::Update, format!("moves {h} → {shown}")),
+                None => (Action::Create, format!("new, at {shown}")),
+            };
+            let mut c = change(
+                action,
+                Kind::FragmentTag,
+                &format!("{}@{tag}", df.name),
+                why,
+                Op::SetFragmentTag {
+                    fragment: matched.id_ref(),
+                    tag: tag.clone(),
+                    revision: want.clone(),
+                },
+            );
+            c.resource_id = existing.clone();
+            c.details.push(detail(
+                "revision",
+                have.as_deref(),
+                Some(want.as_deref().unwrap_or("(after this apply)")),
+            ));
+            c.blast_radius = self.reach(fid, &[Some(tag.clone())]);
+            c.depends_on = depends_on.clone();
+            c.precondition = Some(Precondition::Fingerprint(tag_fingerprint(
+                fid.unwrap_or(""),
+                tag,
+                have.as_deref(),
+            )));
+            self.push(c);
+        }
+        // Tags the cloud has and the manifest does not list.
+        let Some(fid) = fid else {
+            return;
+        };
+        for t in observed_tags
+            .iter()
+            .filter(|t| !tags.iter().any(|(tag, _)| tag == &t.tag))
+        {
+            let path = format!("{}@{}", df.name, t.tag);
+            if !self.prune {
+                self.unmanaged.push(Unmanaged {
+                    kind: Kind::FragmentTag,
+                    path,
+                    id: fid.to_string(),
+                });
+                continue;
+            }
+            let mut c = change(
+                Action::Delete,
+                Kind::FragmentTag,
+                &path,
+                "not in the manifest; prune is on",
+                Op::DeleteFragmentTag {
+                    fragment: fid.to_string(),
+                    tag: t.tag.clone(),
+                },
+            );
+            c.resource_id = Some(fid.to_string());
+            c.details.push(detail("revision", Some(&t.revision), None));
+            c.blast_radius = self.reach(Some(fid), &[Some(t.tag.clone())]);
+            c.precondition = Some(Precondition::Fingerprint(tag_fingerprint(
+                fid,
+                &t.tag,
+                Some(&t.revision),
+            )));
+            self.push(c);
+        }
+    }
+
+    /// The organization's default fragments, when the manifest manages them.
+    fn default_fragments(&mut self) {
+        let Some(uses) = &self.d.default_fragments else {
+            return;
+        };
+        let current: Vec<serde_json::Value> = self
+            .o
+            .organization
+            .default_fragments
+            .iter()
+            .flatten()
+            .map(import_entry)
+            .collect();
+        let holder = serde_json::json!({ "fragments": current });
+        let wanted: Vec<Option<serde_json::Value>> =
+            uses.iter().map(|u| self.import_meaning_of(u)).collect();
+        if wanted.iter().all(Option::is_some)
+            && wanted.into_iter().flatten().collect::<Vec<_>>() == import_meanings(&holder)
+        {
+            return;
+        }
+        let planned = self.planned_imports(uses, &current);
+        let org = self.o.organization.name.clone();
+        let mut c = change(
+            Action::Update,
+            Kind::Organization,
+            &org,
+            "default fragments differ",
+            Op::SetDefaultFragments {
+                fragments: planned.clone(),
+            },
+        );
+        c.resource_id = Some(self.o.organization.id.clone());
+        c.config_before = Some(PlannedConfig {
+            value: serde_json::json!({}),
+            fragments: observed_config(&holder, &[]).fragments,
+            fragments_at: Some(0),
+            sensitive: vec![],
+        });
+        c.config_after = Some(PlannedConfig {
+            value: serde_json::json!({}),
+            fragments: planned,
+            fragments_at: Some(0),
+            sensitive: vec![],
+        });
+        c.depends_on = self.import_deps(uses);
+        c.precondition = Some(Precondition::Fingerprint(default_fragments_fingerprint(
+            &self.o.organization,
+        )));
+        self.push(c);
     }
 
     fn fragment(&mut self, df: &DesiredFragment) {
@@ -536,6 +775,13 @@ impl<'a> Planner<'a> {
 
     // -- Locations ----------------------------------------------------------------------------
 
+    /// The organization that owns `l`, when it is not ours (a location shared with us).
+    fn foreign_owner(&self, l: &Location) -> Option<String> {
+        l.primary_organization()
+            .filter(|owner| *owner != self.o.organization.id)
+            .map(String::from)
+    }
+
     fn observed_location(&self, id: &str) -> Option<&'a Location> {
         self.o.locations.iter().find(|l| l.id == id)
     }
@@ -596,6 +842,16 @@ impl<'a> Planner<'a> {
             self.location_changes.insert(dl.path.clone(), cid);
             return;
         };
+        if let Some(owner) = self.foreign_owner(l) {
+            self.errors.push(PlanError::Invalid {
+                kind: "location",
+                path: dl.path.clone(),
+                message: format!(
+                    "location {id} belongs to organization {owner} and is only shared with this one; fleetform never manages, moves or deletes a location its organization does not own\n  hint: remove it from this manifest and manage it from organization {owner}"
+                ),
+            });
+            return;
+        }
         if !self.claim("location", &id, &dl.path) {
             return;
         }
@@ -884,8 +1140,12 @@ impl<'a> Planner<'a> {
 
     /// Changes that create fragments `dp` references.
     fn fragment_deps(&self, dp: &DesiredPart) -> Vec<String> {
-        dp.fragments
-            .iter()
+        self.import_deps(&dp.fragments)
+    }
+
+    /// Changes that create fragments these imports name.
+    fn import_deps(&self, uses: &[FragmentUse]) -> Vec<String> {
+        uses.iter()
             .filter_map(|u| match &u.fragment {
                 FragmentRef::Name(n) => match self.fragments.get(n) {
                     Some(Matched::Created(c)) => Some(c.clone()),
@@ -1168,6 +1428,7 @@ impl<'a> Planner<'a> {
                     Op::CreateInvite {
                         email: di.email.clone(),
                         grants: want.iter().cloned().collect(),
+                        send_email: di.send_email,
                     },
                 );
                 c.details.extend(
@@ -1350,10 +1611,12 @@ impl<'a> Planner<'a> {
             .collect();
         while let Some(id) = stack.pop() {
             if managed.insert(id.clone()) {
+                // A location shared from another organization is never ours to delete.
                 stack.extend(
                     o.locations
                         .iter()
                         .filter(|l| l.parent_id.as_deref() == Some(&id))
+                        .filter(|l| self.foreign_owner(l).is_none())
                         .map(|l| l.id.clone()),
                 );
             }

@@ -10,7 +10,8 @@ mod diff;
 mod types;
 
 pub use diff::{
-    Options, PlanError, PlanErrors, fingerprint, grants_fingerprint, human_age,
-    location_fingerprint, machine_fingerprint, plan, secrets_fingerprint,
+    Options, PlanError, PlanErrors, default_fragments_fingerprint, fingerprint, grants_fingerprint,
+    human_age, location_fingerprint, machine_fingerprint, plan, secrets_fingerprint,
+    tag_fingerprint,
 };
 pub use types::*;

@@ -37,6 +37,10 @@ pub enum Kind {
     Part,
     Invite,
     LocationSecret,
+    /// A fragment's tag; its path is `<fragment>@<tag>`.
+    FragmentTag,
+    /// The organization's own settings (default fragments); its path is the organization.
+    Organization,
 }
 
 impl Kind {
@@ -48,6 +52,8 @@ impl Kind {
             Kind::Part => "part",
             Kind::Invite => "invite",
             Kind::LocationSecret => "location secret",
+            Kind::FragmentTag => "fragment tag",
+            Kind::Organization => "organization",
         }
     }
 }
@@ -96,9 +102,30 @@ pub struct Change {
     pub config_after: Option<PlannedConfig>,
     /// Who last changed the cloud's copy, for drifted part configs.
     pub attribution: Option<Attribution>,
+    /// For fragment changes and tag moves: the machines that take the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blast_radius: Option<BlastRadius>,
     pub precondition: Option<Precondition>,
     pub depends_on: Vec<String>,
     pub op: Op,
+}
+
+/// How many machines a fragment change reaches, from the cloud's usage counts: those that
+/// import the fragment at a version the change moves (the latest revision, or a moved tag).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlastRadius {
+    /// Machines in every organization.
+    pub machines: i64,
+    /// Machines in this organization.
+    pub machines_in_org: i64,
+    /// Per version the change reaches: `latest`, or the tag or revision imported.
+    pub by_version: Vec<VersionUsage>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionUsage {
+    pub version: String,
+    pub machines: i64,
 }
 
 /// One attribute that changes: `name: "a" → "b"`.
@@ -267,9 +294,26 @@ pub enum Op {
     DeleteFragment {
         id: String,
     },
+    /// Points a tag at a revision; `revision: None` is the fragment's revision when this
+    /// change runs, after the fragment changes it depends on (`current`).
+    SetFragmentTag {
+        fragment: IdRef,
+        tag: String,
+        revision: Option<String>,
+    },
+    DeleteFragmentTag {
+        fragment: String,
+        tag: String,
+    },
+    /// Replaces the organization's default fragments.
+    SetDefaultFragments {
+        fragments: Vec<PlannedImport>,
+    },
     CreateInvite {
         email: String,
         grants: Vec<PlannedGrant>,
+        #[serde(default = "send_email_default")]
+        send_email: bool,
     },
     UpdateInvite {
         email: String,
@@ -286,6 +330,10 @@ pub enum Op {
         location_id: String,
         old_secret_ids: Vec<String>,
     },
+}
+
+fn send_email_default() -> bool {
+    true
 }
 
 /// Something inside the managed scope that the manifest does not declare.

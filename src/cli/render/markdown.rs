@@ -8,8 +8,8 @@
 //! the text format. Never coloured.
 
 use super::{
-    RenderOptions, attribution_line, change_note, config_diff_lines, detail_line, summary_line,
-    with_known_secrets_marked,
+    RenderOptions, attribution_line, blast_radius_line, change_note, config_diff_lines,
+    detail_line, summary_line, with_known_secrets_marked,
 };
 use crate::plan::Plan;
 use std::fmt::Write;
@@ -34,7 +34,10 @@ pub fn render(plan: &Plan, _opts: &RenderOptions) -> String {
                 c.action.mark(),
                 c.kind.as_str(),
                 inline_cell(&c.path),
-                cell(&change_note(c)),
+                cell(&match blast_radius_line(c) {
+                    Some(reach) => format!("{}; {reach}", change_note(c)),
+                    None => change_note(c),
+                }),
             );
         }
     }

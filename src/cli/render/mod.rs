@@ -106,6 +106,32 @@ pub(crate) fn attribution_line(change: &Change) -> Option<String> {
     }
 }
 
+/// `takes effect on 37 machines (30 in this organization): latest 30, tag beta 7`, for a
+/// fragment change or tag move whose reach the cloud reported.
+pub(crate) fn blast_radius_line(change: &Change) -> Option<String> {
+    let r = change.blast_radius.as_ref()?;
+    if r.machines == 0 {
+        return Some("takes effect on no machines".into());
+    }
+    let plural = |n: i64| if n == 1 { "machine" } else { "machines" };
+    let by: Vec<String> = r
+        .by_version
+        .iter()
+        .filter(|v| v.machines > 0)
+        .map(|v| match v.version.as_str() {
+            "latest" => format!("{} on the latest revision", v.machines),
+            other => format!("{} pinned to {other}", v.machines),
+        })
+        .collect();
+    Some(format!(
+        "takes effect on {} {} ({} in this organization): {}",
+        r.machines,
+        plural(r.machines),
+        r.machines_in_org,
+        by.join(", ")
+    ))
+}
+
 /// The SHA-256 hashes of every sensitive value any config of the plan marks.
 fn sensitive_hashes(plan: &Plan) -> BTreeSet<String> {
     let mut hashes = BTreeSet::new();
@@ -309,6 +335,7 @@ pub(crate) mod fixtures {
             config_before: None,
             config_after: None,
             attribution: None,
+            blast_radius: None,
             precondition: None,
             depends_on: vec![],
             op,

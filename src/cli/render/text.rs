@@ -24,8 +24,8 @@
 //! [`RenderOptions::color`] is set.
 
 use super::{
-    RenderOptions, attribution_line, change_note, config_diff_lines, detail_line, summary_line,
-    with_known_secrets_marked,
+    RenderOptions, attribution_line, blast_radius_line, change_note, config_diff_lines,
+    detail_line, summary_line, with_known_secrets_marked,
 };
 use crate::plan::{Action, Plan};
 use std::fmt::Write;
@@ -122,6 +122,9 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> String {
         }
         if let Some(line) = attribution_line(c) {
             let _ = writeln!(out, "{BODY_INDENT}{}", paint(color, Style::Dim, &line));
+        }
+        if let Some(line) = blast_radius_line(c) {
+            let _ = writeln!(out, "{BODY_INDENT}{}", paint(color, Style::Bold, &line));
         }
     }
 
