@@ -646,32 +646,12 @@ async fn organization_defaults_invites_and_locations_through_the_client() {
     assert_eq!(machines[0].id, m);
 }
 
-/// The corpus of part configs in the forms real fleets write (`tests/real_configs`),
-/// as `(file name, parsed config)`, parsed with key order kept.
-fn real_configs() -> Vec<(String, serde_json::Value)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/real_configs");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).unwrap();
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, serde_json::from_str(&text).unwrap())
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn real_form_configs_survive_the_wire_byte_for_byte() {
     let cloud = Cloud::start().await;
     let c = cloud.client().await;
     let org = &cloud.org_id;
-    let corpus = real_configs();
+    let corpus = common::real_configs();
     assert!(corpus.len() >= 12, "{} configs", corpus.len());
     let hq = c.create_location(org, "HQ", None).await.unwrap();
     for (i, (name, config)) in corpus.iter().enumerate() {

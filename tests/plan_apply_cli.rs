@@ -431,3 +431,73 @@ async fn killing_apply_at_random_points_never_duplicates_and_a_rerun_converges()
         );
     }
 }
+
+// -- Lossless by design ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn real_configs_survive_import_plan_drift_and_apply_byte_for_byte() {
+    let env = Env::start(&[]);
+    let c = env.client().await;
+    let org = c.list_organizations().await.unwrap().remove(0).id;
+    let hq = c.create_location(&org, "HQ", None).await.unwrap();
+    let corpus = common::real_configs();
+    assert!(corpus.len() >= 12);
+    let mut parts = vec![];
+    for (i, (name, config)) in corpus.iter().enumerate() {
+        let machine = c.new_machine(&format!("m{i:02}"), &hq.id).await.unwrap();
+        let part = c.get_parts(&machine).await.unwrap().remove(0);
+        c.update_part(&part.id, &part.name, Some(config), None)
+            .await
+            .unwrap();
+        parts.push((
+            name.clone(),
+            part.id,
+            serde_json::to_string(config).unwrap(),
+        ));
+    }
+
+    let import = env.run(&["import", "--out", "fleet.yaml", "--config-dir", "configs"]);
+    assert!(import.status.success(), "{}", out(&import));
+    let plan = env.run(&["plan", "fleet.yaml", "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "imported fleet plans clean:\n{}",
+        out(&plan)
+    );
+
+    // Drift one attribute of every part by hand: the last top-level key gets another value.
+    for (name, id, _) in &parts {
+        let mut drifted = c.get_part(id).await.unwrap();
+        let obj = drifted.config.as_object_mut().unwrap();
+        let last = obj
+            .keys()
+            .next_back()
+            .cloned()
+            .unwrap_or_else(|| panic!("{name}: empty"));
+        obj.insert(last, serde_json::json!("drifted by hand"));
+        c.update_part(id, &drifted.name, Some(&drifted.config), None)
+            .await
+            .unwrap();
+    }
+    let plan = env.run(&["plan", "fleet.yaml", "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(2),
+        "the drift is a change:\n{}",
+        out(&plan)
+    );
+    let apply = env.run(&["apply", "fleet.yaml", "--yes"]);
+    assert!(apply.status.success(), "{}", out(&apply));
+
+    for (name, id, written) in &parts {
+        let read = c.get_part(id).await.unwrap();
+        assert_eq!(
+            &serde_json::to_string(&read.config).unwrap(),
+            written,
+            "{name}: the config as written, key order and number forms included"
+        );
+    }
+    let plan = env.run(&["plan", "fleet.yaml", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "converged:\n{}", out(&plan));
+}

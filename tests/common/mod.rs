@@ -246,3 +246,23 @@ pub fn json_struct(v: serde_json::Value) -> prost_types::Struct {
         _ => panic!("not an object"),
     }
 }
+
+/// The corpus of part configs in the forms real fleets write (`tests/real_configs`), as
+/// `(file name, parsed config)` in file-name order, parsed with key order and number forms kept.
+pub fn real_configs() -> Vec<(String, serde_json::Value)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/real_configs");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/real_configs")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("read");
+            let name = p.file_name().expect("name").to_string_lossy().into_owned();
+            (name, serde_json::from_str(&text).expect("JSON"))
+        })
+        .collect()
+}
