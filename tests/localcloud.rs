@@ -1905,6 +1905,20 @@ async fn fragment_usage_counts_machines_by_imported_version() {
         ]
     );
     assert!(usage.iter().all(|u| u.fragment_id == f.id));
+    // GetFragment carries the totals: each machine counted once over all versions.
+    let total = get_fragment(&mut app, &f.id, None)
+        .await
+        .fragment_usage
+        .unwrap();
+    assert_eq!(
+        (
+            total.version,
+            total.machines,
+            total.organizations,
+            total.machines_in_current_org
+        ),
+        (None, 4, 1, 4)
+    );
     let other_usage = app
         .get_fragment_usage(pb::GetFragmentUsageRequest {
             fragment_id: other.id.clone(),

@@ -33,7 +33,8 @@
 //!   made.
 //! - **Usage.** `GetFragmentUsage` counts, per imported `version` (absent = the latest), the
 //!   machines whose part configs import the fragment in `fragments` (a bare id or an object with
-//!   `id`); organization default fragments are not counted.
+//!   `id`); organization default fragments are not counted. `GetFragment`'s `fragment_usage`
+//!   holds the totals over all versions.
 //! - **`ListFragments`.** The caller's own fragments, plus other organizations' `PUBLIC` ones
 //!   when asked for: by `PUBLIC` in `fragment_visibility` when that list is non-empty (it takes
 //!   precedence, as Viam's SDKs document), else by `show_public`. A non-empty list also filters

@@ -1005,7 +1005,7 @@ impl pb::app_service_server::AppService for AppService {
             };
             Ok(pb::GetFragmentResponse {
                 fragment: Some(store::fragment_pb(db, &shown)?),
-                fragment_usage: None,
+                fragment_usage: Some(store::fragment_usage(db, &shown.id, &who.org_id)?.total),
                 revisions: store::fragment_revisions(db, &shown.id)?,
                 tags: store::fragment_tags(db, &shown.id)?,
             })
@@ -1122,7 +1122,7 @@ impl pb::app_service_server::AppService for AppService {
         read(self, req, |db, who, r| {
             let f = store::fragment_visible(db, &who.org_id, &r.fragment_id)?;
             Ok(pb::GetFragmentUsageResponse {
-                version_usages: store::fragment_usage(db, &f.id, &who.org_id)?,
+                version_usages: store::fragment_usage(db, &f.id, &who.org_id)?.by_version,
             })
         })
         .await

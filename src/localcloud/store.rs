@@ -1865,15 +1865,19 @@ fn import_versions(config: &serde_json::Value, fragment_id: &str) -> Vec<Option<
         .collect()
 }
 
-/// How many machines import a fragment, per version, computed from the parts' configs: for
-/// each version (`None` = the latest revision, listed first, then versions by name), the
-/// machines whose parts import it at that version, the organizations they belong to, and how
-/// many of them are in `current_org`.
-pub fn fragment_usage(
-    db: &Connection,
-    fragment_id: &str,
-    current_org: &str,
-) -> R<Vec<pb::FragmentUsage>> {
+/// How many machines import a fragment: per version, and in all.
+pub struct Usage {
+    /// One entry per imported version (`None` = the latest revision, first, then versions by
+    /// name).
+    pub by_version: Vec<pb::FragmentUsage>,
+    /// Over all versions (no `version`), each machine and organization counted once.
+    pub total: pb::FragmentUsage,
+}
+
+/// How many machines import a fragment, computed from the parts' configs: for each version,
+/// the machines whose parts import it at that version, the organizations they belong to, and
+/// how many of them are in `current_org`.
+pub fn fragment_usage(db: &Connection, fragment_id: &str, current_org: &str) -> R<Usage> {
     use std::collections::{BTreeMap, BTreeSet};
     let mut st = q(db.prepare(&format!(
         "SELECT {PART_COLS} WHERE p.id IN (SELECT part_id FROM part_fragments WHERE fragment_id = ?1)"
@@ -1883,24 +1887,30 @@ pub fn fragment_usage(
     // version -> (machines, organizations, machines in the current organization)
     type Counts = (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>);
     let mut by_version: BTreeMap<Option<String>, Counts> = BTreeMap::new();
+    let mut total = Counts::default();
     for p in &parts {
         for version in import_versions(&p.config_json(), fragment_id) {
-            let (machines, orgs, local) = by_version.entry(version).or_default();
-            machines.insert(p.robot_id.clone());
-            orgs.insert(p.org_id.clone());
-            if p.org_id == current_org {
-                local.insert(p.robot_id.clone());
+            for (machines, orgs, local) in [by_version.entry(version).or_default(), &mut total] {
+                machines.insert(p.robot_id.clone());
+                orgs.insert(p.org_id.clone());
+                if p.org_id == current_org {
+                    local.insert(p.robot_id.clone());
+                }
             }
         }
     }
-    Ok(by_version
-        .into_iter()
-        .map(|(version, (machines, orgs, local))| pb::FragmentUsage {
-            fragment_id: fragment_id.to_string(),
-            organizations: orgs.len() as i32,
-            machines: machines.len() as i32,
-            machines_in_current_org: local.len() as i32,
-            version,
-        })
-        .collect())
+    let usage = |version: Option<String>, (machines, orgs, local): Counts| pb::FragmentUsage {
+        fragment_id: fragment_id.to_string(),
+        organizations: orgs.len() as i32,
+        machines: machines.len() as i32,
+        machines_in_current_org: local.len() as i32,
+        version,
+    };
+    Ok(Usage {
+        by_version: by_version
+            .into_iter()
+            .map(|(version, counts)| usage(version, counts))
+            .collect(),
+        total: usage(None, total),
+    })
 }
