@@ -297,6 +297,7 @@ pub async fn observe(
                         v.tags,
                         v.revisions.into_iter().map(|r| r.revision).collect(),
                     )),
+                    Err(e) if matches!(e.code, Code::Unimplemented) => Ok(Scoped::Nothing),
                     Err(source) => Err(ObserveError::Read {
                         what: format!("the revisions and tags of fragment {id}"),
                         source,
