@@ -1905,6 +1905,20 @@ async fn fragment_usage_counts_machines_by_imported_version() {
         ]
     );
     assert!(usage.iter().all(|u| u.fragment_id == f.id));
+    // GetFragment carries the totals: each machine counted once over all versions.
+    let total = get_fragment(&mut app, &f.id, None)
+        .await
+        .fragment_usage
+        .unwrap();
+    assert_eq!(
+        (
+            total.version,
+            total.machines,
+            total.organizations,
+            total.machines_in_current_org
+        ),
+        (None, 4, 1, 4)
+    );
     let other_usage = app
         .get_fragment_usage(pb::GetFragmentUsageRequest {
             fragment_id: other.id.clone(),
@@ -2286,4 +2300,153 @@ async fn a_version_1_store_is_migrated_and_a_newer_one_refused() {
         .err()
         .expect("a newer store is refused");
     assert!(err.to_string().contains("schema version"), "{err}");
+}
+
+// -- Shared locations ---------------------------------------------------------------------------
+
+/// Asserts a change was refused because only the location's owner may make it.
+#[track_caller]
+fn denied<T: std::fmt::Debug>(r: Result<T, tonic::Status>) {
+    assert_code(r, Code::PermissionDenied, "only");
+}
+
+#[tokio::test]
+async fn shared_locations_are_readable_but_not_changeable_by_the_other_organization() {
+    let cloud = Cloud::start().await;
+    let mut owner = cloud.app().await;
+    let org = cloud.org_id.clone();
+    let other = fleetform::localcloud::init(&cloud.db, "partner", "p@example.com").unwrap();
+    let mut partner =
+        common::connect_app(&cloud.endpoint(), &other.key_id, other.key.expose()).await;
+    let l = location(&mut owner, &org, "Shared", None).await;
+    let rid = robot(&mut owner, "arm", &l.id).await;
+    let share = |o: &str| pb::ShareLocationRequest {
+        location_id: l.id.clone(),
+        organization_id: o.into(),
+    };
+    let unshare = |o: &str| pb::UnshareLocationRequest {
+        location_id: l.id.clone(),
+        organization_id: o.into(),
+    };
+    let partner_locations = async |app: &mut common::App| -> Vec<pb::Location> {
+        app.list_locations(pb::ListLocationsRequest {
+            organization_id: other.org_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .locations
+    };
+    assert!(partner_locations(&mut partner).await.is_empty());
+    assert_code(
+        partner.share_location(share(&other.org_id)).await,
+        Code::NotFound,
+        "location",
+    );
+    owner.share_location(share(&other.org_id)).await.unwrap();
+    assert_code(
+        owner.share_location(share(&other.org_id)).await,
+        Code::AlreadyExists,
+        "already shared",
+    );
+    assert_code(
+        owner.share_location(share(&org)).await,
+        Code::InvalidArgument,
+        "owns",
+    );
+    assert_code(
+        owner.share_location(share(&uuid_like())).await,
+        Code::NotFound,
+        "organization",
+    );
+
+    // The partner lists it, with the owner as primary, and reads it and its machines.
+    let listed = partner_locations(&mut partner).await;
+    assert_eq!(listed.len(), 1);
+    let orgs: Vec<(String, bool)> = listed[0]
+        .organizations
+        .iter()
+        .map(|o| (o.organization_id.clone(), o.primary))
+        .collect();
+    assert_eq!(orgs, [(org.clone(), true), (other.org_id.clone(), false)]);
+    partner
+        .get_location(pb::GetLocationRequest {
+            location_id: l.id.clone(),
+        })
+        .await
+        .unwrap();
+    let robots = partner
+        .list_robots_for_locations(pb::ListRobotsForLocationsRequest {
+            location_ids: vec![l.id.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .robots;
+    assert_eq!(robots.len(), 1);
+    let ps = parts(&mut partner, &rid).await;
+    assert_eq!(ps.len(), 1);
+
+    // Changes stay with the owner.
+    denied(
+        partner
+            .update_location(pb::UpdateLocationRequest {
+                location_id: l.id.clone(),
+                name: Some("Mine".into()),
+                ..Default::default()
+            })
+            .await,
+    );
+    denied(
+        partner
+            .delete_location(pb::DeleteLocationRequest {
+                location_id: l.id.clone(),
+            })
+            .await,
+    );
+    denied(
+        partner
+            .new_robot(pb::NewRobotRequest {
+                name: "intruder".into(),
+                location: l.id.clone(),
+            })
+            .await,
+    );
+    denied(
+        partner
+            .update_robot_part(pb::UpdateRobotPartRequest {
+                id: ps[0].id.clone(),
+                name: ps[0].name.clone(),
+                robot_config_json: Some("{}".into()),
+                ..Default::default()
+            })
+            .await,
+    );
+    denied(
+        partner
+            .location_auth(pb::LocationAuthRequest {
+                location_id: l.id.clone(),
+            })
+            .await,
+    );
+
+    owner
+        .unshare_location(unshare(&other.org_id))
+        .await
+        .unwrap();
+    assert!(partner_locations(&mut partner).await.is_empty());
+    assert_code(
+        owner.unshare_location(unshare(&other.org_id)).await,
+        Code::NotFound,
+        "not shared",
+    );
+    assert_code(
+        partner
+            .get_location(pb::GetLocationRequest {
+                location_id: l.id.clone(),
+            })
+            .await,
+        Code::NotFound,
+        "location",
+    );
 }

@@ -478,8 +478,11 @@ async fn observed_locations_carry_their_organizations() {
     }
 }
 
-/// `desired` declaring the fragment `camera-kit`, managing its tags.
-fn desired_with_camera_kit(org: &str) -> Desired {
+/// `desired` declaring the fragment `camera-kit`, managing its tags when `tags` is given.
+fn desired_with_camera_kit(
+    org: &str,
+    tags: Option<Vec<(String, fleetform::model::TagTarget)>>,
+) -> Desired {
     let mut d = desired(OrgRef::Id(org.to_string()));
     d.fragments.push(fleetform::model::DesiredFragment {
         name: "camera-kit".into(),
@@ -489,7 +492,7 @@ fn desired_with_camera_kit(org: &str) -> Desired {
             value: json!({"components": []}),
             sensitive: vec![],
         },
-        tags: Some(vec![]),
+        tags,
     });
     d
 }
@@ -530,16 +533,34 @@ async fn declared_fragments_have_their_tags_and_usage_read() {
     .await
     .unwrap();
 
+    // Usage for the declared fragment; tags only when the manifest manages them.
     c.reset_rpc_counts();
     let o = observe(
         &c,
-        &desired_with_camera_kit(&cloud.org_id),
+        &desired_with_camera_kit(&cloud.org_id, None),
+        &ObserveOptions::default(),
+    )
+    .await
+    .unwrap();
+    let counts = c.rpc_counts();
+    assert!(o.fragment_tags.is_empty());
+    assert_eq!(o.fragment_usage.len(), 1, "only the declared fragment");
+    assert_eq!(count(&counts, "GetFragment"), 0, "{counts:?}");
+    c.reset_rpc_counts();
+    let tags = vec![(
+        "stable".to_string(),
+        fleetform::model::TagTarget::Revision("1".into()),
+    )];
+    let o = observe(
+        &c,
+        &desired_with_camera_kit(&cloud.org_id, Some(tags)),
         &ObserveOptions::default(),
     )
     .await
     .unwrap();
     let counts = c.rpc_counts();
     assert_eq!(o.fragment_tags.len(), 1, "only the declared fragment");
+    assert_eq!(o.fragment_revisions[&kit.id], ["1", "2"]);
     assert_eq!(o.fragment_tags[&kit.id][0].tag, "stable");
     assert_eq!(o.fragment_tags[&kit.id][0].revision, "1");
     let usage = &o.fragment_usage[&kit.id];
@@ -553,17 +574,61 @@ async fn declared_fragments_have_their_tags_and_usage_read() {
     assert_eq!(count(&counts, "GetFragment"), 1, "{counts:?}");
     assert_eq!(count(&counts, "GetFragmentUsage"), 1, "{counts:?}");
 
-    // A cloud without fragment tags or usage: observed all the same, with nothing for them.
-    let (old_cloud, old, _) = fleet_on(&["GetFragment", "GetFragmentUsage"]).await;
+    // A cloud without fragment usage: observed all the same, with the blast radius unknown.
+    let (old_cloud, old, _) = fleet_on(&["GetFragmentUsage"]).await;
     let o = observe(
         &old,
-        &desired_with_camera_kit(&old_cloud.org_id),
+        &desired_with_camera_kit(&old_cloud.org_id, None),
         &ObserveOptions::default(),
     )
     .await
     .unwrap();
-    assert!(o.fragment_tags.is_empty() && o.fragment_usage.is_empty());
+    assert!(o.fragment_usage.is_empty());
     assert_eq!(o.fragments.len(), 2);
+}
+
+#[tokio::test]
+async fn a_location_shared_by_another_organization_is_observed_with_its_owner() {
+    let cloud = Cloud::start().await;
+    let owner = cloud.client().await;
+    let hq = owner
+        .create_location(&cloud.org_id, "HQ", None)
+        .await
+        .unwrap();
+    owner.new_machine("cam-01", &hq.id).await.unwrap();
+    let partner_key = fleetform::localcloud::init(&cloud.db, "partner", "p@example.com").unwrap();
+    let mut app = cloud.app().await;
+    app.share_location(fleetform::proto::viam::app::v1::ShareLocationRequest {
+        location_id: hq.id.clone(),
+        organization_id: partner_key.org_id.clone(),
+    })
+    .await
+    .unwrap();
+    let partner = Client::connect(ClientOptions::new(
+        cloud.endpoint(),
+        Credentials::new(&partner_key.key_id, partner_key.key.expose()),
+    ))
+    .await
+    .unwrap();
+    // The partner's manifest names HQ (with a secret rotation policy): observation works, the
+    // location says who owns it, and its secrets (the owner's) are not read.
+    let mut d = desired(OrgRef::Id(partner_key.org_id.clone()));
+    d.locations[0].rotate_secrets_after = Some(Duration::from_secs(86_400));
+    let o = observe(&partner, &d, &ObserveOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(o.locations.len(), 1);
+    assert_eq!(
+        o.locations[0].primary_organization(),
+        Some(cloud.org_id.as_str())
+    );
+    assert_eq!(o.machines.len(), 1);
+    assert_eq!(
+        o.parts.len(),
+        1,
+        "machines of a shared location can be read"
+    );
+    assert!(o.secrets.is_empty());
 }
 
 #[tokio::test]

@@ -42,7 +42,10 @@
 //!   machine pinned by a declared `id:` (wherever it is), and every machine found at a declared
 //!   machine's `moved_from:` path.
 //! - Location secrets are read for every observed location matched to a declared location
-//!   with `rotate_secrets_after` set.
+//!   with `rotate_secrets_after` set, unless the location's primary organization is another
+//!   one (a location shared with ours: only its owner may read its secrets).
+//! - Each observed location carries its `organizations` as the cloud reports them, so the
+//!   planner can tell the locations another organization owns and shares with ours.
 
 use super::{CloudApi, CloudError, Code};
 use crate::model::{
@@ -222,7 +225,15 @@ pub async fn observe(
     let matches = match_locations(&desired.locations, &locations, &paths);
     let managed = managed_locations(&matches, &locations);
     let machine_ids = machines_to_read(desired, &machines, &managed, &paths);
-    let secret_ids = secrets_to_read(desired, &matches);
+    let mut secret_ids = secrets_to_read(desired, &matches);
+    // Only the owner of a location reads its secrets; a shared one is never managed here.
+    secret_ids.retain(|id| {
+        locations
+            .iter()
+            .find(|l| &l.id == id)
+            .and_then(Location::primary_organization)
+            .is_none_or(|owner| owner == org_id.as_str())
+    });
     tracing::info!(
         phase = "scope",
         managed_locations = managed.len(),

@@ -33,15 +33,19 @@
 //!   made.
 //! - **Usage.** `GetFragmentUsage` counts, per imported `version` (absent = the latest), the
 //!   machines whose part configs import the fragment in `fragments` (a bare id or an object with
-//!   `id`); organization default fragments are not counted.
+//!   `id`); organization default fragments are not counted. `GetFragment`'s `fragment_usage`
+//!   holds the totals over all versions.
 //! - **`ListFragments`.** The caller's own fragments, plus other organizations' `PUBLIC` ones
 //!   when asked for: by `PUBLIC` in `fragment_visibility` when that list is non-empty (it takes
 //!   precedence, as Viam's SDKs document), else by `show_public`. A non-empty list also filters
 //!   the own fragments by visibility. Unlisted and private fragments of other organizations
 //!   are never listed.
-//! - **Locations** are never shared here, so `Location.organizations` is the owning
-//!   organization, as primary. `ListRobotsForLocations` refuses ids outside the caller's
-//!   organization (`NOT_FOUND`).
+//! - **Shared locations.** `ShareLocation` / `UnshareLocation` (by the owning organization)
+//!   share a location with another organization. `Location.organizations` lists the owner as
+//!   primary, then the organizations it is shared with. The other organization lists the
+//!   location and reads it, its machines, parts, history and logs; every change to it or to
+//!   anything in it, and reading its secrets, is `PERMISSION_DENIED` for it.
+//!   `ListRobotsForLocations` refuses ids the caller cannot read (`NOT_FOUND`).
 //! - **Invites** without authorizations make an owner of the organization (as on Viam's cloud);
 //!   `send_email_invite` (absent = true, the SDK default) is recorded, no mail is sent.
 //! - **Default fragments** (`UpdateOrganization.default_fragments`) are stored as given after

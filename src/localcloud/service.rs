@@ -436,7 +436,7 @@ impl pb::app_service_server::AppService for AppService {
         req: Request<pb::GetLocationRequest>,
     ) -> Res<pb::GetLocationResponse> {
         read(self, req, |db, who, r| {
-            let l = store::location_in(db, &who.org_id, "location_id", &r.location_id)?;
+            let l = store::location_readable(db, &who.org_id, "location_id", &r.location_id)?;
             Ok(pb::GetLocationResponse {
                 location: Some(store::location_pb(db, &l)?),
             })
@@ -514,6 +514,42 @@ impl pb::app_service_server::AppService for AppService {
         .await
     }
 
+    async fn share_location(
+        &self,
+        req: Request<pb::ShareLocationRequest>,
+    ) -> Res<pb::ShareLocationResponse> {
+        write(self, req, |tx, who, r| {
+            let l = store::location_in(tx, &who.org_id, "location_id", &r.location_id)?;
+            let target = share_target(tx, &l, &r.organization_id)?;
+            if !store::share_location(tx, &l.id, &target)? {
+                return Err(Status::already_exists(format!(
+                    "location {} is already shared with organization {target}",
+                    l.id
+                )));
+            }
+            Ok(pb::ShareLocationResponse {})
+        })
+        .await
+    }
+
+    async fn unshare_location(
+        &self,
+        req: Request<pb::UnshareLocationRequest>,
+    ) -> Res<pb::UnshareLocationResponse> {
+        write(self, req, |tx, who, r| {
+            let l = store::location_in(tx, &who.org_id, "location_id", &r.location_id)?;
+            let target = share_target(tx, &l, &r.organization_id)?;
+            if !store::unshare_location(tx, &l.id, &target)? {
+                return Err(Status::not_found(format!(
+                    "location {} is not shared with organization {target}",
+                    l.id
+                )));
+            }
+            Ok(pb::UnshareLocationResponse {})
+        })
+        .await
+    }
+
     async fn location_auth(
         &self,
         req: Request<pb::LocationAuthRequest>,
@@ -580,7 +616,7 @@ impl pb::app_service_server::AppService for AppService {
 
     async fn get_robot(&self, req: Request<pb::GetRobotRequest>) -> Res<pb::GetRobotResponse> {
         read(self, req, |db, who, r| {
-            let robot = store::robot_in(db, &who.org_id, "id", &r.id)?;
+            let robot = store::robot_readable(db, &who.org_id, "id", &r.id)?;
             Ok(pb::GetRobotResponse {
                 robot: Some(robot.to_pb()),
             })
@@ -593,7 +629,7 @@ impl pb::app_service_server::AppService for AppService {
         req: Request<pb::ListRobotsRequest>,
     ) -> Res<pb::ListRobotsResponse> {
         read(self, req, |db, who, r| {
-            let l = store::location_in(db, &who.org_id, "location_id", &r.location_id)?;
+            let l = store::location_readable(db, &who.org_id, "location_id", &r.location_id)?;
             Ok(pb::ListRobotsResponse {
                 robots: store::robots_where(db, "r.location_id = ?1", &l.id)?,
             })
@@ -624,7 +660,7 @@ impl pb::app_service_server::AppService for AppService {
             let mut robots = Vec::new();
             let mut seen = std::collections::HashSet::new();
             for id in &r.location_ids {
-                let l = store::location_in(db, &who.org_id, "location_ids", id)?;
+                let l = store::location_readable(db, &who.org_id, "location_ids", id)?;
                 if seen.insert(l.id.clone()) {
                     robots.extend(store::robots_where(db, "r.location_id = ?1", &l.id)?);
                 }
@@ -711,7 +747,7 @@ impl pb::app_service_server::AppService for AppService {
         req: Request<pb::GetRobotPartsRequest>,
     ) -> Res<pb::GetRobotPartsResponse> {
         read(self, req, |db, who, r| {
-            let robot = store::robot_in(db, &who.org_id, "robot_id", &r.robot_id)?;
+            let robot = store::robot_readable(db, &who.org_id, "robot_id", &r.robot_id)?;
             let parts = store::parts_of(db, &robot.id)?;
             Ok(pb::GetRobotPartsResponse {
                 parts: parts.iter().map(store::PartRow::to_pb).collect(),
@@ -725,7 +761,7 @@ impl pb::app_service_server::AppService for AppService {
         req: Request<pb::GetRobotPartRequest>,
     ) -> Res<pb::GetRobotPartResponse> {
         read(self, req, |db, who, r| {
-            let part = store::part_in(db, &who.org_id, "id", &r.id)?;
+            let part = store::part_readable(db, &who.org_id, "id", &r.id)?;
             let config_json = serde_json::to_string_pretty(&part.config_json())
                 .map_err(|e| Status::internal(e.to_string()))?;
             Ok(pb::GetRobotPartResponse {
@@ -815,7 +851,7 @@ impl pb::app_service_server::AppService for AppService {
         req: Request<pb::GetRobotPartHistoryRequest>,
     ) -> Res<pb::GetRobotPartHistoryResponse> {
         read(self, req, |db, who, r| {
-            let part = store::part_in(db, &who.org_id, "id", &r.id)?;
+            let part = store::part_readable(db, &who.org_id, "id", &r.id)?;
             let before = page_token(r.page_token.as_deref())?;
             let limit = match r.page_limit {
                 Some(n) if n < 0 => {
@@ -847,7 +883,7 @@ impl pb::app_service_server::AppService for AppService {
         req: Request<pb::GetRobotPartLogsRequest>,
     ) -> Res<pb::GetRobotPartLogsResponse> {
         read(self, req, |db, who, r| {
-            let part = store::part_in(db, &who.org_id, "id", &r.id)?;
+            let part = store::part_readable(db, &who.org_id, "id", &r.id)?;
             let limit = match r.limit {
                 Some(n) if n < 0 => {
                     return Err(Status::invalid_argument("limit must not be negative"));
@@ -888,7 +924,7 @@ impl pb::app_service_server::AppService for AppService {
         // Subscribe before looking the part up, so nothing pushed in between is missed.
         let mut rx = self.logs.subscribe();
         let r = read(self, req, |db, who, r| {
-            let part = store::part_in(db, &who.org_id, "id", &r.id)?;
+            let part = store::part_readable(db, &who.org_id, "id", &r.id)?;
             Ok((part.id, r.errors_only, r.filter.filter(|f| !f.is_empty())))
         })
         .await?
@@ -969,7 +1005,7 @@ impl pb::app_service_server::AppService for AppService {
             };
             Ok(pb::GetFragmentResponse {
                 fragment: Some(store::fragment_pb(db, &shown)?),
-                fragment_usage: None,
+                fragment_usage: Some(store::fragment_usage(db, &shown.id, &who.org_id)?.total),
                 revisions: store::fragment_revisions(db, &shown.id)?,
                 tags: store::fragment_tags(db, &shown.id)?,
             })
@@ -1086,7 +1122,7 @@ impl pb::app_service_server::AppService for AppService {
         read(self, req, |db, who, r| {
             let f = store::fragment_visible(db, &who.org_id, &r.fragment_id)?;
             Ok(pb::GetFragmentUsageResponse {
-                version_usages: store::fragment_usage(db, &f.id, &who.org_id)?,
+                version_usages: store::fragment_usage(db, &f.id, &who.org_id)?.by_version,
             })
         })
         .await
@@ -1128,6 +1164,24 @@ impl pb::app_service_server::AppService for AppService {
         })
         .await
     }
+}
+
+/// The organization a location is to be shared with or unshared from: an existing
+/// organization other than the location's owner.
+fn share_target(db: &rusqlite::Connection, l: &store::LocationRow, org_id: &str) -> R<String> {
+    require_uuid("organization_id", org_id)?;
+    if store::org(db, org_id)?.is_none() {
+        return Err(Status::not_found(format!(
+            "organization {org_id} not found"
+        )));
+    }
+    if org_id == l.org_id {
+        return Err(Status::invalid_argument(format!(
+            "organization_id {org_id} owns location {}; a location is shared with other organizations",
+            l.id
+        )));
+    }
+    Ok(org_id.to_string())
 }
 
 /// Parses a page token (the sequence number to continue below); empty means the first page.

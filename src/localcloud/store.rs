@@ -46,6 +46,9 @@ CREATE TABLE IF NOT EXISTS locations (
     id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id), name TEXT NOT NULL,
     parent_id TEXT REFERENCES locations(id), created_us INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS locations_org ON locations(org_id);
+CREATE TABLE IF NOT EXISTS location_shares (
+    location_id TEXT NOT NULL REFERENCES locations(id), org_id TEXT NOT NULL REFERENCES orgs(id),
+    PRIMARY KEY (location_id, org_id));
 CREATE TABLE IF NOT EXISTS location_secrets (
     id TEXT PRIMARY KEY, location_id TEXT NOT NULL REFERENCES locations(id), secret TEXT NOT NULL,
     created_us INTEGER NOT NULL);
@@ -725,12 +728,84 @@ pub fn location_row(db: &Connection, id: &str) -> R<Option<LocationRow>> {
     .optional())
 }
 
-/// The location `id` in the caller's organization: `INVALID_ARGUMENT` for a malformed id,
-/// `NOT_FOUND` for an unknown one.
+/// Whether location `location_id` is shared with organization `org_id`.
+pub fn shared_with(db: &Connection, location_id: &str, org_id: &str) -> R<bool> {
+    q(db.query_row(
+        "SELECT EXISTS(SELECT 1 FROM location_shares WHERE location_id = ?1 AND org_id = ?2)",
+        params![location_id, org_id],
+        |r| r.get(0),
+    ))
+}
+
+/// The organizations a location is shared with (not its owner), by id.
+pub fn location_shares(db: &Connection, location_id: &str) -> R<Vec<String>> {
+    let mut st =
+        q(db.prepare("SELECT org_id FROM location_shares WHERE location_id = ?1 ORDER BY org_id"))?;
+    let rows = q(st.query_map(params![location_id], |r| r.get(0)))?;
+    q(rows.collect())
+}
+
+/// Shares a location with another organization; whether it was not shared with it yet.
+pub fn share_location(tx: &Transaction, location_id: &str, org_id: &str) -> R<bool> {
+    Ok(q(tx.execute(
+        "INSERT OR IGNORE INTO location_shares (location_id, org_id) VALUES (?1, ?2)",
+        params![location_id, org_id],
+    ))? > 0)
+}
+
+/// Stops sharing a location with an organization; whether it was shared.
+pub fn unshare_location(tx: &Transaction, location_id: &str, org_id: &str) -> R<bool> {
+    Ok(q(tx.execute(
+        "DELETE FROM location_shares WHERE location_id = ?1 AND org_id = ?2",
+        params![location_id, org_id],
+    ))? > 0)
+}
+
+/// How the caller's organization may reach something in a location.
+enum Reach {
+    /// Its organization owns the location.
+    Owner,
+    /// The location is shared with its organization: it may read, not change.
+    Shared,
+    None,
+}
+
+fn reach(db: &Connection, owner: &str, location_id: &str, caller: &str) -> R<Reach> {
+    Ok(if owner == caller {
+        Reach::Owner
+    } else if shared_with(db, location_id, caller)? {
+        Reach::Shared
+    } else {
+        Reach::None
+    })
+}
+
+/// `PERMISSION_DENIED` for a change to something in a location shared with the caller.
+fn shared_only(what: &str, id: &str, owner: &str) -> Status {
+    Status::permission_denied(format!(
+        "{what} {id} is in a location organization {owner} shares with yours; only {owner} can change it"
+    ))
+}
+
+/// The location `id` that the caller's organization owns (to change it): `INVALID_ARGUMENT`
+/// for a malformed id, `PERMISSION_DENIED` for one only shared with it, `NOT_FOUND` otherwise.
 pub fn location_in(db: &Connection, org_id: &str, field: &str, id: &str) -> R<LocationRow> {
     require_location_id(field, id)?;
     match location_row(db, id)? {
-        Some(l) if l.org_id == org_id => Ok(l),
+        Some(l) => match reach(db, &l.org_id, &l.id, org_id)? {
+            Reach::Owner => Ok(l),
+            Reach::Shared => Err(shared_only("location", id, &l.org_id)),
+            Reach::None => Err(Status::not_found(format!("location {id} not found"))),
+        },
+        None => Err(Status::not_found(format!("location {id} not found"))),
+    }
+}
+
+/// The location `id` that the caller's organization owns or has shared with it (to read it).
+pub fn location_readable(db: &Connection, org_id: &str, field: &str, id: &str) -> R<LocationRow> {
+    require_location_id(field, id)?;
+    match location_row(db, id)? {
+        Some(l) if !matches!(reach(db, &l.org_id, &l.id, org_id)?, Reach::None) => Ok(l),
         _ => Err(Status::not_found(format!("location {id} not found"))),
     }
 }
@@ -817,18 +892,29 @@ pub fn location_pb(db: &Connection, l: &LocationRow) -> R<pb::Location> {
         created_on: Some(ts(l.created_us)),
         parent_location_id: l.parent_id.clone().unwrap_or_default(),
         auth: Some(location_auth(db, &l.id)?),
-        // The local cloud does not share locations: the owning organization is the only one.
-        organizations: vec![pb::LocationOrganization {
+        // The owning organization is the primary one; then those it shares the location with.
+        organizations: std::iter::once(pb::LocationOrganization {
             organization_id: l.org_id.clone(),
             primary: true,
-        }],
+        })
+        .chain(
+            location_shares(db, &l.id)?
+                .into_iter()
+                .map(|organization_id| pb::LocationOrganization {
+                    organization_id,
+                    primary: false,
+                }),
+        )
+        .collect(),
         robot_count: robot_count as i32,
     })
 }
 
 pub fn list_locations(db: &Connection, org_id: &str) -> R<Vec<pb::Location>> {
     let mut st = q(db.prepare(
-        "SELECT id, org_id, name, parent_id, created_us FROM locations WHERE org_id = ?1 ORDER BY created_us, id",
+        "SELECT id, org_id, name, parent_id, created_us FROM locations \
+         WHERE org_id = ?1 OR id IN (SELECT location_id FROM location_shares WHERE org_id = ?1) \
+         ORDER BY created_us, id",
     ))?;
     let rows = q(st.query_map(params![org_id], |r| {
         Ok(LocationRow {
@@ -878,6 +964,10 @@ pub fn delete_location(tx: &Transaction, id: &str) -> R<()> {
     }
     q(tx.execute(
         "DELETE FROM location_secrets WHERE location_id = ?1",
+        params![id],
+    ))?;
+    q(tx.execute(
+        "DELETE FROM location_shares WHERE location_id = ?1",
         params![id],
     ))?;
     q(tx.execute("DELETE FROM locations WHERE id = ?1", params![id]))?;
@@ -937,10 +1027,24 @@ pub fn robot_row(db: &Connection, id: &str) -> R<Option<RobotRow>> {
     .optional())
 }
 
+/// The machine `id` in a location the caller's organization owns (to change it).
 pub fn robot_in(db: &Connection, org_id: &str, field: &str, id: &str) -> R<RobotRow> {
     require_uuid(field, id)?;
     match robot_row(db, id)? {
-        Some(r) if r.org_id == org_id => Ok(r),
+        Some(r) => match reach(db, &r.org_id, &r.location_id, org_id)? {
+            Reach::Owner => Ok(r),
+            Reach::Shared => Err(shared_only("machine", id, &r.org_id)),
+            Reach::None => Err(Status::not_found(format!("machine {id} not found"))),
+        },
+        None => Err(Status::not_found(format!("machine {id} not found"))),
+    }
+}
+
+/// The machine `id` in a location the caller's organization owns or has shared with it.
+pub fn robot_readable(db: &Connection, org_id: &str, field: &str, id: &str) -> R<RobotRow> {
+    require_uuid(field, id)?;
+    match robot_row(db, id)? {
+        Some(r) if !matches!(reach(db, &r.org_id, &r.location_id, org_id)?, Reach::None) => Ok(r),
         _ => Err(Status::not_found(format!("machine {id} not found"))),
     }
 }
@@ -1093,10 +1197,24 @@ pub fn part_row(db: &Connection, id: &str) -> R<Option<PartRow>> {
     .optional())
 }
 
+/// The part `id` in a location the caller's organization owns (to change it).
 pub fn part_in(db: &Connection, org_id: &str, field: &str, id: &str) -> R<PartRow> {
     require_uuid(field, id)?;
     match part_row(db, id)? {
-        Some(p) if p.org_id == org_id => Ok(p),
+        Some(p) => match reach(db, &p.org_id, &p.location_id, org_id)? {
+            Reach::Owner => Ok(p),
+            Reach::Shared => Err(shared_only("part", id, &p.org_id)),
+            Reach::None => Err(Status::not_found(format!("part {id} not found"))),
+        },
+        None => Err(Status::not_found(format!("part {id} not found"))),
+    }
+}
+
+/// The part `id` in a location the caller's organization owns or has shared with it.
+pub fn part_readable(db: &Connection, org_id: &str, field: &str, id: &str) -> R<PartRow> {
+    require_uuid(field, id)?;
+    match part_row(db, id)? {
+        Some(p) if !matches!(reach(db, &p.org_id, &p.location_id, org_id)?, Reach::None) => Ok(p),
         _ => Err(Status::not_found(format!("part {id} not found"))),
     }
 }
@@ -1747,15 +1865,19 @@ fn import_versions(config: &serde_json::Value, fragment_id: &str) -> Vec<Option<
         .collect()
 }
 
-/// How many machines import a fragment, per version, computed from the parts' configs: for
-/// each version (`None` = the latest revision, listed first, then versions by name), the
-/// machines whose parts import it at that version, the organizations they belong to, and how
-/// many of them are in `current_org`.
-pub fn fragment_usage(
-    db: &Connection,
-    fragment_id: &str,
-    current_org: &str,
-) -> R<Vec<pb::FragmentUsage>> {
+/// How many machines import a fragment: per version, and in all.
+pub struct Usage {
+    /// One entry per imported version (`None` = the latest revision, first, then versions by
+    /// name).
+    pub by_version: Vec<pb::FragmentUsage>,
+    /// Over all versions (no `version`), each machine and organization counted once.
+    pub total: pb::FragmentUsage,
+}
+
+/// How many machines import a fragment, computed from the parts' configs: for each version,
+/// the machines whose parts import it at that version, the organizations they belong to, and
+/// how many of them are in `current_org`.
+pub fn fragment_usage(db: &Connection, fragment_id: &str, current_org: &str) -> R<Usage> {
     use std::collections::{BTreeMap, BTreeSet};
     let mut st = q(db.prepare(&format!(
         "SELECT {PART_COLS} WHERE p.id IN (SELECT part_id FROM part_fragments WHERE fragment_id = ?1)"
@@ -1765,24 +1887,30 @@ pub fn fragment_usage(
     // version -> (machines, organizations, machines in the current organization)
     type Counts = (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>);
     let mut by_version: BTreeMap<Option<String>, Counts> = BTreeMap::new();
+    let mut total = Counts::default();
     for p in &parts {
         for version in import_versions(&p.config_json(), fragment_id) {
-            let (machines, orgs, local) = by_version.entry(version).or_default();
-            machines.insert(p.robot_id.clone());
-            orgs.insert(p.org_id.clone());
-            if p.org_id == current_org {
-                local.insert(p.robot_id.clone());
+            for (machines, orgs, local) in [by_version.entry(version).or_default(), &mut total] {
+                machines.insert(p.robot_id.clone());
+                orgs.insert(p.org_id.clone());
+                if p.org_id == current_org {
+                    local.insert(p.robot_id.clone());
+                }
             }
         }
     }
-    Ok(by_version
-        .into_iter()
-        .map(|(version, (machines, orgs, local))| pb::FragmentUsage {
-            fragment_id: fragment_id.to_string(),
-            organizations: orgs.len() as i32,
-            machines: machines.len() as i32,
-            machines_in_current_org: local.len() as i32,
-            version,
-        })
-        .collect())
+    let usage = |version: Option<String>, (machines, orgs, local): Counts| pb::FragmentUsage {
+        fragment_id: fragment_id.to_string(),
+        organizations: orgs.len() as i32,
+        machines: machines.len() as i32,
+        machines_in_current_org: local.len() as i32,
+        version,
+    };
+    Ok(Usage {
+        by_version: by_version
+            .into_iter()
+            .map(|(version, counts)| usage(version, counts))
+            .collect(),
+        total: usage(None, total),
+    })
 }
