@@ -288,6 +288,7 @@ mod tests {
             api_key_id: None,
             api_key: None,
             timeout: std::time::Duration::from_secs(10),
+            max_manifest_size: crate::manifest::DEFAULT_MAX_FILE_BYTES,
             verbose: 0,
         };
         let target =

@@ -473,7 +473,8 @@ fn declared_org(manifest: &Path) -> Option<OrgRef> {
     if let Ok(d) = crate::manifest::load(manifest) {
         return Some(d.organization);
     }
-    let text = std::fs::read_to_string(manifest).ok()?;
+    let limit = crate::manifest::LoadOptions::default().max_file_bytes;
+    let text = String::from_utf8(crate::manifest::read_bounded(manifest, limit).ok()?).ok()?;
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
     let name = doc.get("organization")?.as_str()?.to_string();
     Some(OrgRef::Name(name))

@@ -382,7 +382,14 @@ impl Reconciler {
         mut stop: watch::Receiver<bool>,
     ) -> PassEnd {
         // 1. The manifest: nothing reaches the cloud unless it is valid.
-        let desired = match crate::manifest::load(&path) {
+        // In git mode, the checkout is the root no file may leave (the manifest included).
+        let load_opts = crate::manifest::LoadOptions {
+            root: checkout.as_ref().map(|c| c.root.clone()),
+            ..crate::manifest::LoadOptions::default()
+        };
+        let desired = match crate::manifest::load_with(&path, &load_opts, &|name| {
+            std::env::var(name).ok()
+        }) {
             Ok(d) => d,
             Err(err) => {
                 let mut text = err.to_string();
