@@ -58,13 +58,13 @@ pub struct ApplyArgs {
     #[arg(short = 'y', long, visible_alias = "auto-approve")]
     pub yes: bool,
     /// Changes in flight at once.
-    #[arg(long, default_value_t = 10, value_parser = parse_positive)]
+    #[arg(long, default_value_t = 10, value_parser = super::ranges::concurrency)]
     pub parallelism: usize,
     /// Reads in flight at once while observing the cloud.
-    #[arg(long, default_value_t = 32, value_parser = parse_positive)]
+    #[arg(long, default_value_t = 32, value_parser = super::ranges::concurrency)]
     pub read_concurrency: usize,
     /// Refuse a plan that deletes more than this many resources (unless --allow-deletes).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::ranges::count)]
     pub max_deletes: usize,
     /// Allow a plan to delete more than --max-deletes resources.
     #[arg(long)]
@@ -76,14 +76,6 @@ pub struct ApplyArgs {
     /// How to report: text for people, json for programs (the plan is then not printed).
     #[arg(long, value_enum, default_value_t = ApplyOutput::Text)]
     pub output: ApplyOutput,
-}
-
-fn parse_positive(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("{s:?} is not a number")),
-    }
 }
 
 /// A plan file: JSON with a `format_version`.

@@ -7,6 +7,7 @@ mod import_cmd;
 mod logs_cmd;
 mod org_cmd;
 mod plan_cmd;
+mod ranges;
 pub mod render;
 mod resolve;
 mod secrets_cmd;
@@ -49,7 +50,7 @@ pub struct GlobalArgs {
     pub api_key: Option<String>,
 
     /// Per-call deadline for cloud requests.
-    #[arg(long, global = true, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, global = true, default_value = "30s", value_parser = ranges::timeout)]
     pub timeout: std::time::Duration,
 
     /// The largest manifest or config file read, e.g. `64MiB` (the default), `500KB` or a
@@ -133,10 +134,6 @@ pub enum OutputFormat {
     #[default]
     Text,
     Json,
-}
-
-pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    crate::model::parse_duration(s)
 }
 
 /// Parses a size: a whole number of bytes with an optional unit (`B`, `KB`, `MB`, `GB` in

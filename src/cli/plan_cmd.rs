@@ -70,18 +70,9 @@ pub struct PlanArgs {
         long,
         value_name = "N",
         default_value_t = ObserveOptions::default().read_concurrency,
-        value_parser = parse_positive
+        value_parser = super::ranges::concurrency
     )]
     pub read_concurrency: usize,
-}
-
-/// A count of at least 1.
-fn parse_positive(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".to_string()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("`{s}` is not a whole number")),
-    }
 }
 
 /// Runs `fleetform plan`.
