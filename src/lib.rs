@@ -10,6 +10,7 @@
 //! - [`cloud`]: the [`cloud::CloudApi`] trait and the gRPC client that speaks Viam's protocol.
 //! - [`localcloud`]: an embedded, SQLite-backed, Viam-compatible cloud for trying things out,
 //!   CI and tests. It shares no code with the client, so a bug in one cannot hide one in the other.
+//! - [`sensitive`]: private files, salted hashes, and the ledger of what was ever sensitive.
 //! - [`cli`]: the `fleetform` commands; the only module that prints.
 //! - [`proto`]: code generated from `proto/` by `build.rs`.
 
@@ -20,6 +21,7 @@ pub mod localcloud;
 pub mod manifest;
 pub mod model;
 pub mod plan;
+pub mod sensitive;
 pub mod watch;
 
 /// Code generated from `proto/` (Viam's wire format).

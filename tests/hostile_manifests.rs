@@ -315,3 +315,33 @@ fn the_watch_file_list_reads_bounded_too() {
     // of expanding the bomb.
     assert!(manifest::included_files(&path).is_err());
 }
+
+/// Without a given root, a manifest inside a git work tree may use files anywhere in it.
+#[test]
+fn the_default_root_is_the_enclosing_repository() {
+    let outer = tempfile::tempdir().unwrap();
+    let repo = outer.path().join("repo");
+    std::fs::create_dir_all(repo.join(".git")).unwrap();
+    std::fs::create_dir_all(repo.join("fleets")).unwrap();
+    std::fs::create_dir_all(repo.join("shared")).unwrap();
+    std::fs::write(repo.join("shared/arm.json"), "{}").unwrap();
+    std::fs::write(outer.path().join("outside.json"), "{}").unwrap();
+    let m = repo.join("fleets/fleet.yaml");
+    let opts = LoadOptions::default();
+    std::fs::write(
+        &m,
+        part_with("            config_file: ../shared/arm.json\n"),
+    )
+    .unwrap();
+    assert!(manifest::load_with(&m, &opts, &no_env).is_ok());
+    std::fs::write(
+        &m,
+        part_with("            config_file: ../../outside.json\n"),
+    )
+    .unwrap();
+    let err = manifest::load_with(&m, &opts, &no_env).expect_err("escapes the repository");
+    assert!(
+        err.to_string().contains("leaves the manifest's root"),
+        "{err}"
+    );
+}

@@ -78,8 +78,23 @@ pub struct ApplyArgs {
     pub output: ApplyOutput,
 }
 
-/// A plan file: JSON with a `format_version`.
-fn read_saved_plan(text: &str) -> Option<anyhow::Result<Plan>> {
+/// The ledger of what was ever sensitive, kept in `.fleetform/` (see [`crate::sensitive`]).
+pub(super) fn local_ledger() -> crate::sensitive::Ledger {
+    crate::sensitive::Ledger::load(std::path::Path::new(target::LOCAL_DIR))
+}
+
+/// Records `desired`'s sensitive pointers and values in the local ledger; a failure to save
+/// it is a warning (masking then relies on what the manifest marks).
+pub(super) fn remember_secrets(desired: &Desired) {
+    let mut ledger = local_ledger();
+    ledger.remember(desired);
+    if let Err(e) = ledger.save() {
+        tracing::warn!(error = %e, "cannot save the ledger of sensitive values");
+    }
+}
+
+/// A plan file: JSON with a `format_version`; with the salt of its sensitive hashes.
+fn read_saved_plan(text: &str) -> Option<anyhow::Result<(Plan, Option<String>)>> {
     if !text.trim_start().starts_with('{') {
         return None;
     }
@@ -91,16 +106,27 @@ fn read_saved_plan(text: &str) -> Option<anyhow::Result<Plan>> {
             plan::PLAN_FORMAT_VERSION
         )));
     }
-    Some(serde_json::from_value(value).context("the plan file is not a valid fleetform plan"))
+    let salt = value
+        .get(render::json::SALT_FIELD)
+        .and_then(|s| s.as_str())
+        .map(String::from);
+    Some(
+        serde_json::from_value(value)
+            .map(|plan| (plan, salt))
+            .context("the plan file is not a valid fleetform plan"),
+    )
 }
 
 pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.input)
+    let limit = crate::manifest::LoadOptions::default().max_file_bytes;
+    let bytes = crate::manifest::read_bounded(&args.input, limit)
         .with_context(|| format!("cannot read {}", args.input.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
     if let Some(saved) = read_saved_plan(&text) {
-        let plan = saved?;
+        let (mut plan, salt) = saved?;
+        local_ledger().mark_plan(&mut plan);
         let target = target::connect_for(global, LocalOrg::Id(&plan.organization_id)).await?;
-        let result = apply_saved(&args, &target.client, plan).await;
+        let result = apply_saved(&args, &target.client, plan, salt.as_deref()).await;
         target.close().await?;
         return result;
     }
@@ -111,6 +137,7 @@ pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
             return Ok(ExitCode::FAILURE);
         }
     };
+    remember_secrets(&desired);
     let org = match &desired.organization {
         OrgRef::Name(name) => LocalOrg::Name(name),
         OrgRef::Id(id) => LocalOrg::Id(id),
@@ -131,7 +158,10 @@ async fn apply_manifest(
     };
     let plan_opts = plan::Options { prune: args.prune };
     let plan = match make_plan(client, desired, &plan_opts, &observe_opts, &Status::new()).await? {
-        Ok(plan) => plan,
+        Ok(mut plan) => {
+            local_ledger().mark_plan(&mut plan);
+            plan
+        }
         Err(errors) => {
             for e in &errors.0 {
                 eprintln!("error: {e}");
@@ -152,11 +182,12 @@ async fn apply_saved(
     args: &ApplyArgs,
     client: &crate::cloud::Client,
     mut plan: Plan,
+    salt: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     if args.prune {
         bail!("--prune applies to manifests; a saved plan already says what it deletes");
     }
-    restore_sensitive(&mut plan, &|name| std::env::var(name).ok())?;
+    restore_sensitive(&mut plan, &|name| std::env::var(name).ok(), salt)?;
     let status = Status::new();
     status.show("Checking the saved plan against the cloud…");
     let stale = apply::check_preconditions(Arc::new(client.clone()), &plan).await;
@@ -175,7 +206,11 @@ async fn apply_saved(
 
 /// A saved plan holds sensitive values only as hashes: resolve each again from the
 /// environment and check it is the value the plan was made with.
-fn restore_sensitive(plan: &mut Plan, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+fn restore_sensitive(
+    plan: &mut Plan,
+    env: &dyn Fn(&str) -> Option<String>,
+    salt: Option<&str>,
+) -> anyhow::Result<()> {
     use crate::plan::Op;
     use sha2::Digest;
     for change in &mut plan.changes {
@@ -195,7 +230,9 @@ fn restore_sensitive(plan: &mut Plan, env: &dyn Fn(&str) -> Option<String>) -> a
                     change.path
                 )
             })?;
-            if hex::encode(sha2::Sha256::digest(value.as_bytes())) != s.sha256 {
+            let hash = hex::encode(sha2::Sha256::digest(value.as_bytes()));
+            let hash = salt.map_or(hash.clone(), |salt| crate::sensitive::salted(salt, &hash));
+            if hash != s.sha256 {
                 bail!(
                     "{} {}: the value of {} differs from the one the plan was made with\nhint: plan again, or restore the environment",
                     change.kind.as_str(),

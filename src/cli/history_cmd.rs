@@ -83,7 +83,8 @@ async fn history(args: &HistoryArgs, api: &dyn CloudApi) -> anyhow::Result<ExitC
         .await
         .with_context(|| format!("cannot read the history of `{path}`"))?;
     let more = entries.len() > args.count;
-    let edits = edits(&part, &entries, args.count, &path);
+    let ledger = super::apply_cmd::local_ledger();
+    let edits = edits(&part, &entries, args.count, &path, &ledger);
     let mut out = String::new();
     match args.output {
         OutputFormat::Json => {
@@ -119,8 +120,22 @@ async fn history(args: &HistoryArgs, api: &dyn CloudApi) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-/// The newest `n` edits of `current`, from its history `entries` (newest first).
-pub fn edits(current: &Part, entries: &[HistoryEntry], n: usize, path: &str) -> Vec<Edit> {
+/// The newest `n` edits of `current`, from its history `entries` (newest first). Every
+/// config is masked where `ledger` knows a value was sensitive (by pointer in this part, or
+/// by value anywhere), before it is compared or shown.
+pub fn edits(
+    current: &Part,
+    entries: &[HistoryEntry],
+    n: usize,
+    path: &str,
+    ledger: &crate::sensitive::Ledger,
+) -> Vec<Edit> {
+    let key = crate::sensitive::resource_key("part", path);
+    let masked = |config: &serde_json::Value| {
+        let mut c = config.clone();
+        ledger.mask(&key, &mut c);
+        c
+    };
     entries
         .iter()
         .take(n)
@@ -128,9 +143,10 @@ pub fn edits(current: &Part, entries: &[HistoryEntry], n: usize, path: &str) -> 
         .map(|(i, entry)| {
             let after = if i == 0 { current } else { &entries[i - 1].old };
             let before = &entry.old;
+            let (config_before, config_after) = (masked(&before.config), masked(&after.config));
             let (cb, ca) = (
-                canonical::canonical(&before.config),
-                canonical::canonical(&after.config),
+                canonical::canonical(&config_before),
+                canonical::canonical(&config_after),
             );
             let diff = if cb == ca {
                 String::new()
@@ -159,8 +175,8 @@ pub fn edits(current: &Part, entries: &[HistoryEntry], n: usize, path: &str) -> 
                 name_after: after.name.clone(),
                 main_before: before.main,
                 main_after: after.main,
-                config_before: before.config.clone(),
-                config_after: after.config.clone(),
+                config_before,
+                config_after,
                 diff,
             }
         })
@@ -252,7 +268,8 @@ mod tests {
         let current = part("arm-main", json!({"fps": 30}), 300);
         // Newest first: the edit at 300 turned v2 into current; the one at 200, v1 into v2.
         let history = vec![entry(v2, 300, "bob"), entry(v1, 200, "alice")];
-        let edits = edits(&current, &history, 10, "HQ/m/arm-main");
+        let ledger = crate::sensitive::Ledger::in_memory();
+        let edits = edits(&current, &history, 10, "HQ/m/arm-main", &ledger);
         assert_eq!(edits.len(), 2);
         assert_eq!(edits[0].by.as_deref(), Some("bob"));
         assert!(
@@ -302,7 +319,8 @@ mod tests {
     fn key_order_is_not_a_change() {
         let old = part("a", serde_json::from_str(r#"{"x":1,"y":2}"#).unwrap(), 1);
         let current = part("a", serde_json::from_str(r#"{"y":2,"x":1}"#).unwrap(), 2);
-        let edits = edits(&current, &[entry(old, 2, "k")], 1, "p");
+        let ledger = crate::sensitive::Ledger::in_memory();
+        let edits = edits(&current, &[entry(old, 2, "k")], 1, "p", &ledger);
         assert!(edits[0].diff.is_empty());
         let text = render_edit(
             &edits[0],

@@ -156,7 +156,8 @@ fn local_credentials(dir: &Path, db: &Path, org: LocalOrg<'_>) -> anyhow::Result
              manifest instead (`organization: acme`); the local cloud creates it on first use"
         ),
     };
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    crate::sensitive::create_private_dir(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let key = localcloud::init(db, name, "owner@fleetform.local")
         .with_context(|| format!("cannot initialise {}", db.display()))?;
     let creds = LocalCredentials {

@@ -117,9 +117,20 @@ impl Store {
             path: path.display().to_string(),
             source,
         };
+        let io_err = |e| err(rusqlite::Error::ToSqlConversionFailure(Box::new(e)));
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+            crate::sensitive::create_private_dir(dir).map_err(io_err)?;
+        }
+        // The database holds secrets: 0600 before SQLite opens it (SQLite creates its -wal
+        // and -shm files with the database's mode); older files are tightened.
+        crate::sensitive::prepare_private_file(path).map_err(io_err)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_os_string();
+            side.push(suffix);
+            let side = PathBuf::from(side);
+            if side.exists() {
+                crate::sensitive::prepare_private_file(&side).map_err(io_err)?;
+            }
         }
         let writer = open_conn(path).map_err(err)?;
         writer.execute_batch(SCHEMA).map_err(err)?;

@@ -230,8 +230,11 @@ impl Validator<'_> {
             }
         };
         let full = self.dir.join(rel);
-        let root = self.opts.root.as_deref().unwrap_or(&self.dir);
-        let resolved = match super::files::canonical_root(root) {
+        let root = match &self.opts.root {
+            Some(root) => super::files::canonical_root(root),
+            None => super::files::default_root(&self.dir),
+        };
+        let resolved = match root {
             Ok(root) => super::files::resolve_inside(&root, &self.dir, rel).map_err(|e| {
                 (
                     format!("config_file `{rel}` {e}"),

@@ -8,10 +8,11 @@
 //!   grows while being read is cut at the limit and refused, never read to the end.
 //! - Only regular files are read. Devices (`/dev/zero`), FIFOs and directories are refused; a
 //!   file is opened non-blocking so that a FIFO swapped in after the check cannot hang us.
-//! - A `config_file` path is relative and stays inside the root ([`LoadOptions::root`]; by
-//!   default the manifest's directory, in `watch --git` mode the checkout): no absolute path,
-//!   no `..` that climbs above the root, and no symlink whose target lies outside it.
-//!   Symlinks that stay inside the root are followed.
+//! - A `config_file` path is relative and stays inside the root ([`LoadOptions::root`]; in
+//!   `watch --git` mode the checkout; otherwise [`default_root`]: the git work tree holding
+//!   the manifest, else the current directory when the manifest is below it, else the
+//!   manifest's directory): no absolute path, no `..` that climbs above the root, and no
+//!   symlink whose target lies outside it. Symlinks that stay inside the root are followed.
 
 use std::fs::File;
 use std::io::Read;
@@ -105,6 +106,22 @@ pub enum PathError {
     /// The path, once symlinks are resolved, lies outside the root.
     #[error("resolves (through a symlink) to a place outside the manifest's root directory `{0}`")]
     Symlink(String),
+}
+
+/// The root for a manifest in `dir` when none is given: the nearest enclosing directory
+/// holding `.git` (the repository, so `../shared/x.json` works between its folders), else the
+/// current directory when `dir` is inside it, else `dir` itself. Canonical.
+pub fn default_root(dir: &Path) -> std::io::Result<PathBuf> {
+    let dir = canonical_root(dir)?;
+    if let Some(repo) = dir.ancestors().find(|a| a.join(".git").exists()) {
+        return Ok(repo.to_path_buf());
+    }
+    if let Ok(cwd) = std::env::current_dir().and_then(|c| c.canonicalize())
+        && dir.starts_with(&cwd)
+    {
+        return Ok(cwd);
+    }
+    Ok(dir)
 }
 
 /// The canonical form of a root directory (`""` meaning the current one).

@@ -44,8 +44,10 @@
 //! a positioned diagnostic:
 //! - files (the manifest and each config file) up to 64 MiB (`--max-manifest-size`,
 //!   `FLEETFORM_MAX_MANIFEST_SIZE`), regular files only, read non-blocking (see `files`);
-//! - `config_file` paths relative and inside the root: the manifest's directory, or the
-//!   checkout in `watch --git` mode ([`LoadOptions::root`]), symlinks resolved;
+//! - `config_file` paths relative and inside the root: the checkout in `watch --git` mode
+//!   ([`LoadOptions::root`]), else the git work tree holding the manifest, else the current
+//!   directory when the manifest is below it, else the manifest's directory; symlinks
+//!   resolved;
 //! - YAML nests at most 64 levels, uses at most 10,000 aliases, and aliases expand to at most
 //!   16 MiB (see `span`); a config nests at most 32 levels (what the wire carries);
 //! - names are at most 128 characters, without control or bidirectional-override characters.
