@@ -244,23 +244,30 @@ impl Ledger {
                 continue;
             };
             for key in &keys {
-                for (pointer, sha256) in self.find(key, &cfg.value) {
-                    if !cfg.sensitive.iter().any(|s| s.pointer == pointer) {
-                        cfg.sensitive.push(SensitiveValue {
-                            pointer,
-                            template: String::new(),
-                            env: vec![],
-                            sha256,
-                        });
-                    }
-                }
+                let found = self.find(key, &cfg.value);
+                mark(cfg, found);
             }
         }
     }
 }
 
-/// Calls `f(pointer, string)` for every string under `v`.
-fn walk_strings(v: &Value, pointer: &mut String, f: &mut dyn FnMut(&str, &str)) {
+/// Marks each `(pointer, sha256)` of `found` sensitive in `cfg` (once), as a value known to
+/// be secret rather than one the manifest resolves (no template, no environment names).
+pub fn mark(cfg: &mut crate::plan::PlannedConfig, found: Vec<(String, String)>) {
+    for (pointer, sha256) in found {
+        if !cfg.sensitive.iter().any(|s| s.pointer == pointer) {
+            cfg.sensitive.push(SensitiveValue {
+                pointer,
+                template: String::new(),
+                env: vec![],
+                sha256,
+            });
+        }
+    }
+}
+
+/// Calls `f(pointer, string)` for every string under `v` (RFC 6901 pointers).
+pub fn walk_strings(v: &Value, pointer: &mut String, f: &mut dyn FnMut(&str, &str)) {
     match v {
         Value::String(s) => f(pointer, s),
         Value::Array(items) => {
