@@ -164,7 +164,7 @@ async fn apply_manifest(
         }
         Err(errors) => {
             for e in &errors.0 {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", super::term::clean(&e.to_string()));
             }
             return Ok(ExitCode::FAILURE);
         }
@@ -196,7 +196,7 @@ async fn apply_saved(
     if !stale.is_empty() {
         eprintln!("error: the saved plan is stale: the cloud changed since it was made");
         for s in &stale {
-            eprintln!("  {s}");
+            eprintln!("  {}", super::term::clean(&s.to_string()));
         }
         eprintln!("hint: run `fleetform plan` again and review the new plan");
         return Ok(ExitCode::FAILURE);
@@ -260,7 +260,11 @@ async fn execute(
     if text_output {
         print!(
             "{}",
-            render::render(&plan, Format::Text, &RenderOptions { color })
+            super::term::clean(&render::render(
+                &plan,
+                Format::Text,
+                &RenderOptions { color }
+            ))
         );
     }
     if plan.is_empty() {
@@ -391,7 +395,12 @@ async fn show_progress(
     }
 }
 
+/// One line of apply's report; terminal-safe (see [`super::term`]).
 fn outcome_line(action: Action, kind: &str, path: &str, outcome: &Outcome) -> String {
+    super::term::clean(&outcome_text(action, kind, path, outcome)).into_owned()
+}
+
+fn outcome_text(action: Action, kind: &str, path: &str, outcome: &Outcome) -> String {
     let what = format!("{} {kind} {path}", action.mark());
     match outcome {
         Outcome::Applied => format!("applied  {what}"),

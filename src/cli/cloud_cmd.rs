@@ -59,6 +59,9 @@ pub struct ServeArgs {
     /// How long access tokens stay valid.
     #[arg(long, default_value = "24h", value_parser = super::ranges::token_ttl)]
     pub token_ttl: Duration,
+    /// Close a connection that has had no traffic (and no open log tail) for this long.
+    #[arg(long, default_value = "10m", value_parser = super::ranges::idle_timeout)]
+    pub idle_timeout: Duration,
 }
 
 fn parse_probability(s: &str) -> Result<f64, String> {
@@ -102,6 +105,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             drop_after_commit_rate: args.drop_after_commit_rate,
         },
         token_ttl: args.token_ttl,
+        idle_timeout: args.idle_timeout,
     };
     if !args.listen.ip().is_loopback() {
         eprintln!(

@@ -13,6 +13,7 @@ mod resolve;
 mod secrets_cmd;
 mod status_cmd;
 pub mod target;
+pub mod term;
 mod watch_cmd;
 
 use clap::{Args, Parser, Subcommand};

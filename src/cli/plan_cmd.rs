@@ -117,7 +117,7 @@ async fn plan_and_print(
         }
         Err(errors) => {
             for e in &errors.0 {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", super::term::clean(&e.to_string()));
             }
             return Ok(ExitCode::FAILURE);
         }
@@ -129,7 +129,7 @@ async fn plan_and_print(
     let rendered = render::render(&plan, args.output, &RenderOptions { color });
     let mut stdout = std::io::stdout().lock();
     match stdout
-        .write_all(rendered.as_bytes())
+        .write_all(super::term::clean(&rendered).as_bytes())
         .and_then(|()| stdout.flush())
     {
         // The reader went away (`fleetform plan … | head`): not an error of ours.
