@@ -73,6 +73,10 @@ pub struct ApplyArgs {
     /// (manifest input only).
     #[arg(long)]
     pub prune: bool,
+    /// How long to wait for another fleetform that holds the organization's lease (e.g.
+    /// `2m`). The default, 0s, refuses at once, naming the holder.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = super::ranges::lock_timeout)]
+    pub lock_timeout: std::time::Duration,
     /// How to report: text for people, json for programs (the plan is then not printed).
     #[arg(long, value_enum, default_value_t = ApplyOutput::Text)]
     pub output: ApplyOutput,
@@ -126,7 +130,10 @@ pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
         let (mut plan, salt) = saved?;
         local_ledger().mark_plan(&mut plan);
         let target = target::connect_for(global, LocalOrg::Id(&plan.organization_id)).await?;
-        let result = apply_saved(&args, &target.client, plan, salt.as_deref()).await;
+        let result = match Held::take(&args, &target.client, &plan.organization_id).await {
+            Ok(held) => apply_saved(&args, &target.client, plan, salt.as_deref(), held).await,
+            Err(e) => Err(e),
+        };
         target.close().await?;
         return result;
     }
@@ -153,6 +160,78 @@ async fn apply_manifest(
     client: &crate::cloud::Client,
     desired: &Desired,
 ) -> anyhow::Result<ExitCode> {
+    // The lease first: nobody else may plan and write this organization meanwhile.
+    let orgs = client
+        .list_organizations()
+        .await
+        .context("cannot list the organizations this API key can see")?;
+    let org = crate::cloud::observe::resolve_organization(orgs, &desired.organization)?;
+    let held = Held::take(args, client, &org.id).await?;
+    let result = plan_and_execute(args, client, desired, &held).await;
+    held.release().await;
+    result
+}
+
+/// The organization's lease, held (and renewed in the background) for one apply.
+struct Held {
+    /// Set when the lease is lost (or on Ctrl-C): apply starts nothing new.
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
+    done: tokio::sync::watch::Sender<bool>,
+    renewal: tokio::task::JoinHandle<Option<crate::lease::Lease>>,
+    fragment_id: String,
+    holder: String,
+}
+
+impl Held {
+    async fn take(
+        args: &ApplyArgs,
+        client: &crate::cloud::Client,
+        org_id: &str,
+    ) -> anyhow::Result<Held> {
+        let api: Arc<dyn CloudApi> = Arc::new(client.clone());
+        let lease = crate::lease::acquire(
+            api,
+            org_id,
+            "apply",
+            args.lock_timeout,
+            crate::lease::DEFAULT_TTL,
+        )
+        .await?;
+        let (stop, _) = tokio::sync::watch::channel(false);
+        let stop = Arc::new(stop);
+        let (done, done_rx) = tokio::sync::watch::channel(false);
+        let fragment_id = lease.fragment_id().to_string();
+        let holder = lease.holder().to_string();
+        let renewal = crate::lease::spawn_renewal(lease, Arc::clone(&stop), done_rx);
+        Ok(Held {
+            stop,
+            done,
+            renewal,
+            fragment_id,
+            holder,
+        })
+    }
+
+    /// Fencing: fails unless the lease is still ours, as the cloud says now.
+    async fn fence(&self, client: &crate::cloud::Client) -> anyhow::Result<()> {
+        crate::lease::check(client, &self.fragment_id, &self.holder).await?;
+        Ok(())
+    }
+
+    async fn release(self) {
+        let _ = self.done.send(true);
+        if let Ok(Some(lease)) = self.renewal.await {
+            lease.release().await;
+        }
+    }
+}
+
+async fn plan_and_execute(
+    args: &ApplyArgs,
+    client: &crate::cloud::Client,
+    desired: &Desired,
+    held: &Held,
+) -> anyhow::Result<ExitCode> {
     let observe_opts = ObserveOptions {
         read_concurrency: args.read_concurrency,
     };
@@ -175,7 +254,7 @@ async fn apply_manifest(
             plan.summary().delete
         );
     }
-    execute(args, client, plan).await
+    execute(args, client, plan, held).await
 }
 
 async fn apply_saved(
@@ -183,14 +262,27 @@ async fn apply_saved(
     client: &crate::cloud::Client,
     mut plan: Plan,
     salt: Option<&str>,
+    held: Held,
+) -> anyhow::Result<ExitCode> {
+    let result = apply_saved_held(args, client, &mut plan, salt, &held).await;
+    held.release().await;
+    result
+}
+
+async fn apply_saved_held(
+    args: &ApplyArgs,
+    client: &crate::cloud::Client,
+    plan: &mut Plan,
+    salt: Option<&str>,
+    held: &Held,
 ) -> anyhow::Result<ExitCode> {
     if args.prune {
         bail!("--prune applies to manifests; a saved plan already says what it deletes");
     }
-    restore_sensitive(&mut plan, &|name| std::env::var(name).ok(), salt)?;
+    restore_sensitive(plan, &|name| std::env::var(name).ok(), salt)?;
     let status = Status::new();
     status.show("Checking the saved plan against the cloud…");
-    let stale = apply::check_preconditions(Arc::new(client.clone()), &plan).await;
+    let stale = apply::check_preconditions(Arc::new(client.clone()), plan).await;
     status.clear();
     let stale = stale.context("cannot check the saved plan against the cloud")?;
     if !stale.is_empty() {
@@ -201,7 +293,7 @@ async fn apply_saved(
         eprintln!("hint: run `fleetform plan` again and review the new plan");
         return Ok(ExitCode::FAILURE);
     }
-    execute(args, client, plan).await
+    execute(args, client, plan.clone(), held).await
 }
 
 /// A saved plan holds sensitive values only as hashes: resolve each again from the
@@ -253,6 +345,7 @@ async fn execute(
     args: &ApplyArgs,
     client: &crate::cloud::Client,
     plan: Plan,
+    held: &Held,
 ) -> anyhow::Result<ExitCode> {
     let color = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -286,8 +379,11 @@ async fn execute(
     if !args.yes {
         confirm(&plan)?;
     }
+    // Fencing: the confirmation may have taken a while; write only if the lease is still ours.
+    held.fence(client).await?;
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = Arc::clone(&held.stop);
+    let stop_rx = held.stop.subscribe();
     let ctrl_c = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("\nInterrupted: finishing the calls in flight, starting nothing new…");

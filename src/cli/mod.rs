@@ -4,6 +4,7 @@ mod apply_cmd;
 mod cloud_cmd;
 mod history_cmd;
 mod import_cmd;
+mod lock_cmd;
 mod logs_cmd;
 mod org_cmd;
 mod plan_cmd;
@@ -122,6 +123,9 @@ pub enum Command {
     /// Invalid manifests apply nothing; failures back off and open a circuit breaker;
     /// --detect-only only reports drift. Serves /healthz, /readyz and /metrics.
     Watch(watch_cmd::WatchArgs),
+    /// Free the organization's lease whoever holds it (after a crash; ID is in the "locked"
+    /// error). Another fleetform still running would then write at the same time: be sure.
+    ForceUnlock(lock_cmd::ForceUnlockArgs),
     /// Print the JSON Schema of the manifest (for editors and CI validation).
     ///
     /// Point an editor at it with a first line such as
@@ -180,6 +184,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan_cmd::run(args, &cli.global).await,
         Command::Apply(args) => apply_cmd::run(args, &cli.global).await,
         Command::Watch(args) => watch_cmd::run(args, &cli.global).await,
+        Command::ForceUnlock(args) => lock_cmd::run(args, &cli.global).await,
         Command::Schema => {
             println!(
                 "{}",

@@ -16,6 +16,7 @@
 //! | `cloud serve --latency` | 0s to 1m |
 //! | `cloud serve --token-ttl` | 1m to 365d |
 //! | `cloud serve --idle-timeout` | 1s to 1d |
+//! | `apply --lock-timeout` | 0s to 1d |
 //! | `--parallelism`, `--read-concurrency` | 1 to 1024 |
 //! | `--max-deletes`, `history -n`, `logs -n` | 0 to 1000000 |
 //!
@@ -73,6 +74,11 @@ pub(crate) fn idle_timeout(s: &str) -> Result<Duration, String> {
     between(s, "1s", "1d")
 }
 
+/// `apply --lock-timeout`.
+pub(crate) fn lock_timeout(s: &str) -> Result<Duration, String> {
+    between(s, "0s", "1d")
+}
+
 fn count_between(s: &str, min: usize, max: usize) -> Result<usize, String> {
     let shown: String = s.chars().take(40).flat_map(char::escape_debug).collect();
     match s.trim().parse::<usize>() {
@@ -111,6 +117,7 @@ mod tests {
             latency,
             token_ttl,
             idle_timeout,
+            lock_timeout,
         ] {
             for bad in [
                 "99999999999999999999d",

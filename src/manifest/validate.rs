@@ -288,6 +288,13 @@ impl Validator<'_> {
             .map(|(i, f)| {
                 let at = list.idx(i);
                 self.check_name(&f.name, &at, Kind::Fragment);
+                if f.name == crate::lease::LEASE_FRAGMENT {
+                    self.err(
+                        &at.key("name"),
+                        format!("the fragment name `{}` is reserved", f.name),
+                        "fleetform keeps the organization's lease in a fragment of that name; choose another",
+                    );
+                }
                 let identity = self.identity(
                     Kind::Fragment,
                     &f.name,
