@@ -9,29 +9,33 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Takes the lease of `org` for `operation`, without waiting.
+async fn take(
+    api: &Arc<dyn CloudApi>,
+    org: &str,
+    operation: &str,
+) -> Result<lease::Lease, LeaseError> {
+    lease::acquire(
+        Arc::clone(api),
+        org,
+        operation,
+        Duration::ZERO,
+        lease::DEFAULT_TTL,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_second_taker_is_refused_naming_the_holder_until_release() {
     let cloud = Cloud::start().await;
     let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
-    let first = lease::acquire(
-        Arc::clone(&api),
-        &cloud.org_id,
-        "apply",
-        Duration::ZERO,
-        lease::DEFAULT_TTL,
-    )
-    .await
-    .expect("free at first");
-    let err = lease::acquire(
-        Arc::clone(&api),
-        &cloud.org_id,
-        "watch",
-        Duration::ZERO,
-        lease::DEFAULT_TTL,
-    )
-    .await
-    .err()
-    .expect("held");
+    let first = take(&api, &cloud.org_id, "apply")
+        .await
+        .expect("free at first");
+    let err = take(&api, &cloud.org_id, "watch")
+        .await
+        .err()
+        .expect("held");
     let text = err.to_string();
     assert!(matches!(err, LeaseError::Held { .. }), "{text}");
     assert!(text.contains(first.holder()), "{text}");
@@ -44,15 +48,9 @@ async fn a_second_taker_is_refused_naming_the_holder_until_release() {
         .await
         .expect("still ours");
     first.release().await;
-    let second = lease::acquire(
-        Arc::clone(&api),
-        &cloud.org_id,
-        "watch",
-        Duration::ZERO,
-        lease::DEFAULT_TTL,
-    )
-    .await
-    .expect("free after release");
+    let second = take(&api, &cloud.org_id, "watch")
+        .await
+        .expect("free after release");
     // One lease fragment, whatever happened.
     let leases = api
         .list_fragments(&cloud.org_id)
@@ -69,29 +67,13 @@ async fn a_second_taker_is_refused_naming_the_holder_until_release() {
 async fn a_lease_taken_over_is_lost_and_fencing_sees_it() {
     let cloud = Cloud::start().await;
     let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
-    let mut first = lease::acquire(
-        Arc::clone(&api),
-        &cloud.org_id,
-        "apply",
-        Duration::ZERO,
-        lease::DEFAULT_TTL,
-    )
-    .await
-    .unwrap();
+    let mut first = take(&api, &cloud.org_id, "apply").await.unwrap();
     let was = lease::force_unlock(api.as_ref(), first.fragment_id())
         .await
         .unwrap()
         .expect("it was held");
     assert_eq!(was.holder, first.holder());
-    let second = lease::acquire(
-        Arc::clone(&api),
-        &cloud.org_id,
-        "apply",
-        Duration::ZERO,
-        lease::DEFAULT_TTL,
-    )
-    .await
-    .unwrap();
+    let second = take(&api, &cloud.org_id, "apply").await.unwrap();
     assert!(matches!(
         lease::check(api.as_ref(), first.fragment_id(), first.holder()).await,
         Err(LeaseError::Lost(_))
