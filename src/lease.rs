@@ -317,6 +317,58 @@ pub fn spawn_renewal(
     })
 }
 
+/// A lease held for one operation and renewed in the background until released.
+pub struct Guard {
+    /// Raised when the lease is lost (and by whoever else shares it, e.g. on Ctrl-C): the
+    /// holder then starts no new write.
+    pub stop: Arc<tokio::sync::watch::Sender<bool>>,
+    done: tokio::sync::watch::Sender<bool>,
+    renewal: tokio::task::JoinHandle<Option<Lease>>,
+    api: Arc<dyn CloudApi>,
+    fragment_id: String,
+    holder: String,
+}
+
+impl Guard {
+    /// Takes the lease of `org_id` for `operation` (waiting up to `wait`) and starts renewing
+    /// it.
+    pub async fn take(
+        api: Arc<dyn CloudApi>,
+        org_id: &str,
+        operation: &str,
+        wait: Duration,
+    ) -> Result<Guard, LeaseError> {
+        let lease = acquire(Arc::clone(&api), org_id, operation, wait, DEFAULT_TTL).await?;
+        let (stop, _) = tokio::sync::watch::channel(false);
+        let stop = Arc::new(stop);
+        let (done, done_rx) = tokio::sync::watch::channel(false);
+        let fragment_id = lease.fragment_id().to_string();
+        let holder = lease.holder().to_string();
+        let renewal = spawn_renewal(lease, Arc::clone(&stop), done_rx);
+        Ok(Guard {
+            stop,
+            done,
+            renewal,
+            api,
+            fragment_id,
+            holder,
+        })
+    }
+
+    /// Fencing: fails unless the lease is still ours, as the cloud says now.
+    pub async fn fence(&self) -> Result<(), LeaseError> {
+        check(self.api.as_ref(), &self.fragment_id, &self.holder).await
+    }
+
+    /// Stops renewing and frees the lease.
+    pub async fn release(self) {
+        let _ = self.done.send(true);
+        if let Ok(Some(lease)) = self.renewal.await {
+            lease.release().await;
+        }
+    }
+}
+
 /// Frees the lease held in `fragment_id`, whoever holds it (`fleetform force-unlock`).
 /// Returns who held it.
 pub async fn force_unlock(

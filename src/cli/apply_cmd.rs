@@ -130,7 +130,7 @@ pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
         let (mut plan, salt) = saved?;
         local_ledger().mark_plan(&mut plan);
         let target = target::connect_for(global, LocalOrg::Id(&plan.organization_id)).await?;
-        let result = match Held::take(&args, &target.client, &plan.organization_id).await {
+        let result = match take_lease(&args, &target.client, &plan.organization_id).await {
             Ok(held) => apply_saved(&args, &target.client, plan, salt.as_deref(), held).await,
             Err(e) => Err(e),
         };
@@ -166,64 +166,23 @@ async fn apply_manifest(
         .await
         .context("cannot list the organizations this API key can see")?;
     let org = crate::cloud::observe::resolve_organization(orgs, &desired.organization)?;
-    let held = Held::take(args, client, &org.id).await?;
+    let held = take_lease(args, client, &org.id).await?;
     let result = plan_and_execute(args, client, desired, &held).await;
     held.release().await;
     result
 }
 
 /// The organization's lease, held (and renewed in the background) for one apply.
-struct Held {
-    /// Set when the lease is lost (or on Ctrl-C): apply starts nothing new.
-    stop: Arc<tokio::sync::watch::Sender<bool>>,
-    done: tokio::sync::watch::Sender<bool>,
-    renewal: tokio::task::JoinHandle<Option<crate::lease::Lease>>,
-    fragment_id: String,
-    holder: String,
-}
+type Held = crate::lease::Guard;
 
-impl Held {
-    async fn take(
-        args: &ApplyArgs,
-        client: &crate::cloud::Client,
-        org_id: &str,
-    ) -> anyhow::Result<Held> {
-        let api: Arc<dyn CloudApi> = Arc::new(client.clone());
-        let lease = crate::lease::acquire(
-            api,
-            org_id,
-            "apply",
-            args.lock_timeout,
-            crate::lease::DEFAULT_TTL,
-        )
-        .await?;
-        let (stop, _) = tokio::sync::watch::channel(false);
-        let stop = Arc::new(stop);
-        let (done, done_rx) = tokio::sync::watch::channel(false);
-        let fragment_id = lease.fragment_id().to_string();
-        let holder = lease.holder().to_string();
-        let renewal = crate::lease::spawn_renewal(lease, Arc::clone(&stop), done_rx);
-        Ok(Held {
-            stop,
-            done,
-            renewal,
-            fragment_id,
-            holder,
-        })
-    }
-
-    /// Fencing: fails unless the lease is still ours, as the cloud says now.
-    async fn fence(&self, client: &crate::cloud::Client) -> anyhow::Result<()> {
-        crate::lease::check(client, &self.fragment_id, &self.holder).await?;
-        Ok(())
-    }
-
-    async fn release(self) {
-        let _ = self.done.send(true);
-        if let Ok(Some(lease)) = self.renewal.await {
-            lease.release().await;
-        }
-    }
+/// Takes the lease of `org_id` for this apply, waiting up to `--lock-timeout`.
+async fn take_lease(
+    args: &ApplyArgs,
+    client: &crate::cloud::Client,
+    org_id: &str,
+) -> anyhow::Result<Held> {
+    let api: Arc<dyn CloudApi> = Arc::new(client.clone());
+    Ok(crate::lease::Guard::take(api, org_id, "apply", args.lock_timeout).await?)
 }
 
 async fn plan_and_execute(
@@ -380,7 +339,7 @@ async fn execute(
         confirm(&plan)?;
     }
     // Fencing: the confirmation may have taken a while; write only if the lease is still ours.
-    held.fence(client).await?;
+    held.fence().await?;
 
     let stop_tx = Arc::clone(&held.stop);
     let stop_rx = held.stop.subscribe();
