@@ -206,3 +206,35 @@ async fn two_applies_at_once_never_duplicate_the_fleet() {
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
     assert!(!text(&plan).contains("fleetform-lease"));
 }
+
+/// Two first runs with `--cloud local` at once make one organization, and (holding the
+/// lease in turn) one fleet.
+#[test]
+fn two_first_local_runs_make_one_organization() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("fleet.yaml"),
+        FLEET.replace("organization: local", "organization: acme"),
+    )
+    .unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_fleetform"))
+            .args(["apply", "fleet.yaml", "--yes", "--lock-timeout", "2m"])
+            .current_dir(dir.path())
+            .env("FLEETFORM_CLOUD", "local")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (run(), run());
+    for o in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let db = rusqlite::Connection::open(dir.path().join(".fleetform/cloud.db")).unwrap();
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT COUNT(*) FROM orgs WHERE name = 'acme'"), 1);
+    assert_eq!(count("SELECT COUNT(*) FROM locations"), 3);
+}
