@@ -10,16 +10,20 @@
 //! - [`cloud`]: the [`cloud::CloudApi`] trait and the gRPC client that speaks Viam's protocol.
 //! - [`localcloud`]: an embedded, SQLite-backed, Viam-compatible cloud for trying things out,
 //!   CI and tests. It shares no code with the client, so a bug in one cannot hide one in the other.
+//! - [`lease`]: the organization-wide lease in the cloud: one writer at a time.
+//! - [`sensitive`]: private files, salted hashes, and the ledger of what was ever sensitive.
 //! - [`cli`]: the `fleetform` commands; the only module that prints.
 //! - [`proto`]: code generated from `proto/` by `build.rs`.
 
 pub mod apply;
 pub mod cli;
 pub mod cloud;
+pub mod lease;
 pub mod localcloud;
 pub mod manifest;
 pub mod model;
 pub mod plan;
+pub mod sensitive;
 pub mod watch;
 
 /// Code generated from `proto/` (Viam's wire format).

@@ -20,7 +20,10 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!(
+                "error: {}",
+                fleetform::cli::term::clean(&format!("{err:#}"))
+            );
             ExitCode::FAILURE
         }
     }

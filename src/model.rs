@@ -421,12 +421,25 @@ pub struct LogPage {
     pub next_page_token: Option<String>,
 }
 
+/// The longest duration [`parse_duration`] accepts: 100 years. Anything longer is surely a
+/// mistake, and every duration fleetform adds to a clock stays far from overflowing.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+
 /// Parses a human duration: a number followed by a unit, `ms`, `s`, `m`, `h` or `d`
-/// (`250ms`, `1.5s`, `5m`, `90d`). Several parts may be joined (`1h30m`).
+/// (`250ms`, `1.5s`, `5m`, `90d`). Several parts may be joined (`1h30m`). Never panics:
+/// anything longer than [`MAX_DURATION`] (however many digits) is an error.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    const EXPECTED: &str = "expected e.g. 250ms, 30s, 5m, 2h or 90d";
+    // Errors quote at most this much of the input.
+    let shown: String = text.chars().take(40).flat_map(char::escape_debug).collect();
+    let shown = if text.chars().count() > 40 {
+        format!("\"{shown}…\"")
+    } else {
+        format!("\"{shown}\"")
+    };
     let s = text.trim();
     if s.is_empty() {
-        return Err("empty duration; expected e.g. 250ms, 30s, 5m, 2h or 90d".into());
+        return Err(format!("empty duration; {EXPECTED}"));
     }
     let mut total = 0f64;
     let mut rest = s;
@@ -439,26 +452,59 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(tail.len());
         let (unit, next) = tail.split_at(unit_len);
-        let n: f64 = num.parse().map_err(|_| {
-            format!("invalid duration {text:?}; expected e.g. 250ms, 30s, 5m, 2h or 90d")
-        })?;
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("invalid duration {shown}; {EXPECTED}"))?;
         let scale = match unit {
             "ms" => 0.001,
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
             "d" => 86_400.0,
-            "" => return Err(format!("duration {text:?} needs a unit: ms, s, m, h or d")),
+            "" => return Err(format!("duration {shown} needs a unit: ms, s, m, h or d")),
             other => {
+                let other: String = other
+                    .chars()
+                    .take(10)
+                    .flat_map(char::escape_debug)
+                    .collect();
                 return Err(format!(
-                    "unknown unit {other:?} in duration {text:?}; use ms, s, m, h or d"
+                    "unknown unit \"{other}\" in duration {shown}; use ms, s, m, h or d"
                 ));
             }
         };
         total += n * scale;
+        if !total.is_finite() || total > MAX_DURATION.as_secs_f64() {
+            return Err(format!(
+                "duration {shown} is too long; at most 100 years (36500d)"
+            ));
+        }
         rest = next;
     }
-    Ok(std::time::Duration::from_secs_f64(total))
+    std::time::Duration::try_from_secs_f64(total)
+        .map_err(|_| format!("invalid duration {shown}; {EXPECTED}"))
+}
+
+/// [`parse_duration`], then a range check: the duration must lie between `min` and `max`
+/// (inclusive, both written as [`parse_duration`] reads them).
+pub fn parse_duration_between(
+    text: &str,
+    min: &str,
+    max: &str,
+) -> Result<std::time::Duration, String> {
+    let d = parse_duration(text)?;
+    let lo = parse_duration(min)?;
+    let hi = parse_duration(max)?;
+    if d < lo || d > hi {
+        let shown: String = text
+            .trim()
+            .chars()
+            .take(40)
+            .flat_map(char::escape_debug)
+            .collect();
+        return Err(format!("{shown} is out of range: use {min} to {max}"));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -491,6 +537,37 @@ mod tests {
         assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86_400)));
         assert!(parse_duration("10").unwrap_err().contains("needs a unit"));
         assert!(parse_duration("5y").unwrap_err().contains("unknown unit"));
+        // Huge values are errors, never panics (issue 13).
+        for huge in [
+            "99999999999999999999d",
+            "36501d",
+            "1e400s",
+            &"9".repeat(400),
+            &format!("{}s", "9".repeat(400)),
+            "36500d1ms",
+        ] {
+            let e = parse_duration(huge).unwrap_err();
+            assert!(
+                e.contains("too long") || e.contains("unknown unit") || e.contains("needs a unit"),
+                "{huge}: {e}"
+            );
+        }
+        assert_eq!(parse_duration("36500d"), Ok(MAX_DURATION));
+        assert!(parse_duration("1..5s").is_err());
+        let long = format!("{}x", "1".repeat(1000));
+        assert!(parse_duration(&long).unwrap_err().len() < 200);
+        assert_eq!(
+            parse_duration_between("2h", "1s", "1h").unwrap_err(),
+            "2h is out of range: use 1s to 1h"
+        );
+        assert_eq!(
+            parse_duration_between("0ms", "0s", "1h"),
+            Ok(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_duration_between("1h", "1s", "1h"),
+            Ok(Duration::from_secs(3600))
+        );
         assert!(parse_duration("").is_err());
     }
 

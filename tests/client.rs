@@ -387,14 +387,13 @@ async fn expired_tokens_are_renewed() {
     server.shutdown().await.unwrap();
 }
 
-/// Configs as a user writes them: integers and floats, keys out of order, unicode, nesting.
-fn unusual_config() -> serde_json::Value {
-    serde_json::from_str(
-        r#"{"z_last_first": 1, "fragments": [{"id": "F1", "version": "1", "prefix": "front"}, "F2"],
+/// Configs as a user writes them: integers and floats, keys out of order, unicode, nesting,
+/// importing fragments `f1` (pinned, prefixed) and `f2` (a bare id).
+fn unusual_config(f1: &str, f2: &str) -> serde_json::Value {
+    let text = r#"{"z_last_first": 1, "fragments": [{"id": "F1", "version": "1", "prefix": "front"}, "F2"],
             "components": [{"name": "motor", "attributes": {"max_rpm": 8, "ratio": 8.0, "pid": [0.5, 1, -2]}}],
-            "ünïcode": "✓ ok", "a": {"y": null, "x": true}}"#,
-    )
-    .unwrap()
+            "ünïcode": "✓ ok", "a": {"y": null, "x": true}}"#;
+    serde_json::from_str(&text.replace("F1", f1).replace("F2", f2)).unwrap()
 }
 
 #[tokio::test]
@@ -402,7 +401,16 @@ async fn configs_round_trip_as_json_text_with_order_and_number_forms() {
     let cloud = Cloud::start().await;
     let c = cloud.client().await;
     let org = &cloud.org_id;
-    let config = unusual_config();
+    let empty = json!({});
+    let f1 = c
+        .create_fragment(org, "f1", &empty, Visibility::Private)
+        .await
+        .unwrap();
+    let f2 = c
+        .create_fragment(org, "f2", &empty, Visibility::Private)
+        .await
+        .unwrap();
+    let config = unusual_config(&f1.id, &f2.id);
     let text = serde_json::to_string(&config).unwrap();
     assert!(text.contains(r#""ratio":8.0"#) && text.contains(r#""max_rpm":8,"#));
 
@@ -442,10 +450,8 @@ async fn configs_round_trip_as_json_text_with_order_and_number_forms() {
     let changed_text = serde_json::to_string(&changed).unwrap();
     assert_eq!(serde_json::to_string(&f2.config).unwrap(), changed_text);
     let listed = c.list_fragments(org).await.unwrap();
-    assert_eq!(
-        serde_json::to_string(&listed[0].config).unwrap(),
-        changed_text
-    );
+    let listed = listed.iter().find(|x| x.id == f.id).unwrap();
+    assert_eq!(serde_json::to_string(&listed.config).unwrap(), changed_text);
 
     // A config the struct carries exactly is created in one call, as revision 1.
     c.reset_rpc_counts();
@@ -646,24 +652,16 @@ async fn organization_defaults_invites_and_locations_through_the_client() {
     assert_eq!(machines[0].id, m);
 }
 
-/// The corpus of part configs in the forms real fleets write (`tests/real_configs`),
-/// as `(file name, parsed config)`, parsed with key order kept.
-fn real_configs() -> Vec<(String, serde_json::Value)> {
-    common::real_configs()
-        .into_iter()
-        .map(|(name, text)| (name, serde_json::from_str(&text).unwrap()))
-        .collect()
-}
-
 #[tokio::test]
 async fn real_form_configs_survive_the_wire_byte_for_byte() {
     let cloud = Cloud::start().await;
     let c = cloud.client().await;
     let org = &cloud.org_id;
-    let corpus = real_configs();
+    let corpus = common::real_configs_in(&c, org).await;
     assert!(corpus.len() >= 12, "{} configs", corpus.len());
     let hq = c.create_location(org, "HQ", None).await.unwrap();
-    for (i, (name, config)) in corpus.iter().enumerate() {
+    for (i, (name, text)) in corpus.iter().enumerate() {
+        let config: &serde_json::Value = &serde_json::from_str(text).unwrap();
         let written = serde_json::to_string(config).unwrap();
         let machine = c.new_machine(&format!("m-{i}"), &hq.id).await.unwrap();
         let part = c.get_parts(&machine).await.unwrap().remove(0);

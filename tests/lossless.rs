@@ -8,7 +8,7 @@ use common::Cloud;
 use fleetform::apply::{ApplyOptions, Report, apply};
 use fleetform::cloud::observe::{ObserveOptions, observe};
 use fleetform::cloud::{Client, ClientOptions, CloudApi, Credentials};
-use fleetform::model::{Desired, Visibility};
+use fleetform::model::Desired;
 use fleetform::plan::{Action, Kind, Op, Options, Plan, plan};
 use fleetform::proto::viam::app::v1 as pb;
 use serde_json::{Value, json};
@@ -36,14 +36,6 @@ async fn run(api: Arc<dyn CloudApi>, p: &Plan) -> Report {
 }
 
 // -- The corpus: import → plan → drift → apply → read back ---------------------------------------
-
-/// The placeholder fragment ids the corpus files use; the test creates real fragments and
-/// writes their ids in their place.
-const PLACEHOLDER_IDS: [&str; 3] = [
-    "5d2a9c1e-1111-4aaa-8bbb-000000000001",
-    "5d2a9c1e-1111-4aaa-8bbb-000000000002",
-    "5d2a9c1e-1111-4aaa-8bbb-000000000003",
-];
 
 /// The config JSON text of every part, exactly as the cloud stores it, by part id.
 async fn stored_texts(app: &mut common::App, machine_ids: &[String]) -> Vec<(String, String)> {
@@ -144,25 +136,12 @@ async fn real_configs_survive_import_plan_drift_and_apply_byte_for_byte() {
     let env = Cli::start();
     let c = env.client().await;
     let org = c.list_organizations().await.unwrap().remove(0).id;
-    let mut ids = vec![];
-    for (i, name) in ["camera-kit", "base-kit", "sensor-kit"].iter().enumerate() {
-        let config = json!({"components": [{"name": format!("c{i}"), "model": "fake"}]});
-        let f = c
-            .create_fragment(&org, name, &config, Visibility::Private)
-            .await
-            .unwrap();
-        ids.push(f.id);
-    }
-    let hq = c.create_location(&org, "Lab", None).await.unwrap();
-    let corpus = common::real_configs();
+    let corpus = common::real_configs_in(&c, &org).await;
     assert!(corpus.len() >= 12, "{} configs", corpus.len());
+    let hq = c.create_location(&org, "Lab", None).await.unwrap();
     let mut machines = vec![];
     for (i, (name, text)) in corpus.iter().enumerate() {
-        let mut text = text.clone();
-        for (placeholder, id) in PLACEHOLDER_IDS.iter().zip(&ids) {
-            text = text.replace(placeholder, id);
-        }
-        let config: Value = serde_json::from_str(&text).unwrap();
+        let config: Value = serde_json::from_str(text).unwrap();
         let m = c
             .new_machine(&format!("robot-{i:02}"), &hq.id)
             .await

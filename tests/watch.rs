@@ -796,7 +796,8 @@ async fn metrics_endpoint_is_scraped_and_parsed() {
             "fleetform_cloud_rpcs_total",
             &[("method", "ListOrganizations"), ("code", "OK")]
         ),
-        1.0
+        // Once to plan, once more to plan again under the organization's lease.
+        2.0
     );
     assert_eq!(
         get(
@@ -997,4 +998,36 @@ fn watch_help_has_examples() {
     ] {
         assert!(help.contains(needle), "{needle} missing from:\n{help}");
     }
+}
+
+/// A pass that would write waits for the organization's lease: while another fleetform holds
+/// it, nothing is written; once it is free, the next pass applies (issue 13).
+#[tokio::test]
+async fn a_pass_writes_only_under_the_organizations_lease() {
+    let cloud = Cloud::start().await;
+    let client = cloud.client().await;
+    let api: Arc<dyn fleetform::cloud::CloudApi> = Arc::new(client.clone());
+    let other = fleetform::lease::acquire(
+        Arc::clone(&api),
+        &cloud.org_id,
+        "apply",
+        Duration::ZERO,
+        fleetform::lease::DEFAULT_TTL,
+    )
+    .await
+    .unwrap();
+    client.reset_rpc_counts();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_manifest(dir.path(), &manifest(1));
+    let w = Watching::start(Arc::new(client.clone()), Source::File(path), quick());
+    w.passes(PassResult::Failed, 1).await;
+    assert_eq!(
+        writes(&client),
+        BTreeMap::new(),
+        "nothing written while the lease is held"
+    );
+    other.release().await;
+    w.passes(PassResult::Success, 1).await;
+    assert!(writes(&client).contains_key("NewRobot"));
+    w.stop().await;
 }

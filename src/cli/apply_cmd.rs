@@ -58,13 +58,13 @@ pub struct ApplyArgs {
     #[arg(short = 'y', long, visible_alias = "auto-approve")]
     pub yes: bool,
     /// Changes in flight at once.
-    #[arg(long, default_value_t = 10, value_parser = parse_positive)]
+    #[arg(long, default_value_t = 10, value_parser = super::ranges::concurrency)]
     pub parallelism: usize,
     /// Reads in flight at once while observing the cloud.
-    #[arg(long, default_value_t = 32, value_parser = parse_positive)]
+    #[arg(long, default_value_t = 32, value_parser = super::ranges::concurrency)]
     pub read_concurrency: usize,
     /// Refuse a plan that deletes more than this many resources (unless --allow-deletes).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::ranges::count)]
     pub max_deletes: usize,
     /// Allow a plan to delete more than --max-deletes resources.
     #[arg(long)]
@@ -73,21 +73,32 @@ pub struct ApplyArgs {
     /// (manifest input only).
     #[arg(long)]
     pub prune: bool,
+    /// How long to wait for another fleetform that holds the organization's lease (e.g.
+    /// `2m`). The default, 0s, refuses at once, naming the holder.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = super::ranges::lock_timeout)]
+    pub lock_timeout: std::time::Duration,
     /// How to report: text for people, json for programs (the plan is then not printed).
     #[arg(long, value_enum, default_value_t = ApplyOutput::Text)]
     pub output: ApplyOutput,
 }
 
-fn parse_positive(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("{s:?} is not a number")),
+/// The ledger of what was ever sensitive, kept in `.fleetform/` (see [`crate::sensitive`]).
+pub(super) fn local_ledger() -> crate::sensitive::Ledger {
+    crate::sensitive::Ledger::load(std::path::Path::new(target::LOCAL_DIR))
+}
+
+/// Records `desired`'s sensitive pointers and values in the local ledger; a failure to save
+/// it is a warning (masking then relies on what the manifest marks).
+pub(super) fn remember_secrets(desired: &Desired) {
+    let mut ledger = local_ledger();
+    ledger.remember(desired);
+    if let Err(e) = ledger.save() {
+        tracing::warn!(error = %e, "cannot save the ledger of sensitive values");
     }
 }
 
-/// A plan file: JSON with a `format_version`.
-fn read_saved_plan(text: &str) -> Option<anyhow::Result<Plan>> {
+/// A plan file: JSON with a `format_version`; with the salt of its sensitive hashes.
+fn read_saved_plan(text: &str) -> Option<anyhow::Result<(Plan, Option<String>)>> {
     if !text.trim_start().starts_with('{') {
         return None;
     }
@@ -99,16 +110,30 @@ fn read_saved_plan(text: &str) -> Option<anyhow::Result<Plan>> {
             plan::PLAN_FORMAT_VERSION
         )));
     }
-    Some(serde_json::from_value(value).context("the plan file is not a valid fleetform plan"))
+    let salt = value
+        .get(render::json::SALT_FIELD)
+        .and_then(|s| s.as_str())
+        .map(String::from);
+    Some(
+        serde_json::from_value(value)
+            .map(|plan| (plan, salt))
+            .context("the plan file is not a valid fleetform plan"),
+    )
 }
 
 pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.input)
+    let limit = crate::manifest::LoadOptions::default().max_file_bytes;
+    let bytes = crate::manifest::read_bounded(&args.input, limit)
         .with_context(|| format!("cannot read {}", args.input.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
     if let Some(saved) = read_saved_plan(&text) {
-        let plan = saved?;
+        let (mut plan, salt) = saved?;
+        local_ledger().mark_plan(&mut plan);
         let target = target::connect_for(global, LocalOrg::Id(&plan.organization_id)).await?;
-        let result = apply_saved(&args, &target.client, plan).await;
+        let result = match take_lease(&args, &target.client, &plan.organization_id).await {
+            Ok(held) => apply_saved(&args, &target.client, plan, salt.as_deref(), held).await,
+            Err(e) => Err(e),
+        };
         target.close().await?;
         return result;
     }
@@ -119,6 +144,7 @@ pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
             return Ok(ExitCode::FAILURE);
         }
     };
+    remember_secrets(&desired);
     let org = match &desired.organization {
         OrgRef::Name(name) => LocalOrg::Name(name),
         OrgRef::Id(id) => LocalOrg::Id(id),
@@ -134,15 +160,49 @@ async fn apply_manifest(
     client: &crate::cloud::Client,
     desired: &Desired,
 ) -> anyhow::Result<ExitCode> {
+    // The lease first: nobody else may plan and write this organization meanwhile.
+    let orgs = client
+        .list_organizations()
+        .await
+        .context("cannot list the organizations this API key can see")?;
+    let org = crate::cloud::observe::resolve_organization(orgs, &desired.organization)?;
+    let held = take_lease(args, client, &org.id).await?;
+    let result = plan_and_execute(args, client, desired, &held).await;
+    held.release().await;
+    result
+}
+
+/// The organization's lease, held (and renewed in the background) for one apply.
+type Held = crate::lease::Guard;
+
+/// Takes the lease of `org_id` for this apply, waiting up to `--lock-timeout`.
+async fn take_lease(
+    args: &ApplyArgs,
+    client: &crate::cloud::Client,
+    org_id: &str,
+) -> anyhow::Result<Held> {
+    let api: Arc<dyn CloudApi> = Arc::new(client.clone());
+    Ok(crate::lease::Guard::take(api, org_id, "apply", args.lock_timeout).await?)
+}
+
+async fn plan_and_execute(
+    args: &ApplyArgs,
+    client: &crate::cloud::Client,
+    desired: &Desired,
+    held: &Held,
+) -> anyhow::Result<ExitCode> {
     let observe_opts = ObserveOptions {
         read_concurrency: args.read_concurrency,
     };
     let plan_opts = plan::Options { prune: args.prune };
     let plan = match make_plan(client, desired, &plan_opts, &observe_opts, &Status::new()).await? {
-        Ok(plan) => plan,
+        Ok(mut plan) => {
+            local_ledger().mark_plan(&mut plan);
+            plan
+        }
         Err(errors) => {
             for e in &errors.0 {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", super::term::clean(&e.to_string()));
             }
             return Ok(ExitCode::FAILURE);
         }
@@ -153,37 +213,55 @@ async fn apply_manifest(
             plan.summary().delete
         );
     }
-    execute(args, client, plan).await
+    execute(args, client, plan, held).await
 }
 
 async fn apply_saved(
     args: &ApplyArgs,
     client: &crate::cloud::Client,
     mut plan: Plan,
+    salt: Option<&str>,
+    held: Held,
+) -> anyhow::Result<ExitCode> {
+    let result = apply_saved_held(args, client, &mut plan, salt, &held).await;
+    held.release().await;
+    result
+}
+
+async fn apply_saved_held(
+    args: &ApplyArgs,
+    client: &crate::cloud::Client,
+    plan: &mut Plan,
+    salt: Option<&str>,
+    held: &Held,
 ) -> anyhow::Result<ExitCode> {
     if args.prune {
         bail!("--prune applies to manifests; a saved plan already says what it deletes");
     }
-    restore_sensitive(&mut plan, &|name| std::env::var(name).ok())?;
+    restore_sensitive(plan, &|name| std::env::var(name).ok(), salt)?;
     let status = Status::new();
     status.show("Checking the saved plan against the cloud…");
-    let stale = apply::check_preconditions(Arc::new(client.clone()), &plan).await;
+    let stale = apply::check_preconditions(Arc::new(client.clone()), plan).await;
     status.clear();
     let stale = stale.context("cannot check the saved plan against the cloud")?;
     if !stale.is_empty() {
         eprintln!("error: the saved plan is stale: the cloud changed since it was made");
         for s in &stale {
-            eprintln!("  {s}");
+            eprintln!("  {}", super::term::clean(&s.to_string()));
         }
         eprintln!("hint: run `fleetform plan` again and review the new plan");
         return Ok(ExitCode::FAILURE);
     }
-    execute(args, client, plan).await
+    execute(args, client, plan.clone(), held).await
 }
 
 /// A saved plan holds sensitive values only as hashes: resolve each again from the
 /// environment and check it is the value the plan was made with.
-fn restore_sensitive(plan: &mut Plan, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+fn restore_sensitive(
+    plan: &mut Plan,
+    env: &dyn Fn(&str) -> Option<String>,
+    salt: Option<&str>,
+) -> anyhow::Result<()> {
     use crate::plan::Op;
     use sha2::Digest;
     for change in &mut plan.changes {
@@ -203,7 +281,9 @@ fn restore_sensitive(plan: &mut Plan, env: &dyn Fn(&str) -> Option<String>) -> a
                     change.path
                 )
             })?;
-            if hex::encode(sha2::Sha256::digest(value.as_bytes())) != s.sha256 {
+            let hash = hex::encode(sha2::Sha256::digest(value.as_bytes()));
+            let hash = salt.map_or(hash.clone(), |salt| crate::sensitive::salted(salt, &hash));
+            if hash != s.sha256 {
                 bail!(
                     "{} {}: the value of {} differs from the one the plan was made with\nhint: plan again, or restore the environment",
                     change.kind.as_str(),
@@ -224,6 +304,7 @@ async fn execute(
     args: &ApplyArgs,
     client: &crate::cloud::Client,
     plan: Plan,
+    held: &Held,
 ) -> anyhow::Result<ExitCode> {
     let color = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -231,14 +312,14 @@ async fn execute(
     if text_output {
         print!(
             "{}",
-            render::render(
+            super::term::clean(&render::render(
                 &plan,
                 Format::Text,
                 &RenderOptions {
                     color,
                     detail: false
                 }
-            )
+            ))
         );
     }
     if plan.is_empty() {
@@ -260,8 +341,11 @@ async fn execute(
     if !args.yes {
         confirm(&plan)?;
     }
+    // Fencing: the confirmation may have taken a while; write only if the lease is still ours.
+    held.fence().await?;
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = Arc::clone(&held.stop);
+    let stop_rx = held.stop.subscribe();
     let ctrl_c = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("\nInterrupted: finishing the calls in flight, starting nothing new…");
@@ -369,7 +453,12 @@ async fn show_progress(
     }
 }
 
+/// One line of apply's report; terminal-safe (see [`super::term`]).
 fn outcome_line(action: Action, kind: &str, path: &str, outcome: &Outcome) -> String {
+    super::term::clean(&outcome_text(action, kind, path, outcome)).into_owned()
+}
+
+fn outcome_text(action: Action, kind: &str, path: &str, outcome: &Outcome) -> String {
     let what = format!("{} {kind} {path}", action.mark());
     match outcome {
         Outcome::Applied => format!("applied  {what}"),

@@ -1,6 +1,5 @@
 //! `fleetform cloud init` and `fleetform cloud serve`.
 
-use super::parse_duration;
 use crate::localcloud::{self, Faults, ServerOptions};
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -49,7 +48,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Delay added to every call, e.g. 20ms (to simulate a distant cloud).
-    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "0ms", value_parser = super::ranges::latency)]
     pub latency: Duration,
     /// Probability (0 to 1) that an app call fails with UNAVAILABLE before doing anything.
     #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
@@ -58,8 +57,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
     pub drop_after_commit_rate: f64,
     /// How long access tokens stay valid.
-    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, default_value = "24h", value_parser = super::ranges::token_ttl)]
     pub token_ttl: Duration,
+    /// Close a connection that has had no traffic (and no open log tail) for this long.
+    #[arg(long, default_value = "10m", value_parser = super::ranges::idle_timeout)]
+    pub idle_timeout: Duration,
 }
 
 fn parse_probability(s: &str) -> Result<f64, String> {
@@ -104,6 +106,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             unimplemented: &[],
         },
         token_ttl: args.token_ttl,
+        idle_timeout: args.idle_timeout,
     };
     if !args.listen.ip().is_loopback() {
         eprintln!(

@@ -46,7 +46,7 @@ pub struct HistoryArgs {
     pub org: Option<String>,
 
     /// How many of the most recent edits to show.
-    #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 10)]
+    #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 10, value_parser = super::ranges::count)]
     pub count: usize,
 
     /// `text` for people, `json` for programs.
@@ -107,12 +107,20 @@ async fn history(args: &HistoryArgs, api: &dyn CloudApi) -> anyhow::Result<ExitC
             (subject, path, more, edits)
         }
         (None, Some(arg)) => {
-            let (path, part) = resolve::resolve_part(api, &org.id, arg).await?;
-            let entries = api
+            let (path, mut part) = resolve::resolve_part(api, &org.id, arg).await?;
+            let mut entries = api
                 .part_history(&part.id, Some(limit))
                 .await
                 .with_context(|| format!("cannot read the history of `{path}`"))?;
             let more = entries.len() > args.count;
+            // Every config is masked where a value was ever sensitive (by pointer in this
+            // part, or by value anywhere) before it is compared or shown.
+            let ledger = super::apply_cmd::local_ledger();
+            let key = crate::sensitive::resource_key("part", &path);
+            ledger.mask(&key, &mut part.config);
+            for e in &mut entries {
+                ledger.mask(&key, &mut e.old.config);
+            }
             let edits = edits(&part, &entries, args.count, &path);
             let subject = serde_json::json!({ "part": { "id": part.id, "path": path } });
             (subject, path, more, edits)

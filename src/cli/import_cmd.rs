@@ -242,7 +242,7 @@ async fn import(args: &ImportArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCod
                 }
             }
             for w in &built.warnings {
-                eprintln!("warning: {w}");
+                eprintln!("warning: {}", super::term::clean(&w.to_string()));
             }
             eprintln!(
                 "Imported {} from organization `{}` ({}).",

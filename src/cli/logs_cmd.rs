@@ -71,7 +71,7 @@ pub struct LogsArgs {
     pub filter: Option<String>,
 
     /// How many of the most recent entries to print (0: all of them).
-    #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 100)]
+    #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 100, value_parser = super::ranges::count)]
     pub count: usize,
 
     /// `text` for people, `json` for programs (one JSON object per line).
@@ -152,12 +152,14 @@ async fn logs(args: &LogsArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCode> {
     }
     let Some(stream) = stream.as_mut() else {
         if recent.is_empty() && args.output == OutputFormat::Text {
-            eprintln!("No log entries for `{path}`{}.", describe_filters(args));
+            let line = format!("No log entries for `{path}`{}.", describe_filters(args));
+            eprintln!("{}", super::term::clean(&line));
         }
         return Ok(ExitCode::SUCCESS);
     };
     if args.output == OutputFormat::Text {
-        eprintln!("Following the logs of `{path}`; Ctrl-C to stop.");
+        let line = format!("Following the logs of `{path}`; Ctrl-C to stop.");
+        eprintln!("{}", super::term::clean(&line));
     }
 
     // Follow: until a signal, an error, or the cloud ending the stream.
@@ -230,7 +232,7 @@ impl Out {
             OutputFormat::Json => serde_json::to_string(&json_entry(e))?,
         };
         let mut stdout = std::io::stdout().lock();
-        match writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+        match writeln!(stdout, "{}", super::term::clean(&line)).and_then(|()| stdout.flush()) {
             Ok(()) => Ok(true),
             Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
             Err(err) => Err(anyhow::Error::from(err).context("cannot write to stdout")),

@@ -4,14 +4,17 @@ mod apply_cmd;
 mod cloud_cmd;
 mod history_cmd;
 mod import_cmd;
+mod lock_cmd;
 mod logs_cmd;
 mod org_cmd;
 mod plan_cmd;
+mod ranges;
 pub mod render;
 mod resolve;
 mod secrets_cmd;
 mod status_cmd;
 pub mod target;
+pub mod term;
 mod watch_cmd;
 
 use clap::{Args, Parser, Subcommand};
@@ -49,8 +52,19 @@ pub struct GlobalArgs {
     pub api_key: Option<String>,
 
     /// Per-call deadline for cloud requests.
-    #[arg(long, global = true, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, global = true, default_value = "30s", value_parser = ranges::timeout)]
     pub timeout: std::time::Duration,
+
+    /// The largest manifest or config file read, e.g. `64MiB` (the default), `500KB` or a
+    /// number of bytes. Anything larger is refused before it is parsed.
+    #[arg(
+        long,
+        global = true,
+        env = "FLEETFORM_MAX_MANIFEST_SIZE",
+        default_value = "64MiB",
+        value_parser = parse_size
+    )]
+    pub max_manifest_size: u64,
 
     /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -109,6 +123,9 @@ pub enum Command {
     /// Invalid manifests apply nothing; failures back off and open a circuit breaker;
     /// --detect-only only reports drift. Serves /healthz, /readyz and /metrics.
     Watch(watch_cmd::WatchArgs),
+    /// Free the organization's lease whoever holds it (after a crash; ID is in the "locked"
+    /// error). Another fleetform still running would then write at the same time: be sure.
+    ForceUnlock(lock_cmd::ForceUnlockArgs),
     /// Print the JSON Schema of the manifest (for editors and CI validation).
     ///
     /// Point an editor at it with a first line such as
@@ -124,12 +141,38 @@ pub enum OutputFormat {
     Json,
 }
 
-pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    crate::model::parse_duration(s)
+/// Parses a size: a whole number of bytes with an optional unit (`B`, `KB`, `MB`, `GB` in
+/// powers of 1000, `KiB`, `MiB`, `GiB` in powers of 1024), between 1 byte and 4 GiB.
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1000,
+        "MB" => 1000 * 1000,
+        "GB" => 1000 * 1000 * 1000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?}; use B, KB, MB, GB, KiB, MiB or GiB"
+            ));
+        }
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}; expected e.g. 64MiB, 500KB or 1048576"))?;
+    match n.checked_mul(scale) {
+        Some(v) if (1..=4 << 30).contains(&v) => Ok(v),
+        _ => Err(format!("size {s:?} is out of range: use 1 byte to 4GiB")),
+    }
 }
 
 /// Runs the parsed command line and returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    crate::manifest::set_default_max_file_bytes(cli.global.max_manifest_size);
     match cli.command {
         Command::Cloud(cmd) => cloud_cmd::run(cmd).await,
         Command::Org(cmd) => org_cmd::run(cmd, &cli.global).await,
@@ -141,6 +184,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan_cmd::run(args, &cli.global).await,
         Command::Apply(args) => apply_cmd::run(args, &cli.global).await,
         Command::Watch(args) => watch_cmd::run(args, &cli.global).await,
+        Command::ForceUnlock(args) => lock_cmd::run(args, &cli.global).await,
         Command::Schema => {
             println!(
                 "{}",

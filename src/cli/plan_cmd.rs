@@ -76,18 +76,9 @@ pub struct PlanArgs {
         long,
         value_name = "N",
         default_value_t = ObserveOptions::default().read_concurrency,
-        value_parser = parse_positive
+        value_parser = super::ranges::concurrency
     )]
     pub read_concurrency: usize,
-}
-
-/// A count of at least 1.
-fn parse_positive(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".to_string()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("`{s}` is not a whole number")),
-    }
 }
 
 /// Runs `fleetform plan`.
@@ -124,11 +115,15 @@ async fn plan_and_print(
         read_concurrency: args.read_concurrency,
     };
     let plan_opts = plan::Options { prune: args.prune };
+    super::apply_cmd::remember_secrets(desired);
     let plan = match make_plan(api, desired, &plan_opts, &observe_opts, &Status::new()).await? {
-        Ok(plan) => plan,
+        Ok(mut plan) => {
+            super::apply_cmd::local_ledger().mark_plan(&mut plan);
+            plan
+        }
         Err(errors) => {
             for e in &errors.0 {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", super::term::clean(&e.to_string()));
             }
             return Ok(ExitCode::FAILURE);
         }
@@ -147,7 +142,7 @@ async fn plan_and_print(
     );
     let mut stdout = std::io::stdout().lock();
     match stdout
-        .write_all(rendered.as_bytes())
+        .write_all(super::term::clean(&rendered).as_bytes())
         .and_then(|()| stdout.flush())
     {
         // The reader went away (`fleetform plan … | head`): not an error of ours.
@@ -156,7 +151,7 @@ async fn plan_and_print(
     }
     drop(stdout);
     if let Some(out) = &args.out {
-        write_atomically(out, render::json::saved_plan(&plan).as_bytes())
+        write_private_atomically(out, render::json::saved_plan(&plan).as_bytes())
             .with_context(|| format!("cannot save the plan to `{}`", out.display()))?;
         eprintln!(
             "Saved the plan to {0}; apply it with: fleetform apply {0}",
@@ -239,6 +234,16 @@ async fn attribute_drift(
 /// Writes `bytes` to `path` so that readers see the old file or the new one, never a part:
 /// a temporary file next to it, flushed to disk, then renamed over it.
 pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic(path, bytes, false)
+}
+
+/// [`write_atomically`], with the file created 0600 (saved plans: they name what is
+/// sensitive, and where).
+pub(super) fn write_private_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic(path, bytes, true)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
@@ -247,7 +252,15 @@ pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()>
     tmp_name.push(format!(".{}.tmp", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = if private {
+            crate::sensitive::prepare_private_file(&tmp)?;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&tmp)?
+        } else {
+            std::fs::File::create(&tmp)?
+        };
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -301,6 +314,7 @@ mod tests {
             api_key_id: None,
             api_key: None,
             timeout: std::time::Duration::from_secs(10),
+            max_manifest_size: crate::manifest::DEFAULT_MAX_FILE_BYTES,
             verbose: 0,
         };
         let target =

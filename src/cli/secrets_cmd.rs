@@ -99,7 +99,7 @@ pub async fn run(cmd: SecretsCommand, global: &GlobalArgs) -> anyhow::Result<Exi
     let target = resolve::connect_org(global, org.as_deref()).await?;
     let result = match &cmd {
         SecretsCommand::List(args) => list(args, &target.client).await,
-        SecretsCommand::Rotate(args) => rotate(args, &target.client).await,
+        SecretsCommand::Rotate(args) => rotate_leased(args, &target.client).await,
     };
     let closed = target.close().await;
     let code = result?;
@@ -175,6 +175,26 @@ async fn list(args: &ListArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCode> {
     }
     emit(&out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// [`rotate`] under the organization's lease ([`crate::lease`]), refused at once if another
+/// fleetform holds it.
+async fn rotate_leased(
+    args: &RotateArgs,
+    client: &crate::cloud::Client,
+) -> anyhow::Result<ExitCode> {
+    let api: std::sync::Arc<dyn CloudApi> = std::sync::Arc::new(client.clone());
+    let org = resolve::organization(api.as_ref(), args.org.as_deref()).await?;
+    let guard = crate::lease::Guard::take(
+        std::sync::Arc::clone(&api),
+        &org.id,
+        "secrets rotate",
+        std::time::Duration::ZERO,
+    )
+    .await?;
+    let result = rotate(args, client).await;
+    guard.release().await;
+    result
 }
 
 async fn rotate(args: &RotateArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCode> {

@@ -143,7 +143,7 @@ async fn status(
         }
         OutputFormat::Text => {
             for w in &warnings {
-                eprintln!("warning: {w}");
+                eprintln!("warning: {}", super::term::clean(&w.to_string()));
             }
             outln!(out, "Organization `{}` ({})", org.name, org.id);
             if let (Some(path), Some(summary)) = (&args.manifest, &plan_summary) {
@@ -509,7 +509,7 @@ pub(super) fn emit(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     match stdout
-        .write_all(text.as_bytes())
+        .write_all(super::term::clean(text).as_bytes())
         .and_then(|()| stdout.flush())
     {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

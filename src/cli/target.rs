@@ -125,7 +125,31 @@ pub async fn connect_local(
 }
 
 /// The local credentials for `org`, creating the store, the organization and a key as needed.
+///
+/// Runs under an exclusive lock on `.fleetform/lock`, so that two first runs at once create
+/// one organization, not two of the same name: the second waits, then finds the first's.
 fn local_credentials(dir: &Path, db: &Path, org: LocalOrg<'_>) -> anyhow::Result<LocalCredentials> {
+    crate::sensitive::create_private_dir(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let lock_path = dir.join("lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    let result = local_credentials_locked(dir, db, org);
+    drop(lock);
+    result
+}
+
+fn local_credentials_locked(
+    dir: &Path,
+    db: &Path,
+    org: LocalOrg<'_>,
+) -> anyhow::Result<LocalCredentials> {
     let path: PathBuf = dir.join("credentials.json");
     let mut all: Vec<LocalCredentials> = if path.exists() {
         let text = std::fs::read_to_string(&path)
@@ -156,7 +180,8 @@ fn local_credentials(dir: &Path, db: &Path, org: LocalOrg<'_>) -> anyhow::Result
              manifest instead (`organization: acme`); the local cloud creates it on first use"
         ),
     };
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    crate::sensitive::create_private_dir(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let key = localcloud::init(db, name, "owner@fleetform.local")
         .with_context(|| format!("cannot initialise {}", db.display()))?;
     let creds = LocalCredentials {

@@ -12,7 +12,7 @@
 //! client's, comes out in one format.
 
 use super::target::{self, LocalOrg};
-use super::{GlobalArgs, parse_duration};
+use super::{GlobalArgs, ranges};
 use crate::model::OrgRef;
 use crate::watch::{
     self, BackoffPolicy, Debounce, GitRepo, GitSpec, Metrics, Source, WatchOptions,
@@ -106,7 +106,7 @@ pub struct WatchArgs {
     #[arg(
         long,
         value_name = "DURATION",
-        value_parser = parse_positive_duration,
+        value_parser = ranges::poll,
         help_heading = "Git source"
     )]
     pub poll: Option<Duration>,
@@ -115,15 +115,15 @@ pub struct WatchArgs {
     ///
     /// Each wait is randomly shortened by up to 10 %, so many watchers do not act in step and
     /// drift never lasts longer than the interval.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = ranges::interval)]
     pub interval: Duration,
 
     /// File changes are applied once the files have been quiet this long.
-    #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = ranges::debounce)]
     pub debounce: Duration,
 
     /// ...or at most this long after the first change, even if changes keep coming.
-    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = ranges::debounce)]
     pub max_delay: Duration,
 
     /// Report drift (logs and /metrics) and never write to the cloud.
@@ -135,7 +135,7 @@ pub struct WatchArgs {
     pub prune: bool,
 
     /// Refuse a pass that would delete more than this many resources (unless --allow-deletes).
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = ranges::count)]
     pub max_deletes: usize,
 
     /// Allow a pass to delete more than --max-deletes resources.
@@ -143,15 +143,15 @@ pub struct WatchArgs {
     pub allow_deletes: bool,
 
     /// Changes in flight at once while applying.
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = parse_positive)]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = ranges::concurrency)]
     pub parallelism: usize,
 
     /// Reads in flight at once while reading the cloud.
-    #[arg(long, value_name = "N", default_value_t = 32, value_parser = parse_positive)]
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = ranges::concurrency)]
     pub read_concurrency: usize,
 
     /// Longest wait between retries of a failing pass (the wait starts at 1s and doubles).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = ranges::max_backoff)]
     pub max_backoff: Duration,
 
     /// Identical consecutive failures that open the circuit breaker.
@@ -159,7 +159,7 @@ pub struct WatchArgs {
     pub breaker_threshold: u32,
 
     /// How long an open circuit breaker pauses passes before one trial pass.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = ranges::breaker_cooldown)]
     pub breaker_cooldown: Duration,
 
     /// Serve /healthz, /readyz and Prometheus /metrics on this address (e.g. 127.0.0.1:9464).
@@ -170,22 +170,6 @@ pub struct WatchArgs {
     /// Level: info by default, -v for debug; RUST_LOG overrides.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-}
-
-fn parse_positive(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("`{s}` is not a whole number")),
-    }
-}
-
-fn parse_positive_duration(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d.is_zero() {
-        return Err("must be longer than zero".into());
-    }
-    Ok(d)
 }
 
 impl WatchArgs {
@@ -473,7 +457,8 @@ fn declared_org(manifest: &Path) -> Option<OrgRef> {
     if let Ok(d) = crate::manifest::load(manifest) {
         return Some(d.organization);
     }
-    let text = std::fs::read_to_string(manifest).ok()?;
+    let limit = crate::manifest::LoadOptions::default().max_file_bytes;
+    let text = String::from_utf8(crate::manifest::read_bounded(manifest, limit).ok()?).ok()?;
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
     let name = doc.get("organization")?.as_str()?.to_string();
     Some(OrgRef::Name(name))

@@ -172,7 +172,14 @@ pub async fn observe(
             ListRead::Fragments => api
                 .list_fragments(org_id)
                 .await
-                .map(Listed::Fragments)
+                // The lease is fleetform's own bookkeeping, never part of a fleet.
+                .map(|fs| {
+                    Listed::Fragments(
+                        fs.into_iter()
+                            .filter(|f| !crate::lease::is_lease(f))
+                            .collect(),
+                    )
+                })
                 .map_err(read_error(format!("the fragments of {org_label}"))),
             ListRead::Members => api
                 .list_members(org_id)

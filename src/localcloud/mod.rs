@@ -53,9 +53,16 @@
 //!
 //! The store versions its schema (`meta.schema_version`) and migrates older stores on open; a
 //! store written by a newer fleetform is refused.
+//! Against hostile callers: a part's config may reference only fragments its organization can
+//! see (its own or public ones), else `INVALID_ARGUMENT`; names are at most 128 characters
+//! without control characters; ids longer than 64 bytes get `INVALID_ARGUMENT` before any
+//! lookup, and every error message is cut to 1 KiB (so no reply exceeds the header limit);
+//! failed `Authenticate` calls are logged (key id only) and slowed down per peer address
+//! (`auth`); connections idle for `idle_timeout` are closed (`idle`).
 
 mod auth;
 mod faults;
+mod idle;
 mod service;
 mod store;
 
@@ -96,6 +103,8 @@ pub struct ServerOptions {
     /// How long an access token stays valid. The Python SDK never refreshes its token, so the
     /// default is long (24 h).
     pub token_ttl: Duration,
+    /// A connection with no traffic (and no open log tail) for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 impl ServerOptions {
@@ -105,6 +114,7 @@ impl ServerOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             faults: Faults::default(),
             token_ttl: Duration::from_secs(24 * 3600),
+            idle_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -162,14 +172,17 @@ pub async fn start(opts: &ServerOptions) -> Result<RunningServer, Error> {
     })?;
     let tokens = auth::Tokens::new(opts.token_ttl);
     let (logs, _) = tokio::sync::broadcast::channel(1024);
+    let streams = Arc::new(idle::OpenStreams::default());
     let app = service::AppService {
         store: Arc::clone(&store),
         logs,
+        streams: Arc::clone(&streams),
     };
     let robot = service::RobotService { app: app.clone() };
     let auth_svc = auth::AuthService {
         store,
         tokens: Arc::clone(&tokens),
+        throttle: Arc::default(),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
@@ -184,7 +197,16 @@ pub async fn start(opts: &ServerOptions) -> Result<RunningServer, Error> {
             tokens.interceptor(),
         ));
     // Without TCP_NODELAY, small gRPC replies wait on delayed ACKs (~40 ms each).
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let idle_timeout = opts.idle_timeout;
+    let incoming = tokio_stream::StreamExt::map(
+        tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+        move |conn| {
+            conn.map(|tcp| {
+                let peer = tcp.peer_addr().ok();
+                idle::IdleTimeout::new(tcp, idle_timeout, peer, Arc::clone(&streams))
+            })
+        },
+    );
     let task = tokio::spawn(async move {
         router
             .serve_with_incoming_shutdown(incoming, async {

@@ -37,6 +37,8 @@ pub struct LogBatch {
 pub struct AppService {
     pub store: Arc<Store>,
     pub logs: broadcast::Sender<LogBatch>,
+    /// Open log tails per connection, which keep a quiet connection from being idle.
+    pub streams: Arc<super::idle::OpenStreams>,
 }
 
 type Res<T> = Result<Response<T>, Status>;
@@ -58,6 +60,25 @@ where
         .read(move |db| f(db, &who, body))
         .await
         .map(Response::new)
+        .map_err(bounded)
+}
+
+/// The longest error message sent, in bytes. Messages quote what the caller sent; an
+/// unbounded one would exceed the limit on gRPC headers and the caller would see a dropped
+/// stream instead of the error.
+const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// `status` with its message cut to [`MAX_MESSAGE_BYTES`] (at a character boundary).
+fn bounded(status: Status) -> Status {
+    let message = status.message();
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return status;
+    }
+    let mut end = MAX_MESSAGE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    Status::new(status.code(), format!("{}…", &message[..end]))
 }
 
 /// Runs one write transaction for the caller of `req`.
@@ -73,6 +94,7 @@ where
         .write(move |tx| f(tx, &who, body))
         .await
         .map(Response::new)
+        .map_err(bounded)
 }
 
 fn check_email(email: &str) -> R<&str> {
@@ -411,7 +433,7 @@ impl pb::app_service_server::AppService for AppService {
     ) -> Res<pb::CreateLocationResponse> {
         write(self, req, |tx, who, r| {
             let org = store::caller_org(tx, &who.org_id, &r.organization_id, "organization_id")?;
-            let name = require("name", &r.name)?;
+            let name = store::require_name("name", &r.name)?;
             let parent = match r.parent_location_id.as_deref() {
                 None | Some("") => None,
                 Some(p) => {
@@ -454,7 +476,10 @@ impl pb::app_service_server::AppService for AppService {
             // send name="" when only moving).
             let name = match r.name.as_deref().map(str::trim) {
                 None | Some("") => l.name.clone(),
-                Some(n) => n.to_string(),
+                Some(n) => {
+                    store::check_name("name", n)?;
+                    n.to_string()
+                }
             };
             let parent = match r.parent_location_id.as_deref() {
                 None => l.parent_id.clone(),
@@ -672,7 +697,7 @@ impl pb::app_service_server::AppService for AppService {
 
     async fn new_robot(&self, req: Request<pb::NewRobotRequest>) -> Res<pb::NewRobotResponse> {
         write(self, req, |tx, who, r| {
-            let name = require("name", &r.name)?.trim();
+            let name = store::require_name("name", &r.name)?.trim();
             let l = store::location_in(tx, &who.org_id, "location", &r.location)?;
             if store::robot_name_taken(tx, &l.id, name, "")? {
                 return Err(Status::already_exists(format!(
@@ -698,7 +723,10 @@ impl pb::app_service_server::AppService for AppService {
             // the Python SDK sends location "" when renaming).
             let name = match r.name.trim() {
                 "" => robot.name.clone(),
-                n => n.to_string(),
+                n => {
+                    store::check_name("name", n)?;
+                    n.to_string()
+                }
             };
             let location = match r.location.as_str() {
                 "" => robot.location_id.clone(),
@@ -778,7 +806,7 @@ impl pb::app_service_server::AppService for AppService {
     ) -> Res<pb::NewRobotPartResponse> {
         write(self, req, |tx, who, r| {
             let robot = store::robot_in(tx, &who.org_id, "robot_id", &r.robot_id)?;
-            let name = require("part_name", &r.part_name)?.trim();
+            let name = store::require_name("part_name", &r.part_name)?.trim();
             check_part_name(tx, &robot.location_id, name, "")?;
             let main = store::parts_of(tx, &robot.id)?.is_empty();
             Ok(pb::NewRobotPartResponse {
@@ -794,7 +822,7 @@ impl pb::app_service_server::AppService for AppService {
     ) -> Res<pb::UpdateRobotPartResponse> {
         write(self, req, |tx, who, r| {
             let part = store::part_in(tx, &who.org_id, "id", &r.id)?;
-            let name = require("name", &r.name)?.trim();
+            let name = store::require_name("name", &r.name)?.trim();
             let config = config_from(
                 r.robot_config.as_ref(),
                 r.robot_config_json.as_deref(),
@@ -804,6 +832,14 @@ impl pb::app_service_server::AppService for AppService {
                 && ts_us(sent) != part.last_updated_us
             {
                 return Err(stale("part", &part.id, sent, part.last_updated_us));
+            }
+            // A part may use only fragments its organization can see: its own, or public ones.
+            // (Naming another organization's private fragment would otherwise block its
+            // deletion.)
+            for id in config.iter().flat_map(|c| store::fragment_refs(&c.value)) {
+                store::fragment_visible(tx, &who.org_id, &id).map_err(|e| {
+                    Status::invalid_argument(format!("robot_config fragments: {}", e.message()))
+                })?;
             }
             check_part_name(tx, &part.location_id, name, &part.id)?;
             store::update_part(
@@ -923,6 +959,8 @@ impl pb::app_service_server::AppService for AppService {
     ) -> Res<Self::TailRobotPartLogsStream> {
         // Subscribe before looking the part up, so nothing pushed in between is missed.
         let mut rx = self.logs.subscribe();
+        // The connection is busy while the tail is open, however quiet.
+        let busy = req.remote_addr().map(|peer| self.streams.open(peer));
         let r = read(self, req, |db, who, r| {
             let part = store::part_readable(db, &who.org_id, "id", &r.id)?;
             Ok((part.id, r.errors_only, r.filter.filter(|f| !f.is_empty())))
@@ -931,6 +969,7 @@ impl pb::app_service_server::AppService for AppService {
         .into_inner();
         let (part_id, errors_only, filter) = r;
         let stream = async_stream(move |tx| async move {
+            let _busy = busy;
             loop {
                 let batch = match rx.recv().await {
                     Ok(b) => b,
@@ -1019,7 +1058,7 @@ impl pb::app_service_server::AppService for AppService {
     ) -> Res<pb::CreateFragmentResponse> {
         write(self, req, |tx, who, r| {
             let org = store::caller_org(tx, &who.org_id, &r.organization_id, "organization_id")?;
-            let name = require("name", &r.name)?.trim();
+            let name = store::require_name("name", &r.name)?.trim();
             let vis = visibility(r.visibility.unwrap_or_default())?;
             let config = config_from(r.config.as_ref(), None, "config")?
                 .map_or_else(|| "{}".to_string(), |c| c.text);
@@ -1039,7 +1078,7 @@ impl pb::app_service_server::AppService for AppService {
     ) -> Res<pb::UpdateFragmentResponse> {
         write(self, req, |tx, who, r| {
             let f = store::fragment_owned(tx, &who.org_id, &r.id)?;
-            let name = require("name", &r.name)?.trim();
+            let name = store::require_name("name", &r.name)?.trim();
             if let Some(sent) = &r.last_known_update
                 && ts_us(sent) != f.last_updated_us
             {

@@ -188,9 +188,20 @@ impl Store {
             path: path.display().to_string(),
             source,
         };
+        let io_err = |e| err(rusqlite::Error::ToSqlConversionFailure(Box::new(e)));
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+            crate::sensitive::create_private_dir(dir).map_err(io_err)?;
+        }
+        // The database holds secrets: 0600 before SQLite opens it (SQLite creates its -wal
+        // and -shm files with the database's mode); older files are tightened.
+        crate::sensitive::prepare_private_file(path).map_err(io_err)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_os_string();
+            side.push(suffix);
+            let side = PathBuf::from(side);
+            if side.exists() {
+                crate::sensitive::prepare_private_file(&side).map_err(io_err)?;
+            }
         }
         let mut writer = open_conn(path).map_err(err)?;
         migrate(&mut writer).map_err(err)?;
@@ -298,8 +309,26 @@ pub fn sha256_hex(s: &str) -> String {
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
 
-/// `INVALID_ARGUMENT` unless `value` is non-empty.
+/// The longest name (of an organization, location, machine, part or fragment) accepted, in
+/// characters. Viam documents no limit; without one, a few huge names make every listing of
+/// the organization larger than a gRPC message may be.
+pub const MAX_NAME_CHARS: usize = 128;
+
+/// The longest id accepted, in bytes (a UUID has 36). Longer ids are refused before they are
+/// looked up or quoted in an error.
+pub const MAX_ID_BYTES: usize = 64;
+
+/// The longest value of any other required string field, in bytes.
+const MAX_FIELD_BYTES: usize = 4096;
+
+/// `INVALID_ARGUMENT` unless `value` is non-empty (and not absurdly long).
 pub fn require<'a>(field: &str, value: &'a str) -> R<&'a str> {
+    if value.len() > MAX_FIELD_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "{field} is too long ({} bytes; at most {MAX_FIELD_BYTES})",
+            value.len()
+        )));
+    }
     if value.trim().is_empty() {
         Err(Status::invalid_argument(format!("{field} is required")))
     } else {
@@ -307,8 +336,50 @@ pub fn require<'a>(field: &str, value: &'a str) -> R<&'a str> {
     }
 }
 
+/// `INVALID_ARGUMENT` for an id longer than [`MAX_ID_BYTES`].
+fn check_id_len(field: &str, value: &str) -> R<()> {
+    if value.len() > MAX_ID_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "{field} is too long to be an id ({} bytes; at most {MAX_ID_BYTES})",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+/// `INVALID_ARGUMENT` unless `value` is a name: non-empty, at most [`MAX_NAME_CHARS`]
+/// characters, and free of control characters (and of the invisible characters that reorder
+/// text on a terminal).
+pub fn require_name<'a>(field: &str, value: &'a str) -> R<&'a str> {
+    require(field, value)?;
+    check_name(field, value)?;
+    Ok(value)
+}
+
+/// The length and character rules of [`require_name`], for an optional name.
+pub fn check_name(field: &str, value: &str) -> R<()> {
+    let chars = value.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(Status::invalid_argument(format!(
+            "{field} is {chars} characters long; names are at most {MAX_NAME_CHARS}"
+        )));
+    }
+    let forbidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if let Some(c) = value.chars().find(|&c| forbidden(c)) {
+        return Err(Status::invalid_argument(format!(
+            "{field} contains the control character {}",
+            c.escape_unicode()
+        )));
+    }
+    Ok(())
+}
+
 /// `INVALID_ARGUMENT` unless `value` is a UUID.
 pub fn require_uuid<'a>(field: &str, value: &'a str) -> R<&'a str> {
+    check_id_len(field, value)?;
     require(field, value)?;
     if uuid::Uuid::parse_str(value).is_err() {
         return Err(Status::invalid_argument(format!(
@@ -320,6 +391,7 @@ pub fn require_uuid<'a>(field: &str, value: &'a str) -> R<&'a str> {
 
 /// `INVALID_ARGUMENT` unless `value` looks like a location id (10 lowercase alphanumerics).
 pub fn require_location_id<'a>(field: &str, value: &'a str) -> R<&'a str> {
+    check_id_len(field, value)?;
     require(field, value)?;
     if value.len() != 10
         || !value

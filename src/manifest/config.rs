@@ -15,6 +15,31 @@ use crate::model::Config;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
+/// How deep a config may nest (objects and lists inside each other, the config itself being
+/// level 1). The wire carries a config as a `google.protobuf.Struct`, where each object level
+/// costs three nested messages (Struct, map entry, Value), and decoders stop at 100 nested
+/// messages: 32 levels is what always gets through.
+pub const MAX_CONFIG_DEPTH: usize = 32;
+
+/// The JSON pointer of the first value nested deeper than `max` levels, if any.
+fn too_deep(value: &Value, max: usize) -> Option<String> {
+    let children: Box<dyn Iterator<Item = (String, &Value)>> = match value {
+        Value::Object(map) => Box::new(map.iter().map(|(k, v)| (k.clone(), v))),
+        Value::Array(items) => Box::new(items.iter().enumerate().map(|(i, v)| (i.to_string(), v))),
+        _ => return None,
+    };
+    if max == 0 {
+        return Some(String::new());
+    }
+    for (key, child) in children {
+        if let Some(rest) = too_deep(child, max - 1) {
+            let key = key.replace('~', "~0").replace('/', "~1");
+            return Some(format!("/{key}{rest}"));
+        }
+    }
+    None
+}
+
 /// Whose config it is: only parts forbid a `fragments` key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Owner {
@@ -142,6 +167,16 @@ impl Validator<'_> {
             );
         }
         let mut value = Value::Object(map);
+        if let Some(pointer) = too_deep(&value, MAX_CONFIG_DEPTH) {
+            let pos = source.pointer_pos(&pointer).0;
+            self.source_err(
+                source,
+                pos,
+                format!("config nests deeper than {MAX_CONFIG_DEPTH} levels (at `{pointer}`)"),
+                "flatten the config: the cloud carries at most 32 levels of objects and lists",
+            );
+            return empty();
+        }
         let resolution = resolve_config(&mut value, self.env);
         for problem in &resolution.problems {
             match problem {
@@ -195,14 +230,35 @@ impl Validator<'_> {
             }
         };
         let full = self.dir.join(rel);
-        let bytes = match std::fs::read(&full) {
-            Ok(b) => b,
-            Err(e) => {
+        let root = match &self.opts.root {
+            Some(root) => super::files::canonical_root(root),
+            None => super::files::default_root(&self.dir),
+        };
+        let resolved = match root {
+            Ok(root) => super::files::resolve_inside(&root, &self.dir, rel).map_err(|e| {
+                (
+                    format!("config_file `{rel}` {e}"),
+                    "keep config files inside the manifest's directory (or the repository) and name them by a relative path"
+                        .to_string(),
+                )
+            }),
+            Err(e) => Err((
+                format!("cannot read config file `{rel}`: {e}"),
+                String::new(),
+            )),
+        };
+        let bytes = match resolved.and_then(|real| {
+            super::files::read_bounded(&real, self.opts.max_file_bytes).map_err(|e| {
                 let hint = format!(
                     "config_file paths are relative to the manifest's directory; looked for `{}`",
                     full.display()
                 );
-                self.err_at(pos, format!("cannot read config file `{rel}`: {e}"), hint);
+                (format!("cannot read config file `{rel}`: {e}"), hint)
+            })
+        }) {
+            Ok(b) => b,
+            Err((message, hint)) => {
+                self.err_at(pos, message, hint);
                 return None;
             }
         };

@@ -46,15 +46,19 @@ pub fn digest(
 /// Fails only when the manifest cannot be read or is not YAML; an otherwise invalid manifest
 /// still yields the files it names.
 pub fn included_files(path: &Path) -> Result<Vec<PathBuf>, ManifestError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ManifestError::single(Diagnostic::new(
-            path,
-            1,
-            1,
-            format!("cannot read the manifest: {e}"),
-            "check the path and its permissions",
-        ))
-    })?;
+    let limit = super::LoadOptions::default().max_file_bytes;
+    let text = super::files::read_bounded(path, limit)
+        .map_err(|e| e.to_string())
+        .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8 text".to_string()))
+        .map_err(|e| {
+            ManifestError::single(Diagnostic::new(
+                path,
+                1,
+                1,
+                format!("cannot read the manifest: {e}"),
+                "check the path and its permissions",
+            ))
+        })?;
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         ManifestError::single(Diagnostic::new(

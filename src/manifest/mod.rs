@@ -38,11 +38,25 @@
 //!   `location:` / `machine:` path); one grant per target. No `access:` section means invites
 //!   are not managed (`invites: None`); `access: { invites: [] }` manages them as none.
 //! - `organization`: a UUID is an id ([`OrgRef::Id`](crate::model::OrgRef)), else a name.
+//!
+//! # Limits (hostile input)
+//! A manifest may come from someone else, so reading one is bounded, and every limit gives
+//! a positioned diagnostic:
+//! - files (the manifest and each config file) up to 64 MiB (`--max-manifest-size`,
+//!   `FLEETFORM_MAX_MANIFEST_SIZE`), regular files only, read non-blocking (see `files`);
+//! - `config_file` paths relative and inside the root: the checkout in `watch --git` mode
+//!   ([`LoadOptions::root`]), else the git work tree holding the manifest, else the current
+//!   directory when the manifest is below it, else the manifest's directory; symlinks
+//!   resolved;
+//! - YAML nests at most 64 levels, uses at most 10,000 aliases, and aliases expand to at most
+//!   16 MiB (see `span`); a config nests at most 32 levels (what the wire carries);
+//! - names are at most 128 characters, without control or bidirectional-override characters.
 
 mod config;
 mod env;
 mod error;
 pub mod export;
+mod files;
 mod include;
 mod raw;
 mod schema;
@@ -51,6 +65,7 @@ mod structure;
 mod validate;
 
 pub use error::{Diagnostic, ManifestError};
+pub use files::{DEFAULT_MAX_FILE_BYTES, LoadOptions, read_bounded, set_default_max_file_bytes};
 pub use include::included_files;
 pub use schema::schema;
 
@@ -90,16 +105,45 @@ pub fn load_with_env(
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Desired, ManifestError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    load_with(path, &LoadOptions::default(), env)
+}
+
+/// Loads the manifest at `path` as `opts` says (root, size limit), resolving `${env:NAME}`
+/// with `env`. With a root, the manifest itself must be inside it too (`watch --git`: a
+/// committed symlink may not point out of the checkout).
+pub fn load_with(
+    path: &Path,
+    opts: &LoadOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Desired, ManifestError> {
+    let unreadable = |message: String| {
         ManifestError::single(Diagnostic::new(
             path,
             1,
             1,
-            format!("cannot read the manifest: {e}"),
-            "check the path and its permissions; the manifest must be UTF-8 YAML",
+            message,
+            "check the path and its permissions; the manifest must be a UTF-8 YAML file",
         ))
-    })?;
-    parse_str(&text, path, env)
+    };
+    if let Some(root) = &opts.root {
+        let inside = files::canonical_root(root)
+            .and_then(|root| path.canonicalize().map(|p| p.starts_with(root)));
+        match inside {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(unreadable(
+                    "the manifest resolves (through a symlink) to a place outside the repository"
+                        .into(),
+                ));
+            }
+            Err(e) => return Err(unreadable(format!("cannot read the manifest: {e}"))),
+        }
+    }
+    let bytes = files::read_bounded(path, opts.max_file_bytes)
+        .map_err(|e| unreadable(format!("cannot read the manifest: {e}")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| unreadable("cannot read the manifest: not UTF-8 text".into()))?;
+    parse_str_with(&text, path, opts, env)
 }
 
 /// Parses and validates manifest `text`. `file` names it in diagnostics, and relative
@@ -107,6 +151,16 @@ pub fn load_with_env(
 pub fn parse_str(
     text: &str,
     file: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Desired, ManifestError> {
+    parse_str_with(text, file, &LoadOptions::default(), env)
+}
+
+/// [`parse_str`] with the root and size limit of `opts` for the config files it includes.
+pub fn parse_str_with(
+    text: &str,
+    file: &Path,
+    opts: &LoadOptions,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Desired, ManifestError> {
     // A UTF-8 byte order mark is not content (yaml-rust2 would read it as part of a key).
@@ -172,7 +226,8 @@ pub fn parse_str(
             "see fleetform.schema.json for the manifest's shape",
         )
     })?;
-    validate::validate(&raw, text, root, file, env).map_err(|d| ManifestError::sorted(file, d))
+    validate::validate(&raw, text, root, file, opts, env)
+        .map_err(|d| ManifestError::sorted(file, d))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// A 1-based line and column.
@@ -281,14 +281,48 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+/// How far YAML may nest (mappings and lists inside each other). A manifest needs about a
+/// dozen levels for its own structure and a config at most [`super::config::MAX_CONFIG_DEPTH`]
+/// more; deeper input is hostile or a mistake, and stopping it here bounds every recursive
+/// walk of the tree.
+pub const MAX_YAML_DEPTH: usize = 64;
+
+/// How many times a document may use an alias (`*name`).
+pub const MAX_ALIASES: usize = 10_000;
+
+/// How much content aliases may add to a document, in bytes of scalar text plus
+/// [`NODE_WEIGHT`] per node. An alias bomb (aliases of aliases of lists of aliases) grows
+/// exponentially; this caps the copies, and so the memory, long before that matters.
+pub const MAX_ALIAS_EXPANSION: u64 = 16 * 1024 * 1024;
+
+/// What one node counts for in [`MAX_ALIAS_EXPANSION`], besides its scalar text: about what
+/// a node costs in memory.
+const NODE_WEIGHT: u64 = 64;
+
 /// Parses every document of `text` into position trees.
+///
+/// Stops at the first syntax error, or when the input nests deeper than [`MAX_YAML_DEPTH`],
+/// uses more than [`MAX_ALIASES`] aliases, or when aliases expand to more than
+/// [`MAX_ALIAS_EXPANSION`]; each is reported where it happens. The parser is driven event by
+/// event (not recursively), so no input can exhaust the stack.
 pub fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut builder, true).map_err(|e| SyntaxError {
-        pos: Pos::from_marker(*e.marker()),
-        message: e.info().to_string(),
-    })?;
+    loop {
+        let (ev, mark) = parser.next_token().map_err(|e| SyntaxError {
+            pos: Pos::from_marker(*e.marker()),
+            message: e.info().to_string(),
+        })?;
+        if ev == Event::StreamEnd {
+            break;
+        }
+        builder
+            .on_event(ev, Pos::from_marker(mark))
+            .map_err(|message| SyntaxError {
+                pos: Pos::from_marker(mark),
+                message,
+            })?;
+    }
     Ok(builder.docs)
 }
 
@@ -298,6 +332,8 @@ enum Frame {
         tag: Option<String>,
         anchor: usize,
         items: Vec<Node>,
+        /// The weight of the items so far (see [`MAX_ALIAS_EXPANSION`]).
+        weight: u64,
     },
     Map {
         pos: Pos,
@@ -305,6 +341,7 @@ enum Frame {
         anchor: usize,
         entries: Vec<Entry>,
         key: Option<Node>,
+        weight: u64,
     },
 }
 
@@ -312,37 +349,59 @@ enum Frame {
 struct Builder {
     stack: Vec<Frame>,
     docs: Vec<Node>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their weights, by anchor id.
+    anchors: HashMap<usize, (Node, u64)>,
+    /// Aliases used so far.
+    aliases: usize,
+    /// The weight aliases added so far.
+    expanded: u64,
 }
 
 impl Builder {
-    fn finish(&mut self, node: Node, anchor: usize) {
+    fn finish(&mut self, node: Node, anchor: usize, weight: u64) {
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), weight));
         }
         match self.stack.last_mut() {
             None => self.docs.push(node),
-            Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
-                None => *key = Some(node),
-                Some(k) => entries.push(Entry {
-                    key: k,
-                    value: node,
-                }),
-            },
+            Some(Frame::Seq {
+                items, weight: w, ..
+            }) => {
+                items.push(node);
+                *w = w.saturating_add(weight);
+            }
+            Some(Frame::Map {
+                entries,
+                key,
+                weight: w,
+                ..
+            }) => {
+                *w = w.saturating_add(weight);
+                match key.take() {
+                    None => *key = Some(node),
+                    Some(k) => entries.push(Entry {
+                        key: k,
+                        value: node,
+                    }),
+                }
+            }
         }
     }
-}
 
-fn tag_text(tag: Option<yaml_rust2::parser::Tag>) -> Option<String> {
-    tag.map(|t| format!("{}{}", t.handle, t.suffix))
-}
+    fn push(&mut self, frame: Frame) -> Result<(), String> {
+        if self.stack.len() >= MAX_YAML_DEPTH {
+            return Err(format!(
+                "nested more than {MAX_YAML_DEPTH} levels deep (mappings and lists inside each other)"
+            ));
+        }
+        self.stack.push(frame);
+        Ok(())
+    }
 
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
-        let pos = Pos::from_marker(mark);
+    fn on_event(&mut self, ev: Event, pos: Pos) -> Result<(), String> {
         match ev {
             Event::Scalar(value, style, anchor, tag) => {
+                let weight = NODE_WEIGHT + value.len() as u64;
                 let node = Node {
                     pos,
                     tag: tag_text(tag),
@@ -351,28 +410,31 @@ impl MarkedEventReceiver for Builder {
                         plain: style == TScalarStyle::Plain,
                     },
                 };
-                self.finish(node, anchor);
+                self.finish(node, anchor, weight);
             }
-            Event::SequenceStart(anchor, tag) => self.stack.push(Frame::Seq {
+            Event::SequenceStart(anchor, tag) => self.push(Frame::Seq {
                 pos,
                 tag: tag_text(tag),
                 anchor,
                 items: Vec::new(),
-            }),
-            Event::MappingStart(anchor, tag) => self.stack.push(Frame::Map {
+                weight: NODE_WEIGHT,
+            })?,
+            Event::MappingStart(anchor, tag) => self.push(Frame::Map {
                 pos,
                 tag: tag_text(tag),
                 anchor,
                 entries: Vec::new(),
                 key: None,
-            }),
+                weight: NODE_WEIGHT,
+            })?,
             Event::SequenceEnd | Event::MappingEnd => {
-                let (node, anchor) = match self.stack.pop() {
+                let (node, anchor, weight) = match self.stack.pop() {
                     Some(Frame::Seq {
                         pos,
                         tag,
                         anchor,
                         items,
+                        weight,
                     }) => (
                         Node {
                             pos,
@@ -380,12 +442,14 @@ impl MarkedEventReceiver for Builder {
                             kind: NodeKind::Seq(items),
                         },
                         anchor,
+                        weight,
                     ),
                     Some(Frame::Map {
                         pos,
                         tag,
                         anchor,
                         entries,
+                        weight,
                         ..
                     }) => {
                         // A block mapping's start marker lies after its first key.
@@ -397,23 +461,45 @@ impl MarkedEventReceiver for Builder {
                                 kind: NodeKind::Map(entries),
                             },
                             anchor,
+                            weight,
                         )
                     }
-                    None => return,
+                    None => return Ok(()),
                 };
-                self.finish(node, anchor);
+                self.finish(node, anchor, weight);
             }
             Event::Alias(id) => {
-                let mut node = self.anchors.get(&id).cloned().unwrap_or(Node {
-                    pos,
-                    tag: None,
-                    kind: NodeKind::Scalar {
-                        value: String::new(),
-                        plain: true,
-                    },
-                });
+                self.aliases += 1;
+                if self.aliases > MAX_ALIASES {
+                    return Err(format!(
+                        "more than {MAX_ALIASES} aliases (`*name`) in one document"
+                    ));
+                }
+                let (mut node, weight) = match self.anchors.get(&id) {
+                    Some((node, weight)) => {
+                        self.expanded = self.expanded.saturating_add(*weight);
+                        if self.expanded > MAX_ALIAS_EXPANSION {
+                            return Err(format!(
+                                "aliases expand to more than {} MiB; this looks like an alias bomb",
+                                MAX_ALIAS_EXPANSION / (1024 * 1024)
+                            ));
+                        }
+                        (node.clone(), *weight)
+                    }
+                    None => (
+                        Node {
+                            pos,
+                            tag: None,
+                            kind: NodeKind::Scalar {
+                                value: String::new(),
+                                plain: true,
+                            },
+                        },
+                        NODE_WEIGHT,
+                    ),
+                };
                 node.pos = pos;
-                self.finish(node, 0);
+                self.finish(node, 0, weight);
             }
             Event::Nothing
             | Event::StreamStart
@@ -421,7 +507,12 @@ impl MarkedEventReceiver for Builder {
             | Event::DocumentStart
             | Event::DocumentEnd => {}
         }
+        Ok(())
     }
+}
+
+fn tag_text(tag: Option<yaml_rust2::parser::Tag>) -> Option<String> {
+    tag.map(|t| format!("{}{}", t.handle, t.suffix))
 }
 
 #[cfg(test)]
@@ -490,5 +581,67 @@ mod tests {
         assert!(root.get(&YPath::root().key("c").key("b")).is_some());
         let err = parse("a: b\n c: d\n").expect_err("invalid");
         assert_eq!(err.pos, Pos { line: 2, column: 3 });
+    }
+
+    /// A billion-laughs document: `levels` anchors, each a list of nine aliases of the one
+    /// before.
+    pub(crate) fn alias_bomb(levels: usize) -> String {
+        let mut t = String::from("a0: &a0 [\"lol\"]\n");
+        for l in 1..=levels {
+            let refs = vec![format!("*a{}", l - 1); 9].join(", ");
+            t.push_str(&format!("a{l}: &a{l} [{refs}]\n"));
+        }
+        t
+    }
+
+    #[test]
+    fn alias_bombs_stop_with_a_position() {
+        let err = parse(&alias_bomb(12)).expect_err("a bomb");
+        assert!(err.message.contains("alias bomb"), "{err:?}");
+        // Level 6 (9^6 copies) is the first past the limit; the error names its line.
+        assert_eq!(err.pos.line, 7, "{err:?}");
+        // A few levels are fine.
+        assert!(parse(&alias_bomb(3)).is_ok());
+    }
+
+    #[test]
+    fn too_many_aliases_stop() {
+        let mut t = String::from("a: &x 1\nb: [");
+        t.push_str(&vec!["*x"; MAX_ALIASES + 1].join(", "));
+        t.push_str("]\n");
+        let err = parse(&t).expect_err("too many");
+        assert!(err.message.contains("more than 10000 aliases"), "{err:?}");
+        assert_eq!(err.pos.line, 2);
+    }
+
+    #[test]
+    fn nesting_is_bounded_without_recursion() {
+        let ok = format!(
+            "{}{}",
+            "[".repeat(MAX_YAML_DEPTH),
+            "]".repeat(MAX_YAML_DEPTH)
+        );
+        assert!(parse(&ok).is_ok());
+        let deep = format!(
+            "{}{}",
+            "[".repeat(MAX_YAML_DEPTH + 1),
+            "]".repeat(MAX_YAML_DEPTH + 1)
+        );
+        let err = parse(&deep).expect_err("too deep");
+        assert!(
+            err.message.contains("nested more than 64 levels"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.pos,
+            Pos {
+                line: 1,
+                column: 65
+            }
+        );
+        // Block nesting on one line (`- - - …`) has no flow-level limit of its own.
+        let block = "- ".repeat(100_000) + "x\n";
+        let err = parse(&block).expect_err("too deep");
+        assert!(err.message.contains("nested more than"), "{err:?}");
     }
 }

@@ -38,6 +38,39 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+/// The longest name (of an organization, location, machine, part or fragment), in
+/// characters. Viam documents no limit; this one keeps names readable and every list of
+/// them far below the wire's message size limit.
+pub const MAX_NAME_CHARS: usize = 128;
+
+const NAME_HINT: &str = "names are at most 128 characters of printable text: no control characters (newline, tab, escape, NUL) and no bidirectional-text overrides";
+
+/// Checks a name's length and characters; the error says what is wrong, with the name
+/// shown escaped (it may hold characters that would disturb a terminal).
+pub fn check_name_chars(name: &str) -> Result<(), String> {
+    let count = name.chars().count();
+    if count > MAX_NAME_CHARS {
+        let head: String = name.chars().take(20).flat_map(char::escape_debug).collect();
+        return Err(format!(
+            "`{head}…` is {count} characters long; at most {MAX_NAME_CHARS} are allowed"
+        ));
+    }
+    if let Some(c) = name.chars().find(|&c| is_forbidden_char(c)) {
+        let shown: String = name.chars().flat_map(char::escape_debug).collect();
+        return Err(format!(
+            "`{shown}` contains the control character {}",
+            c.escape_unicode()
+        ));
+    }
+    Ok(())
+}
+
+/// Control characters, and the invisible characters that reorder text on screen.
+pub fn is_forbidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Locations nest at most this deep (Viam's limit).
 pub const MAX_LOCATION_DEPTH: usize = 3;
 
@@ -67,6 +100,8 @@ pub struct Validator<'a> {
     pub file: &'a Path,
     /// The directory `config_file` paths are relative to.
     pub dir: PathBuf,
+    /// Where files may be read from, and how much.
+    pub opts: &'a super::LoadOptions,
     pub tree: &'a Node,
     pub env: &'a dyn Fn(&str) -> Option<String>,
     pub diags: Vec<Diagnostic>,
@@ -99,11 +134,13 @@ pub fn validate(
     text: &str,
     tree: &Node,
     file: &Path,
+    opts: &super::LoadOptions,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Desired, Vec<Diagnostic>> {
     let mut v = Validator {
         file,
         dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
+        opts,
         tree,
         env,
         diags: Vec::new(),
@@ -201,6 +238,8 @@ impl Validator<'_> {
                 "`organization` must not be empty",
                 "write the organization's name or id, e.g. `organization: acme`",
             );
+        } else if let Err(problem) = check_name_chars(org) {
+            self.err(&at, format!("organization {problem}"), NAME_HINT);
         } else if org.trim() != org {
             self.err(
                 &at,
@@ -225,6 +264,8 @@ impl Validator<'_> {
                 format!("{noun} name must not be empty"),
                 format!("give the {noun} a name"),
             );
+        } else if let Err(problem) = check_name_chars(name) {
+            self.err(&at, format!("{noun} name {problem}"), NAME_HINT);
         } else if name.contains('/') {
             self.err(
                 &at,
@@ -281,6 +322,13 @@ impl Validator<'_> {
             .map(|(i, f)| {
                 let at = list.idx(i);
                 self.check_name(&f.name, &at, Kind::Fragment);
+                if f.name == crate::lease::LEASE_FRAGMENT {
+                    self.err(
+                        &at.key("name"),
+                        format!("the fragment name `{}` is reserved", f.name),
+                        "fleetform keeps the organization's lease in a fragment of that name; choose another",
+                    );
+                }
                 let identity = self.identity(
                     Kind::Fragment,
                     &f.name,

@@ -18,8 +18,11 @@
 //! 3. `--detect-only`: log each drifted change, count it, write nothing → `success`.
 //! 4. Safety: a manifest that declares nothing never deletes, and more deletions than
 //!    `max_deletes` need `allow_deletes` → otherwise `refused`, nothing written.
-//! 5. Apply with bounded parallelism. All applied (or nothing to do) → `success`, else
-//!    `failed`.
+//! 5. Take the organization's lease ([`crate::lease`]; held by another fleetform → `failed`,
+//!    retried with backoff), observe and plan again under it, re-check it (fencing), then
+//!    apply with bounded parallelism; losing the lease stops new writes. All applied (or
+//!    nothing to do) → `success`, else `failed`. A pass with nothing to write never takes
+//!    the lease, so an in-sync watch writes nothing at all.
 //!
 //! `failed` and `refused` passes back off and may open the circuit breaker (see
 //! [`backoff`]); while it is open, queued passes are not run and count as `breaker_open`.
@@ -174,6 +177,10 @@ enum PassEnd {
     },
     /// Shutdown arrived during the pass.
     Interrupted,
+    /// The plan has changes to write, and the pass does not hold the organization's lease
+    /// yet: plan again under it. Never leaves [`Reconciler::pass`]. Holds the organization's
+    /// id.
+    NeedsLease(String),
 }
 
 /// The manifest as of now: a file, or the newest git checkout.
@@ -344,7 +351,7 @@ pub async fn run(
                 }
                 retry_at = Some(at);
             }
-            PassEnd::Interrupted => {}
+            PassEnd::Interrupted | PassEnd::NeedsLease(_) => {}
         }
         metrics.set_breaker(backoff.breaker());
         if stopping {
@@ -379,10 +386,17 @@ impl Reconciler {
         path: PathBuf,
         revision: Option<String>,
         checkout: Option<Arc<Checkout>>,
-        mut stop: watch::Receiver<bool>,
+        stop: watch::Receiver<bool>,
     ) -> PassEnd {
         // 1. The manifest: nothing reaches the cloud unless it is valid.
-        let desired = match crate::manifest::load(&path) {
+        // In git mode, the checkout is the root no file may leave (the manifest included).
+        let load_opts = crate::manifest::LoadOptions {
+            root: checkout.as_ref().map(|c| c.root.clone()),
+            ..crate::manifest::LoadOptions::default()
+        };
+        let desired = match crate::manifest::load_with(&path, &load_opts, &|name| {
+            std::env::var(name).ok()
+        }) {
             Ok(d) => d,
             Err(err) => {
                 let mut text = err.to_string();
@@ -399,6 +413,76 @@ impl Reconciler {
             }
         };
 
+        // 2–5 without the lease: an in-sync pass (the usual one) writes nothing at all.
+        let end = self
+            .pass_locked(desired.clone(), revision.clone(), stop.clone(), None)
+            .await;
+        let PassEnd::NeedsLease(org_id) = end else {
+            return end;
+        };
+        // There is something to write: take the organization's lease (one writer per
+        // organization), then observe and plan again under it, so that the plan applied is
+        // one nobody else was writing against.
+        let guard = match self.take_lease(&org_id).await {
+            Ok(g) => g,
+            Err(end) => return end,
+        };
+        // Shutdown and a lost lease both stop the pass from starting new writes.
+        let merged = guard.stop.subscribe();
+        let tx = Arc::clone(&guard.stop);
+        let mut outer = stop;
+        let forward = tokio::spawn(async move {
+            if outer.wait_for(|s| *s).await.is_ok() {
+                let _ = tx.send(true);
+            }
+        });
+        let end = match self
+            .pass_locked(desired, revision, merged, Some(&guard))
+            .await
+        {
+            PassEnd::NeedsLease(_) => PassEnd::Failure {
+                result: PassResult::Failed,
+                cause: "lease: not held".into(),
+            },
+            end => end,
+        };
+        forward.abort();
+        guard.release().await;
+        end
+    }
+
+    /// Takes the lease of the organization `org_id` for a pass; the pass's end when it cannot
+    /// (held by another fleetform: retried with backoff).
+    async fn take_lease(&self, org_id: &str) -> Result<crate::lease::Guard, PassEnd> {
+        crate::lease::Guard::take(Arc::clone(&self.api), org_id, "watch", Duration::ZERO)
+            .await
+            .map_err(|e| {
+                tracing::warn!("nothing applied this pass: {e}");
+                PassEnd::Failure {
+                    result: PassResult::Failed,
+                    // The same problem gives the same cause (no holder ids) for the breaker.
+                    cause: match e {
+                        crate::lease::LeaseError::Held { .. } => {
+                            "lease held by another fleetform".to_string()
+                        }
+                        crate::lease::LeaseError::Lost(_) => "lease lost".to_string(),
+                        crate::lease::LeaseError::Cloud(c) => {
+                            format!("lease: {} {}", c.rpc, c.code.as_str())
+                        }
+                    },
+                }
+            })
+    }
+
+    /// Steps 2 to 5 of a pass. Without the lease (`guard` is `None`) it stops before writing
+    /// with [`PassEnd::NeedsLease`].
+    async fn pass_locked(
+        &self,
+        desired: crate::model::Desired,
+        revision: Option<String>,
+        mut stop: watch::Receiver<bool>,
+        guard: Option<&crate::lease::Guard>,
+    ) -> PassEnd {
         // 2. Observe (abandoned on shutdown: reads are safe to drop) and plan.
         let observe_opts = ObserveOptions {
             read_concurrency: self.opts.read_concurrency,
@@ -485,7 +569,17 @@ impl Reconciler {
             };
         }
 
-        // 5. Apply.
+        // 5. Apply, if the lease is still ours (fencing).
+        let Some(g) = guard else {
+            return PassEnd::NeedsLease(plan.organization_id.clone());
+        };
+        if let Err(e) = g.fence().await {
+            tracing::error!("nothing applied: {e}");
+            return PassEnd::Failure {
+                result: PassResult::Failed,
+                cause: format!("lease: {e}"),
+            };
+        }
         tracing::info!(
             organization = %plan.organization_name,
             changes = plan.changes.len(),

@@ -315,3 +315,45 @@ pub fn failures(r: &fleetform::apply::Report) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// The placeholder fragment ids of the corpus: `5d2a9c1e-1111-4aaa-8bbb-` and 12 digits.
+const PLACEHOLDER_PREFIX: &str = "5d2a9c1e-1111-4aaa-8bbb-";
+
+/// [`real_configs`] with every placeholder fragment id replaced by the id of a fragment
+/// created in `org` for it (a cloud refuses imports of fragments it does not have).
+pub async fn real_configs_in(
+    api: &dyn fleetform::cloud::CloudApi,
+    org: &str,
+) -> Vec<(String, String)> {
+    let corpus = real_configs();
+    let mut placeholders = std::collections::BTreeSet::new();
+    for (_, text) in &corpus {
+        for (at, _) in text.match_indices(PLACEHOLDER_PREFIX) {
+            placeholders.insert(text[at..at + 36].to_string());
+        }
+    }
+    let mut ids = vec![];
+    for (i, placeholder) in placeholders.iter().enumerate() {
+        let config =
+            serde_json::json!({"components": [{"name": format!("c{i}"), "model": "fake"}]});
+        let f = api
+            .create_fragment(
+                org,
+                &format!("corpus-kit-{i}"),
+                &config,
+                fleetform::model::Visibility::Private,
+            )
+            .await
+            .expect("create a corpus fragment");
+        ids.push((placeholder.clone(), f.id));
+    }
+    corpus
+        .into_iter()
+        .map(|(name, mut text)| {
+            for (placeholder, id) in &ids {
+                text = text.replace(placeholder, id);
+            }
+            (name, text)
+        })
+        .collect()
+}

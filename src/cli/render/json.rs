@@ -55,10 +55,13 @@
 //! Timestamps are `{"seconds": N, "nanos": N}` (UTC, since the Unix epoch).
 //!
 //! **Sensitive values never appear.** Each string a config marks as sensitive is replaced by
-//! `{"$sensitive": "<sha256 hex of the value>"}` and listed in that config's `sensitive`
-//! array (`{pointer, env, sha256}`). A string of the cloud's config (`config_before`) that
-//! equals a known sensitive value at a pointer the manifest does not mark is masked the same
-//! way, with `env: []`.
+//! `{"$sensitive": "<hash>"}` and listed in that config's `sensitive` array
+//! (`{pointer, env, sha256}`). The hash is the value's SHA-256 salted with the document's
+//! `sensitive_salt` (random per document, see [`crate::sensitive::salted`]): equal within
+//! one document, unrelated across documents, and useless for looking values up. A string of
+//! the cloud's config (`config_before`) that equals a known sensitive value, or that was
+//! sensitive there once (the ledger, [`crate::sensitive`]), is masked the same way, with
+//! `env: []`.
 //!
 //! **Stability.** Within `format_version` 1, fields may be added (at any level) but are never
 //! renamed, removed or given a different meaning; consumers should ignore fields they do not
@@ -67,7 +70,8 @@
 //! # The saved plan (`--out FILE`)
 //!
 //! [`saved_plan`]: the [`Plan`] exactly as serde writes it (what `fleetform apply FILE`
-//! reads), with sensitive values masked the same way. Its own version is the plan's
+//! reads), with sensitive values masked and salted the same way (its salt in
+//! `sensitive_salt`, which `apply` uses to check the environment). Its own version is the plan's
 //! `format_version` field ([`crate::plan::PLAN_FORMAT_VERSION`]).
 
 use super::{RenderOptions, with_known_secrets_marked};
@@ -90,6 +94,10 @@ struct Document<'a> {
     unmanaged: &'a [Unmanaged],
     #[serde(skip_serializing_if = "<[Notice]>::is_empty")]
     notices: &'a [Notice],
+    /// The salt of the sensitive hashes (see [`crate::sensitive::salted`]); only when
+    /// there are any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sensitive_salt: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -99,9 +107,13 @@ struct Organization<'a> {
 }
 
 /// Renders the `--output json` document (see the module docs). Ends with a newline.
+///
+/// Like a saved plan, it names sensitive values only by hashes salted per document.
 pub fn render(plan: &Plan, _opts: &RenderOptions) -> String {
-    let plan = &*with_known_secrets_marked(plan);
+    let (plan, salt) = salted_plan(plan);
+    let plan = &plan;
     let doc = Document {
+        sensitive_salt: salt,
         format_version: FORMAT_VERSION,
         organization: Organization {
             id: &plan.organization_id,
@@ -119,9 +131,29 @@ pub fn render(plan: &Plan, _opts: &RenderOptions) -> String {
 
 /// The plan as saved by `--out FILE`: pretty JSON of the [`Plan`] itself (what
 /// `fleetform apply FILE` reads), sensitive values masked. Ends with a newline.
+///
+/// Sensitive values appear only as hashes salted with a fresh random salt per plan, saved
+/// as `sensitive_salt` (see [`crate::sensitive::salted`]).
 pub fn saved_plan(plan: &Plan) -> String {
-    pretty(&*with_known_secrets_marked(plan))
+    let (plan, salt) = salted_plan(plan);
+    let mut doc = serde_json::to_value(&plan).expect("a plan serializes to JSON");
+    if let (Value::Object(o), Some(salt)) = (&mut doc, salt) {
+        o.insert(SALT_FIELD.to_string(), Value::String(salt));
+    }
+    pretty(&doc)
 }
+
+/// `plan` with known secrets marked and every sensitive hash salted with a fresh salt; the
+/// salt, when there was anything to salt.
+fn salted_plan(plan: &Plan) -> (Plan, Option<String>) {
+    let mut plan = with_known_secrets_marked(plan).into_owned();
+    let salt = crate::sensitive::new_salt();
+    let any = crate::sensitive::rewrite_hashes(&mut plan, &|h| crate::sensitive::salted(&salt, h));
+    (plan, any.then_some(salt))
+}
+
+/// The field of a saved plan holding its salt.
+pub const SALT_FIELD: &str = "sensitive_salt";
 
 fn pretty(value: &impl Serialize) -> String {
     // Plans hold only strings, numbers, booleans, sequences and string-keyed maps, so

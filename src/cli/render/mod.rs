@@ -185,55 +185,15 @@ pub fn with_known_secrets_marked(plan: &Plan) -> Cow<'_, Plan> {
         .filter_map(|c| c.config_before.as_mut())
     {
         let mut found = vec![];
-        find_by_hash(&cfg.value, &hashes, &mut String::new(), &mut found);
-        for (pointer, sha256) in found {
-            if !cfg.sensitive.iter().any(|s| s.pointer == pointer) {
-                cfg.sensitive.push(SensitiveValue {
-                    pointer,
-                    template: String::new(),
-                    env: vec![],
-                    sha256,
-                });
+        crate::sensitive::walk_strings(&cfg.value, &mut String::new(), &mut |pointer, s| {
+            let h = crate::sensitive::sha256_hex(s);
+            if hashes.contains(&h) {
+                found.push((pointer.to_string(), h));
             }
-        }
+        });
+        crate::sensitive::mark(cfg, found);
     }
     Cow::Owned(plan)
-}
-
-/// Collects `(pointer, hash)` of every string under `v` whose SHA-256 (hex) is in `hashes`.
-fn find_by_hash(
-    v: &Value,
-    hashes: &BTreeSet<String>,
-    pointer: &mut String,
-    found: &mut Vec<(String, String)>,
-) {
-    use sha2::Digest;
-    let mut descend = |token: &str, child: &Value, pointer: &mut String| {
-        let len = pointer.len();
-        pointer.push('/');
-        pointer.push_str(&token.replace('~', "~0").replace('/', "~1"));
-        find_by_hash(child, hashes, pointer, found);
-        pointer.truncate(len);
-    };
-    match v {
-        Value::String(s) => {
-            let h = hex::encode(sha2::Sha256::digest(s.as_bytes()));
-            if hashes.contains(&h) {
-                found.push((pointer.clone(), h));
-            }
-        }
-        Value::Array(a) => {
-            for (i, x) in a.iter().enumerate() {
-                descend(&i.to_string(), x, pointer);
-            }
-        }
-        Value::Object(o) => {
-            for (k, x) in o {
-                descend(k, x, pointer);
-            }
-        }
-        _ => {}
-    }
 }
 
 /// A config as people see it: sensitive strings replaced by `"(sensitive)"`, and the

@@ -1,0 +1,37 @@
+//! `fleetform force-unlock ID`: frees the organization's lease whoever holds it, e.g. after
+//! a crash left it held until it expires. ID is the lease's fragment id, as shown in every
+//! "the organization is locked" error. See [`crate::lease`].
+
+use super::GlobalArgs;
+use clap::Args;
+use std::process::ExitCode;
+
+/// Arguments of `fleetform force-unlock`.
+#[derive(Debug, Args)]
+pub struct ForceUnlockArgs {
+    /// The lease's id (shown in the "locked" error).
+    #[arg(value_name = "ID")]
+    pub id: String,
+
+    /// The organization (a name or an id). Default: the only one the API key sees.
+    #[arg(long, value_name = "ORG")]
+    pub org: Option<String>,
+}
+
+/// Runs `fleetform force-unlock`.
+pub async fn run(args: ForceUnlockArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let target = super::resolve::connect_org(global, args.org.as_deref()).await?;
+    let result = crate::lease::force_unlock(&target.client, &args.id).await;
+    let closed = target.close().await;
+    let held = result?;
+    closed?;
+    let line = match held {
+        Some(h) => format!(
+            "Unlocked: the lease held by {} ({} on {}) is free.",
+            h.holder, h.operation, h.host
+        ),
+        None => "The lease was not held; nothing to do.".to_string(),
+    };
+    eprintln!("{}", super::term::clean(&line));
+    Ok(ExitCode::SUCCESS)
+}

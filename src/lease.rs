@@ -1,0 +1,388 @@
+//! The organization's lease: at most one fleetform writes to an organization at a time.
+//!
+//! # Where it lives
+//! In the cloud itself, so it works across machines with no extra server: a reserved private
+//! fragment named [`LEASE_FRAGMENT`] in the organization, whose config is
+//! `{"fleetform_lease": {holder, operation, host, started, expires}}` while held and `{}` when
+//! free (times in Unix seconds). The planner never sees it (observation leaves it out), and a
+//! manifest may not declare a fragment of that name.
+//!
+//! # Taking, renewing, losing it
+//! Every change to the lease is an `UpdateFragment` carrying the `last_known_update` the
+//! writer read: a compare-and-swap, so of two writers that read the same state only one
+//! succeeds (`FAILED_PRECONDITION` for the other, which re-reads). A lease is free when its
+//! holder is empty or its `expires` has passed. The holder renews it every third of the TTL
+//! ([`DEFAULT_TTL`], 60 s); when a renewal finds another holder, the lease is lost and
+//! [`spawn_renewal`] raises the stop signal it was given, so the holder starts no new write
+//! (fencing). [`Lease::release`] frees it at the end.
+//!
+//! Two first runs can both create the fragment; then the one created first (by `created_on`,
+//! then id) is the lease, and the others are deleted by whoever created them. A process that
+//! sees only its own fragment after creating it knows no earlier one exists, so every process
+//! agrees on the same fragment.
+//!
+//! `fleetform force-unlock ID` frees a lease whatever its holder, when given the lease's
+//! fragment id (shown in every "lease held" error), e.g. after a crash before the TTL ran out.
+
+use crate::cloud::{CloudApi, CloudError, Code};
+use crate::model::{Fragment, Timestamp, Visibility};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The name of the reserved fragment holding the lease.
+pub const LEASE_FRAGMENT: &str = "fleetform-lease";
+
+/// How long a lease lasts unless renewed.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
+
+/// Whether `f` is the lease's fragment (and so not part of any fleet).
+pub fn is_lease(f: &Fragment) -> bool {
+    f.name == LEASE_FRAGMENT
+}
+
+/// Who holds the lease, for what, since when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// Unique per process: `host:pid:random`.
+    pub holder: String,
+    /// `apply`, `watch`, `secrets rotate`, `import`.
+    pub operation: String,
+    pub host: String,
+    /// Unix seconds.
+    pub started: i64,
+    /// Unix seconds; the lease is free after this.
+    pub expires: i64,
+}
+
+/// The lease's config key.
+const KEY: &str = "fleetform_lease";
+
+fn holder_of(config: &serde_json::Value) -> Option<Holder> {
+    serde_json::from_value(config.get(KEY)?.clone()).ok()
+}
+
+fn now_secs() -> i64 {
+    Timestamp::now().seconds
+}
+
+/// Why a lease was not obtained or kept.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// Someone else holds it (after waiting as long as allowed).
+    #[error(
+        "the organization is locked by {} ({} on {}, started {}s ago, expires in {}s)\nhint: wait for it to finish, pass --lock-timeout to wait, or if it crashed run `fleetform force-unlock {}`",
+        .holder.holder, .holder.operation, .holder.host,
+        (now_secs() - .holder.started).max(0), (.holder.expires - now_secs()).max(0), .fragment_id
+    )]
+    Held {
+        holder: Holder,
+        /// The lease fragment's id, for `force-unlock`.
+        fragment_id: String,
+    },
+    /// Another holder took it over (ours had expired).
+    #[error("the organization's lease was taken over by {0}; stopped starting changes")]
+    Lost(String),
+    /// The cloud failed.
+    #[error("cannot take the organization's lease: {0}")]
+    Cloud(#[from] CloudError),
+}
+
+/// A held lease.
+pub struct Lease {
+    api: Arc<dyn CloudApi>,
+    fragment_id: String,
+    /// Our `Holder` as written.
+    me: Holder,
+    /// The fragment's `last_updated` after our last write (the compare-and-swap token).
+    version: Option<Timestamp>,
+    ttl: Duration,
+}
+
+/// This process's holder id.
+fn holder_id() -> (String, String) {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into());
+    let id = format!(
+        "{host}:{}:{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    (id, host)
+}
+
+/// The organization's lease fragment, creating it (free) if there is none; see the module
+/// docs for how concurrent first runs agree on one.
+async fn lease_fragment(api: &dyn CloudApi, org_id: &str) -> Result<Fragment, CloudError> {
+    let earliest = |mut fs: Vec<Fragment>| {
+        fs.retain(is_lease);
+        fs.sort_by(|a, b| (a.created_on, &a.id).cmp(&(b.created_on, &b.id)));
+        fs
+    };
+    let found = earliest(api.list_fragments(org_id).await?);
+    if let Some(f) = found.into_iter().next() {
+        return Ok(f);
+    }
+    let mine = api
+        .create_fragment(
+            org_id,
+            LEASE_FRAGMENT,
+            &serde_json::json!({}),
+            Visibility::Private,
+        )
+        .await?;
+    let all = earliest(api.list_fragments(org_id).await?);
+    let first = all.first().cloned().unwrap_or_else(|| mine.clone());
+    if first.id != mine.id {
+        // Another run created one first: use it, and remove ours.
+        let _ = api.delete_fragment(&mine.id).await;
+    }
+    Ok(first)
+}
+
+/// Takes the lease of `org_id` for `operation`, waiting up to `wait` for another holder.
+pub async fn acquire(
+    api: Arc<dyn CloudApi>,
+    org_id: &str,
+    operation: &str,
+    wait: Duration,
+    ttl: Duration,
+) -> Result<Lease, LeaseError> {
+    let (id, host) = holder_id();
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut conflicts = 0;
+    loop {
+        let f = lease_fragment(api.as_ref(), org_id).await?;
+        if f.last_updated.is_none() {
+            return Err(LeaseError::Cloud(CloudError::new(
+                "ListFragments",
+                Code::Other,
+                "the lease fragment has no last_updated; cannot compare-and-swap it",
+            )));
+        }
+        let now = now_secs();
+        if let Some(h) = holder_of(&f.config).filter(|h| h.expires > now && h.holder != id) {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(LeaseError::Held {
+                    holder: h,
+                    fragment_id: f.id,
+                });
+            }
+            let left = deadline - tokio::time::Instant::now();
+            tokio::time::sleep(left.min(Duration::from_millis(500))).await;
+            continue;
+        }
+        let me = Holder {
+            holder: id.clone(),
+            operation: operation.to_string(),
+            host: host.clone(),
+            started: now,
+            expires: now + ttl.as_secs().max(1) as i64,
+        };
+        match write(api.as_ref(), &f.id, Some(&me), f.last_updated).await {
+            Ok(version) => {
+                return Ok(Lease {
+                    api,
+                    fragment_id: f.id,
+                    me,
+                    version,
+                    ttl,
+                });
+            }
+            // Someone else wrote it between our read and our write: look again.
+            Err(e) if e.code == Code::FailedPrecondition && conflicts < 50 => conflicts += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Writes `holder` (or frees the lease) if the fragment is still at `version`.
+async fn write(
+    api: &dyn CloudApi,
+    fragment_id: &str,
+    holder: Option<&Holder>,
+    version: Option<Timestamp>,
+) -> Result<Option<Timestamp>, CloudError> {
+    let config = match holder {
+        Some(h) => serde_json::json!({ KEY: h }),
+        None => serde_json::json!({}),
+    };
+    let f = api
+        .update_fragment(
+            fragment_id,
+            LEASE_FRAGMENT,
+            Some(&config),
+            Some(Visibility::Private),
+            version,
+        )
+        .await?;
+    Ok(f.last_updated)
+}
+
+impl Lease {
+    /// The lease fragment's id.
+    pub fn fragment_id(&self) -> &str {
+        &self.fragment_id
+    }
+
+    /// Extends the lease by its TTL. `Lost` when someone else holds it now.
+    pub async fn renew(&mut self) -> Result<(), LeaseError> {
+        let mut me = self.me.clone();
+        me.expires = now_secs() + self.ttl.as_secs().max(1) as i64;
+        match write(
+            self.api.as_ref(),
+            &self.fragment_id,
+            Some(&me),
+            self.version,
+        )
+        .await
+        {
+            Ok(v) => {
+                self.version = v;
+                self.me = me;
+                Ok(())
+            }
+            Err(e) if e.code == Code::FailedPrecondition => {
+                // Our own write may have landed with its answer lost: still ours?
+                let f = self.api.get_fragment(&self.fragment_id).await?;
+                match holder_of(&f.config) {
+                    Some(h) if h.holder == self.me.holder => {
+                        self.version = f.last_updated;
+                        Box::pin(self.renew()).await
+                    }
+                    other => Err(LeaseError::Lost(
+                        other.map_or_else(|| "nobody".to_string(), |h| h.holder),
+                    )),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// This process's holder id.
+    pub fn holder(&self) -> &str {
+        &self.me.holder
+    }
+
+    /// Frees the lease (if it is still ours).
+    pub async fn release(self) {
+        if let Err(e) = write(self.api.as_ref(), &self.fragment_id, None, self.version).await {
+            tracing::warn!(error = %e, "could not release the organization's lease; it expires by itself");
+        }
+    }
+}
+
+/// Whether `holder` still holds the lease in `fragment_id`, as the cloud says now (fencing
+/// before a batch of writes).
+pub async fn check(api: &dyn CloudApi, fragment_id: &str, holder: &str) -> Result<(), LeaseError> {
+    let f = api.get_fragment(fragment_id).await?;
+    match holder_of(&f.config) {
+        Some(h) if h.holder == holder && h.expires > now_secs() => Ok(()),
+        other => Err(LeaseError::Lost(
+            other.map_or_else(|| "nobody".to_string(), |h| h.holder),
+        )),
+    }
+}
+
+/// Renews `lease` every third of its TTL until `done` is signalled; if the lease is lost,
+/// sends `true` on `stop` (so the holder starts nothing new). Returns the lease, to release.
+pub fn spawn_renewal(
+    mut lease: Lease,
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
+    mut done: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Option<Lease>> {
+    tokio::spawn(async move {
+        let every = lease.ttl / 3;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = done.wait_for(|d| *d) => return Some(lease),
+            }
+            match lease.renew().await {
+                Ok(()) => {}
+                Err(LeaseError::Lost(by)) => {
+                    tracing::error!(taken_by = %by, "the organization's lease was lost; starting no new changes");
+                    let _ = stop.send(true);
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not renew the organization's lease; retrying")
+                }
+            }
+        }
+    })
+}
+
+/// A lease held for one operation and renewed in the background until released.
+pub struct Guard {
+    /// Raised when the lease is lost (and by whoever else shares it, e.g. on Ctrl-C): the
+    /// holder then starts no new write.
+    pub stop: Arc<tokio::sync::watch::Sender<bool>>,
+    done: tokio::sync::watch::Sender<bool>,
+    renewal: tokio::task::JoinHandle<Option<Lease>>,
+    api: Arc<dyn CloudApi>,
+    fragment_id: String,
+    holder: String,
+}
+
+impl Guard {
+    /// Takes the lease of `org_id` for `operation` (waiting up to `wait`) and starts renewing
+    /// it.
+    pub async fn take(
+        api: Arc<dyn CloudApi>,
+        org_id: &str,
+        operation: &str,
+        wait: Duration,
+    ) -> Result<Guard, LeaseError> {
+        let lease = acquire(Arc::clone(&api), org_id, operation, wait, DEFAULT_TTL).await?;
+        let (stop, _) = tokio::sync::watch::channel(false);
+        let stop = Arc::new(stop);
+        let (done, done_rx) = tokio::sync::watch::channel(false);
+        let fragment_id = lease.fragment_id().to_string();
+        let holder = lease.holder().to_string();
+        let renewal = spawn_renewal(lease, Arc::clone(&stop), done_rx);
+        Ok(Guard {
+            stop,
+            done,
+            renewal,
+            api,
+            fragment_id,
+            holder,
+        })
+    }
+
+    /// Fencing: fails unless the lease is still ours, as the cloud says now.
+    pub async fn fence(&self) -> Result<(), LeaseError> {
+        check(self.api.as_ref(), &self.fragment_id, &self.holder).await
+    }
+
+    /// Stops renewing and frees the lease.
+    pub async fn release(self) {
+        let _ = self.done.send(true);
+        if let Ok(Some(lease)) = self.renewal.await {
+            lease.release().await;
+        }
+    }
+}
+
+/// Frees the lease held in `fragment_id`, whoever holds it (`fleetform force-unlock`).
+/// Returns who held it.
+pub async fn force_unlock(
+    api: &dyn CloudApi,
+    fragment_id: &str,
+) -> Result<Option<Holder>, LeaseError> {
+    let f = api.get_fragment(fragment_id).await?;
+    if !is_lease(&f) {
+        return Err(LeaseError::Cloud(CloudError::new(
+            "GetFragment",
+            Code::InvalidArgument,
+            format!("fragment {fragment_id} is not a fleetform lease"),
+        )));
+    }
+    write(api, fragment_id, None, f.last_updated).await?;
+    Ok(holder_of(&f.config))
+}
