@@ -12,9 +12,10 @@
 //! writer read: a compare-and-swap, so of two writers that read the same state only one
 //! succeeds (`FAILED_PRECONDITION` for the other, which re-reads). A lease is free when its
 //! holder is empty or its `expires` has passed. The holder renews it every third of the TTL
-//! ([`DEFAULT_TTL`], 60 s); when a renewal finds another holder, the lease is lost and
-//! [`spawn_renewal`] raises the stop signal it was given, so the holder starts no new write
-//! (fencing). [`Lease::release`] frees it at the end.
+//! ([`DEFAULT_TTL`], 60 s) and checks it every [`CHECK_EVERY`] in between; when a renewal
+//! or a check finds another holder, the lease is lost and [`spawn_renewal`] raises the stop
+//! signal it was given, so the holder starts no new write (fencing). Apply and watch also
+//! check it once more right before they start writing. [`Lease::release`] frees it at the end.
 //!
 //! Two first runs can both create the fragment; then the one created first (by `created_on`,
 //! then id) is the lease, and the others are deleted by whoever created them. A process that
@@ -35,6 +36,9 @@ pub const LEASE_FRAGMENT: &str = "fleetform-lease";
 
 /// How long a lease lasts unless renewed.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
+
+/// How often a holder checks, between renewals, that the lease is still its own.
+pub const CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// Whether `f` is the lease's fragment (and so not part of any fleet).
 pub fn is_lease(f: &Fragment) -> bool {
@@ -296,13 +300,24 @@ pub fn spawn_renewal(
     mut done: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<Option<Lease>> {
     tokio::spawn(async move {
-        let every = lease.ttl / 3;
+        let renew_every = lease.ttl / 3;
+        // Between renewals, a cheap read checks nobody took the lease over (after a
+        // `force-unlock`), so a lost lease stops new writes within seconds.
+        let tick = renew_every.min(CHECK_EVERY);
+        let mut since_renewal = Duration::ZERO;
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(every) => {}
+                _ = tokio::time::sleep(tick) => {}
                 _ = done.wait_for(|d| *d) => return Some(lease),
             }
-            match lease.renew().await {
+            since_renewal += tick;
+            let result = if since_renewal >= renew_every {
+                since_renewal = Duration::ZERO;
+                lease.renew().await
+            } else {
+                check(lease.api.as_ref(), &lease.fragment_id, &lease.me.holder).await
+            };
+            match result {
                 Ok(()) => {}
                 Err(LeaseError::Lost(by)) => {
                     tracing::error!(taken_by = %by, "the organization's lease was lost; starting no new changes");
@@ -310,7 +325,7 @@ pub fn spawn_renewal(
                     return None;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not renew the organization's lease; retrying")
+                    tracing::warn!(error = %e, "could not renew or check the organization's lease; retrying")
                 }
             }
         }

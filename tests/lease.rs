@@ -238,3 +238,29 @@ fn two_first_local_runs_make_one_organization() {
     assert_eq!(count("SELECT COUNT(*) FROM orgs WHERE name = 'acme'"), 1);
     assert_eq!(count("SELECT COUNT(*) FROM locations"), 3);
 }
+
+/// A holder whose lease is taken over (after `force-unlock`) raises its stop signal within
+/// seconds, so it starts no new write.
+#[tokio::test]
+async fn a_guard_notices_a_takeover_and_raises_stop() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let guard = lease::Guard::take(Arc::clone(&api), &cloud.org_id, "apply", Duration::ZERO)
+        .await
+        .unwrap();
+    let mut stop = guard.stop.subscribe();
+    let leases = api.list_fragments(&cloud.org_id).await.unwrap();
+    let id = leases
+        .iter()
+        .find(|f| lease::is_lease(f))
+        .unwrap()
+        .id
+        .clone();
+    lease::force_unlock(api.as_ref(), &id).await.unwrap();
+    let _other = take(&api, &cloud.org_id, "apply").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), stop.wait_for(|s| *s))
+        .await
+        .expect("the takeover is noticed")
+        .unwrap();
+    guard.release().await;
+}

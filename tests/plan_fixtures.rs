@@ -235,6 +235,36 @@ fn check(dir: &Path, name: &str, actual: &str, bless: bool, failures: &mut Vec<S
     }
 }
 
+/// The JSON plan with its random salt removed and each salted hash replaced by
+/// `salted-N` (N by first appearance), so that equal values still show as equal.
+fn unsalted(json: &str) -> String {
+    let mut seen: Vec<String> = vec![];
+    let mut out = String::new();
+    for line in json.lines() {
+        if line.trim_start().starts_with("\"sensitive_salt\"") {
+            continue;
+        }
+        let mut line = line.to_string();
+        for key in ["\"$sensitive\": \"", "\"sha256\": \""] {
+            if let Some(at) = line.find(key) {
+                let start = at + key.len();
+                if let Some(hash) = line.get(start..start + 64) {
+                    let hash = hash.to_string();
+                    let n = seen.iter().position(|h| *h == hash).unwrap_or_else(|| {
+                        seen.push(hash.clone());
+                        seen.len() - 1
+                    });
+                    line.replace_range(start..start + 64, &format!("salted-{}", n + 1));
+                }
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    // The salt was the last field: its predecessor lost its trailing comma's reason.
+    out.replace("],\n}", "]\n}")
+}
+
 #[test]
 fn fixtures() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -280,7 +310,7 @@ fn fixtures() {
                     );
                 }
                 check(&dir, "plan.txt", &text, bless, &mut failures);
-                check(&dir, "plan.json", &json, bless, &mut failures);
+                check(&dir, "plan.json", &unsalted(&json), bless, &mut failures);
             }
         }
     }

@@ -618,6 +618,22 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// Watches `path` on the `main` branch of the repository `origin`, polling every `poll`.
+async fn watch_git(client: &Client, origin: &Path, path: &str, poll: Duration) -> Watching {
+    let repo = GitRepo::open(GitSpec {
+        repo: origin.to_string_lossy().into_owned(),
+        reference: "main".into(),
+        path: path.into(),
+    })
+    .await
+    .expect("open the repository");
+    Watching::start(
+        Arc::new(client.clone()),
+        Source::Git { repo, poll },
+        quick(),
+    )
+}
+
 /// Captured log output, for asserting on what was logged.
 #[derive(Clone, Default)]
 struct Logs(Arc<Mutex<Vec<u8>>>);
@@ -680,21 +696,13 @@ async fn a_commit_pushed_to_the_branch_is_applied_and_its_id_logged() {
     );
     let first = git(&work, &["rev-parse", "HEAD"]);
 
-    let repo = GitRepo::open(GitSpec {
-        repo: origin.to_string_lossy().into_owned(),
-        reference: "main".into(),
-        path: "deploy/fleet.yaml".into(),
-    })
-    .await
-    .expect("open the repository");
-    let w = Watching::start(
-        Arc::new(client.clone()),
-        Source::Git {
-            repo,
-            poll: Duration::from_millis(100),
-        },
-        quick(),
-    );
+    let w = watch_git(
+        &client,
+        &origin,
+        "deploy/fleet.yaml",
+        Duration::from_millis(100),
+    )
+    .await;
     w.passes(PassResult::Success, 1).await;
     assert_eq!(cloud_fps(&client, &cloud.org_id).await, Some(10));
     assert!(
@@ -1030,4 +1038,50 @@ async fn a_pass_writes_only_under_the_organizations_lease() {
     w.passes(PassResult::Success, 1).await;
     assert!(writes(&client).contains_key("NewRobot"));
     w.stop().await;
+}
+
+/// In git mode the checkout is the root: a committed symlink that points out of it (here to
+/// a secret file on the watcher's host) is refused, for a config file and for the manifest
+/// itself (`--path`), and nothing is sent to the cloud (issue 13).
+#[cfg(unix)]
+#[tokio::test]
+async fn committed_symlinks_out_of_the_checkout_are_refused() {
+    let cloud = Cloud::start().await;
+    let client = cloud.client().await;
+    let dir = tempfile::tempdir().unwrap();
+    let host_secret = dir.path().join("host-secret.json");
+    std::fs::write(&host_secret, "{\"token\": \"host-only\"}").unwrap();
+    let host_manifest = dir.path().join("host-fleet.yaml");
+    std::fs::write(&host_manifest, manifest(1)).unwrap();
+    let origin = dir.path().join("origin.git");
+    let work = dir.path().join("work");
+    git(dir.path(), &["init", "--bare", "--quiet", "origin.git"]);
+    git(dir.path(), &["init", "--quiet", "work"]);
+    std::fs::write(
+        work.join("fleet.yaml"),
+        manifest(0).replace(
+            "config: { components: [ { name: cam, attributes: { fps: 0 } } ] }",
+            "config_file: rover.json",
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&host_secret, work.join("rover.json")).unwrap();
+    std::os::unix::fs::symlink(&host_manifest, work.join("linked.yaml")).unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "--quiet", "-m", "symlinks"]);
+    git(
+        &work,
+        &["push", "--quiet", origin.to_str().unwrap(), "HEAD:main"],
+    );
+    client.reset_rpc_counts();
+    for path in ["fleet.yaml", "linked.yaml"] {
+        let w = watch_git(&client, &origin, path, Duration::from_secs(3600)).await;
+        w.passes(PassResult::InvalidManifest, 1).await;
+        w.stop().await;
+    }
+    assert_eq!(
+        writes(&client),
+        BTreeMap::new(),
+        "nothing reached the cloud"
+    );
 }

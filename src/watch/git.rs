@@ -284,7 +284,15 @@ async fn run_git<'a>(
         Ok(r) => r.map_err(GitError::Spawn)?,
     };
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        let mut stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        // git may quote the remote's URL: never with its credentials.
+        for url in args
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .filter(|a| a.contains("://"))
+        {
+            stderr = stderr.replace(url.as_ref(), &redact(&url));
+        }
         return Err(GitError::Failed {
             command,
             stderr: if stderr.is_empty() {
@@ -297,15 +305,22 @@ async fn run_git<'a>(
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// `scheme://user:secret@host/…` → `scheme://***@host/…`, for logs.
+/// `scheme://user:secret@host/…?token=…` → `scheme://***@host/…?***`, for logs and errors:
+/// credentials may sit in the userinfo or in the query string (or fragment).
 pub fn redact(repo: &str) -> String {
-    if let Some((scheme, rest)) = repo.split_once("://") {
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            return format!("{scheme}://***@{}", &rest[at + 1..]);
-        }
-    }
-    repo.to_string()
+    let Some((scheme, rest)) = repo.split_once("://") else {
+        return repo.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let rest = match rest[..authority_end].rfind('@') {
+        Some(at) => format!("***@{}", &rest[at + 1..]),
+        None => rest.to_string(),
+    };
+    let rest = match rest.find(['?', '#']) {
+        Some(q) => format!("{}{}***", &rest[..q], &rest[q..=q]),
+        None => rest,
+    };
+    format!("{scheme}://{rest}")
 }
 
 #[cfg(test)]
@@ -327,6 +342,11 @@ mod tests {
             "git@github.com:acme/fleet.git"
         );
         assert_eq!(redact("/srv/fleet.git"), "/srv/fleet.git");
+        assert_eq!(
+            redact("https://github.com/acme/fleet.git?access_token=ghp_x"),
+            "https://github.com/acme/fleet.git?***"
+        );
+        assert_eq!(redact("https://u:p@host?x=1#frag"), "https://***@host?***");
     }
 
     #[tokio::test]
