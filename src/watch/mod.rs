@@ -486,6 +486,7 @@ impl Reconciler {
         // 2. Observe (abandoned on shutdown: reads are safe to drop) and plan.
         let observe_opts = ObserveOptions {
             read_concurrency: self.opts.read_concurrency,
+            ..Default::default()
         };
         let observed = tokio::select! {
             o = observe(self.api.as_ref(), &desired, &observe_opts) => o,
@@ -588,6 +589,7 @@ impl Reconciler {
         let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
         let apply_opts = ApplyOptions {
             parallelism: self.opts.parallelism,
+            ..Default::default()
         };
         let (report, ()) = tokio::join!(
             apply::apply(
