@@ -373,6 +373,11 @@ async fn execute(
     .await;
     ctrl_c.abort();
     let _ = progress.await;
+    if held.lost() {
+        eprintln!(
+            "The organization's lease was taken over by another fleetform while applying; no change was started after that."
+        );
+    }
 
     if text_output {
         print_summary(&report);
@@ -382,7 +387,9 @@ async fn execute(
             serde_json::to_string_pretty(&json_report(&plan, Some(&report)))?
         );
     }
-    Ok(if report.interrupted {
+    Ok(if held.lost() {
+        ExitCode::FAILURE
+    } else if report.interrupted {
         ExitCode::from(130)
     } else if report.is_success() {
         ExitCode::SUCCESS
