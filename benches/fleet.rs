@@ -164,6 +164,7 @@ async fn run(client: &Client, d: &Desired, write: bool) -> (f64, u64, u64, Plan)
         d,
         &ObserveOptions {
             read_concurrency: READS,
+            ..Default::default()
         },
     )
     .await
@@ -178,6 +179,7 @@ async fn run(client: &Client, d: &Desired, write: bool) -> (f64, u64, u64, Plan)
             &p,
             &ApplyOptions {
                 parallelism: WRITES,
+                ..Default::default()
             },
             None,
             stop,

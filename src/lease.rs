@@ -14,7 +14,10 @@
 //! holder is empty or its `expires` has passed. The holder renews it every third of the TTL
 //! ([`DEFAULT_TTL`], 60 s) and checks it every [`CHECK_EVERY`] in between; when a renewal
 //! or a check finds another holder, the lease is lost and [`spawn_renewal`] raises the stop
-//! signal it was given, so the holder starts no new write (fencing). Apply and watch also
+//! signal it was given, so the holder starts no new write (fencing). A holder that cannot
+//! reach the cloud for two thirds of the TTL gives the lease up the same way (self-fencing,
+//! for a partitioned holder), before the lease can expire for the others. The apply engine
+//! reads the stop signal right before starting each change. Apply and watch also
 //! check it once more right before they start writing. [`Lease::release`] frees it at the end.
 //!
 //! Two first runs can both create the fragment; then the one created first (by `created_on`,
@@ -297,6 +300,7 @@ pub async fn check(api: &dyn CloudApi, fragment_id: &str, holder: &str) -> Resul
 pub fn spawn_renewal(
     mut lease: Lease,
     stop: Arc<tokio::sync::watch::Sender<bool>>,
+    lost: Arc<std::sync::atomic::AtomicBool>,
     mut done: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<Option<Lease>> {
     tokio::spawn(async move {
@@ -305,6 +309,11 @@ pub fn spawn_renewal(
         // `force-unlock`), so a lost lease stops new writes within seconds.
         let tick = renew_every.min(CHECK_EVERY);
         let mut since_renewal = Duration::ZERO;
+        // Self-fencing: a holder that cannot reach the cloud (partitioned) gives the lease up
+        // once two thirds of its TTL passed without a successful renewal or check, before
+        // anyone else can take it.
+        let mut last_ok = tokio::time::Instant::now();
+        let give_up_after = lease.ttl - renew_every;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(tick) => {}
@@ -317,10 +326,20 @@ pub fn spawn_renewal(
             } else {
                 check(lease.api.as_ref(), &lease.fragment_id, &lease.me.holder).await
             };
+            let result = match result {
+                Err(LeaseError::Cloud(e)) if last_ok.elapsed() >= give_up_after => {
+                    Err(LeaseError::Lost(format!(
+                        "nobody yet: it could not be renewed for {}s ({e})",
+                        last_ok.elapsed().as_secs()
+                    )))
+                }
+                other => other,
+            };
             match result {
-                Ok(()) => {}
+                Ok(()) => last_ok = tokio::time::Instant::now(),
                 Err(LeaseError::Lost(by)) => {
                     tracing::error!(taken_by = %by, "the organization's lease was lost; starting no new changes");
+                    lost.store(true, std::sync::atomic::Ordering::SeqCst);
                     let _ = stop.send(true);
                     return None;
                 }
@@ -337,6 +356,8 @@ pub struct Guard {
     /// Raised when the lease is lost (and by whoever else shares it, e.g. on Ctrl-C): the
     /// holder then starts no new write.
     pub stop: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Set when the lease was lost (rather than `stop` raised for another reason).
+    lost: Arc<std::sync::atomic::AtomicBool>,
     done: tokio::sync::watch::Sender<bool>,
     renewal: tokio::task::JoinHandle<Option<Lease>>,
     api: Arc<dyn CloudApi>,
@@ -353,21 +374,45 @@ impl Guard {
         operation: &str,
         wait: Duration,
     ) -> Result<Guard, LeaseError> {
-        let lease = acquire(Arc::clone(&api), org_id, operation, wait, DEFAULT_TTL).await?;
+        Self::take_for(api, org_id, operation, wait, DEFAULT_TTL).await
+    }
+
+    /// [`Guard::take`] with a lease that lasts `ttl` unless renewed (at least 1 s).
+    pub async fn take_for(
+        api: Arc<dyn CloudApi>,
+        org_id: &str,
+        operation: &str,
+        wait: Duration,
+        ttl: Duration,
+    ) -> Result<Guard, LeaseError> {
+        let ttl = ttl.max(Duration::from_secs(1));
+        let lease = acquire(Arc::clone(&api), org_id, operation, wait, ttl).await?;
         let (stop, _) = tokio::sync::watch::channel(false);
         let stop = Arc::new(stop);
         let (done, done_rx) = tokio::sync::watch::channel(false);
         let fragment_id = lease.fragment_id().to_string();
         let holder = lease.holder().to_string();
-        let renewal = spawn_renewal(lease, Arc::clone(&stop), done_rx);
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let renewal = spawn_renewal(lease, Arc::clone(&stop), Arc::clone(&lost), done_rx);
         Ok(Guard {
             stop,
+            lost,
             done,
             renewal,
             api,
             fragment_id,
             holder,
         })
+    }
+
+    /// This process's holder id (`host:pid:random`).
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// Whether the lease was lost (taken over) while held.
+    pub fn lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Fencing: fails unless the lease is still ours, as the cloud says now.

@@ -29,7 +29,17 @@ async fn plan_for(api: &dyn CloudApi, d: &Desired) -> Plan {
 
 async fn run(api: Arc<dyn CloudApi>, p: &Plan, parallelism: usize) -> Report {
     let (_tx, stop) = tokio::sync::watch::channel(false);
-    apply(api, p, &ApplyOptions { parallelism }, None, stop).await
+    apply(
+        api,
+        p,
+        &ApplyOptions {
+            parallelism,
+            ..Default::default()
+        },
+        None,
+        stop,
+    )
+    .await
 }
 
 /// Applies until the plan is empty (at most `tries` applies); returns how many it took.
@@ -282,16 +292,7 @@ async fn converges_under_injected_faults_without_duplicates_or_lost_updates() {
         ..Default::default()
     })
     .await;
-    let mut opts = ClientOptions::new(
-        cloud.endpoint(),
-        Credentials::new(&cloud.key_id, &cloud.key),
-    );
-    opts.retry = RetryPolicy {
-        max_attempts: 8,
-        base_delay: Duration::from_millis(2),
-        max_delay: Duration::from_millis(20),
-    };
-    let client: Arc<dyn CloudApi> = Arc::new(Client::connect(opts).await.unwrap());
+    let client = fast_client(&cloud, 8).await;
     let mut text = String::from("version: 1\norganization: test-org\nprune: true\nlocations:\n");
     for s in 0..4 {
         text.push_str(&format!("  - name: site-{s}\n    machines:\n"));
@@ -309,6 +310,140 @@ async fn converges_under_injected_faults_without_duplicates_or_lost_updates() {
     let d2 = manifest(&text.replace("n: 3", "n: 33"));
     converge(Arc::clone(&client), &d2, 3).await;
     assert_no_duplicates(client.as_ref(), &cloud.org_id).await;
+}
+
+/// A client with short retry delays and `attempts` attempts per read.
+async fn fast_client(cloud: &Cloud, attempts: u32) -> Arc<dyn CloudApi> {
+    let mut opts = ClientOptions::new(
+        cloud.endpoint(),
+        Credentials::new(&cloud.key_id, &cloud.key),
+    );
+    opts.retry = RetryPolicy {
+        max_attempts: attempts,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+    };
+    opts.call_timeout = Duration::from_secs(5);
+    opts.connect_timeout = Duration::from_secs(2);
+    Arc::new(Client::connect(opts).await.unwrap())
+}
+
+/// `sites` locations of `machines` machines of two parts each.
+fn grid(sites: usize, machines: usize) -> String {
+    let mut text = String::from("version: 1\norganization: test-org\nlocations:\n");
+    for s in 0..sites {
+        text.push_str(&format!("  - name: site-{s}\n    machines:\n"));
+        for m in 0..machines {
+            text.push_str(&format!(
+                "      - name: m{s}-{m}\n        parts:\n          - name: m{s}-{m}-main\n            main: true\n            config: {{ components: [ {{ name: c, model: fake }} ] }}\n          - name: m{s}-{m}-aux\n"
+            ));
+        }
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_dead_cloud_stops_apply_after_consecutive_transport_failures() {
+    let mut cloud = Cloud::start().await;
+    let client = fast_client(&cloud, 2).await;
+    let d = manifest(&grid(30, 1));
+    let p = plan_for(client.as_ref(), &d).await;
+    assert!(p.changes.len() > 60, "{}", p.changes.len());
+    // The server dies after planning: every call is refused from now on.
+    if let Some(s) = cloud.server.take() {
+        s.shutdown().await.unwrap();
+    }
+    let parallelism = 3;
+    let (_tx, stop) = tokio::sync::watch::channel(false);
+    let opts = ApplyOptions {
+        parallelism,
+        unreachable_after: 5,
+    };
+    let report = apply(Arc::clone(&client), &p, &opts, None, stop).await;
+    let cause = report.unreachable.as_deref().expect("reported unreachable");
+    assert!(
+        cause.contains("UNAVAILABLE") || cause.contains("TRANSPORT") || cause.contains("DEADLINE"),
+        "{cause}"
+    );
+    assert!(!report.interrupted);
+    assert_eq!(report.applied(), 0);
+    // The 5th failure stops it; only the changes already in flight then finish.
+    let failed = report.count(|o| matches!(o, Outcome::Failed { .. }));
+    assert!(
+        (5..5 + parallelism).contains(&failed),
+        "failed {failed}\n{}",
+        failures(&report)
+    );
+    let not_started = report.count(|o| *o == Outcome::NotStarted);
+    assert!(not_started > p.changes.len() / 2, "{}", failures(&report));
+}
+
+#[tokio::test]
+async fn scattered_transport_failures_do_not_stop_apply_and_it_converges_within_3_runs() {
+    // At 30% errors some calls fail, and now and then a change, but never ten changes in a
+    // row: apply never takes the cloud for unreachable, and three runs converge.
+    let cloud = Cloud::start_with(Faults {
+        error_rate: 0.3,
+        ..Default::default()
+    })
+    .await;
+    let client = fast_client(&cloud, 5).await;
+    let d = manifest(&grid(8, 4));
+    let mut runs = 0;
+    loop {
+        let p = plan_for(client.as_ref(), &d).await;
+        if p.is_empty() {
+            break;
+        }
+        assert!(
+            runs < 3,
+            "not converged in 3 runs: {} changes left",
+            p.changes.len()
+        );
+        runs += 1;
+        let (_tx, stop) = tokio::sync::watch::channel(false);
+        let report = apply(
+            Arc::clone(&client),
+            &p,
+            &ApplyOptions::default(),
+            None,
+            stop,
+        )
+        .await;
+        assert_eq!(report.unreachable, None, "{}", failures(&report));
+    }
+    assert_no_duplicates(client.as_ref(), &cloud.org_id).await;
+}
+
+#[tokio::test]
+async fn observation_spends_its_retry_budget_instead_of_failing_on_one_exhausted_read() {
+    // Two attempts per read at 30% errors: about one read in eleven exhausts the client's
+    // retries, and the fleet has 60 machines, so without the budget nearly every observation
+    // would fail; with it, every one succeeds.
+    let cloud = Cloud::start().await;
+    let healthy = fast_client(&cloud, 5).await;
+    let d = manifest(&grid(6, 10));
+    converge(Arc::clone(&healthy), &d, 2).await;
+    let mut faulty_cloud = cloud;
+    let addr = faulty_cloud.server.as_ref().unwrap().addr();
+    if let Some(s) = faulty_cloud.server.take() {
+        s.shutdown().await.unwrap();
+    }
+    let mut opts = fleetform::localcloud::ServerOptions::new(&faulty_cloud.db);
+    opts.listen = addr;
+    opts.faults = Faults {
+        error_rate: 0.3,
+        ..Default::default()
+    };
+    faulty_cloud.server = Some(fleetform::localcloud::start(&opts).await.unwrap());
+    let client = fast_client(&faulty_cloud, 2).await;
+    for _ in 0..5 {
+        let o = observe(client.as_ref(), &d, &ObserveOptions::default())
+            .await
+            .expect("observe within the retry budget");
+        assert_eq!(o.parts.len(), 60);
+        assert!(plan(&d, &o, &Options::default()).unwrap().is_empty());
+    }
 }
 
 /// A tiny deterministic generator of random fleets.

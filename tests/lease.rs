@@ -264,3 +264,116 @@ async fn a_guard_notices_a_takeover_and_raises_stop() {
         .unwrap();
     guard.release().await;
 }
+
+/// Fencing in the apply engine: a lease taken over while apply runs stops it from starting
+/// changes; what it started before is all that was written, and nothing is duplicated.
+#[tokio::test]
+async fn an_apply_whose_lease_is_taken_over_starts_no_more_changes() {
+    let cloud = Cloud::start_with(fleetform::localcloud::Faults {
+        latency: Duration::from_millis(40),
+        ..Default::default()
+    })
+    .await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let mut text = String::from("version: 1\norganization: test-org\nlocations:\n");
+    for i in 0..60 {
+        text.push_str(&format!("  - name: site-{i}\n"));
+    }
+    let desired =
+        fleetform::manifest::parse_str(&text, std::path::Path::new("fleet.yaml"), &|_| None)
+            .unwrap();
+    let guard = lease::Guard::take_for(
+        Arc::clone(&api),
+        &cloud.org_id,
+        "apply",
+        Duration::ZERO,
+        Duration::from_secs(3),
+    )
+    .await
+    .unwrap();
+    let observed = fleetform::cloud::observe::observe(api.as_ref(), &desired, &Default::default())
+        .await
+        .unwrap();
+    let p = fleetform::plan::plan(&desired, &observed, &Default::default()).unwrap();
+    assert_eq!(p.changes.len(), 60);
+    // Another fleetform takes the lease over once the first change has applied.
+    let (events, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let thief = {
+        let api = Arc::clone(&api);
+        let org = cloud.org_id.clone();
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                if matches!(e, fleetform::apply::Event::Finished { .. }) {
+                    break;
+                }
+            }
+            let f = api
+                .list_fragments(&org)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(lease::is_lease)
+                .unwrap();
+            lease::force_unlock(api.as_ref(), &f.id).await.unwrap();
+            take(&api, &org, "apply").await.unwrap()
+        })
+    };
+    let opts = fleetform::apply::ApplyOptions {
+        parallelism: 1,
+        ..Default::default()
+    };
+    let report = fleetform::apply::apply(
+        Arc::clone(&api),
+        &p,
+        &opts,
+        Some(events),
+        guard.stop.subscribe(),
+    )
+    .await;
+    let other = thief.await.unwrap();
+    assert!(guard.lost(), "the takeover was noticed");
+    assert!(report.interrupted);
+    let applied = report.applied();
+    let not_started = report.count(|o| *o == fleetform::apply::Outcome::NotStarted);
+    assert!(applied >= 1 && not_started > 0, "{applied} applied");
+    assert_eq!(applied + not_started, 60, "nothing failed or was skipped");
+    // Exactly what apply reported as applied is in the cloud.
+    let locations = api.list_locations(&cloud.org_id).await.unwrap();
+    assert_eq!(locations.len(), applied);
+    common::assert_no_duplicates(api.as_ref(), &cloud.org_id).await;
+    other.release().await;
+    guard.release().await;
+}
+
+/// A holder cut off from the cloud gives its lease up (raises stop) before the lease can
+/// expire for the others, so a partitioned writer never overlaps the next one.
+#[tokio::test]
+async fn a_partitioned_holder_gives_its_lease_up() {
+    let mut cloud = Cloud::start().await;
+    let mut opts = fleetform::cloud::ClientOptions::new(
+        cloud.endpoint(),
+        fleetform::cloud::Credentials::new(&cloud.key_id, &cloud.key),
+    );
+    opts.call_timeout = Duration::from_millis(500);
+    opts.connect_timeout = Duration::from_millis(500);
+    opts.retry.max_attempts = 1;
+    let api: Arc<dyn CloudApi> = Arc::new(fleetform::cloud::Client::connect(opts).await.unwrap());
+    let guard = lease::Guard::take_for(
+        Arc::clone(&api),
+        &cloud.org_id,
+        "watch",
+        Duration::ZERO,
+        Duration::from_secs(3),
+    )
+    .await
+    .unwrap();
+    let mut stop = guard.stop.subscribe();
+    if let Some(s) = cloud.server.take() {
+        s.shutdown().await.unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(30), stop.wait_for(|s| *s))
+        .await
+        .expect("the partitioned holder gives the lease up")
+        .unwrap();
+    assert!(guard.lost());
+}

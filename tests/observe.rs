@@ -250,6 +250,7 @@ async fn observes_the_whole_org_and_reads_parts_only_in_scope() {
         &desired(OrgRef::Name("test-org".into())),
         &ObserveOptions {
             read_concurrency: 2,
+            ..Default::default()
         },
     )
     .await
@@ -260,6 +261,7 @@ async fn observes_the_whole_org_and_reads_parts_only_in_scope() {
         &desired(OrgRef::Name("test-org".into())),
         &ObserveOptions {
             read_concurrency: 1,
+            ..Default::default()
         },
     )
     .await

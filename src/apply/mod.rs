@@ -4,8 +4,15 @@
 //! - A change starts when everything it depends on has been applied; ids of created resources
 //!   flow to the changes that need them.
 //! - A change that fails skips its dependents (transitively); independent branches continue.
-//! - A stop request (SIGINT) starts nothing new; calls in flight finish, the rest are reported
-//!   as not started.
+//! - A stop request (SIGINT, or a lost lease) starts nothing new; calls in flight finish, the
+//!   rest are reported as not started. The stop signal is read again right before each change
+//!   starts, so a lease lost between two changes fences every later write.
+//! - **Failing fast**: after [`ApplyOptions::unreachable_after`] changes in a row failed with a
+//!   transport error (`UNAVAILABLE`, a deadline, a refused or lost connection, after the
+//!   client's own retries and the re-reads of unknown outcomes), the cloud is taken to be
+//!   unreachable: nothing new starts, calls in flight finish, and the report says
+//!   [`Report::unreachable`] with the last error. Any change that the cloud answered (applied,
+//!   refused, conflict) resets the count, so scattered transient errors never stop an apply.
 //! - The engine emits [`Event`]s and never prints; the CLI renders them.
 //!
 //! How each change is carried out, including writes whose outcome is unknown, is in `exec.rs`;
@@ -29,11 +36,20 @@ use tokio::sync::{mpsc, watch};
 pub struct ApplyOptions {
     /// Changes in flight at once (default 10).
     pub parallelism: usize,
+    /// Consecutive changes failing with a transport error after which the cloud is taken to be
+    /// unreachable and nothing new starts (default 10; at least 1).
+    pub unreachable_after: u32,
 }
+
+/// Default of [`ApplyOptions::unreachable_after`].
+pub const UNREACHABLE_AFTER: u32 = 10;
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        ApplyOptions { parallelism: 10 }
+        ApplyOptions {
+            parallelism: 10,
+            unreachable_after: UNREACHABLE_AFTER,
+        }
     }
 }
 
@@ -70,7 +86,7 @@ pub enum Outcome {
     Skipped {
         because: String,
     },
-    /// Not attempted because apply was interrupted.
+    /// Not attempted because apply was interrupted (or stopped: lease lost, cloud unreachable).
     NotStarted,
 }
 
@@ -96,7 +112,11 @@ pub struct ChangeResult {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub results: Vec<ChangeResult>,
+    /// The stop signal was raised (Ctrl-C, a lost lease, a watch shutting down).
     pub interrupted: bool,
+    /// Apply stopped starting changes because the cloud looked unreachable: the last transport
+    /// error, after [`ApplyOptions::unreachable_after`] changes in a row failed with one.
+    pub unreachable: Option<String>,
 }
 
 impl Report {
@@ -154,6 +174,9 @@ pub async fn apply(
     let parallelism = opts.parallelism.max(1);
     let mut interrupted = *stop.borrow();
     let mut stop_closed = false;
+    let unreachable_after = opts.unreachable_after.max(1);
+    let mut transport_failures = 0u32;
+    let mut unreachable: Option<String> = None;
 
     loop {
         // Skip everything whose dependencies can no longer apply.
@@ -181,9 +204,14 @@ pub async fn apply(
             }
         }
         // Start what is ready.
-        if !interrupted {
+        if !interrupted && unreachable.is_none() {
             for i in 0..n {
                 if running.len() >= parallelism {
+                    break;
+                }
+                // Fencing: a stop raised since the last look (a lost lease) starts nothing more.
+                if *stop.borrow() {
+                    interrupted = true;
                     break;
                 }
                 if outcome[i].is_some() || running.contains(&i) {
@@ -233,6 +261,10 @@ pub async fn apply(
                 running.remove(&i);
                 busy.remove(&resource_key(&plan.changes[i]));
                 let c = &plan.changes[i];
+                let result_transport = match &result {
+                    Err(ExecError::Cloud(e)) if e.is_transient() => Some(e.to_string()),
+                    _ => None,
+                };
                 let o = match result {
                     Ok(created) => {
                         if let (Some(id), Ok(mut r)) = (created, resolved.lock()) {
@@ -251,6 +283,20 @@ pub async fn apply(
                     Err(ExecError::Conflict(cause)) => Outcome::Conflict { cause },
                     Err(e) => Outcome::Failed { cause: e.to_string() },
                 };
+                match &result_transport {
+                    Some(cause) => {
+                        transport_failures += 1;
+                        if transport_failures >= unreachable_after && unreachable.is_none() {
+                            tracing::error!(
+                                consecutive = transport_failures,
+                                error = %cause,
+                                "the cloud looks unreachable; starting no new changes"
+                            );
+                            unreachable = Some(cause.clone());
+                        }
+                    }
+                    None => transport_failures = 0,
+                }
                 send(Event::Finished { id: c.id.clone(), outcome: o.clone() });
                 outcome[i] = Some(o);
             }
@@ -278,5 +324,6 @@ pub async fn apply(
     Report {
         results,
         interrupted,
+        unreachable,
     }
 }

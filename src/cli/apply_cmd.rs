@@ -35,6 +35,10 @@ Exit codes:
   1    an error, a refused plan, or a change that failed or was skipped
   130  interrupted (Ctrl-C)
 
+When the cloud stops answering (10 changes in a row fail with UNAVAILABLE, a deadline or a
+refused connection), apply starts nothing more and prints what applied and what was not
+started (exit 1).
+
 Examples:
   fleetform apply fleet.yaml                     # plan, confirm, apply
   fleetform apply fleet.yaml --yes               # in CI after review
@@ -193,6 +197,7 @@ async fn plan_and_execute(
 ) -> anyhow::Result<ExitCode> {
     let observe_opts = ObserveOptions {
         read_concurrency: args.read_concurrency,
+        ..Default::default()
     };
     let plan_opts = plan::Options { prune: args.prune };
     let plan = match make_plan(client, desired, &plan_opts, &observe_opts, &Status::new()).await? {
@@ -360,6 +365,7 @@ async fn execute(
         &plan,
         &ApplyOptions {
             parallelism: args.parallelism,
+            ..Default::default()
         },
         Some(events_tx),
         stop_rx,
@@ -367,6 +373,11 @@ async fn execute(
     .await;
     ctrl_c.abort();
     let _ = progress.await;
+    if held.lost() {
+        eprintln!(
+            "The organization's lease was taken over by another fleetform while applying; no change was started after that."
+        );
+    }
 
     if text_output {
         print_summary(&report);
@@ -376,7 +387,9 @@ async fn execute(
             serde_json::to_string_pretty(&json_report(&plan, Some(&report)))?
         );
     }
-    Ok(if report.interrupted {
+    Ok(if held.lost() {
+        ExitCode::FAILURE
+    } else if report.interrupted {
         ExitCode::from(130)
     } else if report.is_success() {
         ExitCode::SUCCESS
@@ -467,7 +480,7 @@ fn outcome_text(action: Action, kind: &str, path: &str, outcome: &Outcome) -> St
         Outcome::Skipped { because } => {
             format!("skipped  {what} (it needs {because}, which did not apply)")
         }
-        Outcome::NotStarted => format!("skipped  {what} (interrupted before it started)"),
+        Outcome::NotStarted => format!("skipped  {what} (apply stopped before it started)"),
     }
 }
 
@@ -486,7 +499,9 @@ fn print_summary(report: &Report) {
             );
         }
     }
-    let head = if report.interrupted {
+    let head = if report.unreachable.is_some() {
+        "Apply stopped: the cloud is unreachable"
+    } else if report.interrupted {
         "Apply interrupted"
     } else if report.is_success() {
         "Apply complete"
@@ -499,6 +514,15 @@ fn print_summary(report: &Report) {
         report.failed(),
         report.skipped()
     );
+    if let Some(cause) = &report.unreachable {
+        println!(
+            "{}",
+            super::term::clean(&format!(
+                "The last {} changes in a row failed to reach the cloud (last error: {cause}); nothing new was started.",
+                apply::UNREACHABLE_AFTER
+            ))
+        );
+    }
     let not_started = report.count(|o| *o == Outcome::NotStarted);
     if not_started > 0 {
         println!("{not_started} change(s) were not started; run the same apply again to finish.");
@@ -522,5 +546,6 @@ fn json_report(plan: &Plan, report: Option<&Report>) -> serde_json::Value {
         "failed": report.map_or(0, Report::failed),
         "skipped": report.map_or(0, Report::skipped),
         "interrupted": report.is_some_and(|r| r.interrupted),
+        "unreachable": report.and_then(|r| r.unreachable.as_deref()),
     })
 }

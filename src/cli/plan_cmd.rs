@@ -113,6 +113,7 @@ async fn plan_and_print(
 ) -> anyhow::Result<ExitCode> {
     let observe_opts = ObserveOptions {
         read_concurrency: args.read_concurrency,
+        ..Default::default()
     };
     let plan_opts = plan::Options { prune: args.prune };
     super::apply_cmd::remember_secrets(desired);

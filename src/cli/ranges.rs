@@ -17,6 +17,7 @@
 //! | `cloud serve --token-ttl` | 1m to 365d |
 //! | `cloud serve --idle-timeout` | 1s to 1d |
 //! | `apply --lock-timeout` | 0s to 1d |
+//! | `watch --lease-ttl` | 3s to 1h |
 //! | `--parallelism`, `--read-concurrency` | 1 to 1024 |
 //! | `--max-deletes`, `history -n`, `logs -n` | 0 to 1000000 |
 //!
@@ -74,6 +75,11 @@ pub(crate) fn idle_timeout(s: &str) -> Result<Duration, String> {
     between(s, "1s", "1d")
 }
 
+/// `watch --lease-ttl`.
+pub(crate) fn lease_ttl(s: &str) -> Result<Duration, String> {
+    between(s, "3s", "1h")
+}
+
 /// `apply --lock-timeout`.
 pub(crate) fn lock_timeout(s: &str) -> Result<Duration, String> {
     between(s, "0s", "1d")
@@ -118,6 +124,7 @@ mod tests {
             token_ttl,
             idle_timeout,
             lock_timeout,
+            lease_ttl,
         ] {
             for bad in [
                 "99999999999999999999d",

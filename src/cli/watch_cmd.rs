@@ -46,9 +46,20 @@ Safety:
   - SIGINT or SIGTERM: start nothing new, let the calls in flight finish, exit 0. A second
     signal exits at once with status 130.
 
+High availability (--ha):
+  Run the same command on several hosts (or pods). One replica is active: it holds the
+  organization's lease (renewing it every third of --lease-ttl) and runs every pass; the
+  others are standby, run no pass, and try to take the lease every third of the TTL (at most
+  every 5s). When the active one dies or loses the cloud, a standby takes over within
+  --lease-ttl plus one try, and runs a pass at once. A replica cut off from the cloud gives
+  the lease up after two thirds of the TTL, so two replicas never write at once. While a
+  replica is active, `apply` against the organization is refused as locked.
+
 Endpoints (with --metrics-addr):
   /healthz  200 while the process runs
-  /readyz   200 once a pass has succeeded and the breaker is closed, else 503
+  /readyz   200 once a pass has succeeded and the breaker is closed, else 503; with --ha,
+            `ready: active` or `ready: standby` (a standby is ready: it is waiting to take
+            over, so every pod of a Deployment stays in service)
   /metrics  Prometheus text: passes by result, pass durations, drift, changes applied,
             cloud calls by method and code, last success time, breaker state
 
@@ -166,6 +177,24 @@ pub struct WatchArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// High availability: run several replicas against one organization; exactly one is
+    /// active (holds the organization's lease while it runs) and runs passes, the others are
+    /// standby and take over when it dies or is cut off (within --lease-ttl and one pass).
+    #[arg(long, help_heading = "High availability")]
+    pub ha: bool,
+
+    /// With --ha: how long the active replica's lease lasts unless renewed (renewed every
+    /// third of it); failover takes at most this plus one try and one pass.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "60s",
+        env = "FLEETFORM_LEASE_TTL",
+        value_parser = ranges::lease_ttl,
+        help_heading = "High availability"
+    )]
+    pub lease_ttl: Duration,
+
     /// Log format on stderr: text for people, json (one object per line) for machines.
     /// Level: info by default, -v for debug; RUST_LOG overrides.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
@@ -226,6 +255,7 @@ impl WatchArgs {
                 breaker_cooldown: self.breaker_cooldown,
                 ..BackoffPolicy::default()
             },
+            ha_lease_ttl: self.ha.then_some(self.lease_ttl),
         }
     }
 }

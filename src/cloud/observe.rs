@@ -20,6 +20,18 @@
 //! All reads in flight at once are bounded by [`ObserveOptions::read_concurrency`] (default 32).
 //! No per-resource `Get` is ever made where a list call serves.
 //!
+//! # Retries: a budget per observation
+//!
+//! The client retries each read a few times on a transient error (`UNAVAILABLE`, a deadline,
+//! a lost connection; see [`super::RetryPolicy`]). A read that still fails is not the end of
+//! the observation: it is started again, up to [`ROUNDS_PER_READ`] more times, while the
+//! observation's shared budget ([`ObserveOptions::retry_budget`], default
+//! [`DEFAULT_RETRY_BUDGET`]) lasts. At a 30% error rate about one read in 400 exhausts the
+//! client's 5 attempts, so a fleet of 2,000 machines spends a handful of the budget, where
+//! before one such read aborted the whole plan. A cloud that is down spends the budget quickly
+//! and the observation fails with the last error, so a dead cloud is still reported within
+//! seconds rather than retried for minutes.
+//!
 //! # Matching and managed scope
 //!
 //! Observation is deliberately *generous*: it reads a superset of what the planner needs, and
@@ -65,13 +77,72 @@ use std::task::Poll;
 pub struct ObserveOptions {
     /// Most reads in flight at once (at least 1; `0` is treated as 1).
     pub read_concurrency: usize,
+    /// How many times, in all, reads whose client retries were exhausted by transient errors
+    /// are started again during one observation (see the module docs).
+    pub retry_budget: usize,
 }
 
+/// Default of [`ObserveOptions::retry_budget`].
+pub const DEFAULT_RETRY_BUDGET: usize = 100;
+
+/// Most times one read is started again from the budget.
+pub const ROUNDS_PER_READ: u32 = 3;
+
 impl Default for ObserveOptions {
-    /// 32 reads in flight.
+    /// 32 reads in flight, a retry budget of [`DEFAULT_RETRY_BUDGET`].
     fn default() -> Self {
         ObserveOptions {
             read_concurrency: 32,
+            retry_budget: DEFAULT_RETRY_BUDGET,
+        }
+    }
+}
+
+/// What is left of an observation's retry budget.
+#[derive(Debug)]
+pub struct RetryBudget(AtomicUsize);
+
+impl RetryBudget {
+    pub fn new(budget: usize) -> RetryBudget {
+        RetryBudget(AtomicUsize::new(budget))
+    }
+
+    /// Takes one retry; `false` when none is left.
+    fn take(&self) -> bool {
+        self.0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Retries left.
+    pub fn left(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Runs `read`, and again (up to [`ROUNDS_PER_READ`] times, after a short pause) while it
+    /// fails with a transient error and the budget lasts.
+    pub async fn read<T, F, Fut>(&self, mut read: F) -> Result<T, CloudError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, CloudError>>,
+    {
+        let mut round = 0;
+        loop {
+            match read().await {
+                Err(e) if e.is_transient() && round < ROUNDS_PER_READ && self.take() => {
+                    round += 1;
+                    tracing::info!(
+                        rpc = e.rpc,
+                        code = e.code.as_str(),
+                        round,
+                        budget_left = self.left(),
+                        "observe: a read exhausted its retries; starting it again from the retry budget"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(round)))
+                        .await;
+                }
+                other => return other,
+            }
         }
     }
 }
@@ -130,12 +201,16 @@ pub async fn observe(
 ) -> Result<Observed, ObserveError> {
     let observed_at = Timestamp::now();
     let limit = opts.read_concurrency.max(1);
+    let budget = &RetryBudget::new(opts.retry_budget);
 
     // 1. The organization.
     tracing::info!(phase = "organization", "observe: resolving organization");
-    let orgs = api.list_organizations().await.map_err(read_error(
-        "the organizations this API key can see (ListOrganizations)",
-    ))?;
+    let orgs = budget
+        .read(|| api.list_organizations())
+        .await
+        .map_err(read_error(
+            "the organizations this API key can see (ListOrganizations)",
+        ))?;
     let organization = resolve_organization(orgs, &desired.organization)?;
     let org_id = organization.id.clone();
     let org_label = format!("organization `{}` ({})", organization.name, org_id);
@@ -164,13 +239,13 @@ pub async fn observe(
     let (org_id, org_label) = (&org_id, &org_label);
     let results = bounded(&lists, limit, |read| async move {
         match read {
-            ListRead::Locations => api
-                .list_locations(org_id)
+            ListRead::Locations => budget
+                .read(|| api.list_locations(org_id))
                 .await
                 .map(Listed::Locations)
                 .map_err(read_error(format!("the locations of {org_label}"))),
-            ListRead::Fragments => api
-                .list_fragments(org_id)
+            ListRead::Fragments => budget
+                .read(|| api.list_fragments(org_id))
                 .await
                 // The lease is fleetform's own bookkeeping, never part of a fleet.
                 .map(|fs| {
@@ -181,8 +256,8 @@ pub async fn observe(
                     )
                 })
                 .map_err(read_error(format!("the fragments of {org_label}"))),
-            ListRead::Members => api
-                .list_members(org_id)
+            ListRead::Members => budget
+                .read(|| api.list_members(org_id))
                 .await
                 .map(|(m, i)| Listed::Members(m, i))
                 .map_err(read_error(format!(
@@ -207,7 +282,8 @@ pub async fn observe(
     }
     // 3. The machines of every location.
     let location_ids: Vec<String> = locations.iter().map(|l| l.id.clone()).collect();
-    let machines = list_machines(api, org_id, &location_ids, limit)
+    let machines = budget
+        .read(|| list_machines(api, org_id, &location_ids, limit))
         .await
         .map_err(read_error(format!("the machines of {org_label}")))?;
     tracing::info!(
@@ -276,21 +352,21 @@ pub async fn observe(
         let describe_machine = &describe_machine;
         async move {
             match read {
-                ScopedRead::Parts(id) => match api.get_parts(id).await {
+                ScopedRead::Parts(id) => match budget.read(|| api.get_parts(id)).await {
                     Ok(p) => Ok(Scoped::Parts(id.clone(), p)),
                     Err(source) => Err(ObserveError::Read {
                         what: format!("the parts of {}", describe_machine(id)),
                         source,
                     }),
                 },
-                ScopedRead::Secrets(id) => match api.location_secrets(id).await {
+                ScopedRead::Secrets(id) => match budget.read(|| api.location_secrets(id)).await {
                     Ok(s) => Ok(Scoped::Secrets(id.clone(), s)),
                     Err(source) => Err(ObserveError::Read {
                         what: format!("the secrets of {}", describe_location(id)),
                         source,
                     }),
                 },
-                ScopedRead::Usage(id) => match api.fragment_usage(id).await {
+                ScopedRead::Usage(id) => match budget.read(|| api.fragment_usage(id)).await {
                     Ok(u) => Ok(Scoped::Usage(id.clone(), u)),
                     // A cloud that cannot say leaves the blast radius unknown.
                     Err(e) if matches!(e.code, Code::Unimplemented | Code::PermissionDenied) => {
@@ -301,18 +377,20 @@ pub async fn observe(
                         source,
                     }),
                 },
-                ScopedRead::Versions(id) => match api.get_fragment_versions(id, None).await {
-                    Ok(v) => Ok(Scoped::Versions(
-                        id.clone(),
-                        v.tags,
-                        v.revisions.into_iter().map(|r| r.revision).collect(),
-                    )),
-                    Err(e) if matches!(e.code, Code::Unimplemented) => Ok(Scoped::Nothing),
-                    Err(source) => Err(ObserveError::Read {
-                        what: format!("the revisions and tags of fragment {id}"),
-                        source,
-                    }),
-                },
+                ScopedRead::Versions(id) => {
+                    match budget.read(|| api.get_fragment_versions(id, None)).await {
+                        Ok(v) => Ok(Scoped::Versions(
+                            id.clone(),
+                            v.tags,
+                            v.revisions.into_iter().map(|r| r.revision).collect(),
+                        )),
+                        Err(e) if matches!(e.code, Code::Unimplemented) => Ok(Scoped::Nothing),
+                        Err(source) => Err(ObserveError::Read {
+                            what: format!("the revisions and tags of fragment {id}"),
+                            source,
+                        }),
+                    }
+                }
             }
         }
     })
@@ -397,8 +475,9 @@ pub async fn attribute(
         parts = part_ids.len(),
         "observe: reading the newest history entry of parts"
     );
+    let budget = &RetryBudget::new(opts.retry_budget);
     let results = bounded(part_ids, opts.read_concurrency.max(1), |id| async move {
-        match api.part_history(id, Some(1)).await {
+        match budget.read(|| api.part_history(id, Some(1))).await {
             Ok(h) => Ok((id.clone(), h.into_iter().next())),
             Err(source) => Err(ObserveError::Read {
                 what: format!("the history of part {id}"),
@@ -952,6 +1031,64 @@ mod tests {
 
         let err = resolve_organization(vec![], &OrgRef::Id("o1".into())).unwrap_err();
         assert!(err.to_string().contains("can see no organizations"));
+    }
+
+    /// A read failing transiently `fails` times, then answering; counts its calls.
+    async fn flaky(calls: &AtomicUsize, fails: usize, code: Code) -> Result<usize, CloudError> {
+        let n = calls.fetch_add(1, Ordering::SeqCst);
+        if n < fails {
+            Err(CloudError::new("GetRobotParts", code, "injected"))
+        } else {
+            Ok(n)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_exhausted_read_is_started_again_from_the_budget() {
+        let budget = RetryBudget::new(10);
+        let calls = AtomicUsize::new(0);
+        let r = budget.read(|| flaky(&calls, 2, Code::Unavailable)).await;
+        assert_eq!(r.unwrap(), 2);
+        assert_eq!(budget.left(), 8);
+        // At most ROUNDS_PER_READ more starts per read, even with budget left.
+        let calls = AtomicUsize::new(0);
+        let r = budget
+            .read(|| flaky(&calls, 100, Code::DeadlineExceeded))
+            .await;
+        assert_eq!(r.unwrap_err().code, Code::DeadlineExceeded);
+        assert_eq!(calls.load(Ordering::SeqCst), 1 + ROUNDS_PER_READ as usize);
+        assert_eq!(budget.left(), 8 - ROUNDS_PER_READ as usize);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_budget_or_a_permanent_error_is_not_retried() {
+        let budget = RetryBudget::new(1);
+        let calls = AtomicUsize::new(0);
+        assert!(
+            budget
+                .read(|| flaky(&calls, 5, Code::Unavailable))
+                .await
+                .is_err()
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(budget.left(), 0);
+        let calls = AtomicUsize::new(0);
+        assert!(
+            budget
+                .read(|| flaky(&calls, 1, Code::Unavailable))
+                .await
+                .is_err()
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let budget = RetryBudget::new(5);
+        let calls = AtomicUsize::new(0);
+        assert!(
+            budget
+                .read(|| flaky(&calls, 1, Code::NotFound))
+                .await
+                .is_err()
+        );
+        assert_eq!((calls.load(Ordering::SeqCst), budget.left()), (1, 5));
     }
 
     #[tokio::test]

@@ -16,12 +16,16 @@
 //! | `fleetform_watch_last_success_timestamp_seconds` | gauge | | Unix time of the last successful pass (0 = never) |
 //! | `fleetform_watch_breaker_state` | gauge | `state` | 1 for the current state of `closed`, `open`, `half_open`, else 0 |
 //! | `fleetform_watch_git_fetch_errors_total` | counter | | failed polls of the git source |
+//! | `fleetform_watch_role` | gauge | `role` | with `--ha` only: 1 for this replica's current role, `active` or `standby`, else 0 |
 //!
 //! # Endpoint
 //!
 //! A deliberately tiny HTTP/1.1 server (one request per connection, `Connection: close`):
 //! `GET /healthz` is 200 while the process runs; `GET /readyz` is 200 once a pass has
-//! succeeded and the breaker is closed, else 503 with the reason; `GET /metrics` is the text
+//! succeeded and the breaker is closed, else 503 with the reason. With `--ha`, a standby
+//! replica is ready (200, body `ready: standby`): it is healthy and waiting to take over, and
+//! a Kubernetes Deployment of several replicas then rolls out and keeps every pod in service;
+//! the active one answers `ready: active` (once a pass has succeeded). `GET /metrics` is the text
 //! above. Anything else is 404 (405 for methods other than GET and HEAD). Requests are read
 //! with a size limit and a deadline, and at most 64 connections are served at once.
 
@@ -79,6 +83,8 @@ struct Inner {
     last_success: Option<SystemTime>,
     breaker: Option<&'static str>,
     git_fetch_errors: u64,
+    /// With `--ha`: `active` or `standby`.
+    role: Option<&'static str>,
 }
 
 impl Default for Metrics {
@@ -176,6 +182,16 @@ impl Metrics {
         self.lock().breaker = Some(state.as_str());
     }
 
+    /// This replica's role (HA watch): `true` for active.
+    pub(crate) fn set_active(&self, active: bool) {
+        self.lock().role = Some(if active { "active" } else { "standby" });
+    }
+
+    /// This replica's role (`active` or `standby`), when watching with `--ha`.
+    pub fn role(&self) -> Option<&'static str> {
+        self.lock().role
+    }
+
     pub(crate) fn record_git_fetch_error(&self) {
         self.lock().git_fetch_errors += 1;
     }
@@ -218,6 +234,9 @@ impl Metrics {
     /// `Ok` when the watcher is ready: a pass has succeeded and the breaker is closed.
     pub fn readiness(&self) -> Result<(), String> {
         let m = self.lock();
+        if m.role == Some("standby") {
+            return Ok(());
+        }
         if m.last_success.is_none() {
             return Err("no pass has succeeded yet".into());
         }
@@ -344,6 +363,18 @@ impl Metrics {
             "Failed polls of the git source.",
         );
         let _ = writeln!(out, "{n} {}", m.git_fetch_errors);
+
+        if let Some(role) = m.role {
+            let n = family(
+                &mut out,
+                "fleetform_watch_role",
+                "gauge",
+                "This replica's role in an HA watch: 1 for the current role, 0 for the other.",
+            );
+            for r in ["active", "standby"] {
+                let _ = writeln!(out, "{n}{{role=\"{r}\"}} {}", u8::from(r == role));
+            }
+        }
         out
     }
 }
@@ -507,7 +538,10 @@ fn route(head: &[u8], metrics: &Metrics) -> Response {
     let mut response = match path {
         "/healthz" => Response::text(200, "OK", "ok\n"),
         "/readyz" => match metrics.readiness() {
-            Ok(()) => Response::text(200, "OK", "ready\n"),
+            Ok(()) => match metrics.role() {
+                Some(role) => Response::text(200, "OK", format!("ready: {role}\n")),
+                None => Response::text(200, "OK", "ready\n"),
+            },
             Err(why) => Response::text(503, "Service Unavailable", format!("not ready: {why}\n")),
         },
         "/metrics" => Response {
@@ -915,6 +949,25 @@ mod tests {
         assert!(get(&m, "GET /readyz?verbose HTTP/1.1").starts_with("HTTP/1.1 200 "));
         m.set_breaker(BreakerState::HalfOpen);
         assert!(get(&m, "GET /readyz HTTP/1.1").contains("breaker is half_open"));
+        // HA: a standby is ready whatever its passes; the active one says so.
+        m.set_active(false);
+        let standby = get(&m, "GET /readyz HTTP/1.1");
+        assert!(standby.starts_with("HTTP/1.1 200 ") && standby.ends_with("ready: standby\n"));
+        assert!(
+            m.render()
+                .contains("fleetform_watch_role{role=\"standby\"} 1\n")
+        );
+        m.set_active(true);
+        m.set_breaker(BreakerState::Closed);
+        assert!(get(&m, "GET /readyz HTTP/1.1").ends_with("ready: active\n"));
+        assert!(
+            m.render()
+                .contains("fleetform_watch_role{role=\"active\"} 1\n")
+        );
+        assert!(
+            m.render()
+                .contains("fleetform_watch_role{role=\"standby\"} 0\n")
+        );
 
         let metrics = get(&m, "GET /metrics HTTP/1.0");
         assert!(metrics.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));

@@ -24,6 +24,9 @@
 //!    nothing to do) → `success`, else `failed`. A pass with nothing to write never takes
 //!    the lease, so an in-sync watch writes nothing at all.
 //!
+//! With `--ha` ([`ha`]), the lease is instead held continuously by the one active replica,
+//! which runs every pass under it; standby replicas run no pass.
+//!
 //! `failed` and `refused` passes back off and may open the circuit breaker (see
 //! [`backoff`]); while it is open, queued passes are not run and count as `breaker_open`.
 //!
@@ -42,6 +45,7 @@
 
 pub mod backoff;
 pub mod git;
+pub mod ha;
 pub mod metrics;
 pub mod trigger;
 
@@ -86,6 +90,9 @@ pub struct WatchOptions {
     pub read_concurrency: usize,
     /// Backoff after failures, and the circuit breaker.
     pub backoff: BackoffPolicy,
+    /// HA watch ([`ha`]): hold the organization's lease continuously, with this TTL, and run
+    /// passes only while holding it. `None`: take the lease per pass, only to write.
+    pub ha_lease_ttl: Option<Duration>,
 }
 
 impl Default for WatchOptions {
@@ -103,6 +110,7 @@ impl Default for WatchOptions {
             parallelism: 10,
             read_concurrency: ObserveOptions::default().read_concurrency,
             backoff: BackoffPolicy::default(),
+            ha_lease_ttl: None,
         }
     }
 }
@@ -184,6 +192,7 @@ enum PassEnd {
 }
 
 /// The manifest as of now: a file, or the newest git checkout.
+#[derive(Clone)]
 enum Manifest {
     File(PathBuf),
     Git(watch::Receiver<Arc<Checkout>>),
@@ -246,7 +255,27 @@ pub async fn run(
         metrics.passes_finished(),
     ));
     metrics.set_breaker(BreakerState::Closed);
-    queue.push(Trigger::Startup);
+    // HA: the elector holds the lease while this replica is active; it queues the first pass.
+    let (ha_stop, ha_stop_rx) = watch::channel(false);
+    let (leadership, elector) = match opts.ha_lease_ttl {
+        Some(ttl) => {
+            let (tx, rx) = watch::channel(None);
+            let elector = tokio::spawn(ha::elect(
+                Arc::clone(&api),
+                resolve_org(Arc::clone(&api), manifest.clone()),
+                ttl,
+                Arc::clone(&metrics),
+                Arc::clone(&queue),
+                tx,
+                ha_stop_rx,
+            ));
+            (Some(rx), Some(elector))
+        }
+        None => {
+            queue.push(Trigger::Startup);
+            (None, None)
+        }
+    };
 
     let reconciler = Reconciler {
         api,
@@ -267,6 +296,14 @@ pub async fn run(
         if reasons.contains(&Trigger::Retry) {
             metrics.record_trigger(Trigger::Retry);
         }
+        // HA: a standby runs no pass; the active replica sees the same triggers.
+        let leader = leadership.as_ref().map(|l| l.borrow().clone());
+        if leader.as_ref().is_some_and(Option::is_none) {
+            tracing::debug!(triggers = %trigger::describe(&reasons), "standby: pass not run");
+            retry_at = None;
+            continue 'watch;
+        }
+        let leader = leader.flatten();
         // 2. Backoff and breaker.
         loop {
             match backoff.admit(Instant::now()) {
@@ -306,12 +343,18 @@ pub async fn run(
             "pass",
             triggers = %trigger::describe(&reasons),
             commit = tracing::field::Empty,
+            replica = tracing::field::Empty,
         );
         if let Some(commit) = &revision {
             span.record("commit", commit.as_str());
         }
+        let replica = leader.as_ref().map(|g| g.holder().to_string());
+        if let Some(r) = &replica {
+            span.record("replica", r.as_str());
+            tracing::info!(replica = %r, "pass started");
+        }
         let pass = tracing::Instrument::instrument(
-            reconciler.pass(path, revision.clone(), checkout, stop_rx),
+            reconciler.pass(path, revision.clone(), checkout, stop_rx, leader),
             span,
         );
         tokio::pin!(pass);
@@ -326,6 +369,9 @@ pub async fn run(
             }
         };
         let elapsed = started.elapsed();
+        if let Some(r) = &replica {
+            tracing::info!(replica = %r, "pass finished");
+        }
 
         // 4. Record, and decide when to retry.
         match end {
@@ -360,8 +406,53 @@ pub async fn run(
     }
     triggers.abort_all();
     while triggers.join_next().await.is_some() {}
+    // HA: no pass runs any more; the elector frees the lease.
+    let _ = ha_stop.send(true);
+    if let Some(elector) = elector {
+        let _ = elector.await;
+    }
     tracing::info!("watch stopped");
     Ok(())
+}
+
+/// Resolves the organization the current manifest names (HA: the organization whose lease
+/// the replicas compete for). `None` (logged) while the manifest does not load or the
+/// organization is not found.
+fn resolve_org(api: Arc<dyn CloudApi>, manifest: Manifest) -> ha::ResolveOrg {
+    Box::new(move || {
+        let api = Arc::clone(&api);
+        let (path, _, checkout) = manifest.current();
+        Box::pin(async move {
+            let desired = match load_manifest(&path, checkout.as_deref()) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!("HA watch: the manifest does not load: {e}");
+                    return None;
+                }
+            };
+            let orgs = api
+                .list_organizations()
+                .await
+                .map_err(|e| tracing::warn!(error = %e, "HA watch: cannot list organizations"))
+                .ok()?;
+            crate::cloud::observe::resolve_organization(orgs, &desired.organization)
+                .map_err(|e| tracing::warn!("HA watch: {e}"))
+                .ok()
+                .map(|o| o.id)
+        })
+    })
+}
+
+/// Loads the manifest at `path`; in git mode no file may leave the checkout.
+fn load_manifest(
+    path: &std::path::Path,
+    checkout: Option<&Checkout>,
+) -> Result<crate::model::Desired, crate::manifest::ManifestError> {
+    let load_opts = crate::manifest::LoadOptions {
+        root: checkout.map(|c| c.root.clone()),
+        ..crate::manifest::LoadOptions::default()
+    };
+    crate::manifest::load_with(path, &load_opts, &|name| std::env::var(name).ok())
 }
 
 /// Sleeps until `at`, or forever when there is nothing scheduled.
@@ -387,16 +478,11 @@ impl Reconciler {
         revision: Option<String>,
         checkout: Option<Arc<Checkout>>,
         stop: watch::Receiver<bool>,
+        leader: Option<Arc<crate::lease::Guard>>,
     ) -> PassEnd {
         // 1. The manifest: nothing reaches the cloud unless it is valid.
         // In git mode, the checkout is the root no file may leave (the manifest included).
-        let load_opts = crate::manifest::LoadOptions {
-            root: checkout.as_ref().map(|c| c.root.clone()),
-            ..crate::manifest::LoadOptions::default()
-        };
-        let desired = match crate::manifest::load_with(&path, &load_opts, &|name| {
-            std::env::var(name).ok()
-        }) {
+        let desired = match load_manifest(&path, checkout.as_deref()) {
             Ok(d) => d,
             Err(err) => {
                 let mut text = err.to_string();
@@ -413,6 +499,11 @@ impl Reconciler {
             }
         };
 
+        // HA: the lease is held for the whole time this replica is active.
+        if let Some(guard) = leader {
+            // Shutdown and a lost lease both stop the pass from starting new writes.
+            return self.pass_under(desired, revision, stop, &guard).await;
+        }
         // 2–5 without the lease: an in-sync pass (the usual one) writes nothing at all.
         let end = self
             .pass_locked(desired.clone(), revision.clone(), stop.clone(), None)
@@ -427,17 +518,33 @@ impl Reconciler {
             Ok(g) => g,
             Err(end) => return end,
         };
-        // Shutdown and a lost lease both stop the pass from starting new writes.
-        let merged = guard.stop.subscribe();
-        let tx = Arc::clone(&guard.stop);
-        let mut outer = stop;
-        let forward = tokio::spawn(async move {
-            if outer.wait_for(|s| *s).await.is_ok() {
-                let _ = tx.send(true);
-            }
-        });
+        let end = self.pass_under(desired, revision, stop, &guard).await;
+        guard.release().await;
+        end
+    }
+
+    /// Steps 2 to 5 of a pass under a held lease: shutdown (`stop`) and a lost lease both stop
+    /// it from starting new writes.
+    async fn pass_under(
+        &self,
+        desired: crate::model::Desired,
+        revision: Option<String>,
+        stop: watch::Receiver<bool>,
+        guard: &crate::lease::Guard,
+    ) -> PassEnd {
+        let (tx, merged) = watch::channel(false);
+        let tx = Arc::new(tx);
+        let forward = |mut rx: watch::Receiver<bool>| {
+            let tx = Arc::clone(&tx);
+            tokio::spawn(async move {
+                if rx.wait_for(|s| *s).await.is_ok() {
+                    let _ = tx.send(true);
+                }
+            })
+        };
+        let forwards = [forward(stop), forward(guard.stop.subscribe())];
         let end = match self
-            .pass_locked(desired, revision, merged, Some(&guard))
+            .pass_locked(desired, revision, merged, Some(guard))
             .await
         {
             PassEnd::NeedsLease(_) => PassEnd::Failure {
@@ -446,8 +553,7 @@ impl Reconciler {
             },
             end => end,
         };
-        forward.abort();
-        guard.release().await;
+        forwards.iter().for_each(tokio::task::JoinHandle::abort);
         end
     }
 
@@ -486,6 +592,7 @@ impl Reconciler {
         // 2. Observe (abandoned on shutdown: reads are safe to drop) and plan.
         let observe_opts = ObserveOptions {
             read_concurrency: self.opts.read_concurrency,
+            ..Default::default()
         };
         let observed = tokio::select! {
             o = observe(self.api.as_ref(), &desired, &observe_opts) => o,
@@ -588,6 +695,7 @@ impl Reconciler {
         let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
         let apply_opts = ApplyOptions {
             parallelism: self.opts.parallelism,
+            ..Default::default()
         };
         let (report, ()) = tokio::join!(
             apply::apply(
