@@ -159,6 +159,10 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
         self.deserialize_str(visitor)
     }
 
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_unit()
+    }
+
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
         _name: &'static str,
@@ -185,7 +189,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char bytes byte_buf unit
-        unit_struct seq tuple tuple_struct map struct ignored_any
+        unit_struct seq tuple tuple_struct map struct
     }
 }
 
