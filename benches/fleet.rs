@@ -6,7 +6,13 @@
 //! `FLEETFORM_PYTHON` or `.venv/bin/python`; without one those columns are skipped).
 //! `BENCH_FLEETS=S` (or `M`) limits the run to one fleet; `BENCH_SDK=0` skips the SDK baseline.
 //!
-//! Fleets: S = 10 locations × 10 machines × 2 parts; M = 100 locations × 10 machines × 2 parts.
+//! Fleets (benches/common/fleetgen.rs): S = 10 locations × 10 machines × 2 parts; M = 100 × 10 × 2;
+//! L = 1,000 × 10 × 2 (manifest load only). Part configs are realistic (1.5–3 KB, fragment
+//! imports); `M-tiny` is the first benchmark's fleet of one small component per part, kept
+//! for comparison. `BENCH_FLEETS=S,M,M-tiny` picks the workload fleets (default S,M);
+//! `BENCH_LOAD=0` skips the manifest-load table.
+//! Manifest load is measured in a child process (this binary with `FLEETFORM_BENCH_LOAD` set)
+//! so that its peak RSS is the load's alone.
 //! Workloads: cold apply (empty organization), no-op plan (nothing to change), one-change
 //! plan+apply (one part config edited in the manifest).
 //! The round-trip bound of a phase is ⌈calls / parallelism⌉ × latency: reads run 32 at a time,
@@ -26,27 +32,67 @@ const LATENCY_MS: u64 = 20;
 const READS: usize = 32;
 const WRITES: usize = 10;
 
-fn fleet_yaml(locations: usize, machines: usize, bump: bool) -> String {
-    let mut t = String::from("version: 1\norganization: bench\nlocations:\n");
-    for l in 0..locations {
-        t.push_str(&format!("  - name: site-{l:03}\n    machines:\n"));
-        for m in 0..machines {
-            let rev = if bump && l == 0 && m == 0 { 2 } else { 1 };
-            t.push_str(&format!(
-                "      - name: m{l:03}-{m:02}\n        parts:\n\
-                 \x20         - name: m{l:03}-{m:02}-main\n            main: true\n\
-                 \x20           config: {{ components: [ {{ name: c0, model: fake, attributes: {{ rev: {rev}, slot: {m} }} }} ] }}\n\
-                 \x20         - name: m{l:03}-{m:02}-aux\n\
-                 \x20           config: {{ components: [ {{ name: c1, model: fake, attributes: {{ rev: 1, slot: {m} }} }} ] }}\n"
-            ));
-        }
+#[path = "common/fleetgen.rs"]
+mod fleetgen;
+
+use fleetgen::Size;
+
+/// The manifest of a workload fleet: realistic, or the tiny-config one.
+fn fleet_yaml(size: Size, tiny: bool, bump: bool) -> String {
+    if tiny {
+        fleetgen::tiny_fleet_yaml(size, bump)
+    } else {
+        fleetgen::fleet_yaml(size, bump)
     }
-    t
 }
 
 fn desired(yaml: &str) -> Desired {
     fleetform::manifest::parse_str(yaml, Path::new("fleet.yaml"), &|_| None)
         .expect("bench manifest")
+}
+
+/// In the child process: load the manifest at `path`, print "seconds peak-RSS-MiB".
+fn load_child(path: &Path) {
+    let start = Instant::now();
+    let d = fleetform::manifest::load_with_env(path, &|_| None).expect("bench manifest");
+    let secs = start.elapsed().as_secs_f64();
+    assert!(!d.locations.is_empty());
+    println!("{secs} {}", peak_rss_mib());
+}
+
+/// Manifest load time and peak RSS for M and L, best of `runs` child processes each.
+fn load_table() {
+    let dir = tempfile::tempdir().unwrap();
+    println!("\nmanifest load (one YAML file, realistic configs), best of 3 child processes");
+    println!("| fleet | parts | YAML MB | load s | peak RSS MiB | target |");
+    println!("|---|---:|---:|---:|---:|---|");
+    for (size, target) in [
+        (fleetgen::M, "≤ 0.15 s, ≤ 60 MB"),
+        (fleetgen::L, "≤ 1.5 s, ≤ 300 MB"),
+    ] {
+        let path = dir.path().join(format!("{}.yaml", size.name));
+        let text = fleetgen::fleet_yaml(size, false);
+        std::fs::write(&path, &text).unwrap();
+        let (mut best_s, mut best_rss) = (f64::MAX, f64::MAX);
+        for _ in 0..3 {
+            let out = Command::new(std::env::current_exe().unwrap())
+                .env("FLEETFORM_BENCH_LOAD", &path)
+                .stderr(Stdio::inherit())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "manifest load child failed");
+            let text = String::from_utf8(out.stdout).unwrap();
+            let mut it = text.split_whitespace().map(|x| x.parse::<f64>().unwrap());
+            best_s = best_s.min(it.next().unwrap());
+            best_rss = best_rss.min(it.next().unwrap());
+        }
+        println!(
+            "| {} | {} | {:.1} | {best_s:.3} | {best_rss:.0} | {target} |",
+            size.name,
+            size.parts(),
+            text.len() as f64 / 1e6
+        );
+    }
 }
 
 fn peak_rss_mib() -> f64 {
@@ -138,6 +184,9 @@ fn server() -> Server {
 struct Row {
     fleet: &'static str,
     workload: &'static str,
+    /// Manifest parse and validation, in process.
+    load: f64,
+    /// Load + observe + plan (+ apply).
     secs: f64,
     read_calls: u64,
     write_calls: u64,
@@ -208,7 +257,7 @@ fn python() -> Option<PathBuf> {
     })
 }
 
-fn sdk(py: &Path, s: &Server, locations: usize, machines: usize, workload: &str) -> (f64, u64) {
+fn sdk(py: &Path, s: &Server, fleet: &Path, workload: &str) -> (f64, u64) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/sdk_baseline.py");
     let out = Command::new(py)
         .arg(script)
@@ -220,14 +269,9 @@ fn sdk(py: &Path, s: &Server, locations: usize, machines: usize, workload: &str)
             "--key",
             &s.key,
         ])
-        .args([
-            "--locations",
-            &locations.to_string(),
-            "--machines",
-            &machines.to_string(),
-            "--workload",
-            workload,
-        ])
+        .arg("--fleet")
+        .arg(fleet)
+        .args(["--workload", workload])
         .stderr(Stdio::inherit())
         .output()
         .expect("run the SDK baseline");
@@ -242,7 +286,7 @@ fn sdk(py: &Path, s: &Server, locations: usize, machines: usize, workload: &str)
 /// Pure planning time for fleet M: no observed state (everything to create), and an observed
 /// state equal to the manifest (nothing to change).
 fn plan_cpu() {
-    let d = desired(&fleet_yaml(100, 10, false));
+    let d = desired(&fleetgen::fleet_yaml(fleetgen::M, false));
     let empty = Observed {
         organization: fleetform::model::Organization {
             default_fragments: None,
@@ -280,7 +324,7 @@ fn plan_cpu() {
     let (cold, n_cold) = time(&empty);
     let (noop, n_noop) = time(&synth);
     println!(
-        "\npure plan step, fleet M (100 locations, 1,000 machines, 2,000 parts), one thread, mean of 5"
+        "\npure plan step, fleet M (100 locations, 1,000 machines, 2,000 realistic parts), one thread, mean of 5"
     );
     println!("| observed state | changes | seconds |");
     println!("|---|---:|---:|");
@@ -340,20 +384,69 @@ fn converged(d: &Desired, base: &Observed) -> Observed {
     o
 }
 
+/// The fleet as the SDK script reads it: locations → machines → parts with the wanted
+/// config and the config of the one-change workload.
+fn sdk_fleet(base: &Desired, bumped: &Desired) -> serde_json::Value {
+    let bumped: std::collections::HashMap<&str, &serde_json::Value> = bumped
+        .locations
+        .iter()
+        .flat_map(|l| &l.machines)
+        .flat_map(|m| &m.parts)
+        .map(|p| (p.path.as_str(), &p.config.value))
+        .collect();
+    let locations: Vec<serde_json::Value> = base
+        .locations
+        .iter()
+        .map(|l| {
+            let machines: Vec<serde_json::Value> = l
+                .machines
+                .iter()
+                .map(|m| {
+                    let parts: Vec<serde_json::Value> = m
+                        .parts
+                        .iter()
+                        .map(|p| {
+                            serde_json::json!({
+                                "name": p.name, "main": p.main, "config": p.config.value,
+                                "bumped": bumped[p.path.as_str()],
+                            })
+                        })
+                        .collect();
+                    serde_json::json!({"name": m.name, "parts": parts})
+                })
+                .collect();
+            serde_json::json!({"name": l.name, "machines": machines})
+        })
+        .collect();
+    serde_json::Value::Array(locations)
+}
+
 #[tokio::main]
 async fn main() {
+    if let Some(path) = std::env::var_os("FLEETFORM_BENCH_LOAD") {
+        load_child(Path::new(&path));
+        return;
+    }
+    if std::env::var("BENCH_LOAD").as_deref() != Ok("0") {
+        load_table();
+    }
     plan_cpu();
     let py = python();
     if py.is_none() {
         eprintln!("note: no Python with viam-sdk found; the SDK baseline is skipped");
     }
-    let fleets: Vec<(&'static str, usize, usize)> = match std::env::var("BENCH_FLEETS").as_deref() {
-        Ok("S") => vec![("S", 10, 10)],
-        Ok("M") => vec![("M", 100, 10)],
-        _ => vec![("S", 10, 10), ("M", 100, 10)],
-    };
+    let wanted = std::env::var("BENCH_FLEETS").unwrap_or_else(|_| "S,M".into());
+    let fleets: Vec<(&'static str, Size, bool)> = [
+        ("S", fleetgen::S, false),
+        ("M", fleetgen::M, false),
+        ("M-tiny", fleetgen::M, true),
+    ]
+    .into_iter()
+    .filter(|(name, ..)| wanted.split(',').any(|w| w.trim() == *name))
+    .collect();
     let mut rows = vec![];
-    for (name, locations, machines) in fleets {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, size, tiny) in fleets {
         eprintln!("fleet {name}: fleetform…");
         let s = server();
         let client = Client::connect(ClientOptions::new(
@@ -362,36 +455,51 @@ async fn main() {
         ))
         .await
         .unwrap();
-        let base = desired(&fleet_yaml(locations, machines, false));
-        let bumped = desired(&fleet_yaml(locations, machines, true));
+        let base_yaml = fleet_yaml(size, tiny, false);
+        let bumped_yaml = fleet_yaml(size, tiny, true);
         let mut ours = vec![];
-        for (workload, d, write) in [
-            ("cold apply", &base, true),
-            ("no-op plan", &base, false),
-            ("one-change plan+apply", &bumped, true),
+        for (workload, yaml, write) in [
+            ("cold apply", &base_yaml, true),
+            ("no-op plan", &base_yaml, false),
+            ("one-change plan+apply", &bumped_yaml, true),
         ] {
-            let (secs, reads, writes, p) = run(&client, d, write).await;
+            let start = Instant::now();
+            let d = desired(yaml);
+            let load = start.elapsed().as_secs_f64();
+            let (secs, reads, writes, p) = run(&client, &d, write).await;
             if workload == "no-op plan" {
                 assert!(p.is_empty(), "the no-op plan is not empty");
             }
             let b = bound(reads, READS) + bound(writes, WRITES);
-            ours.push((workload, secs, reads, writes, b, peak_rss_mib()));
+            ours.push((
+                workload,
+                load,
+                load + secs,
+                reads,
+                writes,
+                b,
+                peak_rss_mib(),
+            ));
         }
         let theirs: Vec<Option<(f64, u64)>> = match &py {
             Some(py) => {
                 eprintln!("fleet {name}: the Python SDK script…");
+                let fleet = dir.path().join(format!("{name}.json"));
+                let fleet_json = sdk_fleet(&desired(&base_yaml), &desired(&bumped_yaml));
+                std::fs::write(&fleet, fleet_json.to_string()).unwrap();
                 let s2 = server();
                 ["cold", "noop", "one"]
                     .iter()
-                    .map(|w| Some(sdk(py, &s2, locations, machines, w)))
+                    .map(|w| Some(sdk(py, &s2, &fleet, w)))
                     .collect()
             }
             None => vec![None, None, None],
         };
-        for ((workload, secs, reads, writes, b, rss), sdk) in ours.into_iter().zip(theirs) {
+        for ((workload, load, secs, reads, writes, b, rss), sdk) in ours.into_iter().zip(theirs) {
             rows.push(Row {
                 fleet: name,
                 workload,
+                load,
                 secs,
                 read_calls: reads,
                 write_calls: writes,
@@ -405,12 +513,12 @@ async fn main() {
         "\nfleetform vs a sequential Python SDK script, local cloud with {LATENCY_MS} ms latency per call"
     );
     println!(
-        "(reads {READS} in flight, writes {WRITES}; bound = ⌈reads/{READS}⌉×{LATENCY_MS} ms + ⌈writes/{WRITES}⌉×{LATENCY_MS} ms; RSS = fleetform process high-water mark)"
+        "(reads {READS} in flight, writes {WRITES}; bound = ⌈reads/{READS}⌉×{LATENCY_MS} ms + ⌈writes/{WRITES}⌉×{LATENCY_MS} ms; fleetform s includes the manifest load; RSS = fleetform process high-water mark so far)"
     );
     println!(
-        "| fleet | workload | fleetform s | read calls | write calls | bound s | × bound | peak RSS MiB | SDK script s | SDK calls | speed-up |"
+        "| fleet | workload | load s | fleetform s | read calls | write calls | bound s | × bound | peak RSS MiB | SDK script s | SDK calls | speed-up |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let (sdk_s, sdk_c, speed) = match r.sdk {
             Some((s, c)) => (
@@ -421,9 +529,10 @@ async fn main() {
             None => ("–".into(), "–".into(), "–".into()),
         };
         println!(
-            "| {} | {} | {:.2} | {} | {} | {:.2} | {:.2} | {:.0} | {} | {} | {} |",
+            "| {} | {} | {:.3} | {:.2} | {} | {} | {:.2} | {:.2} | {:.0} | {} | {} | {} |",
             r.fleet,
             r.workload,
+            r.load,
             r.secs,
             r.read_calls,
             r.write_calls,

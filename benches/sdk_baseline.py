@@ -7,8 +7,12 @@ same workloads as the benchmark, one call at a time, against the local cloud:
   noop   read the whole fleet (locations, machines, parts) and compare it with the wanted configs
   one    the same reads, then update the one part whose config differs
 
-Usage: sdk_baseline.py --url 127.0.0.1:PORT --key-id ID --key KEY --locations L --machines M \
+Usage: sdk_baseline.py --url 127.0.0.1:PORT --key-id ID --key KEY --fleet FLEET.json \
                        --workload cold|noop|one
+FLEET.json (written by the bench) lists the locations, their machines, and each part's name,
+`main` flag, wanted `config` and the config of the one-change workload (`bumped`). The script
+writes part configs as given; it does not create fragments (fleetform's runs do), so its call
+count is a floor for the same work.
 Prints one JSON object: {"seconds": …, "calls": …}.
 """
 
@@ -21,20 +25,17 @@ from viam.app.viam_client import ViamClient
 from viam.rpc.dial import Credentials, DialOptions
 
 
-def wanted(loc, m, p, bump=False):
-    value = 2 if bump else 1
-    return {"components": [{"name": f"c{p}", "model": "fake", "attributes": {"rev": value, "slot": m}}]}
-
-
 async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", required=True)
     ap.add_argument("--key-id", required=True)
     ap.add_argument("--key", required=True)
-    ap.add_argument("--locations", type=int, required=True)
-    ap.add_argument("--machines", type=int, required=True)
+    ap.add_argument("--fleet", required=True)
     ap.add_argument("--workload", choices=["cold", "noop", "one"], required=True)
     a = ap.parse_args()
+    with open(a.fleet) as f:
+        fleet = json.load(f)
+    locations_by_name = {loc["name"]: loc for loc in fleet}
 
     opts = DialOptions(credentials=Credentials(type="api-key", payload=a.key), auth_entity=a.key_id, insecure=True)
     client = await ViamClient.create_from_dial_options(opts, app_url=a.url)
@@ -49,37 +50,37 @@ async def main():
     org = (await app.list_organizations())[0].id
     count()
     if a.workload == "cold":
-        for li in range(a.locations):
-            loc = await app.create_location(org, f"site-{li:03}")
+        for want_loc in fleet:
+            loc = await app.create_location(org, want_loc["name"])
             count()
-            for mi in range(a.machines):
-                name = f"m{li:03}-{mi:02}"
-                robot = await app.new_robot(name, loc.id)
+            for want_m in want_loc["machines"]:
+                robot = await app.new_robot(want_m["name"], loc.id)
                 count()
                 parts = await app.get_robot_parts(robot)
                 count()
                 main = [p for p in parts if p.main_part][0]
-                await app.update_robot_part(main.id, f"{name}-main", robot_config=wanted(li, mi, 0))
-                count()
-                aux = await app.new_robot_part(robot, f"{name}-aux")
-                count()
-                await app.update_robot_part(aux, f"{name}-aux", robot_config=wanted(li, mi, 1))
-                count()
+                for want_p in want_m["parts"]:
+                    if want_p["main"]:
+                        part_id = main.id
+                    else:
+                        part_id = await app.new_robot_part(robot, want_p["name"])
+                        count()
+                    await app.update_robot_part(part_id, want_p["name"], robot_config=want_p["config"])
+                    count()
     else:
-        bump = a.workload == "one"
+        key = "bumped" if a.workload == "one" else "config"
         locations = await app.list_locations(org)
         count()
         for loc in locations:
-            li = int(loc.name.split("-")[1])
+            machines = {m["name"]: m for m in locations_by_name[loc.name]["machines"]}
             robots = await app.list_robots(loc.id)
             count()
             for robot in robots:
-                mi = int(robot.name.split("-")[1])
+                wanted_parts = {p["name"]: p for p in machines[robot.name]["parts"]}
                 parts = await app.get_robot_parts(robot.id)
                 count()
                 for part in parts:
-                    p = 0 if part.main_part else 1
-                    want = wanted(li, mi, p, bump=bump and li == 0 and mi == 0 and p == 0)
+                    want = wanted_parts[part.name][key]
                     if (part.robot_config or {}) != want:
                         await app.update_robot_part(part.id, part.name, robot_config=want)
                         count()

@@ -10,7 +10,7 @@
 use super::Resolved;
 use crate::cloud::{CloudApi, CloudError, Code, ParentChange};
 use crate::model::{Grant, ResourceKind, Timestamp};
-use crate::plan::canonical::{canonical, fragment_import, import_meanings, without_fragments};
+use crate::plan::canonical::{canonical, comparable_eq, fragment_import, import_meanings};
 use crate::plan::{
     Change, GrantRef, IdRef, Op, PartRef, PlannedConfig, PlannedGrant, Precondition,
 };
@@ -79,8 +79,7 @@ fn build_config(cfg: &PlannedConfig, r: &Resolved) -> Result<Value, ExecError> {
 
 /// Whether `have` already is the config `want` (semantically).
 fn same_config(have: &Value, want: &Value) -> bool {
-    canonical(&without_fragments(have)) == canonical(&without_fragments(want))
-        && import_meanings(have) == import_meanings(want)
+    comparable_eq(have, want, &[]) && import_meanings(have) == import_meanings(want)
 }
 
 fn grant(g: &PlannedGrant, r: &Resolved) -> Result<Grant, ExecError> {

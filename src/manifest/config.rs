@@ -13,6 +13,7 @@ use super::structure::check_yaml_subset;
 use super::validate::Validator;
 use crate::model::Config;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 /// How deep a config may nest (objects and lists inside each other, the config itself being
@@ -48,15 +49,16 @@ pub enum Owner {
 }
 
 /// Where a config's text came from, to place its diagnostics.
-struct Source {
+struct Source<'t> {
     file: PathBuf,
-    /// The config's own node (the whole document for a file), when it could be parsed.
-    tree: Option<Node>,
+    /// The config's own node (the whole document for a file), when it could be parsed:
+    /// borrowed from the manifest's tree for an inline config.
+    tree: Option<Cow<'t, Node>>,
     /// `fleet.yaml:12:18` for a config file; `None` when inline.
     included_from: Option<String>,
 }
 
-impl Source {
+impl Source<'_> {
     fn pointer_pos(&self, pointer: &str) -> (Pos, Pos) {
         self.tree
             .as_ref()
@@ -96,18 +98,19 @@ fn strip_location(message: &str) -> &str {
         .map_or(message, |i| &message[..i])
 }
 
-impl Validator<'_> {
-    /// Loads, checks and resolves the config of the fragment or part at `at`.
+impl<'a> Validator<'a> {
+    /// Loads, checks and resolves the config of the fragment or part at `at`: the inline
+    /// `config:` (when `inline`), built straight from the manifest's tree, or the file.
     pub(super) fn config(
         &mut self,
-        inline: Option<&Value>,
+        inline: bool,
         file: Option<&str>,
         at: &YPath,
         owner: Owner,
     ) -> Config {
         let (value, source) = match (inline, file) {
-            (None, None) => return empty(),
-            (Some(_), Some(_)) => {
+            (false, None) => return empty(),
+            (true, Some(_)) => {
                 self.err_key(
                     &at.key("config_file"),
                     "set either `config` or `config_file`, not both",
@@ -115,15 +118,30 @@ impl Validator<'_> {
                 );
                 return empty();
             }
-            (Some(v), None) => (
-                v.clone(),
-                Source {
+            (true, None) => {
+                let tree: &'a Node = self.tree;
+                let Some(node) = tree.get(&at.key("config")) else {
+                    return empty();
+                };
+                let value = match super::de::from_node::<Value>(node) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        self.err_at(
+                            e.pos.unwrap_or(node.pos),
+                            format!("invalid config: {}", e.message),
+                            "write the config as a mapping, e.g. `{ components: [...] }`",
+                        );
+                        return empty();
+                    }
+                };
+                let source = Source {
                     file: self.file.to_path_buf(),
-                    tree: self.tree.get(&at.key("config")).cloned(),
+                    tree: Some(Cow::Borrowed(node)),
                     included_from: None,
-                },
-            ),
-            (None, Some(rel)) => match self.read_config_file(rel, &at.key("config_file")) {
+                };
+                (value, source)
+            }
+            (false, Some(rel)) => match self.read_config_file(rel, &at.key("config_file")) {
                 Some(loaded) => loaded,
                 None => return empty(),
             },
@@ -131,7 +149,7 @@ impl Validator<'_> {
         self.finish(value, &source, owner)
     }
 
-    fn source_err(&mut self, source: &Source, pos: Pos, message: String, hint: &str) {
+    fn source_err(&mut self, source: &Source<'_>, pos: Pos, message: String, hint: &str) {
         let d = super::error::Diagnostic::new(
             &source.file,
             pos.line,
@@ -142,7 +160,7 @@ impl Validator<'_> {
         self.diags.push(d);
     }
 
-    fn finish(&mut self, value: Value, source: &Source, owner: Owner) -> Config {
+    fn finish(&mut self, value: Value, source: &Source<'_>, owner: Owner) -> Config {
         let root_pos = source.pointer_pos("").0;
         let mut map = match value {
             Value::Object(map) => map,
@@ -211,7 +229,7 @@ impl Validator<'_> {
     }
 
     /// Reads, records (for the digest) and parses a config file.
-    fn read_config_file(&mut self, rel: &str, at: &YPath) -> Option<(Value, Source)> {
+    fn read_config_file(&mut self, rel: &str, at: &YPath) -> Option<(Value, Source<'a>)> {
         let pos = self.tree.pos_of(at);
         let ext = Path::new(rel)
             .extension()
@@ -298,7 +316,7 @@ impl Validator<'_> {
                         let hint = source.hint(&d.hint);
                         self.diags.push(super::error::Diagnostic { hint, ..d });
                     }
-                    source.tree = Some(doc);
+                    source.tree = Some(Cow::Owned(doc));
                 }
             }
             Err(e) if !json => {
@@ -327,20 +345,17 @@ impl Validator<'_> {
                     message,
                 )
             })
-        } else if source.tree.is_none() {
-            Ok(Value::Null)
         } else {
-            serde_yaml::from_str::<Value>(&text).map_err(|e| {
-                let p = e.location().map_or(Pos::START, |l| Pos {
-                    line: l.line(),
-                    column: l.column(),
-                });
-                let message = format!(
-                    "invalid YAML in config file: {}",
-                    strip_location(&e.to_string())
-                );
-                (p, message)
-            })
+            // YAML: built from the tree parsed above, not parsed again.
+            match source.tree.as_deref() {
+                None => Ok(Value::Null),
+                Some(doc) => super::de::from_node::<Value>(doc).map_err(|e| {
+                    (
+                        e.pos.unwrap_or(doc.pos),
+                        format!("invalid YAML in config file: {}", e.message),
+                    )
+                }),
+            }
         };
         match parsed {
             Ok(v) => Some((v, source)),

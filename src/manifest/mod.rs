@@ -6,7 +6,8 @@
 //! 3. `structure` checks the shape against [`schema()`] on that tree: unknown keys (with the
 //!    allowed ones in the hint), missing keys, wrong types, duplicate keys, tags, merge keys.
 //!    Every such problem is reported at once; if there are any, validation stops here.
-//! 4. serde_yaml deserializes the `raw` structs (`deny_unknown_fields`).
+//! 4. `de` fills the `raw` structs (`deny_unknown_fields`) from that same tree: the text is
+//!    parsed once.
 //! 5. `validate` (with `config` and `env`) checks the rules the schema cannot express, loads
 //!    `config_file`s, resolves `${env:NAME}`, and builds the [`Desired`] model with its digest.
 //!
@@ -53,6 +54,7 @@
 //! - names are at most 128 characters, without control or bidirectional-override characters.
 
 mod config;
+mod de;
 mod env;
 mod error;
 pub mod export;
@@ -213,16 +215,12 @@ pub fn parse_str_with(
     if !diags.is_empty() {
         return Err(ManifestError::sorted(file, diags));
     }
-    let raw: raw::RawManifest = serde_yaml::from_str(text).map_err(|e| {
-        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        let message = e.to_string();
-        let message = message
-            .rfind(" at line ")
-            .map_or(message.as_str(), |i| &message[..i]);
+    let raw: raw::RawManifest = de::from_node(root).map_err(|e| {
+        let pos = e.pos.unwrap_or(span::Pos::START);
         one(
-            line,
-            column,
-            message.to_string(),
+            pos.line,
+            pos.column,
+            e.message,
             "see fleetform.schema.json for the manifest's shape",
         )
     })?;

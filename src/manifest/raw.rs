@@ -7,6 +7,17 @@
 
 use serde::Deserialize;
 
+/// An inline `config:` was written. Its value is not kept here: `validate` builds it
+/// straight from the position tree, so that a config is constructed once, in its final form.
+#[derive(Debug)]
+pub struct Inline;
+
+impl<'de> Deserialize<'de> for Inline {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Inline)
+    }
+}
+
 /// The whole manifest.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,7 +75,7 @@ pub struct RawFragment {
     #[serde(default)]
     pub visibility: Option<String>,
     #[serde(default)]
-    pub config: Option<serde_json::Value>,
+    pub config: Option<Inline>,
     #[serde(default)]
     pub config_file: Option<String>,
     /// Tag name → revision (a string or a number) or `current`.
@@ -130,7 +141,7 @@ pub struct RawPart {
     #[serde(default)]
     pub fragments: Vec<serde_json::Value>,
     #[serde(default)]
-    pub config: Option<serde_json::Value>,
+    pub config: Option<Inline>,
     #[serde(default)]
     pub config_file: Option<String>,
     #[serde(default)]

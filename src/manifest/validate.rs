@@ -352,7 +352,7 @@ impl Validator<'_> {
                     }
                 };
                 let config = self.config(
-                    f.config.as_ref(),
+                    f.config.is_some(),
                     f.config_file.as_deref(),
                     &at,
                     super::config::Owner::Fragment,
@@ -634,7 +634,7 @@ impl Validator<'_> {
             decls,
         );
         let config = self.config(
-            raw.config.as_ref(),
+            raw.config.is_some(),
             raw.config_file.as_deref(),
             at,
             super::config::Owner::Part,

@@ -244,6 +244,41 @@ pub fn comparable(config: &Value, ignore: &[String]) -> Value {
     canonical(&v)
 }
 
+/// Whether `a` and `b` have the same canonical form (key order and the spelling of numbers
+/// aside), decided without building it: configs are compared for every part on every plan,
+/// and most are equal.
+pub fn canonical_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| canonical_eq(v, w)))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| canonical_eq(v, w))
+        }
+        (Value::Number(x), Value::Number(y)) => normalize_number(x) == normalize_number(y),
+        _ => a == b,
+    }
+}
+
+/// `comparable(a, ignore) == comparable(b, ignore)`, without copies when nothing is ignored.
+pub fn comparable_eq(a: &Value, b: &Value, ignore: &[String]) -> bool {
+    if !ignore.is_empty() {
+        return comparable(a, ignore) == comparable(b, ignore);
+    }
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let own = |m: &Map<String, Value>| m.len() - usize::from(m.contains_key("fragments"));
+            own(x) == own(y)
+                && x.iter()
+                    .filter(|(k, _)| *k != "fragments")
+                    .all(|(k, v)| y.get(k).is_some_and(|w| canonical_eq(v, w)))
+        }
+        _ => canonical_eq(a, b),
+    }
+}
+
 /// Pretty, canonical JSON text for diffs.
 pub fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(&canonical(v)).unwrap_or_default()
@@ -264,6 +299,34 @@ mod tests {
             canonical(&a),
             canonical(&json!({"b": 1, "a": {"y": 2, "x": [2.5, 1]}}))
         );
+    }
+
+    #[test]
+    fn equality_without_building_the_canonical_form_agrees_with_it() {
+        let configs = [
+            json!({"b": 1, "a": {"y": 2.0, "x": [1, 2.5]}}),
+            json!({"a": {"x": [1.0, 2.5], "y": 2}, "b": 1e0}),
+            json!({"a": {"x": [2.5, 1], "y": 2}, "b": 1}),
+            json!({"a": {"x": [1, 2.5], "y": 2}, "b": 1, "fragments": ["f"]}),
+            json!({"a": {"x": [1, 2.5], "y": 2}}),
+            json!({"a": {"x": [1, 2.5], "y": 2, "z": null}, "b": 1}),
+            json!({"a": {"x": [1, 2.5], "y": "2"}, "b": 1}),
+            json!([1, {"a": 1}]),
+            json!("text"),
+        ];
+        let ignores = [vec![], vec!["/a/y".to_string()]];
+        for a in &configs {
+            for b in &configs {
+                assert_eq!(canonical_eq(a, b), canonical(a) == canonical(b), "{a} {b}");
+                for ignore in &ignores {
+                    assert_eq!(
+                        comparable_eq(a, b, ignore),
+                        comparable(a, ignore) == comparable(b, ignore),
+                        "{a} {b} {ignore:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

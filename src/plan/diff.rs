@@ -12,8 +12,8 @@
 //! temporary names) and renumbers the changes when that moved any of them.
 
 use super::canonical::{
-    canonical, comparable, fragments_position, import_entry, import_meaning, import_meanings,
-    imports, set_pointer, without_fragments,
+    canonical, canonical_eq, comparable_eq, fragments_position, import_entry, import_meaning,
+    import_meanings, imports, set_pointer, without_fragments,
 };
 use super::identity::{Occupants, Placement, Slot, sequence, temporary_name};
 use super::types::*;
@@ -854,7 +854,7 @@ impl<'a> Planner<'a> {
         self.fragments
             .insert(df.name.clone(), Matched::Existing(id.clone()));
         let renamed = f.name != df.name;
-        let config_differs = canonical(&f.config) != canonical(&df.config.value);
+        let config_differs = !canonical_eq(&f.config, &df.config.value);
         let vis_differs = f.visibility != df.visibility;
         if !(renamed || config_differs || vis_differs) {
             return;
@@ -1544,8 +1544,8 @@ impl<'a> Planner<'a> {
             .collect();
         let fragments_differ = wanted.iter().any(Option::is_none)
             || wanted.into_iter().flatten().collect::<Vec<_>>() != import_meanings(&p.config);
-        let config_differs = fragments_differ
-            || comparable(&p.config, &dp.ignore) != comparable(&dp.config.value, &dp.ignore);
+        let config_differs =
+            fragments_differ || !comparable_eq(&p.config, &dp.config.value, &dp.ignore);
         if !(renamed || config_differs) {
             return None;
         }

@@ -1,0 +1,303 @@
+//! Deserializing from the position tree: the one parse of the manifest.
+//!
+//! The manifest text is parsed once, by `span`, into a [`Node`] tree that remembers where
+//! every node starts; the structural pass checks that tree, and this module then fills the
+//! `raw` structs (and every config's `serde_json::Value`) straight from it, borrowing its
+//! strings. Parsing the text a second time with a serde YAML parser cost as much again as
+//! the first parse and held a second copy of the document; it also meant depending on
+//! `serde_yaml`, which is no longer maintained.
+//!
+//! Scalars resolve as [`Node::scalar_kind`] says (YAML 1.2 core schema): `null`/`~`/empty
+//! is null, `true`/`false` booleans, decimal/`0x`/`0o` integers (wider than 64 bits: a
+//! float), floats including `.inf`/`.nan`; quoted and block scalars are strings. Where a
+//! string is asked for (struct fields, mapping keys), any scalar gives its text, as with
+//! serde_yaml. Errors carry the position of the node they concern.
+
+use super::span::{Entry, Node, NodeKind, Pos, ScalarKind};
+use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use std::fmt;
+
+/// A deserialization error and, when known, where it happened.
+#[derive(Debug)]
+pub struct Error {
+    pub message: String,
+    pub pos: Option<Pos>,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl de::Error for Error {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Error {
+            message: msg.to_string(),
+            pos: None,
+        }
+    }
+}
+
+/// Deserializes a `T` from `node`.
+pub fn from_node<'de, T: de::Deserialize<'de>>(node: &'de Node) -> Result<T, Error> {
+    T::deserialize(NodeDe(node))
+}
+
+/// Gives an error without a position the position of `node`.
+fn located<T>(node: &Node, r: Result<T, Error>) -> Result<T, Error> {
+    r.map_err(|mut e| {
+        e.pos.get_or_insert(node.pos);
+        e
+    })
+}
+
+#[derive(Clone, Copy)]
+struct NodeDe<'de>(&'de Node);
+
+/// An integer's value: `i64`, else `u64`, else (too wide) `f64`; `None` if it is not one.
+enum Int {
+    I(i64),
+    U(u64),
+    F(f64),
+}
+
+fn parse_int(v: &str) -> Option<Int> {
+    let (negative, digits) = match v.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, v.strip_prefix('+').unwrap_or(v)),
+    };
+    let (radix, digits) = if let Some(d) = digits.strip_prefix("0x") {
+        (16, d)
+    } else if let Some(d) = digits.strip_prefix("0o") {
+        (8, d)
+    } else {
+        (10, digits)
+    };
+    let magnitude = u128::from_str_radix(digits, radix).ok();
+    match (negative, magnitude) {
+        (false, Some(m)) => Some(match u64::try_from(m) {
+            Ok(u) => i64::try_from(u).map_or(Int::U(u), Int::I),
+            Err(_) => Int::F(m as f64),
+        }),
+        (true, Some(m)) => Some(match i64::try_from(m) {
+            Ok(i) => Int::I(-i),
+            Err(_) if m == 1u128 << 63 => Int::I(i64::MIN),
+            Err(_) => Int::F(-(m as f64)),
+        }),
+        // Beyond even 128 bits: a float, as long as it is decimal.
+        (_, None) if radix == 10 => v.parse::<f64>().ok().map(Int::F),
+        (_, None) => None,
+    }
+}
+
+fn parse_float(v: &str) -> Option<f64> {
+    let unsigned = v.strip_prefix(['-', '+']).unwrap_or(v);
+    let negative = v.starts_with('-');
+    match unsigned {
+        ".inf" | ".Inf" | ".INF" if negative => Some(f64::NEG_INFINITY),
+        ".inf" | ".Inf" | ".INF" => Some(f64::INFINITY),
+        ".nan" | ".NaN" | ".NAN" => Some(f64::NAN),
+        _ => v.parse::<f64>().ok(),
+    }
+}
+
+impl<'de> de::Deserializer<'de> for NodeDe<'de> {
+    type Error = Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        let node = self.0;
+        let r = match &node.kind {
+            NodeKind::Scalar { value, .. } => match node.scalar_kind() {
+                Some(ScalarKind::Null) => visitor.visit_unit(),
+                Some(ScalarKind::Bool) => visitor.visit_bool(value.eq_ignore_ascii_case("true")),
+                Some(ScalarKind::Int) => match parse_int(value) {
+                    Some(Int::I(i)) => visitor.visit_i64(i),
+                    Some(Int::U(u)) => visitor.visit_u64(u),
+                    Some(Int::F(f)) => visitor.visit_f64(f),
+                    None => visitor.visit_borrowed_str(value),
+                },
+                Some(ScalarKind::Float) => match parse_float(value) {
+                    Some(f) => visitor.visit_f64(f),
+                    None => visitor.visit_borrowed_str(value),
+                },
+                _ => visitor.visit_borrowed_str(value),
+            },
+            NodeKind::Seq(items) => visitor.visit_seq(Seq {
+                items: items.iter(),
+            }),
+            NodeKind::Map(entries) => visitor.visit_map(Map {
+                entries: entries.iter(),
+                value: None,
+            }),
+        };
+        located(node, r)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        if self.0.scalar_kind() == Some(ScalarKind::Null) {
+            located(self.0, visitor.visit_none())
+        } else {
+            visitor.visit_some(self)
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match &self.0.kind {
+            NodeKind::Scalar { value, .. } => located(self.0, visitor.visit_borrowed_str(value)),
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_unit()
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        // A unit variant written as its name.
+        match &self.0.kind {
+            NodeKind::Scalar { value, .. } => located(
+                self.0,
+                visitor.visit_enum(value.as_str().into_deserializer()),
+            ),
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char bytes byte_buf unit
+        unit_struct seq tuple tuple_struct map struct
+    }
+}
+
+struct Seq<'de> {
+    items: std::slice::Iter<'de, Node>,
+}
+
+impl<'de> SeqAccess<'de> for Seq<'de> {
+    type Error = Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
+        match self.items.next() {
+            Some(n) => located(n, seed.deserialize(NodeDe(n))).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.items.len())
+    }
+}
+
+struct Map<'de> {
+    entries: std::slice::Iter<'de, Entry>,
+    value: Option<&'de Node>,
+}
+
+impl<'de> MapAccess<'de> for Map<'de> {
+    type Error = Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
+        match self.entries.next() {
+            Some(e) => {
+                self.value = Some(&e.value);
+                located(&e.key, seed.deserialize(NodeDe(&e.key))).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
+        let node = self
+            .value
+            .take()
+            .ok_or_else(|| <Error as de::Error>::custom("a mapping value without its key"))?;
+        located(node, seed.deserialize(NodeDe(node)))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.entries.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn value(text: &str) -> Value {
+        let docs = super::super::span::parse(text).expect("yaml");
+        from_node(&docs[0]).expect("value")
+    }
+
+    #[test]
+    fn scalars_resolve_as_yaml_1_2_core() {
+        assert_eq!(
+            value("[~, null, '', true, False, 7, -3, 0x1f, 0o17, 1.5, -2e3, 'true', \"7\", abc]"),
+            json!([
+                null, null, "", true, false, 7, -3, 31, 15, 1.5, -2000.0, "true", "7", "abc"
+            ])
+        );
+        assert_eq!(value("18446744073709551615"), json!(u64::MAX));
+        assert_eq!(value("-9223372036854775808"), json!(i64::MIN));
+        assert_eq!(value("36893488147419103232"), json!(36893488147419103232.0));
+        assert_eq!(value(".inf"), Value::Null, "JSON has no infinity");
+    }
+
+    #[test]
+    fn mappings_keep_order_and_keys_are_text() {
+        let v = value("b: 1\na: { 2: x, true: y }\nc: [1, [2]]\n");
+        assert_eq!(
+            v,
+            json!({"b": 1, "a": {"2": "x", "true": "y"}, "c": [1, [2]]})
+        );
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["b", "a", "c"]);
+    }
+
+    #[test]
+    fn errors_name_the_node() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct S {
+            n: i64,
+        }
+        let docs = super::super::span::parse("n: 1\nm: 2\n").unwrap();
+        let e = from_node::<S>(&docs[0]).unwrap_err();
+        assert!(e.message.contains("unknown field `m`"), "{e}");
+        assert_eq!(e.pos, Some(Pos { line: 2, column: 1 }));
+        let docs = super::super::span::parse("n: [1]\n").unwrap();
+        let e = from_node::<S>(&docs[0]).unwrap_err();
+        assert_eq!(e.pos, Some(Pos { line: 1, column: 4 }));
+    }
+}
