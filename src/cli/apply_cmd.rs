@@ -98,7 +98,7 @@ pub(super) fn remember_secrets(desired: &Desired) {
 }
 
 /// A plan file: JSON with a `format_version`; with the salt of its sensitive hashes.
-fn read_saved_plan(text: &str) -> Option<anyhow::Result<(Plan, Option<String>)>> {
+pub(super) fn read_saved_plan(text: &str) -> Option<anyhow::Result<(Plan, Option<String>)>> {
     if !text.trim_start().starts_with('{') {
         return None;
     }
@@ -310,7 +310,7 @@ async fn execute(
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let text_output = args.output == ApplyOutput::Text;
     if text_output {
-        print!(
+        crate::say!(
             "{}",
             super::term::clean(&render::render(
                 &plan,
@@ -324,7 +324,7 @@ async fn execute(
     }
     if plan.is_empty() {
         if !text_output {
-            println!(
+            crate::sayln!(
                 "{}",
                 serde_json::to_string_pretty(&json_report(&plan, None))?
             );
@@ -371,7 +371,7 @@ async fn execute(
     if text_output {
         print_summary(&report);
     } else {
-        println!(
+        crate::sayln!(
             "{}",
             serde_json::to_string_pretty(&json_report(&plan, Some(&report)))?
         );
@@ -442,7 +442,7 @@ async fn show_progress(
                             bar.println(line);
                         }
                     }
-                    None if text_output => println!("{line}"),
+                    None if text_output => crate::sayln!("{line}"),
                     None => {}
                 }
             }
@@ -478,9 +478,9 @@ fn print_summary(report: &Report) {
         .filter(|r| matches!(r.outcome, Outcome::Failed { .. } | Outcome::Conflict { .. }))
         .collect();
     if !problems.is_empty() {
-        println!("\nFailed:");
+        crate::sayln!("\nFailed:");
         for r in &problems {
-            println!(
+            crate::sayln!(
                 "  {}",
                 outcome_line(r.action, r.kind.as_str(), &r.path, &r.outcome)
             );
@@ -493,7 +493,7 @@ fn print_summary(report: &Report) {
     } else {
         "Apply finished with errors"
     };
-    println!(
+    crate::sayln!(
         "\n{head}: {} applied, {} failed, {} skipped.",
         report.applied(),
         report.failed(),
@@ -501,10 +501,12 @@ fn print_summary(report: &Report) {
     );
     let not_started = report.count(|o| *o == Outcome::NotStarted);
     if not_started > 0 {
-        println!("{not_started} change(s) were not started; run the same apply again to finish.");
+        crate::sayln!(
+            "{not_started} change(s) were not started; run the same apply again to finish."
+        );
     }
     if !report.is_success() && !report.interrupted {
-        println!(
+        crate::sayln!(
             "Run the same apply again to retry what failed; it plans from the cloud as it is now."
         );
     }

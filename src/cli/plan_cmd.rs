@@ -86,6 +86,12 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode
     // 1. The manifest, before any cloud call: a bad manifest costs nothing and touches nothing.
     let desired: Desired = match crate::manifest::load(&args.manifest) {
         Ok(d) => d,
+        Err(_) if super::show_cmd::is_saved_plan(&args.manifest) => {
+            let shown = args.manifest.display();
+            anyhow::bail!(
+                "`{shown}` is a saved plan, not a manifest\nhint: print it with `fleetform show {shown}`, or apply it with `fleetform apply {shown}`"
+            );
+        }
         Err(err) => {
             eprintln!("{err}");
             return Ok(ExitCode::FAILURE);
@@ -130,26 +136,7 @@ async fn plan_and_print(
     };
 
     // 5. Print, and save.
-    let color = std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let rendered = render::render(
-        &plan,
-        args.output,
-        &RenderOptions {
-            color,
-            detail: args.detail,
-        },
-    );
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(super::term::clean(&rendered).as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        // The reader went away (`fleetform plan … | head`): not an error of ours.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        other => other.context("cannot write the plan to stdout")?,
-    }
-    drop(stdout);
+    print_plan(&plan, args.output, args.detail)?;
     if let Some(out) = &args.out {
         write_private_atomically(out, render::json::saved_plan(&plan).as_bytes())
             .with_context(|| format!("cannot save the plan to `{}`", out.display()))?;
@@ -165,6 +152,15 @@ async fn plan_and_print(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Prints `plan` on stdout in `format` (coloured at a terminal unless `NO_COLOR` is set);
+/// a reader that went away (`fleetform plan … | head`) is not an error.
+pub(super) fn print_plan(plan: &Plan, format: Format, detail: bool) -> anyhow::Result<()> {
+    let color = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let rendered = render::render(plan, format, &RenderOptions { color, detail });
+    super::term::print_stdout(&rendered).context("cannot write the plan to stdout")
 }
 
 /// Steps 3–4: observe, plan, and attribute config drift. The outer error is a failure to read
