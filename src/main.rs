@@ -20,10 +20,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!(
-                "error: {}",
-                fleetform::cli::term::clean(&format!("{err:#}"))
-            );
+            eprintln!("error: {}", fleetform::cli::errors::report(&err));
             ExitCode::FAILURE
         }
     }

@@ -1,6 +1,8 @@
 //! Daily-use commands as users run them (issue 15): `validate`, `fmt`, `show`, `completions`,
 //! `man`, and quiet ends when the reader of stdout goes away. The real binary, in a temp dir.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -275,4 +277,108 @@ fn a_reader_that_goes_away_is_not_an_error() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+}
+
+/// Runs `org list` against `cloud` with the given key id and key (either may be absent).
+fn org_list(dir: &Path, cloud: &str, key_id: Option<&str>, key: Option<&str>) -> Output {
+    let mut cmd = fleetform(dir);
+    cmd.args(["org", "list"]).env("FLEETFORM_CLOUD", cloud);
+    if let Some(id) = key_id {
+        cmd.env("VIAM_API_KEY_ID", id);
+    }
+    if let Some(key) = key {
+        cmd.env("VIAM_API_KEY", key);
+    }
+    cmd.output().unwrap()
+}
+
+/// Each cloud error is one line of error and one hint, and says nothing twice.
+#[track_caller]
+fn assert_one_error_one_hint(out: &Output, error: &str, hint: &str) {
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(lines[0].contains(error), "{err}");
+    assert!(lines[1].starts_with("hint: "), "{err}");
+    assert!(lines[1].contains(hint), "{err}");
+    let words: Vec<&str> = lines[0].split(": ").collect();
+    for (i, w) in words.iter().enumerate() {
+        assert!(!words[i + 1..].contains(w), "{w:?} is said twice: {err}");
+    }
+}
+
+#[test]
+fn cloud_errors_are_one_line_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cloud.db");
+    let (key_id, key) = common::cli_init(&db);
+    let (_server, endpoint) = common::cli_serve(&db, &[]);
+
+    // Nothing listens on port 1.
+    let refused = org_list(dir.path(), "http://127.0.0.1:1", Some(&key_id), Some(&key));
+    assert_one_error_one_hint(
+        &refused,
+        "cannot connect to http://127.0.0.1:1: transport error: tcp connect error: Connection refused",
+        "is the server running, and is the URL in --cloud (or FLEETFORM_CLOUD) right?",
+    );
+
+    // TLS against a plaintext server.
+    let tls = endpoint.replace("http://", "https://");
+    let mismatch = org_list(dir.path(), &tls, Some(&key_id), Some(&key));
+    assert_one_error_one_hint(
+        &mismatch,
+        &format!("cannot connect to {tls}"),
+        "use `http://` instead of `https://`",
+    );
+
+    // A wrong key: which variables to check, and never the key.
+    let wrong = org_list(
+        dir.path(),
+        &endpoint,
+        Some(&key_id),
+        Some("wrong-key-wrong-key-wrong-key-00"),
+    );
+    assert_one_error_one_hint(
+        &wrong,
+        &format!("authentication failed for API key id {key_id}"),
+        "VIAM_API_KEY_ID (or --api-key-id) holds the key's id",
+    );
+    assert!(
+        stderr(&wrong).contains("PERMISSION_DENIED"),
+        "codes by name"
+    );
+    assert!(!stderr(&wrong).contains("wrong-key-wrong-key"));
+
+    // Only one of the two variables.
+    let only_id = org_list(dir.path(), &endpoint, Some(&key_id), None);
+    assert_one_error_one_hint(
+        &only_id,
+        "an API key id is set but not the key itself",
+        "set VIAM_API_KEY (or pass --api-key)",
+    );
+    let only_key = org_list(dir.path(), &endpoint, None, Some(&key));
+    assert_one_error_one_hint(
+        &only_key,
+        "an API key is set but not its id",
+        "set VIAM_API_KEY_ID (or pass --api-key-id)",
+    );
+    assert!(!stderr(&only_key).contains(&key));
+}
+
+#[test]
+fn serve_on_a_busy_port_says_so_once_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let out = run(
+        dir.path(),
+        &["cloud", "serve", "--db", "c.db", "--listen", &addr],
+    );
+    assert_one_error_one_hint(
+        &out,
+        &format!("cannot listen on {addr}: Address already in use"),
+        "choose another port",
+    );
 }

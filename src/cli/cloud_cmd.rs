@@ -119,7 +119,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let server = localcloud::start(&opts).await?;
     crate::sayln!("listening on {}", server.endpoint());
     if !opts.faults.is_none() {
-        eprintln!("fault injection on: {:?}", opts.faults);
+        let f = &opts.faults;
+        eprintln!(
+            "fault injection on: latency {:?}, error rate {}, drop-after-commit rate {}",
+            f.latency, f.error_rate, f.drop_after_commit_rate
+        );
     }
     stop.await;
     eprintln!("shutting down: finishing in-flight calls");

@@ -17,6 +17,7 @@ macro_rules! sayln {
 mod apply_cmd;
 mod cloud_cmd;
 mod completions_cmd;
+pub mod errors;
 mod fmt_cmd;
 mod history_cmd;
 mod import_cmd;

@@ -67,11 +67,20 @@ pub async fn connect_for(global: &GlobalArgs, org: LocalOrg<'_>) -> anyhow::Resu
     match global.cloud.as_str() {
         "local" => connect_local(Path::new(LOCAL_DIR), global, org).await,
         url if url.starts_with("http://") || url.starts_with("https://") => {
-            let (Some(key_id), Some(key)) = (&global.api_key_id, &global.api_key) else {
-                bail!(
+            let (key_id, key) = match (&global.api_key_id, &global.api_key) {
+                (Some(id), Some(key)) => (id, key),
+                (None, None) => bail!(
                     "no credentials for {url}\nhint: set VIAM_API_KEY_ID and VIAM_API_KEY (or pass \
                      --api-key-id and --api-key); for a local server, `fleetform cloud init` prints them"
-                );
+                ),
+                (Some(_), None) => bail!(
+                    "an API key id is set but not the key itself, for {url}\nhint: set \
+                     VIAM_API_KEY (or pass --api-key) to the key that goes with VIAM_API_KEY_ID"
+                ),
+                (None, Some(_)) => bail!(
+                    "an API key is set but not its id, for {url}\nhint: set VIAM_API_KEY_ID (or \
+                     pass --api-key-id) to the id (a UUID) of the key in VIAM_API_KEY"
+                ),
             };
             let creds = Credentials {
                 key_id: key_id.clone(),
