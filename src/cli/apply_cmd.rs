@@ -58,13 +58,13 @@ pub struct ApplyArgs {
     #[arg(short = 'y', long, visible_alias = "auto-approve")]
     pub yes: bool,
     /// Changes in flight at once.
-    #[arg(long, default_value_t = 10, value_parser = super::ranges::concurrency)]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = super::ranges::concurrency)]
     pub parallelism: usize,
     /// Reads in flight at once while observing the cloud.
-    #[arg(long, default_value_t = 32, value_parser = super::ranges::concurrency)]
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = super::ranges::concurrency)]
     pub read_concurrency: usize,
     /// Refuse a plan that deletes more than this many resources (unless --allow-deletes).
-    #[arg(long, default_value_t = 10, value_parser = super::ranges::count)]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = super::ranges::count)]
     pub max_deletes: usize,
     /// Allow a plan to delete more than --max-deletes resources.
     #[arg(long)]
@@ -78,7 +78,7 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = super::ranges::lock_timeout)]
     pub lock_timeout: std::time::Duration,
     /// How to report: text for people, json for programs (the plan is then not printed).
-    #[arg(long, value_enum, default_value_t = ApplyOutput::Text)]
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = ApplyOutput::Text)]
     pub output: ApplyOutput,
 }
 

@@ -58,20 +58,49 @@ pub struct GlobalArgs {
     /// Which cloud to talk to: `local` (embedded, state in .fleetform/cloud.db),
     /// `http://HOST:PORT` (plaintext, e.g. `fleetform cloud serve`) or `https://HOST[:PORT]`
     /// (TLS; the real cloud is https://app.viam.com:443).
-    #[arg(long, global = true, env = "FLEETFORM_CLOUD", default_value = "local")]
+    #[arg(
+        long,
+        global = true,
+        env = "FLEETFORM_CLOUD",
+        hide_env_values = true,
+        default_value = "local",
+        value_name = "CLOUD",
+        help_heading = "Cloud"
+    )]
     pub cloud: String,
 
     /// API key id for a remote cloud (a UUID). Defaults to $VIAM_API_KEY_ID.
-    #[arg(long, global = true, env = "VIAM_API_KEY_ID", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "VIAM_API_KEY_ID",
+        hide_env_values = true,
+        value_name = "ID",
+        help_heading = "Cloud"
+    )]
     pub api_key_id: Option<String>,
 
     /// API key for a remote cloud. Prefer $VIAM_API_KEY: a flag is visible to other users of
     /// this machine. Never printed or logged.
-    #[arg(long, global = true, env = "VIAM_API_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "VIAM_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY",
+        help_heading = "Cloud"
+    )]
     pub api_key: Option<String>,
 
     /// Per-call deadline for cloud requests.
-    #[arg(long, global = true, default_value = "30s", value_parser = ranges::timeout)]
+    #[arg(
+        long,
+        global = true,
+        default_value = "30s",
+        value_name = "DURATION",
+        value_parser = ranges::timeout,
+        help_heading = "Cloud"
+    )]
     pub timeout: std::time::Duration,
 
     /// The largest manifest or config file read, e.g. `64MiB` (the default), `500KB` or a
@@ -80,6 +109,8 @@ pub struct GlobalArgs {
         long,
         global = true,
         env = "FLEETFORM_MAX_MANIFEST_SIZE",
+        hide_env_values = true,
+        value_name = "SIZE",
         default_value = "64MiB",
         value_parser = parse_size
     )]

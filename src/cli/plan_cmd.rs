@@ -49,7 +49,7 @@ pub struct PlanArgs {
     ///
     /// `text` for people (coloured at a terminal unless NO_COLOR is set), `json` for programs
     /// (a versioned document, `format_version` 1), `markdown` for a pull-request comment.
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
     pub output: Format,
 
     /// Show every step, including the temporary names that swaps and rotations go through.
