@@ -297,7 +297,8 @@ fn org_list(dir: &Path, cloud: &str, key_id: Option<&str>, key: Option<&str>) ->
 fn assert_one_error_one_hint(out: &Output, error: &str, hint: &str) {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(out);
-    let lines: Vec<&str> = err.lines().collect();
+    // The cloud is named first once a connection is made; the error follows.
+    let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("Cloud: ")).collect();
     assert_eq!(lines.len(), 2, "{err}");
     assert!(lines[0].starts_with("error: "), "{err}");
     assert!(lines[0].contains(error), "{err}");
@@ -380,5 +381,49 @@ fn serve_on_a_busy_port_says_so_once_with_a_hint() {
         &out,
         &format!("cannot listen on {addr}: Address already in use"),
         "choose another port",
+    );
+}
+
+/// Forgetting `FLEETFORM_CLOUD` cannot go unnoticed: the cloud is named first, and reads
+/// against a local cloud that does not exist create nothing.
+#[test]
+fn reads_name_the_cloud_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fleet.yaml"), FLEET).unwrap();
+
+    let plan = run(dir.path(), &["plan", "fleet.yaml", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", stderr(&plan));
+    assert_eq!(
+        stderr(&plan).lines().next().unwrap(),
+        "Cloud: local (.fleetform/cloud.db), which has no organization `acme` yet: planning \
+         against an empty one (`fleetform apply` creates it)"
+    );
+    assert!(stdout(&plan).contains("7 to create"), "{}", stdout(&plan));
+    for cmd in [&["status"][..], &["logs", "Factory/Assembly/arm-01"][..]] {
+        let out = run(dir.path(), cmd);
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}");
+        assert!(
+            stderr(&out)
+                .starts_with("error: the local cloud (.fleetform/cloud.db) has no organization"),
+            "{cmd:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(
+        !dir.path().join(".fleetform").exists(),
+        "reads create nothing"
+    );
+
+    let apply = run(dir.path(), &["apply", "fleet.yaml", "--yes"]);
+    assert!(apply.status.success(), "{}", stderr(&apply));
+    assert_eq!(
+        stderr(&apply).lines().next().unwrap(),
+        "Cloud: local (.fleetform/cloud.db), organization acme"
+    );
+    let status = run(dir.path(), &["status", "fleet.yaml"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert_eq!(
+        stderr(&status).lines().next().unwrap(),
+        "Cloud: local (.fleetform/cloud.db), organization acme"
     );
 }

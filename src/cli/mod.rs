@@ -119,6 +119,16 @@ pub struct GlobalArgs {
     /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// What the command does when the local cloud lacks its organization: set by [`run`]
+    /// from the command (read-only commands never create it).
+    #[arg(skip)]
+    pub when_missing: target::WhenMissing,
+
+    /// Whether connecting names the cloud on stderr (`Cloud: …`); set by [`run`]. `watch`
+    /// logs it instead, so that `--log-format json` keeps stderr all JSON.
+    #[arg(skip)]
+    pub quiet_cloud: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -238,8 +248,22 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// Runs the parsed command line and returns the process exit code.
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
     crate::manifest::set_default_max_file_bytes(cli.global.max_manifest_size);
+    cli.global.when_missing = match &cli.command {
+        // A saved plan must be made against the organization it will be applied to.
+        Command::Plan(args) if args.out.is_some() => target::WhenMissing::Create,
+        Command::Plan(_) => target::WhenMissing::Empty,
+        Command::Org(_)
+        | Command::Import(_)
+        | Command::Status(_)
+        | Command::Logs(_)
+        | Command::History(_)
+        | Command::Secrets(secrets_cmd::SecretsCommand::List(_))
+        | Command::ForceUnlock(_) => target::WhenMissing::Refuse,
+        _ => target::WhenMissing::Create,
+    };
+    cli.global.quiet_cloud = matches!(cli.command, Command::Watch(_));
     match cli.command {
         Command::Cloud(cmd) => cloud_cmd::run(cmd).await,
         Command::Org(cmd) => org_cmd::run(cmd, &cli.global).await,

@@ -121,10 +121,18 @@ async fn plan_and_print(
         read_concurrency: args.read_concurrency,
     };
     let plan_opts = plan::Options { prune: args.prune };
-    super::apply_cmd::remember_secrets(desired);
+    // The ledger of sensitive values is kept only where `.fleetform/` already exists: a
+    // plan creates nothing.
+    let mut ledger = super::apply_cmd::local_ledger();
+    ledger.remember(desired);
+    if Path::new(target::LOCAL_DIR).is_dir()
+        && let Err(e) = ledger.save()
+    {
+        tracing::warn!(error = %e, "cannot save the ledger of sensitive values");
+    }
     let plan = match make_plan(api, desired, &plan_opts, &observe_opts, &Status::new()).await? {
         Ok(mut plan) => {
-            super::apply_cmd::local_ledger().mark_plan(&mut plan);
+            ledger.mark_plan(&mut plan);
             plan
         }
         Err(errors) => {
@@ -312,6 +320,8 @@ mod tests {
             timeout: std::time::Duration::from_secs(10),
             max_manifest_size: crate::manifest::DEFAULT_MAX_FILE_BYTES,
             verbose: 0,
+            when_missing: target::WhenMissing::Create,
+            quiet_cloud: false,
         };
         let target =
             target::connect_local(&dir.path().join("cloud"), &global, LocalOrg::Name("acme"))
