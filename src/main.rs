@@ -20,10 +20,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!(
-                "error: {}",
-                fleetform::cli::term::clean(&format!("{err:#}"))
-            );
+            eprintln!("error: {}", fleetform::cli::errors::report(&err));
             ExitCode::FAILURE
         }
     }
@@ -38,8 +35,12 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Escapes only for a terminal: logs piped to a file or a CI log stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
 }

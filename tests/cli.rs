@@ -41,7 +41,7 @@ fn init_prints_only_the_export_lines() {
 }
 
 #[test]
-fn local_target_creates_its_cloud_on_first_use_and_reuses_it() {
+fn local_target_creates_its_cloud_on_first_write_and_reuses_it() {
     let dir = tempfile::tempdir().unwrap();
     let run = || {
         fleetform(dir.path())
@@ -49,6 +49,35 @@ fn local_target_creates_its_cloud_on_first_use_and_reuses_it() {
             .output()
             .unwrap()
     };
+    // A read creates nothing, and says there is nothing yet.
+    let read = run();
+    assert_eq!(read.status.code(), Some(1));
+    assert_eq!(
+        text(&read).1,
+        "error: the local cloud (.fleetform/cloud.db) has no organization yet: there is nothing \
+         to show\nhint: `fleetform apply MANIFEST` creates it; for another cloud set --cloud (or \
+         FLEETFORM_CLOUD)\n"
+    );
+    assert!(!dir.path().join(".fleetform").exists());
+    // A write creates it.
+    std::fs::write(
+        dir.path().join("fleet.yaml"),
+        "version: 1\norganization: local\n",
+    )
+    .unwrap();
+    let apply = fleetform(dir.path())
+        .args(["apply", "fleet.yaml", "--yes"])
+        .output()
+        .unwrap();
+    assert!(apply.status.success(), "{}", text(&apply).1);
+    assert!(
+        text(&apply)
+            .1
+            .starts_with("Cloud: local (.fleetform/cloud.db), organization local\n"),
+        "the first line names the cloud: {}",
+        text(&apply).1
+    );
+
     let first = run();
     let (stdout, stderr) = text(&first);
     assert!(first.status.success(), "{stderr}");

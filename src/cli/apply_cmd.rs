@@ -62,13 +62,13 @@ pub struct ApplyArgs {
     #[arg(short = 'y', long, visible_alias = "auto-approve")]
     pub yes: bool,
     /// Changes in flight at once.
-    #[arg(long, default_value_t = 10, value_parser = super::ranges::concurrency)]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = super::ranges::concurrency)]
     pub parallelism: usize,
     /// Reads in flight at once while observing the cloud.
-    #[arg(long, default_value_t = 32, value_parser = super::ranges::concurrency)]
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = super::ranges::concurrency)]
     pub read_concurrency: usize,
     /// Refuse a plan that deletes more than this many resources (unless --allow-deletes).
-    #[arg(long, default_value_t = 10, value_parser = super::ranges::count)]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = super::ranges::count)]
     pub max_deletes: usize,
     /// Allow a plan to delete more than --max-deletes resources.
     #[arg(long)]
@@ -82,7 +82,7 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = super::ranges::lock_timeout)]
     pub lock_timeout: std::time::Duration,
     /// How to report: text for people, json for programs (the plan is then not printed).
-    #[arg(long, value_enum, default_value_t = ApplyOutput::Text)]
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = ApplyOutput::Text)]
     pub output: ApplyOutput,
 }
 
@@ -102,7 +102,7 @@ pub(super) fn remember_secrets(desired: &Desired) {
 }
 
 /// A plan file: JSON with a `format_version`; with the salt of its sensitive hashes.
-fn read_saved_plan(text: &str) -> Option<anyhow::Result<(Plan, Option<String>)>> {
+pub(super) fn read_saved_plan(text: &str) -> Option<anyhow::Result<(Plan, Option<String>)>> {
     if !text.trim_start().starts_with('{') {
         return None;
     }
@@ -315,7 +315,7 @@ async fn execute(
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let text_output = args.output == ApplyOutput::Text;
     if text_output {
-        print!(
+        crate::say!(
             "{}",
             super::term::clean(&render::render(
                 &plan,
@@ -329,7 +329,7 @@ async fn execute(
     }
     if plan.is_empty() {
         if !text_output {
-            println!(
+            crate::sayln!(
                 "{}",
                 serde_json::to_string_pretty(&json_report(&plan, None))?
             );
@@ -382,7 +382,7 @@ async fn execute(
     if text_output {
         print_summary(&report);
     } else {
-        println!(
+        crate::sayln!(
             "{}",
             serde_json::to_string_pretty(&json_report(&plan, Some(&report)))?
         );
@@ -455,7 +455,7 @@ async fn show_progress(
                             bar.println(line);
                         }
                     }
-                    None if text_output => println!("{line}"),
+                    None if text_output => crate::sayln!("{line}"),
                     None => {}
                 }
             }
@@ -491,9 +491,9 @@ fn print_summary(report: &Report) {
         .filter(|r| matches!(r.outcome, Outcome::Failed { .. } | Outcome::Conflict { .. }))
         .collect();
     if !problems.is_empty() {
-        println!("\nFailed:");
+        crate::sayln!("\nFailed:");
         for r in &problems {
-            println!(
+            crate::sayln!(
                 "  {}",
                 outcome_line(r.action, r.kind.as_str(), &r.path, &r.outcome)
             );
@@ -508,7 +508,7 @@ fn print_summary(report: &Report) {
     } else {
         "Apply finished with errors"
     };
-    println!(
+    crate::sayln!(
         "\n{head}: {} applied, {} failed, {} skipped.",
         report.applied(),
         report.failed(),
@@ -525,10 +525,12 @@ fn print_summary(report: &Report) {
     }
     let not_started = report.count(|o| *o == Outcome::NotStarted);
     if not_started > 0 {
-        println!("{not_started} change(s) were not started; run the same apply again to finish.");
+        crate::sayln!(
+            "{not_started} change(s) were not started; run the same apply again to finish."
+        );
     }
     if !report.is_success() && !report.interrupted {
-        println!(
+        crate::sayln!(
             "Run the same apply again to retry what failed; it plans from the cloud as it is now."
         );
     }

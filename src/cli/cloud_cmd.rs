@@ -87,8 +87,8 @@ pub async fn run(cmd: CloudCommand) -> anyhow::Result<ExitCode> {
                 args.db.display()
             );
             // The one place a key is ever printed: on request, for `eval`.
-            println!("export VIAM_API_KEY_ID={}", key.key_id);
-            println!("export VIAM_API_KEY={}", key.key.expose());
+            crate::sayln!("export VIAM_API_KEY_ID={}", key.key_id);
+            crate::sayln!("export VIAM_API_KEY={}", key.key.expose());
             Ok(ExitCode::SUCCESS)
         }
         CloudCommand::Serve(args) => serve(args).await,
@@ -117,9 +117,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Handlers first: a signal that arrives as soon as we say we are listening is honoured.
     let stop = shutdown_signal()?;
     let server = localcloud::start(&opts).await?;
-    println!("listening on {}", server.endpoint());
+    crate::sayln!("listening on {}", server.endpoint());
     if !opts.faults.is_none() {
-        eprintln!("fault injection on: {:?}", opts.faults);
+        let f = &opts.faults;
+        eprintln!(
+            "fault injection on: latency {:?}, error rate {}, drop-after-commit rate {}",
+            f.latency, f.error_rate, f.drop_after_commit_rate
+        );
     }
     stop.await;
     eprintln!("shutting down: finishing in-flight calls");

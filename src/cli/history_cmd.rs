@@ -50,7 +50,7 @@ pub struct HistoryArgs {
     pub count: usize,
 
     /// `text` for people, `json` for programs.
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 

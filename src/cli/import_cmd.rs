@@ -82,7 +82,7 @@ pub struct ImportArgs {
 
     /// `text`: the manifest on stdout (unless --out) and a summary on stderr. `json`: a report
     /// on stdout with the manifest text, the files written and the warnings.
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 

@@ -75,7 +75,7 @@ pub struct LogsArgs {
     pub count: usize,
 
     /// `text` for people, `json` for programs (one JSON object per line).
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 

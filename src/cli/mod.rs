@@ -1,7 +1,24 @@
 //! The `fleetform` command line: argument definitions, dispatch, and all printing.
 
+/// `print!` for command output: through [`term::clean`], and quiet when the reader of stdout
+/// went away (`fleetform … | head -1` ends with exit 0, as `git` does, not a panic).
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::cli::term::write_out(format_args!($($arg)*)) };
+}
+
+/// `println!` for command output; see [`say!`](crate::say).
+#[macro_export]
+macro_rules! sayln {
+    () => { $crate::cli::term::write_out(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::term::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod apply_cmd;
 mod cloud_cmd;
+mod completions_cmd;
+pub mod errors;
+mod fmt_cmd;
 mod history_cmd;
 mod import_cmd;
 mod lock_cmd;
@@ -12,9 +29,11 @@ mod ranges;
 pub mod render;
 mod resolve;
 mod secrets_cmd;
+mod show_cmd;
 mod status_cmd;
 pub mod target;
 pub mod term;
+mod validate_cmd;
 mod watch_cmd;
 
 use clap::{Args, Parser, Subcommand};
@@ -39,20 +58,49 @@ pub struct GlobalArgs {
     /// Which cloud to talk to: `local` (embedded, state in .fleetform/cloud.db),
     /// `http://HOST:PORT` (plaintext, e.g. `fleetform cloud serve`) or `https://HOST[:PORT]`
     /// (TLS; the real cloud is https://app.viam.com:443).
-    #[arg(long, global = true, env = "FLEETFORM_CLOUD", default_value = "local")]
+    #[arg(
+        long,
+        global = true,
+        env = "FLEETFORM_CLOUD",
+        hide_env_values = true,
+        default_value = "local",
+        value_name = "CLOUD",
+        help_heading = "Cloud"
+    )]
     pub cloud: String,
 
     /// API key id for a remote cloud (a UUID). Defaults to $VIAM_API_KEY_ID.
-    #[arg(long, global = true, env = "VIAM_API_KEY_ID", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "VIAM_API_KEY_ID",
+        hide_env_values = true,
+        value_name = "ID",
+        help_heading = "Cloud"
+    )]
     pub api_key_id: Option<String>,
 
     /// API key for a remote cloud. Prefer $VIAM_API_KEY: a flag is visible to other users of
     /// this machine. Never printed or logged.
-    #[arg(long, global = true, env = "VIAM_API_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "VIAM_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY",
+        help_heading = "Cloud"
+    )]
     pub api_key: Option<String>,
 
     /// Per-call deadline for cloud requests.
-    #[arg(long, global = true, default_value = "30s", value_parser = ranges::timeout)]
+    #[arg(
+        long,
+        global = true,
+        default_value = "30s",
+        value_name = "DURATION",
+        value_parser = ranges::timeout,
+        help_heading = "Cloud"
+    )]
     pub timeout: std::time::Duration,
 
     /// The largest manifest or config file read, e.g. `64MiB` (the default), `500KB` or a
@@ -61,6 +109,8 @@ pub struct GlobalArgs {
         long,
         global = true,
         env = "FLEETFORM_MAX_MANIFEST_SIZE",
+        hide_env_values = true,
+        value_name = "SIZE",
         default_value = "64MiB",
         value_parser = parse_size
     )]
@@ -69,35 +119,20 @@ pub struct GlobalArgs {
     /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// What the command does when the local cloud lacks its organization: set by [`run`]
+    /// from the command (read-only commands never create it).
+    #[arg(skip)]
+    pub when_missing: target::WhenMissing,
+
+    /// Whether connecting names the cloud on stderr (`Cloud: …`); set by [`run`]. `watch`
+    /// logs it instead, so that `--log-format json` keeps stderr all JSON.
+    #[arg(skip)]
+    pub quiet_cloud: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run or set up a local, Viam-compatible cloud (for trying manifests, CI and tests).
-    #[command(subcommand)]
-    Cloud(cloud_cmd::CloudCommand),
-    /// Organizations the API key can see.
-    #[command(subcommand)]
-    Org(org_cmd::OrgCommand),
-    /// Write a manifest of what an organization already holds, to adopt fleetform.
-    ///
-    /// Reads every location, machine, part (with its config), fragment and invite, and writes
-    /// a manifest that `fleetform plan` shows no changes for. Configs go inline, or into
-    /// files under --config-dir. The manifest goes to stdout, or to --out FILE.
-    Import(import_cmd::ImportArgs),
-    /// Show locations, machines and parts with their online state, and which parts drifted.
-    ///
-    /// A tree of the organization with each machine's and part's online state and last
-    /// access; given a manifest, whether each part's config is in sync with it, drifted, or
-    /// not in the manifest at all.
-    Status(status_cmd::StatusArgs),
-    /// Print a part's recent log entries; with --follow, stream new ones until Ctrl-C.
-    Logs(logs_cmd::LogsArgs),
-    /// Show who changed a part's config and when, newest first, with a diff of each edit.
-    History(history_cmd::HistoryArgs),
-    /// List or rotate a location's secrets (values are shown only with --show-secrets).
-    #[command(subcommand)]
-    Secrets(secrets_cmd::SecretsCommand),
     /// Show what apply would change to make the cloud match a manifest.
     ///
     /// Reads the manifest (an invalid one is reported before anything is sent to the cloud),
@@ -123,6 +158,44 @@ pub enum Command {
     /// Invalid manifests apply nothing; failures back off and open a circuit breaker;
     /// --detect-only only reports drift. Serves /healthz, /readyz and /metrics.
     Watch(watch_cmd::WatchArgs),
+    /// Check manifests without a cloud: syntax, schema, references, templates and files.
+    ///
+    /// Needs no cloud, no credentials and no .fleetform/ directory. Exit 0 when every
+    /// manifest is valid, 1 otherwise; `--output json` gives the diagnostics to a program.
+    Validate(validate_cmd::ValidateArgs),
+    /// Rewrite manifests in the canonical layout, keeping comments and key order.
+    ///
+    /// Only whitespace changes; a file the formatter cannot rewrite without changing a value
+    /// is left untouched and reported. `--check` writes nothing and exits 1 if a file is not
+    /// formatted.
+    Fmt(fmt_cmd::FmtArgs),
+    /// Print a plan saved by `fleetform plan --out`, as text, JSON or Markdown.
+    Show(show_cmd::ShowArgs),
+    /// Run or set up a local, Viam-compatible cloud (for trying manifests, CI and tests).
+    #[command(subcommand)]
+    Cloud(cloud_cmd::CloudCommand),
+    /// Organizations the API key can see.
+    #[command(subcommand)]
+    Org(org_cmd::OrgCommand),
+    /// Write a manifest of what an organization already holds, to adopt fleetform.
+    ///
+    /// Reads every location, machine, part (with its config), fragment and invite, and writes
+    /// a manifest that `fleetform plan` shows no changes for. Configs go inline, or into
+    /// files under --config-dir. The manifest goes to stdout, or to --out FILE.
+    Import(import_cmd::ImportArgs),
+    /// Show locations, machines and parts with their online state, and which parts drifted.
+    ///
+    /// A tree of the organization with each machine's and part's online state and last
+    /// access; given a manifest, whether each part's config is in sync with it, drifted, or
+    /// not in the manifest at all.
+    Status(status_cmd::StatusArgs),
+    /// Print a part's recent log entries; with --follow, stream new ones until Ctrl-C.
+    Logs(logs_cmd::LogsArgs),
+    /// Show who changed a part's config and when, newest first, with a diff of each edit.
+    History(history_cmd::HistoryArgs),
+    /// List or rotate a location's secrets (values are shown only with --show-secrets).
+    #[command(subcommand)]
+    Secrets(secrets_cmd::SecretsCommand),
     /// Free the organization's lease whoever holds it (after a crash; ID is in the "locked"
     /// error). Another fleetform still running would then write at the same time: be sure.
     ForceUnlock(lock_cmd::ForceUnlockArgs),
@@ -131,6 +204,10 @@ pub enum Command {
     /// Point an editor at it with a first line such as
     /// `# yaml-language-server: $schema=fleetform.schema.json`.
     Schema,
+    /// Print a shell completion script (bash, zsh, fish, powershell or elvish).
+    Completions(completions_cmd::CompletionsArgs),
+    /// Print the man page (or write one per command with --out-dir).
+    Man(completions_cmd::ManArgs),
 }
 
 /// Output format for commands that report data.
@@ -171,8 +248,22 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// Runs the parsed command line and returns the process exit code.
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
     crate::manifest::set_default_max_file_bytes(cli.global.max_manifest_size);
+    cli.global.when_missing = match &cli.command {
+        // A saved plan must be made against the organization it will be applied to.
+        Command::Plan(args) if args.out.is_some() => target::WhenMissing::Create,
+        Command::Plan(_) => target::WhenMissing::Empty,
+        Command::Org(_)
+        | Command::Import(_)
+        | Command::Status(_)
+        | Command::Logs(_)
+        | Command::History(_)
+        | Command::Secrets(secrets_cmd::SecretsCommand::List(_))
+        | Command::ForceUnlock(_) => target::WhenMissing::Refuse,
+        _ => target::WhenMissing::Create,
+    };
+    cli.global.quiet_cloud = matches!(cli.command, Command::Watch(_));
     match cli.command {
         Command::Cloud(cmd) => cloud_cmd::run(cmd).await,
         Command::Org(cmd) => org_cmd::run(cmd, &cli.global).await,
@@ -185,8 +276,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => apply_cmd::run(args, &cli.global).await,
         Command::Watch(args) => watch_cmd::run(args, &cli.global).await,
         Command::ForceUnlock(args) => lock_cmd::run(args, &cli.global).await,
+        Command::Validate(args) => validate_cmd::run(&args),
+        Command::Fmt(args) => fmt_cmd::run(&args),
+        Command::Show(args) => show_cmd::run(&args),
+        Command::Completions(args) => completions_cmd::completions(&args),
+        Command::Man(args) => completions_cmd::man(&args),
         Command::Schema => {
-            println!(
+            crate::sayln!(
                 "{}",
                 serde_json::to_string_pretty(&crate::manifest::schema())?
             );

@@ -35,7 +35,7 @@ pub enum OrgCommand {
     /// List the organizations the API key can see.
     List {
         /// `text` for people, `json` for programs.
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
     /// List an organization's members and pending invites, with what each invite grants.
@@ -45,7 +45,7 @@ pub enum OrgCommand {
         #[arg(long, value_name = "ORG")]
         org: Option<String>,
         /// `text` for people, `json` for programs.
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
     /// Check whether a public namespace is free to claim (checks the format locally first).
@@ -55,7 +55,7 @@ pub enum OrgCommand {
         #[arg(value_name = "NAME")]
         name: String,
         /// `text` for people, `json` for programs.
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
 }

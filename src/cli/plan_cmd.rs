@@ -49,7 +49,7 @@ pub struct PlanArgs {
     ///
     /// `text` for people (coloured at a terminal unless NO_COLOR is set), `json` for programs
     /// (a versioned document, `format_version` 1), `markdown` for a pull-request comment.
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
     pub output: Format,
 
     /// Show every step, including the temporary names that swaps and rotations go through.
@@ -86,6 +86,12 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode
     // 1. The manifest, before any cloud call: a bad manifest costs nothing and touches nothing.
     let desired: Desired = match crate::manifest::load(&args.manifest) {
         Ok(d) => d,
+        Err(_) if super::show_cmd::is_saved_plan(&args.manifest) => {
+            let shown = args.manifest.display();
+            anyhow::bail!(
+                "`{shown}` is a saved plan, not a manifest\nhint: print it with `fleetform show {shown}`, or apply it with `fleetform apply {shown}`"
+            );
+        }
         Err(err) => {
             eprintln!("{err}");
             return Ok(ExitCode::FAILURE);
@@ -116,10 +122,18 @@ async fn plan_and_print(
         ..Default::default()
     };
     let plan_opts = plan::Options { prune: args.prune };
-    super::apply_cmd::remember_secrets(desired);
+    // The ledger of sensitive values is kept only where `.fleetform/` already exists: a
+    // plan creates nothing.
+    let mut ledger = super::apply_cmd::local_ledger();
+    ledger.remember(desired);
+    if Path::new(target::LOCAL_DIR).is_dir()
+        && let Err(e) = ledger.save()
+    {
+        tracing::warn!(error = %e, "cannot save the ledger of sensitive values");
+    }
     let plan = match make_plan(api, desired, &plan_opts, &observe_opts, &Status::new()).await? {
         Ok(mut plan) => {
-            super::apply_cmd::local_ledger().mark_plan(&mut plan);
+            ledger.mark_plan(&mut plan);
             plan
         }
         Err(errors) => {
@@ -131,26 +145,7 @@ async fn plan_and_print(
     };
 
     // 5. Print, and save.
-    let color = std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let rendered = render::render(
-        &plan,
-        args.output,
-        &RenderOptions {
-            color,
-            detail: args.detail,
-        },
-    );
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(super::term::clean(&rendered).as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        // The reader went away (`fleetform plan … | head`): not an error of ours.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        other => other.context("cannot write the plan to stdout")?,
-    }
-    drop(stdout);
+    print_plan(&plan, args.output, args.detail)?;
     if let Some(out) = &args.out {
         write_private_atomically(out, render::json::saved_plan(&plan).as_bytes())
             .with_context(|| format!("cannot save the plan to `{}`", out.display()))?;
@@ -166,6 +161,15 @@ async fn plan_and_print(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Prints `plan` on stdout in `format` (coloured at a terminal unless `NO_COLOR` is set);
+/// a reader that went away (`fleetform plan … | head`) is not an error.
+pub(super) fn print_plan(plan: &Plan, format: Format, detail: bool) -> anyhow::Result<()> {
+    let color = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let rendered = render::render(plan, format, &RenderOptions { color, detail });
+    super::term::print_stdout(&rendered).context("cannot write the plan to stdout")
 }
 
 /// Steps 3–4: observe, plan, and attribute config drift. The outer error is a failure to read
@@ -317,6 +321,8 @@ mod tests {
             timeout: std::time::Duration::from_secs(10),
             max_manifest_size: crate::manifest::DEFAULT_MAX_FILE_BYTES,
             verbose: 0,
+            when_missing: target::WhenMissing::Create,
+            quiet_cloud: false,
         };
         let target =
             target::connect_local(&dir.path().join("cloud"), &global, LocalOrg::Name("acme"))

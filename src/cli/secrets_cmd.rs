@@ -71,7 +71,7 @@ pub struct ListArgs {
     pub show_secrets: bool,
 
     /// `text` for people, `json` for programs.
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -86,7 +86,7 @@ pub struct RotateArgs {
     pub org: Option<String>,
 
     /// `text` for people, `json` for programs.
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 

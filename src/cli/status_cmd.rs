@@ -49,7 +49,7 @@ pub struct StatusArgs {
     pub org: Option<String>,
 
     /// `text` for people, `json` for programs.
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 

@@ -7,6 +7,15 @@
 //!   ignored by git). The client then dials it exactly as it would a remote cloud.
 //! - `http://…` / `https://…`: a remote cloud, with credentials from `--api-key-id`/`--api-key`
 //!   or `VIAM_API_KEY_ID`/`VIAM_API_KEY`.
+//!
+//! Every connection first names the cloud on stderr (`Cloud: local (.fleetform/cloud.db),
+//! organization acme` or `Cloud: https://app.viam.com:443`), so a CI job that forgot
+//! `FLEETFORM_CLOUD` cannot mistake a plan against an empty local cloud for the real one.
+//!
+//! Read-only commands never create anything ([`GlobalArgs::when_missing`]): against a local
+//! store that does not exist or lacks the organization, `plan` plans against an empty,
+//! throw-away local cloud and says so, and the other read commands say there is nothing yet.
+//! Only writing commands (`apply`, `watch`, `secrets rotate`, …) create it.
 
 use super::GlobalArgs;
 use crate::cloud::{Client, ClientOptions, Credentials};
@@ -25,6 +34,9 @@ pub struct Target {
     /// The organization the local cloud made for us (remote targets: `None`).
     pub local_org_id: Option<String>,
     server: Option<RunningServer>,
+    /// The throw-away store of a read-only command against a missing local organization;
+    /// removed when the target is dropped.
+    _scratch: Option<tempfile::TempDir>,
 }
 
 impl Target {
@@ -65,13 +77,59 @@ pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Target> {
 /// Like [`connect`], naming the organization wanted from a local cloud.
 pub async fn connect_for(global: &GlobalArgs, org: LocalOrg<'_>) -> anyhow::Result<Target> {
     match global.cloud.as_str() {
-        "local" => connect_local(Path::new(LOCAL_DIR), global, org).await,
+        "local" => {
+            let dir = Path::new(LOCAL_DIR);
+            if global.when_missing == WhenMissing::Create || has_local_org(dir, org) {
+                return connect_local(dir, global, org).await;
+            }
+            let wanted = match org {
+                LocalOrg::Any => "organization".to_string(),
+                LocalOrg::Name(n) | LocalOrg::Id(n) => format!("organization `{n}`"),
+            };
+            let db = dir.join("cloud.db");
+            match global.when_missing {
+                WhenMissing::Empty => {
+                    let scratch =
+                        tempfile::tempdir().context("cannot make a temporary directory")?;
+                    let org = match org {
+                        LocalOrg::Id(_) => LocalOrg::Any,
+                        other => other,
+                    };
+                    let mut target = connect_local_quietly(scratch.path(), global, org).await?;
+                    target._scratch = Some(scratch);
+                    announce(
+                        global,
+                        &format!(
+                            "Cloud: local ({}), which has no {wanted} yet: planning against an \
+                             empty one (`fleetform apply` creates it)",
+                            db.display()
+                        ),
+                    );
+                    Ok(target)
+                }
+                _ => bail!(
+                    "the local cloud ({}) has no {wanted} yet: there is nothing to show\nhint: \
+                     `fleetform apply MANIFEST` creates it; for another cloud set --cloud (or \
+                     FLEETFORM_CLOUD)",
+                    db.display()
+                ),
+            }
+        }
         url if url.starts_with("http://") || url.starts_with("https://") => {
-            let (Some(key_id), Some(key)) = (&global.api_key_id, &global.api_key) else {
-                bail!(
+            let (key_id, key) = match (&global.api_key_id, &global.api_key) {
+                (Some(id), Some(key)) => (id, key),
+                (None, None) => bail!(
                     "no credentials for {url}\nhint: set VIAM_API_KEY_ID and VIAM_API_KEY (or pass \
                      --api-key-id and --api-key); for a local server, `fleetform cloud init` prints them"
-                );
+                ),
+                (Some(_), None) => bail!(
+                    "an API key id is set but not the key itself, for {url}\nhint: set \
+                     VIAM_API_KEY (or pass --api-key) to the key that goes with VIAM_API_KEY_ID"
+                ),
+                (None, Some(_)) => bail!(
+                    "an API key is set but not its id, for {url}\nhint: set VIAM_API_KEY_ID (or \
+                     pass --api-key-id) to the id (a UUID) of the key in VIAM_API_KEY"
+                ),
             };
             let creds = Credentials {
                 key_id: key_id.clone(),
@@ -82,10 +140,12 @@ pub async fn connect_for(global: &GlobalArgs, org: LocalOrg<'_>) -> anyhow::Resu
             let client = Client::connect(opts)
                 .await
                 .with_context(|| format!("cannot connect to {url}"))?;
+            announce(global, &format!("Cloud: {url}"));
             Ok(Target {
                 client,
                 local_org_id: None,
                 server: None,
+                _scratch: None,
             })
         }
         other => bail!(
@@ -95,8 +155,71 @@ pub async fn connect_for(global: &GlobalArgs, org: LocalOrg<'_>) -> anyhow::Resu
     }
 }
 
-/// Starts the embedded cloud over `dir/cloud.db` and connects to it.
+/// What a command does when the local cloud lacks the organization it wants.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WhenMissing {
+    /// Create it (commands that write).
+    #[default]
+    Create,
+    /// Use an empty, throw-away one and say so (`plan`).
+    Empty,
+    /// Say there is nothing yet (other read-only commands).
+    Refuse,
+}
+
+/// Whether the local store in `dir` already has what `org` asks for. Reads only.
+fn has_local_org(dir: &Path, org: LocalOrg<'_>) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join("credentials.json")) else {
+        return false;
+    };
+    let Ok(all) = serde_json::from_str::<Vec<LocalCredentials>>(&text) else {
+        // Let the usual path report the broken file.
+        return true;
+    };
+    match org {
+        LocalOrg::Any => !all.is_empty(),
+        LocalOrg::Name(name) => all.iter().any(|c| c.org_name == name),
+        LocalOrg::Id(id) => all.iter().any(|c| c.org_id == id),
+    }
+}
+
+/// Starts the embedded cloud over `dir/cloud.db` and connects to it, naming it on stderr.
 pub async fn connect_local(
+    dir: &Path,
+    global: &GlobalArgs,
+    org: LocalOrg<'_>,
+) -> anyhow::Result<Target> {
+    let target = connect_local_quietly(dir, global, org).await?;
+    let name = std::fs::read_to_string(dir.join("credentials.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Vec<LocalCredentials>>(&t).ok())
+        .and_then(|all| {
+            all.into_iter()
+                .find(|c| Some(&c.org_id) == target.local_org_id.as_ref())
+        })
+        .map(|c| c.org_name)
+        .unwrap_or_default();
+    announce(
+        global,
+        &format!(
+            "Cloud: local ({}), organization {name}",
+            dir.join("cloud.db").display()
+        ),
+    );
+    Ok(target)
+}
+
+/// Names the cloud: on stderr, or as a log event for commands whose stderr is a log.
+fn announce(global: &GlobalArgs, line: &str) {
+    if global.quiet_cloud {
+        tracing::info!("{line}");
+    } else {
+        eprintln!("{}", super::term::clean(line));
+    }
+}
+
+/// [`connect_local`] without naming the cloud.
+async fn connect_local_quietly(
     dir: &Path,
     global: &GlobalArgs,
     org: LocalOrg<'_>,
@@ -121,6 +244,7 @@ pub async fn connect_local(
         client,
         local_org_id: Some(creds.org_id),
         server: Some(server),
+        _scratch: None,
     })
 }
 

@@ -49,6 +49,35 @@ pub fn clean(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Writes `text` to stdout through [`clean`]. A reader that went away (`fleetform … | head`)
+/// is not an error: the rest of the output is dropped quietly, as `git` does.
+pub fn print_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(clean(text).as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// Writes formatted output to stdout through [`clean`], for the [`say!`](crate::say) and
+/// [`sayln!`](crate::sayln) macros; see [`print_stdout`] for a reader that went away. Any
+/// other write error is reported once on stderr and later output is dropped.
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static FAILED: AtomicBool = AtomicBool::new(false);
+    if FAILED.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Err(e) = print_stdout(&args.to_string()) {
+        FAILED.store(true, Ordering::Relaxed);
+        eprintln!("error: cannot write to stdout: {e}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
