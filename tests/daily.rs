@@ -420,6 +420,20 @@ fn reads_name_the_cloud_and_create_nothing() {
         stderr(&apply).lines().next().unwrap(),
         "Cloud: local (.fleetform/cloud.db), organization acme"
     );
+    // Our own writes are attributed in words, and JSON times are RFC 3339.
+    let part = "Factory/Assembly/arm-01/arm-01-main";
+    let history = run(dir.path(), &["history", part]);
+    assert!(
+        stdout(&history).contains("  by this key (fleetform)  ("),
+        "{}",
+        stdout(&history)
+    );
+    let json = run(dir.path(), &["history", part, "-o", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    let when = doc["edits"][0]["when"].as_str().expect("a string");
+    assert!(when.ends_with('Z') && when.contains('T'), "{when}");
+    assert_eq!(doc["edits"][0]["by_name"], "this key (fleetform)");
+
     let status = run(dir.path(), &["status", "fleet.yaml"]);
     assert!(status.status.success(), "{}", stderr(&status));
     assert_eq!(

@@ -434,6 +434,7 @@ async fn show_progress(
             }
             Event::Finished { id, outcome } => {
                 let Some(c) = plan.change(&id) else { continue };
+                let outcome = named_blocker(&plan, outcome);
                 let line = outcome_line(c.action, c.kind.as_str(), &c.path, &outcome);
                 match &bar {
                     Some(bar) => {
@@ -450,6 +451,19 @@ async fn show_progress(
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+}
+
+/// `outcome` with the change a skipped change waited for named by what it changes
+/// (`location Factory`), never by the plan's internal change id.
+fn named_blocker(plan: &Plan, outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Skipped { because } => Outcome::Skipped {
+            because: plan
+                .change(&because)
+                .map_or(because, |d| format!("{} {}", d.kind.as_str(), d.path)),
+        },
+        other => other,
     }
 }
 

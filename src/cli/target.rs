@@ -33,6 +33,8 @@ pub struct Target {
     pub client: Client,
     /// The organization the local cloud made for us (remote targets: `None`).
     pub local_org_id: Option<String>,
+    /// The id of the API key this run uses: edits made with it are "this key (fleetform)".
+    pub key_id: String,
     server: Option<RunningServer>,
     /// The throw-away store of a read-only command against a missing local organization;
     /// removed when the target is dropped.
@@ -143,6 +145,7 @@ pub async fn connect_for(global: &GlobalArgs, org: LocalOrg<'_>) -> anyhow::Resu
             announce(global, &format!("Cloud: {url}"));
             Ok(Target {
                 client,
+                key_id: key_id.clone(),
                 local_org_id: None,
                 server: None,
                 _scratch: None,
@@ -242,6 +245,7 @@ async fn connect_local_quietly(
         .context("cannot connect to the local cloud")?;
     Ok(Target {
         client,
+        key_id: creds.key_id,
         local_org_id: Some(creds.org_id),
         server: Some(server),
         _scratch: None,
