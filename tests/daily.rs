@@ -441,3 +441,49 @@ fn reads_name_the_cloud_and_create_nothing() {
         "Cloud: local (.fleetform/cloud.db), organization acme"
     );
 }
+
+#[test]
+fn secrets_rotate_shows_what_it_will_do_and_asks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fleet.yaml"), FLEET).unwrap();
+    assert!(
+        run(dir.path(), &["apply", "fleet.yaml", "--yes"])
+            .status
+            .success()
+    );
+    let list = |d: &Path| {
+        let out = run(d, &["secrets", "list", "Factory/Assembly", "-o", "json"]);
+        let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        doc["secrets"].clone()
+    };
+    let before = list(dir.path());
+
+    // No terminal and no --yes: it says what it would do, and refuses.
+    let refused = fleetform(dir.path())
+        .args(["secrets", "rotate", "Factory/Assembly"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let err = stderr(&refused);
+    assert!(
+        err.contains("will create one new secret and delete the old one:"),
+        "{err}"
+    );
+    assert!(err.contains(before[0]["id"].as_str().unwrap()), "{err}");
+    assert!(err.contains("Machines that authenticate with an old secret stop working"));
+    assert!(
+        err.contains(
+            "error: refusing to rotate without confirmation: stdin is not a terminal\nhint: "
+        ),
+        "{err}"
+    );
+    assert_eq!(list(dir.path()), before, "nothing was rotated");
+
+    let rotated = run(
+        dir.path(),
+        &["secrets", "rotate", "Factory/Assembly", "--yes"],
+    );
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    assert_ne!(list(dir.path())[0]["id"], before[0]["id"]);
+}

@@ -613,7 +613,7 @@ async fn rotate_leaves_exactly_one_new_secret_and_never_prints_a_value_unasked()
         .ok();
     assert_eq!(json_list.json()["secrets"].as_array().unwrap().len(), 2);
 
-    let rotate = env.run(&["secrets", "rotate", "HQ/Assembly"]).ok();
+    let rotate = env.run(&["secrets", "rotate", "HQ/Assembly", "--yes"]).ok();
     let now = api.location_secrets(&fleet.assembly_id).await.unwrap();
     assert_eq!(now.len(), 1, "exactly one secret remains");
     assert!(old.iter().all(|s| s.id != now[0].id), "and it is a new one");
@@ -626,7 +626,14 @@ async fn rotate_leaves_exactly_one_new_secret_and_never_prints_a_value_unasked()
 
     // A second rotation from one secret: create, then delete the old one.
     let again = env
-        .run(&["secrets", "rotate", "HQ/Assembly", "--output", "json"])
+        .run(&[
+            "secrets",
+            "rotate",
+            "HQ/Assembly",
+            "--yes",
+            "--output",
+            "json",
+        ])
         .ok();
     let report = again.json();
     assert_eq!(report["deleted"], json!([now[0].id]));

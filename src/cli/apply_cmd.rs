@@ -386,21 +386,32 @@ async fn execute(
 }
 
 fn confirm(plan: &Plan) -> anyhow::Result<()> {
+    ask_yes(
+        &format!(
+            "Apply these {} change(s) to organization {}?",
+            plan.changes.len(),
+            plan.organization_name
+        ),
+        "apply",
+        "review the plan, then pass --yes",
+    )
+}
+
+/// Asks `question` on a terminal and goes on only on `yes`; without a terminal it refuses,
+/// with `hint`. `verb` names the action in the refusal (`apply`, `rotate`).
+pub(super) fn ask_yes(question: &str, verb: &str, hint: &str) -> anyhow::Result<()> {
     if !std::io::stdin().is_terminal() {
-        bail!(
-            "refusing to apply without confirmation: stdin is not a terminal\nhint: review the plan, then pass --yes"
-        );
+        bail!("refusing to {verb} without confirmation: stdin is not a terminal\nhint: {hint}");
     }
     eprint!(
-        "\nApply these {} change(s) to organization {}? Only 'yes' will be accepted: ",
-        plan.changes.len(),
-        plan.organization_name
+        "\n{} Only 'yes' will be accepted: ",
+        super::term::clean(question)
     );
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     if answer.trim() != "yes" {
-        bail!("apply cancelled; nothing was changed");
+        bail!("{verb} cancelled; nothing was changed");
     }
     Ok(())
 }
