@@ -487,3 +487,35 @@ fn secrets_rotate_shows_what_it_will_do_and_asks() {
     assert!(rotated.status.success(), "{}", stderr(&rotated));
     assert_ne!(list(dir.path())[0]["id"], before[0]["id"]);
 }
+
+#[test]
+fn apply_json_lines_streams_one_event_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fleet.yaml"), FLEET).unwrap();
+    let out = run(
+        dir.path(),
+        &["apply", "fleet.yaml", "--yes", "-o", "json-lines"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types.first(), Some(&"plan"));
+    assert_eq!(types.last(), Some(&"summary"));
+    assert_eq!(types.iter().filter(|t| **t == "change_started").count(), 7);
+    assert_eq!(types.iter().filter(|t| **t == "change_applied").count(), 7);
+    for e in &events {
+        assert_eq!(e["format_version"], 1);
+        assert!(e["time"].as_str().unwrap().ends_with('Z'));
+    }
+    assert_eq!(events[0]["summary"]["create"], 7);
+    let applied = events
+        .iter()
+        .find(|e| e["type"] == "change_applied")
+        .unwrap();
+    assert!(applied["path"].is_string() && applied["kind"].is_string());
+    assert!(applied.get("id").is_none(), "no internal change ids");
+    assert_eq!(events.last().unwrap()["applied"], 7);
+}
