@@ -434,6 +434,20 @@ fn reads_name_the_cloud_and_create_nothing() {
     assert!(when.ends_with('Z') && when.contains('T'), "{when}");
     assert_eq!(doc["edits"][0]["by_name"], "this key (fleetform)");
 
+    // A machine path whose machine is missing names the machine, not its location.
+    let missing = run(dir.path(), &["logs", "Factory/Assembly/arm-1"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        stderr(&missing)
+            .lines()
+            .filter(|l| !l.starts_with("Cloud: "))
+            .collect::<Vec<_>>(),
+        [
+            "error: no part `Factory/Assembly/arm-1`: location `Factory/Assembly` has no machine `arm-1`",
+            "hint: did you mean `arm-01`?"
+        ]
+    );
+
     let status = run(dir.path(), &["status", "fleet.yaml"]);
     assert!(status.status.success(), "{}", stderr(&status));
     assert_eq!(
