@@ -25,6 +25,15 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// The id of the API key of the first cloud this process connected to (a command connects
+/// once): edits made with it are shown as [`super::history_cmd::OWN_KEY`], not as a UUID.
+static OWN_KEY_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// See [`OWN_KEY_ID`]; `None` before any connection.
+pub(super) fn own_key_id() -> Option<&'static str> {
+    OWN_KEY_ID.get().map(String::as_str)
+}
+
 /// The directory holding the local cloud's state.
 pub const LOCAL_DIR: &str = ".fleetform";
 
@@ -143,6 +152,7 @@ pub async fn connect_for(global: &GlobalArgs, org: LocalOrg<'_>) -> anyhow::Resu
                 .await
                 .with_context(|| format!("cannot connect to {url}"))?;
             announce(global, &format!("Cloud: {url}"));
+            let _ = OWN_KEY_ID.set(key_id.clone());
             Ok(Target {
                 client,
                 key_id: key_id.clone(),
@@ -243,6 +253,7 @@ async fn connect_local_quietly(
     let client = Client::connect(opts)
         .await
         .context("cannot connect to the local cloud")?;
+    let _ = OWN_KEY_ID.set(creds.key_id.clone());
     Ok(Target {
         client,
         key_id: creds.key_id,
