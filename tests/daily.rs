@@ -420,10 +420,116 @@ fn reads_name_the_cloud_and_create_nothing() {
         stderr(&apply).lines().next().unwrap(),
         "Cloud: local (.fleetform/cloud.db), organization acme"
     );
+    // Our own writes are attributed in words, and JSON times are RFC 3339.
+    let part = "Factory/Assembly/arm-01/arm-01-main";
+    let history = run(dir.path(), &["history", part]);
+    assert!(
+        stdout(&history).contains("  by this key (fleetform)  ("),
+        "{}",
+        stdout(&history)
+    );
+    let json = run(dir.path(), &["history", part, "-o", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    let when = doc["edits"][0]["when"].as_str().expect("a string");
+    assert!(when.ends_with('Z') && when.contains('T'), "{when}");
+    assert_eq!(doc["edits"][0]["by_name"], "this key (fleetform)");
+
+    // A machine path whose machine is missing names the machine, not its location.
+    let missing = run(dir.path(), &["logs", "Factory/Assembly/arm-1"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        stderr(&missing)
+            .lines()
+            .filter(|l| !l.starts_with("Cloud: "))
+            .collect::<Vec<_>>(),
+        [
+            "error: no part `Factory/Assembly/arm-1`: location `Factory/Assembly` has no machine `arm-1`",
+            "hint: did you mean `arm-01`?"
+        ]
+    );
+
     let status = run(dir.path(), &["status", "fleet.yaml"]);
     assert!(status.status.success(), "{}", stderr(&status));
     assert_eq!(
         stderr(&status).lines().next().unwrap(),
         "Cloud: local (.fleetform/cloud.db), organization acme"
     );
+}
+
+#[test]
+fn secrets_rotate_shows_what_it_will_do_and_asks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fleet.yaml"), FLEET).unwrap();
+    assert!(
+        run(dir.path(), &["apply", "fleet.yaml", "--yes"])
+            .status
+            .success()
+    );
+    let list = |d: &Path| {
+        let out = run(d, &["secrets", "list", "Factory/Assembly", "-o", "json"]);
+        let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        doc["secrets"].clone()
+    };
+    let before = list(dir.path());
+
+    // No terminal and no --yes: it says what it would do, and refuses.
+    let refused = fleetform(dir.path())
+        .args(["secrets", "rotate", "Factory/Assembly"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let err = stderr(&refused);
+    assert!(
+        err.contains("will create one new secret and delete the old one:"),
+        "{err}"
+    );
+    assert!(err.contains(before[0]["id"].as_str().unwrap()), "{err}");
+    assert!(err.contains("Machines that authenticate with an old secret stop working"));
+    assert!(
+        err.contains(
+            "error: refusing to rotate without confirmation: stdin is not a terminal\nhint: "
+        ),
+        "{err}"
+    );
+    assert_eq!(list(dir.path()), before, "nothing was rotated");
+
+    let rotated = run(
+        dir.path(),
+        &["secrets", "rotate", "Factory/Assembly", "--yes"],
+    );
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    assert_ne!(list(dir.path())[0]["id"], before[0]["id"]);
+}
+
+#[test]
+fn apply_json_lines_streams_one_event_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fleet.yaml"), FLEET).unwrap();
+    let out = run(
+        dir.path(),
+        &["apply", "fleet.yaml", "--yes", "-o", "json-lines"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types.first(), Some(&"plan"));
+    assert_eq!(types.last(), Some(&"summary"));
+    assert_eq!(types.iter().filter(|t| **t == "change_started").count(), 7);
+    assert_eq!(types.iter().filter(|t| **t == "change_applied").count(), 7);
+    for e in &events {
+        assert_eq!(e["format_version"], 1);
+        assert!(e["time"].as_str().unwrap().ends_with('Z'));
+    }
+    assert_eq!(events[0]["summary"]["create"], 7);
+    let applied = events
+        .iter()
+        .find(|e| e["type"] == "change_applied")
+        .unwrap();
+    assert!(applied["path"].is_string() && applied["kind"].is_string());
+    assert!(applied.get("id").is_none(), "no internal change ids");
+    assert_eq!(events.last().unwrap()["applied"], 7);
 }

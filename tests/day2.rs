@@ -297,7 +297,12 @@ async fn status_shows_the_tree_and_which_parts_drifted() {
         "{}",
         run.explain()
     );
-    assert!(line("arm-01-main (main)").contains(&format!("last changed by {}", env.key_id)));
+    // The edit was made with the key this run uses: attributed in words, not by its id.
+    assert!(
+        line("arm-01-main (main)").contains("last changed by this key (fleetform)"),
+        "{}",
+        run.explain()
+    );
     assert!(line("arm-01-cam").contains("in sync"), "{}", run.explain());
     assert!(line("arm-01-cam").contains("last access never"));
     assert!(
@@ -505,8 +510,13 @@ async fn history_shows_the_diff_of_two_updates_newest_first() {
         from_20 < to_30 && to_30 < to_20,
         "newest edit first:\n{out}"
     );
-    let by = format!("  by {} (api-key)", env.key_id);
-    assert_eq!(out.matches(&by).count(), 2, "{}", run.explain());
+    // The edits were made with the key this run uses: attributed in words.
+    assert_eq!(
+        out.matches("  by this key (fleetform)  (").count(),
+        2,
+        "{}",
+        run.explain()
+    );
     assert!(out.contains("older edits not shown"), "{}", run.explain());
 
     let doc = env
@@ -608,7 +618,7 @@ async fn rotate_leaves_exactly_one_new_secret_and_never_prints_a_value_unasked()
         .ok();
     assert_eq!(json_list.json()["secrets"].as_array().unwrap().len(), 2);
 
-    let rotate = env.run(&["secrets", "rotate", "HQ/Assembly"]).ok();
+    let rotate = env.run(&["secrets", "rotate", "HQ/Assembly", "--yes"]).ok();
     let now = api.location_secrets(&fleet.assembly_id).await.unwrap();
     assert_eq!(now.len(), 1, "exactly one secret remains");
     assert!(old.iter().all(|s| s.id != now[0].id), "and it is a new one");
@@ -621,7 +631,14 @@ async fn rotate_leaves_exactly_one_new_secret_and_never_prints_a_value_unasked()
 
     // A second rotation from one secret: create, then delete the old one.
     let again = env
-        .run(&["secrets", "rotate", "HQ/Assembly", "--output", "json"])
+        .run(&[
+            "secrets",
+            "rotate",
+            "HQ/Assembly",
+            "--yes",
+            "--output",
+            "json",
+        ])
         .ok();
     let report = again.json();
     assert_eq!(report["deleted"], json!([now[0].id]));

@@ -46,9 +46,66 @@ Examples:
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum ApplyOutput {
+    /// For people: the plan, one line per finished change, a summary.
     #[default]
     Text,
+    /// One JSON document at the end (format_version 1).
     Json,
+    /// One JSON event per line as it happens, for CI (the events are listed in the README).
+    JsonLines,
+}
+
+/// The version of the `--output json-lines` events; raised on any incompatible change.
+pub const EVENTS_FORMAT_VERSION: u32 = 1;
+
+/// One `--output json-lines` event: a JSON object on one line with `format_version`,
+/// `type` and `time` (RFC 3339), then the fields of `fields`. The types, in order:
+///
+/// - `plan`: `organization {id, name}`, `summary {create, update, move, delete, …}`;
+/// - `change_started`: `action`, `kind`, `path`;
+/// - `change_applied`, `change_failed` / `change_conflict` (with `cause`), `change_skipped`
+///   (with `because`: the resource whose change did not apply), `change_not_started`:
+///   `action`, `kind`, `path`;
+/// - `summary`: `applied`, `failed`, `skipped`, `interrupted`.
+///
+/// Resources are named by kind and path, never by the plan's internal change ids.
+fn event_line(kind: &str, fields: serde_json::Value) -> String {
+    let mut event = serde_json::json!({
+        "format_version": EVENTS_FORMAT_VERSION,
+        "type": kind,
+        "time": crate::model::Timestamp::now().to_string(),
+    });
+    if let (Some(e), serde_json::Value::Object(f)) = (event.as_object_mut(), fields) {
+        e.extend(f);
+    }
+    event.to_string()
+}
+
+/// The event for a change that started or finished.
+fn change_event(c: &crate::plan::Change, outcome: Option<&Outcome>) -> String {
+    let mut fields = serde_json::json!({
+        "action": c.action,
+        "kind": c.kind.as_str(),
+        "path": c.path,
+    });
+    let kind = match outcome {
+        None => "change_started",
+        Some(Outcome::Applied) => "change_applied",
+        Some(Outcome::Failed { cause }) => {
+            fields["cause"] = cause.clone().into();
+            "change_failed"
+        }
+        Some(Outcome::Conflict { cause }) => {
+            fields["cause"] = cause.clone().into();
+            "change_conflict"
+        }
+        Some(Outcome::Skipped { because }) => {
+            fields["because"] = because.clone().into();
+            "change_skipped"
+        }
+        Some(Outcome::NotStarted) => "change_not_started",
+    };
+    event_line(kind, fields)
 }
 
 /// Arguments of `fleetform apply`.
@@ -81,7 +138,8 @@ pub struct ApplyArgs {
     /// `2m`). The default, 0s, refuses at once, naming the holder.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = super::ranges::lock_timeout)]
     pub lock_timeout: std::time::Duration,
-    /// How to report: text for people, json for programs (the plan is then not printed).
+    /// How to report: `text` for people; `json` for programs (one document at the end, the
+    /// plan not printed); `json-lines` for CI (one JSON event per line as changes happen).
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = ApplyOutput::Text)]
     pub output: ApplyOutput,
 }
@@ -327,12 +385,27 @@ async fn execute(
             ))
         );
     }
+    let lines = args.output == ApplyOutput::JsonLines;
+    if lines {
+        crate::sayln!(
+            "{}",
+            event_line(
+                "plan",
+                serde_json::json!({
+                    "organization": { "id": plan.organization_id, "name": plan.organization_name },
+                    "summary": plan.summary(),
+                })
+            )
+        );
+    }
     if plan.is_empty() {
-        if !text_output {
-            crate::sayln!(
+        match args.output {
+            ApplyOutput::Text => {}
+            ApplyOutput::Json => crate::sayln!(
                 "{}",
                 serde_json::to_string_pretty(&json_report(&plan, None))?
-            );
+            ),
+            ApplyOutput::JsonLines => crate::sayln!("{}", summary_event(None)),
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -358,7 +431,7 @@ async fn execute(
         }
     });
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
-    let progress = tokio::spawn(show_progress(plan.clone(), events_rx, text_output));
+    let progress = tokio::spawn(show_progress(plan.clone(), events_rx, args.output));
     let api: Arc<dyn CloudApi> = Arc::new(client.clone());
     let report = apply::apply(
         api,
@@ -379,13 +452,13 @@ async fn execute(
         );
     }
 
-    if text_output {
-        print_summary(&report);
-    } else {
-        crate::sayln!(
+    match args.output {
+        ApplyOutput::Text => print_summary(&report),
+        ApplyOutput::Json => crate::sayln!(
             "{}",
             serde_json::to_string_pretty(&json_report(&plan, Some(&report)))?
-        );
+        ),
+        ApplyOutput::JsonLines => crate::sayln!("{}", summary_event(Some(&report))),
     }
     Ok(if held.lost() {
         ExitCode::FAILURE
@@ -399,21 +472,32 @@ async fn execute(
 }
 
 fn confirm(plan: &Plan) -> anyhow::Result<()> {
+    ask_yes(
+        &format!(
+            "Apply these {} change(s) to organization {}?",
+            plan.changes.len(),
+            plan.organization_name
+        ),
+        "apply",
+        "review the plan, then pass --yes",
+    )
+}
+
+/// Asks `question` on a terminal and goes on only on `yes`; without a terminal it refuses,
+/// with `hint`. `verb` names the action in the refusal (`apply`, `rotate`).
+pub(super) fn ask_yes(question: &str, verb: &str, hint: &str) -> anyhow::Result<()> {
     if !std::io::stdin().is_terminal() {
-        bail!(
-            "refusing to apply without confirmation: stdin is not a terminal\nhint: review the plan, then pass --yes"
-        );
+        bail!("refusing to {verb} without confirmation: stdin is not a terminal\nhint: {hint}");
     }
     eprint!(
-        "\nApply these {} change(s) to organization {}? Only 'yes' will be accepted: ",
-        plan.changes.len(),
-        plan.organization_name
+        "\n{} Only 'yes' will be accepted: ",
+        super::term::clean(question)
     );
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     if answer.trim() != "yes" {
-        bail!("apply cancelled; nothing was changed");
+        bail!("{verb} cancelled; nothing was changed");
     }
     Ok(())
 }
@@ -422,8 +506,9 @@ fn confirm(plan: &Plan) -> anyhow::Result<()> {
 async fn show_progress(
     plan: Plan,
     mut events: tokio::sync::mpsc::UnboundedReceiver<Event>,
-    text_output: bool,
+    output: ApplyOutput,
 ) {
+    let text_output = output == ApplyOutput::Text;
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(plan.changes.len() as u64);
         if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
@@ -436,6 +521,9 @@ async fn show_progress(
     while let Some(e) = events.recv().await {
         match e {
             Event::Started { id } => {
+                if let (ApplyOutput::JsonLines, Some(c)) = (output, plan.change(&id)) {
+                    crate::sayln!("{}", change_event(c, None));
+                }
                 if let (Some(bar), Some(c)) = (&bar, plan.change(&id)) {
                     bar.set_message(format!(
                         "{} {} {}",
@@ -447,6 +535,10 @@ async fn show_progress(
             }
             Event::Finished { id, outcome } => {
                 let Some(c) = plan.change(&id) else { continue };
+                let outcome = named_blocker(&plan, outcome);
+                if output == ApplyOutput::JsonLines {
+                    crate::sayln!("{}", change_event(c, Some(&outcome)));
+                }
                 let line = outcome_line(c.action, c.kind.as_str(), &c.path, &outcome);
                 match &bar {
                     Some(bar) => {
@@ -463,6 +555,19 @@ async fn show_progress(
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+}
+
+/// `outcome` with the change a skipped change waited for named by what it changes
+/// (`location Factory`), never by the plan's internal change id.
+fn named_blocker(plan: &Plan, outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Skipped { because } => Outcome::Skipped {
+            because: plan
+                .change(&because)
+                .map_or(because, |d| format!("{} {}", d.kind.as_str(), d.path)),
+        },
+        other => other,
     }
 }
 
@@ -534,6 +639,19 @@ fn print_summary(report: &Report) {
             "Run the same apply again to retry what failed; it plans from the cloud as it is now."
         );
     }
+}
+
+/// The last `--output json-lines` event: the counts of the report (all 0 for an empty plan).
+fn summary_event(report: Option<&Report>) -> String {
+    event_line(
+        "summary",
+        serde_json::json!({
+            "applied": report.map_or(0, Report::applied),
+            "failed": report.map_or(0, Report::failed),
+            "skipped": report.map_or(0, Report::skipped),
+            "interrupted": report.is_some_and(|r| r.interrupted),
+        }),
+    )
 }
 
 /// The `--output json` report (format_version 1): the plan's summary and, after applying, each

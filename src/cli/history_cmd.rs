@@ -57,21 +57,28 @@ pub struct HistoryArgs {
 /// Runs `fleetform history`.
 pub async fn run(args: HistoryArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let target = resolve::connect_org(global, args.org.as_deref()).await?;
-    let result = history(&args, &target.client).await;
+    let result = history(&args, &target.client, &target.key_id).await;
     let closed = target.close().await;
     let code = result?;
     closed?;
     Ok(code)
 }
 
+/// How an edit made with the API key this run uses is attributed.
+pub const OWN_KEY: &str = "this key (fleetform)";
+
 /// One edit of a part or a fragment: the state before and after it.
 #[derive(Debug, Serialize)]
 pub struct Edit {
+    #[serde(serialize_with = "super::term::rfc3339")]
     pub when: Option<Timestamp>,
     /// The user's email or the API key id.
     pub by: Option<String>,
     /// `api-key`, `web-oauth`, … when the cloud says.
     pub by_kind: Option<String>,
+    /// Who `by` is, in words, when fleetform knows: [`OWN_KEY`] for the key this run uses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by_name: Option<String>,
     pub name_before: String,
     pub name_after: String,
     /// Parts only.
@@ -90,10 +97,14 @@ pub struct Edit {
     pub diff: String,
 }
 
-async fn history(args: &HistoryArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCode> {
+async fn history(
+    args: &HistoryArgs,
+    api: &dyn CloudApi,
+    own_key_id: &str,
+) -> anyhow::Result<ExitCode> {
     let org = resolve::organization(api, args.org.as_deref()).await?;
     let limit = i64::try_from(args.count.saturating_add(1)).unwrap_or(i64::MAX);
-    let (subject, path, more, edits) = match (&args.fragment, &args.part) {
+    let (subject, path, more, mut edits) = match (&args.fragment, &args.part) {
         (Some(wanted), _) => {
             let fragment = resolve_fragment(api, &org.id, wanted).await?;
             let path = fragment.name.clone();
@@ -127,6 +138,11 @@ async fn history(args: &HistoryArgs, api: &dyn CloudApi) -> anyhow::Result<ExitC
         }
         (None, None) => bail!("name a PART or a --fragment"),
     };
+    for e in &mut edits {
+        if e.by.as_deref() == Some(own_key_id) {
+            e.by_name = Some(OWN_KEY.to_string());
+        }
+    }
     let mut out = String::new();
     match args.output {
         OutputFormat::Json => {
@@ -263,6 +279,7 @@ fn edit(
         when,
         by: by.map(|e| e.value.clone()),
         by_kind: by.map(|e| e.kind.clone()).filter(|k| !k.is_empty()),
+        by_name: None,
         name_before: before.name.to_string(),
         name_after: after.name.to_string(),
         main_before: before.main,
@@ -324,6 +341,7 @@ fn render_edit(e: &Edit, now: Timestamp) -> String {
         .when
         .map_or_else(|| "(unknown time)".to_string(), |t| t.to_string());
     let who = match (&e.by, &e.by_kind) {
+        _ if e.by_name.is_some() => e.by_name.clone().unwrap_or_default(),
         (Some(by), Some(kind)) => format!("{by} ({kind})"),
         (Some(by), None) => by.clone(),
         (None, _) => "(unknown)".to_string(),

@@ -228,9 +228,16 @@ async fn attribute_drift(
     };
     for change in &mut plan.changes {
         if let Some(entry) = drifted(&change.op).and_then(|id| newest.get(&id)) {
+            let who = entry.edited_by.as_ref().map(|e| {
+                if Some(e.value.as_str()) == target::own_key_id() {
+                    super::history_cmd::OWN_KEY.to_string()
+                } else {
+                    e.value.clone()
+                }
+            });
             change.attribution = Some(Attribution {
                 when: entry.when,
-                who: entry.edited_by.as_ref().map(|e| e.value.clone()),
+                who,
             });
         }
     }

@@ -376,6 +376,12 @@ impl Places {
                 suggestion(part_name, &names, "parts")
             );
         }
+        // A machine path (LOCATION/MACHINE, for its main part) whose location exists: the
+        // machine is what is missing, so name that location's machines.
+        let whole = rest.join("/");
+        if let Some(err) = self.missing_machine(arg, &whole, part_name) {
+            return err;
+        }
         let Some((machine_name, location)) = rest.split_last() else {
             return anyhow::anyhow!("no part `{arg}`\n{shape}");
         };
@@ -384,28 +390,39 @@ impl Places {
             return anyhow::anyhow!("no part `{arg}`: the path is too short\n{shape}");
         }
         // The location exists: name its machines.
-        let ids: Vec<&str> = self
-            .locations
-            .iter()
-            .filter(|l| self.paths.get(&l.id).is_some_and(|p| *p == location))
-            .map(|l| l.id.as_str())
-            .collect();
-        if !ids.is_empty() {
-            let names: Vec<&str> = self
-                .machines
-                .iter()
-                .filter(|m| ids.contains(&m.location_id.as_str()))
-                .map(|m| m.name.as_str())
-                .collect();
-            return anyhow::anyhow!(
-                "no part `{arg}`: location `{location}` has no machine `{machine_name}`\nhint: {}",
-                suggestion(machine_name, &names, "machines")
-            );
+        if let Some(err) = self.missing_machine(arg, &location, machine_name) {
+            return err;
         }
         match self.location(&location) {
             Err(e) => anyhow::anyhow!("no part `{arg}`: {e:#}"),
             Ok(_) => anyhow::anyhow!("no part `{arg}`\n{shape}"),
         }
+    }
+}
+
+impl Places {
+    /// "location `L` has no machine `M`", with the closest of its machines, when location
+    /// `location` exists; `None` when it does not.
+    fn missing_machine(&self, arg: &str, location: &str, machine: &str) -> Option<anyhow::Error> {
+        let ids: Vec<&str> = self
+            .locations
+            .iter()
+            .filter(|l| self.paths.get(&l.id).is_some_and(|p| p == location))
+            .map(|l| l.id.as_str())
+            .collect();
+        if ids.is_empty() {
+            return None;
+        }
+        let names: Vec<&str> = self
+            .machines
+            .iter()
+            .filter(|m| ids.contains(&m.location_id.as_str()))
+            .map(|m| m.name.as_str())
+            .collect();
+        Some(anyhow::anyhow!(
+            "no part `{arg}`: location `{location}` has no machine `{machine}`\nhint: {}",
+            suggestion(machine, &names, "machines")
+        ))
     }
 }
 

@@ -41,9 +41,12 @@ new one. A location holds at most 2 secrets: when it already has 2, the oldest i
 It is never left without a secret. Machines that authenticate with an old secret stop working
 until they get the new one (`fleetform secrets list LOCATION --show-secrets`).
 
+It first shows what it will create and delete and asks for confirmation on a terminal;
+elsewhere (CI) pass --yes.
+
 Examples:
   fleetform secrets rotate HQ/Assembly
-  fleetform secrets rotate abcde12345 --output json";
+  fleetform secrets rotate abcde12345 --yes --output json";
 
 #[derive(Debug, Subcommand)]
 pub enum SecretsCommand {
@@ -80,6 +83,10 @@ pub struct RotateArgs {
     /// The location: a path such as `HQ/Assembly`, or a location id.
     #[arg(value_name = "LOCATION")]
     pub location: String,
+
+    /// Rotate without asking for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
 
     /// The organization (a name or an id). Default: the only one the API key sees.
     #[arg(long, value_name = "ORG")]
@@ -200,6 +207,39 @@ async fn rotate_leased(
 async fn rotate(args: &RotateArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCode> {
     let org = resolve::organization(api, args.org.as_deref()).await?;
     let (path, location) = resolve::resolve_location(api, &org.id, &args.location).await?;
+    if !args.yes {
+        let old = sorted(
+            api.location_secrets(&location.id)
+                .await
+                .with_context(|| format!("cannot read the secrets of location `{path}`"))?,
+        );
+        let now = Timestamp::now();
+        eprintln!(
+            "{}",
+            super::term::clean(&format!(
+                "Rotating the secrets of location `{path}` ({}) will create one new secret and \
+                 delete {}:",
+                location.id,
+                match old.len() {
+                    0 => "nothing".to_string(),
+                    1 => "the old one".to_string(),
+                    n => format!("the {n} old ones"),
+                }
+            ))
+        );
+        for s in &old {
+            let age = ago(s.created_on, now).replace(" ago", " old");
+            eprintln!("{}", super::term::clean(&format!("  - {} ({age})", s.id)));
+        }
+        eprintln!(
+            "Machines that authenticate with an old secret stop working until they get the new one."
+        );
+        super::apply_cmd::ask_yes(
+            "Rotate?",
+            "rotate",
+            "check which machines use the location's secrets, then pass --yes",
+        )?;
+    }
     let (created, deleted) = rotate_secrets(api, &location.id, &path).await?;
     let now = Timestamp::now();
     let remaining = sorted(

@@ -193,6 +193,7 @@ pub enum SyncState {
         reason: String,
         /// Who last changed the part in the cloud, and when, when the history says.
         who: Option<String>,
+        #[serde(serialize_with = "super::term::rfc3339")]
         when: Option<Timestamp>,
     },
     NotInManifest,
@@ -299,6 +300,7 @@ struct MachineNode {
     id: String,
     name: String,
     online_state: OnlineState,
+    #[serde(serialize_with = "super::term::rfc3339")]
     last_access: Option<Timestamp>,
     #[serde(skip)]
     last_access_text: String,
@@ -311,6 +313,7 @@ struct PartNode {
     name: String,
     main: bool,
     online_state: OnlineState,
+    #[serde(serialize_with = "super::term::rfc3339")]
     last_access: Option<Timestamp>,
     #[serde(skip)]
     last_access_text: String,

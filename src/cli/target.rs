@@ -25,6 +25,15 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// The id of the API key of the first cloud this process connected to (a command connects
+/// once): edits made with it are shown as [`super::history_cmd::OWN_KEY`], not as a UUID.
+static OWN_KEY_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// See [`OWN_KEY_ID`]; `None` before any connection.
+pub(super) fn own_key_id() -> Option<&'static str> {
+    OWN_KEY_ID.get().map(String::as_str)
+}
+
 /// The directory holding the local cloud's state.
 pub const LOCAL_DIR: &str = ".fleetform";
 
@@ -33,6 +42,8 @@ pub struct Target {
     pub client: Client,
     /// The organization the local cloud made for us (remote targets: `None`).
     pub local_org_id: Option<String>,
+    /// The id of the API key this run uses: edits made with it are "this key (fleetform)".
+    pub key_id: String,
     server: Option<RunningServer>,
     /// The throw-away store of a read-only command against a missing local organization;
     /// removed when the target is dropped.
@@ -141,8 +152,10 @@ pub async fn connect_for(global: &GlobalArgs, org: LocalOrg<'_>) -> anyhow::Resu
                 .await
                 .with_context(|| format!("cannot connect to {url}"))?;
             announce(global, &format!("Cloud: {url}"));
+            let _ = OWN_KEY_ID.set(key_id.clone());
             Ok(Target {
                 client,
+                key_id: key_id.clone(),
                 local_org_id: None,
                 server: None,
                 _scratch: None,
@@ -240,8 +253,10 @@ async fn connect_local_quietly(
     let client = Client::connect(opts)
         .await
         .context("cannot connect to the local cloud")?;
+    let _ = OWN_KEY_ID.set(creds.key_id.clone());
     Ok(Target {
         client,
+        key_id: creds.key_id,
         local_org_id: Some(creds.org_id),
         server: Some(server),
         _scratch: None,

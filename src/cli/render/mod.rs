@@ -52,10 +52,25 @@ pub struct RenderOptions {
 /// Renders `plan` in `format`. The result ends with a newline.
 pub fn render(plan: &Plan, format: Format, opts: &RenderOptions) -> String {
     match format {
-        Format::Text => text::render(plan, opts),
+        Format::Text => name_created_ids(plan, text::render(plan, opts)),
         Format::Json => json::render(plan, opts),
-        Format::Markdown => markdown::render(plan, opts),
+        Format::Markdown => name_created_ids(plan, markdown::render(plan, opts)),
     }
+}
+
+/// `rendered` with each `(created by cN)` — an id that an earlier change of the plan creates
+/// — naming that change's resource instead of its internal change id:
+/// `(fragment camera-kit, created by this plan)`.
+fn name_created_ids(plan: &Plan, rendered: String) -> String {
+    if !rendered.contains("(created by ") {
+        return rendered;
+    }
+    plan.changes.iter().fold(rendered, |text, c| {
+        text.replace(
+            &format!("(created by {})", c.id),
+            &format!("({} {}, created by this plan)", c.kind.as_str(), c.path),
+        )
+    })
 }
 
 /// `Plan: N to create, N to update, N to move, N to delete.`, or, for an empty plan,
@@ -623,5 +638,20 @@ mod tests {
             "{text}"
         );
         assert!(text.starts_with("--- cloud\n+++ manifest\n@@"), "{text}");
+    }
+
+    #[test]
+    fn rendered_plans_name_created_resources_not_change_ids() {
+        // The fixture's config refers to a fragment created by change c9; let c9 be the
+        // plan's first change.
+        let mut plan = fixtures::small();
+        plan.changes[0].id = "c9".into();
+        let c9 = &plan.changes[0];
+        let named = format!("({} {}, created by this plan)", c9.kind.as_str(), c9.path);
+        for format in [Format::Text, Format::Markdown] {
+            let out = render(&plan, format, &RenderOptions::default());
+            assert!(!out.contains("(created by c9)"), "{out}");
+            assert!(out.contains(&named), "{format:?}: {out}");
+        }
     }
 }
