@@ -162,8 +162,17 @@ pub async fn acquire(
     let (id, host) = holder_id();
     let deadline = tokio::time::Instant::now() + wait;
     let mut conflicts = 0;
+    let mut transient = 0;
     loop {
-        let f = lease_fragment(api.as_ref(), org_id).await?;
+        let f = match lease_fragment(api.as_ref(), org_id).await {
+            Ok(f) => f,
+            Err(e) if e.is_transient() && transient < TRANSIENT_ATTEMPTS => {
+                transient += 1;
+                pause(transient).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if f.last_updated.is_none() {
             return Err(LeaseError::Cloud(CloudError::new(
                 "ListFragments",
@@ -202,9 +211,24 @@ pub async fn acquire(
             }
             // Someone else wrote it between our read and our write: look again.
             Err(e) if e.code == Code::FailedPrecondition && conflicts < 50 => conflicts += 1,
+            // The write may or may not have happened: look again (a lease that is ours by a
+            // write whose answer was lost is taken again, by a fresh compare-and-swap).
+            Err(e) if e.is_transient() && transient < TRANSIENT_ATTEMPTS => {
+                transient += 1;
+                pause(transient).await;
+            }
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// How often taking or freeing the lease is tried again after a transient error (whose
+/// outcome is unknown), re-reading the lease each time.
+const TRANSIENT_ATTEMPTS: u32 = 10;
+
+/// The pause before try number `n + 1` after a transient error.
+async fn pause(n: u32) {
+    tokio::time::sleep(Duration::from_millis(50 * u64::from(n.min(10)))).await;
 }
 
 /// Writes `holder` (or frees the lease) if the fragment is still at `version`.
@@ -275,10 +299,32 @@ impl Lease {
         &self.me.holder
     }
 
-    /// Frees the lease (if it is still ours).
+    /// Frees the lease (if it is still ours). Transient errors are retried, re-reading the
+    /// lease, so a flaky cloud does not leave it held until it expires.
     pub async fn release(self) {
-        if let Err(e) = write(self.api.as_ref(), &self.fragment_id, None, self.version).await {
-            tracing::warn!(error = %e, "could not release the organization's lease; it expires by itself");
+        let mut version = self.version;
+        let mut attempt = 0;
+        loop {
+            let e = match write(self.api.as_ref(), &self.fragment_id, None, version).await {
+                Ok(_) => return,
+                Err(e) => e,
+            };
+            attempt += 1;
+            if !(e.is_transient() || e.code == Code::FailedPrecondition)
+                || attempt >= TRANSIENT_ATTEMPTS
+            {
+                tracing::warn!(error = %e, "could not release the organization's lease; it expires by itself");
+                return;
+            }
+            pause(attempt).await;
+            // Still ours (our write may have landed, or an earlier one)? Free it at its version.
+            match self.api.get_fragment(&self.fragment_id).await {
+                Ok(f) if holder_of(&f.config).is_some_and(|h| h.holder == self.me.holder) => {
+                    version = f.last_updated;
+                }
+                Ok(_) => return,
+                Err(_) => {}
+            }
         }
     }
 }

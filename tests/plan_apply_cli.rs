@@ -336,17 +336,18 @@ fn big_fleet(machines: usize) -> String {
     t
 }
 
-#[test]
-fn sigint_stops_starting_changes_prints_the_summary_and_exits_130() {
-    let env = Env::start(&["--latency", "150ms"]);
-    env.write("fleet.yaml", &big_fleet(12));
+/// Starts `fleetform ARGS` and returns once it reports a change applied, with a thread that
+/// collects its stdout.
+fn apply_until_a_change_applied(
+    env: &Env,
+    args: &[&str],
+) -> (std::process::Child, std::thread::JoinHandle<String>) {
     let mut child = env
-        .cmd(&["apply", "fleet.yaml", "--yes", "--parallelism", "2"])
+        .cmd(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Interrupt once the engine is running: after the first change is reported applied.
     let stdout = child.stdout.take().unwrap();
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
@@ -366,6 +367,17 @@ fn sigint_stops_starting_changes_prints_the_summary_and_exits_130() {
     started_rx
         .recv_timeout(Duration::from_secs(60))
         .expect("apply started");
+    (child, reader)
+}
+
+#[test]
+fn sigint_stops_starting_changes_prints_the_summary_and_exits_130() {
+    let env = Env::start(&["--latency", "150ms"]);
+    env.write("fleet.yaml", &big_fleet(12));
+    let (mut child, reader) = apply_until_a_change_applied(
+        &env,
+        &["apply", "fleet.yaml", "--yes", "--parallelism", "2"],
+    );
     assert!(
         Command::new("kill")
             .arg("-INT")
@@ -390,6 +402,29 @@ fn sigint_stops_starting_changes_prints_the_summary_and_exits_130() {
             .code(),
         Some(0)
     );
+}
+
+/// The server dies mid-apply: apply stops starting changes after consecutive transport
+/// failures and says the cloud is unreachable, instead of failing every change.
+#[test]
+fn a_dead_cloud_mid_apply_stops_it_with_a_cloud_unreachable_summary() {
+    let mut env = Env::start(&["--latency", "100ms"]);
+    env.write("fleet.yaml", &big_fleet(60));
+    let (mut child, reader) =
+        apply_until_a_change_applied(&env, &["apply", "fleet.yaml", "--yes", "--output", "text"]);
+    env._server.0.kill().unwrap();
+    env._server.0.wait().unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let text = format!("{}\n{stderr}", reader.join().unwrap());
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("Apply stopped: the cloud is unreachable"),
+        "{text}"
+    );
+    assert!(text.contains("failed to reach the cloud"), "{text}");
+    assert!(text.contains("were not started"), "{text}");
 }
 
 /// `fleetform force-unlock ID` on the organization's lease, if there is one.

@@ -85,13 +85,13 @@ pub(super) async fn elect(
                 metrics.set_active(true);
                 tracing::info!(role = "active", %replica, "HA watch: active (holding the organization's lease)");
                 let mut lost = guard.stop.subscribe();
-                let _ = leader.send(Some(Arc::clone(&guard)));
+                leader.send_replace(Some(Arc::clone(&guard)));
                 queue.push(Trigger::Startup);
                 tokio::select! {
                     _ = lost.wait_for(|s| *s) => {}
                     _ = shutdown.wait_for(|s| *s) => {}
                 }
-                let _ = leader.send(None);
+                leader.send_replace(None);
                 if *shutdown.borrow() {
                     // The watch loop has finished its passes and holds no copy any more.
                     if let Ok(guard) = Arc::try_unwrap(guard) {

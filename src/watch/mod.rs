@@ -723,7 +723,7 @@ impl Reconciler {
                 applied,
                 failed,
                 skipped,
-                "pass interrupted by shutdown: {applied} applied, {failed} failed, {skipped} not started or skipped"
+                "pass interrupted by shutdown or a lost lease: {applied} applied, {failed} failed, {skipped} not started or skipped"
             );
             return PassEnd::Interrupted;
         }
