@@ -452,7 +452,25 @@ fn load_manifest(
         root: checkout.map(|c| c.root.clone()),
         ..crate::manifest::LoadOptions::default()
     };
-    crate::manifest::load_with(path, &load_opts, &|name| std::env::var(name).ok())
+    let desired = crate::manifest::load_with(path, &load_opts, &|name| std::env::var(name).ok())?;
+    remember_sensitive(&desired);
+    Ok(desired)
+}
+
+/// Records the manifest's sensitive pointers and values in the ledger that `plan`, `apply`
+/// and `history` mask with (`.fleetform/sensitive.json`, where `.fleetform/` exists, as the
+/// CLI keeps it), so a value the watcher applied stays masked after the manifest renames or
+/// drops its key.
+fn remember_sensitive(desired: &crate::model::Desired) {
+    let dir = std::path::Path::new(".fleetform");
+    if !dir.is_dir() {
+        return;
+    }
+    let mut ledger = crate::sensitive::Ledger::load(dir);
+    ledger.remember(desired);
+    if let Err(e) = ledger.save() {
+        tracing::warn!(error = %e, "cannot save the ledger of sensitive values");
+    }
 }
 
 /// Sleeps until `at`, or forever when there is nothing scheduled.
