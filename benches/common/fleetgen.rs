@@ -8,7 +8,8 @@
 //! objects), services, `depends_on` lists between the components, and a `frame` on some.
 //! 20 fragments of about 1 KB each declare a `stable` tag; every part imports one or two of
 //! them, some with `version: stable`, some with a `prefix`. The manifest is written in
-//! block-style YAML, as people write it.
+//! block-style YAML, with attributes and other values three levels into a config in flow
+//! style (as people paste them).
 //!
 //! The same seed gives the same text byte for byte; `bump` edits one attribute of the first
 //! part (the one-change workload).
@@ -348,8 +349,13 @@ pub fn fragment_config(rng: &mut Rng, i: usize) -> Value {
     })
 }
 
-/// Writes `v` as block-style YAML at `indent` spaces (a mapping's or list's body).
-fn emit(out: &mut String, v: &Value, indent: usize) {
+/// Below this many levels of a config, values are written in flow style (JSON, which is
+/// YAML too), as people paste attributes; above, in block style.
+const FLOW_DEPTH: usize = 3;
+
+/// Writes `v` (at `depth` inside its config) as YAML at `indent` spaces: a mapping's or
+/// list's body.
+fn emit(out: &mut String, v: &Value, indent: usize, depth: usize) {
     let pad = " ".repeat(indent);
     match v {
         Value::Object(m) if !m.is_empty() => {
@@ -357,7 +363,7 @@ fn emit(out: &mut String, v: &Value, indent: usize) {
                 out.push_str(&pad);
                 out.push_str(k);
                 out.push(':');
-                emit_value(out, v, indent);
+                emit_value(out, v, indent, depth + 1);
             }
         }
         Value::Array(a) if !a.is_empty() => {
@@ -365,7 +371,7 @@ fn emit(out: &mut String, v: &Value, indent: usize) {
                 out.push_str(&pad);
                 out.push('-');
                 match v {
-                    Value::Object(m) if !m.is_empty() => {
+                    Value::Object(m) if !m.is_empty() && depth + 1 < FLOW_DEPTH => {
                         // The first key on the dash's line, the rest below it.
                         let mut first = true;
                         for (k, v) in m {
@@ -378,10 +384,10 @@ fn emit(out: &mut String, v: &Value, indent: usize) {
                             }
                             out.push_str(k);
                             out.push(':');
-                            emit_value(out, v, indent + 2);
+                            emit_value(out, v, indent + 2, depth + 2);
                         }
                     }
-                    _ => emit_value(out, v, indent),
+                    _ => emit_value(out, v, indent, depth + 1),
                 }
             }
         }
@@ -393,32 +399,24 @@ fn emit(out: &mut String, v: &Value, indent: usize) {
     }
 }
 
-/// After `key:` or `-`: a scalar on the same line, or a nested block below.
-fn emit_value(out: &mut String, v: &Value, indent: usize) {
-    match v {
-        Value::Object(m) if !m.is_empty() => {
-            out.push('\n');
-            emit(out, v, indent + 2);
-        }
-        Value::Array(a) if !a.is_empty() => {
-            out.push('\n');
-            emit(out, v, indent + 2);
-        }
-        _ => {
-            out.push(' ');
-            out.push_str(&scalar(v));
-            out.push('\n');
-        }
+/// After `key:` or `-`: a scalar or a flow collection on the same line, or a block below.
+fn emit_value(out: &mut String, v: &Value, indent: usize, depth: usize) {
+    let nested = matches!(v, Value::Object(m) if !m.is_empty())
+        || matches!(v, Value::Array(a) if !a.is_empty());
+    if nested && depth < FLOW_DEPTH {
+        out.push('\n');
+        emit(out, v, indent + 2, depth);
+    } else {
+        out.push(' ');
+        out.push_str(&scalar(v));
+        out.push('\n');
     }
 }
 
-/// A scalar in YAML: strings double-quoted (JSON escapes are valid YAML), the rest as JSON.
+/// A scalar or flow collection in YAML: JSON text (strings double-quoted; JSON escapes are
+/// valid YAML).
 fn scalar(v: &Value) -> String {
-    match v {
-        Value::Object(_) => "{}".into(),
-        Value::Array(_) => "[]".into(),
-        other => other.to_string(),
-    }
+    v.to_string()
 }
 
 /// The manifest of fleet `size`; `bump` edits one attribute of the first part.
@@ -429,7 +427,7 @@ pub fn fleet_yaml(size: Size, bump: bool) -> String {
         root.push_str(&format!(
             "  - name: kit-{i:02}\n    tags:\n      stable: current\n    config:\n"
         ));
-        emit(&mut root, &fragment_config(&mut rng, i), 6);
+        emit(&mut root, &fragment_config(&mut rng, i), 6, 0);
     }
     root.push_str("locations:\n");
     let mut part = 0;
@@ -455,7 +453,7 @@ pub fn fleet_yaml(size: Size, bump: bool) -> String {
                 }
                 root.push_str("            config:\n");
                 let config = part_config(&mut rng, part, bump && part == 0);
-                emit(&mut root, &config, 14);
+                emit(&mut root, &config, 14, 0);
                 part += 1;
             }
         }

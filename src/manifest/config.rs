@@ -22,23 +22,30 @@ use std::path::{Path, PathBuf};
 /// messages: 32 levels is what always gets through.
 pub const MAX_CONFIG_DEPTH: usize = 32;
 
-/// The JSON pointer of the first value nested deeper than `max` levels, if any.
+/// The JSON pointer of the first value nested deeper than `max` levels, if any. Nothing is
+/// allocated unless one is found.
 fn too_deep(value: &Value, max: usize) -> Option<String> {
-    let children: Box<dyn Iterator<Item = (String, &Value)>> = match value {
-        Value::Object(map) => Box::new(map.iter().map(|(k, v)| (k.clone(), v))),
-        Value::Array(items) => Box::new(items.iter().enumerate().map(|(i, v)| (i.to_string(), v))),
-        _ => return None,
-    };
-    if max == 0 {
-        return Some(String::new());
-    }
-    for (key, child) in children {
-        if let Some(rest) = too_deep(child, max - 1) {
-            let key = key.replace('~', "~0").replace('/', "~1");
-            return Some(format!("/{key}{rest}"));
+    let escape = |key: &str| key.replace('~', "~0").replace('/', "~1");
+    match value {
+        Value::Object(map) => {
+            if max == 0 {
+                return Some(String::new());
+            }
+            map.iter().find_map(|(key, child)| {
+                too_deep(child, max - 1).map(|rest| format!("/{}{rest}", escape(key)))
+            })
         }
+        Value::Array(items) => {
+            if max == 0 {
+                return Some(String::new());
+            }
+            items
+                .iter()
+                .enumerate()
+                .find_map(|(i, child)| too_deep(child, max - 1).map(|rest| format!("/{i}{rest}")))
+        }
+        _ => None,
     }
-    None
 }
 
 /// Whose config it is: only parts forbid a `fragments` key.

@@ -390,6 +390,22 @@ access:
     }
 
     #[test]
+    fn duplicate_keys_are_found_in_small_and_large_mappings() {
+        for n in [3, 40] {
+            let keys: String = (0..n).map(|i| format!("k{i}: 1, ")).collect();
+            let text = format!(
+                "version: 1\norganization: a\nfragments:\n  - name: f\n    config: {{ {keys}k1: 2 }}\n"
+            );
+            let e = errors(&text);
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert!(
+                e[0].contains("duplicate key `k1` (first at line 5)"),
+                "{n}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
     fn syntax_errors_are_reported_alone() {
         let e = errors("version: 1\norganization: [a\n");
         assert_eq!(e.len(), 1);

@@ -35,8 +35,9 @@ impl Pos {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
     pub pos: Pos,
-    /// A `!tag` written on the node, if any.
-    pub tag: Option<String>,
+    /// A `!tag` written on the node, if any (a box: most nodes have none, and a node's size
+    /// counts for every scalar of the manifest).
+    pub tag: Option<Box<str>>,
     pub kind: NodeKind,
 }
 
@@ -329,7 +330,7 @@ pub fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
 enum Frame {
     Seq {
         pos: Pos,
-        tag: Option<String>,
+        tag: Option<Box<str>>,
         anchor: usize,
         items: Vec<Node>,
         /// The weight of the items so far (see [`MAX_ALIAS_EXPANSION`]).
@@ -337,7 +338,7 @@ enum Frame {
     },
     Map {
         pos: Pos,
-        tag: Option<String>,
+        tag: Option<Box<str>>,
         anchor: usize,
         entries: Vec<Entry>,
         key: Option<Node>,
@@ -433,25 +434,30 @@ impl Builder {
                         pos,
                         tag,
                         anchor,
-                        items,
+                        mut items,
                         weight,
-                    }) => (
-                        Node {
-                            pos,
-                            tag,
-                            kind: NodeKind::Seq(items),
-                        },
-                        anchor,
-                        weight,
-                    ),
+                    }) => {
+                        // The tree lives through validation: no spare capacity in it.
+                        items.shrink_to_fit();
+                        (
+                            Node {
+                                pos,
+                                tag,
+                                kind: NodeKind::Seq(items),
+                            },
+                            anchor,
+                            weight,
+                        )
+                    }
                     Some(Frame::Map {
                         pos,
                         tag,
                         anchor,
-                        entries,
+                        mut entries,
                         weight,
                         ..
                     }) => {
+                        entries.shrink_to_fit();
                         // A block mapping's start marker lies after its first key.
                         let pos = entries.first().map_or(pos, |e| pos.min(e.key.pos));
                         (
@@ -511,8 +517,8 @@ impl Builder {
     }
 }
 
-fn tag_text(tag: Option<yaml_rust2::parser::Tag>) -> Option<String> {
-    tag.map(|t| format!("{}{}", t.handle, t.suffix))
+fn tag_text(tag: Option<yaml_rust2::parser::Tag>) -> Option<Box<str>> {
+    tag.map(|t| format!("{}{}", t.handle, t.suffix).into_boxed_str())
 }
 
 #[cfg(test)]

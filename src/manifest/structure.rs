@@ -7,12 +7,15 @@
 //! serde_yaml would otherwise keep the last of two duplicate keys without a word.
 
 use super::error::Diagnostic;
-use super::span::{Node, NodeKind, ScalarKind, Seg, YPath};
+use super::span::{Entry, Node, NodeKind, ScalarKind, Seg, YPath};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
 
 /// Reports duplicate keys, tags, merge keys and non-scalar keys anywhere under `node`.
+/// Up to this many entries, a mapping's duplicate keys are found by a linear look-back.
+const SMALL_MAP: usize = 16;
+
 pub fn check_yaml_subset(node: &Node, file: &Path, diags: &mut Vec<Diagnostic>) {
     if let Some(tag) = &node.tag {
         diags.push(Diagnostic::new(
@@ -31,8 +34,14 @@ pub fn check_yaml_subset(node: &Node, file: &Path, diags: &mut Vec<Diagnostic>) 
             }
         }
         NodeKind::Map(entries) => {
+            // Most mappings are small: their duplicates are found by looking back, without
+            // a hash map per mapping; large ones use one.
             let mut seen: HashMap<&str, usize> = HashMap::new();
-            for e in entries {
+            let counts = |e: &Entry| {
+                matches!(e.key.kind, NodeKind::Scalar { .. })
+                    && !(e.key_text() == "<<" && e.key.scalar_kind() == Some(ScalarKind::Str))
+            };
+            for (i, e) in entries.iter().enumerate() {
                 let key = e.key_text();
                 let kp = e.key.pos;
                 if !matches!(e.key.kind, NodeKind::Scalar { .. }) {
@@ -51,7 +60,14 @@ pub fn check_yaml_subset(node: &Node, file: &Path, diags: &mut Vec<Diagnostic>) 
                         "YAML merge keys (`<<`) are not supported",
                         "write the keys out; to share part config, put it in a fragment",
                     ));
-                } else if let Some(first) = seen.get(key) {
+                } else if let Some(first) = if entries.len() <= SMALL_MAP {
+                    entries[..i]
+                        .iter()
+                        .find(|p| counts(p) && p.key_text() == key)
+                        .map(|p| p.key.pos.line)
+                } else {
+                    seen.get(key).copied()
+                } {
                     diags.push(Diagnostic::new(
                         file,
                         kp.line,
@@ -59,7 +75,7 @@ pub fn check_yaml_subset(node: &Node, file: &Path, diags: &mut Vec<Diagnostic>) 
                         format!("duplicate key `{key}` (first at line {first})"),
                         "a mapping holds each key once; remove or merge one of them",
                     ));
-                } else {
+                } else if entries.len() > SMALL_MAP {
                     seen.insert(key, kp.line);
                 }
                 check_yaml_subset(&e.key, file, diags);
