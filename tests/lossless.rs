@@ -6,14 +6,13 @@ mod common;
 
 use common::Cloud;
 use fleetform::apply::{ApplyOptions, Report, apply};
+use fleetform::cloud::CloudApi;
 use fleetform::cloud::observe::{ObserveOptions, observe};
-use fleetform::cloud::{Client, ClientOptions, CloudApi, Credentials};
 use fleetform::model::Desired;
 use fleetform::plan::{Action, Kind, Op, Options, Plan, plan};
 use fleetform::proto::viam::app::v1 as pb;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 fn manifest(text: &str) -> Desired {
@@ -74,66 +73,9 @@ fn drift(config: &mut Value) {
     }
 }
 
-struct Cli {
-    dir: tempfile::TempDir,
-    endpoint: String,
-    key_id: String,
-    key: String,
-    _server: common::Child,
-}
-
-impl Cli {
-    fn start() -> Cli {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("cloud.db");
-        let (key_id, key) = common::cli_init(&db);
-        let (server, endpoint) = common::cli_serve(&db, &[]);
-        Cli {
-            dir,
-            endpoint,
-            key_id,
-            key,
-            _server: server,
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_fleetform"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("FLEETFORM_CLOUD", &self.endpoint)
-            .env("VIAM_API_KEY_ID", &self.key_id)
-            .env("VIAM_API_KEY", &self.key)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "fleetform {args:?} failed:\n{text}");
-        text
-    }
-
-    async fn client(&self) -> Client {
-        Client::connect(ClientOptions::new(
-            &self.endpoint,
-            Credentials::new(&self.key_id, &self.key),
-        ))
-        .await
-        .unwrap()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn real_configs_survive_import_plan_drift_and_apply_byte_for_byte() {
-    let env = Cli::start();
+    let env = common::CliEnv::start(&[]);
     let c = env.client().await;
     let org = c.list_organizations().await.unwrap().remove(0).id;
     let corpus = common::real_configs_in(&c, &org).await;

@@ -3,63 +3,12 @@
 
 mod common;
 
-use fleetform::cloud::{Client, ClientOptions, CloudApi, Credentials};
+use fleetform::cloud::CloudApi;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-struct Env {
-    dir: tempfile::TempDir,
-    endpoint: String,
-    key_id: String,
-    key: String,
-    _server: common::Child,
-}
-
-impl Env {
-    fn start(extra: &[&str]) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("cloud.db");
-        let (key_id, key) = common::cli_init(&db);
-        let (server, endpoint) = common::cli_serve(&db, extra);
-        Env {
-            dir,
-            endpoint,
-            key_id,
-            key,
-            _server: server,
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_fleetform"));
-        c.args(args)
-            .current_dir(self.dir.path())
-            .env("FLEETFORM_CLOUD", &self.endpoint)
-            .env("VIAM_API_KEY_ID", &self.key_id)
-            .env("VIAM_API_KEY", &self.key)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        std::fs::write(self.dir.path().join(name), text).unwrap();
-    }
-
-    async fn client(&self) -> Client {
-        Client::connect(ClientOptions::new(
-            &self.endpoint,
-            Credentials::new(&self.key_id, &self.key),
-        ))
-        .await
-        .unwrap()
-    }
-}
+use common::CliEnv as Env;
 
 fn out(o: &Output) -> String {
     format!(
@@ -412,8 +361,8 @@ fn a_dead_cloud_mid_apply_stops_it_with_a_cloud_unreachable_summary() {
     env.write("fleet.yaml", &big_fleet(60));
     let (mut child, reader) =
         apply_until_a_change_applied(&env, &["apply", "fleet.yaml", "--yes", "--output", "text"]);
-    env._server.0.kill().unwrap();
-    env._server.0.wait().unwrap();
+    env.server.0.kill().unwrap();
+    env.server.0.wait().unwrap();
     let status = child.wait().unwrap();
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();

@@ -357,3 +357,71 @@ pub async fn real_configs_in(
         })
         .collect()
 }
+
+/// A `fleetform cloud serve` process over a fresh store in a temporary directory, and the
+/// real binary run in that directory against it.
+pub struct CliEnv {
+    pub dir: tempfile::TempDir,
+    pub endpoint: String,
+    pub key_id: String,
+    pub key: String,
+    pub server: Child,
+}
+
+impl CliEnv {
+    /// `extra`: more `cloud serve` flags (faults, latency).
+    pub fn start(extra: &[&str]) -> CliEnv {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("cloud.db");
+        let (key_id, key) = cli_init(&db);
+        let (server, endpoint) = cli_serve(&db, extra);
+        CliEnv {
+            dir,
+            endpoint,
+            key_id,
+            key,
+            server,
+        }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_fleetform"));
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("FLEETFORM_CLOUD", &self.endpoint)
+            .env("VIAM_API_KEY_ID", &self.key_id)
+            .env("VIAM_API_KEY", &self.key)
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.cmd(args).output().expect("run fleetform")
+    }
+
+    /// Runs `args`, asserts success, and returns stdout and stderr together.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "fleetform {args:?} failed:\n{text}");
+        text
+    }
+
+    pub fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.dir.path().join(name), text).expect("write a test file");
+    }
+
+    pub async fn client(&self) -> fleetform::cloud::Client {
+        fleetform::cloud::Client::connect(fleetform::cloud::ClientOptions::new(
+            &self.endpoint,
+            fleetform::cloud::Credentials::new(&self.key_id, &self.key),
+        ))
+        .await
+        .expect("connect")
+    }
+}
