@@ -1,6 +1,7 @@
 //! Canonical JSON, so config equality is semantic: object keys sorted, numbers normalised
-//! (`1`, `1.0` and `1e0` are one number), `fragments` compared as a set of ids whichever form
-//! (`["id"]` or `[{"id": "id"}]`) holds them, and `ignore` pointers removed.
+//! (`1`, `1.0` and `1e0` are one number), and `ignore` pointers removed; fragment imports
+//! compared by meaning (`"ID"` is `{"id": "ID"}`; `version`, `prefix`, `variables` and unknown
+//! keys count), in order.
 
 use serde_json::{Map, Value};
 
@@ -30,24 +31,6 @@ fn normalize_number(n: &serde_json::Number) -> Value {
         Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => Value::from(f as i64),
         _ => Value::Number(n.clone()),
     }
-}
-
-/// The fragment ids a config references, sorted and de-duplicated.
-pub fn fragment_ids(config: &Value) -> Vec<String> {
-    let mut ids: Vec<String> = config
-        .get("fragments")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|f| match f {
-            Value::String(s) => Some(s.clone()),
-            Value::Object(o) => o.get("id").and_then(Value::as_str).map(String::from),
-            _ => None,
-        })
-        .collect();
-    ids.sort();
-    ids.dedup();
-    ids
 }
 
 /// A config's `fragments` entries as written (empty when it has none).
@@ -331,15 +314,20 @@ mod tests {
 
     #[test]
     fn fragments_in_either_form() {
+        // A bare id means the object with only that id; other keys and order count.
         assert_eq!(
-            fragment_ids(&json!({"fragments": ["b", "a"]})),
-            vec!["a", "b"]
+            import_meanings(&json!({"fragments": ["b", "a"]})),
+            import_meanings(&json!({"fragments": [{"id": "b"}, {"id": "a"}]}))
         );
-        assert_eq!(
-            fragment_ids(&json!({"fragments": [{"id": "a"}, {"id": "b", "version": "2"}]})),
-            vec!["a", "b"]
+        assert_ne!(
+            import_meanings(&json!({"fragments": ["b"]})),
+            import_meanings(&json!({"fragments": [{"id": "b", "version": "2"}]}))
         );
-        assert!(fragment_ids(&json!({})).is_empty());
+        assert_ne!(
+            import_meanings(&json!({"fragments": ["a", "b"]})),
+            import_meanings(&json!({"fragments": ["b", "a"]}))
+        );
+        assert!(import_meanings(&json!({})).is_empty());
         assert_eq!(
             without_fragments(&json!({"fragments": ["a"], "k": 1})),
             json!({"k": 1})

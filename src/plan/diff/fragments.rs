@@ -411,11 +411,6 @@ impl<'a> Planner<'a> {
             .collect()
     }
 
-    /// Changes that create fragments `dp` references.
-    pub(super) fn fragment_deps(&self, dp: &DesiredPart) -> Vec<String> {
-        self.import_deps(&dp.fragments)
-    }
-
     /// Changes that create fragments these imports name.
     pub(super) fn import_deps(&self, uses: &[FragmentUse]) -> Vec<String> {
         uses.iter()

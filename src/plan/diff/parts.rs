@@ -75,7 +75,7 @@ impl<'a> Planner<'a> {
         );
         c.config_after = cfg;
         c.depends_on.push(machine_change.to_string());
-        c.depends_on.extend(self.fragment_deps(main));
+        c.depends_on.extend(self.import_deps(&main.fragments));
         c.precondition = Some(Precondition::Absent);
         let adopt = self.push(c);
         for dp in dm.parts.iter().filter(|p| !p.main) {
@@ -95,7 +95,7 @@ impl<'a> Planner<'a> {
             // After the adoption, which may free the `<machine>-main` name.
             c.depends_on
                 .extend([machine_change.to_string(), adopt.clone()]);
-            c.depends_on.extend(self.fragment_deps(dp));
+            c.depends_on.extend(self.import_deps(&dp.fragments));
             c.precondition = Some(Precondition::Absent);
             self.push(c);
         }
@@ -179,7 +179,7 @@ impl<'a> Planner<'a> {
                         },
                     );
                     c.config_after = cfg;
-                    c.depends_on.extend(self.fragment_deps(dp));
+                    c.depends_on.extend(self.import_deps(&dp.fragments));
                     c.precondition = Some(Precondition::Absent);
                     let cid = self.push(c);
                     self.place(&cid, None, Kind::Part, scope.as_deref(), &dp.name);
@@ -258,7 +258,7 @@ impl<'a> Planner<'a> {
         if config_differs {
             c.config_before = Some(observed_config(&p.config, &dp.config.sensitive));
             c.config_after = cfg;
-            c.depends_on.extend(self.fragment_deps(dp));
+            c.depends_on.extend(self.import_deps(&dp.fragments));
         }
         c.precondition = p.last_updated.map(Precondition::LastUpdated);
         Some(self.push(c))
