@@ -117,13 +117,9 @@ async fn import(args: &ImportArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCod
     }
     let mut observed = observe_subtrees(api, &org, &roots, true).await?;
     // Tags are part of a fragment's declaration: read them for every fragment.
-    for f in &observed.fragments {
-        let versions = api
-            .get_fragment_versions(&f.id, None)
-            .await
-            .with_context(|| format!("reading the tags of fragment `{}` ({})", f.name, f.id))?;
-        observed.fragment_tags.insert(f.id.clone(), versions.tags);
-    }
+    observed.fragment_tags =
+        crate::cloud::observe::fragment_tags(api, &observed.fragments, &ObserveOptions::default())
+            .await?;
     let same_name = api
         .list_organizations()
         .await

@@ -492,6 +492,27 @@ pub async fn attribute(
         .collect())
 }
 
+/// The tags of each of `fragments` (one `GetFragment` each, at most `read_concurrency` in
+/// flight), by fragment id: what `import` writes as a fragment's `tags:`.
+pub async fn fragment_tags(
+    api: &dyn CloudApi,
+    fragments: &[Fragment],
+    opts: &ObserveOptions,
+) -> Result<BTreeMap<String, Vec<FragmentTag>>, ObserveError> {
+    let budget = &RetryBudget::new(opts.retry_budget);
+    let results = bounded(fragments, opts.read_concurrency.max(1), |f| async move {
+        match budget.read(|| api.get_fragment_versions(&f.id, None)).await {
+            Ok(v) => Ok((f.id.clone(), v.tags)),
+            Err(source) => Err(ObserveError::Read {
+                what: format!("the tags of fragment `{}` ({})", f.name, f.id),
+                source,
+            }),
+        }
+    })
+    .await?;
+    Ok(results.into_iter().collect())
+}
+
 /// Most location ids in one `ListRobotsForLocations` call.
 pub const LOCATIONS_PER_CALL: usize = 50;
 
