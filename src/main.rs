@@ -1,46 +1,53 @@
-//! The `fleetform` binary: parse arguments, set up logging, run, report the error chain.
+//! The `fleetform` binary: parse arguments, choose the log format, run on one async runtime,
+//! report the error chain.
 
 use clap::Parser;
-use fleetform::cli::{Cli, run};
+use fleetform::cli::output::{self, ExitStatus};
+use fleetform::cli::{Cli, LogFormat, run};
 use std::process::ExitCode;
+use std::time::Duration;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.global.verbose);
+    init_tracing(cli.log_format(), cli.default_log_filter());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            output::print_error(&anyhow::Error::new(e).context("cannot start the async runtime"));
+            return ExitStatus::Failure.into();
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => code,
+    let result = runtime.block_on(run(cli));
+    // Calls that outlived the command (none should) are not waited for.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    match result {
+        Ok(status) => status.into(),
         Err(err) => {
-            eprintln!("error: {}", fleetform::cli::errors::report(&err));
-            ExitCode::FAILURE
+            output::print_error(&err);
+            ExitStatus::Failure.into()
         }
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` wins over `-v`.
-fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
+/// Logs go to stderr, in the command's format (`watch --log-format json` writes one JSON
+/// object per line), coloured only on a terminal without `NO_COLOR`; `RUST_LOG` wins over
+/// `-v` and the command's default.
+fn init_tracing(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // Escapes only for a terminal: logs piped to a file or a CI log stay plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
+        .with_ansi(output::stderr_color());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_span_list(false)
+            .init(),
+    }
 }

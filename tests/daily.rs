@@ -292,22 +292,97 @@ fn org_list(dir: &Path, cloud: &str, key_id: Option<&str>, key: Option<&str>) ->
     cmd.output().unwrap()
 }
 
-/// Each cloud error is one line of error and one hint, and says nothing twice.
+/// Each cloud error is one chain (`error:` then `  Caused by:` lines) and one hint, and says
+/// nothing twice.
 #[track_caller]
 fn assert_one_error_one_hint(out: &Output, error: &str, hint: &str) {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(out);
     // The cloud is named first once a connection is made; the error follows.
     let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("Cloud: ")).collect();
-    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines.len() >= 2, "{err}");
     assert!(lines[0].starts_with("error: "), "{err}");
-    assert!(lines[0].contains(error), "{err}");
-    assert!(lines[1].starts_with("hint: "), "{err}");
-    assert!(lines[1].contains(hint), "{err}");
-    let words: Vec<&str> = lines[0].split(": ").collect();
+    let (hint_line, chain) = lines[1..].split_last().unwrap();
+    assert!(
+        chain.iter().all(|l| l.starts_with("  Caused by: ")),
+        "{err}"
+    );
+    let said: Vec<&str> = std::iter::once(&lines[0]["error: ".len()..])
+        .chain(chain.iter().map(|l| &l["  Caused by: ".len()..]))
+        .collect();
+    assert!(said.join(": ").contains(error), "{err}");
+    assert!(hint_line.starts_with("hint: "), "{err}");
+    assert!(hint_line.contains(hint), "{err}");
+    let words: Vec<&str> = said.iter().flat_map(|l| l.split(": ")).collect();
     for (i, w) in words.iter().enumerate() {
         assert!(!words[i + 1..].contains(w), "{w:?} is said twice: {err}");
     }
+}
+
+/// `text` printed as one `error:` chain: a top line, `  Caused by:` lines, hints last, and
+/// every OS error said once.
+#[track_caller]
+fn assert_one_chain(text: &str) {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with("Cloud: ")).collect();
+    assert!(lines[0].starts_with("error: "), "{text}");
+    let causes = lines[1..]
+        .iter()
+        .take_while(|l| l.starts_with("  Caused by: "))
+        .count();
+    assert!(causes >= 1, "the cause gets its own line: {text}");
+    assert!(
+        lines[1 + causes..].iter().all(|l| l.starts_with("hint: ")),
+        "{text}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(text.matches("(os error").count(), 1, "{text}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_unopenable_database_and_a_refused_connection_each_print_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = run(
+        dir.path(),
+        &[
+            "cloud",
+            "serve",
+            "--db",
+            "/proc/nope/x.db",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert_eq!(serve.status.code(), Some(1));
+    let err = stderr(&serve);
+    assert_one_chain(&err);
+    assert!(
+        err.starts_with("error: cannot open the local cloud database /proc/nope/x.db\n"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches(&std::io::Error::from_raw_os_error(2).to_string())
+            .count(),
+        1,
+        "{err}"
+    );
+
+    let refused = org_list(
+        dir.path(),
+        "http://127.0.0.1:1",
+        Some("6d3f1f3e-1111-4111-8111-111111111111"),
+        Some("a-key-that-is-never-sent-anywhere"),
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    let err = stderr(&refused);
+    assert_one_chain(&err);
+    assert!(err.contains("Connection refused"), "{err}");
+    assert_eq!(err.matches("Connection refused").count(), 1, "{err}");
+    assert_eq!(err.matches("hint: ").count(), 1, "{err}");
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! on a terminal (one line per finished change otherwise) and prints a summary.
 
 use super::GlobalArgs;
+use super::output::ExitStatus;
 use super::plan_cmd::{Status, make_plan};
 use super::render::{self, Format, RenderOptions};
 use super::target::{self, LocalOrg};
@@ -19,7 +20,6 @@ use anyhow::{Context, bail};
 use clap::Args;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 const AFTER_HELP: &str = "\
@@ -183,7 +183,7 @@ pub(super) fn read_saved_plan(text: &str) -> Option<anyhow::Result<(Plan, Option
     )
 }
 
-pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let limit = crate::manifest::LoadOptions::default().max_file_bytes;
     let bytes = crate::manifest::read_bounded(&args.input, limit)
         .with_context(|| format!("cannot read {}", args.input.display()))?;
@@ -203,7 +203,7 @@ pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
         Ok(d) => d,
         Err(err) => {
             eprintln!("{err}");
-            return Ok(ExitCode::FAILURE);
+            return Ok(ExitStatus::Failure);
         }
     };
     remember_secrets(&desired);
@@ -221,7 +221,7 @@ async fn apply_manifest(
     args: &ApplyArgs,
     client: &crate::cloud::Client,
     desired: &Desired,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<ExitStatus> {
     // The lease first: nobody else may plan and write this organization meanwhile.
     let orgs = client
         .list_organizations()
@@ -252,7 +252,7 @@ async fn plan_and_execute(
     client: &crate::cloud::Client,
     desired: &Desired,
     held: &Held,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<ExitStatus> {
     let observe_opts = ObserveOptions {
         read_concurrency: args.read_concurrency,
         ..Default::default()
@@ -265,9 +265,9 @@ async fn plan_and_execute(
         }
         Err(errors) => {
             for e in &errors.0 {
-                eprintln!("error: {}", super::term::clean(&e.to_string()));
+                super::output::print_error_message(&e.to_string());
             }
-            return Ok(ExitCode::FAILURE);
+            return Ok(ExitStatus::Failure);
         }
     };
     if desired.is_empty() && plan.summary().delete > 0 {
@@ -285,7 +285,7 @@ async fn apply_saved(
     mut plan: Plan,
     salt: Option<&str>,
     held: Held,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<ExitStatus> {
     let result = apply_saved_held(args, client, &mut plan, salt, &held).await;
     held.release().await;
     result
@@ -297,7 +297,7 @@ async fn apply_saved_held(
     plan: &mut Plan,
     salt: Option<&str>,
     held: &Held,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<ExitStatus> {
     if args.prune {
         bail!("--prune applies to manifests; a saved plan already says what it deletes");
     }
@@ -308,12 +308,14 @@ async fn apply_saved_held(
     status.clear();
     let stale = stale.context("cannot check the saved plan against the cloud")?;
     if !stale.is_empty() {
-        eprintln!("error: the saved plan is stale: the cloud changed since it was made");
+        super::output::print_error_message(
+            "the saved plan is stale: the cloud changed since it was made",
+        );
         for s in &stale {
             eprintln!("  {}", super::term::clean(&s.to_string()));
         }
-        eprintln!("hint: run `fleetform plan` again and review the new plan");
-        return Ok(ExitCode::FAILURE);
+        super::output::print_hint("run `fleetform plan` again and review the new plan");
+        return Ok(ExitStatus::Failure);
     }
     execute(args, client, plan.clone(), held).await
 }
@@ -368,7 +370,7 @@ async fn execute(
     client: &crate::cloud::Client,
     plan: Plan,
     held: &Held,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<ExitStatus> {
     let color = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let text_output = args.output == ApplyOutput::Text;
@@ -407,7 +409,7 @@ async fn execute(
             ),
             ApplyOutput::JsonLines => crate::sayln!("{}", summary_event(None)),
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     let deletes = plan.summary().delete;
     if deletes > args.max_deletes && !args.allow_deletes {
@@ -425,10 +427,9 @@ async fn execute(
     let stop_tx = Arc::clone(&held.stop);
     let stop_rx = held.stop.subscribe();
     let ctrl_c = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nInterrupted: finishing the calls in flight, starting nothing new…");
-            let _ = stop_tx.send(true);
-        }
+        super::signals::interrupt().await;
+        eprintln!("\nInterrupted: finishing the calls in flight, starting nothing new…");
+        let _ = stop_tx.send(true);
     });
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = tokio::spawn(show_progress(plan.clone(), events_rx, args.output));
@@ -461,13 +462,13 @@ async fn execute(
         ApplyOutput::JsonLines => crate::sayln!("{}", summary_event(Some(&report))),
     }
     Ok(if held.lost() {
-        ExitCode::FAILURE
+        ExitStatus::Failure
     } else if report.interrupted {
-        ExitCode::from(130)
+        ExitStatus::Interrupted
     } else if report.is_success() {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     } else {
-        ExitCode::FAILURE
+        ExitStatus::Failure
     })
 }
 

@@ -1,11 +1,11 @@
 //! `fleetform cloud init` and `fleetform cloud serve`.
 
+use super::output::ExitStatus;
 use crate::localcloud::{self, Faults, ServerOptions};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Debug, Subcommand)]
@@ -75,7 +75,7 @@ fn parse_probability(s: &str) -> Result<f64, String> {
     }
 }
 
-pub async fn run(cmd: CloudCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(cmd: CloudCommand) -> anyhow::Result<ExitStatus> {
     match cmd {
         CloudCommand::Init(args) => {
             let key = localcloud::init(&args.db, &args.org, &args.owner_email)
@@ -89,13 +89,13 @@ pub async fn run(cmd: CloudCommand) -> anyhow::Result<ExitCode> {
             // The one place a key is ever printed: on request, for `eval`.
             crate::sayln!("export VIAM_API_KEY_ID={}", key.key_id);
             crate::sayln!("export VIAM_API_KEY={}", key.key.expose());
-            Ok(ExitCode::SUCCESS)
+            Ok(ExitStatus::Success)
         }
         CloudCommand::Serve(args) => serve(args).await,
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitStatus> {
     let opts = ServerOptions {
         db: args.db.clone(),
         listen: args.listen,
@@ -115,7 +115,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
     }
     // Handlers first: a signal that arrives as soon as we say we are listening is honoured.
-    let stop = shutdown_signal()?;
+    let stop = super::signals::shutdown()?;
     let server = localcloud::start(&opts).await?;
     crate::sayln!("listening on {}", server.endpoint());
     if !opts.faults.is_none() {
@@ -128,25 +128,5 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     stop.await;
     eprintln!("shutting down: finishing in-flight calls");
     server.shutdown().await?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Installs SIGINT and SIGTERM handlers now; the returned future resolves on either.
-pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        Ok(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        })
-    }
-    #[cfg(not(unix))]
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    Ok(ExitStatus::Success)
 }

@@ -20,10 +20,10 @@
 //! `--check` writes nothing: it lists the files that are not formatted and exits 1 if any
 //! is, for CI. Files are rewritten atomically (a temporary file renamed over the original).
 
+use super::output::ExitStatus;
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
 Comments and the order of keys are kept; only whitespace changes.
@@ -55,7 +55,7 @@ pub struct FmtArgs {
 }
 
 /// Runs `fleetform fmt`.
-pub fn run(args: &FmtArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &FmtArgs) -> anyhow::Result<ExitStatus> {
     let limit = crate::manifest::LoadOptions::default().max_file_bytes;
     let mut failed = false;
     let mut unformatted = false;
@@ -64,21 +64,24 @@ pub fn run(args: &FmtArgs) -> anyhow::Result<ExitCode> {
         let bytes = match crate::manifest::read_bounded(path, limit) {
             Ok(b) => b,
             Err(e) => {
-                eprintln!("error: cannot read `{shown}`: {e}");
+                super::output::print_error(
+                    &anyhow::Error::new(e).context(format!("cannot read `{shown}`")),
+                );
                 failed = true;
                 continue;
             }
         };
         let Ok(text) = String::from_utf8(bytes) else {
-            eprintln!("error: cannot format `{shown}`: not UTF-8 text");
+            super::output::print_error_message(&format!("cannot format `{shown}`: not UTF-8 text"));
             failed = true;
             continue;
         };
         let formatted = match format_checked(&text) {
             Ok(f) => f,
             Err(why) => {
-                let line = format!("error: cannot format `{shown}`: {why}; left unchanged");
-                eprintln!("{}", super::term::clean(&line));
+                super::output::print_error_message(&format!(
+                    "cannot format `{shown}`: {why}; left unchanged"
+                ));
                 failed = true;
                 continue;
             }
@@ -105,9 +108,9 @@ pub fn run(args: &FmtArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}", super::term::clean(&format!("formatted {shown}")));
     }
     Ok(if failed || (args.check && unformatted) {
-        ExitCode::FAILURE
+        ExitStatus::Failure
     } else {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     })
 }
 

@@ -8,6 +8,7 @@
 //! compared as canonical pretty JSON (sorted keys), so a key-order difference is never shown as
 //! a change.
 
+use super::output::ExitStatus;
 use super::resolve;
 use super::status_cmd::{ago, emit, outln};
 use super::{GlobalArgs, OutputFormat};
@@ -17,7 +18,6 @@ use crate::plan::canonical;
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
-use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
 PART is a part path (HQ/Assembly/arm-01/arm-01-main), a machine path (HQ/Assembly/arm-01, for
@@ -55,7 +55,7 @@ pub struct HistoryArgs {
 }
 
 /// Runs `fleetform history`.
-pub async fn run(args: HistoryArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: HistoryArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let target = resolve::connect_org(global, args.org.as_deref()).await?;
     let result = history(&args, &target.client, &target.key_id).await;
     let closed = target.close().await;
@@ -101,7 +101,7 @@ async fn history(
     args: &HistoryArgs,
     api: &dyn CloudApi,
     own_key_id: &str,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<ExitStatus> {
     let org = resolve::organization(api, args.org.as_deref()).await?;
     let limit = i64::try_from(args.count.saturating_add(1)).unwrap_or(i64::MAX);
     let (subject, path, more, mut edits) = match (&args.fragment, &args.part) {
@@ -173,7 +173,7 @@ async fn history(
         }
     }
     emit(&out)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// The fragment the organization owns with id or name `wanted` (a name must be unique).

@@ -22,6 +22,7 @@
 //! `--location` import also declares the parents of the chosen locations, and with prune on
 //! their other contents would be deleted.
 
+use super::output::ExitStatus;
 use super::plan_cmd::write_atomically;
 use super::resolve::{self, Places};
 use super::status_cmd::{emit, outln};
@@ -40,7 +41,6 @@ use clap::Args;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
-use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
 The manifest declares every location, machine, part and fragment read, with their configs,
@@ -87,7 +87,7 @@ pub struct ImportArgs {
 }
 
 /// Runs `fleetform import`.
-pub async fn run(args: ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let target = resolve::connect_org(global, args.org.as_deref()).await?;
     let result = import(&args, &target.client).await;
     let closed = target.close().await;
@@ -96,7 +96,7 @@ pub async fn run(args: ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
     Ok(code)
 }
 
-async fn import(args: &ImportArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCode> {
+async fn import(args: &ImportArgs, api: &dyn CloudApi) -> anyhow::Result<ExitStatus> {
     let org = resolve::organization(api, args.org.as_deref()).await?;
     let places = Places::load(api, &org.id, false).await?;
     let mut roots: Vec<String> = vec![];
@@ -261,7 +261,7 @@ async fn import(args: &ImportArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCod
         }
     }
     emit(&out)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// Observes the organization's locations with ids `roots` and everything inside them: all

@@ -3,8 +3,8 @@
 //! "the organization is locked" error. See [`crate::lease`].
 
 use super::GlobalArgs;
+use super::output::ExitStatus;
 use clap::Args;
-use std::process::ExitCode;
 
 /// Arguments of `fleetform force-unlock`.
 #[derive(Debug, Args)]
@@ -19,7 +19,7 @@ pub struct ForceUnlockArgs {
 }
 
 /// Runs `fleetform force-unlock`.
-pub async fn run(args: ForceUnlockArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: ForceUnlockArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let target = super::resolve::connect_org(global, args.org.as_deref()).await?;
     let result = crate::lease::force_unlock(&target.client, &args.id).await;
     let closed = target.close().await;
@@ -33,5 +33,5 @@ pub async fn run(args: ForceUnlockArgs, global: &GlobalArgs) -> anyhow::Result<E
         None => "The lease was not held; nothing to do.".to_string(),
     };
     eprintln!("{}", super::term::clean(&line));
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

@@ -12,6 +12,7 @@
 //!   the tail RPC cannot filter by level.
 //! - `--output json` prints one JSON object per line (JSON Lines), so it streams too.
 
+use super::output::ExitStatus;
 use super::resolve;
 use super::{GlobalArgs, OutputFormat};
 use crate::cloud::CloudApi;
@@ -19,7 +20,6 @@ use crate::model::{LogEntry, LogQuery};
 use anyhow::{Context, bail};
 use clap::Args;
 use std::io::Write;
-use std::process::ExitCode;
 use tokio_stream::StreamExt;
 
 const AFTER_HELP: &str = "\
@@ -80,7 +80,7 @@ pub struct LogsArgs {
 }
 
 /// Runs `fleetform logs`.
-pub async fn run(args: LogsArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: LogsArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let target = resolve::connect_org(global, args.org.as_deref()).await?;
     let result = logs(&args, &target.client).await;
     let closed = target.close().await;
@@ -89,9 +89,10 @@ pub async fn run(args: LogsArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode
     Ok(code)
 }
 
-async fn logs(args: &LogsArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCode> {
+async fn logs(args: &LogsArgs, api: &dyn CloudApi) -> anyhow::Result<ExitStatus> {
     // Signal handlers go in first: a SIGINT from here on ends the command cleanly.
-    let mut stop = Stop::install()?;
+    let stop = super::signals::shutdown()?;
+    tokio::pin!(stop);
     let org = resolve::organization(api, args.org.as_deref()).await?;
     let (path, part) = resolve::resolve_part(api, &org.id, &args.part).await?;
 
@@ -147,7 +148,7 @@ async fn logs(args: &LogsArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCode> {
     let mut out = Out::new(args.output);
     for e in &recent {
         if !out.entry(e)? {
-            return Ok(ExitCode::SUCCESS);
+            return Ok(ExitStatus::Success);
         }
     }
     let Some(stream) = stream.as_mut() else {
@@ -155,7 +156,7 @@ async fn logs(args: &LogsArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCode> {
             let line = format!("No log entries for `{path}`{}.", describe_filters(args));
             eprintln!("{}", super::term::clean(&line));
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     };
     if args.output == OutputFormat::Text {
         let line = format!("Following the logs of `{path}`; Ctrl-C to stop.");
@@ -166,7 +167,7 @@ async fn logs(args: &LogsArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCode> {
     let mut seen = recent;
     loop {
         tokio::select! {
-            () = stop.wait() => break,
+            () = &mut stop => break,
             item = stream.next() => match item {
                 Some(Ok(batch)) => {
                     for e in batch {
@@ -179,7 +180,7 @@ async fn logs(args: &LogsArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCode> {
                             continue;
                         }
                         if !out.entry(&e)? {
-                            return Ok(ExitCode::SUCCESS);
+                            return Ok(ExitStatus::Success);
                         }
                     }
                 }
@@ -193,7 +194,7 @@ async fn logs(args: &LogsArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCode> {
             },
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 fn describe_filters(args: &LogsArgs) -> String {
@@ -262,45 +263,6 @@ fn json_entry(e: &LogEntry) -> serde_json::Value {
         "stack": e.stack,
         "fields": e.fields,
     })
-}
-
-/// SIGINT (Ctrl-C) and SIGTERM, listened for from the moment of [`Stop::install`].
-struct Stop {
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-}
-
-impl Stop {
-    fn install() -> anyhow::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(Stop {
-                int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
-                term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
-            })
-        }
-        #[cfg(not(unix))]
-        {
-            Ok(Stop {})
-        }
-    }
-
-    async fn wait(&mut self) {
-        #[cfg(unix)]
-        {
-            tokio::select! {
-                _ = self.int.recv() => {}
-                _ = self.term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -17,19 +17,20 @@ macro_rules! sayln {
 mod apply_cmd;
 mod cloud_cmd;
 mod completions_cmd;
-pub mod errors;
 mod fmt_cmd;
 mod history_cmd;
 mod import_cmd;
 mod lock_cmd;
 mod logs_cmd;
 mod org_cmd;
+pub mod output;
 mod plan_cmd;
 mod ranges;
 pub mod render;
 mod resolve;
 mod secrets_cmd;
 mod show_cmd;
+mod signals;
 mod status_cmd;
 pub mod target;
 pub mod term;
@@ -37,7 +38,8 @@ mod validate_cmd;
 mod watch_cmd;
 
 use clap::{Args, Parser, Subcommand};
-use std::process::ExitCode;
+use output::ExitStatus;
+pub use watch_cmd::LogFormat;
 
 /// Declarative, GitOps-style fleet management for the Viam robotics cloud.
 ///
@@ -247,8 +249,30 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     }
 }
 
+impl Cli {
+    /// The format of log lines on stderr: `watch --log-format`, else text.
+    pub fn log_format(&self) -> LogFormat {
+        match &self.command {
+            Command::Watch(args) => args.log_format,
+            _ => LogFormat::Text,
+        }
+    }
+
+    /// The log filter when `RUST_LOG` is unset: warnings only, more with `-v` and `-vv`. A
+    /// daemon's log is its output, so `watch` also logs its passes and changes at `info`,
+    /// without the per-call chatter of observing.
+    pub fn default_log_filter(&self) -> &'static str {
+        match (self.global.verbose, &self.command) {
+            (0, Command::Watch(_)) => "warn,fleetform=info,fleetform::cloud=warn",
+            (0, _) => "warn",
+            (1, _) => "info",
+            _ => "debug",
+        }
+    }
+}
+
 /// Runs the parsed command line and returns the process exit code.
-pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
+pub async fn run(mut cli: Cli) -> anyhow::Result<ExitStatus> {
     crate::manifest::set_default_max_file_bytes(cli.global.max_manifest_size);
     cli.global.when_missing = match &cli.command {
         // A saved plan must be made against the organization it will be applied to.
@@ -286,7 +310,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
                 "{}",
                 serde_json::to_string_pretty(&crate::manifest::schema())?
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(ExitStatus::Success)
         }
     }
 }

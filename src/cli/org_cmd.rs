@@ -1,6 +1,7 @@
 //! `fleetform org …`: organizations the API key can see, their members and invites, and
 //! public namespace availability.
 
+use super::output::ExitStatus;
 use super::resolve::{self, Places};
 use super::status_cmd::{ago, emit, outln};
 use super::{GlobalArgs, OutputFormat, target};
@@ -8,7 +9,6 @@ use crate::cloud::CloudApi;
 use crate::model::{Grant, Organization, ResourceKind, Timestamp};
 use anyhow::bail;
 use clap::Subcommand;
-use std::process::ExitCode;
 
 const MEMBERS_HELP: &str = "\
 Grants read `ROLE on KIND PATH`: `operator on location HQ/Assembly`, `owner on machine
@@ -60,7 +60,7 @@ pub enum OrgCommand {
     },
 }
 
-pub async fn run(cmd: OrgCommand, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(cmd: OrgCommand, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     // A malformed namespace needs no cloud.
     if let OrgCommand::NamespaceAvailable { name, .. } = &cmd {
         check_namespace(name)?;
@@ -84,7 +84,7 @@ pub async fn run(cmd: OrgCommand, global: &GlobalArgs) -> anyhow::Result<ExitCod
     Ok(code)
 }
 
-async fn list(client: &dyn CloudApi, output: OutputFormat) -> anyhow::Result<ExitCode> {
+async fn list(client: &dyn CloudApi, output: OutputFormat) -> anyhow::Result<ExitStatus> {
     let orgs = client.list_organizations().await?;
     let mut out = String::new();
     match output {
@@ -104,7 +104,7 @@ async fn list(client: &dyn CloudApi, output: OutputFormat) -> anyhow::Result<Exi
         }
     }
     emit(&out)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// A namespace is lowercase letters, digits and dashes.
@@ -134,7 +134,7 @@ async fn namespace_available(
     client: &dyn CloudApi,
     name: &str,
     output: OutputFormat,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<ExitStatus> {
     let available = client.namespace_available(name).await?;
     let mut out = String::new();
     match output {
@@ -156,9 +156,9 @@ async fn namespace_available(
     }
     emit(&out)?;
     Ok(if available {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     } else {
-        ExitCode::from(2)
+        ExitStatus::No
     })
 }
 
@@ -196,7 +196,7 @@ async fn members(
     client: &dyn CloudApi,
     org: Option<&str>,
     output: OutputFormat,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<ExitStatus> {
     let org = resolve::organization(client, org).await?;
     let (mut members, mut invites) = client.list_members(&org.id).await?;
     members.sort_by(|a, b| a.emails.cmp(&b.emails));
@@ -260,7 +260,7 @@ async fn members(
         }
     }
     emit(&out)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 #[cfg(test)]

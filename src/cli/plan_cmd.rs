@@ -5,6 +5,7 @@
 //! stdout, and optionally save the plan for `fleetform apply FILE`.
 
 use super::GlobalArgs;
+use super::output::ExitStatus;
 use super::render::{self, Format, RenderOptions};
 use super::target::{self, LocalOrg};
 use crate::cloud::CloudApi;
@@ -15,7 +16,6 @@ use anyhow::Context;
 use clap::Args;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 /// Shown after the options in `fleetform plan --help` and `-h`.
 const AFTER_HELP: &str = "\
@@ -82,7 +82,7 @@ pub struct PlanArgs {
 }
 
 /// Runs `fleetform plan`.
-pub async fn run(args: PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     // 1. The manifest, before any cloud call: a bad manifest costs nothing and touches nothing.
     let desired: Desired = match crate::manifest::load(&args.manifest) {
         Ok(d) => d,
@@ -94,7 +94,7 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode
         }
         Err(err) => {
             eprintln!("{err}");
-            return Ok(ExitCode::FAILURE);
+            return Ok(ExitStatus::Failure);
         }
     };
 
@@ -116,7 +116,7 @@ async fn plan_and_print(
     args: &PlanArgs,
     api: &dyn CloudApi,
     desired: &Desired,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<ExitStatus> {
     let observe_opts = ObserveOptions {
         read_concurrency: args.read_concurrency,
         ..Default::default()
@@ -138,9 +138,9 @@ async fn plan_and_print(
         }
         Err(errors) => {
             for e in &errors.0 {
-                eprintln!("error: {}", super::term::clean(&e.to_string()));
+                super::output::print_error_message(&e.to_string());
             }
-            return Ok(ExitCode::FAILURE);
+            return Ok(ExitStatus::Failure);
         }
     };
 
@@ -157,9 +157,9 @@ async fn plan_and_print(
 
     // 6. The exit code.
     Ok(if args.detailed_exitcode && !plan.is_empty() {
-        ExitCode::from(2)
+        ExitStatus::Changes
     } else {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     })
 }
 

@@ -14,6 +14,7 @@
 //! A valid secret exists at every moment. If a step fails, the error says what was already
 //! done; running `rotate` again finishes the job.
 
+use super::output::ExitStatus;
 use super::resolve;
 use super::status_cmd::{ago, emit, outln};
 use super::{GlobalArgs, OutputFormat};
@@ -21,7 +22,6 @@ use crate::cloud::CloudApi;
 use crate::model::{LocationSecret, Timestamp};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use std::process::ExitCode;
 
 /// The most secrets a location may hold at once.
 const MAX_SECRETS: usize = 2;
@@ -98,7 +98,7 @@ pub struct RotateArgs {
 }
 
 /// Runs `fleetform secrets …`.
-pub async fn run(cmd: SecretsCommand, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(cmd: SecretsCommand, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let org = match &cmd {
         SecretsCommand::List(a) => a.org.clone(),
         SecretsCommand::Rotate(a) => a.org.clone(),
@@ -138,7 +138,7 @@ fn secret_json(s: &LocationSecret, now: Timestamp, show: bool) -> serde_json::Va
     v
 }
 
-async fn list(args: &ListArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCode> {
+async fn list(args: &ListArgs, api: &dyn CloudApi) -> anyhow::Result<ExitStatus> {
     let org = resolve::organization(api, args.org.as_deref()).await?;
     let (path, location) = resolve::resolve_location(api, &org.id, &args.location).await?;
     let secrets = sorted(
@@ -181,7 +181,7 @@ async fn list(args: &ListArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCode> {
         }
     }
     emit(&out)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// [`rotate`] under the organization's lease ([`crate::lease`]), refused at once if another
@@ -189,7 +189,7 @@ async fn list(args: &ListArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCode> {
 async fn rotate_leased(
     args: &RotateArgs,
     client: &crate::cloud::Client,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<ExitStatus> {
     let api: std::sync::Arc<dyn CloudApi> = std::sync::Arc::new(client.clone());
     let org = resolve::organization(api.as_ref(), args.org.as_deref()).await?;
     let guard = crate::lease::Guard::take(
@@ -204,7 +204,7 @@ async fn rotate_leased(
     result
 }
 
-async fn rotate(args: &RotateArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCode> {
+async fn rotate(args: &RotateArgs, api: &dyn CloudApi) -> anyhow::Result<ExitStatus> {
     let org = resolve::organization(api, args.org.as_deref()).await?;
     let (path, location) = resolve::resolve_location(api, &org.id, &args.location).await?;
     if !args.yes {
@@ -275,7 +275,7 @@ async fn rotate(args: &RotateArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCod
         }
     }
     emit(&out)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// Performs the rotation (see the module docs); returns the new secret's id and the deleted

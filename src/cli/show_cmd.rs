@@ -7,11 +7,11 @@
 //!
 //! It reads `.fleetform/` only to learn which values were ever sensitive (never writes it).
 
+use super::output::ExitStatus;
 use super::render::Format;
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
 Needs no cloud and no credentials.
@@ -48,7 +48,7 @@ pub(super) fn is_saved_plan(path: &std::path::Path) -> bool {
 }
 
 /// Runs `fleetform show`.
-pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &ShowArgs) -> anyhow::Result<ExitStatus> {
     let limit = crate::manifest::LoadOptions::default().max_file_bytes;
     let bytes = crate::manifest::read_bounded(&args.plan, limit)
         .with_context(|| format!("cannot read `{}`", args.plan.display()))?;
@@ -65,5 +65,5 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
         saved.with_context(|| format!("cannot read the plan in `{}`", args.plan.display()))?;
     super::apply_cmd::local_ledger().mark_plan(&mut plan);
     super::plan_cmd::print_plan(&plan, args.output, args.detail)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

@@ -13,6 +13,7 @@
 //! A manifest that does not plan (ambiguous or missing pins) is reported as a warning and the
 //! tree is still shown, without sync states.
 
+use super::output::ExitStatus;
 use super::plan_cmd::{Status, make_plan};
 use super::resolve;
 use super::target::{self, LocalOrg};
@@ -28,7 +29,6 @@ use clap::Args;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -54,14 +54,14 @@ pub struct StatusArgs {
 }
 
 /// Runs `fleetform status`.
-pub async fn run(args: StatusArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: StatusArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let desired = match &args.manifest {
         None => None,
         Some(path) => match crate::manifest::load(path) {
             Ok(d) => Some(d),
             Err(err) => {
                 eprintln!("{err}");
-                return Ok(ExitCode::FAILURE);
+                return Ok(ExitStatus::Failure);
             }
         },
     };
@@ -90,7 +90,7 @@ async fn status(
     api: &dyn CloudApi,
     desired: Option<&Desired>,
     wanted: Option<&str>,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<ExitStatus> {
     let org = resolve::organization(api, wanted).await?;
     let locations = api.list_locations(&org.id).await?;
     let roots: Vec<String> = locations
@@ -180,7 +180,7 @@ async fn status(
         }
     }
     emit(&out)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// Where a part stands against the manifest.

@@ -15,11 +15,11 @@
 //!   [{"file", "line", "column", "message", "hint"}]}]}`; text goes to stderr as for `plan`.
 
 use super::OutputFormat;
+use super::output::ExitStatus;
 use crate::model::{Desired, DesiredLocation};
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 /// The version of the `--output json` document; raised on any incompatible change.
 pub const VALIDATE_FORMAT_VERSION: u32 = 1;
@@ -49,7 +49,7 @@ pub struct ValidateArgs {
 }
 
 /// Runs `fleetform validate`.
-pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitStatus> {
     let mut all_valid = true;
     let mut reports = Vec::new();
     for path in &args.manifests {
@@ -83,9 +83,9 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
         super::term::print_stdout(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
     }
     Ok(if all_valid {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     } else {
-        ExitCode::FAILURE
+        ExitStatus::Failure
     })
 }
 

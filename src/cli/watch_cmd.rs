@@ -3,14 +3,14 @@
 //!
 //! This file turns arguments into a [`crate::watch::run`] call: it installs the signal
 //! handlers (first signal: graceful; second: exit now), opens the manifest source, connects to
-//! the cloud, serves the metrics endpoint, and sets up logging.
+//! the cloud, and serves the metrics endpoint.
 //!
-//! Logging: `main` installs a plain-text stderr subscriber before it knows the command. A
-//! daemon's log is its output, so `watch` runs on a runtime of its own whose every thread
-//! (workers and blocking pool) defaults to the subscriber chosen here — `--log-format text`
-//! or `json`, `info` by default — so that every event, including the apply engine's and the
-//! client's, comes out in one format.
+//! Logging: `main` installs the subscriber for `--log-format` (text or JSON, `info` for
+//! fleetform's own events by default; see [`super::Cli::log_format`]) before the runtime
+//! starts, so that every event, including the apply engine's and the client's, comes out in
+//! one format.
 
+use super::output::ExitStatus;
 use super::target::{self, LocalOrg};
 use super::{GlobalArgs, ranges};
 use crate::model::OrgRef;
@@ -19,10 +19,8 @@ use crate::watch::{
 };
 use anyhow::{Context, bail};
 use clap::Args;
-use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -260,118 +258,10 @@ impl WatchArgs {
     }
 }
 
-/// Runs `fleetform watch` on a runtime of its own (see the module docs for why), and returns
-/// once it has shut down.
-pub async fn run(args: WatchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+/// Runs `fleetform watch` until SIGINT or SIGTERM, and returns once it has shut down.
+pub async fn run(args: WatchArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     args.validate()?;
-    let dispatch = log_dispatch(args.log_format, global.verbose)?;
-    // The calling task only waits for the result; blocking it is what it would do anyway.
-    std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new()
-            .name("fleetform-watch".into())
-            .spawn_scoped(scope, move || {
-                let _default = tracing::dispatcher::set_default(&dispatch);
-                let for_threads = dispatch.clone();
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .thread_name("fleetform-watch-worker")
-                    .on_thread_start(move || set_thread_dispatch(Some(&for_threads)))
-                    .on_thread_stop(|| set_thread_dispatch(None))
-                    .build()
-                    .context("cannot start the async runtime")?;
-                let result = runtime.block_on(watch_until_signalled(args, global));
-                // Calls that outlived shutdown (none should) are not waited for.
-                runtime.shutdown_timeout(Duration::from_secs(5));
-                result
-            })
-            .context("cannot start the watch thread")?;
-        worker
-            .join()
-            .unwrap_or_else(|_| bail!("the watch thread panicked"))
-    })
-}
-
-thread_local! {
-    /// Keeps the runtime thread's default subscriber installed for the thread's life.
-    static THREAD_DISPATCH: RefCell<Option<tracing::dispatcher::DefaultGuard>> =
-        const { RefCell::new(None) };
-}
-
-fn set_thread_dispatch(dispatch: Option<&tracing::Dispatch>) {
-    let guard = dispatch.map(tracing::dispatcher::set_default);
-    THREAD_DISPATCH.with(|slot| {
-        let old = slot.replace(guard);
-        drop(old);
-    });
-}
-
-/// The subscriber for `--log-format`: stderr, coloured only on a terminal without
-/// `NO_COLOR`; `RUST_LOG` wins over `-v`.
-fn log_dispatch(format: LogFormat, verbose: u8) -> anyhow::Result<tracing::Dispatch> {
-    let default = match verbose {
-        // Pass summaries and changes, without the per-call chatter of observing.
-        0 => "warn,fleetform=info,fleetform::cloud=warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(color)
-        .with_writer(std::io::stderr);
-    Ok(match format {
-        LogFormat::Text => tracing::Dispatch::new(builder.finish()),
-        LogFormat::Json => tracing::Dispatch::new(
-            builder
-                .json()
-                .flatten_event(true)
-                .with_span_list(false)
-                .finish(),
-        ),
-    })
-}
-
-/// Signals: the returned receiver turns `true` on the first SIGINT/SIGTERM; a second one
-/// exits the process at once (status 130), for when draining takes too long.
-fn install_signals() -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-        tokio::spawn(async move {
-            let mut next = async || {
-                tokio::select! {
-                    _ = term.recv() => "SIGTERM",
-                    _ = int.recv() => "SIGINT",
-                }
-            };
-            let first = next().await;
-            tracing::info!(
-                signal = first,
-                "signal received: shutting down gracefully (send it again to exit now)"
-            );
-            let _ = tx.send(true);
-            let second = next().await;
-            tracing::warn!(
-                signal = second,
-                "second signal: exiting without waiting for calls in flight"
-            );
-            std::process::exit(130);
-        });
-    }
-    #[cfg(not(unix))]
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        let _ = tx.send(true);
-        let _ = tokio::signal::ctrl_c().await;
-        std::process::exit(130);
-    });
-    Ok(rx)
+    watch_until_signalled(args, global).await
 }
 
 /// Resolves when `rx` turns `true` (or its sender is gone).
@@ -379,9 +269,9 @@ async fn signalled(mut rx: tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-async fn watch_until_signalled(args: WatchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+async fn watch_until_signalled(args: WatchArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     // Handlers first: a signal during start-up (cloning, connecting) is honoured.
-    let stop = install_signals()?;
+    let stop = super::signals::graceful_then_exit()?;
     let opts = args.options();
 
     // 1. The manifest source.
@@ -394,7 +284,7 @@ async fn watch_until_signalled(args: WatchArgs, global: &GlobalArgs) -> anyhow::
                     "cannot follow `{}` at `{reference}`",
                     watch::git::redact(repo),
                 ))?,
-                () = signalled(stop.clone()) => return Ok(ExitCode::SUCCESS),
+                () = signalled(stop.clone()) => return Ok(ExitStatus::Success),
             };
             Source::Git {
                 repo,
@@ -428,7 +318,7 @@ async fn watch_until_signalled(args: WatchArgs, global: &GlobalArgs) -> anyhow::
     };
     let target = tokio::select! {
         t = target::connect_for(global, local_org) => t?,
-        () = signalled(stop.clone()) => return Ok(ExitCode::SUCCESS),
+        () = signalled(stop.clone()) => return Ok(ExitStatus::Success),
     };
 
     // 3. The metrics endpoint.
@@ -478,7 +368,7 @@ async fn watch_until_signalled(args: WatchArgs, global: &GlobalArgs) -> anyhow::
     let closed = target.close().await;
     result?;
     closed?;
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// The organization the manifest names, even when the manifest is otherwise invalid (then
