@@ -11,6 +11,7 @@
 //! - [`localcloud`]: an embedded, SQLite-backed, Viam-compatible cloud for trying things out,
 //!   CI and tests. It shares no code with the client, so a bug in one cannot hide one in the other.
 //! - [`lease`]: the organization-wide lease in the cloud: one writer at a time.
+//! - [`fsutil`]: files written whole (atomic replace), private (0600) or not.
 //! - [`sensitive`]: private files, salted hashes, and the ledger of what was ever sensitive.
 //! - [`cli`]: the `fleetform` commands; the only module that prints.
 //! - [`proto`]: code generated from `proto/` by `build.rs`.
@@ -18,6 +19,7 @@
 pub mod apply;
 pub mod cli;
 pub mod cloud;
+pub mod fsutil;
 pub mod lease;
 pub mod localcloud;
 pub mod manifest;

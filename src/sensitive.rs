@@ -182,11 +182,8 @@ impl Ledger {
         if let Some(dir) = path.parent() {
             create_private_dir(dir)?;
         }
-        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-        prepare_private_file(&tmp)?;
         let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, path)
+        crate::fsutil::write_atomic_private(path, &bytes)
     }
 
     /// Whether `s` is a value that was once sensitive.

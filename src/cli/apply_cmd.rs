@@ -119,13 +119,13 @@ pub struct ApplyArgs {
     #[arg(short = 'y', long, visible_alias = "auto-approve")]
     pub yes: bool,
     /// Changes in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = super::ranges::concurrency)]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = super::ranges::concurrency())]
     pub parallelism: usize,
     /// Reads in flight at once while observing the cloud.
-    #[arg(long, value_name = "N", default_value_t = 32, value_parser = super::ranges::concurrency)]
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = super::ranges::concurrency())]
     pub read_concurrency: usize,
     /// Refuse a plan that deletes more than this many resources (unless --allow-deletes).
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = super::ranges::count)]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = super::ranges::count())]
     pub max_deletes: usize,
     /// Allow a plan to delete more than --max-deletes resources.
     #[arg(long)]

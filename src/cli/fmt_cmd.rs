@@ -103,7 +103,7 @@ pub fn run(args: &FmtArgs) -> anyhow::Result<ExitStatus> {
             }
             continue;
         }
-        super::plan_cmd::write_atomically(path, formatted.as_bytes())
+        crate::fsutil::write_atomic(path, formatted.as_bytes())
             .with_context(|| format!("cannot write `{shown}`"))?;
         eprintln!("{}", super::term::clean(&format!("formatted {shown}")));
     }

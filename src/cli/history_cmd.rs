@@ -46,7 +46,7 @@ pub struct HistoryArgs {
     pub org: Option<String>,
 
     /// How many of the most recent edits to show.
-    #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 10, value_parser = super::ranges::count)]
+    #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 10, value_parser = super::ranges::count())]
     pub count: usize,
 
     /// `text` for people, `json` for programs.

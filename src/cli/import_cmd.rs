@@ -23,7 +23,6 @@
 //! their other contents would be deleted.
 
 use super::output::ExitStatus;
-use super::plan_cmd::write_atomically;
 use super::resolve::{self, Places};
 use super::status_cmd::{emit, outln};
 use super::{GlobalArgs, OutputFormat};
@@ -192,7 +191,7 @@ async fn import(args: &ImportArgs, api: &dyn CloudApi) -> anyhow::Result<ExitSta
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create `{}`", parent.display()))?;
         }
-        write_atomically(path, file.contents.as_bytes())
+        crate::fsutil::write_atomic(path, file.contents.as_bytes())
             .with_context(|| format!("cannot write `{}`", path.display()))?;
     }
     let check_path = args
@@ -207,7 +206,7 @@ async fn import(args: &ImportArgs, api: &dyn CloudApi) -> anyhow::Result<ExitSta
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create `{}`", parent.display()))?;
         }
-        write_atomically(out, exported.manifest.as_bytes())
+        crate::fsutil::write_atomic(out, exported.manifest.as_bytes())
             .with_context(|| format!("cannot write the manifest to `{}`", out.display()))?;
     }
 

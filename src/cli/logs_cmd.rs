@@ -71,7 +71,7 @@ pub struct LogsArgs {
     pub filter: Option<String>,
 
     /// How many of the most recent entries to print (0: all of them).
-    #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 100, value_parser = super::ranges::count)]
+    #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 100, value_parser = super::ranges::count())]
     pub count: usize,
 
     /// `text` for people, `json` for programs (one JSON object per line).

@@ -14,7 +14,7 @@ use crate::model::{Desired, OrgRef};
 use crate::plan::{self, Attribution, Op, PartRef, Plan, PlanErrors};
 use anyhow::Context;
 use clap::Args;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 /// Shown after the options in `fleetform plan --help` and `-h`.
@@ -76,7 +76,7 @@ pub struct PlanArgs {
         long,
         value_name = "N",
         default_value_t = ObserveOptions::default().read_concurrency,
-        value_parser = super::ranges::concurrency
+        value_parser = super::ranges::concurrency()
     )]
     pub read_concurrency: usize,
 }
@@ -147,7 +147,7 @@ async fn plan_and_print(
     // 5. Print, and save.
     print_plan(&plan, args.output, args.detail)?;
     if let Some(out) = &args.out {
-        write_private_atomically(out, render::json::saved_plan(&plan).as_bytes())
+        crate::fsutil::write_atomic_private(out, render::json::saved_plan(&plan).as_bytes())
             .with_context(|| format!("cannot save the plan to `{}`", out.display()))?;
         eprintln!(
             "Saved the plan to {0}; apply it with: fleetform apply {0}",
@@ -243,70 +243,47 @@ async fn attribute_drift(
     }
 }
 
-/// Writes `bytes` to `path` so that readers see the old file or the new one, never a part:
-/// a temporary file next to it, flushed to disk, then renamed over it.
-pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_atomic(path, bytes, false)
-}
-
-/// [`write_atomically`], with the file created 0600 (saved plans: they name what is
-/// sensitive, and where).
-pub(super) fn write_private_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_atomic(path, bytes, true)
-}
-
-fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| {
-        let mut f = if private {
-            crate::sensitive::prepare_private_file(&tmp)?;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .truncate(true)
-                .open(&tmp)?
-        } else {
-            std::fs::File::create(&tmp)?
-        };
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// A one-line progress message on stderr, shown only when stderr is a terminal (so logs and
-/// CI output stay clean).
+/// A one-line progress message on stderr (an `indicatif` spinner), shown only when stderr
+/// is a terminal (so logs and CI output stay clean).
 pub(super) struct Status {
     enabled: bool,
+    spinner: std::sync::Mutex<Option<indicatif::ProgressBar>>,
 }
 
 impl Status {
     pub(super) fn new() -> Self {
         Status {
             enabled: std::io::stderr().is_terminal(),
+            spinner: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// A status that never shows.
+    #[cfg(test)]
+    fn off() -> Self {
+        Status {
+            enabled: false,
+            spinner: std::sync::Mutex::new(None),
         }
     }
 
     pub(super) fn show(&self, message: &str) {
-        if self.enabled {
-            eprint!("\r\x1b[2K{message}");
-            let _ = std::io::stderr().flush();
+        if !self.enabled {
+            return;
         }
+        let mut slot = self.spinner.lock().unwrap_or_else(|e| e.into_inner());
+        let spinner = slot.get_or_insert_with(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        spinner.set_message(super::term::clean(message).into_owned());
     }
 
     pub(super) fn clear(&self) {
-        if self.enabled {
-            eprint!("\r\x1b[2K");
-            let _ = std::io::stderr().flush();
+        let mut slot = self.spinner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(spinner) = slot.take() {
+            spinner.finish_and_clear();
         }
     }
 }
@@ -358,7 +335,7 @@ mod tests {
             &desired,
             &plan::Options::default(),
             &ObserveOptions::default(),
-            &Status { enabled: false },
+            &Status::off(),
         )
         .await
         .unwrap()
@@ -384,27 +361,5 @@ mod tests {
             text.ends_with("Plan: 0 to create, 1 to update, 0 to move, 0 to delete.\n"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn atomic_write_replaces_the_file_and_leaves_no_temporary() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("plan.json");
-        std::fs::write(&path, "old").unwrap();
-        write_atomically(&path, b"new").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["plan.json"]);
-    }
-
-    #[test]
-    fn atomic_write_into_a_missing_directory_fails_cleanly() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("missing/plan.json");
-        assert!(write_atomically(&path, b"x").is_err());
-        assert!(!path.exists());
     }
 }

@@ -1,7 +1,8 @@
 //! The range of every numeric and duration flag, in one table, so that no value given on
 //! the command line can panic or overflow later (issue 13).
 //!
-//! Each parser returns a plain message; clap adds the flag's name, e.g.
+//! Durations are parsed here and return a plain message; counts use clap's ranged integer
+//! parser (`0 is not in 1..=1024`). Either way clap adds the flag's name, e.g.
 //! `invalid value '99999d' for '--timeout <TIMEOUT>': 99999d is out of range: use 10ms to 1h`.
 //! Where the issue was silent the bounds were chosen as generous as sensible use needs:
 //!
@@ -24,6 +25,7 @@
 //! A manifest's `rotate_after` is checked by the manifest module (longer than zero, at most
 //! 100 years).
 
+use clap::builder::TypedValueParser;
 use std::time::Duration;
 
 fn between(s: &str, min: &str, max: &str) -> Result<Duration, String> {
@@ -85,26 +87,25 @@ pub(crate) fn lock_timeout(s: &str) -> Result<Duration, String> {
     between(s, "0s", "1d")
 }
 
-fn count_between(s: &str, min: usize, max: usize) -> Result<usize, String> {
-    let shown: String = s.chars().take(40).flat_map(char::escape_debug).collect();
-    match s.trim().parse::<usize>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        Ok(_) => Err(format!("{shown} is out of range: use {min} to {max}")),
-        Err(_) if !s.trim().is_empty() && s.trim().chars().all(|c| c.is_ascii_digit()) => {
-            Err(format!("{shown} is out of range: use {min} to {max}"))
-        }
-        Err(_) => Err(format!("`{shown}` is not a whole number")),
-    }
+/// A whole number in `range`, by clap's own ranged parser (its message names the range:
+/// `0 is not in 1..=1024`).
+fn count_between(
+    range: std::ops::RangeInclusive<u32>,
+) -> impl clap::builder::TypedValueParser<Value = usize> {
+    let (min, max) = (u64::from(*range.start()), u64::from(*range.end()));
+    clap::value_parser!(u64)
+        .range(min..=max)
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// `--parallelism` and `--read-concurrency`: requests in flight at once.
-pub(crate) fn concurrency(s: &str) -> Result<usize, String> {
-    count_between(s, 1, 1024)
+pub(crate) fn concurrency() -> impl clap::builder::TypedValueParser<Value = usize> {
+    count_between(1..=1024)
 }
 
 /// `--max-deletes`, `history -n`, `logs -n`.
-pub(crate) fn count(s: &str) -> Result<usize, String> {
-    count_between(s, 0, 1_000_000)
+pub(crate) fn count() -> impl clap::builder::TypedValueParser<Value = usize> {
+    count_between(0..=1_000_000)
 }
 
 #[cfg(test)]
@@ -145,16 +146,34 @@ mod tests {
         assert_eq!(timeout("30s"), Ok(Duration::from_secs(30)));
         assert!(interval("0s").is_err());
         assert_eq!(debounce("0ms"), Ok(Duration::ZERO));
-        assert_eq!(
-            concurrency("0").unwrap_err(),
-            "0 is out of range: use 1 to 1024"
+        let parse =
+            |parser: &dyn Fn() -> Result<usize, clap::Error>| parser().map_err(|e| e.to_string());
+        let flag = |value: &'static str, max: u32| {
+            move || {
+                clap::Command::new("t")
+                    .arg(clap::Arg::new("n").long("n").value_parser(if max == 1024 {
+                        clap::builder::ValueParser::new(concurrency())
+                    } else {
+                        clap::builder::ValueParser::new(count())
+                    }))
+                    .try_get_matches_from(["t", "--n", value])
+                    .map(|m| *m.get_one::<usize>("n").unwrap())
+            }
+        };
+        assert!(
+            parse(&flag("0", 1024))
+                .unwrap_err()
+                .contains("0 is not in 1..=1024")
         );
-        assert_eq!(
-            concurrency("18446744073709551616").unwrap_err(),
-            "18446744073709551616 is out of range: use 1 to 1024"
+        assert!(parse(&flag("18446744073709551616", 1024)).is_err());
+        assert!(parse(&flag("x", 1024)).is_err());
+        assert!(parse(&flag("-1", 1024)).is_err());
+        assert_eq!(parse(&flag("1024", 1024)), Ok(1024));
+        assert_eq!(parse(&flag("0", 0)), Ok(0));
+        assert!(
+            parse(&flag("1000001", 0))
+                .unwrap_err()
+                .contains("1000001 is not in 0..=1000000")
         );
-        assert_eq!(concurrency("x").unwrap_err(), "`x` is not a whole number");
-        assert_eq!(count("0"), Ok(0));
-        assert!(count("1000001").is_err());
     }
 }

@@ -144,7 +144,7 @@ pub struct WatchArgs {
     pub prune: bool,
 
     /// Refuse a pass that would delete more than this many resources (unless --allow-deletes).
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = ranges::count)]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = ranges::count())]
     pub max_deletes: usize,
 
     /// Allow a pass to delete more than --max-deletes resources.
@@ -152,11 +152,11 @@ pub struct WatchArgs {
     pub allow_deletes: bool,
 
     /// Changes in flight at once while applying.
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = ranges::concurrency)]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = ranges::concurrency())]
     pub parallelism: usize,
 
     /// Reads in flight at once while reading the cloud.
-    #[arg(long, value_name = "N", default_value_t = 32, value_parser = ranges::concurrency)]
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = ranges::concurrency())]
     pub read_concurrency: usize,
 
     /// Longest wait between retries of a failing pass (the wait starts at 1s and doubles).
