@@ -16,7 +16,11 @@
 //! - [`cli`]: the `fleetform` commands; the only module that prints.
 //! - [`proto`]: code generated from `proto/` by `build.rs`.
 
+// Only the CLI prints; the library reports through return values and `tracing`.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod apply;
+#[allow(clippy::print_stdout, clippy::print_stderr)]
 pub mod cli;
 pub mod cloud;
 pub mod fsutil;
