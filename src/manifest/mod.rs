@@ -60,6 +60,7 @@ mod error;
 pub mod export;
 mod files;
 mod include;
+pub mod layout;
 mod raw;
 mod schema;
 mod span;
