@@ -77,3 +77,14 @@ fn the_tiny_fleet_is_kept() {
     let d = load(&fleetgen::tiny_fleet_yaml(fleetgen::S, false));
     assert_eq!(parts(&d).len(), fleetgen::S.parts());
 }
+
+#[test]
+fn the_fleet_exports_and_loads_back_the_same() {
+    use fleetform::manifest::export::{ExportOptions, export};
+    let mut source = load(&fleetgen::fleet_yaml(fleetgen::S, false));
+    source.digest.clear();
+    let out = export(&source, &ExportOptions::default());
+    let mut back = load(&out.manifest);
+    back.digest.clear();
+    assert_eq!(back, source);
+}

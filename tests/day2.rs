@@ -222,9 +222,12 @@ async fn import_of_a_populated_org_then_plan_detailed_exitcode_exits_0() {
         run.explain()
     );
     let manifest = std::fs::read_to_string(env.path("fleet.yaml")).unwrap();
-    assert!(manifest.contains("fragments: [camera-kit]"), "{manifest}");
+    // Lists are blocks: `fragments:` then `- camera-kit`; a grant is a mapping.
+    let lines: Vec<&str> = manifest.lines().map(str::trim).collect();
+    let follows = |first: &str, second: &str| lines.windows(2).any(|w| w == [first, second]);
+    assert!(follows("fragments:", "- camera-kit"), "{manifest}");
     assert!(
-        manifest.contains("- { role: operator, location: HQ/Assembly }"),
+        follows("- role: operator", "location: HQ/Assembly"),
         "{manifest}"
     );
     assert!(manifest.contains("main: true"), "{manifest}");

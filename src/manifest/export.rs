@@ -1,23 +1,39 @@
 //! The manifest writer: a [`Desired`] model back to version-1 YAML that [`super::parse_str`]
 //! reads into the same model. `fleetform import` uses it to write what a cloud holds.
 //!
+//! The model is turned into the structs the reader deserializes ([`super::raw`]), which
+//! `serde_yaml` serializes; the text is then laid out as `fleetform fmt` would
+//! ([`super::layout`]). The shape of a manifest therefore has one source: a new key is a
+//! field of a `raw` struct, read by `validate` and written here.
+//!
 //! # Guarantees
 //! - Round trip: parsing the output (with the written config files in place) gives back the
 //!   model, except its `digest` (which hashes the text). Keys that hold their default are left
 //!   out (`prune: false`, `protect: false`, `visibility: private`, empty configs).
-//! - Every string is written plain only when YAML cannot read it as anything else (a number,
-//!   a boolean, null, a key/value separator, a comment); otherwise it is double-quoted with
-//!   JSON escapes, which YAML reads the same way.
+//! - Strings are quoted by `serde_yaml` whenever YAML 1.2, as fleetform reads it, could read
+//!   them as anything else (a number, a boolean, null, a key/value separator, a comment).
 //! - Config strings that contain `${env:` are escaped as `$${env:`, so a literal text from the
 //!   cloud is not taken for an environment reference. A value that came from the environment
-//!   ([`SensitiveValue`]) is written as its template (`${env:TOKEN}`), never as the value; one
-//!   without a template is written as the resolved text.
+//!   ([`SensitiveValue`](crate::model::SensitiveValue)) is written as its template
+//!   (`${env:TOKEN}`), never as the value; one without a template is written as the resolved
+//!   text.
 //! - With [`ExportOptions::config_dir`], each non-empty config goes to its own JSON file:
 //!   `DIR/fragments/<name>.json` for fragments and `DIR/<part path>.json` for parts, with file
 //!   names made safe (`/`, `..` and unusual characters replaced) and kept distinct.
 //!
+//! # Layout
+//! Keys in the order of the `raw` structs (name, identity, then what the resource holds,
+//! children last), two spaces per level, sequences indented under their key, the header
+//! options as `# ` comments on top. Lists and mappings are written as blocks: grants, `ignore`
+//! paths and `secrets:` each take a few lines where the hand-written writer used to put them
+//! on one (`{ role: operator, location: HQ }`); both read the same.
+//!
 //! This module only builds text; the caller writes the files.
 
+use super::raw::{
+    Inline, RawAccess, RawFragment, RawGrant, RawInvite, RawLocation, RawMachine, RawManifest,
+    RawOrgSettings, RawOrganization, RawPart, RawSecrets,
+};
 use crate::model::{
     Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
     DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, OrgRef, TagTarget, Visibility,
@@ -57,60 +73,29 @@ pub struct ConfigFile {
 /// Writes `desired` as manifest YAML (see the module docs for the guarantees).
 pub fn export(desired: &Desired, opts: &ExportOptions) -> Exported {
     let mut w = Writer {
-        out: String::new(),
         opts,
         files: vec![],
         taken: BTreeSet::new(),
     };
+    let raw = w.manifest(desired);
+    let yaml = serde_yaml::to_string(&raw).expect("manifest structs serialize");
+    // The canonical layout when the formatter can produce it without changing a value (it
+    // declines a few unusual block scalars); else `serde_yaml`'s own, which reads the same.
+    let body = super::layout::format_checked(&yaml).unwrap_or(yaml);
+    let mut manifest = String::new();
     for line in &opts.header {
-        w.line(0, format!("# {line}").trim_end());
+        manifest.push_str(format!("# {line}").trim_end());
+        manifest.push('\n');
     }
-    w.line(0, "version: 1");
-    let org = match &desired.organization {
-        OrgRef::Id(id) | OrgRef::Name(id) => id,
-    };
-    match &desired.default_fragments {
-        None => w.line(0, &format!("organization: {}", scalar(org))),
-        Some(uses) => {
-            w.line(0, "organization:");
-            w.line(2, &format!("name: {}", scalar(org)));
-            write_entry(&mut w, 2, "default_fragments", &imports_value(uses));
-        }
-    }
-    if desired.prune {
-        w.line(0, "prune: true");
-    }
-    if !desired.fragments.is_empty() {
-        w.line(0, "fragments:");
-        for f in &desired.fragments {
-            w.item(2, |w, i| w.fragment(i, f));
-        }
-    }
-    if !desired.locations.is_empty() {
-        w.line(0, "locations:");
-        for l in &desired.locations {
-            w.item(2, |w, i| w.location(i, l));
-        }
-    }
-    if let Some(invites) = &desired.invites {
-        w.line(0, "access:");
-        if invites.is_empty() {
-            w.line(2, "invites: []");
-        } else {
-            w.line(2, "invites:");
-            for inv in invites {
-                w.item(4, |w, i| w.invite(i, inv));
-            }
-        }
-    }
+    manifest.push_str(&body);
     Exported {
-        manifest: w.out,
+        manifest,
         files: w.files,
     }
 }
 
+/// Builds the `raw` structs, and the config files when configs go to files.
 struct Writer<'a> {
-    out: String,
     opts: &'a ExportOptions,
     files: Vec<ConfigFile>,
     /// Config file paths already used (lowercased: some file systems ignore case).
@@ -118,142 +103,132 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    fn line(&mut self, indent: usize, text: &str) {
-        for _ in 0..indent {
-            self.out.push(' ');
-        }
-        self.out.push_str(text);
-        self.out.push('\n');
-    }
-
-    /// Writes a list item: `body` writes a block at `indent + 2`, whose first line then gets
-    /// `- ` in place of its last two spaces of indentation.
-    fn item(&mut self, indent: usize, body: impl FnOnce(&mut Self, usize)) {
-        let start = self.out.len();
-        body(self, indent + 2);
-        let first = &self.out[start..];
-        debug_assert!(first.starts_with(&" ".repeat(indent + 2)));
-        self.out
-            .replace_range(start + indent..start + indent + 2, "- ");
-    }
-
-    fn identity(&mut self, indent: usize, id: &Identity) {
-        if let Some(pin) = &id.id {
-            self.line(indent, &format!("id: {}", scalar(pin)));
-        }
-        if let Some(from) = &id.moved_from {
-            self.line(indent, &format!("moved_from: {}", scalar(from)));
-        }
-        if id.protect {
-            self.line(indent, "protect: true");
+    fn manifest(&mut self, d: &Desired) -> RawManifest {
+        let org = match &d.organization {
+            OrgRef::Id(id) | OrgRef::Name(id) => id.clone(),
+        };
+        RawManifest {
+            version: 1,
+            organization: match &d.default_fragments {
+                None => RawOrganization::Name(org),
+                Some(uses) => RawOrganization::Settings(RawOrgSettings {
+                    name: org,
+                    default_fragments: Some(imports(uses)),
+                }),
+            },
+            prune: d.prune,
+            fragments: d.fragments.iter().map(|f| self.fragment(f)).collect(),
+            locations: d.locations.iter().map(|l| self.location(l)).collect(),
+            access: d.invites.as_ref().map(|invites| RawAccess {
+                invites: invites.iter().map(invite).collect(),
+            }),
         }
     }
 
-    fn fragment(&mut self, indent: usize, f: &DesiredFragment) {
-        self.line(indent, &format!("name: {}", scalar(&f.name)));
-        self.identity(indent, &f.identity);
-        match f.visibility {
-            Visibility::Private => {}
-            Visibility::Public => self.line(indent, "visibility: public"),
-            Visibility::PublicUnlisted => self.line(indent, "visibility: public_unlisted"),
-        }
+    fn fragment(&mut self, f: &DesiredFragment) -> RawFragment {
+        let (id, moved_from, protect) = identity(&f.identity);
         let file = ["fragments".to_string(), safe_segment(&f.name)];
-        self.config(indent, &f.config, &file);
-        if let Some(tags) = &f.tags {
-            let map: serde_json::Map<String, Value> = tags
-                .iter()
-                .map(|(tag, target)| {
-                    let v = match target {
-                        TagTarget::Current => Value::String("current".into()),
-                        TagTarget::Revision(r) => Value::String(r.clone()),
-                    };
-                    (tag.clone(), v)
-                })
-                .collect();
-            if map.is_empty() {
-                self.line(indent, "tags: {}");
-            } else {
-                write_entry(self, indent, "tags", &Value::Object(map));
-            }
+        let (config, config_file) = self.config(&f.config, &file);
+        RawFragment {
+            name: f.name.clone(),
+            id,
+            moved_from,
+            protect,
+            visibility: match f.visibility {
+                Visibility::Private => None,
+                Visibility::Public => Some("public".into()),
+                Visibility::PublicUnlisted => Some("public_unlisted".into()),
+            },
+            config,
+            config_file,
+            tags: f.tags.as_ref().map(|tags| {
+                tags.iter()
+                    .map(|(tag, target)| {
+                        let v = match target {
+                            TagTarget::Current => "current".to_string(),
+                            TagTarget::Revision(r) => r.clone(),
+                        };
+                        (tag.clone(), Value::String(v))
+                    })
+                    .collect()
+            }),
         }
     }
 
-    fn location(&mut self, indent: usize, l: &DesiredLocation) {
-        self.line(indent, &format!("name: {}", scalar(&l.name)));
-        self.identity(indent, &l.identity);
-        if let Some(d) = l.rotate_secrets_after {
-            self.line(
-                indent,
-                &format!("secrets: {{ rotate_after: {} }}", duration(d)),
-            );
-        }
-        if !l.locations.is_empty() {
-            self.line(indent, "locations:");
-            for child in &l.locations {
-                self.item(indent + 2, |w, i| w.location(i, child));
-            }
-        }
-        if !l.machines.is_empty() {
-            self.line(indent, "machines:");
-            for m in &l.machines {
-                self.item(indent + 2, |w, i| w.machine(i, l, m));
-            }
+    fn location(&mut self, l: &DesiredLocation) -> RawLocation {
+        let (id, moved_from, protect) = identity(&l.identity);
+        RawLocation {
+            name: l.name.clone(),
+            id,
+            moved_from,
+            protect,
+            secrets: l.rotate_secrets_after.map(|d| RawSecrets {
+                rotate_after: duration(d),
+            }),
+            locations: l.locations.iter().map(|c| self.location(c)).collect(),
+            machines: l.machines.iter().map(|m| self.machine(l, m)).collect(),
         }
     }
 
-    fn machine(&mut self, indent: usize, l: &DesiredLocation, m: &DesiredMachine) {
-        self.line(indent, &format!("name: {}", scalar(&m.name)));
-        self.identity(indent, &m.identity);
-        if m.parts.is_empty() {
-            self.line(indent, "parts: []");
-            return;
-        }
-        self.line(indent, "parts:");
+    fn machine(&mut self, l: &DesiredLocation, m: &DesiredMachine) -> RawMachine {
+        let (id, moved_from, protect) = identity(&m.identity);
         let several = m.parts.len() > 1;
-        for p in &m.parts {
-            self.item(indent + 2, |w, i| w.part(i, l, m, p, several));
+        RawMachine {
+            name: m.name.clone(),
+            id,
+            moved_from,
+            protect,
+            parts: m
+                .parts
+                .iter()
+                .map(|p| self.part(l, m, p, several))
+                .collect(),
         }
     }
 
     fn part(
         &mut self,
-        indent: usize,
         l: &DesiredLocation,
         m: &DesiredMachine,
         p: &DesiredPart,
         several: bool,
-    ) {
-        self.line(indent, &format!("name: {}", scalar(&p.name)));
-        self.identity(indent, &p.identity);
-        if several && p.main {
-            self.line(indent, "main: true");
-        }
-        if !p.fragments.is_empty() {
-            write_entry(self, indent, "fragments", &imports_value(&p.fragments));
-        }
-        if !p.ignore.is_empty() {
-            self.line(indent, &format!("ignore: {}", flow_list(&p.ignore)));
-        }
+    ) -> RawPart {
+        let (id, moved_from, protect) = identity(&p.identity);
         let mut file: Vec<String> = l.path.split('/').map(safe_segment).collect();
         file.push(safe_segment(&m.name));
         file.push(safe_segment(&p.name));
-        self.config(indent, &p.config, &file);
+        let (config, config_file) = self.config(&p.config, &file);
+        RawPart {
+            name: p.name.clone(),
+            id,
+            moved_from,
+            protect,
+            // With one part, the part is the main one without saying so.
+            main: (several && p.main).then_some(true),
+            fragments: imports(&p.fragments),
+            ignore: p.ignore.clone(),
+            config,
+            config_file,
+        }
     }
 
-    /// `config:` inline, or `config_file:` plus a file; nothing for an empty config.
-    fn config(&mut self, indent: usize, config: &Config, file: &[String]) {
+    /// `config:` inline, or `config_file:` plus a file; neither for an empty config.
+    fn config(&mut self, config: &Config, file: &[String]) -> (Option<Inline>, Option<String>) {
         let value = config_for_text(config);
         if value.as_object().is_some_and(|o| o.is_empty()) {
-            return;
+            return (None, None);
         }
         match self.opts.config_dir.clone() {
-            None => write_entry(self, indent, "config", &value),
+            None => (Some(Inline(value)), None),
             Some(dir) => {
                 let path = self.file_path(&dir, file);
-                self.line(indent, &format!("config_file: {}", scalar(&path)));
                 let contents =
                     serde_json::to_string_pretty(&value).expect("JSON values serialize") + "\n";
-                self.files.push(ConfigFile { path, contents });
+                self.files.push(ConfigFile {
+                    path: path.clone(),
+                    contents,
+                });
+                (None, Some(path))
             }
         }
     }
@@ -279,47 +254,42 @@ impl Writer<'_> {
             n += 1;
         }
     }
+}
 
-    fn invite(&mut self, indent: usize, inv: &DesiredInvite) {
-        self.line(indent, &format!("email: {}", scalar(&inv.email)));
-        if inv.protect {
-            self.line(indent, "protect: true");
-        }
-        if !inv.send_email {
-            self.line(indent, "send_email: false");
-        }
-        if inv.grants.is_empty() {
-            self.line(indent, "grants: []");
-            return;
-        }
-        self.line(indent, "grants:");
-        for g in &inv.grants {
-            self.line(indent + 2, &format!("- {}", grant(g)));
-        }
+/// `id`, `moved_from` and `protect`, as every resource writes them.
+fn identity(id: &Identity) -> (Option<String>, Option<String>, bool) {
+    (id.id.clone(), id.moved_from.clone(), id.protect)
+}
+
+fn invite(inv: &DesiredInvite) -> RawInvite {
+    RawInvite {
+        email: inv.email.clone(),
+        protect: inv.protect,
+        send_email: (!inv.send_email).then_some(false),
+        grants: inv.grants.iter().map(grant).collect(),
     }
 }
 
-/// `{ role: operator, location: HQ/Assembly }`.
-fn grant(g: &DesiredGrant) -> String {
-    let target = match &g.target {
-        GrantTarget::Organization => "organization: true".to_string(),
-        GrantTarget::Location(p) => format!("location: {}", scalar(p)),
-        GrantTarget::Machine(p) => format!("machine: {}", scalar(p)),
+/// `role: operator` and `location: HQ/Assembly` (or `machine:`, or `organization: true`).
+fn grant(g: &DesiredGrant) -> RawGrant {
+    let mut raw = RawGrant {
+        role: g.role.as_str().to_string(),
+        organization: None,
+        location: None,
+        machine: None,
     };
-    format!("{{ role: {}, {target} }}", g.role.as_str())
-}
-
-/// `[a, b]`.
-fn flow_list(items: &[String]) -> String {
-    let items: Vec<String> = items.iter().map(|s| scalar(s)).collect();
-    format!("[{}]", items.join(", "))
+    match &g.target {
+        GrantTarget::Organization => raw.organization = Some(true),
+        GrantTarget::Location(p) => raw.location = Some(p.clone()),
+        GrantTarget::Machine(p) => raw.machine = Some(p.clone()),
+    }
+    raw
 }
 
 /// A list of fragment imports as the manifest writes them: a bare name, or a mapping with
 /// `name:` (or `id:`) first and the import's other keys as they are.
-fn imports_value(uses: &[FragmentUse]) -> Value {
-    let items = uses
-        .iter()
+fn imports(uses: &[FragmentUse]) -> Vec<Value> {
+    uses.iter()
         .map(|u| match (&u.fragment, u.options.is_empty()) {
             (FragmentRef::Name(n), true) => Value::String(n.clone()),
             (fragment, _) => {
@@ -332,8 +302,7 @@ fn imports_value(uses: &[FragmentUse]) -> Value {
                 Value::Object(o)
             }
         })
-        .collect();
-    Value::Array(items)
+        .collect()
 }
 
 /// The config as it should appear in the manifest: literal `${env:` escaped, and values that
@@ -359,137 +328,6 @@ fn escape_env(v: &mut Value) {
         Value::Object(map) => map.values_mut().for_each(escape_env),
         _ => {}
     }
-}
-
-/// Writes `key: value` at `indent`, as a block for non-empty objects and arrays.
-fn write_entry(w: &mut Writer<'_>, indent: usize, key: &str, v: &Value) {
-    let key = scalar(key);
-    match v {
-        Value::Object(o) if !o.is_empty() => {
-            w.line(indent, &format!("{key}:"));
-            for (k, v) in o {
-                write_entry(w, indent + 2, k, v);
-            }
-        }
-        Value::Array(a) if !a.is_empty() => match flow(a, indent + key.len() + 2) {
-            Some(flow) => w.line(indent, &format!("{key}: {flow}")),
-            None => {
-                w.line(indent, &format!("{key}:"));
-                for item in a {
-                    write_item(w, indent + 2, item);
-                }
-            }
-        },
-        other => w.line(indent, &format!("{key}: {}", json_scalar(other))),
-    }
-}
-
-/// A short list of scalars on one line (`[arm, gripper]`), when it fits in 100 columns.
-fn flow(items: &[Value], column: usize) -> Option<String> {
-    if items
-        .iter()
-        .any(|v| matches!(v, Value::Array(_) | Value::Object(_)))
-    {
-        return None;
-    }
-    let text = format!(
-        "[{}]",
-        items.iter().map(json_scalar).collect::<Vec<_>>().join(", ")
-    );
-    (column + text.len() <= 100).then_some(text)
-}
-
-fn write_item(w: &mut Writer<'_>, indent: usize, v: &Value) {
-    match v {
-        Value::Object(o) if !o.is_empty() => w.item(indent, |w, i| {
-            for (k, v) in o {
-                write_entry(w, i, k, v);
-            }
-        }),
-        Value::Array(a) if !a.is_empty() => w.item(indent, |w, i| {
-            for item in a {
-                write_item(w, i, item);
-            }
-        }),
-        other => w.line(indent, &format!("- {}", json_scalar(other))),
-    }
-}
-
-/// A JSON scalar (or an empty object or array) as YAML.
-fn json_scalar(v: &Value) -> String {
-    match v {
-        Value::Null => "null".to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => number(n),
-        Value::String(s) => scalar(s),
-        Value::Array(_) => "[]".to_string(),
-        Value::Object(_) => "{}".to_string(),
-    }
-}
-
-/// A number that YAML reads back as the same JSON number: integers as digits, floats always
-/// with a `.` (so `1.0` stays a float) and an explicit exponent sign.
-fn number(n: &serde_json::Number) -> String {
-    if n.is_i64() || n.is_u64() {
-        return n.to_string();
-    }
-    let text = n.to_string();
-    match text.split_once('e') {
-        Some((mantissa, exp)) => {
-            let mantissa = if mantissa.contains('.') {
-                mantissa.to_string()
-            } else {
-                format!("{mantissa}.0")
-            };
-            let exp = if exp.starts_with('-') || exp.starts_with('+') {
-                exp.to_string()
-            } else {
-                format!("+{exp}")
-            };
-            format!("{mantissa}e{exp}")
-        }
-        None if text.contains('.') => text,
-        None => format!("{text}.0"),
-    }
-}
-
-/// A string as a YAML scalar: plain when unmistakable, else double-quoted (JSON escapes).
-pub fn scalar(s: &str) -> String {
-    if is_plain_safe(s) {
-        s.to_string()
-    } else {
-        serde_json::to_string(s).expect("strings serialize")
-    }
-}
-
-/// Conservative: a letter, `_`, `/`, `./` or `../` first; then letters, digits and `_ . / @ + - :`, inner
-/// spaces (`:` never before a space or at the end); never a word YAML reads as a boolean,
-/// null or a special float.
-fn is_plain_safe(s: &str) -> bool {
-    let Some(first) = s.chars().next() else {
-        return false;
-    };
-    let relative_path = s.starts_with("./") || s.starts_with("../");
-    if !(first.is_ascii_alphabetic() || first == '_' || first == '/' || relative_path)
-        || s.ends_with(' ')
-    {
-        return false;
-    }
-    if !s
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || " _./@+-:".contains(c))
-    {
-        return false;
-    }
-    // `:` only inside a word (`rdk:component:arm`, `http://x`): never before a space or at
-    // the end, where YAML would read a key.
-    if s.ends_with(':') || s.contains(": ") {
-        return false;
-    }
-    const WORDS: &[&str] = &[
-        "true", "false", "yes", "no", "on", "off", "y", "n", "null", "nan", "inf", "infinity",
-    ];
-    !WORDS.iter().any(|w| s.eq_ignore_ascii_case(w))
 }
 
 /// A duration in the largest unit that divides it, as `parse_duration` reads it.
@@ -760,6 +598,8 @@ mod tests {
         );
         let back = parse(&out.manifest, Path::new("."));
         assert_eq!(back, source, "\n{}", out.manifest);
+        // Already in the layout `fleetform fmt` writes.
+        assert_eq!(crate::manifest::layout::format(&out.manifest), out.manifest);
     }
 
     #[test]
@@ -806,25 +646,17 @@ mod tests {
         let out = export(&d, &ExportOptions::default());
         assert!(!out.manifest.contains("s3cr3t"), "{}", out.manifest);
         assert!(
-            out.manifest.contains("token: \"Bearer ${env:TOKEN}\""),
+            out.manifest.contains("Bearer ${env:TOKEN}"),
             "{}",
             out.manifest
         );
-    }
-
-    #[test]
-    fn scalars_are_quoted_only_when_needed() {
-        assert_eq!(scalar("HQ/Assembly"), "HQ/Assembly");
-        assert_eq!(scalar("ops@acme.example"), "ops@acme.example");
-        assert_eq!(scalar("arm 01"), "arm 01");
-        assert_eq!(scalar("rdk:component:arm"), "rdk:component:arm");
-        assert_eq!(scalar("../configs/a.json"), "../configs/a.json");
-        for s in [
-            "", "yes", "No", "null", "~", "1", "1.5", "0x1f", "-x", ".inf", "a: b", "a:", ":a",
-            ".5", "..", ".x", "a #b", "[x]", "x,y", "a ", " a",
-        ] {
-            assert!(scalar(s).starts_with('"'), "{s:?} must be quoted");
-        }
+        let env = |name: &str| (name == "TOKEN").then(|| "s3cr3t".to_string());
+        let back = crate::manifest::parse_str(&out.manifest, Path::new("fleet.yaml"), &env)
+            .unwrap_or_else(|e| panic!("{e}\n---\n{}", out.manifest));
+        let config = &back.locations[0].machines[0].parts[0].config;
+        assert_eq!(config.value, json!({"auth": {"token": "Bearer s3cr3t"}}));
+        let token = &config.sensitive[0];
+        assert_eq!(token.template, "Bearer ${env:TOKEN}");
     }
 
     #[test]

@@ -1,41 +1,50 @@
-//! The manifest as written: serde structs that mirror the YAML one to one.
+//! The manifest as written: serde structs that mirror the YAML one to one, read by
+//! `validate` and written by `export` (the one source of the manifest's shape: a new key is
+//! a field here, its check in `validate`, its line in `export`, and the schema).
 //!
-//! Every struct denies unknown keys. Values that need a friendly error (roles, visibility,
+//! Fields are in the order `export` writes them; keys that hold their default are not
+//! written. Every struct denies unknown keys. Values that need a friendly error (roles, visibility,
 //! ids, paths, durations) stay strings here and are checked in `validate`, which turns these
 //! structs into the `Desired` model. The structural pass in `structure` runs first, so in
 //! practice deserializing these only fails on input that pass could not foresee.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// An inline `config:` was written. Its value is not kept here: `validate` builds it
-/// straight from the position tree, so that a config is constructed once, in its final form.
-#[derive(Debug)]
-pub struct Inline;
+/// An inline `config:`. Reading keeps only that one was written (its value stays `Null`):
+/// `validate` builds the config straight from the position tree, so that a config is
+/// constructed once, in its final form. Writing writes the value it holds.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct Inline(pub serde_json::Value);
 
 impl<'de> Deserialize<'de> for Inline {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        serde::de::IgnoredAny::deserialize(d).map(|_| Inline)
+        serde::de::IgnoredAny::deserialize(d).map(|_| Inline(serde_json::Value::Null))
     }
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// The whole manifest.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawManifest {
     pub version: i64,
     pub organization: RawOrganization,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub prune: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fragments: Vec<RawFragment>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub locations: Vec<RawLocation>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<RawAccess>,
 }
 
 /// `organization: acme`, or `organization: {name: acme, default_fragments: [...]}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum RawOrganization {
     Name(String),
@@ -43,12 +52,12 @@ pub enum RawOrganization {
 }
 
 /// The organization with the settings fleetform manages.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOrgSettings {
     pub name: String,
     /// Fragment imports, each a name or an import mapping (checked in `validate`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_fragments: Option<Vec<serde_json::Value>>,
 }
 
@@ -62,121 +71,121 @@ impl RawOrganization {
 }
 
 /// A fragment: reusable config that parts include by name.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFragment {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved_from: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visibility: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<Inline>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_file: Option<String>,
     /// Tag name → revision (a string or a number) or `current`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A location, with its child locations and machines.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLocation {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved_from: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<RawSecrets>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub locations: Vec<RawLocation>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub machines: Vec<RawMachine>,
 }
 
 /// A location's secret policy.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSecrets {
     pub rotate_after: String,
 }
 
 /// A machine (a robot).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMachine {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved_from: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
     #[serde(default)]
     pub parts: Vec<RawPart>,
 }
 
 /// A machine part with its config.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPart {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved_from: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub main: Option<bool>,
     /// Each a fragment name or an import mapping (checked in `validate`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fragments: Vec<serde_json::Value>,
-    #[serde(default)]
-    pub config: Option<Inline>,
-    #[serde(default)]
-    pub config_file: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Inline>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_file: Option<String>,
 }
 
 /// The `access:` section.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAccess {
     pub invites: Vec<RawInvite>,
 }
 
 /// An invitation to the organization with the roles it grants.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawInvite {
     pub email: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub protect: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_email: Option<bool>,
     #[serde(default)]
     pub grants: Vec<RawGrant>,
-    #[serde(default)]
-    pub protect: bool,
-    #[serde(default)]
-    pub send_email: Option<bool>,
 }
 
 /// One role on one target.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawGrant {
     pub role: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization: Option<bool>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<String>,
 }
