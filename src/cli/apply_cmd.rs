@@ -371,8 +371,7 @@ async fn execute(
     plan: Plan,
     held: &Held,
 ) -> anyhow::Result<ExitStatus> {
-    let color = std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = super::output::stdout_color();
     let text_output = args.output == ApplyOutput::Text;
     if text_output {
         crate::say!(

@@ -30,6 +30,10 @@
 //! - `NOT_FOUND`, `DEADLINE_EXCEEDED`, `UNAVAILABLE`, `UNIMPLEMENTED`: what to check;
 //! - a port already in use (`cloud serve`, `--metrics-addr`).
 //!
+//! A manifest's diagnostics are the one other layout: each names its file, line and column,
+//! compiler-style (`fleet.yaml:12:9: error: …` with its `  hint: …` beneath it), because a
+//! manifest has many at once (see [`crate::manifest::Diagnostic`]).
+//!
 //! gRPC codes are named as gRPC names them (`PERMISSION_DENIED`), never by number. `error:`
 //! is red and bold, `hint:` bold, on a terminal only, and never with `NO_COLOR` set. All text
 //! goes through [`super::term::clean`]: cloud-side strings cannot move the cursor.

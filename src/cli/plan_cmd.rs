@@ -166,8 +166,7 @@ async fn plan_and_print(
 /// Prints `plan` on stdout in `format` (coloured at a terminal unless `NO_COLOR` is set);
 /// a reader that went away (`fleetform plan … | head`) is not an error.
 pub(super) fn print_plan(plan: &Plan, format: Format, detail: bool) -> anyhow::Result<()> {
-    let color = std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = super::output::stdout_color();
     let rendered = render::render(plan, format, &RenderOptions { color, detail });
     super::term::print_stdout(&rendered).context("cannot write the plan to stdout")
 }

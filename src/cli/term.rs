@@ -74,7 +74,7 @@ pub fn write_out(args: std::fmt::Arguments<'_>) {
     }
     if let Err(e) = print_stdout(&args.to_string()) {
         FAILED.store(true, Ordering::Relaxed);
-        eprintln!("error: cannot write to stdout: {e}");
+        super::output::print_error(&anyhow::Error::new(e).context("cannot write to stdout"));
     }
 }
 
