@@ -2,7 +2,7 @@
 //! shape: config sizes, fragments and imports, determinism, and a one-change variant that
 //! changes exactly one part.
 
-#[path = "../benches/common/fleetgen.rs"]
+#[path = "../../benches/common/fleetgen.rs"]
 mod fleetgen;
 
 use fleetform::model::Desired;

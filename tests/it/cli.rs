@@ -1,6 +1,6 @@
 //! The `fleetform` binary: `cloud init`, `cloud serve`, and `--cloud` targets.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 

@@ -4,7 +4,7 @@
 //!
 //! Every wait is bounded; timing is only asserted as generous "within N seconds" bounds.
 
-mod common;
+use crate::common;
 
 use common::Cloud;
 use fleetform::cloud::{Client, ClientOptions, CloudApi, Credentials, RetryPolicy};

@@ -1,7 +1,7 @@
 //! `cloud::observe` against the local cloud: scope, RPC economy, bounded concurrency, errors
 //! and drift attribution.
 
-mod common;
+use crate::common;
 
 use common::Cloud;
 use fleetform::cloud::observe::{ObserveError, ObserveOptions, attribute, observe};

@@ -2,7 +2,7 @@
 //! survives import, plan and apply; fragment imports (version, prefix, variables) compare and
 //! write exactly; fragment tags move with their blast radius shown.
 
-mod common;
+use crate::common;
 
 use common::Cloud;
 use fleetform::apply::{ApplyOptions, Report, apply};

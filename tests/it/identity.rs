@@ -2,7 +2,7 @@
 //! satisfied `moved_from`, prune safety, and idempotence as a property over random manifest
 //! sequences, all against the local cloud.
 
-mod common;
+use crate::common;
 
 use common::{Cloud, assert_no_duplicates, failures};
 use fleetform::apply::{ApplyOptions, Report, apply};

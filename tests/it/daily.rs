@@ -1,12 +1,12 @@
 //! Daily-use commands as users run them (issue 15): `validate`, `fmt`, `show`, `completions`,
 //! `man`, and quiet ends when the reader of stdout goes away. The real binary, in a temp dir.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-const FLEET: &str = include_str!("fixtures/create_from_empty/fleet.yaml");
+const FLEET: &str = include_str!("../fixtures/create_from_empty/fleet.yaml");
 
 fn fleetform(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetform"));

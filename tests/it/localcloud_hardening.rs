@@ -1,7 +1,7 @@
 //! The local cloud against hostile callers (issue 13, point 7): other organizations' private
 //! fragments, huge and control-character names, oversized ids, failed logins, idle sockets.
 
-mod common;
+use crate::common;
 
 use common::{Cloud, assert_code, connect_app, json_struct};
 use fleetform::proto::viam::app::v1 as pb;

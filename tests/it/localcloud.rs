@@ -1,6 +1,6 @@
 //! The local cloud's wire behaviour, RPC by RPC, through raw generated gRPC clients.
 
-mod common;
+use crate::common;
 
 use common::{Cloud, assert_code, authenticate, bearer, json_struct};
 use fleetform::proto::viam::app::v1 as pb;

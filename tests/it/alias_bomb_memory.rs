@@ -1,5 +1,6 @@
-//! An alias bomb is stopped with bounded memory (issue 13, point 3). Alone in its own test
-//! binary, so that the process's peak resident size measures this test only.
+//! An alias bomb is stopped with bounded memory (issue 13, point 3). The test runs alone in
+//! a process of its own (the test binary again, filtered to this test), so that the process's
+//! peak resident size measures this test only, not the other tests of the binary.
 
 use fleetform::manifest::{self, LoadOptions};
 
@@ -10,8 +11,30 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Set in the child process that runs [`alias_bombs_stop_with_bounded_memory`] alone.
+const ALONE: &str = "FLEETFORM_TEST_ALIAS_BOMB_ALONE";
+
 #[test]
 fn alias_bombs_stop_with_bounded_memory() {
+    if std::env::var_os(ALONE).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "alias_bomb_memory::alias_bombs_stop_with_bounded_memory",
+                "--test-threads=1",
+                "--nocapture",
+            ])
+            .env(ALONE, "1")
+            .output()
+            .expect("run the test alone");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "alone:\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     // Under a kilobyte; fully expanded, level 10 alone would be 9^10 (3.5 billion) strings.
     let mut bomb = String::from("version: 1\norganization: acme\na0: &a0 [\"lol\"]\n");

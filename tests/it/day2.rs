@@ -5,7 +5,7 @@
 //! `VIAM_API_KEY` pointing at a server started by `common::cli_serve`, and sets the cloud up
 //! through `fleetform::cloud::Client`.
 
-mod common;
+use crate::common;
 
 use fleetform::cloud::{Client, ClientOptions, CloudApi, Credentials};
 use fleetform::model::{Grant, LogEntry, ResourceKind, Role, Timestamp, Visibility};

@@ -6,7 +6,7 @@
 
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use fleetform::cloud::observe::{ObserveOptions, observe};
 use fleetform::cloud::{Client, ClientOptions, CloudApi, Credentials};

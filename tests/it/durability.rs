@@ -1,6 +1,6 @@
 //! Acknowledged writes survive the server being killed with SIGKILL.
 
-mod common;
+use crate::common;
 
 use fleetform::proto::viam::app::v1 as pb;
 

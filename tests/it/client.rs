@@ -1,7 +1,7 @@
 //! fleetform's client (`cloud::Client`, the `CloudApi` implementation) against the local cloud:
 //! domain round trips, re-authentication, retries and what errors may say.
 
-mod common;
+use crate::common;
 
 use common::Cloud;
 use fleetform::cloud::{

@@ -1,7 +1,7 @@
 //! `fleetform plan` and `fleetform apply` as users run them: the real binary against a
 //! `fleetform cloud serve` process (or the embedded local cloud).
 
-mod common;
+use crate::common;
 
 use fleetform::cloud::CloudApi;
 use std::path::Path;

@@ -8,7 +8,7 @@
 //!
 //! - `fault_soak_s` (in CI): fleet S (10 locations × 10 machines × 2 parts), 4 kills of apply
 //!   and 1 of the server.
-//! - `fault_soak_m` (`cargo test --test soak -- --ignored --nocapture`, by hand: minutes):
+//! - `fault_soak_m` (`cargo test --test it soak -- --ignored --nocapture`, by hand: minutes):
 //!   fleet M (100 × 10 × 2), 10 kills of apply and 3 of the server. Its figures are in the
 //!   README's Safety section.
 //!
@@ -18,7 +18,7 @@
 
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use fleetform::cloud::observe::{ObserveOptions, observe};
 use fleetform::cloud::{Client, ClientOptions, CloudApi, Credentials, RetryPolicy};

@@ -1,7 +1,7 @@
 //! Apply against the local cloud: convergence, dependency order, faults, conflicts, and a
 //! property test over random fleets.
 
-mod common;
+use crate::common;
 
 use common::{Cloud, assert_no_duplicates, failures};
 use fleetform::apply::{ApplyOptions, Outcome, Report, apply};

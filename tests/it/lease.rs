@@ -1,6 +1,6 @@
 //! The organization's lease (issue 13, point 1): one writer at a time, across processes.
 
-mod common;
+use crate::common;
 
 use common::Cloud;
 use fleetform::cloud::CloudApi;
