@@ -1,7 +1,13 @@
 //! Plan fixtures: `tests/fixtures/<case>/` holds a manifest (`fleet.yaml`), the cloud's state
 //! (`cloud.yaml`, a compact description turned into an `Observed`), optional environment
-//! (`env.yaml`), and the expected output: `plan.txt` and `plan.json`, or `error.txt` when
-//! planning must fail. Run with `FLEETFORM_BLESS=1` to rewrite the expected files.
+//! (`env.yaml`), and the expected output as `insta` snapshots beside them: `plan_text.snap`
+//! and `plan_json.snap`, or `error.snap` when planning must fail. One test per case
+//! (`plan_fixtures::no_op`, …).
+//!
+//! A new case is a directory and a line in [`fixtures!`]. After a change to planning or
+//! rendering, rewrite the snapshots and review them with `git diff`:
+//! `INSTA_UPDATE=always cargo test --test it plan_fixtures` (without it, a differing case
+//! fails and leaves a `.snap.new` beside its snapshot).
 
 use fleetform::model::*;
 use serde::Deserialize;
@@ -219,22 +225,6 @@ fn observed(c: Cloud, manage_invites: bool) -> Observed {
     }
 }
 
-fn check(dir: &Path, name: &str, actual: &str, bless: bool, failures: &mut Vec<String>) {
-    let path = dir.join(name);
-    if bless {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("missing {}; run with FLEETFORM_BLESS=1", path.display()));
-    if expected != actual {
-        failures.push(format!(
-            "{}:\n--- expected\n{expected}\n--- actual\n{actual}",
-            path.display()
-        ));
-    }
-}
-
 /// The JSON plan with its random salt removed and each salted hash replaced by
 /// `salted-N` (N by first appearance), so that equal values still show as equal.
 fn unsalted(json: &str) -> String {
@@ -265,59 +255,92 @@ fn unsalted(json: &str) -> String {
     out.replace("],\n}", "]\n}")
 }
 
+/// One test per fixture directory; [`every_fixture_directory_has_a_test`] keeps the list
+/// and the directories in step.
+macro_rules! fixtures {
+    ($($case:ident),* $(,)?) => {
+        const CASES: &[&str] = &[$(stringify!($case)),*];
+        $(
+            #[test]
+            fn $case() {
+                fixture(stringify!($case));
+            }
+        )*
+    };
+}
+
+fixtures!(
+    ambiguous_duplicate,
+    ambiguous_pinned,
+    config_drift_ignore,
+    create_from_empty,
+    extraneous_machine,
+    fragment_reference,
+    invite_grants,
+    key_order_only,
+    location_move,
+    main_part_adoption,
+    no_op,
+    protect_violation,
+    prune_off,
+    prune_on,
+    rename_moved_from,
+    secret_rotation_due,
+    sensitive_masking,
+);
+
+fn fixtures_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
 #[test]
-fn fixtures() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let bless = std::env::var_os("FLEETFORM_BLESS").is_some();
-    let mut failures = vec![];
-    let mut cases: Vec<_> = std::fs::read_dir(&root)
+fn every_fixture_directory_has_a_test() {
+    let mut dirs: Vec<String> = std::fs::read_dir(fixtures_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    cases.sort();
-    assert!(cases.len() >= 15, "fixture cases missing");
-    for dir in cases {
-        let env: BTreeMap<String, String> = std::fs::read_to_string(dir.join("env.yaml"))
-            .map(|t| serde_yaml::from_str(&t).unwrap())
-            .unwrap_or_default();
-        let desired =
-            fleetform::manifest::load_with_env(&dir.join("fleet.yaml"), &|k| env.get(k).cloned())
-                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        let cloud: Cloud =
-            serde_yaml::from_str(&std::fs::read_to_string(dir.join("cloud.yaml")).unwrap())
-                .unwrap_or_else(|e| panic!("{}/cloud.yaml: {e}", dir.display()));
-        let observed = observed(cloud, desired.invites.is_some());
-        match fleetform::plan::plan(&desired, &observed, &fleetform::plan::Options::default()) {
-            Err(e) => check(&dir, "error.txt", &format!("{e}\n"), bless, &mut failures),
-            Ok(plan) => {
-                let opts = fleetform::cli::render::RenderOptions::default();
-                let text = fleetform::cli::render::render(
-                    &plan,
-                    fleetform::cli::render::Format::Text,
-                    &opts,
+    dirs.sort();
+    assert_eq!(dirs, CASES, "add the new fixture to `fixtures!`");
+}
+
+/// Plans fixture `case` and compares its rendering with the snapshots in its directory.
+fn fixture(case: &str) {
+    let dir = fixtures_dir().join(case);
+    let env: BTreeMap<String, String> = std::fs::read_to_string(dir.join("env.yaml"))
+        .map(|t| serde_yaml::from_str(&t).unwrap())
+        .unwrap_or_default();
+    let desired =
+        fleetform::manifest::load_with_env(&dir.join("fleet.yaml"), &|k| env.get(k).cloned())
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let cloud: Cloud =
+        serde_yaml::from_str(&std::fs::read_to_string(dir.join("cloud.yaml")).unwrap())
+            .unwrap_or_else(|e| panic!("{}/cloud.yaml: {e}", dir.display()));
+    let observed = observed(cloud, desired.invites.is_some());
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(&dir);
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.set_input_file(dir.join("fleet.yaml"));
+    let _bound = settings.bind_to_scope();
+    match fleetform::plan::plan(&desired, &observed, &fleetform::plan::Options::default()) {
+        Err(e) => insta::assert_snapshot!("error", format!("{e}\n")),
+        Ok(plan) => {
+            let opts = fleetform::cli::render::RenderOptions::default();
+            let text =
+                fleetform::cli::render::render(&plan, fleetform::cli::render::Format::Text, &opts);
+            let json =
+                fleetform::cli::render::render(&plan, fleetform::cli::render::Format::Json, &opts);
+            for secret in env.values() {
+                assert!(
+                    !text.contains(secret.as_str()) && !json.contains(secret.as_str()),
+                    "{}: a sensitive value leaked",
+                    dir.display()
                 );
-                let json = fleetform::cli::render::render(
-                    &plan,
-                    fleetform::cli::render::Format::Json,
-                    &opts,
-                );
-                for secret in env.values() {
-                    assert!(
-                        !text.contains(secret.as_str()) && !json.contains(secret.as_str()),
-                        "{}: a sensitive value leaked",
-                        dir.display()
-                    );
-                }
-                check(&dir, "plan.txt", &text, bless, &mut failures);
-                check(&dir, "plan.json", &unsalted(&json), bless, &mut failures);
             }
+            insta::assert_snapshot!("plan_text", text);
+            insta::assert_snapshot!("plan_json", unsalted(&json));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} fixture(s) differ:\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
 }
