@@ -18,6 +18,8 @@
 use super::GlobalArgs;
 use super::target::{self, LocalOrg, Target};
 use crate::cloud::{CloudApi, Code};
+use crate::model::rules::is_location_id;
+pub use crate::model::rules::is_uuid;
 use crate::model::{Location, Machine, Organization, Part, location_paths};
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
@@ -119,13 +121,6 @@ pub async fn resolve_location(
     }
     let (path, location) = places.location(arg)?;
     Ok((path, location.clone()))
-}
-
-/// 10 lowercase letters or digits: the shape of a Viam location id.
-fn is_location_id(s: &str) -> bool {
-    s.len() == 10
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
 /// Resolves a PART argument (a part path, a machine path meaning its main part, or a part id)
@@ -488,16 +483,6 @@ fn distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// `8-4-4-4-12` hexadecimal digits.
-pub fn is_uuid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -605,10 +590,7 @@ mod tests {
     }
 
     #[test]
-    fn uuids_and_distances() {
-        assert!(is_uuid("1b4e28ba-2fa1-11d2-883f-0016d3cca427"));
-        assert!(!is_uuid("1b4e28ba-2fa1-11d2-883f-0016d3cca42"));
-        assert!(!is_uuid("HQ"));
+    fn distances() {
         assert_eq!(distance("kitten", "sitting"), 3);
         assert_eq!(distance("", "abc"), 3);
         assert_eq!(distance("same", "same"), 0);

@@ -29,6 +29,9 @@ use super::raw::{
 };
 use super::span::{Node, Pos, YPath};
 use super::structure::closest;
+use crate::model::rules::{
+    MAX_LOCATION_DEPTH, MAX_NAME_CHARS, is_forbidden_char, is_location_id, is_uuid,
+};
 use crate::model::{
     Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
     DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, OrgRef, Role, TagTarget,
@@ -37,11 +40,6 @@ use crate::model::{
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-
-/// The longest name (of an organization, location, machine, part or fragment), in
-/// characters. Viam documents no limit; this one keeps names readable and every list of
-/// them far below the wire's message size limit.
-pub const MAX_NAME_CHARS: usize = 128;
 
 const NAME_HINT: &str = "names are at most 128 characters of printable text: no control characters (newline, tab, escape, NUL) and no bidirectional-text overrides";
 
@@ -64,15 +62,6 @@ pub fn check_name_chars(name: &str) -> Result<(), String> {
     }
     Ok(())
 }
-
-/// Control characters, and the invisible characters that reorder text on screen.
-pub fn is_forbidden_char(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
-/// Locations nest at most this deep (Viam's limit).
-pub const MAX_LOCATION_DEPTH: usize = 3;
 
 /// What kind of resource an identity belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -1227,22 +1216,6 @@ fn join(parent: Option<&str>, name: &str) -> String {
     }
 }
 
-/// A UUID in its hyphenated 8-4-4-4-12 form, any case.
-pub fn is_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.char_indices().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => c == '-',
-            _ => c.is_ascii_hexdigit(),
-        })
-}
-
-/// 10 lowercase letters or digits.
-pub fn is_location_id(s: &str) -> bool {
-    s.len() == 10
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-}
-
 /// A plausible email address: one `@`, a non-empty local part, a dotted domain, no spaces.
 pub fn is_email(s: &str) -> bool {
     if s.chars().any(char::is_whitespace) {
@@ -1279,14 +1252,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn recognises_ids_emails_and_pointers() {
-        assert!(is_uuid("1b4e28ba-2fa1-11d2-883f-0016d3cca427"));
-        assert!(is_uuid("1B4E28BA-2FA1-11D2-883F-0016D3CCA427"));
-        assert!(!is_uuid("1b4e28ba2fa111d2883f0016d3cca427"));
-        assert!(!is_uuid("1b4e28ba-2fa1-11d2-883f-0016d3cca42g"));
-        assert!(is_location_id("abcde12345"));
-        assert!(!is_location_id("ABCDE12345"));
-        assert!(!is_location_id("abcde1234"));
+    fn recognises_emails_and_pointers() {
         assert!(is_email("ops@acme.example"));
         for bad in [
             "ops",

@@ -3,6 +3,7 @@
 //! must keep with the sub-locations it carries.
 
 use super::*;
+use crate::model::rules::MAX_LOCATION_DEPTH;
 
 impl<'a> Planner<'a> {
     // -- Locations ----------------------------------------------------------------------------
@@ -216,11 +217,12 @@ impl<'a> Planner<'a> {
         self.location_changes.insert(dl.path.clone(), cid);
     }
 
-    /// A moved location keeps its undeclared sub-locations; the result must still nest ≤ 3.
+    /// A moved location keeps its undeclared sub-locations; the result must still nest at most
+    /// [`MAX_LOCATION_DEPTH`] levels.
     pub(super) fn check_depth(&mut self, dl: &DesiredLocation, id: &str) {
         let declared_depth = dl.path.split('/').count();
         let height = self.observed_height(id, 0);
-        if declared_depth + height - 1 > 3 {
+        if declared_depth + height - 1 > MAX_LOCATION_DEPTH {
             self.errors.push(PlanError::TooDeep {
                 path: dl.path.clone(),
                 levels: declared_depth + height - 1,
