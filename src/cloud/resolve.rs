@@ -40,7 +40,7 @@ pub enum ResolveError {
 
 type Result<T> = std::result::Result<T, ResolveError>;
 
-/// `Err(ResolveError::Unresolved(format!(…)))`.
+/// Returns `Err(ResolveError::Unresolved(…))` with a formatted message.
 macro_rules! unresolved {
     ($($arg:tt)*) => {
         return Err(ResolveError::Unresolved(format!($($arg)*)))
