@@ -10,6 +10,7 @@
 //! - [`cloud`]: the [`cloud::CloudApi`] trait and the gRPC client that speaks Viam's protocol.
 //! - [`localcloud`]: an embedded, SQLite-backed, Viam-compatible cloud for trying things out,
 //!   CI and tests. It shares no code with the client, so a bug in one cannot hide one in the other.
+//! - [`history`]: the edits of a part or a fragment, from the cloud's history of it.
 //! - [`lease`]: the organization-wide lease in the cloud: one writer at a time.
 //! - [`fsutil`]: files written whole (atomic replace), private (0600) or not.
 //! - [`sensitive`]: private files, salted hashes, and the ledger of what was ever sensitive.
@@ -24,6 +25,7 @@ pub mod apply;
 pub mod cli;
 pub mod cloud;
 pub mod fsutil;
+pub mod history;
 pub mod lease;
 pub mod localcloud;
 pub mod manifest;

@@ -7,6 +7,7 @@
 
 mod desired;
 mod observed;
+pub mod rules;
 
 pub use desired::{
     Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,

@@ -8,6 +8,7 @@ mod client;
 mod convert;
 mod error;
 pub mod observe;
+pub mod resolve;
 
 pub use client::{Client, ClientOptions, Credentials, RetryPolicy};
 pub use error::{CloudError, Code};

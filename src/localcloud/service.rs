@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use tonic::{Request, Response, Status};
 
 /// Maximum nesting of locations (a top-level location is level 1).
-pub const MAX_LOCATION_DEPTH: usize = 3;
+pub use crate::model::rules::MAX_LOCATION_DEPTH;
 /// Maximum number of secrets a location may hold.
 pub const MAX_LOCATION_SECRETS: usize = 2;
 /// Log page size when the request gives no limit, and the cap on any limit.

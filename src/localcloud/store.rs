@@ -312,7 +312,7 @@ pub fn sha256_hex(s: &str) -> String {
 /// The longest name (of an organization, location, machine, part or fragment) accepted, in
 /// characters. Viam documents no limit; without one, a few huge names make every listing of
 /// the organization larger than a gRPC message may be.
-pub const MAX_NAME_CHARS: usize = 128;
+pub use crate::model::rules::MAX_NAME_CHARS;
 
 /// The longest id accepted, in bytes (a UUID has 36). Longer ids are refused before they are
 /// looked up or quoted in an error.
@@ -364,11 +364,10 @@ pub fn check_name(field: &str, value: &str) -> R<()> {
             "{field} is {chars} characters long; names are at most {MAX_NAME_CHARS}"
         )));
     }
-    let forbidden = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
-    if let Some(c) = value.chars().find(|&c| forbidden(c)) {
+    if let Some(c) = value
+        .chars()
+        .find(|&c| crate::model::rules::is_forbidden_char(c))
+    {
         return Err(Status::invalid_argument(format!(
             "{field} contains the control character {}",
             c.escape_unicode()
@@ -1349,21 +1348,11 @@ pub fn mark_main(tx: &Transaction, p: &PartRow) -> R<()> {
     .map(|_| ())
 }
 
-/// Fragment ids a config references through `fragments`: `["id", …]` or `[{"id": …}, …]`.
+/// Fragment ids a config references through `fragments`: `["id", …]` or `[{"id": …}, …]`,
+/// sorted.
 pub fn fragment_refs(config: &serde_json::Value) -> Vec<String> {
-    let mut ids: Vec<String> = config
-        .get("fragments")
-        .and_then(|f| f.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|f| match f {
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Object(o) => o.get("id").and_then(|v| v.as_str()).map(String::from),
-            _ => None,
-        })
-        .collect();
+    let mut ids = crate::model::rules::imported_fragment_ids(config);
     ids.sort();
-    ids.dedup();
     ids
 }
 

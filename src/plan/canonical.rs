@@ -34,12 +34,7 @@ fn normalize_number(n: &serde_json::Number) -> Value {
 }
 
 /// A config's `fragments` entries as written (empty when it has none).
-pub fn imports(config: &Value) -> &[Value] {
-    config
-        .get("fragments")
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
-}
+pub use crate::model::rules::fragment_imports as imports;
 
 /// What an import entry means, for comparison: its fragment id and its other keys in
 /// canonical form. A bare `"ID"` is `{"id": "ID"}` with no other keys. `None` for an entry
@@ -48,7 +43,7 @@ pub fn import_meaning(entry: &Value) -> Option<(String, Value)> {
     match entry {
         Value::String(id) => Some((id.clone(), Value::Object(Map::new()))),
         Value::Object(o) => {
-            let id = o.get("id")?.as_str()?.to_string();
+            let id = crate::model::rules::import_id(entry)?.to_string();
             let mut rest = o.clone();
             rest.shift_remove("id");
             Some((id, canonical(&Value::Object(rest))))

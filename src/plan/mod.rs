@@ -56,7 +56,7 @@
 //!
 //! Together these make apply idempotent: `apply M` then `plan M` is empty, and resources
 //! that stay declared keep their ids (tested as a property over random manifest sequences in
-//! `tests/identity.rs`).
+//! `tests/it/identity.rs`).
 
 pub mod canonical;
 mod diff;

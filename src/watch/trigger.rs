@@ -365,7 +365,9 @@ pub async fn poll_git(
 mod tests {
     use super::*;
 
-    #[tokio::test]
+    // Queue and timer tests run on a paused clock: waits end as soon as nothing else can run,
+    // so "nothing happens for 50 ms" is checked without sleeping and without flakiness.
+    #[tokio::test(start_paused = true)]
     async fn triggers_coalesce_into_one_take() {
         let q = Queue::new(Metrics::new());
         q.push(Trigger::Files);
@@ -381,7 +383,7 @@ mod tests {
         assert!(waited.is_err(), "nothing pending: next() waits");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_push_while_waiting_wakes_the_waiter() {
         let q = Arc::new(Queue::new(Metrics::new()));
         let waiter = tokio::spawn({
@@ -395,6 +397,44 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(got.into_iter().collect::<Vec<_>>(), [Trigger::Git]);
+    }
+
+    /// The resync timer queues a resync after at most one interval without a finished pass
+    /// (never before 90% of it, the jitter), and a finished pass starts the wait again.
+    #[tokio::test(start_paused = true)]
+    async fn resync_fires_after_an_interval_without_passes() {
+        let interval = Duration::from_secs(300);
+        let q = Arc::new(Queue::new(Metrics::new()));
+        let (finished, rx) = watch::channel(0u64);
+        let timer = tokio::spawn(resync(Arc::clone(&q), interval, rx));
+        let t0 = tokio::time::Instant::now();
+        let got = q.next().await;
+        assert_eq!(got.into_iter().collect::<Vec<_>>(), [Trigger::Resync]);
+        let waited = t0.elapsed();
+        assert!(
+            waited >= interval.mul_f64(1.0 - RESYNC_JITTER) && waited <= interval,
+            "{waited:?}"
+        );
+
+        // A pass finishes 200 s into the next wait: the resync comes a whole (jittered)
+        // interval after it, not 300 s after the first.
+        tokio::time::sleep(Duration::from_secs(200)).await;
+        finished.send(1).unwrap();
+        let pass_at = tokio::time::Instant::now();
+        assert!(q.take().is_empty(), "no resync within 200 s");
+        q.next().await;
+        let waited = pass_at.elapsed();
+        assert!(
+            waited >= interval.mul_f64(1.0 - RESYNC_JITTER) && waited <= interval,
+            "{waited:?}"
+        );
+
+        // The loop is gone: the timer ends.
+        drop(finished);
+        tokio::time::timeout(Duration::from_secs(1), timer)
+            .await
+            .expect("the timer ends")
+            .unwrap();
     }
 
     #[test]

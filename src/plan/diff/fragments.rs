@@ -4,23 +4,6 @@
 
 use super::*;
 
-/// The precondition of a tag change: the fragment, the tag and where it pointed.
-pub fn tag_fingerprint(fragment_id: &str, tag: &str, revision: Option<&str>) -> String {
-    fingerprint(&["tag", fragment_id, tag, revision.unwrap_or("")])
-}
-
-/// The precondition of a default-fragments change: the organization's list as observed.
-pub fn default_fragments_fingerprint(org: &crate::model::Organization) -> String {
-    let list: Vec<serde_json::Value> = org
-        .default_fragments
-        .iter()
-        .flatten()
-        .map(import_entry)
-        .collect();
-    let text = serde_json::Value::Array(list).to_string();
-    fingerprint(&["default_fragments", &org.id, &text])
-}
-
 impl<'a> Planner<'a> {
     // -- Fragments ----------------------------------------------------------------------------
 
