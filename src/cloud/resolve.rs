@@ -481,7 +481,7 @@ fn suggestion(wanted: &str, names: &[&str], noun: &str) -> String {
     }
     let mut scored: Vec<(usize, &str)> = names
         .iter()
-        .map(|n| (distance(&wanted.to_lowercase(), &n.to_lowercase()), *n))
+        .map(|n| (strsim::levenshtein(&wanted.to_lowercase(), &n.to_lowercase()), *n))
         .collect();
     scored.sort();
     scored.dedup();
@@ -508,26 +508,6 @@ fn suggestion(wanted: &str, names: &[&str], noun: &str) -> String {
         "there are {} {noun} there; `fleetform status` lists them",
         names.len()
     )
-}
-
-/// Levenshtein distance (by characters).
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(cur).min(row[j])
-            };
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]
@@ -636,10 +616,4 @@ mod tests {
         assert!(e.contains("`HQ`"), "{e}");
     }
 
-    #[test]
-    fn distances() {
-        assert_eq!(distance("kitten", "sitting"), 3);
-        assert_eq!(distance("", "abc"), 3);
-        assert_eq!(distance("same", "same"), 0);
-    }
 }
