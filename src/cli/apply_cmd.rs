@@ -1,20 +1,20 @@
 //! `fleetform apply MANIFEST | PLANFILE`: make the cloud match, safely.
 //!
-//! With a manifest it plans and applies in one go. With a plan saved by `fleetform plan --out`
-//! it first reads the cloud again and refuses the plan if anything it assumed has changed.
-//! Before writing it shows the plan and asks for confirmation (or takes `--yes`), enforces the
-//! delete budget and the empty-manifest guard, then runs the apply engine with a progress bar
-//! on a terminal (one line per finished change otherwise) and prints a summary.
+//! With a manifest it prepares ([`crate::reconcile::prepare`]) and applies in one go; a plan
+//! saved by `fleetform plan --out` enters as [`crate::reconcile::Prepared::saved`]. It shows
+//! the plan, reports a safety refusal (delete budget, empty manifest), asks for confirmation
+//! (or takes `--yes`), then [`crate::reconcile::apply`] refuses a stale plan (the cloud changed
+//! since) or runs the apply engine, with a progress bar on a terminal (one line per finished
+//! change otherwise), and it prints a summary.
 
 use super::GlobalArgs;
-use super::plan_cmd::{Status, make_plan};
 use super::render::{self, Format, RenderOptions};
 use super::target::{self, LocalOrg};
-use crate::apply::{self, ApplyOptions, Event, Outcome, Report};
+use crate::apply::{self, Event, Outcome, Report};
 use crate::cloud::CloudApi;
-use crate::cloud::observe::ObserveOptions;
 use crate::model::{Desired, OrgRef};
 use crate::plan::{self, Action, Plan};
+use crate::reconcile::{self, ApplyError};
 use anyhow::{Context, bail};
 use clap::Args;
 use std::io::{BufRead, IsTerminal, Write};
@@ -253,30 +253,23 @@ async fn plan_and_execute(
     desired: &Desired,
     held: &Held,
 ) -> anyhow::Result<ExitCode> {
-    let observe_opts = ObserveOptions {
-        read_concurrency: args.read_concurrency,
-        ..Default::default()
+    let opts = options(args);
+    let Some(mut prepared) = super::plan_cmd::prepare(client, desired, &opts).await? else {
+        return Ok(ExitCode::FAILURE);
     };
-    let plan_opts = plan::Options { prune: args.prune };
-    let plan = match make_plan(client, desired, &plan_opts, &observe_opts, &Status::new()).await? {
-        Ok(mut plan) => {
-            local_ledger().mark_plan(&mut plan);
-            plan
-        }
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("error: {}", super::term::clean(&e.to_string()));
-            }
-            return Ok(ExitCode::FAILURE);
-        }
+    local_ledger().mark_plan(&mut prepared.plan);
+    execute(args, client, prepared, &opts, held, false).await
+}
+
+/// The reconcile options `args` ask for.
+fn options(args: &ApplyArgs) -> reconcile::Options {
+    let mut opts = super::plan_cmd::reconcile_options(Some(args.read_concurrency), args.prune);
+    opts.deletes = reconcile::DeleteBudget {
+        max_deletes: args.max_deletes,
+        allow_deletes: args.allow_deletes,
     };
-    if desired.is_empty() && plan.summary().delete > 0 {
-        bail!(
-            "the manifest declares nothing, and applying it would delete {} resource(s)\nhint: this is refused to protect against an empty or truncated manifest; delete them with a manifest that declares what stays",
-            plan.summary().delete
-        );
-    }
-    execute(args, client, plan, held).await
+    opts.apply.parallelism = args.parallelism;
+    opts
 }
 
 async fn apply_saved(
@@ -302,20 +295,9 @@ async fn apply_saved_held(
         bail!("--prune applies to manifests; a saved plan already says what it deletes");
     }
     restore_sensitive(plan, &|name| std::env::var(name).ok(), salt)?;
-    let status = Status::new();
-    status.show("Checking the saved plan against the cloud…");
-    let stale = apply::check_preconditions(Arc::new(client.clone()), plan).await;
-    status.clear();
-    let stale = stale.context("cannot check the saved plan against the cloud")?;
-    if !stale.is_empty() {
-        eprintln!("error: the saved plan is stale: the cloud changed since it was made");
-        for s in &stale {
-            eprintln!("  {}", super::term::clean(&s.to_string()));
-        }
-        eprintln!("hint: run `fleetform plan` again and review the new plan");
-        return Ok(ExitCode::FAILURE);
-    }
-    execute(args, client, plan.clone(), held).await
+    let opts = options(args);
+    let prepared = reconcile::Prepared::saved(plan.clone(), &opts);
+    execute(args, client, prepared, &opts, held, true).await
 }
 
 /// A saved plan holds sensitive values only as hashes: resolve each again from the
@@ -366,9 +348,12 @@ fn restore_sensitive(
 async fn execute(
     args: &ApplyArgs,
     client: &crate::cloud::Client,
-    plan: Plan,
+    prepared: reconcile::Prepared,
+    opts: &reconcile::Options,
     held: &Held,
+    saved: bool,
 ) -> anyhow::Result<ExitCode> {
+    let plan = prepared.plan.clone();
     let color = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let text_output = args.output == ApplyOutput::Text;
@@ -409,12 +394,8 @@ async fn execute(
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let deletes = plan.summary().delete;
-    if deletes > args.max_deletes && !args.allow_deletes {
-        bail!(
-            "the plan deletes {deletes} resources, more than the budget of {} (--max-deletes)\nhint: review the deletions above; if they are intended, pass --allow-deletes",
-            args.max_deletes
-        );
+    if let Some(refusal) = prepared.refusals.first() {
+        bail!("{refusal}\nhint: {}", refusal.hint());
     }
     if !args.yes {
         confirm(&plan)?;
@@ -433,19 +414,25 @@ async fn execute(
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = tokio::spawn(show_progress(plan.clone(), events_rx, args.output));
     let api: Arc<dyn CloudApi> = Arc::new(client.clone());
-    let report = apply::apply(
-        api,
-        &plan,
-        &ApplyOptions {
-            parallelism: args.parallelism,
-            ..Default::default()
-        },
-        Some(events_tx),
-        stop_rx,
-    )
-    .await;
+    let result = reconcile::apply(api, prepared, opts, Some(events_tx), stop_rx).await;
     ctrl_c.abort();
     let _ = progress.await;
+    let report = match result {
+        Ok(report) => report,
+        Err(ApplyError::Stale(stale)) => {
+            let which = if saved { "the saved plan" } else { "the plan" };
+            eprintln!("error: {which} is stale: the cloud changed since it was made");
+            for s in &stale {
+                eprintln!("  {}", super::term::clean(&s.to_string()));
+            }
+            eprintln!("hint: run `fleetform plan` again and review the new plan");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e @ ApplyError::Refused(_)) => return Err(e.into()),
+        Err(ApplyError::Check(e)) => {
+            return Err(anyhow::Error::from(e).context("cannot check the plan against the cloud"));
+        }
+    };
     if held.lost() {
         eprintln!(
             "The organization's lease was taken over by another fleetform while applying; no change was started after that."

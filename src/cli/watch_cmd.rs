@@ -256,6 +256,7 @@ impl WatchArgs {
                 ..BackoffPolicy::default()
             },
             ha_lease_ttl: self.ha.then_some(self.lease_ttl),
+            own_key_id: None,
         }
     }
 }
@@ -469,6 +470,10 @@ async fn watch_until_signalled(args: WatchArgs, global: &GlobalArgs) -> anyhow::
         ),
     }
     let api: Arc<dyn crate::cloud::CloudApi> = Arc::new(target.client.clone());
+    let opts = WatchOptions {
+        own_key_id: target::own_key_id().map(String::from),
+        ..opts
+    };
     let result = watch::run(api, source, opts, metrics, signalled(stop)).await;
 
     let _ = endpoint_stop.send(true);

@@ -59,6 +59,7 @@ mod env;
 mod error;
 pub mod export;
 mod files;
+pub mod from_observed;
 mod include;
 mod raw;
 mod schema;
