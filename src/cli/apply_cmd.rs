@@ -13,7 +13,7 @@ use super::target::{self, LocalOrg};
 use crate::apply::{self, Event, Outcome, Report};
 use crate::cloud::CloudApi;
 use crate::model::{Desired, OrgRef};
-use crate::plan::{self, Action, Plan};
+use crate::plan::{Action, Plan};
 use crate::reconcile::{self, ApplyError};
 use anyhow::{Context, bail};
 use clap::Args;
@@ -159,28 +159,9 @@ pub(super) fn remember_secrets(desired: &Desired) {
     }
 }
 
-/// A plan file: JSON with a `format_version`; with the salt of its sensitive hashes.
+/// A plan file (see [`crate::reconcile::saved::read`]).
 pub(super) fn read_saved_plan(text: &str) -> Option<anyhow::Result<(Plan, Option<String>)>> {
-    if !text.trim_start().starts_with('{') {
-        return None;
-    }
-    let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    let version = value.get("format_version")?.as_u64()?;
-    if version != u64::from(plan::PLAN_FORMAT_VERSION) {
-        return Some(Err(anyhow::anyhow!(
-            "the plan file has format_version {version}; this fleetform reads {}\nhint: plan again with this version",
-            plan::PLAN_FORMAT_VERSION
-        )));
-    }
-    let salt = value
-        .get(render::json::SALT_FIELD)
-        .and_then(|s| s.as_str())
-        .map(String::from);
-    Some(
-        serde_json::from_value(value)
-            .map(|plan| (plan, salt))
-            .context("the plan file is not a valid fleetform plan"),
-    )
+    reconcile::saved::read(text).map(|r| r.map_err(anyhow::Error::from))
 }
 
 pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
@@ -294,54 +275,10 @@ async fn apply_saved_held(
     if args.prune {
         bail!("--prune applies to manifests; a saved plan already says what it deletes");
     }
-    restore_sensitive(plan, &|name| std::env::var(name).ok(), salt)?;
+    reconcile::saved::restore_sensitive(plan, &|name| std::env::var(name).ok(), salt)?;
     let opts = options(args);
     let prepared = reconcile::Prepared::saved(plan.clone(), &opts);
     execute(args, client, prepared, &opts, held, true).await
-}
-
-/// A saved plan holds sensitive values only as hashes: resolve each again from the
-/// environment and check it is the value the plan was made with.
-fn restore_sensitive(
-    plan: &mut Plan,
-    env: &dyn Fn(&str) -> Option<String>,
-    salt: Option<&str>,
-) -> anyhow::Result<()> {
-    use crate::plan::Op;
-    use sha2::Digest;
-    for change in &mut plan.changes {
-        let cfg = match &mut change.op {
-            Op::CreateFragment { config, .. } => Some(config),
-            Op::UpdateFragment { config, .. }
-            | Op::CreatePart { config, .. }
-            | Op::UpdatePart { config, .. } => config.as_mut(),
-            _ => None,
-        };
-        let Some(cfg) = cfg else { continue };
-        for s in &cfg.sensitive {
-            let value = crate::manifest::resolve_template(&s.template, env).map_err(|e| {
-                anyhow::anyhow!(
-                    "{} {}: {e}\nhint: the saved plan needs the same environment it was made with",
-                    change.kind.as_str(),
-                    change.path
-                )
-            })?;
-            let hash = hex::encode(sha2::Sha256::digest(value.as_bytes()));
-            let hash = salt.map_or(hash.clone(), |salt| crate::sensitive::salted(salt, &hash));
-            if hash != s.sha256 {
-                bail!(
-                    "{} {}: the value of {} differs from the one the plan was made with\nhint: plan again, or restore the environment",
-                    change.kind.as_str(),
-                    change.path,
-                    s.env.join(", ")
-                );
-            }
-            if let Some(slot) = cfg.value.pointer_mut(&s.pointer) {
-                *slot = serde_json::Value::String(value);
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Shows the plan, applies the safety checks, asks, applies, reports.

@@ -12,7 +12,7 @@ use super::resolve::{self, Places};
 use super::status_cmd::{emit, outln};
 use super::{GlobalArgs, OutputFormat};
 use crate::cloud::CloudApi;
-use crate::cloud::observe::{ObserveOptions, observe_scope};
+use crate::cloud::observe::{ObserveOptions, observe_for_import};
 use crate::manifest::export::{ExportOptions, export};
 use crate::manifest::from_observed::build;
 use anyhow::{Context, bail};
@@ -94,22 +94,14 @@ async fn import(args: &ImportArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCod
             .map(|l| l.id.clone())
             .collect();
     }
-    let mut observed = observe_scope(api, &org, &roots, true, &ObserveOptions::default())
-        .await
-        .with_context(|| format!("cannot read organization `{}` ({})", org.name, org.id))?;
-    // Tags are part of a fragment's declaration: read them for every fragment.
-    observed.fragment_tags =
-        crate::cloud::observe::fragment_tags(api, &observed.fragments, &ObserveOptions::default())
-            .await?;
-    let same_name = api
-        .list_organizations()
-        .await
-        .map(|orgs| orgs.iter().filter(|o| o.name == org.name).count())
-        .unwrap_or(1);
+    let (observed, org_name_shared) =
+        observe_for_import(api, &org, &roots, &ObserveOptions::default())
+            .await
+            .with_context(|| format!("cannot read organization `{}` ({})", org.name, org.id))?;
     let built = build(
         &observed,
         limited.then_some(roots.as_slice()),
-        same_name > 1,
+        org_name_shared,
     );
 
     // The text, and where its config files go.

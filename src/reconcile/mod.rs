@@ -35,6 +35,7 @@
 //! # Layout
 //! - `attribute.rs`: who last changed each drifted part.
 //! - `safety.rs`: the verdicts (empty manifest, delete budget).
+//! - `saved.rs`: plans saved to a file: writing, reading, restoring their sensitive values.
 //! - `status.rs`: where each part stands against a manifest (`fleetform status`).
 //!
 //! Nothing here prints: warnings travel in [`Prepared::warnings`], progress through the
@@ -42,6 +43,7 @@
 
 pub mod attribute;
 pub mod safety;
+pub mod saved;
 pub mod status;
 
 pub use attribute::OWN_KEY;

@@ -72,7 +72,9 @@ mod reads;
 mod scope;
 
 pub use budget::RetryBudget;
-pub use reads::{LOCATIONS_PER_CALL, attribute, fragment_tags, list_machines, observe_scope};
+pub use reads::{
+    LOCATIONS_PER_CALL, attribute, fragment_tags, list_machines, observe_for_import, observe_scope,
+};
 pub use scope::{
     fragments_to_read, location_paths, machines_to_read, managed_locations, match_locations,
     resolve_organization, secrets_to_read,

@@ -142,3 +142,23 @@ pub async fn observe_scope(
     };
     observe(api, &probe, opts).await
 }
+
+/// What `import` reads: [`observe_scope`] of `roots` with members and invites, the tags of
+/// every fragment (part of a fragment's declaration), and whether another organization the
+/// key sees has `org`'s name (then the manifest names it by id). The name check is best
+/// effort: a failure to list counts as unique.
+pub async fn observe_for_import(
+    api: &dyn CloudApi,
+    org: &Organization,
+    roots: &[String],
+    opts: &ObserveOptions,
+) -> Result<(Observed, bool), ObserveError> {
+    let mut observed = observe_scope(api, org, roots, true, opts).await?;
+    observed.fragment_tags = fragment_tags(api, &observed.fragments, opts).await?;
+    let same_name = api
+        .list_organizations()
+        .await
+        .map(|orgs| orgs.iter().filter(|o| o.name == org.name).count())
+        .unwrap_or(1);
+    Ok((observed, same_name > 1))
+}
