@@ -27,7 +27,8 @@ Safety:
   - Shows the plan and asks for confirmation on a terminal; elsewhere (CI) pass --yes.
   - Deleting more than --max-deletes resources (default 10) needs --allow-deletes.
   - A manifest that declares nothing is never used to delete anything.
-  - A saved plan is refused if the cloud changed since it was made (plan again).
+  - A plan (saved, or confirmed at the prompt) is refused if the cloud changed since it was
+    made: nothing is written (plan again).
   - Ctrl-C stops starting new changes, lets calls in flight finish, and prints the summary.
 
 Exit codes:
@@ -204,11 +205,7 @@ async fn apply_manifest(
     desired: &Desired,
 ) -> anyhow::Result<ExitCode> {
     // The lease first: nobody else may plan and write this organization meanwhile.
-    let orgs = client
-        .list_organizations()
-        .await
-        .context("cannot list the organizations this API key can see")?;
-    let org = crate::cloud::observe::resolve_organization(orgs, &desired.organization)?;
+    let org = reconcile::organization(client, &desired.organization).await?;
     let held = take_lease(args, client, &org.id).await?;
     let result = plan_and_execute(args, client, desired, &held).await;
     held.release().await;
@@ -459,7 +456,7 @@ async fn show_progress(
             }
             Event::Finished { id, outcome } => {
                 let Some(c) = plan.change(&id) else { continue };
-                let outcome = named_blocker(&plan, outcome);
+                let outcome = reconcile::named_blocker(&plan, outcome);
                 if output == ApplyOutput::JsonLines {
                     crate::sayln!("{}", change_event(c, Some(&outcome)));
                 }
@@ -479,19 +476,6 @@ async fn show_progress(
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
-    }
-}
-
-/// `outcome` with the change a skipped change waited for named by what it changes
-/// (`location Factory`), never by the plan's internal change id.
-fn named_blocker(plan: &Plan, outcome: Outcome) -> Outcome {
-    match outcome {
-        Outcome::Skipped { because } => Outcome::Skipped {
-            because: plan
-                .change(&because)
-                .map_or(because, |d| format!("{} {}", d.kind.as_str(), d.path)),
-        },
-        other => other,
     }
 }
 

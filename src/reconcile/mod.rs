@@ -49,10 +49,10 @@ pub mod status;
 pub use attribute::OWN_KEY;
 pub use safety::{DeleteBudget, Refusal};
 
-use crate::apply::{self, ApplyOptions, Event, Report, Stale};
-use crate::cloud::observe::{ObserveError, ObserveOptions, observe};
+use crate::apply::{self, ApplyOptions, Event, Outcome, Report, Stale};
+use crate::cloud::observe::{ObserveError, ObserveOptions, observe, resolve_organization};
 use crate::cloud::{CloudApi, CloudError};
-use crate::model::Desired;
+use crate::model::{Desired, OrgRef, Organization};
 use crate::plan::{self, Plan, PlanErrors};
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
@@ -207,6 +207,36 @@ pub async fn apply(
         }
     }
     Ok(apply::apply(api, &plan, &opts.apply, events, stop).await)
+}
+
+/// The organization `wanted` names, among those the API key can see (for the lease, which is
+/// taken before preparing).
+pub async fn organization(
+    api: &dyn CloudApi,
+    wanted: &OrgRef,
+) -> Result<Organization, ObserveError> {
+    let orgs = api
+        .list_organizations()
+        .await
+        .map_err(|source| ObserveError::Read {
+            what: "the organizations this API key can see (ListOrganizations)".into(),
+            source,
+        })?;
+    resolve_organization(orgs, wanted)
+}
+
+/// `outcome` with the change a skipped change waited for named by what it changes
+/// (`location Factory`), never by the plan's internal change id: how the engine's events and
+/// results are shown.
+pub fn named_blocker(plan: &Plan, outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Skipped { because } => Outcome::Skipped {
+            because: plan
+                .change(&because)
+                .map_or(because, |d| format!("{} {}", d.kind.as_str(), d.path)),
+        },
+        other => other,
+    }
 }
 
 /// `top: cause: cause…` on one line.

@@ -14,15 +14,20 @@
 //! 1. Load and validate the manifest. Invalid → `invalid_manifest`: the problems are logged,
 //!    nothing is sent to the cloud, and the cloud keeps the last good state. This is not
 //!    retried on a timer of its own; the next edit (or resync) loads it again.
-//! 2. Observe and plan. A read failure or a plan that cannot be made → `failed`.
-//! 3. `--detect-only`: log each drifted change, count it, write nothing → `success`.
-//! 4. Safety: a manifest that declares nothing never deletes, and more deletions than
-//!    `max_deletes` need `allow_deletes` → otherwise `refused`, nothing written.
+//! 2. Prepare, as `fleetform plan` does ([`crate::reconcile::prepare`]): observe, plan, and
+//!    attribute config drift to whoever last changed each drifted part. A read failure or a
+//!    plan that cannot be made → `failed`.
+//! 3. `--detect-only`: log each drifted change (a `drift:` line, with `last_changed_by` and
+//!    `last_changed_at` when the part history says), count it, write nothing → `success`.
+//! 4. Safety, as [`crate::reconcile::safety`] decides for every command: a manifest that
+//!    declares nothing never deletes, and more deletions than `max_deletes` need
+//!    `allow_deletes` → otherwise `refused`, nothing written.
 //! 5. Take the organization's lease ([`crate::lease`]; held by another fleetform → `failed`,
-//!    retried with backoff), observe and plan again under it, re-check it (fencing), then
-//!    apply with bounded parallelism; losing the lease stops new writes. All applied (or
-//!    nothing to do) → `success`, else `failed`. A pass with nothing to write never takes
-//!    the lease, so an in-sync watch writes nothing at all.
+//!    retried with backoff), prepare again under it, re-check it (fencing), log each change
+//!    as drift (info), then apply ([`crate::reconcile::apply`], which refuses a stale plan)
+//!    with bounded parallelism; losing the lease stops new writes. All applied (or nothing
+//!    to do) → `success`, else `failed`. A pass with nothing to write never takes the lease,
+//!    so an in-sync watch writes nothing at all.
 //!
 //! With `--ha` ([`ha`]), the lease is instead held continuously by the one active replica,
 //! which runs every pass under it; standby replicas run no pass.
@@ -435,13 +440,9 @@ fn resolve_org(api: Arc<dyn CloudApi>, manifest: Manifest) -> ha::ResolveOrg {
                     return None;
                 }
             };
-            let orgs = api
-                .list_organizations()
+            reconcile::organization(api.as_ref(), &desired.organization)
                 .await
-                .map_err(|e| tracing::warn!(error = %e, "HA watch: cannot list organizations"))
-                .ok()?;
-            crate::cloud::observe::resolve_organization(orgs, &desired.organization)
-                .map_err(|e| tracing::warn!("HA watch: {e}"))
+                .map_err(|e| tracing::warn!("HA watch: {}", reconcile::error_chain(&e)))
                 .ok()
                 .map(|o| o.id)
         })
@@ -856,7 +857,7 @@ async fn log_progress(plan: &Plan, mut events: tokio::sync::mpsc::UnboundedRecei
         };
         let Some(c) = plan.change(&id) else { continue };
         let what = format!("{} {} {}", c.action.mark(), c.kind.as_str(), c.path);
-        match outcome {
+        match reconcile::named_blocker(plan, outcome) {
             Outcome::Applied => tracing::info!("applied  {what}"),
             Outcome::Failed { cause } | Outcome::Conflict { cause } => {
                 tracing::warn!("failed   {what}: {cause}");
