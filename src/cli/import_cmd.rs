@@ -7,7 +7,6 @@
 //! also documents what a manifest cannot express and what import does instead), write it with
 //! [`crate::manifest::export`], check that the text parses back, and write it out.
 
-use super::plan_cmd::write_atomically;
 use super::resolve::{self, Places};
 use super::status_cmd::{emit, outln};
 use super::{GlobalArgs, OutputFormat};
@@ -15,10 +14,11 @@ use crate::cloud::CloudApi;
 use crate::cloud::observe::{ObserveOptions, observe_for_import};
 use crate::manifest::export::{ExportOptions, export};
 use crate::manifest::from_observed::build;
+use crate::manifest::write::{relative_to, write_atomically};
 use anyhow::{Context, bail};
 use clap::Args;
 use std::io::Write;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
@@ -115,7 +115,10 @@ async fn import(args: &ImportArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCod
     };
     let config_dir = match &args.config_dir {
         None => None,
-        Some(dir) => Some(relative_to(&manifest_dir, dir)?),
+        Some(dir) => Some(
+            relative_to(&manifest_dir, dir)
+                .with_context(|| format!("cannot resolve `{}`", dir.display()))?,
+        ),
     };
     let mut header = vec![format!(
         "Imported from organization `{}` ({}) by `fleetform import`.",
@@ -235,74 +238,4 @@ async fn import(args: &ImportArgs, api: &dyn CloudApi) -> anyhow::Result<ExitCod
     }
     emit(&out)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// `target` as a path relative to `base` (both relative to the current directory, or
-/// absolute), `/`-separated, for a `config_file:` that the manifest in `base` can follow.
-fn relative_to(base: &Path, target: &Path) -> anyhow::Result<String> {
-    if target.is_absolute() && !base.is_absolute() && base == Path::new(".") {
-        return Ok(target.to_string_lossy().replace('\\', "/"));
-    }
-    if base == Path::new(".") && target.is_relative() {
-        let s = target.to_string_lossy().replace('\\', "/");
-        return Ok(s.trim_start_matches("./").to_string());
-    }
-    let abs = |p: &Path| {
-        std::path::absolute(p).with_context(|| format!("cannot resolve `{}`", p.display()))
-    };
-    let (base, target) = (abs(base)?, abs(target)?);
-    let clean = |p: &Path| -> Vec<String> {
-        let mut out: Vec<String> = vec![];
-        for c in p.components() {
-            match c {
-                Component::CurDir => {}
-                Component::ParentDir => {
-                    out.pop();
-                }
-                other => out.push(other.as_os_str().to_string_lossy().into_owned()),
-            }
-        }
-        out
-    };
-    let (b, t) = (clean(&base), clean(&target));
-    let common = b.iter().zip(&t).take_while(|(x, y)| x == y).count();
-    if common == 0 {
-        return Ok(target.to_string_lossy().replace('\\', "/"));
-    }
-    let mut parts: Vec<String> = vec!["..".to_string(); b.len() - common];
-    parts.extend(t[common..].iter().cloned());
-    Ok(if parts.is_empty() {
-        ".".to_string()
-    } else {
-        parts.join("/")
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relative_paths_for_config_files() {
-        assert_eq!(
-            relative_to(Path::new("."), Path::new("configs")).unwrap(),
-            "configs"
-        );
-        assert_eq!(
-            relative_to(Path::new("."), Path::new("./configs")).unwrap(),
-            "configs"
-        );
-        assert_eq!(
-            relative_to(Path::new("out"), Path::new("configs")).unwrap(),
-            "../configs"
-        );
-        assert_eq!(
-            relative_to(Path::new("out"), Path::new("out/configs")).unwrap(),
-            "configs"
-        );
-        assert_eq!(
-            relative_to(Path::new("/a/b"), Path::new("/a/c/d")).unwrap(),
-            "../c/d"
-        );
-    }
 }

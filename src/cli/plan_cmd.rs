@@ -208,45 +208,7 @@ pub(super) fn print_plan(plan: &Plan, format: Format, detail: bool) -> anyhow::R
     super::term::print_stdout(&rendered).context("cannot write the plan to stdout")
 }
 
-/// Writes `bytes` to `path` so that readers see the old file or the new one, never a part:
-/// a temporary file next to it, flushed to disk, then renamed over it.
-pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_atomic(path, bytes, false)
-}
-
-/// [`write_atomically`], with the file created 0600 (saved plans: they name what is
-/// sensitive, and where).
-pub(super) fn write_private_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_atomic(path, bytes, true)
-}
-
-fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| {
-        let mut f = if private {
-            crate::sensitive::prepare_private_file(&tmp)?;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .truncate(true)
-                .open(&tmp)?
-        } else {
-            std::fs::File::create(&tmp)?
-        };
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
+pub(super) use crate::manifest::write::{write_atomically, write_private_atomically};
 
 /// A one-line progress message on stderr, shown only when stderr is a terminal (so logs and
 /// CI output stay clean).
@@ -343,27 +305,5 @@ mod tests {
             text.ends_with("Plan: 0 to create, 1 to update, 0 to move, 0 to delete.\n"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn atomic_write_replaces_the_file_and_leaves_no_temporary() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("plan.json");
-        std::fs::write(&path, "old").unwrap();
-        write_atomically(&path, b"new").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["plan.json"]);
-    }
-
-    #[test]
-    fn atomic_write_into_a_missing_directory_fails_cleanly() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("missing/plan.json");
-        assert!(write_atomically(&path, b"x").is_err());
-        assert!(!path.exists());
     }
 }

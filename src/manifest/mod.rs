@@ -66,6 +66,7 @@ mod schema;
 mod span;
 mod structure;
 mod validate;
+pub mod write;
 
 pub use error::{Diagnostic, ManifestError};
 pub use files::{DEFAULT_MAX_FILE_BYTES, LoadOptions, read_bounded, set_default_max_file_bytes};
