@@ -258,14 +258,14 @@ async fn reconcile_apply_refuses_a_stale_plan_fresh_or_saved() {
     let d = manifest(&FLEET.replace("speed: 2.5", "speed: 9"));
     let opts = reconcile::Options::default();
     let fresh = reconcile::prepare(api.as_ref(), &d, &opts).await.unwrap();
-    assert_eq!(fresh.plan.changes.len(), 1);
-    assert!(fresh.refusals.is_empty());
-    let (saved, salt) = reconcile::saved::read(&reconcile::saved::to_json(&fresh.plan))
+    assert_eq!(fresh.plan().changes.len(), 1);
+    assert!(fresh.refusals().is_empty());
+    let (saved, salt) = reconcile::saved::read(&reconcile::saved::to_json(fresh.plan()))
         .expect("a plan file")
         .expect("reads back");
     assert!(salt.is_none(), "nothing sensitive");
     // Someone edits the part in the app after planning.
-    let part_id = fresh.plan.changes[0].resource_id.clone().unwrap();
+    let part_id = fresh.plan().changes[0].resource_id.clone().unwrap();
     let part = api.get_part(&part_id).await.unwrap();
     let by_hand = serde_json::json!({"components": []});
     api.update_part(&part.id, &part.name, Some(&by_hand), None)
@@ -322,17 +322,17 @@ async fn reconcile_apply_refuses_what_the_safety_verdicts_forbid() {
     let p = reconcile::prepare(client.as_ref(), &pruned, &budget(1))
         .await
         .unwrap();
-    let deletes = p.plan.summary().delete;
-    assert!(deletes > 1, "{:#?}", p.plan.changes);
+    let deletes = p.plan().summary().delete;
+    assert!(deletes > 1, "{:#?}", p.plan().changes);
     assert_eq!(
-        p.refusals,
+        p.refusals(),
         [Refusal::DeleteBudget {
             deletes,
             max_deletes: 1
         }]
     );
-    let saved = Prepared::saved(p.plan.clone(), &budget(1));
-    assert_eq!(saved.refusals, p.refusals);
+    let saved = Prepared::saved(p.plan().clone(), &budget(1));
+    assert_eq!(saved.refusals(), p.refusals());
     for prepared in [p, saved] {
         let (_tx, stop) = tokio::sync::watch::channel(false);
         let refused = reconcile::apply(Arc::clone(&client), prepared, &budget(1), None, stop).await;
@@ -351,12 +351,12 @@ async fn reconcile_apply_refuses_what_the_safety_verdicts_forbid() {
         .await
         .unwrap();
     assert_eq!(
-        p.refusals,
+        p.refusals(),
         [Refusal::EmptyManifest {
-            deletes: p.plan.summary().delete
+            deletes: p.plan().summary().delete
         }]
     );
-    assert!(p.plan.summary().delete >= 1, "{:#?}", p.plan.changes);
+    assert!(p.plan().summary().delete >= 1, "{:#?}", p.plan().changes);
     let (_tx, stop) = tokio::sync::watch::channel(false);
     let refused = reconcile::apply(Arc::clone(&client), p, &budget(1000), None, stop).await;
     assert!(

@@ -235,7 +235,7 @@ async fn plan_and_execute(
     let Some(mut prepared) = super::plan_cmd::prepare(client, desired, &opts).await? else {
         return Ok(ExitCode::FAILURE);
     };
-    local_ledger().mark_plan(&mut prepared.plan);
+    prepared.mark_sensitive(&local_ledger());
     execute(args, client, prepared, &opts, held, false).await
 }
 
@@ -287,7 +287,7 @@ async fn execute(
     held: &Held,
     saved: bool,
 ) -> anyhow::Result<ExitCode> {
-    let plan = prepared.plan.clone();
+    let plan = prepared.plan().clone();
     let color = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let text_output = args.output == ApplyOutput::Text;
@@ -328,7 +328,7 @@ async fn execute(
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(refusal) = prepared.refusals.first() {
+    if let Some(refusal) = prepared.refusals().first() {
         bail!("{refusal}\nhint: {}", refusal.hint());
     }
     if !args.yes {

@@ -131,8 +131,8 @@ async fn plan_and_print(
     let Some(mut prepared) = prepare(api, desired, &opts).await? else {
         return Ok(ExitCode::FAILURE);
     };
-    ledger.mark_plan(&mut prepared.plan);
-    let plan = prepared.plan;
+    prepared.mark_sensitive(&ledger);
+    let plan = prepared.into_plan();
 
     // 5. Print, and save.
     print_plan(&plan, args.output, args.detail)?;
@@ -283,7 +283,7 @@ mod tests {
         let plan = crate::reconcile::prepare(api, &desired, &reconcile_options(None, false))
             .await
             .unwrap()
-            .plan;
+            .into_plan();
         target.close().await.unwrap();
 
         assert_eq!(plan.changes.len(), 1, "{plan:#?}");

@@ -86,14 +86,14 @@ pub enum Step {
 }
 
 /// A plan ready to show and, unless refused, to apply. Built only by [`prepare`] (fresh) or
-/// [`Prepared::saved`] (a saved plan), so every plan [`apply`] sees carries its verdicts.
+/// [`Prepared::saved`] (a saved plan), and its plan and verdicts cannot be changed apart, so
+/// every plan [`apply`] sees carries the verdicts made on it.
 #[derive(Clone, Debug)]
 pub struct Prepared {
-    /// The plan, in execution order, with drift attributed. Callers may mask it for display
-    /// (the ledger of sensitive values) but must not add or remove changes.
-    pub plan: Plan,
+    /// The plan, in execution order, with drift attributed.
+    plan: Plan,
     /// Why the plan must not be applied; empty when it may be.
-    pub refusals: Vec<Refusal>,
+    refusals: Vec<Refusal>,
     /// What the user should know that did not stop the plan (e.g. drift that could not be
     /// attributed). One sentence each, without a `warning:` prefix.
     pub warnings: Vec<String>,
@@ -108,6 +108,27 @@ impl Prepared {
             plan,
             warnings: vec![],
         }
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The plan, for showing only (it can no longer be applied).
+    pub fn into_plan(self) -> Plan {
+        self.plan
+    }
+
+    /// Why the plan must not be applied; empty when it may be.
+    pub fn refusals(&self) -> &[Refusal] {
+        &self.refusals
+    }
+
+    /// Marks, for display, every value `ledger` knows was ever sensitive (see
+    /// [`crate::sensitive::Ledger::mark_plan`]); what apply writes is unchanged.
+    pub fn mark_sensitive(&mut self, ledger: &crate::sensitive::Ledger) {
+        ledger.mark_plan(&mut self.plan);
     }
 
     /// Whether applying would change nothing.

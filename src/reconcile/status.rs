@@ -81,9 +81,9 @@ pub async fn status(
         None => None,
         Some(d) => match prepare(api, d, opts).await {
             Ok(prepared) => {
-                warnings.extend(prepared.warnings);
-                let sync = classify(d, &prepared.plan, &observed);
-                plan = Some(prepared.plan);
+                warnings.extend(prepared.warnings.iter().cloned());
+                let sync = classify(d, prepared.plan(), &observed);
+                plan = Some(prepared.into_plan());
                 Some(sync)
             }
             Err(PrepareError::Plan(errors)) => {

@@ -670,7 +670,7 @@ impl Reconciler {
         for w in &prepared.warnings {
             tracing::warn!("{w}");
         }
-        let plan = &prepared.plan;
+        let plan = prepared.plan();
         self.metrics.record_drift(plan);
         if plan.is_empty() {
             tracing::info!(
@@ -699,7 +699,7 @@ impl Reconciler {
         }
 
         // 4. Safety.
-        if let Some(why) = prepared.refusals.first() {
+        if let Some(why) = prepared.refusals().first() {
             tracing::error!("plan refused, nothing written: {why}; {}", why.hint());
             return PassEnd::Failure {
                 result: PassResult::Refused,
