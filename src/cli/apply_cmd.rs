@@ -126,7 +126,7 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = super::ranges::concurrency)]
     pub read_concurrency: usize,
     /// Refuse a plan that deletes more than this many resources (unless --allow-deletes).
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = super::ranges::count)]
+    #[arg(long, value_name = "N", default_value_t = reconcile::safety::DEFAULT_MAX_DELETES, value_parser = super::ranges::count)]
     pub max_deletes: usize,
     /// Allow a plan to delete more than --max-deletes resources.
     #[arg(long)]

@@ -146,7 +146,7 @@ pub struct WatchArgs {
     pub prune: bool,
 
     /// Refuse a pass that would delete more than this many resources (unless --allow-deletes).
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = ranges::count)]
+    #[arg(long, value_name = "N", default_value_t = crate::reconcile::safety::DEFAULT_MAX_DELETES, value_parser = ranges::count)]
     pub max_deletes: usize,
 
     /// Allow a pass to delete more than --max-deletes resources.

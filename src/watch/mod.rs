@@ -114,7 +114,7 @@ impl Default for WatchOptions {
             },
             detect_only: false,
             prune: false,
-            max_deletes: 10,
+            max_deletes: reconcile::safety::DEFAULT_MAX_DELETES,
             allow_deletes: false,
             parallelism: 10,
             read_concurrency: ObserveOptions::default().read_concurrency,
