@@ -14,7 +14,7 @@ use serde::Serialize;
 /// One edit of a part or a fragment: the state before and after it.
 #[derive(Debug, Serialize)]
 pub struct Edit {
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "crate::model::rfc3339")]
     pub when: Option<Timestamp>,
     /// The user's email or the API key id.
     pub by: Option<String>,
@@ -39,14 +39,6 @@ pub struct Edit {
     pub config_after: serde_json::Value,
     /// Unified diff of the canonical configs; empty when the config did not change.
     pub diff: String,
-}
-
-/// Serializes a timestamp as RFC 3339 text (`null` when unknown).
-fn rfc3339<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_str(&t.to_string()),
-        None => s.serialize_none(),
-    }
 }
 
 /// A part or fragment at one point of its history.

@@ -5,6 +5,8 @@
 //! - [`manifest`]: YAML manifest → validated [`model::Desired`] (includes, env refs, schema).
 //! - [`plan`]: the pure diff of desired against observed state into a [`plan::Plan`].
 //! - [`apply`]: executes a plan's changes in dependency order, in parallel, safely.
+//! - [`reconcile`]: the one pipeline from manifest to cloud (observe → plan → attribute drift →
+//!   safety verdicts; apply refusing stale plans), used by the CLI and by watch alike.
 //! - [`watch`]: keeps the cloud converged, level-triggered: file, git and timer triggers into
 //!   one queue, backoff and a circuit breaker, health and Prometheus metrics.
 //! - [`cloud`]: the [`cloud::CloudApi`] trait and the gRPC client that speaks Viam's protocol.
@@ -31,6 +33,7 @@ pub mod localcloud;
 pub mod manifest;
 pub mod model;
 pub mod plan;
+pub mod reconcile;
 pub mod sensitive;
 pub mod watch;
 

@@ -23,6 +23,16 @@ use std::fmt;
 ///
 /// Kept exactly as received so it can be sent back as an optimistic-concurrency precondition
 /// (`last_known_update`) and compare equal on the server.
+/// Serializes an optional timestamp as RFC 3339 text (`2026-05-01T12:00:00Z`) or `null`, for
+/// JSON output: never the protobuf `{seconds, nanos}` form. Use with
+/// `#[serde(serialize_with = "crate::model::rfc3339")]`.
+pub fn rfc3339<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&t.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]

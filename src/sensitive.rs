@@ -23,14 +23,15 @@
 //!
 //! Decision where the issue was silent: the ledger is local to the directory fleetform runs
 //! in (next to the local cloud's state). A secret is also recognised anywhere by value while
-//! the manifest still references it (see `cli::render::with_known_secrets_marked`). The wanted
+//! the manifest still references it (see [`with_known_secrets_marked`]). The wanted
 //! side of a plan is the manifest's own content and is masked where the manifest marks it.
 
 use crate::model::{Desired, SensitiveValue};
-use crate::plan::Plan;
+use crate::plan::{Op, Plan};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -315,6 +316,58 @@ pub fn rewrite_hashes(plan: &mut Plan, rewrite: &dyn Fn(&str) -> String) -> bool
         }
     }
     any
+}
+
+/// The SHA-256 hashes of every sensitive value any config of the plan marks.
+fn sensitive_hashes(plan: &Plan) -> BTreeSet<String> {
+    let mut hashes = BTreeSet::new();
+    for c in &plan.changes {
+        let op_config = match &c.op {
+            Op::CreatePart { config, .. }
+            | Op::UpdatePart { config, .. }
+            | Op::UpdateFragment { config, .. } => config.as_ref(),
+            Op::CreateFragment { config, .. } => Some(config),
+            _ => None,
+        };
+        for cfg in [c.config_before.as_ref(), c.config_after.as_ref(), op_config]
+            .into_iter()
+            .flatten()
+        {
+            hashes.extend(cfg.sensitive.iter().map(|s| s.sha256.clone()));
+        }
+    }
+    hashes
+}
+
+/// `plan`, with every string of a cloud-side config (`config_before`) that equals a known
+/// sensitive value marked sensitive too. Every renderer and the saved plan go through this.
+///
+/// The planner marks the cloud's config as sensitive at the pointers the manifest marks. But
+/// the cloud may still hold a secret elsewhere — the manifest moved it to another pointer, or
+/// another part holds the same value — and nothing else would know that string is secret.
+/// Only `config_before` is touched: it is for display, while the configs that apply writes
+/// (`config_after`, the op's) are left exactly as planned.
+pub fn with_known_secrets_marked(plan: &Plan) -> Cow<'_, Plan> {
+    let hashes = sensitive_hashes(plan);
+    if hashes.is_empty() {
+        return Cow::Borrowed(plan);
+    }
+    let mut plan = plan.clone();
+    for cfg in plan
+        .changes
+        .iter_mut()
+        .filter_map(|c| c.config_before.as_mut())
+    {
+        let mut found = vec![];
+        walk_strings(&cfg.value, &mut String::new(), &mut |pointer, s| {
+            let h = sha256_hex(s);
+            if hashes.contains(&h) {
+                found.push((pointer.to_string(), h));
+            }
+        });
+        mark(cfg, found);
+    }
+    Cow::Owned(plan)
 }
 
 #[cfg(test)]

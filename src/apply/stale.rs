@@ -3,6 +3,7 @@
 //! exists yet at its path). Before applying a saved plan those assumptions are read again;
 //! any that no longer hold make the plan stale, and apply refuses it, naming each resource.
 
+use crate::cloud::observe::{DEFAULT_RETRY_BUDGET, RetryBudget};
 use crate::cloud::{CloudApi, CloudError};
 use crate::plan::{
     Change, IdRef, Kind, Op, Plan, Precondition, default_fragments_fingerprint, grants_fingerprint,
@@ -33,12 +34,17 @@ pub async fn check_preconditions(
 ) -> Result<Vec<Stale>, CloudError> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut stale = vec![];
+    // Like an observation, the check starts a read again that exhausted the client's retries
+    // on a transient error, from a budget shared by the whole check.
+    let budget = Arc::new(RetryBudget::new(DEFAULT_RETRY_BUDGET));
     for chunk in plan.changes.chunks(32) {
         for c in chunk.iter().cloned() {
             let api = Arc::clone(&api);
+            let budget = Arc::clone(&budget);
             let org = plan.organization_id.clone();
             tasks.spawn(async move {
-                check(api.as_ref(), &org, &c)
+                budget
+                    .read(|| check(api.as_ref(), &org, &c))
                     .await
                     .map(|w| w.map(|what| (c, what)))
             });

@@ -1,21 +1,21 @@
 //! `fleetform apply MANIFEST | PLANFILE`: make the cloud match, safely.
 //!
-//! With a manifest it plans and applies in one go. With a plan saved by `fleetform plan --out`
-//! it first reads the cloud again and refuses the plan if anything it assumed has changed.
-//! Before writing it shows the plan and asks for confirmation (or takes `--yes`), enforces the
-//! delete budget and the empty-manifest guard, then runs the apply engine with a progress bar
-//! on a terminal (one line per finished change otherwise) and prints a summary.
+//! With a manifest it prepares ([`crate::reconcile::prepare`]) and applies in one go; a plan
+//! saved by `fleetform plan --out` enters as [`crate::reconcile::Prepared::saved`]. It shows
+//! the plan, reports a safety refusal (delete budget, empty manifest), asks for confirmation
+//! (or takes `--yes`), then [`crate::reconcile::apply`] refuses a stale plan (the cloud changed
+//! since) or runs the apply engine, with a progress bar on a terminal (one line per finished
+//! change otherwise), and it prints a summary.
 
 use super::GlobalArgs;
 use super::output::ExitStatus;
-use super::plan_cmd::{Status, make_plan};
 use super::render::{self, Format, RenderOptions};
 use super::target::{self, LocalOrg};
-use crate::apply::{self, ApplyOptions, Event, Outcome, Report};
+use crate::apply::{self, Event, Outcome, Report};
 use crate::cloud::CloudApi;
-use crate::cloud::observe::ObserveOptions;
 use crate::model::{Desired, OrgRef};
-use crate::plan::{self, Action, Plan};
+use crate::plan::{Action, Plan};
+use crate::reconcile::{self, ApplyError};
 use anyhow::{Context, bail};
 use clap::Args;
 use std::io::{BufRead, IsTerminal, Write};
@@ -27,7 +27,8 @@ Safety:
   - Shows the plan and asks for confirmation on a terminal; elsewhere (CI) pass --yes.
   - Deleting more than --max-deletes resources (default 10) needs --allow-deletes.
   - A manifest that declares nothing is never used to delete anything.
-  - A saved plan is refused if the cloud changed since it was made (plan again).
+  - A plan (saved, or confirmed at the prompt) is refused if the cloud changed since it was
+    made: nothing is written (plan again).
   - Ctrl-C stops starting new changes, lets calls in flight finish, and prints the summary.
 
 Exit codes:
@@ -125,7 +126,7 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = super::ranges::concurrency())]
     pub read_concurrency: usize,
     /// Refuse a plan that deletes more than this many resources (unless --allow-deletes).
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = super::ranges::count())]
+    #[arg(long, value_name = "N", default_value_t = reconcile::safety::DEFAULT_MAX_DELETES, value_parser = super::ranges::count())]
     pub max_deletes: usize,
     /// Allow a plan to delete more than --max-deletes resources.
     #[arg(long)]
@@ -159,28 +160,9 @@ pub(super) fn remember_secrets(desired: &Desired) {
     }
 }
 
-/// A plan file: JSON with a `format_version`; with the salt of its sensitive hashes.
+/// A plan file (see [`crate::reconcile::saved::read`]).
 pub(super) fn read_saved_plan(text: &str) -> Option<anyhow::Result<(Plan, Option<String>)>> {
-    if !text.trim_start().starts_with('{') {
-        return None;
-    }
-    let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    let version = value.get("format_version")?.as_u64()?;
-    if version != u64::from(plan::PLAN_FORMAT_VERSION) {
-        return Some(Err(anyhow::anyhow!(
-            "the plan file has format_version {version}; this fleetform reads {}\nhint: plan again with this version",
-            plan::PLAN_FORMAT_VERSION
-        )));
-    }
-    let salt = value
-        .get(render::json::SALT_FIELD)
-        .and_then(|s| s.as_str())
-        .map(String::from);
-    Some(
-        serde_json::from_value(value)
-            .map(|plan| (plan, salt))
-            .context("the plan file is not a valid fleetform plan"),
-    )
+    reconcile::saved::read(text).map(|r| r.map_err(anyhow::Error::from))
 }
 
 pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
@@ -223,11 +205,7 @@ async fn apply_manifest(
     desired: &Desired,
 ) -> anyhow::Result<ExitStatus> {
     // The lease first: nobody else may plan and write this organization meanwhile.
-    let orgs = client
-        .list_organizations()
-        .await
-        .context("cannot list the organizations this API key can see")?;
-    let org = crate::cloud::observe::resolve_organization(orgs, &desired.organization)?;
+    let org = reconcile::organization(client, &desired.organization).await?;
     let held = take_lease(args, client, &org.id).await?;
     let result = plan_and_execute(args, client, desired, &held).await;
     held.release().await;
@@ -253,30 +231,23 @@ async fn plan_and_execute(
     desired: &Desired,
     held: &Held,
 ) -> anyhow::Result<ExitStatus> {
-    let observe_opts = ObserveOptions {
-        read_concurrency: args.read_concurrency,
-        ..Default::default()
+    let opts = options(args);
+    let Some(mut prepared) = super::plan_cmd::prepare(client, desired, &opts).await? else {
+        return Ok(ExitStatus::Failure);
     };
-    let plan_opts = plan::Options { prune: args.prune };
-    let plan = match make_plan(client, desired, &plan_opts, &observe_opts, &Status::new()).await? {
-        Ok(mut plan) => {
-            local_ledger().mark_plan(&mut plan);
-            plan
-        }
-        Err(errors) => {
-            for e in &errors.0 {
-                super::output::print_error_message(&e.to_string());
-            }
-            return Ok(ExitStatus::Failure);
-        }
+    prepared.mark_sensitive(&local_ledger());
+    execute(args, client, prepared, &opts, held, false).await
+}
+
+/// The reconcile options `args` ask for.
+fn options(args: &ApplyArgs) -> reconcile::Options {
+    let mut opts = super::plan_cmd::reconcile_options(Some(args.read_concurrency), args.prune);
+    opts.deletes = reconcile::DeleteBudget {
+        max_deletes: args.max_deletes,
+        allow_deletes: args.allow_deletes,
     };
-    if desired.is_empty() && plan.summary().delete > 0 {
-        bail!(
-            "the manifest declares nothing, and applying it would delete {} resource(s)\nhint: this is refused to protect against an empty or truncated manifest; delete them with a manifest that declares what stays",
-            plan.summary().delete
-        );
-    }
-    execute(args, client, plan, held).await
+    opts.apply.parallelism = args.parallelism;
+    opts
 }
 
 async fn apply_saved(
@@ -301,76 +272,22 @@ async fn apply_saved_held(
     if args.prune {
         bail!("--prune applies to manifests; a saved plan already says what it deletes");
     }
-    restore_sensitive(plan, &|name| std::env::var(name).ok(), salt)?;
-    let status = Status::new();
-    status.show("Checking the saved plan against the cloud…");
-    let stale = apply::check_preconditions(Arc::new(client.clone()), plan).await;
-    status.clear();
-    let stale = stale.context("cannot check the saved plan against the cloud")?;
-    if !stale.is_empty() {
-        super::output::print_error_message(
-            "the saved plan is stale: the cloud changed since it was made",
-        );
-        for s in &stale {
-            eprintln!("  {}", super::term::clean(&s.to_string()));
-        }
-        super::output::print_hint("run `fleetform plan` again and review the new plan");
-        return Ok(ExitStatus::Failure);
-    }
-    execute(args, client, plan.clone(), held).await
-}
-
-/// A saved plan holds sensitive values only as hashes: resolve each again from the
-/// environment and check it is the value the plan was made with.
-fn restore_sensitive(
-    plan: &mut Plan,
-    env: &dyn Fn(&str) -> Option<String>,
-    salt: Option<&str>,
-) -> anyhow::Result<()> {
-    use crate::plan::Op;
-    use sha2::Digest;
-    for change in &mut plan.changes {
-        let cfg = match &mut change.op {
-            Op::CreateFragment { config, .. } => Some(config),
-            Op::UpdateFragment { config, .. }
-            | Op::CreatePart { config, .. }
-            | Op::UpdatePart { config, .. } => config.as_mut(),
-            _ => None,
-        };
-        let Some(cfg) = cfg else { continue };
-        for s in &cfg.sensitive {
-            let value = crate::manifest::resolve_template(&s.template, env).map_err(|e| {
-                anyhow::anyhow!(
-                    "{} {}: {e}\nhint: the saved plan needs the same environment it was made with",
-                    change.kind.as_str(),
-                    change.path
-                )
-            })?;
-            let hash = hex::encode(sha2::Sha256::digest(value.as_bytes()));
-            let hash = salt.map_or(hash.clone(), |salt| crate::sensitive::salted(salt, &hash));
-            if hash != s.sha256 {
-                bail!(
-                    "{} {}: the value of {} differs from the one the plan was made with\nhint: plan again, or restore the environment",
-                    change.kind.as_str(),
-                    change.path,
-                    s.env.join(", ")
-                );
-            }
-            if let Some(slot) = cfg.value.pointer_mut(&s.pointer) {
-                *slot = serde_json::Value::String(value);
-            }
-        }
-    }
-    Ok(())
+    reconcile::saved::restore_sensitive(plan, &|name| std::env::var(name).ok(), salt)?;
+    let opts = options(args);
+    let prepared = reconcile::Prepared::saved(plan.clone(), &opts);
+    execute(args, client, prepared, &opts, held, true).await
 }
 
 /// Shows the plan, applies the safety checks, asks, applies, reports.
 async fn execute(
     args: &ApplyArgs,
     client: &crate::cloud::Client,
-    plan: Plan,
+    prepared: reconcile::Prepared,
+    opts: &reconcile::Options,
     held: &Held,
+    saved: bool,
 ) -> anyhow::Result<ExitStatus> {
+    let plan = prepared.plan().clone();
     let color = super::output::stdout_color();
     let text_output = args.output == ApplyOutput::Text;
     if text_output {
@@ -410,12 +327,8 @@ async fn execute(
         }
         return Ok(ExitStatus::Success);
     }
-    let deletes = plan.summary().delete;
-    if deletes > args.max_deletes && !args.allow_deletes {
-        bail!(
-            "the plan deletes {deletes} resources, more than the budget of {} (--max-deletes)\nhint: review the deletions above; if they are intended, pass --allow-deletes",
-            args.max_deletes
-        );
+    if let Some(refusal) = prepared.refusals().first() {
+        bail!("{refusal}\nhint: {}", refusal.hint());
     }
     if !args.yes {
         confirm(&plan)?;
@@ -433,19 +346,25 @@ async fn execute(
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = tokio::spawn(show_progress(plan.clone(), events_rx, args.output));
     let api: Arc<dyn CloudApi> = Arc::new(client.clone());
-    let report = apply::apply(
-        api,
-        &plan,
-        &ApplyOptions {
-            parallelism: args.parallelism,
-            ..Default::default()
-        },
-        Some(events_tx),
-        stop_rx,
-    )
-    .await;
+    let result = reconcile::apply(api, prepared, opts, Some(events_tx), stop_rx).await;
     ctrl_c.abort();
     let _ = progress.await;
+    let report = match result {
+        Ok(report) => report,
+        Err(ApplyError::Stale(stale)) => {
+            let which = if saved { "the saved plan" } else { "the plan" };
+            eprintln!("error: {which} is stale: the cloud changed since it was made");
+            for s in &stale {
+                eprintln!("  {}", super::term::clean(&s.to_string()));
+            }
+            eprintln!("hint: run `fleetform plan` again and review the new plan");
+            return Ok(ExitStatus::Failure);
+        }
+        Err(e @ ApplyError::Refused(_)) => return Err(e.into()),
+        Err(ApplyError::Check(e)) => {
+            return Err(anyhow::Error::from(e).context("cannot check the plan against the cloud"));
+        }
+    };
     if held.lost() {
         eprintln!(
             "The organization's lease was taken over by another fleetform while applying; no change was started after that."
@@ -535,7 +454,7 @@ async fn show_progress(
             }
             Event::Finished { id, outcome } => {
                 let Some(c) = plan.change(&id) else { continue };
-                let outcome = named_blocker(&plan, outcome);
+                let outcome = reconcile::named_blocker(&plan, outcome);
                 if output == ApplyOutput::JsonLines {
                     crate::sayln!("{}", change_event(c, Some(&outcome)));
                 }
@@ -555,19 +474,6 @@ async fn show_progress(
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
-    }
-}
-
-/// `outcome` with the change a skipped change waited for named by what it changes
-/// (`location Factory`), never by the plan's internal change id.
-fn named_blocker(plan: &Plan, outcome: Outcome) -> Outcome {
-    match outcome {
-        Outcome::Skipped { because } => Outcome::Skipped {
-            because: plan
-                .change(&because)
-                .map_or(because, |d| format!("{} {}", d.kind.as_str(), d.path)),
-        },
-        other => other,
     }
 }
 

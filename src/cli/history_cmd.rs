@@ -60,9 +60,6 @@ pub async fn run(args: HistoryArgs, global: &GlobalArgs) -> anyhow::Result<ExitS
     Ok(code)
 }
 
-/// How an edit made with the API key this run uses is attributed.
-pub const OWN_KEY: &str = "this key (fleetform)";
-
 async fn history(
     args: &HistoryArgs,
     api: &dyn CloudApi,
@@ -106,7 +103,7 @@ async fn history(
     };
     for e in &mut edits {
         if e.by.as_deref() == Some(own_key_id) {
-            e.by_name = Some(OWN_KEY.to_string());
+            e.by_name = Some(crate::reconcile::OWN_KEY.to_string());
         }
     }
     let mut out = String::new();

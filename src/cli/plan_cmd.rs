@@ -1,17 +1,18 @@
 //! `fleetform plan MANIFEST`: what apply would change to make the cloud match a manifest.
 //!
-//! Steps: load the manifest (a bad one is reported before any cloud call), connect, observe,
-//! plan (pure), attribute config drift to whoever last changed each drifted part, render to
-//! stdout, and optionally save the plan for `fleetform apply FILE`.
+//! Steps: load the manifest (a bad one is reported before any cloud call), connect, prepare
+//! ([`crate::reconcile::prepare`]: observe, plan, attribute drift), render to stdout, and
+//! optionally save the plan for `fleetform apply FILE`.
 
 use super::GlobalArgs;
 use super::output::ExitStatus;
 use super::render::{self, Format, RenderOptions};
 use super::target::{self, LocalOrg};
 use crate::cloud::CloudApi;
-use crate::cloud::observe::{ObserveOptions, attribute, observe};
+use crate::cloud::observe::ObserveOptions;
 use crate::model::{Desired, OrgRef};
-use crate::plan::{self, Attribution, Op, PartRef, Plan, PlanErrors};
+use crate::plan::Plan;
+use crate::reconcile::{Options, PrepareError, Prepared, Step};
 use anyhow::Context;
 use clap::Args;
 use std::io::IsTerminal;
@@ -117,11 +118,7 @@ async fn plan_and_print(
     api: &dyn CloudApi,
     desired: &Desired,
 ) -> anyhow::Result<ExitStatus> {
-    let observe_opts = ObserveOptions {
-        read_concurrency: args.read_concurrency,
-        ..Default::default()
-    };
-    let plan_opts = plan::Options { prune: args.prune };
+    let opts = reconcile_options(Some(args.read_concurrency), args.prune);
     // The ledger of sensitive values is kept only where `.fleetform/` already exists: a
     // plan creates nothing.
     let mut ledger = super::apply_cmd::local_ledger();
@@ -131,18 +128,11 @@ async fn plan_and_print(
     {
         tracing::warn!(error = %e, "cannot save the ledger of sensitive values");
     }
-    let plan = match make_plan(api, desired, &plan_opts, &observe_opts, &Status::new()).await? {
-        Ok(mut plan) => {
-            ledger.mark_plan(&mut plan);
-            plan
-        }
-        Err(errors) => {
-            for e in &errors.0 {
-                super::output::print_error_message(&e.to_string());
-            }
-            return Ok(ExitStatus::Failure);
-        }
+    let Some(mut prepared) = prepare(api, desired, &opts).await? else {
+        return Ok(ExitStatus::Failure);
     };
+    prepared.mark_sensitive(&ledger);
+    let plan = prepared.into_plan();
 
     // 5. Print, and save.
     print_plan(&plan, args.output, args.detail)?;
@@ -163,6 +153,52 @@ async fn plan_and_print(
     })
 }
 
+/// The reconcile options of a command: `read_concurrency` (`None`: the default), `--prune`,
+/// and this run's API key (so drift it made reads as [`crate::reconcile::OWN_KEY`]). The
+/// delete budget and parallelism are the defaults; `apply` sets its own.
+pub(super) fn reconcile_options(read_concurrency: Option<usize>, prune: bool) -> Options {
+    let mut opts = Options {
+        plan: crate::plan::Options { prune },
+        own_key_id: target::own_key_id().map(String::from),
+        ..Options::default()
+    };
+    if let Some(n) = read_concurrency {
+        opts.observe.read_concurrency = n;
+    }
+    opts
+}
+
+/// Steps 3–4 ([`crate::reconcile::prepare`]), with a progress line on a terminal. A read
+/// failure is the error; a plan that cannot be made is printed and is `None`. Warnings are
+/// printed.
+pub(super) async fn prepare(
+    api: &dyn CloudApi,
+    desired: &Desired,
+    opts: &Options,
+) -> anyhow::Result<Option<Prepared>> {
+    let status = Status::new();
+    let progress = |step: Step| match step {
+        Step::Observing => status.show("Reading the cloud…"),
+        Step::Attributing => status.show("Reading part history…"),
+        Step::Idle => status.clear(),
+    };
+    match crate::reconcile::prepare_with(api, desired, opts, &progress).await {
+        Ok(prepared) => {
+            for w in &prepared.warnings {
+                eprintln!("warning: {}", super::term::clean(w));
+            }
+            Ok(Some(prepared))
+        }
+        Err(PrepareError::Observe(e)) => Err(e.into()),
+        Err(PrepareError::Plan(errors)) => {
+            for e in &errors.0 {
+                eprintln!("error: {}", super::term::clean(&e.to_string()));
+            }
+            Ok(None)
+        }
+    }
+}
+
 /// Prints `plan` on stdout in `format` (coloured at a terminal unless `NO_COLOR` is set);
 /// a reader that went away (`fleetform plan … | head`) is not an error.
 pub(super) fn print_plan(plan: &Plan, format: Format, detail: bool) -> anyhow::Result<()> {
@@ -171,79 +207,9 @@ pub(super) fn print_plan(plan: &Plan, format: Format, detail: bool) -> anyhow::R
     super::term::print_stdout(&rendered).context("cannot write the plan to stdout")
 }
 
-/// Steps 3–4: observe, plan, and attribute config drift. The outer error is a failure to read
-/// the cloud; the inner one, a plan that cannot be made.
-pub(super) async fn make_plan(
-    api: &dyn CloudApi,
-    desired: &Desired,
-    plan_opts: &plan::Options,
-    observe_opts: &ObserveOptions,
-    status: &Status,
-) -> anyhow::Result<Result<Plan, PlanErrors>> {
-    status.show("Reading the cloud…");
-    let observed = observe(api, desired, observe_opts).await;
-    status.clear();
-    let mut plan = match plan::plan(desired, &observed?, plan_opts) {
-        Ok(plan) => plan,
-        Err(errors) => return Ok(Err(errors)),
-    };
-    attribute_drift(api, &mut plan, observe_opts, status).await;
-    Ok(Ok(plan))
-}
 
-/// Sets `attribution` on every config drift of an existing part, from the part's newest
-/// history entry. Attribution only explains a change, so failing to read it is a warning,
-/// not an error: the plan is still right.
-async fn attribute_drift(
-    api: &dyn CloudApi,
-    plan: &mut Plan,
-    opts: &ObserveOptions,
-    status: &Status,
-) {
-    let drifted = |op: &Op| match op {
-        Op::UpdatePart {
-            part: PartRef::Existing(id),
-            config: Some(_),
-            ..
-        } => Some(id.clone()),
-        _ => None,
-    };
-    let ids: Vec<String> = plan.changes.iter().filter_map(|c| drifted(&c.op)).collect();
-    if ids.is_empty() {
-        return;
-    }
-    status.show("Reading part history…");
-    let newest = attribute(api, &ids, opts).await;
-    status.clear();
-    let newest = match newest {
-        Ok(entries) => entries,
-        Err(err) => {
-            eprintln!(
-                "warning: cannot tell who changed the drifted parts: {:#}",
-                anyhow::Error::from(err)
-            );
-            return;
-        }
-    };
-    for change in &mut plan.changes {
-        if let Some(entry) = drifted(&change.op).and_then(|id| newest.get(&id)) {
-            let who = entry.edited_by.as_ref().map(|e| {
-                if Some(e.value.as_str()) == target::own_key_id() {
-                    super::history_cmd::OWN_KEY.to_string()
-                } else {
-                    e.value.clone()
-                }
-            });
-            change.attribution = Some(Attribution {
-                when: entry.when,
-                who,
-            });
-        }
-    }
-}
-
-/// A one-line progress message on stderr (an `indicatif` spinner), shown only when stderr
-/// is a terminal (so logs and CI output stay clean).
+/// A one-line progress message on stderr, shown only when stderr is a terminal (so logs and
+/// CI output stay clean).
 pub(super) struct Status {
     enabled: bool,
     spinner: std::sync::Mutex<Option<indicatif::ProgressBar>>,
@@ -253,15 +219,6 @@ impl Status {
     pub(super) fn new() -> Self {
         Status {
             enabled: std::io::stderr().is_terminal(),
-            spinner: std::sync::Mutex::new(None),
-        }
-    }
-
-    /// A status that never shows.
-    #[cfg(test)]
-    fn off() -> Self {
-        Status {
-            enabled: false,
             spinner: std::sync::Mutex::new(None),
         }
     }
@@ -329,16 +286,10 @@ mod tests {
         )
         .unwrap();
         let desired = crate::manifest::load(&manifest).unwrap();
-        let plan = make_plan(
-            api,
-            &desired,
-            &plan::Options::default(),
-            &ObserveOptions::default(),
-            &Status::off(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        let plan = crate::reconcile::prepare(api, &desired, &reconcile_options(None, false))
+            .await
+            .unwrap()
+            .into_plan();
         target.close().await.unwrap();
 
         assert_eq!(plan.changes.len(), 1, "{plan:#?}");

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The id of the API key of the first cloud this process connected to (a command connects
-/// once): edits made with it are shown as [`super::history_cmd::OWN_KEY`], not as a UUID.
+/// once): edits made with it are shown as [`crate::reconcile::OWN_KEY`], not as a UUID.
 static OWN_KEY_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// See [`OWN_KEY_ID`]; `None` before any connection.

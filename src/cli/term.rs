@@ -78,18 +78,6 @@ pub fn write_out(args: std::fmt::Arguments<'_>) {
     }
 }
 
-/// Serializes an optional timestamp as RFC 3339 text (`2026-05-01T12:00:00Z`) or `null`,
-/// for JSON output: never the protobuf `{seconds, nanos}` form.
-pub(crate) fn rfc3339<S: serde::Serializer>(
-    t: &Option<crate::model::Timestamp>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_str(&t.to_string()),
-        None => s.serialize_none(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

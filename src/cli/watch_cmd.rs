@@ -144,7 +144,7 @@ pub struct WatchArgs {
     pub prune: bool,
 
     /// Refuse a pass that would delete more than this many resources (unless --allow-deletes).
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = ranges::count())]
+    #[arg(long, value_name = "N", default_value_t = crate::reconcile::safety::DEFAULT_MAX_DELETES, value_parser = ranges::count())]
     pub max_deletes: usize,
 
     /// Allow a pass to delete more than --max-deletes resources.
@@ -254,6 +254,7 @@ impl WatchArgs {
                 ..BackoffPolicy::default()
             },
             ha_lease_ttl: self.ha.then_some(self.lease_ttl),
+            own_key_id: None,
         }
     }
 }
@@ -359,6 +360,10 @@ async fn watch_until_signalled(args: WatchArgs, global: &GlobalArgs) -> anyhow::
         ),
     }
     let api: Arc<dyn crate::cloud::CloudApi> = Arc::new(target.client.clone());
+    let opts = WatchOptions {
+        own_key_id: target::own_key_id().map(String::from),
+        ..opts
+    };
     let result = watch::run(api, source, opts, metrics, signalled(stop)).await;
 
     let _ = endpoint_stop.send(true);

@@ -59,6 +59,7 @@ mod env;
 mod error;
 pub mod export;
 mod files;
+pub mod from_observed;
 mod include;
 pub mod layout;
 mod raw;
@@ -66,6 +67,7 @@ mod schema;
 mod span;
 mod structure;
 mod validate;
+pub mod write;
 
 pub use error::{Diagnostic, ManifestError};
 pub use files::{DEFAULT_MAX_FILE_BYTES, LoadOptions, read_bounded, set_default_max_file_bytes};

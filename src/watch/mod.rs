@@ -14,15 +14,20 @@
 //! 1. Load and validate the manifest. Invalid → `invalid_manifest`: the problems are logged,
 //!    nothing is sent to the cloud, and the cloud keeps the last good state. This is not
 //!    retried on a timer of its own; the next edit (or resync) loads it again.
-//! 2. Observe and plan. A read failure or a plan that cannot be made → `failed`.
-//! 3. `--detect-only`: log each drifted change, count it, write nothing → `success`.
-//! 4. Safety: a manifest that declares nothing never deletes, and more deletions than
-//!    `max_deletes` need `allow_deletes` → otherwise `refused`, nothing written.
+//! 2. Prepare, as `fleetform plan` does ([`crate::reconcile::prepare`]): observe, plan, and
+//!    attribute config drift to whoever last changed each drifted part. A read failure or a
+//!    plan that cannot be made → `failed`.
+//! 3. `--detect-only`: log each drifted change (a `drift:` line, with `last_changed_by` and
+//!    `last_changed_at` when the part history says), count it, write nothing → `success`.
+//! 4. Safety, as [`crate::reconcile::safety`] decides for every command: a manifest that
+//!    declares nothing never deletes, and more deletions than `max_deletes` need
+//!    `allow_deletes` → otherwise `refused`, nothing written.
 //! 5. Take the organization's lease ([`crate::lease`]; held by another fleetform → `failed`,
-//!    retried with backoff), observe and plan again under it, re-check it (fencing), then
-//!    apply with bounded parallelism; losing the lease stops new writes. All applied (or
-//!    nothing to do) → `success`, else `failed`. A pass with nothing to write never takes
-//!    the lease, so an in-sync watch writes nothing at all.
+//!    retried with backoff), prepare again under it, re-check it (fencing), log each change
+//!    as drift (info), then apply ([`crate::reconcile::apply`], which refuses a stale plan)
+//!    with bounded parallelism; losing the lease stops new writes. All applied (or nothing
+//!    to do) → `success`, else `failed`. A pass with nothing to write never takes the lease,
+//!    so an in-sync watch writes nothing at all.
 //!
 //! With `--ha` ([`ha`]), the lease is instead held continuously by the one active replica,
 //! which runs every pass under it; standby replicas run no pass.
@@ -54,10 +59,11 @@ pub use git::{GitError, GitRepo, GitSpec};
 pub use metrics::{CountingApi, Metrics};
 pub use trigger::{Debounce, Trigger};
 
-use crate::apply::{self, ApplyOptions, Outcome};
+use crate::apply::{self, Outcome};
 use crate::cloud::CloudApi;
-use crate::cloud::observe::{ObserveOptions, observe};
-use crate::plan::{self, Plan};
+use crate::cloud::observe::ObserveOptions;
+use crate::plan::{Change, Plan};
+use crate::reconcile::{self, ApplyError, PrepareError};
 use backoff::{Admission, Backoff};
 use git::Checkout;
 use std::collections::BTreeSet;
@@ -93,6 +99,9 @@ pub struct WatchOptions {
     /// HA watch ([`ha`]): hold the organization's lease continuously, with this TTL, and run
     /// passes only while holding it. `None`: take the lease per pass, only to write.
     pub ha_lease_ttl: Option<Duration>,
+    /// The API key id this watch writes with: drift it made is attributed to
+    /// [`reconcile::OWN_KEY`] rather than to the id.
+    pub own_key_id: Option<String>,
 }
 
 impl Default for WatchOptions {
@@ -105,12 +114,13 @@ impl Default for WatchOptions {
             },
             detect_only: false,
             prune: false,
-            max_deletes: 10,
+            max_deletes: reconcile::safety::DEFAULT_MAX_DELETES,
             allow_deletes: false,
             parallelism: 10,
             read_concurrency: ObserveOptions::default().read_concurrency,
             backoff: BackoffPolicy::default(),
             ha_lease_ttl: None,
+            own_key_id: None,
         }
     }
 }
@@ -430,13 +440,9 @@ fn resolve_org(api: Arc<dyn CloudApi>, manifest: Manifest) -> ha::ResolveOrg {
                     return None;
                 }
             };
-            let orgs = api
-                .list_organizations()
+            reconcile::organization(api.as_ref(), &desired.organization)
                 .await
-                .map_err(|e| tracing::warn!(error = %e, "HA watch: cannot list organizations"))
-                .ok()?;
-            crate::cloud::observe::resolve_organization(orgs, &desired.organization)
-                .map_err(|e| tracing::warn!("HA watch: {e}"))
+                .map_err(|e| tracing::warn!("HA watch: {}", reconcile::error_chain(&e)))
                 .ok()
                 .map(|o| o.id)
         })
@@ -489,6 +495,24 @@ struct Reconciler {
 }
 
 impl Reconciler {
+    /// What a pass asks of [`reconcile`]: the watch's options (the manifest's own `prune:` is
+    /// merged by the planner).
+    fn reconcile_options(&self) -> reconcile::Options {
+        let o = &self.opts;
+        let mut opts = reconcile::Options {
+            plan: crate::plan::Options { prune: o.prune },
+            deletes: reconcile::DeleteBudget {
+                max_deletes: o.max_deletes,
+                allow_deletes: o.allow_deletes,
+            },
+            own_key_id: o.own_key_id.clone(),
+            ..reconcile::Options::default()
+        };
+        opts.observe.read_concurrency = o.read_concurrency;
+        opts.apply.parallelism = o.parallelism;
+        opts
+    }
+
     /// One pass from scratch (see the module docs). Logs what it finds and does.
     async fn pass(
         &self,
@@ -607,18 +631,15 @@ impl Reconciler {
         mut stop: watch::Receiver<bool>,
         guard: Option<&crate::lease::Guard>,
     ) -> PassEnd {
-        // 2. Observe (abandoned on shutdown: reads are safe to drop) and plan.
-        let observe_opts = ObserveOptions {
-            read_concurrency: self.opts.read_concurrency,
-            ..Default::default()
-        };
-        let observed = tokio::select! {
-            o = observe(self.api.as_ref(), &desired, &observe_opts) => o,
+        // 2. Observe (abandoned on shutdown: reads are safe to drop), plan, attribute drift.
+        let opts = self.reconcile_options();
+        let prepared = tokio::select! {
+            p = reconcile::prepare(self.api.as_ref(), &desired, &opts) => p,
             _ = stop.wait_for(|s| *s) => return PassEnd::Interrupted,
         };
-        let observed = match observed {
-            Ok(o) => o,
-            Err(err) => {
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(PrepareError::Observe(err)) => {
                 let cause = match &err {
                     crate::cloud::observe::ObserveError::Read { source, .. } => {
                         format!("observe: {} {}", source.rpc, source.code.as_str())
@@ -626,7 +647,7 @@ impl Reconciler {
                     other => format!("observe: {other}"),
                 };
                 tracing::error!(
-                    error = %error_chain(&err),
+                    error = %reconcile::error_chain(&err),
                     "cannot read the cloud; will retry"
                 );
                 return PassEnd::Failure {
@@ -634,13 +655,7 @@ impl Reconciler {
                     cause,
                 };
             }
-        };
-        let plan_opts = plan::Options {
-            prune: self.opts.prune || desired.prune,
-        };
-        let plan = match plan::plan(&desired, &observed, &plan_opts) {
-            Ok(p) => p,
-            Err(errors) => {
+            Err(PrepareError::Plan(errors)) => {
                 let messages: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
                 tracing::error!(
                     "cannot make a plan; nothing applied:\n{}",
@@ -652,7 +667,11 @@ impl Reconciler {
                 };
             }
         };
-        self.metrics.record_drift(&plan);
+        for w in &prepared.warnings {
+            tracing::warn!("{w}");
+        }
+        let plan = prepared.plan();
+        self.metrics.record_drift(plan);
         if plan.is_empty() {
             tracing::info!(
                 organization = %plan.organization_name,
@@ -669,13 +688,7 @@ impl Reconciler {
         // 3. Detect only: report, never write.
         if self.opts.detect_only {
             for c in &plan.changes {
-                tracing::warn!(
-                    action = c.action.mark(),
-                    kind = c.kind.as_str(),
-                    path = %c.path,
-                    reason = %c.reason,
-                    "drift"
-                );
+                log_drift(c, tracing::Level::WARN);
             }
             tracing::warn!(
                 organization = %plan.organization_name,
@@ -686,8 +699,8 @@ impl Reconciler {
         }
 
         // 4. Safety.
-        if let Some(why) = self.refusal(&desired, &plan) {
-            tracing::error!("plan refused, nothing written: {why}");
+        if let Some(why) = prepared.refusals().first() {
+            tracing::error!("plan refused, nothing written: {why}; {}", why.hint());
             return PassEnd::Failure {
                 result: PassResult::Refused,
                 cause: format!("refused: {why}"),
@@ -705,26 +718,48 @@ impl Reconciler {
                 cause: format!("lease: {e}"),
             };
         }
+        for c in &plan.changes {
+            log_drift(c, tracing::Level::INFO);
+        }
         tracing::info!(
             organization = %plan.organization_name,
             changes = plan.changes.len(),
             "applying: {summary}"
         );
         let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
-        let apply_opts = ApplyOptions {
-            parallelism: self.opts.parallelism,
-            ..Default::default()
-        };
-        let (report, ()) = tokio::join!(
-            apply::apply(
+        let logged = plan.clone();
+        let (result, ()) = tokio::join!(
+            reconcile::apply(
                 Arc::clone(&self.api),
-                &plan,
-                &apply_opts,
+                prepared,
+                &opts,
                 Some(events_tx),
-                stop,
+                stop
             ),
-            log_progress(&plan, events),
+            log_progress(&logged, events),
         );
+        let report = match result {
+            Ok(report) => report,
+            Err(e) => {
+                let detail = match &e {
+                    ApplyError::Stale(stale) => stale
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    other => reconcile::error_chain(other),
+                };
+                tracing::error!("nothing applied: {e}: {detail}");
+                return PassEnd::Failure {
+                    result: PassResult::Failed,
+                    cause: match e {
+                        ApplyError::Stale(_) => "apply: stale plan".to_string(),
+                        ApplyError::Refused(_) => "refused".to_string(),
+                        ApplyError::Check(c) => format!("check: {} {}", c.rpc, c.code.as_str()),
+                    },
+                };
+            }
+        };
         self.metrics.record_applied(&report);
         let first_failure = report.results.iter().find_map(|r| match r.outcome {
             Outcome::Failed { .. } | Outcome::Conflict { .. } => Some(format!(
@@ -768,22 +803,48 @@ impl Reconciler {
             }
         }
     }
+}
 
-    /// Why the plan must not be applied, if it must not.
-    fn refusal(&self, desired: &crate::model::Desired, plan: &Plan) -> Option<String> {
-        let deletes = plan.summary().delete;
-        if desired.is_empty() && deletes > 0 {
-            return Some(format!(
-                "the manifest declares nothing, and applying it would delete {deletes} resource(s); an empty or truncated manifest is never used to delete"
-            ));
-        }
-        if deletes > self.opts.max_deletes && !self.opts.allow_deletes {
-            return Some(format!(
-                "the plan deletes {deletes} resources, more than the budget of {} (--max-deletes); pass --allow-deletes if that is intended",
-                self.opts.max_deletes
-            ));
-        }
-        None
+/// Logs one change of a pass's plan as drift (detect-only: a warning; before applying:
+/// info), with who last changed a drifted part in the cloud and when, when the part history
+/// says (`last_changed_by`, `last_changed_at`).
+fn log_drift(c: &Change, level: tracing::Level) {
+    let (action, kind) = (c.action.mark(), c.kind.as_str());
+    let who = c.attribution.as_ref().and_then(|a| a.who.as_deref());
+    let when = c.attribution.as_ref().and_then(|a| a.when);
+    macro_rules! drift {
+        ($lvl:ident) => {
+            match (who, when) {
+                (Some(who), when) => {
+                    let when = when.map(|t| t.to_string()).unwrap_or_default();
+                    tracing::$lvl!(
+                        action,
+                        kind,
+                        path = %c.path,
+                        reason = %c.reason,
+                        last_changed_by = who,
+                        last_changed_at = %when,
+                        "drift: {action} {kind} {}: {}; last changed in the cloud by {who} at {when}",
+                        c.path,
+                        c.reason
+                    )
+                }
+                (None, _) => tracing::$lvl!(
+                    action,
+                    kind,
+                    path = %c.path,
+                    reason = %c.reason,
+                    "drift: {action} {kind} {}: {}",
+                    c.path,
+                    c.reason
+                ),
+            }
+        };
+    }
+    if level == tracing::Level::WARN {
+        drift!(warn);
+    } else {
+        drift!(info);
     }
 }
 
@@ -796,7 +857,7 @@ async fn log_progress(plan: &Plan, mut events: tokio::sync::mpsc::UnboundedRecei
         };
         let Some(c) = plan.change(&id) else { continue };
         let what = format!("{} {} {}", c.action.mark(), c.kind.as_str(), c.path);
-        match outcome {
+        match reconcile::named_blocker(plan, outcome) {
             Outcome::Applied => tracing::info!("applied  {what}"),
             Outcome::Failed { cause } | Outcome::Conflict { cause } => {
                 tracing::warn!("failed   {what}: {cause}");
@@ -807,16 +868,4 @@ async fn log_progress(plan: &Plan, mut events: tokio::sync::mpsc::UnboundedRecei
             Outcome::NotStarted => tracing::info!("not started  {what}"),
         }
     }
-}
-
-/// `top: cause: cause…` on one line.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut s = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        s.push_str(": ");
-        s.push_str(&e.to_string());
-        source = e.source();
-    }
-    s
 }

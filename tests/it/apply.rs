@@ -245,6 +245,134 @@ async fn a_part_edited_after_planning_is_a_conflict_and_the_rest_applies() {
     );
 }
 
+/// `reconcile::apply` reads every precondition again before its first write and refuses a
+/// stale plan whoever prepared it: a plan prepared a moment ago, and the same plan saved to a
+/// file and read back. Nothing is written; a fresh plan then applies.
+#[tokio::test]
+async fn reconcile_apply_refuses_a_stale_plan_fresh_or_saved() {
+    use fleetform::reconcile::{self, ApplyError, Prepared};
+    let cloud = Cloud::start().await;
+    let client = cloud.client().await;
+    let api: Arc<dyn CloudApi> = Arc::new(client.clone());
+    converge(Arc::clone(&api), &manifest(FLEET), 1).await;
+    let d = manifest(&FLEET.replace("speed: 2.5", "speed: 9"));
+    let opts = reconcile::Options::default();
+    let fresh = reconcile::prepare(api.as_ref(), &d, &opts).await.unwrap();
+    assert_eq!(fresh.plan().changes.len(), 1);
+    assert!(fresh.refusals().is_empty());
+    let (saved, salt) = reconcile::saved::read(&reconcile::saved::to_json(fresh.plan()))
+        .expect("a plan file")
+        .expect("reads back");
+    assert!(salt.is_none(), "nothing sensitive");
+    // Someone edits the part in the app after planning.
+    let part_id = fresh.plan().changes[0].resource_id.clone().unwrap();
+    let part = api.get_part(&part_id).await.unwrap();
+    let by_hand = serde_json::json!({"components": []});
+    api.update_part(&part.id, &part.name, Some(&by_hand), None)
+        .await
+        .unwrap();
+    client.reset_rpc_counts();
+
+    for prepared in [fresh, Prepared::saved(saved, &opts)] {
+        let (_tx, stop) = tokio::sync::watch::channel(false);
+        match reconcile::apply(Arc::clone(&api), prepared, &opts, None, stop).await {
+            Err(ApplyError::Stale(stale)) => {
+                assert_eq!(stale.len(), 1, "{stale:?}");
+                assert!(stale[0].path.ends_with("arm-01-main"), "{stale:?}");
+            }
+            other => panic!("expected a stale plan, got {other:?}"),
+        }
+    }
+    let writes: Vec<_> = client
+        .rpc_counts()
+        .into_keys()
+        .filter(|rpc| rpc.starts_with("Update") || rpc.starts_with("Create"))
+        .collect();
+    assert!(writes.is_empty(), "a stale plan wrote: {writes:?}");
+    assert_eq!(api.get_part(&part.id).await.unwrap().config, by_hand);
+
+    // Prepared again, the plan is fresh and applies.
+    let again = reconcile::prepare(api.as_ref(), &d, &opts).await.unwrap();
+    let (_tx, stop) = tokio::sync::watch::channel(false);
+    let report = reconcile::apply(Arc::clone(&api), again, &opts, None, stop)
+        .await
+        .expect("not stale");
+    assert!(report.is_success(), "{}", failures(&report));
+}
+
+/// The safety verdicts travel with the plan: a plan beyond the delete budget, or one that
+/// an empty manifest would use to delete, is refused by `reconcile::apply` even when the
+/// caller never looks at `refusals`; a saved plan meets the same budget.
+#[tokio::test]
+async fn reconcile_apply_refuses_what_the_safety_verdicts_forbid() {
+    use fleetform::reconcile::{self, ApplyError, DeleteBudget, Prepared, Refusal};
+    let cloud = Cloud::start().await;
+    let client: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    converge(Arc::clone(&client), &manifest(FLEET), 1).await;
+    let budget = |max_deletes| reconcile::Options {
+        deletes: DeleteBudget {
+            max_deletes,
+            allow_deletes: false,
+        },
+        ..Default::default()
+    };
+    let pruned = manifest(
+        "version: 1\norganization: test-org\nprune: true\nlocations:\n  - name: Factory\n",
+    );
+    let p = reconcile::prepare(client.as_ref(), &pruned, &budget(1))
+        .await
+        .unwrap();
+    let deletes = p.plan().summary().delete;
+    assert!(deletes > 1, "{:#?}", p.plan().changes);
+    assert_eq!(
+        p.refusals(),
+        [Refusal::DeleteBudget {
+            deletes,
+            max_deletes: 1
+        }]
+    );
+    let saved = Prepared::saved(p.plan().clone(), &budget(1));
+    assert_eq!(saved.refusals(), p.refusals());
+    for prepared in [p, saved] {
+        let (_tx, stop) = tokio::sync::watch::channel(false);
+        let refused = reconcile::apply(Arc::clone(&client), prepared, &budget(1), None, stop).await;
+        assert!(
+            matches!(refused, Err(ApplyError::Refused(_))),
+            "{refused:?}"
+        );
+    }
+
+    // A manifest that declares nothing (it manages invites as "none"): never used to delete
+    // the fleet's invite, whatever the budget.
+    let empty =
+        manifest("version: 1\norganization: test-org\nprune: true\naccess:\n  invites: []\n");
+    assert!(empty.is_empty());
+    let p = reconcile::prepare(client.as_ref(), &empty, &budget(1000))
+        .await
+        .unwrap();
+    assert_eq!(
+        p.refusals(),
+        [Refusal::EmptyManifest {
+            deletes: p.plan().summary().delete
+        }]
+    );
+    assert!(p.plan().summary().delete >= 1, "{:#?}", p.plan().changes);
+    let (_tx, stop) = tokio::sync::watch::channel(false);
+    let refused = reconcile::apply(Arc::clone(&client), p, &budget(1000), None, stop).await;
+    assert!(
+        matches!(refused, Err(ApplyError::Refused(_))),
+        "{refused:?}"
+    );
+    // Nothing was deleted.
+    assert_eq!(
+        plan_for(client.as_ref(), &manifest(FLEET))
+            .await
+            .changes
+            .len(),
+        0
+    );
+}
+
 #[tokio::test]
 async fn a_failed_change_skips_its_dependents_and_independent_branches_continue() {
     let cloud = Cloud::start().await;

@@ -462,6 +462,89 @@ async fn detect_only_writes_nothing_and_counts_the_drift_in_metrics() {
     w.stop().await;
 }
 
+/// Drift made by hand in the cloud is attributed in watch's log: a detect-only pass logs the
+/// drifted part with who last changed it and when (`last_changed_by`, `last_changed_at` in the
+/// JSON log), as `plan` shows it; drift made with the watch's own key reads as that key.
+#[tokio::test]
+async fn detect_only_logs_who_last_changed_a_drifted_part() {
+    // Single-threaded test runtime: this default subscriber sees every event of the loop.
+    let logs = Logs::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+
+    let cloud = Cloud::start().await;
+    let client = cloud.client().await;
+    let hq = client
+        .create_location(&cloud.org_id, "HQ", None)
+        .await
+        .unwrap();
+    let rover = client.new_machine("rover", &hq.id).await.unwrap();
+    let part = client.get_parts(&rover).await.unwrap().remove(0);
+    let by_hand = serde_json::json!({"components": [{"name": "cam", "attributes": {"fps": 60}}]});
+    client
+        .update_part(&part.id, &part.name, Some(&by_hand), None)
+        .await
+        .unwrap();
+    client.reset_rpc_counts();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_manifest(dir.path(), &manifest(30));
+
+    let drift_events = |logs: &Logs| -> Vec<serde_json::Value> {
+        logs.text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| {
+                e["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("drift: "))
+            })
+            .collect()
+    };
+    for (own_key_id, who) in [
+        (None, cloud.key_id.clone()),
+        (
+            Some(cloud.key_id.clone()),
+            fleetform::reconcile::OWN_KEY.to_string(),
+        ),
+    ] {
+        logs.0.lock().unwrap().clear();
+        let w = Watching::start(
+            Arc::new(client.clone()),
+            Source::File(path.clone()),
+            WatchOptions {
+                detect_only: true,
+                own_key_id,
+                ..quick()
+            },
+        );
+        w.passes(PassResult::Success, 1).await;
+        w.stop().await;
+        let events = drift_events(&logs);
+        let event = events
+            .iter()
+            .find(|e| e["fields"]["path"] == "HQ/rover/rover-main")
+            .unwrap_or_else(|| panic!("no drift event for the part: {events:#?}"));
+        let fields = &event["fields"];
+        assert_eq!(event["level"], "WARN", "{event}");
+        assert_eq!(fields["reason"], "config differs", "{event}");
+        assert_eq!(fields["last_changed_by"], who.as_str(), "{event}");
+        let when = fields["last_changed_at"].as_str().unwrap_or_default();
+        assert!(when.ends_with('Z') && when.len() >= 20, "{event}");
+        let message = fields["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("last changed in the cloud by {who} at {when}")),
+            "{event}"
+        );
+    }
+    assert_eq!(writes(&client), BTreeMap::new(), "detect-only wrote");
+}
+
 /// An invalid manifest sends nothing at all to the cloud; the next valid edit applies.
 #[tokio::test]
 async fn an_invalid_manifest_writes_nothing_and_the_next_valid_edit_applies() {

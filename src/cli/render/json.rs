@@ -74,7 +74,7 @@
 //! `sensitive_salt`, which `apply` uses to check the environment). Its own version is the plan's
 //! `format_version` field ([`crate::plan::PLAN_FORMAT_VERSION`]).
 
-use super::{RenderOptions, with_known_secrets_marked};
+use super::RenderOptions;
 use crate::plan::{Change, Notice, Plan, Summary, Unmanaged};
 use serde::Serialize;
 use serde_json::Value;
@@ -110,7 +110,7 @@ struct Organization<'a> {
 ///
 /// Like a saved plan, it names sensitive values only by hashes salted per document.
 pub fn render(plan: &Plan, _opts: &RenderOptions) -> String {
-    let (plan, salt) = salted_plan(plan);
+    let (plan, salt) = crate::reconcile::saved::salted(plan);
     let plan = &plan;
     let doc = Document {
         sensitive_salt: salt,
@@ -129,31 +129,10 @@ pub fn render(plan: &Plan, _opts: &RenderOptions) -> String {
     pretty(&doc)
 }
 
-/// The plan as saved by `--out FILE`: pretty JSON of the [`Plan`] itself (what
-/// `fleetform apply FILE` reads), sensitive values masked. Ends with a newline.
-///
-/// Sensitive values appear only as hashes salted with a fresh random salt per plan, saved
-/// as `sensitive_salt` (see [`crate::sensitive::salted`]).
+/// The plan as saved by `--out FILE` (see [`crate::reconcile::saved`]).
 pub fn saved_plan(plan: &Plan) -> String {
-    let (plan, salt) = salted_plan(plan);
-    let mut doc = serde_json::to_value(&plan).expect("a plan serializes to JSON");
-    if let (Value::Object(o), Some(salt)) = (&mut doc, salt) {
-        o.insert(SALT_FIELD.to_string(), Value::String(salt));
-    }
-    pretty(&doc)
+    crate::reconcile::saved::to_json(plan)
 }
-
-/// `plan` with known secrets marked and every sensitive hash salted with a fresh salt; the
-/// salt, when there was anything to salt.
-fn salted_plan(plan: &Plan) -> (Plan, Option<String>) {
-    let mut plan = with_known_secrets_marked(plan).into_owned();
-    let salt = crate::sensitive::new_salt();
-    let any = crate::sensitive::rewrite_hashes(&mut plan, &|h| crate::sensitive::salted(&salt, h));
-    (plan, any.then_some(salt))
-}
-
-/// The field of a saved plan holding its salt.
-pub const SALT_FIELD: &str = "sensitive_salt";
 
 fn pretty(value: &impl Serialize) -> String {
     // Plans hold only strings, numbers, booleans, sequences and string-keyed maps, so

@@ -21,10 +21,8 @@ pub mod markdown;
 pub mod text;
 
 use crate::model::SensitiveValue;
-use crate::plan::{Change, Detail, IdRef, Notice, NoticeLevel, Op, Plan, PlannedConfig, canonical};
+use crate::plan::{Change, Detail, IdRef, Notice, NoticeLevel, Plan, PlannedConfig, canonical};
 use serde_json::Value;
-use std::borrow::Cow;
-use std::collections::BTreeSet;
 
 /// What a plan is rendered as (`fleetform plan --output`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -159,57 +157,7 @@ pub(crate) fn blast_radius_line(change: &Change) -> Option<String> {
     ))
 }
 
-/// The SHA-256 hashes of every sensitive value any config of the plan marks.
-fn sensitive_hashes(plan: &Plan) -> BTreeSet<String> {
-    let mut hashes = BTreeSet::new();
-    for c in &plan.changes {
-        let op_config = match &c.op {
-            Op::CreatePart { config, .. }
-            | Op::UpdatePart { config, .. }
-            | Op::UpdateFragment { config, .. } => config.as_ref(),
-            Op::CreateFragment { config, .. } => Some(config),
-            _ => None,
-        };
-        for cfg in [c.config_before.as_ref(), c.config_after.as_ref(), op_config]
-            .into_iter()
-            .flatten()
-        {
-            hashes.extend(cfg.sensitive.iter().map(|s| s.sha256.clone()));
-        }
-    }
-    hashes
-}
-
-/// `plan`, with every string of a cloud-side config (`config_before`) that equals a known
-/// sensitive value marked sensitive too. Every renderer and the saved plan go through this.
-///
-/// The planner marks the cloud's config as sensitive at the pointers the manifest marks. But
-/// the cloud may still hold a secret elsewhere — the manifest moved it to another pointer, or
-/// another part holds the same value — and nothing else would know that string is secret.
-/// Only `config_before` is touched: it is for display, while the configs that apply writes
-/// (`config_after`, the op's) are left exactly as planned.
-pub fn with_known_secrets_marked(plan: &Plan) -> Cow<'_, Plan> {
-    let hashes = sensitive_hashes(plan);
-    if hashes.is_empty() {
-        return Cow::Borrowed(plan);
-    }
-    let mut plan = plan.clone();
-    for cfg in plan
-        .changes
-        .iter_mut()
-        .filter_map(|c| c.config_before.as_mut())
-    {
-        let mut found = vec![];
-        crate::sensitive::walk_strings(&cfg.value, &mut String::new(), &mut |pointer, s| {
-            let h = crate::sensitive::sha256_hex(s);
-            if hashes.contains(&h) {
-                found.push((pointer.to_string(), h));
-            }
-        });
-        crate::sensitive::mark(cfg, found);
-    }
-    Cow::Owned(plan)
-}
+pub use crate::sensitive::with_known_secrets_marked;
 
 /// A config as people see it: sensitive strings replaced by `"(sensitive)"`, and the
 /// `fragments` it references put back as a list of ids (`"(created by cN)"` for a fragment

@@ -1,0 +1,454 @@
+//! Reading the cloud into an [`Observed`] model: what `plan` compares the manifest against.
+//!
+//! # Calls
+//!
+//! One observation is a fixed handful of list calls plus one read per managed machine:
+//!
+//! 1. `ListOrganizations` (once) resolves the manifest's `organization:` (an id or a name).
+//! 2. Concurrently: `ListLocations`, `ListFragments` (every visibility; only the organization's
+//!    own fragments are kept), and `ListOrganizationMembers` only when the manifest manages
+//!    access (`access:` present, `Desired::invites` is `Some`).
+//! 3. The machines of every listed location with `ListRobotsForLocations` (what Viam's official
+//!    SDKs use), [`LOCATIONS_PER_CALL`] locations per call, the calls concurrent — see
+//!    [`list_machines`] for the fallbacks on clouds that lack it.
+//! 4. Concurrently: `GetRobotParts` for every machine in the managed scope (see below),
+//!    `LocationAuth` for every observed location matched to a declared location with a secret
+//!    rotation policy, `GetFragmentUsage` for every observed fragment a declaration may match
+//!    (by `id:`, name or `moved_from:`; for the blast radius of fragment changes), and
+//!    `GetFragment` (revisions and tags) for those of them whose declaration manages `tags:`.
+//!
+//! All reads in flight at once are bounded by [`ObserveOptions::read_concurrency`] (default 32).
+//! No per-resource `Get` is ever made where a list call serves.
+//!
+//! # Retries: a budget per observation
+//!
+//! The client retries each read a few times on a transient error (`UNAVAILABLE`, a deadline,
+//! a lost connection; see [`super::RetryPolicy`]). A read that still fails is not the end of
+//! the observation: it is started again, up to [`ROUNDS_PER_READ`] more times, while the
+//! observation's shared budget ([`ObserveOptions::retry_budget`], default
+//! [`DEFAULT_RETRY_BUDGET`]) lasts. At a 30% error rate about one read in 400 exhausts the
+//! client's 5 attempts, so a fleet of 2,000 machines spends a handful of the budget, where
+//! before one such read aborted the whole plan. A cloud that is down spends the budget quickly
+//! and the observation fails with the last error, so a dead cloud is still reported within
+//! seconds rather than retried for minutes.
+//!
+//! # Matching and managed scope
+//!
+//! Observation is deliberately *generous*: it reads a superset of what the planner needs, and
+//! leaves the decisions (ambiguity, renames, moves) to the planner.
+//!
+//! - An observed location's **path** is its name path from the top (`HQ/Assembly`), computed by
+//!   [`location_paths`]. A location whose parent chain is broken (dangling parent id, or a
+//!   cycle) has no path and never matches by path.
+//! - A declared location **matches** ([`match_locations`]) every observed location that
+//!   - has the pinned `id:`, or
+//!   - has the same name (or the temporary name of an unfinished swap, see
+//!     [`crate::model::temporary_name`]) and sits where the declared one does: at the top level
+//!     for a top-level declaration, or directly under any observed location matched to the
+//!     declared parent (so children follow a pinned or moved parent), or whose path equals the
+//!     declared path, or
+//!   - whose path equals the declared `moved_from:` path.
+//! - The **managed locations** ([`managed_locations`]) are every matched location plus all of
+//!   their descendants.
+//! - Parts are read ([`machines_to_read`]) for every machine in a managed location, every
+//!   machine pinned by a declared `id:` (wherever it is), and every machine found at a declared
+//!   machine's `moved_from:` path.
+//! - Location secrets are read for every observed location matched to a declared location
+//!   with `rotate_secrets_after` set, unless the location's primary organization is another
+//!   one (a location shared with ours: only its owner may read its secrets).
+//! - Each observed location carries its `organizations` as the cloud reports them, so the
+//!   planner can tell the locations another organization owns and shares with ours.
+//!
+//! # Layout
+//! - `mod.rs`: the options, the error, and [`observe`] itself.
+//! - `scope.rs`: the pure rules above: resolving the organization, matching locations, and
+//!   what to read.
+//! - `reads.rs`: the reads outside one observation: [`observe_scope`] (a subtree for import
+//!   and status), [`attribute`] (drift attribution), [`fragment_tags`], [`list_machines`].
+//! - `budget.rs`: the retry budget and the bounded-concurrency helper every read goes through.
+
+mod budget;
+mod reads;
+mod scope;
+
+pub use budget::RetryBudget;
+pub use reads::{
+    LOCATIONS_PER_CALL, attribute, fragment_tags, list_machines, observe_for_import, observe_scope,
+};
+pub use scope::{
+    fragments_to_read, location_paths, machines_to_read, managed_locations, match_locations,
+    resolve_organization, secrets_to_read,
+};
+
+use super::{CloudApi, CloudError, Code};
+use crate::model::{
+    Desired, Fragment, FragmentTag, FragmentUsage, Invite, Location, LocationSecret, Machine,
+    Member, Observed, Part, Timestamp,
+};
+use budget::bounded;
+use std::collections::BTreeMap;
+
+/// How to observe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObserveOptions {
+    /// Most reads in flight at once (at least 1; `0` is treated as 1).
+    pub read_concurrency: usize,
+    /// How many times, in all, reads whose client retries were exhausted by transient errors
+    /// are started again during one observation (see the module docs).
+    pub retry_budget: usize,
+}
+
+/// Default of [`ObserveOptions::retry_budget`].
+pub const DEFAULT_RETRY_BUDGET: usize = 100;
+
+/// Most times one read is started again from the budget.
+pub const ROUNDS_PER_READ: u32 = 3;
+
+impl Default for ObserveOptions {
+    /// 32 reads in flight, a retry budget of [`DEFAULT_RETRY_BUDGET`].
+    fn default() -> Self {
+        ObserveOptions {
+            read_concurrency: 32,
+            retry_budget: DEFAULT_RETRY_BUDGET,
+        }
+    }
+}
+
+/// Why an observation failed. Messages name what was being read and never contain secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    /// A cloud read failed; `what` says what was being read, `source` is the cloud's answer.
+    #[error("could not read {what}")]
+    Read {
+        what: String,
+        #[source]
+        source: CloudError,
+    },
+    /// The manifest's `organization:` matches none of the organizations the API key can see.
+    #[error(
+        "organization `{wanted}` not found; {}\nhint: set `organization:` in the manifest to one of these names or ids, or use an API key of that organization",
+        visible_orgs(.visible)
+    )]
+    OrganizationNotFound {
+        /// The manifest's `organization:` value.
+        wanted: String,
+        /// `(name, id)` of every organization the API key can see.
+        visible: Vec<(String, String)>,
+    },
+    /// The manifest names its organization by a name that several visible organizations have.
+    #[error(
+        "organization name `{name}` is ambiguous: it matches organizations {}\nhint: set `organization:` to the id of the one you mean",
+        .ids.join(", ")
+    )]
+    AmbiguousOrganization { name: String, ids: Vec<String> },
+}
+
+fn visible_orgs(visible: &[(String, String)]) -> String {
+    if visible.is_empty() {
+        return "the API key can see no organizations".to_string();
+    }
+    let list: Vec<String> = visible
+        .iter()
+        .map(|(name, id)| format!("`{name}` ({id})"))
+        .collect();
+    format!("the API key can see: {}", list.join(", "))
+}
+
+fn read_error(what: impl Into<String>) -> impl FnOnce(CloudError) -> ObserveError {
+    let what = what.into();
+    move |source| ObserveError::Read { what, source }
+}
+
+/// Reads what the cloud holds for the manifest's organization and scope (see the module docs
+/// for the calls made and the scope rules).
+pub async fn observe(
+    api: &dyn CloudApi,
+    desired: &Desired,
+    opts: &ObserveOptions,
+) -> Result<Observed, ObserveError> {
+    let observed_at = Timestamp::now();
+    let limit = opts.read_concurrency.max(1);
+    let budget = &RetryBudget::new(opts.retry_budget);
+
+    // 1. The organization.
+    tracing::info!(phase = "organization", "observe: resolving organization");
+    let orgs = budget
+        .read(|| api.list_organizations())
+        .await
+        .map_err(read_error(
+            "the organizations this API key can see (ListOrganizations)",
+        ))?;
+    let organization = resolve_organization(orgs, &desired.organization)?;
+    let org_id = organization.id.clone();
+    let org_label = format!("organization `{}` ({})", organization.name, org_id);
+    tracing::info!(
+        phase = "organization",
+        org_id = %organization.id,
+        org_name = %organization.name,
+        "observe: organization resolved"
+    );
+
+    // 2. The org-wide lists, concurrently.
+    let mut lists = vec![ListRead::Locations, ListRead::Fragments];
+    if desired.invites.is_some() {
+        lists.push(ListRead::Members);
+    }
+    tracing::info!(
+        phase = "lists",
+        calls = lists.len(),
+        "observe: listing locations, fragments{}",
+        if desired.invites.is_some() {
+            " and members"
+        } else {
+            ""
+        }
+    );
+    let (org_id, org_label) = (&org_id, &org_label);
+    let results = bounded(&lists, limit, |read| async move {
+        match read {
+            ListRead::Locations => budget
+                .read(|| api.list_locations(org_id))
+                .await
+                .map(Listed::Locations)
+                .map_err(read_error(format!("the locations of {org_label}"))),
+            ListRead::Fragments => budget
+                .read(|| api.list_fragments(org_id))
+                .await
+                // The lease is fleetform's own bookkeeping, never part of a fleet.
+                .map(|fs| {
+                    Listed::Fragments(
+                        fs.into_iter()
+                            .filter(|f| !crate::lease::is_lease(f))
+                            .collect(),
+                    )
+                })
+                .map_err(read_error(format!("the fragments of {org_label}"))),
+            ListRead::Members => budget
+                .read(|| api.list_members(org_id))
+                .await
+                .map(|(m, i)| Listed::Members(m, i))
+                .map_err(read_error(format!(
+                    "the members and invites of {org_label}"
+                ))),
+        }
+    })
+    .await?;
+    let mut locations = vec![];
+    let mut fragments = vec![];
+    let mut members = vec![];
+    let mut invites = None;
+    for listed in results {
+        match listed {
+            Listed::Locations(l) => locations = l,
+            Listed::Fragments(f) => fragments = f,
+            Listed::Members(m, i) => {
+                members = m;
+                invites = Some(i);
+            }
+        }
+    }
+    // 3. The machines of every location.
+    let location_ids: Vec<String> = locations.iter().map(|l| l.id.clone()).collect();
+    let machines = budget
+        .read(|| list_machines(api, org_id, &location_ids, limit))
+        .await
+        .map_err(read_error(format!("the machines of {org_label}")))?;
+    tracing::info!(
+        phase = "lists",
+        locations = locations.len(),
+        machines = machines.len(),
+        fragments = fragments.len(),
+        "observe: listed"
+    );
+
+    // 4. The managed scope: parts of its machines, secrets of rotating locations.
+    let paths = location_paths(&locations);
+    for l in &locations {
+        if !paths.contains_key(&l.id) {
+            tracing::warn!(
+                location_id = %l.id,
+                name = %l.name,
+                "observe: location has a broken parent chain (missing parent or cycle); it matches no path"
+            );
+        }
+    }
+    let matches = match_locations(&desired.locations, &locations, &paths);
+    let managed = managed_locations(&matches, &locations);
+    let machine_ids = machines_to_read(desired, &machines, &managed, &paths);
+    let mut secret_ids = secrets_to_read(desired, &matches);
+    // Only the owner of a location reads its secrets; a shared one is never managed here.
+    secret_ids.retain(|id| {
+        locations
+            .iter()
+            .find(|l| &l.id == id)
+            .and_then(Location::primary_organization)
+            .is_none_or(|owner| owner == org_id.as_str())
+    });
+    tracing::info!(
+        phase = "scope",
+        managed_locations = managed.len(),
+        machines = machine_ids.len(),
+        secrets = secret_ids.len(),
+        "observe: reading parts of managed machines and secrets of rotating locations"
+    );
+
+    // Error descriptions are built only when a read fails.
+    let machines_by_id: BTreeMap<&str, &Machine> =
+        machines.iter().map(|m| (m.id.as_str(), m)).collect();
+    let describe_location = |id: &str| match paths.get(id) {
+        Some(path) => format!("location `{path}` ({id})"),
+        None => format!("location {id}"),
+    };
+    let describe_machine = |id: &str| match machines_by_id.get(id) {
+        Some(m) => match paths.get(&m.location_id) {
+            Some(path) => format!("machine `{path}/{}` ({id})", m.name),
+            None => format!("machine `{}` ({id})", m.name),
+        },
+        None => format!("machine {id}"),
+    };
+    let (usage_ids, version_ids) = fragments_to_read(desired, &fragments);
+    let scoped: Vec<ScopedRead> = machine_ids
+        .into_iter()
+        .map(ScopedRead::Parts)
+        .chain(secret_ids.into_iter().map(ScopedRead::Secrets))
+        .chain(usage_ids.into_iter().map(ScopedRead::Usage))
+        .chain(version_ids.into_iter().map(ScopedRead::Versions))
+        .collect();
+    let results = bounded(&scoped, limit, |read| {
+        let describe_location = &describe_location;
+        let describe_machine = &describe_machine;
+        async move {
+            match read {
+                ScopedRead::Parts(id) => match budget.read(|| api.get_parts(id)).await {
+                    Ok(p) => Ok(Scoped::Parts(id.clone(), p)),
+                    Err(source) => Err(ObserveError::Read {
+                        what: format!("the parts of {}", describe_machine(id)),
+                        source,
+                    }),
+                },
+                ScopedRead::Secrets(id) => match budget.read(|| api.location_secrets(id)).await {
+                    Ok(s) => Ok(Scoped::Secrets(id.clone(), s)),
+                    Err(source) => Err(ObserveError::Read {
+                        what: format!("the secrets of {}", describe_location(id)),
+                        source,
+                    }),
+                },
+                ScopedRead::Usage(id) => match budget.read(|| api.fragment_usage(id)).await {
+                    Ok(u) => Ok(Scoped::Usage(id.clone(), u)),
+                    // A cloud that cannot say leaves the blast radius unknown.
+                    Err(e) if matches!(e.code, Code::Unimplemented | Code::PermissionDenied) => {
+                        Ok(Scoped::Nothing)
+                    }
+                    Err(source) => Err(ObserveError::Read {
+                        what: format!("the usage of fragment {id}"),
+                        source,
+                    }),
+                },
+                ScopedRead::Versions(id) => {
+                    match budget.read(|| api.get_fragment_versions(id, None)).await {
+                        Ok(v) => Ok(Scoped::Versions(
+                            id.clone(),
+                            v.tags,
+                            v.revisions.into_iter().map(|r| r.revision).collect(),
+                        )),
+                        Err(e) if matches!(e.code, Code::Unimplemented) => Ok(Scoped::Nothing),
+                        Err(source) => Err(ObserveError::Read {
+                            what: format!("the revisions and tags of fragment {id}"),
+                            source,
+                        }),
+                    }
+                }
+            }
+        }
+    })
+    .await?;
+    let mut parts = BTreeMap::new();
+    let mut secrets = BTreeMap::new();
+    let mut fragment_usage = BTreeMap::new();
+    let mut fragment_tags = BTreeMap::new();
+    let mut fragment_revisions = BTreeMap::new();
+    for scoped in results {
+        match scoped {
+            Scoped::Parts(id, p) => {
+                parts.insert(id, p);
+            }
+            Scoped::Secrets(id, s) => {
+                secrets.insert(id, s);
+            }
+            Scoped::Usage(id, u) => {
+                fragment_usage.insert(id, u);
+            }
+            Scoped::Versions(id, tags, revisions) => {
+                fragment_tags.insert(id.clone(), tags);
+                fragment_revisions.insert(id, revisions);
+            }
+            Scoped::Nothing => {}
+        }
+    }
+    tracing::info!(
+        phase = "done",
+        locations = locations.len(),
+        machines = machines.len(),
+        machines_with_parts = parts.len(),
+        fragments = fragments.len(),
+        "observe: done"
+    );
+
+    Ok(Observed {
+        organization,
+        locations,
+        machines,
+        parts,
+        fragments,
+        invites,
+        members,
+        secrets,
+        fragment_tags,
+        fragment_revisions,
+        fragment_usage,
+        observed_at,
+    })
+}
+
+/// The org-wide list reads of phase 2.
+enum ListRead {
+    Locations,
+    Fragments,
+    Members,
+}
+
+enum Listed {
+    Locations(Vec<Location>),
+    Fragments(Vec<Fragment>),
+    Members(Vec<Member>, Vec<Invite>),
+}
+
+/// The per-resource reads of phase 3.
+enum ScopedRead {
+    Parts(String),
+    Secrets(String),
+    Usage(String),
+    Versions(String),
+}
+
+enum Scoped {
+    Parts(String, Vec<Part>),
+    Secrets(String, Vec<LocationSecret>),
+    Usage(String, Vec<FragmentUsage>),
+    /// Tags, and revisions oldest first.
+    Versions(String, Vec<FragmentTag>, Vec<String>),
+    Nothing,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `observe` must be usable from spawned tasks (watch runs it in one).
+    #[allow(dead_code)]
+    fn observe_is_send(api: &dyn CloudApi, d: &Desired, o: &ObserveOptions) {
+        fn assert_send<T: Send>(_: &T) {}
+        assert_send(&observe(api, d, o));
+        assert_send(&attribute(api, &[], o));
+    }
+}

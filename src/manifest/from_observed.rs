@@ -1,0 +1,846 @@
+//! Import's transform: what the cloud holds ([`Observed`]) as the manifest model ([`Desired`])
+//! that plans with zero changes against the same cloud. Pure; the CLI's `fleetform import`
+//! reads the cloud ([`crate::cloud::observe::observe_scope`]), calls [`build`], and writes the
+//! result with [`crate::manifest::export`].
+//!
+//! # What cannot be expressed, and what import does instead (each is a warning)
+//! - Sibling locations, or fragments, that share a name: a manifest names each once. The
+//!   oldest (for fragments: the one most parts use) is declared, pinned with `id:` so the plan
+//!   is not ambiguous; the others are left out (out of scope at the top level, "unmanaged,
+//!   kept" inside a declared location).
+//! - Names a manifest cannot hold (empty, containing `/`, surrounding spaces): left out.
+//! - A part config that references a fragment the organization does not own (e.g. another
+//!   organization's public fragment): the reference is dropped from the manifest, and the
+//!   plan will show that part's config as changed.
+//! - An invite with a grant on something not in the manifest (outside the chosen locations, or
+//!   left out above): the invite is left out (unmanaged, kept).
+//! - Machines without parts: left out (a manifest machine has at least one part).
+//!
+//! `prune` is never written: the imported manifest declares everything it read, but an import
+//! limited to some locations also declares their parents, and with prune on their other
+//! contents would be deleted.
+
+use crate::model::rules::is_uuid;
+use crate::model::{
+    Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
+    DesiredPart, Fragment, FragmentRef, FragmentUse, GrantTarget, Identity, Location, Machine,
+    Observed, OrgRef, Part, ResourceKind, TagTarget,
+};
+use crate::plan::canonical;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How much an import declares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub fragments: usize,
+    pub locations: usize,
+    pub machines: usize,
+    pub parts: usize,
+    pub invites: usize,
+}
+
+impl Counts {
+    /// "2 fragments, 1 location, …", for a summary line.
+    pub fn describe(&self) -> String {
+        let n = |count: usize, one: &str, many: &str| {
+            format!("{count} {}", if count == 1 { one } else { many })
+        };
+        format!(
+            "{}, {}, {}, {} and {}",
+            n(self.fragments, "fragment", "fragments"),
+            n(self.locations, "location", "locations"),
+            n(self.machines, "machine", "machines"),
+            n(self.parts, "part", "parts"),
+            n(self.invites, "invite", "invites"),
+        )
+    }
+}
+
+/// The model an import writes, what it left out, and how much it holds.
+#[derive(Debug)]
+pub struct Built {
+    pub desired: Desired,
+    pub warnings: Vec<String>,
+    pub counts: Counts,
+}
+
+/// Turns an observation into the manifest model (pure). `roots`: the chosen locations (ids)
+/// when `--location` limits the import, else `None` for every top-level location.
+/// `org_name_shared`: another visible organization has the same name (so name it by id).
+pub fn build(observed: &Observed, roots: Option<&[String]>, org_name_shared: bool) -> Built {
+    let mut b = Builder {
+        o: observed,
+        warnings: vec![],
+        counts: Counts::default(),
+        children: BTreeMap::new(),
+        machines: BTreeMap::new(),
+        fragment_names: BTreeMap::new(),
+        declared_locations: BTreeMap::new(),
+        declared_machines: BTreeMap::new(),
+        selected: BTreeSet::new(),
+        on_the_way: BTreeSet::new(),
+        used_fragments: BTreeMap::new(),
+    };
+    for l in &observed.locations {
+        b.children.entry(l.parent_id.clone()).or_default().push(l);
+    }
+    for list in b.children.values_mut() {
+        list.sort_by(|a, c| (&a.name, a.created_on, &a.id).cmp(&(&c.name, c.created_on, &c.id)));
+    }
+    for m in &observed.machines {
+        b.machines
+            .entry(m.location_id.as_str())
+            .or_default()
+            .push(m);
+    }
+    for list in b.machines.values_mut() {
+        list.sort_by(|a, c| (&a.name, &a.id).cmp(&(&c.name, &c.id)));
+    }
+    match roots {
+        None => {}
+        Some(roots) => {
+            // The chosen locations, and their ancestors as containers.
+            let by_id: BTreeMap<&str, &Location> = observed
+                .locations
+                .iter()
+                .map(|l| (l.id.as_str(), l))
+                .collect();
+            for id in roots {
+                b.selected.insert(id.clone());
+                let mut cur = by_id.get(id.as_str()).and_then(|l| l.parent_id.clone());
+                let mut guard = 0;
+                while let Some(p) = cur {
+                    guard += 1;
+                    if guard > 16 || !b.on_the_way.insert(p.clone()) {
+                        break;
+                    }
+                    cur = by_id.get(p.as_str()).and_then(|l| l.parent_id.clone());
+                }
+            }
+        }
+    }
+    b.fragments_by_usage();
+    let limited = roots.is_some();
+    let mut locations = b.locations(None, "", !limited, 1);
+    let fragments = b.fragments(limited);
+    resolve_fragment_refs(&mut locations, &b.fragment_names, observed, &mut b.warnings);
+    let invites = b.invites();
+    let organization = if org_name_shared
+        || observed.organization.name.trim().is_empty()
+        || observed.organization.name.trim() != observed.organization.name
+        || is_uuid(&observed.organization.name)
+    {
+        OrgRef::Id(observed.organization.id.clone())
+    } else {
+        OrgRef::Name(observed.organization.name.clone())
+    };
+    Built {
+        desired: Desired {
+            organization,
+            prune: false,
+            fragments,
+            locations,
+            invites,
+            default_fragments: default_fragments(observed, &b.fragment_names, &mut b.warnings),
+            digest: String::new(),
+        },
+        warnings: b.warnings,
+        counts: b.counts,
+    }
+}
+
+struct Builder<'a> {
+    o: &'a Observed,
+    warnings: Vec<String>,
+    counts: Counts,
+    /// Parent id (`None`: top level) → child locations, by name then age.
+    children: BTreeMap<Option<String>, Vec<&'a Location>>,
+    /// Location id → its machines, by name.
+    machines: BTreeMap<&'a str, Vec<&'a Machine>>,
+    /// Fragment id → the name it is declared under (only declared fragments).
+    fragment_names: BTreeMap<String, String>,
+    /// Declared location id → path; declared machine id → path (for invite grants).
+    declared_locations: BTreeMap<String, String>,
+    declared_machines: BTreeMap<String, String>,
+    /// `--location`: the chosen locations, and the ancestors leading to them.
+    selected: BTreeSet<String>,
+    on_the_way: BTreeSet<String>,
+    /// Fragment id → how many parts in scope use it.
+    used_fragments: BTreeMap<String, usize>,
+}
+
+/// Whether a manifest can hold `name`: non-empty, no `/`, no surrounding whitespace.
+fn name_ok(name: &str) -> bool {
+    !name.is_empty() && !name.contains('/') && name.trim() == name
+}
+
+/// A config's import entry as a manifest import by id (named once the declared fragments
+/// are chosen): the id, and every other key as it is.
+fn import_use(entry: &serde_json::Value) -> Option<FragmentUse> {
+    let (fragment, options) = match entry {
+        serde_json::Value::String(id) => (id.clone(), serde_json::Map::new()),
+        serde_json::Value::Object(o) => {
+            let mut options = o.clone();
+            let id = options.shift_remove("id")?.as_str()?.to_string();
+            (id, options)
+        }
+        _ => return None,
+    };
+    Some(FragmentUse {
+        fragment: FragmentRef::Id(fragment),
+        options,
+    })
+}
+
+impl<'a> Builder<'a> {
+    /// Counts how many parts of the subtrees in scope use each fragment (to choose among
+    /// fragments that share a name, and to limit `--location` imports to used fragments).
+    fn fragments_by_usage(&mut self) {
+        for parts in self.o.parts.values() {
+            for p in parts {
+                for id in crate::model::rules::imported_fragment_ids(&p.config) {
+                    *self.used_fragments.entry(id).or_default() += 1;
+                }
+            }
+        }
+    }
+
+    /// The declared fragments: all of the organization's (or, when `limited`, those parts use),
+    /// one per name.
+    fn fragments(&mut self, limited: bool) -> Vec<DesiredFragment> {
+        let org_id = &self.o.organization.id;
+        let mut by_name: BTreeMap<&str, Vec<&Fragment>> = BTreeMap::new();
+        for f in &self.o.fragments {
+            if &f.organization_id == org_id {
+                by_name.entry(f.name.as_str()).or_default().push(f);
+            }
+        }
+        let mut out = vec![];
+        for (name, group) in by_name {
+            // Pinned when the organization has several of that name, imported or not:
+            // without the pin the plan could not tell them apart.
+            let pin = group.len() > 1;
+            let mut group: Vec<&Fragment> = group
+                .into_iter()
+                .filter(|f| !limited || self.used_fragments.contains_key(&f.id))
+                .collect();
+            if group.is_empty() {
+                continue;
+            }
+            if !name_ok(name) {
+                for f in &group {
+                    self.warnings.push(format!(
+                        "fragment `{name}` ({}) left out: a manifest name must be non-empty, without `/` or surrounding spaces",
+                        f.id
+                    ));
+                }
+                continue;
+            }
+            // The most used first, then the oldest.
+            group.sort_by_key(|f| {
+                (
+                    std::cmp::Reverse(self.used_fragments.get(&f.id).copied().unwrap_or(0)),
+                    f.created_on,
+                    f.id.clone(),
+                )
+            });
+            let keep = group[0];
+            for other in &group[1..] {
+                self.warnings.push(format!(
+                    "fragment `{name}` ({}) left out: fragment {} has the same name and is declared (pinned by `id:`); a manifest names each fragment once",
+                    other.id, keep.id
+                ));
+            }
+            self.fragment_names
+                .insert(keep.id.clone(), name.to_string());
+            self.counts.fragments += 1;
+            out.push(DesiredFragment {
+                name: name.to_string(),
+                identity: Identity {
+                    id: pin.then(|| keep.id.clone()),
+                    moved_from: None,
+                    protect: false,
+                },
+                visibility: keep.visibility,
+                config: Config {
+                    value: keep.config.clone(),
+                    sensitive: vec![],
+                },
+                tags: self
+                    .o
+                    .fragment_tags
+                    .get(&keep.id)
+                    .filter(|t| !t.is_empty())
+                    .map(|tags| {
+                        tags.iter()
+                            .map(|t| (t.tag.clone(), TagTarget::Revision(t.revision.clone())))
+                            .collect()
+                    }),
+            });
+        }
+        out
+    }
+
+    /// The declared children of `parent` (top level: `None`), `depth` 1-based.
+    fn locations(
+        &mut self,
+        parent: Option<&str>,
+        parent_path: &str,
+        inside: bool,
+        depth: usize,
+    ) -> Vec<DesiredLocation> {
+        let children: Vec<&Location> = self
+            .children
+            .get(&parent.map(String::from))
+            .cloned()
+            .unwrap_or_default();
+        // Group siblings by name (they are sorted by name, then age).
+        let mut groups: Vec<Vec<&Location>> = vec![];
+        for l in children {
+            match groups.last_mut() {
+                Some(g) if g[0].name == l.name => g.push(l),
+                _ => groups.push(vec![l]),
+            }
+        }
+        let mut out = vec![];
+        for group in groups {
+            // With --location, only chosen locations and those on the way to them.
+            let in_scope = |l: &Location| {
+                inside || self.selected.contains(&l.id) || self.on_the_way.contains(&l.id)
+            };
+            // Pinned when the cloud has siblings of the same name, in scope or not: without
+            // the pin the plan could not tell them apart.
+            let pin = group.len() > 1;
+            let group: Vec<&Location> = group.into_iter().filter(|l| in_scope(l)).collect();
+            let Some(first) = group.first().copied() else {
+                continue;
+            };
+            let path = if parent_path.is_empty() {
+                first.name.clone()
+            } else {
+                format!("{parent_path}/{}", first.name)
+            };
+            if !name_ok(&first.name) {
+                for l in &group {
+                    self.warnings.push(format!(
+                        "location `{}` ({}) left out with everything inside it: a manifest name must be non-empty, without `/` or surrounding spaces",
+                        l.name, l.id
+                    ));
+                }
+                continue;
+            }
+            if depth > 3 {
+                for l in &group {
+                    self.warnings.push(format!(
+                        "location `{path}` ({}) left out: it nests deeper than 3 levels",
+                        l.id
+                    ));
+                }
+                continue;
+            }
+            for other in &group[1..] {
+                self.warnings.push(format!(
+                    "location `{path}` ({}) left out with everything inside it: location {} has the same name there and is declared (pinned by `id:`); a manifest names each location once",
+                    other.id, first.id
+                ));
+            }
+            let chosen = inside || self.selected.contains(&first.id);
+            self.declared_locations
+                .insert(first.id.clone(), path.clone());
+            self.counts.locations += 1;
+            let locations = self.locations(Some(&first.id), &path, chosen, depth + 1);
+            let machines = if chosen {
+                self.machines_of(first, &path)
+            } else {
+                vec![]
+            };
+            out.push(DesiredLocation {
+                name: first.name.clone(),
+                path,
+                identity: Identity {
+                    id: pin.then(|| first.id.clone()),
+                    moved_from: None,
+                    protect: false,
+                },
+                rotate_secrets_after: None,
+                locations,
+                machines,
+            });
+        }
+        out
+    }
+
+    fn machines_of(&mut self, l: &Location, path: &str) -> Vec<DesiredMachine> {
+        let machines: Vec<&Machine> = self
+            .machines
+            .get(l.id.as_str())
+            .cloned()
+            .unwrap_or_default();
+        let mut out = vec![];
+        for m in machines {
+            let mpath = format!("{path}/{}", m.name);
+            if !name_ok(&m.name) {
+                self.warnings.push(format!(
+                    "machine `{mpath}` ({}) left out: a manifest name must be non-empty, without `/` or surrounding spaces",
+                    m.id
+                ));
+                continue;
+            }
+            let Some(observed_parts) = self.o.parts.get(&m.id) else {
+                self.warnings.push(format!(
+                    "machine `{mpath}` ({}) left out: its parts were not read",
+                    m.id
+                ));
+                continue;
+            };
+            let mut parts: Vec<&Part> = observed_parts.iter().collect();
+            parts.sort_by(|a, c| (!a.main, &a.name).cmp(&(!c.main, &c.name)));
+            if parts.is_empty() {
+                self.warnings.push(format!(
+                    "machine `{mpath}` ({}) left out: it has no parts, and a manifest machine needs at least one",
+                    m.id
+                ));
+                continue;
+            }
+            if let Some(bad) = parts.iter().find(|p| p.main && !name_ok(&p.name)) {
+                self.warnings.push(format!(
+                    "machine `{mpath}` ({}) left out: its main part's name `{}` cannot be written in a manifest",
+                    m.id, bad.name
+                ));
+                continue;
+            }
+            let mut declared = vec![];
+            for p in parts {
+                if !name_ok(&p.name) {
+                    self.warnings.push(format!(
+                        "part `{mpath}/{}` ({}) left out: a manifest name must be non-empty, without `/` or surrounding spaces",
+                        p.name, p.id
+                    ));
+                    continue;
+                }
+                declared.push(self.part(p, &mpath));
+            }
+            if !declared.iter().any(|p: &DesiredPart| p.main) {
+                self.warnings.push(format!(
+                    "machine `{mpath}` ({}) has no main part in the cloud; `{}` is declared main, so the plan will mark it",
+                    m.id, declared[0].name
+                ));
+                declared[0].main = true;
+            }
+            self.declared_machines.insert(m.id.clone(), mpath.clone());
+            self.counts.machines += 1;
+            self.counts.parts += declared.len();
+            out.push(DesiredMachine {
+                name: m.name.clone(),
+                path: mpath,
+                identity: Identity::default(),
+                parts: declared,
+            });
+        }
+        out
+    }
+
+    fn part(&mut self, p: &Part, mpath: &str) -> DesiredPart {
+        let path = format!("{mpath}/{}", p.name);
+        // `fragments` holds ids until `resolve_fragment_refs` names them, once the declared
+        // fragments are chosen.
+        DesiredPart {
+            name: p.name.clone(),
+            path,
+            identity: Identity::default(),
+            main: p.main,
+            config: Config {
+                value: canonical::without_fragments(&p.config),
+                sensitive: vec![],
+            },
+            fragments: canonical::imports(&p.config)
+                .iter()
+                .filter_map(import_use)
+                .collect(),
+            ignore: vec![],
+        }
+    }
+
+    fn invites(&mut self) -> Option<Vec<crate::model::DesiredInvite>> {
+        let observed = self.o.invites.as_ref()?;
+        let org_id = self.o.organization.id.clone();
+        let mut out = vec![];
+        let mut invites: Vec<_> = observed.iter().collect();
+        invites.sort_by_key(|a| a.email.to_lowercase());
+        'invites: for inv in invites {
+            let mut grants: Vec<DesiredGrant> = vec![];
+            for g in &inv.grants {
+                let target = match g.resource_kind {
+                    ResourceKind::Organization if g.resource_id == org_id => {
+                        Some(GrantTarget::Organization)
+                    }
+                    ResourceKind::Organization => None,
+                    ResourceKind::Location => self
+                        .declared_locations
+                        .get(&g.resource_id)
+                        .cloned()
+                        .map(GrantTarget::Location),
+                    ResourceKind::Robot => self
+                        .declared_machines
+                        .get(&g.resource_id)
+                        .cloned()
+                        .map(GrantTarget::Machine),
+                };
+                let Some(target) = target else {
+                    self.warnings.push(format!(
+                        "invite for `{}` left out: it grants {} on {} {}, which the manifest does not declare",
+                        inv.email,
+                        g.role.as_str(),
+                        g.resource_kind.as_str(),
+                        g.resource_id
+                    ));
+                    continue 'invites;
+                };
+                if grants.iter().any(|d| d.target == target) {
+                    self.warnings.push(format!(
+                        "invite for `{}` left out: it holds two roles on one {} ({}); a manifest grants one role per target",
+                        inv.email,
+                        g.resource_kind.as_str(),
+                        g.resource_id
+                    ));
+                    continue 'invites;
+                }
+                grants.push(DesiredGrant {
+                    role: g.role,
+                    target,
+                });
+            }
+            if grants.is_empty() {
+                self.warnings.push(format!(
+                    "invite for `{}` left out: it grants nothing, and a manifest invite needs a grant",
+                    inv.email
+                ));
+                continue;
+            }
+            grants.sort();
+            self.counts.invites += 1;
+            out.push(DesiredInvite {
+                email: inv.email.to_lowercase(),
+                grants,
+                protect: false,
+                send_email: true,
+            });
+        }
+        if out.is_empty() && !observed.is_empty() {
+            // Declaring `access: { invites: [] }` would manage invites as "none".
+            return None;
+        }
+        Some(out)
+    }
+}
+
+/// The organization's default fragments as manifest imports (declared ones by name, others
+/// by id); `None` when it has none, so the manifest leaves them unmanaged.
+fn default_fragments(
+    observed: &Observed,
+    names: &BTreeMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> Option<Vec<FragmentUse>> {
+    let list = observed.organization.default_fragments.as_ref()?;
+    if list.is_empty() {
+        return None;
+    }
+    let mut out = vec![];
+    for f in list {
+        let Some(mut u) = import_use(&canonical::import_entry(f)) else {
+            continue;
+        };
+        match names.get(&f.fragment_id) {
+            Some(name) => u.fragment = FragmentRef::Name(name.clone()),
+            None if is_uuid(&f.fragment_id) => {}
+            None => {
+                warnings.push(format!(
+                    "default fragment `{}` left out: it is not a fragment id (a UUID)",
+                    f.fragment_id
+                ));
+                continue;
+            }
+        }
+        out.push(u);
+    }
+    Some(out)
+}
+
+/// Replaces the fragment ids of every part with declared fragment names, dropping (with a
+/// warning) references the manifest cannot express.
+fn resolve_fragment_refs(
+    locations: &mut [DesiredLocation],
+    names: &BTreeMap<String, String>,
+    observed: &Observed,
+    warnings: &mut Vec<String>,
+) {
+    for l in locations {
+        resolve_fragment_refs(&mut l.locations, names, observed, warnings);
+        for m in &mut l.machines {
+            for p in &mut m.parts {
+                let uses = std::mem::take(&mut p.fragments);
+                for mut u in uses {
+                    let FragmentRef::Id(id) = &u.fragment else {
+                        p.fragments.push(u);
+                        continue;
+                    };
+                    if let Some(name) = names.get(id) {
+                        u.fragment = FragmentRef::Name(name.clone());
+                        p.fragments.push(u);
+                        continue;
+                    }
+                    let owned = observed
+                        .fragments
+                        .iter()
+                        .find(|f| &f.id == id)
+                        .filter(|f| f.organization_id == observed.organization.id);
+                    match owned {
+                        // Another organization's fragment (e.g. a public one): by id.
+                        None if is_uuid(id) => p.fragments.push(u),
+                        None => warnings.push(format!(
+                            "part `{}` imports fragment `{id}`, left out of the manifest: it is not a fragment id (a UUID); `fleetform plan` will show this part's config as changed",
+                            p.path
+                        )),
+                        Some(f) => warnings.push(format!(
+                            "part `{}` imports fragment {id}, left out of the manifest: its fragment `{}` is not declared; `fleetform plan` will show this part's config as changed",
+                            p.path, f.name
+                        )),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Grant, Invite, Organization, Role, Timestamp, Visibility};
+    use serde_json::json;
+
+    fn loc(id: &str, name: &str, parent: Option<&str>, created: i64) -> Location {
+        Location {
+            organizations: vec![],
+            id: id.into(),
+            name: name.into(),
+            parent_id: parent.map(String::from),
+            robot_count: 0,
+            created_on: Some(Timestamp {
+                seconds: created,
+                nanos: 0,
+            }),
+            secrets: vec![],
+        }
+    }
+
+    fn machine(id: &str, name: &str, location: &str) -> Machine {
+        Machine {
+            id: id.into(),
+            name: name.into(),
+            location_id: location.into(),
+            created_on: None,
+            last_access: None,
+            online_state: Default::default(),
+        }
+    }
+
+    fn part(id: &str, name: &str, machine: &str, main: bool, config: serde_json::Value) -> Part {
+        Part {
+            id: id.into(),
+            name: name.into(),
+            machine_id: machine.into(),
+            location_id: String::new(),
+            main,
+            config,
+            last_updated: None,
+            created_on: None,
+            last_access: None,
+            online_state: Default::default(),
+        }
+    }
+
+    fn fragment(id: &str, name: &str, org: &str, created: i64) -> Fragment {
+        Fragment {
+            revision: String::new(),
+            id: id.into(),
+            name: name.into(),
+            organization_id: org.into(),
+            config: json!({"components": []}),
+            visibility: Visibility::Private,
+            robot_part_count: 0,
+            created_on: Some(Timestamp {
+                seconds: created,
+                nanos: 0,
+            }),
+            last_updated: None,
+        }
+    }
+
+    fn observed() -> Observed {
+        Observed {
+            organization: Organization {
+                default_fragments: None,
+                id: "org".into(),
+                name: "acme".into(),
+                public_namespace: String::new(),
+                created_on: None,
+            },
+            locations: vec![
+                loc("hq00000001", "HQ", None, 1),
+                loc("hq00000002", "HQ", None, 2),
+                loc("asm0000001", "Assembly", Some("hq00000001"), 3),
+                loc("wh00000001", "Warehouse", None, 4),
+            ],
+            machines: vec![
+                machine("m1", "arm-01", "asm0000001"),
+                machine("m2", "rover", "wh00000001"),
+            ],
+            parts: BTreeMap::from([
+                (
+                    "m1".to_string(),
+                    vec![
+                        part("p2", "arm-01-aux", "m1", false, json!({})),
+                        part(
+                            "p1",
+                            "arm-01-main",
+                            "m1",
+                            true,
+                            json!({"fragments": [{"id": "f1"}, "foreign"], "components": [1]}),
+                        ),
+                    ],
+                ),
+                (
+                    "m2".to_string(),
+                    vec![part("p3", "rover-main", "m2", true, json!({}))],
+                ),
+            ]),
+            fragments: vec![
+                fragment("f2", "kit", "org", 1),
+                fragment("f1", "kit", "org", 2),
+                fragment("f3", "spare", "org", 3),
+                fragment("foreign", "theirs", "other-org", 3),
+            ],
+            invites: Some(vec![
+                Invite {
+                    email: "Ops@Acme.example".into(),
+                    grants: vec![Grant {
+                        role: Role::Operator,
+                        resource_kind: ResourceKind::Location,
+                        resource_id: "asm0000001".into(),
+                    }],
+                    created_on: None,
+                },
+                Invite {
+                    email: "far@acme.example".into(),
+                    grants: vec![Grant {
+                        role: Role::Owner,
+                        resource_kind: ResourceKind::Robot,
+                        resource_id: "m2".into(),
+                    }],
+                    created_on: None,
+                },
+            ]),
+            members: vec![],
+            secrets: BTreeMap::new(),
+            fragment_tags: BTreeMap::new(),
+            fragment_revisions: BTreeMap::new(),
+            fragment_usage: BTreeMap::new(),
+            observed_at: Timestamp::default(),
+        }
+    }
+
+    fn finish(o: &Observed, roots: Option<&[String]>) -> Built {
+        build(o, roots, false)
+    }
+
+    #[test]
+    fn a_whole_organization_becomes_a_manifest() {
+        let o = observed();
+        let built = finish(&o, None);
+        let d = &built.desired;
+        assert_eq!(d.organization, OrgRef::Name("acme".into()));
+        // Duplicate top-level `HQ`: the oldest is declared, pinned; the other is left out.
+        let names: Vec<&str> = d.locations.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["HQ", "Warehouse"]);
+        assert_eq!(d.locations[0].identity.id.as_deref(), Some("hq00000001"));
+        assert_eq!(d.locations[1].identity.id, None);
+        assert!(
+            built.warnings.iter().any(|w| w.contains("hq00000002")),
+            "{:#?}",
+            built.warnings
+        );
+        // Parts: main first; fragments by name; the foreign fragment is dropped with a warning.
+        let arm = &d.locations[0].locations[0].machines[0];
+        assert_eq!(arm.parts[0].name, "arm-01-main");
+        assert!(arm.parts[0].main && !arm.parts[1].main);
+        assert_eq!(arm.parts[0].fragments, [FragmentUse::named("kit")]);
+        assert_eq!(arm.parts[0].config.value, json!({"components": [1]}));
+        assert!(
+            built.warnings.iter().any(|w| w.contains("foreign")),
+            "{:#?}",
+            built.warnings
+        );
+        // Duplicate fragment `kit`: the used one (f1) wins over the older f2, pinned.
+        let kit = d.fragments.iter().find(|f| f.name == "kit").unwrap();
+        assert_eq!(kit.identity.id.as_deref(), Some("f1"));
+        assert!(d.fragments.iter().any(|f| f.name == "spare"));
+        assert!(!d.fragments.iter().any(|f| f.name == "theirs"));
+        // Invites map ids to paths, emails lowercased.
+        let invites = d.invites.as_ref().unwrap();
+        assert_eq!(invites.len(), 2);
+        assert_eq!(invites[0].email, "far@acme.example");
+        assert_eq!(
+            invites[0].grants[0].target,
+            GrantTarget::Machine("Warehouse/rover".into())
+        );
+        assert_eq!(
+            invites[1].grants[0].target,
+            GrantTarget::Location("HQ/Assembly".into())
+        );
+        assert_eq!(
+            built.counts,
+            Counts {
+                fragments: 2,
+                locations: 3,
+                machines: 2,
+                parts: 3,
+                invites: 2
+            }
+        );
+    }
+
+    #[test]
+    fn a_location_limit_keeps_parents_as_containers() {
+        let o = observed();
+        let roots = vec!["asm0000001".to_string()];
+        let built = finish(&o, Some(&roots));
+        let d = &built.desired;
+        assert_eq!(d.locations.len(), 1);
+        let hq = &d.locations[0];
+        assert_eq!(hq.name, "HQ");
+        assert_eq!(
+            hq.identity.id.as_deref(),
+            Some("hq00000001"),
+            "another `HQ` exists"
+        );
+        assert!(hq.machines.is_empty());
+        assert_eq!(hq.locations[0].path, "HQ/Assembly");
+        assert_eq!(hq.locations[0].machines.len(), 1);
+        // Only used fragments; the invite on the warehouse machine cannot be expressed.
+        let names: Vec<&str> = d.fragments.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["kit"]);
+        assert_eq!(
+            d.fragments[0].identity.id.as_deref(),
+            Some("f1"),
+            "another `kit` exists"
+        );
+        let invites = d.invites.as_ref().unwrap();
+        assert_eq!(invites.len(), 1);
+        assert!(
+            built
+                .warnings
+                .iter()
+                .any(|w| w.contains("far@acme.example"))
+        );
+    }
+}

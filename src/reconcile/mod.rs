@@ -1,0 +1,273 @@
+//! Reconcile: the one pipeline every command and the watch daemon run, from a manifest to a
+//! plan that is safe to apply, and from that plan to the cloud.
+//!
+//! ```text
+//! prepare(api, &Desired, &Options) -> Prepared       observe → plan → attribute → verdicts
+//! apply(api, Prepared, &Options, events, stop)       refuse (verdicts, stale) → execute
+//! ```
+//!
+//! - [`prepare`] observes the manifest's scope ([`crate::cloud::observe`]), plans
+//!   ([`crate::plan::plan`], pure), attributes config drift to whoever last changed each
+//!   drifted part ([`attribute`]), and records the safety verdicts ([`safety`]). It never
+//!   writes. `fleetform plan`, `apply`, `status` and `watch` all start here.
+//! - [`apply`] refuses a plan that a safety verdict forbids or whose preconditions no longer
+//!   hold (a stale plan: the cloud changed since it was observed), whoever calls it, then
+//!   executes it with the apply engine ([`crate::apply`]). A plan saved by `plan --out` enters
+//!   through [`Prepared::saved`], so it meets the same verdicts and the same stale check.
+//!
+//! # Safety, decided here once
+//! - **protect**: a plan that would delete a resource declared `protect: true` cannot be made;
+//!   the planner reports it ([`crate::plan::PlanError::Protected`]) and [`prepare`] returns it
+//!   as [`PrepareError::Plan`].
+//! - **empty manifest**: a manifest that declares nothing is never used to delete.
+//! - **delete budget**: more deletions than [`DeleteBudget::max_deletes`] need
+//!   [`DeleteBudget::allow_deletes`].
+//!
+//! The last two are [`Refusal`]s on the [`Prepared`] plan: callers show them (the CLI after
+//! printing the plan, watch in its log), and [`apply`] refuses such a plan regardless.
+//!
+//! # Stale plans
+//! Each change records what it assumed about the resource it touches. [`apply`] reads those
+//! assumptions again before its first write, for every plan: one prepared a moment ago may
+//! have waited at a confirmation prompt, and a saved one may be days old. Any that no longer
+//! holds makes the whole plan stale, and nothing is written.
+//!
+//! # Layout
+//! - `attribute.rs`: who last changed each drifted part.
+//! - `safety.rs`: the verdicts (empty manifest, delete budget).
+//! - `saved.rs`: plans saved to a file: writing, reading, restoring their sensitive values.
+//! - `status.rs`: where each part stands against a manifest (`fleetform status`).
+//!
+//! Nothing here prints: warnings travel in [`Prepared::warnings`], progress through the
+//! optional [`Step`] callback of [`prepare_with`] and the engine's [`crate::apply::Event`]s.
+
+pub mod attribute;
+pub mod safety;
+pub mod saved;
+pub mod status;
+
+pub use attribute::OWN_KEY;
+pub use safety::{DeleteBudget, Refusal};
+
+use crate::apply::{self, ApplyOptions, Event, Outcome, Report, Stale};
+use crate::cloud::observe::{ObserveError, ObserveOptions, observe, resolve_organization};
+use crate::cloud::{CloudApi, CloudError};
+use crate::model::{Desired, OrgRef, Organization};
+use crate::plan::{self, Plan, PlanErrors};
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+
+/// How to reconcile. [`Default`] matches the CLI defaults.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Reads in flight and the retry budget while observing (and attributing).
+    pub observe: ObserveOptions,
+    /// Planner options: `prune` here is `--prune`; the manifest's own `prune: true` is merged
+    /// by the planner, never again by callers.
+    pub plan: plan::Options,
+    /// The delete budget.
+    pub deletes: DeleteBudget,
+    /// Changes in flight while applying, and when the cloud counts as unreachable.
+    pub apply: ApplyOptions,
+    /// The API key id this process writes with: drift made with it is attributed to
+    /// [`OWN_KEY`] rather than to the id. `None`: every editor is shown as the cloud names it.
+    pub own_key_id: Option<String>,
+}
+
+/// Where [`prepare_with`] is, for a progress line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Reading the cloud.
+    Observing,
+    /// Reading the history of drifted parts.
+    Attributing,
+    /// A read finished; nothing is in progress.
+    Idle,
+}
+
+/// A plan ready to show and, unless refused, to apply. Built only by [`prepare`] (fresh) or
+/// [`Prepared::saved`] (a saved plan), and its plan and verdicts cannot be changed apart, so
+/// every plan [`apply`] sees carries the verdicts made on it.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The plan, in execution order, with drift attributed.
+    plan: Plan,
+    /// Why the plan must not be applied; empty when it may be.
+    refusals: Vec<Refusal>,
+    /// What the user should know that did not stop the plan (e.g. drift that could not be
+    /// attributed). One sentence each, without a `warning:` prefix.
+    pub warnings: Vec<String>,
+}
+
+impl Prepared {
+    /// A plan saved by `fleetform plan --out`, with the verdicts that apply to it (the delete
+    /// budget; there is no manifest to judge). [`apply`] checks it against the cloud.
+    pub fn saved(plan: Plan, opts: &Options) -> Prepared {
+        Prepared {
+            refusals: safety::verdicts(None, &plan, &opts.deletes),
+            plan,
+            warnings: vec![],
+        }
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The plan, for showing only (it can no longer be applied).
+    pub fn into_plan(self) -> Plan {
+        self.plan
+    }
+
+    /// Why the plan must not be applied; empty when it may be.
+    pub fn refusals(&self) -> &[Refusal] {
+        &self.refusals
+    }
+
+    /// Marks, for display, every value `ledger` knows was ever sensitive (see
+    /// [`crate::sensitive::Ledger::mark_plan`]); what apply writes is unchanged.
+    pub fn mark_sensitive(&mut self, ledger: &crate::sensitive::Ledger) {
+        ledger.mark_plan(&mut self.plan);
+    }
+
+    /// Whether applying would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.plan.is_empty()
+    }
+}
+
+/// Why [`prepare`] made no plan.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// The cloud could not be read.
+    #[error("cannot read the cloud")]
+    Observe(#[source] ObserveError),
+    /// The plan cannot be made (ambiguous names, missing pins, a protected resource that
+    /// would be deleted, …); each error says which resource and how to fix it.
+    #[error("cannot make a plan:\n{0}")]
+    Plan(PlanErrors),
+}
+
+/// Why [`apply`] wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A safety verdict forbids the plan.
+    #[error("the plan is refused: {}", .0.first().map(ToString::to_string).unwrap_or_default())]
+    Refused(Vec<Refusal>),
+    /// The cloud changed since the plan was made; each entry names a resource and what changed.
+    #[error("the plan is stale: the cloud changed since it was made")]
+    Stale(Vec<Stale>),
+    /// The plan could not be checked against the cloud.
+    #[error("cannot check the plan against the cloud")]
+    Check(#[source] CloudError),
+}
+
+/// Observes, plans, attributes drift and judges the plan (see the module docs). Never writes.
+pub async fn prepare(
+    api: &dyn CloudApi,
+    desired: &Desired,
+    opts: &Options,
+) -> Result<Prepared, PrepareError> {
+    prepare_with(api, desired, opts, &|_| {}).await
+}
+
+/// [`prepare`], telling `progress` which read is under way.
+pub async fn prepare_with(
+    api: &dyn CloudApi,
+    desired: &Desired,
+    opts: &Options,
+    progress: &(dyn Fn(Step) + Sync),
+) -> Result<Prepared, PrepareError> {
+    progress(Step::Observing);
+    let observed = observe(api, desired, &opts.observe).await;
+    progress(Step::Idle);
+    let observed = observed.map_err(PrepareError::Observe)?;
+    let mut plan = plan::plan(desired, &observed, &opts.plan).map_err(PrepareError::Plan)?;
+    let mut warnings = vec![];
+    if attribute::drifted_parts(&plan).next().is_some() {
+        progress(Step::Attributing);
+        let attributed =
+            attribute::attribute_drift(api, &mut plan, &opts.observe, opts.own_key_id.as_deref())
+                .await;
+        progress(Step::Idle);
+        if let Err(e) = attributed {
+            warnings.push(format!(
+                "cannot tell who changed the drifted parts: {}",
+                error_chain(&e)
+            ));
+        }
+    }
+    Ok(Prepared {
+        refusals: safety::verdicts(Some(desired), &plan, &opts.deletes),
+        plan,
+        warnings,
+    })
+}
+
+/// Applies `prepared`: refuses it when a verdict forbids it or it is stale (see the module
+/// docs), else executes every change with the apply engine, sending `events` as changes start
+/// and finish. Raising `stop` starts nothing new; calls in flight finish.
+pub async fn apply(
+    api: Arc<dyn CloudApi>,
+    prepared: Prepared,
+    opts: &Options,
+    events: Option<mpsc::UnboundedSender<Event>>,
+    stop: watch::Receiver<bool>,
+) -> Result<Report, ApplyError> {
+    if !prepared.refusals.is_empty() {
+        return Err(ApplyError::Refused(prepared.refusals));
+    }
+    let plan = prepared.plan;
+    if !plan.is_empty() {
+        let stale = apply::check_preconditions(Arc::clone(&api), &plan)
+            .await
+            .map_err(ApplyError::Check)?;
+        if !stale.is_empty() {
+            return Err(ApplyError::Stale(stale));
+        }
+    }
+    Ok(apply::apply(api, &plan, &opts.apply, events, stop).await)
+}
+
+/// The organization `wanted` names, among those the API key can see (for the lease, which is
+/// taken before preparing).
+pub async fn organization(
+    api: &dyn CloudApi,
+    wanted: &OrgRef,
+) -> Result<Organization, ObserveError> {
+    let orgs = api
+        .list_organizations()
+        .await
+        .map_err(|source| ObserveError::Read {
+            what: "the organizations this API key can see (ListOrganizations)".into(),
+            source,
+        })?;
+    resolve_organization(orgs, wanted)
+}
+
+/// `outcome` with the change a skipped change waited for named by what it changes
+/// (`location Factory`), never by the plan's internal change id: how the engine's events and
+/// results are shown.
+pub fn named_blocker(plan: &Plan, outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Skipped { because } => Outcome::Skipped {
+            because: plan
+                .change(&because)
+                .map_or(because, |d| format!("{} {}", d.kind.as_str(), d.path)),
+        },
+        other => other,
+    }
+}
+
+/// `top: cause: cause…` on one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        source = e.source();
+    }
+    s
+}

@@ -1,0 +1,155 @@
+//! Saved plans (`fleetform plan --out FILE`, applied by `fleetform apply FILE`): writing one,
+//! reading one back, and restoring its sensitive values.
+//!
+//! A saved plan is the [`Plan`] exactly as serde writes it, with sensitive values masked: each
+//! appears only as its SHA-256 hash, salted with a fresh random salt per plan, saved as
+//! [`SALT_FIELD`] (see [`crate::sensitive::salted`]). Before applying, every sensitive value is
+//! resolved again from the environment and must hash to what the plan was made with
+//! ([`restore_sensitive`]). Its version is the plan's `format_version` field
+//! ([`crate::plan::PLAN_FORMAT_VERSION`]). Whether the cloud still matches it is
+//! [`super::apply`]'s stale check.
+
+use crate::plan::{self, Op, Plan};
+use serde_json::Value;
+use sha2::Digest;
+
+/// The field of a saved plan holding its salt.
+pub const SALT_FIELD: &str = "sensitive_salt";
+
+/// Why a saved plan cannot be used. Messages name the resource and never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum SavedPlanError {
+    /// Written by another version of fleetform.
+    #[error(
+        "the plan file has format_version {found}; this fleetform reads {}\nhint: plan again with this version",
+        plan::PLAN_FORMAT_VERSION
+    )]
+    Version { found: u64 },
+    /// Versioned as a plan, but not one.
+    #[error("the plan file is not a valid fleetform plan")]
+    Invalid(#[source] serde_json::Error),
+    /// A sensitive value cannot be resolved from the environment.
+    #[error(
+        "{kind} {path}: {message}\nhint: the saved plan needs the same environment it was made with"
+    )]
+    Unresolved {
+        kind: &'static str,
+        path: String,
+        message: String,
+    },
+    /// A sensitive value resolves, but not to the value the plan was made with.
+    #[error(
+        "{kind} {path}: the value of {env} differs from the one the plan was made with\nhint: plan again, or restore the environment"
+    )]
+    Changed {
+        kind: &'static str,
+        path: String,
+        env: String,
+    },
+}
+
+/// `plan` as a saved plan file: pretty JSON, known secrets marked, sensitive hashes salted.
+/// Ends with a newline.
+pub fn to_json(plan: &Plan) -> String {
+    let (plan, salt) = salted(plan);
+    let mut doc = serde_json::to_value(&plan).expect("a plan serializes to JSON");
+    if let (Value::Object(o), Some(salt)) = (&mut doc, salt) {
+        o.insert(SALT_FIELD.to_string(), Value::String(salt));
+    }
+    // Plans hold only strings, numbers, booleans, sequences and string-keyed maps, so
+    // serializing them cannot fail.
+    let mut out = serde_json::to_string_pretty(&doc).expect("a plan serializes to JSON");
+    out.push('\n');
+    out
+}
+
+/// `plan` with known secrets marked and every sensitive hash salted with a fresh salt; the
+/// salt, when there was anything to salt. Saved plans and `--output json` both go through it.
+pub fn salted(plan: &Plan) -> (Plan, Option<String>) {
+    let mut plan = crate::sensitive::with_known_secrets_marked(plan).into_owned();
+    let salt = crate::sensitive::new_salt();
+    let any = crate::sensitive::rewrite_hashes(&mut plan, &|h| crate::sensitive::salted(&salt, h));
+    (plan, any.then_some(salt))
+}
+
+/// The plan in `text`, with the salt of its sensitive hashes; `None` when `text` is not a plan
+/// file at all (a JSON object with a `format_version`).
+pub fn read(text: &str) -> Option<Result<(Plan, Option<String>), SavedPlanError>> {
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    let value: Value = serde_json::from_str(text).ok()?;
+    let found = value.get("format_version")?.as_u64()?;
+    if found != u64::from(plan::PLAN_FORMAT_VERSION) {
+        return Some(Err(SavedPlanError::Version { found }));
+    }
+    let salt = value
+        .get(SALT_FIELD)
+        .and_then(|s| s.as_str())
+        .map(String::from);
+    Some(
+        serde_json::from_value(value)
+            .map(|plan| (plan, salt))
+            .map_err(SavedPlanError::Invalid),
+    )
+}
+
+/// A saved plan holds sensitive values only as hashes: resolves each again from `env` and
+/// checks it is the value the plan was made with, then puts it back where apply writes it.
+pub fn restore_sensitive(
+    plan: &mut Plan,
+    env: &dyn Fn(&str) -> Option<String>,
+    salt: Option<&str>,
+) -> Result<(), SavedPlanError> {
+    for change in &mut plan.changes {
+        let cfg = match &mut change.op {
+            Op::CreateFragment { config, .. } => Some(config),
+            Op::UpdateFragment { config, .. }
+            | Op::CreatePart { config, .. }
+            | Op::UpdatePart { config, .. } => config.as_mut(),
+            _ => None,
+        };
+        let Some(cfg) = cfg else { continue };
+        for s in &cfg.sensitive {
+            let value = crate::manifest::resolve_template(&s.template, env).map_err(|message| {
+                SavedPlanError::Unresolved {
+                    kind: change.kind.as_str(),
+                    path: change.path.clone(),
+                    message,
+                }
+            })?;
+            let hash = hex::encode(sha2::Sha256::digest(value.as_bytes()));
+            let hash = salt.map_or(hash.clone(), |salt| crate::sensitive::salted(salt, &hash));
+            if hash != s.sha256 {
+                return Err(SavedPlanError::Changed {
+                    kind: change.kind.as_str(),
+                    path: change.path.clone(),
+                    env: s.env.join(", "),
+                });
+            }
+            if let Some(slot) = cfg.value.pointer_mut(&s.pointer) {
+                *slot = Value::String(value);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_versioned_json_objects_are_plans() {
+        assert!(read("version: 1\norganization: acme\n").is_none());
+        assert!(read("{\"organization\": \"acme\"}").is_none());
+        assert!(matches!(
+            read("{\"format_version\": 99}"),
+            Some(Err(SavedPlanError::Version { found: 99 }))
+        ));
+        assert!(matches!(
+            read("{\"format_version\": 1, \"changes\": 3}"),
+            Some(Err(SavedPlanError::Invalid(_)))
+        ));
+    }
+}
