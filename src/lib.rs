@@ -10,12 +10,14 @@
 //! - [`cloud`]: the [`cloud::CloudApi`] trait and the gRPC client that speaks Viam's protocol.
 //! - [`localcloud`]: an embedded, SQLite-backed, Viam-compatible cloud for trying things out,
 //!   CI and tests. It shares no code with the client, so a bug in one cannot hide one in the other.
+//! - [`backoff`]: the one retry delay schedule (capped exponential, equal jitter).
 //! - [`lease`]: the organization-wide lease in the cloud: one writer at a time.
 //! - [`sensitive`]: private files, salted hashes, and the ledger of what was ever sensitive.
 //! - [`cli`]: the `fleetform` commands; the only module that prints.
 //! - [`proto`]: code generated from `proto/` by `build.rs`.
 
 pub mod apply;
+pub mod backoff;
 pub mod cli;
 pub mod cloud;
 pub mod lease;

@@ -21,6 +21,7 @@
 
 use super::convert::{self, ConvertError};
 use super::{CloudApi, CloudError, Code, LogStream, ParentChange};
+use crate::backoff::Exponential;
 use crate::model::{
     Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage, FragmentVersions,
     Grant, HistoryEntry, Invite, Location, LocationSecret, LogEntry, LogPage, LogQuery, Machine,
@@ -105,23 +106,9 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The upper bound of the delay before retry number `attempt` (1 = the first retry):
-    /// `min(max_delay, base_delay * 2^(attempt - 1))`. Non-decreasing in `attempt`.
-    pub fn delay_bound(&self, attempt: u32) -> Duration {
-        let doublings = attempt.saturating_sub(1).min(31);
-        self.base_delay
-            .saturating_mul(1u32 << doublings)
-            .min(self.max_delay)
-    }
-
-    /// The delay before retry number `attempt` (1 = the first retry), with equal jitter: uniformly
-    /// random in `[bound / 2, bound]` where `bound` is [`RetryPolicy::delay_bound`]. Half the
-    /// bound is always waited, so a struggling server still gets real back-off.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let bound = self.delay_bound(attempt);
-        let half = bound / 2;
-        let spread = u64::try_from(bound.saturating_sub(half).as_nanos()).unwrap_or(u64::MAX);
-        half + Duration::from_nanos(fastrand::u64(0..=spread))
+    /// The delay schedule between attempts: `base_delay` doubling up to `max_delay`.
+    pub fn backoff(&self) -> Exponential {
+        Exponential::new(self.base_delay, self.max_delay)
     }
 }
 
@@ -347,7 +334,7 @@ impl Client {
     }
 
     async fn backoff(&self, rpc: &'static str, err: &CloudError, attempt: u32) {
-        let delay = self.inner.retry.delay(attempt);
+        let delay = self.inner.retry.backoff().jittered(attempt);
         tracing::debug!(
             rpc,
             code = err.code.as_str(),
@@ -1603,22 +1590,10 @@ mod tests {
     #[test]
     fn retry_delay_grows_and_is_capped() {
         let p = RetryPolicy::default();
-        assert_eq!(p.delay_bound(1), Duration::from_millis(100));
-        assert_eq!(p.delay_bound(2), Duration::from_millis(200));
-        assert_eq!(p.delay_bound(0), p.delay_bound(1));
-        for attempt in 1..100 {
-            assert!(p.delay_bound(attempt + 1) >= p.delay_bound(attempt));
-            assert!(p.delay_bound(attempt) <= p.max_delay);
-            let d = p.delay(attempt);
-            assert!(d <= p.delay_bound(attempt), "attempt {attempt}: {d:?}");
-            assert!(d >= p.delay_bound(attempt) / 2, "attempt {attempt}: {d:?}");
-        }
-        assert_eq!(p.delay_bound(u32::MAX), p.max_delay);
-        let zero = RetryPolicy {
-            base_delay: Duration::ZERO,
-            ..p
-        };
-        assert_eq!(zero.delay(3), Duration::ZERO);
+        let b = p.backoff();
+        assert_eq!(b.bound(1), Duration::from_millis(100));
+        assert_eq!(b.bound(2), Duration::from_millis(200));
+        assert_eq!(b.bound(u32::MAX), p.max_delay);
     }
 
     #[test]
