@@ -17,10 +17,12 @@
 //! - **Retries**: reads are retried on transient errors with capped exponential backoff and
 //!   equal jitter ([`RetryPolicy`]); writes are not (their outcome is unknown; the caller
 //!   re-observes).
-//! - **Counting**: attempts per RPC name ([`Client::rpc_counts`]) for benchmarks.
+//! - **Counting**: attempts per RPC name ([`Client::rpc_counts`]) for benchmarks; and an
+//!   optional [`RpcObserver`] ([`Client::with_observer`]) told once per logical call (after
+//!   retries) with the RPC name and outcome, which is how `watch` counts calls in its metrics.
 
 use super::convert::{self, ConvertError};
-use super::{CloudApi, CloudError, Code, LogStream, ParentChange};
+use super::{CloudApi, CloudError, Code, LogStream, ParentChange, RpcObserver};
 use crate::backoff::Exponential;
 use crate::model::{
     Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage, FragmentVersions,
@@ -161,10 +163,13 @@ impl Kind {
 
 /// A cheap-to-clone handle to a Viam cloud implementing [`CloudApi`] over gRPC.
 ///
-/// Clones share the connection, the cached token and the RPC counters.
+/// Clones share the connection, the cached token and the RPC counters (and the observer, if
+/// any; [`Client::with_observer`] makes a handle with its own).
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Told about every logical call made through this handle ([`Client::call`]).
+    observer: Option<Arc<dyn RpcObserver>>,
 }
 
 struct Inner {
@@ -214,8 +219,18 @@ impl Client {
         Ok(Client::from_channel(channel, opts))
     }
 
+    /// A handle to the same connection (token, counters) whose calls are reported to
+    /// `observer`, once per logical call; other handles are not affected.
+    pub fn with_observer(&self, observer: Arc<dyn RpcObserver>) -> Client {
+        Client {
+            inner: Arc::clone(&self.inner),
+            observer: Some(observer),
+        }
+    }
+
     fn from_channel(channel: Channel, opts: ClientOptions) -> Client {
         Client {
+            observer: None,
             inner: Arc::new(Inner {
                 endpoint: opts.endpoint,
                 channel,
@@ -247,11 +262,31 @@ impl Client {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Runs one AppService/RobotService RPC with authentication, deadline and retries.
+    /// Runs one AppService/RobotService RPC with authentication, deadline and retries, and
+    /// reports its end to the observer (once, whatever the attempts).
     ///
     /// `f` receives the channel and a ready request (token and deadline set) and performs the
     /// RPC; it is called once per attempt.
     async fn call<Req, Resp, F, Fut>(
+        &self,
+        rpc: &'static str,
+        kind: Kind,
+        req: Req,
+        f: F,
+    ) -> Result<Resp, CloudError>
+    where
+        Req: Clone,
+        F: Fn(Channel, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let result = self.call_with_retries(rpc, kind, req, f).await;
+        if let Some(observer) = &self.observer {
+            observer.rpc_finished(rpc, result.as_ref().err());
+        }
+        result
+    }
+
+    async fn call_with_retries<Req, Resp, F, Fut>(
         &self,
         rpc: &'static str,
         kind: Kind,
@@ -1320,6 +1355,10 @@ impl CloudApi for Client {
         Ok(convert::fragment(required(RPC, "fragment", resp.fragment)?))
     }
 
+    fn observed(&self, observer: Arc<dyn RpcObserver>) -> Option<Arc<dyn CloudApi>> {
+        Some(Arc::new(self.with_observer(observer)))
+    }
+
     async fn delete_fragment(&self, fragment_id: &str) -> Result<(), CloudError> {
         let req = pb::DeleteFragmentRequest {
             id: fragment_id.to_string(),
@@ -1513,6 +1552,52 @@ mod tests {
         assert_eq!(result.map_err(|e| e.code), Err(Code::NotFound));
         assert_eq!(seen.len(), 1, "permanent errors are not retried");
         assert_eq!(client.rpc_counts().get("ListOrganizations"), Some(&8));
+    }
+
+    /// Records what the client reports, in order.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(&'static str, Option<Code>)>>);
+
+    impl RpcObserver for Recorder {
+        fn rpc_finished(&self, rpc: &'static str, error: Option<&CloudError>) {
+            self.0
+                .lock()
+                .expect("lock")
+                .push((rpc, error.map(|e| e.code)));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_observer_sees_each_logical_call_once_and_only_on_its_handle() {
+        let log = Arc::new(AuthLog::default());
+        let plain = client_with(log.clone()).await;
+        let recorder = Arc::new(Recorder::default());
+        let observed = plain.with_observer(recorder.clone());
+        let unavailable = Err(tonic::Code::Unavailable);
+
+        // Two retries and a re-authentication: still one call each.
+        let (result, seen) = scripted(&observed, Kind::Read, vec![unavailable; 2]).await;
+        assert_eq!((result, seen.len()), (Ok(()), 3));
+        let unauthenticated = Err(tonic::Code::Unauthenticated);
+        let (result, seen) = scripted(&observed, Kind::Write, vec![unauthenticated]).await;
+        assert_eq!((result, seen.len()), (Ok(()), 2));
+        let (result, _) = scripted(&observed, Kind::Read, vec![unavailable; 5]).await;
+        assert_eq!(result.map_err(|e| e.code), Err(Code::Unavailable));
+        // Calls through the handle without the observer are not reported.
+        let (result, _) = scripted(&plain, Kind::Read, vec![]).await;
+        assert_eq!(result, Ok(()));
+
+        let reported = recorder.0.lock().expect("lock").clone();
+        assert_eq!(
+            reported,
+            [
+                ("ListOrganizations", None),
+                ("ListOrganizations", None),
+                ("ListOrganizations", Some(Code::Unavailable)),
+            ]
+        );
+        // The handles share the connection and its counters.
+        assert_eq!(plain.rpc_counts().get("ListOrganizations"), Some(&9));
     }
 
     #[tokio::test]
