@@ -16,7 +16,7 @@
 //! | `fleetform_watch_drift_changes` | gauge | | changes still pending after the latest pass that read the cloud: all drift found in detect-only mode, else what was not applied (0 = in sync) |
 //! | `fleetform_watch_changes_applied_total` | counter | `action` | changes applied |
 //! | `fleetform_watch_changes_failed_total` | counter | `action` | changes that failed, conflicted or were skipped |
-//! | `fleetform_cloud_rpcs_total` | counter | `method`, `code` | cloud calls by Viam RPC name and outcome (`OK` or the gRPC code); retries inside the client are one call |
+//! | `fleetform_cloud_rpcs_total` | counter | `method`, `code` | cloud calls by Viam RPC name and outcome (`OK` or the gRPC code), reported by the client's [`RpcObserver`] hook: retries inside the client are one call; a call the client refuses before sending (an invalid argument) is not counted |
 //! | `fleetform_watch_last_success_timestamp_seconds` | gauge | | Unix time of the last successful pass (0 = never) |
 //! | `fleetform_watch_breaker_state` | gauge | `state` | 1 for the current state of `closed`, `open`, `half_open`, else 0 |
 //! | `fleetform_watch_git_fetch_errors_total` | counter | | failed polls of the git source |
@@ -478,7 +478,7 @@ async fn metrics_text(State(metrics): State<Arc<Metrics>>) -> Response {
 ///
 /// Each connection is HTTP/1.1 without keep-alive (`Connection: close`), with title-case header
 /// names, the request-head limits of the module docs, and a permit from a semaphore of
-/// [`MAX_CONNECTIONS`] taken before accepting, so a flood waits in the kernel's backlog instead
+/// `MAX_CONNECTIONS` taken before accepting, so a flood waits in the kernel's backlog instead
 /// of in our memory (mini-redis `server.rs`).
 pub async fn serve(
     listener: TcpListener,
