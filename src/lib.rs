@@ -13,6 +13,7 @@
 //! - [`localcloud`]: an embedded, SQLite-backed, Viam-compatible cloud for trying things out,
 //!   CI and tests. It shares no code with the client, so a bug in one cannot hide one in the other.
 //! - [`history`]: the edits of a part or a fragment, from the cloud's history of it.
+//! - [`backoff`]: the one retry delay schedule (capped exponential, equal jitter).
 //! - [`lease`]: the organization-wide lease in the cloud: one writer at a time.
 //! - [`fsutil`]: files written whole (atomic replace), private (0600) or not.
 //! - [`sensitive`]: private files, salted hashes, and the ledger of what was ever sensitive.
@@ -23,6 +24,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod apply;
+pub mod backoff;
 #[allow(clippy::print_stdout, clippy::print_stderr)]
 pub mod cli;
 pub mod cloud;

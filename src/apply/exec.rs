@@ -8,6 +8,7 @@
 //! resource is gone. Only then is the call repeated.
 
 use super::Resolved;
+use crate::backoff::Exponential;
 use crate::cloud::{CloudApi, CloudError, Code, ParentChange};
 use crate::model::{Grant, ResourceKind, Timestamp};
 use crate::plan::canonical::{canonical, comparable_eq, fragment_import, import_meanings};
@@ -19,6 +20,10 @@ use std::time::Duration;
 
 /// How often a write with an unknown outcome is re-checked and repeated.
 const UNKNOWN_OUTCOME_ATTEMPTS: u32 = 4;
+/// The pause before reading back after an unknown outcome: 50, 100, 150 ms (no jitter: the
+/// read-back is one caller's own resource, not a crowd retrying against a server).
+const SETTLE_BACKOFF: Exponential =
+    Exponential::new(Duration::from_millis(50), Duration::from_millis(150));
 
 /// Why a change failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -54,7 +59,7 @@ where
                     attempt,
                     "outcome unknown; re-reading before retrying"
                 );
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                tokio::time::sleep(SETTLE_BACKOFF.bound(attempt)).await;
                 match settle().await {
                     Ok(Some(done)) => return Ok(done),
                     Ok(None) => {}
@@ -472,7 +477,7 @@ async fn write_part(
         match api.update_part(id, name, value, lku).await {
             Ok(_) => return Ok(()),
             Err(e) if e.outcome_unknown() && attempt < UNKNOWN_OUTCOME_ATTEMPTS => {
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                tokio::time::sleep(SETTLE_BACKOFF.bound(attempt)).await;
                 match api.get_part(id).await {
                     Ok(p) => {
                         let done =
@@ -504,7 +509,7 @@ async fn write_fragment(
         match api.update_fragment(id, name, value, visibility, lku).await {
             Ok(_) => return Ok(()),
             Err(e) if e.outcome_unknown() && attempt < UNKNOWN_OUTCOME_ATTEMPTS => {
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                tokio::time::sleep(SETTLE_BACKOFF.bound(attempt)).await;
                 match api.get_fragment(id).await {
                     Ok(f) => {
                         let done = f.name == name

@@ -207,7 +207,6 @@ pub(super) fn print_plan(plan: &Plan, format: Format, detail: bool) -> anyhow::R
     super::term::print_stdout(&rendered).context("cannot write the plan to stdout")
 }
 
-
 /// A one-line progress message on stderr, shown only when stderr is a terminal (so logs and
 /// CI output stay clean).
 pub(super) struct Status {

@@ -19,6 +19,7 @@ use crate::model::{
     Member, Organization, Part, Timestamp, Visibility,
 };
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// A stream of log batches from [`CloudApi::tail_part_logs`]; every batch is non-empty.
 pub type LogStream =
@@ -33,6 +34,17 @@ pub enum ParentChange {
     Root,
     /// Move under this location id.
     To(String),
+}
+
+/// Told about every RPC a [`CloudApi`] makes (metrics): once per logical call, with the Viam RPC
+/// name and how it ended, however many attempts it took (retries and the repeat after
+/// re-authentication are one call; `Authenticate` is part of the call that needed it).
+///
+/// Called on the caller's task right after the call ends, so it must be quick and must not
+/// block (counting into a map under a short lock is fine).
+pub trait RpcObserver: Send + Sync {
+    /// `rpc` (such as `UpdateRobotPart`) finished: `None` for success, else its error.
+    fn rpc_finished(&self, rpc: &'static str, error: Option<&CloudError>);
 }
 
 /// The Viam cloud operations fleetform uses, in domain terms.
@@ -201,4 +213,12 @@ pub trait CloudApi: Send + Sync {
         last_known_update: Option<Timestamp>,
     ) -> Result<Fragment, CloudError>;
     async fn delete_fragment(&self, fragment_id: &str) -> Result<(), CloudError>;
+
+    /// A handle to the same cloud whose RPCs are all reported to `observer` (other handles are
+    /// not affected). `None` when this implementation makes no RPCs it could report; the caller
+    /// then goes on with the unobserved handle.
+    fn observed(&self, observer: Arc<dyn RpcObserver>) -> Option<Arc<dyn CloudApi>> {
+        let _ = observer;
+        None
+    }
 }

@@ -481,7 +481,12 @@ fn suggestion(wanted: &str, names: &[&str], noun: &str) -> String {
     }
     let mut scored: Vec<(usize, &str)> = names
         .iter()
-        .map(|n| (strsim::levenshtein(&wanted.to_lowercase(), &n.to_lowercase()), *n))
+        .map(|n| {
+            (
+                strsim::levenshtein(&wanted.to_lowercase(), &n.to_lowercase()),
+                *n,
+            )
+        })
         .collect();
     scored.sort();
     scored.dedup();
@@ -615,5 +620,4 @@ mod tests {
         assert!(e.contains("at the top level"), "{e}");
         assert!(e.contains("`HQ`"), "{e}");
     }
-
 }

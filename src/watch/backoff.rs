@@ -7,7 +7,8 @@
 //! # Rules
 //! - **Backoff.** After `n` consecutive failed passes (whatever their causes, so alternating
 //!   causes cannot dodge it) the next pass waits a random delay in `[bound / 2, bound]` where
-//!   `bound = min(max, initial * 2^(n-1))` ("equal jitter", as the client's read retries).
+//!   `bound = min(max, initial * 2^(n-1))`: the shared [`crate::backoff::Exponential`] schedule
+//!   ("equal jitter", as the client's read retries).
 //!   Triggers that arrive meanwhile wait too and coalesce. A success resets it.
 //! - **Circuit breaker.** The same failure (same cause string) `threshold` times in a row opens
 //!   the breaker for `cooldown`: passes are then not run at all (each refused one is counted
@@ -16,6 +17,7 @@
 //! - A manifest that does not parse is not a failure here: it makes no cloud calls, so there
 //!   is nothing to protect, and the next edit should apply at once.
 
+use crate::backoff::Exponential;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -45,19 +47,9 @@ impl Default for BackoffPolicy {
 }
 
 impl BackoffPolicy {
-    /// The delay bound after `failures` consecutive failures (1 = the first):
-    /// `min(max, initial * 2^(failures - 1))`, non-decreasing in `failures`.
-    pub fn delay_bound(&self, failures: u32) -> Duration {
-        let doublings = failures.saturating_sub(1).min(31);
-        self.initial.saturating_mul(1u32 << doublings).min(self.max)
-    }
-
-    /// The delay after `failures` consecutive failures, with equal jitter: `jitter` in `[0, 1]`
-    /// picks a point in `[bound / 2, bound]`.
-    pub fn delay(&self, failures: u32, jitter: f64) -> Duration {
-        let bound = self.delay_bound(failures);
-        let half = bound / 2;
-        half + (bound - half).mul_f64(jitter.clamp(0.0, 1.0))
+    /// The delay schedule between failed passes: `initial` doubling up to `max`.
+    pub fn backoff(&self) -> Exponential {
+        Exponential::new(self.initial, self.max)
     }
 }
 
@@ -173,7 +165,7 @@ impl Backoff {
             self.not_before = Some(until);
             return until;
         }
-        let at = now + self.policy.delay(self.failures, jitter);
+        let at = now + self.policy.backoff().delay(self.failures, jitter);
         self.not_before = Some(at);
         at
     }
@@ -193,29 +185,11 @@ mod tests {
     }
 
     #[test]
-    fn delay_doubles_up_to_the_cap() {
-        let p = policy();
-        let bounds: Vec<u64> = (1..=6).map(|n| p.delay_bound(n).as_secs()).collect();
-        assert_eq!(bounds, [1, 2, 4, 8, 10, 10]);
-        assert_eq!(p.delay_bound(0), Duration::from_secs(1));
-        assert_eq!(p.delay_bound(u32::MAX), Duration::from_secs(10));
-    }
-
-    #[test]
-    fn jitter_stays_between_half_and_the_bound() {
-        let p = policy();
-        assert_eq!(p.delay(4, 0.0), Duration::from_secs(4));
-        assert_eq!(p.delay(4, 1.0), Duration::from_secs(8));
-        assert_eq!(p.delay(4, 0.5), Duration::from_secs(6));
-        // Out-of-range jitter is clamped rather than trusted.
-        assert_eq!(p.delay(4, 7.0), Duration::from_secs(8));
-        for i in 0..=100 {
-            let d = p.delay(3, f64::from(i) / 100.0);
-            assert!(
-                d >= Duration::from_secs(2) && d <= Duration::from_secs(4),
-                "{d:?}"
-            );
-        }
+    fn the_policy_schedule_is_initial_doubling_to_max() {
+        let b = policy().backoff();
+        assert_eq!(b.bound(1), Duration::from_secs(1));
+        assert_eq!(b.bound(4), Duration::from_secs(8));
+        assert_eq!(b.bound(5), Duration::from_secs(10));
     }
 
     #[test]

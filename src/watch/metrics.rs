@@ -1,7 +1,11 @@
 //! What `watch` exports: the metrics registry, the `/healthz` `/readyz` `/metrics` HTTP
-//! endpoint, and [`CountingApi`], which counts every cloud call by method and status code.
+//! endpoint, and the [`RpcObserver`] through which the client counts every cloud call by method
+//! and status code.
 //!
 //! # Metrics (Prometheus text format 0.0.4)
+//!
+//! Kept in a [`prometheus_client`] registry and encoded by it. Every label value a family can
+//! take is exported from the start (as 0), except `method`/`code` pairs, which appear when seen.
 //!
 //! | name | type | labels | meaning |
 //! |---|---|---|---|
@@ -12,7 +16,7 @@
 //! | `fleetform_watch_drift_changes` | gauge | | changes still pending after the latest pass that read the cloud: all drift found in detect-only mode, else what was not applied (0 = in sync) |
 //! | `fleetform_watch_changes_applied_total` | counter | `action` | changes applied |
 //! | `fleetform_watch_changes_failed_total` | counter | `action` | changes that failed, conflicted or were skipped |
-//! | `fleetform_cloud_rpcs_total` | counter | `method`, `code` | cloud calls by Viam RPC name and outcome (`OK` or the gRPC code); retries inside the client are one call |
+//! | `fleetform_cloud_rpcs_total` | counter | `method`, `code` | cloud calls by Viam RPC name and outcome (`OK` or the gRPC code), reported by the client's [`RpcObserver`] hook: retries inside the client are one call; a call the client refuses before sending (an invalid argument) is not counted |
 //! | `fleetform_watch_last_success_timestamp_seconds` | gauge | | Unix time of the last successful pass (0 = never) |
 //! | `fleetform_watch_breaker_state` | gauge | `state` | 1 for the current state of `closed`, `open`, `half_open`, else 0 |
 //! | `fleetform_watch_git_fetch_errors_total` | counter | | failed polls of the git source |
@@ -20,33 +24,39 @@
 //!
 //! # Endpoint
 //!
-//! A deliberately tiny HTTP/1.1 server (one request per connection, `Connection: close`):
+//! An [`axum`] router served over HTTP/1.1 (one request per connection, `Connection: close`):
 //! `GET /healthz` is 200 while the process runs; `GET /readyz` is 200 once a pass has
 //! succeeded and the breaker is closed, else 503 with the reason. With `--ha`, a standby
 //! replica is ready (200, body `ready: standby`): it is healthy and waiting to take over, and
 //! a Kubernetes Deployment of several replicas then rolls out and keeps every pod in service;
 //! the active one answers `ready: active` (once a pass has succeeded). `GET /metrics` is the text
-//! above. Anything else is 404 (405 for methods other than GET and HEAD). Requests are read
-//! with a size limit and a deadline, and at most 64 connections are served at once.
+//! above. Anything else is 404 (405, with `Allow`, for other methods on these paths). Request
+//! heads are read with a size limit (8 KiB) and a deadline (5 s), and at most 64 connections are
+//! served at once.
 
 use super::PassResult;
 use super::Trigger;
 use super::backoff::BreakerState;
 use crate::apply::{Outcome, Report};
-use crate::cloud::{CloudApi, CloudError, LogStream, ParentChange};
-use crate::model::{
-    Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage, FragmentVersions,
-    Grant, HistoryEntry, Invite, Location, LocationSecret, LogEntry, LogPage, LogQuery, Machine,
-    Member, Organization, Part, Timestamp, Visibility,
-};
+use crate::cloud::{CloudError, RpcObserver};
 use crate::plan::{Action, Plan};
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::borrow::Cow;
 use std::future::Future;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Upper bounds (seconds) of the pass duration histogram buckets.
@@ -55,44 +65,143 @@ const DURATION_BUCKETS: [f64; 12] = [
 ];
 const ACTIONS: [&str; 4] = ["create", "update", "move", "delete"];
 const BREAKER_STATES: [&str; 3] = ["closed", "open", "half_open"];
+const ROLES: [&str; 2] = ["active", "standby"];
+
+/// One label: `[(name, value)]`.
+type Label = [(&'static str, &'static str); 1];
+/// A counter per value of one label.
+type Counters = Family<Label, Counter>;
+/// A gauge per value of one label.
+type Gauges = Family<Label, Gauge>;
 
 /// The watch loop's counters and status, shared with the HTTP endpoint (and tests).
 ///
-/// A `std::sync::Mutex` guards plain maps: critical sections are a few map updates, never
-/// held across an `.await`.
+/// The metric handles are atomics shared with `registry`, which encodes them; the plain status
+/// that readiness needs sits behind a `std::sync::Mutex` whose critical sections are a few
+/// assignments, never held across an `.await`.
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    /// Every family below, in the order of the module docs' table. Behind a mutex only because
+    /// `fleetform_watch_role` is registered when a replica first learns its role (`--ha`).
+    registry: Mutex<Registry>,
+    passes: Counters,
+    pass_duration: Histogram,
+    triggers: Counters,
+    drift_detected: Counters,
+    drift_changes: Gauge,
+    applied: Counters,
+    failed: Counters,
+    /// Label values borrow the static RPC and code names; lookups by a caller's string own it.
+    rpcs: Family<[(&'static str, Cow<'static, str>); 2], Counter>,
+    last_success: Gauge<f64, AtomicU64>,
+    breaker_state: Gauges,
+    git_fetch_errors: Counter,
+    role: Gauges,
+    status: Mutex<Status>,
     /// Bumped after every finished pass (including `breaker_open`), so waiters — the resync
     /// timer, tests, benches — can react without polling.
     finished: watch::Sender<u64>,
 }
 
+/// What readiness is decided from.
 #[derive(Default)]
-struct Inner {
-    passes: BTreeMap<&'static str, u64>,
-    /// Cumulative counts per bucket of [`DURATION_BUCKETS`], then the sum and count.
-    duration_buckets: [u64; DURATION_BUCKETS.len()],
-    duration_sum: f64,
-    duration_count: u64,
-    triggers: BTreeMap<&'static str, u64>,
-    drift_detected: BTreeMap<&'static str, u64>,
+struct Status {
+    /// Changes still pending after the latest pass that read the cloud.
     drift_changes: u64,
-    applied: BTreeMap<&'static str, u64>,
-    failed: BTreeMap<&'static str, u64>,
-    rpcs: BTreeMap<(&'static str, &'static str), u64>,
     last_success: Option<SystemTime>,
     breaker: Option<&'static str>,
-    git_fetch_errors: u64,
     /// With `--ha`: `active` or `standby`.
     role: Option<&'static str>,
 }
 
+/// A family with a zero series for each of `values` of label `name`, so a dashboard sees every
+/// series from the first scrape.
+fn counters(name: &'static str, values: impl IntoIterator<Item = &'static str>) -> Counters {
+    let family = Counters::default();
+    for v in values {
+        drop(family.get_or_create(&[(name, v)]));
+    }
+    family
+}
+
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
-            inner: Mutex::new(Inner::default()),
+        let m = Metrics {
+            registry: Mutex::new(Registry::default()),
+            passes: counters("result", PassResult::ALL.map(PassResult::as_str)),
+            pass_duration: Histogram::new(DURATION_BUCKETS),
+            triggers: counters("trigger", Trigger::ALL.map(Trigger::as_str)),
+            drift_detected: counters("action", ACTIONS),
+            drift_changes: Gauge::default(),
+            applied: counters("action", ACTIONS),
+            failed: counters("action", ACTIONS),
+            rpcs: Family::default(),
+            last_success: Gauge::default(),
+            breaker_state: Gauges::default(),
+            git_fetch_errors: Counter::default(),
+            role: Gauges::default(),
+            status: Mutex::new(Status::default()),
             finished: watch::channel(0).0,
-        }
+        };
+        m.show_breaker("closed");
+        // Help texts without a final period: the registry adds it.
+        let mut r = m.registry();
+        r.register(
+            "fleetform_watch_passes",
+            "Finished reconcile passes by result",
+            m.passes.clone(),
+        );
+        r.register(
+            "fleetform_watch_pass_duration_seconds",
+            "Wall time of reconcile passes that ran",
+            m.pass_duration.clone(),
+        );
+        r.register(
+            "fleetform_watch_triggers",
+            "Requests for a pass by trigger; several may coalesce into one pass",
+            m.triggers.clone(),
+        );
+        r.register(
+            "fleetform_watch_drift_detected",
+            "Planned changes found by passes, by action",
+            m.drift_detected.clone(),
+        );
+        r.register(
+            "fleetform_watch_changes_applied",
+            "Changes applied, by action",
+            m.applied.clone(),
+        );
+        r.register(
+            "fleetform_watch_changes_failed",
+            "Changes that failed, conflicted or were skipped, by action",
+            m.failed.clone(),
+        );
+        r.register(
+            "fleetform_watch_drift_changes",
+            "Changes between manifest and cloud left after the latest pass that read the cloud (0 means in sync)",
+            m.drift_changes.clone(),
+        );
+        r.register(
+            "fleetform_cloud_rpcs",
+            "Cloud calls by Viam RPC method and result code (OK or the gRPC code)",
+            m.rpcs.clone(),
+        );
+        r.register(
+            "fleetform_watch_last_success_timestamp_seconds",
+            "Unix time of the last successful pass (0 if none yet)",
+            m.last_success.clone(),
+        );
+        r.register(
+            "fleetform_watch_breaker_state",
+            "Circuit breaker state: 1 for the current state, 0 for the others",
+            m.breaker_state.clone(),
+        );
+        r.register(
+            "fleetform_watch_git_fetch_errors",
+            "Failed polls of the git source",
+            m.git_fetch_errors.clone(),
+        );
+        drop(r);
+        m
     }
 }
 
@@ -111,89 +220,136 @@ fn action_label(a: Action) -> &'static str {
     }
 }
 
+/// Takes a lock even if a holder panicked: the guarded values stay meaningful.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Metrics {
     /// An empty registry, shareable between the loop and the endpoint.
     pub fn new() -> Arc<Metrics> {
         Arc::new(Metrics::default())
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // Counters stay meaningful even if a holder panicked.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        lock(&self.registry)
+    }
+
+    fn status(&self) -> MutexGuard<'_, Status> {
+        lock(&self.status)
     }
 
     pub(crate) fn record_trigger(&self, t: Trigger) {
-        *self.lock().triggers.entry(t.as_str()).or_default() += 1;
+        self.triggers
+            .get_or_create(&[("trigger", t.as_str())])
+            .inc();
     }
 
     /// A pass finished with `result`; `duration` is `None` for passes that did not run.
     pub(crate) fn record_pass(&self, result: PassResult, duration: Option<Duration>) {
-        {
-            let mut m = self.lock();
-            *m.passes.entry(result.as_str()).or_default() += 1;
-            if let Some(d) = duration {
-                let secs = d.as_secs_f64();
-                for (i, le) in DURATION_BUCKETS.iter().enumerate() {
-                    if secs <= *le {
-                        m.duration_buckets[i] += 1;
-                    }
-                }
-                m.duration_sum += secs;
-                m.duration_count += 1;
-            }
-            if result == PassResult::Success {
-                m.last_success = Some(SystemTime::now());
-            }
+        self.passes
+            .get_or_create(&[("result", result.as_str())])
+            .inc();
+        if let Some(d) = duration {
+            self.pass_duration.observe(d.as_secs_f64());
+        }
+        if result == PassResult::Success {
+            let now = SystemTime::now();
+            self.status().last_success = Some(now);
+            let unix = now
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default();
+            self.last_success.set(unix.as_secs_f64());
         }
         self.finished.send_modify(|n| *n += 1);
     }
 
+    /// Sets the pending-drift gauge (under the status lock, so updates cannot interleave).
+    fn set_drift(&self, status: &mut Status, changes: u64) {
+        status.drift_changes = changes;
+        self.drift_changes
+            .set(i64::try_from(changes).unwrap_or(i64::MAX));
+    }
+
     /// The drift a pass found: every planned change (all pending until applied).
     pub(crate) fn record_drift(&self, plan: &Plan) {
-        let mut m = self.lock();
-        m.drift_changes = plan.changes.len() as u64;
+        self.set_drift(&mut self.status(), plan.changes.len() as u64);
         for c in &plan.changes {
-            *m.drift_detected.entry(action_label(c.action)).or_default() += 1;
+            self.drift_detected
+                .get_or_create(&[("action", action_label(c.action))])
+                .inc();
         }
     }
 
     /// What apply did; applied changes no longer count as pending drift.
     pub(crate) fn record_applied(&self, report: &Report) {
-        let mut m = self.lock();
-        m.drift_changes = m.drift_changes.saturating_sub(report.applied() as u64);
+        {
+            let mut status = self.status();
+            let pending = status.drift_changes.saturating_sub(report.applied() as u64);
+            self.set_drift(&mut status, pending);
+        }
         for r in &report.results {
-            let map = match r.outcome {
-                Outcome::Applied => &mut m.applied,
+            let family = match r.outcome {
+                Outcome::Applied => &self.applied,
                 Outcome::NotStarted => continue,
-                _ => &mut m.failed,
+                _ => &self.failed,
             };
-            *map.entry(action_label(r.action)).or_default() += 1;
+            family
+                .get_or_create(&[("action", action_label(r.action))])
+                .inc();
         }
     }
 
     pub(crate) fn record_rpc(&self, method: &'static str, error: Option<&CloudError>) {
         let code = error.map_or("OK", |e| e.code.as_str());
-        *self.lock().rpcs.entry((method, code)).or_default() += 1;
+        self.rpcs
+            .get_or_create(&[
+                ("method", Cow::Borrowed(method)),
+                ("code", Cow::Borrowed(code)),
+            ])
+            .inc();
+    }
+
+    /// 1 for `current`, 0 for the other states.
+    fn show_breaker(&self, current: &'static str) {
+        for s in BREAKER_STATES {
+            self.breaker_state
+                .get_or_create(&[("state", s)])
+                .set(i64::from(s == current));
+        }
     }
 
     pub(crate) fn set_breaker(&self, state: BreakerState) {
-        self.lock().breaker = Some(state.as_str());
+        let mut status = self.status();
+        status.breaker = Some(state.as_str());
+        self.show_breaker(state.as_str());
     }
 
     /// This replica's role (HA watch): `true` for active.
     pub(crate) fn set_active(&self, active: bool) {
-        self.lock().role = Some(if active { "active" } else { "standby" });
+        let current = if active { "active" } else { "standby" };
+        let first = self.status().role.replace(current).is_none();
+        for r in ROLES {
+            self.role
+                .get_or_create(&[("role", r)])
+                .set(i64::from(r == current));
+        }
+        if first {
+            self.registry().register(
+                "fleetform_watch_role",
+                "This replica's role in an HA watch: 1 for the current role, 0 for the other",
+                self.role.clone(),
+            );
+        }
     }
 
     /// This replica's role (`active` or `standby`), when watching with `--ha`.
     pub fn role(&self) -> Option<&'static str> {
-        self.lock().role
+        self.status().role
     }
 
     pub(crate) fn record_git_fetch_error(&self) {
-        self.lock().git_fetch_errors += 1;
+        self.git_fetch_errors.inc();
     }
 
     /// Receives the number of finished passes; changes after each one.
@@ -203,44 +359,49 @@ impl Metrics {
 
     /// Finished passes with `result` so far.
     pub fn passes(&self, result: PassResult) -> u64 {
-        self.lock()
-            .passes
-            .get(result.as_str())
-            .copied()
-            .unwrap_or(0)
+        self.passes
+            .get_or_create(&[("result", result.as_str())])
+            .get()
     }
 
     /// Cloud calls of `method` (a Viam RPC name such as `UpdateRobotPart`) that ended with
     /// `code` (`OK` or a gRPC code name).
     pub fn rpcs(&self, method: &str, code: &str) -> u64 {
-        self.lock()
-            .rpcs
-            .iter()
-            .filter(|((m, c), _)| *m == method && *c == code)
-            .map(|(_, n)| n)
-            .sum()
+        let labels = [
+            ("method", Cow::Owned(method.to_string())),
+            ("code", Cow::Owned(code.to_string())),
+        ];
+        // `get`, not `get_or_create`: asking must not add a series to the export.
+        self.rpcs.get(&labels).map_or(0, |c| c.get())
     }
 
     /// Changes applied with `action` (`create`, `update`, `move`, `delete`).
     pub fn changes_applied(&self, action: &str) -> u64 {
-        self.lock().applied.get(action).copied().unwrap_or(0)
+        ACTIONS
+            .into_iter()
+            .filter(|a| *a == action)
+            .map(|a| self.applied.get_or_create(&[("action", a)]).get())
+            .sum()
     }
 
     /// All planned changes found so far, every action.
     pub fn drift_detected(&self) -> u64 {
-        self.lock().drift_detected.values().sum()
+        ACTIONS
+            .into_iter()
+            .map(|a| self.drift_detected.get_or_create(&[("action", a)]).get())
+            .sum()
     }
 
     /// `Ok` when the watcher is ready: a pass has succeeded and the breaker is closed.
     pub fn readiness(&self) -> Result<(), String> {
-        let m = self.lock();
-        if m.role == Some("standby") {
+        let status = self.status();
+        if status.role == Some("standby") {
             return Ok(());
         }
-        if m.last_success.is_none() {
+        if status.last_success.is_none() {
             return Err("no pass has succeeded yet".into());
         }
-        match m.breaker {
+        match status.breaker {
             None | Some("closed") => Ok(()),
             Some(state) => Err(format!("the circuit breaker is {state}")),
         }
@@ -248,174 +409,93 @@ impl Metrics {
 
     /// The registry in the Prometheus text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
-        let m = self.lock();
         let mut out = String::new();
-        // Writing to a String cannot fail; `let _` keeps the code free of unwraps.
-        let n = family(
-            &mut out,
-            "fleetform_watch_passes_total",
-            "counter",
-            "Finished reconcile passes by result.",
-        );
-        for result in PassResult::ALL {
-            let v = m.passes.get(result.as_str()).copied().unwrap_or(0);
-            let _ = writeln!(out, "{n}{{result=\"{}\"}} {v}", result.as_str());
-        }
-
-        let n = family(
-            &mut out,
-            "fleetform_watch_pass_duration_seconds",
-            "histogram",
-            "Wall time of reconcile passes that ran.",
-        );
-        for (le, count) in DURATION_BUCKETS.iter().zip(m.duration_buckets) {
-            let _ = writeln!(out, "{n}_bucket{{le=\"{le}\"}} {count}");
-        }
-        let _ = writeln!(out, "{n}_bucket{{le=\"+Inf\"}} {}", m.duration_count);
-        let _ = writeln!(out, "{n}_sum {}", m.duration_sum);
-        let _ = writeln!(out, "{n}_count {}", m.duration_count);
-
-        let n = family(
-            &mut out,
-            "fleetform_watch_triggers_total",
-            "counter",
-            "Requests for a pass by trigger; several may coalesce into one pass.",
-        );
-        for t in Trigger::ALL {
-            let v = m.triggers.get(t.as_str()).copied().unwrap_or(0);
-            let _ = writeln!(out, "{n}{{trigger=\"{}\"}} {v}", t.as_str());
-        }
-
-        for (name, help, map) in [
-            (
-                "fleetform_watch_drift_detected_total",
-                "Planned changes found by passes, by action.",
-                &m.drift_detected,
-            ),
-            (
-                "fleetform_watch_changes_applied_total",
-                "Changes applied, by action.",
-                &m.applied,
-            ),
-            (
-                "fleetform_watch_changes_failed_total",
-                "Changes that failed, conflicted or were skipped, by action.",
-                &m.failed,
-            ),
-        ] {
-            let n = family(&mut out, name, "counter", help);
-            for a in ACTIONS {
-                let v = map.get(a).copied().unwrap_or(0);
-                let _ = writeln!(out, "{n}{{action=\"{a}\"}} {v}");
-            }
-        }
-
-        let n = family(
-            &mut out,
-            "fleetform_watch_drift_changes",
-            "gauge",
-            "Changes between manifest and cloud left after the latest pass that read the cloud (0 means in sync).",
-        );
-        let _ = writeln!(out, "{n} {}", m.drift_changes);
-
-        let n = family(
-            &mut out,
-            "fleetform_cloud_rpcs_total",
-            "counter",
-            "Cloud calls by Viam RPC method and result code (OK or the gRPC code).",
-        );
-        for ((method, code), v) in &m.rpcs {
-            let _ = writeln!(
-                out,
-                "{n}{{method=\"{}\",code=\"{}\"}} {v}",
-                escape(method),
-                escape(code)
-            );
-        }
-
-        let n = family(
-            &mut out,
-            "fleetform_watch_last_success_timestamp_seconds",
-            "gauge",
-            "Unix time of the last successful pass (0 if none yet).",
-        );
-        let ts = m
-            .last_success
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or(0.0, |d| d.as_secs_f64());
-        let _ = writeln!(out, "{n} {ts}");
-
-        let n = family(
-            &mut out,
-            "fleetform_watch_breaker_state",
-            "gauge",
-            "Circuit breaker state: 1 for the current state, 0 for the others.",
-        );
-        let current = m.breaker.unwrap_or("closed");
-        for s in BREAKER_STATES {
-            let _ = writeln!(out, "{n}{{state=\"{s}\"}} {}", u8::from(s == current));
-        }
-
-        let n = family(
-            &mut out,
-            "fleetform_watch_git_fetch_errors_total",
-            "counter",
-            "Failed polls of the git source.",
-        );
-        let _ = writeln!(out, "{n} {}", m.git_fetch_errors);
-
-        if let Some(role) = m.role {
-            let n = family(
-                &mut out,
-                "fleetform_watch_role",
-                "gauge",
-                "This replica's role in an HA watch: 1 for the current role, 0 for the other.",
-            );
-            for r in ["active", "standby"] {
-                let _ = writeln!(out, "{n}{{role=\"{r}\"}} {}", u8::from(r == role));
-            }
-        }
+        // Encoding into a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &self.registry());
         out
     }
-}
-
-/// Writes the `# HELP` and `# TYPE` lines of a metric family; returns its name.
-fn family(out: &mut String, name: &'static str, kind: &str, help: &str) -> &'static str {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    name
-}
-
-/// Escapes a label value: backslash, double quote and newline.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 // ---------------------------------------------------------------------------------------------
 // The HTTP endpoint
 // ---------------------------------------------------------------------------------------------
 
-/// Largest request head accepted.
+/// Largest request head accepted (hyper's minimum buffer).
 const MAX_REQUEST: usize = 8 * 1024;
-/// How long a client may take to send its request.
+/// How long a client may take to send its request head.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once.
 const MAX_CONNECTIONS: usize = 64;
 
-/// Serves `/healthz`, `/readyz` and `/metrics` on `listener` until `shutdown` resolves.
-/// Connections still open then are dropped (each is one short request).
+/// The endpoint's routes over `metrics`. Every answer is `Cache-Control: no-store`; other
+/// methods than GET and HEAD on the three paths get 405 with `Allow`.
+pub fn router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/healthz", get(async || "ok\n"))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .fallback(async || {
+            (
+                StatusCode::NOT_FOUND,
+                "not found; try /healthz, /readyz or /metrics\n",
+            )
+        })
+        .layer(axum::middleware::map_response(no_store))
+        .with_state(metrics)
+}
+
+async fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn readyz(State(metrics): State<Arc<Metrics>>) -> Response {
+    match metrics.readiness() {
+        Ok(()) => match metrics.role() {
+            Some(role) => format!("ready: {role}\n").into_response(),
+            None => "ready\n".into_response(),
+        },
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics_text(State(metrics): State<Arc<Metrics>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+/// Serves [`router`] on `listener` until `shutdown` resolves. Connections still open then are
+/// dropped (each is one short request).
+///
+/// Each connection is HTTP/1.1 without keep-alive (`Connection: close`), with title-case header
+/// names, the request-head limits of the module docs, and a permit from a semaphore of
+/// `MAX_CONNECTIONS` taken before accepting, so a flood waits in the kernel's backlog instead
+/// of in our memory (mini-redis `server.rs`).
 pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let service = hyper_util::service::TowerToHyperService::new(router(metrics));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.keep_alive(false)
+        .title_case_headers(true)
+        .max_buf_size(MAX_REQUEST)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(READ_TIMEOUT);
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        // Take a permit before accepting, so a flood waits in the kernel's backlog instead of
-        // in our memory (mini-redis `server.rs`).
         let permit = tokio::select! {
             _ = &mut shutdown => break,
             p = Arc::clone(&limit).acquire_owned() => match p {
@@ -431,9 +511,10 @@ pub async fn serve(
         while connections.try_join_next().is_some() {}
         match accepted {
             Ok((stream, _)) => {
-                let metrics = Arc::clone(&metrics);
+                let connection =
+                    http.serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone());
                 connections.spawn(async move {
-                    if let Err(e) = handle(stream, &metrics).await {
+                    if let Err(e) = connection.await {
                         tracing::debug!(error = %e, "metrics endpoint: connection failed");
                     }
                     drop(permit);
@@ -448,434 +529,15 @@ pub async fn serve(
     connections.abort_all();
 }
 
-/// Reads one request and writes one response.
-async fn handle(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(1024);
-    let head = tokio::time::timeout(READ_TIMEOUT, async {
-        let mut chunk = [0u8; 1024];
-        loop {
-            if let Some(end) = find_head_end(&buf) {
-                return Ok(Some(end));
-            }
-            if buf.len() >= MAX_REQUEST {
-                return Ok(None);
-            }
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(None);
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-    })
-    .await;
-    let response = match head {
-        Err(_) => return Ok(()), // too slow: just close
-        Ok(Err(e)) => return Err(e),
-        Ok(Ok(None)) => Response::text(400, "Bad Request", "bad request\n"),
-        Ok(Ok(Some(end))) => route(&buf[..end], metrics),
-    };
-    stream.write_all(&response.to_bytes()).await?;
-    stream.shutdown().await
-}
-
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n")
-}
-
-struct Response {
-    status: u16,
-    reason: &'static str,
-    content_type: &'static str,
-    body: String,
-    head_only: bool,
-    allow: bool,
-}
-
-impl Response {
-    fn text(status: u16, reason: &'static str, body: impl Into<String>) -> Response {
-        Response {
-            status,
-            reason,
-            content_type: "text/plain; charset=utf-8",
-            body: body.into(),
-            head_only: false,
-            allow: false,
-        }
-    }
-
-    fn to_bytes(&self) -> Vec<u8> {
-        let mut out = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n",
-            self.status,
-            self.reason,
-            self.content_type,
-            self.body.len()
-        );
-        if self.allow {
-            out.push_str("Allow: GET, HEAD\r\n");
-        }
-        out.push_str("\r\n");
-        if !self.head_only {
-            out.push_str(&self.body);
-        }
-        out.into_bytes()
-    }
-}
-
-/// Routes a request head (request line and headers, without the blank line).
-fn route(head: &[u8], metrics: &Metrics) -> Response {
-    let head = String::from_utf8_lossy(head);
-    let line = head.lines().next().unwrap_or_default();
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Response::text(400, "Bad Request", "bad request\n");
-    };
-    if !version.starts_with("HTTP/1.") || parts.next().is_some() {
-        return Response::text(400, "Bad Request", "bad request\n");
-    }
-    let path = target.split('?').next().unwrap_or_default();
-    let mut response = match path {
-        "/healthz" => Response::text(200, "OK", "ok\n"),
-        "/readyz" => match metrics.readiness() {
-            Ok(()) => match metrics.role() {
-                Some(role) => Response::text(200, "OK", format!("ready: {role}\n")),
-                None => Response::text(200, "OK", "ready\n"),
-            },
-            Err(why) => Response::text(503, "Service Unavailable", format!("not ready: {why}\n")),
-        },
-        "/metrics" => Response {
-            content_type: "text/plain; version=0.0.4; charset=utf-8",
-            ..Response::text(200, "OK", metrics.render())
-        },
-        _ => Response::text(
-            404,
-            "Not Found",
-            "not found; try /healthz, /readyz or /metrics\n",
-        ),
-    };
-    match method {
-        "GET" => {}
-        "HEAD" => response.head_only = true,
-        _ => {
-            response = Response::text(405, "Method Not Allowed", "method not allowed\n");
-            response.allow = true;
-        }
-    }
-    response
-}
-
 // ---------------------------------------------------------------------------------------------
 // Counting cloud calls
 // ---------------------------------------------------------------------------------------------
 
-/// A [`CloudApi`] that delegates every call and records `(Viam RPC name, code)` in
-/// [`Metrics`]. One logical call is counted once, however often the client retried it.
-pub struct CountingApi {
-    inner: Arc<dyn CloudApi>,
-    metrics: Arc<Metrics>,
-}
-
-impl CountingApi {
-    pub fn new(inner: Arc<dyn CloudApi>, metrics: Arc<Metrics>) -> Self {
-        CountingApi { inner, metrics }
-    }
-
-    fn count<T>(&self, rpc: &'static str, r: Result<T, CloudError>) -> Result<T, CloudError> {
-        self.metrics.record_rpc(rpc, r.as_ref().err());
-        r
-    }
-}
-
-#[async_trait::async_trait]
-impl CloudApi for CountingApi {
-    async fn list_organizations(&self) -> Result<Vec<Organization>, CloudError> {
-        let r = self.inner.list_organizations().await;
-        self.count("ListOrganizations", r)
-    }
-    async fn get_organization(&self, org_id: &str) -> Result<Organization, CloudError> {
-        let r = self.inner.get_organization(org_id).await;
-        self.count("GetOrganization", r)
-    }
-    async fn namespace_available(&self, namespace: &str) -> Result<bool, CloudError> {
-        let r = self.inner.namespace_available(namespace).await;
-        self.count("GetOrganizationNamespaceAvailability", r)
-    }
-    async fn update_organization_default_fragments(
-        &self,
-        org_id: &str,
-        fragments: &[FragmentImport],
-    ) -> Result<Organization, CloudError> {
-        let r = self
-            .inner
-            .update_organization_default_fragments(org_id, fragments)
-            .await;
-        self.count("UpdateOrganization", r)
-    }
-    async fn list_members(&self, org_id: &str) -> Result<(Vec<Member>, Vec<Invite>), CloudError> {
-        let r = self.inner.list_members(org_id).await;
-        self.count("ListOrganizationMembers", r)
-    }
-    async fn create_invite(
-        &self,
-        org_id: &str,
-        email: &str,
-        grants: &[Grant],
-        send_email: bool,
-    ) -> Result<Invite, CloudError> {
-        let r = self
-            .inner
-            .create_invite(org_id, email, grants, send_email)
-            .await;
-        self.count("CreateOrganizationInvite", r)
-    }
-    async fn update_invite_grants(
-        &self,
-        org_id: &str,
-        email: &str,
-        add: &[Grant],
-        remove: &[Grant],
-    ) -> Result<Invite, CloudError> {
-        let r = self
-            .inner
-            .update_invite_grants(org_id, email, add, remove)
-            .await;
-        self.count("UpdateOrganizationInviteAuthorizations", r)
-    }
-    async fn delete_invite(&self, org_id: &str, email: &str) -> Result<(), CloudError> {
-        let r = self.inner.delete_invite(org_id, email).await;
-        self.count("DeleteOrganizationInvite", r)
-    }
-    async fn list_locations(&self, org_id: &str) -> Result<Vec<Location>, CloudError> {
-        let r = self.inner.list_locations(org_id).await;
-        self.count("ListLocations", r)
-    }
-    async fn get_location(&self, location_id: &str) -> Result<Location, CloudError> {
-        let r = self.inner.get_location(location_id).await;
-        self.count("GetLocation", r)
-    }
-    async fn create_location(
-        &self,
-        org_id: &str,
-        name: &str,
-        parent_id: Option<&str>,
-    ) -> Result<Location, CloudError> {
-        let r = self.inner.create_location(org_id, name, parent_id).await;
-        self.count("CreateLocation", r)
-    }
-    async fn update_location(
-        &self,
-        location_id: &str,
-        name: Option<&str>,
-        parent: ParentChange,
-    ) -> Result<Location, CloudError> {
-        let r = self.inner.update_location(location_id, name, parent).await;
-        self.count("UpdateLocation", r)
-    }
-    async fn delete_location(&self, location_id: &str) -> Result<(), CloudError> {
-        let r = self.inner.delete_location(location_id).await;
-        self.count("DeleteLocation", r)
-    }
-    async fn location_secrets(&self, location_id: &str) -> Result<Vec<LocationSecret>, CloudError> {
-        let r = self.inner.location_secrets(location_id).await;
-        self.count("LocationAuth", r)
-    }
-    async fn create_location_secret(
-        &self,
-        location_id: &str,
-    ) -> Result<Vec<LocationSecret>, CloudError> {
-        let r = self.inner.create_location_secret(location_id).await;
-        self.count("CreateLocationSecret", r)
-    }
-    async fn delete_location_secret(
-        &self,
-        location_id: &str,
-        secret_id: &str,
-    ) -> Result<(), CloudError> {
-        let r = self
-            .inner
-            .delete_location_secret(location_id, secret_id)
-            .await;
-        self.count("DeleteLocationSecret", r)
-    }
-    async fn list_machines(&self, location_id: &str) -> Result<Vec<Machine>, CloudError> {
-        let r = self.inner.list_machines(location_id).await;
-        self.count("ListRobots", r)
-    }
-    async fn list_machines_for_org(&self, org_id: &str) -> Result<Vec<Machine>, CloudError> {
-        let r = self.inner.list_machines_for_org(org_id).await;
-        self.count("ListRobotsForOrg", r)
-    }
-    async fn list_machines_for_locations(
-        &self,
-        location_ids: &[String],
-    ) -> Result<Vec<Machine>, CloudError> {
-        let r = self.inner.list_machines_for_locations(location_ids).await;
-        self.count("ListRobotsForLocations", r)
-    }
-    async fn get_machine(&self, machine_id: &str) -> Result<Machine, CloudError> {
-        let r = self.inner.get_machine(machine_id).await;
-        self.count("GetRobot", r)
-    }
-    async fn new_machine(&self, name: &str, location_id: &str) -> Result<String, CloudError> {
-        let r = self.inner.new_machine(name, location_id).await;
-        self.count("NewRobot", r)
-    }
-    async fn update_machine(
-        &self,
-        machine_id: &str,
-        name: Option<&str>,
-        location_id: Option<&str>,
-    ) -> Result<Machine, CloudError> {
-        let r = self
-            .inner
-            .update_machine(machine_id, name, location_id)
-            .await;
-        self.count("UpdateRobot", r)
-    }
-    async fn delete_machine(&self, machine_id: &str) -> Result<(), CloudError> {
-        let r = self.inner.delete_machine(machine_id).await;
-        self.count("DeleteRobot", r)
-    }
-    async fn get_parts(&self, machine_id: &str) -> Result<Vec<Part>, CloudError> {
-        let r = self.inner.get_parts(machine_id).await;
-        self.count("GetRobotParts", r)
-    }
-    async fn get_part(&self, part_id: &str) -> Result<Part, CloudError> {
-        let r = self.inner.get_part(part_id).await;
-        self.count("GetRobotPart", r)
-    }
-    async fn new_part(&self, machine_id: &str, name: &str) -> Result<String, CloudError> {
-        let r = self.inner.new_part(machine_id, name).await;
-        self.count("NewRobotPart", r)
-    }
-    async fn update_part(
-        &self,
-        part_id: &str,
-        name: &str,
-        config: Option<&serde_json::Value>,
-        last_known_update: Option<Timestamp>,
-    ) -> Result<Part, CloudError> {
-        let r = self
-            .inner
-            .update_part(part_id, name, config, last_known_update)
-            .await;
-        self.count("UpdateRobotPart", r)
-    }
-    async fn delete_part(&self, part_id: &str) -> Result<(), CloudError> {
-        let r = self.inner.delete_part(part_id).await;
-        self.count("DeleteRobotPart", r)
-    }
-    async fn mark_part_main(&self, part_id: &str) -> Result<(), CloudError> {
-        let r = self.inner.mark_part_main(part_id).await;
-        self.count("MarkPartAsMain", r)
-    }
-    async fn part_history(
-        &self,
-        part_id: &str,
-        limit: Option<i64>,
-    ) -> Result<Vec<HistoryEntry>, CloudError> {
-        let r = self.inner.part_history(part_id, limit).await;
-        self.count("GetRobotPartHistory", r)
-    }
-    async fn part_logs(&self, part_id: &str, query: &LogQuery) -> Result<LogPage, CloudError> {
-        let r = self.inner.part_logs(part_id, query).await;
-        self.count("GetRobotPartLogs", r)
-    }
-    async fn tail_part_logs(
-        &self,
-        part_id: &str,
-        errors_only: bool,
-        filter: Option<&str>,
-    ) -> Result<LogStream, CloudError> {
-        let r = self
-            .inner
-            .tail_part_logs(part_id, errors_only, filter)
-            .await;
-        self.count("TailRobotPartLogs", r)
-    }
-    async fn push_logs(&self, part_id: &str, entries: &[LogEntry]) -> Result<(), CloudError> {
-        let r = self.inner.push_logs(part_id, entries).await;
-        self.count("Log", r)
-    }
-    async fn list_fragments(&self, org_id: &str) -> Result<Vec<Fragment>, CloudError> {
-        let r = self.inner.list_fragments(org_id).await;
-        self.count("ListFragments", r)
-    }
-    async fn get_fragment(&self, fragment_id: &str) -> Result<Fragment, CloudError> {
-        let r = self.inner.get_fragment(fragment_id).await;
-        self.count("GetFragment", r)
-    }
-    async fn get_fragment_versions(
-        &self,
-        fragment_id: &str,
-        version: Option<&str>,
-    ) -> Result<FragmentVersions, CloudError> {
-        let r = self.inner.get_fragment_versions(fragment_id, version).await;
-        self.count("GetFragment", r)
-    }
-    async fn fragment_history(
-        &self,
-        fragment_id: &str,
-        limit: Option<i64>,
-    ) -> Result<Vec<FragmentHistoryEntry>, CloudError> {
-        let r = self.inner.fragment_history(fragment_id, limit).await;
-        self.count("GetFragmentHistory", r)
-    }
-    async fn set_fragment_tag(
-        &self,
-        fragment_id: &str,
-        tag: &str,
-        revision: &str,
-    ) -> Result<Vec<FragmentTag>, CloudError> {
-        let r = self
-            .inner
-            .set_fragment_tag(fragment_id, tag, revision)
-            .await;
-        self.count("SetFragmentTag", r)
-    }
-    async fn delete_fragment_tag(
-        &self,
-        fragment_id: &str,
-        tag: &str,
-    ) -> Result<Vec<FragmentTag>, CloudError> {
-        let r = self.inner.delete_fragment_tag(fragment_id, tag).await;
-        self.count("DeleteFragmentTag", r)
-    }
-    async fn fragment_usage(&self, fragment_id: &str) -> Result<Vec<FragmentUsage>, CloudError> {
-        let r = self.inner.fragment_usage(fragment_id).await;
-        self.count("GetFragmentUsage", r)
-    }
-    async fn create_fragment(
-        &self,
-        org_id: &str,
-        name: &str,
-        config: &serde_json::Value,
-        visibility: Visibility,
-    ) -> Result<Fragment, CloudError> {
-        let r = self
-            .inner
-            .create_fragment(org_id, name, config, visibility)
-            .await;
-        self.count("CreateFragment", r)
-    }
-    async fn update_fragment(
-        &self,
-        fragment_id: &str,
-        name: &str,
-        config: Option<&serde_json::Value>,
-        visibility: Option<Visibility>,
-        last_known_update: Option<Timestamp>,
-    ) -> Result<Fragment, CloudError> {
-        let r = self
-            .inner
-            .update_fragment(fragment_id, name, config, visibility, last_known_update)
-            .await;
-        self.count("UpdateFragment", r)
-    }
-    async fn delete_fragment(&self, fragment_id: &str) -> Result<(), CloudError> {
-        let r = self.inner.delete_fragment(fragment_id).await;
-        self.count("DeleteFragment", r)
+/// The client reports each logical call here (installed by [`super::run`] through
+/// [`crate::cloud::CloudApi::observed`]); retries inside the client are one call.
+impl RpcObserver for Metrics {
+    fn rpc_finished(&self, rpc: &'static str, error: Option<&CloudError>) {
+        self.record_rpc(rpc, error);
     }
 }
 
@@ -884,9 +546,30 @@ mod tests {
     use super::*;
     use crate::cloud::Code;
 
-    fn get(metrics: &Metrics, request: &str) -> String {
-        let r = route(request.as_bytes(), metrics);
-        String::from_utf8(r.to_bytes()).unwrap()
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// Serves `metrics` on an ephemeral port for the rest of the test.
+    async fn endpoint(metrics: &Arc<Metrics>) -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, Arc::clone(metrics), std::future::pending()));
+        addr
+    }
+
+    /// Sends `head` (request line and headers) and returns the raw answer, read until the
+    /// server closes the connection.
+    async fn exchange(addr: std::net::SocketAddr, head: &str) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("{head}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+            .await
+            .expect("the server answers and closes")
+            .unwrap();
+        out
     }
 
     #[test]
@@ -935,23 +618,52 @@ mod tests {
 
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let m = Metrics::default();
+        m.record_rpc("a\"b\\c\nd", None);
+        assert!(
+            m.render()
+                .contains("fleetform_cloud_rpcs_total{method=\"a\\\"b\\\\c\\nd\",code=\"OK\"} 1\n"),
+            "{}",
+            m.render()
+        );
+        assert_eq!(m.rpcs("a\"b\\c\nd", "OK"), 1);
+        assert_eq!(m.rpcs("ListLocations", "OK"), 0);
+        assert!(
+            !m.render().contains("ListLocations"),
+            "asking adds no series"
+        );
     }
 
-    #[test]
-    fn routes_and_readiness() {
-        let m = Metrics::default();
-        assert!(get(&m, "GET /healthz HTTP/1.1\r\nHost: x").starts_with("HTTP/1.1 200 OK\r\n"));
-        let not_ready = get(&m, "GET /readyz HTTP/1.1");
+    #[tokio::test]
+    async fn routes_and_readiness() {
+        let m = Metrics::new();
+        let addr = endpoint(&m).await;
+        let get = async |request: &str| exchange(addr, request).await;
+        let healthz = get("GET /healthz HTTP/1.1\r\nHost: x").await;
+        assert!(healthz.starts_with("HTTP/1.1 200 OK\r\n"), "{healthz}");
+        assert!(
+            healthz.contains("\r\nCache-Control: no-store\r\n"),
+            "{healthz}"
+        );
+        assert!(healthz.contains("\r\nConnection: close\r\n"), "{healthz}");
+        let not_ready = get("GET /readyz HTTP/1.1").await;
         assert!(not_ready.starts_with("HTTP/1.1 503 "), "{not_ready}");
         assert!(not_ready.ends_with("not ready: no pass has succeeded yet\n"));
         m.record_pass(PassResult::Success, None);
-        assert!(get(&m, "GET /readyz?verbose HTTP/1.1").starts_with("HTTP/1.1 200 "));
+        assert!(
+            get("GET /readyz?verbose HTTP/1.1")
+                .await
+                .starts_with("HTTP/1.1 200 ")
+        );
         m.set_breaker(BreakerState::HalfOpen);
-        assert!(get(&m, "GET /readyz HTTP/1.1").contains("breaker is half_open"));
+        assert!(
+            get("GET /readyz HTTP/1.1")
+                .await
+                .contains("breaker is half_open")
+        );
         // HA: a standby is ready whatever its passes; the active one says so.
         m.set_active(false);
-        let standby = get(&m, "GET /readyz HTTP/1.1");
+        let standby = get("GET /readyz HTTP/1.1").await;
         assert!(standby.starts_with("HTTP/1.1 200 ") && standby.ends_with("ready: standby\n"));
         assert!(
             m.render()
@@ -959,7 +671,11 @@ mod tests {
         );
         m.set_active(true);
         m.set_breaker(BreakerState::Closed);
-        assert!(get(&m, "GET /readyz HTTP/1.1").ends_with("ready: active\n"));
+        assert!(
+            get("GET /readyz HTTP/1.1")
+                .await
+                .ends_with("ready: active\n")
+        );
         assert!(
             m.render()
                 .contains("fleetform_watch_role{role=\"active\"} 1\n")
@@ -968,15 +684,30 @@ mod tests {
             m.render()
                 .contains("fleetform_watch_role{role=\"standby\"} 0\n")
         );
+        assert_eq!(
+            m.render().matches("# TYPE fleetform_watch_role ").count(),
+            1
+        );
 
-        let metrics = get(&m, "GET /metrics HTTP/1.0");
+        let metrics = get("GET /metrics HTTP/1.0").await;
         assert!(metrics.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
-        let head = get(&m, "HEAD /metrics HTTP/1.1");
+        assert!(metrics.contains("fleetform_watch_passes_total{result=\"success\"} 1\n"));
+        let head = get("HEAD /metrics HTTP/1.1").await;
         assert!(head.ends_with("\r\n\r\n"), "HEAD has no body: {head}");
-        assert!(get(&m, "GET /nope HTTP/1.1").starts_with("HTTP/1.1 404 "));
-        let post = get(&m, "POST /metrics HTTP/1.1");
-        assert!(post.starts_with("HTTP/1.1 405 ") && post.contains("Allow: GET, HEAD\r\n"));
-        assert!(get(&m, "garbage").starts_with("HTTP/1.1 400 "));
+        assert!(get("GET /nope HTTP/1.1").await.starts_with("HTTP/1.1 404 "));
+        let post = get("POST /metrics HTTP/1.1\r\nContent-Length: 0").await;
+        assert!(
+            post.starts_with("HTTP/1.1 405 ") && post.contains("\r\nAllow: GET,HEAD\r\n"),
+            "{post}"
+        );
+        assert!(get("garbage").await.starts_with("HTTP/1.1 400 "));
+    }
+
+    #[test]
+    fn no_role_family_without_ha() {
+        let m = Metrics::default();
+        assert!(!m.render().contains("fleetform_watch_role"));
+        assert_eq!(m.role(), None);
     }
 
     #[tokio::test]

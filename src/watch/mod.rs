@@ -56,7 +56,7 @@ pub mod trigger;
 
 pub use backoff::{BackoffPolicy, BreakerState};
 pub use git::{GitError, GitRepo, GitSpec};
-pub use metrics::{CountingApi, Metrics};
+pub use metrics::Metrics;
 pub use trigger::{Debounce, Trigger};
 
 use crate::apply::{self, Outcome};
@@ -233,7 +233,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WatchError> {
-    let api: Arc<dyn CloudApi> = Arc::new(CountingApi::new(api, Arc::clone(&metrics)));
+    let api = api.observed(Arc::clone(&metrics) as _).unwrap_or(api);
     let queue = Arc::new(Queue::new(Arc::clone(&metrics)));
     // Every trigger task is owned here and aborted when `run` returns.
     let mut triggers = tokio::task::JoinSet::new();

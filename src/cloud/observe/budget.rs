@@ -9,6 +9,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::Poll;
 
+/// The pause before a read starts again: 100 ms doubling to at most 400 ms, jittered, on the
+/// one schedule shared with the client and watch.
+const ROUND_PAUSE: crate::backoff::Exponential = crate::backoff::Exponential::new(
+    std::time::Duration::from_millis(100),
+    std::time::Duration::from_millis(400),
+);
+
 /// What is left of an observation's retry budget.
 #[derive(Debug)]
 pub struct RetryBudget(AtomicUsize);
@@ -30,7 +37,7 @@ impl RetryBudget {
         self.0.load(Ordering::SeqCst)
     }
 
-    /// Runs `read`, and again (up to [`ROUNDS_PER_READ`] times, after a short pause) while it
+    /// Runs `read`, and again (up to [`ROUNDS_PER_READ`] times, after a [`ROUND_PAUSE`]) while it
     /// fails with a transient error and the budget lasts.
     pub async fn read<T, F, Fut>(&self, mut read: F) -> Result<T, CloudError>
     where
@@ -49,8 +56,7 @@ impl RetryBudget {
                         budget_left = self.left(),
                         "observe: a read exhausted its retries; starting it again from the retry budget"
                     );
-                    tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(round)))
-                        .await;
+                    tokio::time::sleep(ROUND_PAUSE.jittered(round)).await;
                 }
                 other => return other,
             }

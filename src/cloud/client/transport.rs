@@ -1,0 +1,119 @@
+//! The transport: endpoints (plaintext h2c or TLS with the webpki roots), connecting with a
+//! timeout, per-service clients with the message size limit, and how transport failures become
+//! [`CloudError`]s that name the endpoint.
+
+use super::ClientOptions;
+use crate::cloud::{CloudError, Code};
+use crate::proto::viam::app::v1::app_service_client::AppServiceClient;
+use crate::proto::viam::app::v1::robot_service_client::RobotServiceClient;
+use tonic::codegen::http::Uri;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+/// Largest message the client sends or accepts (part configs can be large).
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// RPC name used for connection set-up errors.
+const CONNECT: &str = "Connect";
+
+const ENDPOINT_FORMS: &str = "expected http://HOST:PORT (plaintext) or https://HOST[:PORT] (TLS)";
+
+/// Parses an endpoint; returns the URI and, for `https`, the TLS server name.
+pub(super) fn parse_endpoint(endpoint: &str) -> Result<(Uri, Option<String>), CloudError> {
+    let invalid = |why: &str| {
+        CloudError::new(
+            CONNECT,
+            Code::InvalidArgument,
+            format!("invalid endpoint {endpoint:?}: {why}; {ENDPOINT_FORMS}"),
+        )
+    };
+    let uri: Uri = endpoint.parse().map_err(|_| invalid("not a URL"))?;
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| invalid("no host"))?;
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(invalid("a path or query is not allowed"));
+    }
+    let tls_domain = match uri.scheme_str() {
+        Some("http") => None,
+        Some("https") => Some(
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+        ),
+        Some(other) => return Err(invalid(&format!("unsupported scheme {other:?}"))),
+        None => return Err(invalid("no scheme")),
+    };
+    Ok((uri, tls_domain))
+}
+
+pub(super) fn build_endpoint(opts: &ClientOptions) -> Result<Endpoint, CloudError> {
+    let (uri, tls_domain) = parse_endpoint(&opts.endpoint)?;
+    let setup_error = |e: tonic::transport::Error| {
+        connect_error(&opts.endpoint, Code::InvalidArgument, &error_chain(&e))
+    };
+    let mut endpoint = Endpoint::from(uri)
+        .connect_timeout(opts.connect_timeout)
+        .tcp_nodelay(true)
+        .user_agent(concat!("fleetform/", env!("CARGO_PKG_VERSION")))
+        .map_err(setup_error)?;
+    if let Some(domain) = tls_domain {
+        let tls = ClientTlsConfig::new()
+            .with_webpki_roots()
+            .domain_name(domain);
+        endpoint = endpoint.tls_config(tls).map_err(setup_error)?;
+    }
+    Ok(endpoint)
+}
+
+pub(super) fn connect_error(endpoint: &str, code: Code, detail: &str) -> CloudError {
+    CloudError::new(
+        CONNECT,
+        code,
+        format!("cannot connect to {endpoint}: {detail}"),
+    )
+}
+
+/// An error and its sources, joined with `": "` (skipping sources already in the text).
+pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    append_sources(&mut text, err.source());
+    text
+}
+
+fn append_sources(text: &mut String, mut source: Option<&dyn std::error::Error>) {
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+}
+
+/// A status as a [`CloudError`]. A status that carries a local error source (connection
+/// refused, reset, TLS, …) rather than a code from the server is classified as `Transport`
+/// when its code says nothing more specific, and its message gets the causes appended.
+pub(super) fn status_error(rpc: &'static str, status: &tonic::Status) -> CloudError {
+    let mut err = CloudError::from_status(rpc, status);
+    let source = std::error::Error::source(status);
+    if source.is_some() {
+        append_sources(&mut err.message, source);
+        if err.code == Code::Other {
+            err.code = Code::Transport;
+        }
+    }
+    err
+}
+
+pub(super) fn app(channel: Channel) -> AppServiceClient<Channel> {
+    AppServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+pub(super) fn robot(channel: Channel) -> RobotServiceClient<Channel> {
+    RobotServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}

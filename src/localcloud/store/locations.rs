@@ -1,0 +1,274 @@
+//! The store: Locations, their sharing, nesting and secrets.
+
+use super::*;
+
+pub struct LocationRow {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub parent_id: Option<String>,
+    pub created_us: i64,
+}
+
+pub fn location_row(db: &Connection, id: &str) -> R<Option<LocationRow>> {
+    q(db.query_row(
+        "SELECT id, org_id, name, parent_id, created_us FROM locations WHERE id = ?1",
+        params![id],
+        |r| {
+            Ok(LocationRow {
+                id: r.get(0)?,
+                org_id: r.get(1)?,
+                name: r.get(2)?,
+                parent_id: r.get(3)?,
+                created_us: r.get(4)?,
+            })
+        },
+    )
+    .optional())
+}
+
+/// Whether location `location_id` is shared with organization `org_id`.
+pub fn shared_with(db: &Connection, location_id: &str, org_id: &str) -> R<bool> {
+    q(db.query_row(
+        "SELECT EXISTS(SELECT 1 FROM location_shares WHERE location_id = ?1 AND org_id = ?2)",
+        params![location_id, org_id],
+        |r| r.get(0),
+    ))
+}
+
+/// The organizations a location is shared with (not its owner), by id.
+pub fn location_shares(db: &Connection, location_id: &str) -> R<Vec<String>> {
+    let mut st =
+        q(db.prepare("SELECT org_id FROM location_shares WHERE location_id = ?1 ORDER BY org_id"))?;
+    let rows = q(st.query_map(params![location_id], |r| r.get(0)))?;
+    q(rows.collect())
+}
+
+/// Shares a location with another organization; whether it was not shared with it yet.
+pub fn share_location(tx: &Transaction, location_id: &str, org_id: &str) -> R<bool> {
+    Ok(q(tx.execute(
+        "INSERT OR IGNORE INTO location_shares (location_id, org_id) VALUES (?1, ?2)",
+        params![location_id, org_id],
+    ))? > 0)
+}
+
+/// Stops sharing a location with an organization; whether it was shared.
+pub fn unshare_location(tx: &Transaction, location_id: &str, org_id: &str) -> R<bool> {
+    Ok(q(tx.execute(
+        "DELETE FROM location_shares WHERE location_id = ?1 AND org_id = ?2",
+        params![location_id, org_id],
+    ))? > 0)
+}
+
+/// How the caller's organization may reach something in a location.
+pub(super) enum Reach {
+    /// Its organization owns the location.
+    Owner,
+    /// The location is shared with its organization: it may read, not change.
+    Shared,
+    None,
+}
+
+pub(super) fn reach(db: &Connection, owner: &str, location_id: &str, caller: &str) -> R<Reach> {
+    Ok(if owner == caller {
+        Reach::Owner
+    } else if shared_with(db, location_id, caller)? {
+        Reach::Shared
+    } else {
+        Reach::None
+    })
+}
+
+/// `PERMISSION_DENIED` for a change to something in a location shared with the caller.
+pub(super) fn shared_only(what: &str, id: &str, owner: &str) -> Status {
+    Status::permission_denied(format!(
+        "{what} {id} is in a location organization {owner} shares with yours; only {owner} can change it"
+    ))
+}
+
+/// The location `id` that the caller's organization owns (to change it): `INVALID_ARGUMENT`
+/// for a malformed id, `PERMISSION_DENIED` for one only shared with it, `NOT_FOUND` otherwise.
+pub fn location_in(db: &Connection, org_id: &str, field: &str, id: &str) -> R<LocationRow> {
+    require_location_id(field, id)?;
+    match location_row(db, id)? {
+        Some(l) => match reach(db, &l.org_id, &l.id, org_id)? {
+            Reach::Owner => Ok(l),
+            Reach::Shared => Err(shared_only("location", id, &l.org_id)),
+            Reach::None => Err(Status::not_found(format!("location {id} not found"))),
+        },
+        None => Err(Status::not_found(format!("location {id} not found"))),
+    }
+}
+
+/// The location `id` that the caller's organization owns or has shared with it (to read it).
+pub fn location_readable(db: &Connection, org_id: &str, field: &str, id: &str) -> R<LocationRow> {
+    require_location_id(field, id)?;
+    match location_row(db, id)? {
+        Some(l) if !matches!(reach(db, &l.org_id, &l.id, org_id)?, Reach::None) => Ok(l),
+        _ => Err(Status::not_found(format!("location {id} not found"))),
+    }
+}
+
+/// Depth of a location: 1 for a top-level one.
+pub fn depth(db: &Connection, id: &str) -> R<usize> {
+    let mut d = 0;
+    let mut cur = Some(id.to_string());
+    while let Some(c) = cur {
+        d += 1;
+        if d > 64 {
+            return Err(internal("location parent chain too long"));
+        }
+        cur = location_row(db, &c)?.and_then(|l| l.parent_id);
+    }
+    Ok(d)
+}
+
+pub(super) fn children(db: &Connection, id: &str) -> R<Vec<String>> {
+    let mut st = q(db.prepare("SELECT id FROM locations WHERE parent_id = ?1"))?;
+    let rows = q(st.query_map(params![id], |r| r.get(0)))?;
+    q(rows.collect())
+}
+
+/// Levels in the subtree rooted at `id` (1 for a leaf).
+pub fn height(db: &Connection, id: &str) -> R<usize> {
+    let mut h = 0;
+    for c in children(db, id)? {
+        h = h.max(height(db, &c)?);
+    }
+    Ok(h + 1)
+}
+
+pub fn is_descendant_or_self(db: &Connection, ancestor: &str, id: &str) -> R<bool> {
+    let mut cur = Some(id.to_string());
+    while let Some(c) = cur {
+        if c == ancestor {
+            return Ok(true);
+        }
+        cur = location_row(db, &c)?.and_then(|l| l.parent_id);
+    }
+    Ok(false)
+}
+
+pub fn location_secrets(db: &Connection, location_id: &str) -> R<Vec<pb::SharedSecret>> {
+    let mut st = q(db.prepare(
+        "SELECT id, secret, created_us FROM location_secrets WHERE location_id = ?1 ORDER BY created_us, id",
+    ))?;
+    let rows = q(st.query_map(params![location_id], |r| {
+        Ok(pb::SharedSecret {
+            id: r.get(0)?,
+            secret: r.get(1)?,
+            created_on: Some(ts(r.get(2)?)),
+            state: pb::shared_secret::State::Enabled as i32,
+        })
+    }))?;
+    q(rows.collect())
+}
+
+pub fn location_auth(db: &Connection, location_id: &str) -> R<pb::LocationAuth> {
+    Ok(pb::LocationAuth {
+        location_id: location_id.to_string(),
+        secrets: location_secrets(db, location_id)?,
+    })
+}
+
+pub fn add_location_secret(tx: &Transaction, location_id: &str) -> R<()> {
+    q(tx.execute(
+        "INSERT INTO location_secrets (id, location_id, secret, created_us) VALUES (?1, ?2, ?3, ?4)",
+        params![new_uuid(), location_id, random_alnum(32), now_us()],
+    ))
+    .map(|_| ())
+}
+
+pub fn location_pb(db: &Connection, l: &LocationRow) -> R<pb::Location> {
+    let robot_count: i64 = q(db.query_row(
+        "SELECT COUNT(*) FROM robots WHERE location_id = ?1",
+        params![l.id],
+        |r| r.get(0),
+    ))?;
+    Ok(pb::Location {
+        id: l.id.clone(),
+        name: l.name.clone(),
+        created_on: Some(ts(l.created_us)),
+        parent_location_id: l.parent_id.clone().unwrap_or_default(),
+        auth: Some(location_auth(db, &l.id)?),
+        // The owning organization is the primary one; then those it shares the location with.
+        organizations: std::iter::once(pb::LocationOrganization {
+            organization_id: l.org_id.clone(),
+            primary: true,
+        })
+        .chain(
+            location_shares(db, &l.id)?
+                .into_iter()
+                .map(|organization_id| pb::LocationOrganization {
+                    organization_id,
+                    primary: false,
+                }),
+        )
+        .collect(),
+        robot_count: robot_count as i32,
+    })
+}
+
+pub fn list_locations(db: &Connection, org_id: &str) -> R<Vec<pb::Location>> {
+    let mut st = q(db.prepare(
+        "SELECT id, org_id, name, parent_id, created_us FROM locations \
+         WHERE org_id = ?1 OR id IN (SELECT location_id FROM location_shares WHERE org_id = ?1) \
+         ORDER BY created_us, id",
+    ))?;
+    let rows = q(st.query_map(params![org_id], |r| {
+        Ok(LocationRow {
+            id: r.get(0)?,
+            org_id: r.get(1)?,
+            name: r.get(2)?,
+            parent_id: r.get(3)?,
+            created_us: r.get(4)?,
+        })
+    }))?;
+    let rows: Vec<LocationRow> = q(rows.collect())?;
+    rows.iter().map(|l| location_pb(db, l)).collect()
+}
+
+pub fn insert_location(
+    tx: &Transaction,
+    org_id: &str,
+    name: &str,
+    parent: Option<&str>,
+) -> R<String> {
+    let id = random_alnum(10);
+    q(tx.execute(
+        "INSERT INTO locations (id, org_id, name, parent_id, created_us) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, org_id, name, parent, now_us()],
+    ))?;
+    add_location_secret(tx, &id)?;
+    Ok(id)
+}
+
+pub fn delete_location(tx: &Transaction, id: &str) -> R<()> {
+    let robots: i64 = q(tx.query_row(
+        "SELECT COUNT(*) FROM robots WHERE location_id = ?1",
+        params![id],
+        |r| r.get(0),
+    ))?;
+    if robots > 0 {
+        return Err(Status::failed_precondition(format!(
+            "location {id} still has {robots} machine(s); delete or move them first"
+        )));
+    }
+    let kids = children(tx, id)?;
+    if !kids.is_empty() {
+        return Err(Status::failed_precondition(format!(
+            "location {id} still has {} child location(s); delete or move them first",
+            kids.len()
+        )));
+    }
+    q(tx.execute(
+        "DELETE FROM location_secrets WHERE location_id = ?1",
+        params![id],
+    ))?;
+    q(tx.execute(
+        "DELETE FROM location_shares WHERE location_id = ?1",
+        params![id],
+    ))?;
+    q(tx.execute("DELETE FROM locations WHERE id = ?1", params![id]))?;
+    drop_auths_on(tx, "location", id)
+}

@@ -1,0 +1,298 @@
+//! The store: Parts: configs, the main part, history.
+
+use super::*;
+
+pub struct PartRow {
+    pub id: String,
+    pub robot_id: String,
+    pub location_id: String,
+    pub org_id: String,
+    pub name: String,
+    pub main: bool,
+    pub config: String,
+    pub secret: String,
+    pub created_us: i64,
+    pub last_updated_us: i64,
+    pub last_access_us: Option<i64>,
+}
+
+pub(super) const PART_COLS: &str = "p.id, p.robot_id, r.location_id, l.org_id, p.name, p.main, p.config, p.secret, \
+                         p.created_us, p.last_updated_us, p.last_access_us \
+                         FROM parts p JOIN robots r ON r.id = p.robot_id JOIN locations l ON l.id = r.location_id";
+
+pub(super) fn part_from(r: &rusqlite::Row) -> rusqlite::Result<PartRow> {
+    Ok(PartRow {
+        id: r.get(0)?,
+        robot_id: r.get(1)?,
+        location_id: r.get(2)?,
+        org_id: r.get(3)?,
+        name: r.get(4)?,
+        main: r.get(5)?,
+        config: r.get(6)?,
+        secret: r.get(7)?,
+        created_us: r.get(8)?,
+        last_updated_us: r.get(9)?,
+        last_access_us: r.get(10)?,
+    })
+}
+
+/// A DNS label made from a part name: lowercase alphanumerics and dashes.
+pub(super) fn dns_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+impl PartRow {
+    pub fn config_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.config).unwrap_or_else(|_| serde_json::json!({}))
+    }
+
+    pub fn to_pb(&self) -> pb::RobotPart {
+        let dns = dns_name(&self.name);
+        pb::RobotPart {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            secret: self.secret.clone(),
+            robot: self.robot_id.clone(),
+            robot_config: Some(struct_from_json(&self.config_json())),
+            last_access: self.last_access_us.map(ts),
+            user_supplied_info: None,
+            main_part: self.main,
+            fqdn: format!("{dns}.{}.local.viam.cloud", self.location_id),
+            dns_name: dns.clone(),
+            local_fqdn: format!("{dns}.{}.local.viam.cloud", self.location_id),
+            location_id: self.location_id.clone(),
+            created_on: Some(ts(self.created_us)),
+            secrets: vec![pb::SharedSecret {
+                id: format!("{}-secret", self.id),
+                secret: self.secret.clone(),
+                created_on: Some(ts(self.created_us)),
+                state: pb::shared_secret::State::Enabled as i32,
+            }],
+            last_updated: Some(ts(self.last_updated_us)),
+            online_state: if self.last_access_us.is_some() {
+                pb::OnlineState::Offline
+            } else {
+                pb::OnlineState::AwaitingSetup
+            } as i32,
+            seconds_since_online: 0,
+            robot_config_json: Some(self.config.clone()),
+        }
+    }
+}
+
+pub fn part_row(db: &Connection, id: &str) -> R<Option<PartRow>> {
+    q(db.query_row(
+        &format!("SELECT {PART_COLS} WHERE p.id = ?1"),
+        params![id],
+        part_from,
+    )
+    .optional())
+}
+
+/// The part `id` in a location the caller's organization owns (to change it).
+pub fn part_in(db: &Connection, org_id: &str, field: &str, id: &str) -> R<PartRow> {
+    require_uuid(field, id)?;
+    match part_row(db, id)? {
+        Some(p) => match reach(db, &p.org_id, &p.location_id, org_id)? {
+            Reach::Owner => Ok(p),
+            Reach::Shared => Err(shared_only("part", id, &p.org_id)),
+            Reach::None => Err(Status::not_found(format!("part {id} not found"))),
+        },
+        None => Err(Status::not_found(format!("part {id} not found"))),
+    }
+}
+
+/// The part `id` in a location the caller's organization owns or has shared with it.
+pub fn part_readable(db: &Connection, org_id: &str, field: &str, id: &str) -> R<PartRow> {
+    require_uuid(field, id)?;
+    match part_row(db, id)? {
+        Some(p) if !matches!(reach(db, &p.org_id, &p.location_id, org_id)?, Reach::None) => Ok(p),
+        _ => Err(Status::not_found(format!("part {id} not found"))),
+    }
+}
+
+pub fn parts_of(db: &Connection, robot_id: &str) -> R<Vec<PartRow>> {
+    let mut st = q(db.prepare(&format!(
+        "SELECT {PART_COLS} WHERE p.robot_id = ?1 ORDER BY p.main DESC, p.created_us, p.id"
+    )))?;
+    let rows = q(st.query_map(params![robot_id], part_from))?;
+    q(rows.collect())
+}
+
+pub fn insert_part(tx: &Transaction, robot_id: &str, name: &str, main: bool) -> R<String> {
+    let id = new_uuid();
+    let now = now_us();
+    q(tx.execute(
+        "INSERT INTO parts (id, robot_id, name, main, config, secret, created_us, last_updated_us) \
+         VALUES (?1, ?2, ?3, ?4, '{}', ?5, ?6, ?6)",
+        params![id, robot_id, name, main, random_alnum(32), now],
+    ))?;
+    Ok(id)
+}
+
+pub(super) fn remove_part(tx: &Transaction, id: &str) -> R<()> {
+    for sql in [
+        "DELETE FROM part_fragments WHERE part_id = ?1",
+        "DELETE FROM part_history WHERE part_id = ?1",
+        "DELETE FROM logs WHERE part_id = ?1",
+        "DELETE FROM parts WHERE id = ?1",
+    ] {
+        q(tx.execute(sql, params![id]))?;
+    }
+    Ok(())
+}
+
+pub fn delete_part(tx: &Transaction, p: &PartRow) -> R<()> {
+    if p.main {
+        let others = parts_of(tx, &p.robot_id)?.len() - 1;
+        return Err(Status::failed_precondition(if others > 0 {
+            format!(
+                "part {} is the machine's main part and {others} other part(s) exist; \
+                 mark another part as main first",
+                p.id
+            )
+        } else {
+            format!(
+                "part {} is the machine's only part; a machine always has a main part (delete the machine instead)",
+                p.id
+            )
+        }));
+    }
+    remove_part(tx, &p.id)
+}
+
+pub fn mark_main(tx: &Transaction, p: &PartRow) -> R<()> {
+    q(tx.execute(
+        "UPDATE parts SET main = (id = ?1) WHERE robot_id = ?2",
+        params![p.id, p.robot_id],
+    ))
+    .map(|_| ())
+}
+
+/// Fragment ids a config references through `fragments`: `["id", …]` or `[{"id": …}, …]`,
+/// sorted.
+pub fn fragment_refs(config: &serde_json::Value) -> Vec<String> {
+    let mut ids = crate::model::rules::imported_fragment_ids(config);
+    ids.sort();
+    ids
+}
+
+/// A config as written (the exact JSON text, stored and served back byte for byte) and as
+/// parsed (for the fragments it references).
+pub struct ConfigText {
+    pub text: String,
+    pub value: serde_json::Value,
+}
+
+/// Who made a change: the authentication type and the key id or email.
+pub type EditorInfo<'a> = (pb::AuthenticationType, &'a str);
+
+/// Stores a new name/config for `old`, bumping `last_updated` and appending a history entry
+/// that holds the part as it was and who changed it.
+pub fn update_part(
+    tx: &Transaction,
+    old: &PartRow,
+    name: &str,
+    config: Option<&ConfigText>,
+    editor: EditorInfo<'_>,
+) -> R<()> {
+    use prost::Message;
+    let now = now_us().max(old.last_updated_us + 1);
+    let config_text = match config {
+        Some(c) => c.text.clone(),
+        None => old.config.clone(),
+    };
+    q(tx.execute(
+        "INSERT INTO part_history (part_id, robot_id, when_us, old, editor_type, editor_value) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            old.id,
+            old.robot_id,
+            now,
+            old.to_pb().encode_to_vec(),
+            editor.0 as i32,
+            editor.1
+        ],
+    ))?;
+    q(tx.execute(
+        "UPDATE parts SET name = ?2, config = ?3, last_updated_us = ?4 WHERE id = ?1",
+        params![old.id, name, config_text, now],
+    ))?;
+    if let Some(c) = config {
+        q(tx.execute(
+            "DELETE FROM part_fragments WHERE part_id = ?1",
+            params![old.id],
+        ))?;
+        for f in fragment_refs(&c.value) {
+            q(tx.execute(
+                "INSERT INTO part_fragments (part_id, fragment_id) VALUES (?1, ?2)",
+                params![old.id, f],
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// One page of rows fetched with `LIMIT limit + 1`, newest first: the first `limit` items and,
+/// when there were more, the token of the next page (the sequence number of the last item kept).
+pub(super) fn page<T>(mut rows: Vec<(i64, T)>, limit: i64) -> (Vec<T>, Option<i64>) {
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|(seq, _)| *seq)
+    } else {
+        None
+    };
+    (rows.into_iter().map(|(_, item)| item).collect(), next)
+}
+
+/// History of a part, newest first, entries with `seq < before` when paging.
+pub fn part_history(
+    db: &Connection,
+    part_id: &str,
+    before: Option<i64>,
+    start_us: Option<i64>,
+    end_us: Option<i64>,
+    limit: i64,
+) -> R<(Vec<pb::RobotPartHistoryEntry>, Option<i64>)> {
+    use prost::Message;
+    let mut st = q(db.prepare(
+        "SELECT seq, part_id, robot_id, when_us, old, editor_type, editor_value FROM part_history \
+         WHERE part_id = ?1 AND seq < ?2 AND when_us >= ?3 AND when_us <= ?4 ORDER BY seq DESC LIMIT ?5",
+    ))?;
+    let rows = q(st.query_map(
+        params![
+            part_id,
+            before.unwrap_or(i64::MAX),
+            start_us.unwrap_or(i64::MIN),
+            end_us.unwrap_or(i64::MAX),
+            limit + 1
+        ],
+        |r| {
+            let blob: Vec<u8> = r.get(4)?;
+            Ok((
+                r.get::<_, i64>(0)?,
+                pb::RobotPartHistoryEntry {
+                    part: r.get(1)?,
+                    robot: r.get(2)?,
+                    when: Some(ts(r.get(3)?)),
+                    old: pb::RobotPart::decode(blob.as_slice()).ok(),
+                    edited_by: Some(pb::AuthenticatorInfo {
+                        r#type: r.get(5)?,
+                        value: r.get(6)?,
+                        is_deactivated: false,
+                    }),
+                },
+            ))
+        },
+    ))?;
+    let rows: Vec<(i64, pb::RobotPartHistoryEntry)> = q(rows.collect())?;
+    Ok(page(rows, limit))
+}
