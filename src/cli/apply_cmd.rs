@@ -275,7 +275,36 @@ async fn apply_saved_held(
     reconcile::saved::restore_sensitive(plan, &|name| std::env::var(name).ok(), salt)?;
     let opts = options(args);
     let prepared = reconcile::Prepared::saved(plan.clone(), &opts);
+    // A stale saved plan is reported before it is shown and confirmed; apply checks again.
+    let status = super::plan_cmd::Status::new();
+    status.show("Checking the saved plan against the cloud…");
+    let fresh = reconcile::check_fresh(Arc::new(client.clone()), &prepared).await;
+    status.clear();
+    if let Err(e) = fresh {
+        return apply_error(e, true);
+    }
     execute(args, client, prepared, &opts, held, true).await
+}
+
+/// Reports why [`reconcile::apply`] (or its stale check) wrote nothing.
+fn apply_error(err: ApplyError, saved: bool) -> anyhow::Result<ExitStatus> {
+    match err {
+        ApplyError::Stale(stale) => {
+            let which = if saved { "the saved plan" } else { "the plan" };
+            super::output::print_error_message(&format!(
+                "{which} is stale: the cloud changed since it was made"
+            ));
+            for s in &stale {
+                eprintln!("  {}", super::term::clean(&s.to_string()));
+            }
+            super::output::print_hint("run `fleetform plan` again and review the new plan");
+            Ok(ExitStatus::Failure)
+        }
+        e @ ApplyError::Refused(_) => Err(e.into()),
+        ApplyError::Check(e) => {
+            Err(anyhow::Error::from(e).context("cannot check the plan against the cloud"))
+        }
+    }
 }
 
 /// Shows the plan, applies the safety checks, asks, applies, reports.
@@ -351,19 +380,7 @@ async fn execute(
     let _ = progress.await;
     let report = match result {
         Ok(report) => report,
-        Err(ApplyError::Stale(stale)) => {
-            let which = if saved { "the saved plan" } else { "the plan" };
-            eprintln!("error: {which} is stale: the cloud changed since it was made");
-            for s in &stale {
-                eprintln!("  {}", super::term::clean(&s.to_string()));
-            }
-            eprintln!("hint: run `fleetform plan` again and review the new plan");
-            return Ok(ExitStatus::Failure);
-        }
-        Err(e @ ApplyError::Refused(_)) => return Err(e.into()),
-        Err(ApplyError::Check(e)) => {
-            return Err(anyhow::Error::from(e).context("cannot check the plan against the cloud"));
-        }
+        Err(e) => return apply_error(e, saved),
     };
     if held.lost() {
         eprintln!(

@@ -218,16 +218,27 @@ pub async fn apply(
     if !prepared.refusals.is_empty() {
         return Err(ApplyError::Refused(prepared.refusals));
     }
+    check_fresh(Arc::clone(&api), &prepared).await?;
     let plan = prepared.plan;
-    if !plan.is_empty() {
-        let stale = apply::check_preconditions(Arc::clone(&api), &plan)
-            .await
-            .map_err(ApplyError::Check)?;
-        if !stale.is_empty() {
-            return Err(ApplyError::Stale(stale));
-        }
-    }
     Ok(apply::apply(api, &plan, &opts.apply, events, stop).await)
+}
+
+/// Checks that every precondition of `prepared` still holds (the stale-plan check [`apply`]
+/// makes before its first write). Callers that show a plan before applying it — a saved plan
+/// read from a file — call this first, so a stale plan is reported before anyone is asked to
+/// confirm it; [`apply`] checks again, since a confirmation can take a while.
+pub async fn check_fresh(api: Arc<dyn CloudApi>, prepared: &Prepared) -> Result<(), ApplyError> {
+    if prepared.plan.is_empty() {
+        return Ok(());
+    }
+    let stale = apply::check_preconditions(api, &prepared.plan)
+        .await
+        .map_err(ApplyError::Check)?;
+    if stale.is_empty() {
+        Ok(())
+    } else {
+        Err(ApplyError::Stale(stale))
+    }
 }
 
 /// The organization `wanted` names, among those the API key can see (for the lease, which is

@@ -136,6 +136,14 @@ async fn a_stale_saved_plan_is_refused_naming_what_changed() {
     .await
     .unwrap();
 
+    // Without --yes (stdin is not a terminal) the plan is still reported as stale, before
+    // anyone would be asked to confirm it.
+    let unconfirmed = env.run(&["apply", "plan.json"]);
+    let text = out(&unconfirmed);
+    assert_eq!(unconfirmed.status.code(), Some(1), "{text}");
+    assert!(text.contains("the saved plan is stale"), "{text}");
+    assert!(!text.contains("without confirmation"), "{text}");
+
     let stale = env.run(&["apply", "plan.json", "--yes"]);
     let text = out(&stale);
     assert_eq!(stale.status.code(), Some(1), "{text}");
