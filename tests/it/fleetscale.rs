@@ -490,3 +490,129 @@ fn error_unknown_variable_in_a_config_file() {
     ]);
     insta::assert_snapshot!(t.err());
 }
+
+// ----- --target on plan and apply -----
+
+/// A templated fleet of `sites` locations × `per` machines from CSV inventories, one file per
+/// site, with `speed` set in the template.
+fn write_fleet(
+    env: &crate::common::CliEnv,
+    org: &str,
+    sites: usize,
+    per: usize,
+    speed: u32,
+    prune: bool,
+) {
+    std::fs::create_dir_all(env.dir.path().join("sites")).expect("mkdir");
+    std::fs::create_dir_all(env.dir.path().join("inventory")).expect("mkdir");
+    env.write(
+        "fleet.yaml",
+        &format!(
+            "version: 1\norganization: {org}\nprune: {prune}\ninclude: [sites/*.yaml]\ntemplates:\n  - name: rover\n    parts:\n      - name: \"${{var:name}}-main\"\n        config:\n          components:\n            - name: base\n              attributes:\n                speed: {speed}\n                ip: \"${{var:ip}}\"\n"
+        ),
+    );
+    for s in 0..sites {
+        env.write(
+            &format!("sites/site{s:03}.yaml"),
+            &format!(
+                "locations:\n  - name: Site{s:03}\n    machines:\n      - {{ template: rover, for_each: ../inventory/site{s:03}.csv }}\n"
+            ),
+        );
+        let mut csv = String::from("name,ip\n");
+        for m in 0..per {
+            csv.push_str(&format!("rover-{s:03}-{m:02},10.0.{s}.{m}\n"));
+        }
+        env.write(&format!("inventory/site{s:03}.csv"), &csv);
+    }
+}
+
+fn org_name(env: &crate::common::CliEnv) -> String {
+    let v = stdout_json(env, &["org", "list", "-o", "json"]);
+    v[0]["name"]
+        .as_str()
+        .expect("an organization name")
+        .to_string()
+}
+
+/// Runs `args`, asserts success, and parses stdout as JSON.
+fn stdout_json(env: &crate::common::CliEnv, args: &[&str]) -> serde_json::Value {
+    let out = env.run(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+#[test]
+fn target_plans_and_applies_one_location_only() {
+    let env = crate::common::CliEnv::start(&[]);
+    let org = org_name(&env);
+    write_fleet(&env, &org, 3, 4, 45, true);
+    env.ok(&["apply", "fleet.yaml", "-y"]);
+    assert_eq!(
+        env.run(&["plan", "fleet.yaml", "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(0)
+    );
+
+    // One template attribute changes every machine; the target keeps one location's.
+    write_fleet(&env, &org, 3, 4, 50, true);
+    let plan = stdout_json(
+        &env,
+        &["plan", "fleet.yaml", "--target", "Site001", "-o", "json"],
+    );
+    let changes = plan["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 4, "{plan}");
+    assert!(changes.iter().all(|c| {
+        c["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("Site001/"))
+    }));
+    assert_eq!(plan["target"]["addresses"], serde_json::json!(["Site001"]));
+    assert_eq!(plan["target"]["left_out"], 8);
+    let text = env.ok(&["plan", "fleet.yaml", "--target", "Site001"]);
+    assert!(
+        text.contains("Targeted (Site001): 8 changes outside the target left out."),
+        "{text}"
+    );
+
+    // A targeted apply with prune on never deletes outside the target: Site002 loses a
+    // machine from its inventory, but only Site001 is applied.
+    env.write("inventory/site002.csv", "name,ip\nrover-002-00,10.0.2.0\n");
+    env.ok(&["apply", "fleet.yaml", "-y", "--target", "Site001"]);
+    let rest = stdout_json(&env, &["plan", "fleet.yaml", "-o", "json"]);
+    let rest = rest["changes"].as_array().expect("changes");
+    assert!(
+        rest.iter()
+            .all(|c| !c["path"].as_str().unwrap_or("").starts_with("Site001/"))
+    );
+    assert_eq!(
+        rest.iter().filter(|c| c["action"] == "delete").count(),
+        3,
+        "Site002's removed machines are still there"
+    );
+
+    // A machine glob, and a saved targeted plan records its target.
+    let saved = env.dir.path().join("t.plan.json");
+    env.ok(&[
+        "plan",
+        "fleet.yaml",
+        "--target",
+        "Site000/rover-000-0?",
+        "--out",
+        saved.to_str().expect("utf-8"),
+    ]);
+    let text = std::fs::read_to_string(&saved).expect("saved plan");
+    assert!(text.contains("\"target\""), "{text}");
+    env.ok(&["apply", saved.to_str().expect("utf-8"), "-y"]);
+    let left = env.run(&["plan", "fleet.yaml", "--target", "Site000"]);
+    assert!(String::from_utf8_lossy(&left.stdout).contains("No changes in the target."));
+
+    // An address that names nothing is refused before any change.
+    let bad = env.run(&["plan", "fleet.yaml", "--target", "Site999"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("names nothing the manifest declares"));
+}
