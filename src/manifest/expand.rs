@@ -192,16 +192,6 @@ fn parent(rel: &str) -> &str {
     rel.rfind('/').map_or("", |i| &rel[..i])
 }
 
-/// Whether `name` matches the wildcard `pattern` (`*` any run, `?` one character).
-fn wildcard(pattern: &[char], name: &[char]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some(('*', rest)) => (0..=name.len()).any(|i| wildcard(rest, &name[i..])),
-        Some(('?', rest)) => !name.is_empty() && wildcard(rest, &name[1..]),
-        Some((c, rest)) => name.first() == Some(c) && wildcard(rest, &name[1..]),
-    }
-}
-
 /// The files matching `pattern` below `base`, as paths relative to `base`, sorted.
 pub fn glob(base: &Path, pattern: &str) -> Vec<String> {
     let mut found = vec![String::new()];
@@ -212,11 +202,10 @@ pub fn glob(base: &Path, pattern: &str) -> Vec<String> {
                 let Ok(entries) = std::fs::read_dir(base.join(prefix)) else {
                     continue;
                 };
-                let pat: Vec<char> = comp.chars().collect();
                 let mut names: Vec<String> = entries
                     .filter_map(|e| e.ok()?.file_name().into_string().ok())
                     .filter(|n| !n.starts_with('.') || comp.starts_with('.'))
-                    .filter(|n| wildcard(&pat, &n.chars().collect::<Vec<_>>()))
+                    .filter(|n| crate::model::rules::wildcard_match(comp, n))
                     .collect();
                 names.sort();
                 next.extend(names.into_iter().map(|n| join(prefix, &n)));
@@ -1381,12 +1370,7 @@ mod tests {
         assert_eq!(join("", "a.yaml"), "a.yaml");
         assert_eq!(join("a/b", "./c/../d.yaml"), "a/b/d.yaml");
         assert_eq!(join("a", "../../x"), "../x");
-        let m = |p: &str, n: &str| {
-            wildcard(
-                &p.chars().collect::<Vec<_>>(),
-                &n.chars().collect::<Vec<_>>(),
-            )
-        };
+        let m = crate::model::rules::wildcard_match;
         assert!(m("*.yaml", "field.yaml"));
         assert!(m("site-?.yaml", "site-a.yaml"));
         assert!(!m("*.yaml", "field.yml"));

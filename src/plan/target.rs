@@ -95,24 +95,7 @@ impl Address {
     }
 }
 
-/// `*`/`?` wildcard match of one name.
-fn matches(pattern: &str, name: &str) -> bool {
-    if !pattern.contains(['*', '?']) {
-        return pattern == name;
-    }
-    fn go(p: &[char], n: &[char]) -> bool {
-        match p.split_first() {
-            None => n.is_empty(),
-            Some(('*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
-            Some(('?', rest)) => !n.is_empty() && go(rest, &n[1..]),
-            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
-        }
-    }
-    go(
-        &pattern.chars().collect::<Vec<_>>(),
-        &name.chars().collect::<Vec<_>>(),
-    )
-}
+use crate::model::rules::wildcard_match as matches;
 
 /// Parses every address; the error names the first bad one.
 pub fn parse_all(targets: &[String]) -> Result<Vec<Address>, String> {
