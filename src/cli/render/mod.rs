@@ -16,6 +16,7 @@
 //! string by `(sensitive)`, and the JSON format relies on the `PlannedConfig` serializer,
 //! which writes `{"$sensitive": "<sha256>"}` instead.
 
+pub mod group;
 pub mod json;
 pub mod markdown;
 pub mod text;
