@@ -224,11 +224,11 @@ pub fn parse_str_with(
         return Err(ManifestError::sorted(file, diags));
     }
     let expanded = expand::expand(root.clone(), file, opts, &mut origins)
-        .map_err(|d| ManifestError::sorted(file, d))?;
+        .map_err(|d| ManifestError::sorted(file, d).collapsed())?;
     let root = &expanded.root;
     structure::check_shape(&schema(), root, &origins, &mut diags);
     if !diags.is_empty() {
-        return Err(ManifestError::sorted(file, diags));
+        return Err(ManifestError::sorted(file, diags).collapsed());
     }
     let raw: raw::RawManifest = de::from_node(root).map_err(|e| {
         let pos = e.pos.unwrap_or(span::Pos::START);
@@ -239,7 +239,7 @@ pub fn parse_str_with(
         ))
     })?;
     validate::validate(&raw, text, expanded.files, root, &origins, opts, env)
-        .map_err(|d| ManifestError::sorted(file, d))
+        .map_err(|d| ManifestError::sorted(file, d).collapsed())
 }
 
 #[cfg(test)]

@@ -96,3 +96,79 @@ impl Origins {
         }
     }
 }
+
+/// How many instances a problem of a template is shown for before the rest are counted.
+pub const INSTANCES_SHOWN: usize = 3;
+
+/// A problem in a template is found once per instance; past [`INSTANCES_SHOWN`] instances
+/// at the same place with the same hint, the others are counted on the last one shown
+/// (`(and 997 more instances)`), so a typo in a template of 1,000 machines reads in a few
+/// lines. `diagnostics` are sorted.
+pub fn collapse_instances(diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    use std::collections::HashMap;
+    let instance_free = |d: &Diagnostic| -> Option<String> {
+        // The message names the instance's own resources; the place and the hint do not.
+        d.message.strip_prefix("in machine ")?;
+        Some(format!(
+            "{}:{}:{}\u{0}{}",
+            d.file.display(),
+            d.line,
+            d.column,
+            d.hint
+        ))
+    };
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for d in &diagnostics {
+        if let Some(k) = instance_free(d) {
+            *counts.entry(k).or_default() += 1;
+        }
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(diagnostics.len());
+    for mut d in diagnostics {
+        let Some(k) = instance_free(&d) else {
+            out.push(d);
+            continue;
+        };
+        let n = seen.entry(k.clone()).or_default();
+        *n += 1;
+        let total = counts[&k];
+        if *n < INSTANCES_SHOWN || total == INSTANCES_SHOWN {
+            out.push(d);
+        } else if *n == INSTANCES_SHOWN {
+            d.message.push_str(&format!(
+                " (and {} more instances)",
+                total - INSTANCES_SHOWN
+            ));
+            out.push(d);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_instances_of_one_problem_are_counted() {
+        let d = |i: usize| {
+            Diagnostic::new(
+                Path::new("f.yaml"),
+                7,
+                9,
+                format!("in machine r{i} (template t, f.csv row {i}): unknown key `mian`"),
+                "h",
+            )
+        };
+        let other = Diagnostic::new(Path::new("f.yaml"), 8, 1, "other", "");
+        let out = collapse_instances((1..=10).map(d).chain([other.clone()]).collect());
+        assert_eq!(out.len(), 4);
+        assert!(
+            out[2].message.ends_with("`mian` (and 7 more instances)"),
+            "{out:?}"
+        );
+        assert_eq!(out[3], other);
+        assert_eq!(collapse_instances((1..=3).map(d).collect()).len(), 3);
+    }
+}

@@ -454,14 +454,14 @@ fn error_unknown_template_and_keys() {
 
 #[test]
 fn error_in_a_template_names_every_instance_and_the_template_line() {
-    // A wrong key inside the template's part is reported at the template's line, once per
-    // instance, each naming its machine and inventory row.
+    // A wrong key inside the template's part is reported at the template's line, naming the
+    // machine and inventory row, for three instances; the others are counted.
     let t = Tree::new(&[
         (
             "fleet.yaml",
             "version: 1\norganization: acme\ntemplates:\n  - name: t\n    parts:\n      - name: \"${var:name}-main\"\n        mian: true\nlocations:\n  - name: F\n    machines:\n      - { template: t, for_each: f.csv }\n",
         ),
-        ("f.csv", "name\nr1\nr2\n"),
+        ("f.csv", "name\nr1\nr2\nr3\nr4\nr5\n"),
     ]);
     insta::assert_snapshot!(t.err());
 }
