@@ -353,6 +353,21 @@ fn config_files_of_template_parts_take_variables() {
     );
 }
 
+#[test]
+fn fragment_imports_of_template_parts_take_variables() {
+    let t = Tree::new(&[(
+        "fleet.yaml",
+        "version: 1\norganization: acme\nfragments:\n  - name: kit\ntemplates:\n  - name: t\n    parts:\n      - name: \"${var:name}-main\"\n        fragments:\n          - { name: kit, prefix: \"${var:name}\", variables: { port: \"${var:port}\" } }\nlocations:\n  - name: F\n    machines:\n      - { name: r1, template: t, vars: { port: /dev/ttyUSB1 } }\n",
+    )]);
+    let d = t.ok();
+    let import = &d.locations[0].machines[0].parts[0].fragments[0];
+    assert_eq!(import.options["prefix"], "r1");
+    assert_eq!(
+        import.options["variables"],
+        serde_json::json!({"port": "/dev/ttyUSB1"})
+    );
+}
+
 // ----- every error, as a snapshot of its message -----
 
 #[test]
