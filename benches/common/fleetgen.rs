@@ -461,6 +461,55 @@ pub fn fleet_yaml(size: Size, bump: bool) -> String {
     root
 }
 
+/// The templated form of fleet `size` (issue 14): `fleet.yaml` with the fragments and one
+/// `rover` template (two parts with realistic configs, an `ip` variable in each), one
+/// included `sites/site-NNNN.yaml` per location, and one CSV inventory per location
+/// (`inventory/site-NNNN.csv`, a row per machine). Returns the files as (path, text);
+/// `bump` edits one attribute of the template (every machine's main part changes).
+pub fn templated_fleet(size: Size, bump: bool) -> Vec<(String, String)> {
+    let mut rng = Rng::new(0x5eed_f1ee_7000 + size.locations as u64);
+    let mut root =
+        String::from("version: 1\norganization: bench\ninclude: [sites/*.yaml]\nfragments:\n");
+    for i in 0..FRAGMENTS {
+        root.push_str(&format!(
+            "  - name: kit-{i:02}\n    tags:\n      stable: current\n    config:\n"
+        ));
+        emit(&mut root, &fragment_config(&mut rng, i), 6, 0);
+    }
+    root.push_str("templates:\n  - name: rover\n    parts:\n");
+    for (i, (role, main)) in [("main", true), ("aux", false)].into_iter().enumerate() {
+        root.push_str(&format!("      - name: \"${{var:name}}-{role}\"\n"));
+        if main {
+            root.push_str("        main: true\n");
+        }
+        root.push_str(&format!(
+            "        fragments:\n          - name: kit-{i:02}\n            version: stable\n        config:\n"
+        ));
+        let mut config = part_config(&mut rng, i, bump && main);
+        if let Some(first) = config["components"].get_mut(0)
+            && let Some(attrs) = first.get_mut("attributes").and_then(Value::as_object_mut)
+        {
+            attrs.insert("host".into(), Value::String("${var:ip}".into()));
+        }
+        emit(&mut root, &config, 10, 0);
+    }
+    let mut files = vec![("fleet.yaml".to_string(), root)];
+    for l in 0..size.locations {
+        files.push((
+            format!("sites/site-{l:04}.yaml"),
+            format!(
+                "locations:\n  - name: site-{l:04}\n    machines:\n      - template: rover\n        for_each: ../inventory/site-{l:04}.csv\n"
+            ),
+        ));
+        let mut csv = String::from("name,ip\n");
+        for m in 0..size.machines {
+            csv.push_str(&format!("m{l:04}-{m:02},10.{}.{}.{m}\n", l / 256, l % 256));
+        }
+        files.push((format!("inventory/site-{l:04}.csv"), csv));
+    }
+    files
+}
+
 /// The tiny-config fleet of the first benchmarks (one small component per part, no
 /// fragments), kept for comparison.
 pub fn tiny_fleet_yaml(size: Size, bump: bool) -> String {

@@ -135,6 +135,11 @@ pub struct ApplyArgs {
     /// (manifest input only).
     #[arg(long)]
     pub prune: bool,
+    /// Apply only these resources (repeatable, manifest input only): a location, machine or
+    /// part path, or `fragment:NAME`; `*` and `?` match within one path component. Nothing
+    /// outside them is created, changed or deleted.
+    #[arg(long = "target", value_name = "ADDRESS")]
+    pub targets: Vec<String>,
     /// How long to wait for another fleetform that holds the organization's lease (e.g.
     /// `2m`). The default, 0s, refuses at once, naming the holder.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = super::ranges::lock_timeout)]
@@ -171,6 +176,9 @@ pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
         .with_context(|| format!("cannot read {}", args.input.display()))?;
     let text = String::from_utf8_lossy(&bytes);
     if let Some(saved) = read_saved_plan(&text) {
+        if !args.targets.is_empty() {
+            bail!("--target applies to manifests; a saved plan already records its target");
+        }
         let (mut plan, salt) = saved?;
         local_ledger().mark_plan(&mut plan);
         let target = target::connect_for(global, LocalOrg::Id(&plan.organization_id)).await?;
@@ -188,6 +196,7 @@ pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
             return Ok(ExitStatus::Failure);
         }
     };
+    super::plan_cmd::check_targets(&desired, &args.targets)?;
     remember_secrets(&desired);
     let org = match &desired.organization {
         OrgRef::Name(name) => LocalOrg::Name(name),
@@ -247,6 +256,7 @@ fn options(args: &ApplyArgs) -> reconcile::Options {
         allow_deletes: args.allow_deletes,
     };
     opts.apply.parallelism = args.parallelism;
+    opts.targets = args.targets.clone();
     opts
 }
 

@@ -27,6 +27,7 @@ pub mod output;
 mod plan_cmd;
 mod ranges;
 pub mod render;
+mod render_cmd;
 mod resolve;
 mod secrets_cmd;
 mod show_cmd;
@@ -171,6 +172,10 @@ pub enum Command {
     /// is left untouched and reported. `--check` writes nothing and exits 1 if a file is not
     /// formatted.
     Fmt(fmt_cmd::FmtArgs),
+    /// Print the fully expanded manifest: includes merged, templates and inventories expanded.
+    ///
+    /// Like `helm template` or `kustomize build`: reviewers see what a template change does.
+    Render(render_cmd::RenderArgs),
     /// Print a plan saved by `fleetform plan --out`, as text, JSON or Markdown.
     Show(show_cmd::ShowArgs),
     /// Run or set up a local, Viam-compatible cloud (for trying manifests, CI and tests).
@@ -302,6 +307,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::ForceUnlock(args) => lock_cmd::run(args, &cli.global).await,
         Command::Validate(args) => validate_cmd::run(&args),
         Command::Fmt(args) => fmt_cmd::run(&args),
+        Command::Render(args) => render_cmd::run(&args),
         Command::Show(args) => show_cmd::run(&args),
         Command::Completions(args) => completions_cmd::completions(&args),
         Command::Man(args) => completions_cmd::man(&args),

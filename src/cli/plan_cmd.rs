@@ -72,6 +72,14 @@ pub struct PlanArgs {
     #[arg(long)]
     pub prune: bool,
 
+    /// Plan only these resources (repeatable): a location, machine or part path, or
+    /// `fragment:NAME`; `*` and `?` match within one path component (`Field/rover-0*`).
+    ///
+    /// The plan covers them, everything inside them and what they need first (the locations
+    /// above, fragments they use); nothing outside is created, changed or deleted.
+    #[arg(long = "target", value_name = "ADDRESS")]
+    pub targets: Vec<String>,
+
     /// Most cloud reads in flight at once while observing.
     #[arg(
         long,
@@ -98,6 +106,7 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
             return Ok(ExitStatus::Failure);
         }
     };
+    check_targets(&desired, &args.targets)?;
 
     // 2. The cloud.
     let org = match &desired.organization {
@@ -118,7 +127,8 @@ async fn plan_and_print(
     api: &dyn CloudApi,
     desired: &Desired,
 ) -> anyhow::Result<ExitStatus> {
-    let opts = reconcile_options(Some(args.read_concurrency), args.prune);
+    let mut opts = reconcile_options(Some(args.read_concurrency), args.prune);
+    opts.targets = args.targets.clone();
     // The ledger of sensitive values is kept only where `.fleetform/` already exists: a
     // plan creates nothing.
     let mut ledger = super::apply_cmd::local_ledger();
@@ -151,6 +161,18 @@ async fn plan_and_print(
     } else {
         ExitStatus::Success
     })
+}
+
+/// Refuses `--target` addresses that do not parse or name nothing the manifest declares.
+pub(super) fn check_targets(desired: &Desired, targets: &[String]) -> anyhow::Result<()> {
+    crate::plan::target::parse_all(targets).map_err(|e| anyhow::anyhow!("--target {e}"))?;
+    let unknown = crate::plan::target::undeclared(desired, targets);
+    if let Some(first) = unknown.first() {
+        anyhow::bail!(
+            "--target `{first}` names nothing the manifest declares\nhint: an address is a location, machine or part path as declared (`Field/rover-07`) or `fragment:NAME`"
+        );
+    }
+    Ok(())
 }
 
 /// The reconcile options of a command: `read_concurrency` (`None`: the default), `--prune`,

@@ -139,6 +139,11 @@ pub struct WatchArgs {
     #[arg(long)]
     pub detect_only: bool,
 
+    /// With --detect-only: look for drift only in these resources (repeatable): a location,
+    /// machine or part path, or `fragment:NAME`; `*` and `?` match within one component.
+    #[arg(long = "target", value_name = "ADDRESS", requires = "detect_only")]
+    pub targets: Vec<String>,
+
     /// Delete undeclared things inside the managed scope, as if the manifest said `prune: true`.
     #[arg(long)]
     pub prune: bool,
@@ -203,6 +208,8 @@ impl WatchArgs {
     /// Checks what clap cannot: the git options need `--git`. (clap's `requires` is waived
     /// when the required argument conflicts with one that is present, here MANIFEST.)
     fn validate(&self) -> anyhow::Result<()> {
+        crate::plan::target::parse_all(&self.targets)
+            .map_err(|e| anyhow::anyhow!("--target {e}"))?;
         if self.git.is_none() {
             for (given, flag) in [
                 (self.reference.is_some(), "--ref"),
@@ -255,6 +262,7 @@ impl WatchArgs {
             },
             ha_lease_ttl: self.ha.then_some(self.lease_ttl),
             own_key_id: None,
+            targets: self.targets.clone(),
         }
     }
 }

@@ -57,7 +57,8 @@ pub enum Owner {
 
 /// Where a config's text came from, to place its diagnostics.
 struct Source<'t> {
-    file: PathBuf,
+    /// The config file; `None` for an inline config (its nodes name their own origin).
+    file: Option<PathBuf>,
     /// The config's own node (the whole document for a file), when it could be parsed:
     /// borrowed from the manifest's tree for an inline config.
     tree: Option<Cow<'t, Node>>,
@@ -142,7 +143,7 @@ impl<'a> Validator<'a> {
                     }
                 };
                 let source = Source {
-                    file: self.file.to_path_buf(),
+                    file: None,
                     tree: Some(Cow::Borrowed(node)),
                     included_from: None,
                 };
@@ -157,13 +158,16 @@ impl<'a> Validator<'a> {
     }
 
     fn source_err(&mut self, source: &Source<'_>, pos: Pos, message: String, hint: &str) {
-        let d = super::error::Diagnostic::new(
-            &source.file,
-            pos.line,
-            pos.column,
-            message,
-            source.hint(hint),
-        );
+        let d = match &source.file {
+            Some(file) => super::error::Diagnostic::new(
+                file,
+                pos.line,
+                pos.column,
+                message,
+                source.hint(hint),
+            ),
+            None => self.origins.diag(pos, message, source.hint(hint)),
+        };
         self.diags.push(d);
     }
 
@@ -291,7 +295,7 @@ impl<'a> Validator<'a> {
             self.includes
                 .push((rel.to_string(), full.clone(), bytes.clone()));
         }
-        let included_from = format!("{}:{}:{}", self.file.display(), pos.line, pos.column);
+        let included_from = self.origins.place(pos);
         let Ok(text) = String::from_utf8(bytes) else {
             self.err_at(
                 pos,
@@ -302,7 +306,7 @@ impl<'a> Validator<'a> {
         };
         let text = text.strip_prefix('\u{feff}').unwrap_or(&text).to_string();
         let mut source = Source {
-            file: full,
+            file: Some(full.clone()),
             tree: None,
             included_from: Some(included_from),
         };
@@ -316,9 +320,23 @@ impl<'a> Validator<'a> {
                         "keep one document (remove the `---` separator)",
                     );
                 }
-                if let Some(doc) = docs.into_iter().next() {
+                if let Some(mut doc) = docs.into_iter().next() {
+                    if let Some(vars) = self.origins.get(pos).vars.clone() {
+                        let mut unknown = Vec::new();
+                        super::expand::substitute_node(&mut doc, &vars, &mut unknown);
+                        for (at, name) in unknown {
+                            let (message, hint) = super::expand::unknown_var(&name, &vars);
+                            let instance = self.origins.get(pos).instance.clone();
+                            let message = match instance {
+                                Some(i) => format!("in {i}: {message}"),
+                                None => message,
+                            };
+                            self.source_err(&source, at, message, &hint);
+                        }
+                    }
                     let mut diags = Vec::new();
-                    check_yaml_subset(&doc, &source.file, &mut diags);
+                    let file = super::origin::Origins::single(&full);
+                    check_yaml_subset(&doc, &file, &mut diags);
                     for d in diags {
                         let hint = source.hint(&d.hint);
                         self.diags.push(super::error::Diagnostic { hint, ..d });
@@ -344,13 +362,7 @@ impl<'a> Validator<'a> {
                     "invalid JSON in config file: {}",
                     strip_location(&e.to_string())
                 );
-                (
-                    Pos {
-                        line: e.line(),
-                        column: e.column(),
-                    },
-                    message,
-                )
+                (Pos::new(e.line(), e.column()), message)
             })
         } else {
             // YAML: built from the tree parsed above, not parsed again.
@@ -365,11 +377,60 @@ impl<'a> Validator<'a> {
             }
         };
         match parsed {
-            Ok(v) => Some((v, source)),
+            Ok(mut v) => {
+                // YAML files were replaced on their tree above (keeping plain scalars typed).
+                if json
+                    && let Some(vars) = self.origins.get(pos).vars.clone()
+                    && let Err(name) = substitute_value(&mut v, &vars)
+                {
+                    self.err_at(
+                        pos,
+                        format!("config file `{rel}` uses an unknown variable `{name}`"),
+                        "define it in the machine's `vars:`, as an inventory column, or in the template's `vars:`",
+                    );
+                    return None;
+                }
+                Some((v, source))
+            }
             Err((p, message)) => {
                 self.source_err(&source, p, message, "fix the file's syntax here");
                 None
             }
         }
     }
+}
+
+/// Replaces `${var:NAME}` in every string (and key) of a template instance's config file.
+fn substitute_value(
+    v: &mut Value,
+    vars: &std::collections::BTreeMap<String, String>,
+) -> Result<(), String> {
+    match v {
+        Value::String(s) => {
+            if let Some(new) = super::expand::substitute(s, vars)? {
+                *s = new;
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                substitute_value(item, vars)?;
+            }
+        }
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains("${var:")) {
+                let old = std::mem::take(map);
+                for (k, mut child) in old {
+                    let k = super::expand::substitute(&k, vars)?.unwrap_or(k);
+                    substitute_value(&mut child, vars)?;
+                    map.insert(k, child);
+                }
+            } else {
+                for child in map.values_mut() {
+                    substitute_value(child, vars)?;
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }

@@ -295,9 +295,9 @@ mod tests {
         let docs = super::super::span::parse("n: 1\nm: 2\n").unwrap();
         let e = from_node::<S>(&docs[0]).unwrap_err();
         assert!(e.message.contains("unknown field `m`"), "{e}");
-        assert_eq!(e.pos, Some(Pos { line: 2, column: 1 }));
+        assert_eq!(e.pos, Some(Pos::new(2, 1)));
         let docs = super::super::span::parse("n: [1]\n").unwrap();
         let e = from_node::<S>(&docs[0]).unwrap_err();
-        assert_eq!(e.pos, Some(Pos { line: 1, column: 4 }));
+        assert_eq!(e.pos, Some(Pos::new(1, 4)));
     }
 }

@@ -81,6 +81,14 @@ impl ManifestError {
         }
     }
 
+    /// With a template's problem shown for a few instances, the rest counted (see
+    /// `origin::collapse_instances`).
+    pub(crate) fn collapsed(self) -> Self {
+        ManifestError {
+            diagnostics: super::origin::collapse_instances(self.diagnostics),
+        }
+    }
+
     /// Sorts `diagnostics` (the manifest's own first, then included files by path; each by
     /// line and column), drops exact duplicates, and wraps them.
     pub(crate) fn sorted(manifest: &Path, mut diagnostics: Vec<Diagnostic>) -> Self {

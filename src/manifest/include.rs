@@ -1,7 +1,7 @@
 //! Included files and the manifest digest.
 //!
-//! [`included_files`] lists the manifest and every `config_file` it names, so `watch` can
-//! watch them all. It is deliberately lenient: it needs only readable YAML, not a valid
+//! [`included_files`] lists the manifest and every file it names (`config_file`s, `include`d
+//! manifests and the files they name, `for_each` inventories), so `watch` can watch them all. It is deliberately lenient: it needs only readable YAML, not a valid
 //! manifest, so that watching continues while a manifest is being fixed, and it lists files
 //! whether or not they exist yet.
 //!
@@ -69,31 +69,71 @@ pub fn included_files(path: &Path) -> Result<Vec<PathBuf>, ManifestError> {
             "check the indentation and quoting here",
         ))
     })?;
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut out = vec![path.to_path_buf()];
-    let mut add = |v: &serde_yaml::Value| {
-        if let Some(rel) = v.get("config_file").and_then(serde_yaml::Value::as_str) {
+    collect(path, &doc, &mut out);
+    Ok(out)
+}
+
+/// Adds the files the manifest (or included file) `doc` at `path` names: its includes (and
+/// theirs, each once), config files and inventories. Unreadable included files are still
+/// listed (a watcher sees them appear) but not followed.
+fn collect(path: &Path, doc: &serde_yaml::Value, out: &mut Vec<PathBuf>) {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut add = |v: &serde_yaml::Value, key: &str| {
+        if let Some(rel) = v.get(key).and_then(serde_yaml::Value::as_str) {
             let p = dir.join(rel);
             if !out.contains(&p) {
                 out.push(p);
             }
         }
     };
-    for f in seq(&doc, "fragments") {
-        add(f);
+    for f in seq(doc, "fragments") {
+        add(f, "config_file");
     }
-    fn locations<'v>(v: &'v serde_yaml::Value, add: &mut dyn FnMut(&'v serde_yaml::Value)) {
+    for t in seq(doc, "templates") {
+        for part in seq(t, "parts") {
+            add(part, "config_file");
+        }
+    }
+    fn locations<'v>(v: &'v serde_yaml::Value, add: &mut dyn FnMut(&'v serde_yaml::Value, &str)) {
         for loc in seq(v, "locations") {
             for machine in seq(loc, "machines") {
+                add(machine, "for_each");
                 for part in seq(machine, "parts") {
-                    add(part);
+                    add(part, "config_file");
                 }
             }
             locations(loc, add);
         }
     }
-    locations(&doc, &mut add);
-    Ok(out)
+    locations(doc, &mut add);
+    let patterns: Vec<&str> = match doc.get("include") {
+        Some(serde_yaml::Value::String(s)) => vec![s.as_str()],
+        Some(v) => v
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(serde_yaml::Value::as_str)
+            .collect(),
+        None => Vec::new(),
+    };
+    for pattern in patterns {
+        for rel in super::expand::glob(&dir, pattern) {
+            let p = dir.join(rel);
+            if out.contains(&p) {
+                continue;
+            }
+            out.push(p.clone());
+            let limit = super::LoadOptions::default().max_file_bytes;
+            let included = super::files::read_bounded(&p, limit)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|t| serde_yaml::from_str::<serde_yaml::Value>(&t).ok());
+            if let Some(included) = included {
+                collect(&p, &included, out);
+            }
+        }
+    }
 }
 
 fn seq<'v>(v: &'v serde_yaml::Value, key: &str) -> impl Iterator<Item = &'v serde_yaml::Value> {

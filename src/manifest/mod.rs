@@ -3,12 +3,15 @@
 //! # Pipeline
 //! 1. `span` parses the text into a position tree (YAML syntax errors stop here).
 //! 2. The `version` is checked first: only version 1 is understood.
-//! 3. `structure` checks the shape against [`schema()`] on that tree: unknown keys (with the
+//! 3. `expand` merges `include:`d files and expands `templates:` (with `${var:NAME}`,
+//!    `for_each:` inventories and `patch:`) on that tree, into the plain form; every node
+//!    keeps its position and `origin` (file, template instance) for diagnostics.
+//! 4. `structure` checks the shape against [`schema()`] on that tree: unknown keys (with the
 //!    allowed ones in the hint), missing keys, wrong types, duplicate keys, tags, merge keys.
 //!    Every such problem is reported at once; if there are any, validation stops here.
-//! 4. `de` fills the `raw` structs (`deny_unknown_fields`) from that same tree: the text is
+//! 5. `de` fills the `raw` structs (`deny_unknown_fields`) from that same tree: the text is
 //!    parsed once.
-//! 5. `validate` (with `config` and `env`) checks the rules the schema cannot express, loads
+//! 6. `validate` (with `config` and `env`) checks the rules the schema cannot express, loads
 //!    `config_file`s, resolves `${env:NAME}`, and builds the [`Desired`] model with its digest.
 //!
 //! Every [`Diagnostic`] names a file, a 1-based line and column, a message and a hint, and
@@ -57,11 +60,13 @@ mod config;
 mod de;
 mod env;
 mod error;
+mod expand;
 pub mod export;
 mod files;
 pub mod from_observed;
 mod include;
 pub mod layout;
+mod origin;
 mod raw;
 mod schema;
 mod span;
@@ -212,23 +217,29 @@ pub fn parse_str_with(
             "this fleetform reads version 1 manifests: write `version: 1`",
         ));
     }
+    let mut origins = origin::Origins::single(file);
     let mut diags = Vec::new();
-    structure::check_yaml_subset(root, file, &mut diags);
-    structure::check_shape(&schema(), root, file, &mut diags);
+    structure::check_yaml_subset(root, &origins, &mut diags);
     if !diags.is_empty() {
         return Err(ManifestError::sorted(file, diags));
     }
+    let expanded = expand::expand(root.clone(), file, opts, &mut origins)
+        .map_err(|d| ManifestError::sorted(file, d).collapsed())?;
+    let root = &expanded.root;
+    structure::check_shape(&schema(), root, &origins, &mut diags);
+    if !diags.is_empty() {
+        return Err(ManifestError::sorted(file, diags).collapsed());
+    }
     let raw: raw::RawManifest = de::from_node(root).map_err(|e| {
         let pos = e.pos.unwrap_or(span::Pos::START);
-        one(
-            pos.line,
-            pos.column,
+        ManifestError::single(origins.diag(
+            pos,
             e.message,
             "see fleetform.schema.json for the manifest's shape",
-        )
+        ))
     })?;
-    validate::validate(&raw, text, root, file, opts, env)
-        .map_err(|d| ManifestError::sorted(file, d))
+    validate::validate(&raw, text, expanded.files, root, &origins, opts, env)
+        .map_err(|d| ManifestError::sorted(file, d).collapsed())
 }
 
 #[cfg(test)]

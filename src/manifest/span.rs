@@ -16,18 +16,27 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 pub struct Pos {
     pub line: usize,
     pub column: usize,
+    /// Which file (and template instance) the position is in: an index into the load's
+    /// [`Origins`](super::origin::Origins); 0 is the manifest itself.
+    pub src: u32,
 }
 
 impl Pos {
     /// The start of a file.
-    pub const START: Pos = Pos { line: 1, column: 1 };
+    pub const START: Pos = Pos::new(1, 1);
+
+    /// `line`:`column` of the manifest itself.
+    pub const fn new(line: usize, column: usize) -> Pos {
+        Pos {
+            line,
+            column,
+            src: 0,
+        }
+    }
 
     /// yaml-rust2 markers have a 1-based line and a 0-based column.
     fn from_marker(m: Marker) -> Pos {
-        Pos {
-            line: m.line().max(1),
-            column: m.col() + 1,
-        }
+        Pos::new(m.line().max(1), m.col() + 1)
     }
 }
 
@@ -532,16 +541,16 @@ mod tests {
     #[test]
     fn positions_are_one_based() {
         let root = doc("# c\nname: x\nitems:\n  - a: b\n  - {a: \"q\"}\n");
-        assert_eq!(root.pos, Pos { line: 2, column: 1 });
+        assert_eq!(root.pos, Pos::new(2, 1));
         let p = YPath::root().key("items").idx(0);
-        assert_eq!(root.pos_of(&p), Pos { line: 4, column: 5 });
-        assert_eq!(root.key_pos_of(&p.key("a")), Pos { line: 4, column: 5 });
-        assert_eq!(root.pos_of(&p.key("a")), Pos { line: 4, column: 8 });
+        assert_eq!(root.pos_of(&p), Pos::new(4, 5));
+        assert_eq!(root.key_pos_of(&p.key("a")), Pos::new(4, 5));
+        assert_eq!(root.pos_of(&p.key("a")), Pos::new(4, 8));
         let q = YPath::root().key("items").idx(1);
-        assert_eq!(root.pos_of(&q), Pos { line: 5, column: 5 });
-        assert_eq!(root.pos_of(&q.key("a")), Pos { line: 5, column: 9 });
+        assert_eq!(root.pos_of(&q), Pos::new(5, 5));
+        assert_eq!(root.pos_of(&q.key("a")), Pos::new(5, 9));
         // Missing paths fall back to the nearest ancestor.
-        assert_eq!(root.pos_of(&q.key("zzz")), Pos { line: 5, column: 5 });
+        assert_eq!(root.pos_of(&q.key("zzz")), Pos::new(5, 5));
         assert_eq!(p.to_string(), "items[0]");
     }
 
@@ -549,14 +558,8 @@ mod tests {
     fn pointers_find_nodes() {
         let root = doc("components:\n  - name: cam\n    attributes:\n      a/b: 1\n");
         let (pos, key) = root.at_pointer("/components/0/attributes/a~1b");
-        assert_eq!(
-            pos,
-            Pos {
-                line: 4,
-                column: 12
-            }
-        );
-        assert_eq!(key, Pos { line: 4, column: 7 });
+        assert_eq!(pos, Pos::new(4, 12));
+        assert_eq!(key, Pos::new(4, 7));
         assert_eq!(root.at_pointer("").0, root.pos);
     }
 
@@ -586,7 +589,7 @@ mod tests {
         let root = doc("a: &x {b: 1}\nc: *x\n");
         assert!(root.get(&YPath::root().key("c").key("b")).is_some());
         let err = parse("a: b\n c: d\n").expect_err("invalid");
-        assert_eq!(err.pos, Pos { line: 2, column: 3 });
+        assert_eq!(err.pos, Pos::new(2, 3));
     }
 
     /// A billion-laughs document: `levels` anchors, each a list of nine aliases of the one
@@ -638,13 +641,7 @@ mod tests {
             err.message.contains("nested more than 64 levels"),
             "{err:?}"
         );
-        assert_eq!(
-            err.pos,
-            Pos {
-                line: 1,
-                column: 65
-            }
-        );
+        assert_eq!(err.pos, Pos::new(1, 65));
         // Block nesting on one line (`- - - …`) has no flow-level limit of its own.
         let block = "- ".repeat(100_000) + "x\n";
         let err = parse(&block).expect_err("too deep");

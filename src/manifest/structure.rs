@@ -7,21 +7,19 @@
 //! serde_yaml would otherwise keep the last of two duplicate keys without a word.
 
 use super::error::Diagnostic;
+use super::origin::Origins;
 use super::span::{Entry, Node, NodeKind, ScalarKind, Seg, YPath};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::path::Path;
 
 /// Reports duplicate keys, tags, merge keys and non-scalar keys anywhere under `node`.
 /// Up to this many entries, a mapping's duplicate keys are found by a linear look-back.
 const SMALL_MAP: usize = 16;
 
-pub fn check_yaml_subset(node: &Node, file: &Path, diags: &mut Vec<Diagnostic>) {
+pub fn check_yaml_subset(node: &Node, file: &Origins, diags: &mut Vec<Diagnostic>) {
     if let Some(tag) = &node.tag {
-        diags.push(Diagnostic::new(
-            file,
-            node.pos.line,
-            node.pos.column,
+        diags.push(file.diag(
+            node.pos,
             format!("YAML tags such as `{tag}` are not supported"),
             "remove the tag and write the plain value",
         ));
@@ -45,18 +43,14 @@ pub fn check_yaml_subset(node: &Node, file: &Path, diags: &mut Vec<Diagnostic>) 
                 let key = e.key_text();
                 let kp = e.key.pos;
                 if !matches!(e.key.kind, NodeKind::Scalar { .. }) {
-                    diags.push(Diagnostic::new(
-                        file,
-                        kp.line,
-                        kp.column,
+                    diags.push(file.diag(
+                        kp,
                         "mapping keys must be strings, not lists or mappings",
                         "write a plain `key: value`",
                     ));
                 } else if key == "<<" && e.key.scalar_kind() == Some(ScalarKind::Str) {
-                    diags.push(Diagnostic::new(
-                        file,
-                        kp.line,
-                        kp.column,
+                    diags.push(file.diag(
+                        kp,
                         "YAML merge keys (`<<`) are not supported",
                         "write the keys out; to share part config, put it in a fragment",
                     ));
@@ -68,10 +62,8 @@ pub fn check_yaml_subset(node: &Node, file: &Path, diags: &mut Vec<Diagnostic>) 
                 } else {
                     seen.get(key).copied()
                 } {
-                    diags.push(Diagnostic::new(
-                        file,
-                        kp.line,
-                        kp.column,
+                    diags.push(file.diag(
+                        kp,
                         format!("duplicate key `{key}` (first at line {first})"),
                         "a mapping holds each key once; remove or merge one of them",
                     ));
@@ -86,7 +78,7 @@ pub fn check_yaml_subset(node: &Node, file: &Path, diags: &mut Vec<Diagnostic>) 
 }
 
 /// Checks the manifest's shape against `schema`; pushes one diagnostic per problem.
-pub fn check_shape(schema: &Value, root: &Node, file: &Path, diags: &mut Vec<Diagnostic>) {
+pub fn check_shape(schema: &Value, root: &Node, file: &Origins, diags: &mut Vec<Diagnostic>) {
     let mut w = Walker {
         root: schema,
         file,
@@ -97,7 +89,7 @@ pub fn check_shape(schema: &Value, root: &Node, file: &Path, diags: &mut Vec<Dia
 
 struct Walker<'a> {
     root: &'a Value,
-    file: &'a Path,
+    file: &'a Origins,
     diags: &'a mut Vec<Diagnostic>,
 }
 
@@ -122,9 +114,7 @@ impl<'a> Walker<'a> {
     }
 
     fn push(&mut self, pos: super::span::Pos, message: String, hint: String) {
-        self.diags.push(Diagnostic::new(
-            self.file, pos.line, pos.column, message, hint,
-        ));
+        self.diags.push(self.file.diag(pos, message, hint));
     }
 
     fn walk(&mut self, schema: &'a Value, node: &Node, path: &YPath, desc: Option<&'a str>) {
@@ -338,8 +328,17 @@ mod tests {
     fn shape(text: &str) -> Vec<String> {
         let root = parse(text).expect("yaml").remove(0);
         let mut d = vec![];
-        check_yaml_subset(&root, Path::new("f.yaml"), &mut d);
-        check_shape(&schema(), &root, Path::new("f.yaml"), &mut d);
+        check_yaml_subset(
+            &root,
+            &Origins::single(std::path::Path::new("f.yaml")),
+            &mut d,
+        );
+        check_shape(
+            &schema(),
+            &root,
+            &Origins::single(std::path::Path::new("f.yaml")),
+            &mut d,
+        );
         d.iter().map(|d| d.to_string()).collect()
     }
 

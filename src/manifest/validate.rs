@@ -96,7 +96,7 @@ impl Kind {
 /// Validation state: inputs, the problems found so far, and what the digest needs.
 pub struct Validator<'a> {
     /// The manifest's path, as given.
-    pub file: &'a Path,
+    pub origins: &'a super::origin::Origins,
     /// The directory `config_file` paths are relative to.
     pub dir: PathBuf,
     /// Where files may be read from, and how much.
@@ -131,14 +131,19 @@ struct MachineCtx<'m> {
 pub fn validate(
     raw: &RawManifest,
     text: &str,
+    files: Vec<(String, Vec<u8>)>,
     tree: &Node,
-    file: &Path,
+    origins: &super::origin::Origins,
     opts: &super::LoadOptions,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Desired, Vec<Diagnostic>> {
     let mut v = Validator {
-        file,
-        dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
+        origins,
+        dir: origins
+            .manifest()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
         opts,
         tree,
         env,
@@ -187,10 +192,9 @@ pub fn validate(
     if !v.diags.is_empty() {
         return Err(v.diags);
     }
-    let includes: Vec<(String, Vec<u8>)> = v
-        .includes
+    let includes: Vec<(String, Vec<u8>)> = files
         .into_iter()
-        .map(|(rel, _, bytes)| (rel, bytes))
+        .chain(v.includes.into_iter().map(|(rel, _, bytes)| (rel, bytes)))
         .collect();
     Ok(Desired {
         organization,
@@ -218,9 +222,8 @@ impl Validator<'_> {
 
     /// Reports a problem at a position in the manifest.
     pub fn err_at(&mut self, pos: Pos, message: impl Into<String>, hint: impl Into<String>) {
-        self.diags.push(Diagnostic::new(
-            self.file, pos.line, pos.column, message, hint,
-        ));
+        let d = self.origins.diag(pos, message, hint);
+        self.diags.push(d);
     }
 
     fn organization(&mut self, org: &str) -> OrgRef {
@@ -288,21 +291,22 @@ impl Validator<'_> {
         kind: Kind,
         scope: &str,
     ) {
-        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut seen: HashMap<&str, Pos> = HashMap::new();
         for (i, name) in names.enumerate() {
             let at = list.idx(i).key("name");
-            let line = self.tree.pos_of(&at).line;
+            let pos = self.tree.pos_of(&at);
             match seen.get(name) {
-                Some(first) => {
+                Some(&first) => {
+                    let first = self.origins.line_ref(first, pos);
                     let noun = kind.noun();
                     self.err(
                         &at,
-                        format!("duplicate {noun} name `{name}`{scope} (first at line {first})"),
+                        format!("duplicate {noun} name `{name}`{scope} (first at {first})"),
                         format!("{noun} names must be unique{scope}; rename or merge one of them"),
                     );
                 }
                 None => {
-                    seen.insert(name, line);
+                    seen.insert(name, pos);
                 }
             }
         }

@@ -19,6 +19,26 @@ pub const MAX_LOCATION_DEPTH: usize = 3;
 /// them far below the wire's message size limit.
 pub const MAX_NAME_CHARS: usize = 128;
 
+/// Whether `name` matches the wildcard `pattern`: `*` any run of characters, `?` one
+/// character (one name or path component; `manifest` include patterns and `--target`).
+pub fn wildcard_match(pattern: &str, name: &str) -> bool {
+    if !pattern.contains(['*', '?']) {
+        return pattern == name;
+    }
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some(('*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            Some(('?', rest)) => !n.is_empty() && go(rest, &n[1..]),
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    go(
+        &pattern.chars().collect::<Vec<_>>(),
+        &name.chars().collect::<Vec<_>>(),
+    )
+}
+
 /// Control characters, and the invisible characters that reorder text on screen: never part
 /// of a name.
 pub fn is_forbidden_char(c: char) -> bool {

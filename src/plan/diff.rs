@@ -161,6 +161,7 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Pl
         changes: p.changes,
         unmanaged: p.unmanaged,
         notices: p.notices,
+        target: None,
     })
 }
 

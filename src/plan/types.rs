@@ -30,6 +30,18 @@ pub struct Plan {
     /// name in the same place.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<Notice>,
+    /// Set when the plan was restricted with `--target` (see [`crate::plan::target`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Targeting>,
+}
+
+/// What a targeted plan covers and how much it left out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Targeting {
+    /// The `--target` addresses, as given.
+    pub addresses: Vec<String>,
+    /// Changes the whole manifest would make that the target left out.
+    pub left_out: usize,
 }
 
 /// How loudly a [`Notice`] is shown.

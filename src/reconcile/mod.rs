@@ -72,6 +72,9 @@ pub struct Options {
     /// The API key id this process writes with: drift made with it is attributed to
     /// [`OWN_KEY`] rather than to the id. `None`: every editor is shown as the cloud names it.
     pub own_key_id: Option<String>,
+    /// `--target` addresses: the plan is restricted to them ([`crate::plan::target`]).
+    /// Empty: the whole manifest.
+    pub targets: Vec<String>,
 }
 
 /// Where [`prepare_with`] is, for a progress line.
@@ -184,6 +187,15 @@ pub async fn prepare_with(
     progress(Step::Idle);
     let observed = observed.map_err(PrepareError::Observe)?;
     let mut plan = plan::plan(desired, &observed, &opts.plan).map_err(PrepareError::Plan)?;
+    if !opts.targets.is_empty() {
+        // The CLI checks the addresses first; one that does not parse covers nothing.
+        let addresses: Vec<_> = opts
+            .targets
+            .iter()
+            .filter_map(|t| plan::target::Address::parse(t).ok())
+            .collect();
+        plan::target::restrict(&mut plan, &opts.targets, &addresses);
+    }
     let mut warnings = vec![];
     if attribute::drifted_parts(&plan).next().is_some() {
         progress(Step::Attributing);

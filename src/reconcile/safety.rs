@@ -117,6 +117,7 @@ mod tests {
                 .collect(),
             unmanaged: vec![],
             notices: vec![],
+            target: None,
         }
     }
 

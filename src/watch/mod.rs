@@ -102,6 +102,9 @@ pub struct WatchOptions {
     /// The API key id this watch writes with: drift it made is attributed to
     /// [`reconcile::OWN_KEY`] rather than to the id.
     pub own_key_id: Option<String>,
+    /// `--target` addresses (with `detect_only`): drift is looked for only there
+    /// ([`crate::plan::target`]). Empty: the whole manifest.
+    pub targets: Vec<String>,
 }
 
 impl Default for WatchOptions {
@@ -121,6 +124,7 @@ impl Default for WatchOptions {
             backoff: BackoffPolicy::default(),
             ha_lease_ttl: None,
             own_key_id: None,
+            targets: Vec::new(),
         }
     }
 }
@@ -506,6 +510,7 @@ impl Reconciler {
                 allow_deletes: o.allow_deletes,
             },
             own_key_id: o.own_key_id.clone(),
+            targets: o.targets.clone(),
             ..reconcile::Options::default()
         };
         opts.observe.read_concurrency = o.read_concurrency;

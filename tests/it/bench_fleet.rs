@@ -88,3 +88,23 @@ fn the_fleet_exports_and_loads_back_the_same() {
     back.digest.clear();
     assert_eq!(back, source);
 }
+
+/// The templated M fleet: 100 sites (one included file and one CSV inventory each) of 10
+/// machines expand to the same shape as the plain M fleet.
+#[test]
+fn the_templated_m_fleet_expands_to_1000_machines() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (path, text) in fleetgen::templated_fleet(fleetgen::M, false) {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+    let d = fleetform::manifest::load_with_env(&dir.path().join("fleet.yaml"), &|_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.locations.len(), 100);
+    let parts = parts(&d);
+    assert_eq!(parts.len(), fleetgen::M.parts());
+    let host = |i: usize| parts[i].config.value["components"][0]["attributes"]["host"].clone();
+    assert_eq!(host(0), "10.0.0.0");
+    assert_eq!(host(parts.len() - 1), "10.0.99.9");
+}

@@ -15,6 +15,7 @@ mod client;
 mod daily;
 mod day2;
 mod durability;
+mod fleetscale;
 mod ha_watch;
 mod hostile_inputs;
 mod hostile_manifests;

@@ -276,6 +276,7 @@ fixtures!(
     create_from_empty,
     extraneous_machine,
     fragment_reference,
+    grouped_template_change,
     invite_grants,
     key_order_only,
     location_move,

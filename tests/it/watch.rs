@@ -399,6 +399,43 @@ async fn drift_made_in_the_cloud_is_corrected_within_one_interval() {
 // Safety
 // ---------------------------------------------------------------------------------------------
 
+/// `--detect-only --target` looks for drift only in the target.
+#[tokio::test]
+async fn detect_only_with_a_target_reports_only_its_drift() {
+    let cloud = Cloud::start().await;
+    let client = cloud.client().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_manifest(dir.path(), &manifest(5));
+    let drift = |targets: Vec<String>| {
+        let client = client.clone();
+        let path = path.clone();
+        async move {
+            let w = Watching::start(
+                Arc::new(client),
+                Source::File(path),
+                WatchOptions {
+                    detect_only: true,
+                    targets,
+                    ..quick()
+                },
+            );
+            let addr = serve_metrics(&w.metrics).await;
+            w.passes(PassResult::Success, 1).await;
+            let (_, _, body) = http_get(addr, "/metrics").await;
+            w.stop().await;
+            sample(
+                &parse_prometheus(&body),
+                "fleetform_watch_drift_changes",
+                &[],
+            )
+            .unwrap()
+        }
+    };
+    assert!(drift(vec!["HQ".into()]).await >= 2.0);
+    assert_eq!(drift(vec!["fragment:elsewhere".into()]).await, 0.0);
+    assert_eq!(writes(&client), BTreeMap::new(), "detect-only wrote");
+}
+
 /// `--detect-only` makes zero writes, and the drift it found is in `/metrics`.
 #[tokio::test]
 async fn detect_only_writes_nothing_and_counts_the_drift_in_metrics() {

@@ -51,6 +51,9 @@
 //!   change: `{level, kind, path,
 //!   message}`, `level` being `info` (e.g. a `moved_from` whose move is done) or `warning`
 //!   (e.g. a delete and a create at the same path).
+//! - `target` (object, present only for a plan made with `--target`): `addresses` (the
+//!   addresses as given) and `left_out` (how many changes of the whole manifest's plan the
+//!   target left out).
 //!
 //! Timestamps are `{"seconds": N, "nanos": N}` (UTC, since the Unix epoch).
 //!
@@ -75,7 +78,7 @@
 //! `format_version` field ([`crate::plan::PLAN_FORMAT_VERSION`]).
 
 use super::RenderOptions;
-use crate::plan::{Change, Notice, Plan, Summary, Unmanaged};
+use crate::plan::{Change, Notice, Plan, Summary, Targeting, Unmanaged};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -94,6 +97,8 @@ struct Document<'a> {
     unmanaged: &'a [Unmanaged],
     #[serde(skip_serializing_if = "<[Notice]>::is_empty")]
     notices: &'a [Notice],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a Targeting>,
     /// The salt of the sensitive hashes (see [`crate::sensitive::salted`]); only when
     /// there are any.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -125,6 +130,7 @@ pub fn render(plan: &Plan, _opts: &RenderOptions) -> String {
         changes: &plan.changes,
         unmanaged: &plan.unmanaged,
         notices: &plan.notices,
+        target: plan.target.as_ref(),
     };
     pretty(&doc)
 }

@@ -7,7 +7,13 @@
 //! config), the unmanaged resources and the notices as bullet lists. Temporary steps of swaps
 //! show only with `--detail`. Sensitive values are masked as in the text format. Never
 //! coloured.
+//!
+//! Without `--detail`, changes of the same shape are one row and one block (see
+//! [`super::group`]). The whole comment is at most [`MAX_CHARS`] characters: past that, the
+//! rest (table rows, blocks, list items, each kept whole) is left out and a last line says
+//! how many parts were cut and how to see every change. JSON is never cut.
 
+use super::group::{self, Entry};
 use super::{
     RenderOptions, attribution_line, blast_radius_line, change_note, config_diff_lines,
     detail_line, notice_line, summary_line, with_known_secrets_marked,
@@ -15,7 +21,11 @@ use super::{
 use crate::plan::Plan;
 use std::fmt::Write;
 
-/// Renders the plan as Markdown. Ends with a newline.
+/// The longest Markdown plan, in characters: GitHub's comment limit is 65,536, and a CI step
+/// often wraps the plan in a few lines of its own.
+pub const MAX_CHARS: usize = 60_000;
+
+/// Renders the plan as Markdown (at most [`MAX_CHARS`] characters). Ends with a newline.
 pub fn render(plan: &Plan, opts: &RenderOptions) -> String {
     let shown = |c: &&crate::plan::Change| opts.detail || !c.temporary;
     let plan = &*with_known_secrets_marked(plan);
@@ -27,74 +37,144 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> String {
     );
     let _ = writeln!(out, "**{}**", summary_line(plan));
 
-    if !plan.changes.is_empty() {
-        out.push_str("\n| | kind | path | reason |\n|---|---|---|---|\n");
-        for c in plan.changes.iter().filter(shown) {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} |",
-                c.action.mark(),
-                c.kind.as_str(),
-                inline_cell(&c.path),
-                cell(&match blast_radius_line(c) {
-                    Some(reach) => format!("{}; {reach}", change_note(c)),
-                    None => change_note(c),
-                }),
-            );
+    let entries: Vec<Entry<'_>> = if opts.detail {
+        plan.changes
+            .iter()
+            .filter(shown)
+            .map(Entry::Single)
+            .collect()
+    } else {
+        group::group(plan.changes.iter().filter(shown))
+    };
+    // Everything after the summary, as blocks that are kept whole when the plan is cut.
+    let mut blocks: Vec<String> = Vec::new();
+    if !entries.is_empty() {
+        blocks.push("\n| | kind | path | reason |\n|---|---|---|---|\n".to_string());
+        for e in &entries {
+            blocks.push(match e {
+                Entry::Single(c) => format!(
+                    "| {} | {} | {} | {} |\n",
+                    c.action.mark(),
+                    c.kind.as_str(),
+                    inline_cell(&c.path),
+                    cell(&match blast_radius_line(c) {
+                        Some(reach) => format!("{}; {reach}", change_note(c)),
+                        None => change_note(c),
+                    }),
+                ),
+                Entry::Group(g) => format!(
+                    "| {} | {} | {} | {} |\n",
+                    g.action.mark(),
+                    cell(&g.count_noun()),
+                    cell(&g.examples()),
+                    cell(&g.reason),
+                ),
+            });
         }
     }
-
-    for c in plan.changes.iter().filter(shown) {
-        let diff = config_diff_lines(c);
-        let attribution = attribution_line(c);
-        if c.details.is_empty() && diff.is_none() && attribution.is_none() {
-            continue;
-        }
-        let _ = writeln!(
-            out,
-            "\n<details><summary>{} {} {}</summary>\n",
-            c.action.mark(),
-            c.kind.as_str(),
-            html(&c.path)
-        );
-        for d in &c.details {
-            let _ = writeln!(out, "- {}", inline(&detail_line(d)));
-        }
-        if let Some(line) = attribution {
-            if !c.details.is_empty() {
-                out.push('\n');
-            }
-            let _ = writeln!(out, "_{}_", cell(&line));
-        }
-        if let Some(lines) = diff {
-            let body = lines.join("\n");
-            let fence = fence_for(&body);
-            let _ = writeln!(out, "\n{fence}diff\n{body}\n{fence}");
-        }
-        out.push_str("\n</details>\n");
+    for e in &entries {
+        let block = match e {
+            Entry::Single(c) => change_details(c),
+            Entry::Group(g) => Some(group_details(g)),
+        };
+        blocks.extend(block);
     }
-
     if !plan.unmanaged.is_empty() {
-        out.push_str(
-            "\n**Unmanaged** (kept; run with `--prune` or set `prune: true` to delete):\n\n",
+        blocks.push(
+            "\n**Unmanaged** (kept; run with `--prune` or set `prune: true` to delete):\n\n"
+                .to_string(),
         );
         for u in &plan.unmanaged {
-            let _ = writeln!(
-                out,
-                "- {} {} ({})",
+            blocks.push(format!(
+                "- {} {} ({})\n",
                 u.kind.as_str(),
                 inline(&u.path),
                 inline(&u.id)
-            );
+            ));
         }
     }
-
     if !plan.notices.is_empty() {
-        out.push_str("\n**Notices:**\n\n");
+        blocks.push("\n**Notices:**\n\n".to_string());
         for n in &plan.notices {
-            let _ = writeln!(out, "- {}", cell(&notice_line(n)));
+            blocks.push(format!("- {}\n", cell(&notice_line(n))));
         }
     }
+    // Room for the note that says the plan was cut.
+    let budget = MAX_CHARS - 400;
+    let mut length = out.chars().count();
+    let total = blocks.len();
+    for (i, b) in blocks.into_iter().enumerate() {
+        let n = b.chars().count();
+        if length + n > budget {
+            let _ = writeln!(
+                out,
+                "\n_The plan is cut here to fit a comment ({} of {} parts not shown). See every change with `fleetform plan --detail`, or the complete plan with `fleetform plan --output json`._",
+                total - i,
+                total
+            );
+            return out;
+        }
+        length += n;
+        out.push_str(&b);
+    }
+    if entries.iter().any(|e| matches!(e, Entry::Group(_))) {
+        out.push_str(
+            "\n_Changes of the same shape are grouped; `fleetform plan --detail` shows each one._\n",
+        );
+    }
+    out
+}
+
+/// The collapsed block of a change that has more to show, if it has.
+fn change_details(c: &crate::plan::Change) -> Option<String> {
+    let diff = config_diff_lines(c);
+    let attribution = attribution_line(c);
+    if c.details.is_empty() && diff.is_none() && attribution.is_none() {
+        return None;
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n<details><summary>{} {} {}</summary>\n",
+        c.action.mark(),
+        c.kind.as_str(),
+        html(&c.path)
+    );
+    for d in &c.details {
+        let _ = writeln!(out, "- {}", inline(&detail_line(d)));
+    }
+    if let Some(line) = attribution {
+        if !c.details.is_empty() {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "_{}_", cell(&line));
+    }
+    if let Some(lines) = diff {
+        let body = lines.join("\n");
+        let fence = fence_for(&body);
+        let _ = writeln!(out, "\n{fence}diff\n{body}\n{fence}");
+    }
+    out.push_str("\n</details>\n");
+    Some(out)
+}
+
+/// The collapsed block of a group: what each change does, and a few of them.
+fn group_details(g: &group::Group<'_>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n<details><summary>{} {}</summary>\n",
+        g.action.mark(),
+        html(&g.count_noun())
+    );
+    for e in &g.edits {
+        let _ = writeln!(out, "- {}", inline(e));
+    }
+    if g.more_edits > 0 {
+        let _ = writeln!(out, "- … and {} more edits", g.more_edits);
+    }
+    let _ = writeln!(out, "\n{}", cell(&g.examples()));
+    out.push_str("\n</details>\n");
     out
 }
 

@@ -16,6 +16,7 @@
 //! string by `(sensitive)`, and the JSON format relies on the `PlannedConfig` serializer,
 //! which writes `{"$sensitive": "<sha256>"}` instead.
 
+pub mod group;
 pub mod json;
 pub mod markdown;
 pub mod text;
@@ -74,14 +75,27 @@ fn name_created_ids(plan: &Plan, rendered: String) -> String {
 /// `Plan: N to create, N to update, N to move, N to delete.`, or, for an empty plan,
 /// `No changes. The cloud matches the manifest.`
 pub fn summary_line(plan: &Plan) -> String {
-    if plan.is_empty() {
-        return "No changes. The cloud matches the manifest.".to_string();
+    let line = if plan.is_empty() {
+        match &plan.target {
+            None => "No changes. The cloud matches the manifest.".to_string(),
+            Some(_) => "No changes in the target.".to_string(),
+        }
+    } else {
+        let s = plan.summary();
+        format!(
+            "Plan: {} to create, {} to update, {} to move, {} to delete.",
+            s.create, s.update, s.moves, s.delete
+        )
+    };
+    match &plan.target {
+        None => line,
+        Some(t) => format!(
+            "{line} Targeted ({}): {} change{} outside the target left out.",
+            t.addresses.join(", "),
+            t.left_out,
+            if t.left_out == 1 { "" } else { "s" }
+        ),
     }
-    let s = plan.summary();
-    format!(
-        "Plan: {} to create, {} to update, {} to move, {} to delete.",
-        s.create, s.update, s.moves, s.delete
-    )
 }
 
 /// What goes in parentheses after a change's path: where it moved from, and why.
@@ -288,6 +302,7 @@ pub(crate) mod fixtures {
             changes: vec![],
             unmanaged: vec![],
             notices: vec![],
+            target: None,
         }
     }
 

@@ -23,17 +23,21 @@
 //! Plan: 1 to create, 1 to update, 1 to move, 1 to delete.
 //! ```
 //!
+//! Without `--detail`, changes of the same shape are shown once, with what each does and a
+//! few example paths (see [`super::group`]); a line above the summary says so.
+//!
 //! The temporary step of a swap or rotation (`temporary: true`) is shown only with
 //! [`RenderOptions::detail`] (`plan --detail`); the moves it makes possible always are.
 //!
 //! Colour (green `+`, yellow `~`, cyan `→`, red `-`, bold headings) only when
 //! [`RenderOptions::color`] is set.
 
+use super::group;
 use super::{
     RenderOptions, attribution_line, blast_radius_line, change_note, config_diff_lines,
     detail_line, notice_line, summary_line, with_known_secrets_marked,
 };
-use crate::plan::{Action, NoticeLevel, Plan};
+use crate::plan::{Action, Change, NoticeLevel, Plan};
 use std::fmt::Write;
 
 /// Indentation of a change's header line.
@@ -97,40 +101,19 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> String {
     if !plan.changes.is_empty() {
         out.push('\n');
     }
-    for c in plan.changes.iter().filter(|c| opts.detail || !c.temporary) {
-        let style = Style::for_action(c.action);
-        let note = change_note(c);
-        let note = if note.is_empty() {
-            String::new()
-        } else {
-            format!(" ({note})")
-        };
-        let _ = writeln!(
-            out,
-            "{CHANGE_INDENT}{} {} {}{note}",
-            paint(color, style, c.action.mark()),
-            c.kind.as_str(),
-            paint(color, Style::Bold, &c.path),
-        );
-        for d in &c.details {
-            let line = detail_line(d);
-            let line = match (&d.before, &d.after) {
-                (None, Some(_)) => paint(color, Style::Green, &line),
-                (Some(_), None) => paint(color, Style::Red, &line),
-                _ => line,
-            };
-            let _ = writeln!(out, "{BODY_INDENT}{line}");
-        }
-        if let Some(lines) = config_diff_lines(c) {
-            for l in lines {
-                let _ = writeln!(out, "{BODY_INDENT}{}", paint_diff_line(color, &l));
+    let shown = plan.changes.iter().filter(|c| opts.detail || !c.temporary);
+    let mut grouped = false;
+    if opts.detail {
+        shown.for_each(|c| write_change(&mut out, c, color));
+    } else {
+        for entry in group::group(shown) {
+            match entry {
+                group::Entry::Single(c) => write_change(&mut out, c, color),
+                group::Entry::Group(g) => {
+                    grouped = true;
+                    write_group(&mut out, &g, color);
+                }
             }
-        }
-        if let Some(line) = attribution_line(c) {
-            let _ = writeln!(out, "{BODY_INDENT}{}", paint(color, Style::Dim, &line));
-        }
-        if let Some(line) = blast_radius_line(c) {
-            let _ = writeln!(out, "{BODY_INDENT}{}", paint(color, Style::Bold, &line));
         }
     }
 
@@ -163,8 +146,78 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> String {
     }
 
     out.push('\n');
+    if grouped {
+        let note =
+            "Changes of the same shape are grouped; `fleetform plan --detail` shows each one.";
+        let _ = writeln!(out, "{}", paint(color, Style::Dim, note));
+    }
     let _ = writeln!(out, "{}", paint(color, Style::Bold, &summary_line(plan)));
     out
+}
+
+/// One change with everything it has to show.
+fn write_change(out: &mut String, c: &Change, color: bool) {
+    let style = Style::for_action(c.action);
+    let note = change_note(c);
+    let note = if note.is_empty() {
+        String::new()
+    } else {
+        format!(" ({note})")
+    };
+    let _ = writeln!(
+        out,
+        "{CHANGE_INDENT}{} {} {}{note}",
+        paint(color, style, c.action.mark()),
+        c.kind.as_str(),
+        paint(color, Style::Bold, &c.path),
+    );
+    for d in &c.details {
+        let line = detail_line(d);
+        let line = match (&d.before, &d.after) {
+            (None, Some(_)) => paint(color, Style::Green, &line),
+            (Some(_), None) => paint(color, Style::Red, &line),
+            _ => line,
+        };
+        let _ = writeln!(out, "{BODY_INDENT}{line}");
+    }
+    if let Some(lines) = config_diff_lines(c) {
+        for l in lines {
+            let _ = writeln!(out, "{BODY_INDENT}{}", paint_diff_line(color, &l));
+        }
+    }
+    if let Some(line) = attribution_line(c) {
+        let _ = writeln!(out, "{BODY_INDENT}{}", paint(color, Style::Dim, &line));
+    }
+    if let Some(line) = blast_radius_line(c) {
+        let _ = writeln!(out, "{BODY_INDENT}{}", paint(color, Style::Bold, &line));
+    }
+}
+
+/// Changes of one shape: the count, what each changes, a few example paths.
+fn write_group(out: &mut String, g: &group::Group<'_>, color: bool) {
+    let style = Style::for_action(g.action);
+    let note = if g.reason.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", g.reason)
+    };
+    let _ = writeln!(
+        out,
+        "{CHANGE_INDENT}{} {}{note}",
+        paint(color, style, g.action.mark()),
+        paint(color, Style::Bold, &g.count_noun()),
+    );
+    for e in &g.edits {
+        let _ = writeln!(out, "{BODY_INDENT}{e}");
+    }
+    if g.more_edits > 0 {
+        let _ = writeln!(out, "{BODY_INDENT}… and {} more edits", g.more_edits);
+    }
+    let _ = writeln!(
+        out,
+        "{BODY_INDENT}{}",
+        paint(color, Style::Dim, &g.examples())
+    );
 }
 
 /// Colours one line of a unified diff by its tag.
