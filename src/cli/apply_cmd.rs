@@ -464,6 +464,10 @@ async fn show_progress(
     } else {
         None
     };
+    // On a terminal the bar replaces the per-change lines, so applied changes are recorded
+    // above it: each one for a small plan, grouped by action and kind for a large one.
+    let each = plan.changes.len() <= RECORD_EACH_UP_TO;
+    let mut record = Record::default();
     while let Some(e) = events.recv().await {
         match e {
             Event::Started { id } => {
@@ -489,8 +493,10 @@ async fn show_progress(
                 match &bar {
                     Some(bar) => {
                         bar.inc(1);
-                        if outcome != Outcome::Applied {
+                        if outcome != Outcome::Applied || each {
                             bar.println(line);
+                        } else {
+                            record.add(c.action, c.kind.as_str(), &c.path);
                         }
                     }
                     None if text_output => crate::sayln!("{line}"),
@@ -501,6 +507,62 @@ async fn show_progress(
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
+        for line in record.lines() {
+            eprintln!("{}", super::term::clean(&line));
+        }
+    }
+}
+
+/// Plans up to this size record every applied change on a terminal; larger ones, a grouped
+/// record ([`Record`]).
+const RECORD_EACH_UP_TO: usize = 50;
+
+/// Applied changes grouped by action and kind, with a few example paths: what a terminal
+/// apply of a large plan leaves behind (`applied  + 1000 machine: HQ/a, HQ/b, HQ/c and 997
+/// more`). Failures, conflicts and skips are always shown one by one.
+#[derive(Default)]
+struct Record {
+    groups: Vec<(Action, String, usize, Vec<String>)>,
+}
+
+impl Record {
+    const EXAMPLES: usize = 3;
+
+    fn add(&mut self, action: Action, kind: &str, path: &str) {
+        let group = match self
+            .groups
+            .iter_mut()
+            .find(|(a, k, ..)| *a == action && k == kind)
+        {
+            Some(g) => g,
+            None => {
+                self.groups.push((action, kind.to_string(), 0, vec![]));
+                self.groups.last_mut().expect("just pushed")
+            }
+        };
+        group.2 += 1;
+        if group.3.len() < Self::EXAMPLES {
+            group.3.push(path.to_string());
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.groups
+            .iter()
+            .map(|(action, kind, n, examples)| {
+                let more = n - examples.len();
+                let tail = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "applied  {} {n} {kind}: {}{tail}",
+                    action.mark(),
+                    examples.join(", ")
+                )
+            })
+            .collect()
     }
 }
 
@@ -601,4 +663,25 @@ fn json_report(plan: &Plan, report: Option<&Report>) -> serde_json::Value {
         "interrupted": report.is_some_and(|r| r.interrupted),
         "unreachable": report.and_then(|r| r.unreachable.as_deref()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_terminal_apply_leaves_a_grouped_record() {
+        let mut r = Record::default();
+        for i in 0..1000 {
+            r.add(Action::Create, "machine", &format!("HQ/m{i:04}"));
+        }
+        r.add(Action::Update, "part", "HQ/m0000/main");
+        assert_eq!(
+            r.lines(),
+            [
+                "applied  + 1000 machine: HQ/m0000, HQ/m0001, HQ/m0002 and 997 more",
+                "applied  ~ 1 part: HQ/m0000/main",
+            ]
+        );
+    }
 }
