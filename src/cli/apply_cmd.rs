@@ -143,6 +143,9 @@ pub struct ApplyArgs {
     /// plan not printed); `json-lines` for CI (one JSON event per line as changes happen).
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = ApplyOutput::Text)]
     pub output: ApplyOutput,
+    /// Which cloud, and with which key.
+    #[command(flatten)]
+    pub cloud: super::target::CloudArgs,
 }
 
 /// The ledger of what was ever sensitive, kept in `.fleetform/` (see [`crate::sensitive`]).

@@ -16,6 +16,9 @@ pub struct ForceUnlockArgs {
     /// The organization (a name or an id). Default: the only one the API key sees.
     #[arg(long, value_name = "ORG")]
     pub org: Option<String>,
+    /// Which cloud, and with which key.
+    #[command(flatten)]
+    pub cloud: super::target::CloudArgs,
 }
 
 /// Runs `fleetform force-unlock`.

@@ -55,56 +55,11 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Options every command takes. The cloud options ([`target::CloudArgs`]) are not here: only
+/// the commands that talk to a cloud take them, after the command name
+/// (`fleetform plan fleet.yaml --cloud URL`), under a "Cloud" heading in their help.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Which cloud to talk to: `local` (embedded, state in .fleetform/cloud.db),
-    /// `http://HOST:PORT` (plaintext, e.g. `fleetform cloud serve`) or `https://HOST[:PORT]`
-    /// (TLS; the real cloud is https://app.viam.com:443).
-    #[arg(
-        long,
-        global = true,
-        env = "FLEETFORM_CLOUD",
-        hide_env_values = true,
-        default_value = "local",
-        value_name = "CLOUD",
-        help_heading = "Cloud"
-    )]
-    pub cloud: String,
-
-    /// API key id for a remote cloud (a UUID). Defaults to $VIAM_API_KEY_ID.
-    #[arg(
-        long,
-        global = true,
-        env = "VIAM_API_KEY_ID",
-        hide_env_values = true,
-        value_name = "ID",
-        help_heading = "Cloud"
-    )]
-    pub api_key_id: Option<String>,
-
-    /// API key for a remote cloud. Prefer $VIAM_API_KEY: a flag is visible to other users of
-    /// this machine. Never printed or logged.
-    #[arg(
-        long,
-        global = true,
-        env = "VIAM_API_KEY",
-        hide_env_values = true,
-        value_name = "KEY",
-        help_heading = "Cloud"
-    )]
-    pub api_key: Option<String>,
-
-    /// Per-call deadline for cloud requests.
-    #[arg(
-        long,
-        global = true,
-        default_value = "30s",
-        value_name = "DURATION",
-        value_parser = ranges::timeout,
-        help_heading = "Cloud"
-    )]
-    pub timeout: std::time::Duration,
-
     /// The largest manifest or config file read, e.g. `64MiB` (the default), `500KB` or a
     /// number of bytes. Anything larger is refused before it is parsed.
     #[arg(
@@ -131,6 +86,11 @@ pub struct GlobalArgs {
     /// logs it instead, so that `--log-format json` keeps stderr all JSON.
     #[arg(skip)]
     pub quiet_cloud: bool,
+
+    /// The cloud options of the command that runs (its defaults for commands that take
+    /// none); set by [`run`].
+    #[arg(skip)]
+    pub cloud: target::CloudArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -249,6 +209,31 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     }
 }
 
+impl Command {
+    /// The cloud options of a command that talks to a cloud; `None` for the others.
+    fn cloud_args(&self) -> Option<&target::CloudArgs> {
+        Some(match self {
+            Command::Plan(a) => &a.cloud,
+            Command::Apply(a) => &a.cloud,
+            Command::Watch(a) => &a.cloud,
+            Command::Import(a) => &a.cloud,
+            Command::Status(a) => &a.cloud,
+            Command::Logs(a) => &a.cloud,
+            Command::History(a) => &a.cloud,
+            Command::ForceUnlock(a) => &a.cloud,
+            Command::Org(c) => c.cloud_args(),
+            Command::Secrets(c) => c.cloud_args(),
+            Command::Validate(_)
+            | Command::Fmt(_)
+            | Command::Show(_)
+            | Command::Cloud(_)
+            | Command::Schema
+            | Command::Completions(_)
+            | Command::Man(_) => return None,
+        })
+    }
+}
+
 impl Cli {
     /// The format of log lines on stderr: `watch --log-format`, else text.
     pub fn log_format(&self) -> LogFormat {
@@ -288,6 +273,9 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitStatus> {
         _ => target::WhenMissing::Create,
     };
     cli.global.quiet_cloud = matches!(cli.command, Command::Watch(_));
+    if let Some(cloud) = cli.command.cloud_args() {
+        cli.global.cloud = cloud.clone();
+    }
     match cli.command {
         Command::Cloud(cmd) => cloud_cmd::run(cmd).await,
         Command::Org(cmd) => org_cmd::run(cmd, &cli.global).await,

@@ -49,7 +49,7 @@ pub struct PlanArgs {
     /// How to print the plan on stdout.
     ///
     /// `text` for people (coloured at a terminal unless NO_COLOR is set), `json` for programs
-    /// (a versioned document, `format_version` 1), `markdown` for a pull-request comment.
+    /// (a versioned document, `format_version` 2), `markdown` for a pull-request comment.
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
     pub output: Format,
 
@@ -80,6 +80,9 @@ pub struct PlanArgs {
         value_parser = super::ranges::concurrency()
     )]
     pub read_concurrency: usize,
+    /// Which cloud, and with which key.
+    #[command(flatten)]
+    pub cloud: super::target::CloudArgs,
 }
 
 /// Runs `fleetform plan`.
@@ -254,10 +257,7 @@ mod tests {
     async fn config_drift_is_attributed_from_part_history() {
         let dir = tempfile::tempdir().unwrap();
         let global = GlobalArgs {
-            cloud: "local".into(),
-            api_key_id: None,
-            api_key: None,
-            timeout: std::time::Duration::from_secs(10),
+            cloud: target::CloudArgs::default(),
             max_manifest_size: crate::manifest::DEFAULT_MAX_FILE_BYTES,
             verbose: 0,
             when_missing: target::WhenMissing::Create,

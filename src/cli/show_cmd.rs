@@ -30,7 +30,7 @@ pub struct ShowArgs {
     #[arg(value_name = "PLANFILE")]
     pub plan: PathBuf,
 
-    /// How to print the plan: `text`, `json` (format_version 1) or `markdown`.
+    /// How to print the plan: `text`, `json` (format_version 2) or `markdown`.
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
     pub output: Format,
 

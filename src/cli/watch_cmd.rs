@@ -197,6 +197,9 @@ pub struct WatchArgs {
     /// Level: info by default, -v for debug; RUST_LOG overrides.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Which cloud, and with which key.
+    #[command(flatten)]
+    pub cloud: super::target::CloudArgs,
 }
 
 impl WatchArgs {
@@ -345,14 +348,14 @@ async fn watch_until_signalled(args: WatchArgs, global: &GlobalArgs) -> anyhow::
     match &source {
         Source::File(p) => tracing::info!(
             manifest = %p.display(),
-            cloud = %global.cloud,
+            cloud = %global.cloud.target,
             interval_s = opts.interval.as_secs_f64(),
             detect_only = opts.detect_only,
             "watching"
         ),
         Source::Git { repo, poll } => tracing::info!(
             repo = ?repo,
-            cloud = %global.cloud,
+            cloud = %global.cloud.target,
             poll_s = poll.as_secs_f64(),
             interval_s = opts.interval.as_secs_f64(),
             detect_only = opts.detect_only,

@@ -10,8 +10,14 @@
 use crate::model::{Role, SensitiveValue, Timestamp, Visibility};
 use serde::{Deserialize, Serialize};
 
-/// Version of the serialized plan format (`--out` files and `--output json`).
-pub const PLAN_FORMAT_VERSION: u32 = 1;
+/// Version of the serialized plan format (`--out` files and `--output json`). Version 2 writes
+/// timestamps as RFC 3339 text; version 1 (`{seconds, nanos}`) is still read
+/// ([`READABLE_PLAN_FORMAT_VERSIONS`]).
+pub const PLAN_FORMAT_VERSION: u32 = 2;
+
+/// The saved-plan versions this fleetform reads: they differ only in how timestamps are
+/// written, and [`Timestamp`] reads both forms.
+pub const READABLE_PLAN_FORMAT_VERSIONS: [u32; 2] = [1, 2];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {

@@ -207,7 +207,8 @@ pub async fn prepare_with(
 
 /// Applies `prepared`: refuses it when a verdict forbids it or it is stale (see the module
 /// docs), else executes every change with the apply engine, sending `events` as changes start
-/// and finish. Raising `stop` starts nothing new; calls in flight finish.
+/// and finish. Raising `stop` starts nothing new; calls in flight finish. In the report, a
+/// skipped change names the change it waited for by resource ([`named_blocker`]).
 pub async fn apply(
     api: Arc<dyn CloudApi>,
     prepared: Prepared,
@@ -227,7 +228,12 @@ pub async fn apply(
             return Err(ApplyError::Stale(stale));
         }
     }
-    Ok(apply::apply(api, &plan, &opts.apply, events, stop).await)
+    let mut report = apply::apply(api, &plan, &opts.apply, events, stop).await;
+    for r in &mut report.results {
+        let outcome = std::mem::replace(&mut r.outcome, Outcome::NotStarted);
+        r.outcome = named_blocker(&plan, outcome);
+    }
+    Ok(report)
 }
 
 /// The organization `wanted` names, among those the API key can see (for the lease, which is

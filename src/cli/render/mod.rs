@@ -30,7 +30,7 @@ pub enum Format {
     /// For people at a terminal: one block per change, config diffs, a summary line.
     #[default]
     Text,
-    /// For programs: a versioned JSON document (format_version 1).
+    /// For programs: a versioned JSON document (format_version 2).
     Json,
     /// For a pull-request comment: a table of changes and collapsible config diffs.
     Markdown,
