@@ -34,6 +34,7 @@
 //!
 //! # Layout
 //! - `attribute.rs`: who last changed each drifted part.
+//! - `events.rs`: the `--output json-lines` events of apply and watch, in one schema.
 //! - `safety.rs`: the verdicts (empty manifest, delete budget).
 //! - `saved.rs`: plans saved to a file: writing, reading, restoring their sensitive values.
 //! - `status.rs`: where each part stands against a manifest (`fleetform status`).
@@ -42,6 +43,7 @@
 //! optional [`Step`] callback of [`prepare_with`] and the engine's [`crate::apply::Event`]s.
 
 pub mod attribute;
+pub mod events;
 pub mod safety;
 pub mod saved;
 pub mod status;

@@ -615,3 +615,127 @@ fn apply_json_lines_streams_one_event_per_line() {
     assert!(applied.get("id").is_none(), "no internal change ids");
     assert_eq!(events.last().unwrap()["applied"], 7);
 }
+
+/// `watch -o json-lines`: the same events as apply's, plus each pass's start and end and the
+/// drift it found, with who last changed it in words.
+#[cfg(unix)]
+#[test]
+fn watch_json_lines_streams_passes_drift_and_changes() {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("fleet.yaml");
+    std::fs::write(&manifest, FLEET).unwrap();
+    let mut child = common::Child(
+        fleetform(dir.path())
+            .args([
+                "watch",
+                "fleet.yaml",
+                "-o",
+                "json-lines",
+                "--debounce",
+                "100ms",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The events of one pass, up to its `pass_finished`.
+    let next_pass = || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut events = vec![];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no pass_finished in time: {events:#?}"));
+            let e: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert_eq!(e["format_version"], 1, "{line}");
+            assert!(e["time"].as_str().unwrap().ends_with('Z'), "{line}");
+            assert!(e.get("id").is_none(), "no change ids: {line}");
+            let done = e["type"] == "pass_finished";
+            events.push(e);
+            if done {
+                return events;
+            }
+        }
+    };
+    let types = |events: &[serde_json::Value]| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let count =
+        |events: &[serde_json::Value], t: &str| events.iter().filter(|e| e["type"] == t).count();
+
+    // The first pass creates everything.
+    let first = next_pass();
+    let t = types(&first);
+    assert_eq!(t[0], "pass_started", "{t:?}");
+    assert_eq!(first[0]["triggers"], serde_json::json!(["startup"]));
+    assert_eq!(t[1], "plan", "{t:?}");
+    assert_eq!(first[1]["summary"]["create"], 7);
+    assert_eq!(count(&first, "drift"), 7, "{t:?}");
+    assert_eq!(count(&first, "change_started"), 7, "{t:?}");
+    assert_eq!(count(&first, "change_applied"), 7, "{t:?}");
+    let summary = first.iter().find(|e| e["type"] == "summary").unwrap();
+    assert_eq!(summary["applied"], 7);
+    assert_eq!(first.last().unwrap()["result"], "success");
+
+    // A config edit in the manifest: the next pass finds the part drifted, says who wrote
+    // the cloud's copy (this very key), and corrects it.
+    std::fs::write(&manifest, FLEET.replace("10.0.0.5", "10.0.0.6")).unwrap();
+    let second = next_pass();
+    let t = types(&second);
+    assert!(
+        second[0]["triggers"]
+            .as_array()
+            .unwrap()
+            .contains(&"files".into()),
+        "{second:#?}"
+    );
+    let drift: Vec<_> = second.iter().filter(|e| e["type"] == "drift").collect();
+    assert_eq!(drift.len(), 1, "{t:?}");
+    assert_eq!(drift[0]["action"], "update");
+    assert_eq!(drift[0]["kind"], "part");
+    assert_eq!(drift[0]["path"], "Factory/Assembly/arm-01/arm-01-main");
+    assert_eq!(drift[0]["last_changed_by"], "this key (fleetform)");
+    assert!(
+        drift[0]["last_changed_at"].as_str().unwrap().ends_with('Z'),
+        "{drift:?}"
+    );
+    assert_eq!(count(&second, "change_applied"), 1, "{t:?}");
+    assert_eq!(second.last().unwrap()["result"], "success");
+
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "watch did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
