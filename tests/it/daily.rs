@@ -519,7 +519,7 @@ fn reads_name_the_cloud_and_create_nothing() {
             .collect::<Vec<_>>(),
         [
             "error: no part `Factory/Assembly/arm-1`: location `Factory/Assembly` has no machine `arm-1`",
-            "hint: did you mean `arm-01`?"
+            "hint: did you mean `Factory/Assembly/arm-01`?"
         ]
     );
 
@@ -738,4 +738,159 @@ fn watch_json_lines_streams_passes_drift_and_changes() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0));
+}
+
+/// Every cloud-error case of issue 15, as users see it (variable parts redacted): one
+/// `error:` chain and one `hint:` each. A snapshot, so that a change to any message is
+/// reviewed (`INSTA_UPDATE=always cargo test --test it daily::`, then `git diff`).
+#[cfg(target_os = "linux")]
+#[test]
+fn cloud_error_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cloud.db");
+    let (key_id, key) = common::cli_init(&db);
+    // A second organization on the same server, which this key cannot see.
+    let other = std::process::Command::new(env!("CARGO_BIN_EXE_fleetform"))
+        .args(["cloud", "init", "--org", "globex", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(other.status.success());
+    let said = format!("{}{}", stdout(&other), stderr(&other));
+    let globex_id = said
+        .lines()
+        .find_map(|l| l.strip_prefix("Created organization \"globex\" ("))
+        .and_then(|rest| rest.split(')').next())
+        .expect("cloud init names the organization's id");
+    let (_server, endpoint) = common::cli_serve(&db, &[]);
+    std::fs::write(
+        dir.path().join("fleet.yaml"),
+        FLEET.replace("organization: acme", "organization: local"),
+    )
+    .unwrap();
+    let with_key = |args: &[&str], cloud: &str, id: Option<&str>, k: Option<&str>| {
+        let mut cmd = fleetform(dir.path());
+        cmd.args(args).env("FLEETFORM_CLOUD", cloud);
+        if let Some(id) = id {
+            cmd.env("VIAM_API_KEY_ID", id);
+        }
+        if let Some(k) = k {
+            cmd.env("VIAM_API_KEY", k);
+        }
+        cmd.output().unwrap()
+    };
+    let ok = |args: &[&str]| with_key(args, &endpoint, Some(&key_id), Some(&key));
+    let applied = ok(&["apply", "fleet.yaml", "--yes"]);
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    std::fs::write(
+        dir.path().join("globex.yaml"),
+        format!("version: 1\norganization: {globex_id}\nlocations: []\n"),
+    )
+    .unwrap();
+
+    let tls = endpoint.replace("http://", "https://");
+    let wrong = "wrong-key-wrong-key-wrong-key-00";
+    let cases: Vec<(&str, Output)> = vec![
+        (
+            "refused connection",
+            with_key(
+                &["org", "list"],
+                "http://127.0.0.1:1",
+                Some(&key_id),
+                Some(&key),
+            ),
+        ),
+        (
+            "https:// against a plaintext server",
+            with_key(&["org", "list"], &tls, Some(&key_id), Some(&key)),
+        ),
+        (
+            "a wrong key",
+            with_key(&["org", "list"], &endpoint, Some(&key_id), Some(wrong)),
+        ),
+        (
+            "only the key id",
+            with_key(&["org", "list"], &endpoint, Some(&key_id), None),
+        ),
+        (
+            "only the key",
+            with_key(&["org", "list"], &endpoint, None, Some(&key)),
+        ),
+        (
+            "another organization",
+            ok(&["org", "members", "--org", "globex"]),
+        ),
+        (
+            "a manifest of an organization the key cannot see",
+            ok(&["plan", "globex.yaml"]),
+        ),
+        (
+            "a location path with a typo",
+            ok(&["secrets", "list", "Factory/Asembly"]),
+        ),
+        (
+            "a machine path with a typo",
+            ok(&["logs", "Factory/Asembly/arm-01"]),
+        ),
+        (
+            "a part path with a typo",
+            ok(&["history", "Factory/Assembly/arm-01/arm-01-man"]),
+        ),
+    ];
+    let mut transcript = String::new();
+    for (case, out) in &cases {
+        assert_eq!(out.status.code(), Some(1), "{case}: {}", stderr(out));
+        let err = stderr(out);
+        assert!(
+            !err.contains(&key) && !err.contains(wrong),
+            "{case}: a key was shown"
+        );
+        let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("Cloud: ")).collect();
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with("error: ")).count(),
+            1,
+            "{case}: {err}"
+        );
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with("hint: ")).count(),
+            1,
+            "{case}: {err}"
+        );
+        assert!(lines.last().unwrap().starts_with("hint: "), "{case}: {err}");
+        transcript.push_str(&format!("# {case}\n{}\n\n", lines.join("\n")));
+    }
+    let port = endpoint.rsplit(':').next().unwrap();
+    let redacted = transcript
+        .replace(&key_id, "<KEY_ID>")
+        .replace(&format!("127.0.0.1:{port}"), "127.0.0.1:<PORT>");
+    // Organization ids are random.
+    let messages = redact_uuids(&redacted);
+    insta::assert_snapshot!(messages);
+}
+
+/// `text` with every UUID replaced by `<UUID>`.
+fn redact_uuids(text: &str) -> String {
+    let is_uuid = |w: &str| {
+        w.len() == 36
+            && w.char_indices().all(|(i, c)| {
+                if [8, 13, 18, 23].contains(&i) {
+                    c == '-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            })
+    };
+    let mut out = String::new();
+    let mut i = 0;
+    while i < text.len() {
+        if text.get(i..i + 36).is_some_and(is_uuid) {
+            out.push_str("<UUID>");
+            i += 36;
+            continue;
+        }
+        let c = text[i..].chars().next().unwrap();
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
 }
