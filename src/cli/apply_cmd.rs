@@ -94,6 +94,9 @@ pub struct ApplyArgs {
     /// Which cloud, and with which key.
     #[command(flatten)]
     pub cloud: super::target::CloudArgs,
+    /// The size limit of the files read.
+    #[command(flatten)]
+    pub files: super::FileLimitArgs,
 }
 
 /// The ledger of what was ever sensitive, kept in `.fleetform/` (see [`crate::sensitive`]).

@@ -6,8 +6,14 @@ use super::GlobalArgs;
 use super::output::ExitStatus;
 use clap::Args;
 
+const AFTER_HELP: &str = "\
+Example:
+  # The \"locked\" error names the lease's id; free it once its holder is known to be gone
+  fleetform force-unlock 9f2c1d4e-0b7a-4c52-9e61-3f0a8d2b7c11 --org acme";
+
 /// Arguments of `fleetform force-unlock`.
 #[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
 pub struct ForceUnlockArgs {
     /// The lease's id (shown in the "locked" error).
     #[arg(value_name = "ID")]

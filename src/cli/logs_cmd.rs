@@ -60,7 +60,7 @@ pub struct LogsArgs {
     /// Only entries at this level; repeat for several (`--level warn --level error`).
     #[arg(
         long = "level",
-        value_name = "L",
+        value_name = "LEVEL",
         value_parser = ["debug", "info", "warn", "error"],
         ignore_case = true
     )]

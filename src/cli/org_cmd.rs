@@ -30,9 +30,15 @@ Exit codes:
 Example:
   fleetform org namespace-available acme-robotics && echo free";
 
+const LIST_HELP: &str = "\
+Examples:
+  fleetform org list --cloud https://app.viam.com:443   # with VIAM_API_KEY_ID and VIAM_API_KEY set
+  fleetform org list -o json | jq -r '.[].name'";
+
 #[derive(Debug, Subcommand)]
 pub enum OrgCommand {
     /// List the organizations the API key can see.
+    #[command(after_help = LIST_HELP)]
     List {
         /// `text` for people, `json` for programs.
         #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]

@@ -83,6 +83,9 @@ pub struct PlanArgs {
     /// Which cloud, and with which key.
     #[command(flatten)]
     pub cloud: super::target::CloudArgs,
+    /// The size limit of the files read.
+    #[command(flatten)]
+    pub files: super::FileLimitArgs,
 }
 
 /// Runs `fleetform plan`.
@@ -258,7 +261,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let global = GlobalArgs {
             cloud: target::CloudArgs::default(),
-            max_manifest_size: crate::manifest::DEFAULT_MAX_FILE_BYTES,
             verbose: 0,
             when_missing: target::WhenMissing::Create,
             quiet_cloud: false,

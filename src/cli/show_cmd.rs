@@ -37,6 +37,9 @@ pub struct ShowArgs {
     /// Show every step, including the temporary names that swaps and rotations go through.
     #[arg(long)]
     pub detail: bool,
+    /// The size limit of the files read.
+    #[command(flatten)]
+    pub files: super::FileLimitArgs,
 }
 
 /// Whether `path` holds a plan saved by `fleetform plan --out` (so a command that wanted a

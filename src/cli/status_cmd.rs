@@ -42,6 +42,9 @@ pub struct StatusArgs {
     /// Which cloud, and with which key.
     #[command(flatten)]
     pub cloud: super::target::CloudArgs,
+    /// The size limit of the files read.
+    #[command(flatten)]
+    pub files: super::FileLimitArgs,
 }
 
 /// Runs `fleetform status`.

@@ -204,6 +204,7 @@ pub struct WatchArgs {
         value_name = "DURATION",
         default_value = "60s",
         env = "FLEETFORM_LEASE_TTL",
+        hide_env_values = true,
         value_parser = ranges::lease_ttl,
         help_heading = "High availability"
     )]
@@ -221,6 +222,9 @@ pub struct WatchArgs {
     /// Which cloud, and with which key.
     #[command(flatten)]
     pub cloud: super::target::CloudArgs,
+    /// The size limit of the files read.
+    #[command(flatten)]
+    pub files: super::FileLimitArgs,
 }
 
 impl WatchArgs {

@@ -894,3 +894,95 @@ fn redact_uuids(text: &str) -> String {
     }
     out
 }
+
+/// Each command's help: examples; the cloud options only where a cloud is used, under
+/// "Cloud"; `plan`, `apply`, `watch` listed first; no environment values shown.
+#[test]
+fn help_shows_examples_and_only_the_options_a_command_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = |args: &[&str]| {
+        let out = fleetform(dir.path())
+            .args(args)
+            .arg("--help")
+            .env("FLEETFORM_CLOUD", "http://set-but-never-shown:1")
+            .env("FLEETFORM_MAX_MANIFEST_SIZE", "1MiB")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    let top = help(&[]);
+    let commands: Vec<&str> = top
+        .lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take(3)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(commands, ["plan", "apply", "watch"], "{top}");
+    assert!(top.contains("Examples:"), "{top}");
+    assert!(!top.contains("--cloud <"), "{top}");
+
+    let cloud = [
+        &["plan"][..],
+        &["apply"],
+        &["watch"],
+        &["import"],
+        &["status"],
+        &["logs"],
+        &["history"],
+        &["org", "list"],
+        &["org", "members"],
+        &["org", "namespace-available"],
+        &["secrets", "list"],
+        &["secrets", "rotate"],
+        &["force-unlock"],
+    ];
+    let local = [
+        &["validate"][..],
+        &["fmt"],
+        &["show"],
+        &["schema"],
+        &["completions"],
+        &["man"],
+        &["cloud", "init"],
+        &["cloud", "serve"],
+    ];
+    for args in cloud.iter().chain(&local) {
+        let text = help(args);
+        assert!(text.contains("Example"), "{args:?} has no example:\n{text}");
+        assert!(!text.contains("set-but-never-shown"), "{args:?}: {text}");
+        assert!(!text.contains("=]"), "{args:?}: {text}");
+        let uses_cloud = cloud.contains(args);
+        assert_eq!(text.contains("--cloud <CLOUD>"), uses_cloud, "{args:?}");
+        assert_eq!(text.contains("--api-key-id <ID>"), uses_cloud, "{args:?}");
+        assert_eq!(
+            text.contains("--timeout <DURATION>"),
+            uses_cloud,
+            "{args:?}"
+        );
+        if uses_cloud {
+            let heading = text.find("\nCloud:\n").expect("a Cloud heading");
+            assert!(text.find("--cloud <CLOUD>").unwrap() > heading, "{args:?}");
+        }
+    }
+    for args in [
+        &["schema"][..],
+        &["cloud", "serve"],
+        &["completions"],
+        &["org", "list"],
+    ] {
+        assert!(
+            !help(args).contains("--max-manifest-size"),
+            "{args:?} reads no manifest"
+        );
+    }
+    // The cloud options follow the command; before it, clap says where they go.
+    let before = run(dir.path(), &["--cloud", "local", "plan", "fleet.yaml"]);
+    assert_eq!(before.status.code(), Some(2));
+    assert!(
+        stderr(&before).contains("'plan --cloud' exists"),
+        "{}",
+        stderr(&before)
+    );
+}
