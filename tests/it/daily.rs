@@ -986,3 +986,59 @@ fn help_shows_examples_and_only_the_options_a_command_uses() {
         stderr(&before)
     );
 }
+
+/// A plan saved before timestamps were RFC 3339 (`format_version` 1, `{seconds, nanos}`)
+/// still shows and applies: its preconditions hold to the nanosecond.
+#[test]
+fn a_plan_saved_with_protobuf_timestamps_still_shows_and_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fleet.yaml"), FLEET).unwrap();
+    assert!(
+        run(dir.path(), &["apply", "fleet.yaml", "--yes"])
+            .status
+            .success()
+    );
+    std::fs::write(
+        dir.path().join("fleet.yaml"),
+        FLEET.replace("10.0.0.5", "10.0.0.6"),
+    )
+    .unwrap();
+    let planned = run(dir.path(), &["plan", "fleet.yaml", "--out", "plan.json"]);
+    assert!(planned.status.success(), "{}", stderr(&planned));
+    let text = std::fs::read_to_string(dir.path().join("plan.json")).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["format_version"], 2);
+    let change = &mut doc["changes"][0];
+    let updated = change["precondition"]["last_updated"]
+        .as_str()
+        .expect("RFC 3339 text")
+        .to_string();
+    // Rewrite it as an earlier fleetform saved it.
+    let t = fleetform::model::Timestamp::parse_rfc3339(&updated).unwrap();
+    let proto = serde_json::json!({"seconds": t.seconds, "nanos": t.nanos});
+    change["precondition"]["last_updated"] = proto.clone();
+    if change["attribution"]["when"].is_string() {
+        change["attribution"]["when"] = proto;
+    }
+    doc["format_version"] = 1.into();
+    std::fs::write(dir.path().join("old.json"), doc.to_string()).unwrap();
+
+    let shown = run(dir.path(), &["show", "old.json"]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    assert_eq!(stdout(&shown), stdout(&planned));
+    let json = run(dir.path(), &["show", "old.json", "-o", "json"]);
+    let again: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(again["format_version"], 2);
+    assert_eq!(
+        again["changes"][0]["precondition"]["last_updated"],
+        updated.as_str()
+    );
+
+    let applied = run(dir.path(), &["apply", "old.json", "--yes"]);
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    assert!(
+        stdout(&applied).contains("1 applied, 0 failed"),
+        "{}",
+        stdout(&applied)
+    );
+}
