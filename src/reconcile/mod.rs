@@ -230,12 +230,17 @@ pub async fn apply(
             return Err(ApplyError::Stale(stale));
         }
     }
-    let mut report = apply::apply(api, &plan, &opts.apply, events, stop).await;
+    let report = apply::apply(api, &plan, &opts.apply, events, stop).await;
+    Ok(named_report(&plan, report))
+}
+
+/// `report` with every skipped change's blocker named by resource ([`named_blocker`]).
+fn named_report(plan: &Plan, mut report: Report) -> Report {
     for r in &mut report.results {
         let outcome = std::mem::replace(&mut r.outcome, Outcome::NotStarted);
-        r.outcome = named_blocker(&plan, outcome);
+        r.outcome = named_blocker(plan, outcome);
     }
-    Ok(report)
+    report
 }
 
 /// The organization `wanted` names, among those the API key can see (for the lease, which is
@@ -278,4 +283,84 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = e.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::ChangeResult;
+    use crate::plan::{Action, Change, Kind, Op};
+
+    fn change(id: &str, kind: Kind, path: &str, op: Op) -> Change {
+        Change {
+            id: id.into(),
+            action: Action::Create,
+            kind,
+            path: path.into(),
+            from_path: None,
+            resource_id: None,
+            reason: "declared, not in the cloud".into(),
+            details: vec![],
+            config_before: None,
+            config_after: None,
+            attribution: None,
+            blast_radius: None,
+            precondition: None,
+            depends_on: vec![],
+            op,
+            temporary: false,
+        }
+    }
+
+    /// A skipped change names the resource it waited for, and results never show change ids.
+    #[test]
+    fn reports_name_resources_never_change_ids() {
+        let hq = change(
+            "c1",
+            Kind::Location,
+            "HQ",
+            Op::CreateLocation {
+                name: "HQ".into(),
+                parent: None,
+            },
+        );
+        let plan = Plan {
+            format_version: plan::PLAN_FORMAT_VERSION,
+            manifest_digest: String::new(),
+            organization_id: "org-1".into(),
+            organization_name: "acme".into(),
+            prune: false,
+            changes: vec![hq],
+            unmanaged: vec![],
+            notices: vec![],
+        };
+        let report = Report {
+            results: vec![ChangeResult {
+                id: "c2".into(),
+                action: Action::Create,
+                kind: Kind::Machine,
+                path: "HQ/arm".into(),
+                outcome: Outcome::Skipped {
+                    because: "c1".into(),
+                },
+            }],
+            interrupted: false,
+            unreachable: None,
+        };
+        let named = named_report(&plan, report);
+        assert_eq!(
+            named.results[0].outcome,
+            Outcome::Skipped {
+                because: "location HQ".into()
+            }
+        );
+        let json = serde_json::to_value(&named).unwrap();
+        assert_eq!(
+            json["results"][0],
+            serde_json::json!({
+                "action": "create", "kind": "machine", "path": "HQ/arm",
+                "outcome": "skipped", "because": "location HQ"
+            })
+        );
+    }
 }
