@@ -147,6 +147,37 @@ pub struct Change {
     pub temporary: bool,
 }
 
+impl Change {
+    /// A change with nothing but what every change has: no id yet (the planner numbers the
+    /// changes), no details, configs, attribution, precondition or dependencies.
+    pub fn new(
+        action: Action,
+        kind: Kind,
+        path: &str,
+        reason: impl Into<String>,
+        op: Op,
+    ) -> Change {
+        Change {
+            id: String::new(),
+            action,
+            kind,
+            path: path.to_string(),
+            from_path: None,
+            resource_id: None,
+            reason: reason.into(),
+            details: vec![],
+            config_before: None,
+            config_after: None,
+            attribution: None,
+            blast_radius: None,
+            precondition: None,
+            depends_on: vec![],
+            op,
+            temporary: false,
+        }
+    }
+}
+
 /// How many machines a fragment change reaches, from the cloud's usage counts: those that
 /// import the fragment at a version the change moves (the latest revision, or a moved tag).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -173,15 +173,7 @@ mod tests {
     fn part_change() -> Change {
         Change {
             id: "c7".into(),
-            action: Action::Update,
-            kind: Kind::Part,
-            path: "HQ/arm/arm-main".into(),
-            from_path: None,
             resource_id: Some("p1".into()),
-            reason: "config differs".into(),
-            details: vec![],
-            config_before: None,
-            config_after: None,
             attribution: Some(Attribution {
                 when: Some(Timestamp {
                     seconds: 1_767_225_600,
@@ -189,15 +181,17 @@ mod tests {
                 }),
                 who: Some("alice@acme.example".into()),
             }),
-            blast_radius: None,
-            precondition: None,
-            depends_on: vec![],
-            op: Op::UpdatePart {
-                part: PartRef::Existing("p1".into()),
-                name: "arm-main".into(),
-                config: None,
-            },
-            temporary: false,
+            ..Change::new(
+                Action::Update,
+                Kind::Part,
+                "HQ/arm/arm-main",
+                "config differs",
+                Op::UpdatePart {
+                    part: PartRef::Existing("p1".into()),
+                    name: "arm-main".into(),
+                    config: None,
+                },
+            )
         }
     }
 

@@ -294,21 +294,7 @@ mod tests {
     fn change(id: &str, kind: Kind, path: &str, op: Op) -> Change {
         Change {
             id: id.into(),
-            action: Action::Create,
-            kind,
-            path: path.into(),
-            from_path: None,
-            resource_id: None,
-            reason: "declared, not in the cloud".into(),
-            details: vec![],
-            config_before: None,
-            config_after: None,
-            attribution: None,
-            blast_radius: None,
-            precondition: None,
-            depends_on: vec![],
-            op,
-            temporary: false,
+            ..Change::new(Action::Create, kind, path, "declared, not in the cloud", op)
         }
     }
 

@@ -260,21 +260,7 @@ pub(crate) mod fixtures {
     fn change(id: &str, action: Action, kind: Kind, path: &str, reason: &str, op: Op) -> Change {
         Change {
             id: id.to_string(),
-            action,
-            kind,
-            path: path.to_string(),
-            from_path: None,
-            resource_id: None,
-            reason: reason.to_string(),
-            details: vec![],
-            config_before: None,
-            config_after: None,
-            attribution: None,
-            blast_radius: None,
-            precondition: None,
-            depends_on: vec![],
-            op,
-            temporary: false,
+            ..Change::new(action, kind, path, reason, op)
         }
     }
 
