@@ -20,7 +20,7 @@ pub struct Edit {
     pub by: Option<String>,
     /// `api-key`, `web-oauth`, … when the cloud says.
     pub by_kind: Option<String>,
-    /// Who `by` is, in words, when the caller knows (`history` names the key it runs with).
+    /// Who `by` is, in words (`history` sets it: see [`crate::reconcile::attribute::editor_in_words`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by_name: Option<String>,
     pub name_before: String,

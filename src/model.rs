@@ -19,13 +19,9 @@ pub use observed::{Observed, TEMPORARY_SUFFIX, location_paths, temporary_name};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A point in time as the cloud reports it: seconds and nanoseconds since the Unix epoch (UTC).
-///
-/// Kept exactly as received so it can be sent back as an optimistic-concurrency precondition
-/// (`last_known_update`) and compare equal on the server.
 /// Serializes an optional timestamp as RFC 3339 text (`2026-05-01T12:00:00Z`) or `null`, for
-/// JSON output: never the protobuf `{seconds, nanos}` form. Use with
-/// `#[serde(serialize_with = "crate::model::rfc3339")]`.
+/// JSON output. [`Timestamp`] itself serializes so; this names the intent at a field. Use
+/// with `#[serde(serialize_with = "crate::model::rfc3339")]`.
 pub fn rfc3339<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => s.serialize_str(&t.to_string()),
@@ -33,12 +29,54 @@ pub fn rfc3339<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::O
     }
 }
 
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+/// A point in time as the cloud reports it: seconds and nanoseconds since the Unix epoch (UTC).
+///
+/// Kept exactly as received so it can be sent back as an optimistic-concurrency precondition
+/// (`last_known_update`) and compare equal on the server.
+///
+/// In JSON (plans, saved plans, every `--output json`) it is RFC 3339 text in UTC, exact to
+/// the nanosecond: `2026-05-01T12:00:00Z`, `2026-05-01T12:00:00.123456Z` (microseconds, the
+/// cloud's precision) or nine digits when the nanoseconds need them. It reads that form and,
+/// for plans saved by earlier versions, the protobuf form `{"seconds": N, "nanos": N}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp {
     pub seconds: i64,
     pub nanos: i32,
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339_exact())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// The protobuf form, as plans saved before RFC 3339 hold it.
+        #[derive(Deserialize)]
+        struct Proto {
+            seconds: i64,
+            #[serde(default)]
+            nanos: i32,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Text(String),
+            Proto(Proto),
+        }
+        match Either::deserialize(d)? {
+            Either::Text(t) => Timestamp::parse_rfc3339(&t).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "invalid time {t:?}: expected RFC 3339 in UTC, e.g. 2026-05-01T12:00:00Z"
+                ))
+            }),
+            Either::Proto(p) => Ok(Timestamp {
+                seconds: p.seconds,
+                nanos: p.nanos,
+            }),
+        }
+    }
 }
 
 impl Timestamp {
@@ -59,6 +97,62 @@ impl Timestamp {
 
     pub fn as_micros(&self) -> i64 {
         self.seconds * 1_000_000 + i64::from(self.nanos) / 1_000
+    }
+
+    /// RFC 3339 in UTC without losing precision: as [`Display`](fmt::Display), with nine
+    /// fractional digits when the nanoseconds are not whole microseconds.
+    pub fn to_rfc3339_exact(&self) -> String {
+        let text = self.to_string();
+        if self.nanos % 1_000 == 0 {
+            return text;
+        }
+        let seconds = Timestamp {
+            seconds: self.seconds,
+            nanos: 0,
+        }
+        .to_string();
+        format!("{}.{:09}Z", seconds.trim_end_matches('Z'), self.nanos)
+    }
+
+    /// Reads `YYYY-MM-DDTHH:MM:SS[.FRACTION]Z` (up to nine fractional digits; `t`, `z` and a
+    /// `+00:00` offset are accepted too); `None` for anything else.
+    pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+        let t = text
+            .strip_suffix(['Z', 'z'])
+            .or_else(|| text.strip_suffix("+00:00"))?;
+        let (date, time) = t.split_once(['T', 't'])?;
+        let num = |s: &str, len: usize| -> Option<i64> {
+            (s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        let mut d = date.split('-');
+        let (y, m, day) = (num(d.next()?, 4)?, num(d.next()?, 2)?, num(d.next()?, 2)?);
+        let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+        let mut h = hms.split(':');
+        let (hh, mm, ss) = (num(h.next()?, 2)?, num(h.next()?, 2)?, num(h.next()?, 2)?);
+        if d.next().is_some() || h.next().is_some() {
+            return None;
+        }
+        if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+            return None;
+        }
+        if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        if time.contains('.') && frac.is_empty() {
+            return None;
+        }
+        let nanos = if frac.is_empty() {
+            0
+        } else {
+            frac.parse::<i32>().ok()? * 10_i32.pow(9 - frac.len() as u32)
+        };
+        let days = days_from_civil(y, m as u32, day as u32);
+        Some(Timestamp {
+            seconds: days * 86_400 + hh * 3600 + mm * 60 + ss,
+            nanos,
+        })
     }
 
     /// Seconds elapsed from `self` until `later` (negative if `later` is earlier).
@@ -85,6 +179,18 @@ impl fmt::Display for Timestamp {
         }
         f.write_str("Z")
     }
+}
+
+/// A proleptic Gregorian (year, month, day) to days since 1970-01-01; the inverse of
+/// [`civil_from_days`].
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
@@ -521,6 +627,47 @@ pub fn parse_duration_between(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamp_json_is_rfc3339_exact_and_reads_the_protobuf_form_too() {
+        for (seconds, nanos, text) in [
+            (0, 0, "1970-01-01T00:00:00Z"),
+            (1_767_225_600, 0, "2026-01-01T00:00:00Z"),
+            (1_795_634_546, 123_456_000, "2026-11-25T19:22:26.123456Z"),
+            (1_795_634_546, 123_456_789, "2026-11-25T19:22:26.123456789Z"),
+            (951_782_400, 1, "2000-02-29T00:00:00.000000001Z"),
+            (-1, 0, "1969-12-31T23:59:59Z"),
+        ] {
+            let t = Timestamp { seconds, nanos };
+            let json = serde_json::to_string(&t).unwrap();
+            assert_eq!(json, format!("\"{text}\""));
+            assert_eq!(
+                serde_json::from_str::<Timestamp>(&json).unwrap(),
+                t,
+                "{text}"
+            );
+            let proto = format!("{{\"seconds\": {seconds}, \"nanos\": {nanos}}}");
+            assert_eq!(serde_json::from_str::<Timestamp>(&proto).unwrap(), t);
+        }
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-01-01T00:00:00.5+00:00"),
+            Some(Timestamp {
+                seconds: 1_767_225_600,
+                nanos: 500_000_000
+            })
+        );
+        for bad in [
+            "2026-01-01",
+            "2026-01-01T00:00:00",
+            "2026-13-01T00:00:00Z",
+            "2026-01-01T00:00:00.Z",
+            "2026-01-01T00:00:00+02:00",
+            "2026-1-01T00:00:00Z",
+        ] {
+            assert!(Timestamp::parse_rfc3339(bad).is_none(), "{bad}");
+            assert!(serde_json::from_str::<Timestamp>(&format!("\"{bad}\"")).is_err());
+        }
+    }
 
     #[test]
     fn timestamp_formats_as_rfc3339() {

@@ -100,6 +100,9 @@ pub enum Event {
 /// The result of one change.
 #[derive(Clone, Debug, Serialize)]
 pub struct ChangeResult {
+    /// The plan's internal change id: for matching results to changes in-process, never
+    /// shown (output names the resource by `kind` and `path`).
+    #[serde(skip)]
     pub id: String,
     pub action: Action,
     pub kind: Kind,

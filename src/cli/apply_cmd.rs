@@ -52,61 +52,9 @@ pub enum ApplyOutput {
     Text,
     /// One JSON document at the end (format_version 1).
     Json,
-    /// One JSON event per line as it happens, for CI (the events are listed in the README).
+    /// One JSON event per line as it happens, for CI (see [`reconcile::events`]; the events
+    /// are listed in the README).
     JsonLines,
-}
-
-/// The version of the `--output json-lines` events; raised on any incompatible change.
-pub const EVENTS_FORMAT_VERSION: u32 = 1;
-
-/// One `--output json-lines` event: a JSON object on one line with `format_version`,
-/// `type` and `time` (RFC 3339), then the fields of `fields`. The types, in order:
-///
-/// - `plan`: `organization {id, name}`, `summary {create, update, move, delete, …}`;
-/// - `change_started`: `action`, `kind`, `path`;
-/// - `change_applied`, `change_failed` / `change_conflict` (with `cause`), `change_skipped`
-///   (with `because`: the resource whose change did not apply), `change_not_started`:
-///   `action`, `kind`, `path`;
-/// - `summary`: `applied`, `failed`, `skipped`, `interrupted`.
-///
-/// Resources are named by kind and path, never by the plan's internal change ids.
-fn event_line(kind: &str, fields: serde_json::Value) -> String {
-    let mut event = serde_json::json!({
-        "format_version": EVENTS_FORMAT_VERSION,
-        "type": kind,
-        "time": crate::model::Timestamp::now().to_string(),
-    });
-    if let (Some(e), serde_json::Value::Object(f)) = (event.as_object_mut(), fields) {
-        e.extend(f);
-    }
-    event.to_string()
-}
-
-/// The event for a change that started or finished.
-fn change_event(c: &crate::plan::Change, outcome: Option<&Outcome>) -> String {
-    let mut fields = serde_json::json!({
-        "action": c.action,
-        "kind": c.kind.as_str(),
-        "path": c.path,
-    });
-    let kind = match outcome {
-        None => "change_started",
-        Some(Outcome::Applied) => "change_applied",
-        Some(Outcome::Failed { cause }) => {
-            fields["cause"] = cause.clone().into();
-            "change_failed"
-        }
-        Some(Outcome::Conflict { cause }) => {
-            fields["cause"] = cause.clone().into();
-            "change_conflict"
-        }
-        Some(Outcome::Skipped { because }) => {
-            fields["because"] = because.clone().into();
-            "change_skipped"
-        }
-        Some(Outcome::NotStarted) => "change_not_started",
-    };
-    event_line(kind, fields)
 }
 
 /// Arguments of `fleetform apply`.
@@ -148,6 +96,12 @@ pub struct ApplyArgs {
     /// plan not printed); `json-lines` for CI (one JSON event per line as changes happen).
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = ApplyOutput::Text)]
     pub output: ApplyOutput,
+    /// Which cloud, and with which key.
+    #[command(flatten)]
+    pub cloud: super::target::CloudArgs,
+    /// The size limit of the files read.
+    #[command(flatten)]
+    pub files: super::FileLimitArgs,
 }
 
 /// The ledger of what was ever sensitive, kept in `.fleetform/` (see [`crate::sensitive`]).
@@ -344,16 +298,7 @@ async fn execute(
     }
     let lines = args.output == ApplyOutput::JsonLines;
     if lines {
-        crate::sayln!(
-            "{}",
-            event_line(
-                "plan",
-                serde_json::json!({
-                    "organization": { "id": plan.organization_id, "name": plan.organization_name },
-                    "summary": plan.summary(),
-                })
-            )
-        );
+        crate::sayln!("{}", reconcile::events::plan(&plan));
     }
     if plan.is_empty() {
         match args.output {
@@ -362,7 +307,7 @@ async fn execute(
                 "{}",
                 serde_json::to_string_pretty(&json_report(&plan, None))?
             ),
-            ApplyOutput::JsonLines => crate::sayln!("{}", summary_event(None)),
+            ApplyOutput::JsonLines => crate::sayln!("{}", reconcile::events::summary(None)),
         }
         return Ok(ExitStatus::Success);
     }
@@ -404,7 +349,9 @@ async fn execute(
             "{}",
             serde_json::to_string_pretty(&json_report(&plan, Some(&report)))?
         ),
-        ApplyOutput::JsonLines => crate::sayln!("{}", summary_event(Some(&report))),
+        ApplyOutput::JsonLines => {
+            crate::sayln!("{}", reconcile::events::summary(Some(&report)));
+        }
     }
     Ok(if held.lost() {
         ExitStatus::Failure
@@ -472,7 +419,7 @@ async fn show_progress(
         match e {
             Event::Started { id } => {
                 if let (ApplyOutput::JsonLines, Some(c)) = (output, plan.change(&id)) {
-                    crate::sayln!("{}", change_event(c, None));
+                    crate::sayln!("{}", reconcile::events::change(c, None));
                 }
                 if let (Some(bar), Some(c)) = (&bar, plan.change(&id)) {
                     bar.set_message(format!(
@@ -487,7 +434,7 @@ async fn show_progress(
                 let Some(c) = plan.change(&id) else { continue };
                 let outcome = reconcile::named_blocker(&plan, outcome);
                 if output == ApplyOutput::JsonLines {
-                    crate::sayln!("{}", change_event(c, Some(&outcome)));
+                    crate::sayln!("{}", reconcile::events::change(c, Some(&outcome)));
                 }
                 let line = outcome_line(c.action, c.kind.as_str(), &c.path, &outcome);
                 match &bar {
@@ -634,19 +581,6 @@ fn print_summary(report: &Report) {
             "Run the same apply again to retry what failed; it plans from the cloud as it is now."
         );
     }
-}
-
-/// The last `--output json-lines` event: the counts of the report (all 0 for an empty plan).
-fn summary_event(report: Option<&Report>) -> String {
-    event_line(
-        "summary",
-        serde_json::json!({
-            "applied": report.map_or(0, Report::applied),
-            "failed": report.map_or(0, Report::failed),
-            "skipped": report.map_or(0, Report::skipped),
-            "interrupted": report.is_some_and(|r| r.interrupted),
-        }),
-    )
 }
 
 /// The `--output json` report (format_version 1): the plan's summary and, after applying, each

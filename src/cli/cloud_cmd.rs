@@ -8,6 +8,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+const SERVE_HELP: &str = "\
+Examples:
+  eval \"$(fleetform cloud init --db fleet.db)\"       # an organization and its key
+  fleetform cloud serve --db fleet.db --listen 127.0.0.1:8080
+  fleetform plan fleet.yaml --cloud http://127.0.0.1:8080   # in another shell
+
+  # A distant, flaky cloud, for trying retries
+  fleetform cloud serve --db fleet.db --latency 80ms --error-rate 0.05";
+
 #[derive(Debug, Subcommand)]
 pub enum CloudCommand {
     /// Create a local cloud store with an organization and an API key, and print the key as
@@ -22,45 +31,46 @@ pub enum CloudCommand {
     /// Prints `listening on http://ADDR` once ready. Point fleetform at it with
     /// `--cloud http://ADDR` and the key printed by `fleetform cloud init`; the official Viam
     /// SDKs work too (dial with insecure=True).
+    #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// The SQLite database file (created if missing).
-    #[arg(long, default_value = ".fleetform/cloud.db")]
+    #[arg(long, value_name = "FILE", default_value = ".fleetform/cloud.db")]
     pub db: PathBuf,
     /// Name of the organization to create.
-    #[arg(long, default_value = "local")]
+    #[arg(long, value_name = "NAME", default_value = "local")]
     pub org: String,
     /// Email of the organization's founding member.
-    #[arg(long, default_value = "owner@fleetform.local")]
+    #[arg(long, value_name = "EMAIL", default_value = "owner@fleetform.local")]
     pub owner_email: String,
 }
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The SQLite database file (created if missing; run `cloud init` for credentials).
-    #[arg(long, default_value = ".fleetform/cloud.db")]
+    #[arg(long, value_name = "FILE", default_value = ".fleetform/cloud.db")]
     pub db: PathBuf,
     /// Address to listen on. Port 0 picks a free port. Binding anything but loopback exposes
     /// the cloud to the network.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Delay added to every call, e.g. 20ms (to simulate a distant cloud).
-    #[arg(long, default_value = "0ms", value_parser = super::ranges::latency)]
+    #[arg(long, value_name = "DURATION", default_value = "0ms", value_parser = super::ranges::latency)]
     pub latency: Duration,
     /// Probability (0 to 1) that an app call fails with UNAVAILABLE before doing anything.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
     pub error_rate: f64,
     /// Probability (0 to 1) that an app call does its work, then fails with UNAVAILABLE.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
     pub drop_after_commit_rate: f64,
     /// How long access tokens stay valid.
-    #[arg(long, default_value = "24h", value_parser = super::ranges::token_ttl)]
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = super::ranges::token_ttl)]
     pub token_ttl: Duration,
     /// Close a connection that has had no traffic (and no open log tail) for this long.
-    #[arg(long, default_value = "10m", value_parser = super::ranges::idle_timeout)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = super::ranges::idle_timeout)]
     pub idle_timeout: Duration,
 }
 

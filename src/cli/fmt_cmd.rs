@@ -41,6 +41,9 @@ pub struct FmtArgs {
     /// Write nothing; print a diff of what formatting would change.
     #[arg(long)]
     pub diff: bool,
+    /// The size limit of the files read.
+    #[command(flatten)]
+    pub files: super::FileLimitArgs,
 }
 
 /// Runs `fleetform fmt`.

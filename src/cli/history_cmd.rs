@@ -48,6 +48,9 @@ pub struct HistoryArgs {
     /// `text` for people, `json` for programs.
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Which cloud, and with which key.
+    #[command(flatten)]
+    pub cloud: super::target::CloudArgs,
 }
 
 /// Runs `fleetform history`.
@@ -102,8 +105,15 @@ async fn history(
         (None, None) => bail!("name a PART or a --fragment"),
     };
     for e in &mut edits {
-        if e.by.as_deref() == Some(own_key_id) {
-            e.by_name = Some(crate::reconcile::OWN_KEY.to_string());
+        if let Some(by) = &e.by {
+            let editor = crate::model::Editor {
+                kind: e.by_kind.clone().unwrap_or_default(),
+                value: by.clone(),
+            };
+            e.by_name = Some(crate::reconcile::attribute::editor_in_words(
+                &editor,
+                Some(own_key_id),
+            ));
         }
     }
     let mut out = String::new();

@@ -63,6 +63,9 @@ pub struct ImportArgs {
     /// on stdout with the manifest text, the files written and the warnings.
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Which cloud, and with which key.
+    #[command(flatten)]
+    pub cloud: super::target::CloudArgs,
 }
 
 /// Runs `fleetform import`.

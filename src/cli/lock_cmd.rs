@@ -6,8 +6,14 @@ use super::GlobalArgs;
 use super::output::ExitStatus;
 use clap::Args;
 
+const AFTER_HELP: &str = "\
+Example:
+  # The \"locked\" error names the lease's id; free it once its holder is known to be gone
+  fleetform force-unlock 9f2c1d4e-0b7a-4c52-9e61-3f0a8d2b7c11 --org acme";
+
 /// Arguments of `fleetform force-unlock`.
 #[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
 pub struct ForceUnlockArgs {
     /// The lease's id (shown in the "locked" error).
     #[arg(value_name = "ID")]
@@ -16,6 +22,9 @@ pub struct ForceUnlockArgs {
     /// The organization (a name or an id). Default: the only one the API key sees.
     #[arg(long, value_name = "ORG")]
     pub org: Option<String>,
+    /// Which cloud, and with which key.
+    #[command(flatten)]
+    pub cloud: super::target::CloudArgs,
 }
 
 /// Runs `fleetform force-unlock`.

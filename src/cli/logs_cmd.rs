@@ -60,7 +60,7 @@ pub struct LogsArgs {
     /// Only entries at this level; repeat for several (`--level warn --level error`).
     #[arg(
         long = "level",
-        value_name = "L",
+        value_name = "LEVEL",
         value_parser = ["debug", "info", "warn", "error"],
         ignore_case = true
     )]
@@ -77,6 +77,9 @@ pub struct LogsArgs {
     /// `text` for people, `json` for programs (one JSON object per line).
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Which cloud, and with which key.
+    #[command(flatten)]
+    pub cloud: super::target::CloudArgs,
 }
 
 /// Runs `fleetform logs`.

@@ -48,7 +48,17 @@ pub use watch_cmd::LogFormat;
 /// (https://app.viam.com:443), a `fleetform cloud serve` server (http://127.0.0.1:8080),
 /// or, by default, an embedded local cloud kept in .fleetform/cloud.db.
 #[derive(Debug, Parser)]
-#[command(name = "fleetform", version, propagate_version = true)]
+#[command(
+    name = "fleetform",
+    version,
+    propagate_version = true,
+    after_help = "Examples:\n  \
+        fleetform plan fleet.yaml                  # what would change\n  \
+        fleetform apply fleet.yaml                 # make it so (asks first)\n  \
+        fleetform watch fleet.yaml                 # keep it so\n  \
+        fleetform plan fleet.yaml --cloud https://app.viam.com:443   # the real cloud\n\n\
+        `fleetform COMMAND --help` shows a command's options and examples."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -56,69 +66,12 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Options every command takes. The cloud options ([`target::CloudArgs`]) are not here: only
+/// the commands that talk to a cloud take them, after the command name
+/// (`fleetform plan fleet.yaml --cloud URL`), under a "Cloud" heading in their help; so is
+/// `--max-manifest-size` ([`FileLimitArgs`]), only on the commands that read manifests.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Which cloud to talk to: `local` (embedded, state in .fleetform/cloud.db),
-    /// `http://HOST:PORT` (plaintext, e.g. `fleetform cloud serve`) or `https://HOST[:PORT]`
-    /// (TLS; the real cloud is https://app.viam.com:443).
-    #[arg(
-        long,
-        global = true,
-        env = "FLEETFORM_CLOUD",
-        hide_env_values = true,
-        default_value = "local",
-        value_name = "CLOUD",
-        help_heading = "Cloud"
-    )]
-    pub cloud: String,
-
-    /// API key id for a remote cloud (a UUID). Defaults to $VIAM_API_KEY_ID.
-    #[arg(
-        long,
-        global = true,
-        env = "VIAM_API_KEY_ID",
-        hide_env_values = true,
-        value_name = "ID",
-        help_heading = "Cloud"
-    )]
-    pub api_key_id: Option<String>,
-
-    /// API key for a remote cloud. Prefer $VIAM_API_KEY: a flag is visible to other users of
-    /// this machine. Never printed or logged.
-    #[arg(
-        long,
-        global = true,
-        env = "VIAM_API_KEY",
-        hide_env_values = true,
-        value_name = "KEY",
-        help_heading = "Cloud"
-    )]
-    pub api_key: Option<String>,
-
-    /// Per-call deadline for cloud requests.
-    #[arg(
-        long,
-        global = true,
-        default_value = "30s",
-        value_name = "DURATION",
-        value_parser = ranges::timeout,
-        help_heading = "Cloud"
-    )]
-    pub timeout: std::time::Duration,
-
-    /// The largest manifest or config file read, e.g. `64MiB` (the default), `500KB` or a
-    /// number of bytes. Anything larger is refused before it is parsed.
-    #[arg(
-        long,
-        global = true,
-        env = "FLEETFORM_MAX_MANIFEST_SIZE",
-        hide_env_values = true,
-        value_name = "SIZE",
-        default_value = "64MiB",
-        value_parser = parse_size
-    )]
-    pub max_manifest_size: u64,
-
     /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -132,6 +85,11 @@ pub struct GlobalArgs {
     /// logs it instead, so that `--log-format json` keeps stderr all JSON.
     #[arg(skip)]
     pub quiet_cloud: bool,
+
+    /// The cloud options of the command that runs (its defaults for commands that take
+    /// none); set by [`run`].
+    #[arg(skip)]
+    pub cloud: target::CloudArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -210,11 +168,29 @@ pub enum Command {
     ///
     /// Point an editor at it with a first line such as
     /// `# yaml-language-server: $schema=fleetform.schema.json`.
+    #[command(after_help = "Example:\n  fleetform schema > fleetform.schema.json")]
     Schema,
     /// Print a shell completion script (bash, zsh, fish, powershell or elvish).
     Completions(completions_cmd::CompletionsArgs),
     /// Print the man page (or write one per command with --out-dir).
     Man(completions_cmd::ManArgs),
+}
+
+/// The size limit of the files a command reads: flattened into the commands that read
+/// manifests, config files or saved plans.
+#[derive(Clone, Debug, Args)]
+pub struct FileLimitArgs {
+    /// The largest manifest or config file read, e.g. `64MiB` (the default), `500KB` or a
+    /// number of bytes. Anything larger is refused before it is parsed.
+    #[arg(
+        long,
+        env = "FLEETFORM_MAX_MANIFEST_SIZE",
+        hide_env_values = true,
+        value_name = "SIZE",
+        default_value = "64MiB",
+        value_parser = parse_size
+    )]
+    pub max_manifest_size: u64,
 }
 
 /// Output format for commands that report data.
@@ -254,6 +230,47 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     }
 }
 
+impl Command {
+    /// The file size limit of a command that reads manifests or plans; `None` for the others.
+    fn file_limit(&self) -> Option<&FileLimitArgs> {
+        match self {
+            Command::Plan(a) => Some(&a.files),
+            Command::Apply(a) => Some(&a.files),
+            Command::Watch(a) => Some(&a.files),
+            Command::Validate(a) => Some(&a.files),
+            Command::Render(a) => Some(&a.files),
+            Command::Fmt(a) => Some(&a.files),
+            Command::Show(a) => Some(&a.files),
+            Command::Status(a) => Some(&a.files),
+            _ => None,
+        }
+    }
+
+    /// The cloud options of a command that talks to a cloud; `None` for the others.
+    fn cloud_args(&self) -> Option<&target::CloudArgs> {
+        Some(match self {
+            Command::Plan(a) => &a.cloud,
+            Command::Apply(a) => &a.cloud,
+            Command::Watch(a) => &a.cloud,
+            Command::Import(a) => &a.cloud,
+            Command::Status(a) => &a.cloud,
+            Command::Logs(a) => &a.cloud,
+            Command::History(a) => &a.cloud,
+            Command::ForceUnlock(a) => &a.cloud,
+            Command::Org(c) => c.cloud_args(),
+            Command::Secrets(c) => c.cloud_args(),
+            Command::Validate(_)
+            | Command::Render(_)
+            | Command::Fmt(_)
+            | Command::Show(_)
+            | Command::Cloud(_)
+            | Command::Schema
+            | Command::Completions(_)
+            | Command::Man(_) => return None,
+        })
+    }
+}
+
 impl Cli {
     /// The format of log lines on stderr: `watch --log-format`, else text.
     pub fn log_format(&self) -> LogFormat {
@@ -278,7 +295,9 @@ impl Cli {
 
 /// Runs the parsed command line and returns the process exit code.
 pub async fn run(mut cli: Cli) -> anyhow::Result<ExitStatus> {
-    crate::manifest::set_default_max_file_bytes(cli.global.max_manifest_size);
+    if let Some(limit) = cli.command.file_limit() {
+        crate::manifest::set_default_max_file_bytes(limit.max_manifest_size);
+    }
     cli.global.when_missing = match &cli.command {
         // A saved plan must be made against the organization it will be applied to.
         Command::Plan(args) if args.out.is_some() => target::WhenMissing::Create,
@@ -293,6 +312,9 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitStatus> {
         _ => target::WhenMissing::Create,
     };
     cli.global.quiet_cloud = matches!(cli.command, Command::Watch(_));
+    if let Some(cloud) = cli.command.cloud_args() {
+        cli.global.cloud = cloud.clone();
+    }
     match cli.command {
         Command::Cloud(cmd) => cloud_cmd::run(cmd).await,
         Command::Org(cmd) => org_cmd::run(cmd, &cli.global).await,

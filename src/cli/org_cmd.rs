@@ -30,13 +30,22 @@ Exit codes:
 Example:
   fleetform org namespace-available acme-robotics && echo free";
 
+const LIST_HELP: &str = "\
+Examples:
+  fleetform org list --cloud https://app.viam.com:443   # with VIAM_API_KEY_ID and VIAM_API_KEY set
+  fleetform org list -o json | jq -r '.[].name'";
+
 #[derive(Debug, Subcommand)]
 pub enum OrgCommand {
     /// List the organizations the API key can see.
+    #[command(after_help = LIST_HELP)]
     List {
         /// `text` for people, `json` for programs.
         #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
         output: OutputFormat,
+        /// Which cloud, and with which key.
+        #[command(flatten)]
+        cloud: super::target::CloudArgs,
     },
     /// List an organization's members and pending invites, with what each invite grants.
     #[command(after_help = MEMBERS_HELP)]
@@ -47,6 +56,9 @@ pub enum OrgCommand {
         /// `text` for people, `json` for programs.
         #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
         output: OutputFormat,
+        /// Which cloud, and with which key.
+        #[command(flatten)]
+        cloud: super::target::CloudArgs,
     },
     /// Check whether a public namespace is free to claim (checks the format locally first).
     #[command(after_help = NAMESPACE_HELP)]
@@ -57,6 +69,9 @@ pub enum OrgCommand {
         /// `text` for people, `json` for programs.
         #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
         output: OutputFormat,
+        /// Which cloud, and with which key.
+        #[command(flatten)]
+        cloud: super::target::CloudArgs,
     },
 }
 
@@ -70,11 +85,11 @@ pub async fn run(cmd: OrgCommand, global: &GlobalArgs) -> anyhow::Result<ExitSta
         _ => target::connect(global).await?,
     };
     let result = match cmd {
-        OrgCommand::List { output } => list(&target.client, output).await,
-        OrgCommand::Members { org, output } => {
+        OrgCommand::List { output, .. } => list(&target.client, output).await,
+        OrgCommand::Members { org, output, .. } => {
             members(&target.client, org.as_deref(), output).await
         }
-        OrgCommand::NamespaceAvailable { name, output } => {
+        OrgCommand::NamespaceAvailable { name, output, .. } => {
             namespace_available(&target.client, &name, output).await
         }
     };
@@ -261,6 +276,17 @@ async fn members(
     }
     emit(&out)?;
     Ok(ExitStatus::Success)
+}
+
+impl OrgCommand {
+    /// The cloud options of the subcommand.
+    pub(super) fn cloud_args(&self) -> &super::target::CloudArgs {
+        match self {
+            OrgCommand::List { cloud, .. }
+            | OrgCommand::Members { cloud, .. }
+            | OrgCommand::NamespaceAvailable { cloud, .. } => cloud,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ pub struct PlanArgs {
     /// How to print the plan on stdout.
     ///
     /// `text` for people (coloured at a terminal unless NO_COLOR is set), `json` for programs
-    /// (a versioned document, `format_version` 1), `markdown` for a pull-request comment.
+    /// (a versioned document, `format_version` 2), `markdown` for a pull-request comment.
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
     pub output: Format,
 
@@ -88,6 +88,12 @@ pub struct PlanArgs {
         value_parser = super::ranges::concurrency()
     )]
     pub read_concurrency: usize,
+    /// Which cloud, and with which key.
+    #[command(flatten)]
+    pub cloud: super::target::CloudArgs,
+    /// The size limit of the files read.
+    #[command(flatten)]
+    pub files: super::FileLimitArgs,
 }
 
 /// Runs `fleetform plan`.
@@ -276,11 +282,7 @@ mod tests {
     async fn config_drift_is_attributed_from_part_history() {
         let dir = tempfile::tempdir().unwrap();
         let global = GlobalArgs {
-            cloud: "local".into(),
-            api_key_id: None,
-            api_key: None,
-            timeout: std::time::Duration::from_secs(10),
-            max_manifest_size: crate::manifest::DEFAULT_MAX_FILE_BYTES,
+            cloud: target::CloudArgs::default(),
             verbose: 0,
             when_missing: target::WhenMissing::Create,
             quiet_cloud: false,

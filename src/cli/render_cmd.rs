@@ -24,6 +24,9 @@ pub struct RenderArgs {
     /// The manifest (YAML) to expand.
     #[arg(value_name = "MANIFEST")]
     pub manifest: PathBuf,
+    /// The size limit of the files read.
+    #[command(flatten)]
+    pub files: super::FileLimitArgs,
 }
 
 /// Runs `fleetform render`.

@@ -76,6 +76,9 @@ pub struct ListArgs {
     /// `text` for people, `json` for programs.
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Which cloud, and with which key.
+    #[command(flatten)]
+    pub cloud: super::target::CloudArgs,
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +98,9 @@ pub struct RotateArgs {
     /// `text` for people, `json` for programs.
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Which cloud, and with which key.
+    #[command(flatten)]
+    pub cloud: super::target::CloudArgs,
 }
 
 /// Runs `fleetform secrets …`.
@@ -354,4 +360,14 @@ pub async fn rotate_secrets(
         deleted.push(id);
     }
     Ok((created, deleted))
+}
+
+impl SecretsCommand {
+    /// The cloud options of the subcommand.
+    pub(super) fn cloud_args(&self) -> &super::target::CloudArgs {
+        match self {
+            SecretsCommand::List(a) => &a.cloud,
+            SecretsCommand::Rotate(a) => &a.cloud,
+        }
+    }
 }

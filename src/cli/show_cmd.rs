@@ -30,13 +30,16 @@ pub struct ShowArgs {
     #[arg(value_name = "PLANFILE")]
     pub plan: PathBuf,
 
-    /// How to print the plan: `text`, `json` (format_version 1) or `markdown`.
+    /// How to print the plan: `text`, `json` (format_version 2) or `markdown`.
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
     pub output: Format,
 
     /// Show every step, including the temporary names that swaps and rotations go through.
     #[arg(long)]
     pub detail: bool,
+    /// The size limit of the files read.
+    #[command(flatten)]
+    pub files: super::FileLimitArgs,
 }
 
 /// Whether `path` holds a plan saved by `fleetform plan --out` (so a command that wanted a

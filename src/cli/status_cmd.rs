@@ -39,6 +39,12 @@ pub struct StatusArgs {
     /// `text` for people, `json` for programs.
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Which cloud, and with which key.
+    #[command(flatten)]
+    pub cloud: super::target::CloudArgs,
+    /// The size limit of the files read.
+    #[command(flatten)]
+    pub files: super::FileLimitArgs,
 }
 
 /// Runs `fleetform status`.

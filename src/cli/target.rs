@@ -12,6 +12,12 @@
 //! organization acme` or `Cloud: https://app.viam.com:443`), so a CI job that forgot
 //! `FLEETFORM_CLOUD` cannot mistake a plan against an empty local cloud for the real one.
 //!
+//! The options ([`CloudArgs`]) belong to the commands that talk to a cloud and follow the
+//! command name (`fleetform plan fleet.yaml --cloud URL`, or `FLEETFORM_CLOUD`); commands
+//! that need no cloud (`validate`, `fmt`, `show`, `schema`, `cloud serve`, …) neither take
+//! nor show them. They used to be global options accepted before the command as well; that
+//! position is no longer accepted, so that every command's help lists only what it uses.
+//!
 //! Read-only commands never create anything ([`GlobalArgs::when_missing`]): against a local
 //! store that does not exist or lacks the organization, `plan` plans against an empty,
 //! throw-away local cloud and says so, and the other read commands say there is nothing yet.
@@ -24,6 +30,68 @@ use crate::model::Sensitive;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// Which cloud a command talks to, and how: flattened into every command that talks to a
+/// cloud, under the "Cloud" heading of its help.
+#[derive(Clone, Debug, clap::Args)]
+pub struct CloudArgs {
+    /// Which cloud to talk to: `local` (embedded, state in .fleetform/cloud.db),
+    /// `http://HOST:PORT` (plaintext, e.g. `fleetform cloud serve`) or `https://HOST[:PORT]`
+    /// (TLS; the real cloud is https://app.viam.com:443).
+    #[arg(
+        id = "cloud",
+        long = "cloud",
+        env = "FLEETFORM_CLOUD",
+        hide_env_values = true,
+        default_value = "local",
+        value_name = "CLOUD",
+        help_heading = "Cloud"
+    )]
+    pub target: String,
+
+    /// API key id for a remote cloud (a UUID).
+    #[arg(
+        long,
+        env = "VIAM_API_KEY_ID",
+        hide_env_values = true,
+        value_name = "ID",
+        help_heading = "Cloud"
+    )]
+    pub api_key_id: Option<String>,
+
+    /// API key for a remote cloud. Prefer $VIAM_API_KEY: a flag is visible to other users of
+    /// this machine. Never printed or logged.
+    #[arg(
+        long,
+        env = "VIAM_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY",
+        help_heading = "Cloud"
+    )]
+    pub api_key: Option<String>,
+
+    /// Per-call deadline for cloud requests.
+    #[arg(
+        long,
+        default_value = "30s",
+        value_name = "DURATION",
+        value_parser = super::ranges::timeout,
+        help_heading = "Cloud"
+    )]
+    pub timeout: std::time::Duration,
+}
+
+impl Default for CloudArgs {
+    /// What the options default to (the embedded local cloud, 30 s per call).
+    fn default() -> Self {
+        CloudArgs {
+            target: "local".into(),
+            api_key_id: None,
+            api_key: None,
+            timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
 
 /// The id of the API key of the first cloud this process connected to (a command connects
 /// once): edits made with it are shown as [`crate::reconcile::OWN_KEY`], not as a UUID.
@@ -87,7 +155,7 @@ pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Target> {
 
 /// Like [`connect`], naming the organization wanted from a local cloud.
 pub async fn connect_for(global: &GlobalArgs, org: LocalOrg<'_>) -> anyhow::Result<Target> {
-    match global.cloud.as_str() {
+    match global.cloud.target.as_str() {
         "local" => {
             let dir = Path::new(LOCAL_DIR);
             if global.when_missing == WhenMissing::Create || has_local_org(dir, org) {
@@ -127,7 +195,7 @@ pub async fn connect_for(global: &GlobalArgs, org: LocalOrg<'_>) -> anyhow::Resu
             }
         }
         url if url.starts_with("http://") || url.starts_with("https://") => {
-            let (key_id, key) = match (&global.api_key_id, &global.api_key) {
+            let (key_id, key) = match (&global.cloud.api_key_id, &global.cloud.api_key) {
                 (Some(id), Some(key)) => (id, key),
                 (None, None) => bail!(
                     "no credentials for {url}\nhint: set VIAM_API_KEY_ID and VIAM_API_KEY (or pass \
@@ -147,7 +215,7 @@ pub async fn connect_for(global: &GlobalArgs, org: LocalOrg<'_>) -> anyhow::Resu
                 key: Sensitive::new(key.clone()),
             };
             let mut opts = ClientOptions::new(url, creds);
-            opts.call_timeout = global.timeout;
+            opts.call_timeout = global.cloud.timeout;
             let client = Client::connect(opts)
                 .await
                 .with_context(|| format!("cannot connect to {url}"))?;
@@ -249,7 +317,7 @@ async fn connect_local_quietly(
             key: creds.key.clone(),
         },
     );
-    opts.call_timeout = global.timeout;
+    opts.call_timeout = global.cloud.timeout;
     let client = Client::connect(opts)
         .await
         .context("cannot connect to the local cloud")?;

@@ -46,6 +46,9 @@ pub struct ValidateArgs {
     /// How to report: `text` for people (on stderr), `json` for programs (on stdout).
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// The size limit of the files read.
+    #[command(flatten)]
+    pub files: super::FileLimitArgs,
 }
 
 /// Runs `fleetform validate`.

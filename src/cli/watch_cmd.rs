@@ -14,6 +14,7 @@ use super::output::ExitStatus;
 use super::target::{self, LocalOrg};
 use super::{GlobalArgs, ranges};
 use crate::model::OrgRef;
+use crate::reconcile::events::EventSink;
 use crate::watch::{
     self, BackoffPolicy, Debounce, GitRepo, GitSpec, Metrics, Source, WatchOptions,
 };
@@ -68,6 +69,9 @@ Examples:
   # Only report drift, every minute, for a Prometheus alert
   fleetform watch fleet.yaml --detect-only --interval 1m --metrics-addr 127.0.0.1:9464
 
+  # Drift and changes as JSON events on stdout, one per line, for a CI job or a program
+  fleetform watch fleet.yaml --detect-only -o json-lines | jq -c 'select(.type == \"drift\")'
+
   # GitOps: follow a branch against the real cloud, with logs for a log pipeline
   export VIAM_API_KEY_ID=... VIAM_API_KEY=...
   fleetform watch --git https://github.com/acme/fleet.git --ref main --path fleet.yaml \\
@@ -81,6 +85,18 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log pipelines.
     Json,
+}
+
+/// What `fleetform watch` prints on stdout (its log goes to stderr either way).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum WatchOutput {
+    /// Nothing: the log on stderr says what happens.
+    #[default]
+    Text,
+    /// One JSON event per line as it happens: each pass's start and end, its plan, the drift
+    /// it found (with who last changed it), each change, and the apply's summary; the same
+    /// schema as `apply --output json-lines` (listed in the README).
+    JsonLines,
 }
 
 /// Arguments of `fleetform watch`.
@@ -193,15 +209,27 @@ pub struct WatchArgs {
         value_name = "DURATION",
         default_value = "60s",
         env = "FLEETFORM_LEASE_TTL",
+        hide_env_values = true,
         value_parser = ranges::lease_ttl,
         help_heading = "High availability"
     )]
     pub lease_ttl: Duration,
 
+    /// Events on stdout: none (`text`; the log says what happens), or `json-lines` for CI and
+    /// programs (one JSON event per line, as `apply --output json-lines`).
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = WatchOutput::Text)]
+    pub output: WatchOutput,
+
     /// Log format on stderr: text for people, json (one object per line) for machines.
     /// Level: info by default, -v for debug; RUST_LOG overrides.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Which cloud, and with which key.
+    #[command(flatten)]
+    pub cloud: super::target::CloudArgs,
+    /// The size limit of the files read.
+    #[command(flatten)]
+    pub files: super::FileLimitArgs,
 }
 
 impl WatchArgs {
@@ -263,6 +291,10 @@ impl WatchArgs {
             ha_lease_ttl: self.ha.then_some(self.lease_ttl),
             own_key_id: None,
             targets: self.targets.clone(),
+            events: match self.output {
+                WatchOutput::Text => EventSink::default(),
+                WatchOutput::JsonLines => EventSink::new(|line| crate::sayln!("{line}")),
+            },
         }
     }
 }
@@ -353,14 +385,14 @@ async fn watch_until_signalled(args: WatchArgs, global: &GlobalArgs) -> anyhow::
     match &source {
         Source::File(p) => tracing::info!(
             manifest = %p.display(),
-            cloud = %global.cloud,
+            cloud = %global.cloud.target,
             interval_s = opts.interval.as_secs_f64(),
             detect_only = opts.detect_only,
             "watching"
         ),
         Source::Git { repo, poll } => tracing::info!(
             repo = ?repo,
-            cloud = %global.cloud,
+            cloud = %global.cloud.target,
             poll_s = poll.as_secs_f64(),
             interval_s = opts.interval.as_secs_f64(),
             detect_only = opts.detect_only,
@@ -422,6 +454,8 @@ mod tests {
         assert_eq!(o.backoff.breaker_threshold, 5);
         assert!(!o.detect_only);
         assert_eq!(a.log_format, LogFormat::Text);
+        assert_eq!(a.output, WatchOutput::Text);
+        assert!(format!("{:?}", o.events).contains("off"));
         assert!(a.metrics_addr.is_none());
     }
 

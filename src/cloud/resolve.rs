@@ -90,12 +90,8 @@ fn choose_organization(orgs: Vec<Organization>, wanted: Option<&str>) -> Result<
     match named.as_slice() {
         [one] => Ok((*one).clone()),
         [] => unresolved!(
-            "no organization `{wanted}` among those this API key can see{}\nhint: pass one of these names or ids to --org",
-            if orgs.is_empty() {
-                " (it sees none)".to_string()
-            } else {
-                format!(":\n{}", listing(&orgs))
-            }
+            "no organization `{wanted}` among those this API key can see ({})\nhint: to reach `{wanted}`, use an API key of that organization (VIAM_API_KEY_ID and VIAM_API_KEY); or pass one of the key's own to --org",
+            seen_in_words(&orgs)
         ),
         many => unresolved!(
             "organization name `{wanted}` is ambiguous: {} organizations have it:\n{}\nhint: pass the id to --org",
@@ -106,6 +102,22 @@ fn choose_organization(orgs: Vec<Organization>, wanted: Option<&str>) -> Result<
                 .join("\n")
         ),
     }
+}
+
+/// The organizations a key sees, on one line: `it sees `acme` (ID), …` (the first five).
+fn seen_in_words(orgs: &[Organization]) -> String {
+    if orgs.is_empty() {
+        return "it sees none".to_string();
+    }
+    let mut named: Vec<String> = orgs
+        .iter()
+        .take(5)
+        .map(|o| format!("`{}` ({})", o.name, o.id))
+        .collect();
+    if orgs.len() > 5 {
+        named.push(format!("and {} more", orgs.len() - 5));
+    }
+    format!("it sees {}", named.join(", "))
 }
 
 /// Resolves a LOCATION argument (a name path or an id) in organization `org_id`; returns the
@@ -283,7 +295,7 @@ impl Places {
                 return ResolveError::Unresolved(format!(
                     "no location `{arg}` in organization {}: there is no `{seg}` {place}\nhint: {}",
                     self.org_id,
-                    suggestion(seg, &names, "locations")
+                    suggestion(seg, &names, "locations", &known)
                 ));
             }
             if !known.is_empty() {
@@ -412,7 +424,7 @@ impl Places {
             return ResolveError::Unresolved(format!(
                 "no part `{part_name}` in machine `{}`\nhint: {}",
                 self.machine_path(m),
-                suggestion(part_name, &names, "parts")
+                suggestion(part_name, &names, "parts", &self.machine_path(m))
             ));
         }
         // A machine path (LOCATION/MACHINE, for its main part) whose location exists: the
@@ -420,6 +432,12 @@ impl Places {
         let whole = rest.join("/");
         if let Some(err) = self.missing_machine(arg, &whole, part_name) {
             return err;
+        }
+        // A machine path with a typo anywhere: the closest existing machine path.
+        if let Some(close) = self.closest_machine_path(arg) {
+            return ResolveError::Unresolved(format!(
+                "no part `{arg}`: there is no machine at `{arg}`\nhint: did you mean `{close}`?"
+            ));
         }
         let Some((machine_name, location)) = rest.split_last() else {
             return ResolveError::Unresolved(format!("no part `{arg}`\n{shape}"));
@@ -442,6 +460,23 @@ impl Places {
 }
 
 impl Places {
+    /// The machine path closest to `path` (a few characters apart at most), if any.
+    fn closest_machine_path(&self, path: &str) -> Option<String> {
+        let reach = (path.chars().count() / 4).max(2);
+        self.machines
+            .iter()
+            .map(|m| self.machine_path(m))
+            .map(|p| {
+                (
+                    strsim::levenshtein(&path.to_lowercase(), &p.to_lowercase()),
+                    p,
+                )
+            })
+            .filter(|(d, _)| *d <= reach)
+            .min()
+            .map(|(_, p)| p)
+    }
+
     /// "location `L` has no machine `M`", with the closest of its machines, when location
     /// `location` exists; `None` when it does not.
     fn missing_machine(&self, arg: &str, location: &str, machine: &str) -> Option<ResolveError> {
@@ -462,7 +497,7 @@ impl Places {
             .collect();
         Some(ResolveError::Unresolved(format!(
             "no part `{arg}`: location `{location}` has no machine `{machine}`\nhint: {}",
-            suggestion(machine, &names, "machines")
+            suggestion(machine, &names, "machines", location)
         )))
     }
 }
@@ -474,8 +509,16 @@ async fn read_parts(api: &dyn CloudApi, m: &Machine) -> Result<Vec<Part>> {
     )))
 }
 
-/// A hint naming the closest of `names` to `wanted` (or all of them, when few).
-fn suggestion(wanted: &str, names: &[&str], noun: &str) -> String {
+/// A hint naming the closest of `names` to `wanted` (or all of them, when few), each as its
+/// whole path under `under` (the path they are in; empty at the top level).
+fn suggestion(wanted: &str, names: &[&str], noun: &str, under: &str) -> String {
+    let path = |n: &str| {
+        if under.is_empty() {
+            format!("`{n}`")
+        } else {
+            format!("`{under}/{n}`")
+        }
+    };
     if names.is_empty() {
         return format!("there are no {noun} there; `fleetform status` shows the whole tree");
     }
@@ -500,13 +543,13 @@ fn suggestion(wanted: &str, names: &[&str], noun: &str) -> String {
         .iter()
         .filter(|(d, _)| *d == best)
         .take(3)
-        .map(|(_, n)| format!("`{n}`"))
+        .map(|(_, n)| path(n))
         .collect();
     if !close.is_empty() {
         return format!("did you mean {}?", close.join(" or "));
     }
     if names.len() <= 8 {
-        let all: Vec<String> = scored.iter().map(|(_, n)| format!("`{n}`")).collect();
+        let all: Vec<String> = scored.iter().map(|(_, n)| path(n)).collect();
         return format!("the {noun} there are {}", all.join(", "));
     }
     format!(
@@ -615,7 +658,7 @@ mod tests {
         ]);
         let e = p.location("HQ/Asembly").unwrap_err().to_string();
         assert!(e.contains("no `Asembly` in `HQ`"), "{e}");
-        assert!(e.contains("did you mean `Assembly`?"), "{e}");
+        assert!(e.contains("did you mean `HQ/Assembly`?"), "{e}");
         let e = p.location("Warehouse").unwrap_err().to_string();
         assert!(e.contains("at the top level"), "{e}");
         assert!(e.contains("`HQ`"), "{e}");

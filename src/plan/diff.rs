@@ -222,24 +222,7 @@ struct Planner<'a> {
 }
 
 fn change(action: Action, kind: Kind, path: &str, reason: impl Into<String>, op: Op) -> Change {
-    Change {
-        id: String::new(),
-        action,
-        kind,
-        path: path.to_string(),
-        from_path: None,
-        resource_id: None,
-        reason: reason.into(),
-        details: vec![],
-        config_before: None,
-        config_after: None,
-        attribution: None,
-        blast_radius: None,
-        precondition: None,
-        depends_on: vec![],
-        op,
-        temporary: false,
-    }
+    Change::new(action, kind, path, reason, op)
 }
 
 fn detail(field: &str, before: Option<&str>, after: Option<&str>) -> Detail {

@@ -10,8 +10,14 @@
 use crate::model::{Role, SensitiveValue, Timestamp, Visibility};
 use serde::{Deserialize, Serialize};
 
-/// Version of the serialized plan format (`--out` files and `--output json`).
-pub const PLAN_FORMAT_VERSION: u32 = 1;
+/// Version of the serialized plan format (`--out` files and `--output json`). Version 2 writes
+/// timestamps as RFC 3339 text; version 1 (`{seconds, nanos}`) is still read
+/// ([`READABLE_PLAN_FORMAT_VERSIONS`]).
+pub const PLAN_FORMAT_VERSION: u32 = 2;
+
+/// The saved-plan versions this fleetform reads: they differ only in how timestamps are
+/// written, and [`Timestamp`] reads both forms.
+pub const READABLE_PLAN_FORMAT_VERSIONS: [u32; 2] = [1, 2];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -151,6 +157,37 @@ pub struct Change {
     /// for. Shown only in `--detail` and JSON, and not counted in the summary.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub temporary: bool,
+}
+
+impl Change {
+    /// A change with nothing but what every change has: no id yet (the planner numbers the
+    /// changes), no details, configs, attribution, precondition or dependencies.
+    pub fn new(
+        action: Action,
+        kind: Kind,
+        path: &str,
+        reason: impl Into<String>,
+        op: Op,
+    ) -> Change {
+        Change {
+            id: String::new(),
+            action,
+            kind,
+            path: path.to_string(),
+            from_path: None,
+            resource_id: None,
+            reason: reason.into(),
+            details: vec![],
+            config_before: None,
+            config_after: None,
+            attribution: None,
+            blast_radius: None,
+            precondition: None,
+            depends_on: vec![],
+            op,
+            temporary: false,
+        }
+    }
 }
 
 /// How many machines a fragment change reaches, from the cloud's usage counts: those that

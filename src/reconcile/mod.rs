@@ -34,6 +34,7 @@
 //!
 //! # Layout
 //! - `attribute.rs`: who last changed each drifted part.
+//! - `events.rs`: the `--output json-lines` events of apply and watch, in one schema.
 //! - `safety.rs`: the verdicts (empty manifest, delete budget).
 //! - `saved.rs`: plans saved to a file: writing, reading, restoring their sensitive values.
 //! - `status.rs`: where each part stands against a manifest (`fleetform status`).
@@ -42,6 +43,7 @@
 //! optional [`Step`] callback of [`prepare_with`] and the engine's [`crate::apply::Event`]s.
 
 pub mod attribute;
+pub mod events;
 pub mod safety;
 pub mod saved;
 pub mod status;
@@ -219,7 +221,8 @@ pub async fn prepare_with(
 
 /// Applies `prepared`: refuses it when a verdict forbids it or it is stale (see the module
 /// docs), else executes every change with the apply engine, sending `events` as changes start
-/// and finish. Raising `stop` starts nothing new; calls in flight finish.
+/// and finish. Raising `stop` starts nothing new; calls in flight finish. In the report, a
+/// skipped change names the change it waited for by resource ([`named_blocker`]).
 pub async fn apply(
     api: Arc<dyn CloudApi>,
     prepared: Prepared,
@@ -232,7 +235,17 @@ pub async fn apply(
     }
     check_fresh(Arc::clone(&api), &prepared).await?;
     let plan = prepared.plan;
-    Ok(apply::apply(api, &plan, &opts.apply, events, stop).await)
+    let report = apply::apply(api, &plan, &opts.apply, events, stop).await;
+    Ok(named_report(&plan, report))
+}
+
+/// `report` with every skipped change's blocker named by resource ([`named_blocker`]).
+fn named_report(plan: &Plan, mut report: Report) -> Report {
+    for r in &mut report.results {
+        let outcome = std::mem::replace(&mut r.outcome, Outcome::NotStarted);
+        r.outcome = named_blocker(plan, outcome);
+    }
+    report
 }
 
 /// Checks that every precondition of `prepared` still holds (the stale-plan check [`apply`]
@@ -293,4 +306,71 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = e.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::ChangeResult;
+    use crate::plan::{Action, Change, Kind, Op};
+
+    fn change(id: &str, kind: Kind, path: &str, op: Op) -> Change {
+        Change {
+            id: id.into(),
+            ..Change::new(Action::Create, kind, path, "declared, not in the cloud", op)
+        }
+    }
+
+    /// A skipped change names the resource it waited for, and results never show change ids.
+    #[test]
+    fn reports_name_resources_never_change_ids() {
+        let hq = change(
+            "c1",
+            Kind::Location,
+            "HQ",
+            Op::CreateLocation {
+                name: "HQ".into(),
+                parent: None,
+            },
+        );
+        let plan = Plan {
+            format_version: plan::PLAN_FORMAT_VERSION,
+            manifest_digest: String::new(),
+            organization_id: "org-1".into(),
+            organization_name: "acme".into(),
+            prune: false,
+            target: None,
+            changes: vec![hq],
+            unmanaged: vec![],
+            notices: vec![],
+        };
+        let report = Report {
+            results: vec![ChangeResult {
+                id: "c2".into(),
+                action: Action::Create,
+                kind: Kind::Machine,
+                path: "HQ/arm".into(),
+                outcome: Outcome::Skipped {
+                    because: "c1".into(),
+                },
+            }],
+            interrupted: false,
+            unreachable: None,
+        };
+        let named = named_report(&plan, report);
+        assert_eq!(
+            named.results[0].outcome,
+            Outcome::Skipped {
+                because: "location HQ".into()
+            }
+        );
+        let json = serde_json::to_value(&named).unwrap();
+        assert_eq!(
+            json["results"][0],
+            serde_json::json!({
+                "action": "create", "kind": "machine", "path": "HQ/arm",
+                "outcome": "skipped", "because": "location HQ"
+            })
+        );
+    }
 }

@@ -87,23 +87,16 @@ mod tests {
     fn plan(deletes: usize, creates: usize) -> Plan {
         let change = |i: usize, action: Action| Change {
             id: format!("c{i}"),
-            action,
-            kind: Kind::Location,
-            path: format!("L{i}"),
-            from_path: None,
             resource_id: Some(format!("id{i}")),
-            reason: String::new(),
-            details: vec![],
-            config_before: None,
-            config_after: None,
-            attribution: None,
-            blast_radius: None,
-            precondition: None,
-            depends_on: vec![],
-            op: Op::DeleteLocation {
-                id: format!("id{i}"),
-            },
-            temporary: false,
+            ..Change::new(
+                action,
+                Kind::Location,
+                &format!("L{i}"),
+                "",
+                Op::DeleteLocation {
+                    id: format!("id{i}"),
+                },
+            )
         };
         Plan {
             format_version: crate::plan::PLAN_FORMAT_VERSION,

@@ -21,8 +21,7 @@ pub const SALT_FIELD: &str = "sensitive_salt";
 pub enum SavedPlanError {
     /// Written by another version of fleetform.
     #[error(
-        "the plan file has format_version {found}; this fleetform reads {}\nhint: plan again with this version",
-        plan::PLAN_FORMAT_VERSION
+        "the plan file has format_version {found}; this fleetform reads 1 and 2\nhint: plan again with this version"
     )]
     Version { found: u64 },
     /// Versioned as a plan, but not one.
@@ -80,7 +79,10 @@ pub fn read(text: &str) -> Option<Result<(Plan, Option<String>), SavedPlanError>
     }
     let value: Value = serde_json::from_str(text).ok()?;
     let found = value.get("format_version")?.as_u64()?;
-    if found != u64::from(plan::PLAN_FORMAT_VERSION) {
+    if !plan::READABLE_PLAN_FORMAT_VERSIONS
+        .iter()
+        .any(|v| u64::from(*v) == found)
+    {
         return Some(Err(SavedPlanError::Version { found }));
     }
     let salt = value
@@ -88,8 +90,12 @@ pub fn read(text: &str) -> Option<Result<(Plan, Option<String>), SavedPlanError>
         .and_then(|s| s.as_str())
         .map(String::from);
     Some(
-        serde_json::from_value(value)
-            .map(|plan| (plan, salt))
+        serde_json::from_value::<Plan>(value)
+            .map(|mut plan| {
+                // Read into the current shape: written again, it is the current version.
+                plan.format_version = plan::PLAN_FORMAT_VERSION;
+                (plan, salt)
+            })
             .map_err(SavedPlanError::Invalid),
     )
 }
@@ -151,5 +157,72 @@ mod tests {
             read("{\"format_version\": 1, \"changes\": 3}"),
             Some(Err(SavedPlanError::Invalid(_)))
         ));
+    }
+
+    /// A plan saved before timestamps were RFC 3339 (format_version 1, `{seconds, nanos}`)
+    /// still loads, with the same times; a new one writes RFC 3339 (format_version 2).
+    #[test]
+    fn plans_saved_with_protobuf_timestamps_still_load() {
+        let t = crate::model::Timestamp {
+            seconds: 1_767_225_600,
+            nanos: 123_456_789,
+        };
+        let plan = Plan {
+            format_version: plan::PLAN_FORMAT_VERSION,
+            manifest_digest: "d1gest".into(),
+            organization_id: "org-1".into(),
+            organization_name: "acme".into(),
+            prune: false,
+            target: None,
+            changes: vec![plan::Change {
+                id: "c1".into(),
+                resource_id: Some("p1".into()),
+                attribution: Some(plan::Attribution {
+                    when: Some(t),
+                    who: Some("alice@acme.example".into()),
+                }),
+                precondition: Some(plan::Precondition::LastUpdated(t)),
+                ..plan::Change::new(
+                    plan::Action::Update,
+                    plan::Kind::Part,
+                    "HQ/arm/arm-main",
+                    "config differs",
+                    Op::UpdatePart {
+                        part: plan::PartRef::Existing("p1".into()),
+                        name: "arm-main".into(),
+                        config: None,
+                    },
+                )
+            }],
+            unmanaged: vec![],
+            notices: vec![],
+        };
+        // As an earlier fleetform wrote it: version 1, protobuf timestamps.
+        let proto = serde_json::json!({"seconds": t.seconds, "nanos": t.nanos});
+        let mut doc = serde_json::to_value(&plan).unwrap();
+        doc["format_version"] = 1.into();
+        doc["changes"][0]["attribution"]["when"] = proto.clone();
+        doc["changes"][0]["precondition"]["last_updated"] = proto;
+        let (old, _) = match read(&doc.to_string()) {
+            Some(Ok(p)) => p,
+            Some(Err(e)) => panic!("{e}"),
+            None => panic!("not read as a plan"),
+        };
+        let change = &old.changes[0];
+        assert_eq!(change.attribution.as_ref().unwrap().when, Some(t));
+        assert_eq!(
+            change.precondition,
+            Some(plan::Precondition::LastUpdated(t)),
+            "exact to the nanosecond"
+        );
+        let again = to_json(&old);
+        assert!(
+            again.contains("\"2026-01-01T00:00:00.123456789Z\""),
+            "{again}"
+        );
+        assert!(!again.contains("\"seconds\""), "{again}");
+        assert!(again.contains("\"format_version\": 2"), "{again}");
+        let (new, _) = read(&again).unwrap().unwrap();
+        assert_eq!(new.changes[0].precondition, change.precondition);
     }
 }

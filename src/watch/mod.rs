@@ -35,6 +35,14 @@
 //! `failed` and `refused` passes back off and may open the circuit breaker (see
 //! [`backoff`]); while it is open, queued passes are not run and count as `breaker_open`.
 //!
+//! # Events
+//!
+//! With [`WatchOptions::events`] set (`fleetform watch --output json-lines`), each pass also
+//! sends [`reconcile::events`]: `pass_started`, then (once it has read the cloud, and for a
+//! pass that writes, once under the lease) `plan` and a `drift` per change, the engine's
+//! `change_*` events and a `summary` when it applies, and `pass_finished` with its result
+//! (`interrupted` for a pass cut short by shutdown).
+//!
 //! # Shutdown
 //!
 //! When `shutdown` resolves, triggers stop. A pass that is still reading the cloud is
@@ -63,6 +71,7 @@ use crate::apply::{self, Outcome};
 use crate::cloud::CloudApi;
 use crate::cloud::observe::ObserveOptions;
 use crate::plan::{Change, Plan};
+use crate::reconcile::events::{self, EventSink};
 use crate::reconcile::{self, ApplyError, PrepareError};
 use backoff::{Admission, Backoff};
 use git::Checkout;
@@ -105,6 +114,10 @@ pub struct WatchOptions {
     /// `--target` addresses (with `detect_only`): drift is looked for only there
     /// ([`crate::plan::target`]). Empty: the whole manifest.
     pub targets: Vec<String>,
+    /// Where the `--output json-lines` events go ([`reconcile::events`]): each pass's start
+    /// and end, its plan, the drift it found, each change and the apply's summary. Nowhere
+    /// by default; logging is unaffected.
+    pub events: EventSink,
 }
 
 impl Default for WatchOptions {
@@ -125,6 +138,7 @@ impl Default for WatchOptions {
             ha_lease_ttl: None,
             own_key_id: None,
             targets: Vec::new(),
+            events: EventSink::default(),
         }
     }
 }
@@ -339,6 +353,14 @@ pub async fn run(
                         "circuit breaker open: pass not run"
                     );
                     metrics.record_pass(PassResult::BreakerOpen, None);
+                    let sink = &reconciler.opts.events;
+                    sink.emit(|| events::pass_started(&trigger_words(&reasons), None));
+                    sink.emit(|| {
+                        events::pass_finished(
+                            PassResult::BreakerOpen.as_str(),
+                            Some("circuit breaker open"),
+                        )
+                    });
                     retry_at = Some(until);
                     continue 'watch;
                 }
@@ -362,6 +384,10 @@ pub async fn run(
         if let Some(commit) = &revision {
             span.record("commit", commit.as_str());
         }
+        reconciler
+            .opts
+            .events
+            .emit(|| events::pass_started(&trigger_words(&reasons), revision.as_deref()));
         let replica = leader.as_ref().map(|g| g.holder().to_string());
         if let Some(r) = &replica {
             span.record("replica", r.as_str());
@@ -388,6 +414,15 @@ pub async fn run(
         }
 
         // 4. Record, and decide when to retry.
+        reconciler.opts.events.emit(|| match &end {
+            PassEnd::Done(result) => events::pass_finished(result.as_str(), None),
+            PassEnd::Failure { result, cause } => {
+                events::pass_finished(result.as_str(), Some(cause))
+            }
+            PassEnd::Interrupted | PassEnd::NeedsLease(_) => {
+                events::pass_finished("interrupted", None)
+            }
+        });
         match end {
             PassEnd::Done(result) => {
                 if result == PassResult::Success {
@@ -481,6 +516,11 @@ fn remember_sensitive(desired: &crate::model::Desired) {
     if let Err(e) = ledger.save() {
         tracing::warn!(error = %e, "cannot save the ledger of sensitive values");
     }
+}
+
+/// The words of `reasons`, for the `pass_started` event.
+fn trigger_words(reasons: &BTreeSet<Trigger>) -> Vec<&'static str> {
+    reasons.iter().map(|t| t.as_str()).collect()
 }
 
 /// Sleeps until `at`, or forever when there is nothing scheduled.
@@ -677,7 +717,17 @@ impl Reconciler {
         }
         let plan = prepared.plan();
         self.metrics.record_drift(plan);
+        // The plan and its drift as events, once per pass: not for the look taken before
+        // the lease (the pass plans again under it).
+        let announce = || {
+            let sink = &self.opts.events;
+            sink.emit(|| events::plan(plan));
+            for c in &plan.changes {
+                sink.emit(|| events::drift(c));
+            }
+        };
         if plan.is_empty() {
+            announce();
             tracing::info!(
                 organization = %plan.organization_name,
                 "in sync: nothing to change"
@@ -692,6 +742,7 @@ impl Reconciler {
 
         // 3. Detect only: report, never write.
         if self.opts.detect_only {
+            announce();
             for c in &plan.changes {
                 log_drift(c, tracing::Level::WARN);
             }
@@ -705,6 +756,7 @@ impl Reconciler {
 
         // 4. Safety.
         if let Some(why) = prepared.refusals().first() {
+            announce();
             tracing::error!("plan refused, nothing written: {why}; {}", why.hint());
             return PassEnd::Failure {
                 result: PassResult::Refused,
@@ -716,6 +768,7 @@ impl Reconciler {
         let Some(g) = guard else {
             return PassEnd::NeedsLease(plan.organization_id.clone());
         };
+        announce();
         if let Err(e) = g.fence().await {
             tracing::error!("nothing applied: {e}");
             return PassEnd::Failure {
@@ -731,17 +784,17 @@ impl Reconciler {
             changes = plan.changes.len(),
             "applying: {summary}"
         );
-        let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let (engine_tx, engine_rx) = tokio::sync::mpsc::unbounded_channel();
         let logged = plan.clone();
         let (result, ()) = tokio::join!(
             reconcile::apply(
                 Arc::clone(&self.api),
                 prepared,
                 &opts,
-                Some(events_tx),
+                Some(engine_tx),
                 stop
             ),
-            log_progress(&logged, events),
+            log_progress(&logged, engine_rx, &self.opts.events),
         );
         let report = match result {
             Ok(report) => report,
@@ -766,6 +819,7 @@ impl Reconciler {
             }
         };
         self.metrics.record_applied(&report);
+        self.opts.events.emit(|| events::summary(Some(&report)));
         let first_failure = report.results.iter().find_map(|r| match r.outcome {
             Outcome::Failed { .. } | Outcome::Conflict { .. } => Some(format!(
                 "apply: {} {} {}",
@@ -853,16 +907,29 @@ fn log_drift(c: &Change, level: tracing::Level) {
     }
 }
 
-/// Logs each change as the apply engine finishes it (the engine never logs or prints).
-/// Returns when the engine drops its sender, i.e. when apply returns.
-async fn log_progress(plan: &Plan, mut events: tokio::sync::mpsc::UnboundedReceiver<apply::Event>) {
-    while let Some(event) = events.recv().await {
-        let apply::Event::Finished { id, outcome } = event else {
-            continue;
+/// Logs each change as the apply engine finishes it (the engine never logs or prints), and
+/// sends each start and end to `sink`. Returns when the engine drops its sender, i.e. when
+/// apply returns.
+async fn log_progress(
+    plan: &Plan,
+    mut engine: tokio::sync::mpsc::UnboundedReceiver<apply::Event>,
+    sink: &EventSink,
+) {
+    while let Some(event) = engine.recv().await {
+        let (id, outcome) = match event {
+            apply::Event::Started { id } => {
+                if let Some(c) = plan.change(&id) {
+                    sink.emit(|| events::change(c, None));
+                }
+                continue;
+            }
+            apply::Event::Finished { id, outcome } => (id, outcome),
         };
         let Some(c) = plan.change(&id) else { continue };
         let what = format!("{} {} {}", c.action.mark(), c.kind.as_str(), c.path);
-        match reconcile::named_blocker(plan, outcome) {
+        let outcome = reconcile::named_blocker(plan, outcome);
+        sink.emit(|| events::change(c, Some(&outcome)));
+        match outcome {
             Outcome::Applied => tracing::info!("applied  {what}"),
             Outcome::Failed { cause } | Outcome::Conflict { cause } => {
                 tracing::warn!("failed   {what}: {cause}");

@@ -194,7 +194,7 @@ fn show_renders_a_saved_plan_in_every_format_and_plan_points_to_it() {
 
     let json = show(&["plan.json", "-o", "json"]);
     let doc: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
-    assert_eq!(doc["format_version"], 1);
+    assert_eq!(doc["format_version"], 2);
     let md = show(&["plan.json", "--output", "markdown"]);
     assert!(stdout(&md).contains('|'), "{}", stdout(&md));
 
@@ -519,7 +519,7 @@ fn reads_name_the_cloud_and_create_nothing() {
             .collect::<Vec<_>>(),
         [
             "error: no part `Factory/Assembly/arm-1`: location `Factory/Assembly` has no machine `arm-1`",
-            "hint: did you mean `arm-01`?"
+            "hint: did you mean `Factory/Assembly/arm-01`?"
         ]
     );
 
@@ -543,7 +543,14 @@ fn secrets_rotate_shows_what_it_will_do_and_asks() {
     let list = |d: &Path| {
         let out = run(d, &["secrets", "list", "Factory/Assembly", "-o", "json"]);
         let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-        doc["secrets"].clone()
+        // The ids only: `age_seconds` moves with the clock.
+        let ids: Vec<serde_json::Value> = doc["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| serde_json::json!({ "id": s["id"] }))
+            .collect();
+        serde_json::Value::from(ids)
     };
     let before = list(dir.path());
 
@@ -607,4 +614,431 @@ fn apply_json_lines_streams_one_event_per_line() {
     assert!(applied["path"].is_string() && applied["kind"].is_string());
     assert!(applied.get("id").is_none(), "no internal change ids");
     assert_eq!(events.last().unwrap()["applied"], 7);
+}
+
+/// `watch -o json-lines`: the same events as apply's, plus each pass's start and end and the
+/// drift it found, with who last changed it in words.
+#[cfg(unix)]
+#[test]
+fn watch_json_lines_streams_passes_drift_and_changes() {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("fleet.yaml");
+    std::fs::write(&manifest, FLEET).unwrap();
+    let mut child = common::Child(
+        fleetform(dir.path())
+            .args([
+                "watch",
+                "fleet.yaml",
+                "-o",
+                "json-lines",
+                "--debounce",
+                "100ms",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The events of one pass, up to its `pass_finished`.
+    let next_pass = || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut events = vec![];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no pass_finished in time: {events:#?}"));
+            let e: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert_eq!(e["format_version"], 1, "{line}");
+            assert!(e["time"].as_str().unwrap().ends_with('Z'), "{line}");
+            assert!(e.get("id").is_none(), "no change ids: {line}");
+            let done = e["type"] == "pass_finished";
+            events.push(e);
+            if done {
+                return events;
+            }
+        }
+    };
+    let types = |events: &[serde_json::Value]| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let count =
+        |events: &[serde_json::Value], t: &str| events.iter().filter(|e| e["type"] == t).count();
+
+    // The first pass creates everything.
+    let first = next_pass();
+    let t = types(&first);
+    assert_eq!(t[0], "pass_started", "{t:?}");
+    assert_eq!(first[0]["triggers"], serde_json::json!(["startup"]));
+    assert_eq!(t[1], "plan", "{t:?}");
+    assert_eq!(first[1]["summary"]["create"], 7);
+    assert_eq!(count(&first, "drift"), 7, "{t:?}");
+    assert_eq!(count(&first, "change_started"), 7, "{t:?}");
+    assert_eq!(count(&first, "change_applied"), 7, "{t:?}");
+    let summary = first.iter().find(|e| e["type"] == "summary").unwrap();
+    assert_eq!(summary["applied"], 7);
+    assert_eq!(first.last().unwrap()["result"], "success");
+
+    // A config edit in the manifest: the next pass finds the part drifted, says who wrote
+    // the cloud's copy (this very key), and corrects it.
+    std::fs::write(&manifest, FLEET.replace("10.0.0.5", "10.0.0.6")).unwrap();
+    let second = next_pass();
+    let t = types(&second);
+    assert!(
+        second[0]["triggers"]
+            .as_array()
+            .unwrap()
+            .contains(&"files".into()),
+        "{second:#?}"
+    );
+    let drift: Vec<_> = second.iter().filter(|e| e["type"] == "drift").collect();
+    assert_eq!(drift.len(), 1, "{t:?}");
+    assert_eq!(drift[0]["action"], "update");
+    assert_eq!(drift[0]["kind"], "part");
+    assert_eq!(drift[0]["path"], "Factory/Assembly/arm-01/arm-01-main");
+    assert_eq!(drift[0]["last_changed_by"], "this key (fleetform)");
+    assert!(
+        drift[0]["last_changed_at"].as_str().unwrap().ends_with('Z'),
+        "{drift:?}"
+    );
+    assert_eq!(count(&second, "change_applied"), 1, "{t:?}");
+    assert_eq!(second.last().unwrap()["result"], "success");
+
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "watch did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+/// Every cloud-error case of issue 15, as users see it (variable parts redacted): one
+/// `error:` chain and one `hint:` each. A snapshot, so that a change to any message is
+/// reviewed (`INSTA_UPDATE=always cargo test --test it daily::`, then `git diff`).
+#[cfg(target_os = "linux")]
+#[test]
+fn cloud_error_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cloud.db");
+    let (key_id, key) = common::cli_init(&db);
+    // A second organization on the same server, which this key cannot see.
+    let other = std::process::Command::new(env!("CARGO_BIN_EXE_fleetform"))
+        .args(["cloud", "init", "--org", "globex", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(other.status.success());
+    let said = format!("{}{}", stdout(&other), stderr(&other));
+    let globex_id = said
+        .lines()
+        .find_map(|l| l.strip_prefix("Created organization \"globex\" ("))
+        .and_then(|rest| rest.split(')').next())
+        .expect("cloud init names the organization's id");
+    let (_server, endpoint) = common::cli_serve(&db, &[]);
+    std::fs::write(
+        dir.path().join("fleet.yaml"),
+        FLEET.replace("organization: acme", "organization: local"),
+    )
+    .unwrap();
+    let with_key = |args: &[&str], cloud: &str, id: Option<&str>, k: Option<&str>| {
+        let mut cmd = fleetform(dir.path());
+        cmd.args(args).env("FLEETFORM_CLOUD", cloud);
+        if let Some(id) = id {
+            cmd.env("VIAM_API_KEY_ID", id);
+        }
+        if let Some(k) = k {
+            cmd.env("VIAM_API_KEY", k);
+        }
+        cmd.output().unwrap()
+    };
+    let ok = |args: &[&str]| with_key(args, &endpoint, Some(&key_id), Some(&key));
+    let applied = ok(&["apply", "fleet.yaml", "--yes"]);
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    std::fs::write(
+        dir.path().join("globex.yaml"),
+        format!("version: 1\norganization: {globex_id}\nlocations: []\n"),
+    )
+    .unwrap();
+
+    let tls = endpoint.replace("http://", "https://");
+    let wrong = "wrong-key-wrong-key-wrong-key-00";
+    let cases: Vec<(&str, Output)> = vec![
+        (
+            "refused connection",
+            with_key(
+                &["org", "list"],
+                "http://127.0.0.1:1",
+                Some(&key_id),
+                Some(&key),
+            ),
+        ),
+        (
+            "https:// against a plaintext server",
+            with_key(&["org", "list"], &tls, Some(&key_id), Some(&key)),
+        ),
+        (
+            "a wrong key",
+            with_key(&["org", "list"], &endpoint, Some(&key_id), Some(wrong)),
+        ),
+        (
+            "only the key id",
+            with_key(&["org", "list"], &endpoint, Some(&key_id), None),
+        ),
+        (
+            "only the key",
+            with_key(&["org", "list"], &endpoint, None, Some(&key)),
+        ),
+        (
+            "another organization",
+            ok(&["org", "members", "--org", "globex"]),
+        ),
+        (
+            "a manifest of an organization the key cannot see",
+            ok(&["plan", "globex.yaml"]),
+        ),
+        (
+            "a location path with a typo",
+            ok(&["secrets", "list", "Factory/Asembly"]),
+        ),
+        (
+            "a machine path with a typo",
+            ok(&["logs", "Factory/Asembly/arm-01"]),
+        ),
+        (
+            "a part path with a typo",
+            ok(&["history", "Factory/Assembly/arm-01/arm-01-man"]),
+        ),
+    ];
+    let mut transcript = String::new();
+    for (case, out) in &cases {
+        assert_eq!(out.status.code(), Some(1), "{case}: {}", stderr(out));
+        let err = stderr(out);
+        assert!(
+            !err.contains(&key) && !err.contains(wrong),
+            "{case}: a key was shown"
+        );
+        let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("Cloud: ")).collect();
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with("error: ")).count(),
+            1,
+            "{case}: {err}"
+        );
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with("hint: ")).count(),
+            1,
+            "{case}: {err}"
+        );
+        assert!(lines.last().unwrap().starts_with("hint: "), "{case}: {err}");
+        transcript.push_str(&format!("# {case}\n{}\n\n", lines.join("\n")));
+    }
+    let port = endpoint.rsplit(':').next().unwrap();
+    let redacted = transcript
+        .replace(&key_id, "<KEY_ID>")
+        .replace(&format!("127.0.0.1:{port}"), "127.0.0.1:<PORT>");
+    // Organization ids are random.
+    let messages = redact_uuids(&redacted);
+    insta::assert_snapshot!(messages);
+}
+
+/// `text` with every UUID replaced by `<UUID>`.
+fn redact_uuids(text: &str) -> String {
+    let is_uuid = |w: &str| {
+        w.len() == 36
+            && w.char_indices().all(|(i, c)| {
+                if [8, 13, 18, 23].contains(&i) {
+                    c == '-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            })
+    };
+    let mut out = String::new();
+    let mut i = 0;
+    while i < text.len() {
+        if text.get(i..i + 36).is_some_and(is_uuid) {
+            out.push_str("<UUID>");
+            i += 36;
+            continue;
+        }
+        let c = text[i..].chars().next().unwrap();
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
+/// Each command's help: examples; the cloud options only where a cloud is used, under
+/// "Cloud"; `plan`, `apply`, `watch` listed first; no environment values shown.
+#[test]
+fn help_shows_examples_and_only_the_options_a_command_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = |args: &[&str]| {
+        let out = fleetform(dir.path())
+            .args(args)
+            .arg("--help")
+            .env("FLEETFORM_CLOUD", "http://set-but-never-shown:1")
+            .env("FLEETFORM_MAX_MANIFEST_SIZE", "1MiB")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    let top = help(&[]);
+    let commands: Vec<&str> = top
+        .lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take(3)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(commands, ["plan", "apply", "watch"], "{top}");
+    assert!(top.contains("Examples:"), "{top}");
+    assert!(!top.contains("--cloud <"), "{top}");
+
+    let cloud = [
+        &["plan"][..],
+        &["apply"],
+        &["watch"],
+        &["import"],
+        &["status"],
+        &["logs"],
+        &["history"],
+        &["org", "list"],
+        &["org", "members"],
+        &["org", "namespace-available"],
+        &["secrets", "list"],
+        &["secrets", "rotate"],
+        &["force-unlock"],
+    ];
+    let local = [
+        &["validate"][..],
+        &["fmt"],
+        &["show"],
+        &["schema"],
+        &["completions"],
+        &["man"],
+        &["cloud", "init"],
+        &["cloud", "serve"],
+    ];
+    for args in cloud.iter().chain(&local) {
+        let text = help(args);
+        assert!(text.contains("Example"), "{args:?} has no example:\n{text}");
+        assert!(!text.contains("set-but-never-shown"), "{args:?}: {text}");
+        assert!(!text.contains("=]"), "{args:?}: {text}");
+        let uses_cloud = cloud.contains(args);
+        assert_eq!(text.contains("--cloud <CLOUD>"), uses_cloud, "{args:?}");
+        assert_eq!(text.contains("--api-key-id <ID>"), uses_cloud, "{args:?}");
+        assert_eq!(
+            text.contains("--timeout <DURATION>"),
+            uses_cloud,
+            "{args:?}"
+        );
+        if uses_cloud {
+            let heading = text.find("\nCloud:\n").expect("a Cloud heading");
+            assert!(text.find("--cloud <CLOUD>").unwrap() > heading, "{args:?}");
+        }
+    }
+    for args in [
+        &["schema"][..],
+        &["cloud", "serve"],
+        &["completions"],
+        &["org", "list"],
+    ] {
+        assert!(
+            !help(args).contains("--max-manifest-size"),
+            "{args:?} reads no manifest"
+        );
+    }
+    // The cloud options follow the command; before it, clap says where they go.
+    let before = run(dir.path(), &["--cloud", "local", "plan", "fleet.yaml"]);
+    assert_eq!(before.status.code(), Some(2));
+    assert!(
+        stderr(&before).contains("'plan --cloud' exists"),
+        "{}",
+        stderr(&before)
+    );
+}
+
+/// A plan saved before timestamps were RFC 3339 (`format_version` 1, `{seconds, nanos}`)
+/// still shows and applies: its preconditions hold to the nanosecond.
+#[test]
+fn a_plan_saved_with_protobuf_timestamps_still_shows_and_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fleet.yaml"), FLEET).unwrap();
+    assert!(
+        run(dir.path(), &["apply", "fleet.yaml", "--yes"])
+            .status
+            .success()
+    );
+    std::fs::write(
+        dir.path().join("fleet.yaml"),
+        FLEET.replace("10.0.0.5", "10.0.0.6"),
+    )
+    .unwrap();
+    let planned = run(dir.path(), &["plan", "fleet.yaml", "--out", "plan.json"]);
+    assert!(planned.status.success(), "{}", stderr(&planned));
+    let text = std::fs::read_to_string(dir.path().join("plan.json")).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["format_version"], 2);
+    let change = &mut doc["changes"][0];
+    let updated = change["precondition"]["last_updated"]
+        .as_str()
+        .expect("RFC 3339 text")
+        .to_string();
+    // Rewrite it as an earlier fleetform saved it.
+    let t = fleetform::model::Timestamp::parse_rfc3339(&updated).unwrap();
+    let proto = serde_json::json!({"seconds": t.seconds, "nanos": t.nanos});
+    change["precondition"]["last_updated"] = proto.clone();
+    if change["attribution"]["when"].is_string() {
+        change["attribution"]["when"] = proto;
+    }
+    doc["format_version"] = 1.into();
+    std::fs::write(dir.path().join("old.json"), doc.to_string()).unwrap();
+
+    let shown = run(dir.path(), &["show", "old.json"]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    assert_eq!(stdout(&shown), stdout(&planned));
+    let json = run(dir.path(), &["show", "old.json", "-o", "json"]);
+    let again: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(again["format_version"], 2);
+    assert_eq!(
+        again["changes"][0]["precondition"]["last_updated"],
+        updated.as_str()
+    );
+
+    let applied = run(dir.path(), &["apply", "old.json", "--yes"]);
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    assert!(
+        stdout(&applied).contains("1 applied, 0 failed"),
+        "{}",
+        stdout(&applied)
+    );
 }

@@ -765,7 +765,7 @@ async fn unknown_and_ambiguous_paths_are_clear_errors() {
         run.explain()
     );
     assert!(
-        run.stderr.contains("did you mean `Assembly`?"),
+        run.stderr.contains("did you mean `HQ/Assembly`?"),
         "{}",
         run.explain()
     );
@@ -778,7 +778,8 @@ async fn unknown_and_ambiguous_paths_are_clear_errors() {
         run.explain()
     );
     assert!(
-        run.stderr.contains("did you mean `arm-01-cam`?"),
+        run.stderr
+            .contains("did you mean `HQ/Assembly/arm-01/arm-01-cam`?"),
         "{}",
         run.explain()
     );

@@ -97,7 +97,7 @@ fn the_example_fleet_plans_applies_and_converges_on_the_local_cloud() {
     assert_eq!(again.status.code(), Some(0), "{}", out(&again));
     let json = run(&["plan", m, "--output", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["format_version"], 2);
     assert_eq!(v["summary"]["create"], 0);
 }
 

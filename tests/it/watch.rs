@@ -544,7 +544,7 @@ async fn detect_only_logs_who_last_changed_a_drifted_part() {
             .collect()
     };
     for (own_key_id, who) in [
-        (None, cloud.key_id.clone()),
+        (None, format!("API key {}", cloud.key_id)),
         (
             Some(cloud.key_id.clone()),
             fleetform::reconcile::OWN_KEY.to_string(),

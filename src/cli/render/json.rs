@@ -1,13 +1,13 @@
 //! The plan as a JSON document for programs (`fleetform plan --output json`), and the saved
 //! plan file (`fleetform plan --out FILE`).
 //!
-//! # The `--output json` document, `format_version` 1
+//! # The `--output json` document, `format_version` 2
 //!
 //! One JSON object, pretty-printed, followed by a newline:
 //!
 //! ```json
 //! {
-//!   "format_version": 1,
+//!   "format_version": 2,
 //!   "organization": { "id": "8d0f…", "name": "acme" },
 //!   "manifest_digest": "3b1c…",
 //!   "prune": false,
@@ -55,7 +55,9 @@
 //!   addresses as given) and `left_out` (how many changes of the whole manifest's plan the
 //!   target left out).
 //!
-//! Timestamps are `{"seconds": N, "nanos": N}` (UTC, since the Unix epoch).
+//! Timestamps are RFC 3339 text in UTC (`2026-05-01T12:00:00Z`, with the fraction the cloud
+//! gave: microseconds, or nanoseconds when they are not whole microseconds). Version 1 wrote
+//! them as `{"seconds": N, "nanos": N}`; that is the only difference between 1 and 2.
 //!
 //! **Sensitive values never appear.** Each string a config marks as sensitive is replaced by
 //! `{"$sensitive": "<hash>"}` and listed in that config's `sensitive` array
@@ -66,7 +68,7 @@
 //! sensitive there once (the ledger, [`crate::sensitive`]), is masked the same way, with
 //! `env: []`.
 //!
-//! **Stability.** Within `format_version` 1, fields may be added (at any level) but are never
+//! **Stability.** Within a `format_version`, fields may be added (at any level) but are never
 //! renamed, removed or given a different meaning; consumers should ignore fields they do not
 //! know. Any other change bumps `format_version`.
 //!
@@ -83,7 +85,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The version of the `--output json` document described in the module docs.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The `--output json` document.
 #[derive(Serialize)]
@@ -163,7 +165,7 @@ mod tests {
     fn top_level_fields_in_documented_order() {
         let out = render(&fixtures::small(), &RenderOptions::default());
         assert!(
-            out.starts_with("{\n  \"format_version\": 1,\n  \"organization\""),
+            out.starts_with("{\n  \"format_version\": 2,\n  \"organization\""),
             "{out}"
         );
         let v = parse(&out).unwrap();
@@ -200,7 +202,7 @@ mod tests {
         let out = render(&fixtures::no_changes(), &RenderOptions::default());
         insta::assert_snapshot!(out, @r#"
         {
-          "format_version": 1,
+          "format_version": 2,
           "organization": {
             "id": "org-1",
             "name": "acme"

@@ -31,7 +31,7 @@ pub enum Format {
     /// For people at a terminal: one block per change, config diffs, a summary line.
     #[default]
     Text,
-    /// For programs: a versioned JSON document (format_version 1).
+    /// For programs: a versioned JSON document (format_version 2).
     Json,
     /// For a pull-request comment: a table of changes and collapsible config diffs.
     Markdown,
@@ -274,21 +274,7 @@ pub(crate) mod fixtures {
     fn change(id: &str, action: Action, kind: Kind, path: &str, reason: &str, op: Op) -> Change {
         Change {
             id: id.to_string(),
-            action,
-            kind,
-            path: path.to_string(),
-            from_path: None,
-            resource_id: None,
-            reason: reason.to_string(),
-            details: vec![],
-            config_before: None,
-            config_after: None,
-            attribution: None,
-            blast_radius: None,
-            precondition: None,
-            depends_on: vec![],
-            op,
-            temporary: false,
+            ..Change::new(action, kind, path, reason, op)
         }
     }
 
