@@ -310,6 +310,7 @@ fn plan_cpu() {
         fragment_tags: Default::default(),
         fragment_revisions: Default::default(),
         fragment_usage: Default::default(),
+        metadata: Default::default(),
         observed_at: fleetform::model::Timestamp::now(),
     };
     // A converged state: build it by "applying" the create plan to an in-memory model.

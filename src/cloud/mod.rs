@@ -16,7 +16,7 @@ pub use error::{CloudError, Code};
 use crate::model::{
     Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage, FragmentVersions,
     Grant, HistoryEntry, Invite, Location, LocationSecret, LogEntry, LogPage, LogQuery, Machine,
-    Member, Organization, Part, Timestamp, Visibility,
+    Member, Metadata, MetadataTarget, Organization, Part, Timestamp, Visibility,
 };
 use std::pin::Pin;
 use std::sync::Arc;
@@ -213,6 +213,18 @@ pub trait CloudApi: Send + Sync {
         last_known_update: Option<Timestamp>,
     ) -> Result<Fragment, CloudError>;
     async fn delete_fragment(&self, fragment_id: &str) -> Result<(), CloudError>;
+
+    // Metadata.
+    /// The metadata of an organization, location, machine or part
+    /// (`Get{Organization,Location,Robot,RobotPart}Metadata`); `{}` when it has none.
+    async fn get_metadata(&self, target: &MetadataTarget) -> Result<Metadata, CloudError>;
+    /// Replaces the whole metadata object
+    /// (`Update{Organization,Location,Robot,RobotPart}Metadata`).
+    async fn update_metadata(
+        &self,
+        target: &MetadataTarget,
+        data: &Metadata,
+    ) -> Result<(), CloudError>;
 
     /// A handle to the same cloud whose RPCs are all reported to `observer` (other handles are
     /// not affected). `None` when this implementation makes no RPCs it could report; the caller

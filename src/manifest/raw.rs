@@ -59,6 +59,9 @@ pub struct RawOrgSettings {
     /// Fragment imports, each a name or an import mapping (checked in `validate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_fragments: Option<Vec<serde_json::Value>>,
+    /// Free-form metadata; without the key it is not managed (`{}` means none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl RawOrganization {
@@ -105,6 +108,9 @@ pub struct RawLocation {
     pub protect: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<RawSecrets>,
+    /// Free-form metadata; without the key it is not managed (`{}` means none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub locations: Vec<RawLocation>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -129,6 +135,9 @@ pub struct RawMachine {
     pub moved_from: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
+    /// Free-form metadata; without the key it is not managed (`{}` means none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     pub parts: Vec<RawPart>,
 }
@@ -151,6 +160,9 @@ pub struct RawPart {
     pub fragments: Vec<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore: Vec<String>,
+    /// Free-form metadata; without the key it is not managed (`{}` means none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<Inline>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -111,6 +111,8 @@ pub struct Validator<'a> {
     pins: HashMap<String, (String, usize)>,
     /// Every `moved_from` so far: (kind, path) → (who says it, line, where).
     moves: HashMap<(Kind, String), (String, usize, YPath)>,
+    /// Managed metadata, in declaration order.
+    metadata: Vec<crate::model::DesiredMetadata>,
 }
 
 /// The names and paths a manifest declares, for checking references to them.
@@ -147,6 +149,7 @@ pub fn validate(
         env_used: BTreeMap::new(),
         pins: HashMap::new(),
         moves: HashMap::new(),
+        metadata: Vec::new(),
     };
     let root = YPath::root();
     if raw.version != 1 {
@@ -180,6 +183,12 @@ pub fn validate(
         }),
         RawOrganization::Name(_) => None,
     };
+    if let RawOrganization::Settings(s) = &raw.organization {
+        v.metadata(
+            crate::model::MetadataOwner::Organization,
+            s.metadata.as_ref(),
+        );
+    }
     let fragments = v.fragments(&raw.fragments);
     let locations = v.locations(&raw.locations, None, 1, &root.key("locations"), &mut decls);
     let invites = raw.access.as_ref().map(|a| v.invites(a, &decls));
@@ -199,11 +208,31 @@ pub fn validate(
         locations,
         invites,
         default_fragments,
+        metadata: {
+            // By owner, so the model does not depend on the order things were declared in.
+            v.metadata.sort_by(|a, b| a.owner.cmp(&b.owner));
+            std::mem::take(&mut v.metadata)
+        },
         digest: super::include::digest(text, &includes, &v.env_used),
     })
 }
 
 impl Validator<'_> {
+    /// Records the `metadata:` of one declaration, when it has the key. Metadata is taken as
+    /// written: no `${env:…}` substitution (it is stored in plain text and read by other tools).
+    pub fn metadata(
+        &mut self,
+        owner: crate::model::MetadataOwner,
+        data: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) {
+        if let Some(data) = data {
+            self.metadata.push(crate::model::DesiredMetadata {
+                owner,
+                data: data.clone(),
+            });
+        }
+    }
+
     /// Reports a problem at the value of `at`.
     pub fn err(&mut self, at: &YPath, message: impl Into<String>, hint: impl Into<String>) {
         let pos = self.tree.pos_of(at);

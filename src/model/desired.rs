@@ -24,9 +24,44 @@ pub struct Desired {
     /// `None` when the manifest does not say, so they are not managed.
     #[serde(default)]
     pub default_fragments: Option<Vec<FragmentUse>>,
+    /// Managed metadata (`metadata:` on the organization, locations, machines and parts),
+    /// one entry per resource whose declaration has the key, sorted by owner; a resource
+    /// without the key has its metadata unmanaged.
+    #[serde(default)]
+    pub metadata: Vec<DesiredMetadata>,
     /// SHA-256 (hex) over the manifest and every file it includes, with sensitive values
     /// hashed, so a saved plan can name exactly what it was made from.
     pub digest: String,
+}
+
+/// The metadata one declaration asks for: exactly `data` (an empty map means none at all).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DesiredMetadata {
+    pub owner: MetadataOwner,
+    pub data: super::Metadata,
+}
+
+/// Whose metadata, by declared path.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataOwner {
+    Organization,
+    /// A declared location path.
+    Location(String),
+    /// A declared machine path.
+    Machine(String),
+    /// A declared part path.
+    Part(String),
+}
+
+impl Desired {
+    /// The metadata the manifest declares for `owner`, when it manages it.
+    pub fn metadata_of(&self, owner: &MetadataOwner) -> Option<&super::Metadata> {
+        self.metadata
+            .iter()
+            .find(|m| &m.owner == owner)
+            .map(|m| &m.data)
+    }
 }
 
 /// How the manifest names its organization.

@@ -67,6 +67,9 @@ pub enum Kind {
     FragmentTag,
     /// The organization's own settings (default fragments); its path is the organization.
     Organization,
+    /// The metadata of the organization, a location, a machine or a part; its path is the
+    /// owner's (the organization's name for the organization).
+    Metadata,
 }
 
 impl Kind {
@@ -80,6 +83,7 @@ impl Kind {
             Kind::LocationSecret => "location secret",
             Kind::FragmentTag => "fragment tag",
             Kind::Organization => "organization",
+            Kind::Metadata => "metadata",
         }
     }
 }
@@ -204,6 +208,16 @@ pub enum PartRef {
     Existing(String),
     CreatedBy(String),
     MainPartOf(String),
+}
+
+/// Whose metadata a change sets: an existing resource, or one an earlier change creates.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataRef {
+    Organization(String),
+    Location(IdRef),
+    Machine(IdRef),
+    Part(PartRef),
 }
 
 /// A grant in cloud terms.
@@ -339,6 +353,11 @@ pub enum Op {
     /// Replaces the organization's default fragments.
     SetDefaultFragments {
         fragments: Vec<PlannedImport>,
+    },
+    /// Replaces the whole metadata object of `target` with `data`.
+    SetMetadata {
+        target: MetadataRef,
+        data: crate::model::Metadata,
     },
     CreateInvite {
         email: String,

@@ -125,6 +125,7 @@ mod tests {
             organization: OrgRef::Name("acme".into()),
             prune: true,
             default_fragments: None,
+            metadata: vec![],
             fragments: vec![],
             locations: if declares {
                 vec![DesiredLocation {

@@ -389,6 +389,7 @@ pub(crate) mod tests {
             fragment_tags: BTreeMap::new(),
             fragment_revisions: BTreeMap::new(),
             fragment_usage: BTreeMap::new(),
+            metadata: BTreeMap::new(),
             observed_at: Timestamp::default(),
         }
     }
@@ -413,6 +414,7 @@ pub(crate) mod tests {
             organization: OrgRef::Name("acme".into()),
             prune: false,
             default_fragments: None,
+            metadata: vec![],
             fragments: vec![],
             locations: vec![DesiredLocation {
                 name: "HQ".into(),

@@ -143,6 +143,7 @@ fn desired(organization: OrgRef) -> Desired {
         organization,
         prune: false,
         default_fragments: None,
+        metadata: vec![],
         fragments: vec![],
         locations: vec![location(
             "HQ",

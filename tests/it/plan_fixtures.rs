@@ -218,6 +218,7 @@ fn observed(c: Cloud, manage_invites: bool) -> Observed {
         fragment_tags: BTreeMap::new(),
         fragment_revisions: BTreeMap::new(),
         fragment_usage: BTreeMap::new(),
+        metadata: BTreeMap::new(),
         observed_at: Timestamp {
             seconds: c.observed_at,
             nanos: 0,

@@ -10,7 +10,7 @@ use crate::cloud::{CloudApi, CloudError, Code, LogStream, ParentChange, RpcObser
 use crate::model::{
     Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage, FragmentVersions,
     Grant, HistoryEntry, Invite, Location, LocationSecret, LogEntry, LogPage, LogQuery, Machine,
-    Member, Organization, Part, Timestamp, Visibility,
+    Member, Metadata, MetadataTarget, Organization, Part, Timestamp, Visibility,
 };
 use crate::proto::viam::app::v1 as pb;
 use std::sync::Arc;
@@ -795,6 +795,121 @@ impl CloudApi for Client {
         };
         let resp = rpc!(self, Write, "UpdateFragment", app.update_fragment, req).await?;
         Ok(convert::fragment(required(RPC, "fragment", resp.fragment)?))
+    }
+
+    async fn get_metadata(&self, target: &MetadataTarget) -> Result<Metadata, CloudError> {
+        let data = match target {
+            MetadataTarget::Organization(id) => {
+                let req = pb::GetOrganizationMetadataRequest {
+                    organization_id: id.clone(),
+                };
+                let r = rpc!(
+                    self,
+                    Read,
+                    "GetOrganizationMetadata",
+                    app.get_organization_metadata,
+                    req
+                );
+                r.await?.data
+            }
+            MetadataTarget::Location(id) => {
+                let req = pb::GetLocationMetadataRequest {
+                    location_id: id.clone(),
+                };
+                let r = rpc!(
+                    self,
+                    Read,
+                    "GetLocationMetadata",
+                    app.get_location_metadata,
+                    req
+                );
+                r.await?.data
+            }
+            MetadataTarget::Machine(id) => {
+                let req = pb::GetRobotMetadataRequest { id: id.clone() };
+                let r = rpc!(self, Read, "GetRobotMetadata", app.get_robot_metadata, req);
+                r.await?.data
+            }
+            MetadataTarget::Part(id) => {
+                let req = pb::GetRobotPartMetadataRequest { id: id.clone() };
+                let r = rpc!(
+                    self,
+                    Read,
+                    "GetRobotPartMetadata",
+                    app.get_robot_part_metadata,
+                    req
+                );
+                r.await?.data
+            }
+        };
+        Ok(convert::metadata(data))
+    }
+
+    async fn update_metadata(
+        &self,
+        target: &MetadataTarget,
+        data: &Metadata,
+    ) -> Result<(), CloudError> {
+        let data = Some(convert::metadata_to_proto(data));
+        match target {
+            MetadataTarget::Organization(id) => {
+                let req = pb::UpdateOrganizationMetadataRequest {
+                    organization_id: id.clone(),
+                    data,
+                };
+                let r = rpc!(
+                    self,
+                    Write,
+                    "UpdateOrganizationMetadata",
+                    app.update_organization_metadata,
+                    req
+                );
+                r.await?;
+            }
+            MetadataTarget::Location(id) => {
+                let req = pb::UpdateLocationMetadataRequest {
+                    location_id: id.clone(),
+                    data,
+                };
+                let r = rpc!(
+                    self,
+                    Write,
+                    "UpdateLocationMetadata",
+                    app.update_location_metadata,
+                    req
+                );
+                r.await?;
+            }
+            MetadataTarget::Machine(id) => {
+                let req = pb::UpdateRobotMetadataRequest {
+                    id: id.clone(),
+                    data,
+                };
+                let r = rpc!(
+                    self,
+                    Write,
+                    "UpdateRobotMetadata",
+                    app.update_robot_metadata,
+                    req
+                );
+                r.await?;
+            }
+            MetadataTarget::Part(id) => {
+                let req = pb::UpdateRobotPartMetadataRequest {
+                    id: id.clone(),
+                    data,
+                };
+                let r = rpc!(
+                    self,
+                    Write,
+                    "UpdateRobotPartMetadata",
+                    app.update_robot_part_metadata,
+                    req
+                );
+                r.await?;
+            }
+        }
+        Ok(())
     }
 
     fn observed(&self, observer: Arc<dyn RpcObserver>) -> Option<Arc<dyn CloudApi>> {

@@ -88,6 +88,19 @@ pub(super) fn value_from_json(json: &Json) -> prost_types::Value {
 }
 
 /// Converts an optional `Struct` into a JSON object; an absent struct is `{}`.
+/// Metadata from its wire form (absent data is `{}`).
+pub(super) fn metadata(s: Option<prost_types::Struct>) -> crate::model::Metadata {
+    match json_from_struct(s) {
+        Json::Object(map) => map,
+        _ => crate::model::Metadata::new(),
+    }
+}
+
+/// Metadata in its wire form.
+pub(super) fn metadata_to_proto(map: &crate::model::Metadata) -> prost_types::Struct {
+    struct_from_map(map)
+}
+
 pub(super) fn json_from_struct(s: Option<prost_types::Struct>) -> Json {
     let fields = s.map(|s| s.fields).unwrap_or_default();
     Json::Object(

@@ -77,13 +77,13 @@ pub use reads::{
 };
 pub use scope::{
     fragments_to_read, location_paths, machines_to_read, managed_locations, match_locations,
-    resolve_organization, secrets_to_read,
+    metadata_to_read, resolve_organization, secrets_to_read,
 };
 
 use super::{CloudApi, CloudError, Code};
 use crate::model::{
     Desired, Fragment, FragmentTag, FragmentUsage, Invite, Location, LocationSecret, Machine,
-    Member, Observed, Part, Timestamp,
+    Member, Metadata, MetadataTarget, Observed, Part, Timestamp,
 };
 use budget::bounded;
 use std::collections::BTreeMap;
@@ -385,6 +385,10 @@ pub async fn observe(
             Scoped::Nothing => {}
         }
     }
+    // 5. Metadata, only where the manifest manages it (one read per resource: Viam has no
+    //    list call for metadata).
+    let targets = metadata_to_read(desired, org_id, &matches, &machines, &parts);
+    let metadata = read_metadata(api, &targets, limit, budget).await?;
     tracing::info!(
         phase = "done",
         locations = locations.len(),
@@ -406,8 +410,28 @@ pub async fn observe(
         fragment_tags,
         fragment_revisions,
         fragment_usage,
+        metadata,
         observed_at,
     })
+}
+
+/// Reads the metadata of every target, concurrently (at most `limit` in flight), keyed by
+/// [`MetadataTarget::key`].
+pub(crate) async fn read_metadata(
+    api: &dyn CloudApi,
+    targets: &[MetadataTarget],
+    limit: usize,
+    budget: &RetryBudget,
+) -> Result<BTreeMap<String, Metadata>, ObserveError> {
+    let results = bounded(targets, limit, |target| async move {
+        budget
+            .read(|| api.get_metadata(target))
+            .await
+            .map(|data| (target.key(), data))
+            .map_err(read_error(format!("the metadata of {}", target.key())))
+    })
+    .await?;
+    Ok(results.into_iter().collect())
 }
 
 /// The org-wide list reads of phase 2.

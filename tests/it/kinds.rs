@@ -1,0 +1,279 @@
+//! More of the organization as code (issue 17), one kind at a time, against the local cloud:
+//! create, update, delete, the import round trip and the guard rails of each kind.
+
+use crate::common::{self, Cloud, manifest, plan_for};
+use fleetform::apply::{ApplyOptions, Report, apply, check_preconditions};
+use fleetform::cloud::observe::{ObserveOptions, observe_for_import};
+use fleetform::cloud::{CloudApi, Code};
+use fleetform::model::{Desired, Metadata, MetadataTarget};
+use fleetform::plan::{Action, Kind, Plan};
+use serde_json::json;
+use std::sync::Arc;
+
+async fn run(api: Arc<dyn CloudApi>, p: &Plan) -> Report {
+    let (_tx, stop) = tokio::sync::watch::channel(false);
+    let report = apply(api, p, &ApplyOptions::default(), None, stop).await;
+    assert!(report.is_success(), "{}", common::failures(&report));
+    report
+}
+
+/// Plans and applies `d`, then checks that a second plan is empty.
+async fn converge(api: &Arc<dyn CloudApi>, d: &Desired) -> Plan {
+    let p = plan_for(api.as_ref(), d).await;
+    run(Arc::clone(api), &p).await;
+    let again = plan_for(api.as_ref(), d).await;
+    assert!(
+        again.is_empty(),
+        "not converged: {:#?}",
+        again
+            .changes
+            .iter()
+            .map(|c| (&c.kind, &c.path, &c.reason, &c.details))
+            .collect::<Vec<_>>()
+    );
+    p
+}
+
+fn map(v: serde_json::Value) -> Metadata {
+    v.as_object().expect("an object").clone()
+}
+
+fn metadata_changes(p: &Plan) -> Vec<(&str, &str)> {
+    p.changes
+        .iter()
+        .filter(|c| c.kind == Kind::Metadata)
+        .map(|c| (c.path.as_str(), c.reason.as_str()))
+        .collect()
+}
+
+/// The ids of the location, machine and part a test manifest declares.
+async fn ids(api: &dyn CloudApi, org: &str) -> (String, String, String) {
+    let l = api.list_locations(org).await.unwrap();
+    let hq = l.iter().find(|l| l.name == "HQ").expect("HQ").id.clone();
+    let m = api.list_machines(&hq).await.unwrap();
+    let arm = m.iter().find(|m| m.name == "arm").expect("arm").id.clone();
+    let parts = api.get_parts(&arm).await.unwrap();
+    let main = parts.iter().find(|p| p.main).expect("main").id.clone();
+    (hq, arm, main)
+}
+
+const WITH_METADATA: &str = r#"
+version: 1
+organization:
+  name: test-org
+  metadata: { team: robotics, cost_center: 42 }
+locations:
+  - name: HQ
+    metadata: { floor: 2, tags: [a, b], nested: { ratio: 1.5, on: true } }
+    machines:
+      - name: arm
+        metadata: { serial: "SN-1" }
+        parts:
+          - name: arm-main
+            metadata: { slot: 3 }
+"#;
+
+#[tokio::test]
+async fn metadata_is_created_updated_cleared_and_left_alone_when_unmanaged() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let d = manifest(WITH_METADATA);
+
+    // Create: the organization's metadata and that of the new location, machine and part.
+    let p = converge(&api, &d).await;
+    let mut made = metadata_changes(&p);
+    made.sort();
+    assert_eq!(
+        made,
+        vec![
+            ("HQ", "metadata of a new resource"),
+            ("HQ/arm", "metadata of a new resource"),
+            ("HQ/arm/arm-main", "metadata of a new resource"),
+            ("test-org", "metadata differs"),
+        ]
+    );
+    let org = p.organization_id.clone();
+    let (hq, arm, main) = ids(api.as_ref(), &org).await;
+    let got = |t: MetadataTarget| {
+        let api = Arc::clone(&api);
+        async move { api.get_metadata(&t).await.unwrap() }
+    };
+    assert_eq!(
+        got(MetadataTarget::Organization(org.clone())).await,
+        map(json!({"team": "robotics", "cost_center": 42}))
+    );
+    assert_eq!(
+        got(MetadataTarget::Location(hq.clone())).await,
+        map(json!({"floor": 2, "tags": ["a", "b"], "nested": {"ratio": 1.5, "on": true}}))
+    );
+    assert_eq!(
+        got(MetadataTarget::Machine(arm.clone())).await,
+        map(json!({"serial": "SN-1"}))
+    );
+    assert_eq!(
+        got(MetadataTarget::Part(main.clone())).await,
+        map(json!({"slot": 3}))
+    );
+
+    // Update: one key changes, one is added; the plan names them.
+    let updated =
+        WITH_METADATA.replace(r#"{ serial: "SN-1" }"#, r#"{ serial: "SN-2", owner: ops }"#);
+    let p = converge(&api, &manifest(&updated)).await;
+    assert_eq!(metadata_changes(&p), vec![("HQ/arm", "metadata differs")]);
+    let c = p.changes.iter().find(|c| c.kind == Kind::Metadata).unwrap();
+    assert_eq!(c.action, Action::Update);
+    let fields: Vec<(&str, Option<&str>, Option<&str>)> = c
+        .details
+        .iter()
+        .map(|d| (d.field.as_str(), d.before.as_deref(), d.after.as_deref()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            ("metadata.owner", None, Some("\"ops\"")),
+            ("metadata.serial", Some("\"SN-1\""), Some("\"SN-2\"")),
+        ]
+    );
+    assert_eq!(
+        got(MetadataTarget::Machine(arm.clone())).await,
+        map(json!({"serial": "SN-2", "owner": "ops"}))
+    );
+
+    // Delete: `{}` empties it.
+    let cleared = updated.replace("metadata: { slot: 3 }", "metadata: {}");
+    let p = converge(&api, &manifest(&cleared)).await;
+    assert_eq!(
+        metadata_changes(&p),
+        vec![("HQ/arm/arm-main", "metadata differs")]
+    );
+    assert_eq!(
+        got(MetadataTarget::Part(main.clone())).await,
+        Metadata::new()
+    );
+
+    // Unmanaged: without the key nothing is planned and the cloud keeps what it has, even
+    // when it changes by hand.
+    let unmanaged = cleared.replace(
+        "    metadata: { floor: 2, tags: [a, b], nested: { ratio: 1.5, on: true } }\n",
+        "",
+    );
+    let d = manifest(&unmanaged);
+    api.update_metadata(
+        &MetadataTarget::Location(hq.clone()),
+        &map(json!({"by": "hand"})),
+    )
+    .await
+    .unwrap();
+    assert!(metadata_changes(&plan_for(api.as_ref(), &d).await).is_empty());
+    assert_eq!(
+        got(MetadataTarget::Location(hq.clone())).await,
+        map(json!({"by": "hand"}))
+    );
+
+    // Drift on a managed owner is planned back.
+    api.update_metadata(
+        &MetadataTarget::Machine(arm.clone()),
+        &map(json!({"serial": "X"})),
+    )
+    .await
+    .unwrap();
+    let p = plan_for(api.as_ref(), &d).await;
+    assert_eq!(metadata_changes(&p), vec![("HQ/arm", "metadata differs")]);
+}
+
+#[tokio::test]
+async fn metadata_compares_semantically_and_a_changed_owner_makes_a_saved_plan_stale() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    converge(&api, &manifest(WITH_METADATA)).await;
+    // Same maps written with other key order and number spelling: no change.
+    let respelled = WITH_METADATA
+        .replace(
+            "{ team: robotics, cost_center: 42 }",
+            "{ cost_center: 42.0, team: robotics }",
+        )
+        .replace(
+            "{ floor: 2, tags: [a, b], nested: { ratio: 1.5, on: true } }",
+            "{ nested: { on: true, ratio: 1.50 }, tags: [a, b], floor: 2.0 }",
+        );
+    assert!(
+        plan_for(api.as_ref(), &manifest(&respelled))
+            .await
+            .is_empty()
+    );
+
+    // A saved plan that sets the machine's metadata is stale once someone else changes it.
+    let changed = WITH_METADATA.replace(r#"{ serial: "SN-1" }"#, r#"{ serial: "SN-9" }"#);
+    let saved = plan_for(api.as_ref(), &manifest(&changed)).await;
+    assert_eq!(metadata_changes(&saved).len(), 1);
+    assert!(
+        check_preconditions(Arc::clone(&api), &saved)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let org = saved.organization_id.clone();
+    let (_, arm, _) = ids(api.as_ref(), &org).await;
+    api.update_metadata(
+        &MetadataTarget::Machine(arm),
+        &map(json!({"serial": "by-hand"})),
+    )
+    .await
+    .unwrap();
+    let stale = check_preconditions(Arc::clone(&api), &saved).await.unwrap();
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert_eq!(stale[0].kind, Kind::Metadata);
+    assert!(
+        stale[0].what.contains("metadata changed"),
+        "{}",
+        stale[0].what
+    );
+}
+
+#[tokio::test]
+async fn imported_metadata_round_trips_to_a_plan_with_no_changes() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let p = converge(&api, &manifest(WITH_METADATA)).await;
+    // A second machine without metadata stays without a `metadata:` key.
+    let org = api.get_organization(&p.organization_id).await.unwrap();
+    let (hq, _, _) = ids(api.as_ref(), &org.id).await;
+    api.new_machine("bare", &hq).await.unwrap();
+
+    let (observed, shared) =
+        observe_for_import(api.as_ref(), &org, &[hq], &ObserveOptions::default())
+            .await
+            .unwrap();
+    let built = fleetform::manifest::from_observed::build(&observed, None, shared);
+    let text = fleetform::manifest::export::export(&built.desired, &Default::default()).manifest;
+    assert_eq!(text.matches("metadata:").count(), 4, "{text}");
+    let back = manifest(&text);
+    assert_eq!(back.metadata, built.desired.metadata);
+    let again = plan_for(api.as_ref(), &back).await;
+    assert!(again.is_empty(), "{:#?}\n{text}", again.changes);
+}
+
+#[tokio::test]
+async fn the_local_cloud_scopes_metadata_to_the_callers_organization() {
+    let cloud = Cloud::start().await;
+    let api = cloud.client().await;
+    let err = api
+        .get_metadata(&MetadataTarget::Location("abcdefghij".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, Code::NotFound, "{err}");
+    let err = api
+        .update_metadata(
+            &MetadataTarget::Machine("1b4e28ba-2fa1-11d2-883f-0016d3cca427".into()),
+            &Metadata::new(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, Code::NotFound, "{err}");
+    let other_org = "2b4e28ba-2fa1-11d2-883f-0016d3cca427".to_string();
+    assert!(
+        api.get_metadata(&MetadataTarget::Organization(other_org))
+            .await
+            .is_err()
+    );
+}
