@@ -1010,6 +1010,38 @@ async def section_real_fleets(ctx: Ctx) -> None:
     await call(app.delete_location(loc2))
 
 
+async def section_metadata(ctx: Ctx) -> None:
+    c, app = ctx.c, ctx.app
+    loc, robot_id, part_id = await ctx.new_machine("metadata")
+    data = {"team": "robotics", "floor": 2, "tags": ["a", "b"], "nested": {"ratio": 1.5, "on": True}}
+    cases = [
+        ("organization", app.get_organization_metadata, app.update_organization_metadata, ctx.org_id),
+        ("location", app.get_location_metadata, app.update_location_metadata, loc),
+        ("robot", app.get_robot_metadata, app.update_robot_metadata, robot_id),
+        ("robot part", app.get_robot_part_metadata, app.update_robot_part_metadata, part_id),
+    ]
+    for what, get, update, ident in cases:
+        c.eq(f"get_{what} metadata: empty at first", dict(await call(get(ident))), {})
+        await call(update(ident, data))
+        got = dict(await call(get(ident)))
+        c.eq(f"update_{what} metadata: read back", got, data)
+        await call(update(ident, {}))
+        c.eq(f"update_{what} metadata: cleared", dict(await call(get(ident))), {})
+    await c.status(
+        "get_location_metadata: unknown location: NOT_FOUND", Status.NOT_FOUND, app.get_location_metadata("zzzzzzzzzz")
+    )
+    await c.status(
+        "update_robot_metadata: unknown robot: NOT_FOUND",
+        Status.NOT_FOUND,
+        app.update_robot_metadata(str(uuid.uuid4()), data),
+    )
+    await c.status(
+        "get_robot_part_metadata: unknown part: NOT_FOUND",
+        Status.NOT_FOUND,
+        app.get_robot_part_metadata(str(uuid.uuid4())),
+    )
+
+
 SECTIONS: list[tuple[str, Callable[[Ctx], Awaitable[None]]]] = [
     ("connect", section_connect),
     ("organizations", section_organizations),
@@ -1021,6 +1053,7 @@ SECTIONS: list[tuple[str, Callable[[Ctx], Awaitable[None]]]] = [
     ("logs", section_logs),
     ("tail", section_tail),
     ("fragments", section_fragments),
+    ("metadata", section_metadata),
     ("real fleets", section_real_fleets),
 ]
 
