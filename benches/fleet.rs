@@ -298,6 +298,7 @@ fn plan_cpu() {
             id: "org".into(),
             name: "bench".into(),
             public_namespace: String::new(),
+            default_region: String::new(),
             created_on: None,
         },
         locations: vec![],

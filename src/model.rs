@@ -12,7 +12,7 @@ pub mod rules;
 pub use desired::{
     Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
     DesiredMetadata, DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, MetadataOwner,
-    OrgRef, SensitiveValue, TagTarget,
+    OrgRef, OrgSettings, SensitiveValue, TagTarget,
 };
 pub use observed::{Observed, TEMPORARY_SUFFIX, location_paths, temporary_name};
 
@@ -135,6 +135,9 @@ pub struct Organization {
     pub id: String,
     pub name: String,
     pub public_namespace: String,
+    /// The region new resources of the organization are placed in (empty when not said).
+    #[serde(default)]
+    pub default_region: String,
     pub created_on: Option<Timestamp>,
     /// The fragments every machine of the organization imports (`None` when the cloud does not
     /// say, which is not the same as an empty list).

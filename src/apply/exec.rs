@@ -323,6 +323,22 @@ pub async fn execute(
                 Err(e) => Err(e.into()),
             }
         }
+        Op::UpdateOrganization {
+            name,
+            public_namespace,
+            region,
+        } => {
+            // Setting the same values again is harmless: an unknown outcome is retried by the
+            // next apply, which sees the settings as they are.
+            api.update_organization_settings(
+                org_id,
+                name.as_deref(),
+                public_namespace.as_deref(),
+                region.as_deref(),
+            )
+            .await?;
+            Ok(None)
+        }
         Op::SetMetadata { target, data } => {
             use crate::model::MetadataTarget as T;
             use crate::plan::MetadataRef as M;

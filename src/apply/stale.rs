@@ -7,8 +7,8 @@ use crate::cloud::observe::{DEFAULT_RETRY_BUDGET, RetryBudget};
 use crate::cloud::{CloudApi, CloudError};
 use crate::plan::{
     Change, IdRef, Kind, Op, Plan, Precondition, default_fragments_fingerprint, grants_fingerprint,
-    location_fingerprint, machine_fingerprint, metadata_fingerprint, secrets_fingerprint,
-    tag_fingerprint,
+    location_fingerprint, machine_fingerprint, metadata_fingerprint, org_settings_fingerprint,
+    secrets_fingerprint, tag_fingerprint,
 };
 use std::sync::Arc;
 
@@ -137,10 +137,10 @@ async fn check(api: &dyn CloudApi, org: &str, c: &Change) -> Result<Option<Strin
                         tag_fingerprint(&id, tag, now.map(|t| t.revision.as_str()))
                     })
                 }
-                Kind::Organization => api
-                    .get_organization(org)
-                    .await
-                    .map(|o| default_fragments_fingerprint(&o)),
+                Kind::Organization => api.get_organization(org).await.map(|o| match &c.op {
+                    Op::UpdateOrganization { .. } => org_settings_fingerprint(&o),
+                    _ => default_fragments_fingerprint(&o),
+                }),
                 Kind::Metadata => {
                     let Op::SetMetadata { target, .. } = &c.op else {
                         return Ok(None);
@@ -162,9 +162,12 @@ async fn check(api: &dyn CloudApi, org: &str, c: &Change) -> Result<Option<Strin
                     Kind::LocationSecret => "its secrets changed since the plan was made".into(),
                     Kind::Invite => "its grants changed since the plan was made".into(),
                     Kind::FragmentTag => "the tag was moved since the plan was made".into(),
-                    Kind::Organization => {
-                        "its default fragments changed since the plan was made".into()
-                    }
+                    Kind::Organization => match &c.op {
+                        Op::UpdateOrganization { .. } => {
+                            "its settings changed since the plan was made".into()
+                        }
+                        _ => "its default fragments changed since the plan was made".into(),
+                    },
                     Kind::Metadata => "its metadata changed since the plan was made".into(),
                     _ => "it was renamed or moved since the plan was made".into(),
                 })),

@@ -64,6 +64,15 @@ pub trait CloudApi: Send + Sync {
         org_id: &str,
         fragments: &[FragmentImport],
     ) -> Result<Organization, CloudError>;
+    /// Renames the organization and/or sets its public namespace and default region
+    /// (`UpdateOrganization`); `None` leaves that setting as it is.
+    async fn update_organization_settings(
+        &self,
+        org_id: &str,
+        name: Option<&str>,
+        public_namespace: Option<&str>,
+        region: Option<&str>,
+    ) -> Result<Organization, CloudError>;
     async fn list_members(&self, org_id: &str) -> Result<(Vec<Member>, Vec<Invite>), CloudError>;
     /// Invites `email` with `grants` (no grants = owner of the organization, as on Viam's
     /// cloud); `send_email` asks the cloud to email the invite.

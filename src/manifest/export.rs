@@ -127,12 +127,22 @@ impl Writer<'_> {
                 &d.default_fragments,
                 self.metadata(crate::model::MetadataOwner::Organization),
             ) {
-                (None, None) => RawOrganization::Name(org),
-                (uses, metadata) => RawOrganization::Settings(RawOrgSettings {
-                    name: org,
-                    default_fragments: uses.as_ref().map(|u| imports(u)),
-                    metadata,
-                }),
+                (None, None) if d.settings.is_empty() => RawOrganization::Name(org),
+                (uses, metadata) => {
+                    // A managed name means the organization is found by id.
+                    let (name, id) = match (&d.settings.name, &d.organization) {
+                        (Some(name), OrgRef::Id(id)) => (name.clone(), Some(id.clone())),
+                        _ => (org, None),
+                    };
+                    RawOrganization::Settings(RawOrgSettings {
+                        name,
+                        id,
+                        public_namespace: d.settings.public_namespace.clone(),
+                        region: d.settings.region.clone(),
+                        default_fragments: uses.as_ref().map(|u| imports(u)),
+                        metadata,
+                    })
+                }
             },
             prune: d.prune,
             fragments: d.fragments.iter().map(|f| self.fragment(f)).collect(),
@@ -488,6 +498,7 @@ mod tests {
             organization: OrgRef::Name("acme".into()),
             prune: true,
             metadata: vec![],
+            settings: Default::default(),
             default_fragments: Some(vec![
                 FragmentUse::named("camera-kit"),
                 FragmentUse {

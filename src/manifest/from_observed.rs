@@ -24,8 +24,8 @@ use crate::model::rules::is_uuid;
 use crate::model::{
     Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
     DesiredMetadata, DesiredPart, Fragment, FragmentRef, FragmentUse, GrantTarget, Identity,
-    Location, Machine, MetadataOwner, MetadataTarget, Observed, OrgRef, Part, ResourceKind,
-    TagTarget,
+    Location, Machine, MetadataOwner, MetadataTarget, Observed, OrgRef, OrgSettings, Part,
+    ResourceKind, TagTarget,
 };
 use crate::plan::canonical;
 use std::collections::{BTreeMap, BTreeSet};
@@ -148,6 +148,14 @@ pub fn build(observed: &Observed, roots: Option<&[String]>, org_name_shared: boo
             locations,
             invites,
             default_fragments: default_fragments(observed, &b.fragment_names, &mut b.warnings),
+            // The settings the cloud reports; the name is how the organization is found.
+            settings: OrgSettings {
+                name: None,
+                public_namespace: Some(observed.organization.public_namespace.clone())
+                    .filter(|n| !n.is_empty()),
+                region: Some(observed.organization.default_region.clone())
+                    .filter(|r| !r.is_empty()),
+            },
             metadata: {
                 b.metadata.sort_by(|x, y| x.owner.cmp(&y.owner));
                 std::mem::take(&mut b.metadata)
@@ -718,6 +726,7 @@ mod tests {
                 id: "org".into(),
                 name: "acme".into(),
                 public_namespace: String::new(),
+                default_region: String::new(),
                 created_on: None,
             },
             locations: vec![

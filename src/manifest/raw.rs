@@ -56,21 +56,19 @@ pub enum RawOrganization {
 #[serde(deny_unknown_fields)]
 pub struct RawOrgSettings {
     pub name: String,
+    /// Find the organization by id; `name` is then its wanted name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// Fragment imports, each a name or an import mapping (checked in `validate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_fragments: Option<Vec<serde_json::Value>>,
     /// Free-form metadata; without the key it is not managed (`{}` means none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-impl RawOrganization {
-    pub fn name(&self) -> &str {
-        match self {
-            RawOrganization::Name(n) => n,
-            RawOrganization::Settings(s) => &s.name,
-        }
-    }
 }
 
 /// A fragment: reusable config that parts include by name.

@@ -134,7 +134,14 @@ pub fn schema() -> Value {
             "additionalProperties": false,
             "required": ["name"],
             "properties": {
-                "name": { "description": "The organization's name, or its id (a UUID).", "type": "string", "minLength": 1 },
+                "name": { "description": "The organization's name, or its id (a UUID). With `id:`, the name the organization should have (a rename).", "type": "string", "minLength": 1 },
+                "id": { "description": "Find the organization by its id (a UUID); `name:` is then managed: a different name renames it.", "$ref": "#/$defs/uuid" },
+                "public_namespace": {
+                    "description": "The organization's public namespace (lowercase letters, digits and dashes). Viam lets it be set once. Without this key it is not managed.",
+                    "type": "string",
+                    "pattern": "^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"
+                },
+                "region": { "description": "The organization's default region (e.g. `us-east-1`; the local cloud has only `local`). Without this key it is not managed.", "type": "string", "minLength": 1 },
                 "metadata": { "$ref": "#/$defs/metadata" },
                 "default_fragments": {
                     "description": "Fragments every machine of the organization imports (Viam's organization default fragments), in order; each a fragment name or an import mapping like a part's `fragments:` entries. Without this key they are not managed.",

@@ -44,8 +44,8 @@ use crate::model::rules::{
 };
 use crate::model::{
     Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
-    DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, OrgRef, Role, TagTarget,
-    Visibility, parse_duration,
+    DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, OrgRef, OrgSettings, Role,
+    TagTarget, Visibility, parse_duration,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -159,7 +159,10 @@ pub fn validate(
             "this fleetform reads version 1 manifests: write `version: 1`",
         );
     }
-    let organization = v.organization(raw.organization.name());
+    let (organization, settings) = match &raw.organization {
+        RawOrganization::Settings(s) => v.organization_settings(s),
+        RawOrganization::Name(name) => (v.organization(name), OrgSettings::default()),
+    };
     let mut decls = Decls {
         fragments: raw.fragments.iter().map(|f| f.name.clone()).collect(),
         ..Decls::default()
@@ -208,6 +211,7 @@ pub fn validate(
         locations,
         invites,
         default_fragments,
+        settings,
         metadata: {
             // By owner, so the model does not depend on the order things were declared in.
             v.metadata.sort_by(|a, b| a.owner.cmp(&b.owner));
@@ -250,6 +254,47 @@ impl Validator<'_> {
         self.diags.push(Diagnostic::new(
             self.file, pos.line, pos.column, message, hint,
         ));
+    }
+
+    /// `organization:` as a mapping: how the organization is found, and the settings managed.
+    /// With `id:` the organization is found by id and `name:` is its wanted name; without it,
+    /// `name:` (a name or an id) finds it and no name is managed.
+    fn organization_settings(&mut self, s: &super::raw::RawOrgSettings) -> (OrgRef, OrgSettings) {
+        let at = YPath::root().key("organization");
+        let org = match &s.id {
+            Some(id) => {
+                if !is_uuid(id) {
+                    self.err(
+                        &at.key("id"),
+                        format!("organization id `{id}` is not a UUID"),
+                        "write the organization's id as shown by `fleetform org show`, or remove `id:` to find it by name",
+                    );
+                }
+                // The wanted name must be a valid organization name.
+                self.organization(&s.name);
+                OrgRef::Id(id.to_ascii_lowercase())
+            }
+            None => self.organization(&s.name),
+        };
+        let mut text = |key: &str, value: &Option<String>| {
+            let value = value.as_ref()?;
+            if value.trim().is_empty() || value.trim() != value {
+                self.err(
+                    &at.key(key),
+                    format!("`{key}` must not be empty or have surrounding spaces"),
+                    format!("write the organization's {key}, or remove the key to leave it alone"),
+                );
+            }
+            Some(value.clone())
+        };
+        let public_namespace = text("public_namespace", &s.public_namespace);
+        let region = text("region", &s.region);
+        let settings = OrgSettings {
+            name: s.id.as_ref().map(|_| s.name.clone()),
+            public_namespace,
+            region,
+        };
+        (org, settings)
     }
 
     fn organization(&mut self, org: &str) -> OrgRef {

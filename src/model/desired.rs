@@ -24,6 +24,9 @@ pub struct Desired {
     /// `None` when the manifest does not say, so they are not managed.
     #[serde(default)]
     pub default_fragments: Option<Vec<FragmentUse>>,
+    /// The organization's settings the manifest manages (`organization: {…}`).
+    #[serde(default)]
+    pub settings: OrgSettings,
     /// Managed metadata (`metadata:` on the organization, locations, machines and parts),
     /// one entry per resource whose declaration has the key, sorted by owner; a resource
     /// without the key has its metadata unmanaged.
@@ -32,6 +35,24 @@ pub struct Desired {
     /// SHA-256 (hex) over the manifest and every file it includes, with sensitive values
     /// hashed, so a saved plan can name exactly what it was made from.
     pub digest: String,
+}
+
+/// Organization settings; each `None` is not managed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgSettings {
+    /// The organization's name, managed only when the manifest finds the organization by
+    /// `id:` (otherwise the name is how it is found, so it never differs).
+    pub name: Option<String>,
+    /// The public namespace (Viam allows setting it once).
+    pub public_namespace: Option<String>,
+    /// The default region.
+    pub region: Option<String>,
+}
+
+impl OrgSettings {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.public_namespace.is_none() && self.region.is_none()
+    }
 }
 
 /// The metadata one declaration asks for: exactly `data` (an empty map means none at all).

@@ -37,12 +37,14 @@ mod fragments;
 mod locations;
 mod machines;
 mod metadata;
+mod organization;
 mod parts;
 mod preconditions;
 
 pub use preconditions::{
     default_fragments_fingerprint, fingerprint, grants_fingerprint, location_fingerprint,
-    machine_fingerprint, metadata_fingerprint, secrets_fingerprint, tag_fingerprint,
+    machine_fingerprint, metadata_fingerprint, org_settings_fingerprint, secrets_fingerprint,
+    tag_fingerprint,
 };
 
 /// Planning options that do not come from the manifest.
@@ -134,6 +136,7 @@ impl std::error::Error for PlanErrors {}
 pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Plan, PlanErrors> {
     let mut p = Planner::new(desired, observed, opts);
     p.fragments();
+    p.organization_settings();
     p.default_fragments();
     for dl in desired.all_locations() {
         p.location(dl);

@@ -453,6 +453,7 @@ fn map_op_refs(op: &mut Op, map: &impl Fn(&mut String)) {
         | Op::DeleteFragment { .. }
         | Op::DeleteInvite { .. }
         | Op::DeleteFragmentTag { .. }
+        | Op::UpdateOrganization { .. }
         | Op::RotateSecret { .. } => {}
     }
 }

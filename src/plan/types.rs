@@ -65,7 +65,8 @@ pub enum Kind {
     LocationSecret,
     /// A fragment's tag; its path is `<fragment>@<tag>`.
     FragmentTag,
-    /// The organization's own settings (default fragments); its path is the organization.
+    /// The organization's own settings (name, public namespace, region, default fragments);
+    /// its path is the organization's name.
     Organization,
     /// The metadata of the organization, a location, a machine or a part; its path is the
     /// owner's (the organization's name for the organization).
@@ -353,6 +354,12 @@ pub enum Op {
     /// Replaces the organization's default fragments.
     SetDefaultFragments {
         fragments: Vec<PlannedImport>,
+    },
+    /// Changes the organization's settings; `None` keeps that setting.
+    UpdateOrganization {
+        name: Option<String>,
+        public_namespace: Option<String>,
+        region: Option<String>,
     },
     /// Replaces the whole metadata object of `target` with `data`.
     SetMetadata {

@@ -126,6 +126,7 @@ mod tests {
             prune: true,
             default_fragments: None,
             metadata: vec![],
+            settings: Default::default(),
             fragments: vec![],
             locations: if declares {
                 vec![DesiredLocation {

@@ -352,6 +352,7 @@ pub(crate) mod tests {
                 id: "org".into(),
                 name: "acme".into(),
                 public_namespace: String::new(),
+                default_region: String::new(),
                 created_on: None,
             },
             locations: vec![Location {
@@ -415,6 +416,7 @@ pub(crate) mod tests {
             prune: false,
             default_fragments: None,
             metadata: vec![],
+            settings: Default::default(),
             fragments: vec![],
             locations: vec![DesiredLocation {
                 name: "HQ".into(),

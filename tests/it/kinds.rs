@@ -277,3 +277,109 @@ async fn the_local_cloud_scopes_metadata_to_the_callers_organization() {
             .is_err()
     );
 }
+
+// -- Organization settings ----------------------------------------------------------------------
+
+fn org_changes(p: &Plan) -> Vec<(&str, &str)> {
+    p.changes
+        .iter()
+        .filter(|c| c.kind == Kind::Organization)
+        .map(|c| (c.path.as_str(), c.reason.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn organization_settings_set_rename_and_round_trip_through_import() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+
+    // Unmanaged settings plan nothing.
+    let plain = manifest("version: 1\norganization: { name: test-org }\n");
+    assert!(plan_for(api.as_ref(), &plain).await.is_empty());
+
+    // The public namespace is set; the region already is what the manifest says.
+    let d = manifest(
+        "version: 1\norganization: { name: test-org, public_namespace: acme-robots, region: local }\n",
+    );
+    let p = converge(&api, &d).await;
+    assert_eq!(
+        org_changes(&p),
+        vec![("test-org", "public namespace differs")]
+    );
+    let detail = &p.changes[0].details[0];
+    assert_eq!(
+        (
+            detail.field.as_str(),
+            detail.before.as_deref(),
+            detail.after.as_deref()
+        ),
+        ("public_namespace", None, Some("acme-robots"))
+    );
+    let org = api.get_organization(&cloud.org_id).await.unwrap();
+    assert_eq!(org.public_namespace, "acme-robots");
+
+    // Rename: found by id, `name:` is the wanted name.
+    let renamed = format!(
+        "version: 1\norganization: {{ id: {}, name: acme, public_namespace: acme-robots }}\n",
+        cloud.org_id
+    );
+    let d = manifest(&renamed);
+    let saved = plan_for(api.as_ref(), &d).await;
+    assert_eq!(org_changes(&saved), vec![("acme", "renamed")]);
+    assert_eq!(saved.changes[0].from_path.as_deref(), Some("test-org"));
+    converge(&api, &d).await;
+    assert_eq!(
+        api.get_organization(&cloud.org_id).await.unwrap().name,
+        "acme"
+    );
+    // The saved rename is stale now that the name changed.
+    let stale = check_preconditions(Arc::clone(&api), &saved).await.unwrap();
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert!(
+        stale[0].what.contains("settings changed"),
+        "{}",
+        stale[0].what
+    );
+
+    // Import writes the namespace and the region; the round trip plans nothing.
+    let org = api.get_organization(&cloud.org_id).await.unwrap();
+    let (observed, shared) =
+        observe_for_import(api.as_ref(), &org, &[], &ObserveOptions::default())
+            .await
+            .unwrap();
+    let built = fleetform::manifest::from_observed::build(&observed, None, shared);
+    let text = fleetform::manifest::export::export(&built.desired, &Default::default()).manifest;
+    assert!(text.contains("public_namespace: acme-robots"), "{text}");
+    assert!(text.contains("region: local"), "{text}");
+    let back = manifest(&text);
+    assert_eq!(back.settings, built.desired.settings);
+    let again = plan_for(api.as_ref(), &back).await;
+    assert!(again.is_empty(), "{:#?}\n{text}", again.changes);
+
+    // And an export of a managed name writes `id:` back.
+    let text = fleetform::manifest::export::export(&d, &Default::default()).manifest;
+    assert!(text.contains(&format!("id: {}", cloud.org_id)), "{text}");
+    assert_eq!(manifest(&text).settings, d.settings);
+}
+
+#[tokio::test]
+async fn organization_settings_the_cloud_refuses_are_reported_by_apply() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let d = manifest("version: 1\norganization: { name: test-org, region: us-east-1 }\n");
+    let p = plan_for(api.as_ref(), &d).await;
+    assert_eq!(org_changes(&p), vec![("test-org", "region differs")]);
+    let (_tx, stop) = tokio::sync::watch::channel(false);
+    let report = apply(Arc::clone(&api), &p, &ApplyOptions::default(), None, stop).await;
+    assert!(!report.is_success());
+    let failures = common::failures(&report);
+    assert!(failures.contains("region"), "{failures}");
+    // A manifest `id:` that is not a UUID is a validation error.
+    let err = fleetform::manifest::parse_str(
+        "version: 1\norganization: { id: not-a-uuid, name: acme }\n",
+        std::path::Path::new("fleet.yaml"),
+        &|_| None,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("organization"), "{err}");
+}

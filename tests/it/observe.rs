@@ -144,6 +144,7 @@ fn desired(organization: OrgRef) -> Desired {
         prune: false,
         default_fragments: None,
         metadata: vec![],
+        settings: Default::default(),
         fragments: vec![],
         locations: vec![location(
             "HQ",

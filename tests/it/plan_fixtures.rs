@@ -109,6 +109,7 @@ fn observed(c: Cloud, manage_invites: bool) -> Observed {
         id: c.organization.id,
         name: c.organization.name,
         public_namespace: String::new(),
+        default_region: String::new(),
         created_on: ts(0),
         default_fragments: None,
     };

@@ -228,6 +228,22 @@ async def section_organizations(ctx: Ctx) -> None:
         app.list_organization_members(str(uuid.uuid4())),
     )
 
+    # Organization settings (what `organization: {id, name, public_namespace, region}` writes).
+    before = await call(app.get_organization(ctx.org_id))
+    c.eq("get_organization: default_region", before.default_region, "local")
+    renamed = await call(app.update_organization(ctx.org_id, name=f"{before.name}-renamed"))
+    c.eq("update_organization: rename", renamed.name, f"{before.name}-renamed")
+    back = await call(app.update_organization(ctx.org_id, name=before.name, region="local"))
+    c.eq("update_organization: rename back, same region", (back.name, back.default_region), (before.name, "local"))
+    ns = f"sdk-compat-ns-{RUN}"
+    set_ns = await call(app.update_organization(ctx.org_id, public_namespace=ns))
+    c.eq("update_organization: public_namespace", set_ns.public_namespace, ns)
+    await c.status(
+        "update_organization: unknown region: INVALID_ARGUMENT",
+        Status.INVALID_ARGUMENT,
+        app.update_organization(ctx.org_id, region="mars-north-1"),
+    )
+
 
 def auth(org_id: str, resource_type: str, resource_id: str, role: str) -> Authorization:
     return Authorization(

@@ -68,6 +68,29 @@ fn grants_to_proto(grants: &[Grant], org_id: &str) -> Vec<pb::Authorization> {
         .collect()
 }
 
+impl Client {
+    /// `UpdateOrganization` with whichever fields `req` sets.
+    async fn update_organization(
+        &self,
+        req: pb::UpdateOrganizationRequest,
+    ) -> Result<Organization, CloudError> {
+        const RPC: &str = "UpdateOrganization";
+        let resp = rpc!(
+            self,
+            Write,
+            "UpdateOrganization",
+            app.update_organization,
+            req
+        )
+        .await?;
+        Ok(convert::organization(required(
+            RPC,
+            "organization",
+            resp.organization,
+        )?))
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // CloudApi
 // ---------------------------------------------------------------------------------------------
@@ -104,27 +127,33 @@ impl CloudApi for Client {
             .map(convert::fragment_import_to_proto)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid(RPC, e))?;
-        let req = pb::UpdateOrganizationRequest {
+        self.update_organization(pb::UpdateOrganizationRequest {
             organization_id: org_id.to_string(),
             name: None,
             public_namespace: None,
             region: None,
             cid: None,
             default_fragments: Some(pb::FragmentImportList { fragments }),
-        };
-        let resp = rpc!(
-            self,
-            Write,
-            "UpdateOrganization",
-            app.update_organization,
-            req
-        )
-        .await?;
-        Ok(convert::organization(required(
-            RPC,
-            "organization",
-            resp.organization,
-        )?))
+        })
+        .await
+    }
+
+    async fn update_organization_settings(
+        &self,
+        org_id: &str,
+        name: Option<&str>,
+        public_namespace: Option<&str>,
+        region: Option<&str>,
+    ) -> Result<Organization, CloudError> {
+        self.update_organization(pb::UpdateOrganizationRequest {
+            organization_id: org_id.to_string(),
+            name: name.map(String::from),
+            public_namespace: public_namespace.map(String::from),
+            region: region.map(String::from),
+            cid: None,
+            default_fragments: None,
+        })
+        .await
     }
 
     async fn namespace_available(&self, namespace: &str) -> Result<bool, CloudError> {

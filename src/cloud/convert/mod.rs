@@ -211,6 +211,7 @@ pub(super) fn organization(o: pb::Organization) -> Organization {
         id: o.id,
         name: o.name,
         public_namespace: o.public_namespace,
+        default_region: o.default_region,
         created_on: opt_timestamp(o.created_on),
         default_fragments: o
             .default_fragments

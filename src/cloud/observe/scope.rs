@@ -313,6 +313,7 @@ mod tests {
             prune: false,
             default_fragments: None,
             metadata: vec![],
+            settings: Default::default(),
             fragments: vec![],
             locations,
             invites: None,
@@ -466,6 +467,7 @@ mod tests {
             id: id.into(),
             name: name.into(),
             public_namespace: String::new(),
+            default_region: String::new(),
             created_on: None,
         }
     }

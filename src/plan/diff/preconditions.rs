@@ -80,3 +80,14 @@ pub fn metadata_fingerprint(target_key: &str, data: Option<&crate::model::Metada
         .unwrap_or_default();
     fingerprint(&["metadata", target_key, &text])
 }
+
+/// The precondition of an organization-settings change: its name, namespace and region.
+pub fn org_settings_fingerprint(org: &crate::model::Organization) -> String {
+    fingerprint(&[
+        "organization",
+        &org.id,
+        &org.name,
+        &org.public_namespace,
+        &org.default_region,
+    ])
+}
