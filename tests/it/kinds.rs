@@ -130,8 +130,8 @@ async fn metadata_is_created_updated_cleared_and_left_alone_when_unmanaged() {
     assert_eq!(
         fields,
         vec![
-            ("metadata.owner", None, Some("\"ops\"")),
-            ("metadata.serial", Some("\"SN-1\""), Some("\"SN-2\"")),
+            ("metadata.owner", None, Some("ops")),
+            ("metadata.serial", Some("SN-1"), Some("SN-2")),
         ]
     );
     assert_eq!(

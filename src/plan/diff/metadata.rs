@@ -100,7 +100,7 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// One detail per key that is added, removed or changed (values as compact JSON).
+/// One detail per key that is added, removed or changed.
 fn metadata_details(before: Option<&Metadata>, after: &Metadata) -> Vec<Detail> {
     let empty = Metadata::new();
     let before = before.unwrap_or(&empty);
@@ -114,7 +114,14 @@ fn metadata_details(before: Option<&Metadata>, after: &Metadata) -> Vec<Detail> 
             {
                 return None;
             }
-            let text = |v: Option<&serde_json::Value>| v.map(|v| canonical(v).to_string());
+            // Strings as themselves (renderers quote them as they quote names), the rest as
+            // compact canonical JSON.
+            let text = |v: Option<&serde_json::Value>| {
+                v.map(|v| match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => canonical(other).to_string(),
+                })
+            };
             Some(Detail {
                 field: format!("metadata.{k}"),
                 before: text(b),
