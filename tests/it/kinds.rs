@@ -7,6 +7,7 @@ use fleetform::cloud::observe::{ObserveOptions, observe_for_import};
 use fleetform::cloud::{CloudApi, Code};
 use fleetform::model::{Desired, Metadata, MetadataTarget};
 use fleetform::plan::{Action, Kind, Plan};
+use fleetform::proto::viam::app::v1 as pb;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -257,24 +258,83 @@ async fn imported_metadata_round_trips_to_a_plan_with_no_changes() {
 async fn the_local_cloud_scopes_metadata_to_the_callers_organization() {
     let cloud = Cloud::start().await;
     let api = cloud.client().await;
-    let err = api
-        .get_metadata(&MetadataTarget::Location("abcdefghij".into()))
+    // A second organization in the same cloud, with a machine and a location it shares with
+    // ours.
+    let other = fleetform::localcloud::init(&cloud.db, "other-org", "other@example.com").unwrap();
+    let mut theirs =
+        common::connect_app(&cloud.endpoint(), &other.key_id, other.key.expose()).await;
+    let shared = theirs
+        .create_location(pb::CreateLocationRequest {
+            organization_id: other.org_id.clone(),
+            name: "Shared".into(),
+            parent_location_id: None,
+        })
         .await
-        .unwrap_err();
-    assert_eq!(err.code, Code::NotFound, "{err}");
-    let err = api
-        .update_metadata(
-            &MetadataTarget::Machine("1b4e28ba-2fa1-11d2-883f-0016d3cca427".into()),
-            &Metadata::new(),
-        )
+        .unwrap()
+        .into_inner()
+        .location
+        .unwrap()
+        .id;
+    theirs
+        .share_location(pb::ShareLocationRequest {
+            location_id: shared.clone(),
+            organization_id: cloud.org_id.clone(),
+        })
         .await
-        .unwrap_err();
-    assert_eq!(err.code, Code::NotFound, "{err}");
-    let other_org = "2b4e28ba-2fa1-11d2-883f-0016d3cca427".to_string();
-    assert!(
-        api.get_metadata(&MetadataTarget::Organization(other_org))
+        .unwrap();
+    let robot = theirs
+        .new_robot(pb::NewRobotRequest {
+            name: "their-bot".into(),
+            location: shared.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+
+    let code = |r: Result<_, fleetform::cloud::CloudError>| r.map(|_: ()| ()).unwrap_err().code;
+    let data = map(json!({"k": "v"}));
+    // Another organization's metadata: neither read nor written.
+    let their_org = MetadataTarget::Organization(other.org_id.clone());
+    assert_eq!(
+        api.get_metadata(&their_org).await.unwrap_err().code,
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        code(api.update_metadata(&their_org, &data).await),
+        Code::PermissionDenied
+    );
+    // A location shared with us is readable, but only its owner writes its metadata.
+    let loc = MetadataTarget::Location(shared.clone());
+    assert_eq!(api.get_metadata(&loc).await.unwrap(), Metadata::new());
+    assert_eq!(
+        code(api.update_metadata(&loc, &data).await),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        code(
+            api.update_metadata(&MetadataTarget::Machine(robot.clone()), &data)
+                .await
+        ),
+        Code::PermissionDenied
+    );
+    // Unknown ids are NOT_FOUND.
+    assert_eq!(
+        api.get_metadata(&MetadataTarget::Location("abcdefghij".into()))
             .await
-            .is_err()
+            .unwrap_err()
+            .code,
+        Code::NotFound
+    );
+    assert_eq!(
+        code(
+            api.update_metadata(
+                &MetadataTarget::Part("1b4e28ba-2fa1-11d2-883f-0016d3cca427".into()),
+                &data,
+            )
+            .await
+        ),
+        Code::NotFound
     );
 }
 
