@@ -2,8 +2,9 @@
 //!
 //! Built by `crate::cloud::observe` from list calls. It covers the manifest's scope: every
 //! location, machine and fragment of the organization (list calls return them anyway), the
-//! parts of machines inside managed locations, invites when the manifest manages access, and
-//! fresh secrets for locations with a rotation policy.
+//! parts of machines inside managed locations, invites when the manifest manages access,
+//! fresh secrets for locations with a rotation policy, and the metadata of the owners whose
+//! declaration manages it.
 
 use super::{
     Fragment, FragmentTag, FragmentUsage, Invite, Location, LocationSecret, Machine, Member,

@@ -17,8 +17,12 @@
 //!    (by `id:`, name or `moved_from:`; for the blast radius of fragment changes), and
 //!    `GetFragment` (revisions and tags) for those of them whose declaration manages `tags:`.
 //!
+//! 5. `Get{Organization,Location,Robot,RobotPart}Metadata` only for the owners whose
+//!    declaration has a `metadata:` key ([`metadata_to_read`]): Viam has no list call for
+//!    metadata, so a manifest without `metadata:` costs no reads here.
+//!
 //! All reads in flight at once are bounded by [`ObserveOptions::read_concurrency`] (default 32).
-//! No per-resource `Get` is ever made where a list call serves.
+//! No per-resource `Get` is ever made where a list call serves (metadata has none).
 //!
 //! # Retries: a budget per observation
 //!
