@@ -173,6 +173,14 @@ impl MetadataTarget {
     }
 }
 
+/// A role a member of the organization holds (`ListAuthorizations`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRole {
+    /// The member's user id.
+    pub identity_id: String,
+    pub grant: Grant,
+}
+
 /// A fragment import in its proto form (`FragmentImport`), as used by an organization's
 /// default fragments. (Inside a part config, imports are plain JSON in `fragments`.)
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

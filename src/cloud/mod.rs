@@ -16,7 +16,7 @@ pub use error::{CloudError, Code};
 use crate::model::{
     Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage, FragmentVersions,
     Grant, HistoryEntry, Invite, Location, LocationSecret, LogEntry, LogPage, LogQuery, Machine,
-    Member, Metadata, MetadataTarget, Organization, Part, Timestamp, Visibility,
+    Member, MemberRole, Metadata, MetadataTarget, Organization, Part, Timestamp, Visibility,
 };
 use std::pin::Pin;
 use std::sync::Arc;
@@ -73,6 +73,23 @@ pub trait CloudApi: Send + Sync {
         public_namespace: Option<&str>,
         region: Option<&str>,
     ) -> Result<Organization, CloudError>;
+    /// The roles the organization's members hold (`ListAuthorizations`).
+    async fn list_member_roles(&self, org_id: &str) -> Result<Vec<MemberRole>, CloudError>;
+    /// Gives member `identity_id` the role `grant` (`AddRole`).
+    async fn add_member_role(
+        &self,
+        org_id: &str,
+        identity_id: &str,
+        grant: &Grant,
+    ) -> Result<(), CloudError>;
+    /// Takes the role `grant` from member `identity_id` (`RemoveRole`); the cloud refuses to
+    /// remove the organization's last owner.
+    async fn remove_member_role(
+        &self,
+        org_id: &str,
+        identity_id: &str,
+        grant: &Grant,
+    ) -> Result<(), CloudError>;
     async fn list_members(&self, org_id: &str) -> Result<(Vec<Member>, Vec<Invite>), CloudError>;
     /// Invites `email` with `grants` (no grants = owner of the organization, as on Viam's
     /// cloud); `send_email` asks the cloud to email the invite.

@@ -443,3 +443,72 @@ async fn organization_settings_the_cloud_refuses_are_reported_by_apply() {
     .unwrap_err();
     assert!(err.to_string().contains("organization"), "{err}");
 }
+
+// -- Member roles: the local cloud and the client -------------------------------------------------
+
+#[tokio::test]
+async fn member_roles_are_listed_added_removed_and_the_last_owner_stays() {
+    use fleetform::model::{Grant, ResourceKind, Role};
+    let cloud = Cloud::start().await;
+    let api = cloud.client().await;
+    let org = cloud.org_id.clone();
+    let (members, _) = api.list_members(&org).await.unwrap();
+    let owner = members[0].user_id.clone();
+    let org_owner = Grant {
+        role: Role::Owner,
+        resource_kind: ResourceKind::Organization,
+        resource_id: org.clone(),
+    };
+    let roles = api.list_member_roles(&org).await.unwrap();
+    assert_eq!(roles.len(), 1, "{roles:?}");
+    assert_eq!(
+        (roles[0].identity_id.as_str(), &roles[0].grant),
+        (owner.as_str(), &org_owner)
+    );
+
+    // A location operator role is added, refused twice, and goes with its location.
+    let loc = api.create_location(&org, "HQ", None).await.unwrap();
+    let operator = Grant {
+        role: Role::Operator,
+        resource_kind: ResourceKind::Location,
+        resource_id: loc.id.clone(),
+    };
+    api.add_member_role(&org, &owner, &operator).await.unwrap();
+    assert_eq!(api.list_member_roles(&org).await.unwrap().len(), 2);
+    assert_eq!(
+        api.add_member_role(&org, &owner, &operator)
+            .await
+            .unwrap_err()
+            .code,
+        Code::AlreadyExists
+    );
+    api.remove_member_role(&org, &owner, &operator)
+        .await
+        .unwrap();
+    assert_eq!(
+        api.remove_member_role(&org, &owner, &operator)
+            .await
+            .unwrap_err()
+            .code,
+        Code::NotFound
+    );
+    api.add_member_role(&org, &owner, &operator).await.unwrap();
+    api.delete_location(&loc.id).await.unwrap();
+    assert_eq!(api.list_member_roles(&org).await.unwrap().len(), 1);
+
+    // The last owner cannot be removed; someone who is not a member gets no role.
+    let err = api
+        .remove_member_role(&org, &owner, &org_owner)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, Code::FailedPrecondition, "{err}");
+    assert_eq!(api.list_member_roles(&org).await.unwrap().len(), 1);
+    let stranger = "3b4e28ba-2fa1-11d2-883f-0016d3cca427";
+    assert_eq!(
+        api.add_member_role(&org, stranger, &org_owner)
+            .await
+            .unwrap_err()
+            .code,
+        Code::NotFound
+    );
+}

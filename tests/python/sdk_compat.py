@@ -1058,6 +1058,49 @@ async def section_metadata(ctx: Ctx) -> None:
     )
 
 
+async def section_roles(ctx: Ctx) -> None:
+    c, app = ctx.c, ctx.app
+    members, _ = await call(app.list_organization_members(ctx.org_id))
+    owner = members[0].user_id
+    auths = await call(app.list_authorizations(ctx.org_id))
+    owner_auths = [(a.identity_id, a.authorization_id, a.resource_id) for a in auths if a.identity_id == owner]
+    c.ok(
+        "list_authorizations: the founding member owns the organization",
+        (owner, "organization_owner", ctx.org_id) in owner_auths,
+        short(auths),
+    )
+    loc = await ctx.new_location(f"roles-loc-{RUN}")
+    await call(app.add_role(ctx.org_id, owner, "operator", "location", loc))
+    auths = await call(app.list_authorizations(ctx.org_id, [loc]))
+    c.eq(
+        "add_role + list_authorizations(resource_ids): the location operator role",
+        [(a.identity_id, a.authorization_id, a.identity_type) for a in auths],
+        [(owner, "location_operator", "user")],
+    )
+    await c.status(
+        "add_role: the same role twice: ALREADY_EXISTS",
+        Status.ALREADY_EXISTS,
+        app.add_role(ctx.org_id, owner, "operator", "location", loc),
+    )
+    await call(
+        app.change_role(ctx.org_id, owner, "operator", "location", loc, owner, "owner", "location", loc)
+    )
+    auths = await call(app.list_authorizations(ctx.org_id, [loc]))
+    c.eq("change_role: operator becomes owner", [a.authorization_id for a in auths], ["location_owner"])
+    await call(app.remove_role(ctx.org_id, owner, "owner", "location", loc))
+    c.eq("remove_role: gone", await call(app.list_authorizations(ctx.org_id, [loc])), [])
+    await c.status(
+        "remove_role: the last organization owner: FAILED_PRECONDITION",
+        Status.FAILED_PRECONDITION,
+        app.remove_role(ctx.org_id, owner, "owner", "organization", ctx.org_id),
+    )
+    await c.status(
+        "add_role: not a member: NOT_FOUND",
+        Status.NOT_FOUND,
+        app.add_role(ctx.org_id, str(uuid.uuid4()), "owner", "organization", ctx.org_id),
+    )
+
+
 SECTIONS: list[tuple[str, Callable[[Ctx], Awaitable[None]]]] = [
     ("connect", section_connect),
     ("organizations", section_organizations),
@@ -1070,6 +1113,7 @@ SECTIONS: list[tuple[str, Callable[[Ctx], Awaitable[None]]]] = [
     ("tail", section_tail),
     ("fragments", section_fragments),
     ("metadata", section_metadata),
+    ("roles", section_roles),
     ("real fleets", section_real_fleets),
 ]
 

@@ -10,7 +10,7 @@ use crate::cloud::{CloudApi, CloudError, Code, LogStream, ParentChange, RpcObser
 use crate::model::{
     Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage, FragmentVersions,
     Grant, HistoryEntry, Invite, Location, LocationSecret, LogEntry, LogPage, LogQuery, Machine,
-    Member, Metadata, MetadataTarget, Organization, Part, Timestamp, Visibility,
+    Member, MemberRole, Metadata, MetadataTarget, Organization, Part, Timestamp, Visibility,
 };
 use crate::proto::viam::app::v1 as pb;
 use std::sync::Arc;
@@ -824,6 +824,56 @@ impl CloudApi for Client {
         };
         let resp = rpc!(self, Write, "UpdateFragment", app.update_fragment, req).await?;
         Ok(convert::fragment(required(RPC, "fragment", resp.fragment)?))
+    }
+
+    async fn list_member_roles(&self, org_id: &str) -> Result<Vec<MemberRole>, CloudError> {
+        let req = pb::ListAuthorizationsRequest {
+            organization_id: org_id.to_string(),
+            resource_ids: vec![],
+        };
+        let resp = rpc!(
+            self,
+            Read,
+            "ListAuthorizations",
+            app.list_authorizations,
+            req
+        )
+        .await?;
+        Ok(convert::member_roles(resp.authorizations))
+    }
+
+    async fn add_member_role(
+        &self,
+        org_id: &str,
+        identity_id: &str,
+        grant: &Grant,
+    ) -> Result<(), CloudError> {
+        let req = pb::AddRoleRequest {
+            authorization: Some(convert::member_role_to_authorization(
+                identity_id,
+                grant,
+                org_id,
+            )),
+        };
+        rpc!(self, Write, "AddRole", app.add_role, req).await?;
+        Ok(())
+    }
+
+    async fn remove_member_role(
+        &self,
+        org_id: &str,
+        identity_id: &str,
+        grant: &Grant,
+    ) -> Result<(), CloudError> {
+        let req = pb::RemoveRoleRequest {
+            authorization: Some(convert::member_role_to_authorization(
+                identity_id,
+                grant,
+                org_id,
+            )),
+        };
+        rpc!(self, Write, "RemoveRole", app.remove_role, req).await?;
+        Ok(())
     }
 
     async fn get_metadata(&self, target: &MetadataTarget) -> Result<Metadata, CloudError> {

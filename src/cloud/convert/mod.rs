@@ -16,8 +16,8 @@
 use crate::model::{
     Editor, Fragment, FragmentHistoryEntry, FragmentImport, FragmentRevision, FragmentTag,
     FragmentUsage, Grant, HistoryEntry, Invite, Location, LocationOrganization, LocationSecret,
-    LogEntry, Machine, Member, OnlineState, Organization, Part, ResourceKind, Role, Sensitive,
-    Timestamp, Visibility,
+    LogEntry, Machine, Member, MemberRole, OnlineState, Organization, Part, ResourceKind, Role,
+    Sensitive, Timestamp, Visibility,
 };
 use crate::proto::viam::app::v1 as pb;
 use crate::proto::viam::common::v1 as common;
@@ -432,6 +432,38 @@ pub(super) fn grant_from_authorization(a: &pb::Authorization) -> Result<Grant, C
 }
 
 /// An invite; authorizations that are not modelled role grants are skipped with a warning.
+/// The member roles among `authorizations` (users only; anything fleetform does not model,
+/// such as API-key authorizations, is skipped with a warning).
+pub(super) fn member_roles(authorizations: Vec<pb::Authorization>) -> Vec<MemberRole> {
+    authorizations
+        .into_iter()
+        .filter(|a| a.identity_type.is_empty() || a.identity_type == "user")
+        .filter_map(|a| match grant_from_authorization(&a) {
+            Ok(grant) => Some(MemberRole {
+                identity_id: a.identity_id,
+                grant,
+            }),
+            Err(e) => {
+                tracing::warn!(identity = %a.identity_id, error = %e, "skipping authorization");
+                None
+            }
+        })
+        .collect()
+}
+
+/// A member's role as an authorization of `org_id`.
+pub(super) fn member_role_to_authorization(
+    identity_id: &str,
+    g: &Grant,
+    org_id: &str,
+) -> pb::Authorization {
+    pb::Authorization {
+        identity_id: identity_id.to_string(),
+        identity_type: "user".to_string(),
+        ..grant_to_authorization(g, org_id)
+    }
+}
+
 pub(super) fn invite(i: pb::OrganizationInvite) -> Invite {
     let grants = i
         .authorizations

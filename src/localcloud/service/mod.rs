@@ -9,7 +9,7 @@
 //! This file holds the services, the shared handler machinery (`read`, `write`, argument
 //! checks) and the `AppService` trait impl as a table: each method hands its request to the
 //! handler of the same name in the file of its area: `orgs` (organizations, members, invites),
-//! `locations`, `robots`, `parts`, `logs`, `fragments`, `metadata`.
+//! `locations`, `robots`, `parts`, `logs`, `fragments`, `metadata`, `roles`.
 
 mod fragments;
 mod locations;
@@ -18,6 +18,7 @@ mod metadata;
 mod orgs;
 mod parts;
 mod robots;
+mod roles;
 
 use super::auth::{Caller, caller};
 use super::store::{self, R, Store, require, require_uuid, ts_us};
@@ -542,6 +543,33 @@ impl pb::app_service_server::AppService for AppService {
         req: Request<pb::DeleteFragmentTagRequest>,
     ) -> Res<pb::DeleteFragmentTagResponse> {
         fragments::delete_fragment_tag(self, req).await
+    }
+
+    // Roles of members.
+
+    async fn list_authorizations(
+        &self,
+        req: Request<pb::ListAuthorizationsRequest>,
+    ) -> Res<pb::ListAuthorizationsResponse> {
+        roles::list_authorizations(self, req).await
+    }
+
+    async fn add_role(&self, req: Request<pb::AddRoleRequest>) -> Res<pb::AddRoleResponse> {
+        roles::add_role(self, req).await
+    }
+
+    async fn remove_role(
+        &self,
+        req: Request<pb::RemoveRoleRequest>,
+    ) -> Res<pb::RemoveRoleResponse> {
+        roles::remove_role(self, req).await
+    }
+
+    async fn change_role(
+        &self,
+        req: Request<pb::ChangeRoleRequest>,
+    ) -> Res<pb::ChangeRoleResponse> {
+        roles::change_role(self, req).await
     }
 
     // Metadata.

@@ -10,7 +10,7 @@
 //! This file holds the schema and migrations, the connections ([`Store`]) and the small
 //! helpers (ids, timestamps, argument checks, JSON ⇄ `Struct`); the queries live in one file per
 //! table group: `orgs`, `invites`, `locations`, `robots`, `parts`, `logs`, `fragments`,
-//! `metadata`. Their
+//! `metadata`, `roles`. Their
 //! public items are re-exported here, so callers write `store::name` whatever the file.
 
 use crate::proto::viam::app::v1 as pb;
@@ -27,6 +27,7 @@ mod metadata;
 mod orgs;
 mod parts;
 mod robots;
+mod roles;
 
 pub use fragments::*;
 pub use invites::*;
@@ -36,6 +37,7 @@ pub use metadata::*;
 pub use orgs::*;
 pub use parts::*;
 pub use robots::*;
+pub use roles::*;
 
 pub type R<T> = Result<T, Status>;
 
@@ -54,8 +56,12 @@ const MIGRATIONS: &[&str] = &[
     INSERT OR IGNORE INTO fragment_revisions (fragment_id, revision, name, config, visibility, created_us)
         SELECT id, 1, name, config, visibility, last_updated_us FROM fragments;
     "#,
-    // 2 -> 3: the `metadata` table, which SCHEMA creates; nothing else changes.
-    "",
+    // 2 -> 3: the `metadata` and `member_roles` tables, which SCHEMA creates; every existing
+    // member owns its organization (before roles, every member could do everything).
+    r#"
+    INSERT OR IGNORE INTO member_roles (org_id, identity_id, resource_type, resource_id, role)
+        SELECT org_id, user_id, 'organization', org_id, 'owner' FROM members;
+    "#,
 ];
 
 const SCHEMA: &str = r#"
@@ -125,6 +131,10 @@ CREATE TABLE IF NOT EXISTS invite_auths (
     org_id TEXT NOT NULL, email TEXT NOT NULL, resource_type TEXT NOT NULL,
     resource_id TEXT NOT NULL, role TEXT NOT NULL,
     PRIMARY KEY (org_id, email, resource_type, resource_id, role));
+CREATE TABLE IF NOT EXISTS member_roles (
+    org_id TEXT NOT NULL, identity_id TEXT NOT NULL, resource_type TEXT NOT NULL,
+    resource_id TEXT NOT NULL, role TEXT NOT NULL,
+    PRIMARY KEY (org_id, identity_id, resource_type, resource_id, role));
 CREATE TABLE IF NOT EXISTS metadata (
     kind TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (kind, id));
 "#;
