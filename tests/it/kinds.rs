@@ -512,3 +512,31 @@ async fn member_roles_are_listed_added_removed_and_the_last_owner_stays() {
         Code::NotFound
     );
 }
+
+#[tokio::test]
+async fn a_version_2_store_gives_its_members_the_owner_role() {
+    let mut cloud = Cloud::start().await;
+    cloud.server.take().unwrap().shutdown().await.unwrap();
+    // What version 2 wrote: no roles and no metadata.
+    {
+        let db = rusqlite::Connection::open(&cloud.db).unwrap();
+        db.execute_batch(
+            "DROP TABLE member_roles; DROP TABLE metadata;
+             UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    }
+    let server =
+        fleetform::localcloud::start(&fleetform::localcloud::ServerOptions::new(&cloud.db))
+            .await
+            .expect("a version 2 store opens");
+    cloud.server = Some(server);
+    let api = cloud.client().await;
+    let (members, _) = api.list_members(&cloud.org_id).await.unwrap();
+    let roles = api.list_member_roles(&cloud.org_id).await.unwrap();
+    assert_eq!(roles.len(), 1, "{roles:?}");
+    assert_eq!(roles[0].identity_id, members[0].user_id);
+    assert_eq!(roles[0].grant.resource_id, cloud.org_id);
+    let org = MetadataTarget::Organization(cloud.org_id.clone());
+    assert_eq!(api.get_metadata(&org).await.unwrap(), Metadata::new());
+}
