@@ -321,6 +321,7 @@ fn plan_cpu() {
             id: "org".into(),
             name: "bench".into(),
             public_namespace: String::new(),
+            default_region: String::new(),
             created_on: None,
         },
         locations: vec![],
@@ -333,6 +334,7 @@ fn plan_cpu() {
         fragment_tags: Default::default(),
         fragment_revisions: Default::default(),
         fragment_usage: Default::default(),
+        metadata: Default::default(),
         observed_at: fleetform::model::Timestamp::now(),
     };
     // A converged state: build it by "applying" the create plan to an in-memory model.

@@ -11,8 +11,8 @@ pub mod rules;
 
 pub use desired::{
     Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
-    DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, OrgRef, SensitiveValue,
-    TagTarget,
+    DesiredMetadata, DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, MetadataOwner,
+    OrgRef, OrgSettings, SensitiveValue, TagTarget,
 };
 pub use observed::{Observed, TEMPORARY_SUFFIX, location_paths, temporary_name};
 
@@ -241,11 +241,50 @@ pub struct Organization {
     pub id: String,
     pub name: String,
     pub public_namespace: String,
+    /// The region new resources of the organization are placed in (empty when not said).
+    #[serde(default)]
+    pub default_region: String,
     pub created_on: Option<Timestamp>,
     /// The fragments every machine of the organization imports (`None` when the cloud does not
     /// say, which is not the same as an empty list).
     #[serde(default)]
     pub default_fragments: Option<Vec<FragmentImport>>,
+}
+
+/// Metadata: the free-form JSON object the cloud keeps on an organization, a location, a
+/// machine or a part, for other tools to read. Compared semantically (key order and number
+/// spelling never matter).
+pub type Metadata = serde_json::Map<String, serde_json::Value>;
+
+/// Whose metadata, by cloud id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "id")]
+pub enum MetadataTarget {
+    Organization(String),
+    Location(String),
+    Machine(String),
+    Part(String),
+}
+
+impl MetadataTarget {
+    /// The key of this target in [`Observed::metadata`]: `kind:id`.
+    pub fn key(&self) -> String {
+        let (kind, id) = match self {
+            MetadataTarget::Organization(id) => ("organization", id),
+            MetadataTarget::Location(id) => ("location", id),
+            MetadataTarget::Machine(id) => ("machine", id),
+            MetadataTarget::Part(id) => ("part", id),
+        };
+        format!("{kind}:{id}")
+    }
+}
+
+/// A role a member of the organization holds (`ListAuthorizations`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRole {
+    /// The member's user id.
+    pub identity_id: String,
+    pub grant: Grant,
 }
 
 /// A fragment import in its proto form (`FragmentImport`), as used by an organization's

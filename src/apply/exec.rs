@@ -323,6 +323,36 @@ pub async fn execute(
                 Err(e) => Err(e.into()),
             }
         }
+        Op::UpdateOrganization {
+            name,
+            public_namespace,
+            region,
+        } => {
+            // Setting the same values again is harmless: an unknown outcome is retried by the
+            // next apply, which sees the settings as they are.
+            api.update_organization_settings(
+                org_id,
+                name.as_deref(),
+                public_namespace.as_deref(),
+                region.as_deref(),
+            )
+            .await?;
+            Ok(None)
+        }
+        Op::SetMetadata { target, data } => {
+            use crate::model::MetadataTarget as T;
+            use crate::plan::MetadataRef as M;
+            let target = match target {
+                M::Organization(id) => T::Organization(id.clone()),
+                M::Location(x) => T::Location(r.id(x)?),
+                M::Machine(x) => T::Machine(r.id(x)?),
+                M::Part(p) => T::Part(r.part(p)?),
+            };
+            // Replacing the whole object is idempotent: an unknown outcome is simply retried
+            // by the next apply, which sees the metadata as it is.
+            api.update_metadata(&target, data).await?;
+            Ok(None)
+        }
         Op::SetDefaultFragments { fragments } => {
             let imports = fragments
                 .iter()

@@ -7,7 +7,8 @@ use crate::cloud::observe::{DEFAULT_RETRY_BUDGET, RetryBudget};
 use crate::cloud::{CloudApi, CloudError};
 use crate::plan::{
     Change, IdRef, Kind, Op, Plan, Precondition, default_fragments_fingerprint, grants_fingerprint,
-    location_fingerprint, machine_fingerprint, secrets_fingerprint, tag_fingerprint,
+    location_fingerprint, machine_fingerprint, metadata_fingerprint, org_settings_fingerprint,
+    secrets_fingerprint, tag_fingerprint,
 };
 use std::sync::Arc;
 
@@ -136,10 +137,21 @@ async fn check(api: &dyn CloudApi, org: &str, c: &Change) -> Result<Option<Strin
                         tag_fingerprint(&id, tag, now.map(|t| t.revision.as_str()))
                     })
                 }
-                Kind::Organization => api
-                    .get_organization(org)
-                    .await
-                    .map(|o| default_fragments_fingerprint(&o)),
+                Kind::Organization => api.get_organization(org).await.map(|o| match &c.op {
+                    Op::UpdateOrganization { .. } => org_settings_fingerprint(&o),
+                    _ => default_fragments_fingerprint(&o),
+                }),
+                Kind::Metadata => {
+                    let Op::SetMetadata { target, .. } = &c.op else {
+                        return Ok(None);
+                    };
+                    let Some(target) = existing_metadata_target(target) else {
+                        return Ok(None); // its owner is created by this plan
+                    };
+                    api.get_metadata(&target)
+                        .await
+                        .map(|d| metadata_fingerprint(&target.key(), Some(&d)))
+                }
                 Kind::Fragment | Kind::Part => return Ok(None),
             };
             match now {
@@ -150,15 +162,34 @@ async fn check(api: &dyn CloudApi, org: &str, c: &Change) -> Result<Option<Strin
                     Kind::LocationSecret => "its secrets changed since the plan was made".into(),
                     Kind::Invite => "its grants changed since the plan was made".into(),
                     Kind::FragmentTag => "the tag was moved since the plan was made".into(),
-                    Kind::Organization => {
-                        "its default fragments changed since the plan was made".into()
-                    }
+                    Kind::Organization => match &c.op {
+                        Op::UpdateOrganization { .. } => {
+                            "its settings changed since the plan was made".into()
+                        }
+                        _ => "its default fragments changed since the plan was made".into(),
+                    },
+                    Kind::Metadata => "its metadata changed since the plan was made".into(),
                     _ => "it was renamed or moved since the plan was made".into(),
                 })),
             }
         }
         Precondition::Absent => absent(api, org, c).await,
     }
+}
+
+/// The cloud owner of a metadata change, when it exists before the plan runs.
+pub(crate) fn existing_metadata_target(
+    target: &crate::plan::MetadataRef,
+) -> Option<crate::model::MetadataTarget> {
+    use crate::model::MetadataTarget as T;
+    use crate::plan::MetadataRef as R;
+    Some(match target {
+        R::Organization(id) => T::Organization(id.clone()),
+        R::Location(IdRef::Existing(id)) => T::Location(id.clone()),
+        R::Machine(IdRef::Existing(id)) => T::Machine(id.clone()),
+        R::Part(crate::plan::PartRef::Existing(id)) => T::Part(id.clone()),
+        _ => return None,
+    })
 }
 
 /// For creates: does something now exist where the plan will create?

@@ -16,7 +16,7 @@ pub use error::{CloudError, Code};
 use crate::model::{
     Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage, FragmentVersions,
     Grant, HistoryEntry, Invite, Location, LocationSecret, LogEntry, LogPage, LogQuery, Machine,
-    Member, Organization, Part, Timestamp, Visibility,
+    Member, MemberRole, Metadata, MetadataTarget, Organization, Part, Timestamp, Visibility,
 };
 use std::pin::Pin;
 use std::sync::Arc;
@@ -64,6 +64,32 @@ pub trait CloudApi: Send + Sync {
         org_id: &str,
         fragments: &[FragmentImport],
     ) -> Result<Organization, CloudError>;
+    /// Renames the organization and/or sets its public namespace and default region
+    /// (`UpdateOrganization`); `None` leaves that setting as it is.
+    async fn update_organization_settings(
+        &self,
+        org_id: &str,
+        name: Option<&str>,
+        public_namespace: Option<&str>,
+        region: Option<&str>,
+    ) -> Result<Organization, CloudError>;
+    /// The roles the organization's members hold (`ListAuthorizations`).
+    async fn list_member_roles(&self, org_id: &str) -> Result<Vec<MemberRole>, CloudError>;
+    /// Gives member `identity_id` the role `grant` (`AddRole`).
+    async fn add_member_role(
+        &self,
+        org_id: &str,
+        identity_id: &str,
+        grant: &Grant,
+    ) -> Result<(), CloudError>;
+    /// Takes the role `grant` from member `identity_id` (`RemoveRole`); the cloud refuses to
+    /// remove the organization's last owner.
+    async fn remove_member_role(
+        &self,
+        org_id: &str,
+        identity_id: &str,
+        grant: &Grant,
+    ) -> Result<(), CloudError>;
     async fn list_members(&self, org_id: &str) -> Result<(Vec<Member>, Vec<Invite>), CloudError>;
     /// Invites `email` with `grants` (no grants = owner of the organization, as on Viam's
     /// cloud); `send_email` asks the cloud to email the invite.
@@ -213,6 +239,18 @@ pub trait CloudApi: Send + Sync {
         last_known_update: Option<Timestamp>,
     ) -> Result<Fragment, CloudError>;
     async fn delete_fragment(&self, fragment_id: &str) -> Result<(), CloudError>;
+
+    // Metadata.
+    /// The metadata of an organization, location, machine or part
+    /// (`Get{Organization,Location,Robot,RobotPart}Metadata`); `{}` when it has none.
+    async fn get_metadata(&self, target: &MetadataTarget) -> Result<Metadata, CloudError>;
+    /// Replaces the whole metadata object
+    /// (`Update{Organization,Location,Robot,RobotPart}Metadata`).
+    async fn update_metadata(
+        &self,
+        target: &MetadataTarget,
+        data: &Metadata,
+    ) -> Result<(), CloudError>;
 
     /// A handle to the same cloud whose RPCs are all reported to `observer` (other handles are
     /// not affected). `None` when this implementation makes no RPCs it could report; the caller

@@ -568,6 +568,7 @@ mod tests {
             id: id.into(),
             name: name.into(),
             public_namespace: String::new(),
+            default_region: String::new(),
             created_on: None,
         }
     }

@@ -76,6 +76,7 @@ pub fn export(desired: &Desired, opts: &ExportOptions) -> Exported {
         opts,
         files: vec![],
         taken: BTreeSet::new(),
+        metadata: &desired.metadata,
     };
     let raw = w.manifest(desired);
     let yaml = serde_yaml::to_string(&raw).expect("manifest structs serialize");
@@ -100,21 +101,48 @@ struct Writer<'a> {
     files: Vec<ConfigFile>,
     /// Config file paths already used (lowercased: some file systems ignore case).
     taken: BTreeSet<String>,
+    /// The manifest's managed metadata, looked up by owner.
+    metadata: &'a [crate::model::DesiredMetadata],
 }
 
 impl Writer<'_> {
+    /// The `metadata:` to write for `owner`: only when the manifest manages it.
+    fn metadata(
+        &self,
+        owner: crate::model::MetadataOwner,
+    ) -> Option<serde_json::Map<String, Value>> {
+        self.metadata
+            .iter()
+            .find(|m| m.owner == owner)
+            .map(|m| m.data.clone())
+    }
+
     fn manifest(&mut self, d: &Desired) -> RawManifest {
         let org = match &d.organization {
             OrgRef::Id(id) | OrgRef::Name(id) => id.clone(),
         };
         RawManifest {
             version: 1,
-            organization: match &d.default_fragments {
-                None => RawOrganization::Name(org),
-                Some(uses) => RawOrganization::Settings(RawOrgSettings {
-                    name: org,
-                    default_fragments: Some(imports(uses)),
-                }),
+            organization: match (
+                &d.default_fragments,
+                self.metadata(crate::model::MetadataOwner::Organization),
+            ) {
+                (None, None) if d.settings.is_empty() => RawOrganization::Name(org),
+                (uses, metadata) => {
+                    // A managed name means the organization is found by id.
+                    let (name, id) = match (&d.settings.name, &d.organization) {
+                        (Some(name), OrgRef::Id(id)) => (name.clone(), Some(id.clone())),
+                        _ => (org, None),
+                    };
+                    RawOrganization::Settings(RawOrgSettings {
+                        name,
+                        id,
+                        public_namespace: d.settings.public_namespace.clone(),
+                        region: d.settings.region.clone(),
+                        default_fragments: uses.as_ref().map(|u| imports(u)),
+                        metadata,
+                    })
+                }
             },
             prune: d.prune,
             fragments: d.fragments.iter().map(|f| self.fragment(f)).collect(),
@@ -165,6 +193,7 @@ impl Writer<'_> {
             secrets: l.rotate_secrets_after.map(|d| RawSecrets {
                 rotate_after: duration(d),
             }),
+            metadata: self.metadata(crate::model::MetadataOwner::Location(l.path.clone())),
             locations: l.locations.iter().map(|c| self.location(c)).collect(),
             machines: l.machines.iter().map(|m| self.machine(l, m)).collect(),
         }
@@ -178,6 +207,7 @@ impl Writer<'_> {
             id,
             moved_from,
             protect,
+            metadata: self.metadata(crate::model::MetadataOwner::Machine(m.path.clone())),
             parts: m
                 .parts
                 .iter()
@@ -207,6 +237,7 @@ impl Writer<'_> {
             main: (several && p.main).then_some(true),
             fragments: imports(&p.fragments),
             ignore: p.ignore.clone(),
+            metadata: self.metadata(crate::model::MetadataOwner::Part(p.path.clone())),
             config,
             config_file,
         }
@@ -466,6 +497,8 @@ mod tests {
         Desired {
             organization: OrgRef::Name("acme".into()),
             prune: true,
+            metadata: vec![],
+            settings: Default::default(),
             default_fragments: Some(vec![
                 FragmentUse::named("camera-kit"),
                 FragmentUse {

@@ -23,8 +23,9 @@
 use crate::model::rules::is_uuid;
 use crate::model::{
     Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
-    DesiredPart, Fragment, FragmentRef, FragmentUse, GrantTarget, Identity, Location, Machine,
-    Observed, OrgRef, Part, ResourceKind, TagTarget,
+    DesiredMetadata, DesiredPart, Fragment, FragmentRef, FragmentUse, GrantTarget, Identity,
+    Location, Machine, MetadataOwner, MetadataTarget, Observed, OrgRef, OrgSettings, Part,
+    ResourceKind, TagTarget,
 };
 use crate::plan::canonical;
 use std::collections::{BTreeMap, BTreeSet};
@@ -80,7 +81,12 @@ pub fn build(observed: &Observed, roots: Option<&[String]>, org_name_shared: boo
         selected: BTreeSet::new(),
         on_the_way: BTreeSet::new(),
         used_fragments: BTreeMap::new(),
+        metadata: vec![],
     };
+    b.keep_metadata(
+        MetadataTarget::Organization(observed.organization.id.clone()),
+        MetadataOwner::Organization,
+    );
     for l in &observed.locations {
         b.children.entry(l.parent_id.clone()).or_default().push(l);
     }
@@ -142,6 +148,18 @@ pub fn build(observed: &Observed, roots: Option<&[String]>, org_name_shared: boo
             locations,
             invites,
             default_fragments: default_fragments(observed, &b.fragment_names, &mut b.warnings),
+            // The settings the cloud reports; the name is how the organization is found.
+            settings: OrgSettings {
+                name: None,
+                public_namespace: Some(observed.organization.public_namespace.clone())
+                    .filter(|n| !n.is_empty()),
+                region: Some(observed.organization.default_region.clone())
+                    .filter(|r| !r.is_empty()),
+            },
+            metadata: {
+                b.metadata.sort_by(|x, y| x.owner.cmp(&y.owner));
+                std::mem::take(&mut b.metadata)
+            },
             digest: String::new(),
         },
         warnings: b.warnings,
@@ -151,6 +169,9 @@ pub fn build(observed: &Observed, roots: Option<&[String]>, org_name_shared: boo
 
 struct Builder<'a> {
     o: &'a Observed,
+    /// The metadata of what is declared: only non-empty metadata is written, so that
+    /// resources without any keep it unmanaged.
+    metadata: Vec<DesiredMetadata>,
     warnings: Vec<String>,
     counts: Counts,
     /// Parent id (`None`: top level) → child locations, by name then age.
@@ -345,6 +366,10 @@ impl<'a> Builder<'a> {
                 ));
             }
             let chosen = inside || self.selected.contains(&first.id);
+            self.keep_metadata(
+                MetadataTarget::Location(first.id.clone()),
+                MetadataOwner::Location(path.clone()),
+            );
             self.declared_locations
                 .insert(first.id.clone(), path.clone());
             self.counts.locations += 1;
@@ -368,6 +393,16 @@ impl<'a> Builder<'a> {
             });
         }
         out
+    }
+
+    /// Declares the observed metadata of `target` under `owner`, when there is any.
+    fn keep_metadata(&mut self, target: MetadataTarget, owner: MetadataOwner) {
+        if let Some(data) = self.o.metadata_of(&target).filter(|d| !d.is_empty()) {
+            self.metadata.push(DesiredMetadata {
+                owner,
+                data: data.clone(),
+            });
+        }
     }
 
     fn machines_of(&mut self, l: &Location, path: &str) -> Vec<DesiredMachine> {
@@ -427,6 +462,10 @@ impl<'a> Builder<'a> {
                 ));
                 declared[0].main = true;
             }
+            self.keep_metadata(
+                MetadataTarget::Machine(m.id.clone()),
+                MetadataOwner::Machine(mpath.clone()),
+            );
             self.declared_machines.insert(m.id.clone(), mpath.clone());
             self.counts.machines += 1;
             self.counts.parts += declared.len();
@@ -442,6 +481,10 @@ impl<'a> Builder<'a> {
 
     fn part(&mut self, p: &Part, mpath: &str) -> DesiredPart {
         let path = format!("{mpath}/{}", p.name);
+        self.keep_metadata(
+            MetadataTarget::Part(p.id.clone()),
+            MetadataOwner::Part(path.clone()),
+        );
         // `fragments` holds ids until `resolve_fragment_refs` names them, once the declared
         // fragments are chosen.
         DesiredPart {
@@ -683,6 +726,7 @@ mod tests {
                 id: "org".into(),
                 name: "acme".into(),
                 public_namespace: String::new(),
+                default_region: String::new(),
                 created_on: None,
             },
             locations: vec![
@@ -745,6 +789,7 @@ mod tests {
             fragment_tags: BTreeMap::new(),
             fragment_revisions: BTreeMap::new(),
             fragment_usage: BTreeMap::new(),
+            metadata: BTreeMap::new(),
             observed_at: Timestamp::default(),
         }
     }

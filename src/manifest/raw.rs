@@ -56,18 +56,19 @@ pub enum RawOrganization {
 #[serde(deny_unknown_fields)]
 pub struct RawOrgSettings {
     pub name: String,
+    /// Find the organization by id; `name` is then its wanted name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// Fragment imports, each a name or an import mapping (checked in `validate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_fragments: Option<Vec<serde_json::Value>>,
-}
-
-impl RawOrganization {
-    pub fn name(&self) -> &str {
-        match self {
-            RawOrganization::Name(n) => n,
-            RawOrganization::Settings(s) => &s.name,
-        }
-    }
+    /// Free-form metadata; without the key it is not managed (`{}` means none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A fragment: reusable config that parts include by name.
@@ -105,6 +106,9 @@ pub struct RawLocation {
     pub protect: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<RawSecrets>,
+    /// Free-form metadata; without the key it is not managed (`{}` means none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub locations: Vec<RawLocation>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -129,6 +133,9 @@ pub struct RawMachine {
     pub moved_from: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
+    /// Free-form metadata; without the key it is not managed (`{}` means none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     pub parts: Vec<RawPart>,
 }
@@ -151,6 +158,9 @@ pub struct RawPart {
     pub fragments: Vec<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore: Vec<String>,
+    /// Free-form metadata; without the key it is not managed (`{}` means none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<Inline>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -43,7 +43,7 @@ pub fn schema() -> Value {
                 "const": 1
             },
             "organization": {
-                "description": "The organization to manage: its name, or its id (a UUID), which the API key must be able to see. Written as a mapping, it also manages organization settings: `{name: acme, default_fragments: [...]}`.",
+                "description": "The organization to manage: its name, or its id (a UUID), which the API key must be able to see. Written as a mapping, it also manages organization settings: `{name: acme, default_fragments: [...], metadata: {...}}`.",
                 "anyOf": [
                     { "type": "string", "minLength": 1 },
                     { "$ref": "#/$defs/organization" }
@@ -111,6 +111,13 @@ pub fn schema() -> Value {
         }),
     );
     defs.insert(
+        "metadata".into(),
+        json!({
+            "description": "Free-form metadata (a mapping) that other tools read, stored by the cloud. Compared semantically: key order and number spelling never matter. Without this key the metadata is not managed; `{}` means it must be empty. Written as is: `${env:NAME}` is not substituted here.",
+            "type": "object"
+        }),
+    );
+    defs.insert(
         "config_file".into(),
         json!({
             "description": "A file holding the config object, relative to the manifest: JSON (.json) or YAML (.yaml, .yml). Use either `config` or `config_file`.",
@@ -127,7 +134,15 @@ pub fn schema() -> Value {
             "additionalProperties": false,
             "required": ["name"],
             "properties": {
-                "name": { "description": "The organization's name, or its id (a UUID).", "type": "string", "minLength": 1 },
+                "name": { "description": "The organization's name, or its id (a UUID). With `id:`, the name the organization should have (a rename).", "type": "string", "minLength": 1 },
+                "id": { "description": "Find the organization by its id (a UUID); `name:` is then managed: a different name renames it.", "$ref": "#/$defs/uuid" },
+                "public_namespace": {
+                    "description": "The organization's public namespace (lowercase letters, digits and dashes). Viam lets it be set once. Without this key it is not managed.",
+                    "type": "string",
+                    "pattern": "^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"
+                },
+                "region": { "description": "The organization's default region (e.g. `us-east-1`; the local cloud has only `local`). Without this key it is not managed.", "type": "string", "minLength": 1 },
+                "metadata": { "$ref": "#/$defs/metadata" },
                 "default_fragments": {
                     "description": "Fragments every machine of the organization imports (Viam's organization default fragments), in order; each a fragment name or an import mapping like a part's `fragments:` entries. Without this key they are not managed.",
                     "type": "array",
@@ -217,6 +232,7 @@ pub fn schema() -> Value {
                     "pattern": PATH_PATTERN
                 },
                 "protect": { "$ref": "#/$defs/protect" },
+                "metadata": { "$ref": "#/$defs/metadata" },
                 "secrets": { "$ref": "#/$defs/secrets" },
                 "locations": {
                     "description": "Child locations (Viam allows 3 levels in all).",
@@ -265,6 +281,7 @@ pub fn schema() -> Value {
                     "pattern": PATH_PATTERN
                 },
                 "protect": { "$ref": "#/$defs/protect" },
+                "metadata": { "$ref": "#/$defs/metadata" },
                 "parts": {
                     "description": "The machine's parts: at least one, because a machine always has a main part. Exactly one is `main: true`; a single part is main implicitly.",
                     "type": "array",
@@ -292,6 +309,7 @@ pub fn schema() -> Value {
                     "pattern": PATH_PATTERN
                 },
                 "protect": { "$ref": "#/$defs/protect" },
+                "metadata": { "$ref": "#/$defs/metadata" },
                 "main": {
                     "description": "Whether this is the machine's main part. Exactly one part per machine is main; a single part is main implicitly.",
                     "type": "boolean"

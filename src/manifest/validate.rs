@@ -44,8 +44,8 @@ use crate::model::rules::{
 };
 use crate::model::{
     Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
-    DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, OrgRef, Role, TagTarget,
-    Visibility, parse_duration,
+    DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, OrgRef, OrgSettings, Role,
+    TagTarget, Visibility, parse_duration,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -111,6 +111,8 @@ pub struct Validator<'a> {
     pins: HashMap<String, (String, usize)>,
     /// Every `moved_from` so far: (kind, path) → (who says it, line, where).
     moves: HashMap<(Kind, String), (String, usize, YPath)>,
+    /// Managed metadata, in declaration order.
+    metadata: Vec<crate::model::DesiredMetadata>,
 }
 
 /// The names and paths a manifest declares, for checking references to them.
@@ -152,6 +154,7 @@ pub fn validate(
         env_used: BTreeMap::new(),
         pins: HashMap::new(),
         moves: HashMap::new(),
+        metadata: Vec::new(),
     };
     let root = YPath::root();
     if raw.version != 1 {
@@ -161,7 +164,10 @@ pub fn validate(
             "this fleetform reads version 1 manifests: write `version: 1`",
         );
     }
-    let organization = v.organization(raw.organization.name());
+    let (organization, settings) = match &raw.organization {
+        RawOrganization::Settings(s) => v.organization_settings(s),
+        RawOrganization::Name(name) => (v.organization(name), OrgSettings::default()),
+    };
     let mut decls = Decls {
         fragments: raw.fragments.iter().map(|f| f.name.clone()).collect(),
         ..Decls::default()
@@ -185,6 +191,12 @@ pub fn validate(
         }),
         RawOrganization::Name(_) => None,
     };
+    if let RawOrganization::Settings(s) = &raw.organization {
+        v.metadata(
+            crate::model::MetadataOwner::Organization,
+            s.metadata.as_ref(),
+        );
+    }
     let fragments = v.fragments(&raw.fragments);
     let locations = v.locations(&raw.locations, None, 1, &root.key("locations"), &mut decls);
     let invites = raw.access.as_ref().map(|a| v.invites(a, &decls));
@@ -203,11 +215,32 @@ pub fn validate(
         locations,
         invites,
         default_fragments,
+        settings,
+        metadata: {
+            // By owner, so the model does not depend on the order things were declared in.
+            v.metadata.sort_by(|a, b| a.owner.cmp(&b.owner));
+            std::mem::take(&mut v.metadata)
+        },
         digest: super::include::digest(text, &includes, &v.env_used),
     })
 }
 
 impl Validator<'_> {
+    /// Records the `metadata:` of one declaration, when it has the key. Metadata is taken as
+    /// written: no `${env:…}` substitution (it is stored in plain text and read by other tools).
+    pub fn metadata(
+        &mut self,
+        owner: crate::model::MetadataOwner,
+        data: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) {
+        if let Some(data) = data {
+            self.metadata.push(crate::model::DesiredMetadata {
+                owner,
+                data: data.clone(),
+            });
+        }
+    }
+
     /// Reports a problem at the value of `at`.
     pub fn err(&mut self, at: &YPath, message: impl Into<String>, hint: impl Into<String>) {
         let pos = self.tree.pos_of(at);
@@ -224,6 +257,47 @@ impl Validator<'_> {
     pub fn err_at(&mut self, pos: Pos, message: impl Into<String>, hint: impl Into<String>) {
         let d = self.origins.diag(pos, message, hint);
         self.diags.push(d);
+    }
+
+    /// `organization:` as a mapping: how the organization is found, and the settings managed.
+    /// With `id:` the organization is found by id and `name:` is its wanted name; without it,
+    /// `name:` (a name or an id) finds it and no name is managed.
+    fn organization_settings(&mut self, s: &super::raw::RawOrgSettings) -> (OrgRef, OrgSettings) {
+        let at = YPath::root().key("organization");
+        let org = match &s.id {
+            Some(id) => {
+                if !is_uuid(id) {
+                    self.err(
+                        &at.key("id"),
+                        format!("organization id `{id}` is not a UUID"),
+                        "write the organization's id as shown by `fleetform org show`, or remove `id:` to find it by name",
+                    );
+                }
+                // The wanted name must be a valid organization name.
+                self.organization(&s.name);
+                OrgRef::Id(id.to_ascii_lowercase())
+            }
+            None => self.organization(&s.name),
+        };
+        let mut text = |key: &str, value: &Option<String>| {
+            let value = value.as_ref()?;
+            if value.trim().is_empty() || value.trim() != value {
+                self.err(
+                    &at.key(key),
+                    format!("`{key}` must not be empty or have surrounding spaces"),
+                    format!("write the organization's {key}, or remove the key to leave it alone"),
+                );
+            }
+            Some(value.clone())
+        };
+        let public_namespace = text("public_namespace", &s.public_namespace);
+        let region = text("region", &s.region);
+        let settings = OrgSettings {
+            name: s.id.as_ref().map(|_| s.name.clone()),
+            public_namespace,
+            region,
+        };
+        (org, settings)
     }
 
     fn organization(&mut self, org: &str) -> OrgRef {

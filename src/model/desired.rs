@@ -24,9 +24,65 @@ pub struct Desired {
     /// `None` when the manifest does not say, so they are not managed.
     #[serde(default)]
     pub default_fragments: Option<Vec<FragmentUse>>,
+    /// The organization's settings the manifest manages (`organization: {…}`).
+    #[serde(default)]
+    pub settings: OrgSettings,
+    /// Managed metadata (`metadata:` on the organization, locations, machines and parts),
+    /// one entry per resource whose declaration has the key, sorted by owner; a resource
+    /// without the key has its metadata unmanaged.
+    #[serde(default)]
+    pub metadata: Vec<DesiredMetadata>,
     /// SHA-256 (hex) over the manifest and every file it includes, with sensitive values
     /// hashed, so a saved plan can name exactly what it was made from.
     pub digest: String,
+}
+
+/// Organization settings; each `None` is not managed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgSettings {
+    /// The organization's name, managed only when the manifest finds the organization by
+    /// `id:` (otherwise the name is how it is found, so it never differs).
+    pub name: Option<String>,
+    /// The public namespace (Viam allows setting it once).
+    pub public_namespace: Option<String>,
+    /// The default region.
+    pub region: Option<String>,
+}
+
+impl OrgSettings {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.public_namespace.is_none() && self.region.is_none()
+    }
+}
+
+/// The metadata one declaration asks for: exactly `data` (an empty map means none at all).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DesiredMetadata {
+    pub owner: MetadataOwner,
+    pub data: super::Metadata,
+}
+
+/// Whose metadata, by declared path.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataOwner {
+    Organization,
+    /// A declared location path.
+    Location(String),
+    /// A declared machine path.
+    Machine(String),
+    /// A declared part path.
+    Part(String),
+}
+
+impl Desired {
+    /// The metadata the manifest declares for `owner`, when it manages it.
+    pub fn metadata_of(&self, owner: &MetadataOwner) -> Option<&super::Metadata> {
+        self.metadata
+            .iter()
+            .find(|m| &m.owner == owner)
+            .map(|m| &m.data)
+    }
 }
 
 /// How the manifest names its organization.

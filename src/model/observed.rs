@@ -2,8 +2,9 @@
 //!
 //! Built by `crate::cloud::observe` from list calls. It covers the manifest's scope: every
 //! location, machine and fragment of the organization (list calls return them anyway), the
-//! parts of machines inside managed locations, invites when the manifest manages access, and
-//! fresh secrets for locations with a rotation policy.
+//! parts of machines inside managed locations, invites when the manifest manages access,
+//! fresh secrets for locations with a rotation policy, and the metadata of the owners whose
+//! declaration manages it.
 
 use super::{
     Fragment, FragmentTag, FragmentUsage, Invite, Location, LocationSecret, Machine, Member,
@@ -37,8 +38,19 @@ pub struct Observed {
     /// How many machines import each declared fragment, per version, by fragment id.
     #[serde(default)]
     pub fragment_usage: BTreeMap<String, Vec<FragmentUsage>>,
+    /// Metadata read for the declarations that manage it (everything in scope, for import),
+    /// by [`super::MetadataTarget::key`]. A resource not in the map was not read.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, super::Metadata>,
     /// When the observation was made (for secret ages).
     pub observed_at: Timestamp,
+}
+
+impl Observed {
+    /// The metadata observed for `target`, when it was read.
+    pub fn metadata_of(&self, target: &super::MetadataTarget) -> Option<&super::Metadata> {
+        self.metadata.get(&target.key())
+    }
 }
 
 /// The name path from the top (`HQ/Assembly/Line-1`) of every observed location, by id.

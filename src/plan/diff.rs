@@ -36,12 +36,15 @@ mod extraneous;
 mod fragments;
 mod locations;
 mod machines;
+mod metadata;
+mod organization;
 mod parts;
 mod preconditions;
 
 pub use preconditions::{
     default_fragments_fingerprint, fingerprint, grants_fingerprint, location_fingerprint,
-    machine_fingerprint, secrets_fingerprint, tag_fingerprint,
+    machine_fingerprint, metadata_fingerprint, org_settings_fingerprint, secrets_fingerprint,
+    tag_fingerprint,
 };
 
 /// Planning options that do not come from the manifest.
@@ -133,6 +136,7 @@ impl std::error::Error for PlanErrors {}
 pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Plan, PlanErrors> {
     let mut p = Planner::new(desired, observed, opts);
     p.fragments();
+    p.organization_settings();
     p.default_fragments();
     for dl in desired.all_locations() {
         p.location(dl);
@@ -143,6 +147,7 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Pl
     for (_, dm) in desired.all_machines() {
         p.parts(dm);
     }
+    p.metadata();
     p.invites();
     p.secrets();
     p.extraneous();
@@ -207,6 +212,9 @@ struct Planner<'a> {
     machines: HashMap<String, Matched>,
     /// Fragment name → where it is, and its create change.
     fragments: HashMap<String, Matched>,
+    /// Declared part path → where it is (now or after the change that creates or adopts it),
+    /// and that change.
+    parts: HashMap<String, (PartRef, Option<String>)>,
     /// Machine id → the change that marks a new main part.
     mark_main: HashMap<String, String>,
     notices: Vec<Notice>,
@@ -299,6 +307,7 @@ impl<'a> Planner<'a> {
             machines: HashMap::new(),
             fragments: HashMap::new(),
             mark_main: HashMap::new(),
+            parts: HashMap::new(),
             notices: vec![],
             pinned: declared_identities(d)
                 .filter_map(|(_, _, i)| i.id.clone())

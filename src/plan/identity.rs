@@ -432,6 +432,11 @@ fn map_op_refs(op: &mut Op, map: &impl Fn(&mut String)) {
             c.iter_mut().for_each(config);
         }
         Op::MarkPartAsMain { part } => map_part_ref(part, map),
+        Op::SetMetadata { target, .. } => match target {
+            MetadataRef::Location(r) | MetadataRef::Machine(r) => map_id_ref(r, map),
+            MetadataRef::Part(r) => map_part_ref(r, map),
+            MetadataRef::Organization(_) => {}
+        },
         Op::CreateFragment { config: c, .. } => config(c),
         Op::UpdateFragment { config: c, .. } => c.iter_mut().for_each(config),
         Op::CreateInvite { grants, .. } => grants.iter_mut().for_each(grant),
@@ -448,6 +453,7 @@ fn map_op_refs(op: &mut Op, map: &impl Fn(&mut String)) {
         | Op::DeleteFragment { .. }
         | Op::DeleteInvite { .. }
         | Op::DeleteFragmentTag { .. }
+        | Op::UpdateOrganization { .. }
         | Op::RotateSecret { .. } => {}
     }
 }

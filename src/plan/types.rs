@@ -83,8 +83,12 @@ pub enum Kind {
     LocationSecret,
     /// A fragment's tag; its path is `<fragment>@<tag>`.
     FragmentTag,
-    /// The organization's own settings (default fragments); its path is the organization.
+    /// The organization's own settings (name, public namespace, region, default fragments);
+    /// its path is the organization's name.
     Organization,
+    /// The metadata of the organization, a location, a machine or a part; its path is the
+    /// owner's (the organization's name for the organization).
+    Metadata,
 }
 
 impl Kind {
@@ -98,6 +102,7 @@ impl Kind {
             Kind::LocationSecret => "location secret",
             Kind::FragmentTag => "fragment tag",
             Kind::Organization => "organization",
+            Kind::Metadata => "metadata",
         }
     }
 }
@@ -255,6 +260,16 @@ pub enum PartRef {
     MainPartOf(String),
 }
 
+/// Whose metadata a change sets: an existing resource, or one an earlier change creates.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataRef {
+    Organization(String),
+    Location(IdRef),
+    Machine(IdRef),
+    Part(PartRef),
+}
+
 /// A grant in cloud terms.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PlannedGrant {
@@ -388,6 +403,17 @@ pub enum Op {
     /// Replaces the organization's default fragments.
     SetDefaultFragments {
         fragments: Vec<PlannedImport>,
+    },
+    /// Changes the organization's settings; `None` keeps that setting.
+    UpdateOrganization {
+        name: Option<String>,
+        public_namespace: Option<String>,
+        region: Option<String>,
+    },
+    /// Replaces the whole metadata object of `target` with `data`.
+    SetMetadata {
+        target: MetadataRef,
+        data: crate::model::Metadata,
     },
     CreateInvite {
         email: String,

@@ -119,6 +119,8 @@ mod tests {
             organization: OrgRef::Name("acme".into()),
             prune: true,
             default_fragments: None,
+            metadata: vec![],
+            settings: Default::default(),
             fragments: vec![],
             locations: if declares {
                 vec![DesiredLocation {

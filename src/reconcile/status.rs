@@ -5,8 +5,8 @@
 //! With a manifest, it is prepared exactly as `fleetform plan` would prepare it (read-only,
 //! drift attributed). A part is then:
 //! - `in sync`: declared, and the plan changes nothing about it;
-//! - `drifted`: the plan would update it (config, name or main flag), with who last changed
-//!   it in the cloud when the cloud says;
+//! - `drifted`: the plan would update it (config, name, main flag or managed metadata), with
+//!   who last changed its config in the cloud when the cloud says;
 //! - `not in manifest`: not declared (or only deleted by a pruning plan).
 //!
 //! A manifest that does not plan (ambiguous or missing pins) becomes a warning, and the tree
@@ -138,7 +138,10 @@ pub fn classify(
             let changes: Vec<&plan::Change> = plan
                 .changes
                 .iter()
-                .filter(|c| c.kind == Kind::Part && c.resource_id.as_deref() == Some(&p.id))
+                .filter(|c| {
+                    matches!(c.kind, Kind::Part | Kind::Metadata)
+                        && c.resource_id.as_deref() == Some(&p.id)
+                })
                 .collect();
             let path = machine_path.as_ref().map(|m| format!("{m}/{}", p.name));
             let declared =
@@ -148,6 +151,17 @@ pub fn classify(
             } else if let Some(c) = changes
                 .iter()
                 .find(|c| matches!(c.op, Op::UpdatePart { .. } | Op::MarkPartAsMain { .. }))
+                .or_else(|| {
+                    changes.iter().find(|c| {
+                        matches!(
+                            &c.op,
+                            Op::SetMetadata {
+                                target: plan::MetadataRef::Part(_),
+                                ..
+                            }
+                        )
+                    })
+                })
             {
                 let reasons: Vec<&str> = changes.iter().map(|c| c.reason.as_str()).collect();
                 SyncState::Drifted {
@@ -352,6 +366,7 @@ pub(crate) mod tests {
                 id: "org".into(),
                 name: "acme".into(),
                 public_namespace: String::new(),
+                default_region: String::new(),
                 created_on: None,
             },
             locations: vec![Location {
@@ -389,6 +404,7 @@ pub(crate) mod tests {
             fragment_tags: BTreeMap::new(),
             fragment_revisions: BTreeMap::new(),
             fragment_usage: BTreeMap::new(),
+            metadata: BTreeMap::new(),
             observed_at: Timestamp::default(),
         }
     }
@@ -413,6 +429,8 @@ pub(crate) mod tests {
             organization: OrgRef::Name("acme".into()),
             prune: false,
             default_fragments: None,
+            metadata: vec![],
+            settings: Default::default(),
             fragments: vec![],
             locations: vec![DesiredLocation {
                 name: "HQ".into(),
@@ -454,5 +472,30 @@ pub(crate) mod tests {
         let names: Vec<&str> = arm.parts.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["arm-main", "arm-cam", "arm-extra"], "main first");
         assert_eq!(sync_counts(&tree(&o, None)), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_part_whose_managed_metadata_differs_is_drifted() {
+        let mut o = observed();
+        let target = crate::model::MetadataTarget::Part("p1".into());
+        o.metadata.insert(
+            target.key(),
+            json!({"slot": 1}).as_object().unwrap().clone(),
+        );
+        let mut d = desired(json!({"a": 1}), json!({"b": 2}));
+        d.metadata.push(crate::model::DesiredMetadata {
+            owner: crate::model::MetadataOwner::Part("HQ/arm/arm-main".into()),
+            data: json!({"slot": 2}).as_object().unwrap().clone(),
+        });
+        let plan = plan::plan(&d, &o, &plan::Options::default()).unwrap();
+        let sync = classify(&d, &plan, &o);
+        assert!(
+            matches!(&sync["p1"], SyncState::Drifted { reason, .. } if reason == "metadata differs"),
+            "{sync:?}"
+        );
+        // Equal metadata (other number spelling) is in sync.
+        d.metadata[0].data = json!({"slot": 1.0}).as_object().unwrap().clone();
+        let plan = plan::plan(&d, &o, &plan::Options::default()).unwrap();
+        assert_eq!(classify(&d, &plan, &o)["p1"], SyncState::InSync);
     }
 }

@@ -425,3 +425,21 @@ impl CliEnv {
         .expect("connect")
     }
 }
+
+/// Parses a test manifest (no environment), panicking with the diagnostics on error.
+pub fn manifest(text: &str) -> fleetform::model::Desired {
+    fleetform::manifest::parse_str(text, std::path::Path::new("fleet.yaml"), &|_| None)
+        .unwrap_or_else(|e| panic!("bad test manifest: {e}\n{text}"))
+}
+
+/// Observes for `d` and plans it.
+pub async fn plan_for(
+    api: &dyn fleetform::cloud::CloudApi,
+    d: &fleetform::model::Desired,
+) -> fleetform::plan::Plan {
+    use fleetform::cloud::observe::{ObserveOptions, observe};
+    let observed = observe(api, d, &ObserveOptions::default())
+        .await
+        .expect("observe");
+    fleetform::plan::plan(d, &observed, &fleetform::plan::Options::default()).expect("plan")
+}

@@ -20,6 +20,7 @@ mod ha_watch;
 mod hostile_inputs;
 mod hostile_manifests;
 mod identity;
+mod kinds;
 mod lease;
 mod localcloud;
 mod localcloud_hardening;

@@ -409,7 +409,7 @@ fn diagnostics_display_file_line_column_and_hint() {
     assert_eq!(
         err.to_string(),
         "fleet.yaml:5:5: error: unknown key `machnes` in location `HQ`\n  \
-         hint: did you mean `machines`? allowed keys: name, id, moved_from, protect, secrets, locations, machines"
+         hint: did you mean `machines`? allowed keys: name, id, moved_from, protect, metadata, secrets, locations, machines"
     );
     let e: &dyn std::error::Error = &err;
     assert!(e.to_string().starts_with("fleet.yaml:5:5"));

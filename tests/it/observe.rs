@@ -143,6 +143,8 @@ fn desired(organization: OrgRef) -> Desired {
         organization,
         prune: false,
         default_fragments: None,
+        metadata: vec![],
+        settings: Default::default(),
         fragments: vec![],
         locations: vec![location(
             "HQ",

@@ -26,6 +26,9 @@ struct Cloud {
     #[serde(default)]
     fragments: Vec<Frag>,
     invites: Option<Vec<Inv>>,
+    /// Metadata read, by `kind:id` (`location:hqhqhqhq01`).
+    #[serde(default)]
+    metadata: BTreeMap<String, Metadata>,
 }
 
 #[derive(Deserialize)]
@@ -33,6 +36,10 @@ struct Cloud {
 struct Org {
     id: String,
     name: String,
+    #[serde(default)]
+    public_namespace: String,
+    #[serde(default)]
+    region: String,
 }
 
 #[derive(Deserialize)]
@@ -108,7 +115,8 @@ fn observed(c: Cloud, manage_invites: bool) -> Observed {
     let org = Organization {
         id: c.organization.id,
         name: c.organization.name,
-        public_namespace: String::new(),
+        public_namespace: c.organization.public_namespace,
+        default_region: c.organization.region,
         created_on: ts(0),
         default_fragments: None,
     };
@@ -218,6 +226,7 @@ fn observed(c: Cloud, manage_invites: bool) -> Observed {
         fragment_tags: BTreeMap::new(),
         fragment_revisions: BTreeMap::new(),
         fragment_usage: BTreeMap::new(),
+        metadata: c.metadata,
         observed_at: Timestamp {
             seconds: c.observed_at,
             nanos: 0,
@@ -281,6 +290,7 @@ fixtures!(
     key_order_only,
     location_move,
     main_part_adoption,
+    metadata_and_settings,
     no_op,
     protect_violation,
     prune_off,

@@ -228,6 +228,22 @@ async def section_organizations(ctx: Ctx) -> None:
         app.list_organization_members(str(uuid.uuid4())),
     )
 
+    # Organization settings (what `organization: {id, name, public_namespace, region}` writes).
+    before = await call(app.get_organization(ctx.org_id))
+    c.eq("get_organization: default_region", before.default_region, "local")
+    renamed = await call(app.update_organization(ctx.org_id, name=f"{before.name}-renamed"))
+    c.eq("update_organization: rename", renamed.name, f"{before.name}-renamed")
+    back = await call(app.update_organization(ctx.org_id, name=before.name, region="local"))
+    c.eq("update_organization: rename back, same region", (back.name, back.default_region), (before.name, "local"))
+    ns = f"sdk-compat-ns-{RUN}"
+    set_ns = await call(app.update_organization(ctx.org_id, public_namespace=ns))
+    c.eq("update_organization: public_namespace", set_ns.public_namespace, ns)
+    await c.status(
+        "update_organization: unknown region: INVALID_ARGUMENT",
+        Status.INVALID_ARGUMENT,
+        app.update_organization(ctx.org_id, region="mars-north-1"),
+    )
+
 
 def auth(org_id: str, resource_type: str, resource_id: str, role: str) -> Authorization:
     return Authorization(
@@ -1010,6 +1026,81 @@ async def section_real_fleets(ctx: Ctx) -> None:
     await call(app.delete_location(loc2))
 
 
+async def section_metadata(ctx: Ctx) -> None:
+    c, app = ctx.c, ctx.app
+    loc, robot_id, part_id = await ctx.new_machine("metadata")
+    data = {"team": "robotics", "floor": 2, "tags": ["a", "b"], "nested": {"ratio": 1.5, "on": True}}
+    cases = [
+        ("organization", app.get_organization_metadata, app.update_organization_metadata, ctx.org_id),
+        ("location", app.get_location_metadata, app.update_location_metadata, loc),
+        ("robot", app.get_robot_metadata, app.update_robot_metadata, robot_id),
+        ("robot part", app.get_robot_part_metadata, app.update_robot_part_metadata, part_id),
+    ]
+    for what, get, update, ident in cases:
+        c.eq(f"get_{what} metadata: empty at first", dict(await call(get(ident))), {})
+        await call(update(ident, data))
+        got = dict(await call(get(ident)))
+        c.eq(f"update_{what} metadata: read back", got, data)
+        await call(update(ident, {}))
+        c.eq(f"update_{what} metadata: cleared", dict(await call(get(ident))), {})
+    await c.status(
+        "get_location_metadata: unknown location: NOT_FOUND", Status.NOT_FOUND, app.get_location_metadata("zzzzzzzzzz")
+    )
+    await c.status(
+        "update_robot_metadata: unknown robot: NOT_FOUND",
+        Status.NOT_FOUND,
+        app.update_robot_metadata(str(uuid.uuid4()), data),
+    )
+    await c.status(
+        "get_robot_part_metadata: unknown part: NOT_FOUND",
+        Status.NOT_FOUND,
+        app.get_robot_part_metadata(str(uuid.uuid4())),
+    )
+
+
+async def section_roles(ctx: Ctx) -> None:
+    c, app = ctx.c, ctx.app
+    members, _ = await call(app.list_organization_members(ctx.org_id))
+    owner = members[0].user_id
+    auths = await call(app.list_authorizations(ctx.org_id))
+    owner_auths = [(a.identity_id, a.authorization_id, a.resource_id) for a in auths if a.identity_id == owner]
+    c.ok(
+        "list_authorizations: the founding member owns the organization",
+        (owner, "organization_owner", ctx.org_id) in owner_auths,
+        short(auths),
+    )
+    loc = await ctx.new_location(f"roles-loc-{RUN}")
+    await call(app.add_role(ctx.org_id, owner, "operator", "location", loc))
+    auths = await call(app.list_authorizations(ctx.org_id, [loc]))
+    c.eq(
+        "add_role + list_authorizations(resource_ids): the location operator role",
+        [(a.identity_id, a.authorization_id, a.identity_type) for a in auths],
+        [(owner, "location_operator", "user")],
+    )
+    await c.status(
+        "add_role: the same role twice: ALREADY_EXISTS",
+        Status.ALREADY_EXISTS,
+        app.add_role(ctx.org_id, owner, "operator", "location", loc),
+    )
+    await call(
+        app.change_role(ctx.org_id, owner, "operator", "location", loc, owner, "owner", "location", loc)
+    )
+    auths = await call(app.list_authorizations(ctx.org_id, [loc]))
+    c.eq("change_role: operator becomes owner", [a.authorization_id for a in auths], ["location_owner"])
+    await call(app.remove_role(ctx.org_id, owner, "owner", "location", loc))
+    c.eq("remove_role: gone", await call(app.list_authorizations(ctx.org_id, [loc])), [])
+    await c.status(
+        "remove_role: the last organization owner: FAILED_PRECONDITION",
+        Status.FAILED_PRECONDITION,
+        app.remove_role(ctx.org_id, owner, "owner", "organization", ctx.org_id),
+    )
+    await c.status(
+        "add_role: not a member: NOT_FOUND",
+        Status.NOT_FOUND,
+        app.add_role(ctx.org_id, str(uuid.uuid4()), "owner", "organization", ctx.org_id),
+    )
+
+
 SECTIONS: list[tuple[str, Callable[[Ctx], Awaitable[None]]]] = [
     ("connect", section_connect),
     ("organizations", section_organizations),
@@ -1021,6 +1112,8 @@ SECTIONS: list[tuple[str, Callable[[Ctx], Awaitable[None]]]] = [
     ("logs", section_logs),
     ("tail", section_tail),
     ("fragments", section_fragments),
+    ("metadata", section_metadata),
+    ("roles", section_roles),
     ("real fleets", section_real_fleets),
 ]
 

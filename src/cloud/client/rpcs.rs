@@ -10,7 +10,7 @@ use crate::cloud::{CloudApi, CloudError, Code, LogStream, ParentChange, RpcObser
 use crate::model::{
     Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage, FragmentVersions,
     Grant, HistoryEntry, Invite, Location, LocationSecret, LogEntry, LogPage, LogQuery, Machine,
-    Member, Organization, Part, Timestamp, Visibility,
+    Member, MemberRole, Metadata, MetadataTarget, Organization, Part, Timestamp, Visibility,
 };
 use crate::proto::viam::app::v1 as pb;
 use std::sync::Arc;
@@ -68,6 +68,29 @@ fn grants_to_proto(grants: &[Grant], org_id: &str) -> Vec<pb::Authorization> {
         .collect()
 }
 
+impl Client {
+    /// `UpdateOrganization` with whichever fields `req` sets.
+    async fn update_organization(
+        &self,
+        req: pb::UpdateOrganizationRequest,
+    ) -> Result<Organization, CloudError> {
+        const RPC: &str = "UpdateOrganization";
+        let resp = rpc!(
+            self,
+            Write,
+            "UpdateOrganization",
+            app.update_organization,
+            req
+        )
+        .await?;
+        Ok(convert::organization(required(
+            RPC,
+            "organization",
+            resp.organization,
+        )?))
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // CloudApi
 // ---------------------------------------------------------------------------------------------
@@ -104,27 +127,33 @@ impl CloudApi for Client {
             .map(convert::fragment_import_to_proto)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid(RPC, e))?;
-        let req = pb::UpdateOrganizationRequest {
+        self.update_organization(pb::UpdateOrganizationRequest {
             organization_id: org_id.to_string(),
             name: None,
             public_namespace: None,
             region: None,
             cid: None,
             default_fragments: Some(pb::FragmentImportList { fragments }),
-        };
-        let resp = rpc!(
-            self,
-            Write,
-            "UpdateOrganization",
-            app.update_organization,
-            req
-        )
-        .await?;
-        Ok(convert::organization(required(
-            RPC,
-            "organization",
-            resp.organization,
-        )?))
+        })
+        .await
+    }
+
+    async fn update_organization_settings(
+        &self,
+        org_id: &str,
+        name: Option<&str>,
+        public_namespace: Option<&str>,
+        region: Option<&str>,
+    ) -> Result<Organization, CloudError> {
+        self.update_organization(pb::UpdateOrganizationRequest {
+            organization_id: org_id.to_string(),
+            name: name.map(String::from),
+            public_namespace: public_namespace.map(String::from),
+            region: region.map(String::from),
+            cid: None,
+            default_fragments: None,
+        })
+        .await
     }
 
     async fn namespace_available(&self, namespace: &str) -> Result<bool, CloudError> {
@@ -795,6 +824,171 @@ impl CloudApi for Client {
         };
         let resp = rpc!(self, Write, "UpdateFragment", app.update_fragment, req).await?;
         Ok(convert::fragment(required(RPC, "fragment", resp.fragment)?))
+    }
+
+    async fn list_member_roles(&self, org_id: &str) -> Result<Vec<MemberRole>, CloudError> {
+        let req = pb::ListAuthorizationsRequest {
+            organization_id: org_id.to_string(),
+            resource_ids: vec![],
+        };
+        let resp = rpc!(
+            self,
+            Read,
+            "ListAuthorizations",
+            app.list_authorizations,
+            req
+        )
+        .await?;
+        Ok(convert::member_roles(resp.authorizations))
+    }
+
+    async fn add_member_role(
+        &self,
+        org_id: &str,
+        identity_id: &str,
+        grant: &Grant,
+    ) -> Result<(), CloudError> {
+        let req = pb::AddRoleRequest {
+            authorization: Some(convert::member_role_to_authorization(
+                identity_id,
+                grant,
+                org_id,
+            )),
+        };
+        rpc!(self, Write, "AddRole", app.add_role, req).await?;
+        Ok(())
+    }
+
+    async fn remove_member_role(
+        &self,
+        org_id: &str,
+        identity_id: &str,
+        grant: &Grant,
+    ) -> Result<(), CloudError> {
+        let req = pb::RemoveRoleRequest {
+            authorization: Some(convert::member_role_to_authorization(
+                identity_id,
+                grant,
+                org_id,
+            )),
+        };
+        rpc!(self, Write, "RemoveRole", app.remove_role, req).await?;
+        Ok(())
+    }
+
+    async fn get_metadata(&self, target: &MetadataTarget) -> Result<Metadata, CloudError> {
+        let data = match target {
+            MetadataTarget::Organization(id) => {
+                let req = pb::GetOrganizationMetadataRequest {
+                    organization_id: id.clone(),
+                };
+                let r = rpc!(
+                    self,
+                    Read,
+                    "GetOrganizationMetadata",
+                    app.get_organization_metadata,
+                    req
+                );
+                r.await?.data
+            }
+            MetadataTarget::Location(id) => {
+                let req = pb::GetLocationMetadataRequest {
+                    location_id: id.clone(),
+                };
+                let r = rpc!(
+                    self,
+                    Read,
+                    "GetLocationMetadata",
+                    app.get_location_metadata,
+                    req
+                );
+                r.await?.data
+            }
+            MetadataTarget::Machine(id) => {
+                let req = pb::GetRobotMetadataRequest { id: id.clone() };
+                let r = rpc!(self, Read, "GetRobotMetadata", app.get_robot_metadata, req);
+                r.await?.data
+            }
+            MetadataTarget::Part(id) => {
+                let req = pb::GetRobotPartMetadataRequest { id: id.clone() };
+                let r = rpc!(
+                    self,
+                    Read,
+                    "GetRobotPartMetadata",
+                    app.get_robot_part_metadata,
+                    req
+                );
+                r.await?.data
+            }
+        };
+        Ok(convert::metadata(data))
+    }
+
+    async fn update_metadata(
+        &self,
+        target: &MetadataTarget,
+        data: &Metadata,
+    ) -> Result<(), CloudError> {
+        let data = Some(convert::metadata_to_proto(data));
+        match target {
+            MetadataTarget::Organization(id) => {
+                let req = pb::UpdateOrganizationMetadataRequest {
+                    organization_id: id.clone(),
+                    data,
+                };
+                let r = rpc!(
+                    self,
+                    Write,
+                    "UpdateOrganizationMetadata",
+                    app.update_organization_metadata,
+                    req
+                );
+                r.await?;
+            }
+            MetadataTarget::Location(id) => {
+                let req = pb::UpdateLocationMetadataRequest {
+                    location_id: id.clone(),
+                    data,
+                };
+                let r = rpc!(
+                    self,
+                    Write,
+                    "UpdateLocationMetadata",
+                    app.update_location_metadata,
+                    req
+                );
+                r.await?;
+            }
+            MetadataTarget::Machine(id) => {
+                let req = pb::UpdateRobotMetadataRequest {
+                    id: id.clone(),
+                    data,
+                };
+                let r = rpc!(
+                    self,
+                    Write,
+                    "UpdateRobotMetadata",
+                    app.update_robot_metadata,
+                    req
+                );
+                r.await?;
+            }
+            MetadataTarget::Part(id) => {
+                let req = pb::UpdateRobotPartMetadataRequest {
+                    id: id.clone(),
+                    data,
+                };
+                let r = rpc!(
+                    self,
+                    Write,
+                    "UpdateRobotPartMetadata",
+                    app.update_robot_part_metadata,
+                    req
+                );
+                r.await?;
+            }
+        }
+        Ok(())
     }
 
     fn observed(&self, observer: Arc<dyn RpcObserver>) -> Option<Arc<dyn CloudApi>> {

@@ -16,8 +16,8 @@
 use crate::model::{
     Editor, Fragment, FragmentHistoryEntry, FragmentImport, FragmentRevision, FragmentTag,
     FragmentUsage, Grant, HistoryEntry, Invite, Location, LocationOrganization, LocationSecret,
-    LogEntry, Machine, Member, OnlineState, Organization, Part, ResourceKind, Role, Sensitive,
-    Timestamp, Visibility,
+    LogEntry, Machine, Member, MemberRole, OnlineState, Organization, Part, ResourceKind, Role,
+    Sensitive, Timestamp, Visibility,
 };
 use crate::proto::viam::app::v1 as pb;
 use crate::proto::viam::common::v1 as common;
@@ -88,6 +88,19 @@ pub(super) fn value_from_json(json: &Json) -> prost_types::Value {
 }
 
 /// Converts an optional `Struct` into a JSON object; an absent struct is `{}`.
+/// Metadata from its wire form (absent data is `{}`).
+pub(super) fn metadata(s: Option<prost_types::Struct>) -> crate::model::Metadata {
+    match json_from_struct(s) {
+        Json::Object(map) => map,
+        _ => crate::model::Metadata::new(),
+    }
+}
+
+/// Metadata in its wire form.
+pub(super) fn metadata_to_proto(map: &crate::model::Metadata) -> prost_types::Struct {
+    struct_from_map(map)
+}
+
 pub(super) fn json_from_struct(s: Option<prost_types::Struct>) -> Json {
     let fields = s.map(|s| s.fields).unwrap_or_default();
     Json::Object(
@@ -198,6 +211,7 @@ pub(super) fn organization(o: pb::Organization) -> Organization {
         id: o.id,
         name: o.name,
         public_namespace: o.public_namespace,
+        default_region: o.default_region,
         created_on: opt_timestamp(o.created_on),
         default_fragments: o
             .default_fragments
@@ -418,6 +432,38 @@ pub(super) fn grant_from_authorization(a: &pb::Authorization) -> Result<Grant, C
 }
 
 /// An invite; authorizations that are not modelled role grants are skipped with a warning.
+/// The member roles among `authorizations` (users only; anything fleetform does not model,
+/// such as API-key authorizations, is skipped with a warning).
+pub(super) fn member_roles(authorizations: Vec<pb::Authorization>) -> Vec<MemberRole> {
+    authorizations
+        .into_iter()
+        .filter(|a| a.identity_type.is_empty() || a.identity_type == "user")
+        .filter_map(|a| match grant_from_authorization(&a) {
+            Ok(grant) => Some(MemberRole {
+                identity_id: a.identity_id,
+                grant,
+            }),
+            Err(e) => {
+                tracing::warn!(identity = %a.identity_id, error = %e, "skipping authorization");
+                None
+            }
+        })
+        .collect()
+}
+
+/// A member's role as an authorization of `org_id`.
+pub(super) fn member_role_to_authorization(
+    identity_id: &str,
+    g: &Grant,
+    org_id: &str,
+) -> pb::Authorization {
+    pb::Authorization {
+        identity_id: identity_id.to_string(),
+        identity_type: "user".to_string(),
+        ..grant_to_authorization(g, org_id)
+    }
+}
+
 pub(super) fn invite(i: pb::OrganizationInvite) -> Invite {
     let grants = i
         .authorizations

@@ -17,8 +17,12 @@
 //!    (by `id:`, name or `moved_from:`; for the blast radius of fragment changes), and
 //!    `GetFragment` (revisions and tags) for those of them whose declaration manages `tags:`.
 //!
+//! 5. `Get{Organization,Location,Robot,RobotPart}Metadata` only for the owners whose
+//!    declaration has a `metadata:` key ([`metadata_to_read`]): Viam has no list call for
+//!    metadata, so a manifest without `metadata:` costs no reads here.
+//!
 //! All reads in flight at once are bounded by [`ObserveOptions::read_concurrency`] (default 32).
-//! No per-resource `Get` is ever made where a list call serves.
+//! No per-resource `Get` is ever made where a list call serves (metadata has none).
 //!
 //! # Retries: a budget per observation
 //!
@@ -77,13 +81,13 @@ pub use reads::{
 };
 pub use scope::{
     fragments_to_read, location_paths, machines_to_read, managed_locations, match_locations,
-    resolve_organization, secrets_to_read,
+    metadata_to_read, resolve_organization, secrets_to_read,
 };
 
 use super::{CloudApi, CloudError, Code};
 use crate::model::{
     Desired, Fragment, FragmentTag, FragmentUsage, Invite, Location, LocationSecret, Machine,
-    Member, Observed, Part, Timestamp,
+    Member, Metadata, MetadataTarget, Observed, Part, Timestamp,
 };
 use budget::bounded;
 use std::collections::BTreeMap;
@@ -385,6 +389,10 @@ pub async fn observe(
             Scoped::Nothing => {}
         }
     }
+    // 5. Metadata, only where the manifest manages it (one read per resource: Viam has no
+    //    list call for metadata).
+    let targets = metadata_to_read(desired, org_id, &matches, &machines, &parts);
+    let metadata = read_metadata(api, &targets, limit, budget).await?;
     tracing::info!(
         phase = "done",
         locations = locations.len(),
@@ -406,8 +414,28 @@ pub async fn observe(
         fragment_tags,
         fragment_revisions,
         fragment_usage,
+        metadata,
         observed_at,
     })
+}
+
+/// Reads the metadata of every target, concurrently (at most `limit` in flight), keyed by
+/// [`MetadataTarget::key`].
+pub(crate) async fn read_metadata(
+    api: &dyn CloudApi,
+    targets: &[MetadataTarget],
+    limit: usize,
+    budget: &RetryBudget,
+) -> Result<BTreeMap<String, Metadata>, ObserveError> {
+    let results = bounded(targets, limit, |target| async move {
+        budget
+            .read(|| api.get_metadata(target))
+            .await
+            .map(|data| (target.key(), data))
+            .map_err(read_error(format!("the metadata of {}", target.key())))
+    })
+    .await?;
+    Ok(results.into_iter().collect())
 }
 
 /// The org-wide list reads of phase 2.

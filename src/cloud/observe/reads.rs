@@ -9,7 +9,7 @@ use crate::model::{
     Desired, DesiredLocation, Fragment, FragmentTag, HistoryEntry, Identity, Machine, Observed,
     OrgRef, Organization,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The newest part-history entry of each part (one `GetRobotPartHistory` with limit 1 per
 /// part, at most `read_concurrency` in flight). Parts with no history are absent.
@@ -122,6 +122,8 @@ pub async fn observe_scope(
         prune: false,
         fragments: vec![],
         default_fragments: None,
+        metadata: vec![],
+        settings: Default::default(),
         locations: roots
             .iter()
             .map(|id| DesiredLocation {
@@ -155,10 +157,42 @@ pub async fn observe_for_import(
 ) -> Result<(Observed, bool), ObserveError> {
     let mut observed = observe_scope(api, org, roots, true, opts).await?;
     observed.fragment_tags = fragment_tags(api, &observed.fragments, opts).await?;
+    observed.metadata = import_metadata(api, &observed, roots, opts).await?;
     let same_name = api
         .list_organizations()
         .await
         .map(|orgs| orgs.iter().filter(|o| o.name == org.name).count())
         .unwrap_or(1);
     Ok((observed, same_name > 1))
+}
+
+/// The metadata of everything an import writes: the organization, the locations under
+/// `roots`, and the machines and parts read (one read each: Viam has no list call for it).
+async fn import_metadata(
+    api: &dyn CloudApi,
+    observed: &Observed,
+    roots: &[String],
+    opts: &ObserveOptions,
+) -> Result<BTreeMap<String, crate::model::Metadata>, ObserveError> {
+    use crate::model::MetadataTarget;
+    let matches: BTreeMap<String, BTreeSet<String>> = roots
+        .iter()
+        .map(|id| (id.clone(), BTreeSet::from([id.clone()])))
+        .collect();
+    let locations = super::managed_locations(&matches, &observed.locations);
+    let targets: Vec<MetadataTarget> = std::iter::once(MetadataTarget::Organization(
+        observed.organization.id.clone(),
+    ))
+    .chain(locations.into_iter().map(MetadataTarget::Location))
+    .chain(observed.parts.keys().cloned().map(MetadataTarget::Machine))
+    .chain(
+        observed
+            .parts
+            .values()
+            .flatten()
+            .map(|p| MetadataTarget::Part(p.id.clone())),
+    )
+    .collect();
+    let budget = RetryBudget::new(opts.retry_budget);
+    super::read_metadata(api, &targets, opts.read_concurrency.max(1), &budget).await
 }

@@ -4,7 +4,8 @@
 
 use super::ObserveError;
 use crate::model::{
-    Desired, DesiredLocation, Fragment, Location, Machine, OrgRef, Organization, temporary_name,
+    Desired, DesiredLocation, Fragment, Location, Machine, MetadataOwner, MetadataTarget, OrgRef,
+    Organization, Part, temporary_name,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,6 +36,80 @@ pub fn resolve_organization(
 }
 
 pub use crate::model::location_paths;
+
+/// Whose metadata to read: only for declarations that manage it (`metadata:` present). The
+/// organization; every observed location matched to such a declared location; and, among the
+/// machines and parts read, every one pinned by such a declaration or named as one (its name,
+/// the temporary name of an unfinished swap, or the last segment of its `moved_from:`).
+/// Generous like the rest of the scope: the planner decides what each one matches.
+pub fn metadata_to_read(
+    desired: &Desired,
+    org_id: &str,
+    matches: &BTreeMap<String, BTreeSet<String>>,
+    machines: &[Machine],
+    parts: &BTreeMap<String, Vec<Part>>,
+) -> Vec<MetadataTarget> {
+    let mut out = vec![];
+    let mut machine_names = BTreeSet::new();
+    let mut part_names = BTreeSet::new();
+    let (mut machine_pins, mut part_pins) = (BTreeSet::new(), BTreeSet::new());
+    let add = |names: &mut BTreeSet<String>,
+               pins: &mut BTreeSet<String>,
+               name: &str,
+               identity: &crate::model::Identity| {
+        names.insert(name.to_string());
+        names.insert(temporary_name(name));
+        if let Some(old) = &identity.moved_from {
+            names.insert(old.rsplit('/').next().unwrap_or(old).to_string());
+        }
+        pins.extend(identity.id.clone());
+    };
+    for (_, m) in desired.all_machines() {
+        if desired
+            .metadata_of(&MetadataOwner::Machine(m.path.clone()))
+            .is_some()
+        {
+            add(&mut machine_names, &mut machine_pins, &m.name, &m.identity);
+        }
+        for p in &m.parts {
+            if desired
+                .metadata_of(&MetadataOwner::Part(p.path.clone()))
+                .is_some()
+            {
+                add(&mut part_names, &mut part_pins, &p.name, &p.identity);
+            }
+        }
+    }
+    for m in &desired.metadata {
+        match &m.owner {
+            MetadataOwner::Organization => {
+                out.push(MetadataTarget::Organization(org_id.to_string()));
+            }
+            MetadataOwner::Location(path) => out.extend(
+                matches
+                    .get(path)
+                    .into_iter()
+                    .flatten()
+                    .map(|id| MetadataTarget::Location(id.clone())),
+            ),
+            MetadataOwner::Machine(_) | MetadataOwner::Part(_) => {}
+        }
+    }
+    // Machines and parts only where parts were read: the managed scope and the pinned ones.
+    for m in machines.iter().filter(|m| parts.contains_key(&m.id)) {
+        if machine_names.contains(&m.name) || machine_pins.contains(&m.id) {
+            out.push(MetadataTarget::Machine(m.id.clone()));
+        }
+    }
+    for p in parts.values().flatten() {
+        if part_names.contains(&p.name) || part_pins.contains(&p.id) {
+            out.push(MetadataTarget::Part(p.id.clone()));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
 
 /// For every declared location (by declared path), the ids of the observed locations it
 /// matches: by `id:` pin, by name under the matches of its parent (top level for a top-level
@@ -237,6 +312,8 @@ mod tests {
             organization: OrgRef::Name("acme".into()),
             prune: false,
             default_fragments: None,
+            metadata: vec![],
+            settings: Default::default(),
             fragments: vec![],
             locations,
             invites: None,
@@ -390,6 +467,7 @@ mod tests {
             id: id.into(),
             name: name.into(),
             public_namespace: String::new(),
+            default_region: String::new(),
             created_on: None,
         }
     }

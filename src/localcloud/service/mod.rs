@@ -9,14 +9,16 @@
 //! This file holds the services, the shared handler machinery (`read`, `write`, argument
 //! checks) and the `AppService` trait impl as a table: each method hands its request to the
 //! handler of the same name in the file of its area: `orgs` (organizations, members, invites),
-//! `locations`, `robots`, `parts`, `logs`, `fragments`.
+//! `locations`, `robots`, `parts`, `logs`, `fragments`, `metadata`, `roles`.
 
 mod fragments;
 mod locations;
 mod logs;
+mod metadata;
 mod orgs;
 mod parts;
 mod robots;
+mod roles;
 
 use super::auth::{Caller, caller};
 use super::store::{self, R, Store, require, require_uuid, ts_us};
@@ -541,6 +543,91 @@ impl pb::app_service_server::AppService for AppService {
         req: Request<pb::DeleteFragmentTagRequest>,
     ) -> Res<pb::DeleteFragmentTagResponse> {
         fragments::delete_fragment_tag(self, req).await
+    }
+
+    // Roles of members.
+
+    async fn list_authorizations(
+        &self,
+        req: Request<pb::ListAuthorizationsRequest>,
+    ) -> Res<pb::ListAuthorizationsResponse> {
+        roles::list_authorizations(self, req).await
+    }
+
+    async fn add_role(&self, req: Request<pb::AddRoleRequest>) -> Res<pb::AddRoleResponse> {
+        roles::add_role(self, req).await
+    }
+
+    async fn remove_role(
+        &self,
+        req: Request<pb::RemoveRoleRequest>,
+    ) -> Res<pb::RemoveRoleResponse> {
+        roles::remove_role(self, req).await
+    }
+
+    async fn change_role(
+        &self,
+        req: Request<pb::ChangeRoleRequest>,
+    ) -> Res<pb::ChangeRoleResponse> {
+        roles::change_role(self, req).await
+    }
+
+    // Metadata.
+
+    async fn get_organization_metadata(
+        &self,
+        req: Request<pb::GetOrganizationMetadataRequest>,
+    ) -> Res<pb::GetOrganizationMetadataResponse> {
+        metadata::get_organization_metadata(self, req).await
+    }
+
+    async fn update_organization_metadata(
+        &self,
+        req: Request<pb::UpdateOrganizationMetadataRequest>,
+    ) -> Res<pb::UpdateOrganizationMetadataResponse> {
+        metadata::update_organization_metadata(self, req).await
+    }
+
+    async fn get_location_metadata(
+        &self,
+        req: Request<pb::GetLocationMetadataRequest>,
+    ) -> Res<pb::GetLocationMetadataResponse> {
+        metadata::get_location_metadata(self, req).await
+    }
+
+    async fn update_location_metadata(
+        &self,
+        req: Request<pb::UpdateLocationMetadataRequest>,
+    ) -> Res<pb::UpdateLocationMetadataResponse> {
+        metadata::update_location_metadata(self, req).await
+    }
+
+    async fn get_robot_metadata(
+        &self,
+        req: Request<pb::GetRobotMetadataRequest>,
+    ) -> Res<pb::GetRobotMetadataResponse> {
+        metadata::get_robot_metadata(self, req).await
+    }
+
+    async fn update_robot_metadata(
+        &self,
+        req: Request<pb::UpdateRobotMetadataRequest>,
+    ) -> Res<pb::UpdateRobotMetadataResponse> {
+        metadata::update_robot_metadata(self, req).await
+    }
+
+    async fn get_robot_part_metadata(
+        &self,
+        req: Request<pb::GetRobotPartMetadataRequest>,
+    ) -> Res<pb::GetRobotPartMetadataResponse> {
+        metadata::get_robot_part_metadata(self, req).await
+    }
+
+    async fn update_robot_part_metadata(
+        &self,
+        req: Request<pb::UpdateRobotPartMetadataRequest>,
+    ) -> Res<pb::UpdateRobotPartMetadataResponse> {
+        metadata::update_robot_part_metadata(self, req).await
     }
 }
 

@@ -270,5 +270,6 @@ pub fn delete_location(tx: &Transaction, id: &str) -> R<()> {
         params![id],
     ))?;
     q(tx.execute("DELETE FROM locations WHERE id = ?1", params![id]))?;
+    super::drop_metadata(tx, super::MetadataOwner::Location, id)?;
     drop_auths_on(tx, "location", id)
 }

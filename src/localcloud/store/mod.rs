@@ -9,7 +9,8 @@
 //! # Layout
 //! This file holds the schema and migrations, the connections ([`Store`]) and the small
 //! helpers (ids, timestamps, argument checks, JSON ⇄ `Struct`); the queries live in one file per
-//! table group: `orgs`, `invites`, `locations`, `robots`, `parts`, `logs`, `fragments`. Their
+//! table group: `orgs`, `invites`, `locations`, `robots`, `parts`, `logs`, `fragments`,
+//! `metadata`, `roles`. Their
 //! public items are re-exported here, so callers write `store::name` whatever the file.
 
 use crate::proto::viam::app::v1 as pb;
@@ -22,23 +23,27 @@ mod fragments;
 mod invites;
 mod locations;
 mod logs;
+mod metadata;
 mod orgs;
 mod parts;
 mod robots;
+mod roles;
 
 pub use fragments::*;
 pub use invites::*;
 pub use locations::*;
 pub use logs::*;
+pub use metadata::*;
 pub use orgs::*;
 pub use parts::*;
 pub use robots::*;
+pub use roles::*;
 
 pub type R<T> = Result<T, Status>;
 
 /// Schema version stored in `meta`; bump with a migration in [`MIGRATIONS`] when the schema
 /// changes. [`SCHEMA`] always creates the newest schema.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// `MIGRATIONS[i]` brings a version `i + 1` database to version `i + 2`.
 const MIGRATIONS: &[&str] = &[
@@ -50,6 +55,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE invites ADD COLUMN send_email INTEGER NOT NULL DEFAULT 1;
     INSERT OR IGNORE INTO fragment_revisions (fragment_id, revision, name, config, visibility, created_us)
         SELECT id, 1, name, config, visibility, last_updated_us FROM fragments;
+    "#,
+    // 2 -> 3: the `metadata` and `member_roles` tables, which SCHEMA creates; every existing
+    // member owns its organization (before roles, every member could do everything).
+    r#"
+    INSERT OR IGNORE INTO member_roles (org_id, identity_id, resource_type, resource_id, role)
+        SELECT org_id, user_id, 'organization', org_id, 'owner' FROM members;
     "#,
 ];
 
@@ -120,6 +131,12 @@ CREATE TABLE IF NOT EXISTS invite_auths (
     org_id TEXT NOT NULL, email TEXT NOT NULL, resource_type TEXT NOT NULL,
     resource_id TEXT NOT NULL, role TEXT NOT NULL,
     PRIMARY KEY (org_id, email, resource_type, resource_id, role));
+CREATE TABLE IF NOT EXISTS member_roles (
+    org_id TEXT NOT NULL, identity_id TEXT NOT NULL, resource_type TEXT NOT NULL,
+    resource_id TEXT NOT NULL, role TEXT NOT NULL,
+    PRIMARY KEY (org_id, identity_id, resource_type, resource_id, role));
+CREATE TABLE IF NOT EXISTS metadata (
+    kind TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (kind, id));
 "#;
 
 /// Number of read-only connections kept open for concurrent reads.

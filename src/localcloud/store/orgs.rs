@@ -90,10 +90,17 @@ pub fn create_org(tx: &Transaction, name: &str, owner_email: &str) -> R<String> 
         "INSERT INTO orgs (id, name, created_us) VALUES (?1, ?2, ?3)",
         params![id, name, now],
     ))?;
+    let owner = new_uuid();
     q(tx.execute(
         "INSERT INTO members (org_id, user_id, email, date_added_us) VALUES (?1, ?2, ?3, ?4)",
-        params![id, new_uuid(), owner_email, now],
+        params![id, owner, owner_email, now],
     ))?;
+    add_member_role(
+        tx,
+        &id,
+        &owner,
+        &("organization".into(), id.clone(), "owner".into()),
+    )?;
     Ok(id)
 }
 

@@ -147,7 +147,7 @@ pub(super) fn remove_part(tx: &Transaction, id: &str) -> R<()> {
     ] {
         q(tx.execute(sql, params![id]))?;
     }
-    Ok(())
+    super::drop_metadata(tx, super::MetadataOwner::Part, id)
 }
 
 pub fn delete_part(tx: &Transaction, p: &PartRow) -> R<()> {

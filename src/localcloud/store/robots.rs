@@ -121,5 +121,6 @@ pub fn delete_robot(tx: &Transaction, id: &str) -> R<()> {
         remove_part(tx, p)?;
     }
     q(tx.execute("DELETE FROM robots WHERE id = ?1", params![id]))?;
+    super::drop_metadata(tx, super::MetadataOwner::Robot, id)?;
     drop_auths_on(tx, "robot", id)
 }

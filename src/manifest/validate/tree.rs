@@ -2,6 +2,7 @@
 //! each) and the machines' parts (names unique within a location, as Viam requires).
 
 use super::*;
+use crate::model::MetadataOwner;
 
 impl Validator<'_> {
     pub(super) fn locations(
@@ -48,6 +49,7 @@ impl Validator<'_> {
             );
         }
         decls.locations.insert(path.clone());
+        self.metadata(MetadataOwner::Location(path.clone()), raw.metadata.as_ref());
         let identity = self.identity(
             Kind::Location,
             &path,
@@ -153,6 +155,7 @@ impl Validator<'_> {
         let path = join(Some(location), &raw.name);
         self.check_name(&raw.name, at, Kind::Machine);
         decls.machines.insert(path.clone());
+        self.metadata(MetadataOwner::Machine(path.clone()), raw.metadata.as_ref());
         let identity = self.identity(
             Kind::Machine,
             &path,
@@ -258,6 +261,7 @@ impl Validator<'_> {
     ) -> DesiredPart {
         let path = join(Some(machine.path), &raw.name);
         self.check_name(&raw.name, at, Kind::Part);
+        self.metadata(MetadataOwner::Part(path.clone()), raw.metadata.as_ref());
         let identity = self.identity(
             Kind::Part,
             &path,

@@ -78,6 +78,13 @@ impl<'a> Planner<'a> {
         c.depends_on.extend(self.import_deps(&main.fragments));
         c.precondition = Some(Precondition::Absent);
         let adopt = self.push(c);
+        self.parts.insert(
+            main.path.clone(),
+            (
+                PartRef::MainPartOf(machine_change.to_string()),
+                Some(adopt.clone()),
+            ),
+        );
         for dp in dm.parts.iter().filter(|p| !p.main) {
             let cfg = (!Self::config_is_empty(dp)).then(|| self.planned_config(dp, None));
             let mut c = change(
@@ -97,7 +104,11 @@ impl<'a> Planner<'a> {
                 .extend([machine_change.to_string(), adopt.clone()]);
             c.depends_on.extend(self.import_deps(&dp.fragments));
             c.precondition = Some(Precondition::Absent);
-            self.push(c);
+            let cid = self.push(c);
+            self.parts.insert(
+                dp.path.clone(),
+                (PartRef::CreatedBy(cid.clone()), Some(cid)),
+            );
         }
     }
 
@@ -186,6 +197,8 @@ impl<'a> Planner<'a> {
                     (PartRef::CreatedBy(cid.clone()), Some(cid), false)
                 }
             };
+            self.parts
+                .insert(dp.path.clone(), (r.0.clone(), r.1.clone()));
             if dp.main {
                 main_ref = Some(r);
             }

@@ -69,3 +69,25 @@ pub fn default_fragments_fingerprint(org: &crate::model::Organization) -> String
     let text = serde_json::Value::Array(list).to_string();
     fingerprint(&["default_fragments", &org.id, &text])
 }
+
+/// The precondition of a metadata change: the owner (its [`MetadataTarget::key`]) and its
+/// metadata as observed, in canonical form.
+///
+/// [`MetadataTarget::key`]: crate::model::MetadataTarget::key
+pub fn metadata_fingerprint(target_key: &str, data: Option<&crate::model::Metadata>) -> String {
+    let text = data
+        .map(|d| canonical(&serde_json::Value::Object(d.clone())).to_string())
+        .unwrap_or_default();
+    fingerprint(&["metadata", target_key, &text])
+}
+
+/// The precondition of an organization-settings change: its name, namespace and region.
+pub fn org_settings_fingerprint(org: &crate::model::Organization) -> String {
+    fingerprint(&[
+        "organization",
+        &org.id,
+        &org.name,
+        &org.public_namespace,
+        &org.default_region,
+    ])
+}

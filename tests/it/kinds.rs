@@ -1,0 +1,542 @@
+//! More of the organization as code (issue 17), one kind at a time, against the local cloud:
+//! create, update, delete, the import round trip and the guard rails of each kind.
+
+use crate::common::{self, Cloud, manifest, plan_for};
+use fleetform::apply::{ApplyOptions, Report, apply, check_preconditions};
+use fleetform::cloud::observe::{ObserveOptions, observe_for_import};
+use fleetform::cloud::{CloudApi, Code};
+use fleetform::model::{Desired, Metadata, MetadataTarget};
+use fleetform::plan::{Action, Kind, Plan};
+use fleetform::proto::viam::app::v1 as pb;
+use serde_json::json;
+use std::sync::Arc;
+
+async fn run(api: Arc<dyn CloudApi>, p: &Plan) -> Report {
+    let (_tx, stop) = tokio::sync::watch::channel(false);
+    let report = apply(api, p, &ApplyOptions::default(), None, stop).await;
+    assert!(report.is_success(), "{}", common::failures(&report));
+    report
+}
+
+/// Plans and applies `d`, then checks that a second plan is empty.
+async fn converge(api: &Arc<dyn CloudApi>, d: &Desired) -> Plan {
+    let p = plan_for(api.as_ref(), d).await;
+    run(Arc::clone(api), &p).await;
+    let again = plan_for(api.as_ref(), d).await;
+    assert!(
+        again.is_empty(),
+        "not converged: {:#?}",
+        again
+            .changes
+            .iter()
+            .map(|c| (&c.kind, &c.path, &c.reason, &c.details))
+            .collect::<Vec<_>>()
+    );
+    p
+}
+
+fn map(v: serde_json::Value) -> Metadata {
+    v.as_object().expect("an object").clone()
+}
+
+fn metadata_changes(p: &Plan) -> Vec<(&str, &str)> {
+    p.changes
+        .iter()
+        .filter(|c| c.kind == Kind::Metadata)
+        .map(|c| (c.path.as_str(), c.reason.as_str()))
+        .collect()
+}
+
+/// The ids of the location, machine and part a test manifest declares.
+async fn ids(api: &dyn CloudApi, org: &str) -> (String, String, String) {
+    let l = api.list_locations(org).await.unwrap();
+    let hq = l.iter().find(|l| l.name == "HQ").expect("HQ").id.clone();
+    let m = api.list_machines(&hq).await.unwrap();
+    let arm = m.iter().find(|m| m.name == "arm").expect("arm").id.clone();
+    let parts = api.get_parts(&arm).await.unwrap();
+    let main = parts.iter().find(|p| p.main).expect("main").id.clone();
+    (hq, arm, main)
+}
+
+const WITH_METADATA: &str = r#"
+version: 1
+organization:
+  name: test-org
+  metadata: { team: robotics, cost_center: 42 }
+locations:
+  - name: HQ
+    metadata: { floor: 2, tags: [a, b], nested: { ratio: 1.5, on: true } }
+    machines:
+      - name: arm
+        metadata: { serial: "SN-1" }
+        parts:
+          - name: arm-main
+            metadata: { slot: 3 }
+"#;
+
+#[tokio::test]
+async fn metadata_is_created_updated_cleared_and_left_alone_when_unmanaged() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let d = manifest(WITH_METADATA);
+
+    // Create: the organization's metadata and that of the new location, machine and part.
+    let p = converge(&api, &d).await;
+    let mut made = metadata_changes(&p);
+    made.sort();
+    assert_eq!(
+        made,
+        vec![
+            ("HQ", "metadata of a new resource"),
+            ("HQ/arm", "metadata of a new resource"),
+            ("HQ/arm/arm-main", "metadata of a new resource"),
+            ("test-org", "metadata differs"),
+        ]
+    );
+    let org = p.organization_id.clone();
+    let (hq, arm, main) = ids(api.as_ref(), &org).await;
+    let got = |t: MetadataTarget| {
+        let api = Arc::clone(&api);
+        async move { api.get_metadata(&t).await.unwrap() }
+    };
+    assert_eq!(
+        got(MetadataTarget::Organization(org.clone())).await,
+        map(json!({"team": "robotics", "cost_center": 42}))
+    );
+    assert_eq!(
+        got(MetadataTarget::Location(hq.clone())).await,
+        map(json!({"floor": 2, "tags": ["a", "b"], "nested": {"ratio": 1.5, "on": true}}))
+    );
+    assert_eq!(
+        got(MetadataTarget::Machine(arm.clone())).await,
+        map(json!({"serial": "SN-1"}))
+    );
+    assert_eq!(
+        got(MetadataTarget::Part(main.clone())).await,
+        map(json!({"slot": 3}))
+    );
+
+    // Update: one key changes, one is added; the plan names them.
+    let updated =
+        WITH_METADATA.replace(r#"{ serial: "SN-1" }"#, r#"{ serial: "SN-2", owner: ops }"#);
+    let p = converge(&api, &manifest(&updated)).await;
+    assert_eq!(metadata_changes(&p), vec![("HQ/arm", "metadata differs")]);
+    let c = p.changes.iter().find(|c| c.kind == Kind::Metadata).unwrap();
+    assert_eq!(c.action, Action::Update);
+    let fields: Vec<(&str, Option<&str>, Option<&str>)> = c
+        .details
+        .iter()
+        .map(|d| (d.field.as_str(), d.before.as_deref(), d.after.as_deref()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            ("metadata.owner", None, Some("ops")),
+            ("metadata.serial", Some("SN-1"), Some("SN-2")),
+        ]
+    );
+    assert_eq!(
+        got(MetadataTarget::Machine(arm.clone())).await,
+        map(json!({"serial": "SN-2", "owner": "ops"}))
+    );
+
+    // Delete: `{}` empties it.
+    let cleared = updated.replace("metadata: { slot: 3 }", "metadata: {}");
+    let p = converge(&api, &manifest(&cleared)).await;
+    assert_eq!(
+        metadata_changes(&p),
+        vec![("HQ/arm/arm-main", "metadata differs")]
+    );
+    assert_eq!(
+        got(MetadataTarget::Part(main.clone())).await,
+        Metadata::new()
+    );
+
+    // Unmanaged: without the key nothing is planned and the cloud keeps what it has, even
+    // when it changes by hand.
+    let unmanaged = cleared.replace(
+        "    metadata: { floor: 2, tags: [a, b], nested: { ratio: 1.5, on: true } }\n",
+        "",
+    );
+    let d = manifest(&unmanaged);
+    api.update_metadata(
+        &MetadataTarget::Location(hq.clone()),
+        &map(json!({"by": "hand"})),
+    )
+    .await
+    .unwrap();
+    assert!(metadata_changes(&plan_for(api.as_ref(), &d).await).is_empty());
+    assert_eq!(
+        got(MetadataTarget::Location(hq.clone())).await,
+        map(json!({"by": "hand"}))
+    );
+
+    // Drift on a managed owner is planned back.
+    api.update_metadata(
+        &MetadataTarget::Machine(arm.clone()),
+        &map(json!({"serial": "X"})),
+    )
+    .await
+    .unwrap();
+    let p = plan_for(api.as_ref(), &d).await;
+    assert_eq!(metadata_changes(&p), vec![("HQ/arm", "metadata differs")]);
+}
+
+#[tokio::test]
+async fn metadata_compares_semantically_and_a_changed_owner_makes_a_saved_plan_stale() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    converge(&api, &manifest(WITH_METADATA)).await;
+    // Same maps written with other key order and number spelling: no change.
+    let respelled = WITH_METADATA
+        .replace(
+            "{ team: robotics, cost_center: 42 }",
+            "{ cost_center: 42.0, team: robotics }",
+        )
+        .replace(
+            "{ floor: 2, tags: [a, b], nested: { ratio: 1.5, on: true } }",
+            "{ nested: { on: true, ratio: 1.50 }, tags: [a, b], floor: 2.0 }",
+        );
+    assert!(
+        plan_for(api.as_ref(), &manifest(&respelled))
+            .await
+            .is_empty()
+    );
+
+    // A saved plan that sets the machine's metadata is stale once someone else changes it.
+    let changed = WITH_METADATA.replace(r#"{ serial: "SN-1" }"#, r#"{ serial: "SN-9" }"#);
+    let saved = plan_for(api.as_ref(), &manifest(&changed)).await;
+    assert_eq!(metadata_changes(&saved).len(), 1);
+    assert!(
+        check_preconditions(Arc::clone(&api), &saved)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let org = saved.organization_id.clone();
+    let (_, arm, _) = ids(api.as_ref(), &org).await;
+    api.update_metadata(
+        &MetadataTarget::Machine(arm),
+        &map(json!({"serial": "by-hand"})),
+    )
+    .await
+    .unwrap();
+    let stale = check_preconditions(Arc::clone(&api), &saved).await.unwrap();
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert_eq!(stale[0].kind, Kind::Metadata);
+    assert!(
+        stale[0].what.contains("metadata changed"),
+        "{}",
+        stale[0].what
+    );
+}
+
+#[tokio::test]
+async fn imported_metadata_round_trips_to_a_plan_with_no_changes() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let p = converge(&api, &manifest(WITH_METADATA)).await;
+    // A second machine without metadata stays without a `metadata:` key.
+    let org = api.get_organization(&p.organization_id).await.unwrap();
+    let (hq, _, _) = ids(api.as_ref(), &org.id).await;
+    api.new_machine("bare", &hq).await.unwrap();
+
+    let (observed, shared) =
+        observe_for_import(api.as_ref(), &org, &[hq], &ObserveOptions::default())
+            .await
+            .unwrap();
+    let built = fleetform::manifest::from_observed::build(&observed, None, shared);
+    let text = fleetform::manifest::export::export(&built.desired, &Default::default()).manifest;
+    assert_eq!(text.matches("metadata:").count(), 4, "{text}");
+    let back = manifest(&text);
+    assert_eq!(back.metadata, built.desired.metadata);
+    let again = plan_for(api.as_ref(), &back).await;
+    assert!(again.is_empty(), "{:#?}\n{text}", again.changes);
+}
+
+#[tokio::test]
+async fn the_local_cloud_scopes_metadata_to_the_callers_organization() {
+    let cloud = Cloud::start().await;
+    let api = cloud.client().await;
+    // A second organization in the same cloud, with a machine and a location it shares with
+    // ours.
+    let other = fleetform::localcloud::init(&cloud.db, "other-org", "other@example.com").unwrap();
+    let mut theirs =
+        common::connect_app(&cloud.endpoint(), &other.key_id, other.key.expose()).await;
+    let shared = theirs
+        .create_location(pb::CreateLocationRequest {
+            organization_id: other.org_id.clone(),
+            name: "Shared".into(),
+            parent_location_id: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .location
+        .unwrap()
+        .id;
+    theirs
+        .share_location(pb::ShareLocationRequest {
+            location_id: shared.clone(),
+            organization_id: cloud.org_id.clone(),
+        })
+        .await
+        .unwrap();
+    let robot = theirs
+        .new_robot(pb::NewRobotRequest {
+            name: "their-bot".into(),
+            location: shared.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+
+    let code = |r: Result<_, fleetform::cloud::CloudError>| r.map(|_: ()| ()).unwrap_err().code;
+    let data = map(json!({"k": "v"}));
+    // Another organization's metadata: neither read nor written.
+    let their_org = MetadataTarget::Organization(other.org_id.clone());
+    assert_eq!(
+        api.get_metadata(&their_org).await.unwrap_err().code,
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        code(api.update_metadata(&their_org, &data).await),
+        Code::PermissionDenied
+    );
+    // A location shared with us is readable, but only its owner writes its metadata.
+    let loc = MetadataTarget::Location(shared.clone());
+    assert_eq!(api.get_metadata(&loc).await.unwrap(), Metadata::new());
+    assert_eq!(
+        code(api.update_metadata(&loc, &data).await),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        code(
+            api.update_metadata(&MetadataTarget::Machine(robot.clone()), &data)
+                .await
+        ),
+        Code::PermissionDenied
+    );
+    // Unknown ids are NOT_FOUND.
+    assert_eq!(
+        api.get_metadata(&MetadataTarget::Location("abcdefghij".into()))
+            .await
+            .unwrap_err()
+            .code,
+        Code::NotFound
+    );
+    assert_eq!(
+        code(
+            api.update_metadata(
+                &MetadataTarget::Part("1b4e28ba-2fa1-11d2-883f-0016d3cca427".into()),
+                &data,
+            )
+            .await
+        ),
+        Code::NotFound
+    );
+}
+
+// -- Organization settings ----------------------------------------------------------------------
+
+fn org_changes(p: &Plan) -> Vec<(&str, &str)> {
+    p.changes
+        .iter()
+        .filter(|c| c.kind == Kind::Organization)
+        .map(|c| (c.path.as_str(), c.reason.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn organization_settings_set_rename_and_round_trip_through_import() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+
+    // Unmanaged settings plan nothing.
+    let plain = manifest("version: 1\norganization: { name: test-org }\n");
+    assert!(plan_for(api.as_ref(), &plain).await.is_empty());
+
+    // The public namespace is set; the region already is what the manifest says.
+    let d = manifest(
+        "version: 1\norganization: { name: test-org, public_namespace: acme-robots, region: local }\n",
+    );
+    let p = converge(&api, &d).await;
+    assert_eq!(
+        org_changes(&p),
+        vec![("test-org", "public namespace differs")]
+    );
+    let detail = &p.changes[0].details[0];
+    assert_eq!(
+        (
+            detail.field.as_str(),
+            detail.before.as_deref(),
+            detail.after.as_deref()
+        ),
+        ("public_namespace", None, Some("acme-robots"))
+    );
+    let org = api.get_organization(&cloud.org_id).await.unwrap();
+    assert_eq!(org.public_namespace, "acme-robots");
+
+    // Rename: found by id, `name:` is the wanted name.
+    let renamed = format!(
+        "version: 1\norganization: {{ id: {}, name: acme, public_namespace: acme-robots }}\n",
+        cloud.org_id
+    );
+    let d = manifest(&renamed);
+    let saved = plan_for(api.as_ref(), &d).await;
+    assert_eq!(org_changes(&saved), vec![("acme", "renamed")]);
+    assert_eq!(saved.changes[0].from_path.as_deref(), Some("test-org"));
+    converge(&api, &d).await;
+    assert_eq!(
+        api.get_organization(&cloud.org_id).await.unwrap().name,
+        "acme"
+    );
+    // The saved rename is stale now that the name changed.
+    let stale = check_preconditions(Arc::clone(&api), &saved).await.unwrap();
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert!(
+        stale[0].what.contains("settings changed"),
+        "{}",
+        stale[0].what
+    );
+
+    // Import writes the namespace and the region; the round trip plans nothing.
+    let org = api.get_organization(&cloud.org_id).await.unwrap();
+    let (observed, shared) =
+        observe_for_import(api.as_ref(), &org, &[], &ObserveOptions::default())
+            .await
+            .unwrap();
+    let built = fleetform::manifest::from_observed::build(&observed, None, shared);
+    let text = fleetform::manifest::export::export(&built.desired, &Default::default()).manifest;
+    assert!(text.contains("public_namespace: acme-robots"), "{text}");
+    assert!(text.contains("region: local"), "{text}");
+    let back = manifest(&text);
+    assert_eq!(back.settings, built.desired.settings);
+    let again = plan_for(api.as_ref(), &back).await;
+    assert!(again.is_empty(), "{:#?}\n{text}", again.changes);
+
+    // And an export of a managed name writes `id:` back.
+    let text = fleetform::manifest::export::export(&d, &Default::default()).manifest;
+    assert!(text.contains(&format!("id: {}", cloud.org_id)), "{text}");
+    assert_eq!(manifest(&text).settings, d.settings);
+}
+
+#[tokio::test]
+async fn organization_settings_the_cloud_refuses_are_reported_by_apply() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let d = manifest("version: 1\norganization: { name: test-org, region: us-east-1 }\n");
+    let p = plan_for(api.as_ref(), &d).await;
+    assert_eq!(org_changes(&p), vec![("test-org", "region differs")]);
+    let (_tx, stop) = tokio::sync::watch::channel(false);
+    let report = apply(Arc::clone(&api), &p, &ApplyOptions::default(), None, stop).await;
+    assert!(!report.is_success());
+    let failures = common::failures(&report);
+    assert!(failures.contains("region"), "{failures}");
+    // A manifest `id:` that is not a UUID is a validation error.
+    let err = fleetform::manifest::parse_str(
+        "version: 1\norganization: { id: not-a-uuid, name: acme }\n",
+        std::path::Path::new("fleet.yaml"),
+        &|_| None,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("organization"), "{err}");
+}
+
+// -- Member roles: the local cloud and the client -------------------------------------------------
+
+#[tokio::test]
+async fn member_roles_are_listed_added_removed_and_the_last_owner_stays() {
+    use fleetform::model::{Grant, ResourceKind, Role};
+    let cloud = Cloud::start().await;
+    let api = cloud.client().await;
+    let org = cloud.org_id.clone();
+    let (members, _) = api.list_members(&org).await.unwrap();
+    let owner = members[0].user_id.clone();
+    let org_owner = Grant {
+        role: Role::Owner,
+        resource_kind: ResourceKind::Organization,
+        resource_id: org.clone(),
+    };
+    let roles = api.list_member_roles(&org).await.unwrap();
+    assert_eq!(roles.len(), 1, "{roles:?}");
+    assert_eq!(
+        (roles[0].identity_id.as_str(), &roles[0].grant),
+        (owner.as_str(), &org_owner)
+    );
+
+    // A location operator role is added, refused twice, and goes with its location.
+    let loc = api.create_location(&org, "HQ", None).await.unwrap();
+    let operator = Grant {
+        role: Role::Operator,
+        resource_kind: ResourceKind::Location,
+        resource_id: loc.id.clone(),
+    };
+    api.add_member_role(&org, &owner, &operator).await.unwrap();
+    assert_eq!(api.list_member_roles(&org).await.unwrap().len(), 2);
+    assert_eq!(
+        api.add_member_role(&org, &owner, &operator)
+            .await
+            .unwrap_err()
+            .code,
+        Code::AlreadyExists
+    );
+    api.remove_member_role(&org, &owner, &operator)
+        .await
+        .unwrap();
+    assert_eq!(
+        api.remove_member_role(&org, &owner, &operator)
+            .await
+            .unwrap_err()
+            .code,
+        Code::NotFound
+    );
+    api.add_member_role(&org, &owner, &operator).await.unwrap();
+    api.delete_location(&loc.id).await.unwrap();
+    assert_eq!(api.list_member_roles(&org).await.unwrap().len(), 1);
+
+    // The last owner cannot be removed; someone who is not a member gets no role.
+    let err = api
+        .remove_member_role(&org, &owner, &org_owner)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, Code::FailedPrecondition, "{err}");
+    assert_eq!(api.list_member_roles(&org).await.unwrap().len(), 1);
+    let stranger = "3b4e28ba-2fa1-11d2-883f-0016d3cca427";
+    assert_eq!(
+        api.add_member_role(&org, stranger, &org_owner)
+            .await
+            .unwrap_err()
+            .code,
+        Code::NotFound
+    );
+}
+
+#[tokio::test]
+async fn a_version_2_store_gives_its_members_the_owner_role() {
+    let mut cloud = Cloud::start().await;
+    cloud.server.take().unwrap().shutdown().await.unwrap();
+    // What version 2 wrote: no roles and no metadata.
+    {
+        let db = rusqlite::Connection::open(&cloud.db).unwrap();
+        db.execute_batch(
+            "DROP TABLE member_roles; DROP TABLE metadata;
+             UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    }
+    let server =
+        fleetform::localcloud::start(&fleetform::localcloud::ServerOptions::new(&cloud.db))
+            .await
+            .expect("a version 2 store opens");
+    cloud.server = Some(server);
+    let api = cloud.client().await;
+    let (members, _) = api.list_members(&cloud.org_id).await.unwrap();
+    let roles = api.list_member_roles(&cloud.org_id).await.unwrap();
+    assert_eq!(roles.len(), 1, "{roles:?}");
+    assert_eq!(roles[0].identity_id, members[0].user_id);
+    assert_eq!(roles[0].grant.resource_id, cloud.org_id);
+    let org = MetadataTarget::Organization(cloud.org_id.clone());
+    assert_eq!(api.get_metadata(&org).await.unwrap(), Metadata::new());
+}
