@@ -336,7 +336,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Schema => {
             crate::sayln!(
                 "{}",
-                serde_json::to_string_pretty(&crate::manifest::schema())?
+                serde_json::to_string_pretty(&crate::manifest::source_schema())?
             );
             Ok(ExitStatus::Success)
         }

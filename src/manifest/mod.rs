@@ -77,7 +77,7 @@ pub mod write;
 pub use error::{Diagnostic, ManifestError};
 pub use files::{DEFAULT_MAX_FILE_BYTES, LoadOptions, read_bounded, set_default_max_file_bytes};
 pub use include::included_files;
-pub use schema::schema;
+pub use schema::{schema, source_schema};
 
 /// Resolves the `${env:NAME}` references of one manifest string (a sensitive value's
 /// template); the error names what is missing or malformed, never a value.

@@ -416,6 +416,107 @@ pub fn schema() -> Value {
     root
 }
 
+/// The JSON Schema of manifests as people write them (see the module docs): [`schema()`] with
+/// includes, templates and templated machines, for editors and `fleetform schema`.
+pub fn source_schema() -> Value {
+    let mut root = schema();
+    let Some(obj) = root.as_object_mut() else {
+        return root;
+    };
+    obj.insert(
+        "description".into(),
+        json!("A fleetform manifest (version 1), or a file it includes: the locations, machines, parts, part configs, fragments and access grants a Viam organization should have. `version` and `organization` are required in the main manifest; an included file may leave them out or repeat them."),
+    );
+    obj.shift_remove("required");
+    if let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) {
+        props.insert(
+            "include".into(),
+            json!({
+                "description": "More manifest files, as paths or globs (`*`, `?` within one path component) relative to this file. Their fragments, templates, locations and invites merge in; a location declared twice is an error.",
+                "type": "array",
+                "items": { "type": "string", "minLength": 1 }
+            }),
+        );
+        props.insert(
+            "templates".into(),
+            json!({
+                "description": "Machine templates: machines name one with `template:` and give its `${var:NAME}` values in `vars:` or one row each of a `for_each:` inventory.",
+                "type": "array",
+                "items": { "$ref": "#/$defs/template" }
+            }),
+        );
+    }
+    let Some(defs) = obj.get_mut("$defs").and_then(Value::as_object_mut) else {
+        return root;
+    };
+    defs.insert(
+        "template".into(),
+        json!({
+            "title": "template",
+            "description": "A machine template. `${var:NAME}` in its strings, configs and config files is replaced per machine; `${var:name}` (the machine's name) and `${var:location}` (its location path) are always defined.",
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["name", "parts"],
+            "properties": {
+                "name": { "description": "The template's name, unique among templates.", "$ref": "#/$defs/name" },
+                "vars": { "$ref": "#/$defs/vars" },
+                "protect": { "$ref": "#/$defs/protect" },
+                "parts": {
+                    "description": "The parts every machine of the template has, as in a machine's `parts:`.",
+                    "type": "array",
+                    "minItems": 1,
+                    "items": { "$ref": "#/$defs/part" }
+                }
+            }
+        }),
+    );
+    defs.insert(
+        "vars".into(),
+        json!({
+            "description": "Values of `${var:NAME}` references (strings, numbers or booleans).",
+            "type": "object",
+            "additionalProperties": { "type": ["string", "number", "boolean"] }
+        }),
+    );
+    if let Some(machine) = defs.get_mut("machine").and_then(Value::as_object_mut) {
+        machine.shift_remove("required");
+        machine.insert(
+            "anyOf".into(),
+            json!([
+                { "required": ["name", "parts"] },
+                { "required": ["template", "name"] },
+                { "required": ["template", "for_each"] }
+            ]),
+        );
+        if let Some(props) = machine.get_mut("properties").and_then(Value::as_object_mut) {
+            props.insert(
+                "template".into(),
+                json!({ "description": "Make this machine (or one per `for_each` row) from the named template; its parts come from the template.", "$ref": "#/$defs/name" }),
+            );
+            props.insert("vars".into(), json!({ "$ref": "#/$defs/vars" }));
+            props.insert(
+                "for_each".into(),
+                json!({
+                    "description": "One machine per row: a CSV file with a header row (column `name` is the machine name, every other column a var), a YAML/JSON file holding a list of maps, or such a list inline.",
+                    "anyOf": [
+                        { "type": "string", "minLength": 1 },
+                        { "type": "array", "items": { "type": "object" } }
+                    ]
+                }),
+            );
+            props.insert(
+                "patch".into(),
+                json!({
+                    "description": "Per-instance JSON merge patches (RFC 7386) on part configs, keyed by the template's part name (e.g. `\"${var:name}-cam\"`).",
+                    "type": "object",
+                    "additionalProperties": { "type": "object" }
+                }),
+            );
+        }
+    }
+    root
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,10 +524,10 @@ mod tests {
 
     const COMMITTED: &str = include_str!("../../fleetform.schema.json");
 
-    /// Set `FLEETFORM_BLESS=1` to rewrite `fleetform.schema.json` from [`schema()`].
+    /// Set `FLEETFORM_BLESS=1` to rewrite `fleetform.schema.json` from [`source_schema()`].
     #[test]
     fn committed_schema_file_is_current() {
-        let pretty = serde_json::to_string_pretty(&schema()).unwrap_or_default() + "\n";
+        let pretty = serde_json::to_string_pretty(&source_schema()).unwrap_or_default() + "\n";
         if std::env::var_os("FLEETFORM_BLESS").is_some() {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fleetform.schema.json");
             std::fs::write(path, &pretty).expect("write fleetform.schema.json");
@@ -435,7 +536,7 @@ mod tests {
         let committed: Value =
             serde_json::from_str(COMMITTED).expect("fleetform.schema.json is JSON");
         assert!(
-            committed == schema(),
+            committed == source_schema(),
             "fleetform.schema.json is stale; regenerate it with \
              `FLEETFORM_BLESS=1 cargo test --lib manifest::schema`"
         );
@@ -464,5 +565,6 @@ mod tests {
             }
         }
         walk(&schema(), "schema");
+        walk(&source_schema(), "source_schema");
     }
 }

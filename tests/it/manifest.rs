@@ -121,13 +121,31 @@ fn example_validates_against_the_schema() {
     let text = std::fs::read_to_string(repo().join("examples/fleet.yaml")).expect("example");
     assert!(text.starts_with("# yaml-language-server: $schema=../fleetform.schema.json\n"));
     let instance: serde_json::Value = serde_yaml::from_str(&text).expect("YAML");
-    let schema = manifest::schema();
+    for schema in [manifest::schema(), manifest::source_schema()] {
+        let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+        let errors: Vec<String> = validator
+            .iter_errors(&instance)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+    }
+    let schema = manifest::source_schema();
     let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(&instance)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
+    // The templated example (its main file and every included file) is what editors see.
+    let templated = repo().join("examples/templated");
+    let mut files = vec![templated.join("fleet.yaml")];
+    for e in std::fs::read_dir(templated.join("sites")).expect("sites") {
+        files.push(e.expect("entry").path());
+    }
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("templated example");
+        let instance: serde_json::Value = serde_yaml::from_str(&text).expect("YAML");
+        let errors: Vec<String> = validator
+            .iter_errors(&instance)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", file.display());
+    }
     // And the schema really rejects what the manifest rejects.
     for bad in [
         "version: 1\norganization: a\nlocatoins: []\n",
@@ -135,6 +153,8 @@ fn example_validates_against_the_schema() {
         "version: 1\norganization: a\nlocations: [{name: A, machines: [{name: m, parts: []}]}]\n",
         "version: 1\norganization: a\naccess: {invites: [{email: a@b.c, grants: [{role: owner}]}]}\n",
         "version: 1\norganization: a\nlocations: [{name: A/B}]\n",
+        "version: 1\norganization: a\nlocations: [{name: A, machines: [{vars: {x: 1}}]}]\n",
+        "version: 1\norganization: a\ntemplates: [{name: t}]\n",
     ] {
         let instance: serde_json::Value = serde_yaml::from_str(bad).expect("YAML");
         assert!(!validator.is_valid(&instance), "schema accepted {bad:?}");
