@@ -6,15 +6,25 @@
 //! - `transport.rs`: endpoints (plaintext or TLS), connecting, timeouts, status → error.
 //! - `auth.rs`: API key [`Credentials`] and the token flow (`Authenticate`, bearer header).
 //! - `retry.rs`: which calls are retried ([`RetryPolicy`]) and how long to wait.
-//! - `rpcs.rs`: the RPC table: each [`CloudApi`] method as request → call → convert.
+//! - `rpcs/`: the RPC table: each [`CloudApi`] method as request → call → convert, one file
+//!   per area: `orgs.rs` (organizations, settings, members, invites, member roles),
+//!   `locations.rs` (locations and their secrets), `robots.rs` (machines), `parts.rs` (parts,
+//!   their history and logs), `fragments.rs` (fragments, versions, tags, usage) and
+//!   `metadata.rs`; `rpcs/mod.rs` holds the `rpc!` macro, the shared conversion helpers and
+//!   the `impl CloudApi for Client` that hands each method to its area.
 //!
 //! # How to add an RPC
 //! 1. Declare the method on [`CloudApi`] (`cloud/mod.rs`), in domain types.
-//! 2. Add one thin method to the `impl CloudApi for Client` table in `rpcs.rs`: build the
-//!    request, `rpc!(self, Read|Write|Stream, "ViamRpcName", app|robot . method, req)`, and
-//!    convert the response with a function of `cloud/convert`. The name is the Viam RPC name:
-//!    it is what errors, counts and the metrics' `method` label show. Retries, deadlines,
+//! 2. Add one thin `pub(super) async fn` of the same name and signature to the `impl Client`
+//!    block of its area's file in `rpcs/` (`orgs.rs`, `locations.rs`, `robots.rs`,
+//!    `parts.rs`, `fragments.rs` or `metadata.rs`; a new area gets a new file and a `mod`
+//!    line in `rpcs/mod.rs`): build the request,
+//!    `rpc!(self, Read|Write|Stream, "ViamRpcName", app|robot . method, req)`, and convert
+//!    the response with a function of `cloud/convert`. The name is the Viam RPC name: it is
+//!    what errors, counts and the metrics' `method` label show. Retries, deadlines,
 //!    authentication and observation come from `Client::call`; nothing else changes.
+//!    Then add the one-line method to `impl CloudApi for Client` in `rpcs/mod.rs` that calls
+//!    it (`self.name(args).await`).
 //! 3. The local cloud answers it in `localcloud/service` (it shares no code with this client).
 //!
 //! # Discipline
