@@ -147,6 +147,7 @@ pub fn build(observed: &Observed, roots: Option<&[String]>, org_name_shared: boo
             fragments,
             locations,
             invites,
+            members: None,
             default_fragments: default_fragments(observed, &b.fragment_names, &mut b.warnings),
             // The settings the cloud reports; the name is how the organization is found.
             settings: OrgSettings {

@@ -449,6 +449,7 @@ pub(crate) mod tests {
                 }],
             }],
             invites: None,
+            members: None,
             digest: String::new(),
         }
     }

@@ -152,6 +152,7 @@ fn desired(organization: OrgRef) -> Desired {
             vec![machine("HQ/cam-01", Identity::default())],
         )],
         invites: None,
+        members: None,
         digest: String::new(),
     }
 }
