@@ -786,6 +786,7 @@ mod tests {
                 },
             ]),
             members: vec![],
+            member_roles: None,
             secrets: BTreeMap::new(),
             fragment_tags: BTreeMap::new(),
             fragment_revisions: BTreeMap::new(),

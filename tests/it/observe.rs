@@ -296,6 +296,37 @@ async fn invites_are_read_only_when_access_is_managed() {
 }
 
 #[tokio::test]
+async fn members_roles_are_read_only_when_members_are_managed() {
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    build_fleet(&c, &cloud.org_id).await;
+
+    let mut d = desired(OrgRef::Name("test-org".into()));
+    c.reset_rpc_counts();
+    let o = observe(&c, &d, &ObserveOptions::default()).await.unwrap();
+    assert_eq!(count(&c.rpc_counts(), "ListAuthorizations"), 0);
+    assert_eq!(o.member_roles, None);
+
+    d.members = Some(vec![]);
+    c.reset_rpc_counts();
+    let o = observe(&c, &d, &ObserveOptions::default()).await.unwrap();
+    assert_eq!(count(&c.rpc_counts(), "ListAuthorizations"), 1);
+    assert_eq!(o.invites, None, "invites stay unmanaged");
+    let owner = o
+        .members
+        .iter()
+        .find(|m| m.emails.iter().any(|e| e == "owner@example.com"))
+        .expect("the founding member is listed");
+    let roles = o.member_roles.expect("roles read");
+    assert!(
+        roles.iter().any(|r| r.identity_id == owner.user_id
+            && r.grant.role == fleetform::model::Role::Owner
+            && r.grant.resource_id == cloud.org_id),
+        "{roles:?}"
+    );
+}
+
+#[tokio::test]
 async fn pinned_and_moved_machines_outside_scope_are_read() {
     let cloud = Cloud::start().await;
     let c = cloud.client().await;
