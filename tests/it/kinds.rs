@@ -627,6 +627,22 @@ async fn member_roles_are_added_changed_and_removed() {
         )]
     );
     assert_eq!(api.list_member_roles(&cloud.org_id).await.unwrap().len(), 1);
+
+    // Import writes the members' roles, and the round trip plans nothing.
+    converge(&api, &with_members(OWNER_AND_OPERATOR, false)).await;
+    let org = api.get_organization(&cloud.org_id).await.unwrap();
+    let hq = api.list_locations(&org.id).await.unwrap()[0].id.clone();
+    let (observed, shared) =
+        observe_for_import(api.as_ref(), &org, &[hq], &ObserveOptions::default())
+            .await
+            .unwrap();
+    let built = fleetform::manifest::from_observed::build(&observed, None, shared);
+    let members = built.desired.members.clone().expect("members imported");
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0].grants.len(), 2, "{members:?}");
+    let text = fleetform::manifest::export::export(&built.desired, &Default::default()).manifest;
+    let again = plan_for(api.as_ref(), &manifest(&text)).await;
+    assert!(again.is_empty(), "{text}\n{:?}", again.changes);
 }
 
 #[tokio::test]
