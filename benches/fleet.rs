@@ -330,6 +330,7 @@ fn plan_cpu() {
         fragments: vec![],
         invites: None,
         members: vec![],
+        member_roles: None,
         secrets: Default::default(),
         fragment_tags: Default::default(),
         fragment_revisions: Default::default(),

@@ -11,8 +11,8 @@ pub mod rules;
 
 pub use desired::{
     Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
-    DesiredMetadata, DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, MetadataOwner,
-    OrgRef, OrgSettings, SensitiveValue, TagTarget,
+    DesiredMember, DesiredMetadata, DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity,
+    MemberRef, MetadataOwner, OrgRef, OrgSettings, SensitiveValue, TagTarget,
 };
 pub use observed::{Observed, TEMPORARY_SUFFIX, location_paths, temporary_name};
 

@@ -444,6 +444,40 @@ pub async fn execute(
             )
             .await
         }
+        Op::UpdateMemberRoles {
+            user_id,
+            add,
+            remove,
+        } => {
+            // Adds first, so a member whose role changes holds one at every moment.
+            for (g, adding) in add
+                .iter()
+                .map(|g| (g, true))
+                .chain(remove.iter().map(|g| (g, false)))
+            {
+                let g = grant(g, r)?;
+                with_unknown_outcome(
+                    || async {
+                        if adding {
+                            api.add_member_role(org_id, user_id, &g).await
+                        } else {
+                            api.remove_member_role(org_id, user_id, &g).await
+                        }
+                        .map(|_| None)
+                    },
+                    || async {
+                        let held = api
+                            .list_member_roles(org_id)
+                            .await?
+                            .iter()
+                            .any(|m| &m.identity_id == user_id && m.grant == g);
+                        Ok((held == adding).then_some(None))
+                    },
+                )
+                .await?;
+            }
+            Ok(None)
+        }
         Op::RotateSecret {
             location_id,
             old_secret_ids,

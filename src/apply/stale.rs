@@ -124,6 +124,14 @@ async fn check(api: &dyn CloudApi, org: &str, c: &Change) -> Result<Option<Strin
                         }
                     }
                 }
+                Kind::Member => api.list_member_roles(org).await.map(|roles| {
+                    let held: Vec<crate::model::Grant> = roles
+                        .into_iter()
+                        .filter(|m| m.identity_id == id)
+                        .map(|m| m.grant)
+                        .collect();
+                    grants_fingerprint(&id, &held)
+                }),
                 Kind::FragmentTag => {
                     let tag = match &c.op {
                         Op::SetFragmentTag { tag, .. } | Op::DeleteFragmentTag { tag, .. } => tag,
@@ -161,6 +169,7 @@ async fn check(api: &dyn CloudApi, org: &str, c: &Change) -> Result<Option<Strin
                 Ok(_) => Ok(Some(match c.kind {
                     Kind::LocationSecret => "its secrets changed since the plan was made".into(),
                     Kind::Invite => "its grants changed since the plan was made".into(),
+                    Kind::Member => "its roles changed since the plan was made".into(),
                     Kind::FragmentTag => "the tag was moved since the plan was made".into(),
                     Kind::Organization => match &c.op {
                         Op::UpdateOrganization { .. } => {

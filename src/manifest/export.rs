@@ -32,11 +32,12 @@
 
 use super::raw::{
     Inline, RawAccess, RawFragment, RawGrant, RawInvite, RawLocation, RawMachine, RawManifest,
-    RawOrgSettings, RawOrganization, RawPart, RawSecrets,
+    RawMember, RawOrgSettings, RawOrganization, RawPart, RawSecrets,
 };
 use crate::model::{
     Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
-    DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, OrgRef, TagTarget, Visibility,
+    DesiredMember, DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, MemberRef, OrgRef,
+    TagTarget, Visibility,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -147,8 +148,9 @@ impl Writer<'_> {
             prune: d.prune,
             fragments: d.fragments.iter().map(|f| self.fragment(f)).collect(),
             locations: d.locations.iter().map(|l| self.location(l)).collect(),
-            access: d.invites.as_ref().map(|invites| RawAccess {
-                invites: invites.iter().map(invite).collect(),
+            access: (d.invites.is_some() || d.members.is_some()).then(|| RawAccess {
+                invites: d.invites.as_ref().map(|i| i.iter().map(invite).collect()),
+                members: d.members.as_ref().map(|m| m.iter().map(member).collect()),
             }),
         }
     }
@@ -298,6 +300,19 @@ fn invite(inv: &DesiredInvite) -> RawInvite {
         protect: inv.protect,
         send_email: (!inv.send_email).then_some(false),
         grants: inv.grants.iter().map(grant).collect(),
+    }
+}
+
+fn member(m: &DesiredMember) -> RawMember {
+    let (email, user_id) = match &m.who {
+        MemberRef::Email(e) => (Some(e.clone()), None),
+        MemberRef::UserId(id) => (None, Some(id.clone())),
+    };
+    RawMember {
+        email,
+        user_id,
+        protect: m.protect,
+        grants: m.grants.iter().map(grant).collect(),
     }
 }
 
@@ -599,6 +614,24 @@ mod tests {
                 protect: false,
                 send_email: true,
             }]),
+            members: Some(vec![
+                DesiredMember {
+                    who: MemberRef::Email("lead@acme.example".into()),
+                    grants: vec![DesiredGrant {
+                        role: Role::Owner,
+                        target: GrantTarget::Organization,
+                    }],
+                    protect: true,
+                },
+                DesiredMember {
+                    who: MemberRef::UserId("user-2".into()),
+                    grants: vec![DesiredGrant {
+                        role: Role::Operator,
+                        target: GrantTarget::Location("HQ/Assembly".into()),
+                    }],
+                    protect: false,
+                },
+            ]),
             digest: String::new(),
         }
     }

@@ -131,6 +131,7 @@ pub fn build(observed: &Observed, roots: Option<&[String]>, org_name_shared: boo
     let fragments = b.fragments(limited);
     resolve_fragment_refs(&mut locations, &b.fragment_names, observed, &mut b.warnings);
     let invites = b.invites();
+    let members = b.members();
     let organization = if org_name_shared
         || observed.organization.name.trim().is_empty()
         || observed.organization.name.trim() != observed.organization.name
@@ -147,6 +148,7 @@ pub fn build(observed: &Observed, roots: Option<&[String]>, org_name_shared: boo
             fragments,
             locations,
             invites,
+            members,
             default_fragments: default_fragments(observed, &b.fragment_names, &mut b.warnings),
             // The settings the cloud reports; the name is how the organization is found.
             settings: OrgSettings {
@@ -504,6 +506,71 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// A grant's target as the manifest names it; `None` when it is not declared.
+    fn grant_target(&self, g: &crate::model::Grant, org_id: &str) -> Option<GrantTarget> {
+        match g.resource_kind {
+            ResourceKind::Organization if g.resource_id == org_id => {
+                Some(GrantTarget::Organization)
+            }
+            ResourceKind::Organization => None,
+            ResourceKind::Location => self
+                .declared_locations
+                .get(&g.resource_id)
+                .cloned()
+                .map(GrantTarget::Location),
+            ResourceKind::Robot => self
+                .declared_machines
+                .get(&g.resource_id)
+                .cloned()
+                .map(GrantTarget::Machine),
+        }
+    }
+
+    /// Members with their roles, by email (else user id). A member holding a role on
+    /// something the manifest does not declare is left out, and so left alone.
+    fn members(&mut self) -> Option<Vec<crate::model::DesiredMember>> {
+        use crate::model::{DesiredMember, MemberRef};
+        let roles = self.o.member_roles.as_ref()?;
+        let org_id = self.o.organization.id.clone();
+        let mut out = vec![];
+        'members: for m in &self.o.members {
+            let mut grants: Vec<DesiredGrant> = vec![];
+            for r in roles.iter().filter(|r| r.identity_id == m.user_id) {
+                let g = &r.grant;
+                let Some(target) = self.grant_target(g, &org_id) else {
+                    self.warnings.push(format!(
+                        "member `{}` left out: they hold {} on {} {}, which the manifest does not declare",
+                        m.emails.first().unwrap_or(&m.user_id),
+                        g.role.as_str(),
+                        g.resource_kind.as_str(),
+                        g.resource_id
+                    ));
+                    continue 'members;
+                };
+                grants.push(DesiredGrant {
+                    role: g.role,
+                    target,
+                });
+            }
+            if grants.is_empty() {
+                continue;
+            }
+            grants.sort();
+            let who = match m.emails.first() {
+                Some(e) => MemberRef::Email(e.to_lowercase()),
+                None => MemberRef::UserId(m.user_id.clone()),
+            };
+            out.push(DesiredMember {
+                who,
+                grants,
+                protect: false,
+            });
+        }
+        out.sort_by(|a, b| a.who.cmp(&b.who));
+        // Declaring `members: []` would manage every member as holding nothing.
+        (!out.is_empty()).then_some(out)
+    }
+
     fn invites(&mut self) -> Option<Vec<crate::model::DesiredInvite>> {
         let observed = self.o.invites.as_ref()?;
         let org_id = self.o.organization.id.clone();
@@ -513,22 +580,7 @@ impl<'a> Builder<'a> {
         'invites: for inv in invites {
             let mut grants: Vec<DesiredGrant> = vec![];
             for g in &inv.grants {
-                let target = match g.resource_kind {
-                    ResourceKind::Organization if g.resource_id == org_id => {
-                        Some(GrantTarget::Organization)
-                    }
-                    ResourceKind::Organization => None,
-                    ResourceKind::Location => self
-                        .declared_locations
-                        .get(&g.resource_id)
-                        .cloned()
-                        .map(GrantTarget::Location),
-                    ResourceKind::Robot => self
-                        .declared_machines
-                        .get(&g.resource_id)
-                        .cloned()
-                        .map(GrantTarget::Machine),
-                };
+                let target = self.grant_target(g, &org_id);
                 let Some(target) = target else {
                     self.warnings.push(format!(
                         "invite for `{}` left out: it grants {} on {} {}, which the manifest does not declare",
@@ -785,6 +837,7 @@ mod tests {
                 },
             ]),
             members: vec![],
+            member_roles: None,
             secrets: BTreeMap::new(),
             fragment_tags: BTreeMap::new(),
             fragment_revisions: BTreeMap::new(),

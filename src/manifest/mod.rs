@@ -40,7 +40,11 @@
 //! - Invites: emails are lowercased and unique; each has at least one grant; a grant has one
 //!   role (`owner`/`operator`) and exactly one target (`organization: true`, or a declared
 //!   `location:` / `machine:` path); one grant per target. No `access:` section means invites
-//!   are not managed (`invites: None`); `access: { invites: [] }` manages them as none.
+//!   are not managed (`invites: None`), nor does an `access:` without `invites:`;
+//!   `access: { invites: [] }` manages them as none.
+//! - Members (`access: members:`): each named by exactly one of `email` (lowercased) or
+//!   `user_id`, at most once; grants as for invites. An empty `grants:` means the member should
+//!   hold no role. Without `members:` members' roles are not managed.
 //! - `organization`: a UUID is an id ([`OrgRef::Id`](crate::model::OrgRef)), else a name.
 //!
 //! # Limits (hostile input)
@@ -295,8 +299,80 @@ mod tests {
         let e = errors("version: 1\norganization: a\nfragments:\n");
         assert!(e[0].contains("`fragments` must be a list, found an empty value"));
         assert!(e[0].contains("write `fragments: []` for none"));
-        let e = errors("version: 1\norganization: a\naccess: {}\n");
-        assert!(e[0].contains("access section is missing the required key `invites`"));
+        let e = errors("version: 1\norganization: a\naccess: {members: 3}\n");
+        assert!(e[0].contains("`members` must be a list"), "{e:?}");
+        // An empty `access:` manages neither invites nor members.
+        let d = ok("version: 1\norganization: a\naccess: {}\n");
+        assert_eq!((d.invites, d.members), (None, None));
+    }
+
+    #[test]
+    fn members_are_named_once_by_email_or_user_id_with_invite_grants() {
+        use crate::model::{DesiredGrant, DesiredMember, MemberRef, Role};
+        let d = ok("version: 1
+organization: a
+locations: [{name: HQ}]
+access:
+  members:
+    - email: Lead@Acme.Example
+      protect: true
+      grants: [{role: owner, organization: true}]
+    - user_id: user-2
+      grants: [{role: operator, location: HQ}]
+    - user_id: user-3
+");
+        assert_eq!(d.invites, None, "invites unmanaged without `invites:`");
+        assert_eq!(
+            d.members.unwrap(),
+            [
+                DesiredMember {
+                    who: MemberRef::Email("lead@acme.example".into()),
+                    grants: vec![DesiredGrant {
+                        role: Role::Owner,
+                        target: GrantTarget::Organization
+                    }],
+                    protect: true,
+                },
+                DesiredMember {
+                    who: MemberRef::UserId("user-2".into()),
+                    grants: vec![DesiredGrant {
+                        role: Role::Operator,
+                        target: GrantTarget::Location("HQ".into())
+                    }],
+                    protect: false,
+                },
+                DesiredMember {
+                    who: MemberRef::UserId("user-3".into()),
+                    grants: vec![],
+                    protect: false,
+                },
+            ]
+        );
+        let e = errors(
+            "version: 1
+organization: a
+access:
+  members:
+    - email: a@b.example
+    - email: A@b.example
+    - {email: c@d.example, user_id: u}
+    - grants: []
+    - email: not-an-email
+    - user_id: u9
+      grants: [{role: king, organization: true}, {role: operator, location: Nowhere}]
+",
+        );
+        let want = [
+            "duplicate member `a@b.example`",
+            "member has both `email` and `user_id`",
+            "member has neither `email` nor `user_id`",
+            "`not-an-email` is not a valid email address",
+            "unknown role `king`",
+            "grant on undeclared location `Nowhere`",
+        ];
+        for w in want {
+            assert!(e.iter().any(|m| m.contains(w)), "{w}: {e:#?}");
+        }
     }
 
     #[test]

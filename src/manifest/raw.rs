@@ -171,7 +171,26 @@ pub struct RawPart {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAccess {
-    pub invites: Vec<RawInvite>,
+    /// Absent: pending invites are not managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invites: Option<Vec<RawInvite>>,
+    /// Members' role grants; absent: members' roles are not managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<RawMember>>,
+}
+
+/// A member of the organization (by email or user id) and the roles they should hold.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMember {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub protect: bool,
+    #[serde(default)]
+    pub grants: Vec<RawGrant>,
 }
 
 /// An invitation to the organization with the roles it grants.

@@ -65,7 +65,7 @@ pub fn schema() -> Value {
                 "items": { "$ref": "#/$defs/location" }
             },
             "access": {
-                "description": "Organization invites and the roles they grant. Without this section invites are not managed at all.",
+                "description": "Organization invites and members, and the roles they grant. Without this section neither is managed.",
                 "$ref": "#/$defs/access"
             }
         }
@@ -333,16 +333,52 @@ pub fn schema() -> Value {
         "access".into(),
         json!({
             "title": "access section",
-            "description": "Organization invites and the roles they grant.",
+            "description": "Organization invites and members, and the roles they grant.",
             "type": "object",
             "additionalProperties": false,
-            "required": ["invites"],
             "properties": {
                 "invites": {
-                    "description": "Invitations to join the organization, one per email.",
+                    "description": "Invitations to join the organization, one per email. Absent: pending invites are not managed; `[]` manages them as none.",
                     "type": "array",
                     "items": { "$ref": "#/$defs/invite" }
+                },
+                "members": {
+                    "description": "Members of the organization and the roles each should hold. Absent: members' roles are not managed. A listed member's roles are made to match; members not listed keep their roles unless `prune: true`.",
+                    "type": "array",
+                    "items": { "$ref": "#/$defs/member" }
                 }
+            }
+        }),
+    );
+    defs.insert(
+        "member".into(),
+        json!({
+            "title": "member",
+            "description": "A member of the organization, named by exactly one of `email` or `user_id`.",
+            "type": "object",
+            "additionalProperties": false,
+            "oneOf": [
+                { "required": ["email"] },
+                { "required": ["user_id"] }
+            ],
+            "properties": {
+                "email": {
+                    "description": "One of the member's email addresses (compared case-insensitively).",
+                    "type": "string",
+                    "format": "email",
+                    "pattern": EMAIL_PATTERN
+                },
+                "user_id": {
+                    "description": "The member's user id.",
+                    "type": "string",
+                    "minLength": 1
+                },
+                "grants": {
+                    "description": "Every role the member should hold, one per target. Roles the member holds on other targets are removed.",
+                    "type": "array",
+                    "items": { "$ref": "#/$defs/grant" }
+                },
+                "protect": { "$ref": "#/$defs/protect" }
             }
         }),
     );

@@ -35,7 +35,8 @@ mod tree;
 
 use super::error::Diagnostic;
 use super::raw::{
-    RawAccess, RawFragment, RawLocation, RawMachine, RawManifest, RawOrganization, RawPart,
+    RawFragment, RawInvite, RawLocation, RawMachine, RawManifest, RawMember, RawOrganization,
+    RawPart,
 };
 use super::span::{Node, Pos, YPath};
 use super::structure::closest;
@@ -44,8 +45,8 @@ use crate::model::rules::{
 };
 use crate::model::{
     Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
-    DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, OrgRef, OrgSettings, Role,
-    TagTarget, Visibility, parse_duration,
+    DesiredMember, DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, MemberRef, OrgRef,
+    OrgSettings, Role, TagTarget, Visibility, parse_duration,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -199,7 +200,13 @@ pub fn validate(
     }
     let fragments = v.fragments(&raw.fragments);
     let locations = v.locations(&raw.locations, None, 1, &root.key("locations"), &mut decls);
-    let invites = raw.access.as_ref().map(|a| v.invites(a, &decls));
+    let access = raw.access.as_ref();
+    let invites = access
+        .and_then(|a| a.invites.as_deref())
+        .map(|i| v.invites(i, &decls));
+    let members = access
+        .and_then(|a| a.members.as_deref())
+        .map(|m| v.members(m, &decls));
     v.moved_from_declared(&fragments, &locations);
     if !v.diags.is_empty() {
         return Err(v.diags);
@@ -214,6 +221,7 @@ pub fn validate(
         fragments,
         locations,
         invites,
+        members,
         default_fragments,
         settings,
         metadata: {

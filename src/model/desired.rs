@@ -20,6 +20,10 @@ pub struct Desired {
     pub locations: Vec<DesiredLocation>,
     /// `None` when the manifest has no `access:` section: invites are then not managed at all.
     pub invites: Option<Vec<DesiredInvite>>,
+    /// `None` when the manifest has no `access: members:`: members' roles are then not
+    /// managed at all.
+    #[serde(default)]
+    pub members: Option<Vec<DesiredMember>>,
     /// The organization's default fragments (`organization: {default_fragments: [...]}`);
     /// `None` when the manifest does not say, so they are not managed.
     #[serde(default)]
@@ -235,6 +239,24 @@ pub struct DesiredInvite {
     /// Whether the cloud emails the invitation (default true, as the Viam SDK).
     #[serde(default = "yes")]
     pub send_email: bool,
+}
+
+/// A member of the organization and every role they should hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredMember {
+    pub who: MemberRef,
+    /// Each target at most once; empty means the member should hold no role the manifest
+    /// can express (their grants are removed under `prune`).
+    pub grants: Vec<DesiredGrant>,
+    pub protect: bool,
+}
+
+/// How the manifest names a member.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum MemberRef {
+    /// Compared case-insensitively with any of the member's emails (stored lower-case).
+    Email(String),
+    UserId(String),
 }
 
 fn yes() -> bool {

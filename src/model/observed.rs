@@ -3,12 +3,12 @@
 //! Built by `crate::cloud::observe` from list calls. It covers the manifest's scope: every
 //! location, machine and fragment of the organization (list calls return them anyway), the
 //! parts of machines inside managed locations, invites when the manifest manages access,
-//! fresh secrets for locations with a rotation policy, and the metadata of the owners whose
+//! members' roles when the manifest has `access: members:`, fresh secrets for locations with a rotation policy, and the metadata of the owners whose
 //! declaration manages it.
 
 use super::{
     Fragment, FragmentTag, FragmentUsage, Invite, Location, LocationSecret, Machine, Member,
-    Organization, Part, Timestamp,
+    MemberRole, Organization, Part, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,6 +27,9 @@ pub struct Observed {
     /// `None` when access is not managed (not read).
     pub invites: Option<Vec<Invite>>,
     pub members: Vec<Member>,
+    /// The roles members hold; `None` when members' roles are not managed (not read).
+    #[serde(default)]
+    pub member_roles: Option<Vec<MemberRole>>,
     /// Freshly read secrets for locations with a rotation policy, by location id.
     pub secrets: BTreeMap<String, Vec<LocationSecret>>,
     /// Tags of the fragments whose declaration manages tags, by fragment id.

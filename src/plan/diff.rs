@@ -36,6 +36,7 @@ mod extraneous;
 mod fragments;
 mod locations;
 mod machines;
+mod members;
 mod metadata;
 mod organization;
 mod parts;
@@ -149,6 +150,7 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Pl
     }
     p.metadata();
     p.invites();
+    p.members();
     p.secrets();
     p.extraneous();
     p.replacement_warnings();

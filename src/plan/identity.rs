@@ -444,7 +444,7 @@ fn map_op_refs(op: &mut Op, map: &impl Fn(&mut String)) {
         Op::SetDefaultFragments { fragments } => fragments
             .iter_mut()
             .for_each(|r| map_id_ref(&mut r.fragment, map)),
-        Op::UpdateInvite { add, remove, .. } => {
+        Op::UpdateInvite { add, remove, .. } | Op::UpdateMemberRoles { add, remove, .. } => {
             add.iter_mut().chain(remove.iter_mut()).for_each(grant)
         }
         Op::DeleteLocation { .. }

@@ -89,6 +89,8 @@ pub enum Kind {
     /// The metadata of the organization, a location, a machine or a part; its path is the
     /// owner's (the organization's name for the organization).
     Metadata,
+    /// A member's roles; its path is the member's email (or user id).
+    Member,
 }
 
 impl Kind {
@@ -103,6 +105,7 @@ impl Kind {
             Kind::FragmentTag => "fragment tag",
             Kind::Organization => "organization",
             Kind::Metadata => "metadata",
+            Kind::Member => "member",
         }
     }
 }
@@ -428,6 +431,12 @@ pub enum Op {
     },
     DeleteInvite {
         email: String,
+    },
+    /// Gives member `user_id` the roles `add`, then takes `remove` away.
+    UpdateMemberRoles {
+        user_id: String,
+        add: Vec<PlannedGrant>,
+        remove: Vec<PlannedGrant>,
     },
     /// Replaces a location's secrets with one new secret: creates it, then deletes the old
     /// ones (oldest first). When the location already holds the maximum of 2, the oldest is

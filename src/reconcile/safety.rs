@@ -135,6 +135,7 @@ mod tests {
                 vec![]
             },
             invites: None,
+            members: None,
             digest: String::new(),
         }
     }

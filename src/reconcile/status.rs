@@ -400,6 +400,7 @@ pub(crate) mod tests {
             fragments: vec![],
             invites: None,
             members: vec![],
+            member_roles: None,
             secrets: BTreeMap::new(),
             fragment_tags: BTreeMap::new(),
             fragment_revisions: BTreeMap::new(),
@@ -449,6 +450,7 @@ pub(crate) mod tests {
                 }],
             }],
             invites: None,
+            members: None,
             digest: String::new(),
         }
     }

@@ -540,3 +540,192 @@ async fn a_version_2_store_gives_its_members_the_owner_role() {
     let org = MetadataTarget::Organization(cloud.org_id.clone());
     assert_eq!(api.get_metadata(&org).await.unwrap(), Metadata::new());
 }
+
+/// A change's details as (before, after).
+type Details<'a> = Vec<(Option<&'a str>, Option<&'a str>)>;
+
+fn member_changes(p: &Plan) -> Vec<(Action, &str, Details<'_>)> {
+    p.changes
+        .iter()
+        .filter(|c| c.kind == Kind::Member)
+        .map(|c| {
+            let d = c
+                .details
+                .iter()
+                .map(|d| (d.before.as_deref(), d.after.as_deref()))
+                .collect();
+            (c.action, c.path.as_str(), d)
+        })
+        .collect()
+}
+
+fn with_members(members: &str, prune: bool) -> Desired {
+    manifest(&format!(
+        "version: 1\norganization: test-org\nprune: {prune}\nlocations: [{{name: HQ}}]\naccess:\n  members:\n{members}"
+    ))
+}
+
+async fn try_plan(api: &dyn CloudApi, d: &Desired) -> Result<Plan, fleetform::plan::PlanErrors> {
+    let o = fleetform::cloud::observe::observe(api, d, &ObserveOptions::default())
+        .await
+        .expect("observe");
+    fleetform::plan::plan(d, &o, &fleetform::plan::Options::default())
+}
+
+const OWNER_AND_OPERATOR: &str = "    - email: Owner@Example.com
+      grants: [{role: owner, organization: true}, {role: operator, location: HQ}]
+";
+
+#[tokio::test]
+async fn member_roles_are_added_changed_and_removed() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+
+    // Add: a role on a location the same plan creates.
+    let p = converge(&api, &with_members(OWNER_AND_OPERATOR, false)).await;
+    assert_eq!(
+        member_changes(&p),
+        [(
+            Action::Update,
+            "owner@example.com",
+            vec![(None, Some("operator on location HQ"))]
+        )]
+    );
+    let roles = api.list_member_roles(&cloud.org_id).await.unwrap();
+    assert_eq!(roles.len(), 2, "{roles:?}");
+
+    // Change: operator on HQ becomes owner of HQ.
+    let changed = "    - email: owner@example.com
+      grants: [{role: owner, organization: true}, {role: owner, location: HQ}]
+";
+    let p = converge(&api, &with_members(changed, false)).await;
+    assert_eq!(
+        member_changes(&p),
+        [(
+            Action::Update,
+            "owner@example.com",
+            vec![
+                (None, Some("owner on location HQ")),
+                (Some("operator on location HQ"), None)
+            ]
+        )]
+    );
+
+    // Remove: a role the manifest no longer lists; by user id this time.
+    let (members, _) = api.list_members(&cloud.org_id).await.unwrap();
+    let by_id = format!(
+        "    - user_id: {}\n      grants: [{{role: owner, organization: true}}]\n",
+        members[0].user_id
+    );
+    let p = converge(&api, &with_members(&by_id, false)).await;
+    assert_eq!(
+        member_changes(&p),
+        [(
+            Action::Update,
+            members[0].user_id.as_str(),
+            vec![(Some("owner on location HQ"), None)]
+        )]
+    );
+    assert_eq!(api.list_member_roles(&cloud.org_id).await.unwrap().len(), 1);
+
+    // Import writes the members' roles, and the round trip plans nothing.
+    converge(&api, &with_members(OWNER_AND_OPERATOR, false)).await;
+    let org = api.get_organization(&cloud.org_id).await.unwrap();
+    let hq = api.list_locations(&org.id).await.unwrap()[0].id.clone();
+    let (observed, shared) =
+        observe_for_import(api.as_ref(), &org, &[hq], &ObserveOptions::default())
+            .await
+            .unwrap();
+    let built = fleetform::manifest::from_observed::build(&observed, None, shared);
+    let members = built.desired.members.clone().expect("members imported");
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0].grants.len(), 2, "{members:?}");
+    let text = fleetform::manifest::export::export(&built.desired, &Default::default()).manifest;
+    let again = plan_for(api.as_ref(), &manifest(&text)).await;
+    assert!(again.is_empty(), "{text}\n{:?}", again.changes);
+}
+
+#[tokio::test]
+async fn unlisted_members_are_left_alone_and_the_last_owner_stays() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+
+    // Without prune a member the manifest does not list keeps their roles.
+    let d = manifest(
+        "version: 1\norganization: test-org\nlocations: [{name: HQ}]\naccess: {members: []}\n",
+    );
+    let p = plan_for(api.as_ref(), &d).await;
+    assert!(member_changes(&p).is_empty(), "{:?}", member_changes(&p));
+    assert!(
+        p.unmanaged
+            .iter()
+            .any(|u| u.kind == Kind::Member && u.path == "owner@example.com"),
+        "{:?}",
+        p.unmanaged
+    );
+
+    // Under prune that would remove the only owner: a plan error, nothing applied.
+    let mut pruned = d.clone();
+    pruned.prune = true;
+    let err = try_plan(api.as_ref(), &pruned)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("without an owner"), "{err}");
+    // So would demoting the only owner.
+    let demoted =
+        "    - email: owner@example.com\n      grants: [{role: operator, organization: true}]\n";
+    let err = try_plan(api.as_ref(), &with_members(demoted, false))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("without an owner"), "{err}");
+    assert_eq!(api.list_member_roles(&cloud.org_id).await.unwrap().len(), 1);
+
+    // A protected member's roles are never removed; unknown members are a plan error.
+    converge(&api, &with_members(OWNER_AND_OPERATOR, false)).await;
+    let protected = "    - email: owner@example.com\n      protect: true\n      grants: [{role: owner, organization: true}]\n";
+    let err = try_plan(api.as_ref(), &with_members(protected, false))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("protect: true"), "{err}");
+    let stranger = "    - email: nobody@example.com\n";
+    let err = try_plan(api.as_ref(), &with_members(stranger, false))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not a member of the organization"), "{err}");
+}
+
+#[tokio::test]
+async fn a_member_whose_roles_changed_makes_a_saved_plan_stale() {
+    use fleetform::model::{Grant, ResourceKind, Role};
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let hq = api
+        .create_location(&cloud.org_id, "HQ", None)
+        .await
+        .unwrap();
+    let saved = plan_for(api.as_ref(), &with_members(OWNER_AND_OPERATOR, false)).await;
+    assert_eq!(member_changes(&saved).len(), 1);
+    assert!(
+        check_preconditions(Arc::clone(&api), &saved)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (members, _) = api.list_members(&cloud.org_id).await.unwrap();
+    let grant = Grant {
+        role: Role::Operator,
+        resource_kind: ResourceKind::Location,
+        resource_id: hq.id.clone(),
+    };
+    api.add_member_role(&cloud.org_id, &members[0].user_id, &grant)
+        .await
+        .unwrap();
+    let stale = check_preconditions(Arc::clone(&api), &saved).await.unwrap();
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert_eq!(stale[0].kind, Kind::Member);
+    assert!(stale[0].what.contains("roles changed"), "{}", stale[0].what);
+}

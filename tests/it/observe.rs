@@ -152,6 +152,7 @@ fn desired(organization: OrgRef) -> Desired {
             vec![machine("HQ/cam-01", Identity::default())],
         )],
         invites: None,
+        members: None,
         digest: String::new(),
     }
 }
@@ -291,6 +292,37 @@ async fn invites_are_read_only_when_access_is_managed() {
             .any(|m| m.emails.iter().any(|e| e == "owner@example.com")),
         "{:?}",
         o.members
+    );
+}
+
+#[tokio::test]
+async fn members_roles_are_read_only_when_members_are_managed() {
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    build_fleet(&c, &cloud.org_id).await;
+
+    let mut d = desired(OrgRef::Name("test-org".into()));
+    c.reset_rpc_counts();
+    let o = observe(&c, &d, &ObserveOptions::default()).await.unwrap();
+    assert_eq!(count(&c.rpc_counts(), "ListAuthorizations"), 0);
+    assert_eq!(o.member_roles, None);
+
+    d.members = Some(vec![]);
+    c.reset_rpc_counts();
+    let o = observe(&c, &d, &ObserveOptions::default()).await.unwrap();
+    assert_eq!(count(&c.rpc_counts(), "ListAuthorizations"), 1);
+    assert_eq!(o.invites, None, "invites stay unmanaged");
+    let owner = o
+        .members
+        .iter()
+        .find(|m| m.emails.iter().any(|e| e == "owner@example.com"))
+        .expect("the founding member is listed");
+    let roles = o.member_roles.expect("roles read");
+    assert!(
+        roles.iter().any(|r| r.identity_id == owner.user_id
+            && r.grant.role == fleetform::model::Role::Owner
+            && r.grant.resource_id == cloud.org_id),
+        "{roles:?}"
     );
 }
 

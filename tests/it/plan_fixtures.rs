@@ -222,6 +222,7 @@ fn observed(c: Cloud, manage_invites: bool) -> Observed {
         fragments,
         invites,
         members: vec![],
+        member_roles: None,
         secrets: BTreeMap::new(),
         fragment_tags: BTreeMap::new(),
         fragment_revisions: BTreeMap::new(),

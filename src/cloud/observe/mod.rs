@@ -7,7 +7,8 @@
 //! 1. `ListOrganizations` (once) resolves the manifest's `organization:` (an id or a name).
 //! 2. Concurrently: `ListLocations`, `ListFragments` (every visibility; only the organization's
 //!    own fragments are kept), and `ListOrganizationMembers` only when the manifest manages
-//!    access (`access:` present, `Desired::invites` is `Some`).
+//!    access (`access:` present, `Desired::invites` is `Some`); members' roles
+//!    (`ListAuthorizations`) only with `access: members:` (`Desired::members` is `Some`).
 //! 3. The machines of every listed location with `ListRobotsForLocations` (what Viam's official
 //!    SDKs use), [`LOCATIONS_PER_CALL`] locations per call, the calls concurrent — see
 //!    [`list_machines`] for the fallbacks on clouds that lack it.
@@ -87,7 +88,7 @@ pub use scope::{
 use super::{CloudApi, CloudError, Code};
 use crate::model::{
     Desired, Fragment, FragmentTag, FragmentUsage, Invite, Location, LocationSecret, Machine,
-    Member, Metadata, MetadataTarget, Observed, Part, Timestamp,
+    Member, MemberRole, Metadata, MetadataTarget, Observed, Part, Timestamp,
 };
 use budget::bounded;
 use std::collections::BTreeMap;
@@ -194,14 +195,19 @@ pub async fn observe(
 
     // 2. The org-wide lists, concurrently.
     let mut lists = vec![ListRead::Locations, ListRead::Fragments];
-    if desired.invites.is_some() {
+    if desired.invites.is_some() || desired.members.is_some() {
         lists.push(ListRead::Members);
+    }
+    if desired.members.is_some() {
+        lists.push(ListRead::MemberRoles);
     }
     tracing::info!(
         phase = "lists",
         calls = lists.len(),
         "observe: listing locations, fragments{}",
-        if desired.invites.is_some() {
+        if desired.members.is_some() {
+            ", members and their roles"
+        } else if desired.invites.is_some() {
             " and members"
         } else {
             ""
@@ -234,6 +240,11 @@ pub async fn observe(
                 .map_err(read_error(format!(
                     "the members and invites of {org_label}"
                 ))),
+            ListRead::MemberRoles => budget
+                .read(|| api.list_member_roles(org_id))
+                .await
+                .map(Listed::MemberRoles)
+                .map_err(read_error(format!("the members' roles in {org_label}"))),
         }
     })
     .await?;
@@ -241,14 +252,17 @@ pub async fn observe(
     let mut fragments = vec![];
     let mut members = vec![];
     let mut invites = None;
+    let mut member_roles = None;
     for listed in results {
         match listed {
             Listed::Locations(l) => locations = l,
             Listed::Fragments(f) => fragments = f,
             Listed::Members(m, i) => {
                 members = m;
-                invites = Some(i);
+                // Read for members' roles alone, invites stay unmanaged.
+                invites = desired.invites.is_some().then_some(i);
             }
+            Listed::MemberRoles(r) => member_roles = Some(r),
         }
     }
     // 3. The machines of every location.
@@ -410,6 +424,7 @@ pub async fn observe(
         fragments,
         invites,
         members,
+        member_roles,
         secrets,
         fragment_tags,
         fragment_revisions,
@@ -443,12 +458,14 @@ enum ListRead {
     Locations,
     Fragments,
     Members,
+    MemberRoles,
 }
 
 enum Listed {
     Locations(Vec<Location>),
     Fragments(Vec<Fragment>),
     Members(Vec<Member>, Vec<Invite>),
+    MemberRoles(Vec<MemberRole>),
 }
 
 /// The per-resource reads of phase 3.

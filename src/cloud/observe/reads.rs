@@ -140,6 +140,7 @@ pub async fn observe_scope(
             })
             .collect(),
         invites: invites.then(Vec::new),
+        members: invites.then(Vec::new),
         digest: String::new(),
     };
     observe(api, &probe, opts).await

@@ -317,6 +317,7 @@ mod tests {
             fragments: vec![],
             locations,
             invites: None,
+            members: None,
             digest: String::new(),
         }
     }

@@ -4,11 +4,11 @@
 use super::*;
 
 impl Validator<'_> {
-    pub(super) fn invites(&mut self, access: &RawAccess, decls: &Decls) -> Vec<DesiredInvite> {
+    pub(super) fn invites(&mut self, invites: &[RawInvite], decls: &Decls) -> Vec<DesiredInvite> {
         let list = YPath::root().key("access").key("invites");
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut out = Vec::new();
-        for (i, inv) in access.invites.iter().enumerate() {
+        for (i, inv) in invites.iter().enumerate() {
             let at = list.idx(i);
             let email = inv.email.trim().to_ascii_lowercase();
             let email_at = at.key("email");
@@ -28,38 +28,7 @@ impl Validator<'_> {
                 seen.insert(email.clone(), self.tree.pos_of(&email_at).line);
             }
 
-            let mut targets: HashMap<GrantTarget, usize> = HashMap::new();
-            let mut grants = Vec::new();
-            for (gi, g) in inv.grants.iter().enumerate() {
-                let gat = at.key("grants").idx(gi);
-                let role = Role::parse(&g.role);
-                if role.is_none() {
-                    self.err(
-                        &gat.key("role"),
-                        format!("unknown role `{}`", g.role),
-                        "roles are `owner` and `operator`",
-                    );
-                }
-                let Some(target) = self.grant_target(g, &gat, decls) else {
-                    continue;
-                };
-                let line = self.tree.pos_of(&gat).line;
-                if let Some(first) = targets.get(&target) {
-                    self.err(
-                        &gat,
-                        format!(
-                            "two grants on the same target {} for `{email}` (first at line {first})",
-                            describe_target(&target)
-                        ),
-                        "keep one grant per target; `owner` already includes what `operator` allows",
-                    );
-                } else {
-                    targets.insert(target.clone(), line);
-                }
-                if let Some(role) = role {
-                    grants.push(DesiredGrant { role, target });
-                }
-            }
+            let mut grants = self.grants(&inv.grants, &at, &email, decls);
             if inv.grants.is_empty() {
                 // As on the Viam cloud: an invite without authorizations makes an owner.
                 grants.push(DesiredGrant {
@@ -72,6 +41,121 @@ impl Validator<'_> {
                 grants,
                 protect: inv.protect,
                 send_email: inv.send_email.unwrap_or(true),
+            });
+        }
+        out
+    }
+
+    /// The grants of one invite or member (`at` is its position, `who` names it in messages):
+    /// each parsed, its target resolved, one grant per target.
+    fn grants(
+        &mut self,
+        raw: &[crate::manifest::raw::RawGrant],
+        at: &YPath,
+        who: &str,
+        decls: &Decls,
+    ) -> Vec<DesiredGrant> {
+        let email = who;
+        let inv_grants = raw;
+        let mut targets: HashMap<GrantTarget, usize> = HashMap::new();
+        let mut grants = Vec::new();
+        for (gi, g) in inv_grants.iter().enumerate() {
+            let gat = at.key("grants").idx(gi);
+            let role = Role::parse(&g.role);
+            if role.is_none() {
+                self.err(
+                    &gat.key("role"),
+                    format!("unknown role `{}`", g.role),
+                    "roles are `owner` and `operator`",
+                );
+            }
+            let Some(target) = self.grant_target(g, &gat, decls) else {
+                continue;
+            };
+            let line = self.tree.pos_of(&gat).line;
+            if let Some(first) = targets.get(&target) {
+                self.err(
+                    &gat,
+                    format!(
+                        "two grants on the same target {} for `{email}` (first at line {first})",
+                        describe_target(&target)
+                    ),
+                    "keep one grant per target; `owner` already includes what `operator` allows",
+                );
+            } else {
+                targets.insert(target.clone(), line);
+            }
+            if let Some(role) = role {
+                grants.push(DesiredGrant { role, target });
+            }
+        }
+        grants
+    }
+
+    pub(super) fn members(&mut self, members: &[RawMember], decls: &Decls) -> Vec<DesiredMember> {
+        let list = YPath::root().key("access").key("members");
+        let mut seen: HashMap<MemberRef, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, m) in members.iter().enumerate() {
+            let at = list.idx(i);
+            let who = match (&m.email, &m.user_id) {
+                (Some(email), None) => {
+                    if !is_email(email) {
+                        self.err(
+                            &at.key("email"),
+                            format!("`{email}` is not a valid email address"),
+                            "write a full address such as `ops@acme.example`",
+                        );
+                        continue;
+                    }
+                    MemberRef::Email(email.trim().to_ascii_lowercase())
+                }
+                (None, Some(id)) if !id.trim().is_empty() => {
+                    MemberRef::UserId(id.trim().to_string())
+                }
+                (None, Some(_)) => {
+                    self.err(
+                        &at.key("user_id"),
+                        "empty `user_id`",
+                        "write the member's user id, or name them by `email:`",
+                    );
+                    continue;
+                }
+                (Some(_), Some(_)) => {
+                    self.err(
+                        &at,
+                        "member has both `email` and `user_id`",
+                        "name each member once: by `email:` or by `user_id:`",
+                    );
+                    continue;
+                }
+                (None, None) => {
+                    self.err(
+                        &at,
+                        "member has neither `email` nor `user_id`",
+                        "name the member by `email:` or by `user_id:`",
+                    );
+                    continue;
+                }
+            };
+            let label = match &who {
+                MemberRef::Email(e) | MemberRef::UserId(e) => e.clone(),
+            };
+            let line = self.tree.pos_of(&at).line;
+            if let Some(first) = seen.get(&who) {
+                self.err(
+                    &at,
+                    format!("duplicate member `{label}` (first at line {first})"),
+                    "one entry per member: merge their grants into one entry",
+                );
+                continue;
+            }
+            seen.insert(who.clone(), line);
+            let grants = self.grants(&m.grants, &at, &label, decls);
+            out.push(DesiredMember {
+                who,
+                grants,
+                protect: m.protect,
             });
         }
         out

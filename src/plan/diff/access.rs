@@ -26,6 +26,25 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// The grants to hold, with the changes creating their targets (to depend on).
+    pub(super) fn wanted_grants(
+        &self,
+        grants: &[crate::model::DesiredGrant],
+    ) -> (BTreeSet<PlannedGrant>, Vec<String>) {
+        let mut want = BTreeSet::new();
+        let mut deps = vec![];
+        for g in grants {
+            if let Some((target, dep)) = self.grant_ref(&g.target) {
+                want.insert(PlannedGrant {
+                    role: g.role,
+                    target,
+                });
+                deps.extend(dep);
+            }
+        }
+        (want, deps)
+    }
+
     pub(super) fn invites(&mut self) {
         let (d, o) = (self.d, self.o);
         let (Some(desired), Some(observed)) = (&d.invites, &o.invites) else {
@@ -34,17 +53,7 @@ impl<'a> Planner<'a> {
         let mut declared = HashSet::new();
         for di in desired {
             declared.insert(di.email.to_ascii_lowercase());
-            let mut want: BTreeSet<PlannedGrant> = BTreeSet::new();
-            let mut deps = vec![];
-            for g in &di.grants {
-                if let Some((target, dep)) = self.grant_ref(&g.target) {
-                    want.insert(PlannedGrant {
-                        role: g.role,
-                        target,
-                    });
-                    deps.extend(dep);
-                }
-            }
+            let (want, deps) = self.wanted_grants(&di.grants);
             // Invites have no `id:` or `moved_from`: the email is the identity.
             let Ok(existing) = self.find(
                 Kind::Invite,
