@@ -239,13 +239,16 @@ async fn apply_saved_held(
     reconcile::saved::restore_sensitive(plan, &|name| std::env::var(name).ok(), salt)?;
     let opts = options(args);
     let prepared = reconcile::Prepared::saved(plan.clone(), &opts);
-    // A stale saved plan is reported before it is shown and confirmed; apply checks again.
-    let status = super::plan_cmd::Status::new();
-    status.show("Checking the saved plan against the cloud…");
-    let fresh = reconcile::check_fresh(Arc::new(client.clone()), &prepared).await;
-    status.clear();
-    if let Err(e) = fresh {
-        return apply_error(e, true);
+    // A stale saved plan is reported before anyone is asked to confirm it (apply checks again
+    // after the prompt). With --yes there is no prompt: apply's own check is the only one.
+    if !args.yes {
+        let status = super::plan_cmd::Status::new();
+        status.show("Checking the saved plan against the cloud…");
+        let fresh = reconcile::check_fresh(Arc::new(client.clone()), &prepared).await;
+        status.clear();
+        if let Err(e) = fresh {
+            return apply_error(e, true);
+        }
     }
     execute(args, client, prepared, &opts, held, true).await
 }
