@@ -86,27 +86,79 @@ pub(super) fn shared_only(what: &str, id: &str, owner: &str) -> Status {
     ))
 }
 
+/// Where a row sits: its organization and its location (for a location, itself).
+pub(super) type Place<T> = fn(&T) -> (&str, &str);
+
+/// `row` (the `what` with id `id`) when the caller's organization owns its location, to change
+/// it: `PERMISSION_DENIED` when its location is only shared with the caller, `NOT_FOUND` when
+/// it is missing or out of reach.
+pub(super) fn owned_by<T>(
+    db: &Connection,
+    caller: &str,
+    what: &str,
+    id: &str,
+    row: Option<T>,
+    place: Place<T>,
+) -> R<T> {
+    let Some(row) = row else {
+        return Err(Status::not_found(format!("{what} {id} not found")));
+    };
+    let (owner, location) = place(&row);
+    match reach(db, owner, location, caller)? {
+        Reach::Owner => Ok(row),
+        Reach::Shared => Err(shared_only(what, id, owner)),
+        Reach::None => Err(Status::not_found(format!("{what} {id} not found"))),
+    }
+}
+
+/// `row` when the caller's organization owns its location or has it shared, to read it;
+/// `NOT_FOUND` otherwise.
+pub(super) fn readable_by<T>(
+    db: &Connection,
+    caller: &str,
+    what: &str,
+    id: &str,
+    row: Option<T>,
+    place: Place<T>,
+) -> R<T> {
+    match row {
+        Some(row) => {
+            let (owner, location) = place(&row);
+            if matches!(reach(db, owner, location, caller)?, Reach::None) {
+                Err(Status::not_found(format!("{what} {id} not found")))
+            } else {
+                Ok(row)
+            }
+        }
+        None => Err(Status::not_found(format!("{what} {id} not found"))),
+    }
+}
+
 /// The location `id` that the caller's organization owns (to change it): `INVALID_ARGUMENT`
 /// for a malformed id, `PERMISSION_DENIED` for one only shared with it, `NOT_FOUND` otherwise.
 pub fn location_in(db: &Connection, org_id: &str, field: &str, id: &str) -> R<LocationRow> {
     require_location_id(field, id)?;
-    match location_row(db, id)? {
-        Some(l) => match reach(db, &l.org_id, &l.id, org_id)? {
-            Reach::Owner => Ok(l),
-            Reach::Shared => Err(shared_only("location", id, &l.org_id)),
-            Reach::None => Err(Status::not_found(format!("location {id} not found"))),
-        },
-        None => Err(Status::not_found(format!("location {id} not found"))),
-    }
+    owned_by(
+        db,
+        org_id,
+        "location",
+        id,
+        location_row(db, id)?,
+        |l: &LocationRow| (&l.org_id, &l.id),
+    )
 }
 
 /// The location `id` that the caller's organization owns or has shared with it (to read it).
 pub fn location_readable(db: &Connection, org_id: &str, field: &str, id: &str) -> R<LocationRow> {
     require_location_id(field, id)?;
-    match location_row(db, id)? {
-        Some(l) if !matches!(reach(db, &l.org_id, &l.id, org_id)?, Reach::None) => Ok(l),
-        _ => Err(Status::not_found(format!("location {id} not found"))),
-    }
+    readable_by(
+        db,
+        org_id,
+        "location",
+        id,
+        location_row(db, id)?,
+        |l: &LocationRow| (&l.org_id, &l.id),
+    )
 }
 
 /// Depth of a location: 1 for a top-level one.

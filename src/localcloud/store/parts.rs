@@ -100,23 +100,17 @@ pub fn part_row(db: &Connection, id: &str) -> R<Option<PartRow>> {
 /// The part `id` in a location the caller's organization owns (to change it).
 pub fn part_in(db: &Connection, org_id: &str, field: &str, id: &str) -> R<PartRow> {
     require_uuid(field, id)?;
-    match part_row(db, id)? {
-        Some(p) => match reach(db, &p.org_id, &p.location_id, org_id)? {
-            Reach::Owner => Ok(p),
-            Reach::Shared => Err(shared_only("part", id, &p.org_id)),
-            Reach::None => Err(Status::not_found(format!("part {id} not found"))),
-        },
-        None => Err(Status::not_found(format!("part {id} not found"))),
-    }
+    owned_by(db, org_id, "part", id, part_row(db, id)?, |p: &PartRow| {
+        (&p.org_id, &p.location_id)
+    })
 }
 
 /// The part `id` in a location the caller's organization owns or has shared with it.
 pub fn part_readable(db: &Connection, org_id: &str, field: &str, id: &str) -> R<PartRow> {
     require_uuid(field, id)?;
-    match part_row(db, id)? {
-        Some(p) if !matches!(reach(db, &p.org_id, &p.location_id, org_id)?, Reach::None) => Ok(p),
-        _ => Err(Status::not_found(format!("part {id} not found"))),
-    }
+    readable_by(db, org_id, "part", id, part_row(db, id)?, |p: &PartRow| {
+        (&p.org_id, &p.location_id)
+    })
 }
 
 pub fn parts_of(db: &Connection, robot_id: &str) -> R<Vec<PartRow>> {

@@ -55,23 +55,27 @@ pub fn robot_row(db: &Connection, id: &str) -> R<Option<RobotRow>> {
 /// The machine `id` in a location the caller's organization owns (to change it).
 pub fn robot_in(db: &Connection, org_id: &str, field: &str, id: &str) -> R<RobotRow> {
     require_uuid(field, id)?;
-    match robot_row(db, id)? {
-        Some(r) => match reach(db, &r.org_id, &r.location_id, org_id)? {
-            Reach::Owner => Ok(r),
-            Reach::Shared => Err(shared_only("machine", id, &r.org_id)),
-            Reach::None => Err(Status::not_found(format!("machine {id} not found"))),
-        },
-        None => Err(Status::not_found(format!("machine {id} not found"))),
-    }
+    owned_by(
+        db,
+        org_id,
+        "machine",
+        id,
+        robot_row(db, id)?,
+        |r: &RobotRow| (&r.org_id, &r.location_id),
+    )
 }
 
 /// The machine `id` in a location the caller's organization owns or has shared with it.
 pub fn robot_readable(db: &Connection, org_id: &str, field: &str, id: &str) -> R<RobotRow> {
     require_uuid(field, id)?;
-    match robot_row(db, id)? {
-        Some(r) if !matches!(reach(db, &r.org_id, &r.location_id, org_id)?, Reach::None) => Ok(r),
-        _ => Err(Status::not_found(format!("machine {id} not found"))),
-    }
+    readable_by(
+        db,
+        org_id,
+        "machine",
+        id,
+        robot_row(db, id)?,
+        |r: &RobotRow| (&r.org_id, &r.location_id),
+    )
 }
 
 pub fn robots_where(db: &Connection, cond: &str, arg: &str) -> R<Vec<pb::Robot>> {
