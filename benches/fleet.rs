@@ -317,26 +317,12 @@ fn plan_cpu() {
     let d = desired(&fleetgen::fleet_yaml(fleetgen::M, false));
     let empty = Observed {
         organization: fleetform::model::Organization {
-            default_fragments: None,
             id: "org".into(),
             name: "bench".into(),
-            public_namespace: String::new(),
-            default_region: String::new(),
-            created_on: None,
+            ..Default::default()
         },
-        locations: vec![],
-        machines: vec![],
-        parts: Default::default(),
-        fragments: vec![],
-        invites: None,
-        members: vec![],
-        member_roles: None,
-        secrets: Default::default(),
-        fragment_tags: Default::default(),
-        fragment_revisions: Default::default(),
-        fragment_usage: Default::default(),
-        metadata: Default::default(),
         observed_at: fleetform::model::Timestamp::now(),
+        ..Default::default()
     };
     // A converged state: build it by "applying" the create plan to an in-memory model.
     let synth = converged(&d, &empty);

@@ -564,12 +564,9 @@ mod tests {
 
     fn org(id: &str, name: &str) -> Organization {
         Organization {
-            default_fragments: None,
             id: id.into(),
             name: name.into(),
-            public_namespace: String::new(),
-            default_region: String::new(),
-            created_on: None,
+            ..Default::default()
         }
     }
 

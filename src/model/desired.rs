@@ -10,7 +10,11 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The whole manifest, validated.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// `Default` is an empty manifest (no organization name, nothing declared, nothing managed),
+/// for building a `Desired` in code: name the fields that matter and end with
+/// `..Default::default()`, so a new field does not touch every literal.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Desired {
     pub organization: OrgRef,
     /// Delete undeclared things inside the managed scope.
@@ -90,6 +94,8 @@ impl Desired {
 }
 
 /// How the manifest names its organization.
+///
+/// The default is an empty name, which no organization has.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrgRef {
@@ -97,6 +103,12 @@ pub enum OrgRef {
     Id(String),
     /// Anything else: matched against organization names.
     Name(String),
+}
+
+impl Default for OrgRef {
+    fn default() -> Self {
+        OrgRef::Name(String::new())
+    }
 }
 
 /// Identity options every resource has.

@@ -13,7 +13,9 @@ use super::{
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `Default` is an empty organization observed at the epoch with nothing read, for building
+/// an `Observed` in code: name the fields that matter and end with `..Default::default()`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Observed {
     pub organization: Organization,
     /// All locations of the organization, flat (`parent_id` links them).

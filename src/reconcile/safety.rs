@@ -118,10 +118,6 @@ mod tests {
         Desired {
             organization: OrgRef::Name("acme".into()),
             prune: true,
-            default_fragments: None,
-            metadata: vec![],
-            settings: Default::default(),
-            fragments: vec![],
             locations: if declares {
                 vec![DesiredLocation {
                     name: "HQ".into(),
@@ -134,9 +130,7 @@ mod tests {
             } else {
                 vec![]
             },
-            invites: None,
-            members: None,
-            digest: String::new(),
+            ..Default::default()
         }
     }
 

@@ -362,12 +362,9 @@ pub(crate) mod tests {
     pub(crate) fn observed() -> Observed {
         Observed {
             organization: Organization {
-                default_fragments: None,
                 id: "org".into(),
                 name: "acme".into(),
-                public_namespace: String::new(),
-                default_region: String::new(),
-                created_on: None,
+                ..Default::default()
             },
             locations: vec![Location {
                 organizations: vec![],
@@ -397,16 +394,7 @@ pub(crate) mod tests {
                     part("p3", "arm-extra", false, json!({})),
                 ],
             )]),
-            fragments: vec![],
-            invites: None,
-            members: vec![],
-            member_roles: None,
-            secrets: BTreeMap::new(),
-            fragment_tags: BTreeMap::new(),
-            fragment_revisions: BTreeMap::new(),
-            fragment_usage: BTreeMap::new(),
-            metadata: BTreeMap::new(),
-            observed_at: Timestamp::default(),
+            ..Default::default()
         }
     }
 
@@ -428,11 +416,6 @@ pub(crate) mod tests {
         };
         Desired {
             organization: OrgRef::Name("acme".into()),
-            prune: false,
-            default_fragments: None,
-            metadata: vec![],
-            settings: Default::default(),
-            fragments: vec![],
             locations: vec![DesiredLocation {
                 name: "HQ".into(),
                 path: "HQ".into(),
@@ -449,9 +432,7 @@ pub(crate) mod tests {
                     ],
                 }],
             }],
-            invites: None,
-            members: None,
-            digest: String::new(),
+            ..Default::default()
         }
     }
 

@@ -141,19 +141,12 @@ fn desired(organization: OrgRef) -> Desired {
     assembly.rotate_secrets_after = Some(Duration::from_secs(90 * 86_400));
     Desired {
         organization,
-        prune: false,
-        default_fragments: None,
-        metadata: vec![],
-        settings: Default::default(),
-        fragments: vec![],
         locations: vec![location(
             "HQ",
             vec![assembly],
             vec![machine("HQ/cam-01", Identity::default())],
         )],
-        invites: None,
-        members: None,
-        digest: String::new(),
+        ..Default::default()
     }
 }
 

@@ -221,17 +221,12 @@ fn observed(c: Cloud, manage_invites: bool) -> Observed {
         parts,
         fragments,
         invites,
-        members: vec![],
-        member_roles: None,
-        secrets: BTreeMap::new(),
-        fragment_tags: BTreeMap::new(),
-        fragment_revisions: BTreeMap::new(),
-        fragment_usage: BTreeMap::new(),
         metadata: c.metadata,
         observed_at: Timestamp {
             seconds: c.observed_at,
             nanos: 0,
         },
+        ..Default::default()
     }
 }
 

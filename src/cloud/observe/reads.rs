@@ -119,11 +119,6 @@ pub async fn observe_scope(
 ) -> Result<Observed, ObserveError> {
     let probe = Desired {
         organization: OrgRef::Id(org.id.clone()),
-        prune: false,
-        fragments: vec![],
-        default_fragments: None,
-        metadata: vec![],
-        settings: Default::default(),
         locations: roots
             .iter()
             .map(|id| DesiredLocation {
@@ -141,7 +136,7 @@ pub async fn observe_scope(
             .collect(),
         invites: invites.then(Vec::new),
         members: invites.then(Vec::new),
-        digest: String::new(),
+        ..Default::default()
     };
     observe(api, &probe, opts).await
 }

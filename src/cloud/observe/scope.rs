@@ -310,15 +310,8 @@ mod tests {
     fn desired(locations: Vec<DesiredLocation>) -> Desired {
         Desired {
             organization: OrgRef::Name("acme".into()),
-            prune: false,
-            default_fragments: None,
-            metadata: vec![],
-            settings: Default::default(),
-            fragments: vec![],
             locations,
-            invites: None,
-            members: None,
-            digest: String::new(),
+            ..Default::default()
         }
     }
 
@@ -464,12 +457,9 @@ mod tests {
 
     fn org(id: &str, name: &str) -> Organization {
         Organization {
-            default_fragments: None,
             id: id.into(),
             name: name.into(),
-            public_namespace: String::new(),
-            default_region: String::new(),
-            created_on: None,
+            ..Default::default()
         }
     }
 

@@ -65,12 +65,9 @@ fn fragment(id: &str, name: &str, org: &str, created: i64) -> Fragment {
 fn observed() -> Observed {
     Observed {
         organization: Organization {
-            default_fragments: None,
             id: "org".into(),
             name: "acme".into(),
-            public_namespace: String::new(),
-            default_region: String::new(),
-            created_on: None,
+            ..Default::default()
         },
         locations: vec![
             loc("hq00000001", "HQ", None, 1),
@@ -127,14 +124,7 @@ fn observed() -> Observed {
                 created_on: None,
             },
         ]),
-        members: vec![],
-        member_roles: None,
-        secrets: BTreeMap::new(),
-        fragment_tags: BTreeMap::new(),
-        fragment_revisions: BTreeMap::new(),
-        fragment_usage: BTreeMap::new(),
-        metadata: BTreeMap::new(),
-        observed_at: Timestamp::default(),
+        ..Default::default()
     }
 }
 
