@@ -508,6 +508,24 @@ pub struct Grant {
     pub resource_id: String,
 }
 
+/// An API key of the organization (`ListKeys`); the cloud never lists its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub created_on: Option<Timestamp>,
+    /// The roles the key holds, sorted.
+    pub grants: Vec<Grant>,
+}
+
+/// A key's id and secret as `CreateKey` and `RotateKey` return them: the only time the
+/// secret is seen. Never serialized, so it cannot reach a saved plan or a log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeySecret {
+    pub id: String,
+    pub key: Sensitive,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invite {
     pub email: String,

@@ -14,9 +14,10 @@ pub use client::{Client, ClientOptions, Credentials, RetryPolicy};
 pub use error::{CloudError, Code};
 
 use crate::model::{
-    Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage, FragmentVersions,
-    Grant, HistoryEntry, Invite, Location, LocationSecret, LogEntry, LogPage, LogQuery, Machine,
-    Member, MemberRole, Metadata, MetadataTarget, Organization, Part, Timestamp, Visibility,
+    ApiKey, Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage,
+    FragmentVersions, Grant, HistoryEntry, Invite, KeySecret, Location, LocationSecret, LogEntry,
+    LogPage, LogQuery, Machine, Member, MemberRole, Metadata, MetadataTarget, Organization, Part,
+    Timestamp, Visibility,
 };
 use std::pin::Pin;
 use std::sync::Arc;
@@ -91,6 +92,34 @@ pub trait CloudApi: Send + Sync {
         grant: &Grant,
     ) -> Result<(), CloudError>;
     async fn list_members(&self, org_id: &str) -> Result<(Vec<Member>, Vec<Invite>), CloudError>;
+    /// The organization's API keys with their roles (`ListKeys`), never their secrets.
+    async fn list_keys(&self, org_id: &str) -> Result<Vec<ApiKey>, CloudError>;
+    /// Creates a key named `name` holding `grants` (`CreateKey`); the secret is returned
+    /// once.
+    async fn create_key(
+        &self,
+        org_id: &str,
+        name: &str,
+        grants: &[Grant],
+    ) -> Result<KeySecret, CloudError>;
+    /// A new secret for key `key_id` (`RotateKey`); use the returned id from then on.
+    async fn rotate_key(&self, key_id: &str) -> Result<KeySecret, CloudError>;
+    async fn rename_key(&self, key_id: &str, name: &str) -> Result<(), CloudError>;
+    async fn delete_key(&self, key_id: &str) -> Result<(), CloudError>;
+    /// Gives key `key_id` the role `grant` (`AddRole` with the key as identity).
+    async fn add_key_role(
+        &self,
+        org_id: &str,
+        key_id: &str,
+        grant: &Grant,
+    ) -> Result<(), CloudError>;
+    /// Takes the role `grant` from key `key_id` (`RemoveRole` with the key as identity).
+    async fn remove_key_role(
+        &self,
+        org_id: &str,
+        key_id: &str,
+        grant: &Grant,
+    ) -> Result<(), CloudError>;
     /// Invites `email` with `grants` (no grants = owner of the organization, as on Viam's
     /// cloud); `send_email` asks the cloud to email the invite.
     async fn create_invite(

@@ -248,7 +248,7 @@ pub fn init(db: &Path, org_name: &str, owner_email: &str) -> Result<NewKey, Erro
     let (org_id, (key_id, key)) = store
         .write_blocking(|tx| {
             let org = store::create_org(tx, org_name, owner_email)?;
-            let key = store::create_api_key(tx, &org)?;
+            let key = store::create_api_key(tx, &org, "fleetform")?;
             Ok((org, key))
         })
         .map_err(|s| Error::Store(s.message().to_string()))?;

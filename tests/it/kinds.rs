@@ -522,6 +522,7 @@ async fn a_version_2_store_gives_its_members_the_owner_role() {
         let db = rusqlite::Connection::open(&cloud.db).unwrap();
         db.execute_batch(
             "DROP TABLE member_roles; DROP TABLE metadata;
+             DROP TABLE key_auths; ALTER TABLE api_keys DROP COLUMN name;
              UPDATE meta SET value = '2' WHERE key = 'schema_version';",
         )
         .unwrap();

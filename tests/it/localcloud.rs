@@ -2260,6 +2260,7 @@ async fn a_version_1_store_is_migrated_and_a_newer_one_refused() {
              ALTER TABLE orgs DROP COLUMN default_fragments;
              ALTER TABLE fragments DROP COLUMN revision;
              ALTER TABLE invites DROP COLUMN send_email;
+             DROP TABLE key_auths; ALTER TABLE api_keys DROP COLUMN name;
              UPDATE meta SET value = '1' WHERE key = 'schema_version';",
         )
         .unwrap();

@@ -20,6 +20,7 @@ mod ha_watch;
 mod hostile_inputs;
 mod hostile_manifests;
 mod identity;
+mod keys;
 mod kinds;
 mod lease;
 mod localcloud;

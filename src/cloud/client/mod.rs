@@ -17,7 +17,7 @@
 //! 1. Declare the method on [`CloudApi`] (`cloud/mod.rs`), in domain types.
 //! 2. Add one thin `pub(super) async fn` of the same name and signature to the `impl Client`
 //!    block of its area's file in `rpcs/` (`orgs.rs`, `locations.rs`, `robots.rs`,
-//!    `parts.rs`, `fragments.rs` or `metadata.rs`; a new area gets a new file and a `mod`
+//!    `parts.rs`, `fragments.rs`, `metadata.rs` or `keys.rs`; a new area gets a new file and a `mod`
 //!    line in `rpcs/mod.rs`): build the request,
 //!    `rpc!(self, Read|Write|Stream, "ViamRpcName", app|robot . method, req)`, and convert
 //!    the response with a function of `cloud/convert`. The name is the Viam RPC name: it is

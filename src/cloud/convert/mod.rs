@@ -14,7 +14,7 @@
 //! fleetform adds or removes, they are never touched either.
 
 use crate::model::{
-    Editor, Fragment, FragmentHistoryEntry, FragmentImport, FragmentRevision, FragmentTag,
+    ApiKey, Editor, Fragment, FragmentHistoryEntry, FragmentImport, FragmentRevision, FragmentTag,
     FragmentUsage, Grant, HistoryEntry, Invite, Location, LocationOrganization, LocationSecret,
     LogEntry, Machine, Member, MemberRole, OnlineState, Organization, Part, ResourceKind, Role,
     Sensitive, Timestamp, Visibility,
@@ -449,6 +449,52 @@ pub(super) fn member_roles(authorizations: Vec<pb::Authorization>) -> Vec<Member
             }
         })
         .collect()
+}
+
+/// An API key as listed; roles fleetform does not model are skipped with a warning.
+pub(super) fn api_key(k: pb::ApiKeyWithAuthorizations) -> ApiKey {
+    let key = k.api_key.unwrap_or_default();
+    let mut grants: Vec<Grant> = k
+        .authorizations
+        .iter()
+        .filter_map(|a| {
+            let as_auth = pb::Authorization {
+                authorization_type: a.authorization_type.clone(),
+                authorization_id: a.authorization_id.clone(),
+                resource_type: a.resource_type.clone(),
+                resource_id: a.resource_id.clone(),
+                ..Default::default()
+            };
+            match grant_from_authorization(&as_auth) {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    tracing::warn!(key_id = %key.id, error = %e, "skipping authorization of API key");
+                    None
+                }
+            }
+        })
+        .collect();
+    grants.sort();
+    grants.dedup();
+    ApiKey {
+        id: key.id,
+        name: key.name,
+        created_on: key.created_on.map(timestamp),
+        grants,
+    }
+}
+
+/// An API key's role as an authorization of `org_id`.
+pub(super) fn key_role_to_authorization(
+    key_id: &str,
+    g: &Grant,
+    org_id: &str,
+) -> pb::Authorization {
+    pb::Authorization {
+        identity_id: key_id.to_string(),
+        identity_type: "api-key".to_string(),
+        ..grant_to_authorization(g, org_id)
+    }
 }
 
 /// A member's role as an authorization of `org_id`.

@@ -7,7 +7,7 @@ pub(super) async fn list_fragments(
     req: Request<pb::ListFragmentsRequest>,
 ) -> Res<pb::ListFragmentsResponse> {
     read(svc, req, |db, who, r| {
-        let org = store::caller_org(db, &who.org_id, &r.organization_id, "organization_id")?;
+        let org = store::key_org(db, who, &r.organization_id, "organization_id")?;
         Ok(pb::ListFragmentsResponse {
             fragments: store::list_fragments(db, &org.id, r.show_public, &r.fragment_visibility)?,
             // Usage is served per fragment by GetFragmentUsage.
@@ -47,7 +47,8 @@ pub(super) async fn create_fragment(
     req: Request<pb::CreateFragmentRequest>,
 ) -> Res<pb::CreateFragmentResponse> {
     write(svc, req, |tx, who, r| {
-        let org = store::caller_org(tx, &who.org_id, &r.organization_id, "organization_id")?;
+        who.require_org_wide("changing fragments")?;
+        let org = store::caller_org(tx, who, &r.organization_id, "organization_id")?;
         let name = store::require_name("name", &r.name)?.trim();
         let vis = visibility(r.visibility.unwrap_or_default())?;
         let config = config_from(r.config.as_ref(), None, "config")?
@@ -67,6 +68,7 @@ pub(super) async fn update_fragment(
     req: Request<pb::UpdateFragmentRequest>,
 ) -> Res<pb::UpdateFragmentResponse> {
     write(svc, req, |tx, who, r| {
+        who.require_org_wide("changing fragments")?;
         let f = store::fragment_owned(tx, &who.org_id, &r.id)?;
         let name = store::require_name("name", &r.name)?.trim();
         if let Some(sent) = &r.last_known_update
@@ -106,6 +108,7 @@ pub(super) async fn delete_fragment(
     req: Request<pb::DeleteFragmentRequest>,
 ) -> Res<pb::DeleteFragmentResponse> {
     write(svc, req, |tx, who, r| {
+        who.require_org_wide("changing fragments")?;
         let f = store::fragment_owned(tx, &who.org_id, &r.id)?;
         // Viam's current docs: "Fragments can only be deleted if no machines are using them".
         let users = store::fragment_part_count(tx, &f.id)?;
@@ -162,6 +165,7 @@ pub(super) async fn set_fragment_tag(
     req: Request<pb::SetFragmentTagRequest>,
 ) -> Res<pb::SetFragmentTagResponse> {
     write(svc, req, |tx, who, r| {
+        who.require_org_wide("changing fragments")?;
         let f = store::fragment_owned(tx, &who.org_id, &r.fragment_id)?;
         let tag = check_tag(&r.tag)?;
         let revision = revision_number("revision", &r.revision)?;
@@ -179,6 +183,7 @@ pub(super) async fn delete_fragment_tag(
     req: Request<pb::DeleteFragmentTagRequest>,
 ) -> Res<pb::DeleteFragmentTagResponse> {
     write(svc, req, |tx, who, r| {
+        who.require_org_wide("changing fragments")?;
         let f = store::fragment_owned(tx, &who.org_id, &r.fragment_id)?;
         let tag = require("tag", &r.tag)?;
         if !store::delete_fragment_tag(tx, &f.id, tag)? {

@@ -7,12 +7,15 @@ pub(super) async fn create_location(
     req: Request<pb::CreateLocationRequest>,
 ) -> Res<pb::CreateLocationResponse> {
     write(svc, req, |tx, who, r| {
-        let org = store::caller_org(tx, &who.org_id, &r.organization_id, "organization_id")?;
+        let org = store::key_org(tx, who, &r.organization_id, "organization_id")?;
         let name = store::require_name("name", &r.name)?;
         let parent = match r.parent_location_id.as_deref() {
-            None | Some("") => None,
+            None | Some("") => {
+                who.require_org_wide("creating a top-level location")?;
+                None
+            }
             Some(p) => {
-                let parent = store::location_in(tx, &org.id, "parent_location_id", p)?;
+                let parent = store::location_in(tx, who, "parent_location_id", p)?;
                 if store::depth(tx, &parent.id)? >= MAX_LOCATION_DEPTH {
                     return Err(Status::failed_precondition(format!(
                         "parent_location_id {p}: locations nest at most {MAX_LOCATION_DEPTH} levels deep"
@@ -33,7 +36,7 @@ pub(super) async fn get_location(
     req: Request<pb::GetLocationRequest>,
 ) -> Res<pb::GetLocationResponse> {
     read(svc, req, |db, who, r| {
-        let l = store::location_readable(db, &who.org_id, "location_id", &r.location_id)?;
+        let l = store::location_readable(db, who, "location_id", &r.location_id)?;
         Ok(pb::GetLocationResponse {
             location: Some(store::location_pb(db, &l)?),
         })
@@ -46,7 +49,7 @@ pub(super) async fn update_location(
     req: Request<pb::UpdateLocationRequest>,
 ) -> Res<pb::UpdateLocationResponse> {
     write(svc, req, |tx, who, r| {
-        let l = store::location_in(tx, &who.org_id, "location_id", &r.location_id)?;
+        let l = store::location_in(tx, who, "location_id", &r.location_id)?;
         // Unset fields stay as they are; an empty name is treated as unset (Viam's examples
         // send name="" when only moving).
         let name = match r.name.as_deref().map(str::trim) {
@@ -60,7 +63,7 @@ pub(super) async fn update_location(
             None => l.parent_id.clone(),
             Some("") => None,
             Some(p) => {
-                let parent = store::location_in(tx, &who.org_id, "parent_location_id", p)?;
+                let parent = store::location_in(tx, who, "parent_location_id", p)?;
                 if store::is_descendant_or_self(tx, &l.id, &parent.id)? {
                     return Err(Status::invalid_argument(format!(
                         "parent_location_id {p}: a location cannot move under itself or its own descendant"
@@ -94,7 +97,7 @@ pub(super) async fn delete_location(
     req: Request<pb::DeleteLocationRequest>,
 ) -> Res<pb::DeleteLocationResponse> {
     write(svc, req, |tx, who, r| {
-        let l = store::location_in(tx, &who.org_id, "location_id", &r.location_id)?;
+        let l = store::location_in(tx, who, "location_id", &r.location_id)?;
         store::delete_location(tx, &l.id)?;
         Ok(pb::DeleteLocationResponse {})
     })
@@ -106,9 +109,9 @@ pub(super) async fn list_locations(
     req: Request<pb::ListLocationsRequest>,
 ) -> Res<pb::ListLocationsResponse> {
     read(svc, req, |db, who, r| {
-        let org = store::caller_org(db, &who.org_id, &r.organization_id, "organization_id")?;
+        store::key_org(db, who, &r.organization_id, "organization_id")?;
         Ok(pb::ListLocationsResponse {
-            locations: store::list_locations(db, &org.id)?,
+            locations: store::list_locations(db, who)?,
         })
     })
     .await
@@ -119,7 +122,8 @@ pub(super) async fn share_location(
     req: Request<pb::ShareLocationRequest>,
 ) -> Res<pb::ShareLocationResponse> {
     write(svc, req, |tx, who, r| {
-        let l = store::location_in(tx, &who.org_id, "location_id", &r.location_id)?;
+        who.require_org_owner("sharing a location")?;
+        let l = store::location_in(tx, who, "location_id", &r.location_id)?;
         let target = share_target(tx, &l, &r.organization_id)?;
         if !store::share_location(tx, &l.id, &target)? {
             return Err(Status::already_exists(format!(
@@ -137,7 +141,8 @@ pub(super) async fn unshare_location(
     req: Request<pb::UnshareLocationRequest>,
 ) -> Res<pb::UnshareLocationResponse> {
     write(svc, req, |tx, who, r| {
-        let l = store::location_in(tx, &who.org_id, "location_id", &r.location_id)?;
+        who.require_org_owner("sharing a location")?;
+        let l = store::location_in(tx, who, "location_id", &r.location_id)?;
         let target = share_target(tx, &l, &r.organization_id)?;
         if !store::unshare_location(tx, &l.id, &target)? {
             return Err(Status::not_found(format!(
@@ -155,7 +160,7 @@ pub(super) async fn location_auth(
     req: Request<pb::LocationAuthRequest>,
 ) -> Res<pb::LocationAuthResponse> {
     read(svc, req, |db, who, r| {
-        let l = store::location_in(db, &who.org_id, "location_id", &r.location_id)?;
+        let l = store::location_in(db, who, "location_id", &r.location_id)?;
         Ok(pb::LocationAuthResponse {
             auth: Some(store::location_auth(db, &l.id)?),
         })
@@ -168,7 +173,7 @@ pub(super) async fn create_location_secret(
     req: Request<pb::CreateLocationSecretRequest>,
 ) -> Res<pb::CreateLocationSecretResponse> {
     write(svc, req, |tx, who, r| {
-        let l = store::location_in(tx, &who.org_id, "location_id", &r.location_id)?;
+        let l = store::location_in(tx, who, "location_id", &r.location_id)?;
         let n = store::location_secrets(tx, &l.id)?.len();
         if n >= MAX_LOCATION_SECRETS {
             return Err(Status::failed_precondition(format!(
@@ -187,7 +192,7 @@ pub(super) async fn delete_location_secret(
     req: Request<pb::DeleteLocationSecretRequest>,
 ) -> Res<pb::DeleteLocationSecretResponse> {
     write(svc, req, |tx, who, r| {
-        let l = store::location_in(tx, &who.org_id, "location_id", &r.location_id)?;
+        let l = store::location_in(tx, who, "location_id", &r.location_id)?;
         let secret_id = require_uuid("secret_id", &r.secret_id)?;
         let secrets = store::location_secrets(tx, &l.id)?;
         if !secrets.iter().any(|s| s.id == secret_id) {

@@ -10,7 +10,7 @@ pub(super) async fn get_robot_part_logs(
     req: Request<pb::GetRobotPartLogsRequest>,
 ) -> Res<pb::GetRobotPartLogsResponse> {
     read(svc, req, |db, who, r| {
-        let part = store::part_readable(db, &who.org_id, "id", &r.id)?;
+        let part = store::part_readable(db, who, "id", &r.id)?;
         let limit = match r.limit {
             Some(n) if n < 0 => {
                 return Err(Status::invalid_argument("limit must not be negative"));
@@ -49,7 +49,7 @@ pub(super) async fn tail_robot_part_logs(
     // The connection is busy while the tail is open, however quiet.
     let busy = req.remote_addr().map(|peer| svc.streams.open(peer));
     let r = read(svc, req, |db, who, r| {
-        let part = store::part_readable(db, &who.org_id, "id", &r.id)?;
+        let part = store::part_readable(db, who, "id", &r.id)?;
         Ok((part.id, r.errors_only, r.filter.filter(|f| !f.is_empty())))
     })
     .await?

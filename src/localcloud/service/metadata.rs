@@ -20,7 +20,7 @@ pub(super) async fn get_organization_metadata(
     req: Request<pb::GetOrganizationMetadataRequest>,
 ) -> Res<pb::GetOrganizationMetadataResponse> {
     read(svc, req, |db, who, r| {
-        let org = store::caller_org(db, &who.org_id, &r.organization_id, "organization_id")?;
+        let org = store::key_org(db, who, &r.organization_id, "organization_id")?;
         let data = store::metadata(db, MetadataOwner::Organization, &org.id)?;
         Ok(pb::GetOrganizationMetadataResponse {
             data: struct_of(&data),
@@ -34,7 +34,7 @@ pub(super) async fn update_organization_metadata(
     req: Request<pb::UpdateOrganizationMetadataRequest>,
 ) -> Res<pb::UpdateOrganizationMetadataResponse> {
     write(svc, req, |tx, who, r| {
-        let org = store::caller_org(tx, &who.org_id, &r.organization_id, "organization_id")?;
+        let org = store::caller_org(tx, who, &r.organization_id, "organization_id")?;
         let data = data_of(r.data.as_ref());
         store::set_metadata(tx, MetadataOwner::Organization, &org.id, &data)?;
         Ok(pb::UpdateOrganizationMetadataResponse {})
@@ -47,7 +47,7 @@ pub(super) async fn get_location_metadata(
     req: Request<pb::GetLocationMetadataRequest>,
 ) -> Res<pb::GetLocationMetadataResponse> {
     read(svc, req, |db, who, r| {
-        let l = store::location_readable(db, &who.org_id, "location_id", &r.location_id)?;
+        let l = store::location_readable(db, who, "location_id", &r.location_id)?;
         let data = store::metadata(db, MetadataOwner::Location, &l.id)?;
         Ok(pb::GetLocationMetadataResponse {
             data: struct_of(&data),
@@ -61,7 +61,7 @@ pub(super) async fn update_location_metadata(
     req: Request<pb::UpdateLocationMetadataRequest>,
 ) -> Res<pb::UpdateLocationMetadataResponse> {
     write(svc, req, |tx, who, r| {
-        let l = store::location_in(tx, &who.org_id, "location_id", &r.location_id)?;
+        let l = store::location_in(tx, who, "location_id", &r.location_id)?;
         let data = data_of(r.data.as_ref());
         store::set_metadata(tx, MetadataOwner::Location, &l.id, &data)?;
         Ok(pb::UpdateLocationMetadataResponse {})
@@ -74,7 +74,7 @@ pub(super) async fn get_robot_metadata(
     req: Request<pb::GetRobotMetadataRequest>,
 ) -> Res<pb::GetRobotMetadataResponse> {
     read(svc, req, |db, who, r| {
-        let robot = store::robot_readable(db, &who.org_id, "id", &r.id)?;
+        let robot = store::robot_readable(db, who, "id", &r.id)?;
         let data = store::metadata(db, MetadataOwner::Robot, &robot.id)?;
         Ok(pb::GetRobotMetadataResponse {
             data: struct_of(&data),
@@ -88,7 +88,7 @@ pub(super) async fn update_robot_metadata(
     req: Request<pb::UpdateRobotMetadataRequest>,
 ) -> Res<pb::UpdateRobotMetadataResponse> {
     write(svc, req, |tx, who, r| {
-        let robot = store::robot_in(tx, &who.org_id, "id", &r.id)?;
+        let robot = store::robot_in(tx, who, "id", &r.id)?;
         let data = data_of(r.data.as_ref());
         store::set_metadata(tx, MetadataOwner::Robot, &robot.id, &data)?;
         Ok(pb::UpdateRobotMetadataResponse {})
@@ -101,7 +101,7 @@ pub(super) async fn get_robot_part_metadata(
     req: Request<pb::GetRobotPartMetadataRequest>,
 ) -> Res<pb::GetRobotPartMetadataResponse> {
     read(svc, req, |db, who, r| {
-        let part = store::part_readable(db, &who.org_id, "id", &r.id)?;
+        let part = store::part_readable(db, who, "id", &r.id)?;
         let data = store::metadata(db, MetadataOwner::Part, &part.id)?;
         Ok(pb::GetRobotPartMetadataResponse {
             data: struct_of(&data),
@@ -115,7 +115,7 @@ pub(super) async fn update_robot_part_metadata(
     req: Request<pb::UpdateRobotPartMetadataRequest>,
 ) -> Res<pb::UpdateRobotPartMetadataResponse> {
     write(svc, req, |tx, who, r| {
-        let part = store::part_in(tx, &who.org_id, "id", &r.id)?;
+        let part = store::part_in(tx, who, "id", &r.id)?;
         let data = data_of(r.data.as_ref());
         store::set_metadata(tx, MetadataOwner::Part, &part.id, &data)?;
         Ok(pb::UpdateRobotPartMetadataResponse {})

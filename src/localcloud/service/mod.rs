@@ -9,9 +9,13 @@
 //! This file holds the services, the shared handler machinery (`read`, `write`, argument
 //! checks) and the `AppService` trait impl as a table: each method hands its request to the
 //! handler of the same name in the file of its area: `orgs` (organizations, members, invites),
-//! `locations`, `robots`, `parts`, `logs`, `fragments`, `metadata`, `roles`.
+//! `locations`, `robots`, `parts`, `logs`, `fragments`, `metadata`, `roles`, `keys`.
+//!
+//! What a calling key may reach (its roles, see `store::keys`) is read in the same store call
+//! as the handler's own queries, so a changed or deleted key takes effect at once.
 
 mod fragments;
+mod keys;
 mod locations;
 mod logs;
 mod metadata;
@@ -20,8 +24,8 @@ mod parts;
 mod robots;
 mod roles;
 
-use super::auth::{Caller, caller};
-use super::store::{self, R, Store, require, require_uuid, ts_us};
+use super::auth::caller;
+use super::store::{self, Access, R, Store, require, require_uuid, ts_us};
 use crate::proto::viam::app::v1 as pb;
 use crate::proto::viam::common::v1::LogEntry;
 use std::pin::Pin;
@@ -62,17 +66,17 @@ fn ok<T>(v: T) -> Res<T> {
     Ok(Response::new(v))
 }
 
-/// Runs a read for the caller of `req`.
+/// Runs a read for the caller of `req`, with what its key reaches read in the same call.
 async fn read<Req, T, F>(svc: &AppService, req: Request<Req>, f: F) -> Res<T>
 where
     T: Send + 'static,
     Req: Send + 'static,
-    F: FnOnce(&rusqlite::Connection, &Caller, Req) -> R<T> + Send + 'static,
+    F: FnOnce(&rusqlite::Connection, &Access, Req) -> R<T> + Send + 'static,
 {
     let who = caller(&req)?;
     let body = req.into_inner();
     svc.store
-        .read(move |db| f(db, &who, body))
+        .read(move |db| f(db, &store::access(db, &who.key_id, &who.org_id)?, body))
         .await
         .map(Response::new)
         .map_err(bounded)
@@ -96,17 +100,18 @@ fn bounded(status: Status) -> Status {
     Status::new(status.code(), format!("{}…", &message[..end]))
 }
 
-/// Runs one write transaction for the caller of `req`.
+/// Runs one write transaction for the caller of `req`, with what its key reaches read in
+/// the same transaction.
 async fn write<Req, T, F>(svc: &AppService, req: Request<Req>, f: F) -> Res<T>
 where
     T: Send + 'static,
     Req: Send + 'static,
-    F: FnOnce(&rusqlite::Transaction, &Caller, Req) -> R<T> + Send + 'static,
+    F: FnOnce(&rusqlite::Transaction, &Access, Req) -> R<T> + Send + 'static,
 {
     let who = caller(&req)?;
     let body = req.into_inner();
     svc.store
-        .write(move |tx| f(tx, &who, body))
+        .write(move |tx| f(tx, &store::access(tx, &who.key_id, &who.org_id)?, body))
         .await
         .map(Response::new)
         .map_err(bounded)
@@ -572,6 +577,28 @@ impl pb::app_service_server::AppService for AppService {
         roles::change_role(self, req).await
     }
 
+    // API keys.
+
+    async fn create_key(&self, req: Request<pb::CreateKeyRequest>) -> Res<pb::CreateKeyResponse> {
+        keys::create_key(self, req).await
+    }
+
+    async fn delete_key(&self, req: Request<pb::DeleteKeyRequest>) -> Res<pb::DeleteKeyResponse> {
+        keys::delete_key(self, req).await
+    }
+
+    async fn list_keys(&self, req: Request<pb::ListKeysRequest>) -> Res<pb::ListKeysResponse> {
+        keys::list_keys(self, req).await
+    }
+
+    async fn rename_key(&self, req: Request<pb::RenameKeyRequest>) -> Res<pb::RenameKeyResponse> {
+        keys::rename_key(self, req).await
+    }
+
+    async fn rotate_key(&self, req: Request<pb::RotateKeyRequest>) -> Res<pb::RotateKeyResponse> {
+        keys::rotate_key(self, req).await
+    }
+
     // Metadata.
 
     async fn get_organization_metadata(
@@ -691,7 +718,7 @@ impl pb::robot_service_server::RobotService for RobotService {
         let entries = Arc::new(r.logs.clone());
         let pushed = Arc::clone(&entries);
         let part_id = write(&self.app, req, move |tx, who, r| {
-            let part = store::part_in(tx, &who.org_id, "id", &r.id)?;
+            let part = store::part_in(tx, who, "id", &r.id)?;
             store::insert_logs(tx, &part.id, &pushed)?;
             Ok(part.id)
         })

@@ -22,7 +22,7 @@ pub(super) async fn get_organization(
     req: Request<pb::GetOrganizationRequest>,
 ) -> Res<pb::GetOrganizationResponse> {
     read(svc, req, |db, who, r| {
-        let org = store::caller_org(db, &who.org_id, &r.organization_id, "organization_id")?;
+        let org = store::key_org(db, who, &r.organization_id, "organization_id")?;
         Ok(pb::GetOrganizationResponse {
             organization: Some(org.to_pb()),
         })
@@ -35,7 +35,8 @@ pub(super) async fn update_organization(
     req: Request<pb::UpdateOrganizationRequest>,
 ) -> Res<pb::UpdateOrganizationResponse> {
     write(svc, req, |tx, who, r| {
-        let org = store::caller_org(tx, &who.org_id, &r.organization_id, "organization_id")?;
+        let org = store::caller_org(tx, who, &r.organization_id, "organization_id")?;
+        who.require_org_owner("administering the organization")?;
         if let Some(name) = r.name.as_deref() {
             let name = require("name", name)?.trim();
             tx.execute("UPDATE orgs SET name = ?2 WHERE id = ?1", rusqlite::params![org.id, name])
@@ -97,7 +98,7 @@ pub(super) async fn list_organization_members(
     req: Request<pb::ListOrganizationMembersRequest>,
 ) -> Res<pb::ListOrganizationMembersResponse> {
     read(svc, req, |db, who, r| {
-        let org = store::caller_org(db, &who.org_id, &r.organization_id, "organization_id")?;
+        let org = store::caller_org(db, who, &r.organization_id, "organization_id")?;
         Ok(pb::ListOrganizationMembersResponse {
             members: store::members(db, &org.id)?,
             invites: store::invites(db, &org.id)?,
@@ -112,7 +113,8 @@ pub(super) async fn create_organization_invite(
     req: Request<pb::CreateOrganizationInviteRequest>,
 ) -> Res<pb::CreateOrganizationInviteResponse> {
     write(svc, req, |tx, who, r| {
-        let org = store::caller_org(tx, &who.org_id, &r.organization_id, "organization_id")?;
+        let org = store::caller_org(tx, who, &r.organization_id, "organization_id")?;
+        who.require_org_owner("administering the organization")?;
         let email = check_email(&r.email)?;
         if store::invite(tx, &org.id, email)?.is_some() {
             return Err(Status::already_exists(format!(
@@ -148,7 +150,8 @@ pub(super) async fn update_organization_invite_authorizations(
     req: Request<pb::UpdateOrganizationInviteAuthorizationsRequest>,
 ) -> Res<pb::UpdateOrganizationInviteAuthorizationsResponse> {
     write(svc, req, |tx, who, r| {
-        let org = store::caller_org(tx, &who.org_id, &r.organization_id, "organization_id")?;
+        let org = store::caller_org(tx, who, &r.organization_id, "organization_id")?;
+        who.require_org_owner("administering the organization")?;
         let email = check_email(&r.email)?;
         if r.add_authorizations.is_empty() && r.remove_authorizations.is_empty() {
             return Err(Status::invalid_argument(
@@ -196,7 +199,8 @@ pub(super) async fn delete_organization_invite(
     req: Request<pb::DeleteOrganizationInviteRequest>,
 ) -> Res<pb::DeleteOrganizationInviteResponse> {
     write(svc, req, |tx, who, r| {
-        let org = store::caller_org(tx, &who.org_id, &r.organization_id, "organization_id")?;
+        let org = store::caller_org(tx, who, &r.organization_id, "organization_id")?;
+        who.require_org_owner("administering the organization")?;
         let email = check_email(&r.email)?;
         if !store::delete_invite(tx, &org.id, email)? {
             return Err(Status::not_found(format!("no invite for {email}")));

@@ -7,7 +7,7 @@ pub(super) async fn get_robot_parts(
     req: Request<pb::GetRobotPartsRequest>,
 ) -> Res<pb::GetRobotPartsResponse> {
     read(svc, req, |db, who, r| {
-        let robot = store::robot_readable(db, &who.org_id, "robot_id", &r.robot_id)?;
+        let robot = store::robot_readable(db, who, "robot_id", &r.robot_id)?;
         let parts = store::parts_of(db, &robot.id)?;
         Ok(pb::GetRobotPartsResponse {
             parts: parts.iter().map(store::PartRow::to_pb).collect(),
@@ -21,7 +21,7 @@ pub(super) async fn get_robot_part(
     req: Request<pb::GetRobotPartRequest>,
 ) -> Res<pb::GetRobotPartResponse> {
     read(svc, req, |db, who, r| {
-        let part = store::part_readable(db, &who.org_id, "id", &r.id)?;
+        let part = store::part_readable(db, who, "id", &r.id)?;
         let config_json = serde_json::to_string_pretty(&part.config_json())
             .map_err(|e| Status::internal(e.to_string()))?;
         Ok(pb::GetRobotPartResponse {
@@ -37,7 +37,7 @@ pub(super) async fn new_robot_part(
     req: Request<pb::NewRobotPartRequest>,
 ) -> Res<pb::NewRobotPartResponse> {
     write(svc, req, |tx, who, r| {
-        let robot = store::robot_in(tx, &who.org_id, "robot_id", &r.robot_id)?;
+        let robot = store::robot_in(tx, who, "robot_id", &r.robot_id)?;
         let name = store::require_name("part_name", &r.part_name)?.trim();
         check_part_name(tx, &robot.location_id, name, "")?;
         let main = store::parts_of(tx, &robot.id)?.is_empty();
@@ -53,7 +53,7 @@ pub(super) async fn update_robot_part(
     req: Request<pb::UpdateRobotPartRequest>,
 ) -> Res<pb::UpdateRobotPartResponse> {
     write(svc, req, |tx, who, r| {
-        let part = store::part_in(tx, &who.org_id, "id", &r.id)?;
+        let part = store::part_in(tx, who, "id", &r.id)?;
         let name = store::require_name("name", &r.name)?.trim();
         let config = config_from(
             r.robot_config.as_ref(),
@@ -95,7 +95,7 @@ pub(super) async fn delete_robot_part(
     req: Request<pb::DeleteRobotPartRequest>,
 ) -> Res<pb::DeleteRobotPartResponse> {
     write(svc, req, |tx, who, r| {
-        let part = store::part_in(tx, &who.org_id, "part_id", &r.part_id)?;
+        let part = store::part_in(tx, who, "part_id", &r.part_id)?;
         store::delete_part(tx, &part)?;
         Ok(pb::DeleteRobotPartResponse {})
     })
@@ -107,7 +107,7 @@ pub(super) async fn mark_part_as_main(
     req: Request<pb::MarkPartAsMainRequest>,
 ) -> Res<pb::MarkPartAsMainResponse> {
     write(svc, req, |tx, who, r| {
-        let part = store::part_in(tx, &who.org_id, "part_id", &r.part_id)?;
+        let part = store::part_in(tx, who, "part_id", &r.part_id)?;
         store::mark_main(tx, &part)?;
         Ok(pb::MarkPartAsMainResponse {})
     })
@@ -119,7 +119,7 @@ pub(super) async fn get_robot_part_history(
     req: Request<pb::GetRobotPartHistoryRequest>,
 ) -> Res<pb::GetRobotPartHistoryResponse> {
     read(svc, req, |db, who, r| {
-        let part = store::part_readable(db, &who.org_id, "id", &r.id)?;
+        let part = store::part_readable(db, who, "id", &r.id)?;
         let before = page_token(r.page_token.as_deref())?;
         let limit = match r.page_limit {
             Some(n) if n < 0 => {

@@ -7,7 +7,7 @@ pub(super) async fn get_robot(
     req: Request<pb::GetRobotRequest>,
 ) -> Res<pb::GetRobotResponse> {
     read(svc, req, |db, who, r| {
-        let robot = store::robot_readable(db, &who.org_id, "id", &r.id)?;
+        let robot = store::robot_readable(db, who, "id", &r.id)?;
         Ok(pb::GetRobotResponse {
             robot: Some(robot.to_pb()),
         })
@@ -20,7 +20,7 @@ pub(super) async fn list_robots(
     req: Request<pb::ListRobotsRequest>,
 ) -> Res<pb::ListRobotsResponse> {
     read(svc, req, |db, who, r| {
-        let l = store::location_readable(db, &who.org_id, "location_id", &r.location_id)?;
+        let l = store::location_readable(db, who, "location_id", &r.location_id)?;
         Ok(pb::ListRobotsResponse {
             robots: store::robots_where(db, "r.location_id = ?1", &l.id)?,
         })
@@ -33,10 +33,18 @@ pub(super) async fn list_robots_for_org(
     req: Request<pb::ListRobotsForOrgRequest>,
 ) -> Res<pb::ListRobotsForOrgResponse> {
     read(svc, req, |db, who, r| {
-        let org = store::caller_org(db, &who.org_id, &r.org_id, "org_id")?;
-        Ok(pb::ListRobotsForOrgResponse {
-            robots: store::robots_where(db, "l.org_id = ?1", &org.id)?,
-        })
+        let org = store::key_org(db, who, &r.org_id, "org_id")?;
+        let mut robots = store::robots_where(db, "l.org_id = ?1", &org.id)?;
+        if !who.org_wide() {
+            let mut reached = Vec::with_capacity(robots.len());
+            for robot in robots {
+                if who.covers(db, &robot.location, Some(&robot.id))? {
+                    reached.push(robot);
+                }
+            }
+            robots = reached;
+        }
+        Ok(pb::ListRobotsForOrgResponse { robots })
     })
     .await
 }
@@ -51,7 +59,7 @@ pub(super) async fn list_robots_for_locations(
         let mut robots = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for id in &r.location_ids {
-            let l = store::location_readable(db, &who.org_id, "location_ids", id)?;
+            let l = store::location_readable(db, who, "location_ids", id)?;
             if seen.insert(l.id.clone()) {
                 robots.extend(store::robots_where(db, "r.location_id = ?1", &l.id)?);
             }
@@ -67,7 +75,7 @@ pub(super) async fn new_robot(
 ) -> Res<pb::NewRobotResponse> {
     write(svc, req, |tx, who, r| {
         let name = store::require_name("name", &r.name)?.trim();
-        let l = store::location_in(tx, &who.org_id, "location", &r.location)?;
+        let l = store::location_in(tx, who, "location", &r.location)?;
         if store::robot_name_taken(tx, &l.id, name, "")? {
             return Err(Status::already_exists(format!(
                 "a machine named {name:?} already exists in location {}",
@@ -87,7 +95,7 @@ pub(super) async fn update_robot(
     req: Request<pb::UpdateRobotRequest>,
 ) -> Res<pb::UpdateRobotResponse> {
     write(svc, req, |tx, who, r| {
-        let robot = store::robot_in(tx, &who.org_id, "id", &r.id)?;
+        let robot = store::robot_in(tx, who, "id", &r.id)?;
         // Empty name or location means "unchanged" (the CLI sends name "" when moving and
         // the Python SDK sends location "" when renaming).
         let name = match r.name.trim() {
@@ -99,7 +107,7 @@ pub(super) async fn update_robot(
         };
         let location = match r.location.as_str() {
             "" => robot.location_id.clone(),
-            l => store::location_in(tx, &who.org_id, "location", l)?.id,
+            l => store::location_in(tx, who, "location", l)?.id,
         };
         if store::robot_name_taken(tx, &location, &name, &robot.id)? {
             return Err(Status::already_exists(format!(
@@ -130,7 +138,7 @@ pub(super) async fn delete_robot(
     req: Request<pb::DeleteRobotRequest>,
 ) -> Res<pb::DeleteRobotResponse> {
     write(svc, req, |tx, who, r| {
-        let robot = store::robot_in(tx, &who.org_id, "id", &r.id)?;
+        let robot = store::robot_in(tx, who, "id", &r.id)?;
         store::delete_robot(tx, &robot.id)?;
         Ok(pb::DeleteRobotResponse {})
     })

@@ -152,11 +152,12 @@ pub fn delete_invite(tx: &Transaction, org_id: &str, email: &str) -> R<bool> {
     ))? > 0)
 }
 
-/// Removes authorizations (of invites and of members) that point at a deleted resource.
+/// Removes authorizations (of invites, members and API keys) that point at a deleted resource.
 pub(super) fn drop_auths_on(tx: &Transaction, resource_type: &str, resource_id: &str) -> R<()> {
     q(tx.execute(
         "DELETE FROM invite_auths WHERE resource_type = ?1 AND resource_id = ?2",
         params![resource_type, resource_id],
     ))?;
-    drop_member_roles_on(tx, resource_type, resource_id)
+    drop_member_roles_on(tx, resource_type, resource_id)?;
+    drop_key_roles_on(tx, resource_type, resource_id)
 }

@@ -60,19 +60,32 @@ pub fn unshare_location(tx: &Transaction, location_id: &str, org_id: &str) -> R<
     ))? > 0)
 }
 
-/// How the caller's organization may reach something in a location.
+/// How the calling key may reach something in a location.
 pub(super) enum Reach {
-    /// Its organization owns the location.
+    /// Its organization owns the location and a role of the key covers it.
     Owner,
-    /// The location is shared with its organization: it may read, not change.
+    /// The location is shared with its organization and the key has a role on the whole
+    /// organization: it may read, not change.
     Shared,
     None,
 }
 
-pub(super) fn reach(db: &Connection, owner: &str, location_id: &str, caller: &str) -> R<Reach> {
-    Ok(if owner == caller {
-        Reach::Owner
-    } else if shared_with(db, location_id, caller)? {
+/// How `who` reaches something of organization `owner` in `location_id` (on machine
+/// `robot_id`, for a machine or part).
+pub(super) fn reach(
+    db: &Connection,
+    owner: &str,
+    location_id: &str,
+    robot_id: Option<&str>,
+    who: &Access,
+) -> R<Reach> {
+    Ok(if owner == who.org_id {
+        if who.covers(db, location_id, robot_id)? {
+            Reach::Owner
+        } else {
+            Reach::None
+        }
+    } else if who.org_wide() && shared_with(db, location_id, &who.org_id)? {
         Reach::Shared
     } else {
         Reach::None
@@ -86,15 +99,16 @@ pub(super) fn shared_only(what: &str, id: &str, owner: &str) -> Status {
     ))
 }
 
-/// Where a row sits: its organization and its location (for a location, itself).
-pub(super) type Place<T> = fn(&T) -> (&str, &str);
+/// Where a row sits: its organization, its location (for a location, itself) and its machine
+/// (for a machine, itself; none for a location).
+pub(super) type Place<T> = fn(&T) -> (&str, &str, Option<&str>);
 
-/// `row` (the `what` with id `id`) when the caller's organization owns its location, to change
-/// it: `PERMISSION_DENIED` when its location is only shared with the caller, `NOT_FOUND` when
-/// it is missing or out of reach.
+/// `row` (the `what` with id `id`) when the caller's organization owns its location and a role
+/// of the calling key covers it, to change it: `PERMISSION_DENIED` when its location is only
+/// shared with the caller, `NOT_FOUND` when it is missing or out of reach.
 pub(super) fn owned_by<T>(
     db: &Connection,
-    caller: &str,
+    caller: &Access,
     what: &str,
     id: &str,
     row: Option<T>,
@@ -103,19 +117,18 @@ pub(super) fn owned_by<T>(
     let Some(row) = row else {
         return Err(Status::not_found(format!("{what} {id} not found")));
     };
-    let (owner, location) = place(&row);
-    match reach(db, owner, location, caller)? {
+    let (owner, location, robot) = place(&row);
+    match reach(db, owner, location, robot, caller)? {
         Reach::Owner => Ok(row),
         Reach::Shared => Err(shared_only(what, id, owner)),
         Reach::None => Err(Status::not_found(format!("{what} {id} not found"))),
     }
 }
 
-/// `row` when the caller's organization owns its location or has it shared, to read it;
-/// `NOT_FOUND` otherwise.
+/// `row` when the calling key reaches it (see [`reach`]), to read it; `NOT_FOUND` otherwise.
 pub(super) fn readable_by<T>(
     db: &Connection,
-    caller: &str,
+    caller: &Access,
     what: &str,
     id: &str,
     row: Option<T>,
@@ -123,8 +136,8 @@ pub(super) fn readable_by<T>(
 ) -> R<T> {
     match row {
         Some(row) => {
-            let (owner, location) = place(&row);
-            if matches!(reach(db, owner, location, caller)?, Reach::None) {
+            let (owner, location, robot) = place(&row);
+            if matches!(reach(db, owner, location, robot, caller)?, Reach::None) {
                 Err(Status::not_found(format!("{what} {id} not found")))
             } else {
                 Ok(row)
@@ -136,28 +149,28 @@ pub(super) fn readable_by<T>(
 
 /// The location `id` that the caller's organization owns (to change it): `INVALID_ARGUMENT`
 /// for a malformed id, `PERMISSION_DENIED` for one only shared with it, `NOT_FOUND` otherwise.
-pub fn location_in(db: &Connection, org_id: &str, field: &str, id: &str) -> R<LocationRow> {
+pub fn location_in(db: &Connection, who: &Access, field: &str, id: &str) -> R<LocationRow> {
     require_location_id(field, id)?;
     owned_by(
         db,
-        org_id,
+        who,
         "location",
         id,
         location_row(db, id)?,
-        |l: &LocationRow| (&l.org_id, &l.id),
+        |l: &LocationRow| (&l.org_id, &l.id, None),
     )
 }
 
 /// The location `id` that the caller's organization owns or has shared with it (to read it).
-pub fn location_readable(db: &Connection, org_id: &str, field: &str, id: &str) -> R<LocationRow> {
+pub fn location_readable(db: &Connection, who: &Access, field: &str, id: &str) -> R<LocationRow> {
     require_location_id(field, id)?;
     readable_by(
         db,
-        org_id,
+        who,
         "location",
         id,
         location_row(db, id)?,
-        |l: &LocationRow| (&l.org_id, &l.id),
+        |l: &LocationRow| (&l.org_id, &l.id, None),
     )
 }
 
@@ -261,7 +274,9 @@ pub fn location_pb(db: &Connection, l: &LocationRow) -> R<pb::Location> {
     })
 }
 
-pub fn list_locations(db: &Connection, org_id: &str) -> R<Vec<pb::Location>> {
+/// The locations of `who`'s organization and those shared with it that the key reaches.
+pub fn list_locations(db: &Connection, who: &Access) -> R<Vec<pb::Location>> {
+    let org_id = who.org_id.as_str();
     let mut st = q(db.prepare(
         "SELECT id, org_id, name, parent_id, created_us FROM locations \
          WHERE org_id = ?1 OR id IN (SELECT location_id FROM location_shares WHERE org_id = ?1) \
@@ -277,7 +292,13 @@ pub fn list_locations(db: &Connection, org_id: &str) -> R<Vec<pb::Location>> {
         })
     }))?;
     let rows: Vec<LocationRow> = q(rows.collect())?;
-    rows.iter().map(|l| location_pb(db, l)).collect()
+    let mut out = Vec::with_capacity(rows.len());
+    for l in &rows {
+        if !matches!(reach(db, &l.org_id, &l.id, None, who)?, Reach::None) {
+            out.push(location_pb(db, l)?);
+        }
+    }
+    Ok(out)
 }
 
 pub fn insert_location(

@@ -10,7 +10,7 @@
 //! This file holds the schema and migrations, the connections ([`Store`]) and the small
 //! helpers (ids, timestamps, argument checks, JSON ⇄ `Struct`); the queries live in one file per
 //! table group: `orgs`, `invites`, `locations`, `robots`, `parts`, `logs`, `fragments`,
-//! `metadata`, `roles`. Their
+//! `metadata`, `roles`, `keys`. Their
 //! public items are re-exported here, so callers write `store::name` whatever the file.
 
 use crate::proto::viam::app::v1 as pb;
@@ -21,6 +21,7 @@ use tonic::Status;
 
 mod fragments;
 mod invites;
+mod keys;
 mod locations;
 mod logs;
 mod metadata;
@@ -31,6 +32,7 @@ mod roles;
 
 pub use fragments::*;
 pub use invites::*;
+pub use keys::*;
 pub use locations::*;
 pub use logs::*;
 pub use metadata::*;
@@ -43,7 +45,7 @@ pub type R<T> = Result<T, Status>;
 
 /// Schema version stored in `meta`; bump with a migration in [`MIGRATIONS`] when the schema
 /// changes. [`SCHEMA`] always creates the newest schema.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// `MIGRATIONS[i]` brings a version `i + 1` database to version `i + 2`.
 const MIGRATIONS: &[&str] = &[
@@ -62,6 +64,14 @@ const MIGRATIONS: &[&str] = &[
     INSERT OR IGNORE INTO member_roles (org_id, identity_id, resource_type, resource_id, role)
         SELECT org_id, user_id, 'organization', org_id, 'owner' FROM members;
     "#,
+    // 3 -> 4: API keys have names and authorizations (the `key_auths` table, which SCHEMA
+    // creates); every existing key owns its organization (before, every key could do
+    // everything).
+    r#"
+    ALTER TABLE api_keys ADD COLUMN name TEXT NOT NULL DEFAULT '';
+    INSERT OR IGNORE INTO key_auths (key_id, resource_type, resource_id, role)
+        SELECT id, 'organization', org_id, 'owner' FROM api_keys;
+    "#,
 ];
 
 const SCHEMA: &str = r#"
@@ -71,7 +81,10 @@ CREATE TABLE IF NOT EXISTS orgs (
     created_us INTEGER NOT NULL, default_fragments BLOB);
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id), key_sha256 TEXT NOT NULL,
-    created_us INTEGER NOT NULL);
+    created_us INTEGER NOT NULL, name TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS key_auths (
+    key_id TEXT NOT NULL, resource_type TEXT NOT NULL, resource_id TEXT NOT NULL,
+    role TEXT NOT NULL, PRIMARY KEY (key_id, resource_type, resource_id, role));
 CREATE TABLE IF NOT EXISTS members (
     org_id TEXT NOT NULL REFERENCES orgs(id), user_id TEXT NOT NULL, email TEXT NOT NULL,
     date_added_us INTEGER NOT NULL, PRIMARY KEY (org_id, user_id));

@@ -59,9 +59,21 @@ pub fn set_default_fragments(
     .map(|_| ())
 }
 
-/// The caller's own organization, or `PERMISSION_DENIED` / `NOT_FOUND` for any other id.
-pub fn caller_org(db: &Connection, caller_org: &str, requested: &str, field: &str) -> R<OrgRow> {
+/// The caller's own organization, when the calling key holds a role on all of it;
+/// `PERMISSION_DENIED` for a key whose roles are narrower, and `PERMISSION_DENIED` /
+/// `NOT_FOUND` for any other organization id.
+pub fn caller_org(db: &Connection, who: &Access, requested: &str, field: &str) -> R<OrgRow> {
+    let org = key_org(db, who, requested, field)?;
+    who.require_org_wide(&format!("this request on organization {requested}"))?;
+    Ok(org)
+}
+
+/// The caller's own organization, for any of its keys (the organization itself, and the
+/// listings that show each key what it reaches); `PERMISSION_DENIED` / `NOT_FOUND` for any
+/// other id.
+pub fn key_org(db: &Connection, who: &Access, requested: &str, field: &str) -> R<OrgRow> {
     require_uuid(field, requested)?;
+    let caller_org = who.org_id.as_str();
     if requested != caller_org {
         return Err(match org(db, requested)? {
             Some(_) => Status::permission_denied(format!(
@@ -104,15 +116,15 @@ pub fn create_org(tx: &Transaction, name: &str, owner_email: &str) -> R<String> 
     Ok(id)
 }
 
-/// Adds an API key to `org_id`; returns `(key_id, key)`. Only the key's hash is stored.
-pub fn create_api_key(tx: &Transaction, org_id: &str) -> R<(String, String)> {
-    let key_id = new_uuid();
-    let key = random_alnum(32);
-    q(tx.execute(
-        "INSERT INTO api_keys (id, org_id, key_sha256, created_us) VALUES (?1, ?2, ?3, ?4)",
-        params![key_id, org_id, sha256_hex(&key), now_us()],
-    ))?;
-    Ok((key_id, key))
+/// Adds an API key named `name` that owns `org_id`; returns `(key_id, key)`. Only the key's
+/// hash is stored.
+pub fn create_api_key(tx: &Transaction, org_id: &str, name: &str) -> R<(String, String)> {
+    insert_key(
+        tx,
+        org_id,
+        name,
+        &[("organization".into(), org_id.to_string(), "owner".into())],
+    )
 }
 
 /// The organization of an API key whose secret hashes to `key_sha256`.

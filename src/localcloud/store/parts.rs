@@ -98,18 +98,18 @@ pub fn part_row(db: &Connection, id: &str) -> R<Option<PartRow>> {
 }
 
 /// The part `id` in a location the caller's organization owns (to change it).
-pub fn part_in(db: &Connection, org_id: &str, field: &str, id: &str) -> R<PartRow> {
+pub fn part_in(db: &Connection, who: &Access, field: &str, id: &str) -> R<PartRow> {
     require_uuid(field, id)?;
-    owned_by(db, org_id, "part", id, part_row(db, id)?, |p: &PartRow| {
-        (&p.org_id, &p.location_id)
+    owned_by(db, who, "part", id, part_row(db, id)?, |p: &PartRow| {
+        (&p.org_id, &p.location_id, Some(&p.robot_id))
     })
 }
 
 /// The part `id` in a location the caller's organization owns or has shared with it.
-pub fn part_readable(db: &Connection, org_id: &str, field: &str, id: &str) -> R<PartRow> {
+pub fn part_readable(db: &Connection, who: &Access, field: &str, id: &str) -> R<PartRow> {
     require_uuid(field, id)?;
-    readable_by(db, org_id, "part", id, part_row(db, id)?, |p: &PartRow| {
-        (&p.org_id, &p.location_id)
+    readable_by(db, who, "part", id, part_row(db, id)?, |p: &PartRow| {
+        (&p.org_id, &p.location_id, Some(&p.robot_id))
     })
 }
 

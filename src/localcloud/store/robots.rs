@@ -53,28 +53,28 @@ pub fn robot_row(db: &Connection, id: &str) -> R<Option<RobotRow>> {
 }
 
 /// The machine `id` in a location the caller's organization owns (to change it).
-pub fn robot_in(db: &Connection, org_id: &str, field: &str, id: &str) -> R<RobotRow> {
+pub fn robot_in(db: &Connection, who: &Access, field: &str, id: &str) -> R<RobotRow> {
     require_uuid(field, id)?;
     owned_by(
         db,
-        org_id,
+        who,
         "machine",
         id,
         robot_row(db, id)?,
-        |r: &RobotRow| (&r.org_id, &r.location_id),
+        |r: &RobotRow| (&r.org_id, &r.location_id, Some(&r.id)),
     )
 }
 
 /// The machine `id` in a location the caller's organization owns or has shared with it.
-pub fn robot_readable(db: &Connection, org_id: &str, field: &str, id: &str) -> R<RobotRow> {
+pub fn robot_readable(db: &Connection, who: &Access, field: &str, id: &str) -> R<RobotRow> {
     require_uuid(field, id)?;
     readable_by(
         db,
-        org_id,
+        who,
         "machine",
         id,
         robot_row(db, id)?,
-        |r: &RobotRow| (&r.org_id, &r.location_id),
+        |r: &RobotRow| (&r.org_id, &r.location_id, Some(&r.id)),
     )
 }
 

@@ -9,7 +9,8 @@
 //! - `robots.rs`: machines;
 //! - `parts.rs`: parts, their history and logs;
 //! - `fragments.rs`: fragments, their versions, tags, history and usage;
-//! - `metadata.rs`: metadata of organizations, locations, machines and parts.
+//! - `metadata.rs`: metadata of organizations, locations, machines and parts;
+//! - `keys.rs`: API keys and their roles.
 
 use super::Client;
 use super::retry::Kind;
@@ -17,9 +18,10 @@ use super::transport::{app, robot, status_error};
 use crate::cloud::convert::{self, ConvertError};
 use crate::cloud::{CloudApi, CloudError, Code, LogStream, ParentChange, RpcObserver};
 use crate::model::{
-    Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage, FragmentVersions,
-    Grant, HistoryEntry, Invite, Location, LocationSecret, LogEntry, LogPage, LogQuery, Machine,
-    Member, MemberRole, Metadata, MetadataTarget, Organization, Part, Timestamp, Visibility,
+    ApiKey, Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage,
+    FragmentVersions, Grant, HistoryEntry, Invite, KeySecret, Location, LocationSecret, LogEntry,
+    LogPage, LogQuery, Machine, Member, MemberRole, Metadata, MetadataTarget, Organization, Part,
+    Timestamp, Visibility,
 };
 use crate::proto::viam::app::v1 as pb;
 use std::sync::Arc;
@@ -71,6 +73,7 @@ macro_rules! rpc {
 }
 
 mod fragments;
+mod keys;
 mod locations;
 mod metadata;
 mod orgs;
@@ -90,6 +93,49 @@ fn grants_to_proto(grants: &[Grant], org_id: &str) -> Vec<pb::Authorization> {
 
 #[async_trait::async_trait]
 impl CloudApi for Client {
+    async fn list_keys(&self, org_id: &str) -> Result<Vec<ApiKey>, CloudError> {
+        self.list_keys(org_id).await
+    }
+
+    async fn create_key(
+        &self,
+        org_id: &str,
+        name: &str,
+        grants: &[Grant],
+    ) -> Result<KeySecret, CloudError> {
+        self.create_key(org_id, name, grants).await
+    }
+
+    async fn rotate_key(&self, key_id: &str) -> Result<KeySecret, CloudError> {
+        self.rotate_key(key_id).await
+    }
+
+    async fn rename_key(&self, key_id: &str, name: &str) -> Result<(), CloudError> {
+        self.rename_key(key_id, name).await
+    }
+
+    async fn delete_key(&self, key_id: &str) -> Result<(), CloudError> {
+        self.delete_key(key_id).await
+    }
+
+    async fn add_key_role(
+        &self,
+        org_id: &str,
+        key_id: &str,
+        grant: &Grant,
+    ) -> Result<(), CloudError> {
+        self.add_key_role(org_id, key_id, grant).await
+    }
+
+    async fn remove_key_role(
+        &self,
+        org_id: &str,
+        key_id: &str,
+        grant: &Grant,
+    ) -> Result<(), CloudError> {
+        self.remove_key_role(org_id, key_id, grant).await
+    }
+
     async fn list_organizations(&self) -> Result<Vec<Organization>, CloudError> {
         self.list_organizations().await
     }
