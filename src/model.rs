@@ -10,9 +10,10 @@ mod observed;
 pub mod rules;
 
 pub use desired::{
-    Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
-    DesiredMember, DesiredMetadata, DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity,
-    MemberRef, MetadataOwner, OrgRef, OrgSettings, SensitiveValue, TagTarget,
+    Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredKey, DesiredLocation,
+    DesiredMachine, DesiredMember, DesiredMetadata, DesiredPart, FragmentRef, FragmentUse,
+    GrantTarget, Identity, MemberRef, MetadataOwner, OrgRef, OrgSettings, SensitiveValue,
+    TagTarget,
 };
 pub use observed::{Observed, TEMPORARY_SUFFIX, location_paths, temporary_name};
 

@@ -100,14 +100,122 @@ fn grant(g: &PlannedGrant, r: &Resolved) -> Result<Grant, ExecError> {
     })
 }
 
-/// Executes one change against the cloud.
+/// Gives the roles `add`, then takes `remove` away (adds first, so whoever changes role holds
+/// one at every moment): `write(grant, adding)` makes one call, `holds(grant)` reads back
+/// whether the grant is held after an unknown outcome.
+async fn change_roles<W, WF, H, HF>(
+    add: &[PlannedGrant],
+    remove: &[PlannedGrant],
+    r: &Resolved,
+    write: W,
+    holds: H,
+) -> ExecResult
+where
+    W: Fn(Grant, bool) -> WF,
+    WF: std::future::Future<Output = Result<(), CloudError>>,
+    H: Fn(Grant) -> HF,
+    HF: std::future::Future<Output = Result<bool, CloudError>>,
+{
+    for (g, adding) in add
+        .iter()
+        .map(|g| (g, true))
+        .chain(remove.iter().map(|g| (g, false)))
+    {
+        let g = grant(g, r)?;
+        with_unknown_outcome(
+            || async { write(g.clone(), adding).await.map(|_| None) },
+            || async { Ok((holds(g.clone()).await? == adding).then_some(None)) },
+        )
+        .await?;
+    }
+    Ok(None)
+}
+
+/// Executes one change against the cloud. A created API key's id and secret go to
+/// `new_keys` (and nowhere else).
 pub async fn execute(
     api: &dyn CloudApi,
     org_id: &str,
     change: &Change,
     r: &Resolved,
+    new_keys: Option<&tokio::sync::mpsc::UnboundedSender<super::NewKey>>,
 ) -> ExecResult {
     match &change.op {
+        Op::CreateKey { name, grants } => {
+            let grants = grants
+                .iter()
+                .map(|g| grant(g, r))
+                .collect::<Result<Vec<_>, _>>()?;
+            let made: std::sync::Mutex<Option<crate::model::KeySecret>> = Default::default();
+            let keep = |s: crate::model::KeySecret| {
+                let id = s.id.clone();
+                if let Ok(mut m) = made.lock() {
+                    *m = Some(s);
+                }
+                id
+            };
+            // A key found under the name after an unknown outcome is the one just made; its
+            // secret was lost with the answer, so it gets a new one.
+            let id = with_unknown_outcome(
+                || async { Ok(Some(keep(api.create_key(org_id, name, &grants).await?))) },
+                || async {
+                    match api
+                        .list_keys(org_id)
+                        .await?
+                        .into_iter()
+                        .find(|k| &k.name == name)
+                    {
+                        Some(k) => Ok(Some(Some(keep(api.rotate_key(&k.id).await?)))),
+                        None => Ok(None),
+                    }
+                },
+            )
+            .await?;
+            let secret = made.lock().ok().and_then(|mut m| m.take());
+            if let (Some(secret), Some(sink)) = (secret, new_keys) {
+                let _ = sink.send(super::NewKey {
+                    name: name.clone(),
+                    secret,
+                });
+            }
+            Ok(id)
+        }
+        Op::UpdateKeyRoles {
+            key_id,
+            add,
+            remove,
+        } => {
+            change_roles(
+                add,
+                remove,
+                r,
+                |g, adding| async move {
+                    if adding {
+                        api.add_key_role(org_id, key_id, &g).await
+                    } else {
+                        api.remove_key_role(org_id, key_id, &g).await
+                    }
+                },
+                |g| async move {
+                    Ok(api
+                        .list_keys(org_id)
+                        .await?
+                        .iter()
+                        .any(|k| &k.id == key_id && k.grants.contains(&g)))
+                },
+            )
+            .await
+        }
+        Op::DeleteKey { key_id } => {
+            with_unknown_outcome(
+                || async { api.delete_key(key_id).await.map(|_| None) },
+                || async {
+                    let gone = !api.list_keys(org_id).await?.iter().any(|k| &k.id == key_id);
+                    Ok(gone.then_some(None))
+                },
+            )
+            .await
+        }
         Op::CreateLocation { name, parent } => {
             let parent = parent.as_ref().map(|p| r.id(p)).transpose()?;
             let p = parent.as_deref();
@@ -449,34 +557,26 @@ pub async fn execute(
             add,
             remove,
         } => {
-            // Adds first, so a member whose role changes holds one at every moment.
-            for (g, adding) in add
-                .iter()
-                .map(|g| (g, true))
-                .chain(remove.iter().map(|g| (g, false)))
-            {
-                let g = grant(g, r)?;
-                with_unknown_outcome(
-                    || async {
-                        if adding {
-                            api.add_member_role(org_id, user_id, &g).await
-                        } else {
-                            api.remove_member_role(org_id, user_id, &g).await
-                        }
-                        .map(|_| None)
-                    },
-                    || async {
-                        let held = api
-                            .list_member_roles(org_id)
-                            .await?
-                            .iter()
-                            .any(|m| &m.identity_id == user_id && m.grant == g);
-                        Ok((held == adding).then_some(None))
-                    },
-                )
-                .await?;
-            }
-            Ok(None)
+            change_roles(
+                add,
+                remove,
+                r,
+                |g, adding| async move {
+                    if adding {
+                        api.add_member_role(org_id, user_id, &g).await
+                    } else {
+                        api.remove_member_role(org_id, user_id, &g).await
+                    }
+                },
+                |g| async move {
+                    Ok(api
+                        .list_member_roles(org_id)
+                        .await?
+                        .iter()
+                        .any(|m| &m.identity_id == user_id && m.grant == g))
+                },
+            )
+            .await
         }
         Op::RotateSecret {
             location_id,

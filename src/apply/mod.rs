@@ -39,6 +39,19 @@ pub struct ApplyOptions {
     /// Consecutive changes failing with a transport error after which the cloud is taken to be
     /// unreachable and nothing new starts (default 10; at least 1).
     pub unreachable_after: u32,
+    /// Where the id and secret of each API key the plan creates go, the only time they are
+    /// known (the caller writes them to a private file or shows them once). `None`: the
+    /// secrets are dropped; `fleetform keys rotate NAME` makes a new one.
+    pub new_keys: Option<mpsc::UnboundedSender<NewKey>>,
+}
+
+/// An API key made by an apply, with its secret: never logged, serialized or put in a
+/// report.
+#[derive(Clone, Debug)]
+pub struct NewKey {
+    /// The key's name, as declared.
+    pub name: String,
+    pub secret: crate::model::KeySecret,
 }
 
 /// Default of [`ApplyOptions::unreachable_after`].
@@ -49,6 +62,7 @@ impl Default for ApplyOptions {
         ApplyOptions {
             parallelism: 10,
             unreachable_after: UNREACHABLE_AFTER,
+            new_keys: None,
         }
     }
 }
@@ -237,8 +251,11 @@ pub async fn apply(
                 let change = c.clone();
                 let org = plan.organization_id.clone();
                 let snapshot = resolved.lock().map(|r| r.clone()).unwrap_or_default();
+                let new_keys = opts.new_keys.clone();
                 tasks.spawn(async move {
-                    let result = exec::execute(api.as_ref(), &org, &change, &snapshot).await;
+                    let result =
+                        exec::execute(api.as_ref(), &org, &change, &snapshot, new_keys.as_ref())
+                            .await;
                     (i, result)
                 });
             }

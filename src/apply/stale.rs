@@ -7,8 +7,8 @@ use crate::cloud::observe::{DEFAULT_RETRY_BUDGET, RetryBudget};
 use crate::cloud::{CloudApi, CloudError};
 use crate::plan::{
     Change, IdRef, Kind, Op, Plan, Precondition, default_fragments_fingerprint, grants_fingerprint,
-    location_fingerprint, machine_fingerprint, metadata_fingerprint, org_settings_fingerprint,
-    secrets_fingerprint, tag_fingerprint,
+    key_fingerprint, location_fingerprint, machine_fingerprint, metadata_fingerprint,
+    org_settings_fingerprint, secrets_fingerprint, tag_fingerprint,
 };
 use std::sync::Arc;
 
@@ -132,6 +132,12 @@ async fn check(api: &dyn CloudApi, org: &str, c: &Change) -> Result<Option<Strin
                         .collect();
                     grants_fingerprint(&id, &held)
                 }),
+                Kind::ApiKey => match api.list_keys(org).await?.iter().find(|k| k.id == id) {
+                    Some(k) => Ok(key_fingerprint(k)),
+                    None => {
+                        return Ok(Some("the key was deleted since the plan was made".into()));
+                    }
+                },
                 Kind::FragmentTag => {
                     let tag = match &c.op {
                         Op::SetFragmentTag { tag, .. } | Op::DeleteFragmentTag { tag, .. } => tag,
@@ -170,6 +176,9 @@ async fn check(api: &dyn CloudApi, org: &str, c: &Change) -> Result<Option<Strin
                     Kind::LocationSecret => "its secrets changed since the plan was made".into(),
                     Kind::Invite => "its grants changed since the plan was made".into(),
                     Kind::Member => "its roles changed since the plan was made".into(),
+                    Kind::ApiKey => {
+                        "it was renamed or its roles changed since the plan was made".into()
+                    }
                     Kind::FragmentTag => "the tag was moved since the plan was made".into(),
                     Kind::Organization => match &c.op {
                         Op::UpdateOrganization { .. } => {
@@ -259,6 +268,13 @@ async fn absent(api: &dyn CloudApi, org: &str, c: &Change) -> Result<Option<Stri
             let (_, invites) = api.list_members(org).await?;
             if invites.iter().any(|i| i.email.eq_ignore_ascii_case(email)) {
                 exists("invite")
+            } else {
+                Ok(None)
+            }
+        }
+        Op::CreateKey { name, .. } => {
+            if api.list_keys(org).await?.iter().any(|k| &k.name == name) {
+                exists("API key")
             } else {
                 Ok(None)
             }

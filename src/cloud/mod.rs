@@ -92,6 +92,11 @@ pub trait CloudApi: Send + Sync {
         grant: &Grant,
     ) -> Result<(), CloudError>;
     async fn list_members(&self, org_id: &str) -> Result<(Vec<Member>, Vec<Invite>), CloudError>;
+    /// The id of the API key this client authenticates with, when it has one: the key a
+    /// plan must never delete or downgrade.
+    fn own_key_id(&self) -> Option<String> {
+        None
+    }
     /// The organization's API keys with their roles (`ListKeys`), never their secrets.
     async fn list_keys(&self, org_id: &str) -> Result<Vec<ApiKey>, CloudError>;
     /// Creates a key named `name` holding `grants` (`CreateKey`); the secret is returned

@@ -31,13 +31,13 @@
 //! This module only builds text; the caller writes the files.
 
 use super::raw::{
-    Inline, RawAccess, RawFragment, RawGrant, RawInvite, RawLocation, RawMachine, RawManifest,
-    RawMember, RawOrgSettings, RawOrganization, RawPart, RawSecrets,
+    Inline, RawAccess, RawFragment, RawGrant, RawInvite, RawKey, RawLocation, RawMachine,
+    RawManifest, RawMember, RawOrgSettings, RawOrganization, RawPart, RawSecrets,
 };
 use crate::model::{
-    Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
-    DesiredMember, DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, MemberRef, OrgRef,
-    TagTarget, Visibility,
+    Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredKey, DesiredLocation,
+    DesiredMachine, DesiredMember, DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity,
+    MemberRef, OrgRef, TagTarget, Visibility,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -148,9 +148,12 @@ impl Writer<'_> {
             prune: d.prune,
             fragments: d.fragments.iter().map(|f| self.fragment(f)).collect(),
             locations: d.locations.iter().map(|l| self.location(l)).collect(),
-            access: (d.invites.is_some() || d.members.is_some()).then(|| RawAccess {
-                invites: d.invites.as_ref().map(|i| i.iter().map(invite).collect()),
-                members: d.members.as_ref().map(|m| m.iter().map(member).collect()),
+            access: (d.invites.is_some() || d.members.is_some() || d.keys.is_some()).then(|| {
+                RawAccess {
+                    invites: d.invites.as_ref().map(|i| i.iter().map(invite).collect()),
+                    members: d.members.as_ref().map(|m| m.iter().map(member).collect()),
+                    keys: d.keys.as_ref().map(|k| k.iter().map(key).collect()),
+                }
             }),
         }
     }
@@ -313,6 +316,14 @@ fn member(m: &DesiredMember) -> RawMember {
         user_id,
         protect: m.protect,
         grants: m.grants.iter().map(grant).collect(),
+    }
+}
+
+fn key(k: &DesiredKey) -> RawKey {
+    RawKey {
+        name: k.name.clone(),
+        protect: k.protect,
+        grants: k.grants.iter().map(grant).collect(),
     }
 }
 
@@ -632,6 +643,20 @@ mod tests {
                     protect: false,
                 },
             ]),
+            keys: Some(vec![DesiredKey {
+                name: "line-robot".into(),
+                grants: vec![
+                    DesiredGrant {
+                        role: Role::Operator,
+                        target: GrantTarget::Location("HQ/Assembly".into()),
+                    },
+                    DesiredGrant {
+                        role: Role::Owner,
+                        target: GrantTarget::Machine("HQ/rover".into()),
+                    },
+                ],
+                protect: true,
+            }]),
             digest: String::new(),
         }
     }

@@ -132,6 +132,7 @@ pub fn build(observed: &Observed, roots: Option<&[String]>, org_name_shared: boo
     resolve_fragment_refs(&mut locations, &b.fragment_names, observed, &mut b.warnings);
     let invites = b.invites();
     let members = b.members();
+    let keys = b.keys();
     let organization = if org_name_shared
         || observed.organization.name.trim().is_empty()
         || observed.organization.name.trim() != observed.organization.name
@@ -149,6 +150,7 @@ pub fn build(observed: &Observed, roots: Option<&[String]>, org_name_shared: boo
             locations,
             invites,
             members,
+            keys,
             default_fragments: default_fragments(observed, &b.fragment_names, &mut b.warnings),
             // The settings the cloud reports; the name is how the organization is found.
             settings: OrgSettings {
@@ -526,6 +528,35 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// `held` as grants on declared targets, sorted; `None` (with a warning naming `who`,
+    /// which is then left out) when one is on something the manifest does not declare, and
+    /// when there are none.
+    fn declared_grants(
+        &mut self,
+        held: &[&crate::model::Grant],
+        org_id: &str,
+        who: &str,
+    ) -> Option<Vec<DesiredGrant>> {
+        let mut grants = Vec::with_capacity(held.len());
+        for g in held {
+            let Some(target) = self.grant_target(g, org_id) else {
+                self.warnings.push(format!(
+                    "{who} left out: it holds {} on {} {}, which the manifest does not declare",
+                    g.role.as_str(),
+                    g.resource_kind.as_str(),
+                    g.resource_id
+                ));
+                return None;
+            };
+            grants.push(DesiredGrant {
+                role: g.role,
+                target,
+            });
+        }
+        grants.sort();
+        (!grants.is_empty()).then_some(grants)
+    }
+
     /// Members with their roles, by email (else user id). A member holding a role on
     /// something the manifest does not declare is left out, and so left alone.
     fn members(&mut self) -> Option<Vec<crate::model::DesiredMember>> {
@@ -533,29 +564,16 @@ impl<'a> Builder<'a> {
         let roles = self.o.member_roles.as_ref()?;
         let org_id = self.o.organization.id.clone();
         let mut out = vec![];
-        'members: for m in &self.o.members {
-            let mut grants: Vec<DesiredGrant> = vec![];
-            for r in roles.iter().filter(|r| r.identity_id == m.user_id) {
-                let g = &r.grant;
-                let Some(target) = self.grant_target(g, &org_id) else {
-                    self.warnings.push(format!(
-                        "member `{}` left out: they hold {} on {} {}, which the manifest does not declare",
-                        m.emails.first().unwrap_or(&m.user_id),
-                        g.role.as_str(),
-                        g.resource_kind.as_str(),
-                        g.resource_id
-                    ));
-                    continue 'members;
-                };
-                grants.push(DesiredGrant {
-                    role: g.role,
-                    target,
-                });
-            }
-            if grants.is_empty() {
+        for m in &self.o.members {
+            let held: Vec<&crate::model::Grant> = roles
+                .iter()
+                .filter(|r| r.identity_id == m.user_id)
+                .map(|r| &r.grant)
+                .collect();
+            let label = format!("member `{}`", m.emails.first().unwrap_or(&m.user_id));
+            let Some(grants) = self.declared_grants(&held, &org_id, &label) else {
                 continue;
-            }
-            grants.sort();
+            };
             let who = match m.emails.first() {
                 Some(e) => MemberRef::Email(e.to_lowercase()),
                 None => MemberRef::UserId(m.user_id.clone()),
@@ -568,6 +586,45 @@ impl<'a> Builder<'a> {
         }
         out.sort_by(|a, b| a.who.cmp(&b.who));
         // Declaring `members: []` would manage every member as holding nothing.
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// API keys with their roles, by name. A key holding a role on something the manifest
+    /// does not declare, or whose name is empty or shared with another key, is left out, and
+    /// so left alone.
+    fn keys(&mut self) -> Option<Vec<crate::model::DesiredKey>> {
+        use crate::model::DesiredKey;
+        let keys = self.o.api_keys.as_ref()?;
+        let org_id = self.o.organization.id.clone();
+        let mut out = vec![];
+        for k in keys {
+            if k.name.trim().is_empty() || k.name.trim() != k.name {
+                self.warnings.push(format!(
+                    "API key {} left out: its name {:?} cannot name it in a manifest",
+                    k.id, k.name
+                ));
+                continue;
+            }
+            if keys.iter().filter(|o| o.name == k.name).count() > 1 {
+                self.warnings.push(format!(
+                    "API key {} left out: another key is also named `{}`; rename one to manage it",
+                    k.id, k.name
+                ));
+                continue;
+            }
+            let held: Vec<&crate::model::Grant> = k.grants.iter().collect();
+            let label = format!("API key `{}`", k.name);
+            let Some(grants) = self.declared_grants(&held, &org_id, &label) else {
+                continue;
+            };
+            out.push(DesiredKey {
+                name: k.name.clone(),
+                grants,
+                protect: false,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        // Declaring `keys: []` would manage every key as one to delete under prune.
         (!out.is_empty()).then_some(out)
     }
 

@@ -177,6 +177,21 @@ pub struct RawAccess {
     /// Members' role grants; absent: members' roles are not managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members: Option<Vec<RawMember>>,
+    /// API keys and their roles; absent: API keys are not managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Vec<RawKey>>,
+}
+
+/// An API key of the organization, by name, and the roles it should hold. The secret is
+/// never in the manifest.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKey {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub protect: bool,
+    #[serde(default)]
+    pub grants: Vec<RawGrant>,
 }
 
 /// A member of the organization (by email or user id) and the roles they should hold.

@@ -346,6 +346,38 @@ pub fn schema() -> Value {
                     "description": "Members of the organization and the roles each should hold. Absent: members' roles are not managed. A listed member's roles are made to match; members not listed keep their roles unless `prune: true`.",
                     "type": "array",
                     "items": { "$ref": "#/$defs/member" }
+                },
+                "keys": {
+                    "description": "API keys of the organization, by name, and the roles each should hold. Absent: API keys are not managed. A new key's id and secret are written once to a file (`--keys-out`), never to the manifest or the plan; keys not listed are kept unless `prune: true`. The key fleetform runs with is never deleted or given fewer roles.",
+                    "type": "array",
+                    "items": { "$ref": "#/$defs/key" }
+                }
+            }
+        }),
+    );
+    defs.insert(
+        "key".into(),
+        json!({
+            "title": "API key",
+            "description": "An API key, named uniquely in the organization, and every role it should hold.",
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["name", "grants"],
+            "properties": {
+                "name": {
+                    "description": "The key's name (unique among the organization's keys; how the manifest finds the key).",
+                    "type": "string",
+                    "minLength": 1
+                },
+                "grants": {
+                    "description": "Every role the key should hold, one per target (at least one). Roles the key holds on other targets are removed.",
+                    "type": "array",
+                    "minItems": 1,
+                    "items": { "$ref": "#/$defs/grant" }
+                },
+                "protect": {
+                    "description": "Refuse any plan that would delete the key or take a role from it.",
+                    "type": "boolean"
                 }
             }
         }),

@@ -35,8 +35,8 @@ mod tree;
 
 use super::error::Diagnostic;
 use super::raw::{
-    RawFragment, RawInvite, RawLocation, RawMachine, RawManifest, RawMember, RawOrganization,
-    RawPart,
+    RawFragment, RawInvite, RawKey, RawLocation, RawMachine, RawManifest, RawMember,
+    RawOrganization, RawPart,
 };
 use super::span::{Node, Pos, YPath};
 use super::structure::closest;
@@ -44,9 +44,9 @@ use crate::model::rules::{
     MAX_LOCATION_DEPTH, MAX_NAME_CHARS, is_forbidden_char, is_location_id, is_uuid,
 };
 use crate::model::{
-    Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredLocation, DesiredMachine,
-    DesiredMember, DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, MemberRef, OrgRef,
-    OrgSettings, Role, TagTarget, Visibility, parse_duration,
+    Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredKey, DesiredLocation,
+    DesiredMachine, DesiredMember, DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity,
+    MemberRef, OrgRef, OrgSettings, Role, TagTarget, Visibility, parse_duration,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -207,6 +207,9 @@ pub fn validate(
     let members = access
         .and_then(|a| a.members.as_deref())
         .map(|m| v.members(m, &decls));
+    let keys = access
+        .and_then(|a| a.keys.as_deref())
+        .map(|k| v.keys(k, &decls));
     v.moved_from_declared(&fragments, &locations);
     if !v.diags.is_empty() {
         return Err(v.diags);
@@ -222,6 +225,7 @@ pub fn validate(
         locations,
         invites,
         members,
+        keys,
         default_fragments,
         settings,
         metadata: {

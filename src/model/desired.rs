@@ -28,6 +28,9 @@ pub struct Desired {
     /// managed at all.
     #[serde(default)]
     pub members: Option<Vec<DesiredMember>>,
+    /// `None` when the manifest has no `access: keys:`: API keys are then not managed at all.
+    #[serde(default)]
+    pub keys: Option<Vec<DesiredKey>>,
     /// The organization's default fragments (`organization: {default_fragments: [...]}`);
     /// `None` when the manifest does not say, so they are not managed.
     #[serde(default)]
@@ -260,6 +263,17 @@ pub struct DesiredMember {
     /// Each target at most once; empty means the member should hold no role the manifest
     /// can express (their grants are removed under `prune`).
     pub grants: Vec<DesiredGrant>,
+    pub protect: bool,
+}
+
+/// An API key and every role it should hold. Its secret is never part of the model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredKey {
+    /// Unique among the manifest's keys; how the key is found in the cloud.
+    pub name: String,
+    /// At least one, each target at most once.
+    pub grants: Vec<DesiredGrant>,
+    /// A plan never deletes the key or takes a role from it.
     pub protect: bool,
 }
 

@@ -7,8 +7,8 @@
 //! declaration manages it.
 
 use super::{
-    Fragment, FragmentTag, FragmentUsage, Invite, Location, LocationSecret, Machine, Member,
-    MemberRole, Organization, Part, Timestamp,
+    ApiKey, Fragment, FragmentTag, FragmentUsage, Invite, Location, LocationSecret, Machine,
+    Member, MemberRole, Organization, Part, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,6 +32,13 @@ pub struct Observed {
     /// The roles members hold; `None` when members' roles are not managed (not read).
     #[serde(default)]
     pub member_roles: Option<Vec<MemberRole>>,
+    /// The organization's API keys; `None` when keys are not managed (not read).
+    #[serde(default)]
+    pub api_keys: Option<Vec<ApiKey>>,
+    /// The id of the API key this observation was made with, when the client says: the key
+    /// a plan must never delete or take roles from.
+    #[serde(default)]
+    pub own_key_id: Option<String>,
     /// Freshly read secrets for locations with a rotation policy, by location id.
     pub secrets: BTreeMap<String, Vec<LocationSecret>>,
     /// Tags of the fragments whose declaration manages tags, by fragment id.

@@ -34,6 +34,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 mod access;
 mod extraneous;
 mod fragments;
+mod keys;
 mod locations;
 mod machines;
 mod members;
@@ -43,9 +44,9 @@ mod parts;
 mod preconditions;
 
 pub use preconditions::{
-    default_fragments_fingerprint, fingerprint, grants_fingerprint, location_fingerprint,
-    machine_fingerprint, metadata_fingerprint, org_settings_fingerprint, secrets_fingerprint,
-    tag_fingerprint,
+    default_fragments_fingerprint, fingerprint, grants_fingerprint, key_fingerprint,
+    location_fingerprint, machine_fingerprint, metadata_fingerprint, org_settings_fingerprint,
+    secrets_fingerprint, tag_fingerprint,
 };
 
 /// Planning options that do not come from the manifest.
@@ -151,6 +152,7 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Pl
     p.metadata();
     p.invites();
     p.members();
+    p.keys();
     p.secrets();
     p.extraneous();
     p.replacement_warnings();

@@ -439,12 +439,16 @@ fn map_op_refs(op: &mut Op, map: &impl Fn(&mut String)) {
         },
         Op::CreateFragment { config: c, .. } => config(c),
         Op::UpdateFragment { config: c, .. } => c.iter_mut().for_each(config),
-        Op::CreateInvite { grants, .. } => grants.iter_mut().for_each(grant),
+        Op::CreateInvite { grants, .. } | Op::CreateKey { grants, .. } => {
+            grants.iter_mut().for_each(grant)
+        }
         Op::SetFragmentTag { fragment, .. } => map_id_ref(fragment, map),
         Op::SetDefaultFragments { fragments } => fragments
             .iter_mut()
             .for_each(|r| map_id_ref(&mut r.fragment, map)),
-        Op::UpdateInvite { add, remove, .. } | Op::UpdateMemberRoles { add, remove, .. } => {
+        Op::UpdateInvite { add, remove, .. }
+        | Op::UpdateMemberRoles { add, remove, .. }
+        | Op::UpdateKeyRoles { add, remove, .. } => {
             add.iter_mut().chain(remove.iter_mut()).for_each(grant)
         }
         Op::DeleteLocation { .. }
@@ -452,6 +456,7 @@ fn map_op_refs(op: &mut Op, map: &impl Fn(&mut String)) {
         | Op::DeletePart { .. }
         | Op::DeleteFragment { .. }
         | Op::DeleteInvite { .. }
+        | Op::DeleteKey { .. }
         | Op::DeleteFragmentTag { .. }
         | Op::UpdateOrganization { .. }
         | Op::RotateSecret { .. } => {}

@@ -66,7 +66,7 @@ mod types;
 
 pub use diff::{
     Options, PlanError, PlanErrors, default_fragments_fingerprint, fingerprint, grants_fingerprint,
-    human_age, location_fingerprint, machine_fingerprint, metadata_fingerprint,
+    human_age, key_fingerprint, location_fingerprint, machine_fingerprint, metadata_fingerprint,
     org_settings_fingerprint, plan, secrets_fingerprint, tag_fingerprint,
 };
 pub use identity::{TEMPORARY_SUFFIX, temporary_name};

@@ -91,6 +91,8 @@ pub enum Kind {
     Metadata,
     /// A member's roles; its path is the member's email (or user id).
     Member,
+    /// An API key and its roles; its path is the key's name (its id when it has none).
+    ApiKey,
 }
 
 impl Kind {
@@ -106,6 +108,7 @@ impl Kind {
             Kind::Organization => "organization",
             Kind::Metadata => "metadata",
             Kind::Member => "member",
+            Kind::ApiKey => "API key",
         }
     }
 }
@@ -437,6 +440,21 @@ pub enum Op {
         user_id: String,
         add: Vec<PlannedGrant>,
         remove: Vec<PlannedGrant>,
+    },
+    /// Creates API key `name` holding `grants`; its id and secret go to whoever applies the
+    /// plan (once), never into the plan.
+    CreateKey {
+        name: String,
+        grants: Vec<PlannedGrant>,
+    },
+    /// Gives key `key_id` the roles `add`, then takes `remove` away (id and secret kept).
+    UpdateKeyRoles {
+        key_id: String,
+        add: Vec<PlannedGrant>,
+        remove: Vec<PlannedGrant>,
+    },
+    DeleteKey {
+        key_id: String,
     },
     /// Replaces a location's secrets with one new secret: creates it, then deletes the old
     /// ones (oldest first). When the location already holds the maximum of 2, the oldest is

@@ -486,6 +486,7 @@ async fn a_dead_cloud_stops_apply_after_consecutive_transport_failures() {
     let opts = ApplyOptions {
         parallelism,
         unreachable_after: 5,
+        ..Default::default()
     };
     let report = apply(Arc::clone(&client), &p, &opts, None, stop).await;
     let cause = report.unreachable.as_deref().expect("reported unreachable");

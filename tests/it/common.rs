@@ -443,3 +443,25 @@ pub async fn plan_for(
         .expect("observe");
     fleetform::plan::plan(d, &observed, &fleetform::plan::Options::default()).expect("plan")
 }
+
+/// A change's details as (before, after).
+pub type Details<'a> = Vec<(Option<&'a str>, Option<&'a str>)>;
+
+/// The changes of kind `kind` in `p`: action, path and details.
+pub fn changes_of(
+    p: &fleetform::plan::Plan,
+    kind: fleetform::plan::Kind,
+) -> Vec<(fleetform::plan::Action, &str, Details<'_>)> {
+    p.changes
+        .iter()
+        .filter(|c| c.kind == kind)
+        .map(|c| {
+            let d = c
+                .details
+                .iter()
+                .map(|d| (d.before.as_deref(), d.after.as_deref()))
+                .collect();
+            (c.action, c.path.as_str(), d)
+        })
+        .collect()
+}

@@ -219,3 +219,241 @@ async fn a_version_3_store_gives_its_keys_the_owner_role() {
         )]
     );
 }
+
+// -- The manifest's `access: keys:` ---------------------------------------------------------
+
+use crate::common::{manifest, plan_for};
+use fleetform::apply::{ApplyOptions, NewKey, apply};
+use fleetform::model::Desired;
+use fleetform::plan::{Action, Kind, Op, Plan};
+use std::sync::Arc;
+
+fn with_keys(keys: &str, prune: bool) -> Desired {
+    manifest(&format!(
+        "version: 1\norganization: test-org\nprune: {prune}\nlocations:\n  - name: HQ\n    locations: [{{name: Line}}]\n  - name: Lab\naccess:\n  keys:\n{keys}"
+    ))
+}
+
+/// Applies `p`, returning the keys it created with their secrets.
+async fn run(api: &Arc<dyn CloudApi>, p: &Plan) -> Vec<NewKey> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let opts = ApplyOptions {
+        new_keys: Some(tx),
+        ..Default::default()
+    };
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let report = apply(Arc::clone(api), p, &opts, None, stop).await;
+    assert!(report.is_success(), "{}", crate::common::failures(&report));
+    drop(opts);
+    let mut made = vec![];
+    while let Some(k) = rx.recv().await {
+        made.push(k);
+    }
+    made
+}
+
+/// Plans and applies `d`, checks that a second plan is empty; the plan and the new keys.
+async fn converge(api: &Arc<dyn CloudApi>, d: &Desired) -> (Plan, Vec<NewKey>) {
+    let p = plan_for(api.as_ref(), d).await;
+    let made = run(api, &p).await;
+    let again = plan_for(api.as_ref(), d).await;
+    assert!(again.is_empty(), "not converged: {:#?}", again.changes);
+    (p, made)
+}
+
+fn key_changes(p: &Plan) -> Vec<(Action, &str, crate::common::Details<'_>)> {
+    crate::common::changes_of(p, Kind::ApiKey)
+}
+
+const LINE_OPERATOR: &str =
+    "    - name: line-robot\n      grants: [{role: operator, location: HQ}]\n";
+
+#[tokio::test]
+async fn a_key_from_the_manifest_reads_its_location_and_is_refused_elsewhere() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let (p, made) = converge(&api, &with_keys(LINE_OPERATOR, false)).await;
+    assert_eq!(
+        key_changes(&p),
+        [(
+            Action::Create,
+            "line-robot",
+            vec![(None, Some("operator on location HQ"))]
+        )]
+    );
+    // Neither the plan nor its JSON holds a secret.
+    assert_eq!(made.len(), 1);
+    let secret = made[0].secret.key.expose();
+    let json = serde_json::to_string(&p).unwrap();
+    assert!(!json.contains(secret), "the plan never holds a secret");
+    assert_eq!(made[0].name, "line-robot");
+
+    let org = cloud.org_id.as_str();
+    let locations = api.list_locations(org).await.unwrap();
+    let id_of = |name: &str| {
+        locations
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.id.clone())
+            .unwrap()
+    };
+    let robot = client_with(&cloud, &made[0].secret.id, secret).await;
+    assert_eq!(robot.get_location(&id_of("HQ")).await.unwrap().name, "HQ");
+    assert_eq!(
+        robot.get_location(&id_of("Line")).await.unwrap().name,
+        "Line"
+    );
+    let err = robot.get_location(&id_of("Lab")).await.unwrap_err();
+    assert_eq!(err.code, Code::NotFound, "{err}");
+    let err = robot.new_machine("x", &id_of("Lab")).await.unwrap_err();
+    assert_eq!(err.code, Code::NotFound, "{err}");
+    robot.new_machine("x", &id_of("Line")).await.unwrap();
+}
+
+#[tokio::test]
+async fn key_roles_change_in_place_and_prune_deletes_undeclared_keys() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let (_, made) = converge(&api, &with_keys(LINE_OPERATOR, false)).await;
+    let id = made[0].secret.id.clone();
+
+    // Update: the key keeps its id and secret; one role added, one taken.
+    let (p, again) = converge(
+        &api,
+        &with_keys(
+            "    - name: line-robot\n      grants: [{role: owner, location: Lab}]\n",
+            false,
+        ),
+    )
+    .await;
+    assert!(again.is_empty(), "no new secret for a role change");
+    assert_eq!(
+        key_changes(&p),
+        [(
+            Action::Update,
+            "line-robot",
+            vec![
+                (None, Some("owner on location Lab")),
+                (Some("operator on location HQ"), None)
+            ]
+        )]
+    );
+    assert!(matches!(&p.changes[0].op, Op::UpdateKeyRoles { key_id, .. } if key_id == &id));
+    let robot = client_with(&cloud, &id, made[0].secret.key.expose()).await;
+    assert!(
+        robot
+            .list_locations(&cloud.org_id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|l| l.name == "Lab")
+    );
+
+    // Without prune, an undeclared key is unmanaged; with it, deleted. fleetform's own key is
+    // declared, so prune keeps it.
+    let own = "    - name: fleetform\n      grants: [{role: owner, organization: true}]\n";
+    let p = plan_for(api.as_ref(), &with_keys(own, false)).await;
+    assert!(key_changes(&p).is_empty(), "{:#?}", p.changes);
+    assert!(
+        p.unmanaged
+            .iter()
+            .any(|u| u.kind == Kind::ApiKey && u.path == "line-robot")
+    );
+    let (p, _) = converge(&api, &with_keys(own, true)).await;
+    assert_eq!(key_changes(&p), [(Action::Delete, "line-robot", vec![])]);
+    let keys = api.list_keys(&cloud.org_id).await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].id, cloud.key_id);
+}
+
+#[tokio::test]
+async fn the_own_key_is_never_deleted_or_downgraded_and_protect_holds() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let try_plan = |d: Desired| {
+        let api = Arc::clone(&api);
+        async move {
+            let o = fleetform::cloud::observe::observe(
+                api.as_ref(),
+                &d,
+                &fleetform::cloud::observe::ObserveOptions::default(),
+            )
+            .await
+            .unwrap();
+            fleetform::plan::plan(&d, &o, &fleetform::plan::Options::default())
+        }
+    };
+    // Prune would delete the key fleetform runs with: a plan error naming it.
+    let err = try_plan(with_keys(LINE_OPERATOR, true))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("API key fleetform"), "{err}");
+    assert!(err.contains(&cloud.key_id), "{err}");
+    assert!(err.contains("authenticated with"), "{err}");
+    // Declared with fewer roles: a downgrade, refused.
+    let err = try_plan(with_keys(
+        "    - name: fleetform\n      grants: [{role: operator, location: HQ}]\n",
+        false,
+    ))
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("would take away owner on organization"),
+        "{err}"
+    );
+
+    // protect: true refuses taking a role away from a declared key.
+    converge(&api, &with_keys(
+        "    - name: line-robot\n      protect: true\n      grants: [{role: operator, location: HQ}, {role: operator, location: Lab}]\n",
+        false,
+    ))
+    .await;
+    let err = try_plan(with_keys(
+        "    - name: line-robot\n      protect: true\n      grants: [{role: operator, location: HQ}]\n",
+        false,
+    ))
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("protect: true"), "{err}");
+}
+
+#[tokio::test]
+async fn imported_keys_round_trip_to_a_plan_with_no_changes() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let (p, _) = converge(&api, &with_keys(LINE_OPERATOR, false)).await;
+    let org = api.get_organization(&p.organization_id).await.unwrap();
+    let roots: Vec<String> = api
+        .list_locations(&org.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.parent_id.is_none())
+        .map(|l| l.id)
+        .collect();
+    // The key `cloud init` made has no name until it is given one.
+    api.rename_key(&cloud.key_id, "fleetform").await.unwrap();
+    let (observed, shared) = fleetform::cloud::observe::observe_for_import(
+        api.as_ref(),
+        &org,
+        &roots,
+        &fleetform::cloud::observe::ObserveOptions::default(),
+    )
+    .await
+    .unwrap();
+    let built = fleetform::manifest::from_observed::build(&observed, None, shared);
+    let keys = built.desired.keys.clone().expect("keys imported");
+    assert_eq!(
+        keys.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(),
+        ["fleetform", "line-robot"]
+    );
+    let text = fleetform::manifest::export::export(&built.desired, &Default::default()).manifest;
+    assert!(text.contains("keys:"), "{text}");
+    let back = manifest(&text);
+    assert_eq!(back.keys, built.desired.keys);
+    let again = plan_for(api.as_ref(), &back).await;
+    assert!(again.is_empty(), "{:#?}\n{text}", again.changes);
+}

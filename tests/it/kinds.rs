@@ -542,22 +542,8 @@ async fn a_version_2_store_gives_its_members_the_owner_role() {
     assert_eq!(api.get_metadata(&org).await.unwrap(), Metadata::new());
 }
 
-/// A change's details as (before, after).
-type Details<'a> = Vec<(Option<&'a str>, Option<&'a str>)>;
-
-fn member_changes(p: &Plan) -> Vec<(Action, &str, Details<'_>)> {
-    p.changes
-        .iter()
-        .filter(|c| c.kind == Kind::Member)
-        .map(|c| {
-            let d = c
-                .details
-                .iter()
-                .map(|d| (d.before.as_deref(), d.after.as_deref()))
-                .collect();
-            (c.action, c.path.as_str(), d)
-        })
-        .collect()
+fn member_changes(p: &Plan) -> Vec<(Action, &str, common::Details<'_>)> {
+    common::changes_of(p, Kind::Member)
 }
 
 fn with_members(members: &str, prune: bool) -> Desired {

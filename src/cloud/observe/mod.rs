@@ -201,6 +201,9 @@ pub async fn observe(
     if desired.members.is_some() {
         lists.push(ListRead::MemberRoles);
     }
+    if desired.keys.is_some() {
+        lists.push(ListRead::Keys);
+    }
     tracing::info!(
         phase = "lists",
         calls = lists.len(),
@@ -245,6 +248,11 @@ pub async fn observe(
                 .await
                 .map(Listed::MemberRoles)
                 .map_err(read_error(format!("the members' roles in {org_label}"))),
+            ListRead::Keys => budget
+                .read(|| api.list_keys(org_id))
+                .await
+                .map(Listed::Keys)
+                .map_err(read_error(format!("the API keys of {org_label}"))),
         }
     })
     .await?;
@@ -253,6 +261,7 @@ pub async fn observe(
     let mut members = vec![];
     let mut invites = None;
     let mut member_roles = None;
+    let mut api_keys = None;
     for listed in results {
         match listed {
             Listed::Locations(l) => locations = l,
@@ -263,6 +272,7 @@ pub async fn observe(
                 invites = desired.invites.is_some().then_some(i);
             }
             Listed::MemberRoles(r) => member_roles = Some(r),
+            Listed::Keys(k) => api_keys = Some(k),
         }
     }
     // 3. The machines of every location.
@@ -425,6 +435,8 @@ pub async fn observe(
         invites,
         members,
         member_roles,
+        api_keys,
+        own_key_id: api.own_key_id(),
         secrets,
         fragment_tags,
         fragment_revisions,
@@ -459,6 +471,7 @@ enum ListRead {
     Fragments,
     Members,
     MemberRoles,
+    Keys,
 }
 
 enum Listed {
@@ -466,6 +479,7 @@ enum Listed {
     Fragments(Vec<Fragment>),
     Members(Vec<Member>, Vec<Invite>),
     MemberRoles(Vec<MemberRole>),
+    Keys(Vec<crate::model::ApiKey>),
 }
 
 /// The per-resource reads of phase 3.

@@ -142,7 +142,8 @@ pub async fn observe_scope(
 }
 
 /// What `import` reads: [`observe_scope`] of `roots` with members and invites, the tags of
-/// every fragment (part of a fragment's declaration), and whether another organization the
+/// every fragment (part of a fragment's declaration), the API keys (when the key may list
+/// them), and whether another organization the
 /// key sees has `org`'s name (then the manifest names it by id). The name check is best
 /// effort: a failure to list counts as unique.
 pub async fn observe_for_import(
@@ -154,6 +155,21 @@ pub async fn observe_for_import(
     let mut observed = observe_scope(api, org, roots, true, opts).await?;
     observed.fragment_tags = fragment_tags(api, &observed.fragments, opts).await?;
     observed.metadata = import_metadata(api, &observed, roots, opts).await?;
+    // The API keys, when the importing key may list them (an organization owner); a key
+    // with narrower roles imports no `keys:` section.
+    observed.api_keys = match api.list_keys(&org.id).await {
+        Ok(keys) => Some(keys),
+        Err(e) if e.code == crate::cloud::Code::PermissionDenied => {
+            tracing::warn!(error = %e, "import: the API keys cannot be listed with this key; no `keys:` section");
+            None
+        }
+        Err(e) => {
+            return Err(ObserveError::Read {
+                what: format!("the API keys of organization {}", org.id),
+                source: e,
+            });
+        }
+    };
     let same_name = api
         .list_organizations()
         .await

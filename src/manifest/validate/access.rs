@@ -1,5 +1,5 @@
-//! Access: invites (emails, roles) and their grants, whose targets must be declared in this
-//! manifest.
+//! Access: invites (emails, roles), members and API keys, and their grants, whose targets
+//! must be declared in this manifest.
 
 use super::*;
 
@@ -156,6 +156,49 @@ impl Validator<'_> {
                 who,
                 grants,
                 protect: m.protect,
+            });
+        }
+        out
+    }
+
+    /// API keys: names unique (compared exactly, as the cloud does), at least one grant each.
+    pub(super) fn keys(&mut self, keys: &[RawKey], decls: &Decls) -> Vec<DesiredKey> {
+        let list = YPath::root().key("access").key("keys");
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            let at = list.idx(i);
+            let name = k.name.trim();
+            if name.is_empty() {
+                self.err(
+                    &at.key("name"),
+                    "empty key name",
+                    "name the key, e.g. `name: ci-deploy`",
+                );
+                continue;
+            }
+            if let Some(first) = seen.get(name) {
+                self.err(
+                    &at.key("name"),
+                    format!("duplicate API key `{name}` (first at line {first})"),
+                    "key names are unique: merge their grants into one entry",
+                );
+                continue;
+            }
+            seen.insert(name.to_string(), self.tree.pos_of(&at).line);
+            if k.grants.is_empty() {
+                self.err(
+                    &at.key("grants"),
+                    format!("API key `{name}` has no grants"),
+                    "give it at least one grant, e.g. `{role: operator, location: HQ}`",
+                );
+                continue;
+            }
+            let grants = self.grants(&k.grants, &at, name, decls);
+            out.push(DesiredKey {
+                name: name.to_string(),
+                grants,
+                protect: k.protect,
             });
         }
         out

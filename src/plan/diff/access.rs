@@ -162,6 +162,30 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// One `role` detail per grant added (after) and removed (before).
+    pub(super) fn role_details(
+        &self,
+        add: &[PlannedGrant],
+        remove: &[PlannedGrant],
+    ) -> Vec<Detail> {
+        add.iter()
+            .map(|g| detail("role", None, Some(&self.grant_label(g))))
+            .chain(
+                remove
+                    .iter()
+                    .map(|g| detail("role", Some(&self.grant_label(g)), None)),
+            )
+            .collect()
+    }
+
+    /// `owner on organization, operator on location HQ`, for people.
+    pub(super) fn grant_labels(&self, gs: &[PlannedGrant]) -> String {
+        gs.iter()
+            .map(|g| self.grant_label(g))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// `operator on location HQ/Assembly`, for people.
     pub(super) fn grant_label(&self, g: &PlannedGrant) -> String {
         let target = match &g.target {

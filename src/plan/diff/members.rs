@@ -156,23 +156,8 @@ impl<'a> Planner<'a> {
             },
         );
         c.resource_id = Some(user.to_string());
-        c.details.extend(
-            add.iter()
-                .map(|g| detail("role", None, Some(&self.grant_label(g)))),
-        );
-        c.details.extend(
-            remove
-                .iter()
-                .map(|g| detail("role", Some(&self.grant_label(g)), None)),
-        );
+        c.details.extend(self.role_details(&add, &remove));
         c
-    }
-
-    fn grant_labels(&self, gs: &[PlannedGrant]) -> String {
-        gs.iter()
-            .map(|g| self.grant_label(g))
-            .collect::<Vec<_>>()
-            .join(", ")
     }
 }
 

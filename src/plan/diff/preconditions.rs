@@ -25,8 +25,8 @@ pub fn machine_fingerprint(m: &Machine) -> String {
     fingerprint(&["machine", &m.name, &m.location_id])
 }
 
-/// Fingerprint of an invite's grants (order-insensitive).
-pub fn grants_fingerprint(email: &str, grants: &[Grant]) -> String {
+/// `role:kind:id` of each grant, sorted.
+fn sorted_grants(grants: &[Grant]) -> Vec<String> {
     let mut g: Vec<String> = grants
         .iter()
         .map(|g| {
@@ -39,7 +39,21 @@ pub fn grants_fingerprint(email: &str, grants: &[Grant]) -> String {
         })
         .collect();
     g.sort();
+    g
+}
+
+/// Fingerprint of an invite's grants (order-insensitive).
+pub fn grants_fingerprint(email: &str, grants: &[Grant]) -> String {
+    let g = sorted_grants(grants);
     let mut fields = vec!["invite", email];
+    fields.extend(g.iter().map(String::as_str));
+    fingerprint(&fields)
+}
+
+/// Fingerprint of an API key: its name and roles (order-insensitive).
+pub fn key_fingerprint(key: &crate::model::ApiKey) -> String {
+    let g = sorted_grants(&key.grants);
+    let mut fields = vec!["api key", key.id.as_str(), key.name.as_str()];
     fields.extend(g.iter().map(String::as_str));
     fingerprint(&fields)
 }

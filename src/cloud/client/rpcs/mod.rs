@@ -93,6 +93,10 @@ fn grants_to_proto(grants: &[Grant], org_id: &str) -> Vec<pb::Authorization> {
 
 #[async_trait::async_trait]
 impl CloudApi for Client {
+    fn own_key_id(&self) -> Option<String> {
+        Some(self.inner.credentials.key_id.clone())
+    }
+
     async fn list_keys(&self, org_id: &str) -> Result<Vec<ApiKey>, CloudError> {
         self.list_keys(org_id).await
     }
