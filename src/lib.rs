@@ -13,6 +13,7 @@
 //! - [`localcloud`]: an embedded, SQLite-backed, Viam-compatible cloud for trying things out,
 //!   CI and tests. It shares no code with the client, so a bug in one cannot hide one in the other.
 //! - [`history`]: the edits of a part or a fragment, from the cloud's history of it.
+//! - [`keyfile`]: the private files that hold the secrets of API keys fleetform creates.
 //! - [`backoff`]: the one retry delay schedule (capped exponential, equal jitter).
 //! - [`lease`]: the organization-wide lease in the cloud: one writer at a time.
 //! - [`fsutil`]: files written whole (atomic replace), private (0600) or not.
@@ -30,6 +31,7 @@ pub mod cli;
 pub mod cloud;
 pub mod fsutil;
 pub mod history;
+pub mod keyfile;
 pub mod lease;
 pub mod localcloud;
 pub mod manifest;

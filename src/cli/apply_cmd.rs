@@ -96,6 +96,9 @@ pub struct ApplyArgs {
     /// plan not printed); `json-lines` for CI (one JSON event per line as changes happen).
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = ApplyOutput::Text)]
     pub output: ApplyOutput,
+    /// Where the secrets of the API keys the plan creates go.
+    #[command(flatten)]
+    pub keys: super::keys_cmd::KeysOutArgs,
     /// Which cloud, and with which key.
     #[command(flatten)]
     pub cloud: super::target::CloudArgs,
@@ -317,6 +320,11 @@ async fn execute(
     if let Some(refusal) = prepared.refusals().first() {
         bail!("{refusal}\nhint: {}", refusal.hint());
     }
+    if args.keys.show_secrets && args.output != ApplyOutput::Text {
+        bail!(
+            "--show-secrets prints shell lines on stdout, which would break --output json\nhint: use --keys-out DIR to receive new API keys' secrets in files"
+        );
+    }
     if !args.yes {
         confirm(&plan)?;
     }
@@ -333,9 +341,18 @@ async fn execute(
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = tokio::spawn(show_progress(plan.clone(), events_rx, args.output));
     let api: Arc<dyn CloudApi> = Arc::new(client.clone());
-    let result = reconcile::apply(api, prepared, opts, Some(events_tx), stop_rx).await;
+    // The secrets of the keys the plan creates come back once, here.
+    let (keys_tx, mut keys_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut opts = opts.clone();
+    opts.apply.new_keys = Some(keys_tx);
+    let result = reconcile::apply(api, prepared, &opts, Some(events_tx), stop_rx).await;
+    drop(opts);
     ctrl_c.abort();
     let _ = progress.await;
+    let mut new_keys = vec![];
+    while let Ok(k) = keys_rx.try_recv() {
+        new_keys.push(k);
+    }
     let report = match result {
         Ok(report) => report,
         Err(e) => return apply_error(e, saved),
@@ -356,6 +373,8 @@ async fn execute(
             crate::sayln!("{}", reconcile::events::summary(Some(&report)));
         }
     }
+    // After the summary, so that `--show-secrets` lines come last.
+    super::keys_cmd::deliver(&args.keys, new_keys)?;
     Ok(if held.lost() {
         ExitStatus::Failure
     } else if report.interrupted {

@@ -20,6 +20,7 @@ mod completions_cmd;
 mod fmt_cmd;
 mod history_cmd;
 mod import_cmd;
+mod keys_cmd;
 mod lock_cmd;
 mod logs_cmd;
 mod org_cmd;
@@ -161,6 +162,9 @@ pub enum Command {
     /// List or rotate a location's secrets (values are shown only with --show-secrets).
     #[command(subcommand)]
     Secrets(secrets_cmd::SecretsCommand),
+    /// List the organization's API keys, or give one a new secret (written to a private file).
+    #[command(subcommand)]
+    Keys(keys_cmd::KeysCommand),
     /// Free the organization's lease whoever holds it (after a crash; ID is in the "locked"
     /// error). Another fleetform still running would then write at the same time: be sure.
     ForceUnlock(lock_cmd::ForceUnlockArgs),
@@ -259,6 +263,7 @@ impl Command {
             Command::ForceUnlock(a) => &a.cloud,
             Command::Org(c) => c.cloud_args(),
             Command::Secrets(c) => c.cloud_args(),
+            Command::Keys(c) => c.cloud_args(),
             Command::Validate(_)
             | Command::Render(_)
             | Command::Fmt(_)
@@ -308,6 +313,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitStatus> {
         | Command::Logs(_)
         | Command::History(_)
         | Command::Secrets(secrets_cmd::SecretsCommand::List(_))
+        | Command::Keys(keys_cmd::KeysCommand::List(_))
         | Command::ForceUnlock(_) => target::WhenMissing::Refuse,
         _ => target::WhenMissing::Create,
     };
@@ -323,6 +329,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Logs(args) => logs_cmd::run(args, &cli.global).await,
         Command::History(args) => history_cmd::run(args, &cli.global).await,
         Command::Secrets(cmd) => secrets_cmd::run(cmd, &cli.global).await,
+        Command::Keys(cmd) => keys_cmd::run(cmd, &cli.global).await,
         Command::Plan(args) => plan_cmd::run(args, &cli.global).await,
         Command::Apply(args) => apply_cmd::run(args, &cli.global).await,
         Command::Watch(args) => watch_cmd::run(args, &cli.global).await,

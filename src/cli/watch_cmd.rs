@@ -180,6 +180,11 @@ pub struct WatchArgs {
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = ranges::concurrency())]
     pub read_concurrency: usize,
 
+    /// The directory that receives each new API key's id and secret, one private file
+    /// (0600) per key: `DIR/NAME.env`.
+    #[arg(long, value_name = "DIR", default_value = crate::keyfile::DEFAULT_DIR)]
+    pub keys_out: std::path::PathBuf,
+
     /// Longest wait between retries of a failing pass (the wait starts at 1s and doubles).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = ranges::max_backoff)]
     pub max_backoff: Duration,
@@ -291,6 +296,7 @@ impl WatchArgs {
             ha_lease_ttl: self.ha.then_some(self.lease_ttl),
             own_key_id: None,
             targets: self.targets.clone(),
+            keys_out: self.keys_out.clone(),
             events: match self.output {
                 WatchOutput::Text => EventSink::default(),
                 WatchOutput::JsonLines => EventSink::new(|line| crate::sayln!("{line}")),

@@ -118,6 +118,9 @@ pub struct WatchOptions {
     /// `--target` addresses (with `detect_only`): drift is looked for only there
     /// ([`crate::plan::target`]). Empty: the whole manifest.
     pub targets: Vec<String>,
+    /// The directory that receives the id and secret of each API key a pass creates, one
+    /// private file per key ([`crate::keyfile`]).
+    pub keys_out: std::path::PathBuf,
     /// Where the `--output json-lines` events go ([`reconcile::events`]): each pass's start
     /// and end, its plan, the drift it found, each change and the apply's summary. Nowhere
     /// by default; logging is unaffected.
@@ -142,6 +145,7 @@ impl Default for WatchOptions {
             ha_lease_ttl: None,
             own_key_id: None,
             targets: Vec::new(),
+            keys_out: crate::keyfile::DEFAULT_DIR.into(),
             events: EventSink::default(),
         }
     }

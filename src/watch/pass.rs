@@ -30,6 +30,25 @@ impl Reconciler {
         opts
     }
 
+    /// Writes a new API key's id and secret to its private file, and logs where (never the
+    /// secret).
+    fn keep_key(&self, k: &crate::apply::NewKey) {
+        match crate::keyfile::write(&self.opts.keys_out, &k.name, &k.secret) {
+            Ok(path) => tracing::info!(
+                key = %k.name,
+                key_id = %k.secret.id,
+                file = %path.display(),
+                "API key created: id and secret written to its file"
+            ),
+            Err(e) => tracing::error!(
+                key = %k.name,
+                key_id = %k.secret.id,
+                error = %e,
+                "API key created, but its secret could not be written; `fleetform keys rotate NAME` gives it a new one"
+            ),
+        }
+    }
+
     /// One pass from scratch (see the module docs). Logs what it finds and does.
     pub(super) async fn pass(
         &self,
@@ -258,6 +277,9 @@ impl Reconciler {
         );
         let (engine_tx, engine_rx) = tokio::sync::mpsc::unbounded_channel();
         let logged = plan.clone();
+        let (keys_tx, mut keys_rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut opts = opts;
+        opts.apply.new_keys = Some(keys_tx);
         let (result, ()) = tokio::join!(
             reconcile::apply(
                 Arc::clone(&self.api),
@@ -268,6 +290,10 @@ impl Reconciler {
             ),
             log_progress(&logged, engine_rx, &self.opts.events),
         );
+        drop(opts);
+        while let Ok(k) = keys_rx.try_recv() {
+            self.keep_key(&k);
+        }
         let report = match result {
             Ok(report) => report,
             Err(e) => {

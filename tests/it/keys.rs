@@ -457,3 +457,100 @@ async fn imported_keys_round_trip_to_a_plan_with_no_changes() {
     let again = plan_for(api.as_ref(), &back).await;
     assert!(again.is_empty(), "{:#?}\n{text}", again.changes);
 }
+
+// -- The CLI: `apply` writes a new key's secret once; `keys list|rotate` ---------------------
+
+/// The `export VIAM_API_KEY_ID=…` and `export VIAM_API_KEY=…` values of a key file.
+fn key_file(text: &str) -> (String, String) {
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .to_string()
+    };
+    (value("VIAM_API_KEY_ID"), value("VIAM_API_KEY"))
+}
+
+#[tokio::test]
+async fn apply_writes_a_new_keys_secret_once_to_a_private_file() {
+    let env = crate::common::CliEnv::start(&[]);
+    env.write(
+        "fleet.yaml",
+        &format!(
+            "version: 1\norganization: local\nlocations: [{{name: HQ}}, {{name: Lab}}]\naccess:\n  keys:\n{LINE_OPERATOR}"
+        ),
+    );
+    let plan = env.ok(&["plan", "fleet.yaml"]);
+    assert!(plan.contains("API key line-robot"), "{plan}");
+    let applied = env.ok(&["apply", "fleet.yaml", "--yes"]);
+    let file = env.dir.path().join(".fleetform/keys/line-robot.env");
+    let (id, secret) = key_file(&std::fs::read_to_string(&file).unwrap());
+    assert!(
+        !applied.contains(&secret),
+        "the secret is not shown:\n{applied}"
+    );
+    assert!(
+        applied.contains(".fleetform/keys/line-robot.env"),
+        "{applied}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // The key in the file works, and only where its role says.
+    let cloud = env.client().await;
+    let hq = cloud
+        .list_locations(&cloud.list_organizations().await.unwrap()[0].id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|l| l.name == "HQ")
+        .unwrap();
+    let robot = fleetform::cloud::Client::connect(fleetform::cloud::ClientOptions::new(
+        &env.endpoint,
+        Credentials::new(&id, &secret),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(robot.get_location(&hq.id).await.unwrap().name, "HQ");
+
+    // `keys list` names it, never a secret; the running key is marked.
+    let listed = env.ok(&["keys", "list"]);
+    assert!(
+        listed.contains("line-robot") && listed.contains(&id),
+        "{listed}"
+    );
+    assert!(listed.contains("operator on location"), "{listed}");
+    assert!(listed.contains("(this key)"), "{listed}");
+    assert!(!listed.contains(&secret), "{listed}");
+
+    // `keys rotate` replaces the file's secret; the old one stops working.
+    env.ok(&["keys", "rotate", "line-robot", "--yes"]);
+    let (same_id, new_secret) = key_file(&std::fs::read_to_string(&file).unwrap());
+    assert_eq!(same_id, id);
+    assert_ne!(new_secret, secret);
+    let err = crate::common::authenticate(&cloud_channel(&env.endpoint).await, &id, &secret)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    // --show-secrets prints export lines instead of writing a file.
+    let shown = env.run(&["keys", "rotate", "line-robot", "--yes", "--show-secrets"]);
+    assert!(shown.status.success());
+    let (_, printed) = key_file(&String::from_utf8_lossy(&shown.stdout));
+    assert_ne!(printed, new_secret);
+    // The key the command runs with is refused.
+    let own = env.run(&["keys", "rotate", &env.key_id, "--yes"]);
+    assert!(!own.status.success());
+    let err = String::from_utf8_lossy(&own.stderr);
+    assert!(err.contains("the key this command runs with"), "{err}");
+}
+
+async fn cloud_channel(endpoint: &str) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(endpoint.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
