@@ -554,3 +554,35 @@ async fn cloud_channel(endpoint: &str) -> tonic::transport::Channel {
         .await
         .unwrap()
 }
+
+// -- Included files ---------------------------------------------------------------------------
+
+fn load_tree(files: &[(&str, &str)]) -> Result<Desired, String> {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    fleetform::manifest::load_with_env(&dir.path().join("fleet.yaml"), &|_| None)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn members_and_keys_may_be_declared_in_included_files() {
+    let main = "version: 1\norganization: acme\ninclude: [sites/*.yaml]\nlocations: [{name: HQ}]\naccess:\n  keys:\n    - {name: ci, grants: [{role: owner, organization: true}]}\n";
+    let site = "locations: [{name: A}]\naccess:\n  members:\n    - {email: lead@acme.example, grants: [{role: operator, location: A}]}\n  keys:\n    - {name: site-a, grants: [{role: operator, location: A}]}\n";
+    let d = load_tree(&[("fleet.yaml", main), ("sites/a.yaml", site)]).unwrap();
+    let keys: Vec<&str> = d.keys.iter().flatten().map(|k| k.name.as_str()).collect();
+    assert_eq!(keys, ["ci", "site-a"]);
+    assert_eq!(d.members.as_ref().map(Vec::len), Some(1));
+
+    // A key declared in two files is reported like one declared twice in one file.
+    let twice = "access:\n  keys:\n    - {name: ci, grants: [{role: operator, location: HQ}]}\n";
+    let err = load_tree(&[("fleet.yaml", main), ("sites/a.yaml", twice)]).unwrap_err();
+    assert!(err.contains("duplicate API key `ci`"), "{err}");
+    // Anything else under `access` in an included file is refused, naming what is allowed.
+    let odd = "access:\n  robots: []\n";
+    let err = load_tree(&[("fleet.yaml", main), ("sites/a.yaml", odd)]).unwrap_err();
+    assert!(err.contains("allowed: invites, members, keys"), "{err}");
+}

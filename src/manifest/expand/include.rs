@@ -155,8 +155,13 @@ impl Expander<'_> {
             match key.as_str() {
                 "fragments" | "templates" | "locations" => append(root, e),
                 "access" => {
+                    // Each list joins the manifest's (duplicates across files are reported
+                    // by validation, like within one file).
                     let mut value = e.value;
-                    let invites = take(&mut value, "invites");
+                    let lists: Vec<Entry> = ["invites", "members", "keys"]
+                        .into_iter()
+                        .filter_map(|k| take(&mut value, k))
+                        .collect();
                     if let NodeKind::Map(rest) = &value.kind
                         && let Some(other) = rest.first()
                     {
@@ -164,19 +169,25 @@ impl Expander<'_> {
                         self.err(
                             other.key.pos,
                             format!("unknown key `{k}` in `access`"),
-                            "allowed: invites",
+                            "allowed: invites, members, keys",
                         );
                     }
-                    let Some(invites) = invites else { continue };
+                    if lists.is_empty() {
+                        continue;
+                    }
                     match entry_mut(root, "access") {
-                        Some(access) => append(&mut access.value, invites),
+                        Some(access) => {
+                            for list in lists {
+                                append(&mut access.value, list);
+                            }
+                        }
                         None => push_entry(
                             root,
                             e.key,
                             Node {
                                 pos: value.pos,
                                 tag: None,
-                                kind: NodeKind::Map(vec![invites]),
+                                kind: NodeKind::Map(lists),
                             },
                         ),
                     }
