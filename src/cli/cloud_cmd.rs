@@ -1,4 +1,4 @@
-//! `fleetform cloud init` and `fleetform cloud serve`.
+//! `fleetform cloud init`, `fleetform cloud serve` and `fleetform cloud accept-invite`.
 
 use super::output::ExitStatus;
 use crate::localcloud::{self, Faults, ServerOptions};
@@ -33,6 +33,24 @@ pub enum CloudCommand {
     /// SDKs work too (dial with insecure=True).
     #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
+    /// Accept a pending invite in a local cloud store, as the invited person would in the
+    /// Viam app: they become a member holding the invite's roles. Prints their user id.
+    ///
+    /// Example: fleetform cloud accept-invite --db fleet.db --org ORG_ID ops@acme.example
+    AcceptInvite(AcceptInviteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AcceptInviteArgs {
+    /// The SQLite database file.
+    #[arg(long, value_name = "FILE", default_value = ".fleetform/cloud.db")]
+    pub db: PathBuf,
+    /// The organization's id.
+    #[arg(long, value_name = "ORG_ID")]
+    pub org: String,
+    /// The invited email.
+    #[arg(value_name = "EMAIL")]
+    pub email: String,
 }
 
 #[derive(Debug, Args)]
@@ -102,6 +120,22 @@ pub async fn run(cmd: CloudCommand) -> anyhow::Result<ExitStatus> {
             Ok(ExitStatus::Success)
         }
         CloudCommand::Serve(args) => serve(args).await,
+        CloudCommand::AcceptInvite(args) => {
+            if !args.db.exists() {
+                anyhow::bail!(
+                    "no local cloud store at {}\nhint: `fleetform cloud init --db FILE` makes one",
+                    args.db.display()
+                );
+            }
+            let user = localcloud::accept_invite(&args.db, &args.org, &args.email)
+                .with_context(|| format!("cannot accept the invite of {:?}", args.email))?;
+            eprintln!(
+                "{} is now a member of organization {}.",
+                args.email, args.org
+            );
+            crate::sayln!("{user}");
+            Ok(ExitStatus::Success)
+        }
     }
 }
 

@@ -241,6 +241,16 @@ impl std::fmt::Debug for NewKey {
     }
 }
 
+/// Accepts the pending invite of `email` to organization `org_id` in the store at `db`, as
+/// the invited person would in the Viam app (the local cloud has no sign-in of its own):
+/// they become a member holding the invite's roles. Returns their user id.
+pub fn accept_invite(db: &Path, org_id: &str, email: &str) -> Result<String, Error> {
+    let store = store::Store::open(db)?;
+    store
+        .write_blocking(|tx| store::accept_invite(tx, org_id, email))
+        .map_err(|s| Error::Store(s.message().to_string()))
+}
+
 /// Creates the store at `db` if needed, an organization named `org_name` with a founding
 /// member `owner_email`, and an API key for it.
 pub fn init(db: &Path, org_name: &str, owner_email: &str) -> Result<NewKey, Error> {

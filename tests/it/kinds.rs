@@ -716,3 +716,58 @@ async fn a_member_whose_roles_changed_makes_a_saved_plan_stale() {
     assert_eq!(stale[0].kind, Kind::Member);
     assert!(stale[0].what.contains("roles changed"), "{}", stale[0].what);
 }
+
+#[tokio::test]
+async fn prune_takes_the_roles_of_a_second_member_who_is_not_listed() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    converge(&api, &with_members(OWNER_AND_OPERATOR, false)).await;
+    // A second member: invited, then accepting (the local cloud's stand-in for the Viam app).
+    let hq = api.list_locations(&cloud.org_id).await.unwrap()[0]
+        .id
+        .clone();
+    let operator = fleetform::model::Grant {
+        role: fleetform::model::Role::Operator,
+        resource_kind: fleetform::model::ResourceKind::Location,
+        resource_id: hq,
+    };
+    api.create_invite(
+        &cloud.org_id,
+        "second@example.com",
+        std::slice::from_ref(&operator),
+        false,
+    )
+    .await
+    .unwrap();
+    let second =
+        fleetform::localcloud::accept_invite(&cloud.db, &cloud.org_id, "second@example.com")
+            .unwrap();
+    let (members, invites) = api.list_members(&cloud.org_id).await.unwrap();
+    assert_eq!(members.len(), 2);
+    assert!(invites.is_empty(), "the invite is gone once accepted");
+    let held = |roles: &[fleetform::model::MemberRole]| {
+        roles
+            .iter()
+            .filter(|r| r.identity_id == second)
+            .map(|r| r.grant.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        held(&api.list_member_roles(&cloud.org_id).await.unwrap()),
+        [operator]
+    );
+
+    // Without prune the unlisted member keeps their role; with it, the role goes (a delete).
+    let p = plan_for(api.as_ref(), &with_members(OWNER_AND_OPERATOR, false)).await;
+    assert!(member_changes(&p).is_empty(), "{:#?}", p.changes);
+    let p = converge(&api, &with_members(OWNER_AND_OPERATOR, true)).await;
+    assert_eq!(
+        member_changes(&p),
+        [(
+            Action::Delete,
+            "second@example.com",
+            vec![(Some("operator on location HQ"), None)]
+        )]
+    );
+    assert!(held(&api.list_member_roles(&cloud.org_id).await.unwrap()).is_empty());
+}

@@ -49,6 +49,37 @@ pub fn invite(db: &Connection, org_id: &str, email: &str) -> R<Option<pb::Organi
     }))
 }
 
+/// Accepts the pending invite of `email` to `org_id`, as the invited person would in the
+/// Viam app: they become a member (a new user id) holding the invite's roles, and the
+/// invite is gone. Returns the user id; `NOT_FOUND` when there is no such invite.
+pub fn accept_invite(tx: &Transaction, org_id: &str, email: &str) -> R<String> {
+    let Some(invite) = invite(tx, org_id, email)? else {
+        return Err(Status::not_found(format!(
+            "no pending invite for {email:?} in organization {org_id}"
+        )));
+    };
+    let user = new_uuid();
+    q(tx.execute(
+        "INSERT INTO members (org_id, user_id, email, date_added_us) VALUES (?1, ?2, ?3, ?4)",
+        params![org_id, user, email, now_us()],
+    ))?;
+    for a in &invite.authorizations {
+        let role = a
+            .authorization_id
+            .rsplit_once('_')
+            .map(|(_, role)| role.to_string())
+            .unwrap_or_default();
+        add_member_role(
+            tx,
+            org_id,
+            &user,
+            &(a.resource_type.clone(), a.resource_id.clone(), role),
+        )?;
+    }
+    delete_invite(tx, org_id, email)?;
+    Ok(user)
+}
+
 /// A validated authorization: `(resource_type, resource_id, role)`.
 pub type AuthKey = (String, String, String);
 
