@@ -26,6 +26,14 @@ struct Cloud {
     #[serde(default)]
     fragments: Vec<Frag>,
     invites: Option<Vec<Inv>>,
+    /// Members with the roles they hold (read when the manifest has `access: members:`).
+    #[serde(default)]
+    members: Vec<Mem>,
+    /// API keys with their roles (read when the manifest has `access: keys:`).
+    #[serde(default)]
+    keys: Vec<Key>,
+    /// The id of the API key the plan is made with.
+    own_key: Option<String>,
     /// Metadata read, by `kind:id` (`location:hqhqhqhq01`).
     #[serde(default)]
     metadata: BTreeMap<String, Metadata>,
@@ -97,11 +105,44 @@ struct Inv {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct Mem {
+    user_id: String,
+    email: String,
+    #[serde(default)]
+    grants: Vec<G>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Key {
+    id: String,
+    name: String,
+    grants: Vec<G>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct G {
     role: Role,
     organization: Option<String>,
     location: Option<String>,
     machine: Option<String>,
+}
+
+impl G {
+    fn grant(self) -> Grant {
+        let (kind, id) = match (self.organization, self.location, self.machine) {
+            (Some(o), None, None) => (ResourceKind::Organization, o),
+            (None, Some(l), None) => (ResourceKind::Location, l),
+            (None, None, Some(m)) => (ResourceKind::Robot, m),
+            _ => panic!("a grant names exactly one target"),
+        };
+        Grant {
+            role: self.role,
+            resource_kind: kind,
+            resource_id: id,
+        }
+    }
 }
 
 fn ts(s: i64) -> Option<Timestamp> {
@@ -111,7 +152,9 @@ fn ts(s: i64) -> Option<Timestamp> {
     })
 }
 
-fn observed(c: Cloud, manage_invites: bool) -> Observed {
+/// The `Observed` of `c`, with what `d` manages read (invites, members' roles, keys).
+fn observed(c: Cloud, d: &Desired) -> Observed {
+    let manage_invites = d.invites.is_some();
     let org = Organization {
         id: c.organization.id,
         name: c.organization.name,
@@ -193,27 +236,34 @@ fn observed(c: Cloud, manage_invites: bool) -> Observed {
             .into_iter()
             .map(|i| Invite {
                 email: i.email,
-                grants: i
-                    .grants
-                    .into_iter()
-                    .map(|g| {
-                        let (kind, id) = match (g.organization, g.location, g.machine) {
-                            (Some(o), None, None) => (ResourceKind::Organization, o),
-                            (None, Some(l), None) => (ResourceKind::Location, l),
-                            (None, None, Some(m)) => (ResourceKind::Robot, m),
-                            _ => panic!("a grant names exactly one target"),
-                        };
-                        Grant {
-                            role: g.role,
-                            resource_kind: kind,
-                            resource_id: id,
-                        }
-                    })
-                    .collect(),
+                grants: i.grants.into_iter().map(G::grant).collect(),
                 created_on: ts(0),
             })
             .collect()
     });
+    let mut members = vec![];
+    let mut member_roles = vec![];
+    for m in c.members {
+        member_roles.extend(m.grants.into_iter().map(|g| MemberRole {
+            identity_id: m.user_id.clone(),
+            grant: g.grant(),
+        }));
+        members.push(Member {
+            user_id: m.user_id,
+            emails: vec![m.email],
+            date_added: ts(0),
+        });
+    }
+    let api_keys = c
+        .keys
+        .into_iter()
+        .map(|k| ApiKey {
+            id: k.id,
+            name: k.name,
+            created_on: ts(0),
+            grants: k.grants.into_iter().map(G::grant).collect(),
+        })
+        .collect();
     Observed {
         organization: org,
         locations,
@@ -221,6 +271,10 @@ fn observed(c: Cloud, manage_invites: bool) -> Observed {
         parts,
         fragments,
         invites,
+        members,
+        member_roles: d.members.is_some().then_some(member_roles),
+        api_keys: d.keys.is_some().then_some(api_keys),
+        own_key_id: c.own_key,
         metadata: c.metadata,
         observed_at: Timestamp {
             seconds: c.observed_at,
@@ -277,6 +331,7 @@ macro_rules! fixtures {
 fixtures!(
     ambiguous_duplicate,
     ambiguous_pinned,
+    api_keys,
     config_drift_ignore,
     create_from_empty,
     extraneous_machine,
@@ -286,8 +341,10 @@ fixtures!(
     key_order_only,
     location_move,
     main_part_adoption,
+    member_roles,
     metadata_and_settings,
     no_op,
+    own_key_guard,
     protect_violation,
     prune_off,
     prune_on,
@@ -324,7 +381,7 @@ fn fixture(case: &str) {
     let cloud: Cloud =
         serde_yaml::from_str(&std::fs::read_to_string(dir.join("cloud.yaml")).unwrap())
             .unwrap_or_else(|e| panic!("{}/cloud.yaml: {e}", dir.display()));
-    let observed = observed(cloud, desired.invites.is_some());
+    let observed = observed(cloud, &desired);
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(&dir);
     settings.set_prepend_module_to_snapshot(false);

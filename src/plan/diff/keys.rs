@@ -67,9 +67,12 @@ impl<'a> Planner<'a> {
             }
             if !remove.is_empty() {
                 let why = if own == Some(key.id.as_str()) {
-                    Some("is the key fleetform is authenticated with")
+                    Some(format!(
+                        "is the key fleetform is authenticated with ({})",
+                        key.id
+                    ))
                 } else if dk.protect {
-                    Some("is declared with `protect: true`")
+                    Some(format!("({}) is declared with `protect: true`", key.id))
                 } else {
                     None
                 };
@@ -78,8 +81,7 @@ impl<'a> Planner<'a> {
                         kind: "API key",
                         path: dk.name.clone(),
                         message: format!(
-                            "({}) {why}, but the plan would take away {}\n  hint: declare the role, or run fleetform with another key to change this one",
-                            key.id,
+                            "{why}, but the plan would take away {}\n  hint: declare the role, or run fleetform with another key to change this one",
                             self.grant_labels(&remove)
                         ),
                     });
@@ -113,7 +115,7 @@ impl<'a> Planner<'a> {
                     kind: "API key",
                     path: label,
                     message: format!(
-                        "({}) is the key fleetform is authenticated with; prune would delete it\n  hint: declare it under `access: keys:`",
+                        "is the key fleetform is authenticated with ({}); prune would delete it\n  hint: declare it under `access: keys:`",
                         key.id
                     ),
                 });
