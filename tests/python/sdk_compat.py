@@ -25,7 +25,7 @@ from typing import Any, Awaitable, Callable, Iterable, Optional, TypeVar
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
-from viam.app.app_client import AppClient, Fragment
+from viam.app.app_client import APIKeyAuthorization, AppClient, Fragment
 from viam.app.viam_client import ViamClient
 from viam.gen.app.v1.robot_grpc import RobotServiceStub
 from viam.gen.app.v1.robot_pb2 import LogRequest
@@ -34,6 +34,7 @@ from viam.proto.app import (
     DeleteFragmentTagRequest,
     GetFragmentRequest,
     GetFragmentUsageRequest,
+    RenameKeyRequest,
     SetFragmentTagRequest,
 )
 from viam.proto.common import LogEntry as LogEntryPB
@@ -1101,6 +1102,78 @@ async def section_roles(ctx: Ctx) -> None:
     )
 
 
+async def connect_with(ctx: Ctx, key_id: str, key: str) -> ViamClient:
+    return await asyncio.wait_for(
+        ViamClient.create_from_dial_options(
+            DialOptions(credentials=Credentials(type="api-key", payload=key), auth_entity=key_id, insecure=True),
+            app_url=ctx.args.url,
+        ),
+        RPC_TIMEOUT,
+    )
+
+
+async def section_keys(ctx: Ctx) -> None:
+    c, app = ctx.c, ctx.app
+    mine = await ctx.new_location(f"keys-mine-{RUN}")
+    other = await ctx.new_location(f"keys-other-{RUN}")
+    key, key_id = await call(
+        app.create_key(ctx.org_id, [APIKeyAuthorization("operator", "location", mine)], f"keys-{RUN}")
+    )
+    c.must("create_key: a UUID id and a secret", bool(UUID_RE.match(key_id)) and len(key) >= 16, short(key_id))
+    listed = {k.api_key.id: k for k in await call(app.list_keys(ctx.org_id))}
+    c.must("list_keys: the new key is listed", key_id in listed, short(list(listed)))
+    k = listed[key_id]
+    c.eq("list_keys: its name", k.api_key.name, f"keys-{RUN}")
+    c.eq("list_keys: never the secret", k.api_key.key, "")
+    c.eq(
+        "list_keys: its authorizations",
+        [(a.authorization_id, a.resource_type, a.resource_id, a.org_id) for a in k.authorizations],
+        [("location_operator", "location", mine, ctx.org_id)],
+    )
+    c.ok("list_keys: the key this run uses is listed", ctx.args.key_id in listed, short(list(listed)))
+
+    # The new key reaches its location and nothing else.
+    scoped = await connect_with(ctx, key_id, key)
+    try:
+        got = await call(scoped.app_client.get_location(mine))
+        c.eq("a location-operator key: get_location of its location", got.id, mine)
+        await call(scoped.app_client.new_robot(f"keys-bot-{RUN}", mine))
+        c.ok("a location-operator key: new_robot in its location", True)
+        await c.status(
+            "a location-operator key: get_location elsewhere: NOT_FOUND",
+            Status.NOT_FOUND,
+            scoped.app_client.get_location(other),
+        )
+        await c.status(
+            "a location-operator key: list_keys: PERMISSION_DENIED",
+            Status.PERMISSION_DENIED,
+            scoped.app_client.list_keys(ctx.org_id),
+        )
+        seen = [loc.id for loc in await call(scoped.app_client.list_locations(ctx.org_id))]
+        c.eq("a location-operator key: list_locations shows its location only", seen, [mine])
+    finally:
+        scoped.close()
+
+    name_id = await call(app._app_client.RenameKey(RenameKeyRequest(id=key_id, name=f"keys-renamed-{RUN}"), metadata=app._metadata))
+    c.eq("rename_key: the new name", (name_id.id, name_id.name), (key_id, f"keys-renamed-{RUN}"))
+    new_key, same_id = await call(app.rotate_key(key_id))
+    c.ok("rotate_key: same id, new secret", same_id == key_id and new_key != key, short((same_id, key_id)))
+    rotated = await connect_with(ctx, key_id, new_key)
+    try:
+        got = await call(rotated.app_client.get_location(mine))
+        c.eq("rotate_key: the new secret works", got.id, mine)
+    finally:
+        rotated.close()
+    await call(app.delete_key(key_id))
+    c.ok("delete_key: gone", key_id not in {k.api_key.id for k in await call(app.list_keys(ctx.org_id))})
+    await c.status("delete_key: unknown id: NOT_FOUND", Status.NOT_FOUND, app.delete_key(str(uuid.uuid4())))
+    await c.status(
+        "create_key: no authorizations: INVALID_ARGUMENT",
+        Status.INVALID_ARGUMENT,
+        app.create_key(ctx.org_id, [], f"keys-empty-{RUN}"),
+    )
+
+
 SECTIONS: list[tuple[str, Callable[[Ctx], Awaitable[None]]]] = [
     ("connect", section_connect),
     ("organizations", section_organizations),
@@ -1114,6 +1187,7 @@ SECTIONS: list[tuple[str, Callable[[Ctx], Awaitable[None]]]] = [
     ("fragments", section_fragments),
     ("metadata", section_metadata),
     ("roles", section_roles),
+    ("keys", section_keys),
     ("real fleets", section_real_fleets),
 ]
 
