@@ -107,6 +107,82 @@ async fn a_location_operator_key_reaches_its_location_only() {
 }
 
 #[tokio::test]
+async fn a_machine_owner_key_reaches_that_machine_and_its_parts_only() {
+    let cloud = Cloud::start().await;
+    let owner = cloud.client().await;
+    let org = cloud.org_id.as_str();
+    let hq = owner.create_location(org, "HQ", None).await.unwrap();
+    let arm = owner.new_machine("arm", &hq.id).await.unwrap();
+    let cam = owner.new_machine("cam", &hq.id).await.unwrap();
+    let kit = owner
+        .create_fragment(
+            org,
+            "kit",
+            &serde_json::json!({}),
+            fleetform::model::Visibility::Private,
+        )
+        .await
+        .unwrap();
+    let made = owner
+        .create_key(org, "arm", &[grant(Role::Owner, ResourceKind::Robot, &arm)])
+        .await
+        .unwrap();
+    let key = client_with(&cloud, &made.id, made.key.expose()).await;
+
+    // Its machine, its parts and their metadata.
+    assert_eq!(key.get_machine(&arm).await.unwrap().name, "arm");
+    let part = key.get_parts(&arm).await.unwrap().remove(0);
+    let target = fleetform::model::MetadataTarget::Part(part.id.clone());
+    let data = serde_json::json!({"slot": 1}).as_object().unwrap().clone();
+    key.update_metadata(&target, &data).await.unwrap();
+    assert_eq!(key.get_metadata(&target).await.unwrap(), data);
+    // It may read the organization's fragments (a part imports them), not change them.
+    assert_eq!(key.get_fragment(&kit.id).await.unwrap().name, "kit");
+    let err = key
+        .create_fragment(
+            org,
+            "mine",
+            &serde_json::json!({}),
+            fleetform::model::Visibility::Private,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, Code::PermissionDenied, "{err}");
+
+    // Not its location, not the other machine, not the organization's settings.
+    let err = key.get_location(&hq.id).await.unwrap_err();
+    assert_eq!(err.code, Code::NotFound, "{err}");
+    let err = key.get_parts(&cam).await.unwrap_err();
+    assert_eq!(err.code, Code::NotFound, "{err}");
+    let err = key.delete_machine(&cam).await.unwrap_err();
+    assert_eq!(err.code, Code::NotFound, "{err}");
+    let err = key
+        .update_organization_settings(org, Some("renamed"), None, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, Code::PermissionDenied, "{err}");
+    let machines: Vec<String> = key
+        .list_machines_for_org(org)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(
+        machines,
+        std::slice::from_ref(&arm),
+        "only its machine is listed"
+    );
+    // Organization-wide reads any key may make: the organization itself.
+    assert_eq!(key.get_organization(org).await.unwrap().id, org);
+    // The machine goes, and the key's role with it: it then reaches nothing.
+    owner.delete_machine(&arm).await.unwrap();
+    let keys = owner.list_keys(org).await.unwrap();
+    let listed = keys.iter().find(|k| k.id == made.id).unwrap();
+    assert!(listed.grants.is_empty(), "{:?}", listed.grants);
+}
+
+#[tokio::test]
 async fn a_key_changes_roles_rotates_and_goes_away_at_once() {
     let cloud = Cloud::start().await;
     let owner = cloud.client().await;
