@@ -662,3 +662,54 @@ fn members_and_keys_may_be_declared_in_included_files() {
     let err = load_tree(&[("fleet.yaml", main), ("sites/a.yaml", odd)]).unwrap_err();
     assert!(err.contains("allowed: invites, members, keys"), "{err}");
 }
+
+#[tokio::test]
+async fn watch_writes_a_created_keys_secret_to_its_file() {
+    use fleetform::watch::{self, Metrics, PassResult, Source, WatchOptions};
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "version: 1\norganization: test-org\nlocations: [{{name: HQ}}]\naccess:\n  keys:\n{LINE_OPERATOR}"
+        ),
+    )
+    .unwrap();
+    let keys_out = dir.path().join("secrets");
+    let metrics = Metrics::new();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let opts = WatchOptions {
+        keys_out: keys_out.clone(),
+        ..WatchOptions::default()
+    };
+    let task = tokio::spawn(watch::run(
+        Arc::clone(&api),
+        Source::File(path),
+        opts,
+        Arc::clone(&metrics),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while metrics.passes(PassResult::Success) < 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a successful pass (likely stuck)");
+    let _ = stop_tx.send(());
+    tokio::time::timeout(std::time::Duration::from_secs(20), task)
+        .await
+        .expect("watch stops (likely deadlocked)")
+        .unwrap()
+        .unwrap();
+    let text = std::fs::read_to_string(keys_out.join("line-robot.env")).expect("the key file");
+    let (id, secret) = key_file(&text);
+    let robot = client_with(&cloud, &id, &secret).await;
+    let hq = robot.list_locations(&cloud.org_id).await.unwrap();
+    assert_eq!(hq.len(), 1);
+    assert_eq!(hq[0].name, "HQ");
+}
