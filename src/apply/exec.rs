@@ -172,11 +172,18 @@ pub async fn execute(
             )
             .await?;
             let secret = made.lock().ok().and_then(|mut m| m.take());
-            if let (Some(secret), Some(sink)) = (secret, new_keys) {
-                let _ = sink.send(super::NewKey {
-                    name: name.clone(),
-                    secret,
-                });
+            match (secret, new_keys) {
+                (Some(secret), Some(sink)) => {
+                    let _ = sink.send(super::NewKey {
+                        name: name.clone(),
+                        secret,
+                    });
+                }
+                (Some(_), None) => tracing::warn!(
+                    key = %name,
+                    "API key created, but nothing receives its secret; `fleetform keys rotate NAME` gives it a new one"
+                ),
+                (None, _) => {}
             }
             Ok(id)
         }

@@ -274,7 +274,9 @@ async fn absent(api: &dyn CloudApi, org: &str, c: &Change) -> Result<Option<Stri
         }
         Op::CreateKey { name, .. } => {
             if api.list_keys(org).await?.iter().any(|k| &k.name == name) {
-                exists("API key")
+                Ok(Some(
+                    "an API key with this name now exists; plan again".into(),
+                ))
             } else {
                 Ok(None)
             }

@@ -713,3 +713,52 @@ async fn watch_writes_a_created_keys_secret_to_its_file() {
     assert_eq!(hq.len(), 1);
     assert_eq!(hq[0].name, "HQ");
 }
+
+#[tokio::test]
+async fn a_saved_key_plan_is_stale_once_the_key_changes_or_appears() {
+    use fleetform::apply::check_preconditions;
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    // A saved create is stale once a key with the name exists.
+    let create = plan_for(api.as_ref(), &with_keys(LINE_OPERATOR, false)).await;
+    assert!(
+        check_preconditions(Arc::clone(&api), &create)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (_, made) = converge(&api, &with_keys(LINE_OPERATOR, false)).await;
+    let stale = check_preconditions(Arc::clone(&api), &create)
+        .await
+        .unwrap();
+    let key: Vec<&str> = stale
+        .iter()
+        .filter(|s| s.kind == Kind::ApiKey)
+        .map(|s| s.what.as_str())
+        .collect();
+    assert_eq!(key, ["an API key with this name now exists; plan again"]);
+
+    // A saved role change is stale once someone else changes the key's roles.
+    let lab = "    - name: line-robot\n      grants: [{role: operator, location: Lab}]\n";
+    let saved = plan_for(api.as_ref(), &with_keys(lab, false)).await;
+    assert_eq!(key_changes(&saved).len(), 1);
+    let org = cloud.org_id.as_str();
+    let line = api
+        .list_locations(org)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|l| l.name == "Line")
+        .unwrap();
+    api.add_key_role(
+        org,
+        &made[0].secret.id,
+        &grant(Role::Owner, ResourceKind::Location, &line.id),
+    )
+    .await
+    .unwrap();
+    let stale = check_preconditions(Arc::clone(&api), &saved).await.unwrap();
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert_eq!(stale[0].kind, Kind::ApiKey);
+    assert!(stale[0].what.contains("roles changed"), "{}", stale[0].what);
+}
