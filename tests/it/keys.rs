@@ -762,3 +762,33 @@ async fn a_saved_key_plan_is_stale_once_the_key_changes_or_appears() {
     assert_eq!(stale[0].kind, Kind::ApiKey);
     assert!(stale[0].what.contains("roles changed"), "{}", stale[0].what);
 }
+
+#[test]
+fn key_declarations_are_checked_with_positions_and_hints() {
+    let bad = |text: &str| {
+        fleetform::manifest::parse_str(text, std::path::Path::new("fleet.yaml"), &|_| None)
+            .expect_err("invalid")
+            .to_string()
+    };
+    let err = bad("version: 1\norganization: a\naccess:\n  robots: []\n");
+    assert!(err.contains("fleet.yaml:4:3"), "{err}");
+    assert!(
+        err.contains("allowed keys: invites, members, keys"),
+        "{err}"
+    );
+    let err = bad(
+        "version: 1\norganization: a\nlocations: [{name: HQ}]\naccess:\n  keys:\n    - {name: x, grants: []}\n    - {name: y, grants: [{role: operator, location: Nope}]}\n    - {name: y, grants: [{role: owner, organization: true}]}\n    - {name: z, grants: [{role: admin, organization: true}]}\n",
+    );
+    assert!(err.contains("API key `x` has no grants"), "{err}");
+    assert!(err.contains("grant on undeclared location `Nope`"), "{err}");
+    assert!(
+        err.contains("duplicate API key `y` (first at line 7)"),
+        "{err}"
+    );
+    assert!(err.contains("unknown role `admin`"), "{err}");
+    // The secret is never part of a declaration.
+    let err = bad(
+        "version: 1\norganization: a\naccess:\n  keys:\n    - {name: x, key: hunter2, grants: [{role: owner, organization: true}]}\n",
+    );
+    assert!(err.contains("unknown key `key`"), "{err}");
+}
