@@ -328,10 +328,13 @@ impl Desired {
             .collect()
     }
 
-    /// True when the manifest declares nothing at all (no fragments, locations or invites).
+    /// True when the manifest declares nothing at all (no fragments, locations, invites,
+    /// members or API keys).
     pub fn is_empty(&self) -> bool {
         self.fragments.is_empty()
             && self.locations.is_empty()
             && self.invites.as_ref().is_none_or(|i| i.is_empty())
+            && self.members.as_ref().is_none_or(|m| m.is_empty())
+            && self.keys.as_ref().is_none_or(|k| k.is_empty())
     }
 }

@@ -145,6 +145,16 @@ mod tests {
         assert!(verdicts(Some(&d), &plan(0, 2), &DeleteBudget::default()).is_empty());
         // A saved plan has no manifest to judge.
         assert!(verdicts(None, &plan(1, 0), &DeleteBudget::default()).is_empty());
+        // A manifest that declares only API keys (pruning the others) declares something.
+        let keys_only = Desired {
+            keys: Some(vec![crate::model::DesiredKey {
+                name: "ci".into(),
+                grants: vec![],
+                protect: false,
+            }]),
+            ..desired(false)
+        };
+        assert!(verdicts(Some(&keys_only), &plan(1, 0), &DeleteBudget::default()).is_empty());
     }
 
     #[test]
