@@ -213,6 +213,20 @@ pub async fn execute(
             )
             .await
         }
+        Op::RenameKey { key_id, name } => {
+            with_unknown_outcome(
+                || async { api.rename_key(key_id, name).await.map(|_| None) },
+                || async {
+                    let done = api
+                        .list_keys(org_id)
+                        .await?
+                        .iter()
+                        .any(|k| &k.id == key_id && &k.name == name);
+                    Ok(done.then_some(None))
+                },
+            )
+            .await
+        }
         Op::DeleteKey { key_id } => {
             with_unknown_outcome(
                 || async { api.delete_key(key_id).await.map(|_| None) },

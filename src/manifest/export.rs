@@ -322,6 +322,7 @@ fn member(m: &DesiredMember) -> RawMember {
 fn key(k: &DesiredKey) -> RawKey {
     RawKey {
         name: k.name.clone(),
+        moved_from: k.moved_from.clone(),
         protect: k.protect,
         grants: k.grants.iter().map(grant).collect(),
     }
@@ -645,6 +646,7 @@ mod tests {
             ]),
             keys: Some(vec![DesiredKey {
                 name: "line-robot".into(),
+                moved_from: Some("old-robot".into()),
                 grants: vec![
                     DesiredGrant {
                         role: Role::Operator,

@@ -619,6 +619,7 @@ impl<'a> Builder<'a> {
             };
             out.push(DesiredKey {
                 name: k.name.clone(),
+                moved_from: None,
                 grants,
                 protect: false,
             });

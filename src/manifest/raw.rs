@@ -188,6 +188,9 @@ pub struct RawAccess {
 #[serde(deny_unknown_fields)]
 pub struct RawKey {
     pub name: String,
+    /// The name the key had before (it is renamed, keeping its id and secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
     #[serde(default)]

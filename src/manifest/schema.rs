@@ -375,6 +375,11 @@ pub fn schema() -> Value {
                     "minItems": 1,
                     "items": { "$ref": "#/$defs/grant" }
                 },
+                "moved_from": {
+                    "description": "The name the key had before: it is renamed, keeping its id and secret.",
+                    "type": "string",
+                    "minLength": 1
+                },
                 "protect": {
                     "description": "Refuse any plan that would delete the key or take a role from it.",
                     "type": "boolean"

@@ -271,6 +271,9 @@ pub struct DesiredMember {
 pub struct DesiredKey {
     /// Unique among the manifest's keys; how the key is found in the cloud.
     pub name: String,
+    /// `moved_from:` the name the key had before; a key found under it is renamed.
+    #[serde(default)]
+    pub moved_from: Option<String>,
     /// At least one, each target at most once.
     pub grants: Vec<DesiredGrant>,
     /// A plan never deletes the key or takes a role from it.

@@ -457,6 +457,7 @@ fn map_op_refs(op: &mut Op, map: &impl Fn(&mut String)) {
         | Op::DeleteFragment { .. }
         | Op::DeleteInvite { .. }
         | Op::DeleteKey { .. }
+        | Op::RenameKey { .. }
         | Op::DeleteFragmentTag { .. }
         | Op::UpdateOrganization { .. }
         | Op::RotateSecret { .. } => {}

@@ -456,6 +456,11 @@ pub enum Op {
     DeleteKey {
         key_id: String,
     },
+    /// Renames key `key_id` to `name` (id and secret kept).
+    RenameKey {
+        key_id: String,
+        name: String,
+    },
     /// Replaces a location's secrets with one new secret: creates it, then deletes the old
     /// ones (oldest first). When the location already holds the maximum of 2, the oldest is
     /// deleted before creating, so a valid secret exists at every moment.

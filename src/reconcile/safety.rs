@@ -149,6 +149,7 @@ mod tests {
         let keys_only = Desired {
             keys: Some(vec![crate::model::DesiredKey {
                 name: "ci".into(),
+                moved_from: None,
                 grants: vec![],
                 protect: false,
             }]),

@@ -792,3 +792,34 @@ fn key_declarations_are_checked_with_positions_and_hints() {
     );
     assert!(err.contains("unknown key `key`"), "{err}");
 }
+
+#[tokio::test]
+async fn moved_from_renames_a_key_keeping_its_id_and_secret() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let (_, made) = converge(&api, &with_keys(LINE_OPERATOR, false)).await;
+    let renamed = "    - name: hq-robot\n      moved_from: line-robot\n      grants: [{role: operator, location: HQ}, {role: operator, location: Lab}]\n    - name: fleetform\n      grants: [{role: owner, organization: true}]\n";
+    let (p, again) = converge(&api, &with_keys(renamed, true)).await;
+    assert!(again.is_empty(), "a rename makes no new secret");
+    assert_eq!(
+        key_changes(&p),
+        [
+            (
+                Action::Move,
+                "hq-robot",
+                vec![(Some("line-robot"), Some("hq-robot"))]
+            ),
+            (
+                Action::Update,
+                "hq-robot",
+                vec![(None, Some("operator on location Lab"))]
+            ),
+        ],
+        "under prune, the old name is not an undeclared key"
+    );
+    let keys = api.list_keys(&cloud.org_id).await.unwrap();
+    let key = keys.iter().find(|k| k.id == made[0].secret.id).unwrap();
+    assert_eq!(key.name, "hq-robot");
+    let robot = client_with(&cloud, &key.id, made[0].secret.key.expose()).await;
+    assert_eq!(robot.list_locations(&cloud.org_id).await.unwrap().len(), 3);
+}

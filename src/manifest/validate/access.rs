@@ -194,9 +194,18 @@ impl Validator<'_> {
                 );
                 continue;
             }
+            let moved_from = k.moved_from.as_deref().map(str::trim);
+            if moved_from.is_some_and(|m| m.is_empty() || m == name) {
+                self.err(
+                    &at.key("moved_from"),
+                    format!("`moved_from` of API key `{name}` must name another key"),
+                    "write the key's previous name, or remove `moved_from`",
+                );
+            }
             let grants = self.grants(&k.grants, &at, name, decls);
             out.push(DesiredKey {
                 name: name.to_string(),
+                moved_from: moved_from.map(String::from),
                 grants,
                 protect: k.protect,
             });

@@ -3,6 +3,8 @@
 //!   hands the new id and secret to the caller, never to the plan);
 //! - a declared key whose roles differ has them made to match in one change
 //!   (`UpdateKeyRoles`: add, then remove), keeping its id and secret;
+//! - a declared key found only under its `moved_from` name is renamed (`RenameKey`, a move),
+//!   keeping its id and secret; the old name then no longer counts as undeclared;
 //! - a key not declared is kept (listed as unmanaged) unless `prune`, which deletes it.
 //!
 //! Guard rails, as plan errors: two cloud keys with a declared name are ambiguous (rename
@@ -22,9 +24,43 @@ impl<'a> Planner<'a> {
         let mut declared: HashSet<&str> = HashSet::new();
         for dk in desired {
             declared.insert(&dk.name);
-            let (want, deps) = self.wanted_grants(&dk.grants);
-            let found: Vec<&crate::model::ApiKey> =
-                keys.iter().filter(|k| k.name == dk.name).collect();
+            let (want, mut deps) = self.wanted_grants(&dk.grants);
+            let named = |name: &str| -> Vec<&crate::model::ApiKey> {
+                keys.iter().filter(|k| k.name == name).collect()
+            };
+            let mut found = named(&dk.name);
+            if let (true, Some(old)) = (found.is_empty(), dk.moved_from.as_deref())
+                && let [prev] = named(old).as_slice()
+            {
+                declared.insert(old);
+                let mut c = change(
+                    Action::Move,
+                    Kind::ApiKey,
+                    &dk.name,
+                    format!("renamed from {old}"),
+                    Op::RenameKey {
+                        key_id: prev.id.clone(),
+                        name: dk.name.clone(),
+                    },
+                );
+                c.resource_id = Some(prev.id.clone());
+                c.details.push(detail("name", Some(old), Some(&dk.name)));
+                c.precondition = Some(Precondition::Fingerprint(key_fingerprint(prev)));
+                deps.push(self.push(c));
+                found = vec![*prev];
+            } else if let (true, Some(old)) = (found.is_empty(), dk.moved_from.as_deref())
+                && named(old).len() > 1
+            {
+                self.errors.push(PlanError::Invalid {
+                    kind: "API key",
+                    path: dk.name.clone(),
+                    message: format!(
+                        "moves from `{old}`, but the cloud has {} keys with that name\n  hint: rename or delete all but one (`fleetform keys list`)",
+                        named(old).len()
+                    ),
+                });
+                continue;
+            }
             let key = match found.as_slice() {
                 [] => {
                     let grants: Vec<PlannedGrant> = want.into_iter().collect();
