@@ -5,7 +5,9 @@
 //!
 //! The file is `<dir>/<name>.env` (the default directory is [`DEFAULT_DIR`]; characters of
 //! the name other than letters, digits, `-`, `_` and `.` become `_`), mode 0600 in a 0700
-//! directory, written whole (a rotation replaces it), and reads as shell:
+//! directory, written whole (a rotation replaces it), and reads as shell. The directory gets
+//! a `.gitignore` of `*` (unless it has one), since manifests live in git repositories and a
+//! secret must never be committed by accident:
 //!
 //! ```text
 //! # API key "line-robot" (fleetform); keep this file secret
@@ -48,6 +50,10 @@ pub fn contents(name: &str, secret: &KeySecret) -> String {
 /// the file's path.
 pub fn write(dir: &Path, name: &str, secret: &KeySecret) -> std::io::Result<PathBuf> {
     crate::sensitive::create_private_dir(dir)?;
+    let ignore = dir.join(".gitignore");
+    if !ignore.exists() {
+        crate::fsutil::write_atomic(&ignore, b"# API key secrets written by fleetform\n*\n")?;
+    }
     let path = dir.join(file_name(name));
     crate::fsutil::write_atomic_private(&path, contents(name, secret).as_bytes())?;
     Ok(path)
@@ -73,6 +79,8 @@ mod tests {
             key: Sensitive::new("s3cret"),
         };
         let path = write(&dir.path().join("keys"), "ci", &secret).unwrap();
+        let ignore = std::fs::read_to_string(dir.path().join("keys/.gitignore")).unwrap();
+        assert!(ignore.lines().any(|l| l == "*"), "{ignore}");
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("export VIAM_API_KEY_ID=3b4e28ba-2fa1-11d2-883f-0016d3cca427\n"));
         assert!(text.contains("export VIAM_API_KEY=s3cret\n"));
