@@ -616,6 +616,36 @@ async fn apply_writes_a_new_keys_secret_once_to_a_private_file() {
     assert!(shown.status.success());
     let (_, printed) = key_file(&String::from_utf8_lossy(&shown.stdout));
     assert_ne!(printed, new_secret);
+    // `apply --show-secrets` prints a new key's export lines once (after the summary) and
+    // writes no file; with JSON output it is refused, before anything is applied.
+    env.write(
+        "fleet.yaml",
+        &format!(
+            "version: 1\norganization: local\nlocations: [{{name: HQ}}, {{name: Lab}}]\naccess:\n  keys:\n{LINE_OPERATOR}    - name: lab-robot\n      grants: [{{role: operator, location: Lab}}]\n"
+        ),
+    );
+    let refused = env.run(&[
+        "apply",
+        "fleet.yaml",
+        "--yes",
+        "--show-secrets",
+        "-o",
+        "json",
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--keys-out"));
+    let shown = env.run(&["apply", "fleet.yaml", "--yes", "--show-secrets"]);
+    assert!(shown.status.success());
+    let stdout = String::from_utf8_lossy(&shown.stdout);
+    let (lab_id, _) = key_file(&stdout);
+    assert!(stdout.contains("# API key \"lab-robot\""), "{stdout}");
+    assert!(
+        !env.dir
+            .path()
+            .join(".fleetform/keys/lab-robot.env")
+            .exists()
+    );
+    assert!(env.ok(&["keys", "list"]).contains(&lab_id));
     // The key the command runs with is refused.
     let own = env.run(&["keys", "rotate", &env.key_id, "--yes"]);
     assert!(!own.status.success());
