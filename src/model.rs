@@ -378,6 +378,19 @@ pub struct Part {
     pub online_state: OnlineState,
 }
 
+/// One part's liveness, as `ListMachineSummaries` reports it for many machines in one call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartSummary {
+    pub part_id: String,
+    pub part_name: String,
+    pub machine_id: String,
+    pub machine_name: String,
+    pub location_id: String,
+    pub online_state: OnlineState,
+    /// When the part last reached the cloud (`None`: never).
+    pub last_access: Option<Timestamp>,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {

@@ -262,6 +262,12 @@ pub fn location_pb(db: &Connection, l: &LocationRow) -> R<pb::Location> {
 }
 
 pub fn list_locations(db: &Connection, org_id: &str) -> R<Vec<pb::Location>> {
+    let rows = location_rows(db, org_id)?;
+    rows.iter().map(|l| location_pb(db, l)).collect()
+}
+
+/// The locations `org_id` owns or has been shared, oldest first.
+pub fn location_rows(db: &Connection, org_id: &str) -> R<Vec<LocationRow>> {
     let mut st = q(db.prepare(
         "SELECT id, org_id, name, parent_id, created_us FROM locations \
          WHERE org_id = ?1 OR id IN (SELECT location_id FROM location_shares WHERE org_id = ?1) \
@@ -276,8 +282,7 @@ pub fn list_locations(db: &Connection, org_id: &str) -> R<Vec<pb::Location>> {
             created_us: r.get(4)?,
         })
     }))?;
-    let rows: Vec<LocationRow> = q(rows.collect())?;
-    rows.iter().map(|l| location_pb(db, l)).collect()
+    q(rows.collect())
 }
 
 pub fn insert_location(
