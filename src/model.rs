@@ -7,6 +7,7 @@
 
 mod desired;
 mod observed;
+mod rollout;
 pub mod rules;
 
 pub use desired::{
@@ -15,6 +16,7 @@ pub use desired::{
     MemberRef, MetadataOwner, OrgRef, OrgSettings, SensitiveValue, TagTarget,
 };
 pub use observed::{Observed, TEMPORARY_SUFFIX, location_paths, temporary_name};
+pub use rollout::{Amount, HealthGate, OnAbort, RolloutPolicy};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -117,6 +117,7 @@ mod tests {
     fn desired(declares: bool) -> Desired {
         Desired {
             organization: OrgRef::Name("acme".into()),
+            rollout: None,
             prune: true,
             default_fragments: None,
             metadata: vec![],

@@ -428,6 +428,7 @@ pub(crate) mod tests {
         };
         Desired {
             organization: OrgRef::Name("acme".into()),
+            rollout: None,
             prune: false,
             default_fragments: None,
             metadata: vec![],

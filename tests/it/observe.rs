@@ -142,6 +142,7 @@ fn desired(organization: OrgRef) -> Desired {
     Desired {
         organization,
         prune: false,
+        rollout: None,
         default_fragments: None,
         metadata: vec![],
         settings: Default::default(),

@@ -123,6 +123,7 @@ pub async fn observe_scope(
         fragments: vec![],
         default_fragments: None,
         metadata: vec![],
+        rollout: None,
         settings: Default::default(),
         locations: roots
             .iter()

@@ -310,6 +310,7 @@ mod tests {
     fn desired(locations: Vec<DesiredLocation>) -> Desired {
         Desired {
             organization: OrgRef::Name("acme".into()),
+            rollout: None,
             prune: false,
             default_fragments: None,
             metadata: vec![],
