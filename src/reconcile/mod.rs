@@ -198,6 +198,9 @@ pub async fn prepare_with(
             .collect();
         plan::target::restrict(&mut plan, &opts.targets, &addresses);
     }
+    if let Some(policy) = &desired.rollout {
+        plan.rollout = crate::rollout::waves(policy, &plan, &observed);
+    }
     let mut warnings = vec![];
     if attribute::drifted_parts(&plan).next().is_some() {
         progress(Step::Attributing);
@@ -340,6 +343,7 @@ mod tests {
             organization_name: "acme".into(),
             prune: false,
             target: None,
+            rollout: None,
             changes: vec![hq],
             unmanaged: vec![],
             notices: vec![],

@@ -111,6 +111,7 @@ mod tests {
             unmanaged: vec![],
             notices: vec![],
             target: None,
+            rollout: None,
         }
     }
 
