@@ -92,6 +92,9 @@ pub struct ApplyArgs {
     /// `2m`). The default, 0s, refuses at once, naming the holder.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = super::ranges::lock_timeout)]
     pub lock_timeout: std::time::Duration,
+    /// How often a staged rollout reads its wave's health (`rollout:` in the manifest).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = super::ranges::rollout_poll)]
+    pub rollout_poll: std::time::Duration,
     /// How to report: `text` for people; `json` for programs (one document at the end, the
     /// plan not printed); `json-lines` for CI (one JSON event per line as changes happen).
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = ApplyOutput::Text)]
@@ -170,7 +173,7 @@ async fn apply_manifest(
     // The lease first: nobody else may plan and write this organization meanwhile.
     let org = reconcile::organization(client, &desired.organization).await?;
     let held = take_lease(args, client, &org.id).await?;
-    let result = plan_and_execute(args, client, desired, &held).await;
+    let result = plan_and_execute(args, client, desired, &org.id, &held).await;
     held.release().await;
     result
 }
@@ -192,9 +195,15 @@ async fn plan_and_execute(
     args: &ApplyArgs,
     client: &crate::cloud::Client,
     desired: &Desired,
+    org_id: &str,
     held: &Held,
 ) -> anyhow::Result<ExitStatus> {
     let opts = options(args);
+    // A rollout a crash left is finished (or resumed) before anything is planned.
+    let stop = held.stop.subscribe();
+    if let Some(status) = super::rollout_cmd::recover(client, org_id, &opts.rollout, &stop).await? {
+        return Ok(status);
+    }
     let Some(mut prepared) = super::plan_cmd::prepare(client, desired, &opts).await? else {
         return Ok(ExitStatus::Failure);
     };
@@ -211,6 +220,8 @@ fn options(args: &ApplyArgs) -> reconcile::Options {
     };
     opts.apply.parallelism = args.parallelism;
     opts.targets = args.targets.clone();
+    opts.rollout.poll = args.rollout_poll;
+    opts.rollout.progress = Some(super::rollout_cmd::progress_printer());
     opts
 }
 
@@ -238,6 +249,12 @@ async fn apply_saved_held(
     }
     reconcile::saved::restore_sensitive(plan, &|name| std::env::var(name).ok(), salt)?;
     let opts = options(args);
+    let stop = held.stop.subscribe();
+    if let Some(status) =
+        super::rollout_cmd::recover(client, &plan.organization_id, &opts.rollout, &stop).await?
+    {
+        return Ok(status);
+    }
     let prepared = reconcile::Prepared::saved(plan.clone(), &opts);
     // A stale saved plan is reported before anyone is asked to confirm it (apply checks again
     // after the prompt). With --yes there is no prompt: apply's own check is the only one.
@@ -564,6 +581,12 @@ fn print_summary(report: &Report) {
         report.failed(),
         report.skipped()
     );
+    if let Some(o) = &report.rollout {
+        crate::sayln!(
+            "{}",
+            super::term::clean(&super::rollout_cmd::outcome_line(o))
+        );
+    }
     if let Some(cause) = &report.unreachable {
         println!(
             "{}",

@@ -174,18 +174,44 @@ pub(super) async fn run(
     }
 }
 
-/// One round: every part fetches its config, and reports in or fails.
+/// One round: every part fetches its config, and reports in or fails, all in one write
+/// transaction, so a part that reports in after a config write has fetched that config.
 async fn tick(
     store: &Arc<Store>,
     logs: &broadcast::Sender<LogBatch>,
     opts: &SimOptions,
     agents: &mut HashMap<String, Agent>,
 ) -> store::R<()> {
-    let fetched = store.read(fetch_all).await?;
+    let opts = opts.clone();
+    let mut mine = std::mem::take(agents);
     let now = tokio::time::Instant::now();
-    let mut touch = vec![];
+    let (back, written) = store
+        .write(move |tx| {
+            let written = step(tx, &opts, &mut mine, now)?;
+            Ok((mine, written))
+        })
+        .await?;
+    *agents = back;
+    for (part_id, e) in written {
+        let _ = logs.send(LogBatch {
+            part_id,
+            entries: Arc::new(vec![e]),
+        });
+    }
+    Ok(())
+}
+
+/// The work of one tick inside its transaction; returns the log entries written.
+fn step(
+    tx: &rusqlite::Transaction,
+    opts: &SimOptions,
+    agents: &mut HashMap<String, Agent>,
+    now: tokio::time::Instant,
+) -> store::R<Vec<(String, LogEntry)>> {
+    let fetched = fetch_all(tx)?;
     let mut written: Vec<(String, LogEntry)> = vec![];
     agents.retain(|id, _| fetched.iter().any(|(p, _)| p == id));
+    let at = store::now_us();
     for (part, configs) in fetched {
         let digest = digest(&configs);
         let agent = agents.entry(part.clone()).or_insert_with(|| Agent {
@@ -205,39 +231,26 @@ async fn tick(
             .iter()
             .any(|r| configs.iter().any(|c| r.matches(c)))
             && now.duration_since(agent.since) >= opts.delay;
-        match (failing, opts.mode) {
-            (false, _) => touch.push(part),
-            (true, FailMode::Offline) => {}
+        let report_in = match (failing, opts.mode) {
+            (false, _) => true,
+            (true, FailMode::Offline) => false,
             (true, FailMode::Errors) => {
                 written.push((
                     part.clone(),
                     entry("error", "the config makes this machine fail".into()),
                 ));
-                touch.push(part);
+                true
             }
+        };
+        // Logs first: a part that reports in has already written what it logged.
+        for (p, e) in written.iter().filter(|(p, _)| *p == part) {
+            store::insert_logs(tx, p, std::slice::from_ref(e))?;
+        }
+        if report_in {
+            store::touch_part(tx, &part, at)?;
         }
     }
-    let at = store::now_us();
-    let to_log = written.clone();
-    store
-        .write(move |tx| {
-            // Logs first: a part that reports in has already written what it logged.
-            for (part, e) in &to_log {
-                store::insert_logs(tx, part, std::slice::from_ref(e))?;
-            }
-            for part in &touch {
-                store::touch_part(tx, part, at)?;
-            }
-            Ok(())
-        })
-        .await?;
-    for (part_id, e) in written {
-        let _ = logs.send(LogBatch {
-            part_id,
-            entries: Arc::new(vec![e]),
-        });
-    }
-    Ok(())
+    Ok(written)
 }
 
 /// Every part with what it fetches: its own config, then each imported fragment's config at

@@ -150,3 +150,193 @@ async fn simulated_machines_log_errors_by_rule() {
     let s = api.machine_summaries(&cloud.org_id, &[]).await.unwrap();
     assert_eq!(s[0].online_state, OnlineState::Online);
 }
+
+// -- Rollouts through the reconcile pipeline ----------------------------------------------------
+
+use fleetform::reconcile;
+use fleetform::rollout::Status;
+use std::sync::Arc;
+
+/// A manifest of location `Lab` with one machine per entry of `speeds` (`m00`, `m01`, …),
+/// each part's arm at that speed, and `rollout` (YAML under `rollout:`, or empty for none).
+pub fn fleet_manifest(speeds: &[u32], rollout: &str) -> String {
+    let mut m = String::from(
+        "version: 1\norganization: test-org\nlocations:\n  - name: Lab\n    machines:\n",
+    );
+    for (i, s) in speeds.iter().enumerate() {
+        m.push_str(&format!(
+            "      - name: m{i:02}\n        parts:\n          - name: m{i:02}-main\n            config: {{components: [{{name: arm, type: arm, model: fake, attributes: {{speed: {s}}}}}]}}\n"
+        ));
+    }
+    if !rollout.is_empty() {
+        m.push_str("rollout:\n");
+        m.push_str(rollout);
+    }
+    m
+}
+
+/// Options for a test rollout: health polled every 50 ms.
+pub fn fast() -> reconcile::Options {
+    let mut o = reconcile::Options::default();
+    o.rollout.poll = Duration::from_millis(50);
+    o
+}
+
+/// Prepares and applies `text`; returns the plan and the report.
+pub async fn apply_text(
+    api: &Arc<dyn CloudApi>,
+    text: &str,
+) -> (fleetform::plan::Plan, fleetform::apply::Report) {
+    let d = crate::common::manifest(text);
+    let opts = fast();
+    let prepared = reconcile::prepare(api.as_ref(), &d, &opts)
+        .await
+        .expect("prepare");
+    let plan = prepared.plan().clone();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let report = tokio::time::timeout(
+        Duration::from_secs(60),
+        reconcile::apply(Arc::clone(api), prepared, &opts, None, stop),
+    )
+    .await
+    .expect("apply hung (likely deadlocked)")
+    .expect("apply");
+    (plan, report)
+}
+
+/// Every `Lab` part's arm speed, by machine name.
+pub async fn speeds(api: &dyn CloudApi, org: &str) -> Vec<(String, serde_json::Value)> {
+    let locs = api.list_locations(org).await.unwrap();
+    let lab = locs.iter().find(|l| l.name == "Lab").expect("Lab");
+    let mut out = vec![];
+    for m in api.list_machines(&lab.id).await.unwrap() {
+        let p = &api.get_parts(&m.id).await.unwrap()[0];
+        out.push((
+            m.name.clone(),
+            p.config["components"][0]["attributes"]["speed"].clone(),
+        ));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// A converged fleet at `speeds`, every machine online.
+async fn converged(
+    fail: &[&str],
+    mode: FailMode,
+    speeds_now: &[u32],
+) -> (Cloud, Arc<dyn CloudApi>) {
+    let cloud = Cloud::start_simulated(sim(fail, mode)).await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let (_, report) = apply_text(&api, &fleet_manifest(speeds_now, "")).await;
+    assert!(report.is_success(), "{report:?}");
+    let n = speeds_now.len();
+    eventually("every machine online", || async {
+        let s = api.machine_summaries(&cloud.org_id, &[]).await.ok()?;
+        (s.iter()
+            .filter(|p| p.online_state == OnlineState::Online)
+            .count()
+            == n)
+            .then_some(())
+    })
+    .await;
+    (cloud, api)
+}
+
+/// Issue 16: a healthy change rolls through all waves, in the planned order.
+#[tokio::test]
+async fn a_healthy_change_rolls_through_every_wave() {
+    let (cloud, api) = converged(
+        &["/components/0/attributes/speed>100"],
+        FailMode::Offline,
+        &[10; 6],
+    )
+    .await;
+    let text = fleet_manifest(
+        &[50; 6],
+        "  waves: [1, 50%, 100%]\n  healthy_when: {online_within: 10s}\n",
+    );
+    let (plan, report) = apply_text(&api, &text).await;
+    let r = plan.rollout.as_ref().expect("a rollout");
+    let sizes: Vec<usize> = r.waves.iter().map(|w| w.machines.len()).collect();
+    assert_eq!(sizes, [1, 2, 3]);
+    assert_eq!(r.waves[0].machines[0].path, "Lab/m00");
+    assert!(report.is_success(), "{report:#?}");
+    let o = report.rollout.as_ref().unwrap();
+    assert_eq!(
+        (o.status, o.waves_passed, o.waves),
+        (Some(Status::Done), 3, 3)
+    );
+    assert!(
+        speeds(api.as_ref(), &cloud.org_id)
+            .await
+            .iter()
+            .all(|(_, s)| *s == json!(50))
+    );
+    let (state, _) = fleetform::rollout::status(api.as_ref(), &cloud.org_id)
+        .await
+        .unwrap();
+    let state = state.unwrap();
+    assert_eq!(state.status, Status::Done);
+    assert!(
+        state
+            .parts
+            .iter()
+            .all(|p| p.health.as_deref() == Some("healthy")),
+        "{state:#?}"
+    );
+    // The record is not part of the fleet: planning the same manifest again changes nothing.
+    let (plan, _) = apply_text(&api, &text).await;
+    assert!(plan.is_empty(), "{plan:#?}");
+}
+
+/// Issue 16: a change that makes wave-2 machines unhealthy aborts within that wave, rolls
+/// back, and every machine ends on its old config (read back); later waves are never written.
+#[tokio::test]
+async fn an_unhealthy_wave_two_aborts_and_rolls_everything_back() {
+    let (cloud, api) = converged(
+        &["/components/0/attributes/speed>100"],
+        FailMode::Offline,
+        &[10; 6],
+    )
+    .await;
+    let before = speeds(api.as_ref(), &cloud.org_id).await;
+    // m00 (wave 1) is fine; the others would go offline.
+    let text = fleet_manifest(
+        &[50, 500, 500, 500, 500, 500],
+        "  waves: [1, 3, 100%]\n  healthy_when: {online_within: 1s}\n",
+    );
+    let histories = |api: Arc<dyn CloudApi>, org: String| async move {
+        let locs = api.list_locations(&org).await.unwrap();
+        let mut n = vec![];
+        for m in api.list_machines(&locs[0].id).await.unwrap() {
+            let p = &api.get_parts(&m.id).await.unwrap()[0];
+            n.push((
+                m.name.clone(),
+                api.part_history(&p.id, None).await.unwrap().len(),
+            ));
+        }
+        n.sort();
+        n
+    };
+    let h0 = histories(Arc::clone(&api), cloud.org_id.clone()).await;
+    let (_, report) = apply_text(&api, &text).await;
+    assert!(!report.is_success());
+    let o = report.rollout.as_ref().unwrap();
+    assert_eq!(o.status, Some(Status::RolledBack), "{o:#?}");
+    assert_eq!(o.waves_passed, 1, "{o:#?}");
+    assert!(o.message.as_deref().unwrap().contains("wave 2"), "{o:#?}");
+    let rb = o.rollback.as_ref().unwrap();
+    assert!(rb.failed.is_empty(), "{rb:#?}");
+    assert_eq!(rb.restored.len(), 3, "waves 1 and 2 are restored: {rb:#?}");
+    assert_eq!(speeds(api.as_ref(), &cloud.org_id).await, before);
+    // Wave 3 (m03..m05) was never written.
+    let h1 = histories(Arc::clone(&api), cloud.org_id.clone()).await;
+    for i in 3..6 {
+        assert_eq!(h1[i], h0[i], "wave 3 machine {} was written", h1[i].0);
+    }
+    let (state, _) = fleetform::rollout::status(api.as_ref(), &cloud.org_id)
+        .await
+        .unwrap();
+    assert_eq!(state.unwrap().status, Status::RolledBack);
+}

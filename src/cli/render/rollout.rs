@@ -7,16 +7,7 @@ use crate::plan::rollout::RolloutPlan;
 /// Machines named per wave; the rest are counted.
 pub const SHOWN_PER_WAVE: usize = 5;
 
-/// `2m`, `90s`, `1500ms`.
-pub fn duration(d: std::time::Duration) -> String {
-    let ms = d.as_millis();
-    match ms {
-        0 => "0s".into(),
-        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
-        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
-        ms => format!("{ms}ms"),
-    }
-}
+use crate::rollout::duration_text as duration;
 
 /// The heading: `Rollout: 12 machines in 4 waves` (and the tags moved by pinning).
 pub fn heading(r: &RolloutPlan) -> String {
