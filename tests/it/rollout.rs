@@ -340,3 +340,179 @@ async fn an_unhealthy_wave_two_aborts_and_rolls_everything_back() {
         .unwrap();
     assert_eq!(state.unwrap().status, Status::RolledBack);
 }
+
+/// Issue 16: a fragment tag move rolls out by pinning wave by wave, then moves the tag and
+/// unpins; machines importing the fragment at another tag are never touched.
+#[tokio::test]
+async fn a_tag_move_rolls_out_by_pinning_and_leaves_other_tags_alone() {
+    let cloud = Cloud::start_simulated(sim(&[], FailMode::Offline)).await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let fleet = |fps: u32, beta: &str, rollout: &str| {
+        let mut m = format!(
+            "version: 1\norganization: test-org\nfragments:\n  - name: kit\n    config: {{components: [{{name: cam, type: camera, model: fake, attributes: {{fps: {fps}}}}}]}}\n    tags: {{stable: current, beta: {beta}}}\nlocations:\n  - name: Lab\n    machines:\n"
+        );
+        for (i, tag) in ["stable", "stable", "stable", "beta"].iter().enumerate() {
+            m.push_str(&format!(
+                "      - name: m{i:02}\n        parts:\n          - name: m{i:02}-main\n            fragments: [{{name: kit, version: {tag}}}]\n            config: {{}}\n"
+            ));
+        }
+        if !rollout.is_empty() {
+            m.push_str("rollout:\n");
+            m.push_str(rollout);
+        }
+        m
+    };
+    let (_, r) = apply_text(&api, &fleet(10, "current", "")).await;
+    assert!(r.is_success(), "{r:#?}");
+    let parts_now = |api: Arc<dyn CloudApi>, org: String| async move {
+        let locs = api.list_locations(&org).await.unwrap();
+        let lab = locs.iter().find(|l| l.name == "Lab").unwrap().id.clone();
+        let mut out = vec![];
+        for m in api.list_machines(&lab).await.unwrap() {
+            let p = api.get_parts(&m.id).await.unwrap().remove(0);
+            let history = api.part_history(&p.id, None).await.unwrap().len();
+            out.push((m.name.clone(), p.config.clone(), history));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    };
+    let before = parts_now(Arc::clone(&api), cloud.org_id.clone()).await;
+    let kit_id = api
+        .list_fragments(&cloud.org_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.name == "kit")
+        .unwrap()
+        .id;
+    let tag = |tags: &[fleetform::model::FragmentTag], t: &str| {
+        tags.iter()
+            .find(|x| x.tag == t)
+            .map(|x| x.revision.clone())
+            .unwrap()
+    };
+    let tags0 = api.get_fragment_versions(&kit_id, None).await.unwrap().tags;
+    let beta = format!("\"{}\"", tag(&tags0, "beta"));
+    let second = fleet(
+        20,
+        &beta,
+        "  waves: [1, 100%]\n  healthy_when: {online_within: 10s}\n",
+    );
+    let (plan, report) = apply_text(&api, &second).await;
+    let r = plan.rollout.as_ref().expect("a rollout");
+    assert_eq!(r.tag_moves.len(), 1, "{r:#?}");
+    assert_eq!(r.tag_moves[0].path, "kit@stable");
+    let machines: Vec<&str> = r.machines().map(|m| m.path.as_str()).collect();
+    assert_eq!(machines, ["Lab/m00", "Lab/m01", "Lab/m02"]);
+    assert!(report.is_success(), "{report:#?}");
+    assert_eq!(report.rollout.as_ref().unwrap().status, Some(Status::Done));
+    let after = parts_now(Arc::clone(&api), cloud.org_id.clone()).await;
+    // Pinned, then unpinned: the configs are as before (importing `stable`), two edits each.
+    for i in 0..3 {
+        assert_eq!(after[i].1, before[i].1, "{}", after[i].0);
+        assert_eq!(
+            after[i].2,
+            before[i].2 + 2,
+            "{} pinned and unpinned",
+            after[i].0
+        );
+    }
+    // The machine on `beta` was never touched.
+    assert_eq!(after[3], before[3]);
+    let versions = api.get_fragment_versions(&kit_id, None).await.unwrap();
+    let newest = versions.revisions.last().unwrap().revision.clone();
+    assert_eq!(tag(&versions.tags, "stable"), newest);
+    assert_ne!(tag(&tags0, "stable"), newest);
+    assert_eq!(tag(&versions.tags, "beta"), tag(&tags0, "beta"));
+    // Nothing left to do.
+    let (plan, _) = apply_text(&api, &second).await;
+    assert!(plan.is_empty(), "{plan:#?}");
+}
+
+/// Issue 16: `apply` killed with SIGKILL mid-rollout; the next `apply` recovers: the machine
+/// the first one changed is healthy and stays, the rest rolls out anew, turns unhealthy and
+/// is rolled back.
+#[tokio::test]
+async fn a_killed_apply_is_recovered_by_the_next_one() {
+    let (cloud, api) = converged(
+        &["/components/0/attributes/speed>100"],
+        FailMode::Errors,
+        &[10; 4],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.yaml");
+    // A long soak after wave 1, so the first apply is surely killed inside it.
+    std::fs::write(
+        &path,
+        fleet_manifest(
+            &[50, 500, 500, 500],
+            "  waves: [1, 100%]\n  wait: 60s\n  healthy_when: {online_within: 5s}\n",
+        ),
+    )
+    .unwrap();
+    let (cwd, endpoint, key_id, key) = (
+        dir.path().to_path_buf(),
+        cloud.endpoint(),
+        cloud.key_id.clone(),
+        cloud.key.clone(),
+    );
+    let apply = move || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_fleetform"));
+        c.current_dir(&cwd)
+            .args([
+                "apply",
+                "fleet.yaml",
+                "--yes",
+                "--rollout-poll",
+                "50ms",
+                "--cloud",
+            ])
+            .arg(&endpoint)
+            .env("VIAM_API_KEY_ID", &key_id)
+            .env("VIAM_API_KEY", &key)
+            .env("NO_COLOR", "1");
+        c
+    };
+    let mut first = crate::common::Child(
+        apply()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually("wave 1 written by the first apply", || async {
+        let s = speeds(api.as_ref(), &cloud.org_id).await;
+        (s[0].1 == json!(50)).then_some(())
+    })
+    .await;
+    first.0.kill().unwrap(); // SIGKILL
+    first.0.wait().unwrap();
+    let (state, _) = fleetform::rollout::status(api.as_ref(), &cloud.org_id)
+        .await
+        .unwrap();
+    assert_eq!(state.unwrap().status, Status::Running);
+    // The killed apply still holds the lease; free it as an operator would.
+    let lease = api
+        .list_fragments(&cloud.org_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(fleetform::lease::is_lease)
+        .unwrap();
+    fleetform::lease::force_unlock(api.as_ref(), &lease.id)
+        .await
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || apply().output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("A rollout was interrupted"), "{stderr}");
+    assert!(stderr.contains("Rollout aborted: wave 1"), "{stderr}");
+    assert!(stdout.contains("Rollout rolled back"), "{stdout}");
+    let s = speeds(api.as_ref(), &cloud.org_id).await;
+    let got: Vec<serde_json::Value> = s.into_iter().map(|(_, v)| v).collect();
+    assert_eq!(got, [json!(50), json!(10), json!(10), json!(10)]);
+}
