@@ -147,7 +147,7 @@ async fn show_status(client: &Client, org_id: &str, json: bool) -> anyhow::Resul
     for (i, size) in s.wave_sizes.iter().enumerate() {
         let n = i + 1;
         let parts: Vec<_> = s.parts.iter().filter(|p| p.wave == n).collect();
-        let state = if n < s.wave || (n == s.wave && s.status == Status::Done) {
+        let state = if n <= s.passed {
             "passed"
         } else if n == s.wave {
             s.status.as_str()

@@ -91,6 +91,7 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn progress(&self, p: Progress) {
+        tracing::info!(step = ?p, "rollout");
         if let Some(f) = &self.opts.progress {
             f(&p);
         }
@@ -169,6 +170,7 @@ impl Run<'_> {
             status: Status::Running,
             policy: self.rp.policy.clone(),
             wave: 0,
+            passed: 0,
             waves: self.rp.waves.len(),
             wave_sizes: self.rp.waves.iter().map(|w| w.machines.len()).collect(),
             tag_moves: self.rp.tag_moves.iter().map(|t| t.path.clone()).collect(),
@@ -384,6 +386,7 @@ impl Run<'_> {
         }
         match result.end {
             GateEnd::Passed => {
+                st.passed = wave.number;
                 state::save_state(api.as_ref(), record, st).await?;
                 let unhealthy = result.verdicts.values().filter(|v| *v != "healthy").count();
                 self.progress(Progress::WavePassed {
@@ -501,12 +504,9 @@ pub(super) async fn finish_abort(
 
 /// The outcome of the rollout recorded in `st`.
 pub(super) fn outcome_of(st: &RolloutState, message: Option<String>) -> RolloutOutcome {
-    let passed = st
-        .wave
-        .saturating_sub(usize::from(!matches!(st.status, Status::Done)));
     RolloutOutcome {
         status: Some(st.status),
-        waves_passed: passed,
+        waves_passed: st.passed,
         waves: st.waves,
         message: message.or_else(|| st.message.clone()),
         rollback: None,

@@ -36,7 +36,7 @@ mod waves;
 
 pub use execute::{RollbackReport, execute, rollback};
 pub use health::{GateEnd, GateResult};
-pub use recover::{Recovered, recover, status};
+pub use recover::{Recovered, aborted_before, recover, status};
 pub use state::{Status, is_state};
 pub use waves::{imports_at, waves};
 

@@ -126,3 +126,26 @@ pub async fn status(
     let r = state::read(api, org_id).await?;
     Ok((r.state, r.controls))
 }
+
+/// Why `watch` must not roll out the manifest `digest` again: its last rollout in `org_id`
+/// was aborted (rolled back or stopped). A daemon re-applying it on every resync would roll
+/// the same bad change out and back forever; a new manifest, or an explicit
+/// `fleetform apply`, rolls out again. `None`: go ahead.
+pub async fn aborted_before(
+    api: &dyn CloudApi,
+    org_id: &str,
+    digest: &str,
+) -> Result<Option<String>, CloudError> {
+    let (state, _) = status(api, org_id).await?;
+    Ok(state
+        .filter(|s| {
+            s.manifest_digest == digest && matches!(s.status, Status::RolledBack | Status::Stopped)
+        })
+        .map(|s| {
+            format!(
+                "the last rollout of this manifest was {} ({}); change the manifest, or run `fleetform apply` to roll it out again",
+                s.status.as_str(),
+                s.message.unwrap_or_default()
+            )
+        }))
+}

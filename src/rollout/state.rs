@@ -105,6 +105,9 @@ pub struct RolloutState {
     pub policy: RolloutPolicy,
     /// The wave under way or last finished (0 before the first).
     pub wave: usize,
+    /// How many waves passed their gate.
+    #[serde(default)]
+    pub passed: usize,
     pub waves: usize,
     /// Machines per wave, as planned.
     pub wave_sizes: Vec<usize>,

@@ -516,3 +516,87 @@ async fn a_killed_apply_is_recovered_by_the_next_one() {
     let got: Vec<serde_json::Value> = s.into_iter().map(|(_, v)| v).collect();
     assert_eq!(got, [json!(50), json!(10), json!(10), json!(10)]);
 }
+
+/// Runs `fleetform ARGS --cloud <cloud>` to completion; returns (exit code, stdout, stderr).
+async fn cli(cloud: &Cloud, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_fleetform"));
+    c.args(args)
+        .arg("--cloud")
+        .arg(cloud.endpoint())
+        .env("VIAM_API_KEY_ID", &cloud.key_id)
+        .env("VIAM_API_KEY", &cloud.key)
+        .env("NO_COLOR", "1");
+    let out = tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `fleetform rollout pause` holds the next wave until `rollout resume`, and
+/// `rollout status` shows where the rollout stands.
+#[tokio::test]
+async fn pause_holds_the_next_wave_until_resume() {
+    let (cloud, api) = converged(&[], FailMode::Offline, &[10; 3]).await;
+    let text = fleet_manifest(
+        &[50; 3],
+        "  waves: [1, 100%]\n  wait: 1s\n  healthy_when: {online_within: 10s}\n",
+    );
+    let running = {
+        let api = Arc::clone(&api);
+        tokio::spawn(async move { apply_text(&api, &text).await })
+    };
+    let org = cloud.org_id.clone();
+    let state = |api: Arc<dyn CloudApi>, org: String| async move {
+        fleetform::rollout::status(api.as_ref(), &org).await.ok()?.0
+    };
+    eventually("wave 1 under way", || async {
+        let s = state(Arc::clone(&api), org.clone()).await?;
+        (s.wave == 1).then_some(())
+    })
+    .await;
+    let (code, _, err) = cli(&cloud, &["rollout", "pause"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    eventually("the rollout paused before wave 2", || async {
+        let s = state(Arc::clone(&api), org.clone()).await?;
+        (s.status == Status::Paused).then_some(())
+    })
+    .await;
+    let got: Vec<serde_json::Value> = speeds(api.as_ref(), &org)
+        .await
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(
+        got,
+        [json!(50), json!(10), json!(10)],
+        "wave 2 started while paused"
+    );
+    let (code, out, err) = cli(&cloud, &["rollout", "status"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(": paused (wave 1 of 2), pause requested"),
+        "{out}"
+    );
+    assert!(out.contains("wave 1: 1 machine(s), passed"), "{out}");
+    assert!(
+        out.contains("Lab/m00/m00-main: healthy, now online"),
+        "{out}"
+    );
+    let (code, _, err) = cli(&cloud, &["rollout", "resume"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let (_, report) = tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the rollout did not resume")
+        .unwrap();
+    assert!(report.is_success(), "{report:#?}");
+    assert!(
+        speeds(api.as_ref(), &org)
+            .await
+            .iter()
+            .all(|(_, v)| *v == json!(50))
+    );
+}
