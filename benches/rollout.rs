@@ -41,6 +41,9 @@ fn bumped(text: &str) -> String {
     format!("{head}locations:\n{parts}")
 }
 
+/// A rollout step, when it happened, and the calls made by then.
+type Mark = (Progress, Instant, BTreeMap<&'static str, u64>);
+
 fn total(counts: &BTreeMap<&'static str, u64>) -> u64 {
     counts.values().sum()
 }
@@ -107,7 +110,11 @@ async fn main() {
     let parts = size.locations * size.machines * 2;
     loop {
         let s = api.machine_summaries(&key.org_id, &[]).await.unwrap();
-        if s.iter().filter(|p| p.online_state == OnlineState::Online).count() == parts {
+        if s.iter()
+            .filter(|p| p.online_state == OnlineState::Online)
+            .count()
+            == parts
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -122,8 +129,7 @@ async fn main() {
     // The rollout.
     let rollout = "rollout:\n  waves: [1, 5%, 25%, 100%]\n  wait: 0s\n  healthy_when: {online_within: 60s, max_error_logs: 0}\n";
     let text = format!("{}{rollout}", bumped(&text));
-    let marks: Arc<Mutex<Vec<(Progress, Instant, BTreeMap<&'static str, u64>)>>> =
-        Arc::default();
+    let marks: Arc<Mutex<Vec<Mark>>> = Arc::default();
     let mut opts = reconcile::Options::default();
     opts.rollout.poll = poll;
     {
@@ -154,7 +160,11 @@ async fn main() {
         .await
         .unwrap();
     let elapsed = t0.elapsed();
-    assert!(report.is_success(), "the rollout did not go through: {:?}", report.rollout);
+    assert!(
+        report.is_success(),
+        "the rollout did not go through: {:?}",
+        report.rollout
+    );
 
     println!(
         "\nrollout of one change to every part, 4 waves [1, 5%, 25%, 100%], zero soak, poll {} ms, machines report every {} ms, {} ms latency",
