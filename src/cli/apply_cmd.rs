@@ -596,6 +596,23 @@ fn print_summary(report: &Report) {
             ))
         );
     }
+    if let Some(o) = report.rollout.as_ref().filter(|o| {
+        matches!(
+            o.status,
+            Some(crate::rollout::Status::RolledBack | crate::rollout::Status::Stopped)
+        )
+    }) {
+        let what = match o.status {
+            Some(crate::rollout::Status::RolledBack) => {
+                "every machine it changed is back on its previous config"
+            }
+            _ => "the machines it changed were left as they are",
+        };
+        crate::sayln!(
+            "The rollout aborted and {what}; fix the manifest, then apply again (`fleetform rollout status` shows each machine's health)."
+        );
+        return;
+    }
     let not_started = report.count(|o| *o == Outcome::NotStarted);
     if not_started > 0 {
         crate::sayln!(
