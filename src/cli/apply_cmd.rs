@@ -629,7 +629,7 @@ fn print_summary(report: &Report) {
 /// The `--output json` report (format_version 1): the plan's summary and, after applying, each
 /// change's outcome (`applied`, `failed`, `conflict`, `skipped`, `not_started`).
 fn json_report(plan: &Plan, report: Option<&Report>) -> serde_json::Value {
-    serde_json::json!({
+    let mut doc = serde_json::json!({
         "format_version": 1,
         "organization": { "id": plan.organization_id, "name": plan.organization_name },
         "plan_summary": plan.summary(),
@@ -639,7 +639,15 @@ fn json_report(plan: &Plan, report: Option<&Report>) -> serde_json::Value {
         "skipped": report.map_or(0, Report::skipped),
         "interrupted": report.is_some_and(|r| r.interrupted),
         "unreachable": report.and_then(|r| r.unreachable.as_deref()),
-    })
+    });
+    // Only with a staged rollout: how it ended (`crate::rollout::RolloutOutcome`).
+    if let (Some(o), Some(obj)) = (report.and_then(|r| r.rollout.as_ref()), doc.as_object_mut()) {
+        obj.insert(
+            "rollout".into(),
+            serde_json::to_value(o).unwrap_or_default(),
+        );
+    }
+    doc
 }
 
 #[cfg(test)]
