@@ -713,3 +713,54 @@ where
         Err(never) => match never {},
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pins_touch_only_imports_at_the_moving_tag() {
+        let tags = [ResolvedTag {
+            path: "kit@stable".into(),
+            fragment_id: "f1".into(),
+            tag: "stable".into(),
+            revision: "7".into(),
+        }];
+        let config = json!({
+            "components": [],
+            "fragments": [
+                {"id": "f1", "version": "stable", "prefix": "front"},
+                {"id": "f1", "version": "beta"},
+                {"id": "f2", "version": "stable"},
+                "f1"
+            ]
+        });
+        let pinned = retarget(&config, &tags, |t| t.tag.clone(), |t| t.revision.clone()).unwrap();
+        assert_eq!(
+            pinned["fragments"],
+            json!([
+                {"id": "f1", "version": "7", "prefix": "front"},
+                {"id": "f1", "version": "beta"},
+                {"id": "f2", "version": "stable"},
+                "f1"
+            ])
+        );
+        // Unpinning puts the config back exactly, key order included.
+        let back = retarget(&pinned, &tags, |t| t.revision.clone(), |t| t.tag.clone()).unwrap();
+        assert_eq!(
+            serde_json::to_string(&back).unwrap(),
+            serde_json::to_string(&config).unwrap()
+        );
+        // Nothing at the tag: nothing to pin.
+        assert!(
+            retarget(
+                &json!({"fragments": ["f1"]}),
+                &tags,
+                |t| t.tag.clone(),
+                |t| t.revision.clone()
+            )
+            .is_none()
+        );
+    }
+}

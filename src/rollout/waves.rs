@@ -127,13 +127,7 @@ pub fn waves(policy: &RolloutPolicy, plan: &Plan, observed: &Observed) -> Option
     if by_machine.is_empty() {
         return None;
     }
-    let rank = |path: &str| {
-        policy
-            .order
-            .iter()
-            .position(|o| path.starts_with(&format!("{o}/")))
-            .unwrap_or(policy.order.len())
-    };
+    let rank = |path: &str| order_rank(&policy.order, path);
     let mut all: Vec<WaveMachine> = by_machine.into_values().collect();
     all.sort_by(|a, b| (rank(&a.path), &a.path).cmp(&(rank(&b.path), &b.path)));
     for m in &mut all {
@@ -144,6 +138,15 @@ pub fn waves(policy: &RolloutPolicy, plan: &Plan, observed: &Observed) -> Option
         waves: split(policy, all),
         tag_moves,
     })
+}
+
+/// Where a machine at `path` goes by `order`: the position of the first listed location that
+/// holds it (a location holds its children's machines too), after all of them when none does.
+fn order_rank(order: &[String], path: &str) -> usize {
+    order
+        .iter()
+        .position(|o| path.starts_with(&format!("{o}/")))
+        .unwrap_or(order.len())
 }
 
 /// `machines` cut into the policy's waves (see the module docs).
@@ -222,6 +225,20 @@ mod tests {
         assert_eq!(sizes(&split(&policy(vec![Count(2)], &[]), ms(5))), [2, 3]);
         let numbers: Vec<usize> = split(&p, ms(100)).iter().map(|w| w.number).collect();
         assert_eq!(numbers, [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn listed_locations_go_first_in_their_order() {
+        let order = ["Field-Lab".to_string(), "HQ".to_string()];
+        assert_eq!(order_rank(&order, "Field-Lab/arm-1"), 0);
+        assert_eq!(
+            order_rank(&order, "HQ/Assembly/arm-2"),
+            1,
+            "a location holds its children"
+        );
+        assert_eq!(order_rank(&order, "Factory/arm-3"), 2);
+        // A name that merely starts the same is another location.
+        assert_eq!(order_rank(&order, "HQ-2/arm-4"), 2);
     }
 
     #[test]
