@@ -36,7 +36,9 @@ pub async fn recover(
     opts: &RolloutOptions,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<Recovered, CloudError> {
-    let mut record = state::read(api, org_id).await?;
+    let Some(mut record) = state::read_existing(api, org_id).await? else {
+        return Ok(Recovered::Nothing);
+    };
     let Some(mut st) = record.state.clone().filter(|s| !s.status.is_final()) else {
         return Ok(Recovered::Nothing);
     };
@@ -123,8 +125,10 @@ pub async fn status(
     api: &dyn CloudApi,
     org_id: &str,
 ) -> Result<(Option<RolloutState>, state::Controls), CloudError> {
-    let r = state::read(api, org_id).await?;
-    Ok((r.state, r.controls))
+    Ok(match state::read_existing(api, org_id).await? {
+        Some(r) => (r.state, r.controls),
+        None => (None, state::Controls::default()),
+    })
 }
 
 /// Why `watch` must not roll out the manifest `digest` again: its last rollout in `org_id`

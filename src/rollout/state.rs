@@ -136,14 +136,21 @@ pub struct Record {
     version: Option<Timestamp>,
 }
 
+/// Of several record fragments (two first runs), the oldest is the record.
+fn oldest(mut fs: Vec<Fragment>) -> Option<Fragment> {
+    fs.retain(is_state);
+    fs.sort_by(|a, b| (a.created_on, &a.id).cmp(&(b.created_on, &b.id)));
+    fs.into_iter().next()
+}
+
+/// Reads the organization's rollout record without creating it: `None` when no rollout ever
+/// ran (for reads such as `fleetform rollout status`).
+pub async fn read_existing(api: &dyn CloudApi, org_id: &str) -> Result<Option<Record>, CloudError> {
+    Ok(oldest(api.list_fragments(org_id).await?).map(parse))
+}
+
 /// Reads the organization's rollout record, creating its fragment (empty) if there is none.
-/// Of several (two first runs), the oldest is the record.
 pub async fn read(api: &dyn CloudApi, org_id: &str) -> Result<Record, CloudError> {
-    let oldest = |mut fs: Vec<Fragment>| {
-        fs.retain(is_state);
-        fs.sort_by(|a, b| (a.created_on, &a.id).cmp(&(b.created_on, &b.id)));
-        fs.into_iter().next()
-    };
     let f = match oldest(api.list_fragments(org_id).await?) {
         Some(f) => f,
         None => {
