@@ -174,57 +174,31 @@ pub(super) async fn run(
     }
 }
 
-/// One round: every part fetches its config, and reports in or fails, all in one write
-/// transaction, so a part that reports in after a config write has fetched that config.
+/// One round: every part fetches its config (a read), then the reports and logs are written in
+/// one transaction that first checks nothing was written meanwhile: a part whose config, or
+/// any fragment, changed since the read skips this round. So a part that reports in after a
+/// config write has fetched that config, and the writer is held only briefly.
 async fn tick(
     store: &Arc<Store>,
     logs: &broadcast::Sender<LogBatch>,
     opts: &SimOptions,
     agents: &mut HashMap<String, Agent>,
 ) -> store::R<()> {
-    let opts = opts.clone();
-    let mut mine = std::mem::take(agents);
+    let (fetched, seen) = store.read(|db| Ok((fetch_all(db)?, versions(db)?))).await?;
     let now = tokio::time::Instant::now();
-    let (back, written) = store
-        .write(move |tx| {
-            let written = step(tx, &opts, &mut mine, now)?;
-            Ok((mine, written))
-        })
-        .await?;
-    *agents = back;
-    for (part_id, e) in written {
-        let _ = logs.send(LogBatch {
-            part_id,
-            entries: Arc::new(vec![e]),
-        });
-    }
-    Ok(())
-}
-
-/// The work of one tick inside its transaction; returns the log entries written.
-fn step(
-    tx: &rusqlite::Transaction,
-    opts: &SimOptions,
-    agents: &mut HashMap<String, Agent>,
-    now: tokio::time::Instant,
-) -> store::R<Vec<(String, LogEntry)>> {
-    let fetched = fetch_all(tx)?;
-    let mut written: Vec<(String, LogEntry)> = vec![];
-    agents.retain(|id, _| fetched.iter().any(|(p, _)| p == id));
-    let at = store::now_us();
+    let mut next: HashMap<String, Agent> = HashMap::new();
+    let mut rounds: Vec<Round> = vec![];
     for (part, configs) in fetched {
         let digest = digest(&configs);
-        let agent = agents.entry(part.clone()).or_insert_with(|| Agent {
+        let mut agent = agents.remove(&part).unwrap_or(Agent {
             digest: String::new(),
             since: now,
         });
+        let mut entries = vec![];
         if agent.digest != digest {
             agent.digest = digest.clone();
             agent.since = now;
-            written.push((
-                part.clone(),
-                entry("info", format!("applied config {digest}")),
-            ));
+            entries.push(entry("info", format!("applied config {digest}")));
         }
         let failing = opts
             .fail
@@ -235,22 +209,84 @@ fn step(
             (false, _) => true,
             (true, FailMode::Offline) => false,
             (true, FailMode::Errors) => {
-                written.push((
-                    part.clone(),
-                    entry("error", "the config makes this machine fail".into()),
-                ));
+                entries.push(entry("error", "the config makes this machine fail".into()));
                 true
             }
         };
-        // Logs first: a part that reports in has already written what it logged.
-        for (p, e) in written.iter().filter(|(p, _)| *p == part) {
-            store::insert_logs(tx, p, std::slice::from_ref(e))?;
-        }
-        if report_in {
-            store::touch_part(tx, &part, at)?;
+        rounds.push(Round {
+            part: part.clone(),
+            entries,
+            report_in,
+        });
+        next.insert(part, agent);
+    }
+    let (done, rounds) = store
+        .write(move |tx| {
+            let now_seen = versions(tx)?;
+            let fragments_same = now_seen.1 == seen.1;
+            let at = store::now_us();
+            let mut done = vec![];
+            for r in &rounds {
+                let same = fragments_same && now_seen.0.get(&r.part) == seen.0.get(&r.part);
+                if !same {
+                    continue;
+                }
+                // Logs first: a part that reports in has already written what it logged.
+                store::insert_logs(tx, &r.part, &r.entries)?;
+                if r.report_in {
+                    store::touch_part(tx, &r.part, at)?;
+                }
+                done.push(r.part.clone());
+            }
+            Ok((done, rounds))
+        })
+        .await?;
+    // Agents whose round was skipped fetch again next tick, as if this one never happened.
+    for part in &done {
+        if let Some(a) = next.remove(part) {
+            agents.insert(part.clone(), a);
         }
     }
-    Ok(written)
+    for r in rounds.into_iter().filter(|r| done.contains(&r.part)) {
+        if !r.entries.is_empty() {
+            let _ = logs.send(LogBatch {
+                part_id: r.part,
+                entries: Arc::new(r.entries),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What one part does in a round.
+struct Round {
+    part: String,
+    entries: Vec<LogEntry>,
+    report_in: bool,
+}
+
+/// Every part's `last_updated`, and a stamp of every fragment's revision and tags: what a
+/// round checks did not change between its read and its write.
+fn versions(db: &rusqlite::Connection) -> store::R<(HashMap<String, i64>, String)> {
+    let q = |e: rusqlite::Error| tonic::Status::internal(e.to_string());
+    let mut st = db
+        .prepare("SELECT id, last_updated_us FROM parts")
+        .map_err(q)?;
+    let parts = st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(q)?
+        .collect::<Result<HashMap<_, _>, _>>()
+        .map_err(q)?;
+    let stamp: String = db
+        .query_row(
+            "SELECT (SELECT COUNT(*) || ':' || COALESCE(MAX(last_updated_us), 0) FROM fragments) || '/' || \
+             COALESCE((SELECT group_concat(fragment_id || ':' || tag || ':' || revision, ',') \
+             FROM (SELECT * FROM fragment_tags ORDER BY fragment_id, tag)), '')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(q)?;
+    Ok((parts, stamp))
 }
 
 /// Every part with what it fetches: its own config, then each imported fragment's config at
