@@ -7,6 +7,7 @@
 //! - [`apply`]: executes a plan's changes in dependency order, in parallel, safely.
 //! - [`reconcile`]: the one pipeline from manifest to cloud (observe → plan → attribute drift →
 //!   safety verdicts; apply refusing stale plans), used by the CLI and by watch alike.
+//! - [`rollout`]: staged rollouts: waves, health gates, rollback, and their state in the cloud.
 //! - [`watch`]: keeps the cloud converged, level-triggered: file, git and timer triggers into
 //!   one queue, backoff and a circuit breaker, health and Prometheus metrics.
 //! - [`cloud`]: the [`cloud::CloudApi`] trait and the gRPC client that speaks Viam's protocol.
@@ -38,6 +39,7 @@ pub mod manifest;
 pub mod model;
 pub mod plan;
 pub mod reconcile;
+pub mod rollout;
 pub mod sensitive;
 pub mod watch;
 

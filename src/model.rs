@@ -7,6 +7,7 @@
 
 mod desired;
 mod observed;
+mod rollout;
 pub mod rules;
 
 pub use desired::{
@@ -16,6 +17,7 @@ pub use desired::{
     TagTarget,
 };
 pub use observed::{Observed, TEMPORARY_SUFFIX, location_paths, temporary_name};
+pub use rollout::{Amount, HealthGate, OnAbort, RolloutPolicy};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -377,6 +379,19 @@ pub struct Part {
     pub created_on: Option<Timestamp>,
     pub last_access: Option<Timestamp>,
     pub online_state: OnlineState,
+}
+
+/// One part's liveness, as `ListMachineSummaries` reports it for many machines in one call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartSummary {
+    pub part_id: String,
+    pub part_name: String,
+    pub machine_id: String,
+    pub machine_name: String,
+    pub location_id: String,
+    pub online_state: OnlineState,
+    /// When the part last reached the cloud (`None`: never).
+    pub last_access: Option<Timestamp>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

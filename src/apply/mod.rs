@@ -134,6 +134,9 @@ pub struct Report {
     /// Apply stopped starting changes because the cloud looked unreachable: the last transport
     /// error, after [`ApplyOptions::unreachable_after`] changes in a row failed with one.
     pub unreachable: Option<String>,
+    /// How a staged rollout ended, when the plan had one ([`crate::rollout`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::rollout::RolloutOutcome>,
 }
 
 impl Report {
@@ -149,8 +152,13 @@ impl Report {
     pub fn skipped(&self) -> usize {
         self.count(|o| matches!(o, Outcome::Skipped { .. } | Outcome::NotStarted))
     }
+    /// Every change applied, and a rollout (if any) went through all its waves.
     pub fn is_success(&self) -> bool {
         self.results.iter().all(|r| r.outcome == Outcome::Applied)
+            && self
+                .rollout
+                .as_ref()
+                .is_none_or(|r| r.status == Some(crate::rollout::Status::Done))
     }
 }
 
@@ -345,5 +353,6 @@ pub async fn apply(
         results,
         interrupted,
         unreachable,
+        rollout: None,
     }
 }

@@ -92,6 +92,9 @@ pub struct ApplyArgs {
     /// `2m`). The default, 0s, refuses at once, naming the holder.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = super::ranges::lock_timeout)]
     pub lock_timeout: std::time::Duration,
+    /// How often a staged rollout reads its wave's health (`rollout:` in the manifest).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = super::ranges::rollout_poll)]
+    pub rollout_poll: std::time::Duration,
     /// How to report: `text` for people; `json` for programs (one document at the end, the
     /// plan not printed); `json-lines` for CI (one JSON event per line as changes happen).
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = ApplyOutput::Text)]
@@ -173,7 +176,7 @@ async fn apply_manifest(
     // The lease first: nobody else may plan and write this organization meanwhile.
     let org = reconcile::organization(client, &desired.organization).await?;
     let held = take_lease(args, client, &org.id).await?;
-    let result = plan_and_execute(args, client, desired, &held).await;
+    let result = plan_and_execute(args, client, desired, &org.id, &held).await;
     held.release().await;
     result
 }
@@ -195,9 +198,15 @@ async fn plan_and_execute(
     args: &ApplyArgs,
     client: &crate::cloud::Client,
     desired: &Desired,
+    org_id: &str,
     held: &Held,
 ) -> anyhow::Result<ExitStatus> {
     let opts = options(args);
+    // A rollout a crash left is finished (or resumed) before anything is planned.
+    let stop = held.stop.subscribe();
+    if let Some(status) = super::rollout_cmd::recover(client, org_id, &opts.rollout, &stop).await? {
+        return Ok(status);
+    }
     let Some(mut prepared) = super::plan_cmd::prepare(client, desired, &opts).await? else {
         return Ok(ExitStatus::Failure);
     };
@@ -214,6 +223,8 @@ fn options(args: &ApplyArgs) -> reconcile::Options {
     };
     opts.apply.parallelism = args.parallelism;
     opts.targets = args.targets.clone();
+    opts.rollout.poll = args.rollout_poll;
+    opts.rollout.progress = Some(super::rollout_cmd::progress_printer());
     opts
 }
 
@@ -241,6 +252,12 @@ async fn apply_saved_held(
     }
     reconcile::saved::restore_sensitive(plan, &|name| std::env::var(name).ok(), salt)?;
     let opts = options(args);
+    let stop = held.stop.subscribe();
+    if let Some(status) =
+        super::rollout_cmd::recover(client, &plan.organization_id, &opts.rollout, &stop).await?
+    {
+        return Ok(status);
+    }
     let prepared = reconcile::Prepared::saved(plan.clone(), &opts);
     // A stale saved plan is reported before anyone is asked to confirm it (apply checks again
     // after the prompt). With --yes there is no prompt: apply's own check is the only one.
@@ -583,6 +600,12 @@ fn print_summary(report: &Report) {
         report.failed(),
         report.skipped()
     );
+    if let Some(o) = &report.rollout {
+        crate::sayln!(
+            "{}",
+            super::term::clean(&super::rollout_cmd::outcome_line(o))
+        );
+    }
     if let Some(cause) = &report.unreachable {
         println!(
             "{}",
@@ -591,6 +614,23 @@ fn print_summary(report: &Report) {
                 apply::UNREACHABLE_AFTER
             ))
         );
+    }
+    if let Some(o) = report.rollout.as_ref().filter(|o| {
+        matches!(
+            o.status,
+            Some(crate::rollout::Status::RolledBack | crate::rollout::Status::Stopped)
+        )
+    }) {
+        let what = match o.status {
+            Some(crate::rollout::Status::RolledBack) => {
+                "every machine it changed is back on its previous config"
+            }
+            _ => "the machines it changed were left as they are",
+        };
+        crate::sayln!(
+            "The rollout aborted and {what}; fix the manifest, then apply again (`fleetform rollout status` shows each machine's health)."
+        );
+        return;
     }
     let not_started = report.count(|o| *o == Outcome::NotStarted);
     if not_started > 0 {
@@ -608,7 +648,7 @@ fn print_summary(report: &Report) {
 /// The `--output json` report (format_version 1): the plan's summary and, after applying, each
 /// change's outcome (`applied`, `failed`, `conflict`, `skipped`, `not_started`).
 fn json_report(plan: &Plan, report: Option<&Report>) -> serde_json::Value {
-    serde_json::json!({
+    let mut doc = serde_json::json!({
         "format_version": 1,
         "organization": { "id": plan.organization_id, "name": plan.organization_name },
         "plan_summary": plan.summary(),
@@ -618,7 +658,15 @@ fn json_report(plan: &Plan, report: Option<&Report>) -> serde_json::Value {
         "skipped": report.map_or(0, Report::skipped),
         "interrupted": report.is_some_and(|r| r.interrupted),
         "unreachable": report.and_then(|r| r.unreachable.as_deref()),
-    })
+    });
+    // Only with a staged rollout: how it ended (`crate::rollout::RolloutOutcome`).
+    if let (Some(o), Some(obj)) = (report.and_then(|r| r.rollout.as_ref()), doc.as_object_mut()) {
+        obj.insert(
+            "rollout".into(),
+            serde_json::to_value(o).unwrap_or_default(),
+        );
+    }
+    doc
 }
 
 #[cfg(test)]

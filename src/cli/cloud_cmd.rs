@@ -15,7 +15,11 @@ Examples:
   fleetform plan fleet.yaml --cloud http://127.0.0.1:8080   # in another shell
 
   # A distant, flaky cloud, for trying retries
-  fleetform cloud serve --db fleet.db --latency 80ms --error-rate 0.05";
+  fleetform cloud serve --db fleet.db --latency 80ms --error-rate 0.05
+
+  # Simulated machines; those whose config sets speed above 100 go offline 5s after it
+  fleetform cloud serve --db fleet.db --simulate-machines \\
+    --sim-fail '/components/0/attributes/speed_degs_per_sec>100' --sim-delay 5s";
 
 #[derive(Debug, Subcommand)]
 pub enum CloudCommand {
@@ -90,6 +94,63 @@ pub struct ServeArgs {
     /// Close a connection that has had no traffic (and no open log tail) for this long.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = super::ranges::idle_timeout)]
     pub idle_timeout: Duration,
+    #[command(flatten)]
+    pub sim: SimArgs,
+}
+
+/// Simulated machines (`cloud serve`, and the in-process local cloud).
+#[derive(Clone, Debug, Args)]
+pub struct SimArgs {
+    /// Run an agent per part that fetches its config, reports in (online) and writes logs.
+    #[arg(long)]
+    pub simulate_machines: bool,
+    /// Make parts whose config (or an imported fragment) matches `<json-pointer><op><value>`
+    /// unhealthy, e.g. `/components/0/attributes/speed_degs_per_sec>100`; op is one of
+    /// = != > >= < <=. Repeatable. Needs --simulate-machines.
+    #[arg(long, value_name = "RULE", requires = "simulate_machines")]
+    pub sim_fail: Vec<localcloud::FailRule>,
+    /// How a failing part shows it: `offline` (it stops reporting in) or `errors` (it logs
+    /// an error each tick).
+    #[arg(long, value_name = "MODE", default_value = "offline", value_parser = parse_fail_mode)]
+    pub sim_fail_as: localcloud::FailMode,
+    /// How long after fetching a matching config a part starts failing.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = super::ranges::sim_delay)]
+    pub sim_delay: Duration,
+    /// How often each simulated machine fetches its config and reports in.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = super::ranges::sim_tick)]
+    pub sim_tick: Duration,
+}
+
+impl Default for SimArgs {
+    fn default() -> Self {
+        SimArgs {
+            simulate_machines: false,
+            sim_fail: vec![],
+            sim_fail_as: localcloud::FailMode::Offline,
+            sim_delay: Duration::ZERO,
+            sim_tick: Duration::from_secs(1),
+        }
+    }
+}
+
+impl SimArgs {
+    /// The simulation these flags ask for; `None` without `--simulate-machines`.
+    pub fn options(&self) -> Option<localcloud::SimOptions> {
+        self.simulate_machines.then(|| localcloud::SimOptions {
+            tick: self.sim_tick,
+            fail: self.sim_fail.clone(),
+            delay: self.sim_delay,
+            mode: self.sim_fail_as,
+        })
+    }
+}
+
+fn parse_fail_mode(s: &str) -> Result<localcloud::FailMode, String> {
+    match s {
+        "offline" => Ok(localcloud::FailMode::Offline),
+        "errors" => Ok(localcloud::FailMode::Errors),
+        _ => Err(format!("{s:?} is not `offline` or `errors`")),
+    }
 }
 
 fn parse_probability(s: &str) -> Result<f64, String> {
@@ -151,6 +212,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitStatus> {
         },
         token_ttl: args.token_ttl,
         idle_timeout: args.idle_timeout,
+        simulate: args.sim.options(),
     };
     if !args.listen.ip().is_loopback() {
         eprintln!(
@@ -167,6 +229,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitStatus> {
         eprintln!(
             "fault injection on: latency {:?}, error rate {}, drop-after-commit rate {}",
             f.latency, f.error_rate, f.drop_after_commit_rate
+        );
+    }
+    if let Some(sim) = &opts.simulate {
+        eprintln!(
+            "simulated machines on: every {:?}, {} failure rule(s) after {:?}",
+            sim.tick,
+            sim.fail.len(),
+            sim.delay
         );
     }
     stop.await;

@@ -30,6 +30,7 @@ mod ranges;
 pub mod render;
 mod render_cmd;
 mod resolve;
+mod rollout_cmd;
 mod secrets_cmd;
 mod show_cmd;
 mod signals;
@@ -159,6 +160,9 @@ pub enum Command {
     Logs(logs_cmd::LogsArgs),
     /// Show who changed a part's config and when, newest first, with a diff of each edit.
     History(history_cmd::HistoryArgs),
+    /// See and steer a staged rollout (`rollout:` in the manifest): status, pause, resume, abort.
+    #[command(subcommand)]
+    Rollout(rollout_cmd::RolloutCommand),
     /// List or rotate a location's secrets (values are shown only with --show-secrets).
     #[command(subcommand)]
     Secrets(secrets_cmd::SecretsCommand),
@@ -264,6 +268,7 @@ impl Command {
             Command::Org(c) => c.cloud_args(),
             Command::Secrets(c) => c.cloud_args(),
             Command::Keys(c) => c.cloud_args(),
+            Command::Rollout(c) => c.cloud_args(),
             Command::Validate(_)
             | Command::Render(_)
             | Command::Fmt(_)
@@ -314,7 +319,8 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitStatus> {
         | Command::History(_)
         | Command::Secrets(secrets_cmd::SecretsCommand::List(_))
         | Command::Keys(keys_cmd::KeysCommand::List(_))
-        | Command::ForceUnlock(_) => target::WhenMissing::Refuse,
+        | Command::ForceUnlock(_)
+        | Command::Rollout(_) => target::WhenMissing::Refuse,
         _ => target::WhenMissing::Create,
     };
     cli.global.quiet_cloud = matches!(cli.command, Command::Watch(_));
@@ -330,6 +336,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::History(args) => history_cmd::run(args, &cli.global).await,
         Command::Secrets(cmd) => secrets_cmd::run(cmd, &cli.global).await,
         Command::Keys(cmd) => keys_cmd::run(cmd, &cli.global).await,
+        Command::Rollout(cmd) => rollout_cmd::run(cmd, &cli.global).await,
         Command::Plan(args) => plan_cmd::run(args, &cli.global).await,
         Command::Apply(args) => apply_cmd::run(args, &cli.global).await,
         Command::Watch(args) => watch_cmd::run(args, &cli.global).await,

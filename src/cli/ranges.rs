@@ -18,6 +18,9 @@
 //! | `cloud serve --token-ttl` | 1m to 365d |
 //! | `cloud serve --idle-timeout` | 1s to 1d |
 //! | `apply --lock-timeout` | 0s to 1d |
+//! | `apply --rollout-poll` | 10ms to 1m |
+//! | `--sim-delay` | 0s to 1d |
+//! | `--sim-tick` | 10ms to 1m |
 //! | `watch --lease-ttl` | 3s to 1h |
 //! | `--parallelism`, `--read-concurrency` | 1 to 1024 |
 //! | `--max-deletes`, `history -n`, `logs -n` | 0 to 1000000 |
@@ -82,6 +85,21 @@ pub(crate) fn lease_ttl(s: &str) -> Result<Duration, String> {
     between(s, "3s", "1h")
 }
 
+/// `apply --rollout-poll`.
+pub(crate) fn rollout_poll(s: &str) -> Result<Duration, String> {
+    between(s, "10ms", "1m")
+}
+
+/// `--sim-delay` (simulated machines).
+pub(crate) fn sim_delay(s: &str) -> Result<Duration, String> {
+    between(s, "0s", "1d")
+}
+
+/// `--sim-tick` (simulated machines).
+pub(crate) fn sim_tick(s: &str) -> Result<Duration, String> {
+    between(s, "10ms", "1m")
+}
+
 /// `apply --lock-timeout`.
 pub(crate) fn lock_timeout(s: &str) -> Result<Duration, String> {
     between(s, "0s", "1d")
@@ -126,6 +144,9 @@ mod tests {
             idle_timeout,
             lock_timeout,
             lease_ttl,
+            sim_delay,
+            sim_tick,
+            rollout_poll,
         ] {
             for bad in [
                 "99999999999999999999d",

@@ -79,6 +79,10 @@ pub struct CloudArgs {
         help_heading = "Cloud"
     )]
     pub timeout: std::time::Duration,
+
+    /// Simulated machines in the embedded local cloud (`--cloud local` only).
+    #[command(flatten, next_help_heading = "Simulated machines (--cloud local)")]
+    pub sim: super::cloud_cmd::SimArgs,
 }
 
 impl Default for CloudArgs {
@@ -89,6 +93,7 @@ impl Default for CloudArgs {
             api_key_id: None,
             api_key: None,
             timeout: std::time::Duration::from_secs(30),
+            sim: Default::default(),
         }
     }
 }
@@ -307,9 +312,12 @@ async fn connect_local_quietly(
 ) -> anyhow::Result<Target> {
     let db = dir.join("cloud.db");
     let creds = local_credentials(dir, &db, org)?;
-    let server = localcloud::start(&ServerOptions::new(&db))
-        .await
-        .with_context(|| format!("cannot start the local cloud over {}", db.display()))?;
+    let server = localcloud::start(&ServerOptions {
+        simulate: global.cloud.sim.options(),
+        ..ServerOptions::new(&db)
+    })
+    .await
+    .with_context(|| format!("cannot start the local cloud over {}", db.display()))?;
     let mut opts = ClientOptions::new(
         server.endpoint(),
         Credentials {

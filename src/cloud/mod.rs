@@ -17,7 +17,7 @@ use crate::model::{
     ApiKey, Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage,
     FragmentVersions, Grant, HistoryEntry, Invite, KeySecret, Location, LocationSecret, LogEntry,
     LogPage, LogQuery, Machine, Member, MemberRole, Metadata, MetadataTarget, Organization, Part,
-    Timestamp, Visibility,
+    PartSummary, Timestamp, Visibility,
 };
 use std::pin::Pin;
 use std::sync::Arc;
@@ -179,6 +179,13 @@ pub trait CloudApi: Send + Sync {
         location_ids: &[String],
     ) -> Result<Vec<Machine>, CloudError>;
     async fn get_machine(&self, machine_id: &str) -> Result<Machine, CloudError>;
+    /// The online state of every part in `location_ids` (all of the organization's locations
+    /// when empty), in one call (`ListMachineSummaries`).
+    async fn machine_summaries(
+        &self,
+        org_id: &str,
+        location_ids: &[String],
+    ) -> Result<Vec<PartSummary>, CloudError>;
     /// Creates a machine (and its main part `<name>-main`); returns the machine id.
     async fn new_machine(&self, name: &str, location_id: &str) -> Result<String, CloudError>;
     /// Renames and/or moves a machine. `None` leaves that attribute unchanged.

@@ -64,9 +64,11 @@ mod auth;
 mod faults;
 mod idle;
 mod service;
+mod sim;
 mod store;
 
 pub use faults::Faults;
+pub use sim::{CompareOp, FailMode, FailRule, SimOptions};
 pub use store::StoreOpenError;
 
 use crate::proto::rpc::v1::auth_service_server::AuthServiceServer;
@@ -105,6 +107,9 @@ pub struct ServerOptions {
     pub token_ttl: Duration,
     /// A connection with no traffic (and no open log tail) for this long is closed.
     pub idle_timeout: Duration,
+    /// Simulated machines: an agent per part that fetches its config, reports in and logs
+    /// ([`SimOptions`]). `None`: parts never report in.
+    pub simulate: Option<SimOptions>,
 }
 
 impl ServerOptions {
@@ -115,6 +120,7 @@ impl ServerOptions {
             faults: Faults::default(),
             token_ttl: Duration::from_secs(24 * 3600),
             idle_timeout: Duration::from_secs(600),
+            simulate: None,
         }
     }
 }
@@ -124,6 +130,11 @@ pub struct RunningServer {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), Error>>,
+    /// The simulated machines' task and its stop signal, when they run.
+    sim: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 impl RunningServer {
@@ -139,6 +150,10 @@ impl RunningServer {
 
     /// Stops accepting calls, lets in-flight calls finish, and waits for the server to end.
     pub async fn shutdown(mut self) -> Result<(), Error> {
+        if let Some((stop, task)) = self.sim.take() {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -173,6 +188,11 @@ pub async fn start(opts: &ServerOptions) -> Result<RunningServer, Error> {
     let tokens = auth::Tokens::new(opts.token_ttl);
     let (logs, _) = tokio::sync::broadcast::channel(1024);
     let streams = Arc::new(idle::OpenStreams::default());
+    let sim = opts.simulate.clone().map(|sim_opts| {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(sim::run(Arc::clone(&store), logs.clone(), sim_opts, rx));
+        (tx, task)
+    });
     let app = service::AppService {
         store: Arc::clone(&store),
         logs,
@@ -220,6 +240,7 @@ pub async fn start(opts: &ServerOptions) -> Result<RunningServer, Error> {
         addr,
         stop: Some(stop_tx),
         task,
+        sim,
     })
 }
 

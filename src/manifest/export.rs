@@ -155,6 +155,7 @@ impl Writer<'_> {
                     keys: d.keys.as_ref().map(|k| k.iter().map(key).collect()),
                 }
             }),
+            rollout: d.rollout.as_ref().map(rollout),
         }
     }
 
@@ -389,6 +390,32 @@ fn escape_env(v: &mut Value) {
 }
 
 /// A duration in the largest unit that divides it, as `parse_duration` reads it.
+/// A rollout policy as written, defaults left out.
+fn rollout(r: &crate::model::RolloutPolicy) -> crate::manifest::raw::RawRollout {
+    use crate::manifest::raw::{RawAbortWhen, RawAmount, RawHealthGate};
+    use crate::model::{Amount, HealthGate, OnAbort};
+    let amount = |a: Amount| match a {
+        Amount::Count(n) => RawAmount::Count(i64::from(n)),
+        Amount::Percent(_) => RawAmount::Text(a.to_string()),
+    };
+    let gate = HealthGate::default();
+    crate::manifest::raw::RawRollout {
+        waves: r.waves.iter().map(|a| amount(*a)).collect(),
+        order: r.order.clone(),
+        wait: (!r.wait.is_zero()).then(|| duration(r.wait)),
+        healthy_when: (r.healthy_when != gate).then(|| RawHealthGate {
+            online_within: (r.healthy_when.online_within != gate.online_within)
+                .then(|| duration(r.healthy_when.online_within)),
+            max_error_logs: (r.healthy_when.max_error_logs != gate.max_error_logs)
+                .then_some(i64::from(r.healthy_when.max_error_logs)),
+        }),
+        abort_when: (r.abort_when != Amount::Count(1)).then(|| RawAbortWhen {
+            unhealthy: amount(r.abort_when),
+        }),
+        on_abort: (r.on_abort != OnAbort::Rollback).then(|| "stop".to_string()),
+    }
+}
+
 fn duration(d: Duration) -> String {
     if !d.subsec_nanos().is_multiple_of(1_000_000) {
         return format!("{}s", d.as_secs_f64());
@@ -523,6 +550,7 @@ mod tests {
         });
         Desired {
             organization: OrgRef::Name("acme".into()),
+            rollout: None,
             prune: true,
             metadata: vec![],
             settings: Default::default(),

@@ -146,6 +146,7 @@ pub fn build(observed: &Observed, roots: Option<&[String]>, org_name_shared: boo
         desired: Desired {
             organization,
             prune: false,
+            rollout: None,
             fragments,
             locations,
             invites,

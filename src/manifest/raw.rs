@@ -41,6 +41,8 @@ pub struct RawManifest {
     pub locations: Vec<RawLocation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<RawAccess>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RawRollout>,
 }
 
 /// `organization: acme`, or `organization: {name: acme, default_fragments: [...]}`.
@@ -235,4 +237,46 @@ pub struct RawGrant {
     pub location: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<String>,
+}
+
+/// The `rollout:` policy (checked in `validate/rollout.rs`).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRollout {
+    pub waves: Vec<RawAmount>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub order: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_when: Option<RawHealthGate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_when: Option<RawAbortWhen>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_abort: Option<String>,
+}
+
+/// A count (`5`) or a percentage (`"25%"`).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum RawAmount {
+    Count(i64),
+    Text(String),
+}
+
+/// `healthy_when: {online_within: 2m, max_error_logs: 0}`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthGate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_within: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error_logs: Option<i64>,
+}
+
+/// `abort_when: {unhealthy: 1}` or `{unhealthy: 10%}`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAbortWhen {
+    pub unhealthy: RawAmount,
 }

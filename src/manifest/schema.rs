@@ -67,6 +67,10 @@ pub fn schema() -> Value {
             "access": {
                 "description": "Organization invites and members, and the roles they grant. Without this section neither is managed.",
                 "$ref": "#/$defs/access"
+            },
+            "rollout": {
+                "description": "Roll part updates and fragment tag moves out in waves with health gates, stopping and rolling back on their own. Without this section every change is applied at once.",
+                "$ref": "#/$defs/rollout"
             }
         }
     });
@@ -243,6 +247,77 @@ pub fn schema() -> Value {
                     "description": "Machines in this location. Names are unique within the location.",
                     "type": "array",
                     "items": { "$ref": "#/$defs/machine" }
+                }
+            }
+        }),
+    );
+    defs.insert(
+        "amount".into(),
+        json!({
+            "description": "A number of machines (1 or more), or a percentage such as `25%`.",
+            "anyOf": [
+                { "type": "integer", "minimum": 1 },
+                { "type": "string", "pattern": "^\\s*([1-9][0-9]?|100)\\s*%\\s*$" }
+            ]
+        }),
+    );
+    defs.insert(
+        "rollout".into(),
+        json!({
+            "title": "rollout policy",
+            "description": "How the part updates of an apply (config changes, fragment import versions) and fragment tag moves reach the fleet: in waves, each gated on the health of its machines.",
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["waves"],
+            "properties": {
+                "waves": {
+                    "description": "Machines changed by the end of each wave, cumulative, in a stable order (by path, `order` locations first), e.g. `[1, 5%, 25%, 100%]`. The last wave takes every machine left.",
+                    "type": "array",
+                    "minItems": 1,
+                    "items": { "$ref": "#/$defs/amount" }
+                },
+                "order": {
+                    "description": "Declared location paths whose machines go first, in this order.",
+                    "type": "array",
+                    "items": { "type": "string" }
+                },
+                "wait": {
+                    "description": "Soak time after each wave before the next (default 0s); machines that turn unhealthy meanwhile count against the wave.",
+                    "type": "string",
+                    "pattern": DURATION_PATTERN
+                },
+                "healthy_when": {
+                    "description": "When a machine counts as healthy after its change.",
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {
+                        "online_within": {
+                            "description": "It must reach the cloud (online, last access after the write) within this (default 2m).",
+                            "type": "string",
+                            "pattern": DURATION_PATTERN
+                        },
+                        "max_error_logs": {
+                            "description": "At most this many error log entries since the write (default 0).",
+                            "type": "integer",
+                            "minimum": 0
+                        }
+                    }
+                },
+                "abort_when": {
+                    "description": "When a wave aborts the rollout.",
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["unhealthy"],
+                    "properties": {
+                        "unhealthy": {
+                            "description": "Unhealthy machines in one wave, a count or a percentage of the wave (default 1).",
+                            "$ref": "#/$defs/amount"
+                        }
+                    }
+                },
+                "on_abort": {
+                    "description": "`rollback` (default): put every machine the rollout changed back on its previous config, verified by reading back. `stop`: leave them and start no further wave.",
+                    "enum": ["rollback", "stop"]
                 }
             }
         }),

@@ -25,12 +25,14 @@
 //! - Part names must also be unique within a location, because Viam requires it.
 //! - A grant's `organization:` may only be `true`; two grants on one target are an error
 //!   whatever their roles.
+//! - `rollout:`: see `rollout.rs`.
 //! - `rotate_after` must be longer than zero; an `ignore` entry may not be the empty pointer
 //!   (that would ignore the whole config).
 
 mod access;
 mod fragments;
 mod identity;
+mod rollout;
 mod tree;
 
 use super::error::Diagnostic;
@@ -210,6 +212,7 @@ pub fn validate(
     let keys = access
         .and_then(|a| a.keys.as_deref())
         .map(|k| v.keys(k, &decls));
+    let rollout = raw.rollout.as_ref().map(|r| v.rollout(r, &locations));
     v.moved_from_declared(&fragments, &locations);
     if !v.diags.is_empty() {
         return Err(v.diags);
@@ -221,6 +224,7 @@ pub fn validate(
     Ok(Desired {
         organization,
         prune: raw.prune,
+        rollout,
         fragments,
         locations,
         invites,

@@ -43,6 +43,9 @@ pub struct Desired {
     /// without the key has its metadata unmanaged.
     #[serde(default)]
     pub metadata: Vec<DesiredMetadata>,
+    /// How part updates and tag moves reach the fleet (`rollout:`); `None`: all at once.
+    #[serde(default)]
+    pub rollout: Option<super::RolloutPolicy>,
     /// SHA-256 (hex) over the manifest and every file it includes, with sensitive values
     /// hashed, so a saved plan can name exactly what it was made from.
     pub digest: String,

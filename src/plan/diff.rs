@@ -171,6 +171,7 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Pl
         unmanaged: p.unmanaged,
         notices: p.notices,
         target: None,
+        rollout: None,
     })
 }
 

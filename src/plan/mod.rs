@@ -61,6 +61,7 @@
 pub mod canonical;
 mod diff;
 mod identity;
+pub mod rollout;
 pub mod target;
 mod types;
 

@@ -39,6 +39,10 @@ pub struct Plan {
     /// Set when the plan was restricted with `--target` (see [`crate::plan::target`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Targeting>,
+    /// The waves and gates of a staged rollout, when the manifest has a `rollout:` policy
+    /// and the plan updates parts or moves fragment tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<super::rollout::RolloutPlan>,
 }
 
 /// What a targeted plan covers and how much it left out.

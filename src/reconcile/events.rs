@@ -14,7 +14,7 @@
 //! | `change_failed`, `change_conflict` | `action`, `kind`, `path`, `cause` | apply; watch |
 //! | `change_skipped` | `action`, `kind`, `path`, `because` (the resource whose change did not apply, e.g. `location Factory`) | apply; watch |
 //! | `change_not_started` | `action`, `kind`, `path` | apply; watch |
-//! | `summary` | `applied`, `failed`, `skipped`, `interrupted` | apply (last); watch (after applying) |
+//! | `summary` | `applied`, `failed`, `skipped`, `interrupted`, and `rollout` (`{status, waves_passed, waves, message?, rollback?}`) after a staged rollout | apply (last); watch (after applying) |
 //! | `pass_finished` | `result` (`success`, `failed`, `invalid_manifest`, `refused`, `breaker_open`), `cause` (failed and refused passes, else absent) | watch |
 //!
 //! `action` is `create`, `update`, `move` or `delete`; `kind` is the resource kind
@@ -122,15 +122,19 @@ pub fn change(c: &Change, outcome: Option<&Outcome>) -> String {
 
 /// The `summary` event: the counts of `report` (all 0 when nothing was applied).
 pub fn summary(report: Option<&Report>) -> String {
-    line(
-        "summary",
-        json!({
-            "applied": report.map_or(0, Report::applied),
-            "failed": report.map_or(0, Report::failed),
-            "skipped": report.map_or(0, Report::skipped),
-            "interrupted": report.is_some_and(|r| r.interrupted),
-        }),
-    )
+    let mut v = json!({
+        "applied": report.map_or(0, Report::applied),
+        "failed": report.map_or(0, Report::failed),
+        "skipped": report.map_or(0, Report::skipped),
+        "interrupted": report.is_some_and(|r| r.interrupted),
+    });
+    if let (Some(o), Some(obj)) = (report.and_then(|r| r.rollout.as_ref()), v.as_object_mut()) {
+        obj.insert(
+            "rollout".into(),
+            serde_json::to_value(o).unwrap_or_default(),
+        );
+    }
+    line("summary", v)
 }
 
 /// What an [`EventSink`] hands each line to.

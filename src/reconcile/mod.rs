@@ -77,6 +77,8 @@ pub struct Options {
     /// `--target` addresses: the plan is restricted to them ([`crate::plan::target`]).
     /// Empty: the whole manifest.
     pub targets: Vec<String>,
+    /// How staged rollouts poll health and report progress ([`crate::rollout`]).
+    pub rollout: crate::rollout::RolloutOptions,
 }
 
 /// Where [`prepare_with`] is, for a progress line.
@@ -198,6 +200,9 @@ pub async fn prepare_with(
             .collect();
         plan::target::restrict(&mut plan, &opts.targets, &addresses);
     }
+    if let Some(policy) = &desired.rollout {
+        plan.rollout = crate::rollout::waves(policy, &plan, &observed);
+    }
     let mut warnings = vec![];
     if attribute::drifted_parts(&plan).next().is_some() {
         progress(Step::Attributing);
@@ -235,7 +240,12 @@ pub async fn apply(
     }
     check_fresh(Arc::clone(&api), &prepared).await?;
     let plan = prepared.plan;
-    let report = apply::apply(api, &plan, &opts.apply, events, stop).await;
+    let report = match &plan.rollout {
+        Some(_) => {
+            crate::rollout::execute(api, &plan, &opts.apply, &opts.rollout, events, stop).await
+        }
+        None => apply::apply(api, &plan, &opts.apply, events, stop).await,
+    };
     Ok(named_report(&plan, report))
 }
 
@@ -340,6 +350,7 @@ mod tests {
             organization_name: "acme".into(),
             prune: false,
             target: None,
+            rollout: None,
             changes: vec![hq],
             unmanaged: vec![],
             notices: vec![],
@@ -356,6 +367,7 @@ mod tests {
             }],
             interrupted: false,
             unreachable: None,
+            rollout: None,
         };
         let named = named_report(&plan, report);
         assert_eq!(

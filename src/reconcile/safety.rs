@@ -111,12 +111,14 @@ mod tests {
             unmanaged: vec![],
             notices: vec![],
             target: None,
+            rollout: None,
         }
     }
 
     fn desired(declares: bool) -> Desired {
         Desired {
             organization: OrgRef::Name("acme".into()),
+            rollout: None,
             prune: true,
             locations: if declares {
                 vec![DesiredLocation {

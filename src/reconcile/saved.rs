@@ -174,6 +174,7 @@ mod tests {
             organization_name: "acme".into(),
             prune: false,
             target: None,
+            rollout: None,
             changes: vec![plan::Change {
                 id: "c1".into(),
                 resource_id: Some("p1".into()),

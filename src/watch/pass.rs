@@ -158,6 +158,49 @@ impl Reconciler {
             })
     }
 
+    /// Finishes or resumes a rollout a crash left ([`crate::rollout::recover`]); the pass's
+    /// end when it must stop there (it rolled back or stopped one, or could not tell).
+    async fn recover_rollout(
+        &self,
+        desired: &crate::model::Desired,
+        opts: &reconcile::Options,
+        stop: &watch::Receiver<bool>,
+    ) -> Option<PassEnd> {
+        let failed = |cause: String| {
+            tracing::error!("nothing applied: {cause}");
+            Some(PassEnd::Failure {
+                result: PassResult::Failed,
+                cause,
+            })
+        };
+        let org = match reconcile::organization(self.api.as_ref(), &desired.organization).await {
+            Ok(o) => o,
+            Err(e) => return failed(format!("rollout recovery: {}", reconcile::error_chain(&e))),
+        };
+        match crate::rollout::recover(self.api.as_ref(), &org.id, &opts.rollout, stop).await {
+            Ok(crate::rollout::Recovered::Nothing) => None,
+            Ok(crate::rollout::Recovered::Resumed { parts }) => {
+                tracing::info!(
+                    parts,
+                    "an interrupted rollout's changes are healthy and stay"
+                );
+                None
+            }
+            Ok(crate::rollout::Recovered::Ended(o)) => {
+                tracing::warn!(
+                    status = ?o.status,
+                    "an unfinished rollout ended by its on_abort: {}",
+                    o.message.clone().unwrap_or_default()
+                );
+                Some(PassEnd::Failure {
+                    result: PassResult::Failed,
+                    cause: "rollout rolled back".into(),
+                })
+            }
+            Err(e) => failed(format!("rollout recovery: {} {}", e.rpc, e.code.as_str())),
+        }
+    }
+
     /// Steps 2 to 5 of a pass. Without the lease (`guard` is `None`) it stops before writing
     /// with [`PassEnd::NeedsLease`].
     async fn pass_locked(
@@ -169,6 +212,12 @@ impl Reconciler {
     ) -> PassEnd {
         // 2. Observe (abandoned on shutdown: reads are safe to drop), plan, attribute drift.
         let opts = self.reconcile_options();
+        // Under the lease, a rollout a crash left is finished or resumed first.
+        if guard.is_some()
+            && let Some(end) = self.recover_rollout(&desired, &opts, &stop).await
+        {
+            return end;
+        }
         let prepared = tokio::select! {
             p = reconcile::prepare(self.api.as_ref(), &desired, &opts) => p,
             _ = stop.wait_for(|s| *s) => return PassEnd::Interrupted,
@@ -253,6 +302,33 @@ impl Reconciler {
                 result: PassResult::Refused,
                 cause: format!("refused: {why}"),
             };
+        }
+
+        // A manifest whose rollout was aborted is not rolled out again by the daemon.
+        if plan.rollout.is_some() {
+            match crate::rollout::aborted_before(
+                self.api.as_ref(),
+                &plan.organization_id,
+                &plan.manifest_digest,
+            )
+            .await
+            {
+                Ok(None) => {}
+                Ok(Some(why)) => {
+                    announce();
+                    tracing::error!("nothing applied: {why}");
+                    return PassEnd::Failure {
+                        result: PassResult::Refused,
+                        cause: "rollout aborted earlier".into(),
+                    };
+                }
+                Err(e) => {
+                    return PassEnd::Failure {
+                        result: PassResult::Failed,
+                        cause: format!("rollout record: {} {}", e.rpc, e.code.as_str()),
+                    };
+                }
+            }
         }
 
         // 5. Apply, if the lease is still ours (fencing).

@@ -27,11 +27,21 @@ pub struct Cloud {
 impl Cloud {
     /// A fresh store with one organization and key, served with `faults`.
     pub async fn start_with(faults: Faults) -> Cloud {
+        Self::start_opts(faults, None).await
+    }
+
+    /// A fresh store served with simulated machines ([`localcloud::SimOptions`]).
+    pub async fn start_simulated(sim: localcloud::SimOptions) -> Cloud {
+        Self::start_opts(Faults::default(), Some(sim)).await
+    }
+
+    async fn start_opts(faults: Faults, simulate: Option<localcloud::SimOptions>) -> Cloud {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("cloud.db");
         let key = localcloud::init(&db, "test-org", "owner@example.com").expect("init");
         let mut opts = ServerOptions::new(&db);
         opts.faults = faults;
+        opts.simulate = simulate;
         let server = localcloud::start(&opts).await.expect("start");
         Cloud {
             dir,

@@ -31,6 +31,7 @@ mod observe;
 mod plan_apply_cli;
 mod plan_fixtures;
 mod python_sdk;
+mod rollout;
 mod secrets;
 mod soak;
 mod watch;

@@ -27,6 +27,7 @@ from grpclib.exceptions import GRPCError
 
 from viam.app.app_client import APIKeyAuthorization, AppClient, Fragment
 from viam.app.viam_client import ViamClient
+from viam.gen.app.v1.app_pb2 import ListMachineSummariesRequest, OnlineState
 from viam.gen.app.v1.robot_grpc import RobotServiceStub
 from viam.gen.app.v1.robot_pb2 import LogRequest
 from viam.proto.app import (
@@ -1174,6 +1175,44 @@ async def section_keys(ctx: Ctx) -> None:
     )
 
 
+async def section_machine_summaries(ctx: Ctx) -> None:
+    """ListMachineSummaries through the SDK's generated stub (this SDK has no wrapper for it)."""
+    c, app = ctx.c, ctx.app
+    loc, robot_id, part_id = await ctx.new_machine("summaries")
+    stub = app._app_client
+    resp = await call(
+        stub.ListMachineSummaries(
+            ListMachineSummariesRequest(organization_id=ctx.org_id, location_ids=[loc]), metadata=ctx.metadata
+        )
+    )
+    c.eq("list_machine_summaries: one location asked, one summary", [s.location_id for s in resp.location_summaries], [loc])
+    machines = resp.location_summaries[0].machine_summaries
+    c.eq("list_machine_summaries: the location's machine", [m.machine_id for m in machines], [robot_id])
+    parts = machines[0].part_summaries
+    c.eq("list_machine_summaries: its main part", [(p.part_id, p.is_main_part) for p in parts], [(part_id, True)])
+    c.eq(
+        "list_machine_summaries: a part that never reported in awaits setup",
+        parts[0].online_state,
+        OnlineState.ONLINE_STATE_AWAITING_SETUP,
+    )
+    c.ok("list_machine_summaries: no last access yet", not parts[0].HasField("last_access"), short(parts[0]))
+    everything = await call(
+        stub.ListMachineSummaries(ListMachineSummariesRequest(organization_id=ctx.org_id), metadata=ctx.metadata)
+    )
+    c.ok(
+        "list_machine_summaries: no location ids = every location of the organization",
+        loc in [s.location_id for s in everything.location_summaries],
+        short(everything),
+    )
+    await c.status(
+        "list_machine_summaries: unknown location: NOT_FOUND",
+        Status.NOT_FOUND,
+        stub.ListMachineSummaries(
+            ListMachineSummariesRequest(organization_id=ctx.org_id, location_ids=["zzzzzzzzzz"]), metadata=ctx.metadata
+        ),
+    )
+
+
 SECTIONS: list[tuple[str, Callable[[Ctx], Awaitable[None]]]] = [
     ("connect", section_connect),
     ("organizations", section_organizations),
@@ -1188,6 +1227,7 @@ SECTIONS: list[tuple[str, Callable[[Ctx], Awaitable[None]]]] = [
     ("metadata", section_metadata),
     ("roles", section_roles),
     ("keys", section_keys),
+    ("machine summaries", section_machine_summaries),
     ("real fleets", section_real_fleets),
 ]
 

@@ -54,6 +54,12 @@
 //! - `target` (object, present only for a plan made with `--target`): `addresses` (the
 //!   addresses as given) and `left_out` (how many changes of the whole manifest's plan the
 //!   target left out).
+//! - `rollout` (object, present only when the manifest has a `rollout:` policy and the plan
+//!   updates parts or moves imported tags): `policy` (`waves` as `{"count": N}` or
+//!   `{"percent": N}`, `order`, `wait`, `healthy_when {online_within, max_error_logs}`,
+//!   `abort_when`, `on_abort`; durations as `{secs, nanos}`), `waves` (`[{number, machines:
+//!   [{path, machine_id, location_id, parts: [{part_id, path, change?, pins?}]}]}]`) and
+//!   `tag_moves` (`[{change, fragment_id, path, tag, revision}]`, absent when none).
 //!
 //! Timestamps are RFC 3339 text in UTC (`2026-05-01T12:00:00Z`, with the fraction the cloud
 //! gave: microseconds, or nanoseconds when they are not whole microseconds). Version 1 wrote
@@ -101,6 +107,8 @@ struct Document<'a> {
     notices: &'a [Notice],
     #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<&'a Targeting>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rollout: Option<&'a crate::plan::rollout::RolloutPlan>,
     /// The salt of the sensitive hashes (see [`crate::sensitive::salted`]); only when
     /// there are any.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -133,6 +141,7 @@ pub fn render(plan: &Plan, _opts: &RenderOptions) -> String {
         unmanaged: &plan.unmanaged,
         notices: &plan.notices,
         target: plan.target.as_ref(),
+        rollout: plan.rollout.as_ref(),
     };
     pretty(&doc)
 }

@@ -99,6 +99,17 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> String {
             blocks.push(format!("- {}\n", cell(&notice_line(n))));
         }
     }
+    if let Some(r) = &plan.rollout {
+        let mut block = format!(
+            "\n**{}**\n\n- {}\n",
+            super::rollout::heading(r),
+            cell(&super::rollout::gates(&r.policy))
+        );
+        for line in super::rollout::wave_lines(r) {
+            block.push_str(&format!("- {}\n", cell(&line)));
+        }
+        blocks.push(block);
+    }
     // Room for the note that says the plan was cut.
     let budget = MAX_CHARS - 400;
     let mut length = out.chars().count();

@@ -19,6 +19,7 @@
 pub mod group;
 pub mod json;
 pub mod markdown;
+pub mod rollout;
 pub mod text;
 
 use crate::model::SensitiveValue;
@@ -289,6 +290,7 @@ pub(crate) mod fixtures {
             unmanaged: vec![],
             notices: vec![],
             target: None,
+            rollout: None,
         }
     }
 

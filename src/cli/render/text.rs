@@ -145,6 +145,19 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> String {
         }
     }
 
+    if let Some(r) = &plan.rollout {
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(color, Style::Bold, &super::rollout::heading(r))
+        );
+        let _ = writeln!(out, "{CHANGE_INDENT}{}", super::rollout::gates(&r.policy));
+        for line in super::rollout::wave_lines(r) {
+            let _ = writeln!(out, "{CHANGE_INDENT}{line}");
+        }
+    }
+
     out.push('\n');
     if grouped {
         let note =

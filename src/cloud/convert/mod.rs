@@ -16,8 +16,8 @@
 use crate::model::{
     ApiKey, Editor, Fragment, FragmentHistoryEntry, FragmentImport, FragmentRevision, FragmentTag,
     FragmentUsage, Grant, HistoryEntry, Invite, Location, LocationOrganization, LocationSecret,
-    LogEntry, Machine, Member, MemberRole, OnlineState, Organization, Part, ResourceKind, Role,
-    Sensitive, Timestamp, Visibility,
+    LogEntry, Machine, Member, MemberRole, OnlineState, Organization, Part, PartSummary,
+    ResourceKind, Role, Sensitive, Timestamp, Visibility,
 };
 use crate::proto::viam::app::v1 as pb;
 use crate::proto::viam::common::v1 as common;
@@ -301,6 +301,28 @@ pub(super) fn machine(r: pb::Robot) -> Machine {
         last_access: opt_timestamp(r.last_access),
         online_state: online_state(r.online_state),
     }
+}
+
+/// The part summaries of a `ListMachineSummaries` answer, flattened (location, machine, part
+/// in the order the cloud gave).
+pub(super) fn part_summaries(r: pb::ListMachineSummariesResponse) -> Vec<PartSummary> {
+    let mut out = vec![];
+    for l in r.location_summaries {
+        for m in l.machine_summaries {
+            for p in m.part_summaries {
+                out.push(PartSummary {
+                    part_id: p.part_id,
+                    part_name: p.part_name,
+                    machine_id: m.machine_id.clone(),
+                    machine_name: m.machine_name.clone(),
+                    location_id: l.location_id.clone(),
+                    online_state: online_state(p.online_state),
+                    last_access: opt_timestamp(p.last_access),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// A config from its JSON text when that is present and parses as a JSON object (key order

@@ -77,6 +77,7 @@ mod reads;
 mod scope;
 
 pub use budget::RetryBudget;
+pub(crate) use budget::bounded;
 pub use reads::{
     LOCATIONS_PER_CALL, attribute, fragment_tags, list_machines, observe_for_import, observe_scope,
 };
@@ -90,7 +91,6 @@ use crate::model::{
     Desired, Fragment, FragmentTag, FragmentUsage, Invite, Location, LocationSecret, Machine,
     Member, MemberRole, Metadata, MetadataTarget, Observed, Part, Timestamp,
 };
-use budget::bounded;
 use std::collections::BTreeMap;
 
 /// How to observe.
@@ -231,7 +231,7 @@ pub async fn observe(
                 .map(|fs| {
                     Listed::Fragments(
                         fs.into_iter()
-                            .filter(|f| !crate::lease::is_lease(f))
+                            .filter(|f| !crate::lease::is_lease(f) && !crate::rollout::is_state(f))
                             .collect(),
                     )
                 })

@@ -396,6 +396,13 @@ impl pb::app_service_server::AppService for AppService {
         robots::list_robots_for_locations(self, req).await
     }
 
+    async fn list_machine_summaries(
+        &self,
+        req: Request<pb::ListMachineSummariesRequest>,
+    ) -> Res<pb::ListMachineSummariesResponse> {
+        robots::list_machine_summaries(self, req).await
+    }
+
     async fn new_robot(&self, req: Request<pb::NewRobotRequest>) -> Res<pb::NewRobotResponse> {
         robots::new_robot(self, req).await
     }

@@ -69,6 +69,38 @@ pub(super) async fn list_robots_for_locations(
     .await
 }
 
+/// `ListMachineSummaries`: the online state of every part of the asked locations (every
+/// location the key reaches when none is named), grouped by location and machine.
+pub(super) async fn list_machine_summaries(
+    svc: &AppService,
+    req: Request<pb::ListMachineSummariesRequest>,
+) -> Res<pb::ListMachineSummariesResponse> {
+    read(svc, req, |db, who, r| {
+        store::key_org(db, who, &r.organization_id, "organization_id")?;
+        let locations = if r.location_ids.is_empty() {
+            store::reachable_location_rows(db, who)?
+        } else {
+            let mut seen = std::collections::HashSet::new();
+            let mut rows = vec![];
+            for id in &r.location_ids {
+                let l = store::location_readable(db, who, "location_ids", id)?;
+                if seen.insert(l.id.clone()) {
+                    rows.push(l);
+                }
+            }
+            rows
+        };
+        let filter = store::SummaryFilter {
+            fragment_ids: r.fragment_ids,
+            limit: r.limit.map(i64::from),
+        };
+        Ok(pb::ListMachineSummariesResponse {
+            location_summaries: store::machine_summaries(db, &locations, &filter)?,
+        })
+    })
+    .await
+}
+
 pub(super) async fn new_robot(
     svc: &AppService,
     req: Request<pb::NewRobotRequest>,

@@ -276,7 +276,27 @@ pub fn location_pb(db: &Connection, l: &LocationRow) -> R<pb::Location> {
 
 /// The locations of `who`'s organization and those shared with it that the key reaches.
 pub fn list_locations(db: &Connection, who: &Access) -> R<Vec<pb::Location>> {
-    let org_id = who.org_id.as_str();
+    let rows = reachable_location_rows(db, who)?;
+    rows.iter().map(|l| location_pb(db, l)).collect()
+}
+
+/// [`location_rows`] of `who`'s organization, only those a role of the key reaches.
+pub fn reachable_location_rows(db: &Connection, who: &Access) -> R<Vec<LocationRow>> {
+    let mut rows = location_rows(db, &who.org_id)?;
+    let mut keep = Vec::with_capacity(rows.len());
+    for l in &rows {
+        keep.push(!matches!(
+            reach(db, &l.org_id, &l.id, None, who)?,
+            Reach::None
+        ));
+    }
+    let mut keep = keep.into_iter();
+    rows.retain(|_| keep.next().unwrap_or(false));
+    Ok(rows)
+}
+
+/// The locations `org_id` owns or has been shared, oldest first.
+pub fn location_rows(db: &Connection, org_id: &str) -> R<Vec<LocationRow>> {
     let mut st = q(db.prepare(
         "SELECT id, org_id, name, parent_id, created_us FROM locations \
          WHERE org_id = ?1 OR id IN (SELECT location_id FROM location_shares WHERE org_id = ?1) \
@@ -291,14 +311,7 @@ pub fn list_locations(db: &Connection, who: &Access) -> R<Vec<pb::Location>> {
             created_us: r.get(4)?,
         })
     }))?;
-    let rows: Vec<LocationRow> = q(rows.collect())?;
-    let mut out = Vec::with_capacity(rows.len());
-    for l in &rows {
-        if !matches!(reach(db, &l.org_id, &l.id, None, who)?, Reach::None) {
-            out.push(location_pb(db, l)?);
-        }
-    }
-    Ok(out)
+    q(rows.collect())
 }
 
 pub fn insert_location(

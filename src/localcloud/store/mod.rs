@@ -29,6 +29,7 @@ mod orgs;
 mod parts;
 mod robots;
 mod roles;
+mod summaries;
 
 pub use fragments::*;
 pub use invites::*;
@@ -40,6 +41,7 @@ pub use orgs::*;
 pub use parts::*;
 pub use robots::*;
 pub use roles::*;
+pub use summaries::*;
 
 pub type R<T> = Result<T, Status>;
 

@@ -77,12 +77,8 @@ impl PartRow {
                 state: pb::shared_secret::State::Enabled as i32,
             }],
             last_updated: Some(ts(self.last_updated_us)),
-            online_state: if self.last_access_us.is_some() {
-                pb::OnlineState::Offline
-            } else {
-                pb::OnlineState::AwaitingSetup
-            } as i32,
-            seconds_since_online: 0,
+            online_state: online_state(self.last_access_us, now_us()).0 as i32,
+            seconds_since_online: online_state(self.last_access_us, now_us()).1,
             robot_config_json: Some(self.config.clone()),
         }
     }
@@ -118,6 +114,13 @@ pub fn parts_of(db: &Connection, robot_id: &str) -> R<Vec<PartRow>> {
         "SELECT {PART_COLS} WHERE p.robot_id = ?1 ORDER BY p.main DESC, p.created_us, p.id"
     )))?;
     let rows = q(st.query_map(params![robot_id], part_from))?;
+    q(rows.collect())
+}
+
+/// Every part of every organization (what the simulated machines run).
+pub fn all_parts(db: &Connection) -> R<Vec<PartRow>> {
+    let mut st = q(db.prepare(&format!("SELECT {PART_COLS} ORDER BY p.created_us, p.id")))?;
+    let rows = q(st.query_map([], part_from))?;
     q(rows.collect())
 }
 

@@ -33,12 +33,8 @@ impl RobotRow {
             location: self.location_id.clone(),
             last_access: self.last_access_us.map(ts),
             created_on: Some(ts(self.created_us)),
-            online_state: if self.last_access_us.is_some() {
-                pb::OnlineState::Offline
-            } else {
-                pb::OnlineState::AwaitingSetup
-            } as i32,
-            seconds_since_online: 0,
+            online_state: online_state(self.last_access_us, now_us()).0 as i32,
+            seconds_since_online: online_state(self.last_access_us, now_us()).1,
         }
     }
 }

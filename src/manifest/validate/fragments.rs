@@ -17,11 +17,13 @@ impl Validator<'_> {
             .map(|(i, f)| {
                 let at = list.idx(i);
                 self.check_name(&f.name, &at, Kind::Fragment);
-                if f.name == crate::lease::LEASE_FRAGMENT {
+                if f.name == crate::lease::LEASE_FRAGMENT
+                    || f.name == crate::rollout::state::STATE_FRAGMENT
+                {
                     self.err(
                         &at.key("name"),
                         format!("the fragment name `{}` is reserved", f.name),
-                        "fleetform keeps the organization's lease in a fragment of that name; choose another",
+                        "fleetform keeps the organization's lease and rollout state in fragments of those names; choose another",
                     );
                 }
                 let identity = self.identity(

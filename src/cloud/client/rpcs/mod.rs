@@ -21,7 +21,7 @@ use crate::model::{
     ApiKey, Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage,
     FragmentVersions, Grant, HistoryEntry, Invite, KeySecret, Location, LocationSecret, LogEntry,
     LogPage, LogQuery, Machine, Member, MemberRole, Metadata, MetadataTarget, Organization, Part,
-    Timestamp, Visibility,
+    PartSummary, Timestamp, Visibility,
 };
 use crate::proto::viam::app::v1 as pb;
 use std::sync::Arc;
@@ -266,6 +266,13 @@ impl CloudApi for Client {
 
     async fn get_machine(&self, machine_id: &str) -> Result<Machine, CloudError> {
         self.get_machine(machine_id).await
+    }
+    async fn machine_summaries(
+        &self,
+        org_id: &str,
+        location_ids: &[String],
+    ) -> Result<Vec<PartSummary>, CloudError> {
+        self.machine_summaries(org_id, location_ids).await
     }
 
     async fn new_machine(&self, name: &str, location_id: &str) -> Result<String, CloudError> {

@@ -43,6 +43,28 @@ impl Client {
         Ok(resp.robots.into_iter().map(convert::machine).collect())
     }
 
+    pub(super) async fn machine_summaries(
+        &self,
+        org_id: &str,
+        location_ids: &[String],
+    ) -> Result<Vec<PartSummary>, CloudError> {
+        let req = pb::ListMachineSummariesRequest {
+            organization_id: org_id.to_string(),
+            fragment_ids: vec![],
+            location_ids: location_ids.to_vec(),
+            limit: None,
+        };
+        let resp = rpc!(
+            self,
+            Read,
+            "ListMachineSummaries",
+            app.list_machine_summaries,
+            req
+        )
+        .await?;
+        Ok(convert::part_summaries(resp))
+    }
+
     pub(super) async fn get_machine(&self, machine_id: &str) -> Result<Machine, CloudError> {
         let req = pb::GetRobotRequest {
             id: machine_id.to_string(),
