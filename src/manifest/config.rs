@@ -161,8 +161,8 @@ impl<'a> Validator<'a> {
         let d = match &source.file {
             Some(file) => super::error::Diagnostic::new(
                 file,
-                pos.line,
-                pos.column,
+                pos.line(),
+                pos.column(),
                 message,
                 source.hint(hint),
             ),
@@ -311,8 +311,8 @@ impl<'a> Validator<'a> {
             included_from: Some(included_from),
         };
         match span::parse(&text) {
-            Ok(docs) => {
-                if let Some(second) = docs.get(1) {
+            Ok(parsed) => {
+                if let Some(second) = parsed.docs.get(1) {
                     self.source_err(
                         &source,
                         second.pos,
@@ -320,7 +320,7 @@ impl<'a> Validator<'a> {
                         "keep one document (remove the `---` separator)",
                     );
                 }
-                if let Some(mut doc) = docs.into_iter().next() {
+                if let Some(mut doc) = parsed.docs.into_iter().next() {
                     if let Some(vars) = self.origins.get(pos).vars.clone() {
                         let mut unknown = Vec::new();
                         super::expand::substitute_node(&mut doc, &vars, &mut unknown);
@@ -336,7 +336,7 @@ impl<'a> Validator<'a> {
                     }
                     let mut diags = Vec::new();
                     let file = super::origin::Origins::single(&full);
-                    check_yaml_subset(&doc, &file, &mut diags);
+                    check_yaml_subset(&doc, &parsed.tags, &file, &mut diags);
                     for d in diags {
                         let hint = source.hint(&d.hint);
                         self.diags.push(super::error::Diagnostic { hint, ..d });

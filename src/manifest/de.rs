@@ -179,10 +179,9 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
     ) -> Result<V::Value, Error> {
         // A unit variant written as its name.
         match &self.0.kind {
-            NodeKind::Scalar { value, .. } => located(
-                self.0,
-                visitor.visit_enum(value.as_str().into_deserializer()),
-            ),
+            NodeKind::Scalar { value, .. } => {
+                located(self.0, visitor.visit_enum((&**value).into_deserializer()))
+            }
             _ => self.deserialize_any(visitor),
         }
     }
@@ -256,7 +255,7 @@ mod tests {
 
     fn value(text: &str) -> Value {
         let docs = super::super::span::parse(text).expect("yaml");
-        from_node(&docs[0]).expect("value")
+        from_node(&docs.docs[0]).expect("value")
     }
 
     #[test]
@@ -293,11 +292,11 @@ mod tests {
             n: i64,
         }
         let docs = super::super::span::parse("n: 1\nm: 2\n").unwrap();
-        let e = from_node::<S>(&docs[0]).unwrap_err();
+        let e = from_node::<S>(&docs.docs[0]).unwrap_err();
         assert!(e.message.contains("unknown field `m`"), "{e}");
         assert_eq!(e.pos, Some(Pos::new(2, 1)));
         let docs = super::super::span::parse("n: [1]\n").unwrap();
-        let e = from_node::<S>(&docs[0]).unwrap_err();
+        let e = from_node::<S>(&docs.docs[0]).unwrap_err();
         assert_eq!(e.pos, Some(Pos::new(1, 4)));
     }
 }

@@ -182,16 +182,17 @@ pub fn parse_str_with(
     let one = |line: usize, column: usize, message: String, hint: &str| {
         ManifestError::single(Diagnostic::new(file, line, column, message, hint))
     };
-    let docs = span::parse(text).map_err(|e| {
+    let parsed = span::parse(text).map_err(|e| {
         one(
-            e.pos.line,
-            e.pos.column,
+            e.pos.line(),
+            e.pos.column(),
             format!("invalid YAML: {}", e.message),
             "check the indentation and quoting here",
         )
     })?;
-    let root = match docs.as_slice() {
-        [] => {
+    let mut docs = parsed.docs.into_iter();
+    let root = match (docs.next(), docs.next()) {
+        (None, _) => {
             return Err(one(
                 1,
                 1,
@@ -199,11 +200,11 @@ pub fn parse_str_with(
                 "start with `version: 1` and `organization: <name>`",
             ));
         }
-        [root] => root,
-        [_, second, ..] => {
+        (Some(root), None) => root,
+        (Some(_), Some(second)) => {
             return Err(one(
-                second.pos.line,
-                second.pos.column,
+                second.pos.line(),
+                second.pos.column(),
                 "the manifest holds more than one YAML document".into(),
                 "keep one document per manifest (remove the `---` separator)",
             ));
@@ -215,19 +216,20 @@ pub fn parse_str_with(
         && value.parse::<i64>() != Ok(1)
     {
         return Err(one(
-            v.pos.line,
-            v.pos.column,
+            v.pos.line(),
+            v.pos.column(),
             format!("unsupported manifest version {value}"),
             "this fleetform reads version 1 manifests: write `version: 1`",
         ));
     }
     let mut origins = origin::Origins::single(file);
     let mut diags = Vec::new();
-    structure::check_yaml_subset(root, &origins, &mut diags);
+    structure::check_yaml_subset(&root, &parsed.tags, &origins, &mut diags);
     if !diags.is_empty() {
         return Err(ManifestError::sorted(file, diags));
     }
-    let expanded = expand::expand(root.clone(), file, opts, &mut origins)
+    // The tree moves through expansion: a plain manifest's comes back as it was, uncopied.
+    let expanded = expand::expand(root, file, opts, &mut origins)
         .map_err(|d| ManifestError::sorted(file, d).collapsed())?;
     let root = &expanded.root;
     structure::check_shape(&schema(), root, &origins, &mut diags);
