@@ -10,9 +10,12 @@
 //!    allowed ones in the hint), missing keys, wrong types, duplicate keys, tags, merge keys.
 //!    Every such problem is reported at once; if there are any, validation stops here.
 //! 5. `de` fills the `raw` structs (`deny_unknown_fields`) from that same tree: the text is
-//!    parsed once.
-//! 6. `validate` (with `config` and `env`) checks the rules the schema cannot express, loads
-//!    `config_file`s, resolves `${env:NAME}`, and builds the [`Desired`] model with its digest.
+//!    parsed once. Inline configs are skipped there.
+//! 6. `validate` takes the tree; `config` first builds every inline config's
+//!    `serde_json::Value` from it, once, freeing each config's subtree as it goes (unless a
+//!    diagnostic may point inside it). Then it checks the rules the schema cannot express,
+//!    loads `config_file`s, resolves `${env:NAME}` (with `env`), and builds the [`Desired`]
+//!    model with its digest.
 //!
 //! Every [`Diagnostic`] names a file, a 1-based line and column, a message and a hint, and
 //! displays as `fleet.yaml:12:9: error: <message>` + `\n  hint: <hint>`. Diagnostics are
@@ -244,7 +247,7 @@ pub fn parse_str_with(
             "see fleetform.schema.json for the manifest's shape",
         ))
     })?;
-    validate::validate(&raw, text, expanded.files, root, &origins, opts, env)
+    validate::validate(&raw, text, expanded, &origins, opts, env)
         .map_err(|d| ManifestError::sorted(file, d).collapsed())
 }
 

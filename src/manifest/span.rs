@@ -134,6 +134,14 @@ impl Node {
         }
     }
 
+    /// The mapping entry for `key`, mutable.
+    pub fn entry_mut(&mut self, key: &str) -> Option<&mut Entry> {
+        match &mut self.kind {
+            NodeKind::Map(entries) => entries.iter_mut().find(|e| e.key_text() == key),
+            _ => None,
+        }
+    }
+
     /// A scalar's text.
     pub fn as_str(&self) -> Option<&str> {
         match &self.kind {

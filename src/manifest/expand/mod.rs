@@ -144,10 +144,7 @@ fn seq_mut<'n>(node: &'n mut Node, key: &str) -> impl Iterator<Item = &'n mut No
 }
 
 fn entry_mut<'n>(node: &'n mut Node, key: &str) -> Option<&'n mut Entry> {
-    match &mut node.kind {
-        NodeKind::Map(entries) => entries.iter_mut().find(|e| e.key_text() == key),
-        _ => None,
-    }
+    node.entry_mut(key)
 }
 
 /// Removes and returns the entry `key` of a mapping.
