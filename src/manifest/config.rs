@@ -100,7 +100,7 @@ fn prebuild_one(owner: &mut Node, at: YPath, out: &mut Prebuilt) {
     let Some(entry) = owner.entry_mut("config") else {
         return;
     };
-    let Ok(value) = super::de::from_node::<Value>(&entry.value) else {
+    let Ok(value) = super::de::to_value(&entry.value) else {
         return;
     };
     let placed_inside = value.get("fragments").is_some()
@@ -208,7 +208,7 @@ impl<'a> Validator<'a> {
                 let built = self
                     .prebuilt
                     .remove(at)
-                    .map_or_else(|| super::de::from_node::<Value>(node), Ok);
+                    .map_or_else(|| super::de::to_value(node), Ok);
                 let value = match built {
                     Ok(v) => v,
                     Err(e) => {
@@ -446,7 +446,7 @@ impl<'a> Validator<'a> {
             // YAML: built from the tree parsed above, not parsed again.
             match source.tree.as_deref() {
                 None => Ok(Value::Null),
-                Some(doc) => super::de::from_node::<Value>(doc).map_err(|e| {
+                Some(doc) => super::de::to_value(doc).map_err(|e| {
                     (
                         e.pos.unwrap_or(doc.pos),
                         format!("invalid YAML in config file: {}", e.message),

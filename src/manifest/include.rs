@@ -5,7 +5,7 @@
 //! manifest, so that watching continues while a manifest is being fixed, and it lists files
 //! whether or not they exist yet.
 //!
-//! [`digest`] is the SHA-256 that names exactly what a plan was made from: the manifest text,
+//! [`Digester`] makes the SHA-256 that names exactly what a plan was made from: the manifest text,
 //! each included file (path as written, then bytes; in order of first use, each once), and the
 //! SHA-256 of the value of each environment variable used (sorted by name). Raw environment
 //! values never enter it.
@@ -15,28 +15,43 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Hex SHA-256 over the manifest, its included files and its environment values' hashes.
-pub fn digest(
-    manifest: &str,
-    includes: &[(String, Vec<u8>)],
-    env_used: &BTreeMap<String, String>,
-) -> String {
-    let mut h = Sha256::new();
-    let mut field = |tag: &[u8], bytes: &[u8]| {
-        h.update(tag);
-        h.update((bytes.len() as u64).to_le_bytes());
-        h.update(bytes);
-    };
-    field(b"fleetform-manifest-v1", manifest.as_bytes());
-    for (rel, bytes) in includes {
-        field(b"file-path", rel.as_bytes());
-        field(b"file-bytes", bytes);
+/// The digest in the making. The manifest's text goes in first, so that the text need not
+/// be kept while the rest of the manifest is read (for a large fleet it is megabytes).
+pub struct Digester(Sha256);
+
+impl Digester {
+    /// Starts the digest with the manifest's text.
+    pub fn new(manifest: &str) -> Self {
+        let mut h = Sha256::new();
+        field(&mut h, b"fleetform-manifest-v1", manifest.as_bytes());
+        Digester(h)
     }
-    for (name, sha) in env_used {
-        field(b"env-name", name.as_bytes());
-        field(b"env-sha256", sha.as_bytes());
+
+    /// Hex SHA-256 over the manifest, its included files and its environment values'
+    /// hashes.
+    pub fn finish(
+        mut self,
+        includes: &[(String, Vec<u8>)],
+        env_used: &BTreeMap<String, String>,
+    ) -> String {
+        let h = &mut self.0;
+        for (rel, bytes) in includes {
+            field(h, b"file-path", rel.as_bytes());
+            field(h, b"file-bytes", bytes);
+        }
+        for (name, sha) in env_used {
+            field(h, b"env-name", name.as_bytes());
+            field(h, b"env-sha256", sha.as_bytes());
+        }
+        hex::encode(self.0.finalize())
     }
-    hex::encode(h.finalize())
+}
+
+/// One tagged, length-prefixed field of the digest.
+fn field(h: &mut Sha256, tag: &[u8], bytes: &[u8]) {
+    h.update(tag);
+    h.update((bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
 }
 
 /// The manifest at `path` followed by every config file it references (relative paths
@@ -146,6 +161,14 @@ fn seq<'v>(v: &'v serde_yaml::Value, key: &str) -> impl Iterator<Item = &'v serd
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn digest(
+        manifest: &str,
+        includes: &[(String, Vec<u8>)],
+        env: &BTreeMap<String, String>,
+    ) -> String {
+        Digester::new(manifest).finish(includes, env)
+    }
 
     #[test]
     fn digest_changes_with_every_input() {

@@ -110,6 +110,7 @@ pub fn resolve_template(
 
 use crate::model::Desired;
 use span::{NodeKind, ScalarKind};
+use std::borrow::Cow;
 use std::path::Path;
 
 /// Loads the manifest at `path`, resolving `${env:NAME}` from the process environment.
@@ -160,7 +161,7 @@ pub fn load_with(
         .map_err(|e| unreadable(format!("cannot read the manifest: {e}")))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| unreadable("cannot read the manifest: not UTF-8 text".into()))?;
-    parse_str_with(&text, path, opts, env)
+    parse_text(Cow::Owned(text), path, opts, env)
 }
 
 /// Parses and validates manifest `text`. `file` names it in diagnostics, and relative
@@ -180,12 +181,23 @@ pub fn parse_str_with(
     opts: &LoadOptions,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Desired, ManifestError> {
+    parse_text(Cow::Borrowed(text), file, opts, env)
+}
+
+/// [`parse_str_with`]; an owned text is freed as soon as it is parsed.
+fn parse_text(
+    text: Cow<'_, str>,
+    file: &Path,
+    opts: &LoadOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Desired, ManifestError> {
     // A UTF-8 byte order mark is not content (yaml-rust2 would read it as part of a key).
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let body = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let one = |line: usize, column: usize, message: String, hint: &str| {
         ManifestError::single(Diagnostic::new(file, line, column, message, hint))
     };
-    let parsed = span::parse(text).map_err(|e| {
+    let digest = include::Digester::new(body);
+    let parsed = span::parse(body).map_err(|e| {
         one(
             e.pos.line(),
             e.pos.column(),
@@ -193,6 +205,7 @@ pub fn parse_str_with(
             "check the indentation and quoting here",
         )
     })?;
+    drop(text);
     let mut docs = parsed.docs.into_iter();
     let root = match (docs.next(), docs.next()) {
         (None, _) => {
@@ -247,7 +260,7 @@ pub fn parse_str_with(
             "see fleetform.schema.json for the manifest's shape",
         ))
     })?;
-    validate::validate(&raw, text, expanded, &origins, opts, env)
+    validate::validate(&raw, digest, expanded, &origins, opts, env)
         .map_err(|d| ManifestError::sorted(file, d).collapsed())
 }
 

@@ -137,7 +137,7 @@ struct MachineCtx<'m> {
 /// [`prebuild_inline`](super::config::prebuild_inline)).
 pub fn validate(
     raw: &RawManifest,
-    text: &str,
+    digest: super::include::Digester,
     expanded: super::expand::Expanded,
     origins: &super::origin::Origins,
     opts: &super::LoadOptions,
@@ -239,7 +239,7 @@ pub fn validate(
             v.metadata.sort_by(|a, b| a.owner.cmp(&b.owner));
             std::mem::take(&mut v.metadata)
         },
-        digest: super::include::digest(text, &includes, &v.env_used),
+        digest: digest.finish(&includes, &v.env_used),
     })
 }
 
