@@ -83,7 +83,7 @@ pub mod write;
 
 pub use error::{Diagnostic, ManifestError};
 pub use files::{DEFAULT_MAX_FILE_BYTES, LoadOptions, read_bounded, set_default_max_file_bytes};
-pub use include::included_files;
+pub use include::{included_files, lenient_top_level_str};
 pub use schema::{schema, source_schema};
 
 /// Resolves the `${env:NAME}` references of one manifest string (a sensitive value's
