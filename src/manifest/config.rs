@@ -50,8 +50,10 @@ fn too_deep(value: &Value, max: usize) -> Option<String> {
 }
 
 /// Inline configs built ahead of validation, by the path of the fragment or part they
-/// belong to (see [`prebuild_inline`]).
-pub type Prebuilt = HashMap<YPath, Value>;
+/// belong to (see [`prebuild_inline`]), each with whether it is *clean*: no `fragments` key,
+/// no nesting past [`MAX_CONFIG_DEPTH`], no `${env:` reference (so nothing is left to check
+/// or resolve in it).
+pub type Prebuilt = HashMap<YPath, (Value, bool)>;
 
 /// Builds the inline `config:` of every fragment and part from the expanded tree, once, in
 /// its final form, and frees each config's subtree as soon as its value is built, unless a
@@ -103,14 +105,14 @@ fn prebuild_one(owner: &mut Node, at: YPath, out: &mut Prebuilt) {
     let Ok(value) = super::de::to_value(&entry.value) else {
         return;
     };
-    let placed_inside = value.get("fragments").is_some()
-        || too_deep(&value, MAX_CONFIG_DEPTH).is_some()
-        || has_env_reference(&value);
-    if !placed_inside {
+    let clean = value.get("fragments").is_none()
+        && too_deep(&value, MAX_CONFIG_DEPTH).is_none()
+        && !has_env_reference(&value);
+    if clean {
         // The config's own position stays (a config that is not an object is reported there).
         entry.value.kind = NodeKind::Map(Vec::new());
     }
-    out.insert(at, value);
+    out.insert(at, (value, clean));
 }
 
 fn has_env_reference(value: &Value) -> bool {
@@ -138,6 +140,8 @@ struct Source<'t> {
     tree: Option<Cow<'t, Node>>,
     /// `fleet.yaml:12:18` for a config file; `None` when inline.
     included_from: Option<String>,
+    /// Known clean (see [`Prebuilt`]): the depth and `${env:` passes are skipped.
+    clean: bool,
 }
 
 impl Source<'_> {
@@ -208,9 +212,9 @@ impl<'a> Validator<'a> {
                 let built = self
                     .prebuilt
                     .remove(at)
-                    .map_or_else(|| super::de::to_value(node), Ok);
-                let value = match built {
-                    Ok(v) => v,
+                    .map_or_else(|| super::de::to_value(node).map(|v| (v, false)), Ok);
+                let (value, clean) = match built {
+                    Ok(built) => built,
                     Err(e) => {
                         self.err_at(
                             e.pos.unwrap_or(node.pos),
@@ -224,6 +228,7 @@ impl<'a> Validator<'a> {
                     file: None,
                     tree: Some(Cow::Borrowed(node)),
                     included_from: None,
+                    clean,
                 };
                 (value, source)
             }
@@ -274,6 +279,12 @@ impl<'a> Validator<'a> {
             );
         }
         let mut value = Value::Object(map);
+        if source.clean {
+            return Config {
+                value,
+                sensitive: Vec::new(),
+            };
+        }
         if let Some(pointer) = too_deep(&value, MAX_CONFIG_DEPTH) {
             let pos = source.pointer_pos(&pointer).0;
             self.source_err(
@@ -387,6 +398,7 @@ impl<'a> Validator<'a> {
             file: Some(full.clone()),
             tree: None,
             included_from: Some(included_from),
+            clean: false,
         };
         match span::parse(&text) {
             Ok(parsed) => {
@@ -549,8 +561,12 @@ locations:
             .idx(0)
             .key("parts");
         assert_eq!(built.len(), 4);
-        assert_eq!(built[&fragments.idx(0)], json!({"x": [1, {"y": "z"}]}));
-        assert_eq!(built[&parts.idx(0)], json!({"fragments": ["q"]}));
+        assert_eq!(
+            built[&fragments.idx(0)],
+            (json!({"x": [1, {"y": "z"}]}), true)
+        );
+        assert_eq!(built[&parts.idx(0)], (json!({"fragments": ["q"]}), false));
+        assert!(!built[&fragments.idx(1)].1);
         // A clean config's subtree is freed; its own position stays.
         let a = root.get(&fragments.idx(0).key("config")).expect("kept");
         assert_eq!(
