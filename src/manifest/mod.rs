@@ -60,7 +60,7 @@
 //!   directory when the manifest is below it, else the manifest's directory; symlinks
 //!   resolved;
 //! - YAML nests at most 64 levels, uses at most 10,000 aliases, and aliases expand to at most
-//!   16 MiB (see `span`); a config nests at most 32 levels (what the wire carries);
+//!   4 MiB (see `span`); a config nests at most 32 levels (what the wire carries);
 //! - names are at most 128 characters, without control or bidirectional-override characters.
 
 mod config;
