@@ -430,8 +430,7 @@ fn declared_org(manifest: &Path) -> Option<OrgRef> {
     }
     let limit = crate::manifest::LoadOptions::default().max_file_bytes;
     let text = String::from_utf8(crate::manifest::read_bounded(manifest, limit).ok()?).ok()?;
-    let doc: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
-    let name = doc.get("organization")?.as_str()?.to_string();
+    let name = crate::manifest::lenient_top_level_str(&text, "organization")?;
     Some(OrgRef::Name(name))
 }
 

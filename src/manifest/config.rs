@@ -8,12 +8,13 @@
 //! list says which fragments it uses). `${env:…}` references are resolved last (see `env`).
 
 use super::env::{EnvProblem, resolve_config};
-use super::span::{self, Node, Pos, YPath};
+use super::span::{self, Node, NodeKind, Pos, YPath};
 use super::structure::check_yaml_subset;
 use super::validate::Validator;
 use crate::model::Config;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// How deep a config may nest (objects and lists inside each other, the config itself being
@@ -48,6 +49,81 @@ fn too_deep(value: &Value, max: usize) -> Option<String> {
     }
 }
 
+/// Inline configs built ahead of validation, by the path of the fragment or part they
+/// belong to (see [`prebuild_inline`]), each with whether it is *clean*: no `fragments` key,
+/// no nesting past [`MAX_CONFIG_DEPTH`], no `${env:` reference (so nothing is left to check
+/// or resolve in it).
+pub type Prebuilt = HashMap<YPath, (Value, bool)>;
+
+/// Builds the inline `config:` of every fragment and part from the expanded tree, once, in
+/// its final form, and frees each config's subtree as soon as its value is built, unless a
+/// diagnostic could need a position inside it (a `fragments` key, nesting past
+/// [`MAX_CONFIG_DEPTH`], or a `${env:` reference, which may be missing or malformed; only
+/// these are placed inside a config). A config is most of a manifest, so the position tree
+/// and the built values never both hold all of them, and the load's peak memory is about
+/// one copy of the fleet's configs. The paths are the ones validation uses. A config that
+/// cannot be built is left to validation to report.
+pub fn prebuild_inline(root: &mut Node) -> Prebuilt {
+    let mut out = Prebuilt::new();
+    let fragments = YPath::root().key("fragments");
+    for (i, fragment) in items_mut(root, "fragments").enumerate() {
+        prebuild_one(fragment, fragments.idx(i), &mut out);
+    }
+    prebuild_locations(root, &YPath::root(), &mut out);
+    out
+}
+
+fn prebuild_locations(parent: &mut Node, at: &YPath, out: &mut Prebuilt) {
+    let list = at.key("locations");
+    for (i, location) in items_mut(parent, "locations").enumerate() {
+        let at = list.idx(i);
+        prebuild_locations(location, &at, out);
+        let machines = at.key("machines");
+        for (m, machine) in items_mut(location, "machines").enumerate() {
+            let parts = machines.idx(m).key("parts");
+            for (p, part) in items_mut(machine, "parts").enumerate() {
+                prebuild_one(part, parts.idx(p), out);
+            }
+        }
+    }
+}
+
+fn items_mut<'n>(node: &'n mut Node, key: &str) -> impl Iterator<Item = &'n mut Node> {
+    node.entry_mut(key)
+        .and_then(|e| match &mut e.value.kind {
+            NodeKind::Seq(items) => Some(items.iter_mut()),
+            _ => None,
+        })
+        .into_iter()
+        .flatten()
+}
+
+fn prebuild_one(owner: &mut Node, at: YPath, out: &mut Prebuilt) {
+    let Some(entry) = owner.entry_mut("config") else {
+        return;
+    };
+    let Ok(value) = super::de::to_value(&entry.value) else {
+        return;
+    };
+    let clean = value.get("fragments").is_none()
+        && too_deep(&value, MAX_CONFIG_DEPTH).is_none()
+        && !has_env_reference(&value);
+    if clean {
+        // The config's own position stays (a config that is not an object is reported there).
+        entry.value.kind = NodeKind::Map(Vec::new());
+    }
+    out.insert(at, (value, clean));
+}
+
+fn has_env_reference(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains("${env:"),
+        Value::Array(items) => items.iter().any(has_env_reference),
+        Value::Object(map) => map.values().any(has_env_reference),
+        _ => false,
+    }
+}
+
 /// Whose config it is: only parts forbid a `fragments` key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Owner {
@@ -64,6 +140,8 @@ struct Source<'t> {
     tree: Option<Cow<'t, Node>>,
     /// `fleet.yaml:12:18` for a config file; `None` when inline.
     included_from: Option<String>,
+    /// Known clean (see [`Prebuilt`]): the depth and `${env:` passes are skipped.
+    clean: bool,
 }
 
 impl Source<'_> {
@@ -131,8 +209,12 @@ impl<'a> Validator<'a> {
                 let Some(node) = tree.get(&at.key("config")) else {
                     return empty();
                 };
-                let value = match super::de::from_node::<Value>(node) {
-                    Ok(v) => v,
+                let built = self
+                    .prebuilt
+                    .remove(at)
+                    .map_or_else(|| super::de::to_value(node).map(|v| (v, false)), Ok);
+                let (value, clean) = match built {
+                    Ok(built) => built,
                     Err(e) => {
                         self.err_at(
                             e.pos.unwrap_or(node.pos),
@@ -146,6 +228,7 @@ impl<'a> Validator<'a> {
                     file: None,
                     tree: Some(Cow::Borrowed(node)),
                     included_from: None,
+                    clean,
                 };
                 (value, source)
             }
@@ -161,8 +244,8 @@ impl<'a> Validator<'a> {
         let d = match &source.file {
             Some(file) => super::error::Diagnostic::new(
                 file,
-                pos.line,
-                pos.column,
+                pos.line(),
+                pos.column(),
                 message,
                 source.hint(hint),
             ),
@@ -196,6 +279,12 @@ impl<'a> Validator<'a> {
             );
         }
         let mut value = Value::Object(map);
+        if source.clean {
+            return Config {
+                value,
+                sensitive: Vec::new(),
+            };
+        }
         if let Some(pointer) = too_deep(&value, MAX_CONFIG_DEPTH) {
             let pos = source.pointer_pos(&pointer).0;
             self.source_err(
@@ -309,10 +398,11 @@ impl<'a> Validator<'a> {
             file: Some(full.clone()),
             tree: None,
             included_from: Some(included_from),
+            clean: false,
         };
         match span::parse(&text) {
-            Ok(docs) => {
-                if let Some(second) = docs.get(1) {
+            Ok(parsed) => {
+                if let Some(second) = parsed.docs.get(1) {
                     self.source_err(
                         &source,
                         second.pos,
@@ -320,7 +410,7 @@ impl<'a> Validator<'a> {
                         "keep one document (remove the `---` separator)",
                     );
                 }
-                if let Some(mut doc) = docs.into_iter().next() {
+                if let Some(mut doc) = parsed.docs.into_iter().next() {
                     if let Some(vars) = self.origins.get(pos).vars.clone() {
                         let mut unknown = Vec::new();
                         super::expand::substitute_node(&mut doc, &vars, &mut unknown);
@@ -336,7 +426,7 @@ impl<'a> Validator<'a> {
                     }
                     let mut diags = Vec::new();
                     let file = super::origin::Origins::single(&full);
-                    check_yaml_subset(&doc, &file, &mut diags);
+                    check_yaml_subset(&doc, &parsed.tags, &file, &mut diags);
                     for d in diags {
                         let hint = source.hint(&d.hint);
                         self.diags.push(super::error::Diagnostic { hint, ..d });
@@ -368,7 +458,7 @@ impl<'a> Validator<'a> {
             // YAML: built from the tree parsed above, not parsed again.
             match source.tree.as_deref() {
                 None => Ok(Value::Null),
-                Some(doc) => super::de::from_node::<Value>(doc).map_err(|e| {
+                Some(doc) => super::de::to_value(doc).map_err(|e| {
                     (
                         e.pos.unwrap_or(doc.pos),
                         format!("invalid YAML in config file: {}", e.message),
@@ -433,4 +523,62 @@ fn substitute_value(
         _ => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn inline_configs_are_built_once_and_freed_unless_a_position_inside_may_be_needed() {
+        let text = "fragments:
+  - name: a
+    config: {x: [1, {y: z}]}
+  - name: b
+    config: {x: \"${env:T}\"}
+locations:
+  - name: L
+    locations:
+      - name: M
+        machines:
+          - name: m
+            parts:
+              - name: p
+                config: {fragments: [q]}
+              - name: r
+                config: {k: v}
+";
+        let mut root = span::parse(text).expect("yaml").docs.remove(0);
+        let built = prebuild_inline(&mut root);
+        let fragments = YPath::root().key("fragments");
+        let parts = YPath::root()
+            .key("locations")
+            .idx(0)
+            .key("locations")
+            .idx(0)
+            .key("machines")
+            .idx(0)
+            .key("parts");
+        assert_eq!(built.len(), 4);
+        assert_eq!(
+            built[&fragments.idx(0)],
+            (json!({"x": [1, {"y": "z"}]}), true)
+        );
+        assert_eq!(built[&parts.idx(0)], (json!({"fragments": ["q"]}), false));
+        assert!(!built[&fragments.idx(1)].1);
+        // A clean config's subtree is freed; its own position stays.
+        let a = root.get(&fragments.idx(0).key("config")).expect("kept");
+        assert_eq!(
+            (a.pos, &a.kind),
+            (Pos::new(3, 13), &NodeKind::Map(Vec::new()))
+        );
+        assert!(root.get(&parts.idx(1).key("config").key("k")).is_none());
+        // Where a diagnostic may point inside, the subtree stays.
+        assert!(root.get(&fragments.idx(1).key("config").key("x")).is_some());
+        assert!(
+            root.get(&parts.idx(0).key("config").key("fragments"))
+                .is_some()
+        );
+    }
 }

@@ -46,6 +46,45 @@ pub fn from_node<'de, T: de::Deserialize<'de>>(node: &'de Node) -> Result<T, Err
     T::deserialize(NodeDe(node))
 }
 
+/// The JSON value of `node`, as `from_node::<serde_json::Value>` gives it, built directly:
+/// every object and list is allocated once at its final size (through serde, maps grow
+/// entry by entry, and a config is most of a manifest's memory).
+pub fn to_value(node: &Node) -> Result<serde_json::Value, Error> {
+    use serde_json::{Map, Number, Value};
+    let float = |f: f64| Number::from_f64(f).map_or(Value::Null, Value::Number);
+    Ok(match &node.kind {
+        NodeKind::Scalar { value, .. } => match node.scalar_kind() {
+            Some(ScalarKind::Null) => Value::Null,
+            Some(ScalarKind::Bool) => Value::Bool(value.eq_ignore_ascii_case("true")),
+            Some(ScalarKind::Int) => match parse_int(value) {
+                Some(Int::I(i)) => Value::from(i),
+                Some(Int::U(u)) => Value::from(u),
+                Some(Int::F(f)) => float(f),
+                None => Value::String(value.to_string()),
+            },
+            Some(ScalarKind::Float) => match parse_float(value) {
+                Some(f) => float(f),
+                None => Value::String(value.to_string()),
+            },
+            _ => Value::String(value.to_string()),
+        },
+        NodeKind::Seq(items) => Value::Array(items.iter().map(to_value).collect::<Result<_, _>>()?),
+        NodeKind::Map(entries) => {
+            let mut map = Map::with_capacity(entries.len());
+            for e in entries {
+                let NodeKind::Scalar { value: key, .. } = &e.key.kind else {
+                    return Err(Error {
+                        message: format!("invalid type: {}, expected a string", e.key.describe()),
+                        pos: Some(e.key.pos),
+                    });
+                };
+                map.insert(key.to_string(), to_value(&e.value)?);
+            }
+            Value::Object(map)
+        }
+    })
+}
+
 /// Gives an error without a position the position of `node`.
 fn located<T>(node: &Node, r: Result<T, Error>) -> Result<T, Error> {
     r.map_err(|mut e| {
@@ -179,10 +218,9 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
     ) -> Result<V::Value, Error> {
         // A unit variant written as its name.
         match &self.0.kind {
-            NodeKind::Scalar { value, .. } => located(
-                self.0,
-                visitor.visit_enum(value.as_str().into_deserializer()),
-            ),
+            NodeKind::Scalar { value, .. } => {
+                located(self.0, visitor.visit_enum((&**value).into_deserializer()))
+            }
             _ => self.deserialize_any(visitor),
         }
     }
@@ -256,7 +294,7 @@ mod tests {
 
     fn value(text: &str) -> Value {
         let docs = super::super::span::parse(text).expect("yaml");
-        from_node(&docs[0]).expect("value")
+        from_node(&docs.docs[0]).expect("value")
     }
 
     #[test]
@@ -271,6 +309,35 @@ mod tests {
         assert_eq!(value("-9223372036854775808"), json!(i64::MIN));
         assert_eq!(value("36893488147419103232"), json!(36893488147419103232.0));
         assert_eq!(value(".inf"), Value::Null, "JSON has no infinity");
+    }
+
+    #[test]
+    fn values_are_built_as_serde_would_build_them() {
+        let text = "a: [~, true, FALSE, 7, -3, 0x1f, 0o17, 1.5, -2e3, .inf, .nan, 'true', \"7\", abc]
+b: {2: x, true: y, c: [1, [2, {d: e}]]}
+n: [18446744073709551615, -9223372036854775808, 36893488147419103232, 0xffffffffffffffffffffffffffffffffff]
+s: |
+  block
+";
+        let docs = super::super::span::parse(text).expect("yaml");
+        let direct = to_value(&docs.docs[0]).expect("value");
+        assert_eq!(direct, value(text));
+        let keys: Vec<&str> = direct["b"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["2", "true", "c"]);
+        let docs = super::super::span::parse("? [a]\n: b\n").expect("yaml");
+        let e = to_value(&docs.docs[0]).unwrap_err();
+        assert_eq!(
+            (e.message.as_str(), e.pos),
+            (
+                "invalid type: a list, expected a string",
+                Some(Pos::new(1, 3))
+            )
+        );
     }
 
     #[test]
@@ -293,11 +360,11 @@ mod tests {
             n: i64,
         }
         let docs = super::super::span::parse("n: 1\nm: 2\n").unwrap();
-        let e = from_node::<S>(&docs[0]).unwrap_err();
+        let e = from_node::<S>(&docs.docs[0]).unwrap_err();
         assert!(e.message.contains("unknown field `m`"), "{e}");
         assert_eq!(e.pos, Some(Pos::new(2, 1)));
         let docs = super::super::span::parse("n: [1]\n").unwrap();
-        let e = from_node::<S>(&docs[0]).unwrap_err();
+        let e = from_node::<S>(&docs.docs[0]).unwrap_err();
         assert_eq!(e.pos, Some(Pos::new(1, 4)));
     }
 }

@@ -29,6 +29,15 @@
 //! on one (`{ role: operator, location: HQ }`); both read the same.
 //!
 //! This module only builds text; the caller writes the files.
+//!
+//! # Why `serde_yaml` still writes
+//! Reading no longer uses `serde_yaml` (the manifest, `fmt`'s check, the watch list and the
+//! lenient organization read all use `span`, the one parser). Writing does: its quoting
+//! decisions are libyaml's scalar analysis (plain, single-quoted, double-quoted or literal,
+//! per character class), and the exported text (import's output, the golden files, users'
+//! committed manifests) must stay byte-identical. Replacing it means porting that analysis
+//! and its writers (about 600 lines of libyaml's emitter) with a test over the real-config
+//! corpus that the two agree; until then, the deprecated crate stays as a writer only.
 
 use super::raw::{
     Inline, RawAccess, RawFragment, RawGrant, RawInvite, RawKey, RawLocation, RawMachine,

@@ -26,12 +26,47 @@ pub fn format_checked(text: &str) -> Result<String, String> {
     }
 }
 
-/// Every YAML document of `text`, as values.
-fn documents(text: &str) -> Result<Vec<serde_yaml::Value>, serde_yaml::Error> {
-    use serde::Deserialize;
-    serde_yaml::Deserializer::from_str(text)
-        .map(serde_yaml::Value::deserialize)
-        .collect()
+/// Every YAML document of `text` with its tags, compared by content alone (not by where
+/// things are: that is what formatting changes).
+#[derive(Debug)]
+struct Documents(super::span::Parsed);
+
+impl PartialEq for Documents {
+    fn eq(&self, other: &Self) -> bool {
+        use super::span::{Node, NodeKind};
+        fn same(a: &Node, b: &Node) -> bool {
+            match (&a.kind, &b.kind) {
+                (NodeKind::Scalar { value, plain }, NodeKind::Scalar { value: v, plain: p }) => {
+                    value == v && plain == p
+                }
+                (NodeKind::Seq(x), NodeKind::Seq(y)) => {
+                    x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+                }
+                (NodeKind::Map(x), NodeKind::Map(y)) => {
+                    x.len() == y.len()
+                        && x.iter()
+                            .zip(y)
+                            .all(|(a, b)| same(&a.key, &b.key) && same(&a.value, &b.value))
+                }
+                _ => false,
+            }
+        }
+        let (a, b) = (&self.0, &other.0);
+        a.docs.len() == b.docs.len()
+            && a.docs.iter().zip(&b.docs).all(|(x, y)| same(x, y))
+            && a.tags.iter().map(|t| &t.1).eq(b.tags.iter().map(|t| &t.1))
+    }
+}
+
+/// Every YAML document of `text`; a syntax error says where.
+fn documents(text: &str) -> Result<Documents, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    super::span::parse(text).map(Documents).map_err(|e| {
+        format!(
+            "{} at line {} column {}",
+            e.message, e.pos.line, e.pos.column
+        )
+    })
 }
 
 /// One level of block nesting: where its lines started in the input and start in the output.

@@ -10,9 +10,12 @@
 //!    allowed ones in the hint), missing keys, wrong types, duplicate keys, tags, merge keys.
 //!    Every such problem is reported at once; if there are any, validation stops here.
 //! 5. `de` fills the `raw` structs (`deny_unknown_fields`) from that same tree: the text is
-//!    parsed once.
-//! 6. `validate` (with `config` and `env`) checks the rules the schema cannot express, loads
-//!    `config_file`s, resolves `${env:NAME}`, and builds the [`Desired`] model with its digest.
+//!    parsed once. Inline configs are skipped there.
+//! 6. `validate` takes the tree; `config` first builds every inline config's
+//!    `serde_json::Value` from it, once, freeing each config's subtree as it goes (unless a
+//!    diagnostic may point inside it). Then it checks the rules the schema cannot express,
+//!    loads `config_file`s, resolves `${env:NAME}` (with `env`), and builds the [`Desired`]
+//!    model with its digest.
 //!
 //! Every [`Diagnostic`] names a file, a 1-based line and column, a message and a hint, and
 //! displays as `fleet.yaml:12:9: error: <message>` + `\n  hint: <hint>`. Diagnostics are
@@ -57,7 +60,7 @@
 //!   directory when the manifest is below it, else the manifest's directory; symlinks
 //!   resolved;
 //! - YAML nests at most 64 levels, uses at most 10,000 aliases, and aliases expand to at most
-//!   16 MiB (see `span`); a config nests at most 32 levels (what the wire carries);
+//!   4 MiB (see `span`); a config nests at most 32 levels (what the wire carries);
 //! - names are at most 128 characters, without control or bidirectional-override characters.
 
 mod config;
@@ -80,7 +83,7 @@ pub mod write;
 
 pub use error::{Diagnostic, ManifestError};
 pub use files::{DEFAULT_MAX_FILE_BYTES, LoadOptions, read_bounded, set_default_max_file_bytes};
-pub use include::included_files;
+pub use include::{included_files, lenient_top_level_str};
 pub use schema::{schema, source_schema};
 
 /// Resolves the `${env:NAME}` references of one manifest string (a sensitive value's
@@ -107,6 +110,7 @@ pub fn resolve_template(
 
 use crate::model::Desired;
 use span::{NodeKind, ScalarKind};
+use std::borrow::Cow;
 use std::path::Path;
 
 /// Loads the manifest at `path`, resolving `${env:NAME}` from the process environment.
@@ -157,7 +161,7 @@ pub fn load_with(
         .map_err(|e| unreadable(format!("cannot read the manifest: {e}")))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| unreadable("cannot read the manifest: not UTF-8 text".into()))?;
-    parse_str_with(&text, path, opts, env)
+    parse_text(Cow::Owned(text), path, opts, env)
 }
 
 /// Parses and validates manifest `text`. `file` names it in diagnostics, and relative
@@ -177,21 +181,34 @@ pub fn parse_str_with(
     opts: &LoadOptions,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Desired, ManifestError> {
+    parse_text(Cow::Borrowed(text), file, opts, env)
+}
+
+/// [`parse_str_with`]; an owned text is freed as soon as it is parsed.
+fn parse_text(
+    text: Cow<'_, str>,
+    file: &Path,
+    opts: &LoadOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Desired, ManifestError> {
     // A UTF-8 byte order mark is not content (yaml-rust2 would read it as part of a key).
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let body = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let one = |line: usize, column: usize, message: String, hint: &str| {
         ManifestError::single(Diagnostic::new(file, line, column, message, hint))
     };
-    let docs = span::parse(text).map_err(|e| {
+    let digest = include::Digester::new(body);
+    let parsed = span::parse(body).map_err(|e| {
         one(
-            e.pos.line,
-            e.pos.column,
+            e.pos.line(),
+            e.pos.column(),
             format!("invalid YAML: {}", e.message),
             "check the indentation and quoting here",
         )
     })?;
-    let root = match docs.as_slice() {
-        [] => {
+    drop(text);
+    let mut docs = parsed.docs.into_iter();
+    let root = match (docs.next(), docs.next()) {
+        (None, _) => {
             return Err(one(
                 1,
                 1,
@@ -199,11 +216,11 @@ pub fn parse_str_with(
                 "start with `version: 1` and `organization: <name>`",
             ));
         }
-        [root] => root,
-        [_, second, ..] => {
+        (Some(root), None) => root,
+        (Some(_), Some(second)) => {
             return Err(one(
-                second.pos.line,
-                second.pos.column,
+                second.pos.line(),
+                second.pos.column(),
                 "the manifest holds more than one YAML document".into(),
                 "keep one document per manifest (remove the `---` separator)",
             ));
@@ -215,19 +232,20 @@ pub fn parse_str_with(
         && value.parse::<i64>() != Ok(1)
     {
         return Err(one(
-            v.pos.line,
-            v.pos.column,
+            v.pos.line(),
+            v.pos.column(),
             format!("unsupported manifest version {value}"),
             "this fleetform reads version 1 manifests: write `version: 1`",
         ));
     }
     let mut origins = origin::Origins::single(file);
     let mut diags = Vec::new();
-    structure::check_yaml_subset(root, &origins, &mut diags);
+    structure::check_yaml_subset(&root, &parsed.tags, &origins, &mut diags);
     if !diags.is_empty() {
         return Err(ManifestError::sorted(file, diags));
     }
-    let expanded = expand::expand(root.clone(), file, opts, &mut origins)
+    // The tree moves through expansion: a plain manifest's comes back as it was, uncopied.
+    let expanded = expand::expand(root, file, opts, &mut origins)
         .map_err(|d| ManifestError::sorted(file, d).collapsed())?;
     let root = &expanded.root;
     structure::check_shape(&schema(), root, &origins, &mut diags);
@@ -242,7 +260,7 @@ pub fn parse_str_with(
             "see fleetform.schema.json for the manifest's shape",
         ))
     })?;
-    validate::validate(&raw, text, expanded.files, root, &origins, opts, env)
+    validate::validate(&raw, digest, expanded, &origins, opts, env)
         .map_err(|d| ManifestError::sorted(file, d).collapsed())
 }
 

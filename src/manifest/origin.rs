@@ -73,7 +73,7 @@ impl Origins {
             Some(instance) => format!("in {instance}: {message}"),
             None => message,
         };
-        Diagnostic::new(&origin.file, pos.line, pos.column, message, hint)
+        Diagnostic::new(&origin.file, pos.line(), pos.column(), message, hint)
     }
 
     /// `file:line:column` of `pos`, to name a second place in a message.

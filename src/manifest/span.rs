@@ -1,10 +1,14 @@
 //! Positions: a YAML tree that remembers where every node and key starts.
 //!
-//! serde_yaml values forget their positions, so the manifest text is parsed a second time
-//! with yaml-rust2's event parser into a [`Node`] tree. Validation then looks nodes up by a
-//! [`YPath`] (`locations[0].machines[1].parts[0].name`) or, inside configs, by a JSON
-//! pointer, to name the line and column of every problem. Aliases are expanded (the copy
-//! keeps the anchor's inner positions); tags are kept so that they can be rejected.
+//! The manifest text is parsed once, with yaml-rust2's event parser, into a [`Node`] tree;
+//! everything after (expansion, the structural pass, deserializing, validation) works on it.
+//! Validation looks nodes up by a [`YPath`] (`locations[0].machines[1].parts[0].name`) or,
+//! inside configs, by a JSON pointer, to name the line and column of every problem. Aliases
+//! are expanded (the copy keeps the anchor's inner positions); tags are listed beside the
+//! tree so that they can be rejected.
+//!
+//! The tree of a large manifest has millions of nodes, so a node is kept small: a 12-byte
+//! [`Pos`], scalars as `Box<str>`, collections allocated once at their final size.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,10 +16,13 @@ use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// A 1-based line and column.
+///
+/// Twelve bytes: every node of the tree has one, so its size counts for every scalar of the
+/// manifest (files are at most a few hundred MiB, far from 4 billion lines).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Pos {
-    pub line: usize,
-    pub column: usize,
+    pub line: u32,
+    pub column: u32,
     /// Which file (and template instance) the position is in: an index into the load's
     /// [`Origins`](super::origin::Origins); 0 is the manifest itself.
     pub src: u32,
@@ -25,13 +32,30 @@ impl Pos {
     /// The start of a file.
     pub const START: Pos = Pos::new(1, 1);
 
-    /// `line`:`column` of the manifest itself.
+    /// `line`:`column` of the manifest itself (saturating at `u32::MAX`).
     pub const fn new(line: usize, column: usize) -> Pos {
+        const fn narrow(n: usize) -> u32 {
+            if n > u32::MAX as usize {
+                u32::MAX
+            } else {
+                n as u32
+            }
+        }
         Pos {
-            line,
-            column,
+            line: narrow(line),
+            column: narrow(column),
             src: 0,
         }
+    }
+
+    /// The line, for diagnostics.
+    pub fn line(self) -> usize {
+        self.line as usize
+    }
+
+    /// The column, for diagnostics.
+    pub fn column(self) -> usize {
+        self.column as usize
     }
 
     /// yaml-rust2 markers have a 1-based line and a 0-based column.
@@ -41,12 +65,13 @@ impl Pos {
 }
 
 /// A YAML node with the position where it starts.
+///
+/// 48 bytes (a test says so): the tree of a large manifest has millions of them. Tags are
+/// not kept on the node (the manifest rejects them; [`parse`] lists them on the side), and a
+/// scalar's text is a `Box<str>`, without spare capacity.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
     pub pos: Pos,
-    /// A `!tag` written on the node, if any (a box: most nodes have none, and a node's size
-    /// counts for every scalar of the manifest).
-    pub tag: Option<Box<str>>,
     pub kind: NodeKind,
 }
 
@@ -55,7 +80,7 @@ pub struct Node {
 pub enum NodeKind {
     /// A scalar; `plain` is false for quoted and block scalars (always strings).
     Scalar {
-        value: String,
+        value: Box<str>,
         plain: bool,
     },
     Seq(Vec<Node>),
@@ -105,6 +130,14 @@ impl Node {
     pub fn entry(&self, key: &str) -> Option<&Entry> {
         match &self.kind {
             NodeKind::Map(entries) => entries.iter().find(|e| e.key_text() == key),
+            _ => None,
+        }
+    }
+
+    /// The mapping entry for `key`, mutable.
+    pub fn entry_mut(&mut self, key: &str) -> Option<&mut Entry> {
+        match &mut self.kind {
+            NodeKind::Map(entries) => entries.iter_mut().find(|e| e.key_text() == key),
             _ => None,
         }
     }
@@ -302,12 +335,23 @@ pub const MAX_ALIASES: usize = 10_000;
 
 /// How much content aliases may add to a document, in bytes of scalar text plus
 /// [`NODE_WEIGHT`] per node. An alias bomb (aliases of aliases of lists of aliases) grows
-/// exponentially; this caps the copies, and so the memory, long before that matters.
-pub const MAX_ALIAS_EXPANSION: u64 = 16 * 1024 * 1024;
+/// exponentially; this caps the copies, and so the memory: a sub-kilobyte bomb stops after
+/// a few MB (about twice this: the copies, and the anchors kept for further aliases).
+/// Sharing large blocks many times over is what fragments and templates are for.
+pub const MAX_ALIAS_EXPANSION: u64 = 4 * 1024 * 1024;
 
 /// What one node counts for in [`MAX_ALIAS_EXPANSION`], besides its scalar text: about what
 /// a node costs in memory.
 const NODE_WEIGHT: u64 = 64;
+
+/// What [`parse`] gives: the documents, and the tags written in them.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub docs: Vec<Node>,
+    /// Every `!tag` with where it is written, in text order. The manifest accepts no tags;
+    /// they are listed here rather than kept on every node (see [`Node`]).
+    pub tags: Vec<(Pos, Box<str>)>,
+}
 
 /// Parses every document of `text` into position trees.
 ///
@@ -315,7 +359,7 @@ const NODE_WEIGHT: u64 = 64;
 /// uses more than [`MAX_ALIASES`] aliases, or when aliases expand to more than
 /// [`MAX_ALIAS_EXPANSION`]; each is reported where it happens. The parser is driven event by
 /// event (not recursively), so no input can exhaust the stack.
-pub fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
+pub fn parse(text: &str) -> Result<Parsed, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     loop {
@@ -333,32 +377,27 @@ pub fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
                 message,
             })?;
     }
-    Ok(builder.docs)
+    Ok(builder.parsed)
 }
 
-enum Frame {
-    Seq {
-        pos: Pos,
-        tag: Option<Box<str>>,
-        anchor: usize,
-        items: Vec<Node>,
-        /// The weight of the items so far (see [`MAX_ALIAS_EXPANSION`]).
-        weight: u64,
-    },
-    Map {
-        pos: Pos,
-        tag: Option<Box<str>>,
-        anchor: usize,
-        entries: Vec<Entry>,
-        key: Option<Node>,
-        weight: u64,
-    },
+/// An open mapping or list: its children so far are `Builder::pending[start..]`.
+struct Frame {
+    pos: Pos,
+    map: bool,
+    anchor: usize,
+    start: usize,
+    /// The weight of the children so far (see [`MAX_ALIAS_EXPANSION`]).
+    weight: u64,
 }
 
+/// Builds the tree from parser events. The children of every open collection wait on one
+/// shared stack (`pending`), so that a finished collection is allocated once, at its exact
+/// size, rather than grown (and copied) child by child.
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    docs: Vec<Node>,
+    pending: Vec<Node>,
+    parsed: Parsed,
     /// Anchored nodes with their weights, by anchor id.
     anchors: HashMap<usize, (Node, u64)>,
     /// Aliases used so far.
@@ -373,116 +412,88 @@ impl Builder {
             self.anchors.insert(anchor, (node.clone(), weight));
         }
         match self.stack.last_mut() {
-            None => self.docs.push(node),
-            Some(Frame::Seq {
-                items, weight: w, ..
-            }) => {
-                items.push(node);
-                *w = w.saturating_add(weight);
-            }
-            Some(Frame::Map {
-                entries,
-                key,
-                weight: w,
-                ..
-            }) => {
-                *w = w.saturating_add(weight);
-                match key.take() {
-                    None => *key = Some(node),
-                    Some(k) => entries.push(Entry {
-                        key: k,
-                        value: node,
-                    }),
-                }
+            None => self.parsed.docs.push(node),
+            Some(frame) => {
+                frame.weight = frame.weight.saturating_add(weight);
+                self.pending.push(node);
             }
         }
     }
 
-    fn push(&mut self, frame: Frame) -> Result<(), String> {
+    fn open(&mut self, pos: Pos, map: bool, anchor: usize) -> Result<(), String> {
         if self.stack.len() >= MAX_YAML_DEPTH {
             return Err(format!(
                 "nested more than {MAX_YAML_DEPTH} levels deep (mappings and lists inside each other)"
             ));
         }
-        self.stack.push(frame);
+        self.stack.push(Frame {
+            pos,
+            map,
+            anchor,
+            start: self.pending.len(),
+            weight: NODE_WEIGHT,
+        });
         Ok(())
+    }
+
+    fn close(&mut self) {
+        let Some(frame) = self.stack.pop() else {
+            return;
+        };
+        let children = self.pending.drain(frame.start..);
+        let node = if frame.map {
+            let mut entries = Vec::with_capacity(children.len() / 2);
+            let mut children = children;
+            while let (Some(key), Some(value)) = (children.next(), children.next()) {
+                entries.push(Entry { key, value });
+            }
+            // A block mapping's start marker lies after its first key.
+            let pos = entries
+                .first()
+                .map_or(frame.pos, |e| frame.pos.min(e.key.pos));
+            Node {
+                pos,
+                kind: NodeKind::Map(entries),
+            }
+        } else {
+            Node {
+                pos: frame.pos,
+                kind: NodeKind::Seq(children.collect()),
+            }
+        };
+        self.finish(node, frame.anchor, frame.weight);
+    }
+
+    fn tag(&mut self, pos: Pos, tag: Option<yaml_rust2::parser::Tag>) {
+        if let Some(t) = tag {
+            let text = format!("{}{}", t.handle, t.suffix).into_boxed_str();
+            self.parsed.tags.push((pos, text));
+        }
     }
 
     fn on_event(&mut self, ev: Event, pos: Pos) -> Result<(), String> {
         match ev {
             Event::Scalar(value, style, anchor, tag) => {
+                self.tag(pos, tag);
                 let weight = NODE_WEIGHT + value.len() as u64;
                 let node = Node {
                     pos,
-                    tag: tag_text(tag),
                     kind: NodeKind::Scalar {
-                        value,
+                        value: value.into_boxed_str(),
                         plain: style == TScalarStyle::Plain,
                     },
                 };
                 self.finish(node, anchor, weight);
             }
-            Event::SequenceStart(anchor, tag) => self.push(Frame::Seq {
-                pos,
-                tag: tag_text(tag),
-                anchor,
-                items: Vec::new(),
-                weight: NODE_WEIGHT,
-            })?,
-            Event::MappingStart(anchor, tag) => self.push(Frame::Map {
-                pos,
-                tag: tag_text(tag),
-                anchor,
-                entries: Vec::new(),
-                key: None,
-                weight: NODE_WEIGHT,
-            })?,
-            Event::SequenceEnd | Event::MappingEnd => {
-                let (node, anchor, weight) = match self.stack.pop() {
-                    Some(Frame::Seq {
-                        pos,
-                        tag,
-                        anchor,
-                        mut items,
-                        weight,
-                    }) => {
-                        // The tree lives through validation: no spare capacity in it.
-                        items.shrink_to_fit();
-                        (
-                            Node {
-                                pos,
-                                tag,
-                                kind: NodeKind::Seq(items),
-                            },
-                            anchor,
-                            weight,
-                        )
-                    }
-                    Some(Frame::Map {
-                        pos,
-                        tag,
-                        anchor,
-                        mut entries,
-                        weight,
-                        ..
-                    }) => {
-                        entries.shrink_to_fit();
-                        // A block mapping's start marker lies after its first key.
-                        let pos = entries.first().map_or(pos, |e| pos.min(e.key.pos));
-                        (
-                            Node {
-                                pos,
-                                tag,
-                                kind: NodeKind::Map(entries),
-                            },
-                            anchor,
-                            weight,
-                        )
-                    }
-                    None => return Ok(()),
-                };
-                self.finish(node, anchor, weight);
+            Event::SequenceStart(anchor, tag) => {
+                self.tag(pos, tag);
+                self.open(pos, false, anchor)?;
             }
+            Event::MappingStart(anchor, tag) => {
+                self.tag(pos, tag);
+                self.open(pos, true, anchor)?;
+            }
+            Event::SequenceEnd | Event::MappingEnd => self.close(),
             Event::Alias(id) => {
                 self.aliases += 1;
                 if self.aliases > MAX_ALIASES {
@@ -504,9 +515,8 @@ impl Builder {
                     None => (
                         Node {
                             pos,
-                            tag: None,
                             kind: NodeKind::Scalar {
-                                value: String::new(),
+                                value: Box::default(),
                                 plain: true,
                             },
                         },
@@ -526,16 +536,32 @@ impl Builder {
     }
 }
 
-fn tag_text(tag: Option<yaml_rust2::parser::Tag>) -> Option<Box<str>> {
-    tag.map(|t| format!("{}{}", t.handle, t.suffix).into_boxed_str())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn doc(text: &str) -> Node {
-        parse(text).expect("valid YAML").remove(0)
+        parse(text).expect("valid YAML").docs.remove(0)
+    }
+
+    #[test]
+    fn nodes_are_small_and_tags_are_listed() {
+        assert_eq!(size_of::<Pos>(), 12);
+        assert_eq!(size_of::<Node>(), 48);
+        let parsed = parse(
+            "a: !x 1
+b: !!str [c]
+",
+        )
+        .expect("valid YAML");
+        let tags: Vec<(Pos, &str)> = parsed.tags.iter().map(|(p, t)| (*p, &**t)).collect();
+        assert_eq!(
+            tags,
+            [
+                (Pos::new(1, 7), "!x"),
+                (Pos::new(2, 10), "tag:yaml.org,2002:str")
+            ]
+        );
     }
 
     #[test]
@@ -607,8 +633,8 @@ mod tests {
     fn alias_bombs_stop_with_a_position() {
         let err = parse(&alias_bomb(12)).expect_err("a bomb");
         assert!(err.message.contains("alias bomb"), "{err:?}");
-        // Level 6 (9^6 copies) is the first past the limit; the error names its line.
-        assert_eq!(err.pos.line, 7, "{err:?}");
+        // Level 5 (9^5 copies) is the first past the limit; the error names its line.
+        assert_eq!(err.pos.line, 6, "{err:?}");
         // A few levels are fine.
         assert!(parse(&alias_bomb(3)).is_ok());
     }

@@ -8,27 +8,37 @@
 
 use super::error::Diagnostic;
 use super::origin::Origins;
-use super::span::{Entry, Node, NodeKind, ScalarKind, Seg, YPath};
+use super::span::{Entry, Node, NodeKind, Pos, ScalarKind, Seg, YPath};
 use serde_json::Value;
 use std::collections::HashMap;
 
-/// Reports duplicate keys, tags, merge keys and non-scalar keys anywhere under `node`.
 /// Up to this many entries, a mapping's duplicate keys are found by a linear look-back.
 const SMALL_MAP: usize = 16;
 
-pub fn check_yaml_subset(node: &Node, file: &Origins, diags: &mut Vec<Diagnostic>) {
-    if let Some(tag) = &node.tag {
+/// Reports the `tags` written in a document (as [`span::parse`](super::span::parse) lists
+/// them), and duplicate keys, merge keys and non-scalar keys anywhere under `node`.
+pub fn check_yaml_subset(
+    node: &Node,
+    tags: &[(Pos, Box<str>)],
+    file: &Origins,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for (pos, tag) in tags {
         diags.push(file.diag(
-            node.pos,
+            *pos,
             format!("YAML tags such as `{tag}` are not supported"),
             "remove the tag and write the plain value",
         ));
     }
+    check_keys(node, file, diags);
+}
+
+fn check_keys(node: &Node, file: &Origins, diags: &mut Vec<Diagnostic>) {
     match &node.kind {
         NodeKind::Scalar { .. } => {}
         NodeKind::Seq(items) => {
             for item in items {
-                check_yaml_subset(item, file, diags);
+                check_keys(item, file, diags);
             }
         }
         NodeKind::Map(entries) => {
@@ -58,7 +68,7 @@ pub fn check_yaml_subset(node: &Node, file: &Origins, diags: &mut Vec<Diagnostic
                     entries[..i]
                         .iter()
                         .find(|p| counts(p) && p.key_text() == key)
-                        .map(|p| p.key.pos.line)
+                        .map(|p| p.key.pos.line())
                 } else {
                     seen.get(key).copied()
                 } {
@@ -68,10 +78,10 @@ pub fn check_yaml_subset(node: &Node, file: &Origins, diags: &mut Vec<Diagnostic
                         "a mapping holds each key once; remove or merge one of them",
                     ));
                 } else if entries.len() > SMALL_MAP {
-                    seen.insert(key, kp.line);
+                    seen.insert(key, kp.line());
                 }
-                check_yaml_subset(&e.key, file, diags);
-                check_yaml_subset(&e.value, file, diags);
+                check_keys(&e.key, file, diags);
+                check_keys(&e.value, file, diags);
             }
         }
     }
@@ -326,10 +336,12 @@ mod tests {
     use super::*;
 
     fn shape(text: &str) -> Vec<String> {
-        let root = parse(text).expect("yaml").remove(0);
+        let mut parsed = parse(text).expect("yaml");
+        let root = parsed.docs.remove(0);
         let mut d = vec![];
         check_yaml_subset(
             &root,
+            &parsed.tags,
             &Origins::single(std::path::Path::new("f.yaml")),
             &mut d,
         );

@@ -105,6 +105,8 @@ pub struct Validator<'a> {
     /// Where files may be read from, and how much.
     pub opts: &'a super::LoadOptions,
     pub tree: &'a Node,
+    /// Inline configs already built (taken as they are used).
+    pub prebuilt: super::config::Prebuilt,
     pub env: &'a dyn Fn(&str) -> Option<String>,
     pub diags: Vec<Diagnostic>,
     /// Included files, first use first: (path as written, resolved path, bytes).
@@ -132,16 +134,23 @@ struct MachineCtx<'m> {
     moved_from: Option<&'m str>,
 }
 
-/// Validates `raw` into a [`Desired`], or returns every problem found.
+/// Validates `raw` into a [`Desired`], or returns every problem found. The expanded tree
+/// is taken: its inline configs are built first, freeing their subtrees (see
+/// [`prebuild_inline`](super::config::prebuild_inline)).
 pub fn validate(
     raw: &RawManifest,
-    text: &str,
-    files: Vec<(String, Vec<u8>)>,
-    tree: &Node,
+    digest: super::include::Digester,
+    expanded: super::expand::Expanded,
     origins: &super::origin::Origins,
     opts: &super::LoadOptions,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Desired, Vec<Diagnostic>> {
+    let super::expand::Expanded {
+        root: mut tree,
+        files,
+    } = expanded;
+    let prebuilt = super::config::prebuild_inline(&mut tree);
+    let tree = &tree;
     let mut v = Validator {
         origins,
         dir: origins
@@ -151,6 +160,7 @@ pub fn validate(
             .unwrap_or_default(),
         opts,
         tree,
+        prebuilt,
         env,
         diags: Vec::new(),
         includes: Vec::new(),
@@ -237,7 +247,7 @@ pub fn validate(
             v.metadata.sort_by(|a, b| a.owner.cmp(&b.owner));
             std::mem::take(&mut v.metadata)
         },
-        digest: super::include::digest(text, &includes, &v.env_used),
+        digest: digest.finish(&includes, &v.env_used),
     })
 }
 

@@ -54,7 +54,7 @@ fn an_inline_alias_bomb_is_stopped_where_it_explodes() {
     let d = one_error(dir.path(), &part_with(&config));
     assert!(d.message.contains("alias bomb"), "{d}");
     assert_eq!(d.file, dir.path().join("fleet.yaml"));
-    assert_eq!(d.line, 16, "{d}");
+    assert_eq!(d.line, 15, "{d}");
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn a_top_level_alias_bomb_is_stopped() {
     let text = format!("version: 1\norganization: acme\n{}", bomb_lines(10, ""));
     let d = one_error(dir.path(), &text);
     assert!(d.message.contains("alias bomb"), "{d}");
-    assert_eq!(d.line, 9, "{d}");
+    assert_eq!(d.line, 8, "{d}");
 }
 
 #[test]
@@ -76,7 +76,7 @@ fn an_alias_bomb_in_a_config_file_is_reported_in_that_file() {
     );
     assert!(d.message.contains("alias bomb"), "{d}");
     assert_eq!(d.file, dir.path().join("bomb.yaml"));
-    assert_eq!(d.line, 7, "{d}");
+    assert_eq!(d.line, 6, "{d}");
     assert!(d.hint.contains("fleet.yaml:9:26"), "{d}");
 }
 

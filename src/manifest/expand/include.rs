@@ -186,7 +186,6 @@ impl Expander<'_> {
                             e.key,
                             Node {
                                 pos: value.pos,
-                                tag: None,
                                 kind: NodeKind::Map(lists),
                             },
                         ),
@@ -214,7 +213,7 @@ impl Expander<'_> {
             if let Some(e) = entry_mut(node, key)
                 && let NodeKind::Scalar { value, .. } = &mut e.value.kind
             {
-                *value = join(rel_dir, value);
+                *value = join(rel_dir, value).into();
             }
         };
         for f in seq_mut(doc, "fragments") {

@@ -8,7 +8,7 @@ impl Expander<'_> {
         match &node.kind {
             NodeKind::Seq(_) => Some(("for_each".to_string(), self.list_rows(node)?)),
             NodeKind::Scalar { value, .. } => {
-                let rel = value.clone();
+                let rel = value.to_string();
                 let ext = Path::new(&rel)
                     .extension()
                     .and_then(|e| e.to_str())
@@ -67,7 +67,7 @@ impl Expander<'_> {
 pub(super) fn parse_csv(text: &str, src: u32) -> Result<Vec<Row>, (Pos, String)> {
     let mut records: Vec<Vec<(String, Pos)>> = Vec::new();
     let mut chars = text.chars().peekable();
-    let (mut line, mut col) = (1usize, 1usize);
+    let (mut line, mut col) = (1u32, 1u32);
     let mut record: Vec<(String, Pos)> = Vec::new();
     let mut field = String::new();
     let mut start = Pos {

@@ -144,10 +144,7 @@ fn seq_mut<'n>(node: &'n mut Node, key: &str) -> impl Iterator<Item = &'n mut No
 }
 
 fn entry_mut<'n>(node: &'n mut Node, key: &str) -> Option<&'n mut Entry> {
-    match &mut node.kind {
-        NodeKind::Map(entries) => entries.iter_mut().find(|e| e.key_text() == key),
-        _ => None,
-    }
+    node.entry_mut(key)
 }
 
 /// Removes and returns the entry `key` of a mapping.
@@ -164,9 +161,8 @@ fn take(node: &mut Node, key: &str) -> Option<Entry> {
 fn scalar(value: impl Into<String>, plain: bool, pos: Pos) -> Node {
     Node {
         pos,
-        tag: None,
         kind: NodeKind::Scalar {
-            value: value.into(),
+            value: value.into().into_boxed_str(),
             plain,
         },
     }
@@ -341,8 +337,8 @@ impl Expander<'_> {
                 );
                 None
             }
-            Ok(docs) => {
-                let mut docs = docs.into_iter();
+            Ok(parsed) => {
+                let mut docs = parsed.docs.into_iter();
                 let Some(mut doc) = docs.next() else {
                     self.err(at(Pos::START), "the file is empty", "");
                     return None;
@@ -355,8 +351,9 @@ impl Expander<'_> {
                     );
                 }
                 retag(&mut doc, &mut |_| src);
+                let tags: Vec<_> = parsed.tags.into_iter().map(|(p, t)| (at(p), t)).collect();
                 let mut diags = Vec::new();
-                super::structure::check_yaml_subset(&doc, self.origins, &mut diags);
+                super::structure::check_yaml_subset(&doc, &tags, self.origins, &mut diags);
                 self.diags.extend(diags);
                 Some(doc)
             }

@@ -62,7 +62,6 @@ impl Expander<'_> {
                 None => {
                     let mut empty = Node {
                         pos: e.value.pos,
-                        tag: None,
                         kind: NodeKind::Map(Vec::new()),
                     };
                     merge_patch(&mut empty, e.value);
@@ -93,7 +92,6 @@ pub(super) fn merge_patch(target: &mut Node, patch: Node) {
         } else {
             let mut value = Node {
                 pos: e.value.pos,
-                tag: None,
                 kind: NodeKind::Map(Vec::new()),
             };
             merge_patch(&mut value, e.value);

@@ -340,7 +340,6 @@ impl Expander<'_> {
             });
             out.push(Node {
                 pos: tagged(self.origins, &entry).pos,
-                tag: None,
                 kind: NodeKind::Map(machine),
             });
         }
@@ -397,7 +396,7 @@ pub fn substitute_node(
 ) {
     match &mut node.kind {
         NodeKind::Scalar { value, .. } => match substitute(value, vars) {
-            Ok(Some(v)) => *value = v,
+            Ok(Some(v)) => *value = v.into(),
             Ok(None) => {}
             Err(name) => unknown.push((node.pos, name)),
         },

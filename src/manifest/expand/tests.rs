@@ -57,7 +57,7 @@ fn paths_join_and_patterns_match() {
 
 #[test]
 fn merge_patch_follows_rfc_7386() {
-    let node = |t: &str| span::parse(t).expect("yaml").remove(0);
+    let node = |t: &str| span::parse(t).expect("yaml").docs.remove(0);
     let mut target = node("{ a: { b: 1, c: 2 }, d: [1], e: x }");
     merge_patch(
         &mut target,

@@ -25,7 +25,7 @@ impl Validator<'_> {
                     "one invite per email: merge their grants into one invite",
                 );
             } else {
-                seen.insert(email.clone(), self.tree.pos_of(&email_at).line);
+                seen.insert(email.clone(), self.tree.pos_of(&email_at).line());
             }
 
             let mut grants = self.grants(&inv.grants, &at, &email, decls);
@@ -72,7 +72,7 @@ impl Validator<'_> {
             let Some(target) = self.grant_target(g, &gat, decls) else {
                 continue;
             };
-            let line = self.tree.pos_of(&gat).line;
+            let line = self.tree.pos_of(&gat).line();
             if let Some(first) = targets.get(&target) {
                 self.err(
                     &gat,
@@ -141,7 +141,7 @@ impl Validator<'_> {
             let label = match &who {
                 MemberRef::Email(e) | MemberRef::UserId(e) => e.clone(),
             };
-            let line = self.tree.pos_of(&at).line;
+            let line = self.tree.pos_of(&at).line();
             if let Some(first) = seen.get(&who) {
                 self.err(
                     &at,
@@ -185,7 +185,7 @@ impl Validator<'_> {
                 );
                 continue;
             }
-            seen.insert(name.to_string(), self.tree.pos_of(&at).line);
+            seen.insert(name.to_string(), self.tree.pos_of(&at).line());
             if k.grants.is_empty() {
                 self.err(
                     &at.key("grants"),

@@ -84,7 +84,7 @@ impl Validator<'_> {
             let Some(u) = self.fragment_use(entry, &at, owner, decls) else {
                 continue;
             };
-            let line = self.tree.pos_of(&at).line;
+            let line = self.tree.pos_of(&at).line();
             let key = (
                 u.fragment.clone(),
                 Value::Object(u.options.clone()).to_string(),

@@ -41,7 +41,7 @@ impl Validator<'_> {
             } else {
                 raw.to_ascii_lowercase()
             };
-            let line = self.tree.pos_of(&id_at).line;
+            let line = self.tree.pos_of(&id_at).line();
             match self.pins.get(&id) {
                 Some((first, first_line)) => {
                     let message = format!(
@@ -137,7 +137,7 @@ impl Validator<'_> {
                 return None;
             }
         }
-        let line = self.tree.pos_of(&m_at).line;
+        let line = self.tree.pos_of(&m_at).line();
         match self.moves.get(&(kind, m.to_string())) {
             Some((first, first_line, _)) => {
                 let message =

@@ -137,7 +137,7 @@ impl Validator<'_> {
                     }
                     Some(_) => {}
                     None => {
-                        let line = self.tree.pos_of(&at).line;
+                        let line = self.tree.pos_of(&at).line();
                         seen.insert(&p.name, (&m.name, line));
                     }
                 }
