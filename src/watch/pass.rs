@@ -162,7 +162,7 @@ impl Reconciler {
     /// end when it must stop there (it rolled back or stopped one, or could not tell).
     async fn recover_rollout(
         &self,
-        desired: &crate::model::Desired,
+        org_id: &str,
         opts: &reconcile::Options,
         stop: &watch::Receiver<bool>,
     ) -> Option<PassEnd> {
@@ -173,11 +173,7 @@ impl Reconciler {
                 cause,
             })
         };
-        let org = match reconcile::organization(self.api.as_ref(), &desired.organization).await {
-            Ok(o) => o,
-            Err(e) => return failed(format!("rollout recovery: {}", reconcile::error_chain(&e))),
-        };
-        match crate::rollout::recover(self.api.as_ref(), &org.id, &opts.rollout, stop).await {
+        match crate::rollout::recover(self.api.as_ref(), org_id, &opts.rollout, stop).await {
             Ok(crate::rollout::Recovered::Nothing) => None,
             Ok(crate::rollout::Recovered::Resumed { parts }) => {
                 tracing::info!(
@@ -213,8 +209,8 @@ impl Reconciler {
         // 2. Observe (abandoned on shutdown: reads are safe to drop), plan, attribute drift.
         let opts = self.reconcile_options();
         // Under the lease, a rollout a crash left is finished or resumed first.
-        if guard.is_some()
-            && let Some(end) = self.recover_rollout(&desired, &opts, &stop).await
+        if let Some(guard) = guard
+            && let Some(end) = self.recover_rollout(guard.org_id(), &opts, &stop).await
         {
             return end;
         }
