@@ -600,3 +600,76 @@ async fn pause_holds_the_next_wave_until_resume() {
             .all(|(_, v)| *v == json!(50))
     );
 }
+
+/// `fleetform rollout abort` stops a running rollout at its next poll and rolls it back; for a
+/// rollout whose process died, the next `apply` carries the abort out before planning.
+#[tokio::test]
+async fn abort_requests_roll_back_running_and_crashed_rollouts() {
+    let (cloud, api) = converged(&[], FailMode::Offline, &[10; 3]).await;
+    let org = cloud.org_id.clone();
+    let text = fleet_manifest(
+        &[50; 3],
+        "  waves: [1, 100%]\n  wait: 60s\n  healthy_when: {online_within: 10s}\n",
+    );
+    let wave_one_written = || async {
+        eventually("wave 1 written", || async {
+            let s = speeds(api.as_ref(), &org).await;
+            (s[0].1 == json!(50)).then_some(())
+        })
+        .await
+    };
+    // Running: the abort is read at the next health poll.
+    let running = {
+        let api = Arc::clone(&api);
+        let text = text.clone();
+        tokio::spawn(async move { apply_text(&api, &text).await })
+    };
+    wave_one_written().await;
+    let (code, _, err) = cli(&cloud, &["rollout", "abort"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let (_, report) = tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the abort was not noticed")
+        .unwrap();
+    let o = report.rollout.unwrap();
+    assert_eq!(o.status, Some(Status::RolledBack), "{o:#?}");
+    assert!(o.message.unwrap().contains("rollout abort"));
+    assert!(
+        speeds(api.as_ref(), &org)
+            .await
+            .iter()
+            .all(|(_, v)| *v == json!(10))
+    );
+
+    // Crashed (its task dropped mid-soak), then an abort request: the next apply rolls back.
+    let crashed = {
+        let api = Arc::clone(&api);
+        let text = text.clone();
+        tokio::spawn(async move { apply_text(&api, &text).await })
+    };
+    wave_one_written().await;
+    crashed.abort();
+    let _ = crashed.await;
+    let (state, _) = fleetform::rollout::status(api.as_ref(), &org)
+        .await
+        .unwrap();
+    assert_eq!(state.unwrap().status, Status::Running);
+    let (code, _, err) = cli(&cloud, &["rollout", "abort"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.yaml");
+    std::fs::write(&path, &text).unwrap();
+    let (code, out, err) = cli(&cloud, &["apply", path.to_str().unwrap(), "--yes"]).await;
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(
+        err.contains("A rollout was left unfinished; Rollout rolled back"),
+        "{err}"
+    );
+    assert!(!out.contains("Plan:"), "nothing was planned: {out}");
+    assert!(
+        speeds(api.as_ref(), &org)
+            .await
+            .iter()
+            .all(|(_, v)| *v == json!(10))
+    );
+}
