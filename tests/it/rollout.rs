@@ -673,3 +673,50 @@ async fn abort_requests_roll_back_running_and_crashed_rollouts() {
             .all(|(_, v)| *v == json!(10))
     );
 }
+
+/// The in-process local cloud (`--cloud local`) runs simulated machines too: a rollout there
+/// passes its health gates, and a failing rule rolls it back.
+#[tokio::test]
+async fn the_in_process_local_cloud_simulates_machines() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |text: String, extra: &'static [&'static str]| {
+        let dir = dir.path().to_path_buf();
+        async move {
+            std::fs::write(dir.join("fleet.yaml"), text).unwrap();
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_fleetform"))
+                    .current_dir(&dir)
+                    .args(["apply", "fleet.yaml", "--yes", "--rollout-poll", "50ms"])
+                    .args(["--simulate-machines", "--sim-tick", "50ms"])
+                    .args(extra)
+                    .env("NO_COLOR", "1")
+                    .env_remove("FLEETFORM_CLOUD")
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+    let policy = "  waves: [1, 100%]\n  healthy_when: {online_within: 1s}\n";
+    let fail: &[&str] = &["--sim-fail", "/components/0/attributes/speed>100"];
+    let (code, out, err) = run(fleet_manifest(&[10; 3], ""), &[]).await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let (code, out, err) = run(fleet_manifest(&[50; 3], policy), fail).await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        out.contains("Rollout done: 2 of 2 wave(s) passed"),
+        "{out}\n{err}"
+    );
+    let (code, out, err) = run(fleet_manifest(&[500; 3], policy), fail).await;
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(
+        out.contains("Rollout rolled back: 0 of 2 wave(s) passed"),
+        "{out}\n{err}"
+    );
+}
