@@ -409,15 +409,9 @@ pub struct Guard {
     api: Arc<dyn CloudApi>,
     fragment_id: String,
     holder: String,
-    org_id: String,
 }
 
 impl Guard {
-    /// The organization whose lease this is.
-    pub fn org_id(&self) -> &str {
-        &self.org_id
-    }
-
     /// Takes the lease of `org_id` for `operation` (waiting up to `wait`) and starts renewing
     /// it.
     pub async fn take(
@@ -453,7 +447,6 @@ impl Guard {
             renewal,
             api,
             fragment_id,
-            org_id: org_id.to_string(),
             holder,
         })
     }

@@ -160,6 +160,11 @@ pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Target> {
 
 /// Like [`connect`], naming the organization wanted from a local cloud.
 pub async fn connect_for(global: &GlobalArgs, org: LocalOrg<'_>) -> anyhow::Result<Target> {
+    if global.cloud.sim.simulate_machines && global.cloud.target != "local" {
+        eprintln!(
+            "warning: --simulate-machines applies to the embedded local cloud (--cloud local) only; for a served one, pass it to `fleetform cloud serve`"
+        );
+    }
     match global.cloud.target.as_str() {
         "local" => {
             let dir = Path::new(LOCAL_DIR);

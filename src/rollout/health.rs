@@ -9,7 +9,7 @@
 //! number of calls: one `ListMachineSummaries` for the wave's locations per poll, and the
 //! error logs (`GetRobotPartLogs`, levels `error`, since the write, at most one more entry
 //! than allowed) of a part once when it first comes online and once more at the end of the
-//! soak (`wait`) — never per part per poll.
+//! soak (`wait`) — never per part per poll; those reads run 16 at a time.
 //!
 //! The wave **passes** once every part has come online (or been judged unhealthy) and the
 //! soak has passed with the abort threshold never reached; it **aborts** as soon as the
@@ -126,6 +126,7 @@ pub async fn gate(
         };
         let elapsed = started.elapsed();
         if let Some(summaries) = summaries {
+            let mut came_online: Vec<String> = vec![];
             for (id, s) in seen.iter_mut().filter(|(_, s)| s.unhealthy.is_none()) {
                 let summary = summaries.iter().find(|p| p.part_id == *id);
                 let online = summary.is_some_and(|p| {
@@ -136,12 +137,17 @@ pub async fn gate(
                     s.unhealthy = Some("went offline after its change".into());
                 } else if !s.online && online {
                     s.online = true;
-                    s.unhealthy = error_logs(api, id, since, gate.max_error_logs).await?;
+                    came_online.push(id.to_string());
                 } else if !s.online && elapsed > gate.online_within {
                     s.unhealthy = Some(format!(
                         "not online within {} of its change",
                         crate::rollout::duration_text(gate.online_within)
                     ));
+                }
+            }
+            for (id, verdict) in logs_of(api, &came_online, since, gate.max_error_logs).await? {
+                if let Some(s) = seen.get_mut(id.as_str()) {
+                    s.unhealthy = verdict;
                 }
             }
         }
@@ -162,8 +168,15 @@ pub async fn gate(
         {
             if !policy.wait.is_zero() {
                 // The end of the soak: errors logged during it count too.
-                for (id, s) in seen.iter_mut().filter(|(_, s)| s.unhealthy.is_none()) {
-                    s.unhealthy = error_logs(api, id, since, gate.max_error_logs).await?;
+                let healthy: Vec<String> = seen
+                    .iter()
+                    .filter(|(_, s)| s.unhealthy.is_none())
+                    .map(|(id, _)| id.to_string())
+                    .collect();
+                for (id, verdict) in logs_of(api, &healthy, since, gate.max_error_logs).await? {
+                    if let Some(s) = seen.get_mut(id.as_str()) {
+                        s.unhealthy = verdict;
+                    }
                 }
                 let n = seen.values().filter(|s| s.unhealthy.is_some()).count();
                 if n >= threshold {
@@ -187,6 +200,22 @@ pub async fn gate(
         }
         tokio::time::sleep(poll).await;
     }
+}
+
+/// Log reads in flight at once.
+const LOG_READS_IN_FLIGHT: usize = 16;
+
+/// [`error_logs`] of each of `ids`, [`LOG_READS_IN_FLIGHT`] at a time.
+async fn logs_of<'a>(
+    api: &'a dyn CloudApi,
+    ids: &'a [String],
+    since: Timestamp,
+    max: u32,
+) -> Result<Vec<(&'a String, Option<String>)>, CloudError> {
+    crate::cloud::observe::bounded(ids, LOG_READS_IN_FLIGHT, move |id| async move {
+        Ok((id, error_logs(api, id, since, max).await?))
+    })
+    .await
 }
 
 /// `Some(reason)` when part `id` has more than `max` error log entries since `since`.

@@ -158,29 +158,23 @@ impl Reconciler {
             })
     }
 
-    /// Finishes or resumes a rollout a crash left ([`crate::rollout::recover`]); the pass's
-    /// end when it must stop there (it rolled back or stopped one, or could not tell).
+    /// Finishes or resumes a rollout a crash left ([`crate::rollout::recover`]): `Ok(true)`
+    /// when it wrote something (the plan must be made again), the pass's end when it must
+    /// stop there (it rolled back or stopped one, or could not tell).
     async fn recover_rollout(
         &self,
         org_id: &str,
         opts: &reconcile::Options,
         stop: &watch::Receiver<bool>,
-    ) -> Option<PassEnd> {
-        let failed = |cause: String| {
-            tracing::error!("nothing applied: {cause}");
-            Some(PassEnd::Failure {
-                result: PassResult::Failed,
-                cause,
-            })
-        };
+    ) -> Result<bool, PassEnd> {
         match crate::rollout::recover(self.api.as_ref(), org_id, &opts.rollout, stop).await {
-            Ok(crate::rollout::Recovered::Nothing) => None,
+            Ok(crate::rollout::Recovered::Nothing) => Ok(false),
             Ok(crate::rollout::Recovered::Resumed { parts }) => {
                 tracing::info!(
                     parts,
                     "an interrupted rollout's changes are healthy and stay"
                 );
-                None
+                Ok(true)
             }
             Ok(crate::rollout::Recovered::Ended(o)) => {
                 tracing::warn!(
@@ -188,12 +182,18 @@ impl Reconciler {
                     "an unfinished rollout ended by its on_abort: {}",
                     o.message.clone().unwrap_or_default()
                 );
-                Some(PassEnd::Failure {
+                Err(PassEnd::Failure {
                     result: PassResult::Failed,
                     cause: "rollout rolled back".into(),
                 })
             }
-            Err(e) => failed(format!("rollout recovery: {} {}", e.rpc, e.code.as_str())),
+            Err(e) => {
+                tracing::error!("nothing applied: cannot recover the last rollout: {e}");
+                Err(PassEnd::Failure {
+                    result: PassResult::Failed,
+                    cause: format!("rollout recovery: {} {}", e.rpc, e.code.as_str()),
+                })
+            }
         }
     }
 
@@ -208,12 +208,6 @@ impl Reconciler {
     ) -> PassEnd {
         // 2. Observe (abandoned on shutdown: reads are safe to drop), plan, attribute drift.
         let opts = self.reconcile_options();
-        // Under the lease, a rollout a crash left is finished or resumed first.
-        if let Some(guard) = guard
-            && let Some(end) = self.recover_rollout(guard.org_id(), &opts, &stop).await
-        {
-            return end;
-        }
         let prepared = tokio::select! {
             p = reconcile::prepare(self.api.as_ref(), &desired, &opts) => p,
             _ = stop.wait_for(|s| *s) => return PassEnd::Interrupted,
@@ -247,6 +241,28 @@ impl Reconciler {
                     cause: format!("plan: {}", messages.join("; ")),
                 };
             }
+        };
+        // Under the lease, a rollout a crash left is finished or resumed first; when that
+        // wrote anything, plan again.
+        let prepared = match guard {
+            None => prepared,
+            Some(_) => match self
+                .recover_rollout(&prepared.plan().organization_id, &opts, &stop)
+                .await
+            {
+                Ok(false) => prepared,
+                Ok(true) => match reconcile::prepare(self.api.as_ref(), &desired, &opts).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!("cannot plan again after a rollout recovery: {e}");
+                        return PassEnd::Failure {
+                            result: PassResult::Failed,
+                            cause: "plan after rollout recovery".into(),
+                        };
+                    }
+                },
+                Err(end) => return end,
+            },
         };
         for w in &prepared.warnings {
             tracing::warn!("{w}");

@@ -600,3 +600,123 @@ async fn pause_holds_the_next_wave_until_resume() {
             .all(|(_, v)| *v == json!(50))
     );
 }
+
+/// `fleetform rollout abort` stops a running rollout at its next poll and rolls it back; for a
+/// rollout whose process died, the next `apply` carries the abort out before planning.
+#[tokio::test]
+async fn abort_requests_roll_back_running_and_crashed_rollouts() {
+    let (cloud, api) = converged(&[], FailMode::Offline, &[10; 3]).await;
+    let org = cloud.org_id.clone();
+    let text = fleet_manifest(
+        &[50; 3],
+        "  waves: [1, 100%]\n  wait: 60s\n  healthy_when: {online_within: 10s}\n",
+    );
+    let wave_one_written = || async {
+        eventually("wave 1 written", || async {
+            let s = speeds(api.as_ref(), &org).await;
+            (s[0].1 == json!(50)).then_some(())
+        })
+        .await
+    };
+    // Running: the abort is read at the next health poll.
+    let running = {
+        let api = Arc::clone(&api);
+        let text = text.clone();
+        tokio::spawn(async move { apply_text(&api, &text).await })
+    };
+    wave_one_written().await;
+    let (code, _, err) = cli(&cloud, &["rollout", "abort"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let (_, report) = tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the abort was not noticed")
+        .unwrap();
+    let o = report.rollout.unwrap();
+    assert_eq!(o.status, Some(Status::RolledBack), "{o:#?}");
+    assert!(o.message.unwrap().contains("rollout abort"));
+    assert!(
+        speeds(api.as_ref(), &org)
+            .await
+            .iter()
+            .all(|(_, v)| *v == json!(10))
+    );
+
+    // Crashed (its task dropped mid-soak), then an abort request: the next apply rolls back.
+    let crashed = {
+        let api = Arc::clone(&api);
+        let text = text.clone();
+        tokio::spawn(async move { apply_text(&api, &text).await })
+    };
+    wave_one_written().await;
+    crashed.abort();
+    let _ = crashed.await;
+    let (state, _) = fleetform::rollout::status(api.as_ref(), &org)
+        .await
+        .unwrap();
+    assert_eq!(state.unwrap().status, Status::Running);
+    let (code, _, err) = cli(&cloud, &["rollout", "abort"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.yaml");
+    std::fs::write(&path, &text).unwrap();
+    let (code, out, err) = cli(&cloud, &["apply", path.to_str().unwrap(), "--yes"]).await;
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(
+        err.contains("A rollout was left unfinished; Rollout rolled back"),
+        "{err}"
+    );
+    assert!(!out.contains("Plan:"), "nothing was planned: {out}");
+    assert!(
+        speeds(api.as_ref(), &org)
+            .await
+            .iter()
+            .all(|(_, v)| *v == json!(10))
+    );
+}
+
+/// The in-process local cloud (`--cloud local`) runs simulated machines too: a rollout there
+/// passes its health gates, and a failing rule rolls it back.
+#[tokio::test]
+async fn the_in_process_local_cloud_simulates_machines() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |text: String, extra: &'static [&'static str]| {
+        let dir = dir.path().to_path_buf();
+        async move {
+            std::fs::write(dir.join("fleet.yaml"), text).unwrap();
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_fleetform"))
+                    .current_dir(&dir)
+                    .args(["apply", "fleet.yaml", "--yes", "--rollout-poll", "50ms"])
+                    .args(["--simulate-machines", "--sim-tick", "50ms"])
+                    .args(extra)
+                    .env("NO_COLOR", "1")
+                    .env_remove("FLEETFORM_CLOUD")
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+    let policy = "  waves: [1, 100%]\n  healthy_when: {online_within: 1s}\n";
+    let fail: &[&str] = &["--sim-fail", "/components/0/attributes/speed>100"];
+    let (code, out, err) = run(fleet_manifest(&[10; 3], ""), &[]).await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let (code, out, err) = run(fleet_manifest(&[50; 3], policy), fail).await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        out.contains("Rollout done: 2 of 2 wave(s) passed"),
+        "{out}\n{err}"
+    );
+    let (code, out, err) = run(fleet_manifest(&[500; 3], policy), fail).await;
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(
+        out.contains("Rollout rolled back: 0 of 2 wave(s) passed"),
+        "{out}\n{err}"
+    );
+}
