@@ -403,7 +403,7 @@ pub struct Usage {
 /// how many of them are in `current_org`.
 pub fn fragment_usage(db: &Connection, fragment_id: &str, current_org: &str) -> R<Usage> {
     use std::collections::{BTreeMap, BTreeSet};
-    let mut st = q(db.prepare(&format!(
+    let mut st = q(db.prepare_cached(&format!(
         "SELECT {PART_COLS} WHERE p.id IN (SELECT part_id FROM part_fragments WHERE fragment_id = ?1)"
     )))?;
     let rows = q(st.query_map(params![fragment_id], part_from))?;

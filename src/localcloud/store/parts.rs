@@ -123,7 +123,7 @@ pub fn part_readable(db: &Connection, who: &Access, field: &str, id: &str) -> R<
 }
 
 pub fn parts_of(db: &Connection, robot_id: &str) -> R<Vec<PartRow>> {
-    let mut st = q(db.prepare(&format!(
+    let mut st = q(db.prepare_cached(&format!(
         "SELECT {PART_COLS} WHERE p.robot_id = ?1 ORDER BY p.main DESC, p.created_us, p.id"
     )))?;
     let rows = q(st.query_map(params![robot_id], part_from))?;
