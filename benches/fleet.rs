@@ -17,6 +17,9 @@
 //! plan+apply (one part config edited in the manifest).
 //! The round-trip bound of a phase is ⌈calls / parallelism⌉ × latency: reads run 32 at a time,
 //! writes 10 at a time; a workload's bound is the sum over its phases.
+//! Each workload row also has the CPU seconds (user + system, from `/proc`) of this process
+//! (fleetform: observe, plan, apply) and of the local cloud process while it ran, load
+//! excluded; divided by the calls they are the CPU per read of each side.
 
 use fleetform::apply::{ApplyOptions, apply};
 use fleetform::cloud::observe::{ObserveOptions, observe};
