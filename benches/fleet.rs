@@ -17,6 +17,9 @@
 //! plan+apply (one part config edited in the manifest).
 //! The round-trip bound of a phase is ⌈calls / parallelism⌉ × latency: reads run 32 at a time,
 //! writes 10 at a time; a workload's bound is the sum over its phases.
+//! Each workload row also has the CPU seconds (user + system, from `/proc`) of this process
+//! (fleetform: observe, plan, apply) and of the local cloud process while it ran, load
+//! excluded; divided by the calls they are the CPU per read of each side.
 
 use fleetform::apply::{ApplyOptions, apply};
 use fleetform::cloud::observe::{ObserveOptions, observe};
@@ -139,6 +142,21 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU seconds (user + system) that process `pid` (`"self"` for this one) has used so far.
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start at field 3; utime and
+    // stime are fields 14 and 15, in clock ticks of 1/100 s on Linux.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: f64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
 fn bound(calls: u64, parallelism: usize) -> f64 {
     (calls as f64 / parallelism as f64).ceil() * LATENCY_MS as f64 / 1000.0
 }
@@ -220,6 +238,9 @@ struct Row {
     write_calls: u64,
     bound: f64,
     rss: f64,
+    /// CPU seconds of this process (the client) and of the local cloud during the workload,
+    /// after the load.
+    cpu: (f64, f64),
     sdk: Option<(f64, u64)>,
 }
 
@@ -482,10 +503,17 @@ async fn main() {
             ("no-op plan", &base_yaml, false),
             ("one-change plan+apply", &bumped_yaml, true),
         ] {
+            eprintln!("fleet {name}: {workload}…");
             let start = Instant::now();
             let d = desired(yaml);
             let load = start.elapsed().as_secs_f64();
+            let cloud_pid = s.child.id().to_string();
+            let cpu_before = (cpu_secs("self"), cpu_secs(&cloud_pid));
             let (secs, reads, writes, p) = run(&client, &d, write).await;
+            let cpu = (
+                cpu_secs("self") - cpu_before.0,
+                cpu_secs(&cloud_pid) - cpu_before.1,
+            );
             if workload == "no-op plan" {
                 assert!(p.is_empty(), "the no-op plan is not empty");
             }
@@ -498,6 +526,7 @@ async fn main() {
                 writes,
                 b,
                 peak_rss_mib(),
+                cpu,
             ));
         }
         let theirs: Vec<Option<(f64, u64)>> = match &py {
@@ -514,7 +543,9 @@ async fn main() {
             }
             None => vec![None, None, None],
         };
-        for ((workload, load, secs, reads, writes, b, rss), sdk) in ours.into_iter().zip(theirs) {
+        for ((workload, load, secs, reads, writes, b, rss, cpu), sdk) in
+            ours.into_iter().zip(theirs)
+        {
             rows.push(Row {
                 fleet: name,
                 workload,
@@ -524,6 +555,7 @@ async fn main() {
                 write_calls: writes,
                 bound: b,
                 rss,
+                cpu,
                 sdk,
             });
         }
@@ -532,12 +564,12 @@ async fn main() {
         "\nfleetform vs a sequential Python SDK script, local cloud with {LATENCY_MS} ms latency per call"
     );
     println!(
-        "(reads {READS} in flight, writes {WRITES}; bound = ⌈reads/{READS}⌉×{LATENCY_MS} ms + ⌈writes/{WRITES}⌉×{LATENCY_MS} ms; fleetform s includes the manifest load; RSS = fleetform process high-water mark so far)"
+        "(reads {READS} in flight, writes {WRITES}; bound = ⌈reads/{READS}⌉×{LATENCY_MS} ms + ⌈writes/{WRITES}⌉×{LATENCY_MS} ms; fleetform s includes the manifest load; RSS = fleetform process high-water mark so far; client/cloud CPU = CPU seconds of fleetform and of the local cloud process during the workload, load excluded)"
     );
     println!(
-        "| fleet | workload | load s | fleetform s | read calls | write calls | bound s | × bound | peak RSS MiB | SDK script s | SDK calls | speed-up |"
+        "| fleet | workload | load s | fleetform s | read calls | write calls | bound s | × bound | peak RSS MiB | client CPU s | cloud CPU s | SDK script s | SDK calls | speed-up |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let (sdk_s, sdk_c, speed) = match r.sdk {
             Some((s, c)) => (
@@ -548,7 +580,7 @@ async fn main() {
             None => ("–".into(), "–".into(), "–".into()),
         };
         println!(
-            "| {} | {} | {:.3} | {:.2} | {} | {} | {:.2} | {:.2} | {:.0} | {} | {} | {} |",
+            "| {} | {} | {:.3} | {:.2} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {} | {} | {} |",
             r.fleet,
             r.workload,
             r.load,
@@ -558,6 +590,8 @@ async fn main() {
             r.bound,
             r.secs / r.bound,
             r.rss,
+            r.cpu.0,
+            r.cpu.1,
             sdk_s,
             sdk_c,
             speed

@@ -112,6 +112,38 @@ pub(super) fn app(channel: Channel) -> AppServiceClient<Channel> {
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
+/// One unary call of AppService `method` (path `/viam.app.v1.AppService/<method>`) whose answer
+/// is decoded as `Resp` instead of the generated message: a message with the same tags that
+/// reads less (see `convert::GetRobotPartsReply`). Same message size limits as [`app`].
+pub(super) async fn app_unary<Req, Resp>(
+    channel: Channel,
+    path: &'static str,
+    method: &'static str,
+    request: tonic::Request<Req>,
+) -> Result<tonic::Response<Resp>, tonic::Status>
+where
+    Req: prost::Message + Send + Sync + 'static,
+    Resp: prost::Message + Default + Send + Sync + 'static,
+{
+    let mut grpc = tonic::client::Grpc::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unknown(format!("Service was not ready: {e}")))?;
+    let mut request = request;
+    request
+        .extensions_mut()
+        .insert(tonic::GrpcMethod::new("viam.app.v1.AppService", method));
+    let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
+    grpc.unary(
+        request,
+        tonic::codegen::http::uri::PathAndQuery::from_static(path),
+        codec,
+    )
+    .await
+}
+
 pub(super) fn robot(channel: Channel) -> RobotServiceClient<Channel> {
     RobotServiceClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)

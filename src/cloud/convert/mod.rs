@@ -326,17 +326,18 @@ pub(super) fn part_summaries(r: pb::ListMachineSummariesResponse) -> Vec<PartSum
 }
 
 /// A config from its JSON text when that is present and parses as a JSON object (key order
-/// and number forms as written), else from the struct (`{}` when absent).
-fn config_from(json: Option<&str>, fallback: Option<prost_types::Struct>) -> Json {
+/// and number forms as written), else from the struct `fallback` gives (`{}` when absent);
+/// `fallback` is called only then.
+fn config_from(json: Option<&str>, fallback: impl FnOnce() -> Option<prost_types::Struct>) -> Json {
     json.and_then(|s| serde_json::from_str::<Json>(s).ok())
         .filter(Json::is_object)
-        .unwrap_or_else(|| json_from_struct(fallback))
+        .unwrap_or_else(|| json_from_struct(fallback()))
 }
 
 /// A robot part. The config comes from `robot_config_json` when it is present and parses as a JSON
 /// object, else from the `robot_config` struct (`{}` when absent).
 pub(super) fn part(p: pb::RobotPart) -> Part {
-    let config = config_from(p.robot_config_json.as_deref(), p.robot_config);
+    let config = config_from(p.robot_config_json.as_deref(), || p.robot_config);
     Part {
         id: p.id,
         name: p.name,
@@ -356,7 +357,7 @@ pub(super) fn part(p: pb::RobotPart) -> Part {
 pub(super) fn fragment(f: pb::Fragment) -> Fragment {
     Fragment {
         visibility: visibility(f.visibility, f.public),
-        config: config_from(f.fragment_config_json.as_deref(), f.fragment),
+        config: config_from(f.fragment_config_json.as_deref(), || f.fragment),
         id: f.id,
         name: f.name,
         organization_id: f.organization_owner,
@@ -616,6 +617,9 @@ pub(super) fn log_entry_to_proto(e: &LogEntry) -> Result<common::LogEntry, Conve
         fields,
     })
 }
+
+mod parts_reply;
+pub(crate) use parts_reply::{GetRobotPartsReply, part_from_reply};
 
 #[cfg(test)]
 mod tests;

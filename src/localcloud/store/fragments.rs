@@ -362,16 +362,15 @@ pub fn fragment_history(
     Ok(page(rows, limit))
 }
 
-/// The `version` of each import of `fragment_id` in a config's `fragments` list: `None` for a
-/// bare id or an object without a version (the latest revision). A numeric version counts as
-/// its decimal text.
+/// The `version` of each import of `fragment_id` in a config's `fragments` list (`fragments`,
+/// as [`PartRow::fragments_json`] gives it): `None` for a bare id or an object without a
+/// version (the latest revision). A numeric version counts as its decimal text.
 pub(super) fn import_versions(
-    config: &serde_json::Value,
+    fragments: &serde_json::Value,
     fragment_id: &str,
 ) -> Vec<Option<String>> {
-    config
-        .get("fragments")
-        .and_then(|f| f.as_array())
+    fragments
+        .as_array()
         .into_iter()
         .flatten()
         .filter_map(|entry| match entry {
@@ -404,7 +403,7 @@ pub struct Usage {
 /// how many of them are in `current_org`.
 pub fn fragment_usage(db: &Connection, fragment_id: &str, current_org: &str) -> R<Usage> {
     use std::collections::{BTreeMap, BTreeSet};
-    let mut st = q(db.prepare(&format!(
+    let mut st = q(db.prepare_cached(&format!(
         "SELECT {PART_COLS} WHERE p.id IN (SELECT part_id FROM part_fragments WHERE fragment_id = ?1)"
     )))?;
     let rows = q(st.query_map(params![fragment_id], part_from))?;
@@ -414,7 +413,7 @@ pub fn fragment_usage(db: &Connection, fragment_id: &str, current_org: &str) -> 
     let mut by_version: BTreeMap<Option<String>, Counts> = BTreeMap::new();
     let mut total = Counts::default();
     for p in &parts {
-        for version in import_versions(&p.config_json(), fragment_id) {
+        for version in import_versions(&p.fragments_json(), fragment_id) {
             for (machines, orgs, local) in [by_version.entry(version).or_default(), &mut total] {
                 machines.insert(p.robot_id.clone());
                 orgs.insert(p.org_id.clone());

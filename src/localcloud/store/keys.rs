@@ -111,11 +111,10 @@ impl Access {
 /// The access of key `key_id` of `org_id`; `UNAUTHENTICATED` when the key no longer exists
 /// (its token outlived it).
 pub fn access(db: &Connection, key_id: &str, org_id: &str) -> R<Access> {
-    let exists: bool = q(db.query_row(
-        "SELECT EXISTS(SELECT 1 FROM api_keys WHERE id = ?1 AND org_id = ?2)",
-        params![key_id, org_id],
-        |r| r.get(0),
-    ))?;
+    // Cached statements: every call of every RPC asks this.
+    let exists: bool = q(db
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM api_keys WHERE id = ?1 AND org_id = ?2)")
+        .and_then(|mut st| st.query_row(params![key_id, org_id], |r| r.get(0))))?;
     if !exists {
         return Err(Status::unauthenticated(
             "the API key of this token no longer exists",
@@ -130,7 +129,7 @@ pub fn access(db: &Connection, key_id: &str, org_id: &str) -> R<Access> {
 
 /// The roles key `key_id` holds, in a stable order.
 pub fn key_grants(db: &Connection, key_id: &str) -> R<Vec<KeyGrant>> {
-    let mut st = q(db.prepare(
+    let mut st = q(db.prepare_cached(
         "SELECT resource_type, resource_id, role FROM key_auths WHERE key_id = ?1 \
          ORDER BY resource_type, resource_id, role",
     ))?;

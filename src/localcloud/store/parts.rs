@@ -54,6 +54,19 @@ impl PartRow {
         serde_json::from_str(&self.config).unwrap_or_else(|_| serde_json::json!({}))
     }
 
+    /// The config's `fragments` value (`Null` when absent or when the config does not parse,
+    /// as [`Self::config_json`] reads it), without building the rest of the config: fragment
+    /// usage reads this for every part that imports a fragment.
+    pub fn fragments_json(&self) -> serde_json::Value {
+        #[derive(serde::Deserialize)]
+        struct Imports {
+            #[serde(default)]
+            fragments: serde_json::Value,
+        }
+        serde_json::from_str::<Imports>(&self.config)
+            .map_or(serde_json::Value::Null, |i| i.fragments)
+    }
+
     pub fn to_pb(&self) -> pb::RobotPart {
         let dns = dns_name(&self.name);
         pb::RobotPart {
@@ -110,7 +123,7 @@ pub fn part_readable(db: &Connection, who: &Access, field: &str, id: &str) -> R<
 }
 
 pub fn parts_of(db: &Connection, robot_id: &str) -> R<Vec<PartRow>> {
-    let mut st = q(db.prepare(&format!(
+    let mut st = q(db.prepare_cached(&format!(
         "SELECT {PART_COLS} WHERE p.robot_id = ?1 ORDER BY p.main DESC, p.created_us, p.id"
     )))?;
     let rows = q(st.query_map(params![robot_id], part_from))?;
@@ -292,4 +305,46 @@ pub fn part_history(
     ))?;
     let rows: Vec<(i64, pb::RobotPartHistoryEntry)> = q(rows.collect())?;
     Ok(page(rows, limit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fragments_json_is_the_fragments_value_of_the_whole_config() {
+        let row = |config: &str| PartRow {
+            id: "p".into(),
+            robot_id: "r".into(),
+            location_id: "l".into(),
+            org_id: "o".into(),
+            name: "n".into(),
+            main: true,
+            config: config.into(),
+            secret: String::new(),
+            created_us: 0,
+            last_updated_us: 0,
+            last_access_us: None,
+        };
+        for config in [
+            r#"{"components": [{"name": "a", "attributes": {"x": [1, {"y": null}]}}], "fragments": ["f1", {"id": "f2", "version": "3"}], "modules": []}"#,
+            r#"{"fragments": []}"#,
+            r#"{"components": []}"#,
+            r#"{}"#,
+            r#"not json"#,
+        ] {
+            let r = row(config);
+            let whole = r
+                .config_json()
+                .get("fragments")
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(r.fragments_json(), whole, "{config}");
+        }
+        assert_eq!(
+            row(r#"{"a": {"fragments": 1}, "fragments": ["f"]}"#).fragments_json(),
+            json!(["f"])
+        );
+    }
 }

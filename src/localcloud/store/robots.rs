@@ -40,12 +40,10 @@ impl RobotRow {
 }
 
 pub fn robot_row(db: &Connection, id: &str) -> R<Option<RobotRow>> {
-    q(db.query_row(
-        &format!("SELECT {ROBOT_COLS} WHERE r.id = ?1"),
-        params![id],
-        robot_from,
+    q(
+        db.prepare_cached(&format!("SELECT {ROBOT_COLS} WHERE r.id = ?1"))
+            .and_then(|mut st| st.query_row(params![id], robot_from).optional()),
     )
-    .optional())
 }
 
 /// The machine `id` in a location the caller's organization owns (to change it).

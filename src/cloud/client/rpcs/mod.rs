@@ -14,7 +14,7 @@
 
 use super::Client;
 use super::retry::Kind;
-use super::transport::{app, robot, status_error};
+use super::transport::{app, app_unary, robot, status_error};
 use crate::cloud::convert::{self, ConvertError};
 use crate::cloud::{CloudApi, CloudError, Code, LogStream, ParentChange, RpcObserver};
 use crate::model::{

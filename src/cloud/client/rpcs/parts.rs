@@ -7,8 +7,29 @@ impl Client {
         let req = pb::GetRobotPartsRequest {
             robot_id: machine_id.to_string(),
         };
-        let resp = rpc!(self, Read, "GetRobotParts", app.get_robot_parts, req).await?;
-        Ok(resp.parts.into_iter().map(convert::part).collect())
+        // Decoded with the configs' `Struct`s left encoded (see `convert::GetRobotPartsReply`).
+        let resp: convert::GetRobotPartsReply = self
+            .call("GetRobotParts", Kind::Read, req, |channel, request| {
+                app_unary(
+                    channel,
+                    "/viam.app.v1.AppService/GetRobotParts",
+                    "GetRobotParts",
+                    request,
+                )
+            })
+            .await?;
+        resp.parts
+            .into_iter()
+            .map(|p| {
+                convert::part_from_reply(p).map_err(|e| {
+                    CloudError::new(
+                        "GetRobotParts",
+                        Code::Other,
+                        format!("a part's robot_config does not decode: {e}"),
+                    )
+                })
+            })
+            .collect()
     }
 
     pub(super) async fn get_part(&self, part_id: &str) -> Result<Part, CloudError> {
