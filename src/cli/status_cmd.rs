@@ -91,6 +91,11 @@ async fn status(
         .await
         .with_context(|| format!("cannot read organization `{}` ({})", org.name, org.id))?;
     let plan_summary = report.plan.as_ref().map(super::render::summary_line);
+    let others = report
+        .plan
+        .as_ref()
+        .map(crate::reconcile::status::outside_the_tree)
+        .unwrap_or_default();
     let mut out = String::new();
     match args.output {
         OutputFormat::Json => {
@@ -98,6 +103,7 @@ async fn status(
                 "organization": { "id": org.id, "name": org.name },
                 "manifest": args.manifest.as_ref().map(|p| p.display().to_string()),
                 "plan": plan_summary,
+                "out_of_sync": others,
                 "warnings": report.warnings,
                 "locations": report.locations,
             });
@@ -139,6 +145,18 @@ async fn status(
                     counts.1,
                     counts.2
                 );
+            }
+            if !others.is_empty() {
+                outln!(out);
+                outln!(out, "Out of sync outside the tree above:");
+                for o in &others {
+                    let reason = if o.reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", o.reason)
+                    };
+                    outln!(out, "  {} {} {}{reason}", o.action, o.kind, o.path);
+                }
             }
         }
     }

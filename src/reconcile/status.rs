@@ -9,6 +9,10 @@
 //!   who last changed its config in the cloud when the cloud says;
 //! - `not in manifest`: not declared (or only deleted by a pruning plan).
 //!
+//! Everything else the plan would change (fragments and their tags, invites, members' roles,
+//! API keys, organization settings, metadata that is not a part's, locations and machines
+//! themselves) is listed after the tree by [`outside_the_tree`].
+//!
 //! A manifest that does not plan (ambiguous or missing pins) becomes a warning, and the tree
 //! is still built, without sync states.
 
@@ -336,6 +340,38 @@ impl Ctx<'_> {
     }
 }
 
+/// A change the plan would make that no part's [`SyncState`] shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OutOfSync {
+    /// `api key`, `member`, `fragment`, … ([`Kind::as_str`]).
+    pub kind: &'static str,
+    pub path: String,
+    /// `+`, `~`, `-`, `→`.
+    pub action: &'static str,
+    pub reason: String,
+}
+
+/// The changes of `plan` that the part tree does not show (see the module docs), in plan
+/// order.
+pub fn outside_the_tree(plan: &Plan) -> Vec<OutOfSync> {
+    plan.changes
+        .iter()
+        .filter(|c| match &c.op {
+            Op::SetMetadata {
+                target: plan::MetadataRef::Part(_),
+                ..
+            } => false,
+            _ => c.kind != Kind::Part,
+        })
+        .map(|c| OutOfSync {
+            kind: c.kind.as_str(),
+            path: c.path.clone(),
+            action: c.action.mark(),
+            reason: c.reason.clone(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -480,5 +516,27 @@ pub(crate) mod tests {
         d.metadata[0].data = json!({"slot": 1.0}).as_object().unwrap().clone();
         let plan = plan::plan(&d, &o, &plan::Options::default()).unwrap();
         assert_eq!(classify(&d, &plan, &o)["p1"], SyncState::InSync);
+    }
+
+    #[test]
+    fn changes_the_tree_does_not_show_are_listed_outside_it() {
+        let o = observed();
+        let mut d = desired(json!({"a": 1}), json!({"b": 2}));
+        let data = |v: serde_json::Value| v.as_object().unwrap().clone();
+        d.metadata.push(crate::model::DesiredMetadata {
+            owner: crate::model::MetadataOwner::Part("HQ/arm/arm-main".into()),
+            data: data(json!({"slot": 2})),
+        });
+        d.metadata.push(crate::model::DesiredMetadata {
+            owner: crate::model::MetadataOwner::Organization,
+            data: data(json!({"team": "ops"})),
+        });
+        let plan = plan::plan(&d, &o, &plan::Options::default()).unwrap();
+        let others = outside_the_tree(&plan);
+        // The part's config and metadata show in its sync state; the organization's metadata
+        // only here.
+        assert_eq!(others.len(), 1, "{others:?}");
+        assert_eq!((others[0].kind, others[0].action), ("metadata", "~"));
+        assert!(plan.changes.iter().any(|c| c.kind == Kind::Part));
     }
 }
