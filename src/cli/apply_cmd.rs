@@ -146,8 +146,7 @@ pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
             Ok(held) => apply_saved(&args, &target.client, plan, salt.as_deref(), held).await,
             Err(e) => Err(e),
         };
-        target.close().await?;
-        return result;
+        return target.finish(result).await;
     }
     let desired: Desired = match crate::manifest::load(&args.input) {
         Ok(d) => d,
@@ -164,8 +163,7 @@ pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
     };
     let target = target::connect_for(global, org).await?;
     let result = apply_manifest(&args, &target.client, &desired).await;
-    target.close().await?;
-    result
+    target.finish(result).await
 }
 
 async fn apply_manifest(

@@ -57,10 +57,7 @@ pub struct HistoryArgs {
 pub async fn run(args: HistoryArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let target = resolve::connect_org(global, args.org.as_deref()).await?;
     let result = history(&args, &target.client, &target.key_id).await;
-    let closed = target.close().await;
-    let code = result?;
-    closed?;
-    Ok(code)
+    target.finish(result).await
 }
 
 async fn history(

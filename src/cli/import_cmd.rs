@@ -72,10 +72,7 @@ pub struct ImportArgs {
 pub async fn run(args: ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let target = resolve::connect_org(global, args.org.as_deref()).await?;
     let result = import(&args, &target.client).await;
-    let closed = target.close().await;
-    let code = result?;
-    closed?;
-    Ok(code)
+    target.finish(result).await
 }
 
 async fn import(args: &ImportArgs, api: &dyn CloudApi) -> anyhow::Result<ExitStatus> {

@@ -113,10 +113,7 @@ pub async fn run(cmd: KeysCommand, global: &GlobalArgs) -> anyhow::Result<ExitSt
         KeysCommand::List(args) => list(args, &target.client).await,
         KeysCommand::Rotate(args) => rotate(args, &target.client).await,
     };
-    let closed = target.close().await;
-    let code = result?;
-    closed?;
-    Ok(code)
+    target.finish(result).await
 }
 
 /// `operator on location abcde12345`.

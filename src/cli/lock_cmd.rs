@@ -31,9 +31,7 @@ pub struct ForceUnlockArgs {
 pub async fn run(args: ForceUnlockArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let target = super::resolve::connect_org(global, args.org.as_deref()).await?;
     let result = crate::lease::force_unlock(&target.client, &args.id).await;
-    let closed = target.close().await;
-    let held = result?;
-    closed?;
+    let held = target.finish(result).await?;
     let line = match held {
         Some(h) => format!(
             "Unlocked: the lease held by {} ({} on {}) is free.",

@@ -86,10 +86,7 @@ pub struct LogsArgs {
 pub async fn run(args: LogsArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let target = resolve::connect_org(global, args.org.as_deref()).await?;
     let result = logs(&args, &target.client).await;
-    let closed = target.close().await;
-    let code = result?;
-    closed?;
-    Ok(code)
+    target.finish(result).await
 }
 
 async fn logs(args: &LogsArgs, api: &dyn CloudApi) -> anyhow::Result<ExitStatus> {

@@ -93,10 +93,7 @@ pub async fn run(cmd: OrgCommand, global: &GlobalArgs) -> anyhow::Result<ExitSta
             namespace_available(&target.client, &name, output).await
         }
     };
-    let closed = target.close().await;
-    let code = result?;
-    closed?;
-    Ok(code)
+    target.finish(result).await
 }
 
 async fn list(client: &dyn CloudApi, output: OutputFormat) -> anyhow::Result<ExitStatus> {

@@ -121,10 +121,7 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
     };
     let target = target::connect_for(global, org).await?;
     let result = plan_and_print(&args, &target.client, &desired).await;
-    let closed = target.close().await;
-    let code = result?;
-    closed?;
-    Ok(code)
+    target.finish(result).await
 }
 
 /// Steps 3–6, against a connected cloud.

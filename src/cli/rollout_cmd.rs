@@ -65,8 +65,7 @@ pub async fn run(cmd: RolloutCommand, global: &GlobalArgs) -> anyhow::Result<Exi
     };
     let target = super::resolve::connect_org(global, args.org.as_deref()).await?;
     let result = run_with(&cmd, args, &target.client).await;
-    target.close().await?;
-    result
+    target.finish(result).await
 }
 
 async fn run_with(

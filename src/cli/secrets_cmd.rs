@@ -114,10 +114,7 @@ pub async fn run(cmd: SecretsCommand, global: &GlobalArgs) -> anyhow::Result<Exi
         SecretsCommand::List(args) => list(args, &target.client).await,
         SecretsCommand::Rotate(args) => rotate_leased(args, &target.client).await,
     };
-    let closed = target.close().await;
-    let code = result?;
-    closed?;
-    Ok(code)
+    target.finish(result).await
 }
 
 /// Oldest first.

@@ -73,10 +73,7 @@ pub async fn run(args: StatusArgs, global: &GlobalArgs) -> anyhow::Result<ExitSt
         ),
     };
     let result = status(&args, &target.client, desired.as_ref(), wanted.as_deref()).await;
-    let closed = target.close().await;
-    let code = result?;
-    closed?;
-    Ok(code)
+    target.finish(result).await
 }
 
 async fn status(

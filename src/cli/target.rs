@@ -131,6 +131,18 @@ impl Target {
         }
         Ok(())
     }
+
+    /// Closes the target after a command's work, then returns that work's `result`: the
+    /// command's own error first, else a failure to close.
+    pub async fn finish<T, E>(self, result: Result<T, E>) -> anyhow::Result<T>
+    where
+        E: Into<anyhow::Error>,
+    {
+        let closed = self.close().await;
+        let value = result.map_err(Into::into)?;
+        closed?;
+        Ok(value)
+    }
 }
 
 /// One organization of the local cloud and the API key fleetform uses for it.

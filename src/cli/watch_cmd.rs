@@ -416,9 +416,7 @@ async fn watch_until_signalled(args: WatchArgs, global: &GlobalArgs) -> anyhow::
     if let Some(task) = endpoint {
         let _ = task.await;
     }
-    let closed = target.close().await;
-    result?;
-    closed?;
+    target.finish(result).await?;
     Ok(ExitStatus::Success)
 }
 
