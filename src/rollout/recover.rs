@@ -28,6 +28,9 @@ pub enum Recovered {
     Ended(RolloutOutcome),
 }
 
+/// How many parts recovery reads at once to learn which the rollout wrote.
+const PART_READS_IN_FLIGHT: usize = 32;
+
 /// Finishes or resumes an unfinished rollout of `org_id` (see the module docs). Call it while
 /// holding the organization's lease, before planning.
 pub async fn recover(
@@ -56,13 +59,17 @@ pub async fn recover(
         ));
     }
     // Interrupted: keep only the parts actually written.
-    let mut written: Vec<ChangedPart> = vec![];
-    for p in &st.parts {
-        let now = api.get_part(&p.part_id).await?;
-        if now.last_updated != p.before {
-            written.push(p.clone());
-        }
-    }
+    let now = crate::cloud::observe::bounded(&st.parts, PART_READS_IN_FLIGHT, |p| {
+        api.get_part(&p.part_id)
+    })
+    .await?;
+    let written: Vec<ChangedPart> = st
+        .parts
+        .iter()
+        .zip(now)
+        .filter(|(p, now)| now.last_updated != p.before)
+        .map(|(p, _)| p.clone())
+        .collect();
     if !written.is_empty() {
         let watch = Watch { stop, record: None };
         // Health now: the soak already ran (or was cut short) before the interruption.
