@@ -5,11 +5,13 @@
 //! `cloud` converts the wire messages into them. Secret values are wrapped in [`Sensitive`] so
 //! that a stray `{:?}` can never print them.
 
+mod config_json;
 mod desired;
 mod observed;
 mod rollout;
 pub mod rules;
 
+pub use config_json::{Builder as ConfigBuilder, ConfigJson};
 pub use desired::{
     Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredKey, DesiredLocation,
     DesiredMachine, DesiredMember, DesiredMetadata, DesiredPart, FragmentRef, FragmentUse,
