@@ -411,7 +411,7 @@ fn converged(d: &Desired, base: &Observed) -> Observed {
                     machine_id: mid.clone(),
                     location_id: lid.clone(),
                     main: p.main,
-                    config: p.config.value.clone(),
+                    config: p.config.value(),
                     last_updated: ts,
                     created_on: ts,
                     last_access: None,
@@ -427,12 +427,12 @@ fn converged(d: &Desired, base: &Observed) -> Observed {
 /// The fleet as the SDK script reads it: locations → machines → parts with the wanted
 /// config and the config of the one-change workload.
 fn sdk_fleet(base: &Desired, bumped: &Desired) -> serde_json::Value {
-    let bumped: std::collections::HashMap<&str, &serde_json::Value> = bumped
+    let bumped: std::collections::HashMap<&str, serde_json::Value> = bumped
         .locations
         .iter()
         .flat_map(|l| &l.machines)
         .flat_map(|m| &m.parts)
-        .map(|p| (p.path.as_str(), &p.config.value))
+        .map(|p| (p.path.as_str(), p.config.value()))
         .collect();
     let locations: Vec<serde_json::Value> = base
         .locations
@@ -447,8 +447,8 @@ fn sdk_fleet(base: &Desired, bumped: &Desired) -> serde_json::Value {
                         .iter()
                         .map(|p| {
                             serde_json::json!({
-                                "name": p.name, "main": p.main, "config": p.config.value,
-                                "bumped": bumped[p.path.as_str()],
+                                "name": p.name, "main": p.main, "config": p.config.value(),
+                                "bumped": &bumped[p.path.as_str()],
                             })
                         })
                         .collect();

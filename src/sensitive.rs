@@ -162,7 +162,7 @@ impl Ledger {
                     .entry(key.clone())
                     .or_default()
                     .insert(s.pointer.clone());
-                let hash = match config.value.pointer(&s.pointer) {
+                let hash = match config.value().pointer(&s.pointer) {
                     Some(Value::String(v)) => sha256_hex(v),
                     _ => s.sha256.clone(),
                 };

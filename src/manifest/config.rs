@@ -11,8 +11,8 @@ use super::env::{EnvProblem, resolve_config};
 use super::span::{self, Node, NodeKind, Pos, YPath};
 use super::structure::check_yaml_subset;
 use super::validate::Validator;
-use crate::model::Config;
-use serde_json::{Map, Value};
+use crate::model::{Config, ConfigBuilder, ConfigJson};
+use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -50,10 +50,32 @@ fn too_deep(value: &Value, max: usize) -> Option<String> {
 }
 
 /// Inline configs built ahead of validation, by the path of the fragment or part they
-/// belong to (see [`prebuild_inline`]), each with whether it is *clean*: no `fragments` key,
-/// no nesting past [`MAX_CONFIG_DEPTH`], no `${env:` reference (so nothing is left to check
-/// or resolve in it).
-pub type Prebuilt = HashMap<YPath, (Value, bool)>;
+/// belong to (see [`prebuild_inline`]).
+pub type Prebuilt = HashMap<YPath, Prebuild>;
+
+/// One inline config, built from its node.
+#[derive(Debug, PartialEq)]
+pub enum Prebuild {
+    /// *Clean*: no `fragments` key, no nesting past [`MAX_CONFIG_DEPTH`], no `${env:`
+    /// reference, so nothing is left to check or resolve in it. Written straight into its
+    /// final compact form: no `Value` tree is ever built for it.
+    Clean(ConfigJson),
+    /// Something in it is to be checked or resolved, on its value.
+    Value(Value),
+}
+
+/// Builds the config at `node`: in its final form when it is clean, else as a value.
+fn build(node: &Node) -> Result<Prebuild, super::de::Error> {
+    let mut b = ConfigBuilder::new();
+    super::de::write_config(node, &mut b)?;
+    let clean = b.max_depth <= MAX_CONFIG_DEPTH && !b.env_reference;
+    let json = b.finish();
+    if clean && !json.has_fragments() {
+        Ok(Prebuild::Clean(json))
+    } else {
+        super::de::to_value(node).map(Prebuild::Value)
+    }
+}
 
 /// Builds the inline `config:` of every fragment and part from the expanded tree, once, in
 /// its final form, and frees each config's subtree as soon as its value is built, unless a
@@ -102,26 +124,14 @@ fn prebuild_one(owner: &mut Node, at: YPath, out: &mut Prebuilt) {
     let Some(entry) = owner.entry_mut("config") else {
         return;
     };
-    let Ok(value) = super::de::to_value(&entry.value) else {
+    let Ok(built) = build(&entry.value) else {
         return;
     };
-    let clean = value.get("fragments").is_none()
-        && too_deep(&value, MAX_CONFIG_DEPTH).is_none()
-        && !has_env_reference(&value);
-    if clean {
+    if matches!(built, Prebuild::Clean(_)) {
         // The config's own position stays (a config that is not an object is reported there).
         entry.value.kind = NodeKind::Map(Vec::new());
     }
-    out.insert(at, (value, clean));
-}
-
-fn has_env_reference(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains("${env:"),
-        Value::Array(items) => items.iter().any(has_env_reference),
-        Value::Object(map) => map.values().any(has_env_reference),
-        _ => false,
-    }
+    out.insert(at, built);
 }
 
 /// Whose config it is: only parts forbid a `fragments` key.
@@ -140,8 +150,6 @@ struct Source<'t> {
     tree: Option<Cow<'t, Node>>,
     /// `fleet.yaml:12:18` for a config file; `None` when inline.
     included_from: Option<String>,
-    /// Known clean (see [`Prebuilt`]): the depth and `${env:` passes are skipped.
-    clean: bool,
 }
 
 impl Source<'_> {
@@ -160,11 +168,12 @@ impl Source<'_> {
 }
 
 fn empty() -> Config {
-    Config {
-        value: Value::Object(Map::new()),
-        sensitive: Vec::new(),
-    }
+    Config::default()
 }
+
+/// The hint for a config that is not a mapping.
+const NOT_AN_OBJECT: &str =
+    "write the config as a mapping, e.g. `{ components: [...] }`; an empty config is `{}`";
 
 fn describe(v: &Value) -> &'static str {
     match v {
@@ -209,12 +218,23 @@ impl<'a> Validator<'a> {
                 let Some(node) = tree.get(&at.key("config")) else {
                     return empty();
                 };
-                let built = self
-                    .prebuilt
-                    .remove(at)
-                    .map_or_else(|| super::de::to_value(node).map(|v| (v, false)), Ok);
-                let (value, clean) = match built {
-                    Ok(built) => built,
+                let built = self.prebuilt.remove(at).map_or_else(|| build(node), Ok);
+                let value = match built {
+                    Ok(Prebuild::Value(value)) => value,
+                    Ok(Prebuild::Clean(json)) => {
+                        if !json.is_object() {
+                            let message = format!(
+                                "config must be a JSON object, found {}",
+                                describe(&json.to_value())
+                            );
+                            self.err_at(node.pos, message, NOT_AN_OBJECT);
+                            return empty();
+                        }
+                        return Config {
+                            json,
+                            sensitive: Vec::new(),
+                        };
+                    }
                     Err(e) => {
                         self.err_at(
                             e.pos.unwrap_or(node.pos),
@@ -228,7 +248,6 @@ impl<'a> Validator<'a> {
                     file: None,
                     tree: Some(Cow::Borrowed(node)),
                     included_from: None,
-                    clean,
                 };
                 (value, source)
             }
@@ -260,12 +279,7 @@ impl<'a> Validator<'a> {
             Value::Object(map) => map,
             other => {
                 let message = format!("config must be a JSON object, found {}", describe(&other));
-                self.source_err(
-                    source,
-                    root_pos,
-                    message,
-                    "write the config as a mapping, e.g. `{ components: [...] }`; an empty config is `{}`",
-                );
+                self.source_err(source, root_pos, message, NOT_AN_OBJECT);
                 return empty();
             }
         };
@@ -279,12 +293,6 @@ impl<'a> Validator<'a> {
             );
         }
         let mut value = Value::Object(map);
-        if source.clean {
-            return Config {
-                value,
-                sensitive: Vec::new(),
-            };
-        }
         if let Some(pointer) = too_deep(&value, MAX_CONFIG_DEPTH) {
             let pos = source.pointer_pos(&pointer).0;
             self.source_err(
@@ -323,7 +331,7 @@ impl<'a> Validator<'a> {
         }
         self.env_used.extend(resolution.used);
         Config {
-            value,
+            json: ConfigJson::from_value(&value),
             sensitive: resolution.sensitive,
         }
     }
@@ -398,7 +406,6 @@ impl<'a> Validator<'a> {
             file: Some(full.clone()),
             tree: None,
             included_from: Some(included_from),
-            clean: false,
         };
         match span::parse(&text) {
             Ok(parsed) => {
@@ -563,10 +570,16 @@ locations:
         assert_eq!(built.len(), 4);
         assert_eq!(
             built[&fragments.idx(0)],
-            (json!({"x": [1, {"y": "z"}]}), true)
+            Prebuild::Clean(ConfigJson::from_value(&json!({"x": [1, {"y": "z"}]})))
         );
-        assert_eq!(built[&parts.idx(0)], (json!({"fragments": ["q"]}), false));
-        assert!(!built[&fragments.idx(1)].1);
+        assert_eq!(
+            built[&parts.idx(0)],
+            Prebuild::Value(json!({"fragments": ["q"]}))
+        );
+        assert_eq!(
+            built[&fragments.idx(1)],
+            Prebuild::Value(json!({"x": "${env:T}"}))
+        );
         // A clean config's subtree is freed; its own position stays.
         let a = root.get(&fragments.idx(0).key("config")).expect("kept");
         assert_eq!(

@@ -85,6 +85,53 @@ pub fn to_value(node: &Node) -> Result<serde_json::Value, Error> {
     })
 }
 
+/// Writes `node` into a compact config builder, value for value as [`to_value`] would build
+/// it, without building the tree.
+pub fn write_config(node: &Node, b: &mut crate::model::ConfigBuilder) -> Result<(), Error> {
+    match &node.kind {
+        NodeKind::Scalar { value, .. } => match node.scalar_kind() {
+            Some(ScalarKind::Null) => b.null(),
+            Some(ScalarKind::Bool) => b.bool(value.eq_ignore_ascii_case("true")),
+            Some(ScalarKind::Int) => match parse_int(value) {
+                Some(Int::I(i)) => match u64::try_from(i) {
+                    Ok(u) => b.u64(u),
+                    Err(_) => b.i64(i),
+                },
+                Some(Int::U(u)) => b.u64(u),
+                Some(Int::F(f)) => b.f64(f),
+                None => b.str(value),
+            },
+            Some(ScalarKind::Float) => match parse_float(value) {
+                Some(f) => b.f64(f),
+                None => b.str(value),
+            },
+            _ => b.str(value),
+        },
+        NodeKind::Seq(items) => {
+            b.begin_arr();
+            for item in items {
+                write_config(item, b)?;
+            }
+            b.end_arr();
+        }
+        NodeKind::Map(entries) => {
+            b.begin_obj();
+            for e in entries {
+                let NodeKind::Scalar { value: key, .. } = &e.key.kind else {
+                    return Err(Error {
+                        message: format!("invalid type: {}, expected a string", e.key.describe()),
+                        pos: Some(e.key.pos),
+                    });
+                };
+                b.key(key);
+                write_config(&e.value, b)?;
+            }
+            b.end_obj();
+        }
+    }
+    Ok(())
+}
+
 /// Gives an error without a position the position of `node`.
 fn located<T>(node: &Node, r: Result<T, Error>) -> Result<T, Error> {
     r.map_err(|mut e| {

@@ -376,7 +376,7 @@ fn imports(uses: &[FragmentUse]) -> Vec<Value> {
 /// The config as it should appear in the manifest: literal `${env:` escaped, and values that
 /// came from the environment replaced by their templates.
 fn config_for_text(config: &Config) -> Value {
-    let mut value = config.value.clone();
+    let mut value = config.value();
     escape_env(&mut value);
     for s in &config.sensitive {
         if s.template.is_empty() {
@@ -481,10 +481,7 @@ mod tests {
             path: path.to_string(),
             identity: identity(),
             main,
-            config: Config {
-                value: config,
-                sensitive: vec![],
-            },
+            config: Config::from(config),
             fragments: fragments.iter().map(|s| FragmentUse::named(*s)).collect(),
             ignore: vec![],
         }
@@ -577,10 +574,7 @@ mod tests {
                     name: "camera-kit".into(),
                     identity: identity(),
                     visibility: Visibility::Public,
-                    config: Config {
-                        value: json!({"components": [{"name": "c"}]}),
-                        sensitive: vec![],
-                    },
+                    config: Config::from(json!({"components": [{"name": "c"}]})),
                     tags: Some(vec![
                         ("stable".into(), TagTarget::Revision("2".into())),
                         ("beta".into(), TagTarget::Current),
@@ -590,10 +584,7 @@ mod tests {
                     name: "kit:v2".into(),
                     identity: identity(),
                     visibility: Visibility::PublicUnlisted,
-                    config: Config {
-                        value: json!({}),
-                        sensitive: vec![],
-                    },
+                    config: Config::from(json!({})),
                     tags: None,
                 },
                 DesiredFragment {
@@ -604,10 +595,7 @@ mod tests {
                         protect: true,
                     },
                     visibility: Visibility::Private,
-                    config: Config {
-                        value: json!({}),
-                        sensitive: vec![],
-                    },
+                    config: Config::from(json!({})),
                     tags: None,
                 },
             ],
@@ -766,7 +754,8 @@ mod tests {
     fn sensitive_values_are_written_as_their_templates() {
         let mut d = sample();
         let p = &mut d.locations[0].machines[0].parts[0];
-        p.config.value = json!({"auth": {"token": "Bearer s3cr3t"}});
+        p.config.json =
+            crate::model::ConfigJson::from_value(&json!({"auth": {"token": "Bearer s3cr3t"}}));
         p.config.sensitive = vec![SensitiveValue {
             pointer: "/auth/token".into(),
             template: "Bearer ${env:TOKEN}".into(),
@@ -784,7 +773,7 @@ mod tests {
         let back = crate::manifest::parse_str(&out.manifest, Path::new("fleet.yaml"), &env)
             .unwrap_or_else(|e| panic!("{e}\n---\n{}", out.manifest));
         let config = &back.locations[0].machines[0].parts[0].config;
-        assert_eq!(config.value, json!({"auth": {"token": "Bearer s3cr3t"}}));
+        assert_eq!(config.value(), json!({"auth": {"token": "Bearer s3cr3t"}}));
         let token = &config.sensitive[0];
         assert_eq!(token.template, "Bearer ${env:TOKEN}");
     }

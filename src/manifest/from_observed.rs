@@ -288,10 +288,7 @@ impl<'a> Builder<'a> {
                     protect: false,
                 },
                 visibility: keep.visibility,
-                config: Config {
-                    value: keep.config.clone(),
-                    sensitive: vec![],
-                },
+                config: Config::from(keep.config.clone()),
                 tags: self
                     .o
                     .fragment_tags
@@ -497,10 +494,7 @@ impl<'a> Builder<'a> {
             path,
             identity: Identity::default(),
             main: p.main,
-            config: Config {
-                value: canonical::without_fragments(&p.config),
-                sensitive: vec![],
-            },
+            config: Config::from(canonical::without_fragments(&p.config)),
             fragments: canonical::imports(&p.config)
                 .iter()
                 .filter_map(import_use)

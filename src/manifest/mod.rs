@@ -464,7 +464,7 @@ access:
             d.fragments[1].identity.moved_from.as_deref(),
             Some("kit-old")
         );
-        assert_eq!(d.fragments[0].config.value, serde_json::json!({}));
+        assert_eq!(d.fragments[0].config.value(), serde_json::json!({}));
         let hall = &d.locations[0].locations[0];
         assert_eq!(hall.path, "Zürich/Hall 1");
         assert_eq!(d.locations[0].identity.id.as_deref(), Some("abcde12345"));

@@ -5,7 +5,7 @@
 //! part, fragment references name declared fragments, grants name declared paths, `ignore`
 //! entries are valid JSON pointers, and `${env:…}` references are resolved.
 
-use super::{Role, Visibility};
+use super::{ConfigJson, Role, Visibility};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -229,8 +229,27 @@ pub struct DesiredPart {
 /// A JSON object config, with the places whose values came from `${env:NAME}`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Config {
-    pub value: serde_json::Value,
+    /// The config in compact form (see [`ConfigJson`]); serialized as the JSON value.
+    #[serde(rename = "value")]
+    pub json: ConfigJson,
     pub sensitive: Vec<SensitiveValue>,
+}
+
+impl Config {
+    /// The config as a structured value, parsed from its compact text (key order as written).
+    pub fn value(&self) -> serde_json::Value {
+        self.json.to_value()
+    }
+}
+
+/// A config with nothing from the environment.
+impl From<serde_json::Value> for Config {
+    fn from(value: serde_json::Value) -> Self {
+        Config {
+            json: ConfigJson::from_value(&value),
+            sensitive: Vec::new(),
+        }
+    }
 }
 
 /// A value resolved from the environment: shown as `(sensitive)`, saved only as a hash.

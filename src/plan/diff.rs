@@ -25,9 +25,9 @@ use super::identity::{Occupants, Placement, Slot, sequence, temporary_name};
 use super::types::*;
 use crate::model::location_paths;
 use crate::model::{
-    Desired, DesiredFragment, DesiredLocation, DesiredMachine, DesiredPart, FragmentRef,
-    FragmentUse, Grant, GrantTarget, Identity, Location, Machine, Observed, Part, ResourceKind,
-    SensitiveValue, TagTarget,
+    ConfigJson, Desired, DesiredFragment, DesiredLocation, DesiredMachine, DesiredPart,
+    FragmentRef, FragmentUse, Grant, GrantTarget, Identity, Location, Machine, Observed, Part,
+    ResourceKind, SensitiveValue, TagTarget,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 

@@ -443,10 +443,7 @@ pub(crate) mod tests {
             path: format!("HQ/arm/{name}"),
             identity: Identity::default(),
             main,
-            config: Config {
-                value: v,
-                sensitive: vec![],
-            },
+            config: Config::from(v),
             fragments: vec![],
             ignore: vec![],
         };

@@ -28,17 +28,18 @@ fn the_s_fleet_has_the_promised_shape() {
     let parts = parts(&d);
     assert_eq!(parts.len(), fleetgen::S.parts());
     for p in &parts {
-        let json = p.config.value.to_string();
+        let json = p.config.value().to_string();
         assert!(
             (1500..=3072).contains(&json.len()),
             "{}: config of {} bytes",
             p.path,
             json.len()
         );
-        let components = p.config.value["components"].as_array().unwrap();
+        let value = p.config.value();
+        let components = value["components"].as_array().unwrap();
         assert!((6..=10).contains(&components.len()), "{}", p.path);
         assert!(
-            !p.config.value["modules"][0]["version"]
+            !p.config.value()["modules"][0]["version"]
                 .as_str()
                 .unwrap()
                 .is_empty()
@@ -52,7 +53,7 @@ fn the_s_fleet_has_the_promised_shape() {
     );
     assert_eq!(d.fragments.len(), fleetgen::FRAGMENTS);
     for f in &d.fragments {
-        let len = f.config.value.to_string().len();
+        let len = f.config.value().to_string().len();
         assert!((600..=1600).contains(&len), "{}: {len} bytes", f.name);
     }
 }
@@ -66,7 +67,7 @@ fn the_fleet_is_deterministic_and_the_bump_changes_one_part() {
     let changed: Vec<&str> = parts(&da)
         .iter()
         .zip(parts(&db))
-        .filter(|(x, y)| x.config.value != y.config.value)
+        .filter(|(x, y)| x.config.value() != y.config.value())
         .map(|(x, _)| x.path.as_str())
         .collect();
     assert_eq!(changed, ["site-0000/m0000-00/m0000-00-main"]);
@@ -104,7 +105,7 @@ fn the_templated_m_fleet_expands_to_1000_machines() {
     assert_eq!(d.locations.len(), 100);
     let parts = parts(&d);
     assert_eq!(parts.len(), fleetgen::M.parts());
-    let host = |i: usize| parts[i].config.value["components"][0]["attributes"]["host"].clone();
+    let host = |i: usize| parts[i].config.value()["components"][0]["attributes"]["host"].clone();
     assert_eq!(host(0), "10.0.0.0");
     assert_eq!(host(parts.len() - 1), "10.0.99.9");
 }

@@ -84,8 +84,7 @@ fn part_config(d: &Desired, machine: &str, part: &str) -> serde_json::Value {
         .find(|p| p.name == part)
         .unwrap_or_else(|| panic!("no part {part}"))
         .config
-        .value
-        .clone()
+        .value()
 }
 
 #[test]
@@ -287,7 +286,7 @@ fn includes_merge_with_paths_relative_to_each_file() {
     let names: Vec<&str> = d.locations.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names, ["HQ", "A", "B", "C"]);
     assert_eq!(
-        d.fragments[0].config.value,
+        d.fragments[0].config.value(),
         serde_json::json!({"components": []})
     );
     assert_eq!(d.invites.as_ref().map(Vec::len), Some(1));

@@ -75,9 +75,9 @@ fn example_loads() {
     let kit = &d.fragments[0];
     assert_eq!(kit.name, "camera-kit");
     assert_eq!(kit.visibility, Visibility::Private);
-    assert_eq!(kit.config.value["components"][0]["name"], "cam");
+    assert_eq!(kit.config.value()["components"][0]["name"], "cam");
     assert_eq!(
-        d.fragments[1].config.value["services"][0]["api"],
+        d.fragments[1].config.value()["services"][0]["api"],
         "rdk:service:data_manager"
     );
 
@@ -93,13 +93,13 @@ fn example_loads() {
         main.fragments,
         [fleetform::model::FragmentUse::named("telemetry")]
     );
-    assert_eq!(main.config.value["services"][0]["name"], "nav");
+    assert_eq!(main.config.value()["services"][0]["name"], "nav");
     let (_, arm) = machines[0];
     assert_eq!(
         arm.parts[0].ignore,
         ["/components/0/attributes/calibration"]
     );
-    assert!(arm.parts[0].config.value.get("fragments").is_none());
+    assert!(arm.parts[0].config.value().get("fragments").is_none());
 
     // No env refs in the example, so nothing is sensitive; the digest is a hex SHA-256.
     assert!(d.fragments.iter().all(|f| f.config.sensitive.is_empty()));
@@ -234,7 +234,8 @@ fn env_references_resolve_and_are_sensitive() {
     };
     let d = manifest::load_with_env(&path, &env).expect("loads");
     let part = &d.locations[0].machines[0].parts[0];
-    let attrs = &part.config.value["components"][0]["attributes"];
+    let value = part.config.value();
+    let attrs = &value["components"][0]["attributes"];
     assert_eq!(attrs["url"], "postgres://svc:hunter2@db.internal/fleet");
     assert_eq!(attrs["host"], "db.internal");
     assert_eq!(attrs["literal"], "${env:DB_PASS}");
@@ -252,7 +253,7 @@ fn env_references_resolve_and_are_sensitive() {
         sha256("postgres://svc:hunter2@db.internal/fleet")
     );
     let frag = &d.fragments[0].config;
-    assert_eq!(frag.value["modules"][0]["env"]["TOKEN"], "tok-123");
+    assert_eq!(frag.value()["modules"][0]["env"]["TOKEN"], "tok-123");
     assert_eq!(frag.sensitive[0].pointer, "/modules/0/env/TOKEN");
     assert_eq!(frag.sensitive[0].env, ["API_TOKEN"]);
     assert_eq!(frag.sensitive[0].sha256, sha256("tok-123"));
@@ -367,7 +368,7 @@ access:
     );
     assert_eq!(d.fragments[0].visibility, Visibility::PublicUnlisted);
     assert_eq!(
-        d.fragments[0].config.value["components"][0]["api"],
+        d.fragments[0].config.value()["components"][0]["api"],
         "rdk:component:camera"
     );
     let m = &d.locations[0].machines[0];
@@ -376,10 +377,10 @@ access:
         Some("6f9619ff-8b86-d011-b42d-00c04fc964ff")
     );
     assert_eq!(
-        m.parts[0].config.value["components"][0]["attributes"]["speed"],
+        m.parts[0].config.value()["components"][0]["attributes"]["speed"],
         1.5
     );
-    assert_eq!(m.parts[1].config.value, serde_json::json!({}));
+    assert_eq!(m.parts[1].config.value(), serde_json::json!({}));
     assert_eq!(d.invites, Some(vec![]));
 
     // Changing an included file changes the digest.

@@ -120,10 +120,7 @@ fn machine(path: &str, identity: Identity) -> DesiredMachine {
             path: format!("{path}/{name}-main"),
             identity: Identity::default(),
             main: true,
-            config: Config {
-                value: json!({}),
-                sensitive: vec![],
-            },
+            config: Config::from(json!({})),
             fragments: vec![],
             ignore: vec![],
         }],
@@ -517,10 +514,7 @@ fn desired_with_camera_kit(
         name: "camera-kit".into(),
         identity: Identity::default(),
         visibility: Visibility::Private,
-        config: Config {
-            value: json!({"components": []}),
-            sensitive: vec![],
-        },
+        config: Config::from(json!({"components": []})),
         tags,
     });
     d

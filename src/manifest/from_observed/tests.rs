@@ -153,7 +153,7 @@ fn a_whole_organization_becomes_a_manifest() {
     assert_eq!(arm.parts[0].name, "arm-01-main");
     assert!(arm.parts[0].main && !arm.parts[1].main);
     assert_eq!(arm.parts[0].fragments, [FragmentUse::named("kit")]);
-    assert_eq!(arm.parts[0].config.value, json!({"components": [1]}));
+    assert_eq!(arm.parts[0].config.value(), json!({"components": [1]}));
     assert!(
         built.warnings.iter().any(|w| w.contains("foreign")),
         "{:#?}",

@@ -257,7 +257,7 @@ impl<'a> Planner<'a> {
             return;
         };
         let config = PlannedConfig {
-            value: df.config.value.clone(),
+            value: df.config.value(),
             sensitive: df.config.sensitive.clone(),
             ..PlannedConfig::default()
         };
@@ -292,7 +292,7 @@ impl<'a> Planner<'a> {
         self.fragments
             .insert(df.name.clone(), Matched::Existing(id.clone()));
         let renamed = f.name != df.name;
-        let config_differs = !canonical_eq(&f.config, &df.config.value);
+        let config_differs = ConfigJson::from_value(&f.config) != df.config.json;
         let vis_differs = f.visibility != df.visibility;
         if !(renamed || config_differs || vis_differs) {
             return;

@@ -13,7 +13,7 @@ impl<'a> Planner<'a> {
         dp: &DesiredPart,
         current: Option<&serde_json::Value>,
     ) -> PlannedConfig {
-        let mut value = dp.config.value.clone();
+        let mut value = dp.config.value();
         if let Some(cur) = current {
             for p in &dp.ignore {
                 if let Some(v) = cur.pointer(p) {
@@ -30,7 +30,7 @@ impl<'a> Planner<'a> {
     }
 
     pub(super) fn config_is_empty(dp: &DesiredPart) -> bool {
-        dp.fragments.is_empty() && dp.config.value.as_object().is_none_or(|o| o.is_empty())
+        dp.fragments.is_empty() && dp.config.json.is_empty_object()
     }
 
     pub(super) fn parts(&mut self, dm: &DesiredMachine) {
@@ -239,8 +239,12 @@ impl<'a> Planner<'a> {
             .collect();
         let fragments_differ = wanted.iter().any(Option::is_none)
             || wanted.into_iter().flatten().collect::<Vec<_>>() != import_meanings(&p.config);
-        let config_differs =
-            fragments_differ || !comparable_eq(&p.config, &dp.config.value, &dp.ignore);
+        let config_differs = fragments_differ
+            || if dp.ignore.is_empty() {
+                !ConfigJson::from_value(&p.config).same_without_fragments(&dp.config.json)
+            } else {
+                !comparable_eq(&p.config, &dp.config.value(), &dp.ignore)
+            };
         if !(renamed || config_differs) {
             return None;
         }
