@@ -411,7 +411,7 @@ fn converged(d: &Desired, base: &Observed) -> Observed {
                     machine_id: mid.clone(),
                     location_id: lid.clone(),
                     main: p.main,
-                    config: p.config.value(),
+                    config: p.config.json.clone(),
                     last_updated: ts,
                     created_on: ts,
                     last_access: None,

@@ -82,7 +82,7 @@ async fn fps_of(client: &Client, org: &str, machine: &str) -> Option<i64> {
         .into_iter()
         .find(|m| m.name == machine)?;
     let parts = client.get_parts(&m.id).await.ok()?;
-    parts.iter().find(|p| p.main)?.config["components"][0]["attributes"]["fps"].as_i64()
+    parts.iter().find(|p| p.main)?.config.to_value()["components"][0]["attributes"]["fps"].as_i64()
 }
 
 async fn run_fleet(fleet: &Fleet, latency: Duration, edits: usize, dir: &Path) -> Row {

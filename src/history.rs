@@ -46,7 +46,7 @@ struct State<'a> {
     name: &'a str,
     main: Option<bool>,
     revision: Option<&'a str>,
-    config: &'a serde_json::Value,
+    config: std::borrow::Cow<'a, serde_json::Value>,
     last_updated: Option<Timestamp>,
 }
 
@@ -56,7 +56,7 @@ impl<'a> From<&'a Part> for State<'a> {
             name: &p.name,
             main: Some(p.main),
             revision: None,
-            config: &p.config,
+            config: std::borrow::Cow::Owned(p.config.to_value()),
             last_updated: p.last_updated,
         }
     }
@@ -68,7 +68,7 @@ impl<'a> From<&'a Fragment> for State<'a> {
             name: &f.name,
             main: None,
             revision: Some(f.revision.as_str()).filter(|r| !r.is_empty()),
-            config: &f.config,
+            config: std::borrow::Cow::Borrowed(&f.config),
             last_updated: f.last_updated,
         }
     }
@@ -83,8 +83,8 @@ fn edit(
     path: &str,
 ) -> Edit {
     let (cb, ca) = (
-        canonical::canonical(before.config),
-        canonical::canonical(after.config),
+        canonical::canonical(&before.config),
+        canonical::canonical(&after.config),
     );
     let diff = if cb == ca {
         String::new()
@@ -111,8 +111,8 @@ fn edit(
         main_after: after.main,
         revision_before: before.revision.map(str::to_string),
         revision_after: after.revision.map(str::to_string),
-        config_before: before.config.clone(),
-        config_after: after.config.clone(),
+        config_before: before.config.into_owned(),
+        config_after: after.config.into_owned(),
         diff,
     }
 }
@@ -174,7 +174,7 @@ pub(crate) mod fixtures {
             machine_id: "m".into(),
             location_id: "l".into(),
             main: true,
-            config,
+            config: config.into(),
             last_updated: Some(Timestamp {
                 seconds: updated,
                 nanos: 0,

@@ -374,8 +374,10 @@ pub struct Part {
     pub machine_id: String,
     pub location_id: String,
     pub main: bool,
-    /// The part's configuration as a JSON object (`{}` when empty).
-    pub config: serde_json::Value,
+    /// The part's configuration as a JSON object (`{}` when empty), in compact form: read
+    /// once from the cloud's JSON text, compared by digest, parsed again only when shown or
+    /// merged (see [`ConfigJson`]).
+    pub config: ConfigJson,
     /// Bumped by the cloud on every update; the optimistic-concurrency token.
     pub last_updated: Option<Timestamp>,
     pub created_on: Option<Timestamp>,

@@ -226,6 +226,15 @@ impl Ledger {
         }
     }
 
+    /// [`Ledger::mask`] on a compact config.
+    pub fn mask_config(&self, key: &str, config: &mut crate::model::ConfigJson) {
+        let mut value = config.to_value();
+        if !self.find(key, &value).is_empty() {
+            self.mask(key, &mut value);
+            *config = crate::model::ConfigJson::from_value(&value);
+        }
+    }
+
     /// Marks, on the cloud's side of every config change of `plan` (`config_before`), what
     /// the ledger knows to be sensitive, so that every output of the plan masks it.
     pub fn mark_plan(&self, plan: &mut Plan) {

@@ -10,8 +10,8 @@
 use super::Resolved;
 use crate::backoff::Exponential;
 use crate::cloud::{CloudApi, CloudError, Code, ParentChange};
-use crate::model::{Grant, ResourceKind, Timestamp};
-use crate::plan::canonical::{canonical, comparable_eq, fragment_import, import_meanings};
+use crate::model::{ConfigJson, Grant, ResourceKind, Timestamp};
+use crate::plan::canonical::{canonical, fragment_import, same_config};
 use crate::plan::{
     Change, GrantRef, IdRef, Op, PartRef, PlannedConfig, PlannedGrant, Precondition,
 };
@@ -80,11 +80,6 @@ fn build_config(cfg: &PlannedConfig, r: &Resolved) -> Result<Value, ExecError> {
         return Err(ExecError::Other("a config must be a JSON object".into()));
     }
     cfg.assemble(cfg.value.clone(), |f| r.id(f))
-}
-
-/// Whether `have` already is the config `want` (semantically).
-fn same_config(have: &Value, want: &Value) -> bool {
-    comparable_eq(have, want, &[]) && import_meanings(have) == import_meanings(want)
 }
 
 fn grant(g: &PlannedGrant, r: &Resolved) -> Result<Grant, ExecError> {
@@ -665,8 +660,9 @@ async fn write_part(
                 tokio::time::sleep(SETTLE_BACKOFF.bound(attempt)).await;
                 match api.get_part(id).await {
                     Ok(p) => {
-                        let done =
-                            p.name == name && value.is_none_or(|v| same_config(&p.config, v));
+                        let done = p.name == name
+                            && value
+                                .is_none_or(|v| same_config(&p.config, &ConfigJson::from_value(v)));
                         if let Some(r) = settle_guarded(done, p.last_updated, lku) {
                             return r;
                         }

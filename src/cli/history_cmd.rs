@@ -91,9 +91,9 @@ async fn history(
             // part, or by value anywhere) before it is compared or shown.
             let ledger = super::apply_cmd::local_ledger();
             let key = crate::sensitive::resource_key("part", &path);
-            ledger.mask(&key, &mut part.config);
+            ledger.mask_config(&key, &mut part.config);
             for e in &mut entries {
-                ledger.mask(&key, &mut e.old.config);
+                ledger.mask_config(&key, &mut e.old.config);
             }
             let edits = edits(&part, &entries, args.count, &path);
             let subject = serde_json::json!({ "part": { "id": part.id, "path": path } });

@@ -224,7 +224,7 @@ impl<'a> Builder<'a> {
     fn fragments_by_usage(&mut self) {
         for parts in self.o.parts.values() {
             for p in parts {
-                for id in crate::model::rules::imported_fragment_ids(&p.config) {
+                for id in crate::model::rules::import_ids(&p.config.imports()) {
                     *self.used_fragments.entry(id).or_default() += 1;
                 }
             }
@@ -494,11 +494,8 @@ impl<'a> Builder<'a> {
             path,
             identity: Identity::default(),
             main: p.main,
-            config: Config::from(canonical::without_fragments(&p.config)),
-            fragments: canonical::imports(&p.config)
-                .iter()
-                .filter_map(import_use)
-                .collect(),
+            config: Config::from(canonical::without_fragments(&p.config.to_value())),
+            fragments: p.config.imports().iter().filter_map(import_use).collect(),
             ignore: vec![],
         }
     }

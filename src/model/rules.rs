@@ -82,8 +82,13 @@ pub fn import_id(entry: &Value) -> Option<&str> {
 
 /// The fragment ids a config imports, in order, without repeats.
 pub fn imported_fragment_ids(config: &Value) -> Vec<String> {
+    import_ids(fragment_imports(config))
+}
+
+/// The fragment ids of import `entries`, in order, without repeats.
+pub fn import_ids(entries: &[Value]) -> Vec<String> {
     let mut out: Vec<String> = vec![];
-    for id in fragment_imports(config).iter().filter_map(import_id) {
+    for id in entries.iter().filter_map(import_id) {
         if !out.iter().any(|o| o == id) {
             out.push(id.to_string());
         }

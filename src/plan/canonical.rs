@@ -3,6 +3,7 @@
 //! compared by meaning (`"ID"` is `{"id": "ID"}`; `version`, `prefix`, `variables` and unknown
 //! keys count), in order.
 
+use crate::model::ConfigJson;
 use serde_json::{Map, Value};
 
 /// `v` with keys sorted at every level and integral numbers written as integers.
@@ -54,7 +55,12 @@ pub fn import_meaning(entry: &Value) -> Option<(String, Value)> {
 
 /// The meanings of a config's imports, in order; entries without an id compare as themselves.
 pub fn import_meanings(config: &Value) -> Vec<Value> {
-    imports(config)
+    meanings(imports(config))
+}
+
+/// The meanings of import `entries`, in order (see [`import_meanings`]).
+pub fn meanings(entries: &[Value]) -> Vec<Value> {
+    entries
         .iter()
         .map(|e| match import_meaning(e) {
             Some((id, rest)) => serde_json::json!([id, rest]),
@@ -255,6 +261,12 @@ pub fn comparable_eq(a: &Value, b: &Value, ignore: &[String]) -> bool {
         }
         _ => canonical_eq(a, b),
     }
+}
+
+/// Whether two compact configs are the same: equal canonical forms and imports of the same
+/// meaning. Neither is parsed except for its imports.
+pub fn same_config(a: &ConfigJson, b: &ConfigJson) -> bool {
+    a.same_without_fragments(b) && meanings(&a.imports()) == meanings(&b.imports())
 }
 
 /// Pretty, canonical JSON text for diffs.

@@ -19,7 +19,7 @@
 
 use super::canonical::{
     canonical, canonical_eq, comparable_eq, fragments_position, import_entry, import_meaning,
-    import_meanings, imports, set_pointer, without_fragments,
+    import_meanings, imports, meanings, set_pointer, without_fragments,
 };
 use super::identity::{Occupants, Placement, Slot, sequence, temporary_name};
 use super::types::*;

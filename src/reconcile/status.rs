@@ -387,7 +387,7 @@ pub(crate) mod tests {
             machine_id: "m1".into(),
             location_id: "hq00000001".into(),
             main,
-            config,
+            config: config.into(),
             last_updated: None,
             created_on: None,
             last_access: None,

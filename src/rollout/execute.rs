@@ -20,6 +20,7 @@ use super::{Progress, RolloutOptions, RolloutOutcome};
 use crate::apply::{self, ApplyOptions, ChangeResult, Event, Outcome, Report};
 use crate::cloud::{CloudApi, CloudError, Code};
 use crate::model::{OnAbort, Timestamp};
+use crate::plan::canonical::same_config;
 use crate::plan::rollout::{RolloutPlan, TagMove, Wave};
 use crate::plan::{Plan, Precondition};
 use std::collections::{BTreeMap, HashSet};
@@ -568,7 +569,7 @@ async fn restore(api: &dyn CloudApi, p: &ChangedPart) -> Result<(), String> {
             .update_part(
                 &p.part_id,
                 &old.name,
-                Some(&old.config),
+                Some(&old.config.to_value()),
                 current.last_updated,
             )
             .await
@@ -586,11 +587,6 @@ async fn restore(api: &dyn CloudApi, p: &ChangedPart) -> Result<(), String> {
         };
     }
     Err("it kept changing while being restored".into())
-}
-
-fn same_config(a: &serde_json::Value, b: &serde_json::Value) -> bool {
-    crate::plan::canonical::comparable_eq(a, b, &[])
-        && crate::plan::canonical::import_meanings(a) == crate::plan::canonical::import_meanings(b)
 }
 
 /// A tag move with the revision it moves to, known.
@@ -663,7 +659,12 @@ fn retarget(
 /// Pins part `id`'s imports at the moved tags to the revisions they move to.
 async fn pin(api: &dyn CloudApi, id: &str, tags: &[ResolvedTag]) -> Result<(), String> {
     let p = api.get_part(id).await.map_err(|e| e.to_string())?;
-    let Some(config) = retarget(&p.config, tags, |t| t.tag.clone(), |t| t.revision.clone()) else {
+    let Some(config) = retarget(
+        &p.config.to_value(),
+        tags,
+        |t| t.tag.clone(),
+        |t| t.revision.clone(),
+    ) else {
         return Err("it no longer imports the fragment at the tag".into());
     };
     api.update_part(id, &p.name, Some(&config), p.last_updated)
@@ -681,7 +682,7 @@ async fn unpin(api: &dyn CloudApi, p: &ChangedPart, tags: &[ResolvedTag]) -> Res
         .collect();
     let part = api.get_part(&p.part_id).await.map_err(|e| e.to_string())?;
     let Some(config) = retarget(
-        &part.config,
+        &part.config.to_value(),
         &tags,
         |t| t.revision.clone(),
         |t| t.tag.clone(),

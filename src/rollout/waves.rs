@@ -172,8 +172,8 @@ fn split(policy: &RolloutPolicy, machines: Vec<WaveMachine>) -> Vec<Wave> {
 }
 
 /// Whether `config` imports fragment `fid` at version `tag`.
-pub fn imports_at(config: &serde_json::Value, fid: &str, tag: &str) -> bool {
-    rules::fragment_imports(config).iter().any(|e| {
+pub fn imports_at(config: &crate::model::ConfigJson, fid: &str, tag: &str) -> bool {
+    config.imports().iter().any(|e| {
         rules::import_id(e) == Some(fid)
             && e.get("version").and_then(serde_json::Value::as_str) == Some(tag)
     })
@@ -243,7 +243,9 @@ mod tests {
 
     #[test]
     fn imports_at_a_tag_only_match_that_tag() {
-        let c = serde_json::json!({"fragments": [{"id": "f", "version": "stable"}, "g", {"id": "h", "version": "beta"}]});
+        let c = crate::model::ConfigJson::from_value(
+            &serde_json::json!({"fragments": [{"id": "f", "version": "stable"}, "g", {"id": "h", "version": "beta"}]}),
+        );
         assert!(imports_at(&c, "f", "stable"));
         assert!(!imports_at(&c, "f", "beta"));
         assert!(!imports_at(&c, "g", "stable"));

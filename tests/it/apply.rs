@@ -240,7 +240,7 @@ async fn a_part_edited_after_planning_is_a_conflict_and_the_rest_applies() {
     assert_eq!(packer.outcome, Outcome::Applied);
     // The hand edit was not overwritten.
     assert_eq!(
-        client.get_part(&part.id).await.unwrap().config,
+        client.get_part(&part.id).await.unwrap().config.to_value(),
         serde_json::json!({"components": []})
     );
 }
@@ -289,7 +289,10 @@ async fn reconcile_apply_refuses_a_stale_plan_fresh_or_saved() {
         .filter(|rpc| rpc.starts_with("Update") || rpc.starts_with("Create"))
         .collect();
     assert!(writes.is_empty(), "a stale plan wrote: {writes:?}");
-    assert_eq!(api.get_part(&part.id).await.unwrap().config, by_hand);
+    assert_eq!(
+        api.get_part(&part.id).await.unwrap().config.to_value(),
+        by_hand
+    );
 
     // Prepared again, the plan is fresh and applies.
     let again = reconcile::prepare(api.as_ref(), &d, &opts).await.unwrap();

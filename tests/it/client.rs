@@ -79,7 +79,7 @@ async fn domain_round_trip_through_every_area() {
     assert_eq!(parts.len(), 1);
     assert!(parts[0].main);
     assert_eq!(parts[0].name, "arm-01-main");
-    assert_eq!(parts[0].config, json!({}));
+    assert_eq!(parts[0].config.to_value(), json!({}));
     let cfg = json!({"components": [{"name": "arm", "attributes": {"speed": 2.5, "joints": 6}}]});
     let updated = c
         .update_part(
@@ -91,7 +91,8 @@ async fn domain_round_trip_through_every_area() {
         .await
         .unwrap();
     assert_eq!(
-        updated.config, cfg,
+        updated.config.to_value(),
+        cfg,
         "integers stay integers, floats stay floats"
     );
     assert!(updated.last_updated > parts[0].last_updated);
@@ -105,10 +106,13 @@ async fn domain_round_trip_through_every_area() {
         .await
         .unwrap_err();
     assert_eq!(stale.code, Code::FailedPrecondition);
-    assert_eq!(c.get_part(&parts[0].id).await.unwrap().config, cfg);
+    assert_eq!(
+        c.get_part(&parts[0].id).await.unwrap().config.to_value(),
+        cfg
+    );
     let history = c.part_history(&parts[0].id, None).await.unwrap();
     assert_eq!(history.len(), 1);
-    assert_eq!(history[0].old.config, json!({}));
+    assert_eq!(history[0].old.config.to_value(), json!({}));
     assert_eq!(history[0].edited_by.as_ref().unwrap().value, cloud.key_id);
     let aux = c.new_part(&m, "arm-01-aux").await.unwrap();
     c.mark_part_main(&aux).await.unwrap();
@@ -430,7 +434,7 @@ async fn configs_round_trip_as_json_text_with_order_and_number_forms() {
         assert_eq!(serde_json::to_string(&read.config).unwrap(), text);
     }
     let old = &c.part_history(&part.id, Some(1)).await.unwrap()[0].old;
-    assert_eq!(old.config, json!({}));
+    assert_eq!(old.config.to_value(), json!({}));
 
     // Fragments: created (the struct cannot carry this config, so the JSON text follows at
     // once) and updated, byte-equal on every read.
@@ -768,7 +772,7 @@ async fn random_configs_survive_the_wire_unchanged() {
             "case {case}"
         );
         let read = c.get_part(&part.id).await.unwrap();
-        assert_eq!(read.config, config, "case {case}");
+        assert_eq!(read.config.to_value(), config, "case {case}");
         assert_eq!(
             serde_json::to_string(&read.config).unwrap(),
             written,

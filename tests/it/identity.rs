@@ -275,7 +275,7 @@ async fn two_parts_swap_names_in_one_apply() {
     assert_eq!(after["part:L/m/p"], before["part:L/m/q"]);
     let main = client.get_part(&after["part:L/m/q"]).await.unwrap();
     assert!(main.main);
-    assert_eq!(main.config["components"][0]["name"], "b");
+    assert_eq!(main.config.to_value()["components"][0]["name"], "b");
 }
 
 #[tokio::test]

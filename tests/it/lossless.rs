@@ -163,7 +163,7 @@ async fn real_configs_survive_import_plan_drift_and_apply_byte_for_byte() {
     // written: every other key, value form and key order untouched.
     for (part_id, _) in &written {
         let part = c.get_part(part_id).await.unwrap();
-        let mut config = part.config.clone();
+        let mut config = part.config.to_value();
         drift(&mut config);
         c.update_part(part_id, &part.name, Some(&config), None)
             .await
@@ -492,7 +492,7 @@ async fn stable_moves_across_three_revisions_and_beta_stays_put() {
         .unwrap();
     let part = api.get_parts(&beta.id).await.unwrap().remove(0);
     assert_eq!(
-        part.config["fragments"],
+        part.config.to_value()["fragments"],
         json!([{"id": kit.id, "version": "beta"}])
     );
 }

@@ -720,7 +720,8 @@ async fn attribute_returns_the_newest_history_entry() {
     assert_eq!(ids(got.keys()), ids([&touched.id]));
     let newest = &got[&touched.id];
     assert_eq!(
-        newest.old.config, first,
+        newest.old.config.to_value(),
+        first,
         "the newest entry holds the state before the last edit"
     );
     assert_eq!(newest.edited_by.as_ref().unwrap().value, cloud.key_id);

@@ -165,11 +165,11 @@ async fn a_stale_saved_plan_is_refused_naming_what_changed() {
         .find(|m| m.name == "rover")
         .unwrap();
     assert_eq!(
-        c.get_parts(&rover.id).await.unwrap()[0].config["components"][0]["model"],
+        c.get_parts(&rover.id).await.unwrap()[0].config.to_value()["components"][0]["model"],
         "wheeled"
     );
     assert_eq!(
-        c.get_part(&part.id).await.unwrap().config,
+        c.get_part(&part.id).await.unwrap().config.to_value(),
         serde_json::json!({"components": []})
     );
 
@@ -247,7 +247,7 @@ async fn saved_plans_keep_sensitive_values_out_and_check_them_on_apply() {
         .unwrap();
     let part = c.get_parts(&arm.id).await.unwrap().remove(0);
     assert_eq!(
-        part.config["components"][0]["attributes"]["token"],
+        part.config.to_value()["components"][0]["attributes"]["token"],
         "Bearer tok-AAAA-1111"
     );
 }

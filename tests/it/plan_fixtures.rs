@@ -197,7 +197,7 @@ fn observed(c: Cloud, d: &Desired) -> Observed {
                     machine_id: m.id.clone(),
                     location_id: m.location.clone(),
                     main: p.main,
-                    config: p.config,
+                    config: p.config.into(),
                     last_updated: ts(p.last_updated),
                     created_on: ts(0),
                     last_access: None,

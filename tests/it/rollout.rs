@@ -213,7 +213,7 @@ pub async fn speeds(api: &dyn CloudApi, org: &str) -> Vec<(String, serde_json::V
         let p = &api.get_parts(&m.id).await.unwrap()[0];
         out.push((
             m.name.clone(),
-            p.config["components"][0]["attributes"]["speed"].clone(),
+            p.config.to_value()["components"][0]["attributes"]["speed"].clone(),
         ));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));

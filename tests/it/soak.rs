@@ -297,7 +297,8 @@ async fn soak(sites: usize, machines: usize, apply_kills: usize, server_kills: u
     for m in &machines_now {
         for p in api.get_parts(&m.id).await.unwrap() {
             parts += 1;
-            let version = &p.config["components"][0]["attributes"]["version"];
+            let config = p.config.to_value();
+            let version = &config["components"][0]["attributes"]["version"];
             assert_eq!(version, 2, "lost update on part {}", p.name);
         }
     }

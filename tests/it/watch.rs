@@ -118,7 +118,7 @@ async fn cloud_fps(api: &dyn CloudApi, org: &str) -> Option<i64> {
         .unwrap()
         .into_iter()
         .find(|p| p.name == "rover-main")?;
-    part.config["components"][0]["attributes"]["fps"].as_i64()
+    part.config.to_value()["components"][0]["attributes"]["fps"].as_i64()
 }
 
 /// Write RPCs the client made (by name), from its own counters.

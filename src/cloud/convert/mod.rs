@@ -14,10 +14,10 @@
 //! fleetform adds or removes, they are never touched either.
 
 use crate::model::{
-    ApiKey, Editor, Fragment, FragmentHistoryEntry, FragmentImport, FragmentRevision, FragmentTag,
-    FragmentUsage, Grant, HistoryEntry, Invite, Location, LocationOrganization, LocationSecret,
-    LogEntry, Machine, Member, MemberRole, OnlineState, Organization, Part, PartSummary,
-    ResourceKind, Role, Sensitive, Timestamp, Visibility,
+    ApiKey, ConfigJson, Editor, Fragment, FragmentHistoryEntry, FragmentImport, FragmentRevision,
+    FragmentTag, FragmentUsage, Grant, HistoryEntry, Invite, Location, LocationOrganization,
+    LocationSecret, LogEntry, Machine, Member, MemberRole, OnlineState, Organization, Part,
+    PartSummary, ResourceKind, Role, Sensitive, Timestamp, Visibility,
 };
 use crate::proto::viam::app::v1 as pb;
 use crate::proto::viam::common::v1 as common;
@@ -334,10 +334,22 @@ fn config_from(json: Option<&str>, fallback: impl FnOnce() -> Option<prost_types
         .unwrap_or_else(|| json_from_struct(fallback()))
 }
 
+/// A part config in compact form, from the same sources as [`config_from`]: the JSON text is
+/// read in one pass into its compact text and digest, with no tree built; a `Struct` (only
+/// when the text is absent or not an object) goes through its JSON value.
+fn compact_config_from(
+    json: Option<&str>,
+    fallback: impl FnOnce() -> Option<prost_types::Struct>,
+) -> ConfigJson {
+    json.and_then(|s| ConfigJson::from_json(s).ok())
+        .filter(ConfigJson::is_object)
+        .unwrap_or_else(|| ConfigJson::from_value(&json_from_struct(fallback())))
+}
+
 /// A robot part. The config comes from `robot_config_json` when it is present and parses as a JSON
 /// object, else from the `robot_config` struct (`{}` when absent).
 pub(super) fn part(p: pb::RobotPart) -> Part {
-    let config = config_from(p.robot_config_json.as_deref(), || p.robot_config);
+    let config = compact_config_from(p.robot_config_json.as_deref(), || p.robot_config);
     Part {
         id: p.id,
         name: p.name,

@@ -10,7 +10,7 @@
 //! secret is never held in memory. Everything else is exactly what [`super::part`] makes of a
 //! full `RobotPart`.
 
-use super::{config_from, pb};
+use super::{compact_config_from, pb};
 use crate::model::Part;
 use prost::Message;
 
@@ -54,7 +54,7 @@ pub(crate) struct RobotPartReply {
 /// the config has to come from a `Struct` that does not decode.
 pub(crate) fn part_from_reply(p: RobotPartReply) -> Result<Part, prost::DecodeError> {
     let mut bad_struct = None;
-    let config = config_from(p.robot_config_json.as_deref(), || {
+    let config = compact_config_from(p.robot_config_json.as_deref(), || {
         let bytes = p.robot_config?;
         prost_types::Struct::decode(bytes.as_slice())
             .map_err(|e| bad_struct = Some(e))
@@ -147,13 +147,16 @@ mod tests {
         for text in [None, Some("[1]"), Some("{not json")] {
             let p = same_as_full(full(Some(cfg.clone()), text));
             assert_eq!(
-                p.config,
+                p.config.to_value(),
                 json!({"a": {"x": [1.5, "s", null, true]}, "b": 1})
             );
         }
         // Neither: `{}`; an empty struct: `{}`.
-        assert_eq!(same_as_full(full(None, None)).config, json!({}));
-        assert_eq!(same_as_full(full(Some(json!({})), None)).config, json!({}));
+        assert_eq!(same_as_full(full(None, None)).config.to_value(), json!({}));
+        assert_eq!(
+            same_as_full(full(Some(json!({})), None)).config.to_value(),
+            json!({})
+        );
     }
 
     #[test]
@@ -165,7 +168,10 @@ mod tests {
         };
         assert!(part_from_reply(reply(None)).is_err());
         assert_eq!(
-            part_from_reply(reply(Some(r#"{"a": 1}"#))).unwrap().config,
+            part_from_reply(reply(Some(r#"{"a": 1}"#)))
+                .unwrap()
+                .config
+                .to_value(),
             json!({"a": 1})
         );
     }

@@ -135,16 +135,16 @@ fn part_prefers_config_json_when_it_parses() {
     assert_eq!(m.machine_id, "r1");
     assert!(m.main);
     assert_eq!(
-        m.config,
+        m.config.to_value(),
         json!({"from": "json", "n": 12_345_678_901_234_567_i64})
     );
     let bad = part(pb::RobotPart {
         robot_config_json: Some("not json".into()),
         ..p.clone()
     });
-    assert_eq!(bad.config, json!({"from": "struct"}));
+    assert_eq!(bad.config.to_value(), json!({"from": "struct"}));
     let empty = part(pb::RobotPart::default());
-    assert_eq!(empty.config, json!({}));
+    assert_eq!(empty.config.to_value(), json!({}));
 }
 
 #[test]

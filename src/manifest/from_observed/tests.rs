@@ -37,7 +37,7 @@ fn part(id: &str, name: &str, machine: &str, main: bool, config: serde_json::Val
         machine_id: machine.into(),
         location_id: String::new(),
         main,
-        config,
+        config: config.into(),
         last_updated: None,
         created_on: None,
         last_access: None,

@@ -238,17 +238,22 @@ impl<'a> Planner<'a> {
             .map(|u| self.import_meaning_of(u))
             .collect();
         let fragments_differ = wanted.iter().any(Option::is_none)
-            || wanted.into_iter().flatten().collect::<Vec<_>>() != import_meanings(&p.config);
+            || wanted.into_iter().flatten().collect::<Vec<_>>() != meanings(&p.config.imports());
+        // By digest; a part with `ignore` pointers is compared on its values without them.
         let config_differs = fragments_differ
             || if dp.ignore.is_empty() {
-                !ConfigJson::from_value(&p.config).same_without_fragments(&dp.config.json)
+                !p.config.same_without_fragments(&dp.config.json)
             } else {
-                !comparable_eq(&p.config, &dp.config.value(), &dp.ignore)
+                !comparable_eq(&p.config.to_value(), &dp.config.value(), &dp.ignore)
             };
         if !(renamed || config_differs) {
             return None;
         }
-        let cfg = config_differs.then(|| self.planned_config(dp, Some(&p.config)));
+        // The cloud's config as a value only for a part whose config changes.
+        let current = config_differs.then(|| p.config.to_value());
+        let cfg = current
+            .as_ref()
+            .map(|cur| self.planned_config(dp, Some(cur)));
         let action = if config_differs {
             Action::Update
         } else {
@@ -272,8 +277,8 @@ impl<'a> Planner<'a> {
             c.details
                 .push(detail("name", Some(&p.name), Some(&dp.name)));
         }
-        if config_differs {
-            c.config_before = Some(observed_config(&p.config, &dp.config.sensitive));
+        if let Some(current) = &current {
+            c.config_before = Some(observed_config(current, &dp.config.sensitive));
             c.config_after = cfg;
             c.depends_on.extend(self.import_deps(&dp.fragments));
         }
