@@ -156,13 +156,17 @@ impl Ledger {
                 .map(|p| (resource_key("part", &p.path), &p.config))
         });
         for (key, config) in fragments.chain(parts) {
+            if config.sensitive.is_empty() {
+                continue;
+            }
+            let value = config.value();
             for s in &config.sensitive {
                 let added = self
                     .pointers
                     .entry(key.clone())
                     .or_default()
                     .insert(s.pointer.clone());
-                let hash = match config.value().pointer(&s.pointer) {
+                let hash = match value.pointer(&s.pointer) {
                     Some(Value::String(v)) => sha256_hex(v),
                     _ => s.sha256.clone(),
                 };

@@ -6,6 +6,8 @@
 //! a file that cannot be read is reported at the manifest's `config_file:`. A config must be a
 //! JSON object, and a part's config may not hold `fragments` (the part's own `fragments:`
 //! list says which fragments it uses). `${env:…}` references are resolved last (see `env`).
+//! Every config ends in the compact form the model keeps, [`ConfigJson`]; see
+//! [`prebuild_inline`] for how an inline one gets there without a `serde_json::Value`.
 
 use super::env::{EnvProblem, resolve_config};
 use super::span::{self, Node, NodeKind, Pos, YPath};
@@ -78,13 +80,16 @@ fn build(node: &Node) -> Result<Prebuild, super::de::Error> {
 }
 
 /// Builds the inline `config:` of every fragment and part from the expanded tree, once, in
-/// its final form, and frees each config's subtree as soon as its value is built, unless a
+/// its final form, and frees each config's subtree as soon as it is built, unless a
 /// diagnostic could need a position inside it (a `fragments` key, nesting past
 /// [`MAX_CONFIG_DEPTH`], or a `${env:` reference, which may be missing or malformed; only
-/// these are placed inside a config). A config is most of a manifest, so the position tree
-/// and the built values never both hold all of them, and the load's peak memory is about
-/// one copy of the fleet's configs. The paths are the ones validation uses. A config that
-/// cannot be built is left to validation to report.
+/// these are placed inside a config). A clean config is written from its nodes straight into
+/// its compact form ([`ConfigJson`]: its JSON text and canonical digest, in one walk), with
+/// no `serde_json::Value` built; only a config with something left to check or resolve goes
+/// through a `Value` (and becomes compact once checked). A config is most of a manifest, so
+/// the position tree and the built configs never both hold all of them, and the configs
+/// the load keeps take about what their YAML text did. The paths are the ones validation
+/// uses. A config that cannot be built is left to validation to report.
 pub fn prebuild_inline(root: &mut Node) -> Prebuilt {
     let mut out = Prebuilt::new();
     let fragments = YPath::root().key("fragments");

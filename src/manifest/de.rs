@@ -2,8 +2,8 @@
 //!
 //! The manifest text is parsed once, by `span`, into a [`Node`] tree that remembers where
 //! every node starts; the structural pass checks that tree, and this module then fills the
-//! `raw` structs (and every config's `serde_json::Value`) straight from it, borrowing its
-//! strings. Parsing the text a second time with a serde YAML parser cost as much again as
+//! `raw` structs (and every config, in its compact form or, where something in it is still to
+//! be checked, as a `serde_json::Value`) straight from it, borrowing its strings. Parsing the text a second time with a serde YAML parser cost as much again as
 //! the first parse and held a second copy of the document; it also meant depending on
 //! `serde_yaml`, which is no longer maintained.
 //!
@@ -342,6 +342,25 @@ mod tests {
     fn value(text: &str) -> Value {
         let docs = super::super::span::parse(text).expect("yaml");
         from_node(&docs.docs[0]).expect("value")
+    }
+
+    #[test]
+    fn a_compact_config_is_what_the_value_would_be() {
+        use crate::model::{ConfigBuilder, ConfigJson};
+        let text = "b: [1, -2, 0x1f, 0o17, 18446744073709551615, 123456789012345678901234567890]
+a: {y: 2.0, x: [1.5e3, .inf, -.inf, .nan, 1e400, -0.0]}
+s: [null, ~, '', true, False, 'quoted 1', \"esc \\t \\u00e9\", plain text, \"${env:X}\"]
+nested: {k: [{deep: {deeper: [[]]}}], empty: {}}
+";
+        let node = &super::super::span::parse(text).expect("yaml").docs[0];
+        let mut b = ConfigBuilder::new();
+        write_config(node, &mut b).expect("config");
+        assert_eq!((b.max_depth, b.env_reference), (7, true));
+        let compact = b.finish();
+        let value = to_value(node).expect("value");
+        assert_eq!(compact.text(), serde_json::to_string(&value).unwrap());
+        assert_eq!(compact.digest(), ConfigJson::from_value(&value).digest());
+        assert_eq!(compact.to_value(), value);
     }
 
     #[test]

@@ -26,6 +26,15 @@
 //! per-config tree is ever held. SHA-256 makes an accidental match of different configs
 //! impossible in practice, so equality needs no fallback comparison.
 //!
+//! Where it is used: every desired config (`Config::json`, parts and fragments) and every
+//! observed part config (`Part::config`). Observed fragments keep a `serde_json::Value`:
+//! an organization has tens of them, not thousands, and the rollout lease record is read and
+//! written inside a fragment's config as a value.
+//!
+//! Measured on the realistic M fleet (2,000 parts of 1.5–3 KB, 20 fragments; release build,
+//! one child process per load): see the README's "Where a load's time and memory go" for the
+//! numbers before and after.
+//!
 //! [`Builder`] is the one writer: from a YAML node tree (the manifest), from JSON text (the
 //! cloud's `robot_config_json`) through serde, or from a `Value`.
 
@@ -130,6 +139,9 @@ impl Default for ConfigJson {
 /// Canonical equality of the whole config, `fragments` included.
 impl PartialEq for ConfigJson {
     fn eq(&self, other: &Self) -> bool {
+        if self.text == other.text {
+            return true;
+        }
         if self.digest != other.digest {
             return false;
         }

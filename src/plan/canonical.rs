@@ -2,6 +2,11 @@
 //! (`1`, `1.0` and `1e0` are one number), and `ignore` pointers removed; fragment imports
 //! compared by meaning (`"ID"` is `{"id": "ID"}`; `version`, `prefix`, `variables` and unknown
 //! keys count), in order.
+//!
+//! Configs in the model are compact ([`ConfigJson`]) and compared by their canonical digest
+//! ([`same_config`], `ConfigJson::same_without_fragments`); the functions on
+//! `serde_json::Value` here serve what needs the structure: `ignore` pointers, imports,
+//! diffs and the planned config of a changed part.
 
 use crate::model::ConfigJson;
 use serde_json::{Map, Value};

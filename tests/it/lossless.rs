@@ -328,6 +328,54 @@ async fn property_random_configs_survive_and_import_options_are_diffs() {
     }
 }
 
+/// A one-part fleet whose part config is `config` (JSON text, which is YAML too).
+fn one_part(config: &str) -> String {
+    format!(
+        "version: 1\norganization: test-org\nlocations:\n  - name: Lab\n    machines:\n      - name: rover\n        parts:\n          - name: rover-main\n            config: {config}\n"
+    )
+}
+
+#[tokio::test]
+async fn configs_differing_only_in_key_order_or_number_spelling_plan_nothing() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let d = manifest(&one_part(
+        r#"{"b": 1, "a": {"y": 2.0, "x": [1, 2.5, "\u00e9"]}, "c": {}}"#,
+    ));
+    run(Arc::clone(&api), &plan_for(api.as_ref(), &d).await).await;
+    let machine = api.list_machines_for_org(&cloud.org_id).await.unwrap()[0].clone();
+    let part = api.get_parts(&machine.id).await.unwrap().remove(0);
+    let write = |text: &'static str| {
+        let api = Arc::clone(&api);
+        let (id, name) = (part.id.clone(), part.name.clone());
+        async move {
+            let v: Value = serde_json::from_str(text).unwrap();
+            api.update_part(&id, &name, Some(&v), None).await.unwrap();
+        }
+    };
+    // Written by hand in another key order and other number spellings: the same config.
+    write(r#"{"c": {}, "a": {"x": [1.0, 25e-1, "é"], "y": 2}, "b": 1e0}"#).await;
+    let p = plan_for(api.as_ref(), &d).await;
+    assert!(p.is_empty(), "{:#?}", p.changes);
+    // Any real difference is seen: list order, a string, a type, a key, an empty value.
+    for text in [
+        r#"{"b": 1, "a": {"y": 2, "x": [2.5, 1, "é"]}, "c": {}}"#,
+        r#"{"b": 1, "a": {"y": 2, "x": [1, 2.5, "e"]}, "c": {}}"#,
+        r#"{"b": "1", "a": {"y": 2, "x": [1, 2.5, "é"]}, "c": {}}"#,
+        r#"{"b": 1, "a": {"y": 2, "x": [1, 2.5, "é"]}, "c": {}, "d": null}"#,
+        r#"{"b": 1, "a": {"y": 2, "x": [1, 2.5, "é"]}, "c": []}"#,
+    ] {
+        write(text).await;
+        let p = plan_for(api.as_ref(), &d).await;
+        let updates: Vec<_> = p
+            .changes
+            .iter()
+            .filter(|c| c.kind == Kind::Part && c.action == Action::Update)
+            .collect();
+        assert_eq!(updates.len(), 1, "{text}: {:#?}", p.changes);
+    }
+}
+
 // -- Fragment tags -----------------------------------------------------------------------------
 
 fn tagged_fleet(kit_config: &str, tags: &str) -> String {
