@@ -45,6 +45,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::io::Write as _;
 use std::sync::Arc;
 
 /// A config in compact form; see the module docs. Immutable once built.
@@ -200,8 +201,8 @@ enum Frame {
     Obj {
         /// Where the object's `{` is in the canonical buffer.
         start: usize,
-        /// Each entry's range in the canonical buffer (`"key":value`, no comma).
-        entries: Vec<(usize, usize)>,
+        /// Where its entries begin in [`Builder::entries`].
+        first: usize,
         /// Where the current entry's value starts in the text (for `fragments`).
         value_at: usize,
         /// Whether the current entry is the top level's `fragments`.
@@ -212,14 +213,24 @@ enum Frame {
     },
 }
 
+/// Marks an entry whose value is still being written.
+const OPEN: usize = usize::MAX;
+
 /// Writes a config's compact text and canonical bytes in one pass (see the module docs).
 ///
 /// Call the value methods in document order (`begin_obj`, then `key` before each entry's
-/// value, `end_obj`; `begin_arr` … `end_arr`), then [`Builder::finish`].
+/// value, `end_obj`; `begin_arr` … `end_arr`), then [`Builder::finish`]. Objects share the
+/// builder's scratch buffers, so building allocates little beyond the two outputs.
 pub struct Builder {
     text: Vec<u8>,
     canon: Vec<u8>,
     stack: Vec<Frame>,
+    /// The entries of every open object, innermost last: each one's range in the canonical
+    /// buffer (`"key":value`, no comma; the end is [`OPEN`] while its value is written).
+    entries: Vec<(usize, usize)>,
+    /// Scratch for reordering one object's entries: (start, key end, end) relative to `body`.
+    spans: Vec<(usize, usize, usize)>,
+    body: Vec<u8>,
     fragments: Option<(u32, u32)>,
     /// The deepest nesting of objects and lists seen (the config itself is level 1).
     pub max_depth: usize,
@@ -239,6 +250,9 @@ impl Builder {
             text: Vec::with_capacity(256),
             canon: Vec::with_capacity(256),
             stack: Vec::new(),
+            entries: Vec::new(),
+            spans: Vec::new(),
+            body: Vec::new(),
             fragments: None,
             max_depth: 0,
             env_reference: false,
@@ -256,31 +270,34 @@ impl Builder {
         }
     }
 
+    /// Writes the same bytes to the text and the canonical form.
+    fn both(&mut self, bytes: &[u8]) {
+        self.text.extend_from_slice(bytes);
+        self.canon.extend_from_slice(bytes);
+    }
+
     pub fn null(&mut self) {
         self.before_value();
-        self.text.extend_from_slice(b"null");
-        self.canon.extend_from_slice(b"null");
+        self.both(b"null");
     }
 
     pub fn bool(&mut self, b: bool) {
         self.before_value();
-        let t: &[u8] = if b { b"true" } else { b"false" };
-        self.text.extend_from_slice(t);
-        self.canon.extend_from_slice(t);
+        self.both(if b { b"true" } else { b"false" });
     }
 
     pub fn i64(&mut self, i: i64) {
         self.before_value();
-        let s = i.to_string();
-        self.text.extend_from_slice(s.as_bytes());
-        self.canon.extend_from_slice(s.as_bytes());
+        let at = self.text.len();
+        write!(self.text, "{i}").expect("writing to a Vec cannot fail");
+        self.canon.extend_from_slice(&self.text[at..]);
     }
 
     pub fn u64(&mut self, u: u64) {
         self.before_value();
-        let s = u.to_string();
-        self.text.extend_from_slice(s.as_bytes());
-        self.canon.extend_from_slice(s.as_bytes());
+        let at = self.text.len();
+        write!(self.text, "{u}").expect("writing to a Vec cannot fail");
+        self.canon.extend_from_slice(&self.text[at..]);
     }
 
     /// A float; one that is not finite is `null`, as in a `Value`.
@@ -289,13 +306,12 @@ impl Builder {
             return self.null();
         }
         self.before_value();
-        let written = serde_json::to_string(&f).expect("a finite float writes");
-        self.text.extend_from_slice(written.as_bytes());
+        let at = self.text.len();
+        serde_json::to_writer(&mut self.text, &f).expect("writing to a Vec cannot fail");
         if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 {
-            self.canon
-                .extend_from_slice((f as i64).to_string().as_bytes());
+            write!(self.canon, "{}", f as i64).expect("writing to a Vec cannot fail");
         } else {
-            self.canon.extend_from_slice(written.as_bytes());
+            self.canon.extend_from_slice(&self.text[at..]);
         }
     }
 
@@ -304,8 +320,9 @@ impl Builder {
         if s.contains("${env:") {
             self.env_reference = true;
         }
+        let at = self.text.len();
         write_str(&mut self.text, s);
-        write_str(&mut self.canon, s);
+        self.canon.extend_from_slice(&self.text[at..]);
     }
 
     pub fn begin_obj(&mut self) {
@@ -313,7 +330,7 @@ impl Builder {
         self.text.push(b'{');
         self.stack.push(Frame::Obj {
             start: self.canon.len(),
-            entries: Vec::new(),
+            first: self.entries.len(),
             value_at: 0,
             fragments: false,
         });
@@ -324,20 +341,22 @@ impl Builder {
     /// Ends the entry being written in the innermost object, if any.
     fn close_entry(&mut self) {
         let top = self.stack.len() == 1;
-        let canon_end = self.canon.len();
-        let text_end = self.text.len();
-        if let Some(Frame::Obj {
-            entries,
+        let Some(Frame::Obj {
+            first,
             value_at,
             fragments,
             ..
         }) = self.stack.last_mut()
-            && let Some(last) = entries.last_mut()
-            && last.1 == usize::MAX
+        else {
+            return;
+        };
+        if self.entries.len() > *first
+            && let Some(last) = self.entries.last_mut()
+            && last.1 == OPEN
         {
-            last.1 = canon_end;
+            last.1 = self.canon.len();
             if top && *fragments {
-                self.fragments = Some((*value_at as u32, text_end as u32));
+                self.fragments = Some((*value_at as u32, self.text.len() as u32));
                 *fragments = false;
             }
         }
@@ -347,7 +366,7 @@ impl Builder {
         self.close_entry();
         let top = self.stack.len() == 1;
         let Some(Frame::Obj {
-            entries,
+            first,
             value_at,
             fragments,
             ..
@@ -355,15 +374,15 @@ impl Builder {
         else {
             return;
         };
-        if !entries.is_empty() {
+        if self.entries.len() > *first {
             self.text.push(b',');
             self.canon.push(b',');
         }
-        let at = self.canon.len();
-        entries.push((at, usize::MAX));
+        self.entries.push((self.canon.len(), OPEN));
+        let at = self.text.len();
         write_str(&mut self.text, k);
+        self.canon.extend_from_slice(&self.text[at..]);
         self.text.push(b':');
-        write_str(&mut self.canon, k);
         self.canon.push(b':');
         *value_at = self.text.len();
         *fragments = top && k == "fragments";
@@ -372,37 +391,42 @@ impl Builder {
     pub fn end_obj(&mut self) {
         self.close_entry();
         let top = self.stack.len() == 1;
-        let Some(Frame::Obj { start, entries, .. }) = self.stack.pop() else {
+        let Some(Frame::Obj { start, first, .. }) = self.stack.pop() else {
             return;
         };
         self.text.push(b'}');
         let drop_fragments = top && self.fragments.is_some();
-        // Each entry as (start, end of its key, end), in the canonical buffer.
         let canon = &self.canon;
-        let spans: Vec<(usize, usize, usize)> = entries
-            .iter()
-            .map(|&(s, e)| (s, key_end(canon, s), e))
-            .collect();
-        let sorted = spans
-            .windows(2)
-            .all(|w| canon[w[0].0..w[0].1] < canon[w[1].0..w[1].1]);
+        let entries = &self.entries[first..];
+        let name = |&(s, _): &(usize, usize)| &canon[s..key_end(canon, s)];
+        let sorted = entries.windows(2).all(|w| name(&w[0]) < name(&w[1]));
         if sorted && !drop_fragments {
+            self.entries.truncate(first);
             self.canon.push(b'}');
             return;
         }
+        // Reorder: the entries' bytes move to `body`, and come back sorted by key.
         let base = start + 1;
-        let body = self.canon.split_off(base);
-        let mut spans: Vec<(usize, usize, usize)> = spans
-            .into_iter()
-            .map(|(s, k, e)| (s - base, k - base, e - base))
-            .collect();
+        self.spans.clear();
+        self.spans.extend(
+            entries
+                .iter()
+                .map(|&(s, e)| (s - base, key_end(canon, s) - base, e - base)),
+        );
+        self.entries.truncate(first);
+        self.body.clear();
+        self.body.extend_from_slice(&self.canon[base..]);
+        self.canon.truncate(base);
+        let body = &self.body;
         // Stable: of repeated keys the last one written comes last.
-        spans.sort_by(|a, b| body[a.0..a.1].cmp(&body[b.0..b.1]));
+        self.spans
+            .sort_by(|a, b| body[a.0..a.1].cmp(&body[b.0..b.1]));
         let mut first = true;
-        for (i, &(s, k, e)) in spans.iter().enumerate() {
+        for (i, &(s, k, e)) in self.spans.iter().enumerate() {
             let name = &body[s..k];
             // Of repeated keys the last one written counts, as in a `Value`.
-            let repeated = spans
+            let repeated = self
+                .spans
                 .get(i + 1)
                 .is_some_and(|&(ns, nk, _)| body[ns..nk] == *name);
             if repeated || (drop_fragments && name == b"\"fragments\"") {
