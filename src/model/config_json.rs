@@ -34,8 +34,8 @@
 //! Measured on the realistic M fleet (2,000 parts of 1.5–3 KB, 20 fragments; release build):
 //! the configs the loaded model holds went from about 45 MB (as `Value`s) to about 5 MB, the
 //! load's heap peak from 54.6 MB to 40.8 MB (now the position tree's, before any config is
-//! built), its CPU from 0.38 s to 0.34 s, and fleetform's CPU for a no-op plan from 0.36 s to
-//! 0.21 s. The README's "Compact configs" has the table.
+//! built) with a sixth fewer allocations and about the same time, and fleetform's CPU for a
+//! no-op plan from about 0.34 s to about 0.25 s. The README's "Compact configs" has the table.
 //!
 //! [`Builder`] is the one writer: from a YAML node tree (the manifest), from JSON text (the
 //! cloud's `robot_config_json`) through serde, or from a `Value`.
