@@ -124,8 +124,11 @@ pub struct Target {
 }
 
 impl Target {
-    /// Stops the in-process server, if any, after in-flight calls finish.
+    /// Stops the in-process server, if any, after in-flight calls finish. Logs (at debug
+    /// level, target `fleetform::cli::target`) the cloud calls this command made, by method:
+    /// how `cargo bench --bench fleet` counts the calls of a `fleetform` process.
     pub async fn close(self) -> anyhow::Result<()> {
+        tracing::debug!(calls = ?self.client.rpc_counts(), "cloud calls by method");
         if let Some(server) = self.server {
             server.shutdown().await?;
         }
