@@ -205,7 +205,7 @@ async fn plan_and_execute(
     if let Some(status) = super::rollout_cmd::recover(client, org_id, &opts.rollout, &stop).await? {
         return Ok(status);
     }
-    let Some(mut prepared) = super::plan_cmd::prepare(client, desired, &opts).await? else {
+    let Some(mut prepared) = super::plan_cmd::prepare(client, desired, &opts, None).await? else {
         return Ok(ExitStatus::Failure);
     };
     prepared.mark_sensitive(&local_ledger());

@@ -52,7 +52,9 @@ pub use attribute::OWN_KEY;
 pub use safety::{DeleteBudget, Refusal};
 
 use crate::apply::{self, ApplyOptions, Event, Outcome, Report, Stale};
-use crate::cloud::observe::{ObserveError, ObserveOptions, observe, resolve_organization};
+use crate::cloud::observe::{
+    Early, ObserveError, ObserveOptions, observe_after, resolve_organization,
+};
 use crate::cloud::{CloudApi, CloudError};
 use crate::model::{Desired, OrgRef, Organization};
 use crate::plan::{self, Plan, PlanErrors};
@@ -186,8 +188,20 @@ pub async fn prepare_with(
     opts: &Options,
     progress: &(dyn Fn(Step) + Sync),
 ) -> Result<Prepared, PrepareError> {
+    prepare_after(api, desired, opts, progress, None).await
+}
+
+/// [`prepare_with`], observing with the reads `early` made before the manifest was loaded
+/// (see [`crate::cloud::observe::observe_after`]).
+pub async fn prepare_after(
+    api: &dyn CloudApi,
+    desired: &Desired,
+    opts: &Options,
+    progress: &(dyn Fn(Step) + Sync),
+    early: Option<Early>,
+) -> Result<Prepared, PrepareError> {
     progress(Step::Observing);
-    let observed = observe(api, desired, &opts.observe).await;
+    let observed = observe_after(api, desired, &opts.observe, early).await;
     progress(Step::Idle);
     let observed = observed.map_err(PrepareError::Observe)?;
     let mut plan = plan::plan(desired, &observed, &opts.plan).map_err(PrepareError::Plan)?;
