@@ -13,6 +13,7 @@ use super::render::{self, Format, RenderOptions};
 use super::target::{self, LocalOrg};
 use crate::apply::{self, Event, Outcome, Report};
 use crate::cloud::CloudApi;
+use crate::cloud::observe::{Early, resolve_organization};
 use crate::model::{Desired, OrgRef};
 use crate::plan::{Action, Plan};
 use crate::reconcile::{self, ApplyError};
@@ -148,6 +149,10 @@ pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
         };
         return target.finish(result).await;
     }
+    // A remote cloud is connected to, and its organizations listed, while the manifest loads;
+    // nothing else is read before the lease is taken, and nothing is printed (nor any cloud
+    // error reported) before the manifest has loaded.
+    let early = target::connect_early(global, None);
     let desired: Desired = match crate::manifest::load(&args.input) {
         Ok(d) => d,
         Err(err) => {
@@ -161,8 +166,11 @@ pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
         OrgRef::Name(name) => LocalOrg::Name(name),
         OrgRef::Id(id) => LocalOrg::Id(id),
     };
-    let target = target::connect_for(global, org).await?;
-    let result = apply_manifest(&args, &target.client, desired).await;
+    let (target, early) = match early {
+        Some(early) => early.finish(global).await?,
+        None => (target::connect_for(global, org).await?, None),
+    };
+    let result = apply_manifest(&args, &target.client, desired, early).await;
     target.finish(result).await
 }
 
@@ -170,11 +178,15 @@ async fn apply_manifest(
     args: &ApplyArgs,
     client: &crate::cloud::Client,
     desired: Desired,
+    early: Option<Early>,
 ) -> anyhow::Result<ExitStatus> {
     // The lease first: nobody else may plan and write this organization meanwhile.
-    let org = reconcile::organization(client, &desired.organization).await?;
+    let org = match &early {
+        Some(early) => resolve_organization(early.organizations().to_vec(), &desired.organization)?,
+        None => reconcile::organization(client, &desired.organization).await?,
+    };
     let held = take_lease(args, client, &org.id).await?;
-    let result = plan_and_execute(args, client, desired, &org.id, &held).await;
+    let result = plan_and_execute(args, client, desired, &org.id, &held, early).await;
     held.release().await;
     result
 }
@@ -198,6 +210,7 @@ async fn plan_and_execute(
     desired: Desired,
     org_id: &str,
     held: &Held,
+    early: Option<Early>,
 ) -> anyhow::Result<ExitStatus> {
     let opts = options(args);
     // A rollout a crash left is finished (or resumed) before anything is planned.
@@ -205,7 +218,7 @@ async fn plan_and_execute(
     if let Some(status) = super::rollout_cmd::recover(client, org_id, &opts.rollout, &stop).await? {
         return Ok(status);
     }
-    let Some(mut prepared) = super::plan_cmd::prepare(client, &desired, &opts, None).await? else {
+    let Some(mut prepared) = super::plan_cmd::prepare(client, &desired, &opts, early).await? else {
         return Ok(ExitStatus::Failure);
     };
     // The plan holds all that applying needs: the manifest's model is not kept meanwhile.

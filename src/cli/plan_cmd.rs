@@ -105,7 +105,7 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
         read_concurrency: args.read_concurrency,
         ..ObserveOptions::default()
     };
-    let early = target::connect_early(global, observe);
+    let early = target::connect_early(global, Some(observe));
     // 1. The manifest, before any cloud call: a bad manifest costs nothing and touches nothing.
     let desired: Desired = match crate::manifest::load(&args.manifest) {
         Ok(d) => d,

@@ -286,16 +286,17 @@ pub struct EarlyTarget {
     task: tokio::task::JoinHandle<anyhow::Result<(Target, Option<Early>)>>,
 }
 
-/// Starts connecting to a remote `--cloud` and making its early reads; `None` for the local
-/// cloud, which needs the manifest's organization to start.
-pub fn connect_early(global: &GlobalArgs, observe: ObserveOptions) -> Option<EarlyTarget> {
+/// Starts connecting to a remote `--cloud` and making its early reads (with `lists`, the
+/// organization's lists too, see [`read_early`]); `None` for the local cloud, which needs the
+/// manifest's organization to start.
+pub fn connect_early(global: &GlobalArgs, lists: Option<ObserveOptions>) -> Option<EarlyTarget> {
     if !is_remote(&global.cloud.target) {
         return None;
     }
     let cloud = global.cloud.clone();
     let task = tokio::spawn(async move {
         let target = connect_remote_quietly(&cloud, &cloud.target).await?;
-        let early = read_early(&target.client, &observe).await;
+        let early = read_early(&target.client, lists.as_ref()).await;
         Ok((target, early))
     });
     Some(EarlyTarget { task })

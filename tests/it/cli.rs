@@ -179,6 +179,25 @@ fn plan_reads_a_remote_cloud_early_but_a_bad_manifest_still_comes_first() {
     let (code, _, no_key) = plan("good.yaml", false);
     assert_eq!(code, Some(1));
     assert!(no_key.contains("no credentials for"), "{no_key}");
+
+    // `apply` connects early too (and lists only the organizations before its lease).
+    let apply = |file: &str| {
+        let out = fleetform(dir.path())
+            .args(["apply", file, "--yes", "--cloud", &endpoint])
+            .env("VIAM_API_KEY_ID", &key_id)
+            .env("VIAM_API_KEY", &key)
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out).1)
+    };
+    let (code, applied) = apply("bad.yaml");
+    assert_eq!((code, applied), (Some(1), bad));
+    let (code, applied) = apply("good.yaml");
+    assert_eq!(code, Some(0), "{applied}");
+    assert!(applied.starts_with(&format!("Cloud: {endpoint}\n")), "{applied}");
+    let (code, stdout, _) = plan("good.yaml", true);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("No changes."), "{stdout}");
 }
 
 #[test]

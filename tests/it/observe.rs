@@ -181,7 +181,7 @@ async fn early_reads_serve_the_observation() {
     let once = c.rpc_counts();
     c.reset_rpc_counts();
     let before = Timestamp::now();
-    let early = read_early(&c, &opts).await.expect("early reads");
+    let early = read_early(&c, Some(&opts)).await.expect("early reads");
     let early_counts = c.rpc_counts();
     assert_eq!(count(&early_counts, "ListOrganizations"), 1);
     assert_eq!(count(&early_counts, "ListRobotsForLocations"), 1);
@@ -189,6 +189,15 @@ async fn early_reads_serve_the_observation() {
     let after = observe_after(&c, &d, &opts, Some(early)).await.unwrap();
     assert_eq!(c.rpc_counts(), once);
     assert!(after.observed_at >= before && after.observed_at <= Timestamp::now());
+    assert_eq!(timeless(after), timeless(plain.clone()));
+
+    // The organizations alone (what `apply` reads before it takes the lease): the
+    // observation lists the rest itself.
+    c.reset_rpc_counts();
+    let orgs_only = read_early(&c, None).await.expect("early reads");
+    assert_eq!(orgs_only.organizations().len(), 1);
+    let after = observe_after(&c, &d, &opts, Some(orgs_only)).await.unwrap();
+    assert_eq!(c.rpc_counts(), once);
     assert_eq!(timeless(after), timeless(plain));
 }
 

@@ -26,16 +26,25 @@ pub(super) struct EarlyLists {
     pub(super) machines: Vec<Machine>,
 }
 
-/// Makes the [`Early`] reads: `ListOrganizations`; then, for a key that sees one
-/// organization, `ListLocations` and `ListFragments` together, then its machines
-/// ([`list_machines`]). `None` when the organizations cannot be listed; `lists` is absent
-/// when any later read fails. Failures are not reported here: the observation makes those
+impl Early {
+    /// The organizations the API key sees.
+    pub fn organizations(&self) -> &[Organization] {
+        &self.orgs
+    }
+}
+
+/// Makes the [`Early`] reads: `ListOrganizations`; then, with `lists` and for a key that sees
+/// one organization, `ListLocations` and `ListFragments` together, then its machines
+/// ([`list_machines`], `lists.read_concurrency` calls at a time). Without `lists`, only the
+/// organizations: what a command reads that must take the organization's lease before it
+/// lists anything. `None` when the organizations cannot be listed; the lists are absent when
+/// any of their reads fails. Failures are not reported here: the observation makes those
 /// reads again, with its retry budget, and reports them as it always does.
-pub async fn read_early(api: &dyn CloudApi, opts: &ObserveOptions) -> Option<Early> {
+pub async fn read_early(api: &dyn CloudApi, lists: Option<&ObserveOptions>) -> Option<Early> {
     let observed_at = Timestamp::now();
     let orgs = api.list_organizations().await.ok()?;
-    let lists = match orgs.as_slice() {
-        [org] => lists_of(api, &org.id, opts.read_concurrency.max(1)).await,
+    let lists = match (orgs.as_slice(), lists) {
+        ([org], Some(opts)) => lists_of(api, &org.id, opts.read_concurrency.max(1)).await,
         _ => None,
     };
     Some(Early {
