@@ -13,22 +13,27 @@
 //! `BENCH_LOAD=0` skips the manifest-load table; `BENCH_DIR=dir` keeps its manifests in `dir`.
 //! Manifest load is measured in a child process (this binary with `FLEETFORM_BENCH_LOAD` set)
 //! so that its peak RSS is the load's alone.
-//! Workloads: cold apply (empty organization), no-op plan (nothing to change), one-change
-//! plan+apply (one part config edited in the manifest).
-//! The round-trip bound of a phase is ⌈calls / parallelism⌉ × latency: reads run 32 at a time,
-//! writes 10 at a time; a workload's bound is the sum over its phases.
-//! Each workload row also has the CPU seconds (user + system, from `/proc`) of this process
-//! (fleetform: observe, plan, apply) and of the local cloud process while it ran, load
-//! excluded; divided by the calls they are the CPU per read of each side.
+//!
+//! Workloads run the way users run them: the `fleetform` binary in a child process
+//! (`fleetform apply FILE --yes`, `fleetform plan FILE --detailed-exitcode`) against a
+//! `fleetform cloud serve --latency 20ms` child process: cold apply (empty organization),
+//! no-op plan (nothing to change), one-change plan+apply (one part config edited in the
+//! manifest). "fleetform s" is the child's wall time from spawn to exit (process start,
+//! manifest load, connect, observe, plan, apply, printing the plan); "load s" is the same
+//! manifest loaded alone by another child. Peak RSS and CPU of fleetform are the child's own
+//! (`wait4`'s rusage); the cloud's CPU is read from `/proc` around the run. Calls are counted
+//! by the client and logged once at exit (`RUST_LOG=fleetform::cli::target=debug`); reads
+//! are `List*`, `Get*` and `LocationAuth`, writes the rest (`Authenticate` excluded).
+//! The round-trip bound of a workload is ⌈reads / 32⌉ × latency + ⌈writes / 10⌉ × latency.
+//! An apply's reads include its own steps besides observe (the organization and its lease,
+//! the stale-plan check), so its bound counts them too.
 
-use fleetform::apply::{ApplyOptions, apply};
-use fleetform::cloud::observe::{ObserveOptions, observe};
-use fleetform::cloud::{Client, ClientOptions, CloudApi, Credentials};
 use fleetform::model::{Desired, Observed};
-use fleetform::plan::{Options, Plan, plan};
+use fleetform::plan::{Options, plan};
+use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Instant;
 
 const LATENCY_MS: u64 = 20;
@@ -81,7 +86,7 @@ fn load_table() {
         let path = dir.join(format!("{}.yaml", size.name));
         let text = fleetgen::fleet_yaml(size, false);
         std::fs::write(&path, &text).unwrap();
-        let (best_s, best_rss) = best_load_of_3(&path);
+        let (best_s, best_rss) = load_runs(&path, 3);
         println!(
             "| {} | {} | {:.1} | {best_s:.3} | {best_rss:.0} | {target} |",
             size.name,
@@ -92,10 +97,10 @@ fn load_table() {
     templated_load_row(&dir);
 }
 
-/// The best load time (s) and peak RSS (MiB) of 3 child processes loading `path`.
-fn best_load_of_3(path: &std::path::Path) -> (f64, f64) {
+/// The best load time (s) and peak RSS (MiB) of `runs` child processes loading `path`.
+fn load_runs(path: &std::path::Path, runs: usize) -> (f64, f64) {
     let (mut best_s, mut best_rss) = (f64::MAX, f64::MAX);
-    for _ in 0..3 {
+    for _ in 0..runs {
         let out = Command::new(std::env::current_exe().unwrap())
             .env("FLEETFORM_BENCH_LOAD", path)
             .stderr(Stdio::inherit())
@@ -119,7 +124,7 @@ fn templated_load_row(dir: &std::path::Path) {
         std::fs::write(p, text).unwrap();
     }
     let path = root.join("fleet.yaml");
-    let (best_s, best_rss) = best_load_of_3(&path);
+    let (best_s, best_rss) = load_runs(&path, 3);
     println!(
         "| M templated | {} | (100 includes, 100 CSVs) | {best_s:.3} | {best_rss:.0} | ≤ 0.1 s |",
         fleetgen::M.parts()
@@ -230,63 +235,108 @@ fn server() -> Server {
 struct Row {
     fleet: &'static str,
     workload: &'static str,
-    /// Manifest parse and validation, in process.
+    /// The manifest loaded alone, in another child process.
     load: f64,
-    /// Load + observe + plan (+ apply).
-    secs: f64,
-    read_calls: u64,
-    write_calls: u64,
+    run: Measured,
     bound: f64,
-    rss: f64,
-    /// CPU seconds of this process (the client) and of the local cloud during the workload,
-    /// after the load.
-    cpu: (f64, f64),
+    /// CPU seconds of the local cloud process during the workload.
+    cloud_cpu: f64,
     sdk: Option<(f64, u64)>,
 }
 
-fn total(counts: &std::collections::BTreeMap<&'static str, u64>) -> u64 {
-    counts
-        .iter()
-        .filter(|(k, _)| **k != "Authenticate")
-        .map(|(_, v)| v)
-        .sum()
+/// What one `fleetform` child process did.
+struct Measured {
+    /// Wall time from spawn to exit.
+    secs: f64,
+    reads: u64,
+    writes: u64,
+    /// Peak RSS (MiB) and CPU seconds (user + system) of the child alone.
+    rss: f64,
+    cpu: f64,
+    exit: i32,
 }
 
-/// Observe + plan, then (when `write`) apply; returns (seconds, read calls, write calls, plan).
-async fn run(client: &Client, d: &Desired, write: bool) -> (f64, u64, u64, Plan) {
-    let api: Arc<dyn CloudApi> = Arc::new(client.clone());
-    client.reset_rpc_counts();
+/// Whether `rpc` is a read (for the bound: reads run 32 at a time, writes 10).
+fn is_read(rpc: &str) -> bool {
+    rpc.starts_with("List") || rpc.starts_with("Get") || rpc == "LocationAuth"
+}
+
+/// The calls a `fleetform` process logged at exit (`calls={"GetRobotParts": 1000, …}`).
+fn logged_calls(stderr: &str) -> BTreeMap<String, u64> {
+    let Some(start) = stderr.find("calls={") else {
+        panic!("fleetform logged no call counts; its stderr:\n{stderr}");
+    };
+    let rest = &stderr[start + "calls={".len()..];
+    let body = &rest[..rest.find('}').expect("the end of the call counts")];
+    body.split(", ")
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once(": ").expect("\"Rpc\": count");
+            (k.trim_matches('"').to_string(), v.parse().expect("a count"))
+        })
+        .collect()
+}
+
+/// Runs `fleetform ARGS` in `cwd` against `s` and waits for it with `wait4`, so its peak RSS
+/// and CPU are its own.
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is reaped by wait4, which also gives its rusage"
+)]
+fn run_fleetform(s: &Server, cwd: &Path, args: &[&str]) -> Measured {
     let start = Instant::now();
-    let observed = observe(
-        api.as_ref(),
-        d,
-        &ObserveOptions {
-            read_concurrency: READS,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("observe");
-    let p = plan(d, &observed, &Options::default()).expect("plan");
-    let reads = total(&client.rpc_counts());
-    client.reset_rpc_counts();
-    if write && !p.is_empty() {
-        let (_tx, stop) = tokio::sync::watch::channel(false);
-        let report = apply(
-            Arc::clone(&api),
-            &p,
-            &ApplyOptions {
-                parallelism: WRITES,
-                ..Default::default()
-            },
-            None,
-            stop,
-        )
-        .await;
-        assert!(report.is_success(), "bench apply failed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+        .args(args)
+        .current_dir(cwd)
+        .env("FLEETFORM_CLOUD", &s.endpoint)
+        .env("VIAM_API_KEY_ID", &s.key_id)
+        .env("VIAM_API_KEY", &s.key)
+        .env("RUST_LOG", "fleetform::cli::target=debug")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn fleetform");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: a zeroed `rusage` is a valid value for `wait4` to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `status` and `usage` are valid for writes; the pid is our unwaited child.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4");
+    let secs = start.elapsed().as_secs_f64();
+    let exit = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let calls = logged_calls(&stderr);
+    let count = |read: bool| {
+        calls
+            .iter()
+            .filter(|(k, _)| *k != "Authenticate" && is_read(k) == read)
+            .map(|(_, v)| v)
+            .sum()
+    };
+    if exit != 0 && exit != 2 {
+        panic!("fleetform {args:?} exited {exit}; its stderr:\n{stderr}");
     }
-    let writes = total(&client.rpc_counts());
-    (start.elapsed().as_secs_f64(), reads, writes, p)
+    Measured {
+        secs,
+        reads: count(true),
+        writes: count(false),
+        rss: usage.ru_maxrss as f64 / 1024.0,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        exit,
+    }
 }
 
 fn python() -> Option<PathBuf> {
@@ -461,8 +511,7 @@ fn sdk_fleet(base: &Desired, bumped: &Desired) -> serde_json::Value {
     serde_json::Value::Array(locations)
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     if let Some(path) = std::env::var_os("FLEETFORM_BENCH_LOAD") {
         load_child(Path::new(&path));
         return;
@@ -485,49 +534,35 @@ async fn main() {
     .collect();
     let mut rows = vec![];
     let dir = tempfile::tempdir().unwrap();
-    // The pure plan step runs last, so that the RSS column is the workloads' own.
     for (name, size, tiny) in fleets {
         eprintln!("fleet {name}: fleetform…");
         let s = server();
-        let client = Client::connect(ClientOptions::new(
-            &s.endpoint,
-            Credentials::new(&s.key_id, &s.key),
-        ))
-        .await
-        .unwrap();
         let base_yaml = fleet_yaml(size, tiny, false);
         let bumped_yaml = fleet_yaml(size, tiny, true);
+        let work = dir.path().join(name);
+        std::fs::create_dir_all(&work).unwrap();
+        let (base, bumped) = (work.join("fleet.yaml"), work.join("bumped.yaml"));
+        std::fs::write(&base, &base_yaml).unwrap();
+        std::fs::write(&bumped, &bumped_yaml).unwrap();
         let mut ours = vec![];
-        for (workload, yaml, write) in [
-            ("cold apply", &base_yaml, true),
-            ("no-op plan", &base_yaml, false),
-            ("one-change plan+apply", &bumped_yaml, true),
+        for (workload, file, args) in [
+            ("cold apply", &base, &["apply", "--yes"][..]),
+            ("no-op plan", &base, &["plan", "--detailed-exitcode"][..]),
+            ("one-change plan+apply", &bumped, &["apply", "--yes"][..]),
         ] {
             eprintln!("fleet {name}: {workload}…");
-            let start = Instant::now();
-            let d = desired(yaml);
-            let load = start.elapsed().as_secs_f64();
+            let (load, _) = load_runs(file, 1);
+            let file = file.to_str().unwrap();
+            let argv: Vec<&str> = args.iter().copied().chain([file]).collect();
             let cloud_pid = s.child.id().to_string();
-            let cpu_before = (cpu_secs("self"), cpu_secs(&cloud_pid));
-            let (secs, reads, writes, p) = run(&client, &d, write).await;
-            let cpu = (
-                cpu_secs("self") - cpu_before.0,
-                cpu_secs(&cloud_pid) - cpu_before.1,
-            );
+            let cloud_before = cpu_secs(&cloud_pid);
+            let run = run_fleetform(&s, &work, &argv);
+            let cloud_cpu = cpu_secs(&cloud_pid) - cloud_before;
             if workload == "no-op plan" {
-                assert!(p.is_empty(), "the no-op plan is not empty");
+                assert_eq!(run.exit, 0, "the no-op plan is not empty");
             }
-            let b = bound(reads, READS) + bound(writes, WRITES);
-            ours.push((
-                workload,
-                load,
-                load + secs,
-                reads,
-                writes,
-                b,
-                peak_rss_mib(),
-                cpu,
-            ));
+            let bound = bound(run.reads, READS) + bound(run.writes, WRITES);
+            ours.push((workload, load, run, bound, cloud_cpu));
         }
         let theirs: Vec<Option<(f64, u64)>> = match &py {
             Some(py) => {
@@ -543,19 +578,14 @@ async fn main() {
             }
             None => vec![None, None, None],
         };
-        for ((workload, load, secs, reads, writes, b, rss, cpu), sdk) in
-            ours.into_iter().zip(theirs)
-        {
+        for ((workload, load, run, bound, cloud_cpu), sdk) in ours.into_iter().zip(theirs) {
             rows.push(Row {
                 fleet: name,
                 workload,
                 load,
-                secs,
-                read_calls: reads,
-                write_calls: writes,
-                bound: b,
-                rss,
-                cpu,
+                run,
+                bound,
+                cloud_cpu,
                 sdk,
             });
         }
@@ -564,7 +594,7 @@ async fn main() {
         "\nfleetform vs a sequential Python SDK script, local cloud with {LATENCY_MS} ms latency per call"
     );
     println!(
-        "(reads {READS} in flight, writes {WRITES}; bound = ⌈reads/{READS}⌉×{LATENCY_MS} ms + ⌈writes/{WRITES}⌉×{LATENCY_MS} ms; fleetform s includes the manifest load; RSS = fleetform process high-water mark so far; client/cloud CPU = CPU seconds of fleetform and of the local cloud process during the workload, load excluded)"
+        "(the fleetform binary in a child process; reads {READS} in flight, writes {WRITES}; bound = ⌈reads/{READS}⌉×{LATENCY_MS} ms + ⌈writes/{WRITES}⌉×{LATENCY_MS} ms; fleetform s = the child's wall time, manifest load included; load s = the load alone in another child; peak RSS and client CPU = the fleetform child's own, load included; cloud CPU = the local cloud process during the run)"
     );
     println!(
         "| fleet | workload | load s | fleetform s | read calls | write calls | bound s | × bound | peak RSS MiB | client CPU s | cloud CPU s | SDK script s | SDK calls | speed-up |"
@@ -575,7 +605,7 @@ async fn main() {
             Some((s, c)) => (
                 format!("{s:.2}"),
                 c.to_string(),
-                format!("{:.1}×", s / r.secs),
+                format!("{:.1}×", s / r.run.secs),
             ),
             None => ("–".into(), "–".into(), "–".into()),
         };
@@ -584,14 +614,14 @@ async fn main() {
             r.fleet,
             r.workload,
             r.load,
-            r.secs,
-            r.read_calls,
-            r.write_calls,
+            r.run.secs,
+            r.run.reads,
+            r.run.writes,
             r.bound,
-            r.secs / r.bound,
-            r.rss,
-            r.cpu.0,
-            r.cpu.1,
+            r.run.secs / r.bound,
+            r.run.rss,
+            r.run.cpu,
+            r.cloud_cpu,
             sdk_s,
             sdk_c,
             speed

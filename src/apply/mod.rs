@@ -25,7 +25,7 @@ pub use exec::ExecError;
 pub use stale::{Stale, check_preconditions};
 
 use crate::cloud::CloudApi;
-use crate::plan::{Action, Kind, Plan};
+use crate::plan::{Action, Change, Kind, Plan};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -77,6 +77,30 @@ pub struct Resolved {
 }
 
 impl Resolved {
+    /// What `c` can look up: the entries of the changes it depends on, directly or through
+    /// others (a change refers only to resources made by changes it waits for). A task gets
+    /// this much rather than a copy of everything resolved so far, which grows with the plan.
+    fn for_change(&self, plan: &Plan, index: &HashMap<&str, usize>, c: &Change) -> Resolved {
+        let mut out = Resolved::default();
+        let mut seen = HashSet::new();
+        let mut stack: Vec<&str> = c.depends_on.iter().map(String::as_str).collect();
+        while let Some(id) = stack.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            if let Some(v) = self.created.get(id) {
+                out.created.insert(id.to_string(), v.clone());
+            }
+            if let Some(v) = self.main_parts.get(id) {
+                out.main_parts.insert(id.to_string(), v.clone());
+            }
+            if let Some(&j) = index.get(id) {
+                stack.extend(plan.changes[j].depends_on.iter().map(String::as_str));
+            }
+        }
+        out
+    }
+
     fn created(&self, change: &str) -> Result<String, ExecError> {
         self.created.get(change).cloned().ok_or_else(|| {
             ExecError::Other(format!("change {change} has not created its resource"))
@@ -202,13 +226,18 @@ pub async fn apply(
     let unreachable_after = opts.unreachable_after.max(1);
     let mut transport_failures = 0u32;
     let mut unreachable: Option<String> = None;
+    // Whether a change ended other than applied since the last look for changes to skip
+    // (only then can there be any), and the first change without an outcome: the engine
+    // looks at each change a bounded number of times, not once per finished change.
+    let mut failures_to_settle = false;
+    let mut first_open = 0;
 
     loop {
         // Skip everything whose dependencies can no longer apply.
-        let mut changed = true;
+        let mut changed = std::mem::take(&mut failures_to_settle);
         while changed {
             changed = false;
-            for i in 0..n {
+            for i in first_open..n {
                 if outcome[i].is_some() || running.contains(&i) {
                     continue;
                 }
@@ -228,9 +257,12 @@ pub async fn apply(
                 }
             }
         }
+        while first_open < n && outcome[first_open].is_some() {
+            first_open += 1;
+        }
         // Start what is ready.
         if !interrupted && unreachable.is_none() {
-            for i in 0..n {
+            for i in first_open..n {
                 if running.len() >= parallelism {
                     break;
                 }
@@ -258,7 +290,10 @@ pub async fn apply(
                 let api = Arc::clone(&api);
                 let change = c.clone();
                 let org = plan.organization_id.clone();
-                let snapshot = resolved.lock().map(|r| r.clone()).unwrap_or_default();
+                let snapshot = resolved
+                    .lock()
+                    .map(|r| r.for_change(plan, &index, c))
+                    .unwrap_or_default();
                 let new_keys = opts.new_keys.clone();
                 tasks.spawn(async move {
                     let result =
@@ -283,6 +318,7 @@ pub async fn apply(
                             outcome[i] = Some(Outcome::Failed { cause: format!("internal error: {e}") });
                         }
                         running.clear();
+                        failures_to_settle = true;
                         continue;
                     }
                 };
@@ -325,6 +361,7 @@ pub async fn apply(
                     }
                     None => transport_failures = 0,
                 }
+                failures_to_settle |= o != Outcome::Applied;
                 send(Event::Finished { id: c.id.clone(), outcome: o.clone() });
                 outcome[i] = Some(o);
             }

@@ -3,7 +3,7 @@
 //! exists yet at its path). Before applying a saved plan those assumptions are read again;
 //! any that no longer hold make the plan stale, and apply refuses it, naming each resource.
 
-use crate::cloud::observe::{DEFAULT_RETRY_BUDGET, RetryBudget};
+use crate::cloud::observe::{DEFAULT_RETRY_BUDGET, RetryBudget, bounded};
 use crate::cloud::{CloudApi, CloudError};
 use crate::plan::{
     Change, IdRef, Kind, Op, Plan, Precondition, default_fragments_fingerprint, grants_fingerprint,
@@ -29,41 +29,36 @@ impl std::fmt::Display for Stale {
 }
 
 /// Reads the cloud again and returns every change whose precondition no longer holds.
+///
+/// The reads run 32 at a time, each starting as soon as one finishes (a pool, like an
+/// observation's), and the organization's location and fragment lists are read once for
+/// the whole check however many creates look in them.
 pub async fn check_preconditions(
     api: Arc<dyn CloudApi>,
     plan: &Plan,
 ) -> Result<Vec<Stale>, CloudError> {
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut stale = vec![];
     // Like an observation, the check starts a read again that exhausted the client's retries
     // on a transient error, from a budget shared by the whole check.
-    let budget = Arc::new(RetryBudget::new(DEFAULT_RETRY_BUDGET));
-    for chunk in plan.changes.chunks(32) {
-        for c in chunk.iter().cloned() {
-            let api = Arc::clone(&api);
-            let budget = Arc::clone(&budget);
-            let org = plan.organization_id.clone();
-            tasks.spawn(async move {
-                budget
-                    .read(|| check(api.as_ref(), &org, &c))
-                    .await
-                    .map(|w| w.map(|what| (c, what)))
-            });
-        }
-        // Bounded: wait for this chunk before starting the next.
-        while let Some(r) = tasks.join_next().await {
-            let r =
-                r.map_err(|e| CloudError::new("check", crate::cloud::Code::Other, e.to_string()))?;
-            if let Some((c, what)) = r? {
-                stale.push(Stale {
-                    change_id: c.id,
-                    kind: c.kind,
-                    path: c.path,
-                    what,
-                });
-            }
-        }
-    }
+    let budget = &RetryBudget::new(DEFAULT_RETRY_BUDGET);
+    let lists = &OrgLists::default();
+    let (api, org) = (api.as_ref(), plan.organization_id.as_str());
+    let results = bounded(&plan.changes, 32, |c| async move {
+        budget
+            .read(|| check(api, org, c, lists))
+            .await
+            .map(|w| w.map(|what| (c, what)))
+    })
+    .await?;
+    let mut stale: Vec<Stale> = results
+        .into_iter()
+        .flatten()
+        .map(|(c, what)| Stale {
+            change_id: c.id.clone(),
+            kind: c.kind,
+            path: c.path.clone(),
+            what,
+        })
+        .collect();
     stale.sort_by_key(|s| {
         s.change_id
             .trim_start_matches('c')
@@ -73,12 +68,51 @@ pub async fn check_preconditions(
     Ok(stale)
 }
 
+/// The organization's lists, read at most once per check (a failed read is not kept: the
+/// next change that needs it reads it again).
+#[derive(Default)]
+struct OrgLists {
+    locations: tokio::sync::OnceCell<Vec<crate::model::Location>>,
+    fragments: tokio::sync::OnceCell<Vec<crate::model::Fragment>>,
+}
+
+impl OrgLists {
+    async fn locations(
+        &self,
+        api: &dyn CloudApi,
+        org: &str,
+    ) -> Result<&[crate::model::Location], CloudError> {
+        let list = self
+            .locations
+            .get_or_try_init(|| api.list_locations(org))
+            .await?;
+        Ok(list)
+    }
+
+    async fn fragments(
+        &self,
+        api: &dyn CloudApi,
+        org: &str,
+    ) -> Result<&[crate::model::Fragment], CloudError> {
+        let list = self
+            .fragments
+            .get_or_try_init(|| api.list_fragments(org))
+            .await?;
+        Ok(list)
+    }
+}
+
 fn gone(e: &CloudError) -> bool {
     e.is_not_found()
 }
 
 /// `Some(what changed)` when `c`'s precondition no longer holds.
-async fn check(api: &dyn CloudApi, org: &str, c: &Change) -> Result<Option<String>, CloudError> {
+async fn check(
+    api: &dyn CloudApi,
+    org: &str,
+    c: &Change,
+    lists: &OrgLists,
+) -> Result<Option<String>, CloudError> {
     let Some(pre) = &c.precondition else {
         return Ok(None);
     };
@@ -191,7 +225,7 @@ async fn check(api: &dyn CloudApi, org: &str, c: &Change) -> Result<Option<Strin
                 })),
             }
         }
-        Precondition::Absent => absent(api, org, c).await,
+        Precondition::Absent => absent(api, org, c, lists).await,
     }
 }
 
@@ -211,7 +245,12 @@ pub(crate) fn existing_metadata_target(
 }
 
 /// For creates: does something now exist where the plan will create?
-async fn absent(api: &dyn CloudApi, org: &str, c: &Change) -> Result<Option<String>, CloudError> {
+async fn absent(
+    api: &dyn CloudApi,
+    org: &str,
+    c: &Change,
+    lists: &OrgLists,
+) -> Result<Option<String>, CloudError> {
     let exists = |what: &str| {
         Ok(Some(format!(
             "a {what} with this name now exists; plan again"
@@ -224,10 +263,10 @@ async fn absent(api: &dyn CloudApi, org: &str, c: &Change) -> Result<Option<Stri
                 Some(IdRef::Existing(p)) => Some(p.as_str()),
                 Some(IdRef::CreatedBy(_)) => return Ok(None),
             };
-            let found = api
-                .list_locations(org)
+            let found = lists
+                .locations(api, org)
                 .await?
-                .into_iter()
+                .iter()
                 .any(|l| &l.name == name && l.parent_id.as_deref() == parent);
             if found { exists("location") } else { Ok(None) }
         }
@@ -253,8 +292,8 @@ async fn absent(api: &dyn CloudApi, org: &str, c: &Change) -> Result<Option<Stri
             }
         }
         Op::CreateFragment { name, .. } => {
-            if api
-                .list_fragments(org)
+            if lists
+                .fragments(api, org)
                 .await?
                 .iter()
                 .any(|f| &f.name == name)

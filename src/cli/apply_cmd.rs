@@ -13,6 +13,7 @@ use super::render::{self, Format, RenderOptions};
 use super::target::{self, LocalOrg};
 use crate::apply::{self, Event, Outcome, Report};
 use crate::cloud::CloudApi;
+use crate::cloud::observe::{Early, resolve_organization};
 use crate::model::{Desired, OrgRef};
 use crate::plan::{Action, Plan};
 use crate::reconcile::{self, ApplyError};
@@ -148,6 +149,10 @@ pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
         };
         return target.finish(result).await;
     }
+    // A remote cloud is connected to, and its organizations listed, while the manifest loads;
+    // nothing else is read before the lease is taken, and nothing is printed (nor any cloud
+    // error reported) before the manifest has loaded.
+    let early = target::connect_early(global, None);
     let desired: Desired = match crate::manifest::load(&args.input) {
         Ok(d) => d,
         Err(err) => {
@@ -161,20 +166,27 @@ pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
         OrgRef::Name(name) => LocalOrg::Name(name),
         OrgRef::Id(id) => LocalOrg::Id(id),
     };
-    let target = target::connect_for(global, org).await?;
-    let result = apply_manifest(&args, &target.client, &desired).await;
+    let (target, early) = match early {
+        Some(early) => early.finish(global).await?,
+        None => (target::connect_for(global, org).await?, None),
+    };
+    let result = apply_manifest(&args, &target.client, desired, early).await;
     target.finish(result).await
 }
 
 async fn apply_manifest(
     args: &ApplyArgs,
     client: &crate::cloud::Client,
-    desired: &Desired,
+    desired: Desired,
+    early: Option<Early>,
 ) -> anyhow::Result<ExitStatus> {
     // The lease first: nobody else may plan and write this organization meanwhile.
-    let org = reconcile::organization(client, &desired.organization).await?;
+    let org = match &early {
+        Some(early) => resolve_organization(early.organizations().to_vec(), &desired.organization)?,
+        None => reconcile::organization(client, &desired.organization).await?,
+    };
     let held = take_lease(args, client, &org.id).await?;
-    let result = plan_and_execute(args, client, desired, &org.id, &held).await;
+    let result = plan_and_execute(args, client, desired, &org.id, &held, early).await;
     held.release().await;
     result
 }
@@ -195,9 +207,10 @@ async fn take_lease(
 async fn plan_and_execute(
     args: &ApplyArgs,
     client: &crate::cloud::Client,
-    desired: &Desired,
+    desired: Desired,
     org_id: &str,
     held: &Held,
+    early: Option<Early>,
 ) -> anyhow::Result<ExitStatus> {
     let opts = options(args);
     // A rollout a crash left is finished (or resumed) before anything is planned.
@@ -205,9 +218,11 @@ async fn plan_and_execute(
     if let Some(status) = super::rollout_cmd::recover(client, org_id, &opts.rollout, &stop).await? {
         return Ok(status);
     }
-    let Some(mut prepared) = super::plan_cmd::prepare(client, desired, &opts).await? else {
+    let Some(mut prepared) = super::plan_cmd::prepare(client, &desired, &opts, early).await? else {
         return Ok(ExitStatus::Failure);
     };
+    // The plan holds all that applying needs: the manifest's model is not kept meanwhile.
+    drop(desired);
     prepared.mark_sensitive(&local_ledger());
     execute(args, client, prepared, &opts, held, false).await
 }
@@ -301,7 +316,7 @@ async fn execute(
     held: &Held,
     saved: bool,
 ) -> anyhow::Result<ExitStatus> {
-    let plan = prepared.plan().clone();
+    let plan = prepared.shared_plan();
     let color = super::output::stdout_color();
     let text_output = args.output == ApplyOutput::Text;
     if text_output {
@@ -354,7 +369,7 @@ async fn execute(
         let _ = stop_tx.send(true);
     });
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
-    let progress = tokio::spawn(show_progress(plan.clone(), events_rx, args.output));
+    let progress = tokio::spawn(show_progress(Arc::clone(&plan), events_rx, args.output));
     let api: Arc<dyn CloudApi> = Arc::new(client.clone());
     // The secrets of the keys the plan creates come back once, here.
     let (keys_tx, mut keys_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -434,7 +449,7 @@ pub(super) fn ask_yes(question: &str, verb: &str, hint: &str) -> anyhow::Result<
 
 /// Renders engine events: a progress bar on a terminal, else one line per finished change.
 async fn show_progress(
-    plan: Plan,
+    plan: Arc<Plan>,
     mut events: tokio::sync::mpsc::UnboundedReceiver<Event>,
     output: ApplyOutput,
 ) {
@@ -452,13 +467,16 @@ async fn show_progress(
     // above it: each one for a small plan, grouped by action and kind for a large one.
     let each = plan.changes.len() <= RECORD_EACH_UP_TO;
     let mut record = Record::default();
+    let by_id: std::collections::HashMap<&str, &crate::plan::Change> =
+        plan.changes.iter().map(|c| (c.id.as_str(), c)).collect();
     while let Some(e) = events.recv().await {
         match e {
             Event::Started { id } => {
-                if let (ApplyOutput::JsonLines, Some(c)) = (output, plan.change(&id)) {
+                let change = by_id.get(id.as_str()).copied();
+                if let (ApplyOutput::JsonLines, Some(c)) = (output, change) {
                     crate::sayln!("{}", reconcile::events::change(c, None));
                 }
-                if let (Some(bar), Some(c)) = (&bar, plan.change(&id)) {
+                if let (Some(bar), Some(c)) = (&bar, change) {
                     bar.set_message(format!(
                         "{} {} {}",
                         c.action.mark(),
@@ -468,7 +486,9 @@ async fn show_progress(
                 }
             }
             Event::Finished { id, outcome } => {
-                let Some(c) = plan.change(&id) else { continue };
+                let Some(&c) = by_id.get(id.as_str()) else {
+                    continue;
+                };
                 let outcome = reconcile::named_blocker(&plan, outcome);
                 if output == ApplyOutput::JsonLines {
                     crate::sayln!("{}", reconcile::events::change(c, Some(&outcome)));

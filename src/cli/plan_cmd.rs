@@ -9,7 +9,7 @@ use super::output::ExitStatus;
 use super::render::{self, Format, RenderOptions};
 use super::target::{self, LocalOrg};
 use crate::cloud::CloudApi;
-use crate::cloud::observe::ObserveOptions;
+use crate::cloud::observe::{Early, ObserveOptions};
 use crate::model::{Desired, OrgRef};
 use crate::plan::Plan;
 use crate::reconcile::{Options, PrepareError, Prepared, Step};
@@ -98,6 +98,14 @@ pub struct PlanArgs {
 
 /// Runs `fleetform plan`.
 pub async fn run(args: PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+    // A remote cloud is connected to, and read as far as it can be without the manifest,
+    // while the manifest loads (`target::connect_early`). Nothing is printed until the
+    // manifest has loaded, and a bad manifest drops the connection: it is reported as before.
+    let observe = ObserveOptions {
+        read_concurrency: args.read_concurrency,
+        ..ObserveOptions::default()
+    };
+    let early = target::connect_early(global, Some(observe));
     // 1. The manifest, before any cloud call: a bad manifest costs nothing and touches nothing.
     let desired: Desired = match crate::manifest::load(&args.manifest) {
         Ok(d) => d,
@@ -119,8 +127,11 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
         OrgRef::Name(name) => LocalOrg::Name(name),
         OrgRef::Id(id) => LocalOrg::Id(id),
     };
-    let target = target::connect_for(global, org).await?;
-    let result = plan_and_print(&args, &target.client, &desired).await;
+    let (target, early) = match early {
+        Some(early) => early.finish(global).await?,
+        None => (target::connect_for(global, org).await?, None),
+    };
+    let result = plan_and_print(&args, &target.client, &desired, early).await;
     target.finish(result).await
 }
 
@@ -129,6 +140,7 @@ async fn plan_and_print(
     args: &PlanArgs,
     api: &dyn CloudApi,
     desired: &Desired,
+    early: Option<Early>,
 ) -> anyhow::Result<ExitStatus> {
     let mut opts = reconcile_options(Some(args.read_concurrency), args.prune);
     opts.targets = args.targets.clone();
@@ -141,7 +153,7 @@ async fn plan_and_print(
     {
         tracing::warn!(error = %e, "cannot save the ledger of sensitive values");
     }
-    let Some(mut prepared) = prepare(api, desired, &opts).await? else {
+    let Some(mut prepared) = prepare(api, desired, &opts, early).await? else {
         return Ok(ExitStatus::Failure);
     };
     prepared.mark_sensitive(&ledger);
@@ -200,6 +212,7 @@ pub(super) async fn prepare(
     api: &dyn CloudApi,
     desired: &Desired,
     opts: &Options,
+    early: Option<Early>,
 ) -> anyhow::Result<Option<Prepared>> {
     let status = Status::new();
     let progress = |step: Step| match step {
@@ -207,7 +220,7 @@ pub(super) async fn prepare(
         Step::Attributing => status.show("Reading part history…"),
         Step::Idle => status.clear(),
     };
-    match crate::reconcile::prepare_with(api, desired, opts, &progress).await {
+    match crate::reconcile::prepare_after(api, desired, opts, &progress, early).await {
         Ok(prepared) => {
             for w in &prepared.warnings {
                 eprintln!("warning: {}", super::term::clean(w));

@@ -24,6 +24,7 @@
 //! Only writing commands (`apply`, `watch`, `secrets rotate`, …) create it.
 
 use super::GlobalArgs;
+use crate::cloud::observe::{Early, ObserveOptions, read_early};
 use crate::cloud::{Client, ClientOptions, Credentials};
 use crate::localcloud::{self, RunningServer, ServerOptions};
 use crate::model::Sensitive;
@@ -124,8 +125,11 @@ pub struct Target {
 }
 
 impl Target {
-    /// Stops the in-process server, if any, after in-flight calls finish.
+    /// Stops the in-process server, if any, after in-flight calls finish. Logs (at debug
+    /// level, target `fleetform::cli::target`) the cloud calls this command made, by method:
+    /// how `cargo bench --bench fleet` counts the calls of a `fleetform` process.
     pub async fn close(self) -> anyhow::Result<()> {
+        tracing::debug!(calls = ?self.client.rpc_counts(), "cloud calls by method");
         if let Some(server) = self.server {
             server.shutdown().await?;
         }
@@ -172,11 +176,7 @@ pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Target> {
 
 /// Like [`connect`], naming the organization wanted from a local cloud.
 pub async fn connect_for(global: &GlobalArgs, org: LocalOrg<'_>) -> anyhow::Result<Target> {
-    if global.cloud.sim.simulate_machines && global.cloud.target != "local" {
-        eprintln!(
-            "warning: --simulate-machines applies to the embedded local cloud (--cloud local) only; for a served one, pass it to `fleetform cloud serve`"
-        );
-    }
+    warn_simulate_remote(global);
     match global.cloud.target.as_str() {
         "local" => {
             let dir = Path::new(LOCAL_DIR);
@@ -216,45 +216,108 @@ pub async fn connect_for(global: &GlobalArgs, org: LocalOrg<'_>) -> anyhow::Resu
                 ),
             }
         }
-        url if url.starts_with("http://") || url.starts_with("https://") => {
-            let (key_id, key) = match (&global.cloud.api_key_id, &global.cloud.api_key) {
-                (Some(id), Some(key)) => (id, key),
-                (None, None) => bail!(
-                    "no credentials for {url}\nhint: set VIAM_API_KEY_ID and VIAM_API_KEY (or pass \
-                     --api-key-id and --api-key); for a local server, `fleetform cloud init` prints them"
-                ),
-                (Some(_), None) => bail!(
-                    "an API key id is set but not the key itself, for {url}\nhint: set \
-                     VIAM_API_KEY (or pass --api-key) to the key that goes with VIAM_API_KEY_ID"
-                ),
-                (None, Some(_)) => bail!(
-                    "an API key is set but not its id, for {url}\nhint: set VIAM_API_KEY_ID (or \
-                     pass --api-key-id) to the id (a UUID) of the key in VIAM_API_KEY"
-                ),
-            };
-            let creds = Credentials {
-                key_id: key_id.clone(),
-                key: Sensitive::new(key.clone()),
-            };
-            let mut opts = ClientOptions::new(url, creds);
-            opts.call_timeout = global.cloud.timeout;
-            let client = Client::connect(opts)
-                .await
-                .with_context(|| format!("cannot connect to {url}"))?;
+        url if is_remote(url) => {
+            let target = connect_remote_quietly(&global.cloud, url).await?;
             announce(global, &format!("Cloud: {url}"));
-            let _ = OWN_KEY_ID.set(key_id.clone());
-            Ok(Target {
-                client,
-                key_id: key_id.clone(),
-                local_org_id: None,
-                server: None,
-                _scratch: None,
-            })
+            Ok(target)
         }
         other => bail!(
             "unknown cloud {other:?}\nhint: use `local`, `http://HOST:PORT` or `https://HOST[:PORT]` \
              (the real cloud is https://app.viam.com:443)"
         ),
+    }
+}
+
+/// Whether `--cloud` names a remote cloud (`http://…`, `https://…`).
+fn is_remote(target: &str) -> bool {
+    target.starts_with("http://") || target.starts_with("https://")
+}
+
+/// `--simulate-machines` is for the embedded cloud only: a warning for any other.
+fn warn_simulate_remote(global: &GlobalArgs) {
+    if global.cloud.sim.simulate_machines && global.cloud.target != "local" {
+        eprintln!(
+            "warning: --simulate-machines applies to the embedded local cloud (--cloud local) only; for a served one, pass it to `fleetform cloud serve`"
+        );
+    }
+}
+
+/// Connects to the remote cloud `url` with the credentials of `cloud`, without naming it.
+async fn connect_remote_quietly(cloud: &CloudArgs, url: &str) -> anyhow::Result<Target> {
+    let (key_id, key) = match (&cloud.api_key_id, &cloud.api_key) {
+        (Some(id), Some(key)) => (id, key),
+        (None, None) => bail!(
+            "no credentials for {url}\nhint: set VIAM_API_KEY_ID and VIAM_API_KEY (or pass \
+                 --api-key-id and --api-key); for a local server, `fleetform cloud init` prints them"
+        ),
+        (Some(_), None) => bail!(
+            "an API key id is set but not the key itself, for {url}\nhint: set \
+                 VIAM_API_KEY (or pass --api-key) to the key that goes with VIAM_API_KEY_ID"
+        ),
+        (None, Some(_)) => bail!(
+            "an API key is set but not its id, for {url}\nhint: set VIAM_API_KEY_ID (or \
+                 pass --api-key-id) to the id (a UUID) of the key in VIAM_API_KEY"
+        ),
+    };
+    let creds = Credentials {
+        key_id: key_id.clone(),
+        key: Sensitive::new(key.clone()),
+    };
+    let mut opts = ClientOptions::new(url, creds);
+    opts.call_timeout = cloud.timeout;
+    let client = Client::connect(opts)
+        .await
+        .with_context(|| format!("cannot connect to {url}"))?;
+    let _ = OWN_KEY_ID.set(key_id.clone());
+    Ok(Target {
+        client,
+        key_id: key_id.clone(),
+        local_org_id: None,
+        server: None,
+        _scratch: None,
+    })
+}
+
+/// A connection to a remote cloud made while the manifest loads, with the reads that need no
+/// manifest ([`crate::cloud::observe::read_early`]) under way. It prints nothing until
+/// [`EarlyTarget::finish`]; dropped unfinished (the manifest did not load), it stops, and
+/// the connection closes.
+pub struct EarlyTarget {
+    task: tokio::task::JoinHandle<anyhow::Result<(Target, Option<Early>)>>,
+}
+
+/// Starts connecting to a remote `--cloud` and making its early reads (with `lists`, the
+/// organization's lists too, see [`read_early`]); `None` for the local cloud, which needs the
+/// manifest's organization to start.
+pub fn connect_early(global: &GlobalArgs, lists: Option<ObserveOptions>) -> Option<EarlyTarget> {
+    if !is_remote(&global.cloud.target) {
+        return None;
+    }
+    let cloud = global.cloud.clone();
+    let task = tokio::spawn(async move {
+        let target = connect_remote_quietly(&cloud, &cloud.target).await?;
+        let early = read_early(&target.client, lists.as_ref()).await;
+        Ok((target, early))
+    });
+    Some(EarlyTarget { task })
+}
+
+impl EarlyTarget {
+    /// Waits for the connection and the early reads, then names the cloud on stderr (as
+    /// [`connect_for`] does): errors and messages come in the order they did before.
+    pub async fn finish(mut self, global: &GlobalArgs) -> anyhow::Result<(Target, Option<Early>)> {
+        warn_simulate_remote(global);
+        let (target, early) = (&mut self.task)
+            .await
+            .context("connecting to the cloud stopped")??;
+        announce(global, &format!("Cloud: {}", global.cloud.target));
+        Ok((target, early))
+    }
+}
+
+impl Drop for EarlyTarget {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

@@ -208,8 +208,11 @@ pub async fn start(opts: &ServerOptions) -> Result<RunningServer, Error> {
     let router = tonic::transport::Server::builder()
         .layer(faults::FaultLayer(opts.faults))
         .add_service(AuthServiceServer::new(auth_svc))
-        .add_service(AppServiceServer::with_interceptor(
-            app,
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            service::Routed {
+                inner: AppServiceServer::new(app.clone()),
+                app,
+            },
             tokens.interceptor(),
         ))
         .add_service(RobotServiceServer::with_interceptor(

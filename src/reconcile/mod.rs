@@ -52,7 +52,9 @@ pub use attribute::OWN_KEY;
 pub use safety::{DeleteBudget, Refusal};
 
 use crate::apply::{self, ApplyOptions, Event, Outcome, Report, Stale};
-use crate::cloud::observe::{ObserveError, ObserveOptions, observe, resolve_organization};
+use crate::cloud::observe::{
+    Early, ObserveError, ObserveOptions, observe_after, resolve_organization,
+};
 use crate::cloud::{CloudApi, CloudError};
 use crate::model::{Desired, OrgRef, Organization};
 use crate::plan::{self, Plan, PlanErrors};
@@ -97,8 +99,9 @@ pub enum Step {
 /// every plan [`apply`] sees carries the verdicts made on it.
 #[derive(Clone, Debug)]
 pub struct Prepared {
-    /// The plan, in execution order, with drift attributed.
-    plan: Plan,
+    /// The plan, in execution order, with drift attributed. Shared, so that showing it while
+    /// it is applied needs no copy (a cold apply's plan holds every config).
+    plan: Arc<Plan>,
     /// Why the plan must not be applied; empty when it may be.
     refusals: Vec<Refusal>,
     /// What the user should know that did not stop the plan (e.g. drift that could not be
@@ -112,7 +115,7 @@ impl Prepared {
     pub fn saved(plan: Plan, opts: &Options) -> Prepared {
         Prepared {
             refusals: safety::verdicts(None, &plan, &opts.deletes),
-            plan,
+            plan: Arc::new(plan),
             warnings: vec![],
         }
     }
@@ -124,7 +127,12 @@ impl Prepared {
 
     /// The plan, for showing only (it can no longer be applied).
     pub fn into_plan(self) -> Plan {
-        self.plan
+        Arc::unwrap_or_clone(self.plan)
+    }
+
+    /// The plan, shared (to show it while [`apply`] runs it).
+    pub fn shared_plan(&self) -> Arc<Plan> {
+        Arc::clone(&self.plan)
     }
 
     /// Why the plan must not be applied; empty when it may be.
@@ -135,7 +143,7 @@ impl Prepared {
     /// Marks, for display, every value `ledger` knows was ever sensitive (see
     /// [`crate::sensitive::Ledger::mark_plan`]); what apply writes is unchanged.
     pub fn mark_sensitive(&mut self, ledger: &crate::sensitive::Ledger) {
-        ledger.mark_plan(&mut self.plan);
+        ledger.mark_plan(Arc::make_mut(&mut self.plan));
     }
 
     /// Whether applying would change nothing.
@@ -186,8 +194,20 @@ pub async fn prepare_with(
     opts: &Options,
     progress: &(dyn Fn(Step) + Sync),
 ) -> Result<Prepared, PrepareError> {
+    prepare_after(api, desired, opts, progress, None).await
+}
+
+/// [`prepare_with`], observing with the reads `early` made before the manifest was loaded
+/// (see [`crate::cloud::observe::observe_after`]).
+pub async fn prepare_after(
+    api: &dyn CloudApi,
+    desired: &Desired,
+    opts: &Options,
+    progress: &(dyn Fn(Step) + Sync),
+    early: Option<Early>,
+) -> Result<Prepared, PrepareError> {
     progress(Step::Observing);
-    let observed = observe(api, desired, &opts.observe).await;
+    let observed = observe_after(api, desired, &opts.observe, early).await;
     progress(Step::Idle);
     let observed = observed.map_err(PrepareError::Observe)?;
     let mut plan = plan::plan(desired, &observed, &opts.plan).map_err(PrepareError::Plan)?;
@@ -219,7 +239,7 @@ pub async fn prepare_with(
     }
     Ok(Prepared {
         refusals: safety::verdicts(Some(desired), &plan, &opts.deletes),
-        plan,
+        plan: Arc::new(plan),
         warnings,
     })
 }

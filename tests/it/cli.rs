@@ -133,6 +133,73 @@ fn remote_target_uses_the_environment_credentials() {
     assert!(!stderr.contains("wrong-key-wrong-key"), "{stderr}");
 }
 
+/// `plan` connects to a remote cloud and reads it while the manifest loads, but says nothing
+/// of it until the manifest has loaded: a bad manifest is reported alone, as before, ahead of
+/// any cloud error.
+#[test]
+fn plan_reads_a_remote_cloud_early_but_a_bad_manifest_still_comes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cloud.db");
+    let (key_id, key) = common::cli_init(&db);
+    let (_server, endpoint) = common::cli_serve(&db, &[]);
+    std::fs::write(
+        dir.path().join("good.yaml"),
+        "version: 1\norganization: local\nlocations:\n  - name: HQ\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "version: 1\norganization: local\nlocations: 5\n",
+    )
+    .unwrap();
+    let plan = |file: &str, creds: bool| {
+        let mut cmd = fleetform(dir.path());
+        cmd.args(["plan", file, "--cloud", &endpoint]);
+        if creds {
+            cmd.env("VIAM_API_KEY_ID", &key_id)
+                .env("VIAM_API_KEY", &key);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.code(), text(&out).0, text(&out).1)
+    };
+
+    let (code, stdout, stderr) = plan("good.yaml", true);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stderr, format!("Cloud: {endpoint}\n"));
+    assert!(stdout.contains("+ location HQ"), "{stdout}");
+
+    let (code, _, bad) = plan("bad.yaml", true);
+    assert_eq!(code, Some(1));
+    assert!(bad.contains("bad.yaml:3:"), "{bad}");
+    assert!(!bad.contains("Cloud:"), "{bad}");
+    // Without credentials, the manifest's error still comes first, and alone.
+    let (code, _, bad_no_key) = plan("bad.yaml", false);
+    assert_eq!(code, Some(1));
+    assert_eq!(bad_no_key, bad);
+    let (code, _, no_key) = plan("good.yaml", false);
+    assert_eq!(code, Some(1));
+    assert!(no_key.contains("no credentials for"), "{no_key}");
+
+    // `apply` connects early too (and lists only the organizations before its lease).
+    let apply = |file: &str| {
+        let out = fleetform(dir.path())
+            .args(["apply", file, "--yes", "--cloud", &endpoint])
+            .env("VIAM_API_KEY_ID", &key_id)
+            .env("VIAM_API_KEY", &key)
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out).1)
+    };
+    let (code, applied) = apply("bad.yaml");
+    assert_eq!((code, applied), (Some(1), bad));
+    let (code, applied) = apply("good.yaml");
+    assert_eq!(code, Some(0), "{applied}");
+    assert!(applied.starts_with(&format!("Cloud: {endpoint}\n")), "{applied}");
+    let (code, stdout, _) = plan("good.yaml", true);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("No changes."), "{stdout}");
+}
+
 #[test]
 fn unknown_cloud_is_explained() {
     let dir = tempfile::tempdir().unwrap();

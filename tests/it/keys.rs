@@ -272,6 +272,7 @@ async fn a_version_3_store_gives_its_keys_the_owner_role() {
         let db = rusqlite::Connection::open(&cloud.db).unwrap();
         db.execute_batch(
             "DROP TABLE key_auths; ALTER TABLE api_keys DROP COLUMN name;
+             ALTER TABLE parts DROP COLUMN config_pb;
              UPDATE meta SET value = '3' WHERE key = 'schema_version';",
         )
         .unwrap();

@@ -523,6 +523,7 @@ async fn a_version_2_store_gives_its_members_the_owner_role() {
         db.execute_batch(
             "DROP TABLE member_roles; DROP TABLE metadata;
              DROP TABLE key_auths; ALTER TABLE api_keys DROP COLUMN name;
+             ALTER TABLE parts DROP COLUMN config_pb;
              UPDATE meta SET value = '2' WHERE key = 'schema_version';",
         )
         .unwrap();

@@ -2261,6 +2261,7 @@ async fn a_version_1_store_is_migrated_and_a_newer_one_refused() {
              ALTER TABLE fragments DROP COLUMN revision;
              ALTER TABLE invites DROP COLUMN send_email;
              DROP TABLE key_auths; ALTER TABLE api_keys DROP COLUMN name;
+             ALTER TABLE parts DROP COLUMN config_pb;
              UPDATE meta SET value = '1' WHERE key = 'schema_version';",
         )
         .unwrap();
@@ -2301,6 +2302,66 @@ async fn a_version_1_store_is_migrated_and_a_newer_one_refused() {
         .err()
         .expect("a newer store is refused");
     assert!(err.to_string().contains("schema version"), "{err}");
+}
+
+/// Version 4 stored part configs only as JSON text; opening such a store encodes each one, and
+/// `GetRobotParts` (answered from the encodings) serves the same parts as before.
+#[tokio::test]
+async fn a_version_4_store_gets_its_part_configs_encoded() {
+    let mut cloud = Cloud::start().await;
+    let org = cloud.org_id.clone();
+    let (robots, before) = {
+        let mut app = cloud.app().await;
+        let a = location(&mut app, &org, "A", None).await;
+        let written = robot(&mut app, "arm", &a.id).await;
+        let untouched = robot(&mut app, "cam", &a.id).await;
+        let p = parts(&mut app, &written).await.remove(0);
+        app.update_robot_part(pb::UpdateRobotPartRequest {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            robot_config_json: Some(
+                r#"{"components": [{"name": "c", "attributes": {"x": [1, 2.5, null, true, "s", {}]}}], "z": {}}"#
+                    .into(),
+            ),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let robots = [written, untouched];
+        let mut before = vec![];
+        for id in &robots {
+            before.push(parts(&mut app, id).await);
+        }
+        (robots, before)
+    };
+    assert!(before[0][0].robot_config.as_ref().unwrap().fields.len() == 2);
+    cloud.server.take().unwrap().shutdown().await.unwrap();
+    {
+        let db = rusqlite::Connection::open(&cloud.db).unwrap();
+        db.execute_batch(
+            "ALTER TABLE parts DROP COLUMN config_pb;
+             UPDATE meta SET value = '4' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    }
+    let server =
+        fleetform::localcloud::start(&fleetform::localcloud::ServerOptions::new(&cloud.db))
+            .await
+            .expect("a version 4 store opens");
+    cloud.server = Some(server);
+    let unfilled: i64 = rusqlite::Connection::open(&cloud.db)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM parts WHERE config_pb IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(unfilled, 0);
+    let mut app = cloud.app().await;
+    for (id, before) in robots.iter().zip(before) {
+        assert_eq!(parts(&mut app, id).await, before);
+    }
 }
 
 // -- Shared locations ---------------------------------------------------------------------------

@@ -4,7 +4,9 @@
 use crate::common;
 
 use common::Cloud;
-use fleetform::cloud::observe::{ObserveError, ObserveOptions, attribute, observe};
+use fleetform::cloud::observe::{
+    ObserveError, ObserveOptions, attribute, observe, observe_after, read_early,
+};
 use fleetform::cloud::{Client, ClientOptions, CloudApi, Code, Credentials, RetryPolicy};
 use fleetform::localcloud::Faults;
 use fleetform::model::{
@@ -159,6 +161,41 @@ fn count(counts: &BTreeMap<&'static str, u64>, rpc: &str) -> u64 {
 fn timeless(mut o: Observed) -> Observed {
     o.observed_at = Timestamp::default();
     o
+}
+
+/// The reads made before the manifest is known (`plan` makes them while it loads) serve the
+/// observation: together they are the calls of one observation, and observe the same.
+#[tokio::test]
+async fn early_reads_serve_the_observation() {
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    build_fleet(&c, &cloud.org_id).await;
+    let d = desired(OrgRef::Name("test-org".into()));
+    let opts = ObserveOptions::default();
+
+    c.reset_rpc_counts();
+    let plain = observe(&c, &d, &opts).await.unwrap();
+    let once = c.rpc_counts();
+    c.reset_rpc_counts();
+    let before = Timestamp::now();
+    let early = read_early(&c, Some(&opts)).await.expect("early reads");
+    let early_counts = c.rpc_counts();
+    assert_eq!(count(&early_counts, "ListOrganizations"), 1);
+    assert_eq!(count(&early_counts, "ListRobotsForLocations"), 1);
+    assert_eq!(count(&early_counts, "GetRobotParts"), 0);
+    let after = observe_after(&c, &d, &opts, Some(early)).await.unwrap();
+    assert_eq!(c.rpc_counts(), once);
+    assert!(after.observed_at >= before && after.observed_at <= Timestamp::now());
+    assert_eq!(timeless(after), timeless(plain.clone()));
+
+    // The organizations alone (what `apply` reads before it takes the lease): the
+    // observation lists the rest itself.
+    c.reset_rpc_counts();
+    let orgs_only = read_early(&c, None).await.expect("early reads");
+    assert_eq!(orgs_only.organizations().len(), 1);
+    let after = observe_after(&c, &d, &opts, Some(orgs_only)).await.unwrap();
+    assert_eq!(c.rpc_counts(), once);
+    assert_eq!(timeless(after), timeless(plain));
 }
 
 #[tokio::test]

@@ -60,17 +60,40 @@ pub fn render(plan: &Plan, format: Format, opts: &RenderOptions) -> String {
 
 /// `rendered` with each `(created by cN)` — an id that an earlier change of the plan creates
 /// — naming that change's resource instead of its internal change id:
-/// `(fragment camera-kit, created by this plan)`.
+/// `(fragment camera-kit, created by this plan)`. One pass over the text, whatever the
+/// number of changes (a cold apply's plan has thousands, and its text megabytes).
 fn name_created_ids(plan: &Plan, rendered: String) -> String {
-    if !rendered.contains("(created by ") {
+    const MARK: &str = "(created by ";
+    if !rendered.contains(MARK) {
         return rendered;
     }
-    plan.changes.iter().fold(rendered, |text, c| {
-        text.replace(
-            &format!("(created by {})", c.id),
-            &format!("({} {}, created by this plan)", c.kind.as_str(), c.path),
-        )
-    })
+    let by_id: std::collections::HashMap<&str, &Change> =
+        plan.changes.iter().map(|c| (c.id.as_str(), c)).collect();
+    let mut out = String::with_capacity(rendered.len());
+    let mut rest = rendered.as_str();
+    while let Some(at) = rest.find(MARK) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + MARK.len()..];
+        let named = after
+            .find(')')
+            .and_then(|end| by_id.get(&after[..end]).map(|c| (c, end)));
+        match named {
+            Some((c, end)) => {
+                out.push_str(&format!(
+                    "({} {}, created by this plan)",
+                    c.kind.as_str(),
+                    c.path
+                ));
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(MARK);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `Plan: N to create, N to update, N to move, N to delete.`, or, for an empty plan,
@@ -604,5 +627,18 @@ mod tests {
             assert!(!out.contains("(created by c9)"), "{out}");
             assert!(out.contains(&named), "{format:?}: {out}");
         }
+    }
+
+    #[test]
+    fn only_ids_of_the_plan_are_named_and_the_rest_of_the_text_is_kept() {
+        let mut plan = fixtures::small();
+        plan.changes[0].id = "c9".into();
+        let c9 = &plan.changes[0];
+        let named = format!("({} {}, created by this plan)", c9.kind.as_str(), c9.path);
+        let text = "a (created by c9) b (created by c99) c (created by c9)(created by ";
+        assert_eq!(
+            name_created_ids(&plan, text.to_string()),
+            format!("a {named} b (created by c99) c {named}(created by ")
+        );
     }
 }

@@ -11,19 +11,32 @@
 //!    (`ListAuthorizations`) only with `access: members:` (`Desired::members` is `Some`).
 //! 3. The machines of every listed location with `ListRobotsForLocations` (what Viam's official
 //!    SDKs use), [`LOCATIONS_PER_CALL`] locations per call, the calls concurrent — see
-//!    [`list_machines`] for the fallbacks on clouds that lack it.
-//! 4. Concurrently: `GetRobotParts` for every machine in the managed scope (see below),
-//!    `LocationAuth` for every observed location matched to a declared location with a secret
-//!    rotation policy, `GetFragmentUsage` for every observed fragment a declaration may match
-//!    (by `id:`, name or `moved_from:`; for the blast radius of fragment changes), and
+//!    [`list_machines`] for the fallbacks on clouds that lack it. Alongside them, as soon as
+//!    the fragments are listed: `GetFragmentUsage` for every observed fragment a declaration
+//!    may match (by `id:`, name or `moved_from:`; for the blast radius of fragment changes), and
 //!    `GetFragment` (revisions and tags) for those of them whose declaration manages `tags:`.
+//! 4. Once the machines are listed, concurrently: `GetRobotParts` for every machine in the
+//!    managed scope (see below) and `LocationAuth` for every observed location matched to a
+//!    declared location with a secret rotation policy.
 //!
 //! 5. `Get{Organization,Location,Robot,RobotPart}Metadata` only for the owners whose
 //!    declaration has a `metadata:` key ([`metadata_to_read`]): Viam has no list call for
 //!    metadata, so a manifest without `metadata:` costs no reads here.
 //!
-//! All reads in flight at once are bounded by [`ObserveOptions::read_concurrency`] (default 32).
-//! No per-resource `Get` is ever made where a list call serves (metadata has none).
+//! All reads in flight at once are bounded by [`ObserveOptions::read_concurrency`] (default 32),
+//! one limit shared by the reads of steps 3 and 4: each read starts as soon as a slot is free
+//! (a pool, not waves). No per-resource `Get` is ever made where a list call serves (metadata
+//! has none).
+//!
+//! # Early reads
+//!
+//! Steps 1–3 but the fragment reads need no manifest when the API key sees one organization
+//! (the usual key of one organization). [`read_early`] makes them, and `fleetform plan` starts
+//! it on a remote cloud while the manifest loads; [`observe_after`] then takes the
+//! organizations from it, and the locations, fragments and machines when they are the
+//! manifest's organization's (otherwise it reads them itself). A failed early read is not an
+//! error: the observation makes that read again and reports it as usual. `apply` does not read
+//! early: it lists the fleet only after taking the organization's lease.
 //!
 //! # Retries: a budget per observation
 //!
@@ -71,13 +84,16 @@
 //! - `reads.rs`: the reads outside one observation: [`observe_scope`] (a subtree for import
 //!   and status), [`attribute`] (drift attribution), [`fragment_tags`], [`list_machines`].
 //! - `budget.rs`: the retry budget and the bounded-concurrency helper every read goes through.
+//! - `early.rs`: [`Early`], the reads made before the manifest is known.
 
 mod budget;
+mod early;
 mod reads;
 mod scope;
 
 pub use budget::RetryBudget;
 pub(crate) use budget::bounded;
+pub use early::{Early, read_early};
 pub use reads::{
     LOCATIONS_PER_CALL, attribute, fragment_tags, list_machines, observe_for_import, observe_scope,
 };
@@ -171,18 +187,36 @@ pub async fn observe(
     desired: &Desired,
     opts: &ObserveOptions,
 ) -> Result<Observed, ObserveError> {
-    let observed_at = Timestamp::now();
+    observe_after(api, desired, opts, None).await
+}
+
+/// [`observe`], taking from `early` (see [`read_early`]) the reads it made: the organizations
+/// always, and the locations, fragments and machines when they are the manifest's
+/// organization's. The observation then counts as made when the early reads started.
+pub async fn observe_after(
+    api: &dyn CloudApi,
+    desired: &Desired,
+    opts: &ObserveOptions,
+    early: Option<Early>,
+) -> Result<Observed, ObserveError> {
+    let (observed_at, early_orgs, early_lists) = match early {
+        Some(e) => (e.observed_at, Some(e.orgs), e.lists),
+        None => (Timestamp::now(), None, None),
+    };
     let limit = opts.read_concurrency.max(1);
     let budget = &RetryBudget::new(opts.retry_budget);
 
     // 1. The organization.
     tracing::info!(phase = "organization", "observe: resolving organization");
-    let orgs = budget
-        .read(|| api.list_organizations())
-        .await
-        .map_err(read_error(
-            "the organizations this API key can see (ListOrganizations)",
-        ))?;
+    let orgs = match early_orgs {
+        Some(orgs) => orgs,
+        None => budget
+            .read(|| api.list_organizations())
+            .await
+            .map_err(read_error(
+                "the organizations this API key can see (ListOrganizations)",
+            ))?,
+    };
     let organization = resolve_organization(orgs, &desired.organization)?;
     let org_id = organization.id.clone();
     let org_label = format!("organization `{}` ({})", organization.name, org_id);
@@ -192,9 +226,13 @@ pub async fn observe(
         org_name = %organization.name,
         "observe: organization resolved"
     );
+    let early_lists = early_lists.filter(|l| l.org_id == org_id);
 
-    // 2. The org-wide lists, concurrently.
-    let mut lists = vec![ListRead::Locations, ListRead::Fragments];
+    // 2. The org-wide lists, concurrently (locations and fragments unless read early).
+    let mut lists = vec![];
+    if early_lists.is_none() {
+        lists.extend([ListRead::Locations, ListRead::Fragments]);
+    }
     if desired.invites.is_some() || desired.members.is_some() {
         lists.push(ListRead::Members);
     }
@@ -227,14 +265,7 @@ pub async fn observe(
             ListRead::Fragments => budget
                 .read(|| api.list_fragments(org_id))
                 .await
-                // The lease is fleetform's own bookkeeping, never part of a fleet.
-                .map(|fs| {
-                    Listed::Fragments(
-                        fs.into_iter()
-                            .filter(|f| !crate::lease::is_lease(f) && !crate::rollout::is_state(f))
-                            .collect(),
-                    )
-                })
+                .map(|fs| Listed::Fragments(own_fragments(fs)))
                 .map_err(read_error(format!("the fragments of {org_label}"))),
             ListRead::Members => budget
                 .read(|| api.list_members(org_id))
@@ -258,6 +289,12 @@ pub async fn observe(
     .await?;
     let mut locations = vec![];
     let mut fragments = vec![];
+    let mut early_machines = None;
+    if let Some(early) = early_lists {
+        locations = early.locations;
+        fragments = early.fragments;
+        early_machines = Some(early.machines);
+    }
     let mut members = vec![];
     let mut invites = None;
     let mut member_roles = None;
@@ -275,127 +312,108 @@ pub async fn observe(
             Listed::Keys(k) => api_keys = Some(k),
         }
     }
-    // 3. The machines of every location.
-    let location_ids: Vec<String> = locations.iter().map(|l| l.id.clone()).collect();
-    let machines = budget
-        .read(|| list_machines(api, org_id, &location_ids, limit))
-        .await
-        .map_err(read_error(format!("the machines of {org_label}")))?;
-    tracing::info!(
-        phase = "lists",
-        locations = locations.len(),
-        machines = machines.len(),
-        fragments = fragments.len(),
-        "observe: listed"
-    );
 
-    // 4. The managed scope: parts of its machines, secrets of rotating locations.
-    let paths = location_paths(&locations);
-    for l in &locations {
-        if !paths.contains_key(&l.id) {
-            tracing::warn!(
-                location_id = %l.id,
-                name = %l.name,
-                "observe: location has a broken parent chain (missing parent or cycle); it matches no path"
-            );
-        }
-    }
-    let matches = match_locations(&desired.locations, &locations, &paths);
-    let managed = managed_locations(&matches, &locations);
-    let machine_ids = machines_to_read(desired, &machines, &managed, &paths);
-    let mut secret_ids = secrets_to_read(desired, &matches);
-    // Only the owner of a location reads its secrets; a shared one is never managed here.
-    secret_ids.retain(|id| {
-        locations
-            .iter()
-            .find(|l| &l.id == id)
-            .and_then(Location::primary_organization)
-            .is_none_or(|owner| owner == org_id.as_str())
-    });
-    tracing::info!(
-        phase = "scope",
-        managed_locations = managed.len(),
-        machines = machine_ids.len(),
-        secrets = secret_ids.len(),
-        "observe: reading parts of managed machines and secrets of rotating locations"
-    );
-
-    // Error descriptions are built only when a read fails.
-    let machines_by_id: BTreeMap<&str, &Machine> =
-        machines.iter().map(|m| (m.id.as_str(), m)).collect();
-    let describe_location = |id: &str| match paths.get(id) {
-        Some(path) => format!("location `{path}` ({id})"),
-        None => format!("location {id}"),
-    };
-    let describe_machine = |id: &str| match machines_by_id.get(id) {
-        Some(m) => match paths.get(&m.location_id) {
-            Some(path) => format!("machine `{path}/{}` ({id})", m.name),
-            None => format!("machine `{}` ({id})", m.name),
-        },
-        None => format!("machine {id}"),
-    };
+    // 3 and 4. The machines of every location and then the managed scope (parts of its
+    //    machines, secrets of rotating locations); meanwhile the reads that need only the
+    //    fragments (usage, revisions and tags). All share one limit of reads in flight.
+    let permits = &tokio::sync::Semaphore::new(limit);
     let (usage_ids, version_ids) = fragments_to_read(desired, &fragments);
-    let scoped: Vec<ScopedRead> = machine_ids
+    let fragment_reads: Vec<ScopedRead> = usage_ids
         .into_iter()
-        .map(ScopedRead::Parts)
-        .chain(secret_ids.into_iter().map(ScopedRead::Secrets))
-        .chain(usage_ids.into_iter().map(ScopedRead::Usage))
+        .map(ScopedRead::Usage)
         .chain(version_ids.into_iter().map(ScopedRead::Versions))
         .collect();
-    let results = bounded(&scoped, limit, |read| {
-        let describe_location = &describe_location;
-        let describe_machine = &describe_machine;
-        async move {
-            match read {
-                ScopedRead::Parts(id) => match budget.read(|| api.get_parts(id)).await {
-                    Ok(p) => Ok(Scoped::Parts(id.clone(), p)),
-                    Err(source) => Err(ObserveError::Read {
-                        what: format!("the parts of {}", describe_machine(id)),
-                        source,
-                    }),
-                },
-                ScopedRead::Secrets(id) => match budget.read(|| api.location_secrets(id)).await {
-                    Ok(s) => Ok(Scoped::Secrets(id.clone(), s)),
-                    Err(source) => Err(ObserveError::Read {
-                        what: format!("the secrets of {}", describe_location(id)),
-                        source,
-                    }),
-                },
-                ScopedRead::Usage(id) => match budget.read(|| api.fragment_usage(id)).await {
-                    Ok(u) => Ok(Scoped::Usage(id.clone(), u)),
-                    // A cloud that cannot say leaves the blast radius unknown.
-                    Err(e) if matches!(e.code, Code::Unimplemented | Code::PermissionDenied) => {
-                        Ok(Scoped::Nothing)
-                    }
-                    Err(source) => Err(ObserveError::Read {
-                        what: format!("the usage of fragment {id}"),
-                        source,
-                    }),
-                },
-                ScopedRead::Versions(id) => {
-                    match budget.read(|| api.get_fragment_versions(id, None)).await {
-                        Ok(v) => Ok(Scoped::Versions(
-                            id.clone(),
-                            v.tags,
-                            v.revisions.into_iter().map(|r| r.revision).collect(),
-                        )),
-                        Err(e) if matches!(e.code, Code::Unimplemented) => Ok(Scoped::Nothing),
-                        Err(source) => Err(ObserveError::Read {
-                            what: format!("the revisions and tags of fragment {id}"),
-                            source,
-                        }),
-                    }
-                }
+    // Fragment reads name the fragment themselves.
+    let by_id = |id: &str| id.to_string();
+    let fragment_results = bounded(&fragment_reads, limit, |read| async move {
+        let _permit = permits.acquire().await.ok();
+        read_scoped(api, budget, read, &by_id, &by_id).await
+    });
+    let (locs, frags) = (&locations, &fragments);
+    let scope_results = async move {
+        let machines = match early_machines {
+            Some(machines) => machines,
+            None => {
+                let location_ids: Vec<String> = locs.iter().map(|l| l.id.clone()).collect();
+                let calls = location_ids.len().div_ceil(LOCATIONS_PER_CALL).min(limit);
+                let _permits = permits.acquire_many(calls as u32).await.ok();
+                budget
+                    .read(|| list_machines(api, org_id, &location_ids, limit))
+                    .await
+                    .map_err(read_error(format!("the machines of {org_label}")))?
+            }
+        };
+        tracing::info!(
+            phase = "lists",
+            locations = locs.len(),
+            machines = machines.len(),
+            fragments = frags.len(),
+            "observe: listed"
+        );
+        let paths = location_paths(locs);
+        for l in locs {
+            if !paths.contains_key(&l.id) {
+                tracing::warn!(
+                    location_id = %l.id,
+                    name = %l.name,
+                    "observe: location has a broken parent chain (missing parent or cycle); it matches no path"
+                );
             }
         }
-    })
-    .await?;
+        let matches = match_locations(&desired.locations, locs, &paths);
+        let managed = managed_locations(&matches, locs);
+        let machine_ids = machines_to_read(desired, &machines, &managed, &paths);
+        let mut secret_ids = secrets_to_read(desired, &matches);
+        // Only the owner of a location reads its secrets; a shared one is never managed here.
+        secret_ids.retain(|id| {
+            locs.iter()
+                .find(|l| &l.id == id)
+                .and_then(Location::primary_organization)
+                .is_none_or(|owner| owner == org_id.as_str())
+        });
+        tracing::info!(
+            phase = "scope",
+            managed_locations = managed.len(),
+            machines = machine_ids.len(),
+            secrets = secret_ids.len(),
+            "observe: reading parts of managed machines and secrets of rotating locations"
+        );
+        // Error descriptions are built only when a read fails.
+        let machines_by_id: BTreeMap<&str, &Machine> =
+            machines.iter().map(|m| (m.id.as_str(), m)).collect();
+        let describe_location = |id: &str| match paths.get(id) {
+            Some(path) => format!("location `{path}` ({id})"),
+            None => format!("location {id}"),
+        };
+        let describe_machine = |id: &str| match machines_by_id.get(id) {
+            Some(m) => match paths.get(&m.location_id) {
+                Some(path) => format!("machine `{path}/{}` ({id})", m.name),
+                None => format!("machine `{}` ({id})", m.name),
+            },
+            None => format!("machine {id}"),
+        };
+        let scoped: Vec<ScopedRead> = machine_ids
+            .into_iter()
+            .map(ScopedRead::Parts)
+            .chain(secret_ids.into_iter().map(ScopedRead::Secrets))
+            .collect();
+        let (describe_location, describe_machine) = (&describe_location, &describe_machine);
+        let results = bounded(&scoped, limit, |read| async move {
+            let _permit = permits.acquire().await.ok();
+            read_scoped(api, budget, read, describe_location, describe_machine).await
+        })
+        .await?;
+        drop(machines_by_id);
+        Ok::<_, ObserveError>((machines, matches, results))
+    };
+    let ((machines, matches, scoped), fragment_results) =
+        tokio::try_join!(scope_results, fragment_results)?;
     let mut parts = BTreeMap::new();
     let mut secrets = BTreeMap::new();
     let mut fragment_usage = BTreeMap::new();
     let mut fragment_tags = BTreeMap::new();
     let mut fragment_revisions = BTreeMap::new();
-    for scoped in results {
+    for scoped in scoped.into_iter().chain(fragment_results) {
         match scoped {
             Scoped::Parts(id, p) => {
                 parts.insert(id, p);
@@ -444,6 +462,67 @@ pub async fn observe(
         metadata,
         observed_at,
     })
+}
+
+/// The organization's own fragments of a `ListFragments` answer: fleetform's lease and rollout
+/// state are its own bookkeeping, never part of a fleet.
+fn own_fragments(fragments: Vec<Fragment>) -> Vec<Fragment> {
+    fragments
+        .into_iter()
+        .filter(|f| !crate::lease::is_lease(f) && !crate::rollout::is_state(f))
+        .collect()
+}
+
+/// One read of phase 4; `describe_location` and `describe_machine` name what a failed read
+/// was reading.
+async fn read_scoped(
+    api: &dyn CloudApi,
+    budget: &RetryBudget,
+    read: &ScopedRead,
+    describe_location: &(dyn Fn(&str) -> String + Sync),
+    describe_machine: &(dyn Fn(&str) -> String + Sync),
+) -> Result<Scoped, ObserveError> {
+    match read {
+        ScopedRead::Parts(id) => match budget.read(|| api.get_parts(id)).await {
+            Ok(p) => Ok(Scoped::Parts(id.clone(), p)),
+            Err(source) => Err(ObserveError::Read {
+                what: format!("the parts of {}", describe_machine(id)),
+                source,
+            }),
+        },
+        ScopedRead::Secrets(id) => match budget.read(|| api.location_secrets(id)).await {
+            Ok(s) => Ok(Scoped::Secrets(id.clone(), s)),
+            Err(source) => Err(ObserveError::Read {
+                what: format!("the secrets of {}", describe_location(id)),
+                source,
+            }),
+        },
+        ScopedRead::Usage(id) => match budget.read(|| api.fragment_usage(id)).await {
+            Ok(u) => Ok(Scoped::Usage(id.clone(), u)),
+            // A cloud that cannot say leaves the blast radius unknown.
+            Err(e) if matches!(e.code, Code::Unimplemented | Code::PermissionDenied) => {
+                Ok(Scoped::Nothing)
+            }
+            Err(source) => Err(ObserveError::Read {
+                what: format!("the usage of fragment {id}"),
+                source,
+            }),
+        },
+        ScopedRead::Versions(id) => {
+            match budget.read(|| api.get_fragment_versions(id, None)).await {
+                Ok(v) => Ok(Scoped::Versions(
+                    id.clone(),
+                    v.tags,
+                    v.revisions.into_iter().map(|r| r.revision).collect(),
+                )),
+                Err(e) if matches!(e.code, Code::Unimplemented) => Ok(Scoped::Nothing),
+                Err(source) => Err(ObserveError::Read {
+                    what: format!("the revisions and tags of fragment {id}"),
+                    source,
+                }),
+            }
+        }
+    }
 }
 
 /// Reads the metadata of every target, concurrently (at most `limit` in flight), keyed by

@@ -10,10 +10,12 @@
 //! checks) and the `AppService` trait impl as a table: each method hands its request to the
 //! handler of the same name in the file of its area: `orgs` (organizations, members, invites),
 //! `locations`, `robots`, `parts`, `logs`, `fragments`, `metadata`, `roles`, `keys`.
+//! `encoded` answers `GetRobotParts` from the stored encodings instead (see [`Routed`]).
 //!
 //! What a calling key may reach (its roles, see `store::keys`) is read in the same store call
 //! as the handler's own queries, so a changed or deleted key takes effect at once.
 
+mod encoded;
 mod fragments;
 mod keys;
 mod locations;
@@ -23,6 +25,8 @@ mod orgs;
 mod parts;
 mod robots;
 mod roles;
+
+pub use encoded::Routed;
 
 use super::auth::caller;
 use super::store::{self, Access, R, Store, require, require_uuid, ts_us};

@@ -2,6 +2,8 @@
 
 use super::*;
 
+/// The generated handler's `GetRobotParts`; the server answers it from the stored encodings
+/// (`encoded::get_robot_parts`, the same reply on the wire).
 pub(super) async fn get_robot_parts(
     svc: &AppService,
     req: Request<pb::GetRobotPartsRequest>,

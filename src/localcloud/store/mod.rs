@@ -47,7 +47,7 @@ pub type R<T> = Result<T, Status>;
 
 /// Schema version stored in `meta`; bump with a migration in [`MIGRATIONS`] when the schema
 /// changes. [`SCHEMA`] always creates the newest schema.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// `MIGRATIONS[i]` brings a version `i + 1` database to version `i + 2`.
 const MIGRATIONS: &[&str] = &[
@@ -73,6 +73,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE api_keys ADD COLUMN name TEXT NOT NULL DEFAULT '';
     INSERT OR IGNORE INTO key_auths (key_id, resource_type, resource_id, role)
         SELECT id, 'organization', org_id, 'owner' FROM api_keys;
+    "#,
+    // 4 -> 5: each part's config also as the encoded `Struct` that replies carry
+    // (`config_pb`); `migrate` fills it for the existing parts.
+    r#"
+    ALTER TABLE parts ADD COLUMN config_pb BLOB;
     "#,
 ];
 
@@ -107,7 +112,7 @@ CREATE TABLE IF NOT EXISTS robots (
 CREATE TABLE IF NOT EXISTS parts (
     id TEXT PRIMARY KEY, robot_id TEXT NOT NULL REFERENCES robots(id), name TEXT NOT NULL,
     main INTEGER NOT NULL, config TEXT NOT NULL, secret TEXT NOT NULL, created_us INTEGER NOT NULL,
-    last_updated_us INTEGER NOT NULL, last_access_us INTEGER);
+    last_updated_us INTEGER NOT NULL, last_access_us INTEGER, config_pb BLOB);
 CREATE INDEX IF NOT EXISTS parts_robot ON parts(robot_id);
 CREATE TABLE IF NOT EXISTS part_fragments (
     part_id TEXT NOT NULL REFERENCES parts(id), fragment_id TEXT NOT NULL,
@@ -216,6 +221,9 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
             tx.execute_batch(SCHEMA)?;
             for m in &MIGRATIONS[(v - 1) as usize..] {
                 tx.execute_batch(m)?;
+            }
+            if v < 5 {
+                parts::fill_config_pb(&tx)?;
             }
         }
         Some(other) => {

@@ -16,9 +16,21 @@ pub struct PartRow {
     pub last_access_us: Option<i64>,
 }
 
-pub(super) const PART_COLS: &str = "p.id, p.robot_id, r.location_id, l.org_id, p.name, p.main, p.config, p.secret, \
-                         p.created_us, p.last_updated_us, p.last_access_us \
-                         FROM parts p JOIN robots r ON r.id = p.robot_id JOIN locations l ON l.id = r.location_id";
+/// The columns of a [`PartRow`] (then `$extra`) and the joins they come from.
+macro_rules! part_cols {
+    ($extra:literal) => {
+        concat!(
+            "p.id, p.robot_id, r.location_id, l.org_id, p.name, p.main, p.config, p.secret, \
+             p.created_us, p.last_updated_us, p.last_access_us",
+            $extra,
+            " FROM parts p JOIN robots r ON r.id = p.robot_id JOIN locations l ON l.id = r.location_id"
+        )
+    };
+}
+
+pub(super) const PART_COLS: &str = part_cols!("");
+/// [`PART_COLS`] and, as column 11, the config's encoded `Struct` (`config_pb`).
+const PART_COLS_ENCODED: &str = part_cols!(", p.config_pb");
 
 pub(super) fn part_from(r: &rusqlite::Row) -> rusqlite::Result<PartRow> {
     Ok(PartRow {
@@ -68,19 +80,53 @@ impl PartRow {
     }
 
     pub fn to_pb(&self) -> pb::RobotPart {
+        pb::RobotPart {
+            robot_config: Some(struct_from_json(&self.config_json())),
+            ..self.to_pb_without_struct()
+        }
+    }
+
+    /// The part encoded as [`Self::to_pb`] would be, with `config_pb` (the config's encoded
+    /// `Struct`, as stored when the config was written) copied in instead of being built from
+    /// the JSON text. `robot_config` (field 5) comes after the other fields; a decoder reads
+    /// the same message whatever the order of the fields. `None` (a row written before the
+    /// column was filled) builds it from the text.
+    pub fn encode(&self, config_pb: Option<&[u8]>) -> Vec<u8> {
+        use prost::Message;
+        use prost::encoding::{WireType, encode_key, encode_varint};
+        let built;
+        let config = match config_pb {
+            Some(bytes) => bytes,
+            None => {
+                built = config_pb_of(&self.config_json());
+                &built
+            }
+        };
+        let meta = self.to_pb_without_struct();
+        let mut out = Vec::with_capacity(meta.encoded_len() + config.len() + 6);
+        meta.encode_raw(&mut out);
+        encode_key(5, WireType::LengthDelimited, &mut out);
+        encode_varint(config.len() as u64, &mut out);
+        out.extend_from_slice(config);
+        out
+    }
+
+    /// Everything [`Self::to_pb`] holds but `robot_config`.
+    fn to_pb_without_struct(&self) -> pb::RobotPart {
         let dns = dns_name(&self.name);
+        let now = now_us();
         pb::RobotPart {
             id: self.id.clone(),
             name: self.name.clone(),
             secret: self.secret.clone(),
             robot: self.robot_id.clone(),
-            robot_config: Some(struct_from_json(&self.config_json())),
+            robot_config: None,
             last_access: self.last_access_us.map(ts),
             user_supplied_info: None,
             main_part: self.main,
             fqdn: format!("{dns}.{}.local.viam.cloud", self.location_id),
-            dns_name: dns.clone(),
             local_fqdn: format!("{dns}.{}.local.viam.cloud", self.location_id),
+            dns_name: dns,
             location_id: self.location_id.clone(),
             created_on: Some(ts(self.created_us)),
             secrets: vec![pb::SharedSecret {
@@ -90,11 +136,31 @@ impl PartRow {
                 state: pb::shared_secret::State::Enabled as i32,
             }],
             last_updated: Some(ts(self.last_updated_us)),
-            online_state: online_state(self.last_access_us, now_us()).0 as i32,
-            seconds_since_online: online_state(self.last_access_us, now_us()).1,
+            online_state: online_state(self.last_access_us, now).0 as i32,
+            seconds_since_online: online_state(self.last_access_us, now).1,
             robot_config_json: Some(self.config.clone()),
         }
     }
+}
+
+/// A config's `Struct`, encoded: what `config_pb` holds and replies carry as `robot_config`.
+pub fn config_pb_of(config: &serde_json::Value) -> Vec<u8> {
+    use prost::Message;
+    struct_from_json(config).encode_to_vec()
+}
+
+/// Fills `config_pb` of every part that lacks it (a store written before the column).
+pub(super) fn fill_config_pb(tx: &Transaction) -> rusqlite::Result<()> {
+    let rows: Vec<(String, String)> = tx
+        .prepare("SELECT id, config FROM parts WHERE config_pb IS NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = tx.prepare("UPDATE parts SET config_pb = ?2 WHERE id = ?1")?;
+    for (id, config) in rows {
+        let value = serde_json::from_str(&config).unwrap_or_else(|_| serde_json::json!({}));
+        update.execute(params![id, config_pb_of(&value)])?;
+    }
+    Ok(())
 }
 
 pub fn part_row(db: &Connection, id: &str) -> R<Option<PartRow>> {
@@ -122,6 +188,20 @@ pub fn part_readable(db: &Connection, who: &Access, field: &str, id: &str) -> R<
     })
 }
 
+/// The parts of `robot_id`, in the order of [`parts_of`], each encoded as a `RobotPart`
+/// ([`PartRow::encode`]): what `GetRobotParts` sends.
+pub fn parts_of_encoded(db: &Connection, robot_id: &str) -> R<Vec<Vec<u8>>> {
+    let mut st = q(db.prepare_cached(&format!(
+        "SELECT {PART_COLS_ENCODED} WHERE p.robot_id = ?1 ORDER BY p.main DESC, p.created_us, p.id"
+    )))?;
+    let rows = q(st.query_map(params![robot_id], |r| {
+        let part = part_from(r)?;
+        let config_pb: Option<Vec<u8>> = r.get(11)?;
+        Ok(part.encode(config_pb.as_deref()))
+    }))?;
+    q(rows.collect())
+}
+
 pub fn parts_of(db: &Connection, robot_id: &str) -> R<Vec<PartRow>> {
     let mut st = q(db.prepare_cached(&format!(
         "SELECT {PART_COLS} WHERE p.robot_id = ?1 ORDER BY p.main DESC, p.created_us, p.id"
@@ -141,8 +221,8 @@ pub fn insert_part(tx: &Transaction, robot_id: &str, name: &str, main: bool) -> 
     let id = new_uuid();
     let now = now_us();
     q(tx.execute(
-        "INSERT INTO parts (id, robot_id, name, main, config, secret, created_us, last_updated_us) \
-         VALUES (?1, ?2, ?3, ?4, '{}', ?5, ?6, ?6)",
+        "INSERT INTO parts (id, robot_id, name, main, config, secret, created_us, last_updated_us, config_pb) \
+         VALUES (?1, ?2, ?3, ?4, '{}', ?5, ?6, ?6, x'')",
         params![id, robot_id, name, main, random_alnum(32), now],
     ))?;
     Ok(id)
@@ -214,11 +294,15 @@ pub fn update_part(
     config: Option<&ConfigText>,
     editor: EditorInfo<'_>,
 ) -> R<()> {
-    use prost::Message;
     let now = now_us().max(old.last_updated_us + 1);
-    let config_text = match config {
-        Some(c) => c.text.clone(),
-        None => old.config.clone(),
+    let old_pb: Option<Vec<u8>> = q(tx.query_row(
+        "SELECT config_pb FROM parts WHERE id = ?1",
+        params![old.id],
+        |r| r.get(0),
+    ))?;
+    let (config_text, config_pb) = match config {
+        Some(c) => (c.text.clone(), Some(config_pb_of(&c.value))),
+        None => (old.config.clone(), old_pb.clone()),
     };
     q(tx.execute(
         "INSERT INTO part_history (part_id, robot_id, when_us, old, editor_type, editor_value) \
@@ -227,14 +311,14 @@ pub fn update_part(
             old.id,
             old.robot_id,
             now,
-            old.to_pb().encode_to_vec(),
+            old.encode(old_pb.as_deref()),
             editor.0 as i32,
             editor.1
         ],
     ))?;
     q(tx.execute(
-        "UPDATE parts SET name = ?2, config = ?3, last_updated_us = ?4 WHERE id = ?1",
-        params![old.id, name, config_text, now],
+        "UPDATE parts SET name = ?2, config = ?3, last_updated_us = ?4, config_pb = ?5 WHERE id = ?1",
+        params![old.id, name, config_text, now, config_pb],
     ))?;
     if let Some(c) = config {
         q(tx.execute(
@@ -312,21 +396,46 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn fragments_json_is_the_fragments_value_of_the_whole_config() {
-        let row = |config: &str| PartRow {
+    fn row(config: &str) -> PartRow {
+        PartRow {
             id: "p".into(),
             robot_id: "r".into(),
             location_id: "l".into(),
             org_id: "o".into(),
-            name: "n".into(),
+            name: "Arm Main".into(),
             main: true,
             config: config.into(),
-            secret: String::new(),
-            created_us: 0,
-            last_updated_us: 0,
-            last_access_us: None,
-        };
+            secret: "s3cret".into(),
+            created_us: 1_000_000,
+            last_updated_us: 2_000_000,
+            last_access_us: Some(3_000_000),
+        }
+    }
+
+    /// The prepared encoding is `to_pb`'s message, from the stored `Struct` or from the text.
+    #[test]
+    fn an_encoded_part_decodes_to_the_part() {
+        use prost::Message;
+        for config in [
+            r#"{"components": [{"name": "a", "attributes": {"x": [1, 2.5, null, true, "s", {}], "y": {"z": []}}}], "fragments": ["f1"]}"#,
+            r#"{}"#,
+            r#"not json"#,
+        ] {
+            let r = row(config);
+            let want = r.to_pb();
+            let stored = config_pb_of(&r.config_json());
+            for encoded in [r.encode(Some(&stored)), r.encode(None)] {
+                assert_eq!(
+                    pb::RobotPart::decode(encoded.as_slice()).unwrap(),
+                    want,
+                    "{config}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fragments_json_is_the_fragments_value_of_the_whole_config() {
         for config in [
             r#"{"components": [{"name": "a", "attributes": {"x": [1, {"y": null}]}}], "fragments": ["f1", {"id": "f2", "version": "3"}], "modules": []}"#,
             r#"{"fragments": []}"#,
