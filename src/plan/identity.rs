@@ -149,6 +149,52 @@ pub(super) fn sequence(
         c.depends_on.extend(deps);
     }
     reorder(changes, errors);
+    #[cfg(debug_assertions)]
+    if errors.is_empty()
+        && let Err(e) = refs_wait_on_their_makers(changes)
+    {
+        panic!("plan invariant broken: {e}");
+    }
+}
+
+/// Every change id an operation refers to belongs to a change it waits for, directly or
+/// through others: the apply engine hands a task only what its dependencies resolved
+/// (`apply::Resolved::for_change`). Checked on every plan a debug build makes.
+#[cfg(debug_assertions)]
+fn refs_wait_on_their_makers(changes: &mut [Change]) -> Result<(), String> {
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+    let index: HashMap<String, usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.clone(), i))
+        .collect();
+    for i in 0..changes.len() {
+        let refs = RefCell::new(Vec::new());
+        map_op_refs(&mut changes[i].op, &|id: &mut String| {
+            refs.borrow_mut().push(id.clone())
+        });
+        let refs = refs.into_inner();
+        if refs.is_empty() {
+            continue;
+        }
+        let mut waits = HashSet::new();
+        let mut stack: Vec<&str> = changes[i].depends_on.iter().map(String::as_str).collect();
+        while let Some(id) = stack.pop() {
+            if waits.insert(id)
+                && let Some(&j) = index.get(id)
+            {
+                stack.extend(changes[j].depends_on.iter().map(String::as_str));
+            }
+        }
+        if let Some(r) = refs.iter().find(|r| !waits.contains(r.as_str())) {
+            return Err(format!(
+                "{} ({}) refers to {r} without waiting for it",
+                changes[i].id, changes[i].path
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Finds the placements whose moves wait on each other in cycles and picks one member of each
@@ -622,6 +668,32 @@ mod tests {
         assert_eq!(names["r5"], "a");
         assert_eq!(names["r3"], "d");
         assert_eq!(names["r4"], "c");
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    fn a_change_must_wait_for_the_change_that_makes_what_it_refers_to() {
+        let (mut location, _) = rename("c1", "loc", "a", "b");
+        location.op = Op::CreateLocation {
+            name: "b".into(),
+            parent: None,
+        };
+        let (mut machine, _) = rename("c2", "m", "x", "y");
+        machine.op = Op::CreateMachine {
+            name: "y".into(),
+            location: IdRef::CreatedBy("c1".into()),
+        };
+        let (mut part, _) = rename("c3", "p", "x", "y");
+        part.op = Op::MarkPartAsMain {
+            part: PartRef::MainPartOf("c2".into()),
+        };
+        part.depends_on = vec!["c2".into()];
+        let mut changes = vec![location, machine, part];
+        let err = refs_wait_on_their_makers(&mut changes).unwrap_err();
+        assert!(err.starts_with("c2 (L/y) refers to c1"), "{err}");
+        changes[1].depends_on = vec!["c1".into()];
+        // c3 waits for c1 only through c2: enough.
+        assert_eq!(refs_wait_on_their_makers(&mut changes), Ok(()));
     }
 
     #[test]
