@@ -184,6 +184,10 @@ pub fn parse_str_with(
     parse_text(Cow::Borrowed(text), file, opts, env)
 }
 
+/// From this size on, a manifest's text is hashed (for the digest) on a second thread while
+/// it is parsed: below, a thread costs more than it saves.
+const PARALLEL_DIGEST_BYTES: usize = 1 << 20;
+
 /// [`parse_str_with`]; an owned text is freed as soon as it is parsed.
 fn parse_text(
     text: Cow<'_, str>,
@@ -196,8 +200,17 @@ fn parse_text(
     let one = |line: usize, column: usize, message: String, hint: &str| {
         ManifestError::single(Diagnostic::new(file, line, column, message, hint))
     };
-    let digest = include::Digester::new(body);
-    let parsed = span::parse(body).map_err(|e| {
+    // A large text is hashed on another core while it is parsed.
+    let (digest, parsed) = if body.len() >= PARALLEL_DIGEST_BYTES {
+        std::thread::scope(|s| {
+            let digest = s.spawn(|| include::Digester::new(body));
+            let parsed = span::parse(body);
+            (digest.join().expect("the digest does not panic"), parsed)
+        })
+    } else {
+        (include::Digester::new(body), span::parse(body))
+    };
+    let parsed = parsed.map_err(|e| {
         one(
             e.pos.line(),
             e.pos.column(),
@@ -240,7 +253,13 @@ fn parse_text(
     }
     let mut origins = origin::Origins::single(file);
     let mut diags = Vec::new();
-    structure::check_yaml_subset(&root, &parsed.tags, &origins, &mut diags);
+    structure::check_parsed_subset(
+        &root,
+        &parsed.tags,
+        parsed.key_problems,
+        &origins,
+        &mut diags,
+    );
     if !diags.is_empty() {
         return Err(ManifestError::sorted(file, diags));
     }

@@ -355,6 +355,33 @@ pub struct Parsed {
     /// Every `!tag` with where it is written, in text order. The manifest accepts no tags;
     /// they are listed here rather than kept on every node (see [`Node`]).
     pub tags: Vec<(Pos, Box<str>)>,
+    /// Whether some mapping has a key the manifest refuses (a duplicate, a merge key `<<`,
+    /// a list or mapping as a key): found as each mapping is built, while it is in cache,
+    /// so that the structural pass walks the tree for them only when there is one.
+    pub key_problems: bool,
+}
+
+/// Whether a mapping's keys are all distinct scalars other than `<<` (see
+/// [`Parsed::key_problems`]). Small mappings look back; large ones use a set.
+fn keys_clean(entries: &[Entry]) -> bool {
+    const SMALL: usize = 16;
+    fn key(e: &Entry) -> Option<&str> {
+        match &e.key.kind {
+            NodeKind::Scalar { value, .. } if &**value != "<<" => Some(value),
+            _ => None,
+        }
+    }
+    if entries.len() <= SMALL {
+        entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| key(e).is_some_and(|k| !entries[..i].iter().any(|p| p.key_text() == k)))
+    } else {
+        let mut seen = std::collections::HashSet::with_capacity(entries.len());
+        entries
+            .iter()
+            .all(|e| key(e).is_some_and(|k| seen.insert(k)))
+    }
 }
 
 /// Parses every document of `text` into position trees.
@@ -462,6 +489,9 @@ impl Builder {
             let mut children = children;
             while let (Some(key), Some(value)) = (children.next(), children.next()) {
                 entries.push(Entry { key, value });
+            }
+            if !self.parsed.key_problems && !keys_clean(&entries) {
+                self.parsed.key_problems = true;
             }
             // A block mapping's start marker lies after its first key.
             let pos = entries
@@ -591,6 +621,27 @@ b: !!str [c]
                 (Pos::new(2, 10), "tag:yaml.org,2002:str")
             ]
         );
+    }
+
+    #[test]
+    fn key_problems_are_noted_while_building() {
+        for (text, problems) in [
+            ("a: 1\nb: {c: 1, d: [e]}\n", false),
+            ("a: 1\nb: {c: 1, c: 2}\n", true),
+            ("a: 1\na: 2\n", true),
+            ("<<: {a: 1}\n", true),
+            ("? [a]\n: b\n", true),
+        ] {
+            assert_eq!(parse(text).expect("valid").key_problems, problems, "{text}");
+            assert_eq!(
+                parse_events(text).expect("valid").key_problems,
+                problems,
+                "{text}"
+            );
+        }
+        let big: String = (0..40).map(|i| format!("k{i}: 1\n")).collect();
+        assert!(!parse(&big).expect("valid").key_problems);
+        assert!(parse(&format!("{big}k7: 2\n")).expect("valid").key_problems);
     }
 
     #[test]
