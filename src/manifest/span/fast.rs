@@ -36,8 +36,6 @@
 //! stopped; a manifest written by hand or by `fleetform` stays inside the subset.
 
 use super::{Builder, Parsed, Pos};
-
-mod split;
 use std::collections::HashMap;
 
 /// This reader does not handle what the text holds (or the text is not valid YAML): read it
@@ -52,13 +50,17 @@ type R<T = ()> = Result<T, Unsupported>;
 
 /// Reads every document of `text`, or says it cannot.
 pub(super) fn parse(text: &str) -> Result<Parsed, Unsupported> {
-    if text.len() >= split::MIN_BYTES
-        && let Some(parsed) = split::parse(text)
-    {
-        return Ok(parsed);
-    }
     precheck(text.as_bytes())?;
-    let mut r = Reader::new(text, 0, 1);
+    let mut r = Reader {
+        text,
+        s: text.as_bytes(),
+        p: 0,
+        line: 1,
+        line_start: 0,
+        b: Builder::default(),
+        anchors: HashMap::new(),
+        next_anchor: 0,
+    };
     r.documents()?;
     Ok(r.b.parsed)
 }
@@ -144,9 +146,6 @@ struct Scalar {
 struct Reader<'a> {
     text: &'a str,
     s: &'a [u8],
-    /// The text is the first part of a longer one (see `split`): an empty value at its end
-    /// would have its position in the rest.
-    truncated: bool,
     /// The cursor, a byte offset.
     p: usize,
     /// The cursor's 1-based line, and where that line starts.
@@ -159,21 +158,6 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    /// A reader of `text` from byte `start`, the start of line `line`.
-    fn new(text: &'a str, start: usize, line: u32) -> Self {
-        Reader {
-            text,
-            s: text.as_bytes(),
-            truncated: false,
-            p: start,
-            line,
-            line_start: start,
-            b: Builder::default(),
-            anchors: HashMap::new(),
-            next_anchor: 0,
-        }
-    }
-
     fn no(&self, why: &'static str) -> Unsupported {
         Unsupported { why, at: self.p }
     }
@@ -364,12 +348,7 @@ impl<'a> Reader<'a> {
             next if empty && anchor == 0 => {
                 // yaml-rust2 places an empty value at the next token.
                 let pos = match next {
-                    None if self.p == self.s.len() => {
-                        if self.truncated {
-                            return Err(self.no("empty value at the end of a part"));
-                        }
-                        self.eof_pos(parent.max(0) as usize)
-                    }
+                    None if self.p == self.s.len() => self.eof_pos(parent.max(0) as usize),
                     _ => self.pos(self.p),
                 };
                 self.b.scalar(pos, Box::default(), true, 0);
@@ -424,13 +403,6 @@ impl<'a> Reader<'a> {
             self.pos(self.p)
         };
         self.open(pos, false, anchor)?;
-        self.seq_items(indent, indentless)?;
-        self.b.close();
-        Ok(())
-    }
-
-    /// A block list's items, from the `-` at the cursor, at column `indent`.
-    fn seq_items(&mut self, indent: usize, indentless: bool) -> R {
         loop {
             self.p += 1;
             self.after_indicator(indent, false)?;
@@ -439,22 +411,17 @@ impl<'a> Reader<'a> {
                 Some(k) if k > indent || (k == indent && !indentless) => {
                     return Err(self.no("list item continued or misaligned"));
                 }
-                _ => return Ok(()),
+                _ => break,
             }
         }
+        self.b.close();
+        Ok(())
     }
 
     /// A block mapping whose first key is scanned (cursor after its `:`), at column `indent`;
     /// `anchor` was written on a line above.
     fn block_map(&mut self, indent: usize, first: Scalar, anchor: usize) -> R {
         self.open(first.pos, true, anchor)?;
-        self.map_entries(indent, first)?;
-        self.b.close();
-        Ok(())
-    }
-
-    /// A block mapping's entries from the scanned key `first`, at column `indent`.
-    fn map_entries(&mut self, indent: usize, first: Scalar) -> R {
         let mut key = first;
         loop {
             self.b.scalar(key.pos, key.value, key.plain, 0);
@@ -462,9 +429,11 @@ impl<'a> Reader<'a> {
             match self.next_content()? {
                 Some(k) if k == indent => key = self.key(false)?,
                 Some(k) if k > indent => return Err(self.no("mapping value continued")),
-                _ => return Ok(()),
+                _ => break,
             }
         }
+        self.b.close();
+        Ok(())
     }
 
     /// A mapping key at the cursor, with its `:` (cursor left after the `:`); in block
