@@ -1,13 +1,18 @@
 //! The manifest: YAML in, a validated [`Desired`] out, or every problem with its position.
 //!
 //! # Pipeline
-//! 1. `span` parses the text into a position tree (YAML syntax errors stop here).
+//! 1. `span` parses the text into a position tree (YAML syntax errors stop here): a reader
+//!    specialised for the YAML manifests use reads the bytes straight into the tree, and
+//!    yaml-rust2 reads anything else and reports every syntax error. A large text is hashed
+//!    for the digest on another thread meanwhile.
 //! 2. The `version` is checked first: only version 1 is understood.
 //! 3. `expand` merges `include:`d files and expands `templates:` (with `${var:NAME}`,
 //!    `for_each:` inventories and `patch:`) on that tree, into the plain form; every node
 //!    keeps its position and `origin` (file, template instance) for diagnostics.
 //! 4. `structure` checks the shape against [`schema()`] on that tree: unknown keys (with the
-//!    allowed ones in the hint), missing keys, wrong types, duplicate keys, tags, merge keys.
+//!    allowed ones in the hint), missing keys, wrong types, duplicate keys, tags, merge keys
+//!    (duplicate, merge and non-scalar keys are noticed while the tree is built; the tree is
+//!    walked for them only when there is one).
 //!    Every such problem is reported at once; if there are any, validation stops here.
 //! 5. `de` fills the `raw` structs (`deny_unknown_fields`) from that same tree: the text is
 //!    parsed once. Inline configs are skipped there.

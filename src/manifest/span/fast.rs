@@ -36,6 +36,7 @@
 //! stopped; a manifest written by hand or by `fleetform` stays inside the subset.
 
 use super::{Builder, Parsed, Pos};
+use std::cell::Cell;
 use std::collections::HashMap;
 
 /// This reader does not handle what the text holds (or the text is not valid YAML): read it
@@ -57,6 +58,7 @@ pub(super) fn parse(text: &str) -> Result<Parsed, Unsupported> {
         p: 0,
         line: 1,
         line_start: 0,
+        ascii_to: Cell::new(0),
         b: Builder::default(),
         anchors: HashMap::new(),
         next_anchor: 0,
@@ -151,6 +153,9 @@ struct Reader<'a> {
     /// The cursor's 1-based line, and where that line starts.
     line: u32,
     line_start: usize,
+    /// The cursor's line is ASCII up to this byte (if it is past the line's start): there a
+    /// column is a byte count.
+    ascii_to: Cell<usize>,
     b: Builder,
     /// The latest id of every anchor name (a name may be anchored again).
     anchors: HashMap<&'a str, usize>,
@@ -181,6 +186,15 @@ impl<'a> Reader<'a> {
 
     /// The position of byte `off` on the cursor's line (yaml-rust2 counts characters).
     fn pos(&self, off: usize) -> Pos {
+        let known = self.ascii_to.get().max(self.line_start);
+        if off <= known || self.s[known..off].is_ascii() {
+            self.ascii_to.set(off.max(known));
+            return Pos {
+                line: self.line,
+                column: u32::try_from(off - self.line_start + 1).unwrap_or(u32::MAX),
+                src: 0,
+            };
+        }
         self.pos_in(self.line, self.line_start, off)
     }
 

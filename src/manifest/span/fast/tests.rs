@@ -141,6 +141,7 @@ fn flow_collections_on_one_line_or_several() {
         "- [a, [b, [c, {d: [e]}]]]\n",
         "x: [ a b , c ]\n",
         "x:\n  [1,\n\n   2]\n",
+        "x: [a, é, b, {ü: c, d: \"ñ\", e: f}]\ny: [a, b]\n",
     ] {
         agree(text);
     }
