@@ -12,7 +12,7 @@
 //! `Box<str>`; quoted scalars with escapes are the only ones built piece by piece) and keeps
 //! the line and column as it goes (the column is counted in characters, as yaml-rust2 does,
 //! only when a line is not ASCII). Measured with the fleet bench on the shared 2-core machine
-//! (best of several runs): M's load went from 0.31 s to 0.17 s and L's (70 MB) from 3.5 s to
+//! (best of several runs): M's load went from 0.31 s to 0.16 s and L's (70 MB) from 3.3 s to
 //! 1.8 s; reading and building the tree is now about 12 % of M's load.
 //!
 //! # The subset
