@@ -35,7 +35,8 @@
 //! empty values in flow collections, trailing commas, anchors on keys, and every syntax
 //! error or exceeded limit (so syntax errors and limit errors are always yaml-rust2's, with
 //! its positions and messages). Falling back costs the time this reader spent before it
-//! stopped; a manifest written by hand or by `fleetform` stays inside the subset.
+//! stopped. Manifests written by hand or generated stay inside the subset; one exported with
+//! a multi-line string (written as a block scalar) is read by yaml-rust2.
 
 use super::{Builder, Parsed, Pos};
 use std::cell::Cell;
