@@ -1,13 +1,18 @@
 //! The manifest: YAML in, a validated [`Desired`] out, or every problem with its position.
 //!
 //! # Pipeline
-//! 1. `span` parses the text into a position tree (YAML syntax errors stop here).
+//! 1. `span` parses the text into a position tree (YAML syntax errors stop here): a reader
+//!    specialised for the YAML manifests use reads the bytes straight into the tree, and
+//!    yaml-rust2 reads anything else and reports every syntax error. A large text is hashed
+//!    for the digest on another thread meanwhile.
 //! 2. The `version` is checked first: only version 1 is understood.
 //! 3. `expand` merges `include:`d files and expands `templates:` (with `${var:NAME}`,
 //!    `for_each:` inventories and `patch:`) on that tree, into the plain form; every node
 //!    keeps its position and `origin` (file, template instance) for diagnostics.
 //! 4. `structure` checks the shape against [`schema()`] on that tree: unknown keys (with the
-//!    allowed ones in the hint), missing keys, wrong types, duplicate keys, tags, merge keys.
+//!    allowed ones in the hint), missing keys, wrong types, duplicate keys, tags, merge keys
+//!    (duplicate, merge and non-scalar keys are noticed while the tree is built; the tree is
+//!    walked for them only when there is one).
 //!    Every such problem is reported at once; if there are any, validation stops here.
 //! 5. `de` fills the `raw` structs (`deny_unknown_fields`) from that same tree: the text is
 //!    parsed once. Inline configs are skipped there.
@@ -184,6 +189,10 @@ pub fn parse_str_with(
     parse_text(Cow::Borrowed(text), file, opts, env)
 }
 
+/// From this size on, a manifest's text is hashed (for the digest) on a second thread while
+/// it is parsed: below, a thread costs more than it saves.
+const PARALLEL_DIGEST_BYTES: usize = 1 << 20;
+
 /// [`parse_str_with`]; an owned text is freed as soon as it is parsed.
 fn parse_text(
     text: Cow<'_, str>,
@@ -196,8 +205,17 @@ fn parse_text(
     let one = |line: usize, column: usize, message: String, hint: &str| {
         ManifestError::single(Diagnostic::new(file, line, column, message, hint))
     };
-    let digest = include::Digester::new(body);
-    let parsed = span::parse(body).map_err(|e| {
+    // A large text is hashed on another core while it is parsed.
+    let (digest, parsed) = if body.len() >= PARALLEL_DIGEST_BYTES {
+        std::thread::scope(|s| {
+            let digest = s.spawn(|| include::Digester::new(body));
+            let parsed = span::parse(body);
+            (digest.join().expect("the digest does not panic"), parsed)
+        })
+    } else {
+        (include::Digester::new(body), span::parse(body))
+    };
+    let parsed = parsed.map_err(|e| {
         one(
             e.pos.line(),
             e.pos.column(),
@@ -240,7 +258,13 @@ fn parse_text(
     }
     let mut origins = origin::Origins::single(file);
     let mut diags = Vec::new();
-    structure::check_yaml_subset(&root, &parsed.tags, &origins, &mut diags);
+    structure::check_parsed_subset(
+        &root,
+        &parsed.tags,
+        parsed.key_problems,
+        &origins,
+        &mut diags,
+    );
     if !diags.is_empty() {
         return Err(ManifestError::sorted(file, diags));
     }

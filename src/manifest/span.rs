@@ -1,7 +1,9 @@
 //! Positions: a YAML tree that remembers where every node and key starts.
 //!
-//! The manifest text is parsed once, with yaml-rust2's event parser, into a [`Node`] tree;
-//! everything after (expansion, the structural pass, deserializing, validation) works on it.
+//! The manifest text is parsed once into a [`Node`] tree; everything after (expansion, the
+//! structural pass, deserializing, validation) works on it. A reader specialised for the YAML
+//! manifests use ([`fast`]) builds the tree straight from the text's bytes; for anything
+//! else (and for every syntax error) yaml-rust2's event parser builds the same tree.
 //! Validation looks nodes up by a [`YPath`] (`locations[0].machines[1].parts[0].name`) or,
 //! inside configs, by a JSON pointer, to name the line and column of every problem. Aliases
 //! are expanded (the copy keeps the anchor's inner positions); tags are listed beside the
@@ -14,6 +16,8 @@ use std::collections::HashMap;
 use std::fmt;
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+mod fast;
 
 /// A 1-based line and column.
 ///
@@ -345,21 +349,60 @@ pub const MAX_ALIAS_EXPANSION: u64 = 4 * 1024 * 1024;
 const NODE_WEIGHT: u64 = 64;
 
 /// What [`parse`] gives: the documents, and the tags written in them.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Parsed {
     pub docs: Vec<Node>,
     /// Every `!tag` with where it is written, in text order. The manifest accepts no tags;
     /// they are listed here rather than kept on every node (see [`Node`]).
     pub tags: Vec<(Pos, Box<str>)>,
+    /// Whether some mapping has a key the manifest refuses (a duplicate, a merge key `<<`,
+    /// a list or mapping as a key): found as each mapping is built, while it is in cache,
+    /// so that the structural pass walks the tree for them only when there is one.
+    pub key_problems: bool,
+}
+
+/// Whether a mapping's keys are all distinct scalars other than `<<` (see
+/// [`Parsed::key_problems`]). Small mappings look back; large ones use a set.
+fn keys_clean(entries: &[Entry]) -> bool {
+    const SMALL: usize = 16;
+    fn key(e: &Entry) -> Option<&str> {
+        match &e.key.kind {
+            NodeKind::Scalar { value, .. } if &**value != "<<" => Some(value),
+            _ => None,
+        }
+    }
+    if entries.len() <= SMALL {
+        entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| key(e).is_some_and(|k| !entries[..i].iter().any(|p| p.key_text() == k)))
+    } else {
+        let mut seen = std::collections::HashSet::with_capacity(entries.len());
+        entries
+            .iter()
+            .all(|e| key(e).is_some_and(|k| seen.insert(k)))
+    }
 }
 
 /// Parses every document of `text` into position trees.
 ///
 /// Stops at the first syntax error, or when the input nests deeper than [`MAX_YAML_DEPTH`],
 /// uses more than [`MAX_ALIASES`] aliases, or when aliases expand to more than
-/// [`MAX_ALIAS_EXPANSION`]; each is reported where it happens. The parser is driven event by
-/// event (not recursively), so no input can exhaust the stack.
+/// [`MAX_ALIAS_EXPANSION`]; each is reported where it happens. Neither path recurses more than
+/// [`MAX_YAML_DEPTH`] levels, so no input can exhaust the stack.
+///
+/// The manifest-specialised scanner ([`fast`]) reads the YAML that manifests use; for
+/// anything else, and on every error, the whole text is parsed again by yaml-rust2's event
+/// parser, which gives the same tree and reports every syntax error.
 pub fn parse(text: &str) -> Result<Parsed, SyntaxError> {
+    match fast::parse(text) {
+        Ok(parsed) => Ok(parsed),
+        Err(_) => parse_events(text),
+    }
+}
+
+/// [`parse`] with yaml-rust2's event parser alone.
+fn parse_events(text: &str) -> Result<Parsed, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     loop {
@@ -447,6 +490,9 @@ impl Builder {
             while let (Some(key), Some(value)) = (children.next(), children.next()) {
                 entries.push(Entry { key, value });
             }
+            if !self.parsed.key_problems && !keys_clean(&entries) {
+                self.parsed.key_problems = true;
+            }
             // A block mapping's start marker lies after its first key.
             let pos = entries
                 .first()
@@ -471,19 +517,63 @@ impl Builder {
         }
     }
 
+    /// A scalar; `anchor` is the anchor's id, 0 for none.
+    fn scalar(&mut self, pos: Pos, value: Box<str>, plain: bool, anchor: usize) {
+        let weight = NODE_WEIGHT + value.len() as u64;
+        let node = Node {
+            pos,
+            kind: NodeKind::Scalar { value, plain },
+        };
+        self.finish(node, anchor, weight);
+    }
+
+    /// Whether the node anchored as `id` is complete (an alias may name it).
+    fn has_anchor(&self, id: usize) -> bool {
+        self.anchors.contains_key(&id)
+    }
+
+    /// An alias of the node anchored as `id`, written at `pos`: a copy of it (an unknown
+    /// anchor reads as an empty value), within [`MAX_ALIASES`] and [`MAX_ALIAS_EXPANSION`].
+    fn alias(&mut self, pos: Pos, id: usize) -> Result<(), String> {
+        self.aliases += 1;
+        if self.aliases > MAX_ALIASES {
+            return Err(format!(
+                "more than {MAX_ALIASES} aliases (`*name`) in one document"
+            ));
+        }
+        let (mut node, weight) = match self.anchors.get(&id) {
+            Some((node, weight)) => {
+                self.expanded = self.expanded.saturating_add(*weight);
+                if self.expanded > MAX_ALIAS_EXPANSION {
+                    return Err(format!(
+                        "aliases expand to more than {} MiB; this looks like an alias bomb",
+                        MAX_ALIAS_EXPANSION / (1024 * 1024)
+                    ));
+                }
+                (node.clone(), *weight)
+            }
+            None => (
+                Node {
+                    pos,
+                    kind: NodeKind::Scalar {
+                        value: Box::default(),
+                        plain: true,
+                    },
+                },
+                NODE_WEIGHT,
+            ),
+        };
+        node.pos = pos;
+        self.finish(node, 0, weight);
+        Ok(())
+    }
+
     fn on_event(&mut self, ev: Event, pos: Pos) -> Result<(), String> {
         match ev {
             Event::Scalar(value, style, anchor, tag) => {
                 self.tag(pos, tag);
-                let weight = NODE_WEIGHT + value.len() as u64;
-                let node = Node {
-                    pos,
-                    kind: NodeKind::Scalar {
-                        value: value.into_boxed_str(),
-                        plain: style == TScalarStyle::Plain,
-                    },
-                };
-                self.finish(node, anchor, weight);
+                let plain = style == TScalarStyle::Plain;
+                self.scalar(pos, value.into_boxed_str(), plain, anchor);
             }
             Event::SequenceStart(anchor, tag) => {
                 self.tag(pos, tag);
@@ -494,38 +584,7 @@ impl Builder {
                 self.open(pos, true, anchor)?;
             }
             Event::SequenceEnd | Event::MappingEnd => self.close(),
-            Event::Alias(id) => {
-                self.aliases += 1;
-                if self.aliases > MAX_ALIASES {
-                    return Err(format!(
-                        "more than {MAX_ALIASES} aliases (`*name`) in one document"
-                    ));
-                }
-                let (mut node, weight) = match self.anchors.get(&id) {
-                    Some((node, weight)) => {
-                        self.expanded = self.expanded.saturating_add(*weight);
-                        if self.expanded > MAX_ALIAS_EXPANSION {
-                            return Err(format!(
-                                "aliases expand to more than {} MiB; this looks like an alias bomb",
-                                MAX_ALIAS_EXPANSION / (1024 * 1024)
-                            ));
-                        }
-                        (node.clone(), *weight)
-                    }
-                    None => (
-                        Node {
-                            pos,
-                            kind: NodeKind::Scalar {
-                                value: Box::default(),
-                                plain: true,
-                            },
-                        },
-                        NODE_WEIGHT,
-                    ),
-                };
-                node.pos = pos;
-                self.finish(node, 0, weight);
-            }
+            Event::Alias(id) => self.alias(pos, id)?,
             Event::Nothing
             | Event::StreamStart
             | Event::StreamEnd
@@ -562,6 +621,27 @@ b: !!str [c]
                 (Pos::new(2, 10), "tag:yaml.org,2002:str")
             ]
         );
+    }
+
+    #[test]
+    fn key_problems_are_noted_while_building() {
+        for (text, problems) in [
+            ("a: 1\nb: {c: 1, d: [e]}\n", false),
+            ("a: 1\nb: {c: 1, c: 2}\n", true),
+            ("a: 1\na: 2\n", true),
+            ("<<: {a: 1}\n", true),
+            ("? [a]\n: b\n", true),
+        ] {
+            assert_eq!(parse(text).expect("valid").key_problems, problems, "{text}");
+            assert_eq!(
+                parse_events(text).expect("valid").key_problems,
+                problems,
+                "{text}"
+            );
+        }
+        let big: String = (0..40).map(|i| format!("k{i}: 1\n")).collect();
+        assert!(!parse(&big).expect("valid").key_problems);
+        assert!(parse(&format!("{big}k7: 2\n")).expect("valid").key_problems);
     }
 
     #[test]

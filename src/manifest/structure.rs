@@ -23,6 +23,18 @@ pub fn check_yaml_subset(
     file: &Origins,
     diags: &mut Vec<Diagnostic>,
 ) {
+    check_parsed_subset(node, tags, true, file, diags);
+}
+
+/// [`check_yaml_subset`] for a tree as parsed, whose keys are looked at only when the parse
+/// found a problem with them ([`Parsed::key_problems`](super::span::Parsed::key_problems)).
+pub fn check_parsed_subset(
+    node: &Node,
+    tags: &[(Pos, Box<str>)],
+    key_problems: bool,
+    file: &Origins,
+    diags: &mut Vec<Diagnostic>,
+) {
     for (pos, tag) in tags {
         diags.push(file.diag(
             *pos,
@@ -30,7 +42,9 @@ pub fn check_yaml_subset(
             "remove the tag and write the plain value",
         ));
     }
-    check_keys(node, file, diags);
+    if key_problems {
+        check_keys(node, file, diags);
+    }
 }
 
 fn check_keys(node: &Node, file: &Origins, diags: &mut Vec<Diagnostic>) {

@@ -353,7 +353,13 @@ impl Expander<'_> {
                 retag(&mut doc, &mut |_| src);
                 let tags: Vec<_> = parsed.tags.into_iter().map(|(p, t)| (at(p), t)).collect();
                 let mut diags = Vec::new();
-                super::structure::check_yaml_subset(&doc, &tags, self.origins, &mut diags);
+                super::structure::check_parsed_subset(
+                    &doc,
+                    &tags,
+                    parsed.key_problems,
+                    self.origins,
+                    &mut diags,
+                );
                 self.diags.extend(diags);
                 Some(doc)
             }

@@ -297,16 +297,16 @@ impl Expander<'_> {
                     })
                 })
             };
-            let mut tagged = |origins: &mut Origins, node: &Node| {
-                let mut n = node.clone();
-                retag(&mut n, &mut |s| origin_of(origins, s));
-                n
+            // A copy of a node for this instance, with `${var:...}` replaced when `with`.
+            let mut unknown = Vec::new();
+            let mut copy = |origins: &mut Origins, node: &Node, with: Option<&Vars>| {
+                instantiate(node, &mut |s| origin_of(origins, s), with, &mut unknown)
             };
             let mut machine = Vec::new();
             let key = |k: &str, pos: Pos| scalar(k, true, pos);
             machine.push(Entry {
                 key: key("name", name_node.pos),
-                value: tagged(self.origins, &name_node),
+                value: copy(self.origins, &name_node, None),
             });
             for (k, given) in [("id", &id), ("moved_from", &moved_from)] {
                 let cell = row
@@ -317,21 +317,23 @@ impl Expander<'_> {
                 if let Some(value) = cell.or_else(|| given.as_ref().map(|e| e.value.clone())) {
                     machine.push(Entry {
                         key: key(k, value.pos),
-                        value: tagged(self.origins, &value),
+                        value: copy(self.origins, &value, None),
                     });
                 }
             }
             if let Some(p) = protect.as_ref().map(|e| &e.value).or(tpl.protect.as_ref()) {
                 machine.push(Entry {
                     key: key("protect", p.pos),
-                    value: tagged(self.origins, p),
+                    value: copy(self.origins, p, None),
                 });
             }
-            let mut parts = tagged(self.origins, &tpl.parts);
-            self.substitute_all(&mut parts, &vars);
-            if let Some(patch) = &patch {
-                let mut patch = tagged(self.origins, &patch.value);
-                self.substitute_all(&mut patch, &vars);
+            let mut parts = copy(self.origins, &tpl.parts, Some(&vars));
+            let patch = patch
+                .as_ref()
+                .map(|p| copy(self.origins, &p.value, Some(&vars)));
+            let pos = copy(self.origins, &entry, None).pos;
+            self.report_unknown(unknown, &vars);
+            if let Some(patch) = patch {
                 self.apply_patches(&mut parts, patch, &tname);
             }
             machine.push(Entry {
@@ -339,21 +341,69 @@ impl Expander<'_> {
                 value: parts,
             });
             out.push(Node {
-                pos: tagged(self.origins, &entry).pos,
+                pos,
                 kind: NodeKind::Map(machine),
             });
         }
     }
 
-    /// Replaces `${var:...}` in every scalar (and key) under `node`.
-    pub(super) fn substitute_all(&mut self, node: &mut Node, vars: &BTreeMap<String, String>) {
-        let mut unknown = Vec::new();
-        substitute_node(node, vars, &mut unknown);
+    /// Reports the unknown `${var:...}` found with where they are used.
+    fn report_unknown(&mut self, unknown: Vec<(Pos, String)>, vars: &BTreeMap<String, String>) {
         for (pos, name) in unknown {
             let (message, hint) = unknown_var(&name, vars);
             self.err(pos, message, hint);
         }
     }
+}
+
+/// A template's variables by name.
+type Vars = BTreeMap<String, String>;
+
+/// One instance's copy of `node`, in one walk: every position in the origin `remap` gives
+/// it and, with `vars`, `${var:...}` replaced in every scalar and key (each string allocated
+/// once); unknown variables are collected with where they are used.
+fn instantiate(
+    node: &Node,
+    remap: &mut dyn FnMut(u32) -> u32,
+    vars: Option<&Vars>,
+    unknown: &mut Vec<(Pos, String)>,
+) -> Node {
+    let pos = Pos {
+        src: remap(node.pos.src),
+        ..node.pos
+    };
+    let kind = match &node.kind {
+        NodeKind::Scalar { value, plain } => {
+            let value = match vars.map_or(Ok(None), |vars| substitute(value, vars)) {
+                Ok(Some(v)) => v.into_boxed_str(),
+                Ok(None) => value.clone(),
+                Err(name) => {
+                    unknown.push((pos, name));
+                    value.clone()
+                }
+            };
+            NodeKind::Scalar {
+                value,
+                plain: *plain,
+            }
+        }
+        NodeKind::Seq(items) => NodeKind::Seq(
+            items
+                .iter()
+                .map(|n| instantiate(n, remap, vars, unknown))
+                .collect(),
+        ),
+        NodeKind::Map(entries) => NodeKind::Map(
+            entries
+                .iter()
+                .map(|e| Entry {
+                    key: instantiate(&e.key, remap, vars, unknown),
+                    value: instantiate(&e.value, remap, vars, unknown),
+                })
+                .collect(),
+        ),
+    };
+    Node { pos, kind }
 }
 
 /// `${var:NAME}` replaced from `vars`; `$${var:` is a literal `${var:`. `Err` names the
