@@ -328,15 +328,10 @@ pub async fn execute(
         Op::UpdatePart { part, name, config } => {
             let (id, current_name) = match part {
                 PartRef::MainPartOf(c) => {
-                    let machine = r.created(c)?;
-                    let main = api
-                        .get_parts(&machine)
-                        .await?
-                        .into_iter()
-                        .find(|p| p.main)
-                        .ok_or_else(|| {
-                            ExecError::Other("the new machine has no main part".into())
-                        })?;
+                    let main = match r.looked_up.get(c) {
+                        Some(looked_up) => looked_up.clone()?,
+                        None => main_part(api, &r.created(c)?).await?,
+                    };
                     (main.id, Some(main.name))
                 }
                 other => (r.part(other)?, None),
@@ -641,6 +636,22 @@ fn settle_guarded(
                 .into(),
         )))
     }
+}
+
+/// The main part the cloud made with a new machine.
+pub(super) async fn main_part(
+    api: &dyn CloudApi,
+    machine_id: &str,
+) -> Result<super::MainPart, ExecError> {
+    api.get_parts(machine_id)
+        .await?
+        .into_iter()
+        .find(|p| p.main)
+        .map(|p| super::MainPart {
+            id: p.id,
+            name: p.name,
+        })
+        .ok_or_else(|| ExecError::Other("the new machine has no main part".into()))
 }
 
 /// Writes a part's name and (optionally) config with optimistic concurrency, settling unknown

@@ -194,7 +194,10 @@ fn plan_reads_a_remote_cloud_early_but_a_bad_manifest_still_comes_first() {
     assert_eq!((code, applied), (Some(1), bad));
     let (code, applied) = apply("good.yaml");
     assert_eq!(code, Some(0), "{applied}");
-    assert!(applied.starts_with(&format!("Cloud: {endpoint}\n")), "{applied}");
+    assert!(
+        applied.starts_with(&format!("Cloud: {endpoint}\n")),
+        "{applied}"
+    );
     let (code, stdout, _) = plan("good.yaml", true);
     assert_eq!(code, Some(0));
     assert!(stdout.contains("No changes."), "{stdout}");
