@@ -76,10 +76,11 @@ where
 /// A config ready to write: the planned value with its `fragments` list put back where it
 /// goes, each import's id resolved.
 fn build_config(cfg: &PlannedConfig, r: &Resolved) -> Result<Value, ExecError> {
-    if !cfg.value.is_object() {
+    let value = cfg.value.to_value();
+    if !value.is_object() {
         return Err(ExecError::Other("a config must be a JSON object".into()));
     }
-    cfg.assemble(cfg.value.clone(), |f| r.id(f))
+    cfg.assemble(value, |f| r.id(f))
 }
 
 fn grant(g: &PlannedGrant, r: &Resolved) -> Result<Grant, ExecError> {
