@@ -255,7 +255,7 @@ impl Ledger {
                 continue;
             };
             for key in &keys {
-                let found = self.find(key, &cfg.value);
+                let found = self.find(key, &cfg.value.to_value());
                 mark(cfg, found);
             }
         }
@@ -372,12 +372,16 @@ pub fn with_known_secrets_marked(plan: &Plan) -> Cow<'_, Plan> {
         .filter_map(|c| c.config_before.as_mut())
     {
         let mut found = vec![];
-        walk_strings(&cfg.value, &mut String::new(), &mut |pointer, s| {
-            let h = sha256_hex(s);
-            if hashes.contains(&h) {
-                found.push((pointer.to_string(), h));
-            }
-        });
+        walk_strings(
+            &cfg.value.to_value(),
+            &mut String::new(),
+            &mut |pointer, s| {
+                let h = sha256_hex(s);
+                if hashes.contains(&h) {
+                    found.push((pointer.to_string(), h));
+                }
+            },
+        );
         mark(cfg, found);
     }
     Cow::Owned(plan)

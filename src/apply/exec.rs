@@ -76,10 +76,11 @@ where
 /// A config ready to write: the planned value with its `fragments` list put back where it
 /// goes, each import's id resolved.
 fn build_config(cfg: &PlannedConfig, r: &Resolved) -> Result<Value, ExecError> {
-    if !cfg.value.is_object() {
+    let value = cfg.value.to_value();
+    if !value.is_object() {
         return Err(ExecError::Other("a config must be a JSON object".into()));
     }
-    cfg.assemble(cfg.value.clone(), |f| r.id(f))
+    cfg.assemble(value, |f| r.id(f))
 }
 
 fn grant(g: &PlannedGrant, r: &Resolved) -> Result<Grant, ExecError> {
@@ -328,15 +329,10 @@ pub async fn execute(
         Op::UpdatePart { part, name, config } => {
             let (id, current_name) = match part {
                 PartRef::MainPartOf(c) => {
-                    let machine = r.created(c)?;
-                    let main = api
-                        .get_parts(&machine)
-                        .await?
-                        .into_iter()
-                        .find(|p| p.main)
-                        .ok_or_else(|| {
-                            ExecError::Other("the new machine has no main part".into())
-                        })?;
+                    let main = match r.looked_up.get(c) {
+                        Some(looked_up) => looked_up.clone()?,
+                        None => main_part(api, &r.created(c)?).await?,
+                    };
                     (main.id, Some(main.name))
                 }
                 other => (r.part(other)?, None),
@@ -641,6 +637,22 @@ fn settle_guarded(
                 .into(),
         )))
     }
+}
+
+/// The main part the cloud made with a new machine.
+pub(super) async fn main_part(
+    api: &dyn CloudApi,
+    machine_id: &str,
+) -> Result<super::MainPart, ExecError> {
+    api.get_parts(machine_id)
+        .await?
+        .into_iter()
+        .find(|p| p.main)
+        .map(|p| super::MainPart {
+            id: p.id,
+            name: p.name,
+        })
+        .ok_or_else(|| ExecError::Other("the new machine has no main part".into()))
 }
 
 /// Writes a part's name and (optionally) config with optimistic concurrency, settling unknown

@@ -7,6 +7,12 @@
 //! - A stop request (SIGINT, or a lost lease) starts nothing new; calls in flight finish, the
 //!   rest are reported as not started. The stop signal is read again right before each change
 //!   starts, so a lease lost between two changes fences every later write.
+//! - **Main parts of new machines** are looked up by a read of their own, not inside a write
+//!   slot: once a machine creation applies, and a change of the plan updates that machine's
+//!   main part, its parts are read (at most [`ApplyOptions::read_parallelism`] such reads at
+//!   once) and the update becomes ready when the read has answered. A failed read fails the
+//!   update with that error, as if the update had read it (so its dependents are skipped and
+//!   it counts towards failing fast), and the machine's creation stays applied.
 //! - **Failing fast**: after [`ApplyOptions::unreachable_after`] changes in a row failed with a
 //!   transport error (`UNAVAILABLE`, a deadline, a refused or lost connection, after the
 //!   client's own retries and the re-reads of unknown outcomes), the cloud is taken to be
@@ -36,6 +42,8 @@ use tokio::sync::{mpsc, watch};
 pub struct ApplyOptions {
     /// Changes in flight at once (default 10).
     pub parallelism: usize,
+    /// Reads in flight at once for the main parts of new machines (default 32).
+    pub read_parallelism: usize,
     /// Consecutive changes failing with a transport error after which the cloud is taken to be
     /// unreachable and nothing new starts (default 10; at least 1).
     pub unreachable_after: u32,
@@ -61,6 +69,7 @@ impl Default for ApplyOptions {
     fn default() -> Self {
         ApplyOptions {
             parallelism: 10,
+            read_parallelism: 32,
             unreachable_after: UNREACHABLE_AFTER,
             new_keys: None,
         }
@@ -74,6 +83,16 @@ pub struct Resolved {
     created: HashMap<String, String>,
     /// Machine-creating change id → id of the main part that came with the machine.
     main_parts: HashMap<String, String>,
+    /// Machine-creating change id → its main part as read once the machine was created (or
+    /// why the read failed).
+    looked_up: HashMap<String, Result<MainPart, ExecError>>,
+}
+
+/// A new machine's main part, as the cloud made it.
+#[derive(Clone, Debug)]
+pub(crate) struct MainPart {
+    pub id: String,
+    pub name: String,
 }
 
 impl Resolved {
@@ -93,6 +112,9 @@ impl Resolved {
             }
             if let Some(v) = self.main_parts.get(id) {
                 out.main_parts.insert(id.to_string(), v.clone());
+            }
+            if let Some(v) = self.looked_up.get(id) {
+                out.looked_up.insert(id.to_string(), v.clone());
             }
             if let Some(&j) = index.get(id) {
                 stack.extend(plan.changes[j].depends_on.iter().map(String::as_str));
@@ -194,6 +216,17 @@ fn resource_key(c: &crate::plan::Change) -> String {
     }
 }
 
+/// The machine creation whose main part `c` updates, if it is such an update.
+fn main_part_of(c: &Change) -> Option<&str> {
+    match &c.op {
+        crate::plan::Op::UpdatePart {
+            part: crate::plan::PartRef::MainPartOf(m),
+            ..
+        } => Some(m),
+        _ => None,
+    }
+}
+
 /// Applies `plan`. `stop` turning `true` stops starting new changes.
 pub async fn apply(
     api: Arc<dyn CloudApi>,
@@ -231,6 +264,19 @@ pub async fn apply(
     // looks at each change a bounded number of times, not once per finished change.
     let mut failures_to_settle = false;
     let mut first_open = 0;
+    // The main-part lookups: which machine creations have a main part to update, the lookups
+    // due (machine change id, machine id), and those in flight by task.
+    let wants_main: HashSet<&str> = plan
+        .changes
+        .iter()
+        .filter_map(|c| main_part_of(c))
+        .filter(|m| index.contains_key(m))
+        .collect();
+    let mut lookups_due: std::collections::VecDeque<(String, String)> = Default::default();
+    let mut lookups: tokio::task::JoinSet<(String, Result<MainPart, ExecError>)> =
+        tokio::task::JoinSet::new();
+    let mut lookup_of: HashMap<tokio::task::Id, String> = HashMap::new();
+    let read_parallelism = opts.read_parallelism.max(1);
 
     loop {
         // Skip everything whose dependencies can no longer apply.
@@ -260,7 +306,21 @@ pub async fn apply(
         while first_open < n && outcome[first_open].is_some() {
             first_open += 1;
         }
-        // Start what is ready.
+        // Start what is ready: lookups first (they make updates ready), then changes.
+        if !interrupted && unreachable.is_none() && !*stop.borrow() {
+            while lookups.len() < read_parallelism {
+                let Some((m, machine)) = lookups_due.pop_front() else {
+                    break;
+                };
+                let api = Arc::clone(&api);
+                let key = m.clone();
+                let task = lookups.spawn(async move {
+                    let part = exec::main_part(api.as_ref(), &machine).await;
+                    (m, part)
+                });
+                lookup_of.insert(task.id(), key);
+            }
+        }
         if !interrupted && unreachable.is_none() {
             for i in first_open..n {
                 if running.len() >= parallelism {
@@ -280,8 +340,12 @@ pub async fn apply(
                         .get(d.as_str())
                         .is_none_or(|&j| outcome[j] == Some(Outcome::Applied))
                 });
+                let looked_up = main_part_of(c).is_none_or(|m| {
+                    !wants_main.contains(m)
+                        || resolved.lock().is_ok_and(|r| r.looked_up.contains_key(m))
+                });
                 let key = resource_key(c);
-                if !ready || busy.contains(&key) {
+                if !ready || !looked_up || busy.contains(&key) {
                     continue;
                 }
                 busy.insert(key);
@@ -303,11 +367,27 @@ pub async fn apply(
                 });
             }
         }
-        if running.is_empty() {
+        if running.is_empty() && lookups.is_empty() {
             break;
         }
         tokio::select! {
-            joined = tasks.join_next() => {
+            joined = lookups.join_next_with_id(), if !lookups.is_empty() => {
+                let (m, part) = match joined {
+                    Some(Ok((task, done))) => {
+                        lookup_of.remove(&task);
+                        done
+                    }
+                    Some(Err(e)) => {
+                        let Some(m) = lookup_of.remove(&e.id()) else { continue };
+                        (m, Err(ExecError::Other(format!("internal error: {e}"))))
+                    }
+                    None => continue,
+                };
+                if let Ok(mut r) = resolved.lock() {
+                    r.looked_up.insert(m, part);
+                }
+            }
+            joined = tasks.join_next(), if !tasks.is_empty() => {
                 let Some(joined) = joined else { break };
                 let (i, result) = match joined {
                     Ok(r) => r,
@@ -331,6 +411,9 @@ pub async fn apply(
                 };
                 let o = match result {
                     Ok(created) => {
+                        if let Some(id) = created.as_ref().filter(|_| wants_main.contains(c.id.as_str())) {
+                            lookups_due.push_back((c.id.clone(), id.clone()));
+                        }
                         if let (Some(id), Ok(mut r)) = (created, resolved.lock()) {
                             match &c.op {
                                 crate::plan::Op::UpdatePart { part: crate::plan::PartRef::MainPartOf(m), .. } => {

@@ -71,7 +71,8 @@ pub struct ApplyArgs {
     /// Changes in flight at once.
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = super::ranges::concurrency())]
     pub parallelism: usize,
-    /// Reads in flight at once while observing the cloud.
+    /// Reads in flight at once while observing the cloud (and while applying, the reads of
+    /// new machines' main parts).
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = super::ranges::concurrency())]
     pub read_concurrency: usize,
     /// Refuse a plan that deletes more than this many resources (unless --allow-deletes).

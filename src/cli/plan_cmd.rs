@@ -201,6 +201,7 @@ pub(super) fn reconcile_options(read_concurrency: Option<usize>, prune: bool) ->
     };
     if let Some(n) = read_concurrency {
         opts.observe.read_concurrency = n;
+        opts.apply.read_parallelism = n;
     }
     opts
 }

@@ -282,7 +282,7 @@ fn observed_sensitive(
 /// A part config as the cloud holds it, in the planned form (for the "before" side).
 fn observed_config(config: &serde_json::Value, wanted: &[SensitiveValue]) -> PlannedConfig {
     PlannedConfig {
-        value: without_fragments(config),
+        value: ConfigJson::from_value(&without_fragments(config)),
         fragments: imports(config)
             .iter()
             .map(|e| PlannedImport {

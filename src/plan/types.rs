@@ -7,7 +7,7 @@
 //! Serialized plans (saved files and `--output json`) never contain sensitive values: configs
 //! are [`PlannedConfig`]s whose sensitive strings serialize as `{"$sensitive": "<sha256>"}`.
 
-use crate::model::{Role, SensitiveValue, Timestamp, Visibility};
+use crate::model::{ConfigJson, Role, SensitiveValue, Timestamp, Visibility};
 use serde::{Deserialize, Serialize};
 
 /// Version of the serialized plan format (`--out` files and `--output json`). Version 2 writes
@@ -300,7 +300,10 @@ pub enum GrantRef {
 /// are sensitive.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PlannedConfig {
-    pub value: serde_json::Value,
+    /// In compact form (shared with the desired model where nothing is merged into it): a
+    /// plan holds each config it writes twice (the operation and `config_after`), for
+    /// thousands of parts in a cold apply, so as `Value` trees they were most of its memory.
+    pub value: ConfigJson,
     pub fragments: Vec<PlannedImport>,
     /// The position of the `fragments` key among the config's keys, kept from the config
     /// being replaced (which then keeps the key even when the list is empty). `None`: after
@@ -562,7 +565,7 @@ impl PlannedConfig {
         &self,
         replacement: impl Fn(&SensitiveValue) -> serde_json::Value,
     ) -> serde_json::Value {
-        let mut v = self.value.clone();
+        let mut v = self.value.to_value();
         for s in &self.sensitive {
             if let Some(slot) = v.pointer_mut(&s.pointer) {
                 *slot = replacement(s);
@@ -588,7 +591,7 @@ impl<'de> Deserialize<'de> for PlannedConfig {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let w = PlannedConfigWire::deserialize(deserializer)?;
         Ok(PlannedConfig {
-            value: w.value,
+            value: ConfigJson::from_value(&w.value),
             fragments: w.fragments,
             fragments_at: w.fragments_at,
             sensitive: w.sensitive,
@@ -603,7 +606,7 @@ mod tests {
     #[test]
     fn sensitive_values_serialize_as_hashes() {
         let cfg = PlannedConfig {
-            value: serde_json::json!({"auth": {"token": "s3cr3t"}, "plain": "x"}),
+            value: serde_json::json!({"auth": {"token": "s3cr3t"}, "plain": "x"}).into(),
             fragments: vec![],
             fragments_at: None,
             sensitive: vec![SensitiveValue {

@@ -116,6 +116,10 @@ pub fn restore_sensitive(
             _ => None,
         };
         let Some(cfg) = cfg else { continue };
+        if cfg.sensitive.is_empty() {
+            continue;
+        }
+        let mut restored = cfg.value.to_value();
         for s in &cfg.sensitive {
             let value = crate::manifest::resolve_template(&s.template, env).map_err(|message| {
                 SavedPlanError::Unresolved {
@@ -133,10 +137,11 @@ pub fn restore_sensitive(
                     env: s.env.join(", "),
                 });
             }
-            if let Some(slot) = cfg.value.pointer_mut(&s.pointer) {
+            if let Some(slot) = restored.pointer_mut(&s.pointer) {
                 *slot = Value::String(value);
             }
         }
+        cfg.value = crate::model::ConfigJson::from_value(&restored);
     }
     Ok(())
 }

@@ -341,13 +341,13 @@ pub(crate) mod fixtures {
         c1.precondition = Some(Precondition::Absent);
 
         let before = PlannedConfig {
-            value: json!({"components": [{"name": "arm", "attributes": {"speed": 10, "port": "/dev/ttyUSB0"}}]}),
+            value: json!({"components": [{"name": "arm", "attributes": {"speed": 10, "port": "/dev/ttyUSB0"}}]}).into(),
             fragments: vec![import(IdRef::Existing("frag-1".into()))],
             fragments_at: None,
             sensitive: vec![],
         };
         let after = PlannedConfig {
-            value: json!({"components": [{"name": "arm", "attributes": {"speed": 20, "port": "/dev/ttyUSB0"}}]}),
+            value: json!({"components": [{"name": "arm", "attributes": {"speed": 20, "port": "/dev/ttyUSB0"}}]}).into(),
             fragments: vec![
                 import(IdRef::Existing("frag-1".into())),
                 import(IdRef::CreatedBy("c9".into())),
@@ -501,7 +501,9 @@ pub(crate) mod fixtures {
             sha256: sha256("hunter2-secret"),
         };
         let cfg = |token: &str| PlannedConfig {
-            value: json!({"components": [{"name": "arm", "attributes": {"token": token, "speed": 1}}]}),
+            value:
+                json!({"components": [{"name": "arm", "attributes": {"token": token, "speed": 1}}]})
+                    .into(),
             sensitive: vec![secret.clone()],
             ..PlannedConfig::default()
         };
@@ -524,7 +526,7 @@ pub(crate) mod fixtures {
         let c2 = {
             // The cloud holds the secret at a pointer the manifest no longer marks.
             let before = PlannedConfig {
-                value: json!({"components": [{"name": "arm", "attributes": {"old_token": "hunter2-secret"}}]}),
+                value: json!({"components": [{"name": "arm", "attributes": {"old_token": "hunter2-secret"}}]}).into(),
                 ..PlannedConfig::default()
             };
             let mut c = change(

@@ -219,13 +219,13 @@ impl<'a> Planner<'a> {
         );
         c.resource_id = Some(self.o.organization.id.clone());
         c.config_before = Some(PlannedConfig {
-            value: serde_json::json!({}),
+            value: ConfigJson::empty(),
             fragments: observed_config(&holder, &[]).fragments,
             fragments_at: Some(0),
             sensitive: vec![],
         });
         c.config_after = Some(PlannedConfig {
-            value: serde_json::json!({}),
+            value: ConfigJson::empty(),
             fragments: planned,
             fragments_at: Some(0),
             sensitive: vec![],
@@ -257,7 +257,7 @@ impl<'a> Planner<'a> {
             return;
         };
         let config = PlannedConfig {
-            value: df.config.value(),
+            value: df.config.json.clone(),
             sensitive: df.config.sensitive.clone(),
             ..PlannedConfig::default()
         };
@@ -333,7 +333,7 @@ impl<'a> Planner<'a> {
         }
         if config_differs {
             c.config_before = Some(PlannedConfig {
-                value: f.config.clone(),
+                value: ConfigJson::from_value(&f.config),
                 sensitive: observed_sensitive(&f.config, &df.config.sensitive),
                 ..PlannedConfig::default()
             });

@@ -13,14 +13,23 @@ impl<'a> Planner<'a> {
         dp: &DesiredPart,
         current: Option<&serde_json::Value>,
     ) -> PlannedConfig {
-        let mut value = dp.config.value();
-        if let Some(cur) = current {
-            for p in &dp.ignore {
-                if let Some(v) = cur.pointer(p) {
-                    set_pointer(&mut value, p, v.clone());
-                }
+        let kept: Vec<_> = current
+            .map(|cur| {
+                dp.ignore
+                    .iter()
+                    .filter_map(|p| Some((p, cur.pointer(p)?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let value = if kept.is_empty() {
+            dp.config.json.clone()
+        } else {
+            let mut value = dp.config.value();
+            for (p, v) in kept {
+                set_pointer(&mut value, p, v.clone());
             }
-        }
+            ConfigJson::from_value(&value)
+        };
         PlannedConfig {
             value,
             fragments: self.planned_imports(&dp.fragments, current.map_or(&[], imports)),
