@@ -709,3 +709,49 @@ async fn property_apply_a_then_b_converges_to_b() {
         assert_no_duplicates(client.as_ref(), &cloud.org_id).await;
     }
 }
+
+#[tokio::test]
+async fn a_failed_main_part_lookup_fails_only_that_update_and_the_machine_stays_created() {
+    // The cloud refuses every parts read: a cold apply creates the machines, then the
+    // lookups of their main parts (made outside the write slots) fail, and so does each
+    // main-part update, with that error (and the parts created after it are skipped); the
+    // locations and machines stay created.
+    let cloud = Cloud::start_with(Faults {
+        unimplemented: &["GetRobotParts"],
+        ..Default::default()
+    })
+    .await;
+    let client = fast_client(&cloud, 1).await;
+    let d = manifest(&grid(2, 3));
+    let p = plan_for(client.as_ref(), &d).await;
+    let (_tx, stop) = tokio::sync::watch::channel(false);
+    let report = apply(
+        Arc::clone(&client),
+        &p,
+        &ApplyOptions::default(),
+        None,
+        stop,
+    )
+    .await;
+    assert_eq!(report.unreachable, None);
+    for r in &report.results {
+        let is_part = r.kind == fleetform::plan::Kind::Part;
+        match &r.outcome {
+            Outcome::Failed { cause } if is_part && r.path.ends_with("-main") => {
+                assert!(cause.contains("UNIMPLEMENTED"), "{cause}")
+            }
+            // A machine's other parts are created after its main part is settled.
+            Outcome::Skipped { .. } if is_part && r.path.ends_with("-aux") => {}
+            Outcome::Applied if !is_part => {}
+            other => panic!(
+                "{} {:?}: {other:?}\n{}",
+                r.path,
+                r.action,
+                failures(&report)
+            ),
+        }
+    }
+    assert_eq!(report.failed(), 6, "{}", failures(&report));
+    // The two locations and six machines were created.
+    assert_eq!(report.applied(), 8, "{}", failures(&report));
+}
