@@ -66,16 +66,30 @@ pub enum Prebuild {
     Value(Value),
 }
 
-/// Builds the config at `node`: in its final form when it is clean, else as a value.
-fn build(node: &Node) -> Result<Prebuild, super::de::Error> {
+/// Configs a template instance's parts already have in their final form (built from the
+/// template's nodes while the instance was expanded, see `expand`), by the position of the
+/// instance's config node, which is left an empty mapping.
+pub type Ready = HashMap<Pos, ConfigJson>;
+
+/// The config at `node` in its final form when it is clean (see [`Prebuild::Clean`]), with
+/// every scalar and key first passed through `text` (see
+/// [`write_config_with`](super::de::write_config_with)); `None` when it is not clean.
+pub fn build_clean<F>(node: &Node, text: &F) -> Result<Option<ConfigJson>, super::de::Error>
+where
+    F: Fn(&str) -> Result<Option<String>, String>,
+{
     let mut b = ConfigBuilder::new();
-    super::de::write_config(node, &mut b)?;
+    super::de::write_config_with(node, &mut b, text)?;
     let clean = b.max_depth <= MAX_CONFIG_DEPTH && !b.env_reference;
     let json = b.finish();
-    if clean && !json.has_fragments() {
-        Ok(Prebuild::Clean(json))
-    } else {
-        super::de::to_value(node).map(Prebuild::Value)
+    Ok((clean && !json.has_fragments()).then_some(json))
+}
+
+/// Builds the config at `node`: in its final form when it is clean, else as a value.
+fn build(node: &Node) -> Result<Prebuild, super::de::Error> {
+    match build_clean(node, &|_| Ok(None))? {
+        Some(json) => Ok(Prebuild::Clean(json)),
+        None => super::de::to_value(node).map(Prebuild::Value),
     }
 }
 
@@ -89,27 +103,28 @@ fn build(node: &Node) -> Result<Prebuild, super::de::Error> {
 /// through a `Value` (and becomes compact once checked). A config is most of a manifest, so
 /// the position tree and the built configs never both hold all of them, and the configs
 /// the load keeps take about what their YAML text did. The paths are the ones validation
-/// uses. A config that cannot be built is left to validation to report.
-pub fn prebuild_inline(root: &mut Node) -> Prebuilt {
+/// uses. A config that cannot be built is left to validation to report. The configs in
+/// `ready` (template instances') are taken as they are.
+pub fn prebuild_inline(root: &mut Node, mut ready: Ready) -> Prebuilt {
     let mut out = Prebuilt::new();
     let fragments = YPath::root().key("fragments");
     for (i, fragment) in items_mut(root, "fragments").enumerate() {
-        prebuild_one(fragment, fragments.idx(i), &mut out);
+        prebuild_one(fragment, fragments.idx(i), &mut ready, &mut out);
     }
-    prebuild_locations(root, &YPath::root(), &mut out);
+    prebuild_locations(root, &YPath::root(), &mut ready, &mut out);
     out
 }
 
-fn prebuild_locations(parent: &mut Node, at: &YPath, out: &mut Prebuilt) {
+fn prebuild_locations(parent: &mut Node, at: &YPath, ready: &mut Ready, out: &mut Prebuilt) {
     let list = at.key("locations");
     for (i, location) in items_mut(parent, "locations").enumerate() {
         let at = list.idx(i);
-        prebuild_locations(location, &at, out);
+        prebuild_locations(location, &at, ready, out);
         let machines = at.key("machines");
         for (m, machine) in items_mut(location, "machines").enumerate() {
             let parts = machines.idx(m).key("parts");
             for (p, part) in items_mut(machine, "parts").enumerate() {
-                prebuild_one(part, parts.idx(p), out);
+                prebuild_one(part, parts.idx(p), ready, out);
             }
         }
     }
@@ -125,10 +140,16 @@ fn items_mut<'n>(node: &'n mut Node, key: &str) -> impl Iterator<Item = &'n mut 
         .flatten()
 }
 
-fn prebuild_one(owner: &mut Node, at: YPath, out: &mut Prebuilt) {
+fn prebuild_one(owner: &mut Node, at: YPath, ready: &mut Ready, out: &mut Prebuilt) {
     let Some(entry) = owner.entry_mut("config") else {
         return;
     };
+    if matches!(&entry.value.kind, NodeKind::Map(m) if m.is_empty())
+        && let Some(json) = ready.remove(&entry.value.pos)
+    {
+        out.insert(at, Prebuild::Clean(json));
+        return;
+    }
     let Ok(built) = build(&entry.value) else {
         return;
     };
@@ -562,7 +583,7 @@ locations:
                 config: {k: v}
 ";
         let mut root = span::parse(text).expect("yaml").docs.remove(0);
-        let built = prebuild_inline(&mut root);
+        let built = prebuild_inline(&mut root, Ready::new());
         let fragments = YPath::root().key("fragments");
         let parts = YPath::root()
             .key("locations")

@@ -86,31 +86,51 @@ pub fn to_value(node: &Node) -> Result<serde_json::Value, Error> {
 }
 
 /// Writes `node` into a compact config builder, value for value as [`to_value`] would build
-/// it, without building the tree.
-pub fn write_config(node: &Node, b: &mut crate::model::ConfigBuilder) -> Result<(), Error> {
+/// it, without building the tree; every scalar's and key's text is first passed through
+/// `text` (`Ok(Some(new))` replaces it, and a plain scalar's kind is read from the new text,
+/// as if it had been written so; `|_| Ok(None)` writes the node as it is). An `Err` from
+/// `text` stops the walk with that message at the scalar's position.
+pub fn write_config_with<F>(
+    node: &Node,
+    b: &mut crate::model::ConfigBuilder,
+    text: &F,
+) -> Result<(), Error>
+where
+    F: Fn(&str) -> Result<Option<String>, String>,
+{
+    let replaced = |value: &str, pos: Pos| {
+        text(value).map_err(|message| Error {
+            message,
+            pos: Some(pos),
+        })
+    };
     match &node.kind {
-        NodeKind::Scalar { value, .. } => match node.scalar_kind() {
-            Some(ScalarKind::Null) => b.null(),
-            Some(ScalarKind::Bool) => b.bool(value.eq_ignore_ascii_case("true")),
-            Some(ScalarKind::Int) => match parse_int(value) {
-                Some(Int::I(i)) => match u64::try_from(i) {
-                    Ok(u) => b.u64(u),
-                    Err(_) => b.i64(i),
+        NodeKind::Scalar { value, plain } => {
+            let new = replaced(value, node.pos)?;
+            let value = new.as_deref().unwrap_or(value);
+            match super::span::scalar_kind_of(value, *plain) {
+                ScalarKind::Null => b.null(),
+                ScalarKind::Bool => b.bool(value.eq_ignore_ascii_case("true")),
+                ScalarKind::Int => match parse_int(value) {
+                    Some(Int::I(i)) => match u64::try_from(i) {
+                        Ok(u) => b.u64(u),
+                        Err(_) => b.i64(i),
+                    },
+                    Some(Int::U(u)) => b.u64(u),
+                    Some(Int::F(f)) => b.f64(f),
+                    None => b.str(value),
                 },
-                Some(Int::U(u)) => b.u64(u),
-                Some(Int::F(f)) => b.f64(f),
-                None => b.str(value),
-            },
-            Some(ScalarKind::Float) => match parse_float(value) {
-                Some(f) => b.f64(f),
-                None => b.str(value),
-            },
-            _ => b.str(value),
-        },
+                ScalarKind::Float => match parse_float(value) {
+                    Some(f) => b.f64(f),
+                    None => b.str(value),
+                },
+                ScalarKind::Str => b.str(value),
+            }
+        }
         NodeKind::Seq(items) => {
             b.begin_arr();
             for item in items {
-                write_config(item, b)?;
+                write_config_with(item, b, text)?;
             }
             b.end_arr();
         }
@@ -123,8 +143,9 @@ pub fn write_config(node: &Node, b: &mut crate::model::ConfigBuilder) -> Result<
                         pos: Some(e.key.pos),
                     });
                 };
-                b.key(key);
-                write_config(&e.value, b)?;
+                let new = replaced(key, e.key.pos)?;
+                b.key(new.as_deref().unwrap_or(key));
+                write_config_with(&e.value, b, text)?;
             }
             b.end_obj();
         }
@@ -354,7 +375,7 @@ nested: {k: [{deep: {deeper: [[]]}}], empty: {}}
 ";
         let node = &super::super::span::parse(text).expect("yaml").docs[0];
         let mut b = ConfigBuilder::new();
-        write_config(node, &mut b).expect("config");
+        write_config_with(node, &mut b, &|_| Ok(None)).expect("config");
         assert_eq!((b.max_depth, b.env_reference), (7, true));
         let compact = b.finish();
         let value = to_value(node).expect("value");

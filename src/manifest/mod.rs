@@ -8,7 +8,11 @@
 //! 2. The `version` is checked first: only version 1 is understood.
 //! 3. `expand` merges `include:`d files and expands `templates:` (with `${var:NAME}`,
 //!    `for_each:` inventories and `patch:`) on that tree, into the plain form; every node
-//!    keeps its position and `origin` (file, template instance) for diagnostics.
+//!    keeps its position and `origin` (file, template instance) for diagnostics. An
+//!    unpatched instance's clean part configs (see step 6) are built in their final form
+//!    straight from the template's nodes, substituting its variables as they are written,
+//!    and the instance's tree holds an empty mapping in their place; any other config is
+//!    copied, so its diagnostics are found and placed as before.
 //! 4. `structure` checks the shape against [`schema()`] on that tree: unknown keys (with the
 //!    allowed ones in the hint), missing keys, wrong types, duplicate keys, tags, merge keys
 //!    (duplicate, merge and non-scalar keys are noticed while the tree is built; the tree is

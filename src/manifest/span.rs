@@ -124,10 +124,7 @@ impl Node {
         let NodeKind::Scalar { value, plain } = &self.kind else {
             return None;
         };
-        if !plain {
-            return Some(ScalarKind::Str);
-        }
-        Some(resolve_plain(value))
+        Some(scalar_kind_of(value, *plain))
     }
 
     /// The mapping entry for `key`, when this is a mapping that has it.
@@ -233,6 +230,15 @@ impl Node {
             (_, Some(ScalarKind::Int | ScalarKind::Float)) => "a number",
             _ => "a string",
         }
+    }
+}
+
+/// The kind of a scalar with text `value`: a quoted (not `plain`) one is a string.
+pub fn scalar_kind_of(value: &str, plain: bool) -> ScalarKind {
+    if plain {
+        resolve_plain(value)
+    } else {
+        ScalarKind::Str
     }
 }
 

@@ -148,8 +148,9 @@ pub fn validate(
     let super::expand::Expanded {
         root: mut tree,
         files,
+        configs,
     } = expanded;
-    let prebuilt = super::config::prebuild_inline(&mut tree);
+    let prebuilt = super::config::prebuild_inline(&mut tree, configs);
     let tree = &tree;
     let mut v = Validator {
         origins,

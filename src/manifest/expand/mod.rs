@@ -77,6 +77,9 @@ pub struct Expanded {
     /// Included manifests and inventories (path relative to the manifest, bytes), in the
     /// order read: they enter the digest.
     pub files: Vec<(String, Vec<u8>)>,
+    /// Template instances' part configs, built in their final form from the template's
+    /// nodes (see `templates`).
+    pub configs: super::config::Ready,
 }
 
 /// Merges `include`d files into `root` (the manifest at `file`, origin 0) and expands its
@@ -95,6 +98,7 @@ pub fn expand(
         files: Vec::new(),
         seen_files: HashSet::new(),
         top_locations: HashMap::new(),
+        configs: HashMap::new(),
     };
     let mut root = root;
     if let Ok(c) = file.canonicalize() {
@@ -110,6 +114,7 @@ pub fn expand(
         Ok(Expanded {
             root,
             files: x.files,
+            configs: x.configs,
         })
     } else {
         Err(x.diags)
@@ -254,6 +259,8 @@ struct Expander<'a> {
     seen_files: HashSet<PathBuf>,
     /// Top-level location name → where it is declared.
     top_locations: HashMap<String, Pos>,
+    /// Instances' part configs already built (see [`Expanded::configs`]).
+    configs: super::config::Ready,
 }
 
 impl Expander<'_> {

@@ -327,11 +327,19 @@ impl Expander<'_> {
                     value: copy(self.origins, p, None),
                 });
             }
-            let mut parts = copy(self.origins, &tpl.parts, Some(&vars));
             let patch = patch
                 .as_ref()
                 .map(|p| copy(self.origins, &p.value, Some(&vars)));
             let pos = copy(self.origins, &entry, None).pos;
+            // A patched instance's configs are built once patched; the others' now.
+            let ready = patch.is_none().then_some(&mut self.configs);
+            let mut parts = instantiate_parts(
+                &tpl.parts,
+                &mut |s| origin_of(self.origins, s),
+                &vars,
+                &mut unknown,
+                ready,
+            );
             self.report_unknown(unknown, &vars);
             if let Some(patch) = patch {
                 self.apply_patches(&mut parts, patch, &tname);
@@ -404,6 +412,78 @@ fn instantiate(
         ),
     };
     Node { pos, kind }
+}
+
+/// One instance's copy of a template's `parts` (see [`instantiate`]), except that with
+/// `ready`, a part's `config:` mapping is not copied when it can be built in its final form
+/// straight from the template's nodes, substituting as it is written: clean (see
+/// [`Prebuild::Clean`](crate::manifest::config::Prebuild)) and with every variable known.
+/// Such a config is put in `ready` by the position of the instance's config node, which is
+/// left an empty mapping, as building it from a copy would have left it. Any other config is
+/// copied, so that its diagnostics (unknown variables, `${env:` references, a `fragments`
+/// key, depth) are found and placed as in a copy.
+fn instantiate_parts(
+    parts: &Node,
+    remap: &mut dyn FnMut(u32) -> u32,
+    vars: &Vars,
+    unknown: &mut Vec<(Pos, String)>,
+    ready: Option<&mut crate::manifest::config::Ready>,
+) -> Node {
+    let (Some(ready), NodeKind::Seq(items)) = (ready, &parts.kind) else {
+        return instantiate(parts, remap, Some(vars), unknown);
+    };
+    let part = |node: &Node,
+                remap: &mut dyn FnMut(u32) -> u32,
+                unknown: &mut Vec<_>,
+                ready: &mut crate::manifest::config::Ready| {
+        let NodeKind::Map(entries) = &node.kind else {
+            return instantiate(node, remap, Some(vars), unknown);
+        };
+        let entries = entries
+            .iter()
+            .map(|e| {
+                let built = (e.key.as_str() == Some("config")
+                    && matches!(e.value.kind, NodeKind::Map(_)))
+                .then(|| crate::manifest::config::build_clean(&e.value, &|s| substitute(s, vars)))
+                .and_then(|r| r.ok().flatten());
+                let key = instantiate(&e.key, remap, Some(vars), unknown);
+                let value = match built {
+                    Some(json) => {
+                        let pos = Pos {
+                            src: remap(e.value.pos.src),
+                            ..e.value.pos
+                        };
+                        ready.insert(pos, json);
+                        Node {
+                            pos,
+                            kind: NodeKind::Map(Vec::new()),
+                        }
+                    }
+                    None => instantiate(&e.value, remap, Some(vars), unknown),
+                };
+                Entry { key, value }
+            })
+            .collect();
+        Node {
+            pos: Pos {
+                src: remap(node.pos.src),
+                ..node.pos
+            },
+            kind: NodeKind::Map(entries),
+        }
+    };
+    Node {
+        pos: Pos {
+            src: remap(parts.pos.src),
+            ..parts.pos
+        },
+        kind: NodeKind::Seq(
+            items
+                .iter()
+                .map(|n| part(n, remap, unknown, ready))
+                .collect(),
+        ),
+    }
 }
 
 /// `${var:NAME}` replaced from `vars`; `$${var:` is a literal `${var:`. `Err` names the

@@ -69,3 +69,88 @@ fn merge_patch_follows_rfc_7386() {
         serde_json::json!({"a": {"c": 2, "z": 3}, "d": [2], "e": {"f": 1}})
     );
 }
+
+#[test]
+fn instance_configs_are_built_from_the_template_as_a_copy_would_be() {
+    use serde_json::json;
+    let text = r#"version: 1
+organization: a
+templates:
+  - name: rover
+    vars: {port: "8080", key: k}
+    parts:
+      - name: "${var:name}-main"
+        config:
+          components:
+            - name: cam-${var:name}
+              attributes:
+                port: ${var:port}
+                quoted: "${var:port}"
+                lit: $${var:port}
+                ${var:key}: true
+                none: ${var:empty}
+                list: [1, x]
+  - name: secret
+    parts:
+      - name: "${var:name}-main"
+        config: {token: "${env:TOKEN}", who: "${var:name}"}
+locations:
+  - name: HQ
+    machines:
+      - {template: rover, name: r1, vars: {empty: ""}}
+      - {template: rover, name: r2, vars: {empty: "", port: "9.5", key: other}}
+      - template: rover
+        name: r3
+        vars: {empty: ""}
+        patch: {r3-main: {extra: "${var:name}"}}
+      - {template: secret, name: s1}
+"#;
+    let env = |name: &str| (name == "TOKEN").then(|| "t0ken".to_string());
+    let d = crate::manifest::parse_str(text, Path::new("m.yaml"), &env).expect("loads");
+    let configs: Vec<_> = d.locations[0]
+        .machines
+        .iter()
+        .map(|m| {
+            (
+                m.parts[0].config.json.to_value(),
+                m.parts[0].config.sensitive.len(),
+            )
+        })
+        .collect();
+    let rover = |name: &str, port: serde_json::Value, quoted: &str, key: &str| {
+        let mut attributes = json!({
+            "port": port, "quoted": quoted, "lit": "${var:port}", "none": null, "list": [1, "x"]
+        });
+        attributes[key] = json!(true);
+        json!({"components": [{"name": format!("cam-{name}"), "attributes": attributes}]})
+    };
+    let mut patched = rover("r3", json!(8080), "8080", "k");
+    patched["extra"] = json!("r3");
+    assert_eq!(
+        configs,
+        [
+            (rover("r1", json!(8080), "8080", "k"), 0),
+            (rover("r2", json!(9.5), "9.5", "other"), 0),
+            (patched, 0),
+            (json!({"token": "t0ken", "who": "s1"}), 1),
+        ]
+    );
+    // The unpatched instances without `${env:` have their configs built from the template.
+    let root = span::parse(text).expect("yaml").docs.remove(0);
+    let mut origins = Origins::single(Path::new("m.yaml"));
+    let Ok(x) = expand(
+        root,
+        Path::new("m.yaml"),
+        &LoadOptions::default(),
+        &mut origins,
+    ) else {
+        panic!("expands");
+    };
+    assert_eq!(x.configs.len(), 2);
+    // Key order is the template's, as written.
+    let r1 = &d.locations[0].machines[0].parts[0].config.json;
+    assert!(
+        r1.text()
+            .contains(r#"{"port":8080,"quoted":"8080","lit":"${var:port}","k":true"#)
+    );
+}
