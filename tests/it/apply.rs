@@ -444,6 +444,12 @@ async fn converges_under_injected_faults_without_duplicates_or_lost_updates() {
 }
 
 /// A client with short retry delays and `attempts` attempts per read.
+/// Applies `p` once with the default options and no stop request.
+async fn apply_once(client: &Arc<dyn CloudApi>, p: &Plan) -> Report {
+    let (_tx, stop) = tokio::sync::watch::channel(false);
+    apply(Arc::clone(client), p, &ApplyOptions::default(), None, stop).await
+}
+
 async fn fast_client(cloud: &Cloud, attempts: u32) -> Arc<dyn CloudApi> {
     let mut opts = ClientOptions::new(
         cloud.endpoint(),
@@ -533,15 +539,7 @@ async fn scattered_transport_failures_do_not_stop_apply_and_it_converges_within_
             p.changes.len()
         );
         runs += 1;
-        let (_tx, stop) = tokio::sync::watch::channel(false);
-        let report = apply(
-            Arc::clone(&client),
-            &p,
-            &ApplyOptions::default(),
-            None,
-            stop,
-        )
-        .await;
+        let report = apply_once(&client, &p).await;
         assert_eq!(report.unreachable, None, "{}", failures(&report));
     }
     // Counted on the same store served without faults, so the check itself cannot fail.
@@ -724,15 +722,7 @@ async fn a_failed_main_part_lookup_fails_only_that_update_and_the_machine_stays_
     let client = fast_client(&cloud, 1).await;
     let d = manifest(&grid(2, 3));
     let p = plan_for(client.as_ref(), &d).await;
-    let (_tx, stop) = tokio::sync::watch::channel(false);
-    let report = apply(
-        Arc::clone(&client),
-        &p,
-        &ApplyOptions::default(),
-        None,
-        stop,
-    )
-    .await;
+    let report = apply_once(&client, &p).await;
     assert_eq!(report.unreachable, None);
     for r in &report.results {
         let is_part = r.kind == fleetform::plan::Kind::Part;
