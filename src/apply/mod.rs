@@ -101,12 +101,7 @@ impl Resolved {
     /// this much rather than a copy of everything resolved so far, which grows with the plan.
     fn for_change(&self, plan: &Plan, index: &HashMap<&str, usize>, c: &Change) -> Resolved {
         let mut out = Resolved::default();
-        let mut seen = HashSet::new();
-        let mut stack: Vec<&str> = c.depends_on.iter().map(String::as_str).collect();
-        while let Some(id) = stack.pop() {
-            if !seen.insert(id) {
-                continue;
-            }
+        for id in crate::plan::waits_for(&plan.changes, index, c) {
             if let Some(v) = self.created.get(id) {
                 out.created.insert(id.to_string(), v.clone());
             }
@@ -115,9 +110,6 @@ impl Resolved {
             }
             if let Some(v) = self.looked_up.get(id) {
                 out.looked_up.insert(id.to_string(), v.clone());
-            }
-            if let Some(&j) = index.get(id) {
-                stack.extend(plan.changes[j].depends_on.iter().map(String::as_str));
             }
         }
         out

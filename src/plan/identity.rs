@@ -162,35 +162,27 @@ pub(super) fn sequence(
 /// (`apply::Resolved::for_change`). Checked on every plan a debug build makes.
 #[cfg(debug_assertions)]
 fn refs_wait_on_their_makers(changes: &mut [Change]) -> Result<(), String> {
-    use std::cell::RefCell;
-    use std::collections::HashSet;
-    let index: HashMap<String, usize> = changes
+    let refs: Vec<Vec<String>> = changes
+        .iter_mut()
+        .map(|c| {
+            let refs = std::cell::RefCell::new(Vec::new());
+            map_op_refs(&mut c.op, &|id: &mut String| {
+                refs.borrow_mut().push(id.clone())
+            });
+            refs.into_inner()
+        })
+        .collect();
+    let index: HashMap<&str, usize> = changes
         .iter()
         .enumerate()
-        .map(|(i, c)| (c.id.clone(), i))
+        .map(|(i, c)| (c.id.as_str(), i))
         .collect();
-    for i in 0..changes.len() {
-        let refs = RefCell::new(Vec::new());
-        map_op_refs(&mut changes[i].op, &|id: &mut String| {
-            refs.borrow_mut().push(id.clone())
-        });
-        let refs = refs.into_inner();
-        if refs.is_empty() {
-            continue;
-        }
-        let mut waits = HashSet::new();
-        let mut stack: Vec<&str> = changes[i].depends_on.iter().map(String::as_str).collect();
-        while let Some(id) = stack.pop() {
-            if waits.insert(id)
-                && let Some(&j) = index.get(id)
-            {
-                stack.extend(changes[j].depends_on.iter().map(String::as_str));
-            }
-        }
+    for (c, refs) in changes.iter().zip(&refs).filter(|(_, r)| !r.is_empty()) {
+        let waits = waits_for(changes, &index, c);
         if let Some(r) = refs.iter().find(|r| !waits.contains(r.as_str())) {
             return Err(format!(
                 "{} ({}) refers to {r} without waiting for it",
-                changes[i].id, changes[i].path
+                c.id, c.path
             ));
         }
     }

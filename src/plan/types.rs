@@ -174,6 +174,26 @@ pub struct Change {
     pub temporary: bool,
 }
 
+/// The ids of the changes `c` waits for, directly or through others; `index` maps a change id
+/// to its place in `changes`. A change refers only to resources made by changes it waits for:
+/// the planner holds to that (checked in debug builds) and the apply engine relies on it.
+pub fn waits_for<'a>(
+    changes: &'a [Change],
+    index: &std::collections::HashMap<&str, usize>,
+    c: &'a Change,
+) -> std::collections::HashSet<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    let mut stack: Vec<&str> = c.depends_on.iter().map(String::as_str).collect();
+    while let Some(id) = stack.pop() {
+        if seen.insert(id)
+            && let Some(&j) = index.get(id)
+        {
+            stack.extend(changes[j].depends_on.iter().map(String::as_str));
+        }
+    }
+    seen
+}
+
 impl Change {
     /// A change with nothing but what every change has: no id yet (the planner numbers the
     /// changes), no details, configs, attribution, precondition or dependencies.
