@@ -321,17 +321,13 @@ async fn execute(
     let color = super::output::stdout_color();
     let text_output = args.output == ApplyOutput::Text;
     if text_output {
-        crate::say!(
-            "{}",
-            super::term::clean(&render::render(
-                &plan,
-                Format::Text,
-                &RenderOptions {
-                    color,
-                    detail: false
-                }
-            ))
-        );
+        let opts = RenderOptions {
+            color,
+            detail: false,
+        };
+        render::render_each(&plan, Format::Text, &opts, &mut |piece| {
+            crate::say!("{piece}")
+        });
     }
     let lines = args.output == ApplyOutput::JsonLines;
     if lines {

@@ -242,8 +242,18 @@ pub(super) async fn prepare(
 /// a reader that went away (`fleetform plan … | head`) is not an error.
 pub(super) fn print_plan(plan: &Plan, format: Format, detail: bool) -> anyhow::Result<()> {
     let color = super::output::stdout_color();
-    let rendered = render::render(plan, format, &RenderOptions { color, detail });
-    super::term::print_stdout(&rendered).context("cannot write the plan to stdout")
+    let mut written = Ok(());
+    render::render_each(
+        plan,
+        format,
+        &RenderOptions { color, detail },
+        &mut |piece| {
+            if written.is_ok() {
+                written = super::term::print_stdout(piece);
+            }
+        },
+    );
+    written.context("cannot write the plan to stdout")
 }
 
 /// A one-line progress message on stderr, shown only when stderr is a terminal (so logs and

@@ -51,26 +51,53 @@ pub struct RenderOptions {
 
 /// Renders `plan` in `format`. The result ends with a newline.
 pub fn render(plan: &Plan, format: Format, opts: &RenderOptions) -> String {
+    let mut all = String::new();
+    render_each(plan, format, opts, &mut |piece| all.push_str(piece));
+    all
+}
+
+/// [`render`], handed to `emit` a piece at a time: the text format emits each change as it
+/// is rendered (a cold apply's plan is thousands of configs and megabytes of text, which
+/// need never be held at once); JSON and Markdown emit one piece.
+pub fn render_each(plan: &Plan, format: Format, opts: &RenderOptions, emit: &mut dyn FnMut(&str)) {
+    let names = CreatedNames::of(plan);
     match format {
-        Format::Text => name_created_ids(plan, text::render(plan, opts)),
-        Format::Json => json::render(plan, opts),
-        Format::Markdown => name_created_ids(plan, markdown::render(plan, opts)),
+        Format::Text => text::render_each(plan, opts, &mut |piece| emit(&names.apply(piece))),
+        Format::Json => emit(&json::render(plan, opts)),
+        Format::Markdown => emit(&names.apply(&markdown::render(plan, opts))),
     }
 }
 
-/// `rendered` with each `(created by cN)` — an id that an earlier change of the plan creates
-/// — naming that change's resource instead of its internal change id:
-/// `(fragment camera-kit, created by this plan)`. One pass over the text, whatever the
-/// number of changes (a cold apply's plan has thousands, and its text megabytes).
-fn name_created_ids(plan: &Plan, rendered: String) -> String {
+/// What `(created by cN)` names: the resource of the change that creates that id.
+struct CreatedNames<'a> {
+    by_id: std::collections::HashMap<&'a str, &'a Change>,
+}
+
+impl<'a> CreatedNames<'a> {
+    fn of(plan: &'a Plan) -> Self {
+        CreatedNames {
+            by_id: plan.changes.iter().map(|c| (c.id.as_str(), c)).collect(),
+        }
+    }
+
+    /// `rendered` with each `(created by cN)` — an id that an earlier change of the plan
+    /// creates — naming that change's resource instead of its internal change id:
+    /// `(fragment camera-kit, created by this plan)`. One pass over the text.
+    fn apply<'t>(&self, rendered: &'t str) -> std::borrow::Cow<'t, str> {
+        name_created_ids(&self.by_id, rendered)
+    }
+}
+
+fn name_created_ids<'t>(
+    by_id: &std::collections::HashMap<&str, &Change>,
+    rendered: &'t str,
+) -> std::borrow::Cow<'t, str> {
     const MARK: &str = "(created by ";
     if !rendered.contains(MARK) {
-        return rendered;
+        return std::borrow::Cow::Borrowed(rendered);
     }
-    let by_id: std::collections::HashMap<&str, &Change> =
-        plan.changes.iter().map(|c| (c.id.as_str(), c)).collect();
     let mut out = String::with_capacity(rendered.len());
-    let mut rest = rendered.as_str();
+    let mut rest = rendered;
     while let Some(at) = rest.find(MARK) {
         out.push_str(&rest[..at]);
         let after = &rest[at + MARK.len()..];
@@ -93,7 +120,7 @@ fn name_created_ids(plan: &Plan, rendered: String) -> String {
         }
     }
     out.push_str(rest);
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// `Plan: N to create, N to update, N to move, N to delete.`, or, for an empty plan,
@@ -639,7 +666,7 @@ mod tests {
         let named = format!("({} {}, created by this plan)", c9.kind.as_str(), c9.path);
         let text = "a (created by c9) b (created by c99) c (created by c9)(created by ";
         assert_eq!(
-            name_created_ids(&plan, text.to_string()),
+            CreatedNames::of(&plan).apply(text),
             format!("a {named} b (created by c99) c {named}(created by ")
         );
     }

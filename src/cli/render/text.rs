@@ -89,9 +89,22 @@ fn paint(color: bool, style: Style, text: &str) -> String {
 
 /// Renders the plan as text. Ends with a newline.
 pub fn render(plan: &Plan, opts: &RenderOptions) -> String {
+    let mut all = String::new();
+    render_each(plan, opts, &mut |piece| all.push_str(piece));
+    all
+}
+
+/// Renders the plan as text, handing it to `emit` a piece at a time (the heading, each
+/// change, the sections after them), so a plan of thousands of configs is never held as one
+/// string of megabytes. The pieces joined are [`render`]'s text.
+pub fn render_each(plan: &Plan, opts: &RenderOptions, emit: &mut dyn FnMut(&str)) {
     let color = opts.color;
     let plan = &*with_known_secrets_marked(plan);
     let mut out = String::new();
+    let mut flush = |out: &mut String| {
+        emit(out);
+        out.clear();
+    };
     let org = format!(
         "fleetform plan for organization {} ({})",
         plan.organization_name, plan.organization_id
@@ -103,8 +116,12 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> String {
     }
     let shown = plan.changes.iter().filter(|c| opts.detail || !c.temporary);
     let mut grouped = false;
+    flush(&mut out);
     if opts.detail {
-        shown.for_each(|c| write_change(&mut out, c, color));
+        for c in shown {
+            write_change(&mut out, c, color);
+            flush(&mut out);
+        }
     } else {
         for entry in group::group(shown) {
             match entry {
@@ -114,6 +131,7 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> String {
                     write_group(&mut out, &g, color);
                 }
             }
+            flush(&mut out);
         }
     }
 
@@ -165,7 +183,7 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> String {
         let _ = writeln!(out, "{}", paint(color, Style::Dim, note));
     }
     let _ = writeln!(out, "{}", paint(color, Style::Bold, &summary_line(plan)));
-    out
+    flush(&mut out);
 }
 
 /// One change with everything it has to show.
