@@ -1,0 +1,285 @@
+//! Members' roles (`access: members:`), a registered kind (see [`crate::kinds`]).
+//!
+//! Planning: a listed member's roles are made to match its grants in one change
+//! (`update_member_roles`: add, then remove); a member not listed keeps its roles unless
+//! `prune`, which removes them all (a delete: it counts against the delete budget). A listed
+//! member must already be a member of the organization (invite them first). Guard rails, as
+//! plan errors: a plan never removes a role of a member declared with `protect: true`, and
+//! never leaves the organization without an owner.
+//!
+//! Apply gives the roles to add first, then takes the others away, so a member changing role
+//! holds one at every moment; a saved plan is stale when the member's roles changed since it
+//! was made.
+
+use super::{ExecContext, KindOp, KindPlanner, ResourceKind};
+use crate::apply::{ExecResult, change_roles};
+use crate::cloud::{CloudApi, CloudError};
+use crate::model::{Grant, MemberRef, Role};
+use crate::plan::{
+    Action, Change, GrantRef, Kind, PlanError, PlannedGrant, Precondition, Unmanaged,
+    grants_fingerprint, planned_grant,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+/// The members kind.
+pub struct Members;
+
+impl Kind {
+    /// A member's roles; its path is the member's email (or user id).
+    #[allow(non_upper_case_globals)]
+    pub const Member: Kind = Kind::Registered("member");
+}
+
+/// Its operations, as written in a plan.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum MemberOp {
+    /// Gives member `user_id` the roles `add`, then takes `remove` away.
+    UpdateMemberRoles {
+        user_id: String,
+        add: Vec<PlannedGrant>,
+        remove: Vec<PlannedGrant>,
+    },
+}
+
+#[async_trait::async_trait]
+impl ResourceKind for Members {
+    fn key(&self) -> &'static str {
+        "member"
+    }
+
+    fn label(&self) -> &'static str {
+        "member"
+    }
+
+    fn ops(&self) -> &'static [&'static str] {
+        &["update_member_roles"]
+    }
+
+    fn check_op(&self, body: &Value) -> Result<(), String> {
+        KindOp::parse::<MemberOp>(body).map(|_| ())
+    }
+
+    fn plan(&self, p: &mut KindPlanner<'_, '_>) {
+        let (d, o) = (p.desired(), p.observed());
+        let (Some(desired), Some(roles)) = (&d.members, &o.member_roles) else {
+            return;
+        };
+        let mut held: BTreeMap<&str, Vec<&Grant>> = BTreeMap::new();
+        for r in roles {
+            held.entry(&r.identity_id).or_default().push(&r.grant);
+        }
+        let planned = |gs: &[&Grant]| -> BTreeSet<PlannedGrant> {
+            gs.iter().map(|g| planned_grant(g)).collect()
+        };
+        let owned = |gs: &[&Grant]| gs.iter().map(|g| (*g).clone()).collect::<Vec<Grant>>();
+        // Who holds an organization-wide owner role once the plan is applied.
+        let mut owners_after: BTreeSet<String> = held
+            .iter()
+            .filter(|(_, gs)| gs.iter().any(|g| is_org_owner(&planned_grant(g))))
+            .map(|(id, _)| id.to_string())
+            .collect();
+        let had_owner = !owners_after.is_empty();
+        let mut declared: HashSet<String> = HashSet::new();
+        for dm in desired {
+            let (label, member) = match &dm.who {
+                MemberRef::Email(e) => (
+                    e.clone(),
+                    o.members
+                        .iter()
+                        .find(|m| m.emails.iter().any(|x| x.eq_ignore_ascii_case(e))),
+                ),
+                MemberRef::UserId(id) => (id.clone(), o.members.iter().find(|m| &m.user_id == id)),
+            };
+            let Some(member) = member else {
+                p.error(PlanError::Invalid {
+                    kind: "member",
+                    path: label,
+                    message: "is not a member of the organization\n  hint: invite them under `access: invites:` first, or fix the email or user id".into(),
+                });
+                continue;
+            };
+            let user = member.user_id.clone();
+            if !declared.insert(user.clone()) {
+                p.error(PlanError::Invalid {
+                    kind: "member",
+                    path: label,
+                    message: format!(
+                        "names user {user}, who is listed twice (by email and by user id)\n  hint: list each member once"
+                    ),
+                });
+                continue;
+            }
+            let (want, deps) = p.wanted_grants(&dm.grants);
+            let current = held.get(user.as_str()).cloned().unwrap_or_default();
+            let have = planned(&current);
+            let add: Vec<PlannedGrant> = want.difference(&have).cloned().collect();
+            let remove: Vec<PlannedGrant> = have.difference(&want).cloned().collect();
+            if want.iter().any(is_org_owner) {
+                owners_after.insert(user.clone());
+            } else {
+                owners_after.remove(&user);
+            }
+            if add.is_empty() && remove.is_empty() {
+                continue;
+            }
+            if dm.protect && !remove.is_empty() {
+                p.error(PlanError::Invalid {
+                    kind: "member",
+                    path: label,
+                    message: format!(
+                        "is declared with `protect: true`, but the plan would remove {}\n  hint: declare the role, or remove `protect` to let it go",
+                        p.grant_labels(&remove)
+                    ),
+                });
+                continue;
+            }
+            let mut c = roles_change(
+                p,
+                Action::Update,
+                &label,
+                &user,
+                add,
+                remove,
+                "roles differ",
+            );
+            c.depends_on = deps;
+            c.precondition = Some(Precondition::Fingerprint(grants_fingerprint(
+                &user,
+                &owned(&current),
+            )));
+            p.push(c);
+        }
+        for (user, current) in &held {
+            if declared.contains(*user) {
+                continue;
+            }
+            let label = o
+                .members
+                .iter()
+                .find(|m| m.user_id == *user)
+                .and_then(|m| m.emails.first().cloned())
+                .unwrap_or_else(|| user.to_string());
+            if p.prune() {
+                owners_after.remove(*user);
+                let remove: Vec<PlannedGrant> = planned(current).into_iter().collect();
+                let mut c = roles_change(
+                    p,
+                    Action::Delete,
+                    &label,
+                    user,
+                    vec![],
+                    remove,
+                    "not in the manifest; prune is on",
+                );
+                c.precondition = Some(Precondition::Fingerprint(grants_fingerprint(
+                    user,
+                    &owned(current),
+                )));
+                p.push(c);
+            } else {
+                p.unmanaged(Unmanaged {
+                    kind: Kind::Member,
+                    path: label,
+                    id: user.to_string(),
+                });
+            }
+        }
+        if had_owner && owners_after.is_empty() {
+            p.error(PlanError::Invalid {
+                kind: "organization",
+                path: o.organization.name.clone(),
+                message: "the plan would leave the organization without an owner\n  hint: keep `{role: owner, organization: true}` on at least one member".into(),
+            });
+        }
+    }
+
+    async fn execute(&self, cx: &ExecContext<'_>, body: &Value) -> ExecResult {
+        let MemberOp::UpdateMemberRoles {
+            user_id,
+            add,
+            remove,
+        } = KindOp::parse(body).map_err(crate::apply::ExecError::Other)?;
+        let (api, org_id, user_id) = (cx.api, cx.org_id, &user_id);
+        change_roles(
+            &add,
+            &remove,
+            cx.resolved,
+            |g, adding| async move {
+                if adding {
+                    api.add_member_role(org_id, user_id, &g).await
+                } else {
+                    api.remove_member_role(org_id, user_id, &g).await
+                }
+            },
+            |g| async move {
+                Ok(api
+                    .list_member_roles(org_id)
+                    .await?
+                    .iter()
+                    .any(|m| &m.identity_id == user_id && m.grant == g))
+            },
+        )
+        .await
+    }
+
+    async fn stale(
+        &self,
+        api: &dyn CloudApi,
+        org_id: &str,
+        change: &Change,
+    ) -> Result<Option<String>, CloudError> {
+        let Some(Precondition::Fingerprint(fp)) = &change.precondition else {
+            return Ok(None);
+        };
+        let id = change.resource_id.as_deref().unwrap_or_default();
+        let roles = match api.list_member_roles(org_id).await {
+            Err(e) if e.is_not_found() => {
+                return Ok(Some("it was deleted since the plan was made".into()));
+            }
+            roles => roles?,
+        };
+        let held: Vec<Grant> = roles
+            .into_iter()
+            .filter(|m| m.identity_id == id)
+            .map(|m| m.grant)
+            .collect();
+        Ok((&grants_fingerprint(id, &held) != fp)
+            .then(|| "its roles changed since the plan was made".into()))
+    }
+}
+
+fn roles_change(
+    p: &KindPlanner<'_, '_>,
+    action: Action,
+    label: &str,
+    user: &str,
+    add: Vec<PlannedGrant>,
+    remove: Vec<PlannedGrant>,
+    reason: &str,
+) -> Change {
+    let details = p.role_details(&add, &remove);
+    let mut c = Change::new(
+        action,
+        Kind::Member,
+        label,
+        reason,
+        KindOp::op(
+            Kind::Member,
+            &MemberOp::UpdateMemberRoles {
+                user_id: user.to_string(),
+                add,
+                remove,
+            },
+        ),
+    );
+    c.resource_id = Some(user.to_string());
+    c.details.extend(details);
+    c
+}
+
+fn is_org_owner(g: &PlannedGrant) -> bool {
+    g.role == Role::Owner && matches!(g.target, GrantRef::Organization(_))
+}
