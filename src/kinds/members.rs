@@ -14,22 +14,62 @@
 use super::{ExecContext, KindOp, KindPlanner, ResourceKind};
 use crate::apply::{ExecResult, change_roles};
 use crate::cloud::{CloudApi, CloudError};
-use crate::model::{Grant, MemberRef, Role};
+use crate::manifest::section::{
+    EMAIL_PATTERN, Importer, RawGrant, SectionValidator, YPath, export_grant, is_email,
+};
+use crate::model::{DesiredMember, Grant, MemberRef, MemberRole, Role};
 use crate::plan::{
     Action, Change, GrantRef, Kind, PlanError, PlannedGrant, Precondition, Unmanaged,
     grants_fingerprint, planned_grant,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The members kind.
 pub struct Members;
 
+/// Its key: in plans, JSON output and `Desired::kinds` / `Observed::kinds`.
+const KEY: &str = "member";
+
 impl Kind {
     /// A member's roles; its path is the member's email (or user id).
     #[allow(non_upper_case_globals)]
-    pub const Member: Kind = Kind::Registered("member");
+    pub const Member: Kind = Kind::Registered(KEY);
+}
+
+/// A member as written in the manifest: by email or user id, with the roles they should hold.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawMember {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    protect: bool,
+    #[serde(default)]
+    grants: Vec<RawGrant>,
+}
+
+/// The members a manifest declares (`None`: members' roles are not managed).
+pub fn declared(d: &crate::model::Desired) -> Option<Vec<DesiredMember>> {
+    desired(d.kinds.get(KEY))
+}
+
+/// The members' roles an observation read (`None`: not read).
+pub fn roles(o: &crate::model::Observed) -> Option<Vec<MemberRole>> {
+    observed(o.kinds.get(KEY))
+}
+
+/// Its desired form (`None`: not managed), as `validate` or `import` wrote it.
+fn desired(value: Option<&Value>) -> Option<Vec<DesiredMember>> {
+    value.map(|v| Vec::<DesiredMember>::deserialize(v).expect("members in their desired form"))
+}
+
+/// What it observed (`None`: not read): the roles the organization's members hold.
+fn observed(value: Option<&Value>) -> Option<Vec<MemberRole>> {
+    value.map(|v| Vec::<MemberRole>::deserialize(v).expect("members' roles as observed"))
 }
 
 /// Its operations, as written in a plan.
@@ -47,7 +87,7 @@ enum MemberOp {
 #[async_trait::async_trait]
 impl ResourceKind for Members {
     fn key(&self) -> &'static str {
-        "member"
+        KEY
     }
 
     fn label(&self) -> &'static str {
@@ -62,13 +102,200 @@ impl ResourceKind for Members {
         KindOp::parse::<MemberOp>(body).map(|_| ())
     }
 
+    fn section(&self) -> &'static str {
+        "members"
+    }
+
+    fn schema(&self) -> (Value, Vec<(&'static str, Value)>) {
+        let section = json!({
+            "description": "Members of the organization and the roles each should hold. Absent: members' roles are not managed. A listed member's roles are made to match; members not listed keep their roles unless `prune: true`.",
+            "type": "array",
+            "items": { "$ref": "#/$defs/member" }
+        });
+        let member = json!({
+            "title": "member",
+            "description": "A member of the organization, named by exactly one of `email` or `user_id`.",
+            "type": "object",
+            "additionalProperties": false,
+            "oneOf": [
+                { "required": ["email"] },
+                { "required": ["user_id"] }
+            ],
+            "properties": {
+                "email": {
+                    "description": "One of the member's email addresses (compared case-insensitively).",
+                    "type": "string",
+                    "format": "email",
+                    "pattern": EMAIL_PATTERN
+                },
+                "user_id": {
+                    "description": "The member's user id.",
+                    "type": "string",
+                    "minLength": 1
+                },
+                "grants": {
+                    "description": "Every role the member should hold, one per target. Roles the member holds on other targets are removed.",
+                    "type": "array",
+                    "items": { "$ref": "#/$defs/grant" }
+                },
+                "protect": { "$ref": "#/$defs/protect" }
+            }
+        });
+        (section, vec![("member", member)])
+    }
+
+    fn validate(&self, v: &mut SectionValidator<'_, '_>, raw: &Value, list: &YPath) -> Value {
+        let members = match Vec::<RawMember>::deserialize(raw) {
+            Ok(m) => m,
+            Err(e) => {
+                v.err(
+                    list,
+                    format!("members: {e}"),
+                    "see the manifest reference for `members`",
+                );
+                return json!([]);
+            }
+        };
+        let mut seen: HashMap<MemberRef, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, m) in members.iter().enumerate() {
+            let at = list.idx(i);
+            let who = match (&m.email, &m.user_id) {
+                (Some(email), None) => {
+                    if !is_email(email) {
+                        v.err(
+                            &at.key("email"),
+                            format!("`{email}` is not a valid email address"),
+                            "write a full address such as `ops@acme.example`",
+                        );
+                        continue;
+                    }
+                    MemberRef::Email(email.trim().to_ascii_lowercase())
+                }
+                (None, Some(id)) if !id.trim().is_empty() => {
+                    MemberRef::UserId(id.trim().to_string())
+                }
+                (None, Some(_)) => {
+                    v.err(
+                        &at.key("user_id"),
+                        "empty `user_id`",
+                        "write the member's user id, or name them by `email:`",
+                    );
+                    continue;
+                }
+                (Some(_), Some(_)) => {
+                    v.err(
+                        &at,
+                        "member has both `email` and `user_id`",
+                        "name each member once: by `email:` or by `user_id:`",
+                    );
+                    continue;
+                }
+                (None, None) => {
+                    v.err(
+                        &at,
+                        "member has neither `email` nor `user_id`",
+                        "name the member by `email:` or by `user_id:`",
+                    );
+                    continue;
+                }
+            };
+            let label = match &who {
+                MemberRef::Email(e) | MemberRef::UserId(e) => e.clone(),
+            };
+            let line = v.line(&at);
+            if let Some(first) = seen.get(&who) {
+                v.err(
+                    &at,
+                    format!("duplicate member `{label}` (first at line {first})"),
+                    "one entry per member: merge their grants into one entry",
+                );
+                continue;
+            }
+            seen.insert(who.clone(), line);
+            let grants = v.grants(&m.grants, &at, &label);
+            out.push(DesiredMember {
+                who,
+                grants,
+                protect: m.protect,
+            });
+        }
+        json!(out)
+    }
+
+    fn export(&self, desired: &Value) -> Value {
+        let members = self::desired(Some(desired)).unwrap_or_default();
+        let raw: Vec<RawMember> = members
+            .iter()
+            .map(|m| {
+                let (email, user_id) = match &m.who {
+                    MemberRef::Email(e) => (Some(e.clone()), None),
+                    MemberRef::UserId(id) => (None, Some(id.clone())),
+                };
+                RawMember {
+                    email,
+                    user_id,
+                    protect: m.protect,
+                    grants: m.grants.iter().map(export_grant).collect(),
+                }
+            })
+            .collect();
+        json!(raw)
+    }
+
+    /// Members with their roles, by email (else user id). A member holding a role on
+    /// something the manifest does not declare is left out, and so left alone.
+    fn import(&self, i: &mut Importer<'_, '_>) -> Option<Value> {
+        let o = i.observed();
+        let roles = observed(o.kinds.get(self.key()))?;
+        let mut out = vec![];
+        for m in &o.members {
+            let held: Vec<&Grant> = roles
+                .iter()
+                .filter(|r| r.identity_id == m.user_id)
+                .map(|r| &r.grant)
+                .collect();
+            let label = format!("member `{}`", m.emails.first().unwrap_or(&m.user_id));
+            let Some(grants) = i.declared_grants(&held, &label) else {
+                continue;
+            };
+            let who = match m.emails.first() {
+                Some(e) => MemberRef::Email(e.to_lowercase()),
+                None => MemberRef::UserId(m.user_id.clone()),
+            };
+            out.push(DesiredMember {
+                who,
+                grants,
+                protect: false,
+            });
+        }
+        out.sort_by(|a, b| a.who.cmp(&b.who));
+        // Declaring `members: []` would manage every member as holding nothing.
+        (!out.is_empty()).then(|| json!(out))
+    }
+
+    fn needs_members(&self) -> bool {
+        true
+    }
+
+    fn reads(&self) -> &'static str {
+        "the members' roles"
+    }
+
+    async fn observe(&self, api: &dyn CloudApi, org_id: &str) -> Result<Value, CloudError> {
+        Ok(json!(api.list_member_roles(org_id).await?))
+    }
+
     fn plan(&self, p: &mut KindPlanner<'_, '_>) {
-        let (d, o) = (p.desired(), p.observed());
-        let (Some(desired), Some(roles)) = (&d.members, &o.member_roles) else {
+        let o = p.observed();
+        let (Some(desired), Some(roles)) = (
+            desired(p.desired().kinds.get(self.key())),
+            observed(o.kinds.get(self.key())),
+        ) else {
             return;
         };
         let mut held: BTreeMap<&str, Vec<&Grant>> = BTreeMap::new();
-        for r in roles {
+        for r in &roles {
             held.entry(&r.identity_id).or_default().push(&r.grant);
         }
         let planned = |gs: &[&Grant]| -> BTreeSet<PlannedGrant> {
@@ -83,7 +310,7 @@ impl ResourceKind for Members {
             .collect();
         let had_owner = !owners_after.is_empty();
         let mut declared: HashSet<String> = HashSet::new();
-        for dm in desired {
+        for dm in &desired {
             let (label, member) = match &dm.who {
                 MemberRef::Email(e) => (
                     e.clone(),

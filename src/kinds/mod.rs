@@ -1,9 +1,20 @@
-//! The registry of resource kinds: a kind that implements [`ResourceKind`] keeps its planning,
+//! The registry of resource kinds: a kind that implements [`ResourceKind`] keeps its manifest
+//! section (serde type, schema, validation, export, import), its observation, its planning,
 //! its operations and their execution, and its stale-plan check in one module
 //! (`src/kinds/<kind>.rs`), and the generic code reaches it only through [`KINDS`].
 //!
 //! # What the generic code does for a registered kind
 //!
+//! - **The manifest**: its section sits under `access:` ([`ResourceKind::section`]). The
+//!   schema (`manifest::schema`, and so the structural pass and `fleetform.schema.json`)
+//!   takes its fragment; `RawAccess` keeps the section as written; validation hands it to
+//!   the kind with a [`SectionValidator`] (diagnostics at their place, the shared grant
+//!   rules) and stores the kind's desired form in `Desired::kinds[key]` (type-erased JSON:
+//!   the generic code never names the kind's types); included files may hold it; export
+//!   and import ([`Importer`]) go through the kind.
+//! - **Observe**: when the manifest has its section, its read
+//!   ([`ResourceKind::observe`]) runs with the organization-wide lists, under the same
+//!   concurrency limit and retry budget, into `Observed::kinds[key]`.
 //! - **Plan** (`plan::plan`): after invites and before API keys, each registered kind plans
 //!   its changes through a [`KindPlanner`], which gives it the desired and observed state,
 //!   the prune setting, the shared grant helpers (the targets a grant names, their labels for
@@ -35,6 +46,7 @@
 
 use crate::apply::{ExecResult, Resolved};
 use crate::cloud::{CloudApi, CloudError};
+use crate::manifest::section::{Importer, SectionValidator, YPath};
 use crate::plan::{Change, Kind, Op};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -67,7 +79,48 @@ pub trait ResourceKind: Send + Sync {
     /// error says what is wrong. Saved plans are checked as they are read.
     fn check_op(&self, body: &Value) -> Result<(), String>;
 
-    /// Plans its changes: `desired` against `observed`, through `p`. Pure, like all planning.
+    // -- Its manifest section.
+
+    /// Its key under `access:`.
+    fn section(&self) -> &'static str;
+
+    /// The JSON schema of its section, and the `$defs` entries that refers to.
+    fn schema(&self) -> (Value, Vec<(&'static str, Value)>);
+
+    /// Its section as written (`raw`, at `at`), in its desired form (what `Desired::kinds`
+    /// holds); problems are reported through `v`.
+    fn validate(&self, v: &mut SectionValidator<'_, '_>, raw: &Value, at: &YPath) -> Value;
+
+    /// Its desired form written back as its section (export, import).
+    fn export(&self, desired: &Value) -> Value;
+
+    /// What the cloud holds, in its desired form (`import`); `None`: no section.
+    fn import(&self, i: &mut Importer<'_, '_>) -> Option<Value>;
+
+    /// Its desired form of an empty section: what `import` and `status` observe with.
+    fn empty(&self) -> Value {
+        Value::Array(vec![])
+    }
+
+    // -- Observing.
+
+    /// Whether it plans against the organization's members (`Observed::members`), which
+    /// are then read.
+    fn needs_members(&self) -> bool {
+        false
+    }
+
+    /// What [`Self::observe`] reads, for messages: `the members' roles`.
+    fn reads(&self) -> &'static str;
+
+    /// Reads what it plans against (only when the manifest has its section); the result is
+    /// `Observed::kinds[key]`. Retried like every read of an observation.
+    async fn observe(&self, api: &dyn CloudApi, org_id: &str) -> Result<Value, CloudError>;
+
+    // -- Planning and applying.
+
+    /// Plans its changes: its desired form against what it observed, through `p`. Pure, like
+    /// all planning.
     fn plan(&self, p: &mut KindPlanner<'_, '_>);
 
     /// Carries out one of its operations.

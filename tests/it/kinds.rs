@@ -625,7 +625,7 @@ async fn member_roles_are_added_changed_and_removed() {
             .await
             .unwrap();
     let built = fleetform::manifest::from_observed::build(&observed, None, shared);
-    let members = built.desired.members.clone().expect("members imported");
+    let members = fleetform::kinds::members::declared(&built.desired).expect("members imported");
     assert_eq!(members.len(), 1, "{members:?}");
     assert_eq!(members[0].grants.len(), 2, "{members:?}");
     let text = fleetform::manifest::export::export(&built.desired, &Default::default()).manifest;
