@@ -13,7 +13,7 @@
 
 use super::{ExecContext, KindOp, KindPlanner, ResourceKind};
 use crate::apply::{ExecResult, change_roles};
-use crate::cloud::{CloudApi, CloudError};
+use crate::cloud::{CloudApi, CloudError, grant_from_authorization, grant_to_authorization};
 use crate::manifest::section::{
     EMAIL_PATTERN, Importer, RawGrant, SectionValidator, YPath, export_grant, is_email,
 };
@@ -22,6 +22,7 @@ use crate::plan::{
     Action, Change, GrantRef, Kind, PlanError, PlannedGrant, Precondition, Unmanaged,
     grants_fingerprint, planned_grant,
 };
+use crate::proto::viam::app::v1 as pb;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -50,6 +51,91 @@ struct RawMember {
     protect: bool,
     #[serde(default)]
     grants: Vec<RawGrant>,
+}
+
+/// Members' roles on the wire (`ListAuthorizations`, `AddRole`, `RemoveRole`), for any cloud.
+#[async_trait::async_trait]
+pub trait MemberRoles {
+    /// The roles the organization's members hold (`ListAuthorizations`); authorizations
+    /// fleetform does not model (such as API keys') are skipped with a warning.
+    async fn list_member_roles(&self, org_id: &str) -> Result<Vec<MemberRole>, CloudError>;
+    /// Gives member `identity_id` the role `grant` (`AddRole`).
+    async fn add_member_role(
+        &self,
+        org_id: &str,
+        identity_id: &str,
+        grant: &Grant,
+    ) -> Result<(), CloudError>;
+    /// Takes the role `grant` from member `identity_id` (`RemoveRole`); the cloud refuses to
+    /// remove the organization's last owner.
+    async fn remove_member_role(
+        &self,
+        org_id: &str,
+        identity_id: &str,
+        grant: &Grant,
+    ) -> Result<(), CloudError>;
+}
+
+#[async_trait::async_trait]
+impl<T: CloudApi + ?Sized> MemberRoles for T {
+    async fn list_member_roles(&self, org_id: &str) -> Result<Vec<MemberRole>, CloudError> {
+        let request = pb::ListAuthorizationsRequest {
+            organization_id: org_id.to_string(),
+            resource_ids: vec![],
+        };
+        let answer: pb::ListAuthorizationsResponse =
+            super::call(self, "ListAuthorizations", false, &request).await?;
+        Ok(answer
+            .authorizations
+            .into_iter()
+            .filter(|a| a.identity_type.is_empty() || a.identity_type == "user")
+            .filter_map(|a| match grant_from_authorization(&a) {
+                Ok(grant) => Some(MemberRole {
+                    identity_id: a.identity_id,
+                    grant,
+                }),
+                Err(e) => {
+                    tracing::warn!(identity = %a.identity_id, error = %e, "skipping authorization");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    async fn add_member_role(
+        &self,
+        org_id: &str,
+        identity_id: &str,
+        grant: &Grant,
+    ) -> Result<(), CloudError> {
+        let request = pb::AddRoleRequest {
+            authorization: Some(authorization(identity_id, grant, org_id)),
+        };
+        let _: pb::AddRoleResponse = super::call(self, "AddRole", true, &request).await?;
+        Ok(())
+    }
+
+    async fn remove_member_role(
+        &self,
+        org_id: &str,
+        identity_id: &str,
+        grant: &Grant,
+    ) -> Result<(), CloudError> {
+        let request = pb::RemoveRoleRequest {
+            authorization: Some(authorization(identity_id, grant, org_id)),
+        };
+        let _: pb::RemoveRoleResponse = super::call(self, "RemoveRole", true, &request).await?;
+        Ok(())
+    }
+}
+
+/// A member's role as an authorization of `org_id`.
+fn authorization(identity_id: &str, g: &Grant, org_id: &str) -> pb::Authorization {
+    pb::Authorization {
+        identity_id: identity_id.to_string(),
+        identity_type: "user".to_string(),
+        ..grant_to_authorization(g, org_id)
+    }
 }
 
 /// The members a manifest declares (`None`: members' roles are not managed).

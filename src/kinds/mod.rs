@@ -25,16 +25,42 @@
 //!   serialized, so a saved plan holds it exactly as a built-in operation is written
 //!   (`{"op": "update_member_roles", ...}`), and reading a saved plan finds the kind by the
 //!   `op` tag ([`ResourceKind::ops`]) and checks the body ([`ResourceKind::check_op`]).
-//! - **References to created resources** inside a body are written as [`IdRef`](crate::plan::IdRef) /
-//!   [`PartRef`](crate::plan::PartRef) values (`{"created_by": "c3"}`), which is how every operation refers to a
-//!   resource an earlier change of the plan creates. When the plan renumbers its changes,
+//! - **References to created resources** inside a body are written as
+//!   [`IdRef`](crate::plan::IdRef) / [`PartRef`](crate::plan::PartRef) values
+//!   (`{"created_by": "c3"}`), which is how every operation refers to a resource an earlier
+//!   change of the plan creates. When the plan renumbers its changes,
 //!   [`map_refs`] rewrites them in any body, so renumbering needs nothing from the kind. The
 //!   rule that follows: a body must not carry free-form user data as JSON objects (a
 //!   user's `{"created_by": ...}` would be rewritten); carry such data as a string.
+//! - **The wire**: a kind makes the RPCs only it needs with [`call`] (the generated
+//!   request and answer messages, through the one generic [`CloudApi::call_app`]), so a new
+//!   RPC needs its messages in `proto/` and nothing in `cloud/`. The local cloud still
+//!   serves every RPC from its `AppService` (members' `AddRole`/`RemoveRole` are shared with
+//!   API keys' roles there).
 //! - **Apply** runs [`ResourceKind::execute`] for the kind's operations, with the cloud, the
 //!   organization and the ids resolved so far ([`ExecContext`]); the engine's ordering,
-//!   retries of unknown outcomes (`apply::with_unknown_outcome`) and reporting are shared.
+//!   failure handling and reporting are shared, and so is `apply::change_roles` (add, then
+//!   remove, each write re-checked after an unknown outcome) for holders of roles.
 //! - **Stale plans**: [`ResourceKind::stale`] re-reads what one of its changes assumed.
+//!
+//! # Decisions
+//!
+//! - **Type erasure as JSON**: a kind's desired and observed data are `serde_json::Value`s
+//!   in `Desired::kinds` / `Observed::kinds`, keyed by [`ResourceKind::key`], so `Desired`
+//!   and `Observed` stay `Clone`, comparable and serializable, and the model never names a
+//!   kind. The kind parses its own form where it uses it; for the sizes involved (an
+//!   organization's members) that costs nothing measurable.
+//! - **Saved plans keep their shape**: [`Kind::Registered`] is written by its key
+//!   (`"member"`, as before) and an [`Op::Kind`] as the kind's own tagged operation, so plans
+//!   saved before a kind moved onto the registry still read, and plan fixtures did not change.
+//! - **Layering**: `model` knows nothing of kinds; `plan` calls a kind only through the pure
+//!   [`ResourceKind::plan`]; the kinds use the layers below them like any caller.
+//! - **Naming a kind in code**: a kind module may name its `Kind` for the code and tests that
+//!   need it (`Kind::Member`), and offer typed accessors (`members::{declared, roles}`) and
+//!   its RPCs as an extension trait of every `CloudApi` (`members::MemberRoles`).
+//! - **Sections under `access:`**: the one place registered kinds' sections go today; a kind
+//!   with a top-level section first gives `RawManifest` the same flattened map `RawAccess`
+//!   has.
 //!
 //! # Registered kinds
 //!
@@ -142,6 +168,31 @@ pub struct ExecContext<'a> {
     pub api: &'a dyn CloudApi,
     pub org_id: &'a str,
     pub resolved: &'a Resolved,
+}
+
+/// One of a kind's own RPCs: `rpc` (its Viam name) of AppService with `request`, the answer
+/// decoded as `Resp`. The messages are the generated ones (`crate::proto`); the call goes
+/// through [`CloudApi::call_app`], so it is authenticated, bounded, retried (reads), counted
+/// and observed like every other.
+pub async fn call<A, Req, Resp>(
+    api: &A,
+    rpc: &'static str,
+    write: bool,
+    request: &Req,
+) -> Result<Resp, CloudError>
+where
+    A: CloudApi + ?Sized,
+    Req: prost::Message,
+    Resp: prost::Message + Default,
+{
+    let answer = api.call_app(rpc, write, request.encode_to_vec()).await?;
+    Resp::decode(answer.as_slice()).map_err(|e| {
+        CloudError::new(
+            rpc,
+            crate::cloud::Code::Other,
+            format!("the answer is not a valid message: {e}"),
+        )
+    })
 }
 
 /// The registered kind whose changes have kind `kind`.
@@ -271,6 +322,31 @@ mod tests {
             ops.iter().collect::<std::collections::BTreeSet<_>>().len(),
             ops.len(),
             "two registered operations share a tag"
+        );
+    }
+
+    #[test]
+    fn a_registered_operation_is_written_as_its_kind_writes_it_and_read_back() {
+        let body = json!({
+            "op": "update_member_roles",
+            "user_id": "u1",
+            "add": [{"role": "operator", "target": {"location": {"created_by": "c2"}}}],
+            "remove": [],
+        });
+        let op = KindOp::op(Kind::Member, &body);
+        assert_eq!(serde_json::to_value(&op).unwrap(), body);
+        assert_eq!(serde_json::from_value::<Op>(body).unwrap(), op);
+        // A built-in operation is still read as itself.
+        let built_in = json!({"op": "delete_location", "id": "l1"});
+        assert_eq!(
+            serde_json::from_value::<Op>(built_in).unwrap(),
+            Op::DeleteLocation { id: "l1".into() }
+        );
+        // The kind checks the body of a saved operation.
+        let e = serde_json::from_value::<KindOp>(json!({"op": "update_member_roles"})).unwrap_err();
+        assert!(
+            e.to_string().contains("operation `update_member_roles`"),
+            "{e}"
         );
     }
 

@@ -5,6 +5,7 @@ use crate::common::{self, Cloud, manifest, plan_for};
 use fleetform::apply::{ApplyOptions, Report, apply, check_preconditions};
 use fleetform::cloud::observe::{ObserveOptions, observe_for_import};
 use fleetform::cloud::{CloudApi, Code};
+use fleetform::kinds::members::MemberRoles;
 use fleetform::model::{Desired, Metadata, MetadataTarget};
 use fleetform::plan::{Action, Kind, Plan};
 use fleetform::proto::viam::app::v1 as pb;
