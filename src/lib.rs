@@ -4,6 +4,8 @@
 //! - [`model`]: domain types (locations, machines, parts, fragments, invites, logs), no I/O.
 //! - [`manifest`]: YAML manifest → validated [`model::Desired`] (includes, env refs, schema).
 //! - [`plan`]: the pure diff of desired against observed state into a [`plan::Plan`].
+//! - [`kinds`]: the registry of resource kinds kept one module each (planning, operations,
+//!   stale checks), which the generic plan and apply code reaches through one trait.
 //! - [`apply`]: executes a plan's changes in dependency order, in parallel, safely.
 //! - [`reconcile`]: the one pipeline from manifest to cloud (observe → plan → attribute drift →
 //!   safety verdicts; apply refusing stale plans), used by the CLI and by watch alike.
@@ -33,6 +35,7 @@ pub mod cloud;
 pub mod fsutil;
 pub mod history;
 pub mod keyfile;
+pub mod kinds;
 pub mod lease;
 pub mod localcloud;
 pub mod manifest;

@@ -99,7 +99,7 @@ fn grant(g: &PlannedGrant, r: &Resolved) -> Result<Grant, ExecError> {
 /// Gives the roles `add`, then takes `remove` away (adds first, so whoever changes role holds
 /// one at every moment): `write(grant, adding)` makes one call, `holds(grant)` reads back
 /// whether the grant is held after an unknown outcome.
-async fn change_roles<W, WF, H, HF>(
+pub(crate) async fn change_roles<W, WF, H, HF>(
     add: &[PlannedGrant],
     remove: &[PlannedGrant],
     r: &Resolved,
@@ -564,32 +564,20 @@ pub async fn execute(
             )
             .await
         }
-        Op::UpdateMemberRoles {
-            user_id,
-            add,
-            remove,
-        } => {
-            change_roles(
-                add,
-                remove,
-                r,
-                |g, adding| async move {
-                    if adding {
-                        api.add_member_role(org_id, user_id, &g).await
-                    } else {
-                        api.remove_member_role(org_id, user_id, &g).await
-                    }
-                },
-                |g| async move {
-                    Ok(api
-                        .list_member_roles(org_id)
-                        .await?
-                        .iter()
-                        .any(|m| &m.identity_id == user_id && m.grant == g))
-                },
-            )
-            .await
-        }
+        Op::Kind(k) => match crate::kinds::of(k.kind) {
+            Some(kind) => {
+                let cx = crate::kinds::ExecContext {
+                    api,
+                    org_id,
+                    resolved: r,
+                };
+                kind.execute(&cx, &k.body).await
+            }
+            None => Err(ExecError::Other(format!(
+                "no registered kind runs {} changes",
+                k.kind.as_str()
+            ))),
+        },
         Op::RotateSecret {
             location_id,
             old_secret_ids,

@@ -27,7 +27,8 @@
 mod exec;
 mod stale;
 
-pub use exec::ExecError;
+pub(crate) use exec::change_roles;
+pub use exec::{ExecError, ExecResult};
 pub use stale::{Stale, check_preconditions};
 
 use crate::cloud::CloudApi;

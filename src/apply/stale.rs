@@ -113,6 +113,9 @@ async fn check(
     c: &Change,
     lists: &OrgLists,
 ) -> Result<Option<String>, CloudError> {
+    if let Some(kind) = crate::kinds::of(c.kind) {
+        return kind.stale(api, org, c).await;
+    }
     let Some(pre) = &c.precondition else {
         return Ok(None);
     };
@@ -158,14 +161,6 @@ async fn check(
                         }
                     }
                 }
-                Kind::Member => api.list_member_roles(org).await.map(|roles| {
-                    let held: Vec<crate::model::Grant> = roles
-                        .into_iter()
-                        .filter(|m| m.identity_id == id)
-                        .map(|m| m.grant)
-                        .collect();
-                    grants_fingerprint(&id, &held)
-                }),
                 Kind::ApiKey => match api.list_keys(org).await?.iter().find(|k| k.id == id) {
                     Some(k) => Ok(key_fingerprint(k)),
                     None => {
@@ -200,7 +195,8 @@ async fn check(
                         .await
                         .map(|d| metadata_fingerprint(&target.key(), Some(&d)))
                 }
-                Kind::Fragment | Kind::Part => return Ok(None),
+                // Registered kinds are checked by their module, above.
+                Kind::Fragment | Kind::Part | Kind::Registered(_) => return Ok(None),
             };
             match now {
                 Err(e) if gone(&e) => Ok(Some("it was deleted since the plan was made".into())),
@@ -209,7 +205,6 @@ async fn check(
                 Ok(_) => Ok(Some(match c.kind {
                     Kind::LocationSecret => "its secrets changed since the plan was made".into(),
                     Kind::Invite => "its grants changed since the plan was made".into(),
-                    Kind::Member => "its roles changed since the plan was made".into(),
                     Kind::ApiKey => {
                         "it was renamed or its roles changed since the plan was made".into()
                     }

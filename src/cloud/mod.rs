@@ -11,13 +11,14 @@ pub mod observe;
 pub mod resolve;
 
 pub use client::{Client, ClientOptions, Credentials, RetryPolicy};
+pub use convert::{grant_from_authorization, grant_to_authorization};
 pub use error::{CloudError, Code};
 
 use crate::model::{
     ApiKey, Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage,
     FragmentVersions, Grant, HistoryEntry, Invite, KeySecret, Location, LocationSecret, LogEntry,
-    LogPage, LogQuery, Machine, Member, MemberRole, Metadata, MetadataTarget, Organization, Part,
-    PartSummary, Timestamp, Visibility,
+    LogPage, LogQuery, Machine, Member, Metadata, MetadataTarget, Organization, Part, PartSummary,
+    Timestamp, Visibility,
 };
 use std::pin::Pin;
 use std::sync::Arc;
@@ -55,6 +56,18 @@ pub trait RpcObserver: Send + Sync {
 /// their outcome is unknown — the caller decides (apply re-observes before retrying a create).
 #[async_trait::async_trait]
 pub trait CloudApi: Send + Sync {
+    /// One unary AppService call `rpc` (its Viam name, such as `ListAuthorizations`) with its
+    /// request and answer as encoded protobuf messages: how a registered kind
+    /// ([`crate::kinds`]) makes the calls only it needs, with everything every other method
+    /// gets (token, deadline, retries of reads (`write: false`), counting, the
+    /// [`RpcObserver`]). [`crate::kinds::call`] encodes and decodes.
+    async fn call_app(
+        &self,
+        rpc: &'static str,
+        write: bool,
+        request: Vec<u8>,
+    ) -> Result<Vec<u8>, CloudError>;
+
     // Organizations and access.
     async fn list_organizations(&self) -> Result<Vec<Organization>, CloudError>;
     async fn get_organization(&self, org_id: &str) -> Result<Organization, CloudError>;
@@ -74,23 +87,6 @@ pub trait CloudApi: Send + Sync {
         public_namespace: Option<&str>,
         region: Option<&str>,
     ) -> Result<Organization, CloudError>;
-    /// The roles the organization's members hold (`ListAuthorizations`).
-    async fn list_member_roles(&self, org_id: &str) -> Result<Vec<MemberRole>, CloudError>;
-    /// Gives member `identity_id` the role `grant` (`AddRole`).
-    async fn add_member_role(
-        &self,
-        org_id: &str,
-        identity_id: &str,
-        grant: &Grant,
-    ) -> Result<(), CloudError>;
-    /// Takes the role `grant` from member `identity_id` (`RemoveRole`); the cloud refuses to
-    /// remove the organization's last owner.
-    async fn remove_member_role(
-        &self,
-        org_id: &str,
-        identity_id: &str,
-        grant: &Grant,
-    ) -> Result<(), CloudError>;
     async fn list_members(&self, org_id: &str) -> Result<(Vec<Member>, Vec<Invite>), CloudError>;
     /// The id of the API key this client authenticates with, when it has one: the key a
     /// plan must never delete or downgrade.

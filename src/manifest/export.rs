@@ -41,12 +41,12 @@
 
 use super::raw::{
     Inline, RawAccess, RawFragment, RawGrant, RawInvite, RawKey, RawLocation, RawMachine,
-    RawManifest, RawMember, RawOrgSettings, RawOrganization, RawPart, RawSecrets,
+    RawManifest, RawOrgSettings, RawOrganization, RawPart, RawSecrets,
 };
 use crate::model::{
     Config, Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredKey, DesiredLocation,
-    DesiredMachine, DesiredMember, DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity,
-    MemberRef, OrgRef, TagTarget, Visibility,
+    DesiredMachine, DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, OrgRef,
+    TagTarget, Visibility,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -157,10 +157,16 @@ impl Writer<'_> {
             prune: d.prune,
             fragments: d.fragments.iter().map(|f| self.fragment(f)).collect(),
             locations: d.locations.iter().map(|l| self.location(l)).collect(),
-            access: (d.invites.is_some() || d.members.is_some() || d.keys.is_some()).then(|| {
+            access: (d.invites.is_some() || !d.kinds.is_empty() || d.keys.is_some()).then(|| {
                 RawAccess {
                     invites: d.invites.as_ref().map(|i| i.iter().map(invite).collect()),
-                    members: d.members.as_ref().map(|m| m.iter().map(member).collect()),
+                    kinds: crate::kinds::KINDS
+                        .iter()
+                        .filter_map(|k| {
+                            let desired = d.kinds.get(k.key())?;
+                            Some((k.section().to_string(), k.export(desired)))
+                        })
+                        .collect(),
                     keys: d.keys.as_ref().map(|k| k.iter().map(key).collect()),
                 }
             }),
@@ -316,19 +322,6 @@ fn invite(inv: &DesiredInvite) -> RawInvite {
     }
 }
 
-fn member(m: &DesiredMember) -> RawMember {
-    let (email, user_id) = match &m.who {
-        MemberRef::Email(e) => (Some(e.clone()), None),
-        MemberRef::UserId(id) => (None, Some(id.clone())),
-    };
-    RawMember {
-        email,
-        user_id,
-        protect: m.protect,
-        grants: m.grants.iter().map(grant).collect(),
-    }
-}
-
 fn key(k: &DesiredKey) -> RawKey {
     RawKey {
         name: k.name.clone(),
@@ -339,7 +332,8 @@ fn key(k: &DesiredKey) -> RawKey {
 }
 
 /// `role: operator` and `location: HQ/Assembly` (or `machine:`, or `organization: true`).
-fn grant(g: &DesiredGrant) -> RawGrant {
+/// A grant as written.
+pub fn grant(g: &DesiredGrant) -> RawGrant {
     let mut raw = RawGrant {
         role: g.role.as_str().to_string(),
         organization: None,
@@ -467,7 +461,7 @@ fn safe_segment(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Role, SensitiveValue};
+    use crate::model::{DesiredMember, MemberRef, Role, SensitiveValue};
     use serde_json::json;
     use std::path::Path;
 
@@ -651,24 +645,29 @@ mod tests {
                 protect: false,
                 send_email: true,
             }]),
-            members: Some(vec![
-                DesiredMember {
-                    who: MemberRef::Email("lead@acme.example".into()),
-                    grants: vec![DesiredGrant {
-                        role: Role::Owner,
-                        target: GrantTarget::Organization,
-                    }],
-                    protect: true,
-                },
-                DesiredMember {
-                    who: MemberRef::UserId("user-2".into()),
-                    grants: vec![DesiredGrant {
-                        role: Role::Operator,
-                        target: GrantTarget::Location("HQ/Assembly".into()),
-                    }],
-                    protect: false,
-                },
-            ]),
+            kinds: [(
+                "member".to_string(),
+                serde_json::to_value(vec![
+                    DesiredMember {
+                        who: MemberRef::Email("lead@acme.example".into()),
+                        grants: vec![DesiredGrant {
+                            role: Role::Owner,
+                            target: GrantTarget::Organization,
+                        }],
+                        protect: true,
+                    },
+                    DesiredMember {
+                        who: MemberRef::UserId("user-2".into()),
+                        grants: vec![DesiredGrant {
+                            role: Role::Operator,
+                            target: GrantTarget::Location("HQ/Assembly".into()),
+                        }],
+                        protect: false,
+                    },
+                ])
+                .unwrap(),
+            )]
+            .into(),
             keys: Some(vec![DesiredKey {
                 name: "line-robot".into(),
                 moved_from: Some("old-robot".into()),

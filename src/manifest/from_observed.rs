@@ -131,7 +131,10 @@ pub fn build(observed: &Observed, roots: Option<&[String]>, org_name_shared: boo
     let fragments = b.fragments(limited);
     resolve_fragment_refs(&mut locations, &b.fragment_names, observed, &mut b.warnings);
     let invites = b.invites();
-    let members = b.members();
+    let kinds = crate::kinds::KINDS
+        .iter()
+        .filter_map(|k| Some((k.key().to_string(), k.import(&mut Importer { b: &mut b })?)))
+        .collect();
     let keys = b.keys();
     let organization = if org_name_shared
         || observed.organization.name.trim().is_empty()
@@ -150,7 +153,6 @@ pub fn build(observed: &Observed, roots: Option<&[String]>, org_name_shared: boo
             fragments,
             locations,
             invites,
-            members,
             keys,
             default_fragments: default_fragments(observed, &b.fragment_names, &mut b.warnings),
             // The settings the cloud reports; the name is how the organization is found.
@@ -165,10 +167,35 @@ pub fn build(observed: &Observed, roots: Option<&[String]>, org_name_shared: boo
                 b.metadata.sort_by(|x, y| x.owner.cmp(&y.owner));
                 std::mem::take(&mut b.metadata)
             },
+            kinds,
             digest: String::new(),
         },
         warnings: b.warnings,
         counts: b.counts,
+    }
+}
+
+/// What a registered kind ([`crate::kinds`]) imports with: the observation, and the rule
+/// for roles.
+pub struct Importer<'b, 'a> {
+    b: &'b mut Builder<'a>,
+}
+
+impl<'a> Importer<'_, 'a> {
+    pub fn observed(&self) -> &'a Observed {
+        self.b.o
+    }
+
+    /// The grants `held` (by `who`, for warnings) as declared: `None` (and a warning: `who`
+    /// is left out, and so left alone) when one is on something the manifest does not
+    /// declare.
+    pub fn declared_grants(
+        &mut self,
+        held: &[&crate::model::Grant],
+        who: &str,
+    ) -> Option<Vec<DesiredGrant>> {
+        let org_id = self.b.o.organization.id.clone();
+        self.b.declared_grants(held, &org_id, who)
     }
 }
 
@@ -547,38 +574,6 @@ impl<'a> Builder<'a> {
         }
         grants.sort();
         (!grants.is_empty()).then_some(grants)
-    }
-
-    /// Members with their roles, by email (else user id). A member holding a role on
-    /// something the manifest does not declare is left out, and so left alone.
-    fn members(&mut self) -> Option<Vec<crate::model::DesiredMember>> {
-        use crate::model::{DesiredMember, MemberRef};
-        let roles = self.o.member_roles.as_ref()?;
-        let org_id = self.o.organization.id.clone();
-        let mut out = vec![];
-        for m in &self.o.members {
-            let held: Vec<&crate::model::Grant> = roles
-                .iter()
-                .filter(|r| r.identity_id == m.user_id)
-                .map(|r| &r.grant)
-                .collect();
-            let label = format!("member `{}`", m.emails.first().unwrap_or(&m.user_id));
-            let Some(grants) = self.declared_grants(&held, &org_id, &label) else {
-                continue;
-            };
-            let who = match m.emails.first() {
-                Some(e) => MemberRef::Email(e.to_lowercase()),
-                None => MemberRef::UserId(m.user_id.clone()),
-            };
-            out.push(DesiredMember {
-                who,
-                grants,
-                protect: false,
-            });
-        }
-        out.sort_by(|a, b| a.who.cmp(&b.who));
-        // Declaring `members: []` would manage every member as holding nothing.
-        (!out.is_empty()).then_some(out)
     }
 
     /// API keys with their roles, by name. A key holding a role on something the manifest

@@ -95,6 +95,25 @@ pub use files::{DEFAULT_MAX_FILE_BYTES, LoadOptions, read_bounded, set_default_m
 pub use include::{included_files, lenient_top_level_str};
 pub use schema::{schema, source_schema};
 
+/// What a registered kind ([`crate::kinds`]) reads, validates and writes its section with.
+pub mod section {
+    pub use super::from_observed::Importer;
+    pub use super::raw::RawGrant;
+    pub use super::schema::EMAIL_PATTERN;
+    pub use super::span::YPath;
+    pub use super::validate::{SectionValidator, is_email};
+    pub use crate::manifest::export::grant as export_grant;
+}
+
+/// The keys of the `access:` section, in the order they are written: `invites`, the
+/// registered kinds' sections, `keys`.
+fn access_keys() -> Vec<&'static str> {
+    std::iter::once("invites")
+        .chain(crate::kinds::KINDS.iter().map(|k| k.section()))
+        .chain(std::iter::once("keys"))
+        .collect()
+}
+
 /// Resolves the `${env:NAME}` references of one manifest string (a sensitive value's
 /// template); the error names what is missing or malformed, never a value.
 pub fn resolve_template(
@@ -349,11 +368,15 @@ mod tests {
         assert!(e[0].contains("`members` must be a list"), "{e:?}");
         // An empty `access:` manages neither invites nor members.
         let d = ok("version: 1\norganization: a\naccess: {}\n");
-        assert_eq!((d.invites, d.members), (None, None));
+        assert_eq!(
+            (&d.invites, crate::kinds::members::declared(&d)),
+            (&None, None)
+        );
     }
 
     #[test]
     fn members_are_named_once_by_email_or_user_id_with_invite_grants() {
+        use crate::kinds::members;
         use crate::model::{DesiredGrant, DesiredMember, MemberRef, Role};
         let d = ok("version: 1
 organization: a
@@ -369,7 +392,7 @@ access:
 ");
         assert_eq!(d.invites, None, "invites unmanaged without `invites:`");
         assert_eq!(
-            d.members.unwrap(),
+            members::declared(&d).unwrap(),
             [
                 DesiredMember {
                     who: MemberRef::Email("lead@acme.example".into()),

@@ -169,16 +169,17 @@ pub struct RawPart {
     pub config_file: Option<String>,
 }
 
-/// The `access:` section.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+/// The `access:` section. Its other keys are the sections of the registered kinds
+/// ([`crate::kinds`]), kept as written for the kind to read; a key that is neither is
+/// reported by the structural pass (the schema lists every key) and by `validate`.
+#[derive(Debug, Default, Deserialize, Serialize)]
 pub struct RawAccess {
     /// Absent: pending invites are not managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invites: Option<Vec<RawInvite>>,
-    /// Members' role grants; absent: members' roles are not managed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub members: Option<Vec<RawMember>>,
+    /// The registered kinds' sections, by key.
+    #[serde(flatten)]
+    pub kinds: serde_json::Map<String, serde_json::Value>,
     /// API keys and their roles; absent: API keys are not managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<Vec<RawKey>>,
@@ -193,20 +194,6 @@ pub struct RawKey {
     /// The name the key had before (it is renamed, keeping its id and secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved_from: Option<String>,
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub protect: bool,
-    #[serde(default)]
-    pub grants: Vec<RawGrant>,
-}
-
-/// A member of the organization (by email or user id) and the roles they should hold.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawMember {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
     #[serde(default)]

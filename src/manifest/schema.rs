@@ -19,7 +19,7 @@ const UUID_PATTERN: &str =
 const LOCATION_ID_PATTERN: &str = r"^[a-z0-9]{10}$";
 /// A non-empty RFC 6901 JSON pointer.
 const POINTER_PATTERN: &str = r"^(?:/(?:[^~/]|~[01])*)+$";
-const EMAIL_PATTERN: &str = r"^[^@\s]+@[^@\s]+\.[^@\s]+$";
+pub const EMAIL_PATTERN: &str = r"^[^@\s]+@[^@\s]+\.[^@\s]+$";
 const DURATION_PATTERN: &str = r"^(?:[0-9]*\.?[0-9]+(?:ms|s|m|h|d))+$";
 const CONFIG_FILE_PATTERN: &str = r"\.(?:json|ya?ml)$";
 
@@ -417,11 +417,6 @@ pub fn schema() -> Value {
                     "type": "array",
                     "items": { "$ref": "#/$defs/invite" }
                 },
-                "members": {
-                    "description": "Members of the organization and the roles each should hold. Absent: members' roles are not managed. A listed member's roles are made to match; members not listed keep their roles unless `prune: true`.",
-                    "type": "array",
-                    "items": { "$ref": "#/$defs/member" }
-                },
                 "keys": {
                     "description": "API keys of the organization, by name, and the roles each should hold. Absent: API keys are not managed. A new key's id and secret are written once to a file (`--keys-out`), never to the manifest or the plan; keys not listed are kept unless `prune: true`. The key fleetform runs with is never deleted or given fewer roles.",
                     "type": "array",
@@ -462,38 +457,23 @@ pub fn schema() -> Value {
             }
         }),
     );
-    defs.insert(
-        "member".into(),
-        json!({
-            "title": "member",
-            "description": "A member of the organization, named by exactly one of `email` or `user_id`.",
-            "type": "object",
-            "additionalProperties": false,
-            "oneOf": [
-                { "required": ["email"] },
-                { "required": ["user_id"] }
-            ],
-            "properties": {
-                "email": {
-                    "description": "One of the member's email addresses (compared case-insensitively).",
-                    "type": "string",
-                    "format": "email",
-                    "pattern": EMAIL_PATTERN
-                },
-                "user_id": {
-                    "description": "The member's user id.",
-                    "type": "string",
-                    "minLength": 1
-                },
-                "grants": {
-                    "description": "Every role the member should hold, one per target. Roles the member holds on other targets are removed.",
-                    "type": "array",
-                    "items": { "$ref": "#/$defs/grant" }
-                },
-                "protect": { "$ref": "#/$defs/protect" }
-            }
-        }),
-    );
+    // The registered kinds: their sections under `access:` (after `invites`) and their
+    // definitions.
+    for kind in crate::kinds::KINDS {
+        let (section, kind_defs) = kind.schema();
+        if let Some(Value::Object(props)) =
+            defs.get_mut("access").and_then(|a| a.get_mut("properties"))
+        {
+            let at = props
+                .keys()
+                .position(|k| k == "invites")
+                .map_or(0, |i| i + 1);
+            props.shift_insert(at, kind.section().into(), section);
+        }
+        for (name, def) in kind_defs {
+            defs.insert(name.into(), def);
+        }
+    }
     defs.insert(
         "invite".into(),
         json!({

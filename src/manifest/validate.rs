@@ -37,7 +37,7 @@ mod tree;
 
 use super::error::Diagnostic;
 use super::raw::{
-    RawFragment, RawInvite, RawKey, RawLocation, RawMachine, RawManifest, RawMember,
+    RawFragment, RawGrant, RawInvite, RawKey, RawLocation, RawMachine, RawManifest,
     RawOrganization, RawPart,
 };
 use super::span::{Node, Pos, YPath};
@@ -47,8 +47,8 @@ use crate::model::rules::{
 };
 use crate::model::{
     Desired, DesiredFragment, DesiredGrant, DesiredInvite, DesiredKey, DesiredLocation,
-    DesiredMachine, DesiredMember, DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity,
-    MemberRef, OrgRef, OrgSettings, Role, TagTarget, Visibility, parse_duration,
+    DesiredMachine, DesiredPart, FragmentRef, FragmentUse, GrantTarget, Identity, OrgRef,
+    OrgSettings, Role, TagTarget, Visibility, parse_duration,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -217,9 +217,25 @@ pub fn validate(
     let invites = access
         .and_then(|a| a.invites.as_deref())
         .map(|i| v.invites(i, &decls));
-    let members = access
-        .and_then(|a| a.members.as_deref())
-        .map(|m| v.members(m, &decls));
+    let mut kinds = BTreeMap::new();
+    for (section, raw) in access.into_iter().flat_map(|a| &a.kinds) {
+        let at = root.key("access").key(section);
+        match crate::kinds::KINDS.iter().find(|k| k.section() == section) {
+            Some(kind) => {
+                let mut sv = SectionValidator {
+                    v: &mut v,
+                    decls: &decls,
+                };
+                let desired = kind.validate(&mut sv, raw, &at);
+                kinds.insert(kind.key().to_string(), desired);
+            }
+            None => v.err_key(
+                &at,
+                format!("unknown key `{section}` in `access`"),
+                format!("allowed: {}", super::access_keys().join(", ")),
+            ),
+        }
+    }
     let keys = access
         .and_then(|a| a.keys.as_deref())
         .map(|k| v.keys(k, &decls));
@@ -239,7 +255,6 @@ pub fn validate(
         fragments,
         locations,
         invites,
-        members,
         keys,
         default_fragments,
         settings,
@@ -248,8 +263,35 @@ pub fn validate(
             v.metadata.sort_by(|a, b| a.owner.cmp(&b.owner));
             std::mem::take(&mut v.metadata)
         },
+        kinds,
         digest: digest.finish(&includes, &v.env_used),
     })
+}
+
+/// What a registered kind ([`crate::kinds`]) validates its section with: the problems found
+/// (reported at their place in the manifest), and the grants shared by every holder of
+/// roles.
+pub struct SectionValidator<'v, 'a> {
+    v: &'v mut Validator<'a>,
+    decls: &'v Decls,
+}
+
+impl SectionValidator<'_, '_> {
+    /// Reports a problem at `at`.
+    pub fn err(&mut self, at: &YPath, message: impl Into<String>, hint: impl Into<String>) {
+        self.v.err(at, message, hint);
+    }
+
+    /// The line `at` is on.
+    pub fn line(&self, at: &YPath) -> usize {
+        self.v.tree.pos_of(at).line()
+    }
+
+    /// The grants of the entry at `at` (named `who` in messages), each parsed, its target
+    /// resolved to a declared path, one grant per target.
+    pub fn grants(&mut self, raw: &[RawGrant], at: &YPath, who: &str) -> Vec<DesiredGrant> {
+        self.v.grants(raw, at, who, self.decls)
+    }
 }
 
 impl Validator<'_> {

@@ -7,6 +7,7 @@
 
 use super::{ConfigJson, Role, Visibility};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The whole manifest, validated.
@@ -24,10 +25,6 @@ pub struct Desired {
     pub locations: Vec<DesiredLocation>,
     /// `None` when the manifest has no `access:` section: invites are then not managed at all.
     pub invites: Option<Vec<DesiredInvite>>,
-    /// `None` when the manifest has no `access: members:`: members' roles are then not
-    /// managed at all.
-    #[serde(default)]
-    pub members: Option<Vec<DesiredMember>>,
     /// `None` when the manifest has no `access: keys:`: API keys are then not managed at all.
     #[serde(default)]
     pub keys: Option<Vec<DesiredKey>>,
@@ -46,6 +43,11 @@ pub struct Desired {
     /// How part updates and tag moves reach the fleet (`rollout:`); `None`: all at once.
     #[serde(default)]
     pub rollout: Option<super::RolloutPolicy>,
+    /// The sections of the registered kinds ([`crate::kinds`]) the manifest has, by kind key,
+    /// each in the kind's desired form; a kind without an entry is not managed. A section
+    /// declares nothing when its form is an empty list.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kinds: BTreeMap<String, serde_json::Value>,
     /// SHA-256 (hex) over the manifest and every file it includes, with sensitive values
     /// hashed, so a saved plan can name exactly what it was made from.
     pub digest: String,
@@ -354,12 +356,15 @@ impl Desired {
     }
 
     /// True when the manifest declares nothing at all (no fragments, locations, invites,
-    /// members or API keys).
+    /// API keys, or anything in a registered kind's section).
     pub fn is_empty(&self) -> bool {
         self.fragments.is_empty()
             && self.locations.is_empty()
             && self.invites.as_ref().is_none_or(|i| i.is_empty())
-            && self.members.as_ref().is_none_or(|m| m.is_empty())
+            && self
+                .kinds
+                .values()
+                .all(|v| v.as_array().is_some_and(Vec::is_empty))
             && self.keys.as_ref().is_none_or(|k| k.is_empty())
     }
 }

@@ -3,12 +3,12 @@
 //! Built by `crate::cloud::observe` from list calls. It covers the manifest's scope: every
 //! location, machine and fragment of the organization (list calls return them anyway), the
 //! parts of machines inside managed locations, invites when the manifest manages access,
-//! members' roles when the manifest has `access: members:`, fresh secrets for locations with a rotation policy, and the metadata of the owners whose
+//! what the registered kinds read, fresh secrets for locations with a rotation policy, and the metadata of the owners whose
 //! declaration manages it.
 
 use super::{
     ApiKey, Fragment, FragmentTag, FragmentUsage, Invite, Location, LocationSecret, Machine,
-    Member, MemberRole, Organization, Part, Timestamp,
+    Member, Organization, Part, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,9 +29,6 @@ pub struct Observed {
     /// `None` when access is not managed (not read).
     pub invites: Option<Vec<Invite>>,
     pub members: Vec<Member>,
-    /// The roles members hold; `None` when members' roles are not managed (not read).
-    #[serde(default)]
-    pub member_roles: Option<Vec<MemberRole>>,
     /// The organization's API keys; `None` when keys are not managed (not read).
     #[serde(default)]
     pub api_keys: Option<Vec<ApiKey>>,
@@ -54,6 +51,9 @@ pub struct Observed {
     /// by [`super::MetadataTarget::key`]. A resource not in the map was not read.
     #[serde(default)]
     pub metadata: BTreeMap<String, super::Metadata>,
+    /// What each registered kind ([`crate::kinds`]) the manifest manages read, by kind key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kinds: BTreeMap<String, serde_json::Value>,
     /// When the observation was made (for secret ages).
     pub observed_at: Timestamp,
 }

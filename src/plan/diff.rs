@@ -13,7 +13,7 @@
 //!
 //! This file holds the matching core; each kind of resource is planned in its own file, as
 //! more methods of the one [`Planner`]: `fragments`, `locations`, `machines`, `parts`,
-//! `access` (invites, secrets) and `extraneous` (undeclared resources, delete guards, final
+//! `access` (invites, secrets), `registered` (the kinds of [`crate::kinds`]) and `extraneous` (undeclared resources, delete guards, final
 //! ordering). `preconditions` holds the fingerprints a change's precondition checks at apply
 //! time.
 
@@ -37,17 +37,18 @@ mod fragments;
 mod keys;
 mod locations;
 mod machines;
-mod members;
 mod metadata;
 mod organization;
 mod parts;
 mod preconditions;
+mod registered;
 
 pub use preconditions::{
     default_fragments_fingerprint, fingerprint, grants_fingerprint, key_fingerprint,
     location_fingerprint, machine_fingerprint, metadata_fingerprint, org_settings_fingerprint,
     secrets_fingerprint, tag_fingerprint,
 };
+pub use registered::KindPlanner;
 
 /// Planning options that do not come from the manifest.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -151,7 +152,7 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Pl
     }
     p.metadata();
     p.invites();
-    p.members();
+    p.registered_kinds();
     p.keys();
     p.secrets();
     p.extraneous();
@@ -568,7 +569,8 @@ fn declared_identities(d: &Desired) -> impl Iterator<Item = (Kind, &str, &Identi
     fragments.chain(locations).chain(machines)
 }
 
-fn planned_from_observed(g: &Grant) -> PlannedGrant {
+/// An observed grant in plan terms.
+pub fn planned_grant(g: &Grant) -> PlannedGrant {
     let target = match g.resource_kind {
         ResourceKind::Organization => GrantRef::Organization(g.resource_id.clone()),
         ResourceKind::Location => GrantRef::Location(IdRef::Existing(g.resource_id.clone())),

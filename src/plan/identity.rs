@@ -484,11 +484,10 @@ fn map_op_refs(op: &mut Op, map: &impl Fn(&mut String)) {
         Op::SetDefaultFragments { fragments } => fragments
             .iter_mut()
             .for_each(|r| map_id_ref(&mut r.fragment, map)),
-        Op::UpdateInvite { add, remove, .. }
-        | Op::UpdateMemberRoles { add, remove, .. }
-        | Op::UpdateKeyRoles { add, remove, .. } => {
+        Op::UpdateInvite { add, remove, .. } | Op::UpdateKeyRoles { add, remove, .. } => {
             add.iter_mut().chain(remove.iter_mut()).for_each(grant)
         }
+        Op::Kind(k) => crate::kinds::map_refs(&mut k.body, map),
         Op::DeleteLocation { .. }
         | Op::DeleteMachine { .. }
         | Op::DeletePart { .. }

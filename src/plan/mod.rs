@@ -66,9 +66,10 @@ pub mod target;
 mod types;
 
 pub use diff::{
-    Options, PlanError, PlanErrors, default_fragments_fingerprint, fingerprint, grants_fingerprint,
-    human_age, key_fingerprint, location_fingerprint, machine_fingerprint, metadata_fingerprint,
-    org_settings_fingerprint, plan, secrets_fingerprint, tag_fingerprint,
+    KindPlanner, Options, PlanError, PlanErrors, default_fragments_fingerprint, fingerprint,
+    grants_fingerprint, human_age, key_fingerprint, location_fingerprint, machine_fingerprint,
+    metadata_fingerprint, org_settings_fingerprint, plan, planned_grant, secrets_fingerprint,
+    tag_fingerprint,
 };
 pub use identity::{TEMPORARY_SUFFIX, temporary_name};
 pub use types::*;

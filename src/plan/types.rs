@@ -75,9 +75,8 @@ pub struct Notice {
     pub message: String,
 }
 
-/// The kind of resource a change or note is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// The kind of resource a change or note is about. Written in plans by [`Kind::key`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     Fragment,
     Location,
@@ -93,27 +92,68 @@ pub enum Kind {
     /// The metadata of the organization, a location, a machine or a part; its path is the
     /// owner's (the organization's name for the organization).
     Metadata,
-    /// A member's roles; its path is the member's email (or user id).
-    Member,
+    /// A kind of the registry ([`crate::kinds`]), by its [`key`](Kind::key).
+    Registered(&'static str),
     /// An API key and its roles; its path is the key's name (its id when it has none).
     ApiKey,
 }
 
 impl Kind {
+    /// For people: `location secret`, `API key`.
     pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::LocationSecret => "location secret",
+            Kind::FragmentTag => "fragment tag",
+            Kind::Registered(key) => crate::kinds::by_key(key).map_or(key, |k| k.label()),
+            Kind::ApiKey => "API key",
+            other => other.key(),
+        }
+    }
+
+    /// As written in plans and JSON output: `location_secret`, `api_key`.
+    pub fn key(self) -> &'static str {
         match self {
             Kind::Fragment => "fragment",
             Kind::Location => "location",
             Kind::Machine => "machine",
             Kind::Part => "part",
             Kind::Invite => "invite",
-            Kind::LocationSecret => "location secret",
-            Kind::FragmentTag => "fragment tag",
+            Kind::LocationSecret => "location_secret",
+            Kind::FragmentTag => "fragment_tag",
             Kind::Organization => "organization",
             Kind::Metadata => "metadata",
-            Kind::Member => "member",
-            Kind::ApiKey => "API key",
+            Kind::Registered(key) => key,
+            Kind::ApiKey => "api_key",
         }
+    }
+}
+
+impl Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.key())
+    }
+}
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const BUILT_IN: [Kind; 10] = [
+            Kind::Fragment,
+            Kind::Location,
+            Kind::Machine,
+            Kind::Part,
+            Kind::Invite,
+            Kind::LocationSecret,
+            Kind::FragmentTag,
+            Kind::Organization,
+            Kind::Metadata,
+            Kind::ApiKey,
+        ];
+        let key = std::borrow::Cow::<str>::deserialize(d)?;
+        BUILT_IN
+            .into_iter()
+            .find(|k| k.key() == key)
+            .or_else(|| crate::kinds::by_key(&key).map(|k| k.kind()))
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown kind `{key}`")))
     }
 }
 
@@ -462,12 +502,6 @@ pub enum Op {
     DeleteInvite {
         email: String,
     },
-    /// Gives member `user_id` the roles `add`, then takes `remove` away.
-    UpdateMemberRoles {
-        user_id: String,
-        add: Vec<PlannedGrant>,
-        remove: Vec<PlannedGrant>,
-    },
     /// Creates API key `name` holding `grants`; its id and secret go to whoever applies the
     /// plan (once), never into the plan.
     CreateKey {
@@ -495,6 +529,11 @@ pub enum Op {
         location_id: String,
         old_secret_ids: Vec<String>,
     },
+    /// An operation of a registered kind ([`crate::kinds`]), written as the kind writes it
+    /// (its own `op` tag), so it is last and untagged: a tag no variant above has is looked
+    /// up in the registry.
+    #[serde(untagged)]
+    Kind(crate::kinds::KindOp),
 }
 
 fn send_email_default() -> bool {

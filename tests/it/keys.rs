@@ -682,7 +682,12 @@ fn members_and_keys_may_be_declared_in_included_files() {
     let d = load_tree(&[("fleet.yaml", main), ("sites/a.yaml", site)]).unwrap();
     let keys: Vec<&str> = d.keys.iter().flatten().map(|k| k.name.as_str()).collect();
     assert_eq!(keys, ["ci", "site-a"]);
-    assert_eq!(d.members.as_ref().map(Vec::len), Some(1));
+    assert_eq!(
+        fleetform::kinds::members::declared(&d)
+            .as_ref()
+            .map(Vec::len),
+        Some(1)
+    );
 
     // A key declared in two files is reported like one declared twice in one file.
     let twice = "access:\n  keys:\n    - {name: ci, grants: [{role: operator, location: HQ}]}\n";

@@ -5,6 +5,7 @@ use crate::common::{self, Cloud, manifest, plan_for};
 use fleetform::apply::{ApplyOptions, Report, apply, check_preconditions};
 use fleetform::cloud::observe::{ObserveOptions, observe_for_import};
 use fleetform::cloud::{CloudApi, Code};
+use fleetform::kinds::members::MemberRoles;
 use fleetform::model::{Desired, Metadata, MetadataTarget};
 use fleetform::plan::{Action, Kind, Plan};
 use fleetform::proto::viam::app::v1 as pb;
@@ -625,7 +626,7 @@ async fn member_roles_are_added_changed_and_removed() {
             .await
             .unwrap();
     let built = fleetform::manifest::from_observed::build(&observed, None, shared);
-    let members = built.desired.members.clone().expect("members imported");
+    let members = fleetform::kinds::members::declared(&built.desired).expect("members imported");
     assert_eq!(members.len(), 1, "{members:?}");
     assert_eq!(members[0].grants.len(), 2, "{members:?}");
     let text = fleetform::manifest::export::export(&built.desired, &Default::default()).manifest;

@@ -332,9 +332,9 @@ async fn members_roles_are_read_only_when_members_are_managed() {
     c.reset_rpc_counts();
     let o = observe(&c, &d, &ObserveOptions::default()).await.unwrap();
     assert_eq!(count(&c.rpc_counts(), "ListAuthorizations"), 0);
-    assert_eq!(o.member_roles, None);
+    assert_eq!(fleetform::kinds::members::roles(&o), None);
 
-    d.members = Some(vec![]);
+    d.kinds.insert("member".into(), serde_json::json!([]));
     c.reset_rpc_counts();
     let o = observe(&c, &d, &ObserveOptions::default()).await.unwrap();
     assert_eq!(count(&c.rpc_counts(), "ListAuthorizations"), 1);
@@ -344,7 +344,7 @@ async fn members_roles_are_read_only_when_members_are_managed() {
         .iter()
         .find(|m| m.emails.iter().any(|e| e == "owner@example.com"))
         .expect("the founding member is listed");
-    let roles = o.member_roles.expect("roles read");
+    let roles = fleetform::kinds::members::roles(&o).expect("roles read");
     assert!(
         roles.iter().any(|r| r.identity_id == owner.user_id
             && r.grant.role == fleetform::model::Role::Owner

@@ -272,10 +272,14 @@ fn observed(c: Cloud, d: &Desired) -> Observed {
         fragments,
         invites,
         members,
-        member_roles: d.members.is_some().then_some(member_roles),
         api_keys: d.keys.is_some().then_some(api_keys),
         own_key_id: c.own_key,
         metadata: c.metadata,
+        // What the members kind reads: their roles, when the manifest manages them.
+        kinds: fleetform::kinds::members::declared(d)
+            .map(|_| ("member".to_string(), serde_json::json!(member_roles)))
+            .into_iter()
+            .collect(),
         observed_at: Timestamp {
             seconds: c.observed_at,
             nanos: 0,

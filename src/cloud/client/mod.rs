@@ -7,7 +7,7 @@
 //! - `auth.rs`: API key [`Credentials`] and the token flow (`Authenticate`, bearer header).
 //! - `retry.rs`: which calls are retried ([`RetryPolicy`]) and how long to wait.
 //! - `rpcs/`: the RPC table: each [`CloudApi`] method as request → call → convert, one file
-//!   per area: `orgs.rs` (organizations, settings, members, invites, member roles),
+//!   per area: `orgs.rs` (organizations, settings, members, invites),
 //!   `locations.rs` (locations and their secrets), `robots.rs` (machines), `parts.rs` (parts,
 //!   their history and logs), `fragments.rs` (fragments, versions, tags, usage) and
 //!   `metadata.rs`; `rpcs/mod.rs` holds the `rpc!` macro, the shared conversion helpers and
@@ -26,6 +26,11 @@
 //!    Then add the one-line method to `impl CloudApi for Client` in `rpcs/mod.rs` that calls
 //!    it (`self.name(args).await`).
 //! 3. The local cloud answers it in `localcloud/service` (it shares no code with this client).
+//!
+//! A registered kind ([`crate::kinds`]) needs none of this for the RPCs only it makes: it
+//! calls them with `kinds::call` (the generated messages, encoded) through the one generic
+//! [`CloudApi::call_app`], which `Client::call` carries like every method (`app_bytes` in
+//! `transport.rs`).
 //!
 //! # Discipline
 //!

@@ -125,23 +125,97 @@ where
     Req: prost::Message + Send + Sync + 'static,
     Resp: prost::Message + Default + Send + Sync + 'static,
 {
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+    let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
+    app_call(channel, path, method, request, codec).await
+}
+
+/// One unary call of AppService `method` whose request and answer are encoded protobuf
+/// messages, passed through as bytes: how a registered kind's own RPCs travel
+/// ([`CloudApi::call_app`](crate::cloud::CloudApi::call_app)). Same message size limits as
+/// [`app`].
+pub(super) async fn app_bytes(
+    channel: Channel,
+    method: &'static str,
+    request: tonic::Request<Vec<u8>>,
+) -> Result<tonic::Response<Vec<u8>>, tonic::Status> {
+    let path = tonic::codegen::http::uri::PathAndQuery::try_from(format!(
+        "/viam.app.v1.AppService/{method}"
+    ))
+    .map_err(|e| tonic::Status::invalid_argument(format!("RPC name {method:?}: {e}")))?;
+    app_call(channel, path, method, request, BytesCodec).await
+}
+
+/// One unary AppService call at `path` with `codec`, with the size limits of [`app`].
+async fn app_call<C>(
+    channel: Channel,
+    path: tonic::codegen::http::uri::PathAndQuery,
+    method: &'static str,
+    mut request: tonic::Request<C::Encode>,
+    codec: C,
+) -> Result<tonic::Response<C::Decode>, tonic::Status>
+where
+    C: tonic::codec::Codec,
+    C::Encode: Send + Sync + 'static,
+    C::Decode: Send + Sync + 'static,
+{
     let mut grpc = tonic::client::Grpc::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     grpc.ready()
         .await
         .map_err(|e| tonic::Status::unknown(format!("Service was not ready: {e}")))?;
-    let mut request = request;
     request
         .extensions_mut()
         .insert(tonic::GrpcMethod::new("viam.app.v1.AppService", method));
-    let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
-    grpc.unary(
-        request,
-        tonic::codegen::http::uri::PathAndQuery::from_static(path),
-        codec,
-    )
-    .await
+    grpc.unary(request, path, codec).await
+}
+
+/// A gRPC codec for messages already encoded: the bytes go out and come back as they are.
+#[derive(Clone, Copy, Debug, Default)]
+struct BytesCodec;
+
+impl tonic::codec::Codec for BytesCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = BytesCodec;
+    type Decoder = BytesCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        BytesCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        BytesCodec
+    }
+}
+
+impl tonic::codec::Encoder for BytesCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use prost::bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for BytesCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use prost::bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
 }
 
 pub(super) fn robot(channel: Channel) -> RobotServiceClient<Channel> {

@@ -16,8 +16,8 @@
 use crate::model::{
     ApiKey, ConfigJson, Editor, Fragment, FragmentHistoryEntry, FragmentImport, FragmentRevision,
     FragmentTag, FragmentUsage, Grant, HistoryEntry, Invite, Location, LocationOrganization,
-    LocationSecret, LogEntry, Machine, Member, MemberRole, OnlineState, Organization, Part,
-    PartSummary, ResourceKind, Role, Sensitive, Timestamp, Visibility,
+    LocationSecret, LogEntry, Machine, Member, OnlineState, Organization, Part, PartSummary,
+    ResourceKind, Role, Sensitive, Timestamp, Visibility,
 };
 use crate::proto::viam::app::v1 as pb;
 use crate::proto::viam::common::v1 as common;
@@ -428,7 +428,7 @@ fn editor(e: Option<pb::AuthenticatorInfo>) -> Option<Editor> {
 // ---------------------------------------------------------------------------------------------
 
 /// A grant as a role authorization in `org_id` (identity fields left empty, as invites expect).
-pub(super) fn grant_to_authorization(g: &Grant, org_id: &str) -> pb::Authorization {
+pub fn grant_to_authorization(g: &Grant, org_id: &str) -> pb::Authorization {
     let resource_type = g.resource_kind.as_str();
     pb::Authorization {
         authorization_type: "role".to_string(),
@@ -442,7 +442,7 @@ pub(super) fn grant_to_authorization(g: &Grant, org_id: &str) -> pb::Authorizati
 }
 
 /// A role authorization as a grant; anything fleetform does not model is an error.
-pub(super) fn grant_from_authorization(a: &pb::Authorization) -> Result<Grant, ConvertError> {
+pub fn grant_from_authorization(a: &pb::Authorization) -> Result<Grant, ConvertError> {
     let parsed = (a.authorization_type == "role")
         .then(|| ResourceKind::parse(&a.resource_type))
         .flatten()
@@ -464,26 +464,6 @@ pub(super) fn grant_from_authorization(a: &pb::Authorization) -> Result<Grant, C
         resource_kind,
         resource_id: a.resource_id.clone(),
     })
-}
-
-/// An invite; authorizations that are not modelled role grants are skipped with a warning.
-/// The member roles among `authorizations` (users only; anything fleetform does not model,
-/// such as API-key authorizations, is skipped with a warning).
-pub(super) fn member_roles(authorizations: Vec<pb::Authorization>) -> Vec<MemberRole> {
-    authorizations
-        .into_iter()
-        .filter(|a| a.identity_type.is_empty() || a.identity_type == "user")
-        .filter_map(|a| match grant_from_authorization(&a) {
-            Ok(grant) => Some(MemberRole {
-                identity_id: a.identity_id,
-                grant,
-            }),
-            Err(e) => {
-                tracing::warn!(identity = %a.identity_id, error = %e, "skipping authorization");
-                None
-            }
-        })
-        .collect()
 }
 
 /// An API key as listed; roles fleetform does not model are skipped with a warning.
@@ -532,19 +512,7 @@ pub(super) fn key_role_to_authorization(
     }
 }
 
-/// A member's role as an authorization of `org_id`.
-pub(super) fn member_role_to_authorization(
-    identity_id: &str,
-    g: &Grant,
-    org_id: &str,
-) -> pb::Authorization {
-    pb::Authorization {
-        identity_id: identity_id.to_string(),
-        identity_type: "user".to_string(),
-        ..grant_to_authorization(g, org_id)
-    }
-}
-
+/// An invite; authorizations that are not modelled role grants are skipped with a warning.
 pub(super) fn invite(i: pb::OrganizationInvite) -> Invite {
     let grants = i
         .authorizations

@@ -7,8 +7,9 @@
 //! 1. `ListOrganizations` (once) resolves the manifest's `organization:` (an id or a name).
 //! 2. Concurrently: `ListLocations`, `ListFragments` (every visibility; only the organization's
 //!    own fragments are kept), and `ListOrganizationMembers` only when the manifest manages
-//!    access (`access:` present, `Desired::invites` is `Some`); members' roles
-//!    (`ListAuthorizations`) only with `access: members:` (`Desired::members` is `Some`).
+//!    access (`access:` present, `Desired::invites` is `Some`) or a managed registered kind
+//!    needs the members; and what each registered kind the manifest manages reads
+//!    ([`crate::kinds::ResourceKind::observe`]; members' roles: `ListAuthorizations`).
 //! 3. The machines of every listed location with `ListRobotsForLocations` (what Viam's official
 //!    SDKs use), [`LOCATIONS_PER_CALL`] locations per call, the calls concurrent — see
 //!    [`list_machines`] for the fallbacks on clouds that lack it. Alongside them, as soon as
@@ -105,7 +106,7 @@ pub use scope::{
 use super::{CloudApi, CloudError, Code};
 use crate::model::{
     Desired, Fragment, FragmentTag, FragmentUsage, Invite, Location, LocationSecret, Machine,
-    Member, MemberRole, Metadata, MetadataTarget, Observed, Part, Timestamp,
+    Member, Metadata, MetadataTarget, Observed, Part, Timestamp,
 };
 use std::collections::BTreeMap;
 
@@ -233,12 +234,15 @@ pub async fn observe_after(
     if early_lists.is_none() {
         lists.extend([ListRead::Locations, ListRead::Fragments]);
     }
-    if desired.invites.is_some() || desired.members.is_some() {
+    let kinds: Vec<&'static dyn crate::kinds::ResourceKind> = crate::kinds::KINDS
+        .iter()
+        .copied()
+        .filter(|k| desired.kinds.contains_key(k.key()))
+        .collect();
+    if desired.invites.is_some() || kinds.iter().any(|k| k.needs_members()) {
         lists.push(ListRead::Members);
     }
-    if desired.members.is_some() {
-        lists.push(ListRead::MemberRoles);
-    }
+    lists.extend(kinds.iter().map(|&k| ListRead::Kind(k)));
     if desired.keys.is_some() {
         lists.push(ListRead::Keys);
     }
@@ -246,9 +250,7 @@ pub async fn observe_after(
         phase = "lists",
         calls = lists.len(),
         "observe: listing locations, fragments{}",
-        if desired.members.is_some() {
-            ", members and their roles"
-        } else if desired.invites.is_some() {
+        if lists.iter().any(|l| matches!(l, ListRead::Members)) {
             " and members"
         } else {
             ""
@@ -274,11 +276,11 @@ pub async fn observe_after(
                 .map_err(read_error(format!(
                     "the members and invites of {org_label}"
                 ))),
-            ListRead::MemberRoles => budget
-                .read(|| api.list_member_roles(org_id))
+            ListRead::Kind(k) => budget
+                .read(|| k.observe(api, org_id))
                 .await
-                .map(Listed::MemberRoles)
-                .map_err(read_error(format!("the members' roles in {org_label}"))),
+                .map(|v| Listed::Kind(k.key(), v))
+                .map_err(read_error(format!("{} in {org_label}", k.reads()))),
             ListRead::Keys => budget
                 .read(|| api.list_keys(org_id))
                 .await
@@ -297,7 +299,7 @@ pub async fn observe_after(
     }
     let mut members = vec![];
     let mut invites = None;
-    let mut member_roles = None;
+    let mut kinds = std::collections::BTreeMap::new();
     let mut api_keys = None;
     for listed in results {
         match listed {
@@ -308,7 +310,9 @@ pub async fn observe_after(
                 // Read for members' roles alone, invites stay unmanaged.
                 invites = desired.invites.is_some().then_some(i);
             }
-            Listed::MemberRoles(r) => member_roles = Some(r),
+            Listed::Kind(key, v) => {
+                kinds.insert(key.to_string(), v);
+            }
             Listed::Keys(k) => api_keys = Some(k),
         }
     }
@@ -452,7 +456,6 @@ pub async fn observe_after(
         fragments,
         invites,
         members,
-        member_roles,
         api_keys,
         own_key_id: api.own_key_id(),
         secrets,
@@ -460,6 +463,7 @@ pub async fn observe_after(
         fragment_revisions,
         fragment_usage,
         metadata,
+        kinds,
         observed_at,
     })
 }
@@ -549,7 +553,8 @@ enum ListRead {
     Locations,
     Fragments,
     Members,
-    MemberRoles,
+    /// What a registered kind reads.
+    Kind(&'static dyn crate::kinds::ResourceKind),
     Keys,
 }
 
@@ -557,7 +562,7 @@ enum Listed {
     Locations(Vec<Location>),
     Fragments(Vec<Fragment>),
     Members(Vec<Member>, Vec<Invite>),
-    MemberRoles(Vec<MemberRole>),
+    Kind(&'static str, serde_json::Value),
     Keys(Vec<crate::model::ApiKey>),
 }
 

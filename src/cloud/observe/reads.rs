@@ -106,7 +106,7 @@ pub async fn list_machines(
 
 /// Observes the organization's locations with ids `roots` and everything inside them: all
 /// locations, machines and fragments of the organization, the parts of every machine in those
-/// subtrees, and (with `invites`) members and invites. What `import` and `status` read.
+/// subtrees, and (with `invites`) members and invites and what every registered kind reads. What `import` and `status` read.
 ///
 /// It observes a probe manifest that pins each root: observation then reads exactly that
 /// scope, with its bounded concurrency and retry budget.
@@ -135,7 +135,11 @@ pub async fn observe_scope(
             })
             .collect(),
         invites: invites.then(Vec::new),
-        members: invites.then(Vec::new),
+        kinds: crate::kinds::KINDS
+            .iter()
+            .filter(|_| invites)
+            .map(|k| (k.key().to_string(), k.empty()))
+            .collect(),
         ..Default::default()
     };
     observe(api, &probe, opts).await

@@ -158,7 +158,7 @@ impl Expander<'_> {
                     // Each list joins the manifest's (duplicates across files are reported
                     // by validation, like within one file).
                     let mut value = e.value;
-                    let lists: Vec<Entry> = ["invites", "members", "keys"]
+                    let lists: Vec<Entry> = crate::manifest::access_keys()
                         .into_iter()
                         .filter_map(|k| take(&mut value, k))
                         .collect();
@@ -169,7 +169,7 @@ impl Expander<'_> {
                         self.err(
                             other.key.pos,
                             format!("unknown key `{k}` in `access`"),
-                            "allowed: invites, members, keys",
+                            format!("allowed: {}", crate::manifest::access_keys().join(", ")),
                         );
                     }
                     if lists.is_empty() {

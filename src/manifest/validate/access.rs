@@ -1,4 +1,4 @@
-//! Access: invites (emails, roles), members and API keys, and their grants, whose targets
+//! Access: invites (emails, roles) and API keys, and the grants of every holder of roles, whose targets
 //! must be declared in this manifest.
 
 use super::*;
@@ -48,7 +48,7 @@ impl Validator<'_> {
 
     /// The grants of one invite or member (`at` is its position, `who` names it in messages):
     /// each parsed, its target resolved, one grant per target.
-    fn grants(
+    pub(super) fn grants(
         &mut self,
         raw: &[crate::manifest::raw::RawGrant],
         at: &YPath,
@@ -90,75 +90,6 @@ impl Validator<'_> {
             }
         }
         grants
-    }
-
-    pub(super) fn members(&mut self, members: &[RawMember], decls: &Decls) -> Vec<DesiredMember> {
-        let list = YPath::root().key("access").key("members");
-        let mut seen: HashMap<MemberRef, usize> = HashMap::new();
-        let mut out = Vec::new();
-        for (i, m) in members.iter().enumerate() {
-            let at = list.idx(i);
-            let who = match (&m.email, &m.user_id) {
-                (Some(email), None) => {
-                    if !is_email(email) {
-                        self.err(
-                            &at.key("email"),
-                            format!("`{email}` is not a valid email address"),
-                            "write a full address such as `ops@acme.example`",
-                        );
-                        continue;
-                    }
-                    MemberRef::Email(email.trim().to_ascii_lowercase())
-                }
-                (None, Some(id)) if !id.trim().is_empty() => {
-                    MemberRef::UserId(id.trim().to_string())
-                }
-                (None, Some(_)) => {
-                    self.err(
-                        &at.key("user_id"),
-                        "empty `user_id`",
-                        "write the member's user id, or name them by `email:`",
-                    );
-                    continue;
-                }
-                (Some(_), Some(_)) => {
-                    self.err(
-                        &at,
-                        "member has both `email` and `user_id`",
-                        "name each member once: by `email:` or by `user_id:`",
-                    );
-                    continue;
-                }
-                (None, None) => {
-                    self.err(
-                        &at,
-                        "member has neither `email` nor `user_id`",
-                        "name the member by `email:` or by `user_id:`",
-                    );
-                    continue;
-                }
-            };
-            let label = match &who {
-                MemberRef::Email(e) | MemberRef::UserId(e) => e.clone(),
-            };
-            let line = self.tree.pos_of(&at).line();
-            if let Some(first) = seen.get(&who) {
-                self.err(
-                    &at,
-                    format!("duplicate member `{label}` (first at line {first})"),
-                    "one entry per member: merge their grants into one entry",
-                );
-                continue;
-            }
-            seen.insert(who.clone(), line);
-            let grants = self.grants(&m.grants, &at, &label, decls);
-            out.push(DesiredMember {
-                who,
-                grants,
-                protect: m.protect,
-            });
-        }
-        out
     }
 
     /// API keys: names unique (compared exactly, as the cloud does), at least one grant each.

@@ -92,8 +92,7 @@ impl<'a> Planner<'a> {
                 self.push(c);
                 continue;
             };
-            let have: BTreeSet<PlannedGrant> =
-                inv.grants.iter().map(planned_from_observed).collect();
+            let have: BTreeSet<PlannedGrant> = inv.grants.iter().map(planned_grant).collect();
             let add: Vec<PlannedGrant> = want.difference(&have).cloned().collect();
             let remove: Vec<PlannedGrant> = have.difference(&want).cloned().collect();
             if add.is_empty() && remove.is_empty() {
@@ -140,13 +139,11 @@ impl<'a> Planner<'a> {
                         email: inv.email.clone(),
                     },
                 );
-                c.details.extend(inv.grants.iter().map(|g| {
-                    detail(
-                        "grant",
-                        Some(&self.grant_label(&planned_from_observed(g))),
-                        None,
-                    )
-                }));
+                c.details.extend(
+                    inv.grants
+                        .iter()
+                        .map(|g| detail("grant", Some(&self.grant_label(&planned_grant(g))), None)),
+                );
                 c.precondition = Some(Precondition::Fingerprint(grants_fingerprint(
                     &inv.email,
                     &inv.grants,

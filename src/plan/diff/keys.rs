@@ -94,8 +94,7 @@ impl<'a> Planner<'a> {
                     continue;
                 }
             };
-            let have: BTreeSet<PlannedGrant> =
-                key.grants.iter().map(planned_from_observed).collect();
+            let have: BTreeSet<PlannedGrant> = key.grants.iter().map(planned_grant).collect();
             let add: Vec<PlannedGrant> = want.difference(&have).cloned().collect();
             let remove: Vec<PlannedGrant> = have.difference(&want).cloned().collect();
             if add.is_empty() && remove.is_empty() {

@@ -4,7 +4,7 @@
 //!
 //! Here: the `rpc!` macro, the shared conversion helpers and `impl CloudApi for Client`, which
 //! hands each method to its area's `impl Client` block:
-//! - `orgs.rs`: organizations, their settings, members, invites and member roles;
+//! - `orgs.rs`: organizations, their settings, members and invites;
 //! - `locations.rs`: locations and their secrets;
 //! - `robots.rs`: machines;
 //! - `parts.rs`: parts, their history and logs;
@@ -14,14 +14,14 @@
 
 use super::Client;
 use super::retry::Kind;
-use super::transport::{app, app_unary, robot, status_error};
+use super::transport::{app, app_bytes, app_unary, robot, status_error};
 use crate::cloud::convert::{self, ConvertError};
 use crate::cloud::{CloudApi, CloudError, Code, LogStream, ParentChange, RpcObserver};
 use crate::model::{
     ApiKey, Fragment, FragmentHistoryEntry, FragmentImport, FragmentTag, FragmentUsage,
     FragmentVersions, Grant, HistoryEntry, Invite, KeySecret, Location, LocationSecret, LogEntry,
-    LogPage, LogQuery, Machine, Member, MemberRole, Metadata, MetadataTarget, Organization, Part,
-    PartSummary, Timestamp, Visibility,
+    LogPage, LogQuery, Machine, Member, Metadata, MetadataTarget, Organization, Part, PartSummary,
+    Timestamp, Visibility,
 };
 use crate::proto::viam::app::v1 as pb;
 use std::sync::Arc;
@@ -95,6 +95,19 @@ fn grants_to_proto(grants: &[Grant], org_id: &str) -> Vec<pb::Authorization> {
 impl CloudApi for Client {
     fn own_key_id(&self) -> Option<String> {
         Some(self.inner.credentials.key_id.clone())
+    }
+
+    async fn call_app(
+        &self,
+        rpc: &'static str,
+        write: bool,
+        request: Vec<u8>,
+    ) -> Result<Vec<u8>, CloudError> {
+        let kind = if write { Kind::Write } else { Kind::Read };
+        self.call(rpc, kind, request, |channel, request| {
+            app_bytes(channel, rpc, request)
+        })
+        .await
     }
 
     async fn list_keys(&self, org_id: &str) -> Result<Vec<ApiKey>, CloudError> {
@@ -413,28 +426,6 @@ impl CloudApi for Client {
     ) -> Result<Fragment, CloudError> {
         self.update_fragment(fragment_id, name, config, visibility, last_known_update)
             .await
-    }
-
-    async fn list_member_roles(&self, org_id: &str) -> Result<Vec<MemberRole>, CloudError> {
-        self.list_member_roles(org_id).await
-    }
-
-    async fn add_member_role(
-        &self,
-        org_id: &str,
-        identity_id: &str,
-        grant: &Grant,
-    ) -> Result<(), CloudError> {
-        self.add_member_role(org_id, identity_id, grant).await
-    }
-
-    async fn remove_member_role(
-        &self,
-        org_id: &str,
-        identity_id: &str,
-        grant: &Grant,
-    ) -> Result<(), CloudError> {
-        self.remove_member_role(org_id, identity_id, grant).await
     }
 
     async fn get_metadata(&self, target: &MetadataTarget) -> Result<Metadata, CloudError> {

@@ -1,4 +1,4 @@
-//! Organizations: the organization itself, its settings, members, invites and member roles.
+//! Organizations: the organization itself, its settings, members and invites.
 
 use super::*;
 
@@ -165,59 +165,6 @@ impl Client {
             req
         )
         .await?;
-        Ok(())
-    }
-
-    pub(super) async fn list_member_roles(
-        &self,
-        org_id: &str,
-    ) -> Result<Vec<MemberRole>, CloudError> {
-        let req = pb::ListAuthorizationsRequest {
-            organization_id: org_id.to_string(),
-            resource_ids: vec![],
-        };
-        let resp = rpc!(
-            self,
-            Read,
-            "ListAuthorizations",
-            app.list_authorizations,
-            req
-        )
-        .await?;
-        Ok(convert::member_roles(resp.authorizations))
-    }
-
-    pub(super) async fn add_member_role(
-        &self,
-        org_id: &str,
-        identity_id: &str,
-        grant: &Grant,
-    ) -> Result<(), CloudError> {
-        let req = pb::AddRoleRequest {
-            authorization: Some(convert::member_role_to_authorization(
-                identity_id,
-                grant,
-                org_id,
-            )),
-        };
-        rpc!(self, Write, "AddRole", app.add_role, req).await?;
-        Ok(())
-    }
-
-    pub(super) async fn remove_member_role(
-        &self,
-        org_id: &str,
-        identity_id: &str,
-        grant: &Grant,
-    ) -> Result<(), CloudError> {
-        let req = pb::RemoveRoleRequest {
-            authorization: Some(convert::member_role_to_authorization(
-                identity_id,
-                grant,
-                org_id,
-            )),
-        };
-        rpc!(self, Write, "RemoveRole", app.remove_role, req).await?;
         Ok(())
     }
 
