@@ -38,6 +38,12 @@
 //! error: the observation makes that read again and reports it as usual. `apply` does not read
 //! early: it lists the fleet only after taking the organization's lease.
 //!
+//! `plan` also reads the organization's parts ahead ([`Early::read_parts_ahead`]): once the
+//! machines are listed, `GetRobotParts` for each of them starts in a pool while the manifest
+//! is still loading, and the observation tells that pool its scope as soon as it knows it
+//! (see `early.rs` for the pool, the shared limit of reads in flight, and what a manifest of
+//! part of an organization may read beyond its scope).
+//!
 //! # Retries: a budget per observation
 //!
 //! The client retries each read a few times on a transient error (`UNAVAILABLE`, a deadline,
