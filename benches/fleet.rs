@@ -10,7 +10,8 @@
 //! L = 1,000 × 10 × 2 (manifest load only). Part configs are realistic (1.5–3 KB, fragment
 //! imports); `M-tiny` is the first benchmark's fleet of one small component per part, kept
 //! for comparison. `BENCH_FLEETS=S,M,M-tiny` picks the workload fleets (default S,M);
-//! `BENCH_LOAD=0` skips the manifest-load table; `BENCH_DIR=dir` keeps its manifests in `dir`.
+//! `BENCH_LOAD=0` skips the manifest-load table; `BENCH_DIR=dir` keeps its manifests in `dir`;
+//! `BENCH_BIN=path` runs the workloads with another `fleetform` binary (client and cloud).
 //! Manifest load is measured in a child process (this binary with `FLEETFORM_BENCH_LOAD` set)
 //! so that its peak RSS is the load's alone.
 //!
@@ -181,13 +182,19 @@ impl Drop for Server {
     }
 }
 
+/// The `fleetform` binary the workloads run (and serve the cloud with): this build's, or
+/// `BENCH_BIN` (another build, to compare two builds on the same fleets minutes apart).
+fn fleetform_bin() -> String {
+    std::env::var("BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_fleetform").to_string())
+}
+
 /// A `fleetform cloud serve` process with injected latency over a fresh database.
 fn server() -> Server {
     use std::io::BufRead;
-    let bin = env!("CARGO_BIN_EXE_fleetform");
+    let bin = fleetform_bin();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("cloud.db");
-    let init = Command::new(bin)
+    let init = Command::new(&bin)
         .args(["cloud", "init", "--org", "bench", "--db"])
         .arg(&db)
         .output()
@@ -199,7 +206,7 @@ fn server() -> Server {
             .unwrap()
             .to_string()
     };
-    let mut child = Command::new(bin)
+    let mut child = Command::new(&bin)
         .args([
             "cloud",
             "serve",
@@ -285,7 +292,7 @@ fn logged_calls(stderr: &str) -> BTreeMap<String, u64> {
 )]
 fn run_fleetform(s: &Server, cwd: &Path, args: &[&str]) -> Measured {
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+    let mut child = Command::new(fleetform_bin())
         .args(args)
         .current_dir(cwd)
         .env("FLEETFORM_CLOUD", &s.endpoint)
@@ -533,13 +540,15 @@ fn main() {
     .filter(|(name, ..)| wanted.split(',').any(|w| w.trim() == *name))
     .collect();
     let mut rows = vec![];
-    let dir = tempfile::tempdir().unwrap();
+    // `BENCH_DIR` keeps the workloads' manifests there too (to profile a run of one).
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::env::var_os("BENCH_DIR").map_or(tmp.path().to_path_buf(), PathBuf::from);
     for (name, size, tiny) in fleets {
         eprintln!("fleet {name}: fleetform…");
         let s = server();
         let base_yaml = fleet_yaml(size, tiny, false);
         let bumped_yaml = fleet_yaml(size, tiny, true);
-        let work = dir.path().join(name);
+        let work = dir.join(name);
         std::fs::create_dir_all(&work).unwrap();
         let (base, bumped) = (work.join("fleet.yaml"), work.join("bumped.yaml"));
         std::fs::write(&base, &base_yaml).unwrap();
@@ -567,7 +576,7 @@ fn main() {
         let theirs: Vec<Option<(f64, u64)>> = match &py {
             Some(py) => {
                 eprintln!("fleet {name}: the Python SDK script…");
-                let fleet = dir.path().join(format!("{name}.json"));
+                let fleet = dir.join(format!("{name}.json"));
                 let fleet_json = sdk_fleet(&desired(&base_yaml), &desired(&bumped_yaml));
                 std::fs::write(&fleet, fleet_json.to_string()).unwrap();
                 let s2 = server();

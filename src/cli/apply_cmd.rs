@@ -356,7 +356,13 @@ async fn execute(
         confirm(&plan)?;
     }
     // Fencing: the confirmation may have taken a while; write only if the lease is still ours.
-    held.fence().await?;
+    // The stale-plan check reads the cloud at the same time (one round trip for both).
+    let api: Arc<dyn CloudApi> = Arc::new(client.clone());
+    let checked = match tokio::join!(held.fence(), reconcile::check(Arc::clone(&api), prepared)) {
+        (Err(e), _) => return Err(e.into()),
+        (Ok(()), Err(e)) => return apply_error(e, saved),
+        (Ok(()), Ok(checked)) => checked,
+    };
 
     let stop_tx = Arc::clone(&held.stop);
     let stop_rx = held.stop.subscribe();
@@ -367,12 +373,11 @@ async fn execute(
     });
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = tokio::spawn(show_progress(Arc::clone(&plan), events_rx, args.output));
-    let api: Arc<dyn CloudApi> = Arc::new(client.clone());
     // The secrets of the keys the plan creates come back once, here.
     let (keys_tx, mut keys_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut opts = opts.clone();
     opts.apply.new_keys = Some(keys_tx);
-    let result = reconcile::apply(api, prepared, &opts, Some(events_tx), stop_rx).await;
+    let result = reconcile::apply_checked(api, checked, &opts, Some(events_tx), stop_rx).await;
     drop(opts);
     ctrl_c.abort();
     let _ = progress.await;

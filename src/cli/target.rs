@@ -31,6 +31,7 @@ use crate::model::Sensitive;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Which cloud a command talks to, and how: flattened into every command that talks to a
 /// cloud, under the "Cloud" heading of its help.
@@ -296,7 +297,10 @@ pub fn connect_early(global: &GlobalArgs, lists: Option<ObserveOptions>) -> Opti
     let cloud = global.cloud.clone();
     let task = tokio::spawn(async move {
         let target = connect_remote_quietly(&cloud, &cloud.target).await?;
-        let early = read_early(&target.client, lists.as_ref()).await;
+        let mut early = read_early(&target.client, lists.as_ref()).await;
+        if let (Some(early), Some(opts)) = (&mut early, &lists) {
+            early.read_parts_ahead(Arc::new(target.client.clone()), opts.read_concurrency);
+        }
         Ok((target, early))
     });
     Some(EarlyTarget { task })

@@ -255,11 +255,36 @@ pub async fn apply(
     events: Option<mpsc::UnboundedSender<Event>>,
     stop: watch::Receiver<bool>,
 ) -> Result<Report, ApplyError> {
+    let checked = check(Arc::clone(&api), prepared).await?;
+    apply_checked(api, checked, opts, events, stop).await
+}
+
+/// A plan whose verdicts allow it and whose preconditions held when [`check`] read them:
+/// what [`apply_checked`] executes without reading them once more.
+#[derive(Debug)]
+pub struct Checked(Prepared);
+
+/// The checks [`apply`] makes before its first write (the verdicts, then the stale-plan
+/// check), keeping the plan for [`apply_checked`]: for a caller that makes a last check of its
+/// own at the same time (the lease's fence), so that both take one round trip. Apply the
+/// result right away: a plan that waits (at a prompt) must be checked again.
+pub async fn check(api: Arc<dyn CloudApi>, prepared: Prepared) -> Result<Checked, ApplyError> {
     if !prepared.refusals.is_empty() {
         return Err(ApplyError::Refused(prepared.refusals));
     }
-    check_fresh(Arc::clone(&api), &prepared).await?;
-    let plan = prepared.plan;
+    check_fresh(api, &prepared).await?;
+    Ok(Checked(prepared))
+}
+
+/// [`apply`] of a plan [`check`] has just checked.
+pub async fn apply_checked(
+    api: Arc<dyn CloudApi>,
+    checked: Checked,
+    opts: &Options,
+    events: Option<mpsc::UnboundedSender<Event>>,
+    stop: watch::Receiver<bool>,
+) -> Result<Report, ApplyError> {
+    let plan = checked.0.plan;
     let report = match &plan.rollout {
         Some(_) => {
             crate::rollout::execute(api, &plan, &opts.apply, &opts.rollout, events, stop).await

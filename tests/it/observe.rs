@@ -198,6 +198,68 @@ async fn early_reads_serve_the_observation() {
     assert_eq!(timeless(after), timeless(plain));
 }
 
+/// Parts read ahead while the manifest loads serve the observation: a manifest of the whole
+/// organization reads each machine once, as without them; one of part of it observes exactly
+/// its scope, having read at most the machines outside it that the read-ahead started before
+/// the scope was known.
+#[tokio::test]
+async fn parts_read_ahead_serve_the_observation() {
+    let cloud = Cloud::start().await;
+    let c = cloud.client().await;
+    build_fleet(&c, &cloud.org_id).await;
+    let opts = ObserveOptions::default();
+    let part_of_org = desired(OrgRef::Name("test-org".into()));
+    let mut whole_org = part_of_org.clone();
+    whole_org.locations.push(location("Lab", vec![], vec![]));
+
+    for (d, outside_scope) in [(&whole_org, 0), (&part_of_org, 2)] {
+        c.reset_rpc_counts();
+        let plain = observe(&c, d, &opts).await.unwrap();
+        let once = c.rpc_counts();
+        c.reset_rpc_counts();
+        let mut early = read_early(&c, Some(&opts)).await.expect("early reads");
+        early.read_parts_ahead(std::sync::Arc::new(c.clone()), opts.read_concurrency);
+        let after = observe_after(&c, d, &opts, Some(early)).await.unwrap();
+        assert_eq!(timeless(after), timeless(plain));
+        let mut counts = c.rpc_counts();
+        let parts = count(&counts, "GetRobotParts");
+        let wanted = count(&once, "GetRobotParts");
+        assert!(
+            (wanted..=wanted + outside_scope).contains(&parts),
+            "{parts} GetRobotParts for {wanted} machines in scope"
+        );
+        counts.insert("GetRobotParts", wanted);
+        assert_eq!(counts, once);
+    }
+}
+
+/// Dropping the early reads (a manifest that does not load) stops the parts read ahead:
+/// nothing more is started.
+#[tokio::test]
+async fn dropping_the_early_reads_stops_the_parts_read_ahead() {
+    let cloud = Cloud::start_with(Faults {
+        latency: Duration::from_millis(60),
+        ..Faults::default()
+    })
+    .await;
+    let c = cloud.client().await;
+    let fleet = build_fleet(&c, &cloud.org_id).await;
+    let opts = ObserveOptions::default();
+    let mut early = read_early(&c, Some(&opts)).await.expect("early reads");
+    c.reset_rpc_counts();
+    // One read at a time: reading all six machines takes six round trips.
+    early.read_parts_ahead(std::sync::Arc::new(c.clone()), 1);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    drop(early);
+    let started = count(&c.rpc_counts(), "GetRobotParts");
+    assert!(
+        started < fleet.machines.len() as u64,
+        "{started} reads started"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count(&c.rpc_counts(), "GetRobotParts"), started);
+}
+
 #[tokio::test]
 async fn observes_the_whole_org_and_reads_parts_only_in_scope() {
     let cloud = Cloud::start().await;

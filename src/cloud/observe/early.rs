@@ -1,10 +1,37 @@
 //! Reads an observation can make before the manifest is known: `plan` starts them while the
 //! manifest loads, so that the first rounds of calls overlap the load.
+//!
+//! # Reading parts ahead
+//!
+//! Once the one organization's machines are listed, [`Early::read_parts_ahead`] starts
+//! `GetRobotParts` for them, in the order listed, in a pool of `read_concurrency` reads, while
+//! the manifest is still loading. The observation then tells the pool its scope
+//! ([`machines_to_read`](super::machines_to_read)) as soon as the manifest has loaded and the
+//! scope is computed: from then on the pool starts only machines in scope (it keeps reading
+//! those, so the reads go on without a break), and the observation keeps the parts of the
+//! machines in scope and drops the rest. A machine whose read failed is read again by the
+//! observation, with its retry budget, and reported as usual.
+//!
+//! - The pool's reads and the observation's own reads take their slots from one semaphore:
+//!   never more than `read_concurrency` reads in flight together.
+//! - A manifest that manages the whole organization reads each machine once, as without the
+//!   read-ahead. One that manages part of it may also read machines outside its scope: those
+//!   the pool started before the scope was known, so at most what fits in the time the
+//!   manifest took to load (about `read_concurrency` machines per round trip). That is the
+//!   price of not knowing the scope while loading; the parts read outside it are dropped.
+//! - Dropping the [`Early`] (a manifest that does not load, an observation that fails or does
+//!   not use the early lists) stops the pool: nothing new is started, and reads in flight
+//!   are abandoned.
 
+use super::budget::{bounded, lock};
 use super::reads::list_machines;
 use super::{ObserveOptions, own_fragments};
 use crate::cloud::CloudApi;
-use crate::model::{Fragment, Location, Machine, Organization, Timestamp};
+use crate::model::{Fragment, Location, Machine, Organization, Part, Timestamp};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::sync::Semaphore;
 
 /// The organizations the API key sees and, when it sees exactly one (the usual API key of one
 /// organization), that organization's locations, fragments and machines: every read of an
@@ -24,12 +51,28 @@ pub(super) struct EarlyLists {
     pub(super) locations: Vec<Location>,
     pub(super) fragments: Vec<Fragment>,
     pub(super) machines: Vec<Machine>,
+    /// The parts being read ahead ([`Early::read_parts_ahead`]).
+    pub(super) ahead: Option<PartsAhead>,
 }
 
 impl Early {
     /// The organizations the API key sees.
     pub fn organizations(&self) -> &[Organization] {
         &self.orgs
+    }
+
+    /// Starts reading the parts of every listed machine of the organization, `limit` reads in
+    /// flight at most (see the module docs). Nothing when the organization's lists were not
+    /// read or it has no machines.
+    pub fn read_parts_ahead(&mut self, api: Arc<dyn CloudApi>, limit: usize) {
+        let Some(lists) = &mut self.lists else {
+            return;
+        };
+        if lists.machines.is_empty() || lists.ahead.is_some() {
+            return;
+        }
+        let ids = lists.machines.iter().map(|m| m.id.clone()).collect();
+        lists.ahead = Some(PartsAhead::start(api, ids, limit.max(1)));
     }
 }
 
@@ -65,5 +108,111 @@ async fn lists_of(api: &dyn CloudApi, org_id: &str, limit: usize) -> Option<Earl
         locations,
         fragments,
         machines,
+        ahead: None,
     })
+}
+
+/// The pool reading parts ahead (see the module docs). Dropping it stops the pool.
+#[derive(Debug)]
+pub(super) struct PartsAhead {
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What the pool and the observation share.
+#[derive(Debug)]
+struct Shared {
+    /// The machines to read, in the order listed.
+    machines: Vec<String>,
+    /// The observation's scope, once known: only these are started from then on.
+    scope: OnceLock<HashSet<String>>,
+    /// The slots of reads in flight, shared with the observation's own reads.
+    permits: Arc<Semaphore>,
+    /// The parts read, by machine id (failed reads are absent).
+    parts: Mutex<HashMap<String, Vec<Part>>>,
+    /// Reads started.
+    started: AtomicUsize,
+}
+
+impl PartsAhead {
+    fn start(api: Arc<dyn CloudApi>, machines: Vec<String>, limit: usize) -> PartsAhead {
+        let shared = Arc::new(Shared {
+            machines,
+            scope: OnceLock::new(),
+            permits: Arc::new(Semaphore::new(limit)),
+            parts: Mutex::new(HashMap::new()),
+            started: AtomicUsize::new(0),
+        });
+        let pool = Arc::clone(&shared);
+        let task = tokio::spawn(async move {
+            let (pool, api) = (pool.as_ref(), api.as_ref());
+            let _ = bounded(&pool.machines, limit, |id| async move {
+                pool.read(api, id).await;
+                Ok::<(), ()>(())
+            })
+            .await;
+        });
+        PartsAhead { shared, task }
+    }
+
+    /// The slots of reads in flight that the pool takes its reads from.
+    pub(super) fn permits(&self) -> Arc<Semaphore> {
+        Arc::clone(&self.shared.permits)
+    }
+
+    /// Tells the pool the scope, waits for it to finish (every machine of `scope` read or
+    /// failed), and returns the parts read of the machines in `scope`.
+    pub(super) async fn finish(mut self, scope: &[String]) -> HashMap<String, Vec<Part>> {
+        let wanted: HashSet<String> = scope.iter().cloned().collect();
+        let _ = self.shared.scope.set(wanted);
+        let before_scope = self.shared.started.load(Ordering::SeqCst);
+        if (&mut self.task).await.is_err() {
+            // The pool panicked or was stopped: the observation reads what is missing.
+            tracing::warn!("observe: the parts read ahead were lost; reading them again");
+        }
+        let wanted = self.shared.scope.get().expect("set above");
+        let mut parts = std::mem::take(&mut *lock(&self.shared.parts));
+        let read = parts.len();
+        parts.retain(|id, _| wanted.contains(id));
+        tracing::info!(
+            phase = "scope",
+            before_scope,
+            started = self.shared.started.load(Ordering::SeqCst),
+            read,
+            kept = parts.len(),
+            "observe: parts read ahead (started before the scope was known, in all, read, kept)"
+        );
+        parts
+    }
+}
+
+impl Drop for PartsAhead {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Shared {
+    /// Reads the parts of machine `id` and keeps them, unless the scope is known and leaves
+    /// it out.
+    async fn read(&self, api: &dyn CloudApi, id: &str) {
+        if !self.in_scope(id) {
+            return;
+        }
+        let Ok(_permit) = self.permits.acquire().await else {
+            return;
+        };
+        // The scope may have become known while this read waited for a slot.
+        if !self.in_scope(id) {
+            return;
+        }
+        self.started.fetch_add(1, Ordering::SeqCst);
+        if let Ok(parts) = api.get_parts(id).await {
+            lock(&self.parts).insert(id.to_string(), parts);
+        }
+    }
+
+    fn in_scope(&self, id: &str) -> bool {
+        self.scope.get().is_none_or(|s| s.contains(id))
+    }
 }

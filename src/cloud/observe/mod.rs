@@ -39,6 +39,12 @@
 //! error: the observation makes that read again and reports it as usual. `apply` does not read
 //! early: it lists the fleet only after taking the organization's lease.
 //!
+//! `plan` also reads the organization's parts ahead ([`Early::read_parts_ahead`]): once the
+//! machines are listed, `GetRobotParts` for each of them starts in a pool while the manifest
+//! is still loading, and the observation tells that pool its scope as soon as it knows it
+//! (see `early.rs` for the pool, the shared limit of reads in flight, and what a manifest of
+//! part of an organization may read beyond its scope).
+//!
 //! # Retries: a budget per observation
 //!
 //! The client retries each read a few times on a transient error (`UNAVAILABLE`, a deadline,
@@ -292,10 +298,12 @@ pub async fn observe_after(
     let mut locations = vec![];
     let mut fragments = vec![];
     let mut early_machines = None;
+    let mut ahead = None;
     if let Some(early) = early_lists {
         locations = early.locations;
         fragments = early.fragments;
         early_machines = Some(early.machines);
+        ahead = early.ahead;
     }
     let mut members = vec![];
     let mut invites = None;
@@ -320,7 +328,12 @@ pub async fn observe_after(
     // 3 and 4. The machines of every location and then the managed scope (parts of its
     //    machines, secrets of rotating locations); meanwhile the reads that need only the
     //    fragments (usage, revisions and tags). All share one limit of reads in flight.
-    let permits = &tokio::sync::Semaphore::new(limit);
+    // The parts read ahead take their slots from the same semaphore.
+    let permits = match &ahead {
+        Some(ahead) => ahead.permits(),
+        None => std::sync::Arc::new(tokio::sync::Semaphore::new(limit)),
+    };
+    let permits = permits.as_ref();
     let (usage_ids, version_ids) = fragments_to_read(desired, &fragments);
     let fragment_reads: Vec<ScopedRead> = usage_ids
         .into_iter()
@@ -396,17 +409,40 @@ pub async fn observe_after(
             },
             None => format!("machine {id}"),
         };
-        let scoped: Vec<ScopedRead> = machine_ids
-            .into_iter()
-            .map(ScopedRead::Parts)
-            .chain(secret_ids.into_iter().map(ScopedRead::Secrets))
-            .collect();
+        // With parts read ahead: the machines in scope are read there (the secrets meanwhile),
+        // and here only those whose read failed.
         let (describe_location, describe_machine) = (&describe_location, &describe_machine);
-        let results = bounded(&scoped, limit, |read| async move {
-            let _permit = permits.acquire().await.ok();
-            read_scoped(api, budget, read, describe_location, describe_machine).await
-        })
-        .await?;
+        let read = |scoped: Vec<ScopedRead>| async move {
+            bounded(&scoped, limit, |read| async move {
+                let _permit = permits.acquire().await.ok();
+                read_scoped(api, budget, read, describe_location, describe_machine).await
+            })
+            .await
+        };
+        let secret_reads = secret_ids.into_iter().map(ScopedRead::Secrets).collect();
+        let results = match ahead {
+            Some(ahead) => {
+                let (mut read_ahead, secrets) =
+                    tokio::join!(ahead.finish(&machine_ids), read(secret_reads));
+                let mut results = secrets?;
+                let missing: Vec<ScopedRead> = machine_ids
+                    .into_iter()
+                    .filter_map(|id| match read_ahead.remove(&id) {
+                        Some(parts) => {
+                            results.push(Scoped::Parts(id, parts));
+                            None
+                        }
+                        None => Some(ScopedRead::Parts(id)),
+                    })
+                    .collect();
+                results.extend(read(missing).await?);
+                results
+            }
+            None => {
+                let scoped = machine_ids.into_iter().map(ScopedRead::Parts);
+                read(scoped.chain(secret_reads).collect()).await?
+            }
+        };
         drop(machines_by_id);
         Ok::<_, ObserveError>((machines, matches, results))
     };
