@@ -17,6 +17,7 @@ use std::fmt;
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
+mod configs;
 mod fast;
 
 /// A 1-based line and column.
@@ -365,6 +366,10 @@ pub struct Parsed {
     /// a list or mapping as a key): found as each mapping is built, while it is in cache,
     /// so that the structural pass walks the tree for them only when there is one.
     pub key_problems: bool,
+    /// The clean inline configs written in their final form while the manifest was read
+    /// ([`parse_manifest`] only), by the position of their config node, which the tree holds
+    /// as an empty mapping (see `configs`).
+    pub configs: super::config::Ready,
 }
 
 /// Whether a mapping's keys are all distinct scalars other than `<<` (see
@@ -401,15 +406,29 @@ fn keys_clean(entries: &[Entry]) -> bool {
 /// anything else, and on every error, the whole text is parsed again by yaml-rust2's event
 /// parser, which gives the same tree and reports every syntax error.
 pub fn parse(text: &str) -> Result<Parsed, SyntaxError> {
-    match fast::parse(text) {
+    parse_with(text, false)
+}
+
+/// [`parse`] for a manifest: every clean inline part and fragment config is written in its
+/// final form as soon as its mapping is read, and the tree keeps an empty mapping in its
+/// place (see `configs` for which configs and why).
+pub fn parse_manifest(text: &str) -> Result<Parsed, SyntaxError> {
+    parse_with(text, true)
+}
+
+fn parse_with(text: &str, stream_configs: bool) -> Result<Parsed, SyntaxError> {
+    match fast::parse(text, stream_configs) {
         Ok(parsed) => Ok(parsed),
-        Err(_) => parse_events(text),
+        Err(_) => parse_events(text, stream_configs),
     }
 }
 
-/// [`parse`] with yaml-rust2's event parser alone.
-fn parse_events(text: &str) -> Result<Parsed, SyntaxError> {
-    let mut builder = Builder::default();
+/// [`parse_with`] with yaml-rust2's event parser alone.
+fn parse_events(text: &str, stream_configs: bool) -> Result<Parsed, SyntaxError> {
+    let mut builder = Builder {
+        stream_configs,
+        ..Builder::default()
+    };
     let mut parser = Parser::new_from_str(text);
     loop {
         let (ev, mark) = parser.next_token().map_err(|e| SyntaxError {
@@ -437,6 +456,8 @@ struct Frame {
     start: usize,
     /// The weight of the children so far (see [`MAX_ALIAS_EXPANSION`]).
     weight: u64,
+    /// [`Builder::key_problems`] when the collection opened.
+    key_problems: u32,
 }
 
 /// Builds the tree from parser events. The children of every open collection wait on one
@@ -453,6 +474,11 @@ struct Builder {
     aliases: usize,
     /// The weight aliases added so far.
     expanded: u64,
+    /// How many mappings so far have a key the manifest refuses (see
+    /// [`Parsed::key_problems`]).
+    key_problems: u32,
+    /// Whether clean inline configs are written in their final form as they are read.
+    stream_configs: bool,
 }
 
 impl Builder {
@@ -481,6 +507,7 @@ impl Builder {
             anchor,
             start: self.pending.len(),
             weight: NODE_WEIGHT,
+            key_problems: self.key_problems,
         });
         Ok(())
     }
@@ -489,23 +516,29 @@ impl Builder {
         let Some(frame) = self.stack.pop() else {
             return;
         };
-        let children = self.pending.drain(frame.start..);
+        let mut children = self.pending.drain(frame.start..);
         let node = if frame.map {
             let mut entries = Vec::with_capacity(children.len() / 2);
-            let mut children = children;
             while let (Some(key), Some(value)) = (children.next(), children.next()) {
                 entries.push(Entry { key, value });
             }
-            if !self.parsed.key_problems && !keys_clean(&entries) {
+            drop(children);
+            if !keys_clean(&entries) {
                 self.parsed.key_problems = true;
+                self.key_problems += 1;
             }
             // A block mapping's start marker lies after its first key.
             let pos = entries
                 .first()
                 .map_or(frame.pos, |e| frame.pos.min(e.key.pos));
-            Node {
+            let node = Node {
                 pos,
                 kind: NodeKind::Map(entries),
+            };
+            if self.stream_configs {
+                self.stream_config(node, &frame)
+            } else {
+                node
             }
         } else {
             Node {
@@ -640,7 +673,7 @@ b: !!str [c]
         ] {
             assert_eq!(parse(text).expect("valid").key_problems, problems, "{text}");
             assert_eq!(
-                parse_events(text).expect("valid").key_problems,
+                parse_events(text, false).expect("valid").key_problems,
                 problems,
                 "{text}"
             );

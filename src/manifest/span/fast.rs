@@ -52,8 +52,9 @@ pub(super) struct Unsupported {
 
 type R<T = ()> = Result<T, Unsupported>;
 
-/// Reads every document of `text`, or says it cannot.
-pub(super) fn parse(text: &str) -> Result<Parsed, Unsupported> {
+/// Reads every document of `text`, or says it cannot; `stream_configs` as in
+/// [`super::parse_manifest`].
+pub(super) fn parse(text: &str, stream_configs: bool) -> Result<Parsed, Unsupported> {
     precheck(text.as_bytes())?;
     let mut r = Reader {
         text,
@@ -62,7 +63,10 @@ pub(super) fn parse(text: &str) -> Result<Parsed, Unsupported> {
         line: 1,
         line_start: 0,
         ascii_to: Cell::new(0),
-        b: Builder::default(),
+        b: Builder {
+            stream_configs,
+            ..Builder::default()
+        },
         anchors: HashMap::new(),
         next_anchor: 0,
     };
