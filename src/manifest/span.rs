@@ -12,6 +12,7 @@
 //! The tree of a large manifest has millions of nodes, so a node is kept small: a 12-byte
 //! [`Pos`], scalars as `Box<str>`, collections allocated once at their final size.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use yaml_rust2::parser::{Event, Parser};
@@ -479,6 +480,14 @@ struct Builder {
     key_problems: u32,
     /// Whether clean inline configs are written in their final form as they are read.
     stream_configs: bool,
+    /// The inline config being written straight from the reader's events, without nodes
+    /// (see `configs`).
+    direct: Option<configs::Direct>,
+    /// Whether inline configs may be written that way, and the configs (by position) not
+    /// to be.
+    direct_configs: Option<std::collections::HashSet<Pos>>,
+    /// The configs written that way that turned out not clean: to be read again as nodes.
+    redo: Vec<Pos>,
 }
 
 impl Builder {
@@ -496,10 +505,18 @@ impl Builder {
     }
 
     fn open(&mut self, pos: Pos, map: bool, anchor: usize) -> Result<(), String> {
-        if self.stack.len() >= MAX_YAML_DEPTH {
+        let inner = self.direct.as_ref().map_or(0, configs::Direct::depth);
+        if self.stack.len() + inner >= MAX_YAML_DEPTH {
             return Err(format!(
                 "nested more than {MAX_YAML_DEPTH} levels deep (mappings and lists inside each other)"
             ));
+        }
+        if let Some(direct) = &mut self.direct {
+            direct.open(map, anchor);
+            return Ok(());
+        }
+        if map && anchor == 0 && self.begin_direct(pos) {
+            return Ok(());
         }
         self.stack.push(Frame {
             pos,
@@ -513,6 +530,9 @@ impl Builder {
     }
 
     fn close(&mut self) {
+        if self.direct.is_some() {
+            return self.close_direct();
+        }
         let Some(frame) = self.stack.pop() else {
             return;
         };
@@ -557,7 +577,11 @@ impl Builder {
     }
 
     /// A scalar; `anchor` is the anchor's id, 0 for none.
-    fn scalar(&mut self, pos: Pos, value: Box<str>, plain: bool, anchor: usize) {
+    fn scalar(&mut self, pos: Pos, value: Cow<'_, str>, plain: bool, anchor: usize) {
+        if let Some(direct) = &mut self.direct {
+            return direct.scalar(pos, &value, plain, anchor);
+        }
+        let value = value.into_owned().into_boxed_str();
         let weight = NODE_WEIGHT + value.len() as u64;
         let node = Node {
             pos,
@@ -574,6 +598,10 @@ impl Builder {
     /// An alias of the node anchored as `id`, written at `pos`: a copy of it (an unknown
     /// anchor reads as an empty value), within [`MAX_ALIASES`] and [`MAX_ALIAS_EXPANSION`].
     fn alias(&mut self, pos: Pos, id: usize) -> Result<(), String> {
+        if let Some(direct) = &mut self.direct {
+            direct.alias();
+            return Ok(());
+        }
         self.aliases += 1;
         if self.aliases > MAX_ALIASES {
             return Err(format!(
@@ -612,7 +640,7 @@ impl Builder {
             Event::Scalar(value, style, anchor, tag) => {
                 self.tag(pos, tag);
                 let plain = style == TScalarStyle::Plain;
-                self.scalar(pos, value.into_boxed_str(), plain, anchor);
+                self.scalar(pos, Cow::Owned(value), plain, anchor);
             }
             Event::SequenceStart(anchor, tag) => {
                 self.tag(pos, tag);

@@ -236,6 +236,8 @@ pub struct Builder {
     pub max_depth: usize,
     /// Whether some string value contains `${env:`.
     pub env_reference: bool,
+    /// Whether some object has a key twice.
+    pub repeated_key: bool,
 }
 
 impl Default for Builder {
@@ -256,6 +258,7 @@ impl Builder {
             fragments: None,
             max_depth: 0,
             env_reference: false,
+            repeated_key: false,
         }
     }
 
@@ -429,6 +432,7 @@ impl Builder {
                 .spans
                 .get(i + 1)
                 .is_some_and(|&(ns, nk, _)| body[ns..nk] == *name);
+            self.repeated_key |= repeated;
             if repeated || (drop_fragments && name == b"\"fragments\"") {
                 continue;
             }

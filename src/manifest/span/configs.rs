@@ -25,10 +25,195 @@
 //!
 //! Tags need no nodes (they are listed beside the tree with their positions). Anything kept
 //! is built by `prebuild_inline` as before, so every diagnostic is the same.
+//!
+//! # Without nodes
+//! Building a config's nodes only to free them once it is written was most of what was left
+//! of a load's time (a `Box<str>` per scalar and a `Vec` per collection, allocated and freed:
+//! malloc and free were about a third of the time). So the fast reader writes a config
+//! straight from its events into the [`ConfigBuilder`], scalars as slices of the text
+//! ([`Direct`]), and builds no node at all; the rule for what is clean is checked as it
+//! writes (the builder notes `${env:` references, a repeated key and the depth; a `<<` key,
+//! an anchor or an alias in it need nodes). A config that turns out to need its nodes is
+//! noted, and the text is read again with it (and every config noted so far) read as nodes,
+//! then written at its end if clean, as above; a manifest whose configs are all clean is
+//! read once. yaml-rust2's reader (the fallback) always builds the nodes. Both give the same
+//! tree and configs (the differential tests check it).
 
-use super::{Builder, Frame, Node, NodeKind};
+use super::{Builder, Frame, NODE_WEIGHT, Node, NodeKind, Pos};
+use crate::model::ConfigBuilder;
+
+/// A config written straight from the reader's events into its final form, without nodes
+/// (see [`Builder::begin_direct`]).
+pub(super) struct Direct {
+    json: ConfigBuilder,
+    /// Where its mapping opened (what `redo` names).
+    opened: Pos,
+    /// The config's position: where its mapping starts (a block mapping at its first key).
+    pos: Pos,
+    /// The open collections inside it, innermost last: whether each is a mapping that
+    /// waits for a key.
+    open: Vec<Open>,
+    /// Nothing was met that needs nodes: an anchor, an alias, a `<<` key, a collection as
+    /// a key.
+    plain: bool,
+    /// What the config's nodes would weigh (see `MAX_ALIAS_EXPANSION`).
+    weight: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Open {
+    List,
+    Map { wants_key: bool },
+}
+
+impl Direct {
+    /// How deep it nests now.
+    pub(super) fn depth(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Whether the next scalar or collection is a mapping's key.
+    fn at_key(&self) -> bool {
+        matches!(self.open.last(), Some(Open::Map { wants_key: true }))
+    }
+
+    /// After a value: its mapping waits for the next key.
+    fn value_done(&mut self) {
+        if let Some(Open::Map { wants_key }) = self.open.last_mut() {
+            *wants_key = true;
+        }
+    }
+
+    pub(super) fn open(&mut self, map: bool, anchor: usize) {
+        if anchor != 0 || self.at_key() {
+            self.plain = false;
+        }
+        self.weight = self.weight.saturating_add(NODE_WEIGHT);
+        if map {
+            self.json.begin_obj();
+            self.open.push(Open::Map { wants_key: true });
+        } else {
+            self.json.begin_arr();
+            self.open.push(Open::List);
+        }
+    }
+
+    pub(super) fn scalar(&mut self, pos: Pos, value: &str, plain: bool, anchor: usize) {
+        if anchor != 0 {
+            self.plain = false;
+        }
+        self.weight = self.weight.saturating_add(NODE_WEIGHT + value.len() as u64);
+        if let Some(Open::Map { wants_key }) = self.open.last_mut()
+            && *wants_key
+        {
+            *wants_key = false;
+            if value == "<<" {
+                self.plain = false;
+            }
+            // A block mapping starts at its first key.
+            if self.open.len() == 1 {
+                self.pos = self.pos.min(pos);
+            }
+            self.json.key(value);
+        } else {
+            crate::manifest::de::write_scalar(value, plain, &mut self.json);
+            self.value_done();
+        }
+    }
+
+    /// An alias: the config is read again as nodes.
+    pub(super) fn alias(&mut self) {
+        self.plain = false;
+        self.json.null();
+        self.value_done();
+    }
+
+    /// Closes the innermost collection; whether that was the config itself.
+    fn close(&mut self) -> bool {
+        match self.open.pop() {
+            Some(Open::Map { .. }) => self.json.end_obj(),
+            Some(Open::List) => self.json.end_arr(),
+            None => {}
+        }
+        self.value_done();
+        self.open.is_empty()
+    }
+}
 
 impl Builder {
+    /// At the opening of a mapping at `pos`: when it is an inline config to write without
+    /// nodes, starts doing so. The configs of a [`parse_manifest`](super::parse_manifest)
+    /// are written this way while the fast reader reads; one that turns out not clean is
+    /// noted in `redo`, and the text is read again with it kept as nodes (see
+    /// `fast::parse`).
+    pub(super) fn begin_direct(&mut self, pos: Pos) -> bool {
+        let Some(keep) = &self.direct_configs else {
+            return false;
+        };
+        if keep.contains(&pos)
+            || !self.at_inline_config()
+            || self.stack.iter().any(|f| f.anchor != 0)
+        {
+            return false;
+        }
+        let mut json = ConfigBuilder::new();
+        json.begin_obj();
+        self.direct = Some(Direct {
+            json,
+            opened: pos,
+            pos,
+            open: vec![Open::Map { wants_key: true }],
+            plain: true,
+            weight: NODE_WEIGHT,
+        });
+        true
+    }
+
+    /// When the reader stops inside a config written without nodes (an alias of an anchor
+    /// in it, which has no node), that config is to be read again as nodes.
+    pub(super) fn stopped(&mut self) {
+        if let Some(direct) = self.direct.take() {
+            self.redo.push(direct.opened);
+        }
+    }
+
+    /// Closes a collection of the config being written without nodes; at the config's end,
+    /// keeps it, and puts an empty mapping in the tree.
+    pub(super) fn close_direct(&mut self) {
+        let Some(direct) = &mut self.direct else {
+            return;
+        };
+        if !direct.close() {
+            return;
+        }
+        let Some(Direct {
+            json,
+            opened,
+            pos,
+            plain,
+            weight,
+            open: _,
+        }) = self.direct.take()
+        else {
+            return;
+        };
+        let clean = plain
+            && !json.repeated_key
+            && json.max_depth <= crate::manifest::config::MAX_CONFIG_DEPTH
+            && !json.env_reference;
+        let json = json.finish();
+        if clean && !json.has_fragments() {
+            self.parsed.configs.insert(pos, json);
+        } else {
+            self.redo.push(opened);
+        }
+        let node = Node {
+            pos,
+            kind: NodeKind::Map(Vec::new()),
+        };
+        self.finish(node, 0, weight);
+    }
+
     /// The mapping `node`, just closed (its `frame` popped): the node itself, or, when it is
     /// a clean inline config, an empty mapping at its position, its final form kept in
     /// [`Parsed::configs`](super::Parsed::configs).

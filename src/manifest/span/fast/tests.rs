@@ -653,3 +653,38 @@ fn edited_documents_never_disagree() {
         "only {read} of {N} edited documents read by the fast path"
     );
 }
+
+/// Configs written without nodes that turn out to need them (not clean, or holding an
+/// anchor or alias) are read again as nodes; the answer is the same as yaml-rust2's.
+#[test]
+fn configs_that_need_their_nodes_are_read_again() {
+    let part = |config: &str| {
+        format!(
+            "version: 1\nlocations:\n  - name: L\n    machines:\n      - name: m\n        parts:\n          - name: p\n            config: {config}\n          - name: q\n            config: {{k: 1}}\n"
+        )
+    };
+    for (config, written) in [
+        ("{a: 1}", 2),
+        ("{a: \"${env:X}\"}", 1),
+        ("{a: 1, a: 2}", 1),
+        ("{fragments: [f]}", 1),
+        ("{a: [{b: {c: 1}}], <<: {d: 2}}", 1),
+        ("{a: &x 1, b: *x}", 2),
+        ("{a: &x {b: [1]}}\n            z: *x", 2),
+        ("{a: [&x 1, 2]}\n            z: [*x]", 2),
+    ] {
+        let text = part(config);
+        agree(&text);
+        let parsed = parse_manifest(&text).expect("parsed");
+        assert_eq!(parsed.configs.len(), written, "{text}");
+    }
+    // Past the rereads, every config is read as nodes (and written at its end).
+    let mut many = String::from("version: 1\nfragments:\n");
+    for i in 0..6 {
+        many.push_str(&format!(
+            "  - name: f{i}\n    config: {{a: &x{i} 1}}\n    z: *x{i}\n"
+        ));
+    }
+    agree(&many);
+    assert_eq!(parse_manifest(&many).expect("parsed").configs.len(), 6);
+}
