@@ -169,8 +169,8 @@ impl Builder {
         true
     }
 
-    /// When the reader stops inside a config written without nodes (an alias of an anchor
-    /// in it, which has no node), that config is to be read again as nodes.
+    /// When the reader stops inside a config written without nodes (say at an alias of an
+    /// anchor in it, which has no node), that config is to be read again as nodes.
     pub(super) fn stopped(&mut self) {
         if let Some(direct) = self.direct.take() {
             self.redo.push(direct.opened);

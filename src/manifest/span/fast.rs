@@ -82,6 +82,8 @@ pub(super) fn parse(text: &str, stream_configs: bool) -> Result<Parsed, Unsuppor
             next_anchor: 0,
         };
         let read = r.documents();
+        // Stopped, perhaps for want of a config's nodes (an alias of an anchor in it): read
+        // again if some config was written without nodes that needed them.
         if read.is_err() {
             r.b.stopped();
         }

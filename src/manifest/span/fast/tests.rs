@@ -678,6 +678,14 @@ fn configs_that_need_their_nodes_are_read_again() {
         let parsed = parse_manifest(&text).expect("parsed");
         assert_eq!(parsed.configs.len(), written, "{text}");
     }
+    // What the fast reader does not read, inside a config or outside, falls back as
+    // before, configs and all.
+    for config in [
+        "\n              a: |\n                text\n",
+        "{a: 1}\nz: |\n  text\n",
+    ] {
+        falls_back(&part(config));
+    }
     // Past the rereads, every config is read as nodes (and written at its end).
     let mut many = String::from("version: 1\nfragments:\n");
     for i in 0..6 {
