@@ -488,6 +488,8 @@ struct Builder {
     direct_configs: Option<std::collections::HashSet<Pos>>,
     /// The configs written that way that turned out not clean: to be read again as nodes.
     redo: Vec<Pos>,
+    /// The compact writer of the last config so written, to reuse its buffers.
+    spare_json: Option<crate::model::ConfigBuilder>,
 }
 
 impl Builder {

@@ -31,7 +31,8 @@
 //! of a load's time (a `Box<str>` per scalar and a `Vec` per collection, allocated and freed:
 //! malloc and free were about a third of the time). So the fast reader writes a config
 //! straight from its events into the [`ConfigBuilder`], scalars as slices of the text
-//! ([`Direct`]), and builds no node at all; the rule for what is clean is checked as it
+//! ([`Direct`]; one builder, its buffers kept from config to config), and builds no node
+//! at all; the rule for what is clean is checked as it
 //! writes (the builder notes `${env:` references, a repeated key and the depth; a `<<` key,
 //! an anchor or an alias in it need nodes). A config that turns out to need its nodes is
 //! noted, and the text is read again with it (and every config noted so far) read as nodes,
@@ -156,7 +157,7 @@ impl Builder {
         {
             return false;
         }
-        let mut json = ConfigBuilder::new();
+        let mut json = self.spare_json.take().unwrap_or_default();
         json.begin_obj();
         self.direct = Some(Direct {
             json,
@@ -187,7 +188,7 @@ impl Builder {
             return;
         }
         let Some(Direct {
-            json,
+            mut json,
             opened,
             pos,
             plain,
@@ -201,9 +202,10 @@ impl Builder {
             && !json.repeated_key
             && json.max_depth <= crate::manifest::config::MAX_CONFIG_DEPTH
             && !json.env_reference;
-        let json = json.finish();
-        if clean && !json.has_fragments() {
-            self.parsed.configs.insert(pos, json);
+        let built = json.finish_and_clear();
+        self.spare_json = Some(json);
+        if clean && !built.has_fragments() {
+            self.parsed.configs.insert(pos, built);
         } else {
             self.redo.push(opened);
         }
