@@ -5,9 +5,13 @@
 //! Run: `cargo bench --bench fleet` (the SDK baseline needs a Python with `viam-sdk`:
 //! `FLEETFORM_PYTHON` or `.venv/bin/python`; without one those columns are skipped).
 //! `BENCH_FLEETS=S` (or `M`) limits the run to one fleet; `BENCH_SDK=0` skips the SDK baseline.
+//! `BENCH_FLEETS=L` measures the L fleet's no-op plan: the cloud is first seeded by a cold
+//! apply against the local cloud without latency (reported as its own row, with no bound),
+//! then served again with the 20 ms latency for the no-op plan; no SDK script for L (its
+//! sequential calls would take most of an hour).
 //!
 //! Fleets (benches/common/fleetgen.rs): S = 10 locations × 10 machines × 2 parts; M = 100 × 10 × 2;
-//! L = 1,000 × 10 × 2 (manifest load only). Part configs are realistic (1.5–3 KB, fragment
+//! L = 1,000 × 10 × 2 (manifest load, and the no-op plan with `BENCH_FLEETS=L`). Part configs are realistic (1.5–3 KB, fragment
 //! imports); `M-tiny` is the first benchmark's fleet of one small component per part, kept
 //! for comparison. `BENCH_FLEETS=S,M,M-tiny` picks the workload fleets (default S,M);
 //! `BENCH_LOAD=0` skips the manifest-load table; `BENCH_DIR=dir` keeps its manifests in `dir`;
@@ -172,6 +176,7 @@ struct Server {
     endpoint: String,
     key_id: String,
     key: String,
+    db: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -188,9 +193,9 @@ fn fleetform_bin() -> String {
     std::env::var("BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_fleetform").to_string())
 }
 
-/// A `fleetform cloud serve` process with injected latency over a fresh database.
-fn server() -> Server {
-    use std::io::BufRead;
+/// A `fleetform cloud serve` process with `latency_ms` injected latency over a fresh
+/// database.
+fn server(latency_ms: u64) -> Server {
     let bin = fleetform_bin();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("cloud.db");
@@ -206,17 +211,31 @@ fn server() -> Server {
             .unwrap()
             .to_string()
     };
-    let mut child = Command::new(&bin)
+    let (child, endpoint) = serve(&db, latency_ms);
+    Server {
+        child,
+        endpoint,
+        key_id: get("VIAM_API_KEY_ID"),
+        key: get("VIAM_API_KEY"),
+        db,
+        _dir: dir,
+    }
+}
+
+/// Starts `fleetform cloud serve` on `db`; the process and its endpoint.
+fn serve(db: &Path, latency_ms: u64) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(fleetform_bin())
         .args([
             "cloud",
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--latency",
-            &format!("{LATENCY_MS}ms"),
+            &format!("{latency_ms}ms"),
             "--db",
         ])
-        .arg(&db)
+        .arg(db)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -230,12 +249,15 @@ fn server() -> Server {
         .strip_prefix("listening on ")
         .unwrap()
         .to_string();
-    Server {
-        child,
-        endpoint,
-        key_id: get("VIAM_API_KEY_ID"),
-        key: get("VIAM_API_KEY"),
-        _dir: dir,
+    (child, endpoint)
+}
+
+impl Server {
+    /// Serves the same database again, with `latency_ms` injected latency.
+    fn restart(&mut self, latency_ms: u64) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (self.child, self.endpoint) = serve(&self.db, latency_ms);
     }
 }
 
@@ -245,6 +267,7 @@ struct Row {
     /// The manifest loaded alone, in another child process.
     load: f64,
     run: Measured,
+    /// The round-trip bound; NaN for a run without latency (no bound).
     bound: f64,
     /// CPU seconds of the local cloud process during the workload.
     cloud_cpu: f64,
@@ -300,6 +323,8 @@ fn run_fleetform(s: &Server, cwd: &Path, args: &[&str]) -> Measured {
         .env("VIAM_API_KEY", &s.key)
         .env("RUST_LOG", "fleetform::cli::target=debug")
         .env("NO_COLOR", "1")
+        // The L manifest (about 70 MB) is above the default limit.
+        .env("FLEETFORM_MAX_MANIFEST_SIZE", "256MiB")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -535,6 +560,7 @@ fn main() {
         ("S", fleetgen::S, false),
         ("M", fleetgen::M, false),
         ("M-tiny", fleetgen::M, true),
+        ("L", fleetgen::L, false),
     ]
     .into_iter()
     .filter(|(name, ..)| wanted.split(',').any(|w| w.trim() == *name))
@@ -545,7 +571,9 @@ fn main() {
     let dir = std::env::var_os("BENCH_DIR").map_or(tmp.path().to_path_buf(), PathBuf::from);
     for (name, size, tiny) in fleets {
         eprintln!("fleet {name}: fleetform…");
-        let s = server();
+        // L: seeded without latency; no one-change run.
+        let large = name == "L";
+        let mut s = server(if large { 0 } else { LATENCY_MS });
         let base_yaml = fleet_yaml(size, tiny, false);
         let bumped_yaml = fleet_yaml(size, tiny, true);
         let work = dir.join(name);
@@ -554,11 +582,19 @@ fn main() {
         std::fs::write(&base, &base_yaml).unwrap();
         std::fs::write(&bumped, &bumped_yaml).unwrap();
         let mut ours = vec![];
-        for (workload, file, args) in [
+        let workloads = [
             ("cold apply", &base, &["apply", "--yes"][..]),
             ("no-op plan", &base, &["plan", "--detailed-exitcode"][..]),
             ("one-change plan+apply", &bumped, &["apply", "--yes"][..]),
-        ] {
+        ];
+        for (workload, file, args) in workloads.into_iter().take(if large { 2 } else { 3 }) {
+            if large && workload == "no-op plan" {
+                s.restart(LATENCY_MS);
+            }
+            let workload = match (large, workload) {
+                (true, "cold apply") => "cold apply (seeding, 0 ms latency)",
+                (_, w) => w,
+            };
             eprintln!("fleet {name}: {workload}…");
             let (load, _) = load_runs(file, 1);
             let file = file.to_str().unwrap();
@@ -570,22 +606,26 @@ fn main() {
             if workload == "no-op plan" {
                 assert_eq!(run.exit, 0, "the no-op plan is not empty");
             }
-            let bound = bound(run.reads, READS) + bound(run.writes, WRITES);
+            let bound = if workload.contains("0 ms latency") {
+                f64::NAN
+            } else {
+                bound(run.reads, READS) + bound(run.writes, WRITES)
+            };
             ours.push((workload, load, run, bound, cloud_cpu));
         }
         let theirs: Vec<Option<(f64, u64)>> = match &py {
-            Some(py) => {
+            Some(py) if !large => {
                 eprintln!("fleet {name}: the Python SDK script…");
                 let fleet = dir.join(format!("{name}.json"));
                 let fleet_json = sdk_fleet(&desired(&base_yaml), &desired(&bumped_yaml));
                 std::fs::write(&fleet, fleet_json.to_string()).unwrap();
-                let s2 = server();
+                let s2 = server(LATENCY_MS);
                 ["cold", "noop", "one"]
                     .iter()
                     .map(|w| Some(sdk(py, &s2, &fleet, w)))
                     .collect()
             }
-            None => vec![None, None, None],
+            _ => vec![None, None, None],
         };
         for ((workload, load, run, bound, cloud_cpu), sdk) in ours.into_iter().zip(theirs) {
             rows.push(Row {
@@ -618,16 +658,23 @@ fn main() {
             ),
             None => ("–".into(), "–".into(), "–".into()),
         };
+        // No bound for a run without latency.
+        let (bound, times) = if r.bound.is_nan() {
+            ("–".into(), "–".into())
+        } else {
+            (
+                format!("{:.2}", r.bound),
+                format!("{:.2}", r.run.secs / r.bound),
+            )
+        };
         println!(
-            "| {} | {} | {:.3} | {:.2} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {} | {} | {} |",
+            "| {} | {} | {:.3} | {:.2} | {} | {} | {bound} | {times} | {:.0} | {:.2} | {:.2} | {} | {} | {} |",
             r.fleet,
             r.workload,
             r.load,
             r.run.secs,
             r.run.reads,
             r.run.writes,
-            r.bound,
-            r.run.secs / r.bound,
             r.run.rss,
             r.run.cpu,
             r.cloud_cpu,

@@ -104,7 +104,8 @@ fn build(node: &Node) -> Result<Prebuild, super::de::Error> {
 /// the position tree and the built configs never both hold all of them, and the configs
 /// the load keeps take about what their YAML text did. The paths are the ones validation
 /// uses. A config that cannot be built is left to validation to report. The configs in
-/// `ready` (template instances') are taken as they are.
+/// `ready` (template instances', and the manifest's own written while it was read, see
+/// [`span::parse_manifest`]) are taken as they are.
 pub fn prebuild_inline(root: &mut Node, mut ready: Ready) -> Prebuilt {
     let mut out = Prebuilt::new();
     let fragments = YPath::root().key("fragments");

@@ -107,25 +107,7 @@ where
     match &node.kind {
         NodeKind::Scalar { value, plain } => {
             let new = replaced(value, node.pos)?;
-            let value = new.as_deref().unwrap_or(value);
-            match super::span::scalar_kind_of(value, *plain) {
-                ScalarKind::Null => b.null(),
-                ScalarKind::Bool => b.bool(value.eq_ignore_ascii_case("true")),
-                ScalarKind::Int => match parse_int(value) {
-                    Some(Int::I(i)) => match u64::try_from(i) {
-                        Ok(u) => b.u64(u),
-                        Err(_) => b.i64(i),
-                    },
-                    Some(Int::U(u)) => b.u64(u),
-                    Some(Int::F(f)) => b.f64(f),
-                    None => b.str(value),
-                },
-                ScalarKind::Float => match parse_float(value) {
-                    Some(f) => b.f64(f),
-                    None => b.str(value),
-                },
-                ScalarKind::Str => b.str(value),
-            }
+            write_scalar(new.as_deref().unwrap_or(value), *plain, b);
         }
         NodeKind::Seq(items) => {
             b.begin_arr();
@@ -151,6 +133,29 @@ where
         }
     }
     Ok(())
+}
+
+/// Writes a scalar with text `value` (`plain` when not quoted) into a compact config builder,
+/// as [`to_value`] would build it.
+pub fn write_scalar(value: &str, plain: bool, b: &mut crate::model::ConfigBuilder) {
+    match super::span::scalar_kind_of(value, plain) {
+        ScalarKind::Null => b.null(),
+        ScalarKind::Bool => b.bool(value.eq_ignore_ascii_case("true")),
+        ScalarKind::Int => match parse_int(value) {
+            Some(Int::I(i)) => match u64::try_from(i) {
+                Ok(u) => b.u64(u),
+                Err(_) => b.i64(i),
+            },
+            Some(Int::U(u)) => b.u64(u),
+            Some(Int::F(f)) => b.f64(f),
+            None => b.str(value),
+        },
+        ScalarKind::Float => match parse_float(value) {
+            Some(f) => b.f64(f),
+            None => b.str(value),
+        },
+        ScalarKind::Str => b.str(value),
+    }
 }
 
 /// Gives an error without a position the position of `node`.

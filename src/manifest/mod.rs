@@ -4,7 +4,10 @@
 //! 1. `span` parses the text into a position tree (YAML syntax errors stop here): a reader
 //!    specialised for the YAML manifests use reads the bytes straight into the tree, and
 //!    yaml-rust2 reads anything else and reports every syntax error. A large text is hashed
-//!    for the digest on another thread meanwhile.
+//!    for the digest on another thread meanwhile. Each clean inline part and fragment config
+//!    is written in its final form as soon as its mapping is read, its nodes freed and an
+//!    empty mapping left in its place (`span/configs.rs`), so the tree of a large manifest
+//!    never holds its configs.
 //! 2. The `version` is checked first: only version 1 is understood.
 //! 3. `expand` merges `include:`d files and expands `templates:` (with `${var:NAME}`,
 //!    `for_each:` inventories and `patch:`) on that tree, into the plain form; every node
@@ -20,9 +23,9 @@
 //!    Every such problem is reported at once; if there are any, validation stops here.
 //! 5. `de` fills the `raw` structs (`deny_unknown_fields`) from that same tree: the text is
 //!    parsed once. Inline configs are skipped there.
-//! 6. `validate` takes the tree; `config` first builds every inline config's
-//!    `serde_json::Value` from it, once, freeing each config's subtree as it goes (unless a
-//!    diagnostic may point inside it). Then it checks the rules the schema cannot express,
+//! 6. `validate` takes the tree; `config` first builds every inline config not built yet
+//!    from it, once, freeing each config's subtree as it goes (unless a diagnostic may point
+//!    inside it). Then it checks the rules the schema cannot express,
 //!    loads `config_file`s, resolves `${env:NAME}` (with `env`), and builds the [`Desired`]
 //!    model with its digest.
 //!
@@ -232,13 +235,13 @@ fn parse_text(
     let (digest, parsed) = if body.len() >= PARALLEL_DIGEST_BYTES {
         std::thread::scope(|s| {
             let digest = s.spawn(|| include::Digester::new(body));
-            let parsed = span::parse(body);
+            let parsed = span::parse_manifest(body);
             (digest.join().expect("the digest does not panic"), parsed)
         })
     } else {
-        (include::Digester::new(body), span::parse(body))
+        (include::Digester::new(body), span::parse_manifest(body))
     };
-    let parsed = parsed.map_err(|e| {
+    let mut parsed = parsed.map_err(|e| {
         one(
             e.pos.line(),
             e.pos.column(),
@@ -247,6 +250,7 @@ fn parse_text(
         )
     })?;
     drop(text);
+    let configs = std::mem::take(&mut parsed.configs);
     let mut docs = parsed.docs.into_iter();
     let root = match (docs.next(), docs.next()) {
         (None, _) => {
@@ -292,8 +296,9 @@ fn parse_text(
         return Err(ManifestError::sorted(file, diags));
     }
     // The tree moves through expansion: a plain manifest's comes back as it was, uncopied.
-    let expanded = expand::expand(root, file, opts, &mut origins)
+    let mut expanded = expand::expand(root, file, opts, &mut origins)
         .map_err(|d| ManifestError::sorted(file, d).collapsed())?;
+    expanded.configs.extend(configs);
     let root = &expanded.root;
     structure::check_shape(&schema(), root, &origins, &mut diags);
     if !diags.is_empty() {

@@ -12,11 +12,13 @@
 //! The tree of a large manifest has millions of nodes, so a node is kept small: a 12-byte
 //! [`Pos`], scalars as `Box<str>`, collections allocated once at their final size.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
+mod configs;
 mod fast;
 
 /// A 1-based line and column.
@@ -365,6 +367,10 @@ pub struct Parsed {
     /// a list or mapping as a key): found as each mapping is built, while it is in cache,
     /// so that the structural pass walks the tree for them only when there is one.
     pub key_problems: bool,
+    /// The clean inline configs written in their final form while the manifest was read
+    /// ([`parse_manifest`] only), by the position of their config node, which the tree holds
+    /// as an empty mapping (see `configs`).
+    pub configs: super::config::Ready,
 }
 
 /// Whether a mapping's keys are all distinct scalars other than `<<` (see
@@ -401,15 +407,29 @@ fn keys_clean(entries: &[Entry]) -> bool {
 /// anything else, and on every error, the whole text is parsed again by yaml-rust2's event
 /// parser, which gives the same tree and reports every syntax error.
 pub fn parse(text: &str) -> Result<Parsed, SyntaxError> {
-    match fast::parse(text) {
+    parse_with(text, false)
+}
+
+/// [`parse`] for a manifest: every clean inline part and fragment config is written in its
+/// final form as soon as its mapping is read, and the tree keeps an empty mapping in its
+/// place (see `configs` for which configs and why).
+pub fn parse_manifest(text: &str) -> Result<Parsed, SyntaxError> {
+    parse_with(text, true)
+}
+
+fn parse_with(text: &str, stream_configs: bool) -> Result<Parsed, SyntaxError> {
+    match fast::parse(text, stream_configs) {
         Ok(parsed) => Ok(parsed),
-        Err(_) => parse_events(text),
+        Err(_) => parse_events(text, stream_configs),
     }
 }
 
-/// [`parse`] with yaml-rust2's event parser alone.
-fn parse_events(text: &str) -> Result<Parsed, SyntaxError> {
-    let mut builder = Builder::default();
+/// [`parse_with`] with yaml-rust2's event parser alone.
+fn parse_events(text: &str, stream_configs: bool) -> Result<Parsed, SyntaxError> {
+    let mut builder = Builder {
+        stream_configs,
+        ..Builder::default()
+    };
     let mut parser = Parser::new_from_str(text);
     loop {
         let (ev, mark) = parser.next_token().map_err(|e| SyntaxError {
@@ -437,6 +457,8 @@ struct Frame {
     start: usize,
     /// The weight of the children so far (see [`MAX_ALIAS_EXPANSION`]).
     weight: u64,
+    /// [`Builder::key_problems`] when the collection opened.
+    key_problems: u32,
 }
 
 /// Builds the tree from parser events. The children of every open collection wait on one
@@ -453,6 +475,21 @@ struct Builder {
     aliases: usize,
     /// The weight aliases added so far.
     expanded: u64,
+    /// How many mappings so far have a key the manifest refuses (see
+    /// [`Parsed::key_problems`]).
+    key_problems: u32,
+    /// Whether clean inline configs are written in their final form as they are read.
+    stream_configs: bool,
+    /// The inline config being written straight from the reader's events, without nodes
+    /// (see `configs`).
+    direct: Option<configs::Direct>,
+    /// Whether inline configs may be written that way, and the configs (by position) not
+    /// to be.
+    direct_configs: Option<std::collections::HashSet<Pos>>,
+    /// The configs written that way that turned out not clean: to be read again as nodes.
+    redo: Vec<Pos>,
+    /// The compact writer of the last config so written, to reuse its buffers.
+    spare_json: Option<crate::model::ConfigBuilder>,
 }
 
 impl Builder {
@@ -470,10 +507,18 @@ impl Builder {
     }
 
     fn open(&mut self, pos: Pos, map: bool, anchor: usize) -> Result<(), String> {
-        if self.stack.len() >= MAX_YAML_DEPTH {
+        let inner = self.direct.as_ref().map_or(0, configs::Direct::depth);
+        if self.stack.len() + inner >= MAX_YAML_DEPTH {
             return Err(format!(
                 "nested more than {MAX_YAML_DEPTH} levels deep (mappings and lists inside each other)"
             ));
+        }
+        if let Some(direct) = &mut self.direct {
+            direct.open(map, anchor);
+            return Ok(());
+        }
+        if map && anchor == 0 && self.begin_direct(pos) {
+            return Ok(());
         }
         self.stack.push(Frame {
             pos,
@@ -481,31 +526,41 @@ impl Builder {
             anchor,
             start: self.pending.len(),
             weight: NODE_WEIGHT,
+            key_problems: self.key_problems,
         });
         Ok(())
     }
 
     fn close(&mut self) {
+        if self.direct.is_some() {
+            return self.close_direct();
+        }
         let Some(frame) = self.stack.pop() else {
             return;
         };
-        let children = self.pending.drain(frame.start..);
+        let mut children = self.pending.drain(frame.start..);
         let node = if frame.map {
             let mut entries = Vec::with_capacity(children.len() / 2);
-            let mut children = children;
             while let (Some(key), Some(value)) = (children.next(), children.next()) {
                 entries.push(Entry { key, value });
             }
-            if !self.parsed.key_problems && !keys_clean(&entries) {
+            drop(children);
+            if !keys_clean(&entries) {
                 self.parsed.key_problems = true;
+                self.key_problems += 1;
             }
             // A block mapping's start marker lies after its first key.
             let pos = entries
                 .first()
                 .map_or(frame.pos, |e| frame.pos.min(e.key.pos));
-            Node {
+            let node = Node {
                 pos,
                 kind: NodeKind::Map(entries),
+            };
+            if self.stream_configs {
+                self.stream_config(node, &frame)
+            } else {
+                node
             }
         } else {
             Node {
@@ -524,7 +579,11 @@ impl Builder {
     }
 
     /// A scalar; `anchor` is the anchor's id, 0 for none.
-    fn scalar(&mut self, pos: Pos, value: Box<str>, plain: bool, anchor: usize) {
+    fn scalar(&mut self, pos: Pos, value: Cow<'_, str>, plain: bool, anchor: usize) {
+        if let Some(direct) = &mut self.direct {
+            return direct.scalar(pos, &value, plain, anchor);
+        }
+        let value = value.into_owned().into_boxed_str();
         let weight = NODE_WEIGHT + value.len() as u64;
         let node = Node {
             pos,
@@ -541,6 +600,10 @@ impl Builder {
     /// An alias of the node anchored as `id`, written at `pos`: a copy of it (an unknown
     /// anchor reads as an empty value), within [`MAX_ALIASES`] and [`MAX_ALIAS_EXPANSION`].
     fn alias(&mut self, pos: Pos, id: usize) -> Result<(), String> {
+        if let Some(direct) = &mut self.direct {
+            direct.alias();
+            return Ok(());
+        }
         self.aliases += 1;
         if self.aliases > MAX_ALIASES {
             return Err(format!(
@@ -579,7 +642,7 @@ impl Builder {
             Event::Scalar(value, style, anchor, tag) => {
                 self.tag(pos, tag);
                 let plain = style == TScalarStyle::Plain;
-                self.scalar(pos, value.into_boxed_str(), plain, anchor);
+                self.scalar(pos, Cow::Owned(value), plain, anchor);
             }
             Event::SequenceStart(anchor, tag) => {
                 self.tag(pos, tag);
@@ -640,7 +703,7 @@ b: !!str [c]
         ] {
             assert_eq!(parse(text).expect("valid").key_problems, problems, "{text}");
             assert_eq!(
-                parse_events(text).expect("valid").key_problems,
+                parse_events(text, false).expect("valid").key_problems,
                 problems,
                 "{text}"
             );

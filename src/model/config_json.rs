@@ -236,6 +236,8 @@ pub struct Builder {
     pub max_depth: usize,
     /// Whether some string value contains `${env:`.
     pub env_reference: bool,
+    /// Whether some object has a key twice.
+    pub repeated_key: bool,
 }
 
 impl Default for Builder {
@@ -256,6 +258,7 @@ impl Builder {
             fragments: None,
             max_depth: 0,
             env_reference: false,
+            repeated_key: false,
         }
     }
 
@@ -429,6 +432,7 @@ impl Builder {
                 .spans
                 .get(i + 1)
                 .is_some_and(|&(ns, nk, _)| body[ns..nk] == *name);
+            self.repeated_key |= repeated;
             if repeated || (drop_fragments && name == b"\"fragments\"") {
                 continue;
             }
@@ -485,14 +489,29 @@ impl Builder {
     }
 
     /// The config written; its digest is taken here, once.
-    pub fn finish(self) -> ConfigJson {
+    pub fn finish(mut self) -> ConfigJson {
+        self.finish_and_clear()
+    }
+
+    /// [`finish`](Self::finish), leaving the builder empty with its buffers kept, to write
+    /// the next config without growing them again.
+    pub fn finish_and_clear(&mut self) -> ConfigJson {
         let digest: [u8; 32] = Sha256::digest(&self.canon).into();
-        let text = String::from_utf8(self.text).expect("the builder writes UTF-8");
-        ConfigJson {
+        let text = std::str::from_utf8(&self.text).expect("the builder writes UTF-8");
+        let json = ConfigJson {
             text: Arc::from(text),
             digest,
             fragments: self.fragments,
-        }
+        };
+        self.text.clear();
+        self.canon.clear();
+        self.stack.clear();
+        self.entries.clear();
+        self.fragments = None;
+        self.max_depth = 0;
+        self.env_reference = false;
+        self.repeated_key = false;
+        json
     }
 }
 

@@ -39,8 +39,9 @@
 //! a multi-line string (written as a block scalar) is read by yaml-rust2.
 
 use super::{Builder, Parsed, Pos};
+use std::borrow::Cow;
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// This reader does not handle what the text holds (or the text is not valid YAML): read it
 /// with yaml-rust2. `why` names the construct, `at` the byte offset (for tests and debugging).
@@ -52,23 +53,51 @@ pub(super) struct Unsupported {
 
 type R<T = ()> = Result<T, Unsupported>;
 
-/// Reads every document of `text`, or says it cannot.
-pub(super) fn parse(text: &str) -> Result<Parsed, Unsupported> {
+/// Reads every document of `text`, or says it cannot; `stream_configs` as in
+/// [`super::parse_manifest`].
+///
+/// With `stream_configs`, inline configs are written without nodes as they are read; a
+/// config that turns out to need its nodes (not clean, or holding an anchor or alias) is
+/// noted, and the text is read again with the configs noted so far kept as nodes (and
+/// written at their end, when clean). After [`MAX_REREADS`] such readings, every config is
+/// read as nodes.
+pub(super) fn parse(text: &str, stream_configs: bool) -> Result<Parsed, Unsupported> {
     precheck(text.as_bytes())?;
-    let mut r = Reader {
-        text,
-        s: text.as_bytes(),
-        p: 0,
-        line: 1,
-        line_start: 0,
-        ascii_to: Cell::new(0),
-        b: Builder::default(),
-        anchors: HashMap::new(),
-        next_anchor: 0,
-    };
-    r.documents()?;
-    Ok(r.b.parsed)
+    let mut keep = HashSet::new();
+    for reading in 0.. {
+        let direct = (stream_configs && reading <= MAX_REREADS).then(|| std::mem::take(&mut keep));
+        let mut r = Reader {
+            text,
+            s: text.as_bytes(),
+            p: 0,
+            line: 1,
+            line_start: 0,
+            ascii_to: Cell::new(0),
+            b: Builder {
+                stream_configs,
+                direct_configs: direct,
+                ..Builder::default()
+            },
+            anchors: HashMap::new(),
+            next_anchor: 0,
+        };
+        let read = r.documents();
+        // Stopped, perhaps for want of a config's nodes (an alias of an anchor in it): read
+        // again if some config was written without nodes that needed them.
+        if read.is_err() {
+            r.b.stopped();
+        }
+        if r.b.redo.is_empty() {
+            return read.map(|()| r.b.parsed);
+        }
+        keep = r.b.direct_configs.take().unwrap_or_default();
+        keep.extend(r.b.redo);
+    }
+    unreachable!("the last reading writes no config without nodes")
 }
+
+/// How many times a text is read again for configs that need their nodes (see [`parse`]).
+const MAX_REREADS: usize = 3;
 
 /// Bytes no manifest holds and this reader does not handle: control characters other than
 /// LF and CRLF (tabs included), and a byte order mark (U+FEFF) inside the text.
@@ -142,9 +171,10 @@ enum Ctx {
 }
 
 /// A scanned scalar.
-struct Scalar {
+struct Scalar<'a> {
     pos: Pos,
-    value: Box<str>,
+    /// Sliced from the text, unless it has escapes.
+    value: Cow<'a, str>,
     plain: bool,
 }
 
@@ -368,7 +398,7 @@ impl<'a> Reader<'a> {
                     None if self.p == self.s.len() => self.eof_pos(parent.max(0) as usize),
                     _ => self.pos(self.p),
                 };
-                self.b.scalar(pos, Box::default(), true, 0);
+                self.b.scalar(pos, Cow::Borrowed(""), true, 0);
                 Ok(())
             }
             _ => Err(self.no("empty list item or anchored empty value")),
@@ -437,7 +467,7 @@ impl<'a> Reader<'a> {
 
     /// A block mapping whose first key is scanned (cursor after its `:`), at column `indent`;
     /// `anchor` was written on a line above.
-    fn block_map(&mut self, indent: usize, first: Scalar, anchor: usize) -> R {
+    fn block_map(&mut self, indent: usize, first: Scalar<'a>, anchor: usize) -> R {
         self.open(first.pos, true, anchor)?;
         let mut key = first;
         loop {
@@ -455,7 +485,7 @@ impl<'a> Reader<'a> {
 
     /// A mapping key at the cursor, with its `:` (cursor left after the `:`); in block
     /// context the `:` is followed by a space or the line's end.
-    fn key(&mut self, flow: bool) -> R<Scalar> {
+    fn key(&mut self, flow: bool) -> R<Scalar<'a>> {
         let start = self.p;
         let key = match self.peek() {
             Some(b'"' | b'\'') => self.quoted()?,
@@ -568,7 +598,7 @@ impl<'a> Reader<'a> {
 
     /// A plain scalar on one line at the cursor (its first character checked); the cursor
     /// is left after its last non-space character.
-    fn plain(&mut self, flow: bool) -> R<Scalar> {
+    fn plain(&mut self, flow: bool) -> R<Scalar<'a>> {
         let s = self.s;
         let stop = if flow { FLOW_STOP } else { BLOCK_STOP };
         // `:` ends the scalar when a space, the line's end or (in flow) `,[]{}` follows.
@@ -613,7 +643,7 @@ impl<'a> Reader<'a> {
 
     /// A single- or double-quoted scalar on one line at the cursor; the cursor is left after
     /// the closing quote. Only a scalar with escapes (or `''`) is built piece by piece.
-    fn quoted(&mut self) -> R<Scalar> {
+    fn quoted(&mut self) -> R<Scalar<'a>> {
         let s = self.s;
         let pos = self.pos(self.p);
         let single = s[self.p] == b'\'';
@@ -650,7 +680,7 @@ impl<'a> Reader<'a> {
             None => self.text[from..i].into(),
             Some(mut o) => {
                 o.push_str(&self.text[run..i]);
-                o.into_boxed_str()
+                Cow::Owned(o)
             }
         };
         Ok(Scalar {

@@ -1,7 +1,8 @@
 //! The fast reader against yaml-rust2: whenever it answers, its tree (positions, scalar
 //! styles, tags) equals yaml-rust2's; what it does not handle falls back and still parses.
 
-use super::super::{Node, NodeKind, Parsed, parse, parse_events};
+use super::super::super::config::{Ready, prebuild_inline};
+use super::super::{Node, NodeKind, Parsed, parse, parse_events, parse_manifest};
 use super::{Unsupported, parse as fast};
 use std::path::{Path, PathBuf};
 
@@ -55,33 +56,67 @@ fn same(quick: &Parsed, slow: &Parsed, text: &str) {
     panic!("fast vs yaml-rust2 {diff}\nin {text:?}");
 }
 
-/// The fast reader reads `text`, and its tree is yaml-rust2's.
+/// The fast reader reads `text`, and its tree is yaml-rust2's, with and without configs
+/// written as they are read (see [`streamed_like_prebuilt`]).
 #[track_caller]
 fn agree(text: &str) -> Parsed {
-    let slow = parse_events(text).unwrap_or_else(|e| panic!("yaml-rust2: {e:?} in {text:?}"));
-    let quick = fast(text).unwrap_or_else(|u| panic!("fell back: {u:?} in {text:?}"));
-    same(&quick, &slow, text);
-    quick
+    assert!(
+        never_disagrees(text),
+        "fell back: {:?} in {text:?}",
+        fast(text, false).err()
+    );
+    fast(text, false).expect("read")
 }
 
 /// The fast reader does not read `text`, and [`parse`] gives yaml-rust2's answer.
 #[track_caller]
 fn falls_back(text: &str) -> Unsupported {
-    let u = fast(text).expect_err(text);
-    assert_eq!(parse(text), parse_events(text), "{text:?}");
+    let u = fast(text, false).expect_err(text);
+    assert!(fast(text, true).is_err(), "{text:?}");
+    assert_eq!(parse(text), parse_events(text, false), "{text:?}");
+    assert_eq!(parse_manifest(text), parse_events(text, true), "{text:?}");
     u
 }
 
-/// The fast reader never disagrees with yaml-rust2: it answers the same tree or falls back.
+/// The fast reader never disagrees with yaml-rust2: it answers the same tree or falls back,
+/// and the same configs when they are written as they are read.
+#[track_caller]
 fn never_disagrees(text: &str) -> bool {
-    match fast(text) {
-        Ok(quick) => {
-            let slow = parse_events(text)
-                .unwrap_or_else(|e| panic!("fast read what yaml-rust2 refuses: {e:?} in {text:?}"));
-            same(&quick, &slow, text);
-            true
+    let mut read = false;
+    for stream in [false, true] {
+        match fast(text, stream) {
+            Ok(quick) => {
+                let slow = parse_events(text, stream).unwrap_or_else(|e| {
+                    panic!("fast read what yaml-rust2 refuses: {e:?} in {text:?}")
+                });
+                same(&quick, &slow, text);
+                read = true;
+            }
+            Err(_) => assert!(!read, "read only without configs: {text:?}"),
         }
-        Err(_) => false,
+    }
+    if read {
+        streamed_like_prebuilt(text);
+    }
+    read
+}
+
+/// Writing configs as the manifest is read ends where building them after did: the same
+/// tree (each clean config an empty mapping) and the same configs, once
+/// [`prebuild_inline`] has run on both.
+#[track_caller]
+fn streamed_like_prebuilt(text: &str) {
+    let plain = parse(text).expect("parsed");
+    let streamed = parse_manifest(text).expect("parsed");
+    assert!(plain.configs.is_empty());
+    assert_eq!(plain.docs.len(), streamed.docs.len());
+    for (mut a, mut b) in plain.docs.into_iter().zip(streamed.docs) {
+        let built = prebuild_inline(&mut a, Ready::new());
+        let taken = prebuild_inline(&mut b, streamed.configs.clone());
+        if let Some(diff) = first_difference(&a, &b, "") {
+            panic!("streamed vs built after {diff}\nin {text:?}");
+        }
+        assert!(built == taken, "streamed configs differ in {text:?}");
     }
 }
 
@@ -218,7 +253,7 @@ fn limits_hold_on_the_fast_path_too() {
     );
     falls_back(&depth(MAX_YAML_DEPTH + 1));
     let block = "- ".repeat(100_000) + "x\n";
-    assert!(fast(&block).is_err());
+    assert!(fast(&block, false).is_err());
     let err = parse(&block).expect_err("too deep");
     assert!(err.message.contains("nested more than"), "{err:?}");
     agree(&alias_bomb(3));
@@ -278,7 +313,14 @@ fn every_manifest_in_the_repository() {
 
 #[test]
 fn the_generated_fleets() {
-    agree(&fleetgen::fleet_yaml(fleetgen::S, false));
+    let fleet = fleetgen::fleet_yaml(fleetgen::S, false);
+    agree(&fleet);
+    // Every config of the realistic fleet is written as it is read.
+    let streamed = parse_manifest(&fleet).expect("parsed");
+    assert_eq!(
+        streamed.configs.len(),
+        fleetgen::S.parts() + fleetgen::FRAGMENTS
+    );
     agree(&fleetgen::tiny_fleet_yaml(fleetgen::S, true));
     for (path, text) in fleetgen::templated_fleet(fleetgen::S, true) {
         if path.ends_with(".yaml") {
@@ -610,4 +652,47 @@ fn edited_documents_never_disagree() {
         read > 1000,
         "only {read} of {N} edited documents read by the fast path"
     );
+}
+
+/// Configs written without nodes that turn out to need them (not clean, or holding an
+/// anchor or alias) are read again as nodes; the answer is the same as yaml-rust2's.
+#[test]
+fn configs_that_need_their_nodes_are_read_again() {
+    let part = |config: &str| {
+        format!(
+            "version: 1\nlocations:\n  - name: L\n    machines:\n      - name: m\n        parts:\n          - name: p\n            config: {config}\n          - name: q\n            config: {{k: 1}}\n"
+        )
+    };
+    for (config, written) in [
+        ("{a: 1}", 2),
+        ("{a: \"${env:X}\"}", 1),
+        ("{a: 1, a: 2}", 1),
+        ("{fragments: [f]}", 1),
+        ("{a: [{b: {c: 1}}], <<: {d: 2}}", 1),
+        ("{a: &x 1, b: *x}", 2),
+        ("{a: &x {b: [1]}}\n            z: *x", 2),
+        ("{a: [&x 1, 2]}\n            z: [*x]", 2),
+    ] {
+        let text = part(config);
+        agree(&text);
+        let parsed = parse_manifest(&text).expect("parsed");
+        assert_eq!(parsed.configs.len(), written, "{text}");
+    }
+    // What the fast reader does not read, inside a config or outside, falls back as
+    // before, configs and all.
+    for config in [
+        "\n              a: |\n                text\n",
+        "{a: 1}\nz: |\n  text\n",
+    ] {
+        falls_back(&part(config));
+    }
+    // Past the rereads, every config is read as nodes (and written at its end).
+    let mut many = String::from("version: 1\nfragments:\n");
+    for i in 0..6 {
+        many.push_str(&format!(
+            "  - name: f{i}\n    config: {{a: &x{i} 1}}\n    z: *x{i}\n"
+        ));
+    }
+    agree(&many);
+    assert_eq!(parse_manifest(&many).expect("parsed").configs.len(), 6);
 }
