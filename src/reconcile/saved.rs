@@ -48,16 +48,22 @@ pub enum SavedPlanError {
 }
 
 /// `plan` as a saved plan file: pretty JSON, known secrets marked, sensitive hashes salted.
-/// Ends with a newline.
+/// Ends with a newline. Written straight from the plan (no JSON tree of the whole plan: a
+/// cold plan of a large fleet is tens of megabytes of configs).
 pub fn to_json(plan: &Plan) -> String {
-    let (plan, salt) = salted(plan);
-    let mut doc = serde_json::to_value(&plan).expect("a plan serializes to JSON");
-    if let (Value::Object(o), Some(salt)) = (&mut doc, salt) {
-        o.insert(SALT_FIELD.to_string(), Value::String(salt));
+    /// The plan's fields in their order, then the salt.
+    #[derive(serde::Serialize)]
+    struct File<'a> {
+        #[serde(flatten)]
+        plan: &'a Plan,
+        #[serde(rename = "sensitive_salt", skip_serializing_if = "Option::is_none")]
+        salt: Option<String>,
     }
+    let (plan, salt) = salted(plan);
     // Plans hold only strings, numbers, booleans, sequences and string-keyed maps, so
     // serializing them cannot fail.
-    let mut out = serde_json::to_string_pretty(&doc).expect("a plan serializes to JSON");
+    let mut out = serde_json::to_string_pretty(&File { plan: &plan, salt })
+        .expect("a plan serializes to JSON");
     out.push('\n');
     out
 }
@@ -77,20 +83,25 @@ pub fn read(text: &str) -> Option<Result<(Plan, Option<String>), SavedPlanError>
     if !text.trim_start().starts_with('{') {
         return None;
     }
-    let value: Value = serde_json::from_str(text).ok()?;
-    let found = value.get("format_version")?.as_u64()?;
+    /// What says whether the text is a plan file, read first (the rest skipped, nothing of
+    /// it built) so that a plan of tens of megabytes is parsed once, into the plan itself.
+    #[derive(serde::Deserialize)]
+    struct Head {
+        format_version: Option<Value>,
+        #[serde(rename = "sensitive_salt")]
+        salt: Option<Value>,
+    }
+    let head: Head = serde_json::from_str(text).ok()?;
+    let found = head.format_version?.as_u64()?;
     if !plan::READABLE_PLAN_FORMAT_VERSIONS
         .iter()
         .any(|v| u64::from(*v) == found)
     {
         return Some(Err(SavedPlanError::Version { found }));
     }
-    let salt = value
-        .get(SALT_FIELD)
-        .and_then(|s| s.as_str())
-        .map(String::from);
+    let salt = head.salt.and_then(|s| s.as_str().map(String::from));
     Some(
-        serde_json::from_value::<Plan>(value)
+        serde_json::from_str::<Plan>(text)
             .map(|mut plan| {
                 // Read into the current shape: written again, it is the current version.
                 plan.format_version = plan::PLAN_FORMAT_VERSION;
