@@ -2,19 +2,18 @@
 //! reading one back, and restoring its sensitive values.
 //!
 //! A saved plan is the [`Plan`] exactly as serde writes it, with sensitive values masked: each
-//! appears only as its SHA-256 hash, salted with a fresh random salt per plan, saved as
-//! [`SALT_FIELD`] (see [`crate::sensitive::salted`]). Before applying, every sensitive value is
-//! resolved again from the environment and must hash to what the plan was made with
-//! ([`restore_sensitive`]). Its version is the plan's `format_version` field
+//! appears only as its SHA-256 hash, salted with a fresh random salt per plan, saved as the
+//! file's last field, `sensitive_salt` (see [`crate::sensitive::salted`]). Before applying,
+//! every sensitive value is resolved again from the environment and must hash to what the plan
+//! was made with ([`restore_sensitive`]). Its version is the plan's `format_version` field
 //! ([`crate::plan::PLAN_FORMAT_VERSION`]). Whether the cloud still matches it is
-//! [`super::apply`]'s stale check.
+//! [`super::apply`]'s stale check. Writing and reading go straight between the plan and the
+//! text: reading scans the text once for its version and salt (building nothing), then once
+//! into the plan.
 
 use crate::plan::{self, Op, Plan};
 use serde_json::Value;
 use sha2::Digest;
-
-/// The field of a saved plan holding its salt.
-pub const SALT_FIELD: &str = "sensitive_salt";
 
 /// Why a saved plan cannot be used. Messages name the resource and never a value.
 #[derive(Debug, thiserror::Error)]
@@ -56,14 +55,17 @@ pub fn to_json(plan: &Plan) -> String {
     struct File<'a> {
         #[serde(flatten)]
         plan: &'a Plan,
-        #[serde(rename = "sensitive_salt", skip_serializing_if = "Option::is_none")]
-        salt: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sensitive_salt: Option<String>,
     }
     let (plan, salt) = salted(plan);
     // Plans hold only strings, numbers, booleans, sequences and string-keyed maps, so
     // serializing them cannot fail.
-    let mut out = serde_json::to_string_pretty(&File { plan: &plan, salt })
-        .expect("a plan serializes to JSON");
+    let mut out = serde_json::to_string_pretty(&File {
+        plan: &plan,
+        sensitive_salt: salt,
+    })
+    .expect("a plan serializes to JSON");
     out.push('\n');
     out
 }
@@ -88,8 +90,7 @@ pub fn read(text: &str) -> Option<Result<(Plan, Option<String>), SavedPlanError>
     #[derive(serde::Deserialize)]
     struct Head {
         format_version: Option<Value>,
-        #[serde(rename = "sensitive_salt")]
-        salt: Option<Value>,
+        sensitive_salt: Option<Value>,
     }
     let head: Head = serde_json::from_str(text).ok()?;
     let found = head.format_version?.as_u64()?;
@@ -99,7 +100,9 @@ pub fn read(text: &str) -> Option<Result<(Plan, Option<String>), SavedPlanError>
     {
         return Some(Err(SavedPlanError::Version { found }));
     }
-    let salt = head.salt.and_then(|s| s.as_str().map(String::from));
+    let salt = head
+        .sensitive_salt
+        .and_then(|s| s.as_str().map(String::from));
     Some(
         serde_json::from_str::<Plan>(text)
             .map(|mut plan| {

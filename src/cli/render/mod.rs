@@ -60,11 +60,13 @@ pub fn render(plan: &Plan, format: Format, opts: &RenderOptions) -> String {
 /// is rendered (a cold apply's plan is thousands of configs and megabytes of text, which
 /// need never be held at once); JSON and Markdown emit one piece.
 pub fn render_each(plan: &Plan, format: Format, opts: &RenderOptions, emit: &mut dyn FnMut(&str)) {
-    let names = CreatedNames::of(plan);
     match format {
-        Format::Text => text::render_each(plan, opts, &mut |piece| emit(&names.apply(piece))),
+        Format::Text => {
+            let names = CreatedNames::of(plan);
+            text::render_each(plan, opts, &mut |piece| emit(&names.apply(piece)))
+        }
         Format::Json => emit(&json::render(plan, opts)),
-        Format::Markdown => emit(&names.apply(&markdown::render(plan, opts))),
+        Format::Markdown => emit(&CreatedNames::of(plan).apply(&markdown::render(plan, opts))),
     }
 }
 
