@@ -10,6 +10,7 @@
 use super::GlobalArgs;
 use super::output::ExitStatus;
 use super::render::{self, Format, RenderOptions};
+use super::rollout_cmd::Recovery;
 use super::target::{self, LocalOrg};
 use crate::apply::{self, Event, Outcome, Report};
 use crate::cloud::CloudApi;
@@ -150,29 +151,41 @@ pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
         };
         return target.finish(result).await;
     }
-    // A remote cloud is connected to, and its organizations listed, while the manifest loads;
-    // nothing else is read before the lease is taken, and nothing is printed (nor any cloud
-    // error reported) before the manifest has loaded.
-    let early = target::connect_early(global, None);
+    // A remote cloud is connected to, its organizations listed and (for a key of one
+    // organization) its lease taken while the manifest loads; with the lease held, the
+    // organization's lists and parts are read meanwhile too (`target::connect_early_leased`).
+    // Nothing is printed (nor any cloud error reported) before the manifest has loaded.
+    let early = target::connect_early_leased(global, options(&args).observe, "apply");
     let desired: Desired = match crate::manifest::load(&args.input) {
         Ok(d) => d,
         Err(err) => {
+            abandon(early).await;
             eprintln!("{err}");
             return Ok(ExitStatus::Failure);
         }
     };
-    super::plan_cmd::check_targets(&desired, &args.targets)?;
+    if let Err(e) = super::plan_cmd::check_targets(&desired, &args.targets) {
+        abandon(early).await;
+        return Err(e);
+    }
     remember_secrets(&desired);
     let org = match &desired.organization {
         OrgRef::Name(name) => LocalOrg::Name(name),
         OrgRef::Id(id) => LocalOrg::Id(id),
     };
-    let (target, early) = match early {
+    let (target, early, lease) = match early {
         Some(early) => early.finish(global).await?,
-        None => (target::connect_for(global, org).await?, None),
+        None => (target::connect_for(global, org).await?, None, None),
     };
-    let result = apply_manifest(&args, &target.client, desired, early).await;
+    let result = apply_manifest(&args, &target.client, desired, early, lease).await;
     target.finish(result).await
+}
+
+/// Frees what the early start took, when the manifest turned out unusable.
+async fn abandon(early: Option<target::EarlyLeased>) {
+    if let Some(early) = early {
+        early.abandon().await;
+    }
 }
 
 async fn apply_manifest(
@@ -180,13 +193,28 @@ async fn apply_manifest(
     client: &crate::cloud::Client,
     desired: Desired,
     early: Option<Early>,
+    lease: Option<Held>,
 ) -> anyhow::Result<ExitStatus> {
-    // The lease first: nobody else may plan and write this organization meanwhile.
+    // The lease first: nobody else may plan and write this organization meanwhile. A lease
+    // taken while the manifest loaded is the one organization the key sees, so it is the
+    // manifest's whenever that organization resolves.
     let org = match &early {
-        Some(early) => resolve_organization(early.organizations().to_vec(), &desired.organization)?,
-        None => reconcile::organization(client, &desired.organization).await?,
+        Some(early) => resolve_organization(early.organizations().to_vec(), &desired.organization),
+        None => reconcile::organization(client, &desired.organization).await,
     };
-    let held = take_lease(args, client, &org.id).await?;
+    let org = match org {
+        Ok(org) => org,
+        Err(e) => {
+            if let Some(lease) = lease {
+                lease.release().await;
+            }
+            return Err(e.into());
+        }
+    };
+    let held = match lease {
+        Some(held) => held,
+        None => take_lease(args, client, &org.id).await?,
+    };
     let result = plan_and_execute(args, client, desired, &org.id, &held, early).await;
     held.release().await;
     result
@@ -216,9 +244,12 @@ async fn plan_and_execute(
     let opts = options(args);
     // A rollout a crash left is finished (or resumed) before anything is planned.
     let stop = held.stop.subscribe();
-    if let Some(status) = super::rollout_cmd::recover(client, org_id, &opts.rollout, &stop).await? {
-        return Ok(status);
-    }
+    let early = match super::rollout_cmd::recover(client, org_id, &opts.rollout, &stop).await? {
+        Recovery::Nothing => early,
+        // Reads made before the recovery wrote are stale: observe afresh.
+        Recovery::Resumed => None,
+        Recovery::Stop(status) => return Ok(status),
+    };
     let Some(mut prepared) = super::plan_cmd::prepare(client, &desired, &opts, early).await? else {
         return Ok(ExitStatus::Failure);
     };
@@ -267,7 +298,7 @@ async fn apply_saved_held(
     reconcile::saved::restore_sensitive(plan, &|name| std::env::var(name).ok(), salt)?;
     let opts = options(args);
     let stop = held.stop.subscribe();
-    if let Some(status) =
+    if let Recovery::Stop(status) =
         super::rollout_cmd::recover(client, &plan.organization_id, &opts.rollout, &stop).await?
     {
         return Ok(status);

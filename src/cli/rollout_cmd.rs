@@ -244,22 +244,32 @@ pub(super) fn outcome_line(o: &RolloutOutcome) -> String {
     s
 }
 
+/// What [`recover`] did.
+pub(super) enum Recovery {
+    /// There was nothing to recover: the cloud is as it was.
+    Nothing,
+    /// An interrupted rollout was resumed (its pins undone): the cloud changed, so whatever
+    /// was read before is stale. Planning goes on.
+    Resumed,
+    /// The apply must stop here with this status (a rollout was rolled back or stopped).
+    Stop(ExitStatus),
+}
+
 /// Before planning: finishes or resumes a rollout a crash left ([`crate::rollout::recover`]).
-/// `Some(status)` when the apply must stop there (it rolled back or stopped a rollout).
 pub(super) async fn recover(
     client: &Client,
     org_id: &str,
     opts: &crate::rollout::RolloutOptions,
     stop: &tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<Option<ExitStatus>> {
+) -> anyhow::Result<Recovery> {
     let api: Arc<dyn CloudApi> = Arc::new(client.clone());
     match crate::rollout::recover(api.as_ref(), org_id, opts, stop).await? {
-        Recovered::Nothing => Ok(None),
+        Recovered::Nothing => Ok(Recovery::Nothing),
         Recovered::Resumed { parts } => {
             eprintln!(
                 "A rollout was interrupted; the {parts} part(s) it changed are healthy and stay. Planning the rest."
             );
-            Ok(None)
+            Ok(Recovery::Resumed)
         }
         Recovered::Ended(o) => {
             eprintln!(
@@ -277,7 +287,7 @@ pub(super) async fn recover(
             eprintln!(
                 "Nothing else was applied; fix the manifest, then run `fleetform apply` again."
             );
-            Ok(Some(ExitStatus::Failure))
+            Ok(Recovery::Stop(ExitStatus::Failure))
         }
     }
 }

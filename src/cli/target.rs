@@ -24,7 +24,7 @@
 //! Only writing commands (`apply`, `watch`, `secrets rotate`, …) create it.
 
 use super::GlobalArgs;
-use crate::cloud::observe::{Early, ObserveOptions, read_early};
+use crate::cloud::observe::{Early, ObserveOptions, read_early, read_lists};
 use crate::cloud::{Client, ClientOptions, Credentials};
 use crate::localcloud::{self, RunningServer, ServerOptions};
 use crate::model::Sensitive;
@@ -322,6 +322,115 @@ impl EarlyTarget {
 impl Drop for EarlyTarget {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// `apply`'s early start: [`connect_early`] for a command that writes, so nothing is read
+/// before the organization's lease is held. While the manifest loads, it connects, lists the
+/// organizations and, for a key that sees exactly one, takes that organization's lease if it is
+/// free (it never waits here: a held lease is waited for, with its messages, once the manifest
+/// has loaded). With the lease held, it reads the organization's lists and starts reading parts
+/// ahead, as `plan` does. Those reads are made under the lease, like every read of an apply.
+///
+/// A lease it takes is never lost on the way: the step that takes it is not aborted, and
+/// [`EarlyLeased::abandon`] (the manifest did not load) frees it. So a manifest that fails to
+/// load holds the lease for the few round trips its loading took, and then frees it.
+pub struct EarlyLeased {
+    first: tokio::task::JoinHandle<anyhow::Result<LeasedStart>>,
+}
+
+/// What [`EarlyLeased`]'s first step made.
+struct LeasedStart {
+    target: Target,
+    /// The organizations the key sees, when they could be listed.
+    orgs: Option<(crate::model::Timestamp, Vec<crate::model::Organization>)>,
+    lease: Option<crate::lease::Guard>,
+    /// With the lease: the lists and the parts read ahead, under way.
+    lists: Option<tokio::task::JoinHandle<Early>>,
+}
+
+/// Starts [`EarlyLeased`] against a remote `--cloud`, for `operation` (the lease's label);
+/// `None` for the local cloud.
+pub fn connect_early_leased(
+    global: &GlobalArgs,
+    lists: ObserveOptions,
+    operation: &'static str,
+) -> Option<EarlyLeased> {
+    if !is_remote(&global.cloud.target) {
+        return None;
+    }
+    let cloud = global.cloud.clone();
+    let first = tokio::spawn(async move {
+        let target = connect_remote_quietly(&cloud, &cloud.target).await?;
+        let api: Arc<dyn crate::cloud::CloudApi> = Arc::new(target.client.clone());
+        let observed_at = crate::model::Timestamp::now();
+        let Ok(orgs) = api.list_organizations().await else {
+            return Ok(LeasedStart {
+                target,
+                orgs: None,
+                lease: None,
+                lists: None,
+            });
+        };
+        let lease = match orgs.as_slice() {
+            [org] => crate::lease::Guard::take(api, &org.id, operation, std::time::Duration::ZERO)
+                .await
+                .ok(),
+            _ => None,
+        };
+        let lists = lease.is_some().then(|| {
+            let client = target.client.clone();
+            let orgs = orgs.clone();
+            tokio::spawn(async move {
+                let observed_at = crate::model::Timestamp::now();
+                let mut early = read_lists(&client, observed_at, orgs, Some(&lists)).await;
+                early.read_parts_ahead(Arc::new(client), lists.read_concurrency);
+                early
+            })
+        });
+        Ok(LeasedStart {
+            target,
+            orgs: Some((observed_at, orgs)),
+            lease,
+            lists,
+        })
+    });
+    Some(EarlyLeased { first })
+}
+
+impl EarlyLeased {
+    /// Waits for the connection and the early reads, then names the cloud on stderr (as
+    /// [`connect_for`] does). The lease, when it was taken, comes with them.
+    pub async fn finish(
+        self,
+        global: &GlobalArgs,
+    ) -> anyhow::Result<(Target, Option<Early>, Option<crate::lease::Guard>)> {
+        warn_simulate_remote(global);
+        let start = self
+            .first
+            .await
+            .context("connecting to the cloud stopped")??;
+        announce(global, &format!("Cloud: {}", global.cloud.target));
+        let early = match (start.lists, start.orgs) {
+            (Some(lists), _) => lists.await.ok(),
+            (None, Some((observed_at, orgs))) => {
+                Some(read_lists(&start.target.client, observed_at, orgs, None).await)
+            }
+            (None, None) => None,
+        };
+        Ok((start.target, early, start.lease))
+    }
+
+    /// The manifest did not load: stops the reads and frees the lease if it was taken.
+    pub async fn abandon(self) {
+        if let Ok(Ok(start)) = self.first.await {
+            if let Some(lists) = start.lists {
+                lists.abort();
+            }
+            if let Some(lease) = start.lease {
+                lease.release().await;
+            }
+        }
     }
 }
 

@@ -377,3 +377,42 @@ async fn a_partitioned_holder_gives_its_lease_up() {
         .unwrap();
     assert!(guard.lost());
 }
+
+/// `apply` takes the lease while the manifest loads (a key of one organization); a manifest
+/// that then fails to load, or names an unknown `--target`, frees it before the command ends.
+#[tokio::test]
+async fn an_apply_whose_manifest_fails_frees_the_lease_it_took_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cloud.db");
+    let (key_id, key) = common::cli_init(&db);
+    let (_server, endpoint) = common::cli_serve(&db, &["--latency", "15ms"]);
+    let env = (endpoint.clone(), key_id.clone(), key.clone());
+    let client = fleetform::cloud::Client::connect(fleetform::cloud::ClientOptions::new(
+        &endpoint,
+        fleetform::cloud::Credentials::new(&key_id, &key),
+    ))
+    .await
+    .unwrap();
+    let org = client.list_organizations().await.unwrap().remove(0);
+    let api: Arc<dyn CloudApi> = Arc::new(client);
+
+    std::fs::write(dir.path().join("fleet.yaml"), "organization: [not a name\n").unwrap();
+    let bad = apply(dir.path(), &env, &[]).wait_with_output().unwrap();
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    assert!(text(&bad).contains("fleet.yaml:"), "{}", text(&bad));
+
+    std::fs::write(dir.path().join("fleet.yaml"), FLEET).unwrap();
+    let unknown = apply(dir.path(), &env, &["--target", "location.nowhere"])
+        .wait_with_output()
+        .unwrap();
+    assert!(!unknown.status.success(), "{}", text(&unknown));
+    assert!(text(&unknown).contains("nowhere"), "{}", text(&unknown));
+
+    // The lease was taken (its fragment exists) and is free again: taken at once.
+    let fragments = api.list_fragments(&org.id).await.unwrap();
+    assert_eq!(fragments.iter().filter(|f| lease::is_lease(f)).count(), 1);
+    let held = take(&api, &org.id, "test").await.expect("the lease is free");
+    held.release().await;
+    // Nothing else was written.
+    assert!(api.list_locations(&org.id).await.unwrap().is_empty());
+}

@@ -86,15 +86,27 @@ impl Early {
 pub async fn read_early(api: &dyn CloudApi, lists: Option<&ObserveOptions>) -> Option<Early> {
     let observed_at = Timestamp::now();
     let orgs = api.list_organizations().await.ok()?;
+    Some(read_lists(api, observed_at, orgs, lists).await)
+}
+
+/// The rest of [`read_early`] for organizations already listed: with `lists` and one
+/// organization, its lists (the observation counts as made at `observed_at`). `apply` lists
+/// the organizations, takes the lease, and only then reads the lists.
+pub async fn read_lists(
+    api: &dyn CloudApi,
+    observed_at: Timestamp,
+    orgs: Vec<Organization>,
+    lists: Option<&ObserveOptions>,
+) -> Early {
     let lists = match (orgs.as_slice(), lists) {
         ([org], Some(opts)) => lists_of(api, &org.id, opts.read_concurrency.max(1)).await,
         _ => None,
     };
-    Some(Early {
+    Early {
         observed_at,
         orgs,
         lists,
-    })
+    }
 }
 
 async fn lists_of(api: &dyn CloudApi, org_id: &str, limit: usize) -> Option<EarlyLists> {
