@@ -78,11 +78,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub mod members;
+pub mod oauth_apps;
 
 pub use crate::plan::KindPlanner;
 
 /// Every registered kind, in the order they are planned.
-pub static KINDS: &[&dyn ResourceKind] = &[&members::Members];
+pub static KINDS: &[&dyn ResourceKind] = &[&members::Members, &oauth_apps::OAuthApps];
+
+/// The local cloud's half of every registered kind that has one: its tables and the RPCs it
+/// serves (see `crate::localcloud::kind`).
+pub static LOCAL: &[&dyn crate::localcloud::kind::LocalKind] = &[&oauth_apps::local::Local];
 
 /// One kind of resource, kept in one module.
 #[async_trait::async_trait]
@@ -140,8 +145,14 @@ pub trait ResourceKind: Send + Sync {
     fn reads(&self) -> &'static str;
 
     /// Reads what it plans against (only when the manifest has its section); the result is
-    /// `Observed::kinds[key]`. Retried like every read of an observation.
-    async fn observe(&self, api: &dyn CloudApi, org_id: &str) -> Result<Value, CloudError>;
+    /// `Observed::kinds[key]`. Retried like every read of an observation; `limit` is the
+    /// most reads it may have in flight at once (the observation's read concurrency).
+    async fn observe(
+        &self,
+        api: &dyn CloudApi,
+        org_id: &str,
+        limit: usize,
+    ) -> Result<Value, CloudError>;
 
     // -- Planning and applying.
 

@@ -68,6 +68,7 @@ mod sim;
 mod store;
 
 pub use faults::Faults;
+pub use service::kinds as kind;
 pub use sim::{CompareOp, FailMode, FailRule, SimOptions};
 pub use store::StoreOpenError;
 
@@ -209,10 +210,7 @@ pub async fn start(opts: &ServerOptions) -> Result<RunningServer, Error> {
         .layer(faults::FaultLayer(opts.faults))
         .add_service(AuthServiceServer::new(auth_svc))
         .add_service(tonic::service::interceptor::InterceptedService::new(
-            service::Routed {
-                inner: AppServiceServer::new(app.clone()),
-                app,
-            },
+            service::Routed::new(AppServiceServer::new(app.clone()), app),
             tokens.interceptor(),
         ))
         .add_service(RobotServiceServer::with_interceptor(

@@ -18,6 +18,7 @@
 mod encoded;
 mod fragments;
 mod keys;
+pub mod kinds;
 mod locations;
 mod logs;
 mod metadata;
@@ -485,14 +486,10 @@ impl pb::app_service_server::AppService for AppService {
         logs::get_robot_part_logs(self, req).await
     }
 
-    type TailRobotPartLogsStream = Pin<
-        Box<dyn tokio_stream::Stream<Item = Result<pb::TailRobotPartLogsResponse, Status>> + Send>,
-    >;
-
     async fn tail_robot_part_logs(
         &self,
         req: Request<pb::TailRobotPartLogsRequest>,
-    ) -> Res<Self::TailRobotPartLogsStream> {
+    ) -> Res<tonic::codegen::BoxStream<pb::TailRobotPartLogsResponse>> {
         logs::tail_robot_part_logs(self, req).await
     }
 

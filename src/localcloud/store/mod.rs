@@ -244,6 +244,11 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
             ));
         }
     }
+    // The registered kinds' tables (`service::kinds`): created on every open, so a new
+    // kind's table needs no schema-version bump.
+    for ddl in super::service::kinds::tables() {
+        tx.execute_batch(ddl)?;
+    }
     tx.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
         params![SCHEMA_VERSION.to_string()],
@@ -474,7 +479,8 @@ pub fn require_location_id<'a>(field: &str, value: &'a str) -> R<&'a str> {
     Ok(value)
 }
 
-fn q<T>(r: rusqlite::Result<T>) -> R<T> {
+/// A query's result, its error as `INTERNAL`.
+pub fn q<T>(r: rusqlite::Result<T>) -> R<T> {
     r.map_err(internal)
 }
 
