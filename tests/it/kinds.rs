@@ -1325,3 +1325,20 @@ async fn the_router_leaves_other_rpcs_alone_and_kinds_get_the_same_fault_layer()
         .await;
     common::assert_code(parts, tonic::Code::InvalidArgument, "robot_id");
 }
+
+#[tokio::test]
+async fn a_store_from_before_a_kind_gains_its_table_when_opened() {
+    let mut cloud = Cloud::start().await;
+    cloud.server.take().unwrap().shutdown().await.unwrap();
+    // A store of the same schema version, written before the kind existed.
+    {
+        let db = rusqlite::Connection::open(&cloud.db).unwrap();
+        db.execute_batch("DROP TABLE oauth_apps;").unwrap();
+    }
+    let opts = fleetform::localcloud::ServerOptions::new(&cloud.db);
+    cloud.server = Some(fleetform::localcloud::start(&opts).await.unwrap());
+    let mut raw = cloud.app().await;
+    let org = cloud.org_id.clone();
+    let (id, _) = create_app(&mut raw, &org, "after").await;
+    assert_eq!(app_ids(&mut raw, &org).await, std::slice::from_ref(&id));
+}
