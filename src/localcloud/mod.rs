@@ -7,7 +7,10 @@
 //! bearer token on every app call, and can inject latency and faults ([`Faults`]).
 //!
 //! This module imports only generated code and the crate's error-free helpers; it never uses
-//! the client side (`crate::cloud`), so a bug in one cannot hide a bug in the other.
+//! the client side (`crate::cloud`), so a bug in one cannot hide a bug in the other. The one
+//! thing it reads from the kinds registry is `crate::kinds::LOCAL`, the list of registered
+//! kinds' local halves, which in turn import only generated code and [`kind`] (the API this
+//! module gives them: see its docs for how their RPCs are routed and their tables created).
 //!
 //! Decisions where Viam's behaviour is undocumented (see the service module for each):
 //! duplicate location and fragment names are allowed; part names are unique per location;

@@ -9,7 +9,7 @@
 //! one write transaction for [`Rpc::write`]), the calling key's [`Access`] and the request.
 //! The halves are listed in `crate::kinds::LOCAL`.
 //!
-//! [`super::Routed`] sits where the generated `AppServiceServer` sat: a call to
+//! `service::Routed` sits where the generated `AppServiceServer` sat: a call to
 //! `/viam.app.v1.AppService/<Method>` that a registered kind serves runs the kind's handler
 //! through tonic's own unary machinery (`tonic::server::Grpc` with the prost codec: framing,
 //! compression, status); every other call goes to the generated server. Both sit behind the

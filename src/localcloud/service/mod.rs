@@ -10,7 +10,9 @@
 //! checks) and the `AppService` trait impl as a table: each method hands its request to the
 //! handler of the same name in the file of its area: `orgs` (organizations, members, invites),
 //! `locations`, `robots`, `parts`, `logs`, `fragments`, `metadata`, `roles`, `keys`.
-//! `encoded` answers `GetRobotParts` from the stored encodings instead (see [`Routed`]).
+//! `encoded` answers `GetRobotParts` from the stored encodings instead (see [`Routed`]), and
+//! `kinds` routes the registered kinds' RPCs to their own handlers (the generated trait
+//! answers `UNIMPLEMENTED` for methods the impl leaves out; a test checks none is forgotten).
 //!
 //! What a calling key may reach (its roles, see `store::keys`) is read in the same store call
 //! as the handler's own queries, so a changed or deleted key takes effect at once.

@@ -12,6 +12,8 @@
 //! table group: `orgs`, `invites`, `locations`, `robots`, `parts`, `logs`, `fragments`,
 //! `metadata`, `roles`, `keys`. Their
 //! public items are re-exported here, so callers write `store::name` whatever the file.
+//! Registered kinds keep their own tables and queries (`crate::localcloud::kind`); their DDL
+//! runs on every open, after [`SCHEMA`] and the migrations.
 
 use crate::proto::viam::app::v1 as pb;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
