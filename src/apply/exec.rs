@@ -42,7 +42,7 @@ pub type ExecResult = Result<Option<String>, ExecError>;
 
 /// Runs `write`; when its outcome is unknown, runs `settle` to learn whether it took effect
 /// (`Some(result)`) before repeating it.
-async fn with_unknown_outcome<W, WF, S, SF>(mut write: W, mut settle: S) -> ExecResult
+pub async fn with_unknown_outcome<W, WF, S, SF>(mut write: W, mut settle: S) -> ExecResult
 where
     W: FnMut() -> WF,
     WF: std::future::Future<Output = Result<Option<String>, CloudError>>,

@@ -28,7 +28,7 @@ mod exec;
 mod stale;
 
 pub(crate) use exec::change_roles;
-pub use exec::{ExecError, ExecResult};
+pub use exec::{ExecError, ExecResult, with_unknown_outcome};
 pub use stale::{Stale, check_preconditions};
 
 use crate::cloud::CloudApi;

@@ -368,7 +368,12 @@ impl ResourceKind for Members {
         "the members' roles"
     }
 
-    async fn observe(&self, api: &dyn CloudApi, org_id: &str) -> Result<Value, CloudError> {
+    async fn observe(
+        &self,
+        api: &dyn CloudApi,
+        org_id: &str,
+        _limit: usize,
+    ) -> Result<Value, CloudError> {
         Ok(json!(api.list_member_roles(org_id).await?))
     }
 

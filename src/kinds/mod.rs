@@ -34,9 +34,13 @@
 //!   user's `{"created_by": ...}` would be rewritten); carry such data as a string.
 //! - **The wire**: a kind makes the RPCs only it needs with [`call`] (the generated
 //!   request and answer messages, through the one generic [`CloudApi::call_app`]), so a new
-//!   RPC needs its messages in `proto/` and nothing in `cloud/`. The local cloud still
-//!   serves every RPC from its `AppService` (members' `AddRole`/`RemoveRole` are shared with
-//!   API keys' roles there).
+//!   RPC needs its messages in `proto/` and nothing in `cloud/`.
+//! - **The local cloud** serves a kind's own RPCs from the kind's local half
+//!   (`src/kinds/<kind>/local.rs`, listed in [`LOCAL`]): its tables (created on every open of
+//!   a store) and its handlers, routed in front of the generated `AppService` with the same
+//!   authentication, roles, faults and error limits as every other RPC (see
+//!   `crate::localcloud::kind`). Members' `AddRole`/`RemoveRole` stay in the `AppService`
+//!   impl: they are shared with API keys' roles there.
 //! - **Apply** runs [`ResourceKind::execute`] for the kind's operations, with the cloud, the
 //!   organization and the ids resolved so far ([`ExecContext`]); the engine's ordering,
 //!   failure handling and reporting are shared, and so is `apply::change_roles` (add, then
@@ -54,7 +58,10 @@
 //!   (`"member"`, as before) and an [`Op::Kind`] as the kind's own tagged operation, so plans
 //!   saved before a kind moved onto the registry still read, and plan fixtures did not change.
 //! - **Layering**: `model` knows nothing of kinds; `plan` calls a kind only through the pure
-//!   [`ResourceKind::plan`]; the kinds use the layers below them like any caller.
+//!   [`ResourceKind::plan`]; the kinds use the layers below them like any caller. A kind's
+//!   local half is a child module of the kind (one directory per kind, so the list of files
+//!   stays short) but imports only the generated messages and `crate::localcloud::kind`;
+//!   the local cloud reads [`LOCAL`] and nothing else of this module.
 //! - **Naming a kind in code**: a kind module may name its `Kind` for the code and tests that
 //!   need it (`Kind::Member`), and offer typed accessors (`members::{declared, roles}`) and
 //!   its RPCs as an extension trait of every `CloudApi` (`members::MemberRoles`).
@@ -65,6 +72,8 @@
 //! # Registered kinds
 //!
 //! - [`members`]: members' roles (`access: members:`).
+//! - [`oauth_apps`]: OAuth apps (`access: oauth_apps:`), with RPCs and a local-cloud table of
+//!   its own ([`oauth_apps::local`]).
 //!
 //! The other kinds (locations, machines, parts, fragments, fragment tags, invites, location
 //! secrets, metadata, organization settings, API keys) use the older layout described in
@@ -78,11 +87,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub mod members;
+pub mod oauth_apps;
 
 pub use crate::plan::KindPlanner;
 
 /// Every registered kind, in the order they are planned.
-pub static KINDS: &[&dyn ResourceKind] = &[&members::Members];
+pub static KINDS: &[&dyn ResourceKind] = &[&members::Members, &oauth_apps::OAuthApps];
+
+/// The local cloud's half of every registered kind that has one: its tables and the RPCs it
+/// serves (see `crate::localcloud::kind`).
+pub static LOCAL: &[&dyn crate::localcloud::kind::LocalKind] = &[&oauth_apps::local::Local];
 
 /// One kind of resource, kept in one module.
 #[async_trait::async_trait]
@@ -140,8 +154,14 @@ pub trait ResourceKind: Send + Sync {
     fn reads(&self) -> &'static str;
 
     /// Reads what it plans against (only when the manifest has its section); the result is
-    /// `Observed::kinds[key]`. Retried like every read of an observation.
-    async fn observe(&self, api: &dyn CloudApi, org_id: &str) -> Result<Value, CloudError>;
+    /// `Observed::kinds[key]`. Retried like every read of an observation; `limit` is the
+    /// most reads it may have in flight at once (the observation's read concurrency).
+    async fn observe(
+        &self,
+        api: &dyn CloudApi,
+        org_id: &str,
+        limit: usize,
+    ) -> Result<Value, CloudError>;
 
     // -- Planning and applying.
 

@@ -7,7 +7,10 @@
 //! bearer token on every app call, and can inject latency and faults ([`Faults`]).
 //!
 //! This module imports only generated code and the crate's error-free helpers; it never uses
-//! the client side (`crate::cloud`), so a bug in one cannot hide a bug in the other.
+//! the client side (`crate::cloud`), so a bug in one cannot hide a bug in the other. The one
+//! thing it reads from the kinds registry is `crate::kinds::LOCAL`, the list of registered
+//! kinds' local halves, which in turn import only generated code and [`kind`] (the API this
+//! module gives them: see its docs for how their RPCs are routed and their tables created).
 //!
 //! Decisions where Viam's behaviour is undocumented (see the service module for each):
 //! duplicate location and fragment names are allowed; part names are unique per location;
@@ -68,6 +71,7 @@ mod sim;
 mod store;
 
 pub use faults::Faults;
+pub use service::kinds as kind;
 pub use sim::{CompareOp, FailMode, FailRule, SimOptions};
 pub use store::StoreOpenError;
 
@@ -209,10 +213,7 @@ pub async fn start(opts: &ServerOptions) -> Result<RunningServer, Error> {
         .layer(faults::FaultLayer(opts.faults))
         .add_service(AuthServiceServer::new(auth_svc))
         .add_service(tonic::service::interceptor::InterceptedService::new(
-            service::Routed {
-                inner: AppServiceServer::new(app.clone()),
-                app,
-            },
+            service::Routed::new(AppServiceServer::new(app.clone()), app),
             tokens.interceptor(),
         ))
         .add_service(RobotServiceServer::with_interceptor(

@@ -186,6 +186,11 @@ impl<'a> Importer<'_, 'a> {
         self.b.o
     }
 
+    /// Tells the user about something left out of the import.
+    pub fn warn(&mut self, warning: String) {
+        self.b.warnings.push(warning);
+    }
+
     /// The grants `held` (by `who`, for warnings) as declared: `None` (and a warning: `who`
     /// is left out, and so left alone) when one is on something the manifest does not
     /// declare.

@@ -104,7 +104,8 @@ pub mod section {
     pub use super::raw::RawGrant;
     pub use super::schema::EMAIL_PATTERN;
     pub use super::span::YPath;
-    pub use super::validate::{SectionValidator, is_email};
+    pub use super::structure::closest;
+    pub use super::validate::{SectionValidator, check_name_chars, is_email};
     pub use crate::manifest::export::grant as export_grant;
 }
 

@@ -773,3 +773,572 @@ async fn prune_takes_the_roles_of_a_second_member_who_is_not_listed() {
     );
     assert!(held(&api.list_member_roles(&cloud.org_id).await.unwrap()).is_empty());
 }
+
+// -- OAuth apps: a registered kind with RPCs and a table of its own. -------------------------
+
+const DASHBOARD: &str = "    - name: fleet-dashboard
+      redirect_uris: [https://dash.example.com/callback]
+      origin_uris: [https://dash.example.com]
+      logout_uri: https://dash.example.com/logout
+      client_authentication: required
+      pkce: required
+      url_validation: exact_match
+      grants: [authorization_code, refresh_token]
+";
+
+fn with_apps(apps: &str, prune: bool) -> Desired {
+    manifest(&format!(
+        "version: 1\norganization: test-org\nprune: {prune}\naccess:\n  oauth_apps:\n{apps}"
+    ))
+}
+
+fn app_changes(p: &Plan) -> Vec<(Action, &str, Vec<&str>)> {
+    p.changes
+        .iter()
+        .filter(|c| c.kind == Kind::OAuthApp)
+        .map(|c| {
+            let fields = c.details.iter().map(|d| d.field.as_str()).collect();
+            (c.action, c.path.as_str(), fields)
+        })
+        .collect()
+}
+
+fn oauth_config(redirect: &str) -> pb::OAuthConfig {
+    pb::OAuthConfig {
+        client_authentication: pb::ClientAuthentication::NotRequired as i32,
+        pkce: pb::Pkce::Required as i32,
+        url_validation: pb::UrlValidation::AllowWildcards as i32,
+        redirect_uris: vec![redirect.to_string()],
+        enabled_grants: vec![pb::EnabledGrant::Implicit as i32],
+        ..Default::default()
+    }
+}
+
+/// Creates app `name` by hand (as in the Viam app); returns its client id and secret.
+async fn create_app(app: &mut common::App, org: &str, name: &str) -> (String, String) {
+    let made = app
+        .create_o_auth_app(pb::CreateOAuthAppRequest {
+            org_id: org.to_string(),
+            client_name: name.to_string(),
+            oauth_config: Some(oauth_config("https://hand.example/cb")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (made.client_id, made.client_secret)
+}
+
+async fn read_app(app: &mut common::App, org: &str, id: &str) -> pb::ReadOAuthAppResponse {
+    app.read_o_auth_app(pb::ReadOAuthAppRequest {
+        org_id: org.to_string(),
+        client_id: id.to_string(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+async fn app_ids(app: &mut common::App, org: &str) -> Vec<String> {
+    app.list_o_auth_apps(pb::ListOAuthAppsRequest {
+        org_id: org.to_string(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .client_ids
+}
+
+#[tokio::test]
+async fn oauth_apps_are_created_updated_corrected_and_deleted_with_prune() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let mut raw = cloud.app().await;
+    let org = cloud.org_id.clone();
+
+    // Create.
+    let p = converge(&api, &with_apps(DASHBOARD, false)).await;
+    assert_eq!(
+        app_changes(&p),
+        [(
+            Action::Create,
+            "fleet-dashboard",
+            vec![
+                "redirect_uris",
+                "origin_uris",
+                "logout_uri",
+                "client_authentication",
+                "pkce",
+                "url_validation",
+                "grants"
+            ]
+        )]
+    );
+    let ids = app_ids(&mut raw, &org).await;
+    assert_eq!(ids.len(), 1);
+    let read = read_app(&mut raw, &org, &ids[0]).await;
+    assert_eq!(read.client_name, "fleet-dashboard");
+    assert_eq!(
+        read.client_secret.len(),
+        32,
+        "a new app gets a random secret"
+    );
+    let config = read.oauth_config.unwrap();
+    assert_eq!(config.redirect_uris, ["https://dash.example.com/callback"]);
+    assert_eq!(config.logout_uri, "https://dash.example.com/logout");
+    assert_eq!(
+        config.enabled_grants,
+        [
+            pb::EnabledGrant::AuthorizationCode as i32,
+            pb::EnabledGrant::RefreshToken as i32
+        ]
+    );
+
+    // Update: grants and a redirect change; the plan names those fields only.
+    let updated = DASHBOARD
+        .replace(
+            "[authorization_code, refresh_token]",
+            "[authorization_code]",
+        )
+        .replace("callback]", "callback, https://dash.example.com/cb2]");
+    let p = converge(&api, &with_apps(&updated, false)).await;
+    assert_eq!(
+        app_changes(&p),
+        [(
+            Action::Update,
+            "fleet-dashboard",
+            vec!["redirect_uris", "grants"]
+        )]
+    );
+    assert_eq!(app_ids(&mut raw, &org).await, ids, "updated in place");
+
+    // Drift: a change by hand is planned back.
+    raw.update_o_auth_app(pb::UpdateOAuthAppRequest {
+        org_id: org.clone(),
+        client_id: ids[0].clone(),
+        client_name: "fleet-dashboard".into(),
+        oauth_config: Some(oauth_config("https://evil.example/cb")),
+    })
+    .await
+    .unwrap();
+    let p = converge(&api, &with_apps(&updated, false)).await;
+    assert_eq!(app_changes(&p).len(), 1);
+    assert_eq!(p.changes[0].reason, "config differs");
+    let config = read_app(&mut raw, &org, &ids[0])
+        .await
+        .oauth_config
+        .unwrap();
+    assert_eq!(config.url_validation, pb::UrlValidation::ExactMatch as i32);
+
+    // Unmanaged: an app made by hand is reported and kept; with prune it is deleted.
+    let (by_hand, _) = create_app(&mut raw, &org, "by-hand").await;
+    let p = plan_for(api.as_ref(), &with_apps(&updated, false)).await;
+    assert!(app_changes(&p).is_empty(), "{:#?}", p.changes);
+    let unmanaged: Vec<(&str, &str)> = p
+        .unmanaged
+        .iter()
+        .filter(|u| u.kind == Kind::OAuthApp)
+        .map(|u| (u.path.as_str(), u.id.as_str()))
+        .collect();
+    assert_eq!(unmanaged, [("by-hand", by_hand.as_str())]);
+    let p = converge(&api, &with_apps(&updated, true)).await;
+    assert_eq!(app_changes(&p), [(Action::Delete, "by-hand", vec![])]);
+    assert_eq!(app_ids(&mut raw, &org).await, ids);
+
+    // Without the section, OAuth apps are not read at all.
+    let none = manifest("version: 1\norganization: test-org\n");
+    assert!(plan_for(api.as_ref(), &none).await.unmanaged.is_empty());
+}
+
+#[tokio::test]
+async fn a_changed_oauth_app_makes_a_saved_plan_stale() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let mut raw = cloud.app().await;
+    let org = cloud.org_id.clone();
+
+    // A create is stale once an app of its name exists.
+    let saved = plan_for(api.as_ref(), &with_apps(DASHBOARD, false)).await;
+    assert!(
+        check_preconditions(Arc::clone(&api), &saved)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (id, _) = create_app(&mut raw, &org, "fleet-dashboard").await;
+    let stale = check_preconditions(Arc::clone(&api), &saved).await.unwrap();
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert_eq!(stale[0].kind, Kind::OAuthApp);
+    assert!(stale[0].what.contains("created since"), "{}", stale[0].what);
+
+    // An update is stale once the app changed, and once it is gone.
+    let saved = plan_for(api.as_ref(), &with_apps(DASHBOARD, false)).await;
+    assert_eq!(app_changes(&saved).len(), 1);
+    assert_eq!(saved.changes[0].action, Action::Update);
+    raw.update_o_auth_app(pb::UpdateOAuthAppRequest {
+        org_id: org.clone(),
+        client_id: id.clone(),
+        client_name: "fleet-dashboard".into(),
+        oauth_config: Some(oauth_config("https://other.example/cb")),
+    })
+    .await
+    .unwrap();
+    let stale = check_preconditions(Arc::clone(&api), &saved).await.unwrap();
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert!(stale[0].what.contains("changed since"), "{}", stale[0].what);
+    raw.delete_o_auth_app(pb::DeleteOAuthAppRequest {
+        org_id: org.clone(),
+        client_id: id,
+    })
+    .await
+    .unwrap();
+    let stale = check_preconditions(Arc::clone(&api), &saved).await.unwrap();
+    assert!(stale[0].what.contains("deleted since"), "{}", stale[0].what);
+}
+
+#[tokio::test]
+async fn imported_oauth_apps_round_trip_and_two_of_one_name_are_refused() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let mut raw = cloud.app().await;
+    let org = cloud.org_id.clone();
+    converge(&api, &with_apps(DASHBOARD, false)).await;
+    let (_, secret) = create_app(&mut raw, &org, "by-hand").await;
+
+    let o = api.get_organization(&org).await.unwrap();
+    let (observed, shared) = observe_for_import(api.as_ref(), &o, &[], &ObserveOptions::default())
+        .await
+        .unwrap();
+    let observed_json = serde_json::to_string(&observed).unwrap();
+    assert!(!observed_json.contains(&secret), "no secret is observed");
+    let built = fleetform::manifest::from_observed::build(&observed, None, shared);
+    let text = fleetform::manifest::export::export(&built.desired, &Default::default()).manifest;
+    assert!(text.contains("oauth_apps:"), "{text}");
+    assert!(text.contains("name: by-hand"), "{text}");
+    assert!(text.contains("grants:\n        - implicit"), "{text}");
+    assert!(!text.contains(&secret), "{text}");
+    let back = manifest(&text);
+    let again = plan_for(api.as_ref(), &back).await;
+    assert!(again.is_empty(), "{:#?}\n{text}", again.changes);
+
+    // A second app of a declared name: the plan refuses to guess, naming both.
+    let (twin, _) = create_app(&mut raw, &org, "fleet-dashboard").await;
+    let o2 = fleetform::cloud::observe::observe(
+        api.as_ref(),
+        &with_apps(DASHBOARD, false),
+        &ObserveOptions::default(),
+    )
+    .await
+    .unwrap();
+    let e = fleetform::plan::plan(
+        &with_apps(DASHBOARD, false),
+        &o2,
+        &fleetform::plan::Options::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("fleet-dashboard") && e.contains(&twin), "{e}");
+    assert!(e.contains("does not guess"), "{e}");
+    // Import leaves both out, with a warning.
+    let (observed, shared) = observe_for_import(api.as_ref(), &o, &[], &ObserveOptions::default())
+        .await
+        .unwrap();
+    let built = fleetform::manifest::from_observed::build(&observed, None, shared);
+    assert!(
+        built.warnings.iter().any(|w| w.contains(&twin)),
+        "{:?}",
+        built.warnings
+    );
+}
+
+#[test]
+fn oauth_app_sections_are_checked_where_they_are_written() {
+    let text = "version: 1\norganization: test-org\naccess:\n  oauth_apps:\n    - name: a\n      pkce: requird\n      grants: [refresh_tokn]\n    - name: a\n      grants: [implicit]\n      redirect_uris: ['has space']\n";
+    let e = fleetform::manifest::parse_str(text, std::path::Path::new("fleet.yaml"), &|_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("did you mean `required`"), "{e}");
+    assert!(e.contains("did you mean `refresh_token`"), "{e}");
+    assert!(
+        e.contains("duplicate OAuth app `a` (first at line 5)"),
+        "{e}"
+    );
+    assert!(e.contains("is not a URI"), "{e}");
+    assert!(e.contains("fleet.yaml:6"), "positioned: {e}");
+}
+
+#[tokio::test]
+async fn the_oauth_client_secret_is_never_printed_or_saved() {
+    let env = crate::common::CliEnv::start(&[]);
+    let manifest_text =
+        |apps: &str| format!("version: 1\norganization: local\naccess:\n  oauth_apps:\n{apps}");
+    env.write("fleet.yaml", &manifest_text(DASHBOARD));
+    let applied = env.ok(&["apply", "fleet.yaml", "--yes"]);
+    let client = env.client().await;
+    let org = client.list_organizations().await.unwrap()[0].id.clone();
+    let mut raw = common::connect_app(&env.endpoint, &env.key_id, &env.key).await;
+    let id = app_ids(&mut raw, &org).await.remove(0);
+    let secret = read_app(&mut raw, &org, &id).await.client_secret;
+    assert!(!secret.is_empty());
+    // Drift, so that the plan has an update of the app.
+    raw.update_o_auth_app(pb::UpdateOAuthAppRequest {
+        org_id: org.clone(),
+        client_id: id.clone(),
+        client_name: "fleet-dashboard".into(),
+        oauth_config: Some(oauth_config("https://evil.example/cb")),
+    })
+    .await
+    .unwrap();
+    let text = env.ok(&["plan", "fleet.yaml"]);
+    assert!(text.contains("OAuth app fleet-dashboard"), "{text}");
+    let json = env.ok(&["plan", "fleet.yaml", "--output", "json"]);
+    env.ok(&["plan", "fleet.yaml", "--out", "plan.json"]);
+    let saved = std::fs::read_to_string(env.dir.path().join("plan.json")).unwrap();
+    assert!(saved.contains("update_oauth_app"), "{saved}");
+    let reapplied = env.ok(&["apply", "plan.json", "--yes"]);
+    let imported = env.ok(&["import"]);
+    assert!(imported.contains("fleet-dashboard"), "{imported}");
+    for (what, out) in [
+        ("apply", &applied),
+        ("plan", &text),
+        ("plan JSON", &json),
+        ("saved plan", &saved),
+        ("apply of the saved plan", &reapplied),
+        ("import", &imported),
+    ] {
+        assert!(!out.contains(&secret), "{what} shows the secret:\n{out}");
+    }
+}
+
+#[tokio::test]
+async fn the_local_cloud_lets_only_owners_manage_oauth_apps_of_their_organization() {
+    use fleetform::model::{Grant, ResourceKind, Role};
+    let cloud = Cloud::start().await;
+    let owner = cloud.client().await;
+    let mut raw = cloud.app().await;
+    let org = cloud.org_id.clone();
+    let (id, _) = create_app(&mut raw, &org, "ours").await;
+
+    // An operator of the whole organization may not list, read, create, update or delete.
+    let operator = owner
+        .create_key(
+            &org,
+            "operator",
+            &[Grant {
+                role: Role::Operator,
+                resource_kind: ResourceKind::Organization,
+                resource_id: org.clone(),
+            }],
+        )
+        .await
+        .unwrap();
+    let mut op = common::connect_app(&cloud.endpoint(), &operator.id, operator.key.expose()).await;
+    let denied = tonic::Code::PermissionDenied;
+    let list = op
+        .list_o_auth_apps(pb::ListOAuthAppsRequest {
+            org_id: org.clone(),
+        })
+        .await;
+    common::assert_code(
+        list,
+        denied,
+        "listing OAuth apps needs the organization owner role",
+    );
+    let read = op
+        .read_o_auth_app(pb::ReadOAuthAppRequest {
+            org_id: org.clone(),
+            client_id: id.clone(),
+        })
+        .await;
+    common::assert_code(read, denied, "reading OAuth apps");
+    let create = op
+        .create_o_auth_app(pb::CreateOAuthAppRequest {
+            org_id: org.clone(),
+            client_name: "x".into(),
+            oauth_config: Some(oauth_config("https://x.example/cb")),
+        })
+        .await;
+    common::assert_code(create, denied, "creating OAuth apps");
+    let update = op
+        .update_o_auth_app(pb::UpdateOAuthAppRequest {
+            org_id: org.clone(),
+            client_id: id.clone(),
+            client_name: "x".into(),
+            oauth_config: Some(oauth_config("https://x.example/cb")),
+        })
+        .await;
+    common::assert_code(update, denied, "updating OAuth apps");
+    let delete = op
+        .delete_o_auth_app(pb::DeleteOAuthAppRequest {
+            org_id: org.clone(),
+            client_id: id.clone(),
+        })
+        .await;
+    common::assert_code(delete, denied, "deleting OAuth apps");
+
+    // Another organization's owner: our organization is denied, our app is not found in
+    // theirs.
+    let other = fleetform::localcloud::init(&cloud.db, "other-org", "other@example.com").unwrap();
+    let mut theirs =
+        common::connect_app(&cloud.endpoint(), &other.key_id, other.key.expose()).await;
+    let read = theirs
+        .read_o_auth_app(pb::ReadOAuthAppRequest {
+            org_id: org.clone(),
+            client_id: id.clone(),
+        })
+        .await;
+    common::assert_code(read, denied, "no access to organization");
+    let read = theirs
+        .read_o_auth_app(pb::ReadOAuthAppRequest {
+            org_id: other.org_id.clone(),
+            client_id: id.clone(),
+        })
+        .await;
+    common::assert_code(read, tonic::Code::NotFound, "not found");
+    let delete = theirs
+        .delete_o_auth_app(pb::DeleteOAuthAppRequest {
+            org_id: other.org_id.clone(),
+            client_id: id.clone(),
+        })
+        .await;
+    common::assert_code(delete, tonic::Code::NotFound, "not found");
+    assert!(app_ids(&mut theirs, &other.org_id).await.is_empty());
+
+    // Arguments are checked; nothing was changed by any of the refused calls.
+    let bad = raw
+        .create_o_auth_app(pb::CreateOAuthAppRequest {
+            org_id: org.clone(),
+            client_name: "y".into(),
+            oauth_config: None,
+        })
+        .await;
+    common::assert_code(
+        bad,
+        tonic::Code::InvalidArgument,
+        "oauth_config is required",
+    );
+    assert_eq!(app_ids(&mut raw, &org).await, std::slice::from_ref(&id));
+    assert_eq!(read_app(&mut raw, &org, &id).await.client_name, "ours");
+}
+
+/// `(service, method)` of every RPC `file` declares.
+fn rpcs_of(file: &str) -> Vec<(String, String)> {
+    let text =
+        std::fs::read_to_string(format!("{}/proto/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let mut service = String::new();
+    let mut out = vec![];
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("service ") {
+            service = rest.trim_end_matches('{').trim().to_string();
+        } else if let Some(rest) = line.strip_prefix("rpc ") {
+            let method = rest.split('(').next().unwrap().trim().to_string();
+            out.push((service.clone(), method));
+        }
+    }
+    out
+}
+
+/// Calls `path` with an empty request as the key of `cloud` (or no one); the answer's code.
+async fn raw_call(cloud: &Cloud, path: &str, token: Option<&str>) -> tonic::Code {
+    let mut grpc = tonic::client::Grpc::new(cloud.channel().await);
+    grpc.ready().await.unwrap();
+    let mut req = tonic::Request::new(());
+    if let Some(t) = token {
+        req.metadata_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    match grpc.unary(req, path.parse().unwrap(), codec).await {
+        Ok(_) => tonic::Code::Ok,
+        Err(s) => s.code(),
+    }
+}
+
+#[tokio::test]
+async fn every_rpc_of_the_protos_is_served() {
+    let cloud = Cloud::start().await;
+    let token = cloud.token().await;
+    let mut rpcs = rpcs_of("viam/app/v1/app.proto");
+    rpcs.extend(rpcs_of("viam/app/v1/robot.proto"));
+    assert!(rpcs.len() > 60, "{rpcs:?}");
+    let kinds = fleetform::localcloud::kind::served_methods();
+    assert!(kinds.contains(&"ListOAuthApps"), "{kinds:?}");
+    for (service, method) in &rpcs {
+        let path = format!("/viam.app.v1.{service}/{method}");
+        let code = raw_call(&cloud, &path, Some(&token)).await;
+        assert_ne!(code, tonic::Code::Unimplemented, "{path} is not served");
+    }
+    // An RPC of Viam's API the local cloud does not serve is still UNIMPLEMENTED, and a
+    // kind's RPC needs the same authentication as every other.
+    let unknown = "/viam.app.v1.AppService/CreateOAuthAppUser";
+    assert_eq!(
+        raw_call(&cloud, unknown, Some(&token)).await,
+        tonic::Code::Unimplemented
+    );
+    for path in [
+        "/viam.app.v1.AppService/ListOAuthApps",
+        "/viam.app.v1.AppService/GetOrganization",
+    ] {
+        assert_eq!(
+            raw_call(&cloud, path, None).await,
+            tonic::Code::Unauthenticated
+        );
+        assert_eq!(
+            raw_call(&cloud, path, Some("not-a-token")).await,
+            tonic::Code::Unauthenticated
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_router_leaves_other_rpcs_alone_and_kinds_get_the_same_fault_layer() {
+    let cloud = Cloud::start_with(fleetform::localcloud::Faults {
+        unimplemented: &["ListOAuthApps"],
+        ..Default::default()
+    })
+    .await;
+    let mut raw = cloud.app().await;
+    let org = cloud.org_id.clone();
+    // A kind's RPC goes through the fault layer like every other.
+    let listed = raw
+        .list_o_auth_apps(pb::ListOAuthAppsRequest {
+            org_id: org.clone(),
+        })
+        .await;
+    common::assert_code(listed, tonic::Code::Unimplemented, "ListOAuthApps");
+    // The other kind RPCs and the generated service's RPCs answer as before.
+    let (id, _) = create_app(&mut raw, &org, "ours").await;
+    assert_eq!(read_app(&mut raw, &org, &id).await.client_name, "ours");
+    let got = raw
+        .get_organization(pb::GetOrganizationRequest {
+            organization_id: org.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap();
+    assert_eq!(got.name, "test-org");
+    let parts = raw
+        .get_robot_parts(pb::GetRobotPartsRequest {
+            robot_id: "0".repeat(2000),
+        })
+        .await;
+    common::assert_code(parts, tonic::Code::InvalidArgument, "robot_id");
+}
+
+#[tokio::test]
+async fn a_store_from_before_a_kind_gains_its_table_when_opened() {
+    let mut cloud = Cloud::start().await;
+    cloud.server.take().unwrap().shutdown().await.unwrap();
+    // A store of the same schema version, written before the kind existed.
+    {
+        let db = rusqlite::Connection::open(&cloud.db).unwrap();
+        db.execute_batch("DROP TABLE oauth_apps;").unwrap();
+    }
+    let opts = fleetform::localcloud::ServerOptions::new(&cloud.db);
+    cloud.server = Some(fleetform::localcloud::start(&opts).await.unwrap());
+    let mut raw = cloud.app().await;
+    let org = cloud.org_id.clone();
+    let (id, _) = create_app(&mut raw, &org, "after").await;
+    assert_eq!(app_ids(&mut raw, &org).await, std::slice::from_ref(&id));
+}

@@ -27,7 +27,21 @@ from grpclib.exceptions import GRPCError
 
 from viam.app.app_client import APIKeyAuthorization, AppClient, Fragment
 from viam.app.viam_client import ViamClient
-from viam.gen.app.v1.app_pb2 import ListMachineSummariesRequest, OnlineState
+from viam.gen.app.v1.app_pb2 import (
+    PKCE,
+    ClientAuthentication,
+    CreateOAuthAppRequest,
+    CreateOAuthAppUserRequest,
+    DeleteOAuthAppRequest,
+    EnabledGrant,
+    ListMachineSummariesRequest,
+    ListOAuthAppsRequest,
+    OAuthConfig,
+    OnlineState,
+    ReadOAuthAppRequest,
+    UpdateOAuthAppRequest,
+    URLValidation,
+)
 from viam.gen.app.v1.robot_grpc import RobotServiceStub
 from viam.gen.app.v1.robot_pb2 import LogRequest
 from viam.proto.app import (
@@ -1175,6 +1189,87 @@ async def section_keys(ctx: Ctx) -> None:
     )
 
 
+async def section_oauth_apps(ctx: Ctx) -> None:
+    """The OAuth app RPCs through the SDK's generated stub (this SDK has no wrappers for them)."""
+    c, app = ctx.c, ctx.app
+    stub, md = app._app_client, ctx.metadata
+    config = OAuthConfig(
+        client_authentication=ClientAuthentication.CLIENT_AUTHENTICATION_REQUIRED,
+        pkce=PKCE.PKCE_NOT_REQUIRED_WHEN_USING_CLIENT_AUTHENTICATION,
+        url_validation=URLValidation.URL_VALIDATION_EXACT_MATCH,
+        origin_uris=["https://dash.example.com"],
+        redirect_uris=["https://dash.example.com/callback"],
+        logout_uri="https://dash.example.com/logout",
+        enabled_grants=[EnabledGrant.ENABLED_GRANT_AUTHORIZATION_CODE, EnabledGrant.ENABLED_GRANT_REFRESH_TOKEN],
+    )
+    name = f"oauth-{RUN}"
+    made = await call(stub.CreateOAuthApp(CreateOAuthAppRequest(org_id=ctx.org_id, client_name=name, oauth_config=config), metadata=md))
+    c.must(
+        "CreateOAuthApp: a UUID client id and a secret",
+        bool(UUID_RE.match(made.client_id)) and len(made.client_secret) >= 16,
+        short(made.client_id),
+    )
+    listed = await call(stub.ListOAuthApps(ListOAuthAppsRequest(org_id=ctx.org_id), metadata=md))
+    c.ok("ListOAuthApps: the new app's client id", made.client_id in listed.client_ids, short(listed))
+    read = await call(stub.ReadOAuthApp(ReadOAuthAppRequest(org_id=ctx.org_id, client_id=made.client_id), metadata=md))
+    c.eq("ReadOAuthApp: its name", read.client_name, name)
+    c.eq("ReadOAuthApp: its secret", read.client_secret, made.client_secret)
+    c.eq("ReadOAuthApp: its config as sent", read.oauth_config, config)
+
+    config.ClearField("logout_uri")
+    config.url_validation = URLValidation.URL_VALIDATION_ALLOW_WILDCARDS
+    await call(
+        stub.UpdateOAuthApp(
+            UpdateOAuthAppRequest(org_id=ctx.org_id, client_id=made.client_id, client_name=name + "-2", oauth_config=config),
+            metadata=md,
+        )
+    )
+    read = await call(stub.ReadOAuthApp(ReadOAuthAppRequest(org_id=ctx.org_id, client_id=made.client_id), metadata=md))
+    c.eq("UpdateOAuthApp: name and config replaced", (read.client_name, read.oauth_config), (name + "-2", config))
+
+    await c.status(
+        "CreateOAuthApp: no config: INVALID_ARGUMENT",
+        Status.INVALID_ARGUMENT,
+        stub.CreateOAuthApp(CreateOAuthAppRequest(org_id=ctx.org_id, client_name=name), metadata=md),
+    )
+    await c.status(
+        "ReadOAuthApp: unknown client id: NOT_FOUND",
+        Status.NOT_FOUND,
+        stub.ReadOAuthApp(ReadOAuthAppRequest(org_id=ctx.org_id, client_id=str(uuid.uuid4())), metadata=md),
+    )
+    await c.status(
+        "ListOAuthApps: another organization: NOT_FOUND or PERMISSION_DENIED",
+        {Status.NOT_FOUND, Status.PERMISSION_DENIED},
+        stub.ListOAuthApps(ListOAuthAppsRequest(org_id=str(uuid.uuid4())), metadata=md),
+    )
+    # An operator key manages no OAuth apps.
+    key, key_id = await call(
+        app.create_key(ctx.org_id, [APIKeyAuthorization("operator", "organization", ctx.org_id)], f"oauth-op-{RUN}")
+    )
+    operator = await connect_with(ctx, key_id, key)
+    try:
+        op = operator.app_client
+        await c.status(
+            "an operator key: ReadOAuthApp: PERMISSION_DENIED",
+            Status.PERMISSION_DENIED,
+            op._app_client.ReadOAuthApp(
+                ReadOAuthAppRequest(org_id=ctx.org_id, client_id=made.client_id), metadata=op._metadata
+            ),
+        )
+    finally:
+        operator.close()
+        await call(app.delete_key(key_id))
+
+    await call(stub.DeleteOAuthApp(DeleteOAuthAppRequest(org_id=ctx.org_id, client_id=made.client_id), metadata=md))
+    listed = await call(stub.ListOAuthApps(ListOAuthAppsRequest(org_id=ctx.org_id), metadata=md))
+    c.ok("DeleteOAuthApp: gone", made.client_id not in listed.client_ids, short(listed))
+    await c.status(
+        "an unserved RPC of the same service: UNIMPLEMENTED",
+        Status.UNIMPLEMENTED,
+        stub.CreateOAuthAppUser(CreateOAuthAppUserRequest(org_id=ctx.org_id, application_id=made.client_id), metadata=md),
+    )
+
+
 async def section_machine_summaries(ctx: Ctx) -> None:
     """ListMachineSummaries through the SDK's generated stub (this SDK has no wrapper for it)."""
     c, app = ctx.c, ctx.app
@@ -1227,6 +1322,7 @@ SECTIONS: list[tuple[str, Callable[[Ctx], Awaitable[None]]]] = [
     ("metadata", section_metadata),
     ("roles", section_roles),
     ("keys", section_keys),
+    ("oauth apps", section_oauth_apps),
     ("machine summaries", section_machine_summaries),
     ("real fleets", section_real_fleets),
 ]

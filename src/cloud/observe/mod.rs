@@ -283,7 +283,7 @@ pub async fn observe_after(
                     "the members and invites of {org_label}"
                 ))),
             ListRead::Kind(k) => budget
-                .read(|| k.observe(api, org_id))
+                .read(|| k.observe(api, org_id, limit))
                 .await
                 .map(|v| Listed::Kind(k.key(), v))
                 .map_err(read_error(format!("{} in {org_label}", k.reads()))),

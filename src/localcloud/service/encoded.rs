@@ -8,13 +8,15 @@
 //! others to the generated `AppServiceServer`; both sit behind the same authentication
 //! interceptor and fault layer, so callers see the same service.
 
+use super::kinds::Table;
 use super::{AppService, Res, pb, read};
 use crate::localcloud::store;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use tonic::codegen::{Body, StdError};
+use tonic::codegen::{Body, Bytes, StdError};
 use tonic::server::{Grpc, NamedService, UnaryService};
 
 /// The path of the method answered here.
@@ -57,12 +59,24 @@ impl UnaryService<pb::GetRobotPartsRequest> for GetParts {
     }
 }
 
-/// The AppService: `GetRobotParts` from [`get_robot_parts`], every other method from `inner`
-/// (the generated server).
+/// The AppService: `GetRobotParts` from [`get_robot_parts`], the registered kinds' RPCs from
+/// their handlers (`super::kinds`), every other method from `inner` (the generated server).
 #[derive(Clone)]
 pub struct Routed<S> {
-    pub inner: S,
-    pub app: AppService,
+    inner: S,
+    app: AppService,
+    kinds: Arc<Table>,
+}
+
+impl<S> Routed<S> {
+    /// `inner` (the generated server of `app`) with the registered kinds in front.
+    pub fn new(inner: S, app: AppService) -> Self {
+        Routed {
+            inner,
+            app,
+            kinds: Arc::new(Table::of(crate::kinds::LOCAL)),
+        }
+    }
 }
 
 impl<S: NamedService> NamedService for Routed<S> {
@@ -79,7 +93,7 @@ where
         + Send
         + 'static,
     S::Future: Send + 'static,
-    B: Body + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<StdError> + Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
@@ -98,6 +112,10 @@ where
                     tonic_prost::ProstCodec::<GetRobotPartsEncoded, pb::GetRobotPartsRequest>::default();
                 Ok(Grpc::new(codec).unary(method, req).await)
             });
+        }
+        if let Some(rpc) = self.kinds.get(req.uri().path()) {
+            let reply = rpc.serve(&self.app, req);
+            return Box::pin(async move { Ok(reply.await) });
         }
         // Take the service that was driven to readiness; leave a fresh clone in its place.
         let clone = self.inner.clone();

@@ -3,7 +3,7 @@
 use super::*;
 
 /// The stream `TailRobotPartLogs` answers with.
-type TailStream = <AppService as pb::app_service_server::AppService>::TailRobotPartLogsStream;
+type TailStream = tonic::codegen::BoxStream<pb::TailRobotPartLogsResponse>;
 
 pub(super) async fn get_robot_part_logs(
     svc: &AppService,

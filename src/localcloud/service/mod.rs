@@ -10,7 +10,9 @@
 //! checks) and the `AppService` trait impl as a table: each method hands its request to the
 //! handler of the same name in the file of its area: `orgs` (organizations, members, invites),
 //! `locations`, `robots`, `parts`, `logs`, `fragments`, `metadata`, `roles`, `keys`.
-//! `encoded` answers `GetRobotParts` from the stored encodings instead (see [`Routed`]).
+//! `encoded` answers `GetRobotParts` from the stored encodings instead (see [`Routed`]), and
+//! `kinds` routes the registered kinds' RPCs to their own handlers (the generated trait
+//! answers `UNIMPLEMENTED` for methods the impl leaves out; a test checks none is forgotten).
 //!
 //! What a calling key may reach (its roles, see `store::keys`) is read in the same store call
 //! as the handler's own queries, so a changed or deleted key takes effect at once.
@@ -18,6 +20,7 @@
 mod encoded;
 mod fragments;
 mod keys;
+pub mod kinds;
 mod locations;
 mod logs;
 mod metadata;
@@ -485,14 +488,10 @@ impl pb::app_service_server::AppService for AppService {
         logs::get_robot_part_logs(self, req).await
     }
 
-    type TailRobotPartLogsStream = Pin<
-        Box<dyn tokio_stream::Stream<Item = Result<pb::TailRobotPartLogsResponse, Status>> + Send>,
-    >;
-
     async fn tail_robot_part_logs(
         &self,
         req: Request<pb::TailRobotPartLogsRequest>,
-    ) -> Res<Self::TailRobotPartLogsStream> {
+    ) -> Res<tonic::codegen::BoxStream<pb::TailRobotPartLogsResponse>> {
         logs::tail_robot_part_logs(self, req).await
     }
 

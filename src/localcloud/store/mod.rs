@@ -12,6 +12,8 @@
 //! table group: `orgs`, `invites`, `locations`, `robots`, `parts`, `logs`, `fragments`,
 //! `metadata`, `roles`, `keys`. Their
 //! public items are re-exported here, so callers write `store::name` whatever the file.
+//! Registered kinds keep their own tables and queries (`crate::localcloud::kind`); their DDL
+//! runs on every open, after [`SCHEMA`] and the migrations.
 
 use crate::proto::viam::app::v1 as pb;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -244,6 +246,11 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
             ));
         }
     }
+    // The registered kinds' tables (`service::kinds`): created on every open, so a new
+    // kind's table needs no schema-version bump.
+    for ddl in super::service::kinds::tables() {
+        tx.execute_batch(ddl)?;
+    }
     tx.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
         params![SCHEMA_VERSION.to_string()],
@@ -474,7 +481,8 @@ pub fn require_location_id<'a>(field: &str, value: &'a str) -> R<&'a str> {
     Ok(value)
 }
 
-fn q<T>(r: rusqlite::Result<T>) -> R<T> {
+/// A query's result, its error as `INTERNAL`.
+pub fn q<T>(r: rusqlite::Result<T>) -> R<T> {
     r.map_err(internal)
 }
 
