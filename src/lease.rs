@@ -20,6 +20,15 @@
 //! reads the stop signal right before starting each change. Apply and watch also
 //! check it once more right before they start writing. [`Lease::release`] frees it at the end.
 //!
+//! **Taking it from a listing** ([`Guard::take_listed`]): `apply` lists the organization's
+//! fragments anyway, so it takes the lease by a compare-and-swap against the lease as that
+//! listing shows it, in the same round trip as its next reads. When that first swap succeeds,
+//! the lease's fragment did not change since the listing; every taking, renewing and freeing
+//! changes it, so no other fleetform run held the lease at any moment in between, and none
+//! wrote: what was read since the listing is as good as read under the lease. When it fails
+//! (or the listing shows no lease), the lease is read again as usual and the caller reads again
+//! under it.
+//!
 //! Two first runs can both create the fragment; then the one created first (by `created_on`,
 //! then id) is the lease, and the others are deleted by whoever created them. A process that
 //! sees only its own fragment after creating it knows no earlier one exists, so every process
@@ -122,14 +131,16 @@ fn holder_id() -> (String, String) {
     (id, host)
 }
 
+/// The lease fragments among `fragments`, the one that counts first (see the module docs).
+fn earliest(mut fragments: Vec<Fragment>) -> Vec<Fragment> {
+    fragments.retain(is_lease);
+    fragments.sort_by(|a, b| (a.created_on, &a.id).cmp(&(b.created_on, &b.id)));
+    fragments
+}
+
 /// The organization's lease fragment, creating it (free) if there is none; see the module
 /// docs for how concurrent first runs agree on one.
 async fn lease_fragment(api: &dyn CloudApi, org_id: &str) -> Result<Fragment, CloudError> {
-    let earliest = |mut fs: Vec<Fragment>| {
-        fs.retain(is_lease);
-        fs.sort_by(|a, b| (a.created_on, &a.id).cmp(&(b.created_on, &b.id)));
-        fs
-    };
     let found = earliest(api.list_fragments(org_id).await?);
     if let Some(f) = found.into_iter().next() {
         return Ok(f);
@@ -159,12 +170,35 @@ pub async fn acquire(
     wait: Duration,
     ttl: Duration,
 ) -> Result<Lease, LeaseError> {
+    Ok(acquire_from(api, org_id, operation, wait, ttl, None)
+        .await?
+        .0)
+}
+
+/// [`acquire`], trying first from `listed` (a `ListFragments` answer the caller read) instead
+/// of reading the lease. `true` with the lease when the first compare-and-swap, against the
+/// lease as `listed` shows it, took it: then no other fleetform run took the lease between
+/// that listing and now, so none wrote (see [`Guard::take_listed`]).
+async fn acquire_from(
+    api: Arc<dyn CloudApi>,
+    org_id: &str,
+    operation: &str,
+    wait: Duration,
+    ttl: Duration,
+    mut listed: Option<Vec<Fragment>>,
+) -> Result<(Lease, bool), LeaseError> {
     let (id, host) = holder_id();
     let deadline = tokio::time::Instant::now() + wait;
     let mut conflicts = 0;
     let mut transient = 0;
     loop {
-        let f = match lease_fragment(api.as_ref(), org_id).await {
+        let from_listing = listed.take().and_then(|fs| earliest(fs).into_iter().next());
+        let first_try = from_listing.is_some();
+        let found = match from_listing {
+            Some(f) => Ok(f),
+            None => lease_fragment(api.as_ref(), org_id).await,
+        };
+        let f = match found {
             Ok(f) => f,
             Err(e) if e.is_transient() && transient < TRANSIENT_ATTEMPTS => {
                 transient += 1;
@@ -201,13 +235,14 @@ pub async fn acquire(
         };
         match write(api.as_ref(), &f.id, Some(&me), f.last_updated).await {
             Ok(version) => {
-                return Ok(Lease {
+                let lease = Lease {
                     api,
                     fragment_id: f.id,
                     me,
                     version,
                     ttl,
-                });
+                };
+                return Ok((lease, first_try));
             }
             // Someone else wrote it between our read and our write: look again.
             Err(e) if e.code == Code::FailedPrecondition && conflicts < 50 => conflicts += 1,
@@ -433,6 +468,37 @@ impl Guard {
     ) -> Result<Guard, LeaseError> {
         let ttl = ttl.max(Duration::from_secs(1));
         let lease = acquire(Arc::clone(&api), org_id, operation, wait, ttl).await?;
+        Ok(Self::start(api, lease))
+    }
+
+    /// [`Guard::take`] trying first from `listed`, a `ListFragments` answer of the organization
+    /// the caller read just before (the lease's fragment included). With `true`, the lease was
+    /// taken by a compare-and-swap against the lease as `listed` shows it: every change to the
+    /// lease (taking, renewing, freeing it) changes its fragment, so no other fleetform run
+    /// held the lease at any moment since that listing, and none wrote. Reads the caller made
+    /// since the listing (not before it) are then as good as reads made under the lease. With
+    /// `false` (the lease had to be read again first), they are not: read again.
+    pub async fn take_listed(
+        api: Arc<dyn CloudApi>,
+        org_id: &str,
+        operation: &str,
+        wait: Duration,
+        listed: Vec<Fragment>,
+    ) -> Result<(Guard, bool), LeaseError> {
+        let (lease, from_listing) = acquire_from(
+            Arc::clone(&api),
+            org_id,
+            operation,
+            wait,
+            DEFAULT_TTL,
+            Some(listed),
+        )
+        .await?;
+        Ok((Self::start(api, lease), from_listing))
+    }
+
+    /// Starts renewing `lease`.
+    fn start(api: Arc<dyn CloudApi>, lease: Lease) -> Guard {
         let (stop, _) = tokio::sync::watch::channel(false);
         let stop = Arc::new(stop);
         let (done, done_rx) = tokio::sync::watch::channel(false);
@@ -440,7 +506,7 @@ impl Guard {
         let holder = lease.holder().to_string();
         let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let renewal = spawn_renewal(lease, Arc::clone(&stop), Arc::clone(&lost), done_rx);
-        Ok(Guard {
+        Guard {
             stop,
             lost,
             done,
@@ -448,7 +514,7 @@ impl Guard {
             api,
             fragment_id,
             holder,
-        })
+        }
     }
 
     /// This process's holder id (`host:pid:random`).

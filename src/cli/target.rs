@@ -24,7 +24,7 @@
 //! Only writing commands (`apply`, `watch`, `secrets rotate`, …) create it.
 
 use super::GlobalArgs;
-use crate::cloud::observe::{Early, ObserveOptions, read_early, read_lists};
+use crate::cloud::observe::{Early, ObserveOptions, read_early, read_lists_leased};
 use crate::cloud::{Client, ClientOptions, Credentials};
 use crate::localcloud::{self, RunningServer, ServerOptions};
 use crate::model::Sensitive;
@@ -325,28 +325,29 @@ impl Drop for EarlyTarget {
     }
 }
 
-/// `apply`'s early start: [`connect_early`] for a command that writes, so nothing is read
-/// before the organization's lease is held. While the manifest loads, it connects, lists the
-/// organizations and, for a key that sees exactly one, takes that organization's lease if it is
-/// free (it never waits here: a held lease is waited for, with its messages, once the manifest
-/// has loaded). With the lease held, it reads the organization's lists and starts reading parts
-/// ahead, as `plan` does. Those reads are made under the lease, like every read of an apply.
+/// `apply`'s early start: [`connect_early`] for a command that writes, so that no read counts
+/// unless the organization's lease covers it. While the manifest loads, it connects, lists the
+/// organizations and, for a key that sees exactly one, lists its locations and fragments, then
+/// takes the lease from that listing (if it is free: it never waits here; a held lease is
+/// waited for, with its messages, once the manifest has loaded) while listing the machines,
+/// and with the lease held starts reading parts ahead, as `plan` does
+/// ([`read_lists_leased`]). The lease is taken by a compare-and-swap against the lease as
+/// listed, so no other fleetform run wrote since the listing: the lists count as read under
+/// the lease (`crate::lease::Guard::take_listed`).
 ///
-/// A lease it takes is never lost on the way: the step that takes it is not aborted, and
-/// [`EarlyLeased::abandon`] (the manifest did not load) frees it. So a manifest that fails to
-/// load holds the lease for the few round trips its loading took, and then frees it.
+/// A lease it takes is never lost on the way: its task is not aborted, and
+/// [`EarlyLeased::abandon`] (the manifest did not load) waits for it and frees the lease. So
+/// a manifest that fails to load holds the lease for the few round trips its loading took.
 pub struct EarlyLeased {
-    first: tokio::task::JoinHandle<anyhow::Result<LeasedStart>>,
+    task: tokio::task::JoinHandle<anyhow::Result<LeasedStart>>,
 }
 
-/// What [`EarlyLeased`]'s first step made.
+/// What [`EarlyLeased`]'s task made.
 struct LeasedStart {
     target: Target,
-    /// The organizations the key sees, when they could be listed.
-    orgs: Option<(crate::model::Timestamp, Vec<crate::model::Organization>)>,
+    /// The early reads: `None` when the organizations could not be listed.
+    early: Option<Early>,
     lease: Option<crate::lease::Guard>,
-    /// With the lease: the lists and the parts read ahead, under way.
-    lists: Option<tokio::task::JoinHandle<Early>>,
 }
 
 /// Starts [`EarlyLeased`] against a remote `--cloud`, for `operation` (the lease's label);
@@ -360,42 +361,41 @@ pub fn connect_early_leased(
         return None;
     }
     let cloud = global.cloud.clone();
-    let first = tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let target = connect_remote_quietly(&cloud, &cloud.target).await?;
         let api: Arc<dyn crate::cloud::CloudApi> = Arc::new(target.client.clone());
-        let observed_at = crate::model::Timestamp::now();
         let Ok(orgs) = api.list_organizations().await else {
             return Ok(LeasedStart {
                 target,
-                orgs: None,
+                early: None,
                 lease: None,
-                lists: None,
             });
         };
-        let lease = match orgs.as_slice() {
-            [org] => crate::lease::Guard::take(api, &org.id, operation, std::time::Duration::ZERO)
-                .await
-                .ok(),
-            _ => None,
+        let take = |org_id: String, listed| {
+            let api = Arc::clone(&api);
+            async move {
+                let taken = crate::lease::Guard::take_listed(
+                    api,
+                    &org_id,
+                    operation,
+                    std::time::Duration::ZERO,
+                    listed,
+                )
+                .await;
+                taken.ok()
+            }
         };
-        let lists = lease.is_some().then(|| {
-            let client = target.client.clone();
-            let orgs = orgs.clone();
-            tokio::spawn(async move {
-                let observed_at = crate::model::Timestamp::now();
-                let mut early = read_lists(&client, observed_at, orgs, Some(&lists)).await;
-                early.read_parts_ahead(Arc::new(client), lists.read_concurrency);
-                early
-            })
-        });
+        let (mut early, lease) = read_lists_leased(api.as_ref(), orgs, &lists, take).await;
+        if lease.is_some() {
+            early.read_parts_ahead(Arc::clone(&api), lists.read_concurrency);
+        }
         Ok(LeasedStart {
             target,
-            orgs: Some((observed_at, orgs)),
+            early: Some(early),
             lease,
-            lists,
         })
     });
-    Some(EarlyLeased { first })
+    Some(EarlyLeased { task })
 }
 
 impl EarlyLeased {
@@ -407,26 +407,18 @@ impl EarlyLeased {
     ) -> anyhow::Result<(Target, Option<Early>, Option<crate::lease::Guard>)> {
         warn_simulate_remote(global);
         let start = self
-            .first
+            .task
             .await
             .context("connecting to the cloud stopped")??;
         announce(global, &format!("Cloud: {}", global.cloud.target));
-        let early = match (start.lists, start.orgs) {
-            (Some(lists), _) => lists.await.ok(),
-            (None, Some((observed_at, orgs))) => {
-                Some(read_lists(&start.target.client, observed_at, orgs, None).await)
-            }
-            (None, None) => None,
-        };
-        Ok((start.target, early, start.lease))
+        Ok((start.target, start.early, start.lease))
     }
 
-    /// The manifest did not load: stops the reads and frees the lease if it was taken.
+    /// The manifest did not load: waits for the early step, stops its reads and frees the
+    /// lease if it was taken.
     pub async fn abandon(self) {
-        if let Ok(Ok(start)) = self.first.await {
-            if let Some(lists) = start.lists {
-                lists.abort();
-            }
+        if let Ok(Ok(start)) = self.task.await {
+            drop(start.early);
             if let Some(lease) = start.lease {
                 lease.release().await;
             }

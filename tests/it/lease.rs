@@ -411,8 +411,72 @@ async fn an_apply_whose_manifest_fails_frees_the_lease_it_took_meanwhile() {
     // The lease was taken (its fragment exists) and is free again: taken at once.
     let fragments = api.list_fragments(&org.id).await.unwrap();
     assert_eq!(fragments.iter().filter(|f| lease::is_lease(f)).count(), 1);
-    let held = take(&api, &org.id, "test").await.expect("the lease is free");
+    let held = take(&api, &org.id, "test")
+        .await
+        .expect("the lease is free");
     held.release().await;
     // Nothing else was written.
     assert!(api.list_locations(&org.id).await.unwrap().is_empty());
+}
+
+/// Taking the lease from a listing the caller read: `true` only when the compare-and-swap
+/// against the lease as listed took it, so that nobody took the lease since the listing.
+#[tokio::test]
+async fn a_lease_taken_from_a_listing_says_whether_the_listing_still_held() {
+    let cloud = Cloud::start().await;
+    let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
+    let org = cloud.org_id.as_str();
+    let listed = || async { api.list_fragments(org).await.unwrap() };
+
+    // No lease fragment yet: it is made, so the listing did not show the lease.
+    let (guard, from_listing) = lease::Guard::take_listed(
+        Arc::clone(&api),
+        org,
+        "apply",
+        Duration::ZERO,
+        listed().await,
+    )
+    .await
+    .unwrap();
+    assert!(!from_listing);
+    guard.release().await;
+
+    // Free as listed, untouched since: taken from the listing.
+    let (guard, from_listing) = lease::Guard::take_listed(
+        Arc::clone(&api),
+        org,
+        "apply",
+        Duration::ZERO,
+        listed().await,
+    )
+    .await
+    .unwrap();
+    assert!(from_listing);
+    guard.release().await;
+
+    // Another run took and freed the lease after the listing: the listing is stale, the
+    // lease is read again and taken, and the caller is told its reads must be made again.
+    let before = listed().await;
+    take(&api, org, "other").await.unwrap().release().await;
+    let (guard, from_listing) =
+        lease::Guard::take_listed(Arc::clone(&api), org, "apply", Duration::ZERO, before)
+            .await
+            .unwrap();
+    assert!(!from_listing);
+
+    // Held by someone else: refused at once, naming the holder.
+    let refused = lease::Guard::take_listed(
+        Arc::clone(&api),
+        org,
+        "apply",
+        Duration::ZERO,
+        listed().await,
+    )
+    .await;
+    match refused {
+        Err(LeaseError::Held { holder, .. }) => assert_eq!(holder.holder, guard.holder()),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a held lease was taken"),
+    }
+    guard.release().await;
 }

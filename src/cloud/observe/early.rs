@@ -90,9 +90,8 @@ pub async fn read_early(api: &dyn CloudApi, lists: Option<&ObserveOptions>) -> O
 }
 
 /// The rest of [`read_early`] for organizations already listed: with `lists` and one
-/// organization, its lists (the observation counts as made at `observed_at`). `apply` lists
-/// the organizations, takes the lease, and only then reads the lists.
-pub async fn read_lists(
+/// organization, its lists (the observation counts as made at `observed_at`).
+async fn read_lists(
     api: &dyn CloudApi,
     observed_at: Timestamp,
     orgs: Vec<Organization>,
@@ -106,6 +105,78 @@ pub async fn read_lists(
         observed_at,
         orgs,
         lists,
+    }
+}
+
+/// [`read_lists`] for a command that must hold the organization's lease before its reads
+/// count (`apply`), in as few round trips: `ListLocations` ∥ `ListFragments`, then `lease`
+/// (given `ListFragments`' whole answer, the lease's fragment included) ∥ the machines.
+///
+/// `lease` answers `Some((held, true))` when it took the lease from that answer by a
+/// compare-and-swap: no other fleetform run wrote since the listing (see
+/// `crate::lease::Guard::take_listed`), so the lists stand. `Some((held, false))`: the lease is
+/// held but was read again first, so the lists are read again under it. `None`: no lease, and
+/// no lists.
+pub async fn read_lists_leased<T, F, Fut>(
+    api: &dyn CloudApi,
+    orgs: Vec<Organization>,
+    opts: &ObserveOptions,
+    lease: F,
+) -> (Early, Option<T>)
+where
+    F: FnOnce(String, Vec<Fragment>) -> Fut,
+    Fut: std::future::Future<Output = Option<(T, bool)>>,
+{
+    let observed_at = Timestamp::now();
+    let limit = opts.read_concurrency.max(1);
+    let bare = |observed_at, orgs| Early {
+        observed_at,
+        orgs,
+        lists: None,
+    };
+    let org_id = match orgs.as_slice() {
+        [org] => org.id.clone(),
+        _ => return (bare(observed_at, orgs), None),
+    };
+    let (locations, fragments) =
+        tokio::join!(api.list_locations(&org_id), api.list_fragments(&org_id));
+    let Ok(fragments) = fragments else {
+        return (bare(observed_at, orgs), None);
+    };
+    let machines = async {
+        let ids: Vec<String> = locations
+            .as_ref()
+            .ok()?
+            .iter()
+            .map(|l| l.id.clone())
+            .collect();
+        list_machines(api, &org_id, &ids, limit).await.ok()
+    };
+    let (held, machines) = tokio::join!(lease(org_id.clone(), fragments.clone()), machines);
+    match held {
+        None => (bare(observed_at, orgs), None),
+        Some((held, true)) => {
+            let lists = match (locations, machines) {
+                (Ok(locations), Some(machines)) => Some(EarlyLists {
+                    org_id,
+                    locations,
+                    fragments: own_fragments(fragments),
+                    machines,
+                    ahead: None,
+                }),
+                _ => None,
+            };
+            let early = Early {
+                observed_at,
+                orgs,
+                lists,
+            };
+            (early, Some(held))
+        }
+        Some((held, false)) => {
+            let early = read_lists(api, Timestamp::now(), orgs, Some(opts)).await;
+            (early, Some(held))
+        }
     }
 }
 

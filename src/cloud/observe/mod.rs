@@ -100,7 +100,7 @@ mod scope;
 
 pub use budget::RetryBudget;
 pub(crate) use budget::bounded;
-pub use early::{Early, read_early, read_lists};
+pub use early::{Early, read_early, read_lists_leased};
 pub use reads::{
     LOCATIONS_PER_CALL, attribute, fragment_tags, list_machines, observe_for_import, observe_scope,
 };
