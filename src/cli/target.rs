@@ -327,9 +327,9 @@ impl Drop for EarlyTarget {
 
 /// `apply`'s early start: [`connect_early`] for a command that writes, so that no read counts
 /// unless the organization's lease covers it. While the manifest loads, it connects, lists the
-/// organizations and, for a key that sees exactly one, lists its locations and fragments, then
-/// takes the lease from that listing (if it is free: it never waits here; a held lease is
-/// waited for, with its messages, once the manifest has loaded) while listing the machines,
+/// organizations and, for a key that sees exactly one, lists its fragments, then takes the
+/// lease from that listing (if it is free: it never waits here; a held lease is waited for,
+/// with its messages, once the manifest has loaded) while listing the locations and machines,
 /// and with the lease held starts reading parts ahead, as `plan` does
 /// ([`read_lists_leased`]). The lease is taken by a compare-and-swap against the lease as
 /// listed, so no other fleetform run wrote since the listing: the lists count as read under

@@ -109,8 +109,13 @@ async fn read_lists(
 }
 
 /// [`read_lists`] for a command that must hold the organization's lease before its reads
-/// count (`apply`), in as few round trips: `ListLocations` ∥ `ListFragments`, then `lease`
-/// (given `ListFragments`' whole answer, the lease's fragment included) ∥ the machines.
+/// count (`apply`), in as few round trips: `ListFragments`, then `lease` (given its whole
+/// answer, the lease's fragment included) ∥ `ListLocations` and the machines.
+///
+/// `ListLocations` waits for the fragments' answer (instead of going with it, as for `plan`)
+/// because only reads made after the listing are covered by the lease taken from it: a
+/// location listing answered just before another run's last write and release would
+/// otherwise pass for current.
 ///
 /// `lease` answers `Some((held, true))` when it took the lease from that answer by a
 /// compare-and-swap: no other fleetform run wrote since the listing (see
@@ -138,26 +143,21 @@ where
         [org] => org.id.clone(),
         _ => return (bare(observed_at, orgs), None),
     };
-    let (locations, fragments) =
-        tokio::join!(api.list_locations(&org_id), api.list_fragments(&org_id));
-    let Ok(fragments) = fragments else {
+    let Ok(fragments) = api.list_fragments(&org_id).await else {
         return (bare(observed_at, orgs), None);
     };
-    let machines = async {
-        let ids: Vec<String> = locations
-            .as_ref()
-            .ok()?
-            .iter()
-            .map(|l| l.id.clone())
-            .collect();
-        list_machines(api, &org_id, &ids, limit).await.ok()
+    let lists = async {
+        let locations = api.list_locations(&org_id).await.ok()?;
+        let ids: Vec<String> = locations.iter().map(|l| l.id.clone()).collect();
+        let machines = list_machines(api, &org_id, &ids, limit).await.ok()?;
+        Some((locations, machines))
     };
-    let (held, machines) = tokio::join!(lease(org_id.clone(), fragments.clone()), machines);
+    let (held, lists) = tokio::join!(lease(org_id.clone(), fragments.clone()), lists);
     match held {
         None => (bare(observed_at, orgs), None),
         Some((held, true)) => {
-            let lists = match (locations, machines) {
-                (Ok(locations), Some(machines)) => Some(EarlyLists {
+            let lists = match lists {
+                Some((locations, machines)) => Some(EarlyLists {
                     org_id,
                     locations,
                     fragments: own_fragments(fragments),
