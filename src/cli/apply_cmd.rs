@@ -250,13 +250,48 @@ async fn plan_and_execute(
         Recovery::Resumed => None,
         Recovery::Stop(status) => return Ok(status),
     };
-    let Some(mut prepared) = super::plan_cmd::prepare(client, &desired, &opts, early).await? else {
-        return Ok(ExitStatus::Failure);
+    let ready = if args.yes {
+        // Nobody is asked: the lease's fence and the stale-plan check go out with the drift
+        // attribution's reads (one round trip for the three).
+        let status = super::plan_cmd::Status::new();
+        let progress = super::plan_cmd::progress(&status);
+        let api: Arc<dyn CloudApi> = Arc::new(client.clone());
+        let prepared =
+            reconcile::prepare_checked(api, &desired, &opts, &progress, early, held.fence()).await;
+        let reported = super::plan_cmd::reported(prepared, |(p, _)| &p.prepared().warnings)?;
+        let Some((mut prechecked, fence)) = reported else {
+            return Ok(ExitStatus::Failure);
+        };
+        prechecked.mark_sensitive(&local_ledger());
+        Ready::Checked(prechecked, fence)
+    } else {
+        let Some(mut prepared) = super::plan_cmd::prepare(client, &desired, &opts, early).await?
+        else {
+            return Ok(ExitStatus::Failure);
+        };
+        prepared.mark_sensitive(&local_ledger());
+        Ready::Prepared(prepared)
     };
     // The plan holds all that applying needs: the manifest's model is not kept meanwhile.
     drop(desired);
-    prepared.mark_sensitive(&local_ledger());
-    execute(args, client, prepared, &opts, held, false).await
+    execute(args, client, ready, &opts, held, false).await
+}
+
+/// A plan ready to show and apply.
+enum Ready {
+    /// To be checked (fence and stale-plan check) right before writing.
+    Prepared(reconcile::Prepared),
+    /// Checked already, with the lease's fence ([`reconcile::prepare_checked`]).
+    Checked(reconcile::Prechecked, Result<(), crate::lease::LeaseError>),
+}
+
+impl Ready {
+    fn prepared(&self) -> &reconcile::Prepared {
+        match self {
+            Ready::Prepared(p) => p,
+            Ready::Checked(p, _) => p.prepared(),
+        }
+    }
 }
 
 /// The reconcile options `args` ask for.
@@ -315,7 +350,7 @@ async fn apply_saved_held(
             return apply_error(e, true);
         }
     }
-    execute(args, client, prepared, &opts, held, true).await
+    execute(args, client, Ready::Prepared(prepared), &opts, held, true).await
 }
 
 /// Reports why [`reconcile::apply`] (or its stale check) wrote nothing.
@@ -343,12 +378,12 @@ fn apply_error(err: ApplyError, saved: bool) -> anyhow::Result<ExitStatus> {
 async fn execute(
     args: &ApplyArgs,
     client: &crate::cloud::Client,
-    prepared: reconcile::Prepared,
+    ready: Ready,
     opts: &reconcile::Options,
     held: &Held,
     saved: bool,
 ) -> anyhow::Result<ExitStatus> {
-    let plan = prepared.shared_plan();
+    let plan = ready.prepared().shared_plan();
     let color = super::output::stdout_color();
     let text_output = args.output == ApplyOutput::Text;
     if text_output {
@@ -375,7 +410,7 @@ async fn execute(
         }
         return Ok(ExitStatus::Success);
     }
-    if let Some(refusal) = prepared.refusals().first() {
+    if let Some(refusal) = ready.prepared().refusals().first() {
         bail!("{refusal}\nhint: {}", refusal.hint());
     }
     if args.keys.show_secrets && args.output != ApplyOutput::Text {
@@ -383,13 +418,20 @@ async fn execute(
             "--show-secrets prints shell lines on stdout, which would break --output json\nhint: use --keys-out DIR to receive new API keys' secrets in files"
         );
     }
-    if !args.yes {
-        confirm(&plan)?;
-    }
-    // Fencing: the confirmation may have taken a while; write only if the lease is still ours.
-    // The stale-plan check reads the cloud at the same time (one round trip for both).
     let api: Arc<dyn CloudApi> = Arc::new(client.clone());
-    let checked = match tokio::join!(held.fence(), reconcile::check(Arc::clone(&api), prepared)) {
+    let (fence, checked) = match ready {
+        Ready::Checked(prechecked, fence) => (fence, prechecked.into_checked()),
+        Ready::Prepared(prepared) => {
+            if !args.yes {
+                confirm(&plan)?;
+            }
+            // Fencing: the confirmation may have taken a while; write only if the lease is
+            // still ours. The stale-plan check reads the cloud at the same time (one round
+            // trip for both).
+            tokio::join!(held.fence(), reconcile::check(Arc::clone(&api), prepared))
+        }
+    };
+    let checked = match (fence, checked) {
         (Err(e), _) => return Err(e.into()),
         (Ok(()), Err(e)) => return apply_error(e, saved),
         (Ok(()), Ok(checked)) => checked,

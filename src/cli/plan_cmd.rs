@@ -216,14 +216,29 @@ pub(super) async fn prepare(
     early: Option<Early>,
 ) -> anyhow::Result<Option<Prepared>> {
     let status = Status::new();
-    let progress = |step: Step| match step {
+    let progress = progress(&status);
+    let prepared = crate::reconcile::prepare_after(api, desired, opts, &progress, early).await;
+    reported(prepared, |p| &p.warnings)
+}
+
+/// The status line a preparation's steps show.
+pub(super) fn progress(status: &Status) -> impl Fn(Step) + Sync + '_ {
+    |step: Step| match step {
         Step::Observing => status.show("Reading the cloud…"),
         Step::Attributing => status.show("Reading part history…"),
         Step::Idle => status.clear(),
-    };
-    match crate::reconcile::prepare_after(api, desired, opts, &progress, early).await {
+    }
+}
+
+/// What a preparation answered, reported: its warnings printed; plan errors printed (then
+/// `None`); an observation's failure returned.
+pub(super) fn reported<T>(
+    result: Result<T, PrepareError>,
+    warnings: impl Fn(&T) -> &[String],
+) -> anyhow::Result<Option<T>> {
+    match result {
         Ok(prepared) => {
-            for w in &prepared.warnings {
+            for w in warnings(&prepared) {
                 eprintln!("warning: {}", super::term::clean(w));
             }
             Ok(Some(prepared))

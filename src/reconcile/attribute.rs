@@ -12,8 +12,9 @@
 
 use crate::cloud::CloudApi;
 use crate::cloud::observe::{ObserveError, ObserveOptions, attribute};
-use crate::model::Editor;
+use crate::model::{Editor, HistoryEntry};
 use crate::plan::{Attribution, Op, PartRef, Plan};
+use std::collections::BTreeMap;
 
 /// How drift made with this process's own API key is attributed (see
 /// [`super::Options::own_key_id`]).
@@ -56,11 +57,27 @@ pub async fn attribute_drift(
     opts: &ObserveOptions,
     own_key_id: Option<&str>,
 ) -> Result<(), ObserveError> {
+    let newest = read(api, plan, opts).await?;
+    record(plan, &newest, own_key_id);
+    Ok(())
+}
+
+/// The reads of [`attribute_drift`]: the newest history entry of every drifted part of `plan`,
+/// by part id (none read when nothing drifted).
+pub async fn read(
+    api: &dyn CloudApi,
+    plan: &Plan,
+    opts: &ObserveOptions,
+) -> Result<BTreeMap<String, HistoryEntry>, ObserveError> {
     let ids: Vec<String> = drifted_parts(plan).map(String::from).collect();
     if ids.is_empty() {
-        return Ok(());
+        return Ok(BTreeMap::new());
     }
-    let newest = attribute(api, &ids, opts).await?;
+    attribute(api, &ids, opts).await
+}
+
+/// Writes what [`read`] found into the drifted changes of `plan`.
+pub fn record(plan: &mut Plan, newest: &BTreeMap<String, HistoryEntry>, own_key_id: Option<&str>) {
     for change in &mut plan.changes {
         if let Some(entry) = drifted(&change.op).and_then(|id| newest.get(id)) {
             let who = entry
@@ -73,7 +90,6 @@ pub async fn attribute_drift(
             });
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

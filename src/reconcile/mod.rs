@@ -56,8 +56,9 @@ use crate::cloud::observe::{
     Early, ObserveError, ObserveOptions, observe_after, resolve_organization,
 };
 use crate::cloud::{CloudApi, CloudError};
-use crate::model::{Desired, OrgRef, Organization};
+use crate::model::{Desired, HistoryEntry, OrgRef, Organization};
 use crate::plan::{self, Plan, PlanErrors};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
@@ -206,6 +207,82 @@ pub async fn prepare_after(
     progress: &(dyn Fn(Step) + Sync),
     early: Option<Early>,
 ) -> Result<Prepared, PrepareError> {
+    let (mut plan, refusals) = plan_step(api, desired, opts, progress, early).await?;
+    let newest = attribution_reads(api, &plan, opts, progress).await;
+    let warnings = record_attribution(&mut plan, newest, opts);
+    Ok(Prepared {
+        refusals,
+        plan: Arc::new(plan),
+        warnings,
+    })
+}
+
+/// [`prepare_after`] for a caller that applies the plan right away, without asking
+/// (`apply --yes`): the stale-plan check ([`check`]) and `fence` (the caller's own last check
+/// before writing, such as the lease's) are made together with the drift attribution's reads,
+/// so the three take one round trip where they took two. Apply the result right away
+/// ([`Prechecked::into_checked`], then [`apply_checked`]): the check is then as old as the
+/// time the plan takes to show, and every part write still carries its own precondition.
+pub async fn prepare_checked<E>(
+    api: Arc<dyn CloudApi>,
+    desired: &Desired,
+    opts: &Options,
+    progress: &(dyn Fn(Step) + Sync),
+    early: Option<Early>,
+    fence: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(Prechecked, Result<(), E>), PrepareError> {
+    let (mut plan, refusals) = plan_step(api.as_ref(), desired, opts, progress, early).await?;
+    let (newest, fence, fresh) = tokio::join!(
+        attribution_reads(api.as_ref(), &plan, opts, progress),
+        fence,
+        fresh(Arc::clone(&api), &plan)
+    );
+    let warnings = record_attribution(&mut plan, newest, opts);
+    let prepared = Prepared {
+        refusals,
+        plan: Arc::new(plan),
+        warnings,
+    };
+    Ok((Prechecked { prepared, fresh }, fence))
+}
+
+/// A prepared plan with the outcome of its stale-plan check ([`prepare_checked`]).
+#[derive(Debug)]
+pub struct Prechecked {
+    prepared: Prepared,
+    fresh: Result<(), ApplyError>,
+}
+
+impl Prechecked {
+    /// The prepared plan, to show.
+    pub fn prepared(&self) -> &Prepared {
+        &self.prepared
+    }
+
+    /// Marks the plan's sensitive values (see [`Prepared::mark_sensitive`]).
+    pub fn mark_sensitive(&mut self, ledger: &crate::sensitive::Ledger) {
+        self.prepared.mark_sensitive(ledger);
+    }
+
+    /// What [`check`] would answer: the verdicts, then the stale-plan check made with the
+    /// attribution.
+    pub fn into_checked(self) -> Result<Checked, ApplyError> {
+        if !self.prepared.refusals.is_empty() {
+            return Err(ApplyError::Refused(self.prepared.refusals));
+        }
+        self.fresh.map(|()| Checked(self.prepared))
+    }
+}
+
+/// Observes, plans, restricts the plan to the targets, plans the rollout's waves and gives
+/// the safety verdicts: everything of [`prepare_after`] but the drift attribution.
+async fn plan_step(
+    api: &dyn CloudApi,
+    desired: &Desired,
+    opts: &Options,
+    progress: &(dyn Fn(Step) + Sync),
+    early: Option<Early>,
+) -> Result<(Plan, Vec<Refusal>), PrepareError> {
     progress(Step::Observing);
     let observed = observe_after(api, desired, &opts.observe, early).await;
     progress(Step::Idle);
@@ -223,25 +300,43 @@ pub async fn prepare_after(
     if let Some(policy) = &desired.rollout {
         plan.rollout = crate::rollout::waves(policy, &plan, &observed);
     }
-    let mut warnings = vec![];
-    if attribute::drifted_parts(&plan).next().is_some() {
-        progress(Step::Attributing);
-        let attributed =
-            attribute::attribute_drift(api, &mut plan, &opts.observe, opts.own_key_id.as_deref())
-                .await;
-        progress(Step::Idle);
-        if let Err(e) = attributed {
-            warnings.push(format!(
-                "cannot tell who changed the drifted parts: {}",
-                error_chain(&e)
-            ));
+    // The verdicts look at what the changes do, never at who caused the drift.
+    let refusals = safety::verdicts(Some(desired), &plan, &opts.deletes);
+    Ok((plan, refusals))
+}
+
+/// The drift attribution's reads for `plan` (`None` when nothing drifted).
+async fn attribution_reads(
+    api: &dyn CloudApi,
+    plan: &Plan,
+    opts: &Options,
+    progress: &(dyn Fn(Step) + Sync),
+) -> Option<Result<BTreeMap<String, HistoryEntry>, ObserveError>> {
+    attribute::drifted_parts(plan).next()?;
+    progress(Step::Attributing);
+    let newest = attribute::read(api, plan, &opts.observe).await;
+    progress(Step::Idle);
+    Some(newest)
+}
+
+/// Records the attribution in `plan`; a failure to read it is a warning (attribution only
+/// explains a change).
+fn record_attribution(
+    plan: &mut Plan,
+    newest: Option<Result<BTreeMap<String, HistoryEntry>, ObserveError>>,
+    opts: &Options,
+) -> Vec<String> {
+    match newest {
+        None => vec![],
+        Some(Ok(newest)) => {
+            attribute::record(plan, &newest, opts.own_key_id.as_deref());
+            vec![]
         }
+        Some(Err(e)) => vec![format!(
+            "cannot tell who changed the drifted parts: {}",
+            error_chain(&e)
+        )],
     }
-    Ok(Prepared {
-        refusals: safety::verdicts(Some(desired), &plan, &opts.deletes),
-        plan: Arc::new(plan),
-        warnings,
-    })
 }
 
 /// Applies `prepared`: refuses it when a verdict forbids it or it is stale (see the module
@@ -308,10 +403,15 @@ fn named_report(plan: &Plan, mut report: Report) -> Report {
 /// read from a file — call this first, so a stale plan is reported before anyone is asked to
 /// confirm it; [`apply`] checks again, since a confirmation can take a while.
 pub async fn check_fresh(api: Arc<dyn CloudApi>, prepared: &Prepared) -> Result<(), ApplyError> {
-    if prepared.plan.is_empty() {
+    fresh(api, &prepared.plan).await
+}
+
+/// The stale-plan check of `plan`.
+async fn fresh(api: Arc<dyn CloudApi>, plan: &Plan) -> Result<(), ApplyError> {
+    if plan.is_empty() {
         return Ok(());
     }
-    let stale = apply::check_preconditions(api, &prepared.plan)
+    let stale = apply::check_preconditions(api, plan)
         .await
         .map_err(ApplyError::Check)?;
     if stale.is_empty() {

@@ -303,6 +303,80 @@ async fn reconcile_apply_refuses_a_stale_plan_fresh_or_saved() {
     assert!(report.is_success(), "{}", failures(&report));
 }
 
+/// `reconcile::prepare_checked` (apply without a prompt): the drift attribution, the caller's
+/// fence and the stale-plan check in one step. A hand edit is attributed and the fresh plan
+/// applies; the fence's failure comes back as it was; the verdicts still refuse.
+#[tokio::test]
+async fn prepare_checked_attributes_checks_and_passes_the_fence_through() {
+    use fleetform::reconcile::{self, ApplyError, Step};
+    let cloud = Cloud::start().await;
+    let client = cloud.client().await;
+    let api: Arc<dyn CloudApi> = Arc::new(client.clone());
+    let d = manifest(FLEET);
+    converge(Arc::clone(&api), &d, 1).await;
+    let org = api.list_organizations().await.unwrap().remove(0);
+    let mut part = None;
+    for m in api.list_machines_for_org(&org.id).await.unwrap() {
+        let parts = api.get_parts(&m.id).await.unwrap();
+        part = part.or(parts.into_iter().find(|p| p.name == "arm-01-main"));
+    }
+    let part = part.expect("arm-01-main");
+    api.update_part(
+        &part.id,
+        &part.name,
+        Some(&serde_json::json!({"components": []})),
+        None,
+    )
+    .await
+    .unwrap();
+    let opts = reconcile::Options::default();
+    let quiet = |_: Step| {};
+    let fence = async { Ok::<(), String>(()) };
+    let (prechecked, fence) =
+        reconcile::prepare_checked(Arc::clone(&api), &d, &opts, &quiet, None, fence)
+            .await
+            .unwrap();
+    assert_eq!(fence, Ok(()));
+    let changes = &prechecked.prepared().plan().changes;
+    assert_eq!(changes.len(), 1, "{changes:#?}");
+    assert!(changes[0].attribution.is_some(), "{changes:#?}");
+    let checked = prechecked.into_checked().expect("fresh");
+    let (_tx, stop) = tokio::sync::watch::channel(false);
+    let report = reconcile::apply_checked(Arc::clone(&api), checked, &opts, None, stop)
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{}", failures(&report));
+
+    // The fence's own failure is the caller's to report.
+    let lost = async { Err::<(), _>("lease lost".to_string()) };
+    let (_, fence) = reconcile::prepare_checked(Arc::clone(&api), &d, &opts, &quiet, None, lost)
+        .await
+        .unwrap();
+    assert_eq!(fence, Err("lease lost".to_string()));
+
+    // The verdicts refuse as `reconcile::check` does: more deletes than the budget allows.
+    let pruned = manifest(
+        "version: 1\norganization: test-org\nprune: true\nlocations:\n  - name: Factory\n",
+    );
+    let budget = reconcile::Options {
+        deletes: reconcile::DeleteBudget {
+            max_deletes: 1,
+            allow_deletes: false,
+        },
+        ..Default::default()
+    };
+    let (prechecked, _) =
+        reconcile::prepare_checked(Arc::clone(&api), &pruned, &budget, &quiet, None, async {
+            Ok::<(), String>(())
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        prechecked.into_checked(),
+        Err(ApplyError::Refused(_))
+    ));
+}
+
 /// The safety verdicts travel with the plan: a plan beyond the delete budget, or one that
 /// an empty manifest would use to delete, is refused by `reconcile::apply` even when the
 /// caller never looks at `refusals`; a saved plan meets the same budget.
