@@ -363,7 +363,7 @@ pub fn fragment_history(
 }
 
 /// The `version` of each import of `fragment_id` in a config's `fragments` list (`fragments`,
-/// as [`PartRow::fragments_json`] gives it): `None` for a bare id or an object without a
+/// as `parts::fragments_of` gives it): `None` for a bare id or an object without a
 /// version (the latest revision). A numeric version counts as its decimal text.
 pub(super) fn import_versions(
     fragments: &serde_json::Value,
@@ -398,28 +398,34 @@ pub struct Usage {
     pub total: pb::FragmentUsage,
 }
 
-/// How many machines import a fragment, computed from the parts' configs: for each version,
-/// the machines whose parts import it at that version, the organizations they belong to, and
-/// how many of them are in `current_org`.
+/// How many machines import a fragment, from the imports recorded when the parts' configs
+/// were written (`fragment_imports`): for each version, the machines whose parts import it at
+/// that version, the organizations they belong to, and how many of them are in `current_org`.
 pub fn fragment_usage(db: &Connection, fragment_id: &str, current_org: &str) -> R<Usage> {
     use std::collections::{BTreeMap, BTreeSet};
-    let mut st = q(db.prepare_cached(&format!(
-        "SELECT {PART_COLS} WHERE p.id IN (SELECT part_id FROM part_fragments WHERE fragment_id = ?1)"
-    )))?;
-    let rows = q(st.query_map(params![fragment_id], part_from))?;
-    let parts: Vec<PartRow> = q(rows.collect())?;
+    let mut st = q(db.prepare_cached(
+        "SELECT p.robot_id, l.org_id, fi.version FROM fragment_imports fi \
+         JOIN parts p ON p.id = fi.part_id JOIN robots r ON r.id = p.robot_id \
+         JOIN locations l ON l.id = r.location_id WHERE fi.fragment_id = ?1",
+    ))?;
+    let rows = q(st.query_map(params![fragment_id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    }))?;
+    let imports: Vec<(String, String, Option<String>)> = q(rows.collect())?;
     // version -> (machines, organizations, machines in the current organization)
     type Counts = (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>);
     let mut by_version: BTreeMap<Option<String>, Counts> = BTreeMap::new();
     let mut total = Counts::default();
-    for p in &parts {
-        for version in import_versions(&p.fragments_json(), fragment_id) {
-            for (machines, orgs, local) in [by_version.entry(version).or_default(), &mut total] {
-                machines.insert(p.robot_id.clone());
-                orgs.insert(p.org_id.clone());
-                if p.org_id == current_org {
-                    local.insert(p.robot_id.clone());
-                }
+    for (robot_id, org_id, version) in imports {
+        for (machines, orgs, local) in [by_version.entry(version).or_default(), &mut total] {
+            machines.insert(robot_id.clone());
+            orgs.insert(org_id.clone());
+            if org_id == current_org {
+                local.insert(robot_id.clone());
             }
         }
     }

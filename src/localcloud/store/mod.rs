@@ -47,7 +47,7 @@ pub type R<T> = Result<T, Status>;
 
 /// Schema version stored in `meta`; bump with a migration in [`MIGRATIONS`] when the schema
 /// changes. [`SCHEMA`] always creates the newest schema.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 /// `MIGRATIONS[i]` brings a version `i + 1` database to version `i + 2`.
 const MIGRATIONS: &[&str] = &[
@@ -79,6 +79,9 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE parts ADD COLUMN config_pb BLOB;
     "#,
+    // 5 -> 6: each import of a fragment with its version (`fragment_imports`, which SCHEMA
+    // creates); `migrate` fills it from the existing parts' configs.
+    "",
 ];
 
 const SCHEMA: &str = r#"
@@ -118,6 +121,10 @@ CREATE TABLE IF NOT EXISTS part_fragments (
     part_id TEXT NOT NULL REFERENCES parts(id), fragment_id TEXT NOT NULL,
     PRIMARY KEY (part_id, fragment_id));
 CREATE INDEX IF NOT EXISTS part_fragments_fragment ON part_fragments(fragment_id);
+CREATE TABLE IF NOT EXISTS fragment_imports (
+    part_id TEXT NOT NULL REFERENCES parts(id), fragment_id TEXT NOT NULL, version TEXT);
+CREATE INDEX IF NOT EXISTS fragment_imports_fragment ON fragment_imports(fragment_id);
+CREATE INDEX IF NOT EXISTS fragment_imports_part ON fragment_imports(part_id);
 CREATE TABLE IF NOT EXISTS part_history (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, part_id TEXT NOT NULL, robot_id TEXT NOT NULL,
     when_us INTEGER NOT NULL, old BLOB NOT NULL, editor_type INTEGER NOT NULL,
@@ -241,6 +248,9 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
             }
             if v < 5 {
                 parts::fill_config_pb(&tx)?;
+            }
+            if v < 6 {
+                parts::fill_fragment_imports(&tx)?;
             }
         }
         Some(other) => {
