@@ -399,9 +399,9 @@ pub struct Usage {
 pub fn fragment_usage(db: &Connection, fragment_id: &str, current_org: &str) -> R<Usage> {
     use std::collections::{BTreeMap, BTreeSet};
     let mut st = q(db.prepare_cached(
-        "SELECT p.robot_id, l.org_id, fi.version FROM fragment_imports fi \
-         JOIN parts p ON p.id = fi.part_id JOIN robots r ON r.id = p.robot_id \
-         JOIN locations l ON l.id = r.location_id WHERE fi.fragment_id = ?1",
+        "SELECT fi.robot_id, l.org_id, fi.version FROM fragment_imports fi \
+         JOIN robots r ON r.id = fi.robot_id JOIN locations l ON l.id = r.location_id \
+         WHERE fi.fragment_id = ?1",
     ))?;
     let rows = q(st.query_map(params![fragment_id], |r| {
         Ok((

@@ -122,8 +122,10 @@ CREATE TABLE IF NOT EXISTS part_fragments (
     PRIMARY KEY (part_id, fragment_id));
 CREATE INDEX IF NOT EXISTS part_fragments_fragment ON part_fragments(fragment_id);
 CREATE TABLE IF NOT EXISTS fragment_imports (
-    part_id TEXT NOT NULL REFERENCES parts(id), fragment_id TEXT NOT NULL, version TEXT);
-CREATE INDEX IF NOT EXISTS fragment_imports_fragment ON fragment_imports(fragment_id);
+    fragment_id TEXT NOT NULL, part_id TEXT NOT NULL REFERENCES parts(id),
+    robot_id TEXT NOT NULL REFERENCES robots(id), version TEXT);
+CREATE INDEX IF NOT EXISTS fragment_imports_fragment
+    ON fragment_imports(fragment_id, robot_id, version);
 CREATE INDEX IF NOT EXISTS fragment_imports_part ON fragment_imports(part_id);
 CREATE TABLE IF NOT EXISTS part_history (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, part_id TEXT NOT NULL, robot_id TEXT NOT NULL,

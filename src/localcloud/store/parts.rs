@@ -147,11 +147,12 @@ fn fragments_of(config: &str) -> serde_json::Value {
     serde_json::from_str::<Imports>(config).map_or(serde_json::Value::Null, |i| i.fragments)
 }
 
-/// Records the fragments config text `config` of part `part_id` imports: a `part_fragments` row
-/// per fragment (`fragment_ids`, the ids [`fragment_refs`] gives) and a `fragment_imports` row
-/// per import of one, with its version (see [`import_versions`]), which fragment usage counts.
-/// The part's earlier rows are replaced.
-fn record_imports(tx: &Connection, part_id: &str, config: &str, fragment_ids: &[String]) -> R<()> {
+/// Records the fragments config text `config` of `part` imports: a `part_fragments` row per
+/// fragment (`fragment_ids`, the ids [`fragment_refs`] gives) and a `fragment_imports` row per
+/// import of one, with its machine (a part never changes machines) and version (see
+/// [`import_versions`]), which fragment usage counts. The part's earlier rows are replaced.
+fn record_imports(tx: &Connection, part: &PartRow, config: &str, fragment_ids: &[String]) -> R<()> {
+    let part_id = &part.id;
     for sql in [
         "DELETE FROM part_fragments WHERE part_id = ?1",
         "DELETE FROM fragment_imports WHERE part_id = ?1",
@@ -166,8 +167,9 @@ fn record_imports(tx: &Connection, part_id: &str, config: &str, fragment_ids: &[
         ))?;
         for version in import_versions(&fragments, f) {
             q(tx.execute(
-                "INSERT INTO fragment_imports (part_id, fragment_id, version) VALUES (?1, ?2, ?3)",
-                params![part_id, f, version],
+                "INSERT INTO fragment_imports (fragment_id, part_id, robot_id, version) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![f, part_id, part.robot_id, version],
             ))?;
         }
     }
@@ -177,20 +179,21 @@ fn record_imports(tx: &Connection, part_id: &str, config: &str, fragment_ids: &[
 /// Fills `fragment_imports` from the configs of the parts that import fragments (a store
 /// written before the table).
 pub(super) fn fill_fragment_imports(tx: &Transaction) -> rusqlite::Result<()> {
-    let rows: Vec<(String, String, String)> = tx
+    let rows: Vec<(String, String, String, String)> = tx
         .prepare(
-            "SELECT pf.part_id, pf.fragment_id, p.config FROM part_fragments pf \
+            "SELECT pf.fragment_id, pf.part_id, p.robot_id, p.config FROM part_fragments pf \
              JOIN parts p ON p.id = pf.part_id",
         )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<rusqlite::Result<_>>()?;
     tx.execute("DELETE FROM fragment_imports", [])?;
     let mut insert = tx.prepare(
-        "INSERT INTO fragment_imports (part_id, fragment_id, version) VALUES (?1, ?2, ?3)",
+        "INSERT INTO fragment_imports (fragment_id, part_id, robot_id, version) \
+         VALUES (?1, ?2, ?3, ?4)",
     )?;
-    for (part_id, fragment_id, config) in rows {
+    for (fragment_id, part_id, robot_id, config) in rows {
         for version in import_versions(&fragments_of(&config), &fragment_id) {
-            insert.execute(params![part_id, fragment_id, version])?;
+            insert.execute(params![fragment_id, part_id, robot_id, version])?;
         }
     }
     Ok(())
@@ -369,7 +372,7 @@ pub fn update_part(
         params![old.id, name, config_text, now, config_pb],
     ))?;
     if let Some(c) = config {
-        record_imports(tx, &old.id, &c.text, &fragment_refs(&c.value))?;
+        record_imports(tx, old, &c.text, &fragment_refs(&c.value))?;
     }
     Ok(())
 }
