@@ -73,6 +73,22 @@ impl Cloud {
         self.server = Some(server);
     }
 
+    /// Stops the server, runs `sql` on its database (to make it what an older version wrote)
+    /// and serves the database again: opening it migrates it.
+    pub async fn reopen_after(&mut self, sql: &str) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await.expect("shutdown");
+        }
+        rusqlite::Connection::open(&self.db)
+            .expect("open the database")
+            .execute_batch(sql)
+            .expect("rewrite the database");
+        let server = localcloud::start(&ServerOptions::new(&self.db))
+            .await
+            .expect("the older store opens");
+        self.server = Some(server);
+    }
+
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(self.endpoint())
             .expect("endpoint")

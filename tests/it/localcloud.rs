@@ -1939,6 +1939,92 @@ async fn fragment_usage_counts_machines_by_imported_version() {
     );
 }
 
+/// `(version, machines)` per imported version of fragment `id`.
+async fn usage_by_version(app: &mut common::App, id: &str) -> Vec<(Option<String>, i32)> {
+    app.get_fragment_usage(pb::GetFragmentUsageRequest {
+        fragment_id: id.to_string(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .version_usages
+    .into_iter()
+    .map(|u| (u.version, u.machines))
+    .collect()
+}
+
+async fn set_fragments(app: &mut common::App, part: &pb::RobotPart, fragments: serde_json::Value) {
+    app.update_robot_part(pb::UpdateRobotPartRequest {
+        id: part.id.clone(),
+        name: part.name.clone(),
+        robot_config_json: Some(json!({"fragments": fragments}).to_string()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn fragment_usage_follows_every_config_write_and_a_version_5_store_is_counted() {
+    let mut cloud = Cloud::start().await;
+    let org = cloud.org_id.clone();
+    let mut app = cloud.app().await;
+    let f = fragment(&mut app, &org, "kit", json!({})).await;
+    let site = location(&mut app, &org, "Site", None).await;
+    let m1 = robot(&mut app, "m1", &site.id).await;
+    let m2 = robot(&mut app, "m2", &site.id).await;
+    let p1 = parts(&mut app, &m1).await.remove(0);
+    let p2 = parts(&mut app, &m2).await.remove(0);
+    set_fragments(&mut app, &p1, json!([f.id])).await;
+    set_fragments(&mut app, &p2, json!([{"id": f.id, "version": 3}])).await;
+    let before = vec![(None, 1), (Some("3".to_string()), 1)];
+    assert_eq!(usage_by_version(&mut app, &f.id).await, before);
+
+    // A store written by version 5 had no recorded imports: they are read from the configs.
+    drop(app);
+    cloud
+        .reopen_after(
+            "DROP TABLE fragment_imports;
+             UPDATE meta SET value = '5' WHERE key = 'schema_version';",
+        )
+        .await;
+    let mut app = cloud.app().await;
+    assert_eq!(usage_by_version(&mut app, &f.id).await, before);
+
+    // Every write that changes what a part imports changes the usage at once.
+    set_fragments(&mut app, &p1, json!([{"id": f.id, "version": "stable"}])).await;
+    assert_eq!(
+        usage_by_version(&mut app, &f.id).await,
+        [(Some("3".to_string()), 1), (Some("stable".to_string()), 1)]
+    );
+    set_fragments(&mut app, &p2, json!([])).await;
+    assert_eq!(
+        usage_by_version(&mut app, &f.id).await,
+        [(Some("stable".to_string()), 1)]
+    );
+    // A renamed part (no config sent) keeps its imports.
+    app.update_robot_part(pb::UpdateRobotPartRequest {
+        id: p1.id.clone(),
+        name: "renamed".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        usage_by_version(&mut app, &f.id).await,
+        [(Some("stable".to_string()), 1)]
+    );
+    app.delete_robot(pb::DeleteRobotRequest { id: m1 })
+        .await
+        .unwrap();
+    assert_eq!(usage_by_version(&mut app, &f.id).await, []);
+    let total = get_fragment(&mut app, &f.id, None)
+        .await
+        .fragment_usage
+        .unwrap();
+    assert_eq!(total.machines, 0);
+}
+
 // -- Locations' organizations and ListRobotsForLocations ----------------------------------------
 
 #[tokio::test]
@@ -2335,20 +2421,12 @@ async fn a_version_4_store_gets_its_part_configs_encoded() {
         (robots, before)
     };
     assert!(before[0][0].robot_config.as_ref().unwrap().fields.len() == 2);
-    cloud.server.take().unwrap().shutdown().await.unwrap();
-    {
-        let db = rusqlite::Connection::open(&cloud.db).unwrap();
-        db.execute_batch(
+    cloud
+        .reopen_after(
             "ALTER TABLE parts DROP COLUMN config_pb;
              UPDATE meta SET value = '4' WHERE key = 'schema_version';",
         )
-        .unwrap();
-    }
-    let server =
-        fleetform::localcloud::start(&fleetform::localcloud::ServerOptions::new(&cloud.db))
-            .await
-            .expect("a version 4 store opens");
-    cloud.server = Some(server);
+        .await;
     let unfilled: i64 = rusqlite::Connection::open(&cloud.db)
         .unwrap()
         .query_row(

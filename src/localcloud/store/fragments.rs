@@ -74,12 +74,16 @@ pub fn fragment_pb(db: &Connection, f: &FragmentRow) -> R<pb::Fragment> {
     let count = fragment_part_count(db, &f.id)?;
     let config: serde_json::Value =
         serde_json::from_str(&f.config).unwrap_or_else(|_| serde_json::json!({}));
-    let orgs_using: i64 = q(db.query_row(
-        "SELECT COUNT(DISTINCT l.org_id) FROM part_fragments pf JOIN parts p ON p.id = pf.part_id \
-         JOIN robots r ON r.id = p.robot_id JOIN locations l ON l.id = r.location_id WHERE pf.fragment_id = ?1",
-        params![f.id],
-        |r| r.get(0),
-    ))?;
+    // The organizations whose parts import it, and how many of those parts are the owner's,
+    // in one pass over its importing parts.
+    let (orgs_using, owner_uses): (i64, i64) = q(db
+        .prepare_cached(
+            "SELECT COUNT(DISTINCT l.org_id), COALESCE(SUM(l.org_id = ?2), 0) \
+             FROM part_fragments pf JOIN parts p ON p.id = pf.part_id \
+             JOIN robots r ON r.id = p.robot_id JOIN locations l ON l.id = r.location_id \
+             WHERE pf.fragment_id = ?1",
+        )
+        .and_then(|mut st| st.query_row(params![f.id, f.org_id], |r| Ok((r.get(0)?, r.get(1)?)))))?;
     Ok(pb::Fragment {
         id: f.id.clone(),
         name: f.name.clone(),
@@ -91,16 +95,7 @@ pub fn fragment_pb(db: &Connection, f: &FragmentRow) -> R<pb::Fragment> {
         robot_part_count: count as i32,
         organization_count: orgs_using as i32,
         only_used_by_owner: orgs_using == 0
-            || (orgs_using == 1 && count > 0 && {
-                let owner_uses: i64 = q(db.query_row(
-                    "SELECT COUNT(*) FROM part_fragments pf JOIN parts p ON p.id = pf.part_id \
-                 JOIN robots r ON r.id = p.robot_id JOIN locations l ON l.id = r.location_id \
-                 WHERE pf.fragment_id = ?1 AND l.org_id = ?2",
-                    params![f.id, f.org_id],
-                    |r| r.get(0),
-                ))?;
-                owner_uses == count
-            }),
+            || (orgs_using == 1 && count > 0 && owner_uses == count),
         visibility: f.visibility,
         last_updated: Some(ts(f.last_updated_us)),
         revision: f.revision.to_string(),
@@ -363,7 +358,7 @@ pub fn fragment_history(
 }
 
 /// The `version` of each import of `fragment_id` in a config's `fragments` list (`fragments`,
-/// as [`PartRow::fragments_json`] gives it): `None` for a bare id or an object without a
+/// as `parts::fragments_of` gives it): `None` for a bare id or an object without a
 /// version (the latest revision). A numeric version counts as its decimal text.
 pub(super) fn import_versions(
     fragments: &serde_json::Value,
@@ -398,28 +393,34 @@ pub struct Usage {
     pub total: pb::FragmentUsage,
 }
 
-/// How many machines import a fragment, computed from the parts' configs: for each version,
-/// the machines whose parts import it at that version, the organizations they belong to, and
-/// how many of them are in `current_org`.
+/// How many machines import a fragment, from the imports recorded when the parts' configs
+/// were written (`fragment_imports`): for each version, the machines whose parts import it at
+/// that version, the organizations they belong to, and how many of them are in `current_org`.
 pub fn fragment_usage(db: &Connection, fragment_id: &str, current_org: &str) -> R<Usage> {
     use std::collections::{BTreeMap, BTreeSet};
-    let mut st = q(db.prepare_cached(&format!(
-        "SELECT {PART_COLS} WHERE p.id IN (SELECT part_id FROM part_fragments WHERE fragment_id = ?1)"
-    )))?;
-    let rows = q(st.query_map(params![fragment_id], part_from))?;
-    let parts: Vec<PartRow> = q(rows.collect())?;
+    let mut st = q(db.prepare_cached(
+        "SELECT fi.robot_id, l.org_id, fi.version FROM fragment_imports fi \
+         JOIN robots r ON r.id = fi.robot_id JOIN locations l ON l.id = r.location_id \
+         WHERE fi.fragment_id = ?1",
+    ))?;
+    let rows = q(st.query_map(params![fragment_id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    }))?;
+    let imports: Vec<(String, String, Option<String>)> = q(rows.collect())?;
     // version -> (machines, organizations, machines in the current organization)
     type Counts = (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>);
     let mut by_version: BTreeMap<Option<String>, Counts> = BTreeMap::new();
     let mut total = Counts::default();
-    for p in &parts {
-        for version in import_versions(&p.fragments_json(), fragment_id) {
-            for (machines, orgs, local) in [by_version.entry(version).or_default(), &mut total] {
-                machines.insert(p.robot_id.clone());
-                orgs.insert(p.org_id.clone());
-                if p.org_id == current_org {
-                    local.insert(p.robot_id.clone());
-                }
+    for (robot_id, org_id, version) in imports {
+        for (machines, orgs, local) in [by_version.entry(version).or_default(), &mut total] {
+            machines.insert(robot_id.clone());
+            orgs.insert(org_id.clone());
+            if org_id == current_org {
+                local.insert(robot_id.clone());
             }
         }
     }

@@ -127,12 +127,12 @@ pub fn access(db: &Connection, key_id: &str, org_id: &str) -> R<Access> {
     })
 }
 
+pub(super) const KEY_GRANTS_SQL: &str = "SELECT resource_type, resource_id, role FROM key_auths \
+     WHERE key_id = ?1 ORDER BY resource_type, resource_id, role";
+
 /// The roles key `key_id` holds, in a stable order.
 pub fn key_grants(db: &Connection, key_id: &str) -> R<Vec<KeyGrant>> {
-    let mut st = q(db.prepare_cached(
-        "SELECT resource_type, resource_id, role FROM key_auths WHERE key_id = ?1 \
-         ORDER BY resource_type, resource_id, role",
-    ))?;
+    let mut st = q(db.prepare_cached(KEY_GRANTS_SQL))?;
     let rows = q(st.query_map(params![key_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))?;
     q(rows.collect())
 }

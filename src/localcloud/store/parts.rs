@@ -66,19 +66,6 @@ impl PartRow {
         serde_json::from_str(&self.config).unwrap_or_else(|_| serde_json::json!({}))
     }
 
-    /// The config's `fragments` value (`Null` when absent or when the config does not parse,
-    /// as [`Self::config_json`] reads it), without building the rest of the config: fragment
-    /// usage reads this for every part that imports a fragment.
-    pub fn fragments_json(&self) -> serde_json::Value {
-        #[derive(serde::Deserialize)]
-        struct Imports {
-            #[serde(default)]
-            fragments: serde_json::Value,
-        }
-        serde_json::from_str::<Imports>(&self.config)
-            .map_or(serde_json::Value::Null, |i| i.fragments)
-    }
-
     pub fn to_pb(&self) -> pb::RobotPart {
         pb::RobotPart {
             robot_config: Some(struct_from_json(&self.config_json())),
@@ -147,6 +134,69 @@ impl PartRow {
 pub fn config_pb_of(config: &serde_json::Value) -> Vec<u8> {
     use prost::Message;
     struct_from_json(config).encode_to_vec()
+}
+
+/// The `fragments` value of config text `config` (`Null` when absent or when the text does not
+/// parse as a config), without building the rest of the config.
+fn fragments_of(config: &str) -> serde_json::Value {
+    #[derive(serde::Deserialize)]
+    struct Imports {
+        #[serde(default)]
+        fragments: serde_json::Value,
+    }
+    serde_json::from_str::<Imports>(config).map_or(serde_json::Value::Null, |i| i.fragments)
+}
+
+/// Records the fragments config text `config` of `part` imports: a `part_fragments` row per
+/// fragment (`fragment_ids`, the ids [`fragment_refs`] gives) and a `fragment_imports` row per
+/// import of one, with its machine (a part never changes machines) and version (see
+/// [`import_versions`]), which fragment usage counts. The part's earlier rows are replaced.
+fn record_imports(tx: &Connection, part: &PartRow, config: &str, fragment_ids: &[String]) -> R<()> {
+    let part_id = &part.id;
+    for sql in [
+        "DELETE FROM part_fragments WHERE part_id = ?1",
+        "DELETE FROM fragment_imports WHERE part_id = ?1",
+    ] {
+        q(tx.execute(sql, params![part_id]))?;
+    }
+    let fragments = fragments_of(config);
+    for f in fragment_ids {
+        q(tx.execute(
+            "INSERT INTO part_fragments (part_id, fragment_id) VALUES (?1, ?2)",
+            params![part_id, f],
+        ))?;
+        for version in import_versions(&fragments, f) {
+            q(tx.execute(
+                "INSERT INTO fragment_imports (fragment_id, part_id, robot_id, version) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![f, part_id, part.robot_id, version],
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// Fills `fragment_imports` from the configs of the parts that import fragments (a store
+/// written before the table).
+pub(super) fn fill_fragment_imports(tx: &Transaction) -> rusqlite::Result<()> {
+    let rows: Vec<(String, String, String, String)> = tx
+        .prepare(
+            "SELECT pf.fragment_id, pf.part_id, p.robot_id, p.config FROM part_fragments pf \
+             JOIN parts p ON p.id = pf.part_id",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    tx.execute("DELETE FROM fragment_imports", [])?;
+    let mut insert = tx.prepare(
+        "INSERT INTO fragment_imports (fragment_id, part_id, robot_id, version) \
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (fragment_id, part_id, robot_id, config) in rows {
+        for version in import_versions(&fragments_of(&config), &fragment_id) {
+            insert.execute(params![fragment_id, part_id, robot_id, version])?;
+        }
+    }
+    Ok(())
 }
 
 /// Fills `config_pb` of every part that lacks it (a store written before the column).
@@ -231,6 +281,7 @@ pub fn insert_part(tx: &Transaction, robot_id: &str, name: &str, main: bool) -> 
 pub(super) fn remove_part(tx: &Transaction, id: &str) -> R<()> {
     for sql in [
         "DELETE FROM part_fragments WHERE part_id = ?1",
+        "DELETE FROM fragment_imports WHERE part_id = ?1",
         "DELETE FROM part_history WHERE part_id = ?1",
         "DELETE FROM logs WHERE part_id = ?1",
         "DELETE FROM parts WHERE id = ?1",
@@ -321,16 +372,7 @@ pub fn update_part(
         params![old.id, name, config_text, now, config_pb],
     ))?;
     if let Some(c) = config {
-        q(tx.execute(
-            "DELETE FROM part_fragments WHERE part_id = ?1",
-            params![old.id],
-        ))?;
-        for f in fragment_refs(&c.value) {
-            q(tx.execute(
-                "INSERT INTO part_fragments (part_id, fragment_id) VALUES (?1, ?2)",
-                params![old.id, f],
-            ))?;
-        }
+        record_imports(tx, old, &c.text, &fragment_refs(&c.value))?;
     }
     Ok(())
 }
@@ -435,7 +477,7 @@ mod tests {
     }
 
     #[test]
-    fn fragments_json_is_the_fragments_value_of_the_whole_config() {
+    fn fragments_of_is_the_fragments_value_of_the_whole_config() {
         for config in [
             r#"{"components": [{"name": "a", "attributes": {"x": [1, {"y": null}]}}], "fragments": ["f1", {"id": "f2", "version": "3"}], "modules": []}"#,
             r#"{"fragments": []}"#,
@@ -449,10 +491,10 @@ mod tests {
                 .get("fragments")
                 .cloned()
                 .unwrap_or_default();
-            assert_eq!(r.fragments_json(), whole, "{config}");
+            assert_eq!(fragments_of(&r.config), whole, "{config}");
         }
         assert_eq!(
-            row(r#"{"a": {"fragments": 1}, "fragments": ["f"]}"#).fragments_json(),
+            fragments_of(r#"{"a": {"fragments": 1}, "fragments": ["f"]}"#),
             json!(["f"])
         );
     }
