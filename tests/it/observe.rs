@@ -157,6 +157,29 @@ fn count(counts: &BTreeMap<&'static str, u64>, rpc: &str) -> u64 {
     counts.get(rpc).copied().unwrap_or(0)
 }
 
+/// `counts` after early reads, checked against `once` (the same observation without them):
+/// the early step may also read each of the organization's `fragments` fragments' usage and
+/// versions once, whether the manifest declares it or not (in the slots the machine listing
+/// leaves free); every other call is made exactly as often.
+fn same_calls_but_fragments_ahead(
+    mut counts: BTreeMap<&'static str, u64>,
+    once: &BTreeMap<&'static str, u64>,
+    fragments: u64,
+) {
+    for rpc in ["GetFragment", "GetFragmentUsage"] {
+        let (made, wanted) = (count(&counts, rpc), count(once, rpc));
+        assert!(
+            (wanted..=wanted.max(fragments)).contains(&made),
+            "{made} {rpc} for {wanted} wanted, {fragments} fragments"
+        );
+        counts.remove(rpc);
+    }
+    let mut once = once.clone();
+    once.remove("GetFragment");
+    once.remove("GetFragmentUsage");
+    assert_eq!(counts, once);
+}
+
 /// `observed` without its timestamp, for comparing two observations.
 fn timeless(mut o: Observed) -> Observed {
     o.observed_at = Timestamp::default();
@@ -184,7 +207,13 @@ async fn early_reads_serve_the_observation() {
     assert_eq!(count(&early_counts, "ListRobotsForLocations"), 1);
     assert_eq!(count(&early_counts, "GetRobotParts"), 0);
     let after = observe_after(&c, &d, &opts, Some(early)).await.unwrap();
-    assert_eq!(c.rpc_counts(), once);
+    let counts = c.rpc_counts();
+    let fragments = c.list_fragments(&cloud.org_id).await.unwrap().len() as u64;
+    assert!(
+        fragments > 0,
+        "the fleet has fragments the manifest does not declare"
+    );
+    same_calls_but_fragments_ahead(counts, &once, fragments);
     assert!(after.observed_at >= before && after.observed_at <= Timestamp::now());
     assert_eq!(timeless(after), timeless(plain.clone()));
 
@@ -229,7 +258,8 @@ async fn parts_read_ahead_serve_the_observation() {
             "{parts} GetRobotParts for {wanted} machines in scope"
         );
         counts.insert("GetRobotParts", wanted);
-        assert_eq!(counts, once);
+        let fragments = c.list_fragments(&cloud.org_id).await.unwrap().len() as u64;
+        same_calls_but_fragments_ahead(counts, &once, fragments);
     }
 }
 
@@ -695,6 +725,26 @@ async fn declared_fragments_have_their_tags_and_usage_read() {
     assert_eq!(current.revision, "2");
     assert_eq!(count(&counts, "GetFragment"), 1, "{counts:?}");
     assert_eq!(count(&counts, "GetFragmentUsage"), 1, "{counts:?}");
+
+    // Read while the machines are listed (the early reads), they serve the observation and
+    // are not made again: one read of each per fragment of the organization.
+    let with_tags = desired_with_camera_kit(
+        &cloud.org_id,
+        Some(vec![(
+            "stable".to_string(),
+            fleetform::model::TagTarget::Revision("1".into()),
+        )]),
+    );
+    let opts = ObserveOptions::default();
+    c.reset_rpc_counts();
+    let early = read_early(&c, Some(&opts)).await.expect("early reads");
+    let ahead = observe_after(&c, &with_tags, &opts, Some(early))
+        .await
+        .unwrap();
+    let counts = c.rpc_counts();
+    assert_eq!(timeless(ahead), timeless(o));
+    assert_eq!(count(&counts, "GetFragment"), 2, "{counts:?}");
+    assert_eq!(count(&counts, "GetFragmentUsage"), 2, "{counts:?}");
 
     // A cloud without fragment usage: observed all the same, with the blast radius unknown.
     let (old_cloud, old, _) = fleet_on(&["GetFragmentUsage"]).await;

@@ -1,6 +1,16 @@
 //! Reads an observation can make before the manifest is known: `plan` starts them while the
 //! manifest loads, so that the first rounds of calls overlap the load.
 //!
+//! # Reading fragments ahead
+//!
+//! While the machines are listed (one round trip of one or two calls), the slots it leaves
+//! free read each listed fragment's usage and then its tags and revisions, at most one round's
+//! worth ([`read_fragments_ahead`]): the reads the observation makes for the manifest's
+//! fragments once it is known, which would otherwise take slots from the parts. The
+//! observation keeps those of the manifest's fragments; for a manifest that declares fewer
+//! fragments than the organization has, the others were read for nothing (at most
+//! `read_concurrency` reads).
+//!
 //! # Reading parts ahead
 //!
 //! Once the one organization's machines are listed, [`Early::read_parts_ahead`] starts
@@ -53,6 +63,8 @@ pub(super) struct EarlyLists {
     pub(super) machines: Vec<Machine>,
     /// The parts being read ahead ([`Early::read_parts_ahead`]).
     pub(super) ahead: Option<PartsAhead>,
+    /// Fragment reads made alongside the machine listing ([`read_fragments_ahead`]).
+    pub(super) fragment_reads: Vec<super::Scoped>,
 }
 
 impl Early {
@@ -146,23 +158,31 @@ where
     let Ok(fragments) = api.list_fragments(&org_id).await else {
         return (bare(observed_at, orgs), None);
     };
+    let own = own_fragments(fragments.clone());
     let lists = async {
         let locations = api.list_locations(&org_id).await.ok()?;
         let ids: Vec<String> = locations.iter().map(|l| l.id.clone()).collect();
         let machines = list_machines(api, &org_id, &ids, limit).await.ok()?;
         Some((locations, machines))
     };
+    // Alongside the two rounds of the locations and machines (the first of which takes one
+    // slot): the fragments' reads, in one round.
+    let lists = async {
+        let (lists, reads) = tokio::join!(lists, read_fragments_ahead(api, &own, limit - 1));
+        lists.map(|(locations, machines)| (locations, machines, reads))
+    };
     let (held, lists) = tokio::join!(lease(org_id.clone(), fragments.clone()), lists);
     match held {
         None => (bare(observed_at, orgs), None),
         Some((held, true)) => {
             let lists = match lists {
-                Some((locations, machines)) => Some(EarlyLists {
+                Some((locations, machines, fragment_reads)) => Some(EarlyLists {
                     org_id,
                     locations,
-                    fragments: own_fragments(fragments),
+                    fragments: own,
                     machines,
                     ahead: None,
+                    fragment_reads,
                 }),
                 _ => None,
             };
@@ -185,14 +205,73 @@ async fn lists_of(api: &dyn CloudApi, org_id: &str, limit: usize) -> Option<Earl
         tokio::join!(api.list_locations(org_id), api.list_fragments(org_id));
     let (locations, fragments) = (locations.ok()?, own_fragments(fragments.ok()?));
     let ids: Vec<String> = locations.iter().map(|l| l.id.clone()).collect();
-    let machines = list_machines(api, org_id, &ids, limit).await.ok()?;
+    let (machines, fragment_reads) = tokio::join!(
+        list_machines(api, org_id, &ids, limit),
+        read_fragments_ahead(
+            api,
+            &fragments,
+            limit.saturating_sub(machine_calls(&ids, limit))
+        )
+    );
     Some(EarlyLists {
         org_id: org_id.to_string(),
         locations,
         fragments,
-        machines,
+        machines: machines.ok()?,
         ahead: None,
+        fragment_reads,
     })
+}
+
+/// How many calls [`list_machines`] makes for `location_ids`, at most `limit` at once.
+fn machine_calls(location_ids: &[String], limit: usize) -> usize {
+    location_ids
+        .len()
+        .div_ceil(super::reads::LOCATIONS_PER_CALL)
+        .min(limit)
+}
+
+/// The reads the observation makes per fragment once the manifest is known (`GetFragmentUsage`
+/// for each fragment, then `GetFragment` with its tags and revisions for each), made while the
+/// machines are listed, in the slots that listing leaves free: at most `slots` of them, so
+/// they take one round, the round the machine listing takes anyway. The observation keeps the
+/// answers for the fragments the manifest reads and makes the rest of its fragment reads
+/// itself. A read that fails is left out: the observation makes it again, with its retry
+/// budget, and reports it as usual. At most `slots` reads are made for nothing when the
+/// manifest declares no fragments (an organization of many fragments gets no more).
+async fn read_fragments_ahead(
+    api: &dyn CloudApi,
+    fragments: &[Fragment],
+    slots: usize,
+) -> Vec<super::Scoped> {
+    let usage = fragments
+        .iter()
+        .map(|f| super::ScopedRead::Usage(f.id.clone()));
+    let versions = fragments
+        .iter()
+        .map(|f| super::ScopedRead::Versions(f.id.clone()));
+    let reads: Vec<super::ScopedRead> = usage.chain(versions).take(slots).collect();
+    let slots = reads.len().max(1);
+    let answers = bounded(&reads, slots, |read| async move {
+        let answer = match read {
+            super::ScopedRead::Usage(id) => api
+                .fragment_usage(id)
+                .await
+                .ok()
+                .map(|u| super::Scoped::Usage(id.clone(), u)),
+            super::ScopedRead::Versions(id) => {
+                api.get_fragment_versions(id, None).await.ok().map(|v| {
+                    let revisions = v.revisions.into_iter().map(|r| r.revision).collect();
+                    super::Scoped::Versions(id.clone(), v.tags, revisions)
+                })
+            }
+            _ => None,
+        };
+        Ok::<_, std::convert::Infallible>(answer)
+    })
+    .await;
+    let Ok(answers) = answers;
+    answers.into_iter().flatten().collect()
 }
 
 /// The pool reading parts ahead (see the module docs). Dropping it stops the pool.

@@ -299,11 +299,13 @@ pub async fn observe_after(
     let mut fragments = vec![];
     let mut early_machines = None;
     let mut ahead = None;
+    let mut fragments_ahead = vec![];
     if let Some(early) = early_lists {
         locations = early.locations;
         fragments = early.fragments;
         early_machines = Some(early.machines);
         ahead = early.ahead;
+        fragments_ahead = early.fragment_reads;
     }
     let mut members = vec![];
     let mut invites = None;
@@ -334,7 +336,20 @@ pub async fn observe_after(
         None => std::sync::Arc::new(tokio::sync::Semaphore::new(limit)),
     };
     let permits = permits.as_ref();
-    let (usage_ids, version_ids) = fragments_to_read(desired, &fragments);
+    let (mut usage_ids, mut version_ids) = fragments_to_read(desired, &fragments);
+    // The fragment reads made while the machines were listed (see `early`): those the
+    // manifest reads are kept and not made again; the others are dropped.
+    let mut fragment_reads_ahead = vec![];
+    for scoped in fragments_ahead {
+        let wanted = match &scoped {
+            Scoped::Usage(id, _) => take_id(&mut usage_ids, id),
+            Scoped::Versions(id, _, _) => take_id(&mut version_ids, id),
+            _ => false,
+        };
+        if wanted {
+            fragment_reads_ahead.push(scoped);
+        }
+    }
     let fragment_reads: Vec<ScopedRead> = usage_ids
         .into_iter()
         .map(ScopedRead::Usage)
@@ -453,6 +468,7 @@ pub async fn observe_after(
     let mut fragment_usage = BTreeMap::new();
     let mut fragment_tags = BTreeMap::new();
     let mut fragment_revisions = BTreeMap::new();
+    let fragment_results = fragment_results.into_iter().chain(fragment_reads_ahead);
     for scoped in scoped.into_iter().chain(fragment_results) {
         match scoped {
             Scoped::Parts(id, p) => {
@@ -602,6 +618,13 @@ enum Listed {
     Keys(Vec<crate::model::ApiKey>),
 }
 
+/// Removes `id` from `ids`; whether it was there.
+fn take_id(ids: &mut Vec<String>, id: &str) -> bool {
+    let before = ids.len();
+    ids.retain(|i| i != id);
+    ids.len() < before
+}
+
 /// The per-resource reads of phase 3.
 enum ScopedRead {
     Parts(String),
@@ -610,6 +633,7 @@ enum ScopedRead {
     Versions(String),
 }
 
+#[derive(Debug)]
 enum Scoped {
     Parts(String, Vec<Part>),
     Secrets(String, Vec<LocationSecret>),
