@@ -427,30 +427,17 @@ async fn a_lease_taken_from_a_listing_says_whether_the_listing_still_held() {
     let api: Arc<dyn CloudApi> = Arc::new(cloud.client().await);
     let org = cloud.org_id.as_str();
     let listed = || async { api.list_fragments(org).await.unwrap() };
+    let take_listed = |listing| {
+        lease::Guard::take_listed(Arc::clone(&api), org, "apply", Duration::ZERO, listing)
+    };
 
     // No lease fragment yet: it is made, so the listing did not show the lease.
-    let (guard, from_listing) = lease::Guard::take_listed(
-        Arc::clone(&api),
-        org,
-        "apply",
-        Duration::ZERO,
-        listed().await,
-    )
-    .await
-    .unwrap();
+    let (guard, from_listing) = take_listed(listed().await).await.unwrap();
     assert!(!from_listing);
     guard.release().await;
 
     // Free as listed, untouched since: taken from the listing.
-    let (guard, from_listing) = lease::Guard::take_listed(
-        Arc::clone(&api),
-        org,
-        "apply",
-        Duration::ZERO,
-        listed().await,
-    )
-    .await
-    .unwrap();
+    let (guard, from_listing) = take_listed(listed().await).await.unwrap();
     assert!(from_listing);
     guard.release().await;
 
@@ -458,21 +445,11 @@ async fn a_lease_taken_from_a_listing_says_whether_the_listing_still_held() {
     // lease is read again and taken, and the caller is told its reads must be made again.
     let before = listed().await;
     take(&api, org, "other").await.unwrap().release().await;
-    let (guard, from_listing) =
-        lease::Guard::take_listed(Arc::clone(&api), org, "apply", Duration::ZERO, before)
-            .await
-            .unwrap();
+    let (guard, from_listing) = take_listed(before).await.unwrap();
     assert!(!from_listing);
 
     // Held by someone else: refused at once, naming the holder.
-    let refused = lease::Guard::take_listed(
-        Arc::clone(&api),
-        org,
-        "apply",
-        Duration::ZERO,
-        listed().await,
-    )
-    .await;
+    let refused = take_listed(listed().await).await;
     match refused {
         Err(LeaseError::Held { holder, .. }) => assert_eq!(holder.holder, guard.holder()),
         Err(e) => panic!("{e}"),
