@@ -138,6 +138,16 @@ fn apply(
         .unwrap()
 }
 
+/// A client of the `cloud serve` child that `env` (endpoint, key id, key) names.
+async fn connect(env: &(String, String, String)) -> fleetform::cloud::Client {
+    fleetform::cloud::Client::connect(fleetform::cloud::ClientOptions::new(
+        &env.0,
+        fleetform::cloud::Credentials::new(&env.1, &env.2),
+    ))
+    .await
+    .unwrap()
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -179,12 +189,7 @@ async fn two_applies_at_once_never_duplicate_the_fleet() {
     assert!(b.status.success(), "{}", text(&b));
     let _ = a;
 
-    let client = fleetform::cloud::Client::connect(fleetform::cloud::ClientOptions::new(
-        &endpoint,
-        fleetform::cloud::Credentials::new(&key_id, &key),
-    ))
-    .await
-    .unwrap();
+    let client = connect(&env).await;
     let org = client.list_organizations().await.unwrap().remove(0);
     let locations = client.list_locations(&org.id).await.unwrap();
     assert_eq!(locations.len(), 3, "{locations:#?}");
@@ -387,12 +392,7 @@ async fn an_apply_whose_manifest_fails_frees_the_lease_it_took_meanwhile() {
     let (key_id, key) = common::cli_init(&db);
     let (_server, endpoint) = common::cli_serve(&db, &["--latency", "15ms"]);
     let env = (endpoint.clone(), key_id.clone(), key.clone());
-    let client = fleetform::cloud::Client::connect(fleetform::cloud::ClientOptions::new(
-        &endpoint,
-        fleetform::cloud::Credentials::new(&key_id, &key),
-    ))
-    .await
-    .unwrap();
+    let client = connect(&env).await;
     let org = client.list_organizations().await.unwrap().remove(0);
     let api: Arc<dyn CloudApi> = Arc::new(client);
 
