@@ -182,7 +182,7 @@ pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
 }
 
 /// Frees what the early start took, when the manifest turned out unusable.
-async fn abandon(early: Option<target::EarlyLeased>) {
+async fn abandon(early: Option<target::EarlyTarget>) {
     if let Some(early) = early {
         early.abandon().await;
     }

@@ -105,7 +105,7 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
         read_concurrency: args.read_concurrency,
         ..ObserveOptions::default()
     };
-    let early = target::connect_early(global, Some(observe));
+    let early = target::connect_early(global, observe);
     // 1. The manifest, before any cloud call: a bad manifest costs nothing and touches nothing.
     let desired: Desired = match crate::manifest::load(&args.manifest) {
         Ok(d) => d,
@@ -128,7 +128,10 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
         OrgRef::Id(id) => LocalOrg::Id(id),
     };
     let (target, early) = match early {
-        Some(early) => early.finish(global).await?,
+        Some(early) => {
+            let (target, early, _lease) = early.finish(global).await?;
+            (target, early)
+        }
         None => (target::connect_for(global, org).await?, None),
     };
     let result = plan_and_print(&args, &target.client, &desired, early).await;

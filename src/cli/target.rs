@@ -280,92 +280,62 @@ async fn connect_remote_quietly(cloud: &CloudArgs, url: &str) -> anyhow::Result<
 }
 
 /// A connection to a remote cloud made while the manifest loads, with the reads that need no
-/// manifest ([`crate::cloud::observe::read_early`]) under way. It prints nothing until
-/// [`EarlyTarget::finish`]; dropped unfinished (the manifest did not load), it stops, and
-/// the connection closes.
-pub struct EarlyTarget {
-    task: tokio::task::JoinHandle<anyhow::Result<(Target, Option<Early>)>>,
-}
-
-/// Starts connecting to a remote `--cloud` and making its early reads (with `lists`, the
-/// organization's lists too, see [`read_early`]); `None` for the local cloud, which needs the
-/// manifest's organization to start.
-pub fn connect_early(global: &GlobalArgs, lists: Option<ObserveOptions>) -> Option<EarlyTarget> {
-    if !is_remote(&global.cloud.target) {
-        return None;
-    }
-    let cloud = global.cloud.clone();
-    let task = tokio::spawn(async move {
-        let target = connect_remote_quietly(&cloud, &cloud.target).await?;
-        let mut early = read_early(&target.client, lists.as_ref()).await;
-        if let (Some(early), Some(opts)) = (&mut early, &lists) {
-            early.read_parts_ahead(Arc::new(target.client.clone()), opts.read_concurrency);
-        }
-        Ok((target, early))
-    });
-    Some(EarlyTarget { task })
-}
-
-impl EarlyTarget {
-    /// Waits for the connection and the early reads, then names the cloud on stderr (as
-    /// [`connect_for`] does): errors and messages come in the order they did before.
-    pub async fn finish(mut self, global: &GlobalArgs) -> anyhow::Result<(Target, Option<Early>)> {
-        warn_simulate_remote(global);
-        let (target, early) = (&mut self.task)
-            .await
-            .context("connecting to the cloud stopped")??;
-        announce(global, &format!("Cloud: {}", global.cloud.target));
-        Ok((target, early))
-    }
-}
-
-impl Drop for EarlyTarget {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// `apply`'s early start: [`connect_early`] for a command that writes, so that no read counts
-/// unless the organization's lease covers it. While the manifest loads, it connects, lists the
-/// organizations and, for a key that sees exactly one, lists its fragments, then takes the
-/// lease from that listing (if it is free: it never waits here; a held lease is waited for,
-/// with its messages, once the manifest has loaded) while listing the locations and machines,
-/// and with the lease held starts reading parts ahead, as `plan` does
-/// ([`read_lists_leased`]). The lease is taken by a compare-and-swap against the lease as
-/// listed, so no other fleetform run wrote since the listing: the lists count as read under
-/// the lease (`crate::lease::Guard::take_listed`).
+/// manifest under way. It prints nothing until [`EarlyTarget::finish`].
 ///
-/// A lease it takes is never lost on the way: its task is not aborted, and
-/// [`EarlyLeased::abandon`] (the manifest did not load) waits for it and frees the lease. So
-/// a manifest that fails to load holds the lease for the few round trips its loading took.
-pub struct EarlyLeased {
-    task: tokio::task::JoinHandle<anyhow::Result<LeasedStart>>,
+/// - For `plan` ([`connect_early`]): the organizations, and for a key of one organization its
+///   lists, then its parts read ahead ([`read_early`]). Dropped unfinished (the manifest did
+///   not load), it stops, and the connection closes.
+/// - For a command that writes ([`connect_early_leased`]), so that no read counts unless the
+///   organization's lease covers it: the organizations and, for a key that sees exactly one,
+///   its fragments; then the lease, taken from that listing (if it is free: it never waits
+///   here; a held lease is waited for, with its messages, once the manifest has loaded) while
+///   the locations and machines are listed; and with the lease held, the parts read ahead
+///   ([`read_lists_leased`]). The lease is taken by a compare-and-swap against the lease as
+///   listed, so no other fleetform run wrote since the listing: the lists count as read under
+///   the lease (`crate::lease::Guard::take_listed`). A manifest that does not load calls
+///   [`EarlyTarget::abandon`], which waits for the step that takes the lease (never aborted
+///   midway) and frees it: such a manifest holds the lease for the few round trips its
+///   loading took.
+pub struct EarlyTarget {
+    task: tokio::task::JoinHandle<anyhow::Result<EarlyStart>>,
 }
 
-/// What [`EarlyLeased`]'s task made.
-struct LeasedStart {
+/// What [`EarlyTarget`]'s task made.
+struct EarlyStart {
     target: Target,
     /// The early reads: `None` when the organizations could not be listed.
     early: Option<Early>,
+    /// The organization's lease, when [`connect_early_leased`] took it.
     lease: Option<crate::lease::Guard>,
 }
 
-/// Starts [`EarlyLeased`] against a remote `--cloud`, for `operation` (the lease's label);
+/// Starts [`EarlyTarget`] for `plan` against a remote `--cloud`; `None` for the local cloud,
+/// which needs the manifest's organization to start.
+pub fn connect_early(global: &GlobalArgs, lists: ObserveOptions) -> Option<EarlyTarget> {
+    start_early(global, move |target| async move {
+        let mut early = read_early(&target.client, Some(&lists)).await;
+        if let Some(early) = &mut early {
+            early.read_parts_ahead(Arc::new(target.client.clone()), lists.read_concurrency);
+        }
+        Ok(EarlyStart {
+            target,
+            early,
+            lease: None,
+        })
+    })
+}
+
+/// Starts [`EarlyTarget`] for a command that writes, for `operation` (the lease's label);
 /// `None` for the local cloud.
 pub fn connect_early_leased(
     global: &GlobalArgs,
     lists: ObserveOptions,
     operation: &'static str,
-) -> Option<EarlyLeased> {
-    if !is_remote(&global.cloud.target) {
-        return None;
-    }
-    let cloud = global.cloud.clone();
-    let task = tokio::spawn(async move {
-        let target = connect_remote_quietly(&cloud, &cloud.target).await?;
+) -> Option<EarlyTarget> {
+    start_early(global, move |target| async move {
         let api: Arc<dyn crate::cloud::CloudApi> = Arc::new(target.client.clone());
         let Ok(orgs) = api.list_organizations().await else {
-            return Ok(LeasedStart {
+            return Ok(EarlyStart {
                 target,
                 early: None,
                 lease: None,
@@ -374,14 +344,9 @@ pub fn connect_early_leased(
         let take = |org_id: String, listed| {
             let api = Arc::clone(&api);
             async move {
-                let taken = crate::lease::Guard::take_listed(
-                    api,
-                    &org_id,
-                    operation,
-                    std::time::Duration::ZERO,
-                    listed,
-                )
-                .await;
+                let zero = std::time::Duration::ZERO;
+                let taken =
+                    crate::lease::Guard::take_listed(api, &org_id, operation, zero, listed).await;
                 taken.ok()
             }
         };
@@ -389,25 +354,41 @@ pub fn connect_early_leased(
         if lease.is_some() {
             early.read_parts_ahead(Arc::clone(&api), lists.read_concurrency);
         }
-        Ok(LeasedStart {
+        Ok(EarlyStart {
             target,
             early: Some(early),
             lease,
         })
-    });
-    Some(EarlyLeased { task })
+    })
 }
 
-impl EarlyLeased {
+/// Connects to the remote `--cloud` and runs `reads` on the connection, in a task.
+fn start_early<F, Fut>(global: &GlobalArgs, reads: F) -> Option<EarlyTarget>
+where
+    F: FnOnce(Target) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<EarlyStart>> + Send,
+{
+    if !is_remote(&global.cloud.target) {
+        return None;
+    }
+    let cloud = global.cloud.clone();
+    let task = tokio::spawn(async move {
+        let target = connect_remote_quietly(&cloud, &cloud.target).await?;
+        reads(target).await
+    });
+    Some(EarlyTarget { task })
+}
+
+impl EarlyTarget {
     /// Waits for the connection and the early reads, then names the cloud on stderr (as
-    /// [`connect_for`] does). The lease, when it was taken, comes with them.
+    /// [`connect_for`] does): errors and messages come in the order they did before. The
+    /// lease, when it was taken, comes with them.
     pub async fn finish(
-        self,
+        mut self,
         global: &GlobalArgs,
     ) -> anyhow::Result<(Target, Option<Early>, Option<crate::lease::Guard>)> {
         warn_simulate_remote(global);
-        let start = self
-            .task
+        let start = (&mut self.task)
             .await
             .context("connecting to the cloud stopped")??;
         announce(global, &format!("Cloud: {}", global.cloud.target));
@@ -416,13 +397,19 @@ impl EarlyLeased {
 
     /// The manifest did not load: waits for the early step, stops its reads and frees the
     /// lease if it was taken.
-    pub async fn abandon(self) {
-        if let Ok(Ok(start)) = self.task.await {
+    pub async fn abandon(mut self) {
+        if let Ok(Ok(start)) = (&mut self.task).await {
             drop(start.early);
             if let Some(lease) = start.lease {
                 lease.release().await;
             }
         }
+    }
+}
+
+impl Drop for EarlyTarget {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

@@ -364,11 +364,13 @@ pub struct Checked(Prepared);
 /// own at the same time (the lease's fence), so that both take one round trip. Apply the
 /// result right away: a plan that waits (at a prompt) must be checked again.
 pub async fn check(api: Arc<dyn CloudApi>, prepared: Prepared) -> Result<Checked, ApplyError> {
-    if !prepared.refusals.is_empty() {
-        return Err(ApplyError::Refused(prepared.refusals));
-    }
-    check_fresh(api, &prepared).await?;
-    Ok(Checked(prepared))
+    // A refused plan is not read against the cloud.
+    let fresh = if prepared.refusals.is_empty() {
+        check_fresh(api, &prepared).await
+    } else {
+        Ok(())
+    };
+    Prechecked { prepared, fresh }.into_checked()
 }
 
 /// [`apply`] of a plan [`check`] has just checked.

@@ -251,23 +251,14 @@ async fn read_fragments_ahead(
         .iter()
         .map(|f| super::ScopedRead::Versions(f.id.clone()));
     let reads: Vec<super::ScopedRead> = usage.chain(versions).take(slots).collect();
-    let slots = reads.len().max(1);
-    let answers = bounded(&reads, slots, |read| async move {
-        let answer = match read {
-            super::ScopedRead::Usage(id) => api
-                .fragment_usage(id)
-                .await
-                .ok()
-                .map(|u| super::Scoped::Usage(id.clone(), u)),
-            super::ScopedRead::Versions(id) => {
-                api.get_fragment_versions(id, None).await.ok().map(|v| {
-                    let revisions = v.revisions.into_iter().map(|r| r.revision).collect();
-                    super::Scoped::Versions(id.clone(), v.tags, revisions)
-                })
-            }
-            _ => None,
-        };
-        Ok::<_, std::convert::Infallible>(answer)
+    // No retries here: a read that fails is made again by the observation, with its budget.
+    let budget = &super::budget::RetryBudget::new(0);
+    let by_id = |id: &str| id.to_string();
+    let answers = bounded(&reads, reads.len().max(1), |read| async move {
+        let answer = super::read_scoped(api, budget, read, &by_id, &by_id)
+            .await
+            .ok();
+        Ok::<_, std::convert::Infallible>(answer.filter(|a| !matches!(a, super::Scoped::Nothing)))
     })
     .await;
     let Ok(answers) = answers;
