@@ -2325,6 +2325,45 @@ async fn list_fragments_filters_by_visibility_and_owner() {
         "visibilities take precedence"
     );
     assert_eq!(list(false, &[PublicUnlisted]).await, ["ours-unlisted"]);
+
+    // Who uses a fragment: nobody, then only its owner, then its owner and us.
+    let theirs = app2
+        .list_fragments(pb::ListFragmentsRequest {
+            organization_id: other.org_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .fragments
+        .into_iter()
+        .find(|f| f.name == "their-public")
+        .unwrap();
+    let used = async |app: &mut common::App| {
+        let f = get_fragment(app, &theirs.id, None).await.fragment.unwrap();
+        (
+            f.robot_part_count,
+            f.organization_count,
+            f.only_used_by_owner,
+        )
+    };
+    assert_eq!(used(&mut app2).await, (0, 0, true));
+    // A part importing it twice (two versions) is one part.
+    let twice = json!([{"id": theirs.id, "version": "1"}, theirs.id]);
+    let site = location(&mut app2, &other.org_id, "Theirs", None).await;
+    let id = robot(&mut app2, "m", &site.id).await;
+    let part = parts(&mut app2, &id).await.remove(0);
+    set_fragments(&mut app2, &part, twice.clone()).await;
+    assert_eq!(used(&mut app2).await, (1, 1, true), "only the owner's part");
+    let site = location(&mut app, &org, "Ours", None).await;
+    let id = robot(&mut app, "m", &site.id).await;
+    let part = parts(&mut app, &id).await.remove(0);
+    set_fragments(&mut app, &part, twice).await;
+    assert_eq!(
+        used(&mut app).await,
+        (2, 2, false),
+        "the owner's part and ours"
+    );
 }
 
 // -- Schema migration ---------------------------------------------------------------------------

@@ -74,14 +74,16 @@ pub fn fragment_pb(db: &Connection, f: &FragmentRow) -> R<pb::Fragment> {
     let count = fragment_part_count(db, &f.id)?;
     let config: serde_json::Value =
         serde_json::from_str(&f.config).unwrap_or_else(|_| serde_json::json!({}));
-    // The organizations whose parts import it, and how many of those parts are the owner's,
-    // in one pass over its importing parts.
-    let (orgs_using, owner_uses): (i64, i64) = q(db
+    // The organizations whose machines import it, and whether the owner is one of them, in
+    // one pass over its importing machines: `fragment_imports` has the machine of every
+    // import in its index, so the pass joins machines and locations only (one import row per
+    // version imported; counting distinct organizations makes repeats harmless).
+    let (orgs_using, owner_uses): (i64, bool) = q(db
         .prepare_cached(
-            "SELECT COUNT(DISTINCT l.org_id), COALESCE(SUM(l.org_id = ?2), 0) \
-             FROM part_fragments pf JOIN parts p ON p.id = pf.part_id \
-             JOIN robots r ON r.id = p.robot_id JOIN locations l ON l.id = r.location_id \
-             WHERE pf.fragment_id = ?1",
+            "SELECT COUNT(DISTINCT l.org_id), COALESCE(MAX(l.org_id = ?2), 0) \
+             FROM fragment_imports fi JOIN robots r ON r.id = fi.robot_id \
+             JOIN locations l ON l.id = r.location_id \
+             WHERE fi.fragment_id = ?1",
         )
         .and_then(|mut st| st.query_row(params![f.id, f.org_id], |r| Ok((r.get(0)?, r.get(1)?)))))?;
     Ok(pb::Fragment {
@@ -94,8 +96,7 @@ pub fn fragment_pb(db: &Connection, f: &FragmentRow) -> R<pb::Fragment> {
         organization_name: owner.as_ref().map(|o| o.name.clone()).unwrap_or_default(),
         robot_part_count: count as i32,
         organization_count: orgs_using as i32,
-        only_used_by_owner: orgs_using == 0
-            || (orgs_using == 1 && count > 0 && owner_uses == count),
+        only_used_by_owner: orgs_using == 0 || (orgs_using == 1 && owner_uses),
         visibility: f.visibility,
         last_updated: Some(ts(f.last_updated_us)),
         revision: f.revision.to_string(),
