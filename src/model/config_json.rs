@@ -112,10 +112,15 @@ impl ConfigJson {
         self.fragments.is_some()
     }
 
+    /// The top-level `fragments` value's text (`None` when there is no such key).
+    pub fn fragments_text(&self) -> Option<&str> {
+        let (start, end) = self.fragments?;
+        Some(&self.text[start as usize..end as usize])
+    }
+
     /// The top-level `fragments` value (`None` when there is no such key), parsed alone.
     pub fn fragments_value(&self) -> Option<Value> {
-        let (start, end) = self.fragments?;
-        let slice = &self.text[start as usize..end as usize];
+        let slice = self.fragments_text()?;
         Some(serde_json::from_str(slice).expect("a compact config's text is JSON it wrote"))
     }
 

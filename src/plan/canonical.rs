@@ -58,6 +58,23 @@ pub fn import_meaning(entry: &Value) -> Option<(String, Value)> {
     }
 }
 
+/// Whether import `entry` means fragment `id` with `options` (every other key of the import),
+/// as [`import_meaning`] decides, without building either meaning: a fleet's parts are
+/// compared on every plan, and most imports match.
+pub fn import_means(entry: &Value, id: &str, options: &Map<String, Value>) -> bool {
+    match entry {
+        Value::String(s) => s == id && options.is_empty(),
+        Value::Object(o) => {
+            crate::model::rules::import_id(entry) == Some(id)
+                && o.len() - 1 == options.len()
+                && options
+                    .iter()
+                    .all(|(k, v)| k != "id" && o.get(k).is_some_and(|w| canonical_eq(v, w)))
+        }
+        _ => false,
+    }
+}
+
 /// The meanings of a config's imports, in order; entries without an id compare as themselves.
 pub fn import_meanings(config: &Value) -> Vec<Value> {
     meanings(imports(config))
@@ -322,6 +339,47 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_import_compared_in_place_means_what_its_meaning_says() {
+        let entries = [
+            json!("f"),
+            json!("g"),
+            json!({"id": "f"}),
+            json!({"id": "f", "version": "2"}),
+            json!({"version": 2.0, "id": "f"}),
+            json!({"id": "f", "version": "2", "prefix": "a-"}),
+            json!({"id": "f", "variables": {"x": [1, 2.0]}}),
+            json!({"id": "f", "variables": {"x": [1.0, 2]}}),
+            json!({"id": 7}),
+            json!({"version": "2"}),
+            json!(["f", {}]),
+            json!(null),
+        ];
+        // What a declared import holds: a fragment id and its other keys.
+        let declared = entries.iter().filter_map(|e| {
+            let (id, rest) = import_meaning(e)?;
+            Some((id, rest.as_object()?.clone()))
+        });
+        for (id, options) in declared {
+            let wanted = json!([id, canonical(&Value::Object(options.clone()))]);
+            for e in &entries {
+                // An entry without an id means no import (`meanings` keeps it as itself,
+                // which the array `["f", {}]` would pass for).
+                let means =
+                    import_meaning(e).is_some() && meanings(std::slice::from_ref(e))[0] == wanted;
+                assert_eq!(
+                    import_means(e, &id, &options),
+                    means,
+                    "{e} against {wanted}"
+                );
+            }
+        }
+        // An option named `id` never matches (the entry's `id` is the fragment).
+        let mut odd = Map::new();
+        odd.insert("id".into(), json!("f"));
+        assert!(!import_means(&json!({"id": "f"}), "f", &odd));
     }
 
     #[test]

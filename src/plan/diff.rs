@@ -19,7 +19,7 @@
 
 use super::canonical::{
     canonical, canonical_eq, comparable_eq, fragments_position, import_entry, import_meaning,
-    import_meanings, imports, meanings, set_pointer, without_fragments,
+    import_meanings, import_means, imports, set_pointer, without_fragments,
 };
 use super::identity::{Occupants, Placement, Slot, sequence, temporary_name};
 use super::types::*;
@@ -233,6 +233,13 @@ struct Planner<'a> {
     placements: Vec<Placement>,
     /// Resources matched through `moved_from`: (id, the old path).
     moved_via: Vec<(String, String)>,
+    /// The observed machines by id, and by (location id, name): matching a fleet's machines
+    /// looks each one up instead of scanning them all.
+    machine_ids: HashMap<&'a str, &'a Machine>,
+    machine_places: HashMap<(&'a str, &'a str), Vec<&'a Machine>>,
+    /// A part config's `fragments` text → its entries, parsed once per distinct text (a
+    /// fleet's parts share a few import lists).
+    observed_imports: HashMap<&'a str, Vec<serde_json::Value>>,
 }
 
 fn change(action: Action, kind: Kind, path: &str, reason: impl Into<String>, op: Op) -> Change {
@@ -330,6 +337,14 @@ impl<'a> Planner<'a> {
                 .collect(),
             placements: vec![],
             moved_via: vec![],
+            machine_ids: o.machines.iter().map(|m| (m.id.as_str(), m)).collect(),
+            machine_places: o.machines.iter().fold(HashMap::new(), |mut at, m| {
+                at.entry((m.location_id.as_str(), m.name.as_str()))
+                    .or_insert_with(Vec::new)
+                    .push(m);
+                at
+            }),
+            observed_imports: HashMap::new(),
         }
     }
 
@@ -364,7 +379,7 @@ impl<'a> Planner<'a> {
         if let Some(p) = self.loc_paths.get(id) {
             return Some(p.clone());
         }
-        if let Some(m) = self.o.machines.iter().find(|m| m.id == id) {
+        if let Some(m) = self.machine_ids.get(id) {
             return Some(self.machine_path(m));
         }
         None

@@ -104,6 +104,9 @@ pub fn parse_all(targets: &[String]) -> Result<Vec<Address>, String> {
 
 /// The addresses that name nothing `desired` declares (a typo would otherwise plan nothing).
 pub fn undeclared(desired: &Desired, targets: &[String]) -> Vec<String> {
+    if targets.is_empty() {
+        return vec![];
+    }
     let mut paths: Vec<(bool, &str)> = desired
         .fragments
         .iter()

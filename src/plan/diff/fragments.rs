@@ -354,6 +354,31 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Whether `uses` are, in order, the imports of the observed `config` by meaning (see
+    /// [`import_meaning`]). An import of a fragment yet to be created matches nothing. The
+    /// config's `fragments` entries are parsed once per distinct text.
+    pub(super) fn imports_match(&mut self, uses: &[FragmentUse], config: &'a ConfigJson) -> bool {
+        let text = config.fragments_text();
+        if let Some(text) = text
+            && !self.observed_imports.contains_key(text)
+        {
+            let entries = match config.fragments_value() {
+                Some(serde_json::Value::Array(items)) => items,
+                _ => Vec::new(),
+            };
+            self.observed_imports.insert(text, entries);
+        }
+        let entries = text.map_or(&[][..], |t| &self.observed_imports[t]);
+        uses.len() == entries.len()
+            && uses.iter().zip(entries).all(|(u, e)| {
+                let id = match &u.fragment {
+                    FragmentRef::Name(n) => self.fragments.get(n).and_then(Matched::existing),
+                    FragmentRef::Id(id) => Some(id.as_str()),
+                };
+                id.is_some_and(|id| import_means(e, id, &u.options))
+            })
+    }
+
     /// What an import means once its fragment's id is known (see [`import_meaning`]);
     /// `None` while the fragment is yet to be created.
     pub(super) fn import_meaning_of(&self, u: &FragmentUse) -> Option<serde_json::Value> {

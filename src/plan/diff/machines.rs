@@ -17,11 +17,11 @@ impl<'a> Planner<'a> {
             .into_iter()
             .map(|(id, _)| id)
             .collect();
-        self.o
-            .machines
+        locations
             .iter()
-            .filter(|m| m.name == name && locations.contains(&m.location_id))
-            .map(|m| (m.id.clone(), m))
+            .filter_map(|lid| self.machine_places.get(&(lid.as_str(), name)))
+            .flatten()
+            .map(|m| (m.id.clone(), *m))
             .collect()
     }
 
@@ -29,19 +29,19 @@ impl<'a> Planner<'a> {
         let Some(loc) = self.locations.get(&dl.path).cloned() else {
             return; // the location failed to plan; its error is already recorded
         };
-        let o = self.o;
         let Ok(found) = self.find(
             Kind::Machine,
             &dm.path,
             &dm.identity,
-            |_, id| o.machines.iter().find(|m| m.id == id),
+            |me, id| me.machine_ids.get(id).copied(),
             |me, old| me.machines_at(old),
-            |_, name| match loc.existing() {
-                Some(lid) => o
-                    .machines
-                    .iter()
-                    .filter(|m| m.location_id == lid && m.name == name)
-                    .map(|m| (m.id.clone(), m))
+            |me, name| match loc.existing() {
+                Some(lid) => me
+                    .machine_places
+                    .get(&(lid, name))
+                    .into_iter()
+                    .flatten()
+                    .map(|m| (m.id.clone(), *m))
                     .collect(),
                 None => vec![],
             },

@@ -168,12 +168,7 @@ impl<'a> Planner<'a> {
         {
             slot.1 = Some(om);
         }
-        let scope = self
-            .o
-            .machines
-            .iter()
-            .find(|m| m.id == mid)
-            .map(|m| m.location_id.clone());
+        let scope = self.machine_ids.get(mid).map(|m| m.location_id.clone());
         let mut main_ref: Option<(PartRef, Option<String>, bool)> = None;
         for (dp, found) in matched {
             let r = match found {
@@ -239,15 +234,9 @@ impl<'a> Planner<'a> {
     }
 
     /// Plans the rename and/or reconfiguration of `p`; returns the change, if any.
-    pub(super) fn update_part(&mut self, dp: &DesiredPart, p: &Part) -> Option<String> {
+    pub(super) fn update_part(&mut self, dp: &DesiredPart, p: &'a Part) -> Option<String> {
         let renamed = p.name != dp.name;
-        let wanted: Vec<Option<serde_json::Value>> = dp
-            .fragments
-            .iter()
-            .map(|u| self.import_meaning_of(u))
-            .collect();
-        let fragments_differ = wanted.iter().any(Option::is_none)
-            || wanted.into_iter().flatten().collect::<Vec<_>>() != meanings(&p.config.imports());
+        let fragments_differ = !self.imports_match(&dp.fragments, &p.config);
         // By digest; a part with `ignore` pointers is compared on its values without them.
         let config_differs = fragments_differ
             || if dp.ignore.is_empty() {
