@@ -297,13 +297,20 @@ impl PartsAhead {
             started: AtomicUsize::new(0),
         });
         let pool = Arc::clone(&shared);
+        // A task per slot, so that the answers are decoded on every core of the runtime
+        // (dropping the pool drops the set, which stops them).
         let task = tokio::spawn(async move {
-            let (pool, api) = (pool.as_ref(), api.as_ref());
-            let _ = bounded(&pool.machines, limit, |id| async move {
-                pool.read(api, id).await;
-                Ok::<(), ()>(())
-            })
-            .await;
+            let next = Arc::new(AtomicUsize::new(0));
+            let mut workers = tokio::task::JoinSet::new();
+            for _ in 0..limit.min(pool.machines.len()) {
+                let (pool, api, next) = (Arc::clone(&pool), Arc::clone(&api), Arc::clone(&next));
+                workers.spawn(async move {
+                    while let Some(id) = pool.machines.get(next.fetch_add(1, Ordering::SeqCst)) {
+                        pool.read(api.as_ref(), id).await;
+                    }
+                });
+            }
+            while workers.join_next().await.is_some() {}
         });
         PartsAhead { shared, task }
     }
