@@ -273,7 +273,7 @@ async fn plan_and_execute(
         Ready::Prepared(prepared)
     };
     // The plan holds all that applying needs: the manifest's model is not kept meanwhile.
-    drop(desired);
+    super::drop_aside(desired);
     execute(args, client, ready, &opts, held, false).await
 }
 

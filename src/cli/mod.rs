@@ -201,6 +201,17 @@ pub struct FileLimitArgs {
     pub max_manifest_size: u64,
 }
 
+/// Frees `value` on a thread of its own. A fleet's model is large and made of many small
+/// allocations (the M fleet's, about 100,000), and freeing it on the command's own path cost
+/// a no-op `plan` 5 ms of its 0.8 s; meanwhile the command goes on with its next round trip
+/// or its output. A process that exits first returns the memory all the same.
+pub(crate) fn drop_aside<T: Send + 'static>(value: T) {
+    // Without a thread, the closure (and `value` with it) is dropped here.
+    let _ = std::thread::Builder::new()
+        .name("drop".into())
+        .spawn(move || drop(value));
+}
+
 /// Output format for commands that report data.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {

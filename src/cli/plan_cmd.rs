@@ -135,6 +135,7 @@ pub async fn run(args: PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
         None => (target::connect_for(global, org).await?, None),
     };
     let result = plan_and_print(&args, &target.client, &desired, early).await;
+    super::drop_aside(desired);
     target.finish(result).await
 }
 

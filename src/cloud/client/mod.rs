@@ -281,6 +281,7 @@ impl Client {
     ) -> Result<tonic::Response<Resp>, CloudError> {
         *self.counts().entry(rpc).or_insert(0) += 1;
         let timeout = self.inner.call_timeout;
+        let started = std::time::Instant::now();
         let result = match tokio::time::timeout(timeout, call).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(status)) => Err(status_error(rpc, &status)),
@@ -291,7 +292,11 @@ impl Client {
             )),
         };
         match &result {
-            Ok(_) => tracing::debug!(rpc, "rpc ok"),
+            Ok(_) => tracing::debug!(
+                rpc,
+                elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                "rpc ok"
+            ),
             Err(e) => tracing::debug!(rpc, code = e.code.as_str(), "rpc failed"),
         }
         result
