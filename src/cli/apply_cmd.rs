@@ -134,23 +134,65 @@ pub(super) fn read_saved_plan(text: &str) -> Option<anyhow::Result<(Plan, Option
 }
 
 pub async fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
-    let limit = crate::manifest::LoadOptions::default().max_file_bytes;
-    let bytes = crate::manifest::read_bounded(&args.input, limit)
-        .with_context(|| format!("cannot read {}", args.input.display()))?;
-    let text = String::from_utf8_lossy(&bytes);
-    if let Some(saved) = read_saved_plan(&text) {
-        if !args.targets.is_empty() {
-            bail!("--target applies to manifests; a saved plan already records its target");
+    if may_be_saved_plan(&args.input) {
+        let limit = crate::manifest::LoadOptions::default().max_file_bytes;
+        let bytes = crate::manifest::read_bounded(&args.input, limit)
+            .with_context(|| format!("cannot read {}", args.input.display()))?;
+        if let Some(saved) = read_saved_plan(&String::from_utf8_lossy(&bytes)) {
+            return run_saved(&args, global, saved).await;
         }
-        let (mut plan, salt) = saved?;
-        local_ledger().mark_plan(&mut plan);
-        let target = target::connect_for(global, LocalOrg::Id(&plan.organization_id)).await?;
-        let result = match take_lease(&args, &target.client, &plan.organization_id).await {
-            Ok(held) => apply_saved(&args, &target.client, plan, salt.as_deref(), held).await,
-            Err(e) => Err(e),
-        };
-        return target.finish(result).await;
     }
+    run_manifest(args, global).await
+}
+
+/// Whether `path` may hold a saved plan: a file whose first byte other than white space is
+/// `{` (a plan file is a JSON object), or anything that is not a regular file (read whole
+/// to tell). A manifest is thus told apart from its first bytes, and read once, by its
+/// load, which the early connection overlaps.
+fn may_be_saved_plan(path: &std::path::Path) -> bool {
+    use std::io::Read as _;
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return true;
+    }
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return true;
+    };
+    let mut chunk = [0u8; 4096];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => return false,
+            Ok(n) => {
+                if let Some(b) = chunk[..n].iter().find(|b| !b.is_ascii_whitespace()) {
+                    return *b == b'{';
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+}
+
+/// `apply PLANFILE`: the saved plan, under the lease, without planning again.
+async fn run_saved(
+    args: &ApplyArgs,
+    global: &GlobalArgs,
+    saved: anyhow::Result<(Plan, Option<String>)>,
+) -> anyhow::Result<ExitStatus> {
+    if !args.targets.is_empty() {
+        bail!("--target applies to manifests; a saved plan already records its target");
+    }
+    let (mut plan, salt) = saved?;
+    local_ledger().mark_plan(&mut plan);
+    let target = target::connect_for(global, LocalOrg::Id(&plan.organization_id)).await?;
+    let result = match take_lease(args, &target.client, &plan.organization_id).await {
+        Ok(held) => apply_saved(args, &target.client, plan, salt.as_deref(), held).await,
+        Err(e) => Err(e),
+    };
+    target.finish(result).await
+}
+
+/// `apply MANIFEST`: plan, show, confirm, write.
+async fn run_manifest(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     // A remote cloud is connected to, its organizations listed and (for a key of one
     // organization) its lease taken while the manifest loads; with the lease held, the
     // organization's lists and parts are read meanwhile too (`target::connect_early_leased`).
@@ -765,6 +807,29 @@ fn json_report(plan: &Plan, report: Option<&Report>) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manifest_is_told_from_a_saved_plan_by_its_first_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let long_blank = format!("{}{{}}", " \n".repeat(5000));
+        for (text, maybe) in [
+            ("organization: acme\n", false),
+            ("", false),
+            ("\n\n  {\"format_version\": 3}", true),
+            (long_blank.as_str(), true),
+            ("{organization: acme}", true),
+        ] {
+            assert_eq!(may_be_saved_plan(&file("f", text)), maybe, "{text:.20?}");
+        }
+        // What cannot be peeked at is read whole, which reports it.
+        assert!(may_be_saved_plan(&dir.path().join("missing")));
+        assert!(may_be_saved_plan(dir.path()));
+    }
 
     #[test]
     fn a_large_terminal_apply_leaves_a_grouped_record() {
