@@ -6,6 +6,7 @@
 //! access is the newest of its parts'.
 
 use super::*;
+use std::collections::HashMap;
 
 /// How recent a part's last access must be for it to count as online. Machines reach the
 /// cloud every few seconds while they run, so 10 s of silence means it is gone.
@@ -34,6 +35,16 @@ pub fn touch_part(tx: &Transaction, part_id: &str, at_us: i64) -> R<()> {
     Ok(())
 }
 
+/// A part as its summary needs it.
+struct SummaryRow {
+    id: String,
+    name: String,
+    robot_id: String,
+    robot_name: String,
+    main: bool,
+    last_access_us: Option<i64>,
+}
+
 /// What `ListMachineSummaries` asks for.
 pub struct SummaryFilter {
     /// Only machines with a part importing one of these fragments; no filter when empty.
@@ -52,32 +63,44 @@ pub fn machine_summaries(
     let now = now_us();
     let mut machines_left = f.limit.filter(|l| *l > 0).unwrap_or(i64::MAX);
     let mut out = vec![];
-    let mut st = q(db.prepare(&format!(
-        "SELECT {PART_COLS} WHERE r.location_id = ?1 ORDER BY r.created_us, r.id, p.created_us, p.id"
-    )))?;
-    let mut frag = q(db.prepare(
-        "SELECT pf.fragment_id, COALESCE(f.name, '') FROM part_fragments pf \
-         LEFT JOIN fragments f ON f.id = pf.fragment_id WHERE pf.part_id = ?1 ORDER BY pf.fragment_id",
+    // Per location, two queries: its parts with their machines' names (no configs), and the
+    // fragments those parts import.
+    let mut st = q(db.prepare_cached(
+        "SELECT p.id, p.name, p.robot_id, r.name, p.main, p.last_access_us \
+         FROM parts p JOIN robots r ON r.id = p.robot_id WHERE r.location_id = ?1 \
+         ORDER BY r.created_us, r.id, p.created_us, p.id",
+    ))?;
+    let mut frag = q(db.prepare_cached(
+        "SELECT pf.part_id, pf.fragment_id, COALESCE(f.name, '') FROM part_fragments pf \
+         JOIN parts p ON p.id = pf.part_id JOIN robots r ON r.id = p.robot_id \
+         LEFT JOIN fragments f ON f.id = pf.fragment_id \
+         WHERE r.location_id = ?1 ORDER BY pf.part_id, pf.fragment_id",
     ))?;
     for l in locations {
-        let rows = q(st.query_map(params![l.id], part_from))?;
-        let rows: Vec<PartRow> = q(rows.collect())?;
+        let rows = q(st.query_map(params![l.id], |r| {
+            Ok(SummaryRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                robot_id: r.get(2)?,
+                robot_name: r.get(3)?,
+                main: r.get(4)?,
+                last_access_us: r.get(5)?,
+            })
+        }))?;
+        let rows: Vec<SummaryRow> = q(rows.collect())?;
+        let mut imports: HashMap<String, Vec<pb::FragmentSummary>> = HashMap::new();
+        for row in q(frag.query_map(params![l.id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
+        }))? {
+            let (part, id, name) = q(row)?;
+            imports
+                .entry(part)
+                .or_default()
+                .push(pb::FragmentSummary { id, name });
+        }
         let mut machines: Vec<pb::MachineSummary> = vec![];
-        let mut names: std::collections::HashMap<String, String> = Default::default();
-        for p in &rows {
-            if !names.contains_key(&p.robot_id) {
-                let name = robot_row(db, &p.robot_id)?
-                    .map(|r| r.name)
-                    .unwrap_or_default();
-                names.insert(p.robot_id.clone(), name);
-            }
-            let fragments: Vec<pb::FragmentSummary> = q(q(frag.query_map(params![p.id], |r| {
-                Ok(pb::FragmentSummary {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                })
-            }))?
-            .collect())?;
+        for p in rows {
+            let fragments = imports.remove(&p.id).unwrap_or_default();
             let (state, since) = online_state(p.last_access_us, now);
             let summary = pb::PartSummary {
                 part_id: p.id.clone(),
@@ -98,8 +121,8 @@ pub fn machine_summaries(
             match machines.last_mut() {
                 Some(m) if m.machine_id == p.robot_id => m.part_summaries.push(summary),
                 _ => machines.push(pb::MachineSummary {
-                    machine_id: p.robot_id.clone(),
-                    machine_name: names[&p.robot_id].clone(),
+                    machine_id: p.robot_id,
+                    machine_name: p.robot_name,
                     part_summaries: vec![summary],
                 }),
             }
