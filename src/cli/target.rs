@@ -350,7 +350,7 @@ pub fn connect_early_leased(
                 taken.ok()
             }
         };
-        let (mut early, lease) = read_lists_leased(api.as_ref(), orgs, &lists, take).await;
+        let (mut early, lease) = read_lists_leased(&api, orgs, &lists, take).await;
         if lease.is_some() {
             early.read_parts_ahead(Arc::clone(&api), lists.read_concurrency);
         }

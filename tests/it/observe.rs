@@ -5,7 +5,7 @@ use crate::common;
 
 use common::Cloud;
 use fleetform::cloud::observe::{
-    ObserveError, ObserveOptions, attribute, observe, observe_after, read_early,
+    ObserveError, ObserveOptions, attribute, observe, observe_after, read_early, read_lists_leased,
 };
 use fleetform::cloud::{Client, ClientOptions, CloudApi, Code, Credentials, RetryPolicy};
 use fleetform::localcloud::Faults;
@@ -258,6 +258,53 @@ async fn parts_read_ahead_serve_the_observation() {
             "{parts} GetRobotParts for {wanted} machines in scope"
         );
         counts.insert("GetRobotParts", wanted);
+        let fragments = c.list_fragments(&cloud.org_id).await.unwrap().len() as u64;
+        same_calls_but_fragments_ahead(counts, &once, fragments);
+    }
+}
+
+/// The early reads of a command that takes the lease (`apply`) serve the observation too: the
+/// parts read ahead from the machine summaries are each machine's one read. A cloud without
+/// summaries reads the parts in the observation instead, and observes the same.
+#[tokio::test]
+async fn leased_early_reads_serve_the_observation() {
+    for unimplemented in [&[][..], &["ListMachineSummaries"][..]] {
+        let cloud = Cloud::start_with(Faults {
+            unimplemented,
+            ..Faults::default()
+        })
+        .await;
+        let c = cloud.client().await;
+        build_fleet(&c, &cloud.org_id).await;
+        let mut d = desired(OrgRef::Name("test-org".into()));
+        d.locations.push(location("Lab", vec![], vec![]));
+        let opts = ObserveOptions::default();
+        c.reset_rpc_counts();
+        let plain = observe(&c, &d, &opts).await.unwrap();
+        let once = c.rpc_counts();
+
+        c.reset_rpc_counts();
+        let api: std::sync::Arc<dyn CloudApi> = std::sync::Arc::new(c.clone());
+        let orgs = c.list_organizations().await.unwrap();
+        let lease = |_org: String, _listed| async { Some(((), true)) };
+        let (early, held) = read_lists_leased(&api, orgs, &opts, lease).await;
+        assert!(held.is_some());
+        // With summaries, the parts are being read already.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let ahead = count(&c.rpc_counts(), "GetRobotParts");
+        assert_eq!(ahead > 0, unimplemented.is_empty(), "{ahead} read ahead");
+        let after = observe_after(&c, &d, &opts, Some(early)).await.unwrap();
+        assert_eq!(timeless(after), timeless(plain));
+        let mut counts = c.rpc_counts();
+        assert_eq!(
+            counts.remove("ListMachineSummaries"),
+            Some(1),
+            "{unimplemented:?}"
+        );
+        assert_eq!(
+            count(&counts, "GetRobotParts"),
+            count(&once, "GetRobotParts")
+        );
         let fragments = c.list_fragments(&cloud.org_id).await.unwrap().len() as u64;
         same_calls_but_fragments_ahead(counts, &once, fragments);
     }

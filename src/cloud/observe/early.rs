@@ -15,7 +15,11 @@
 //!
 //! Once the one organization's machines are listed, [`Early::read_parts_ahead`] starts
 //! `GetRobotParts` for them, in the order listed, in a pool of `read_concurrency` reads, while
-//! the manifest is still loading. The observation then tells the pool its scope
+//! the manifest is still loading. A command under the lease ([`read_lists_leased`], `apply`)
+//! starts the pool a round earlier, from the machines `ListMachineSummaries` names in the
+//! round that lists the locations (the listing, a round later, still decides which machines
+//! there are); `plan` fills that round's free slots with the fragments' reads instead, so
+//! starting its pool then would save it no round. The observation then tells the pool its scope
 //! ([`machines_to_read`](super::machines_to_read)) as soon as the manifest has loaded and the
 //! scope is computed: from then on the pool starts only machines in scope (it keeps reading
 //! those, so the reads go on without a break), and the observation keeps the parts of the
@@ -84,7 +88,9 @@ impl Early {
             return;
         }
         let ids = lists.machines.iter().map(|m| m.id.clone()).collect();
-        lists.ahead = Some(PartsAhead::start(api, ids, limit.max(1)));
+        let limit = limit.max(1);
+        let permits = Arc::new(Semaphore::new(limit));
+        lists.ahead = Some(PartsAhead::start(api, ids, permits, limit));
     }
 }
 
@@ -135,7 +141,7 @@ async fn read_lists(
 /// held but was read again first, so the lists are read again under it. `None`: no lease, and
 /// no lists.
 pub async fn read_lists_leased<T, F, Fut>(
-    api: &dyn CloudApi,
+    shared: &Arc<dyn CloudApi>,
     orgs: Vec<Organization>,
     opts: &ObserveOptions,
     lease: F,
@@ -144,6 +150,7 @@ where
     F: FnOnce(String, Vec<Fragment>) -> Fut,
     Fut: std::future::Future<Output = Option<(T, bool)>>,
 {
+    let api = shared.as_ref();
     let observed_at = Timestamp::now();
     let limit = opts.read_concurrency.max(1);
     let bare = |observed_at, orgs| Early {
@@ -159,29 +166,53 @@ where
         return (bare(observed_at, orgs), None);
     };
     let own = own_fragments(fragments.clone());
+    // The machines come in two rounds (locations, then their machines), and the parts can be
+    // read as soon as the machines' ids are known: `ListMachineSummaries` gives them in the
+    // first round, so the parts are read ahead while the machines are listed, in the slots
+    // that round would leave idle. The listing still says which machines there are (the
+    // summaries only start reads: a machine they miss is read by the observation, one they
+    // name that the listing does not is dropped with the parts out of scope). A cloud
+    // without summaries reads the parts after the listing, as before. Every read from here
+    // on takes its slot from one semaphore, the pool's and then the observation's: never
+    // more than `limit` in flight.
+    let permits = Arc::new(Semaphore::new(limit));
+    let ahead = async {
+        let summaries = slot(&permits, api.machine_summaries(&org_id, &[])).await;
+        let machines = summarised_machines(summaries.ok()?);
+        let permits = Arc::clone(&permits);
+        Some(PartsAhead::start(
+            Arc::clone(shared),
+            machines,
+            permits,
+            limit,
+        ))
+    };
     let lists = async {
-        let locations = api.list_locations(&org_id).await.ok()?;
+        let locations = slot(&permits, api.list_locations(&org_id)).await.ok()?;
         let ids: Vec<String> = locations.iter().map(|l| l.id.clone()).collect();
+        let calls = u32::try_from(machine_calls(&ids, limit)).unwrap_or(u32::MAX);
+        let slots = permits.acquire_many(calls).await;
         let machines = list_machines(api, &org_id, &ids, limit).await.ok()?;
+        drop(slots);
         Some((locations, machines))
     };
-    // Alongside the two rounds of the locations and machines (the first of which takes one
-    // slot): the fragments' reads, in one round.
+    // The fragments' reads fill the rest of the first round.
+    let reads = read_fragments_ahead(api, &own, limit.saturating_sub(2), Some(&permits));
     let lists = async {
-        let (lists, reads) = tokio::join!(lists, read_fragments_ahead(api, &own, limit - 1));
-        lists.map(|(locations, machines)| (locations, machines, reads))
+        let (ahead, lists, reads) = tokio::join!(ahead, lists, reads);
+        lists.map(|(locations, machines)| (locations, machines, ahead, reads))
     };
     let (held, lists) = tokio::join!(lease(org_id.clone(), fragments.clone()), lists);
     match held {
         None => (bare(observed_at, orgs), None),
         Some((held, true)) => {
             let lists = match lists {
-                Some((locations, machines, fragment_reads)) => Some(EarlyLists {
+                Some((locations, machines, ahead, fragment_reads)) => Some(EarlyLists {
                     org_id,
                     locations,
                     fragments: own,
                     machines,
-                    ahead: None,
+                    ahead,
                     fragment_reads,
                 }),
                 _ => None,
@@ -210,7 +241,8 @@ async fn lists_of(api: &dyn CloudApi, org_id: &str, limit: usize) -> Option<Earl
         read_fragments_ahead(
             api,
             &fragments,
-            limit.saturating_sub(machine_calls(&ids, limit))
+            limit.saturating_sub(machine_calls(&ids, limit)),
+            None
         )
     );
     Some(EarlyLists {
@@ -221,6 +253,21 @@ async fn lists_of(api: &dyn CloudApi, org_id: &str, limit: usize) -> Option<Earl
         ahead: None,
         fragment_reads,
     })
+}
+
+/// `read`, once a slot of `permits` is free (at once if they were closed).
+async fn slot<T>(permits: &Semaphore, read: impl std::future::Future<Output = T>) -> T {
+    let _slot = permits.acquire().await;
+    read.await
+}
+
+/// The machines `summaries` name, in the order named, each once.
+fn summarised_machines(summaries: Vec<crate::model::PartSummary>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    summaries
+        .into_iter()
+        .filter_map(|s| seen.insert(s.machine_id.clone()).then_some(s.machine_id))
+        .collect()
 }
 
 /// How many calls [`list_machines`] makes for `location_ids`, at most `limit` at once.
@@ -243,6 +290,7 @@ async fn read_fragments_ahead(
     api: &dyn CloudApi,
     fragments: &[Fragment],
     slots: usize,
+    permits: Option<&Semaphore>,
 ) -> Vec<super::Scoped> {
     let usage = fragments
         .iter()
@@ -255,9 +303,12 @@ async fn read_fragments_ahead(
     let budget = &super::budget::RetryBudget::new(0);
     let by_id = |id: &str| id.to_string();
     let answers = bounded(&reads, reads.len().max(1), |read| async move {
-        let answer = super::read_scoped(api, budget, read, &by_id, &by_id)
-            .await
-            .ok();
+        let read = super::read_scoped(api, budget, read, &by_id, &by_id);
+        let answer = match permits {
+            Some(permits) => slot(permits, read).await,
+            None => read.await,
+        }
+        .ok();
         Ok::<_, std::convert::Infallible>(answer.filter(|a| !matches!(a, super::Scoped::Nothing)))
     })
     .await;
@@ -288,11 +339,18 @@ struct Shared {
 }
 
 impl PartsAhead {
-    fn start(api: Arc<dyn CloudApi>, machines: Vec<String>, limit: usize) -> PartsAhead {
+    /// Starts reading `machines`' parts, each read in a slot of `permits` (which has `limit`
+    /// in all), a worker per slot.
+    fn start(
+        api: Arc<dyn CloudApi>,
+        machines: Vec<String>,
+        permits: Arc<Semaphore>,
+        limit: usize,
+    ) -> PartsAhead {
         let shared = Arc::new(Shared {
             machines,
             scope: OnceLock::new(),
-            permits: Arc::new(Semaphore::new(limit)),
+            permits,
             parts: Mutex::new(HashMap::new()),
             started: AtomicUsize::new(0),
         });
