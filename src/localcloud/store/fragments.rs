@@ -32,7 +32,8 @@ pub(super) fn fragment_from(r: &rusqlite::Row) -> rusqlite::Result<FragmentRow> 
 }
 
 pub fn fragment_row(db: &Connection, id: &str) -> R<Option<FragmentRow>> {
-    q(db.query_row(
+    q(cached_row(
+        db,
         &format!("SELECT {FRAGMENT_COLS} WHERE id = ?1"),
         params![id],
         fragment_from,
@@ -62,7 +63,8 @@ pub fn fragment_owned(db: &Connection, org_id: &str, id: &str) -> R<FragmentRow>
 }
 
 pub fn fragment_part_count(db: &Connection, id: &str) -> R<i64> {
-    q(db.query_row(
+    q(cached_row(
+        db,
         "SELECT COUNT(*) FROM part_fragments WHERE fragment_id = ?1",
         params![id],
         |r| r.get(0),
@@ -123,7 +125,7 @@ pub fn list_fragments(
     } else {
         visibilities.contains(&public)
     };
-    let mut st = q(db.prepare(&format!(
+    let mut st = q(db.prepare_cached(&format!(
         "SELECT {FRAGMENT_COLS} WHERE org_id = ?1 OR (?2 AND visibility = ?3) ORDER BY created_us, id"
     )))?;
     let rows = q(st.query_map(params![org_id, others_public, public], fragment_from))?;
@@ -233,7 +235,8 @@ pub fn resolve_version(db: &Connection, f: &FragmentRow, version: &str) -> R<i64
         return Ok(rev);
     }
     let exists = |rev: i64| -> R<bool> {
-        q(db.query_row(
+        q(cached_row(
+            db,
             "SELECT EXISTS(SELECT 1 FROM fragment_revisions WHERE fragment_id = ?1 AND revision = ?2)",
             params![f.id, rev],
             |r| r.get(0),
@@ -250,7 +253,8 @@ pub fn resolve_version(db: &Connection, f: &FragmentRow, version: &str) -> R<i64
 
 /// The fragment as it was at `revision` (name, config, visibility and time of that revision).
 pub fn fragment_at(db: &Connection, f: &FragmentRow, revision: i64) -> R<FragmentRow> {
-    q(db.query_row(
+    q(cached_row(
+        db,
         "SELECT name, config, visibility, created_us FROM fragment_revisions \
          WHERE fragment_id = ?1 AND revision = ?2",
         params![f.id, revision],
@@ -273,7 +277,7 @@ pub fn fragment_at(db: &Connection, f: &FragmentRow, revision: i64) -> R<Fragmen
 
 /// Every revision of a fragment, oldest first.
 pub fn fragment_revisions(db: &Connection, id: &str) -> R<Vec<pb::FragmentRevision>> {
-    let mut st = q(db.prepare(
+    let mut st = q(db.prepare_cached(
         "SELECT revision, created_us FROM fragment_revisions WHERE fragment_id = ?1 ORDER BY revision",
     ))?;
     let rows = q(st.query_map(params![id], |r| {
@@ -325,7 +329,7 @@ pub fn fragment_history(
     limit: i64,
 ) -> R<(Vec<pb::FragmentHistoryEntry>, Option<i64>)> {
     use prost::Message;
-    let mut st = q(db.prepare(
+    let mut st = q(db.prepare_cached(
         "SELECT h.seq, h.revision, h.when_us, h.old, h.editor_type, h.editor_value, v.config \
          FROM fragment_history h LEFT JOIN fragment_revisions v \
          ON v.fragment_id = h.fragment_id AND v.revision = h.revision \

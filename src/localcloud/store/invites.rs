@@ -4,7 +4,8 @@ use super::*;
 
 pub fn invites(db: &Connection, org_id: &str) -> R<Vec<pb::OrganizationInvite>> {
     let emails: Vec<String> = {
-        let mut st = q(db.prepare("SELECT email FROM invites WHERE org_id = ?1 ORDER BY email"))?;
+        let mut st =
+            q(db.prepare_cached("SELECT email FROM invites WHERE org_id = ?1 ORDER BY email"))?;
         let rows = q(st.query_map(params![org_id], |r| r.get(0)))?;
         q(rows.collect())?
     };
@@ -25,7 +26,7 @@ pub fn invite(db: &Connection, org_id: &str, email: &str) -> R<Option<pb::Organi
     let Some(created) = created else {
         return Ok(None);
     };
-    let mut st = q(db.prepare(
+    let mut st = q(db.prepare_cached(
         "SELECT resource_type, resource_id, role FROM invite_auths WHERE org_id = ?1 AND email = ?2 \
          ORDER BY resource_type, resource_id, role",
     ))?;

@@ -146,7 +146,8 @@ pub struct KeyRow {
 /// Key `id` of `org_id`; `NOT_FOUND` for any other.
 pub fn key_in(db: &Connection, org_id: &str, id: &str) -> R<KeyRow> {
     require_uuid("id", id)?;
-    q(db.query_row(
+    q(cached_row(
+        db,
         "SELECT id, org_id FROM api_keys WHERE id = ?1 AND org_id = ?2",
         params![id, org_id],
         |r| {
@@ -162,7 +163,7 @@ pub fn key_in(db: &Connection, org_id: &str, id: &str) -> R<KeyRow> {
 
 /// Every key of `org_id` with its authorizations (`ListKeys`); the secrets are never returned.
 pub fn list_keys(db: &Connection, org_id: &str) -> R<Vec<pb::ApiKeyWithAuthorizations>> {
-    let mut st = q(db.prepare(
+    let mut st = q(db.prepare_cached(
         "SELECT id, name, created_us FROM api_keys WHERE org_id = ?1 ORDER BY created_us, id",
     ))?;
     let rows = q(st.query_map(params![org_id], |r| {
@@ -282,7 +283,8 @@ pub fn remove_key_role(tx: &Transaction, org_id: &str, id: &str, grant: &KeyGran
 /// `FAILED_PRECONDITION` (naming key `id`, the one just changed) unless some key still owns
 /// `org_id`.
 pub fn check_an_owner_key_remains(tx: &Transaction, org_id: &str, id: &str) -> R<()> {
-    let owners: i64 = q(tx.query_row(
+    let owners: i64 = q(cached_row(
+        tx,
         "SELECT COUNT(*) FROM key_auths k JOIN api_keys a ON a.id = k.key_id \
          WHERE a.org_id = ?1 AND k.resource_type = 'organization' AND k.resource_id = ?1 \
          AND k.role = 'owner'",

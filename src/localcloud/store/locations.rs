@@ -11,7 +11,8 @@ pub struct LocationRow {
 }
 
 pub fn location_row(db: &Connection, id: &str) -> R<Option<LocationRow>> {
-    q(db.query_row(
+    q(cached_row(
+        db,
         "SELECT id, org_id, name, parent_id, created_us FROM locations WHERE id = ?1",
         params![id],
         |r| {
@@ -29,7 +30,8 @@ pub fn location_row(db: &Connection, id: &str) -> R<Option<LocationRow>> {
 
 /// Whether location `location_id` is shared with organization `org_id`.
 pub fn shared_with(db: &Connection, location_id: &str, org_id: &str) -> R<bool> {
-    q(db.query_row(
+    q(cached_row(
+        db,
         "SELECT EXISTS(SELECT 1 FROM location_shares WHERE location_id = ?1 AND org_id = ?2)",
         params![location_id, org_id],
         |r| r.get(0),
@@ -38,8 +40,9 @@ pub fn shared_with(db: &Connection, location_id: &str, org_id: &str) -> R<bool> 
 
 /// The organizations a location is shared with (not its owner), by id.
 pub fn location_shares(db: &Connection, location_id: &str) -> R<Vec<String>> {
-    let mut st =
-        q(db.prepare("SELECT org_id FROM location_shares WHERE location_id = ?1 ORDER BY org_id"))?;
+    let mut st = q(db.prepare_cached(
+        "SELECT org_id FROM location_shares WHERE location_id = ?1 ORDER BY org_id",
+    ))?;
     let rows = q(st.query_map(params![location_id], |r| r.get(0)))?;
     q(rows.collect())
 }
@@ -189,7 +192,7 @@ pub fn depth(db: &Connection, id: &str) -> R<usize> {
 }
 
 pub(super) fn children(db: &Connection, id: &str) -> R<Vec<String>> {
-    let mut st = q(db.prepare("SELECT id FROM locations WHERE parent_id = ?1"))?;
+    let mut st = q(db.prepare_cached("SELECT id FROM locations WHERE parent_id = ?1"))?;
     let rows = q(st.query_map(params![id], |r| r.get(0)))?;
     q(rows.collect())
 }
@@ -215,7 +218,7 @@ pub fn is_descendant_or_self(db: &Connection, ancestor: &str, id: &str) -> R<boo
 }
 
 pub fn location_secrets(db: &Connection, location_id: &str) -> R<Vec<pb::SharedSecret>> {
-    let mut st = q(db.prepare(
+    let mut st = q(db.prepare_cached(
         "SELECT id, secret, created_us FROM location_secrets WHERE location_id = ?1 ORDER BY created_us, id",
     ))?;
     let rows = q(st.query_map(params![location_id], |r| {
@@ -245,7 +248,8 @@ pub fn add_location_secret(tx: &Transaction, location_id: &str) -> R<()> {
 }
 
 pub fn location_pb(db: &Connection, l: &LocationRow) -> R<pb::Location> {
-    let robot_count: i64 = q(db.query_row(
+    let robot_count: i64 = q(cached_row(
+        db,
         "SELECT COUNT(*) FROM robots WHERE location_id = ?1",
         params![l.id],
         |r| r.get(0),
@@ -297,7 +301,7 @@ pub fn reachable_location_rows(db: &Connection, who: &Access) -> R<Vec<LocationR
 
 /// The locations `org_id` owns or has been shared, oldest first.
 pub fn location_rows(db: &Connection, org_id: &str) -> R<Vec<LocationRow>> {
-    let mut st = q(db.prepare(
+    let mut st = q(db.prepare_cached(
         "SELECT id, org_id, name, parent_id, created_us FROM locations \
          WHERE org_id = ?1 OR id IN (SELECT location_id FROM location_shares WHERE org_id = ?1) \
          ORDER BY created_us, id",
@@ -330,7 +334,8 @@ pub fn insert_location(
 }
 
 pub fn delete_location(tx: &Transaction, id: &str) -> R<()> {
-    let robots: i64 = q(tx.query_row(
+    let robots: i64 = q(cached_row(
+        tx,
         "SELECT COUNT(*) FROM robots WHERE location_id = ?1",
         params![id],
         |r| r.get(0),

@@ -17,7 +17,7 @@ pub fn insert_logs(
     logs: &[crate::proto::viam::common::v1::LogEntry],
 ) -> R<()> {
     use prost::Message;
-    let mut st = q(tx.prepare(
+    let mut st = q(tx.prepare_cached(
         "INSERT INTO logs (part_id, time_us, level, message, entry) VALUES (?1, ?2, ?3, ?4, ?5)",
     ))?;
     let now = now_us();
@@ -42,7 +42,7 @@ pub fn part_logs(
     use prost::Message;
     let levels: Vec<String> = f.levels.iter().map(|l| l.to_ascii_lowercase()).collect();
     let levels_json = serde_json::to_string(&levels).map_err(internal)?;
-    let mut st = q(db.prepare(
+    let mut st = q(db.prepare_cached(
         "SELECT seq, entry FROM logs WHERE part_id = ?1 AND seq < ?2 AND time_us >= ?3 AND time_us <= ?4 \
          AND (?5 = '' OR instr(message, ?5) > 0) \
          AND (?6 = '[]' OR level IN (SELECT value FROM json_each(?6))) \

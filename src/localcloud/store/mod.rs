@@ -203,8 +203,25 @@ pub struct StoreOpenError {
     source: rusqlite::Error,
 }
 
+/// `db.query_row` through the connection's statement cache: the store asks the same few
+/// dozen questions over and over (a location listing asks two per location), and preparing a
+/// statement costs more than answering it.
+pub(super) fn cached_row<T, P: rusqlite::Params>(
+    db: &Connection,
+    sql: &str,
+    params: P,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    db.prepare_cached(sql)?.query_row(params, f)
+}
+
+/// Statements each connection keeps prepared: every one the store uses (about 80), so none is
+/// evicted and prepared again.
+const STATEMENT_CACHE: usize = 256;
+
 fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: a write is on disk before the RPC that made it is answered.

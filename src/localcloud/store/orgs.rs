@@ -29,7 +29,8 @@ impl OrgRow {
 }
 
 pub fn org(db: &Connection, id: &str) -> R<Option<OrgRow>> {
-    q(db.query_row(
+    q(cached_row(
+        db,
         "SELECT id, name, public_namespace, created_us, default_fragments FROM orgs WHERE id = ?1",
         params![id],
         |r| {
@@ -87,7 +88,8 @@ pub fn key_org(db: &Connection, who: &Access, requested: &str, field: &str) -> R
 }
 
 pub fn namespace_taken(db: &Connection, ns: &str) -> R<bool> {
-    q(db.query_row(
+    q(cached_row(
+        db,
         "SELECT EXISTS(SELECT 1 FROM orgs WHERE public_namespace = ?1)",
         params![ns],
         |r| r.get(0),
@@ -148,7 +150,7 @@ pub(super) fn constant_time_eq(a: &str, b: &str) -> bool {
 }
 
 pub fn members(db: &Connection, org_id: &str) -> R<Vec<pb::OrganizationMember>> {
-    let mut st = q(db.prepare(
+    let mut st = q(db.prepare_cached(
         "SELECT user_id, email, date_added_us FROM members WHERE org_id = ?1 ORDER BY date_added_us, user_id",
     ))?;
     let rows = q(st.query_map(params![org_id], |r| {

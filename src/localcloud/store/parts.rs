@@ -214,7 +214,8 @@ pub(super) fn fill_config_pb(tx: &Transaction) -> rusqlite::Result<()> {
 }
 
 pub fn part_row(db: &Connection, id: &str) -> R<Option<PartRow>> {
-    q(db.query_row(
+    q(cached_row(
+        db,
         &format!("SELECT {PART_COLS} WHERE p.id = ?1"),
         params![id],
         part_from,
@@ -262,7 +263,7 @@ pub fn parts_of(db: &Connection, robot_id: &str) -> R<Vec<PartRow>> {
 
 /// Every part of every organization (what the simulated machines run).
 pub fn all_parts(db: &Connection) -> R<Vec<PartRow>> {
-    let mut st = q(db.prepare(&format!("SELECT {PART_COLS} ORDER BY p.created_us, p.id")))?;
+    let mut st = q(db.prepare_cached(&format!("SELECT {PART_COLS} ORDER BY p.created_us, p.id")))?;
     let rows = q(st.query_map([], part_from))?;
     q(rows.collect())
 }
@@ -346,7 +347,8 @@ pub fn update_part(
     editor: EditorInfo<'_>,
 ) -> R<()> {
     let now = now_us().max(old.last_updated_us + 1);
-    let old_pb: Option<Vec<u8>> = q(tx.query_row(
+    let old_pb: Option<Vec<u8>> = q(cached_row(
+        tx,
         "SELECT config_pb FROM parts WHERE id = ?1",
         params![old.id],
         |r| r.get(0),
@@ -399,7 +401,7 @@ pub fn part_history(
     limit: i64,
 ) -> R<(Vec<pb::RobotPartHistoryEntry>, Option<i64>)> {
     use prost::Message;
-    let mut st = q(db.prepare(
+    let mut st = q(db.prepare_cached(
         "SELECT seq, part_id, robot_id, when_us, old, editor_type, editor_value FROM part_history \
          WHERE part_id = ?1 AND seq < ?2 AND when_us >= ?3 AND when_us <= ?4 ORDER BY seq DESC LIMIT ?5",
     ))?;

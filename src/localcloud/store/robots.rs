@@ -73,7 +73,7 @@ pub fn robot_readable(db: &Connection, who: &Access, field: &str, id: &str) -> R
 }
 
 pub fn robots_where(db: &Connection, cond: &str, arg: &str) -> R<Vec<pb::Robot>> {
-    let mut st = q(db.prepare(&format!(
+    let mut st = q(db.prepare_cached(&format!(
         "SELECT {ROBOT_COLS} WHERE {cond} ORDER BY r.created_us, r.id"
     )))?;
     let rows = q(st.query_map(params![arg], robot_from))?;
@@ -82,7 +82,8 @@ pub fn robots_where(db: &Connection, cond: &str, arg: &str) -> R<Vec<pb::Robot>>
 }
 
 pub fn robot_name_taken(db: &Connection, location_id: &str, name: &str, except: &str) -> R<bool> {
-    q(db.query_row(
+    q(cached_row(
+        db,
         "SELECT EXISTS(SELECT 1 FROM robots WHERE location_id = ?1 AND name = ?2 AND id != ?3)",
         params![location_id, name, except],
         |r| r.get(0),
@@ -91,7 +92,8 @@ pub fn robot_name_taken(db: &Connection, location_id: &str, name: &str, except: 
 
 /// Whether a part named `name` exists in `location_id` (other than part `except`).
 pub fn part_name_taken(db: &Connection, location_id: &str, name: &str, except: &str) -> R<bool> {
-    q(db.query_row(
+    q(cached_row(
+        db,
         "SELECT EXISTS(SELECT 1 FROM parts p JOIN robots r ON r.id = p.robot_id \
          WHERE r.location_id = ?1 AND p.name = ?2 AND p.id != ?3)",
         params![location_id, name, except],
@@ -111,7 +113,7 @@ pub fn insert_robot(tx: &Transaction, location_id: &str, name: &str) -> R<String
 
 pub fn delete_robot(tx: &Transaction, id: &str) -> R<()> {
     let parts: Vec<String> = {
-        let mut st = q(tx.prepare("SELECT id FROM parts WHERE robot_id = ?1"))?;
+        let mut st = q(tx.prepare_cached("SELECT id FROM parts WHERE robot_id = ?1"))?;
         let rows = q(st.query_map(params![id], |r| r.get(0)))?;
         q(rows.collect())?
     };

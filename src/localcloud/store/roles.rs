@@ -10,7 +10,8 @@ use super::*;
 /// The user id of a member of `org_id` (`NOT_FOUND` for anyone else).
 pub fn member_id<'a>(db: &Connection, org_id: &str, identity_id: &'a str) -> R<&'a str> {
     require("identity_id", identity_id)?;
-    let found: bool = q(db.query_row(
+    let found: bool = q(cached_row(
+        db,
         "SELECT EXISTS(SELECT 1 FROM members WHERE org_id = ?1 AND user_id = ?2)",
         params![org_id, identity_id],
         |r| r.get(0),
@@ -30,7 +31,7 @@ pub fn member_roles(
     org_id: &str,
     resource_ids: &[String],
 ) -> R<Vec<pb::Authorization>> {
-    let mut st = q(db.prepare(
+    let mut st = q(db.prepare_cached(
         "SELECT identity_id, resource_type, resource_id, role FROM member_roles \
          WHERE org_id = ?1 ORDER BY identity_id, resource_type, resource_id, role",
     ))?;
@@ -56,7 +57,8 @@ pub fn member_roles(
 
 /// Whether `identity_id` holds exactly this role.
 fn holds(db: &Connection, org_id: &str, identity_id: &str, key: &AuthKey) -> R<bool> {
-    q(db.query_row(
+    q(cached_row(
+        db,
         "SELECT EXISTS(SELECT 1 FROM member_roles WHERE org_id = ?1 AND identity_id = ?2 \
          AND resource_type = ?3 AND resource_id = ?4 AND role = ?5)",
         params![org_id, identity_id, key.0, key.1, key.2],
@@ -104,7 +106,8 @@ pub fn remove_member_role(
 
 /// `FAILED_PRECONDITION` unless some member still owns the organization.
 pub fn check_an_owner_remains(db: &Connection, org_id: &str) -> R<()> {
-    let owners: i64 = q(db.query_row(
+    let owners: i64 = q(cached_row(
+        db,
         "SELECT COUNT(*) FROM member_roles WHERE org_id = ?1 AND resource_type = 'organization' \
          AND resource_id = ?1 AND role = 'owner'",
         params![org_id],
