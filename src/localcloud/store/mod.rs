@@ -119,6 +119,10 @@ CREATE TABLE IF NOT EXISTS parts (
     main INTEGER NOT NULL, config TEXT NOT NULL, secret TEXT NOT NULL, created_us INTEGER NOT NULL,
     last_updated_us INTEGER NOT NULL, last_access_us INTEGER, config_pb BLOB);
 CREATE INDEX IF NOT EXISTS parts_robot ON parts(robot_id);
+-- What a machine summary reads of a part, so it never reads the row (whose config and its
+-- encoding spill over several pages before the last access).
+CREATE INDEX IF NOT EXISTS parts_summary
+    ON parts(robot_id, created_us, id, name, main, last_access_us);
 CREATE TABLE IF NOT EXISTS part_fragments (
     part_id TEXT NOT NULL REFERENCES parts(id), fragment_id TEXT NOT NULL,
     PRIMARY KEY (part_id, fragment_id));
