@@ -128,7 +128,8 @@ async fn read_lists(
 
 /// [`read_lists`] for a command that must hold the organization's lease before its reads
 /// count (`apply`), in as few round trips: `ListFragments`, then `lease` (given its whole
-/// answer, the lease's fragment included) ∥ `ListLocations` and the machines.
+/// answer, the lease's fragment included) ∥ `ListLocations` and the machines ∥
+/// `ListMachineSummaries` and the parts read ahead from it (see the module docs).
 ///
 /// `ListLocations` waits for the fragments' answer (instead of going with it, as for `plan`)
 /// because only reads made after the listing are covered by the lease taken from it: a
