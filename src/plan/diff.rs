@@ -19,7 +19,7 @@
 
 use super::canonical::{
     canonical, canonical_eq, comparable_eq, fragments_position, import_entry, import_meaning,
-    import_meanings, import_means, imports, set_pointer, without_fragments,
+    import_means, imports, set_pointer, without_fragments,
 };
 use super::identity::{Occupants, Placement, Slot, sequence, temporary_name};
 use super::types::*;

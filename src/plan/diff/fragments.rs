@@ -198,12 +198,7 @@ impl<'a> Planner<'a> {
             .flatten()
             .map(import_entry)
             .collect();
-        let holder = serde_json::json!({ "fragments": current });
-        let wanted: Vec<Option<serde_json::Value>> =
-            uses.iter().map(|u| self.import_meaning_of(u)).collect();
-        if wanted.iter().all(Option::is_some)
-            && wanted.into_iter().flatten().collect::<Vec<_>>() == import_meanings(&holder)
-        {
+        if self.imports_are(uses, &current) {
             return;
         }
         let planned = self.planned_imports(uses, &current);
@@ -220,7 +215,7 @@ impl<'a> Planner<'a> {
         c.resource_id = Some(self.o.organization.id.clone());
         c.config_before = Some(PlannedConfig {
             value: ConfigJson::empty(),
-            fragments: observed_config(&holder, &[]).fragments,
+            fragments: observed_config(&serde_json::json!({ "fragments": current }), &[]).fragments,
             fragments_at: Some(0),
             sensitive: vec![],
         });
@@ -354,39 +349,36 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Whether `uses` are, in order, the imports of the observed `config` by meaning (see
-    /// [`import_meaning`]). An import of a fragment yet to be created matches nothing. The
-    /// config's `fragments` entries are parsed once per distinct text.
+    /// The id of an import's fragment when it is in the cloud (`None` while it is yet to be
+    /// created).
+    fn existing_import_id<'u>(&'u self, u: &'u FragmentUse) -> Option<&'u str> {
+        match &u.fragment {
+            FragmentRef::Name(n) => self.fragments.get(n).and_then(Matched::existing),
+            FragmentRef::Id(id) => Some(id),
+        }
+    }
+
+    /// Whether `uses` are, in order, import `entries` by meaning (see [`import_meaning`]). An
+    /// import of a fragment yet to be created matches nothing.
+    fn imports_are(&self, uses: &[FragmentUse], entries: &[serde_json::Value]) -> bool {
+        uses.len() == entries.len()
+            && uses.iter().zip(entries).all(|(u, e)| {
+                self.existing_import_id(u)
+                    .is_some_and(|id| import_means(e, id, &u.options))
+            })
+    }
+
+    /// [`Self::imports_are`] for the imports of the observed `config`, whose `fragments`
+    /// entries are parsed once per distinct text.
     pub(super) fn imports_match(&mut self, uses: &[FragmentUse], config: &'a ConfigJson) -> bool {
         let text = config.fragments_text();
         if let Some(text) = text
             && !self.observed_imports.contains_key(text)
         {
-            let entries = match config.fragments_value() {
-                Some(serde_json::Value::Array(items)) => items,
-                _ => Vec::new(),
-            };
-            self.observed_imports.insert(text, entries);
+            self.observed_imports.insert(text, config.imports());
         }
         let entries = text.map_or(&[][..], |t| &self.observed_imports[t]);
-        uses.len() == entries.len()
-            && uses.iter().zip(entries).all(|(u, e)| {
-                let id = match &u.fragment {
-                    FragmentRef::Name(n) => self.fragments.get(n).and_then(Matched::existing),
-                    FragmentRef::Id(id) => Some(id.as_str()),
-                };
-                id.is_some_and(|id| import_means(e, id, &u.options))
-            })
-    }
-
-    /// What an import means once its fragment's id is known (see [`import_meaning`]);
-    /// `None` while the fragment is yet to be created.
-    pub(super) fn import_meaning_of(&self, u: &FragmentUse) -> Option<serde_json::Value> {
-        let IdRef::Existing(id) = self.import_ref(u)? else {
-            return None;
-        };
-        let rest = canonical(&serde_json::Value::Object(u.options.clone()));
-        Some(serde_json::json!([id, rest]))
+        self.imports_are(uses, entries)
     }
 
     /// The planned import entries for `uses`. An entry whose meaning the cloud already holds
@@ -400,11 +392,9 @@ impl<'a> Planner<'a> {
         uses.iter()
             .filter_map(|u| {
                 let fragment = self.import_ref(u)?;
-                let meaning = self.import_meaning_of(u);
-                let kept = current.iter().find(|e| {
-                    let m = import_meaning(e).map(|(id, rest)| serde_json::json!([id, rest]));
-                    m.is_some() && m == meaning
-                });
+                let kept = self
+                    .existing_import_id(u)
+                    .and_then(|id| current.iter().find(|e| import_means(e, id, &u.options)));
                 let entry = match kept {
                     Some(e) => e.clone(),
                     None => {
