@@ -323,6 +323,9 @@ fn run_fleetform(s: &Server, cwd: &Path, args: &[&str]) -> Measured {
         .env("VIAM_API_KEY", &s.key)
         .env("RUST_LOG", "fleetform::cli::target=debug")
         .env("NO_COLOR", "1")
+        // The organization cache of the run's work directory: each workload follows the
+        // one before it with the same key, as a user's runs do on one machine.
+        .env("FLEETFORM_CACHE_DIR", cwd.join(".cache"))
         // The L manifest (about 70 MB) is above the default limit.
         .env("FLEETFORM_MAX_MANIFEST_SIZE", "256MiB")
         .stdin(Stdio::null())

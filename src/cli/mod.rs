@@ -23,6 +23,7 @@ mod import_cmd;
 mod keys_cmd;
 mod lock_cmd;
 mod logs_cmd;
+mod org_cache;
 mod org_cmd;
 pub mod output;
 mod plan_cmd;

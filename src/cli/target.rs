@@ -24,6 +24,7 @@
 //! Only writing commands (`apply`, `watch`, `secrets rotate`, …) create it.
 
 use super::GlobalArgs;
+use super::org_cache::OrgCache;
 use crate::cloud::observe::{Early, ObserveOptions, read_early, read_lists_leased};
 use crate::cloud::{Client, ClientOptions, Credentials};
 use crate::localcloud::{self, RunningServer, ServerOptions};
@@ -296,6 +297,9 @@ async fn connect_remote_quietly(cloud: &CloudArgs, url: &str) -> anyhow::Result<
 ///   [`EarlyTarget::abandon`], which waits for the step that takes the lease (never aborted
 ///   midway) and frees it: such a manifest holds the lease for the few round trips its
 ///   loading took.
+///
+/// Both guess the organization from the one the key saw last time (the `org_cache` module),
+/// which lists it together with the organizations, and record the one it sees.
 pub struct EarlyTarget {
     task: tokio::task::JoinHandle<anyhow::Result<EarlyStart>>,
 }
@@ -312,9 +316,11 @@ struct EarlyStart {
 /// Starts [`EarlyTarget`] for `plan` against a remote `--cloud`; `None` for the local cloud,
 /// which needs the manifest's organization to start.
 pub fn connect_early(global: &GlobalArgs, lists: ObserveOptions) -> Option<EarlyTarget> {
+    let (cache, lists) = guess_organization(global, lists);
     start_early(global, move |target| async move {
         let mut early = read_early(&target.client, Some(&lists)).await;
         if let Some(early) = &mut early {
+            remember_organization(&cache, early);
             early.read_parts_ahead(Arc::new(target.client.clone()), lists.read_concurrency);
         }
         Ok(EarlyStart {
@@ -332,15 +338,9 @@ pub fn connect_early_leased(
     lists: ObserveOptions,
     operation: &'static str,
 ) -> Option<EarlyTarget> {
+    let (cache, lists) = guess_organization(global, lists);
     start_early(global, move |target| async move {
         let api: Arc<dyn crate::cloud::CloudApi> = Arc::new(target.client.clone());
-        let Ok(orgs) = api.list_organizations().await else {
-            return Ok(EarlyStart {
-                target,
-                early: None,
-                lease: None,
-            });
-        };
         let take = |org_id: String, listed| {
             let api = Arc::clone(&api);
             async move {
@@ -350,7 +350,14 @@ pub fn connect_early_leased(
                 taken.ok()
             }
         };
-        let (mut early, lease) = read_lists_leased(&api, orgs, &lists, take).await;
+        let Some((mut early, lease)) = read_lists_leased(&api, &lists, take).await else {
+            return Ok(EarlyStart {
+                target,
+                early: None,
+                lease: None,
+            });
+        };
+        remember_organization(&cache, &early);
         if lease.is_some() {
             early.read_parts_ahead(Arc::clone(&api), lists.read_concurrency);
         }
@@ -360,6 +367,27 @@ pub fn connect_early_leased(
             lease,
         })
     })
+}
+
+/// The organization cache's entry for the API key of `global` (remote clouds), and `lists` with
+/// its guess of the organization (see [`super::org_cache`]).
+fn guess_organization(
+    global: &GlobalArgs,
+    mut lists: ObserveOptions,
+) -> (Option<OrgCache>, ObserveOptions) {
+    let cache = match &global.cloud.api_key_id {
+        Some(key_id) if is_remote(&global.cloud.target) => Some(OrgCache::open(key_id)),
+        _ => None,
+    };
+    lists.organization_guess = cache.as_ref().and_then(|c| c.guess().map(String::from));
+    (cache, lists)
+}
+
+/// Records in `cache` the organization `early` found, when the key sees exactly one.
+fn remember_organization(cache: &Option<OrgCache>, early: &Early) {
+    if let (Some(cache), [org]) = (cache, early.organizations()) {
+        cache.remember(&org.id);
+    }
 }
 
 /// Connects to the remote `--cloud` and runs `reads` on the connection, in a task.

@@ -5,7 +5,7 @@ use crate::common;
 use std::process::{Command, Output};
 
 fn fleetform(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetform"));
+    let mut cmd = crate::common::fleetform_command();
     cmd.current_dir(dir)
         .env_remove("FLEETFORM_CLOUD")
         .env_remove("VIAM_API_KEY_ID")

@@ -156,7 +156,7 @@ impl Drop for Child {
 
 /// Runs `fleetform cloud init --db DB` and returns `(key_id, key)` from its export lines.
 pub fn cli_init(db: &std::path::Path) -> (String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleetform"))
+    let out = crate::common::fleetform_command()
         .args(["cloud", "init", "--db"])
         .arg(db)
         .output()
@@ -181,7 +181,7 @@ pub fn cli_init(db: &std::path::Path) -> (String, String) {
 /// and its endpoint, read from the `listening on` line.
 pub fn cli_serve(db: &std::path::Path, extra: &[&str]) -> (Child, String) {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fleetform"))
+    let mut child = crate::common::fleetform_command()
         .args(["cloud", "serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
         .args(extra)
@@ -411,7 +411,7 @@ impl CliEnv {
     }
 
     pub fn cmd(&self, args: &[&str]) -> std::process::Command {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_fleetform"));
+        let mut c = crate::common::fleetform_command();
         c.args(args)
             .current_dir(self.dir.path())
             .env("FLEETFORM_CLOUD", &self.endpoint)
@@ -490,4 +490,14 @@ pub fn changes_of(
             (c.action, c.path.as_str(), d)
         })
         .collect()
+}
+
+/// The `fleetform` binary as a command, with its organization cache in a directory of this
+/// test run (not the user's `~/.cache`). Tests that need their own set `FLEETFORM_CACHE_DIR`.
+pub fn fleetform_command() -> std::process::Command {
+    static CACHE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(|| tempfile::tempdir().expect("cache dir"));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetform"));
+    cmd.env("FLEETFORM_CACHE_DIR", cache.path());
+    cmd
 }

@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 const FLEET: &str = include_str!("../fixtures/create_from_empty/fleet.yaml");
 
 fn fleetform(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetform"));
+    let mut cmd = crate::common::fleetform_command();
     cmd.current_dir(dir)
         .env_remove("VIAM_API_KEY_ID")
         .env_remove("VIAM_API_KEY")
@@ -750,7 +750,7 @@ fn cloud_error_messages() {
     let db = dir.path().join("cloud.db");
     let (key_id, key) = common::cli_init(&db);
     // A second organization on the same server, which this key cannot see.
-    let other = std::process::Command::new(env!("CARGO_BIN_EXE_fleetform"))
+    let other = crate::common::fleetform_command()
         .args(["cloud", "init", "--org", "globex", "--db"])
         .arg(&db)
         .output()

@@ -45,7 +45,7 @@ impl Env {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetform"));
+        let mut cmd = crate::common::fleetform_command();
         cmd.current_dir(self.dir.path())
             .env("FLEETFORM_CLOUD", &self.endpoint)
             .env("VIAM_API_KEY_ID", &self.key_id)
@@ -822,7 +822,7 @@ fn help_has_examples() {
         &["org", "members", "--help"],
         &["org", "namespace-available", "--help"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+        let out = crate::common::fleetform_command()
             .current_dir(dir.path())
             .args(cmd)
             .output()

@@ -90,7 +90,7 @@ fn part_config(d: &Desired, machine: &str, part: &str) -> serde_json::Value {
 #[test]
 fn the_example_renders_to_its_committed_expansion() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/templated");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleetform"))
+    let out = crate::common::fleetform_command()
         .args(["render", "fleet.yaml"])
         .current_dir(&root)
         .output()

@@ -13,7 +13,7 @@ use fleetform::cloud::{Client, ClientOptions, CloudApi, Credentials};
 use fleetform::plan::{Options, plan};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A fleet of `sites` locations with two machines each, plus `extra` named locations.
@@ -41,7 +41,7 @@ struct Replica {
 
 fn spawn(i: usize, dir: &Path, manifest: &Path, endpoint: &str, key: &(String, String)) -> Replica {
     let log = dir.join(format!("replica-{i}.log"));
-    let child = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+    let child = crate::common::fleetform_command()
         .arg("watch")
         .arg(manifest)
         .args([

@@ -5,7 +5,7 @@ use crate::common;
 use common::Cloud;
 use fleetform::cloud::CloudApi;
 use fleetform::lease::{self, LeaseError};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,7 +123,7 @@ fn apply(
     env: &(String, String, String),
     extra: &[&str],
 ) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_fleetform"))
+    crate::common::fleetform_command()
         .args(["apply", "fleet.yaml", "--yes"])
         .args(extra)
         .current_dir(dir)
@@ -200,7 +200,7 @@ async fn two_applies_at_once_never_duplicate_the_fleet() {
     assert_eq!(fragments.iter().filter(|f| lease::is_lease(f)).count(), 1);
 
     // The lease is never planned: with prune, nothing is to be deleted.
-    let plan = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+    let plan = crate::common::fleetform_command()
         .args(["plan", "fleet.yaml", "--prune", "--detailed-exitcode"])
         .current_dir(dir.path())
         .env("FLEETFORM_CLOUD", &endpoint)
@@ -223,7 +223,7 @@ fn two_first_local_runs_make_one_organization() {
     )
     .unwrap();
     let run = || {
-        Command::new(env!("CARGO_BIN_EXE_fleetform"))
+        crate::common::fleetform_command()
             .args(["apply", "fleet.yaml", "--yes", "--lock-timeout", "2m"])
             .current_dir(dir.path())
             .env("FLEETFORM_CLOUD", "local")

@@ -199,23 +199,40 @@ async fn early_reads_serve_the_observation() {
     c.reset_rpc_counts();
     let plain = observe(&c, &d, &opts).await.unwrap();
     let once = c.rpc_counts();
-    c.reset_rpc_counts();
-    let before = Timestamp::now();
-    let early = read_early(&c, Some(&opts)).await.expect("early reads");
-    let early_counts = c.rpc_counts();
-    assert_eq!(count(&early_counts, "ListOrganizations"), 1);
-    assert_eq!(count(&early_counts, "ListRobotsForLocations"), 1);
-    assert_eq!(count(&early_counts, "GetRobotParts"), 0);
-    let after = observe_after(&c, &d, &opts, Some(early)).await.unwrap();
-    let counts = c.rpc_counts();
-    let fragments = c.list_fragments(&cloud.org_id).await.unwrap().len() as u64;
-    assert!(
-        fragments > 0,
-        "the fleet has fragments the manifest does not declare"
-    );
-    same_calls_but_fragments_ahead(counts, &once, fragments);
-    assert!(after.observed_at >= before && after.observed_at <= Timestamp::now());
-    assert_eq!(timeless(after), timeless(plain.clone()));
+    // Without a guess of the organization, with the right one, and with a wrong one (whose
+    // lists fail and are made again for the organization the key sees).
+    let wrong = "00000000-0000-4000-8000-000000000000";
+    for (guess, wasted) in [
+        (None, 0),
+        (Some(cloud.org_id.as_str()), 0),
+        (Some(wrong), 1),
+    ] {
+        let opts = ObserveOptions {
+            organization_guess: guess.map(String::from),
+            ..opts.clone()
+        };
+        c.reset_rpc_counts();
+        let before = Timestamp::now();
+        let early = read_early(&c, Some(&opts)).await.expect("early reads");
+        let early_counts = c.rpc_counts();
+        assert_eq!(count(&early_counts, "ListOrganizations"), 1);
+        assert_eq!(count(&early_counts, "ListLocations"), 1 + wasted);
+        assert_eq!(count(&early_counts, "ListRobotsForLocations"), 1);
+        assert_eq!(count(&early_counts, "GetRobotParts"), 0);
+        let after = observe_after(&c, &d, &opts, Some(early)).await.unwrap();
+        let mut counts = c.rpc_counts();
+        for rpc in ["ListLocations", "ListFragments"] {
+            *counts.get_mut(rpc).unwrap() -= wasted;
+        }
+        let fragments = c.list_fragments(&cloud.org_id).await.unwrap().len() as u64;
+        assert!(
+            fragments > 0,
+            "the fleet has fragments the manifest does not declare"
+        );
+        same_calls_but_fragments_ahead(counts, &once, fragments);
+        assert!(after.observed_at >= before && after.observed_at <= Timestamp::now());
+        assert_eq!(timeless(after), timeless(plain.clone()), "{guess:?}");
+    }
 
     // The organizations alone (what `apply` reads before it takes the lease): the
     // observation lists the rest itself.
@@ -225,6 +242,39 @@ async fn early_reads_serve_the_observation() {
     let after = observe_after(&c, &d, &opts, Some(orgs_only)).await.unwrap();
     assert_eq!(c.rpc_counts(), once);
     assert_eq!(timeless(after), timeless(plain));
+}
+
+/// A guessed organization's lists go out together with `ListOrganizations`, not after its
+/// answer: with the organizations unlistable, they were asked all the same (and, unconfirmed,
+/// are not used: there are no early reads).
+#[tokio::test]
+async fn a_guessed_organization_is_listed_with_the_organizations() {
+    let cloud = Cloud::start_with(Faults {
+        unimplemented: &["ListOrganizations"],
+        ..Faults::default()
+    })
+    .await;
+    let c = cloud.client().await;
+    for guess in [None, Some(cloud.org_id.clone())] {
+        let opts = ObserveOptions {
+            organization_guess: guess.clone(),
+            ..ObserveOptions::default()
+        };
+        let with_guess = u64::from(guess.is_some());
+        c.reset_rpc_counts();
+        assert!(read_early(&c, Some(&opts)).await.is_none());
+        let counts = c.rpc_counts();
+        assert_eq!(count(&counts, "ListLocations"), with_guess, "{guess:?}");
+        assert_eq!(count(&counts, "ListFragments"), with_guess, "{guess:?}");
+
+        c.reset_rpc_counts();
+        let api: std::sync::Arc<dyn CloudApi> = std::sync::Arc::new(c.clone());
+        let lease = |_org: String, _listed| async { Some(((), true)) };
+        assert!(read_lists_leased(&api, &opts, lease).await.is_none());
+        let counts = c.rpc_counts();
+        assert_eq!(count(&counts, "ListLocations"), 0, "{guess:?}");
+        assert_eq!(count(&counts, "ListFragments"), with_guess, "{guess:?}");
+    }
 }
 
 /// Parts read ahead while the manifest loads serve the observation: a manifest of the whole
@@ -283,30 +333,43 @@ async fn leased_early_reads_serve_the_observation() {
         let plain = observe(&c, &d, &opts).await.unwrap();
         let once = c.rpc_counts();
 
-        c.reset_rpc_counts();
-        let api: std::sync::Arc<dyn CloudApi> = std::sync::Arc::new(c.clone());
-        let orgs = c.list_organizations().await.unwrap();
-        let lease = |_org: String, _listed| async { Some(((), true)) };
-        let (early, held) = read_lists_leased(&api, orgs, &opts, lease).await;
-        assert!(held.is_some());
-        // With summaries, the parts are being read already.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let ahead = count(&c.rpc_counts(), "GetRobotParts");
-        assert_eq!(ahead > 0, unimplemented.is_empty(), "{ahead} read ahead");
-        let after = observe_after(&c, &d, &opts, Some(early)).await.unwrap();
-        assert_eq!(timeless(after), timeless(plain));
-        let mut counts = c.rpc_counts();
-        assert_eq!(
-            counts.remove("ListMachineSummaries"),
-            Some(1),
-            "{unimplemented:?}"
-        );
-        assert_eq!(
-            count(&counts, "GetRobotParts"),
-            count(&once, "GetRobotParts")
-        );
-        let fragments = c.list_fragments(&cloud.org_id).await.unwrap().len() as u64;
-        same_calls_but_fragments_ahead(counts, &once, fragments);
+        // Without a guess of the organization, with the right one, and with a wrong one
+        // (whose fragment listing fails and is made again).
+        let wrong = "00000000-0000-4000-8000-000000000000";
+        for (guess, wasted) in [
+            (None, 0),
+            (Some(cloud.org_id.as_str()), 0),
+            (Some(wrong), 1),
+        ] {
+            let opts = ObserveOptions {
+                organization_guess: guess.map(String::from),
+                ..opts.clone()
+            };
+            c.reset_rpc_counts();
+            let api: std::sync::Arc<dyn CloudApi> = std::sync::Arc::new(c.clone());
+            let lease = |_org: String, _listed| async { Some(((), true)) };
+            let (early, held) = read_lists_leased(&api, &opts, lease).await.expect("listed");
+            assert!(held.is_some());
+            // With summaries, the parts are being read already.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let ahead = count(&c.rpc_counts(), "GetRobotParts");
+            assert_eq!(ahead > 0, unimplemented.is_empty(), "{ahead} read ahead");
+            let after = observe_after(&c, &d, &opts, Some(early)).await.unwrap();
+            assert_eq!(timeless(after), timeless(plain.clone()), "{guess:?}");
+            let mut counts = c.rpc_counts();
+            assert_eq!(
+                counts.remove("ListMachineSummaries"),
+                Some(1),
+                "{unimplemented:?}"
+            );
+            *counts.get_mut("ListFragments").unwrap() -= wasted;
+            assert_eq!(
+                count(&counts, "GetRobotParts"),
+                count(&once, "GetRobotParts")
+            );
+            let fragments = c.list_fragments(&cloud.org_id).await.unwrap().len() as u64;
+            same_calls_but_fragments_ahead(counts, &once, fragments);
+        }
     }
 }
 

@@ -43,7 +43,7 @@ fn a_bad_manifest_is_reported_with_its_line_and_never_reaches_the_cloud() {
     .unwrap();
     for cloud in ["local", "http://127.0.0.1:1"] {
         for cmd in ["plan", "apply"] {
-            let o = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+            let o = crate::common::fleetform_command()
                 .args([cmd, "bad.yaml", "--cloud", cloud])
                 .current_dir(dir.path())
                 .env("VIAM_API_KEY_ID", "00000000-0000-4000-8000-000000000000")
@@ -73,7 +73,7 @@ fn the_example_fleet_plans_applies_and_converges_on_the_local_cloud() {
     let dir = tempfile::tempdir().unwrap();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_fleetform"))
+        crate::common::fleetform_command()
             .args(args)
             .current_dir(dir.path())
             .env_remove("FLEETFORM_CLOUD")
@@ -491,4 +491,47 @@ async fn a_swap_pinned_with_id_plans_as_two_moves_and_applies_from_a_saved_plan(
     let after = c.list_machines_for_org(&org).await.unwrap();
     let now = |name: &str| after.iter().find(|m| m.name == name).unwrap().id.clone();
     assert_eq!((now("rover"), now("arm")), (id("arm"), id("rover")));
+}
+
+/// The organization a key saw is remembered (by a hash of the key id, never the id itself),
+/// and a wrong entry costs nothing but its reads: the plan is right and the entry is mended.
+#[test]
+fn the_organization_cache_guesses_and_a_wrong_guess_is_harmless() {
+    let env = crate::common::CliEnv::start(&[]);
+    let cache = env.dir.path().join("cache");
+    let file = cache.join("organizations");
+    env.write(
+        "fleet.yaml",
+        "version: 1\norganization: local\nlocations:\n  - name: HQ\n    machines:\n      - name: cam-01\n        parts: [{name: main, config: {components: []}}]\n",
+    );
+    let run = |args: &[&str]| {
+        env.cmd(args)
+            .env("FLEETFORM_CACHE_DIR", &cache)
+            .output()
+            .expect("run fleetform")
+    };
+    let applied = run(&["apply", "fleet.yaml", "--yes"]);
+    assert!(applied.status.success(), "{}", out(&applied));
+    let text = std::fs::read_to_string(&file).expect("the cache was written");
+    let (_, org_id) = text.trim_end().split_once(' ').expect("one entry");
+    let org_id = org_id.to_string();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(!text.contains(&env.key_id), "{text}");
+
+    for wrong in [&org_id, "00000000-0000-4000-8000-000000000000"] {
+        std::fs::write(&file, text.replace(&org_id, wrong)).unwrap();
+        let plan = run(&["plan", "fleet.yaml", "--detailed-exitcode"]);
+        assert_eq!(plan.status.code(), Some(0), "{}", out(&plan));
+        let again = run(&["apply", "fleet.yaml", "--yes"]);
+        assert!(again.status.success(), "{}", out(&again));
+        assert!(out(&again).contains("No changes"), "{}", out(&again));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+    }
+    // No cache at all.
+    let plan = env
+        .cmd(&["plan", "fleet.yaml", "--detailed-exitcode"])
+        .env("FLEETFORM_CACHE_DIR", "")
+        .output()
+        .unwrap();
+    assert_eq!(plan.status.code(), Some(0), "{}", out(&plan));
 }

@@ -458,7 +458,7 @@ async fn a_killed_apply_is_recovered_by_the_next_one() {
         cloud.key.clone(),
     );
     let apply = move || {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_fleetform"));
+        let mut c = crate::common::fleetform_command();
         c.current_dir(&cwd)
             .args([
                 "apply",
@@ -519,7 +519,7 @@ async fn a_killed_apply_is_recovered_by_the_next_one() {
 
 /// Runs `fleetform ARGS --cloud <cloud>` to completion; returns (exit code, stdout, stderr).
 async fn cli(cloud: &Cloud, args: &[&str]) -> (Option<i32>, String, String) {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_fleetform"));
+    let mut c = crate::common::fleetform_command();
     c.args(args)
         .arg("--cloud")
         .arg(cloud.endpoint())
@@ -684,7 +684,7 @@ async fn the_in_process_local_cloud_simulates_machines() {
         async move {
             std::fs::write(dir.join("fleet.yaml"), text).unwrap();
             let out = tokio::task::spawn_blocking(move || {
-                std::process::Command::new(env!("CARGO_BIN_EXE_fleetform"))
+                crate::common::fleetform_command()
                     .current_dir(&dir)
                     .args(["apply", "fleet.yaml", "--yes", "--rollout-poll", "50ms"])
                     .args(["--simulate-machines", "--sim-tick", "50ms"])

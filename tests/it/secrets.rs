@@ -5,7 +5,7 @@
 //! The real binary, with the embedded local cloud, in a temporary directory.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 const SECRET: &str = "s3cr3t-arm-token-1234";
 
@@ -25,7 +25,7 @@ locations:
 }
 
 fn run(dir: &Path, token: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fleetform"))
+    crate::common::fleetform_command()
         .args(args)
         .current_dir(dir)
         .env("FLEETFORM_CLOUD", "local")

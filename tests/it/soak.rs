@@ -25,7 +25,7 @@ use fleetform::cloud::{Client, ClientOptions, CloudApi, Credentials, RetryPolicy
 use fleetform::plan::{Options, Plan, plan};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,7 +63,7 @@ impl Soak {
 
     /// Starts the server on the soak's address, with faults or without.
     fn serve(&mut self, faults: bool) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetform"));
+        let mut cmd = crate::common::fleetform_command();
         cmd.args(["cloud", "serve", "--db"])
             .arg(&self.db)
             .args(["--listen", &format!("127.0.0.1:{}", self.port)]);
@@ -106,7 +106,7 @@ impl Soak {
         let out = |ext: &str| {
             std::fs::File::create(self.dir.path().join(format!("apply-{n}.{ext}"))).unwrap()
         };
-        Command::new(env!("CARGO_BIN_EXE_fleetform"))
+        crate::common::fleetform_command()
             .arg("apply")
             .arg(&self.manifest)
             .args(["--yes", "--cloud", &self.endpoint()])

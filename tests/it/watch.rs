@@ -995,7 +995,7 @@ fn sigterm_during_a_pass_exits_zero_after_in_flight_calls_finish() {
     let manifest = write_manifest(dir.path(), &text);
 
     let mut child = common::Child(
-        Command::new(env!("CARGO_BIN_EXE_fleetform"))
+        crate::common::fleetform_command()
             .arg("watch")
             .arg(&manifest)
             .args([
@@ -1115,7 +1115,7 @@ fn sigterm_during_a_pass_exits_zero_after_in_flight_calls_finish() {
 /// `fleetform watch --help` teaches with examples.
 #[test]
 fn watch_help_has_examples() {
-    let out = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+    let out = crate::common::fleetform_command()
         .args(["watch", "--help"])
         .output()
         .unwrap();

@@ -1,6 +1,15 @@
 //! Reads an observation can make before the manifest is known: `plan` starts them while the
 //! manifest loads, so that the first rounds of calls overlap the load.
 //!
+//! # Guessing the organization
+//!
+//! Every list needs the organization's id, which `ListOrganizations` gives: one round trip
+//! before anything else. With [`ObserveOptions::organization_guess`] (the CLI remembers which
+//! organization each key saw), the first lists go out together with `ListOrganizations`
+//! (`ListLocations` and `ListFragments` for `plan`, `ListFragments` for a command under the
+//! lease) and count only when the key sees exactly the guessed organization; otherwise they
+//! are made again for the organization it does see, as without a guess.
+//!
 //! # Reading fragments ahead
 //!
 //! While the machines are listed (one round trip of one or two calls), the slots it leaves
@@ -96,15 +105,40 @@ impl Early {
 
 /// Makes the [`Early`] reads: `ListOrganizations`; then, with `lists` and for a key that sees
 /// one organization, `ListLocations` and `ListFragments` together, then its machines
-/// ([`list_machines`], `lists.read_concurrency` calls at a time). Without `lists`, only the
-/// organizations: what a command reads that must take the organization's lease before it
-/// lists anything. `None` when the organizations cannot be listed; the lists are absent when
-/// any of their reads fails. Failures are not reported here: the observation makes those
-/// reads again, with its retry budget, and reports them as it always does.
+/// ([`list_machines`], `lists.read_concurrency` calls at a time). With a guess of the
+/// organization ([`ObserveOptions::organization_guess`]), its locations and fragments are
+/// listed together with the organizations, a round earlier, and kept only when the key sees
+/// exactly that organization (else they are listed again for the one it sees). Without
+/// `lists`, only the organizations. `None` when the organizations cannot be listed; the
+/// lists are absent when any of their reads fails. Failures are not reported here: the
+/// observation makes those reads again, with its retry budget, and reports them as it always
+/// does.
 pub async fn read_early(api: &dyn CloudApi, lists: Option<&ObserveOptions>) -> Option<Early> {
     let observed_at = Timestamp::now();
-    let orgs = api.list_organizations().await.ok()?;
-    Some(read_lists(api, observed_at, orgs, lists).await)
+    let guess = lists.and_then(|o| Some((o.organization_guess.as_deref()?, o)));
+    let Some((guess, opts)) = guess else {
+        let orgs = api.list_organizations().await.ok()?;
+        return Some(read_lists(api, observed_at, orgs, lists).await);
+    };
+    let (orgs, first) = tokio::join!(api.list_organizations(), first_lists(api, guess));
+    let orgs = orgs.ok()?;
+    match first {
+        Some((locations, fragments)) if only(&orgs, guess) => {
+            let limit = opts.read_concurrency.max(1);
+            let lists = lists_after(api, guess, locations, fragments, limit).await;
+            Some(Early {
+                observed_at,
+                orgs,
+                lists,
+            })
+        }
+        _ => Some(read_lists(api, observed_at, orgs, lists).await),
+    }
+}
+
+/// Whether `orgs` is exactly the organization `id`.
+fn only(orgs: &[Organization], id: &str) -> bool {
+    matches!(orgs, [org] if org.id == id)
 }
 
 /// The rest of [`read_early`] for organizations already listed: with `lists` and one
@@ -126,10 +160,14 @@ async fn read_lists(
     }
 }
 
-/// [`read_lists`] for a command that must hold the organization's lease before its reads
-/// count (`apply`), in as few round trips: `ListFragments`, then `lease` (given its whole
-/// answer, the lease's fragment included) ∥ `ListLocations` and the machines ∥
-/// `ListMachineSummaries` and the parts read ahead from it (see the module docs).
+/// The early reads of a command that must hold the organization's lease before its reads
+/// count (`apply`), in as few round trips: `ListOrganizations`, then for a key that sees one
+/// organization `ListFragments`, then `lease` (given its whole answer, the lease's fragment
+/// included) ∥ `ListLocations` and the machines ∥ `ListMachineSummaries` and the parts read
+/// ahead from it (see the module docs). With a guess of the organization
+/// ([`ObserveOptions::organization_guess`]), its fragments are listed together with the
+/// organizations, and that listing is kept only when the key sees exactly that organization.
+/// `None` when the organizations cannot be listed.
 ///
 /// `ListLocations` waits for the fragments' answer (instead of going with it, as for `plan`)
 /// because only reads made after the listing are covered by the lease taken from it: a
@@ -143,10 +181,9 @@ async fn read_lists(
 /// no lists.
 pub async fn read_lists_leased<T, F, Fut>(
     shared: &Arc<dyn CloudApi>,
-    orgs: Vec<Organization>,
     opts: &ObserveOptions,
     lease: F,
-) -> (Early, Option<T>)
+) -> Option<(Early, Option<T>)>
 where
     F: FnOnce(String, Vec<Fragment>) -> Fut,
     Fut: std::future::Future<Output = Option<(T, bool)>>,
@@ -154,17 +191,36 @@ where
     let api = shared.as_ref();
     let observed_at = Timestamp::now();
     let limit = opts.read_concurrency.max(1);
-    let bare = |observed_at, orgs| Early {
-        observed_at,
-        orgs,
-        lists: None,
+    let bare = |observed_at, orgs| {
+        Some((
+            Early {
+                observed_at,
+                orgs,
+                lists: None,
+            },
+            None,
+        ))
+    };
+    let (orgs, guessed) = match opts.organization_guess.as_deref() {
+        Some(guess) => {
+            let (orgs, fragments) =
+                tokio::join!(api.list_organizations(), api.list_fragments(guess));
+            let orgs = orgs.ok()?;
+            let fragments = fragments.ok().filter(|_| only(&orgs, guess));
+            (orgs, fragments)
+        }
+        None => (api.list_organizations().await.ok()?, None),
     };
     let org_id = match orgs.as_slice() {
         [org] => org.id.clone(),
-        _ => return (bare(observed_at, orgs), None),
+        _ => return bare(observed_at, orgs),
     };
-    let Ok(fragments) = api.list_fragments(&org_id).await else {
-        return (bare(observed_at, orgs), None);
+    let fragments = match guessed {
+        Some(fragments) => fragments,
+        None => match api.list_fragments(&org_id).await {
+            Ok(fragments) => fragments,
+            Err(_) => return bare(observed_at, orgs),
+        },
     };
     let own = own_fragments(fragments.clone());
     // The machines come in two rounds (locations, then their machines), and the parts can be
@@ -205,7 +261,7 @@ where
     };
     let (held, lists) = tokio::join!(lease(org_id.clone(), fragments.clone()), lists);
     match held {
-        None => (bare(observed_at, orgs), None),
+        None => bare(observed_at, orgs),
         Some((held, true)) => {
             let lists = match lists {
                 Some((locations, machines, ahead, fragment_reads)) => Some(EarlyLists {
@@ -223,19 +279,37 @@ where
                 orgs,
                 lists,
             };
-            (early, Some(held))
+            Some((early, Some(held)))
         }
         Some((held, false)) => {
             let early = read_lists(api, Timestamp::now(), orgs, Some(opts)).await;
-            (early, Some(held))
+            Some((early, Some(held)))
         }
     }
 }
 
 async fn lists_of(api: &dyn CloudApi, org_id: &str, limit: usize) -> Option<EarlyLists> {
+    let (locations, fragments) = first_lists(api, org_id).await?;
+    lists_after(api, org_id, locations, fragments, limit).await
+}
+
+/// The organization's locations and fragments, listed together.
+async fn first_lists(api: &dyn CloudApi, org_id: &str) -> Option<(Vec<Location>, Vec<Fragment>)> {
     let (locations, fragments) =
         tokio::join!(api.list_locations(org_id), api.list_fragments(org_id));
-    let (locations, fragments) = (locations.ok()?, own_fragments(fragments.ok()?));
+    Some((locations.ok()?, fragments.ok()?))
+}
+
+/// The rest of [`lists_of`] once the locations and fragments are listed: the machines, with
+/// the fragments' reads in the slots that listing leaves free.
+async fn lists_after(
+    api: &dyn CloudApi,
+    org_id: &str,
+    locations: Vec<Location>,
+    fragments: Vec<Fragment>,
+    limit: usize,
+) -> Option<EarlyLists> {
+    let fragments = own_fragments(fragments);
     let ids: Vec<String> = locations.iter().map(|l| l.id.clone()).collect();
     let (machines, fragment_reads) = tokio::join!(
         list_machines(api, org_id, &ids, limit),

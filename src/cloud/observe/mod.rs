@@ -124,6 +124,13 @@ pub struct ObserveOptions {
     /// How many times, in all, reads whose client retries were exhausted by transient errors
     /// are started again during one observation (see the module docs).
     pub retry_budget: usize,
+    /// The organization the API key is expected to see, and to see alone (the one it saw last
+    /// time: the CLI remembers it). The early reads ([`read_early`], [`read_lists_leased`])
+    /// then list that organization's locations and fragments together with the
+    /// organizations, a round trip sooner, and keep those lists only when the key does see
+    /// exactly that organization: a wrong guess costs those reads and nothing else. The
+    /// observation itself ignores it.
+    pub organization_guess: Option<String>,
 }
 
 /// Default of [`ObserveOptions::retry_budget`].
@@ -133,11 +140,13 @@ pub const DEFAULT_RETRY_BUDGET: usize = 100;
 pub const ROUNDS_PER_READ: u32 = 3;
 
 impl Default for ObserveOptions {
-    /// 32 reads in flight, a retry budget of [`DEFAULT_RETRY_BUDGET`].
+    /// 32 reads in flight, a retry budget of [`DEFAULT_RETRY_BUDGET`], no guess of the
+    /// organization.
     fn default() -> Self {
         ObserveOptions {
             read_concurrency: 32,
             retry_budget: DEFAULT_RETRY_BUDGET,
+            organization_guess: None,
         }
     }
 }
