@@ -318,10 +318,11 @@ struct EarlyStart {
 pub fn connect_early(global: &GlobalArgs, lists: ObserveOptions) -> Option<EarlyTarget> {
     let (cache, lists) = guess_organization(global, lists);
     start_early(global, move |target| async move {
-        let mut early = read_early(&target.client, Some(&lists)).await;
+        let api: Arc<dyn crate::cloud::CloudApi> = Arc::new(target.client.clone());
+        let mut early = read_early(&api, Some(&lists)).await;
         if let Some(early) = &mut early {
             remember_organization(&cache, early);
-            early.read_parts_ahead(Arc::new(target.client.clone()), lists.read_concurrency);
+            early.read_parts_ahead(api, lists.read_concurrency);
         }
         Ok(EarlyStart {
             target,

@@ -24,11 +24,14 @@
 //!
 //! Once the one organization's machines are listed, [`Early::read_parts_ahead`] starts
 //! `GetRobotParts` for them, in the order listed, in a pool of `read_concurrency` reads, while
-//! the manifest is still loading. A command under the lease ([`read_lists_leased`], `apply`)
-//! starts the pool a round earlier, from the machines `ListMachineSummaries` names in the
-//! round that lists the locations (the listing, a round later, still decides which machines
-//! there are); `plan` fills that round's free slots with the fragments' reads instead, so
-//! starting its pool then would save it no round. The observation then tells the pool its scope
+//! the manifest is still loading. The pool starts a round earlier where the machines' ids
+//! come sooner: from `ListRobotsForOrg`, asked in the round that lists the locations by a
+//! command under the lease ([`read_lists_leased`], `apply`), and by `plan` with a guess of the
+//! organization (in the round of `ListOrganizations`). That answer only starts reads: the
+//! listing by location, a round later, still decides which machines there are (a machine the
+//! answer misses is read by the observation; one it names that the listing does not is
+//! dropped with the parts out of scope), and a cloud that refuses it (a key of some
+//! locations only) reads the parts after the listing. The observation then tells the pool its scope
 //! ([`machines_to_read`](super::machines_to_read)) as soon as the manifest has loaded and the
 //! scope is computed: from then on the pool starts only machines in scope (it keeps reading
 //! those, so the reads go on without a break), and the observation keeps the parts of the
@@ -113,23 +116,45 @@ impl Early {
 /// lists are absent when any of their reads fails. Failures are not reported here: the
 /// observation makes those reads again, with its retry budget, and reports them as it always
 /// does.
-pub async fn read_early(api: &dyn CloudApi, lists: Option<&ObserveOptions>) -> Option<Early> {
+pub async fn read_early(
+    shared: &Arc<dyn CloudApi>,
+    lists: Option<&ObserveOptions>,
+) -> Option<Early> {
+    let api = shared.as_ref();
     let observed_at = Timestamp::now();
     let guess = lists.and_then(|o| Some((o.organization_guess.as_deref()?, o)));
     let Some((guess, opts)) = guess else {
         let orgs = api.list_organizations().await.ok()?;
         return Some(read_lists(api, observed_at, orgs, lists).await);
     };
-    let (orgs, first) = tokio::join!(api.list_organizations(), first_lists(api, guess));
+    // The guessed organization's machines are asked too (`ListRobotsForOrg`), only for their
+    // ids: their parts are read from the next round on, while the machines are listed by
+    // location (which still decides which machines there are). From here on every read
+    // takes its slot from one semaphore, the pool's and then the observation's.
+    let limit = opts.read_concurrency.max(1);
+    let permits = Arc::new(Semaphore::new(limit));
+    let machine_ids = async {
+        let listed = slot(&permits, api.list_machines_for_org(guess)).await;
+        listed
+            .ok()
+            .map(|ms| ms.into_iter().map(|m| m.id).collect::<Vec<_>>())
+    };
+    let (orgs, first, machine_ids) = tokio::join!(
+        api.list_organizations(),
+        first_lists(api, guess),
+        machine_ids
+    );
     let orgs = orgs.ok()?;
     match first {
         Some((locations, fragments)) if only(&orgs, guess) => {
-            let limit = opts.read_concurrency.max(1);
-            let lists = lists_after(api, guess, locations, fragments, limit).await;
+            let ahead = machine_ids
+                .filter(|ids| !ids.is_empty())
+                .map(|ids| PartsAhead::start(Arc::clone(shared), ids, Arc::clone(&permits), limit));
+            let lists = lists_after(api, guess, locations, fragments, limit, Some(&permits)).await;
             Some(Early {
                 observed_at,
                 orgs,
-                lists,
+                lists: lists.map(|lists| EarlyLists { ahead, ..lists }),
             })
         }
         _ => Some(read_lists(api, observed_at, orgs, lists).await),
@@ -163,7 +188,7 @@ async fn read_lists(
 /// The early reads of a command that must hold the organization's lease before its reads
 /// count (`apply`), in as few round trips: `ListOrganizations`, then for a key that sees one
 /// organization `ListFragments`, then `lease` (given its whole answer, the lease's fragment
-/// included) ∥ `ListLocations` and the machines ∥ `ListMachineSummaries` and the parts read
+/// included) ∥ `ListLocations` and the machines ∥ `ListRobotsForOrg` and the parts read
 /// ahead from it (see the module docs). With a guess of the organization
 /// ([`ObserveOptions::organization_guess`]), its fragments are listed together with the
 /// organizations, and that listing is kept only when the key sees exactly that organization.
@@ -224,18 +249,14 @@ where
     };
     let own = own_fragments(fragments.clone());
     // The machines come in two rounds (locations, then their machines), and the parts can be
-    // read as soon as the machines' ids are known: `ListMachineSummaries` gives them in the
-    // first round, so the parts are read ahead while the machines are listed, in the slots
-    // that round would leave idle. The listing still says which machines there are (the
-    // summaries only start reads: a machine they miss is read by the observation, one they
-    // name that the listing does not is dropped with the parts out of scope). A cloud
-    // without summaries reads the parts after the listing, as before. Every read from here
-    // on takes its slot from one semaphore, the pool's and then the observation's: never
-    // more than `limit` in flight.
+    // read as soon as the machines' ids are known: `ListRobotsForOrg` gives them in the
+    // first round, so the parts are read ahead while the machines are listed (see the module
+    // docs). Every read from here on takes its slot from one semaphore, the pool's and then
+    // the observation's: never more than `limit` in flight.
     let permits = Arc::new(Semaphore::new(limit));
     let ahead = async {
-        let summaries = slot(&permits, api.machine_summaries(&org_id, &[])).await;
-        let machines = summarised_machines(summaries.ok()?);
+        let listed = slot(&permits, api.list_machines_for_org(&org_id)).await;
+        let machines = listed.ok()?.into_iter().map(|m| m.id).collect();
         let permits = Arc::clone(&permits);
         Some(PartsAhead::start(
             Arc::clone(shared),
@@ -290,7 +311,7 @@ where
 
 async fn lists_of(api: &dyn CloudApi, org_id: &str, limit: usize) -> Option<EarlyLists> {
     let (locations, fragments) = first_lists(api, org_id).await?;
-    lists_after(api, org_id, locations, fragments, limit).await
+    lists_after(api, org_id, locations, fragments, limit, None).await
 }
 
 /// The organization's locations and fragments, listed together.
@@ -308,17 +329,24 @@ async fn lists_after(
     locations: Vec<Location>,
     fragments: Vec<Fragment>,
     limit: usize,
+    permits: Option<&Semaphore>,
 ) -> Option<EarlyLists> {
     let fragments = own_fragments(fragments);
     let ids: Vec<String> = locations.iter().map(|l| l.id.clone()).collect();
+    let calls = machine_calls(&ids, limit);
+    let machines = async {
+        let _slots = match permits {
+            Some(p) => Some(
+                p.acquire_many(u32::try_from(calls).unwrap_or(u32::MAX))
+                    .await,
+            ),
+            None => None,
+        };
+        list_machines(api, org_id, &ids, limit).await
+    };
     let (machines, fragment_reads) = tokio::join!(
-        list_machines(api, org_id, &ids, limit),
-        read_fragments_ahead(
-            api,
-            &fragments,
-            limit.saturating_sub(machine_calls(&ids, limit)),
-            None
-        )
+        machines,
+        read_fragments_ahead(api, &fragments, limit.saturating_sub(calls), permits)
     );
     Some(EarlyLists {
         org_id: org_id.to_string(),
@@ -334,15 +362,6 @@ async fn lists_after(
 async fn slot<T>(permits: &Semaphore, read: impl std::future::Future<Output = T>) -> T {
     let _slot = permits.acquire().await;
     read.await
-}
-
-/// The machines `summaries` name, in the order named, each once.
-fn summarised_machines(summaries: Vec<crate::model::PartSummary>) -> Vec<String> {
-    let mut seen = HashSet::new();
-    summaries
-        .into_iter()
-        .filter_map(|s| seen.insert(s.machine_id.clone()).then_some(s.machine_id))
-        .collect()
 }
 
 /// How many calls [`list_machines`] makes for `location_ids`, at most `limit` at once.

@@ -32,9 +32,10 @@ pub(super) async fn get_fragment(
                 store::fragment_at(db, &f, rev)?
             }
         };
+        let (fragment, usage) = store::fragment_pb_and_usage(db, &shown, &who.org_id)?;
         Ok(pb::GetFragmentResponse {
-            fragment: Some(store::fragment_pb(db, &shown)?),
-            fragment_usage: Some(store::fragment_usage(db, &shown.id, &who.org_id)?.total),
+            fragment: Some(fragment),
+            fragment_usage: Some(usage.total),
             revisions: store::fragment_revisions(db, &shown.id)?,
             tags: store::fragment_tags(db, &shown.id)?,
         })

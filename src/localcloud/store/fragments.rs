@@ -72,10 +72,6 @@ pub fn fragment_part_count(db: &Connection, id: &str) -> R<i64> {
 }
 
 pub fn fragment_pb(db: &Connection, f: &FragmentRow) -> R<pb::Fragment> {
-    let owner = org(db, &f.org_id)?;
-    let count = fragment_part_count(db, &f.id)?;
-    let config: serde_json::Value =
-        serde_json::from_str(&f.config).unwrap_or_else(|_| serde_json::json!({}));
     // The organizations whose machines import it, and whether the owner is one of them, in
     // one pass over its importing machines: `fragment_imports` has the machine of every
     // import in its index, so the pass joins machines and locations only (one import row per
@@ -88,6 +84,32 @@ pub fn fragment_pb(db: &Connection, f: &FragmentRow) -> R<pb::Fragment> {
              WHERE fi.fragment_id = ?1",
         )
         .and_then(|mut st| st.query_row(params![f.id, f.org_id], |r| Ok((r.get(0)?, r.get(1)?)))))?;
+    fragment_pb_counted(db, f, orgs_using, owner_uses)
+}
+
+/// `GetFragment`'s fragment and usage from one pass over the fragment's imports (see
+/// [`fragment_usage`]; `current_org` is the caller's organization).
+pub fn fragment_pb_and_usage(
+    db: &Connection,
+    f: &FragmentRow,
+    current_org: &str,
+) -> R<(pb::Fragment, Usage)> {
+    let (usage, owner_uses) = usage_of(db, &f.id, current_org, &f.org_id)?;
+    let orgs_using = i64::from(usage.total.organizations);
+    Ok((fragment_pb_counted(db, f, orgs_using, owner_uses)?, usage))
+}
+
+/// [`fragment_pb`] with the organizations importing it counted already.
+fn fragment_pb_counted(
+    db: &Connection,
+    f: &FragmentRow,
+    orgs_using: i64,
+    owner_uses: bool,
+) -> R<pb::Fragment> {
+    let owner = org(db, &f.org_id)?;
+    let count = fragment_part_count(db, &f.id)?;
+    let config: serde_json::Value =
+        serde_json::from_str(&f.config).unwrap_or_else(|_| serde_json::json!({}));
     Ok(pb::Fragment {
         id: f.id.clone(),
         name: f.name.clone(),
@@ -402,6 +424,16 @@ pub struct Usage {
 /// were written (`fragment_imports`): for each version, the machines whose parts import it at
 /// that version, the organizations they belong to, and how many of them are in `current_org`.
 pub fn fragment_usage(db: &Connection, fragment_id: &str, current_org: &str) -> R<Usage> {
+    Ok(usage_of(db, fragment_id, current_org, "")?.0)
+}
+
+/// [`fragment_usage`], and whether organization `owner` is among those importing it.
+fn usage_of(
+    db: &Connection,
+    fragment_id: &str,
+    current_org: &str,
+    owner: &str,
+) -> R<(Usage, bool)> {
     use std::collections::{BTreeMap, BTreeSet};
     let mut st = q(db.prepare_cached(
         "SELECT fi.robot_id, l.org_id, fi.version FROM fragment_imports fi \
@@ -416,6 +448,7 @@ pub fn fragment_usage(db: &Connection, fragment_id: &str, current_org: &str) -> 
         ))
     }))?;
     let imports: Vec<(String, String, Option<String>)> = q(rows.collect())?;
+    let owner_uses = imports.iter().any(|(_, org, _)| org == owner);
     // version -> (machines, organizations, machines in the current organization)
     type Counts = (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>);
     let mut by_version: BTreeMap<Option<String>, Counts> = BTreeMap::new();
@@ -436,11 +469,12 @@ pub fn fragment_usage(db: &Connection, fragment_id: &str, current_org: &str) -> 
         machines_in_current_org: local.len() as i32,
         version,
     };
-    Ok(Usage {
+    let usage = Usage {
         by_version: by_version
             .into_iter()
             .map(|(version, counts)| usage(version, counts))
             .collect(),
         total: usage(None, total),
-    })
+    };
+    Ok((usage, owner_uses))
 }
