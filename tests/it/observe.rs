@@ -201,16 +201,8 @@ async fn early_reads_serve_the_observation() {
     let once = c.rpc_counts();
     // Without a guess of the organization, with the right one, and with a wrong one (whose
     // lists fail and are made again for the organization the key sees).
-    let wrong = "00000000-0000-4000-8000-000000000000";
-    for (guess, wasted) in [
-        (None, 0),
-        (Some(cloud.org_id.as_str()), 0),
-        (Some(wrong), 1),
-    ] {
-        let opts = ObserveOptions {
-            organization_guess: guess.map(String::from),
-            ..opts.clone()
-        };
+    for (guess, opts, wasted) in guesses(&opts, &cloud.org_id) {
+        let guess = guess.as_deref();
         c.reset_rpc_counts();
         let before = Timestamp::now();
         let early = read_early(&shared(&c), Some(&opts))
@@ -358,16 +350,7 @@ async fn leased_early_reads_serve_the_observation() {
 
         // Without a guess of the organization, with the right one, and with a wrong one
         // (whose fragment listing fails and is made again).
-        let wrong = "00000000-0000-4000-8000-000000000000";
-        for (guess, wasted) in [
-            (None, 0),
-            (Some(cloud.org_id.as_str()), 0),
-            (Some(wrong), 1),
-        ] {
-            let opts = ObserveOptions {
-                organization_guess: guess.map(String::from),
-                ..opts.clone()
-            };
+        for (guess, opts, wasted) in guesses(&opts, &cloud.org_id) {
             c.reset_rpc_counts();
             let api: std::sync::Arc<dyn CloudApi> = std::sync::Arc::new(c.clone());
             let lease = |_org: String, _listed| async { Some(((), true)) };
@@ -1024,4 +1007,20 @@ async fn attribute_returns_the_newest_history_entry() {
 /// A client as the shared `CloudApi` the early reads take.
 fn shared(c: &Client) -> std::sync::Arc<dyn CloudApi> {
     std::sync::Arc::new(c.clone())
+}
+
+/// `opts` without a guess of the organization, with the right one (`org_id`) and with a wrong
+/// one: each with the guess and how many of each first list a wrong guess wastes.
+fn guesses(opts: &ObserveOptions, org_id: &str) -> Vec<(Option<String>, ObserveOptions, u64)> {
+    let wrong = "00000000-0000-4000-8000-000000000000";
+    [(None, 0), (Some(org_id), 0), (Some(wrong), 1)]
+        .into_iter()
+        .map(|(guess, wasted)| {
+            let opts = ObserveOptions {
+                organization_guess: guess.map(String::from),
+                ..opts.clone()
+            };
+            (guess.map(String::from), opts, wasted)
+        })
+        .collect()
 }
