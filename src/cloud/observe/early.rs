@@ -133,12 +133,7 @@ pub async fn read_early(
     // takes its slot from one semaphore, the pool's and then the observation's.
     let limit = opts.read_concurrency.max(1);
     let permits = Arc::new(Semaphore::new(limit));
-    let machine_ids = async {
-        let listed = slot(&permits, api.list_machines_for_org(guess)).await;
-        listed
-            .ok()
-            .map(|ms| ms.into_iter().map(|m| m.id).collect::<Vec<_>>())
-    };
+    let machine_ids = org_machine_ids(api, &permits, guess);
     let (orgs, first, machine_ids) = tokio::join!(
         api.list_organizations(),
         first_lists(api, guess),
@@ -255,8 +250,7 @@ where
     // the observation's: never more than `limit` in flight.
     let permits = Arc::new(Semaphore::new(limit));
     let ahead = async {
-        let listed = slot(&permits, api.list_machines_for_org(&org_id)).await;
-        let machines = listed.ok()?.into_iter().map(|m| m.id).collect();
+        let machines = org_machine_ids(api, &permits, &org_id).await?;
         let permits = Arc::clone(&permits);
         Some(PartsAhead::start(
             Arc::clone(shared),
@@ -362,6 +356,17 @@ async fn lists_after(
 async fn slot<T>(permits: &Semaphore, read: impl std::future::Future<Output = T>) -> T {
     let _slot = permits.acquire().await;
     read.await
+}
+
+/// The ids of organization `org_id`'s machines (`ListRobotsForOrg`, in a slot of `permits`),
+/// to start the parts read-ahead from; `None` when the cloud does not answer it.
+async fn org_machine_ids(
+    api: &dyn CloudApi,
+    permits: &Semaphore,
+    org_id: &str,
+) -> Option<Vec<String>> {
+    let listed = slot(permits, api.list_machines_for_org(org_id)).await;
+    Some(listed.ok()?.into_iter().map(|m| m.id).collect())
 }
 
 /// How many calls [`list_machines`] makes for `location_ids`, at most `limit` at once.
